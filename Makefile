@@ -27,7 +27,8 @@ proto-check: proto ## fail when the committed generated code differs from the .p
 run: $(STAMP) ## start everything on the embedded default (SQLite under var/, local RabbitMQ)
 	@bash infra/ensure-rabbitmq.sh
 	@mkdir -p var
-	$(PY) -m shared.launcher
+	$(PY) -m services.pathway migrate
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH PYTHONUNBUFFERED=1 $(VENV)/bin/honcho -d . -f infra/Procfile start
 
 test: $(STAMP) ## unit, integration and end-to-end tests against the real broker and databases
 	@bash infra/ensure-rabbitmq.sh

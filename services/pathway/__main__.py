@@ -1,0 +1,53 @@
+"""Pathway processes: `project` (RabbitMQ → read model), `serve` (PathwayService over gRPC),
+`migrate` (schema to the newest revision), `rebuild` (read model from the services' stores).
+
+    python -m services.pathway project|serve|migrate|rebuild
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from services.pathway import api, migrate, readmodel
+from services.pathway.projector import Projector
+from services.pathway.rebuild import rebuild
+from shared import config
+from shared.grpc_server import start_server
+from shared.process import setup_logging, stop_event
+from shared.store import CarepathApplication
+
+SERVICE = "pathway"
+log = logging.getLogger(SERVICE)
+
+
+def source_stores() -> dict[str, CarepathApplication]:
+    """The domain services' stores, for rebuilds (each at its configured URL)."""
+    from services.referrals.application import ReferralsApplication
+
+    return {"referrals": ReferralsApplication.from_url(config.database_url("referrals"))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m services.pathway")
+    parser.add_argument("process", choices=["project", "serve", "migrate", "rebuild"])
+    args = parser.parse_args()
+    setup_logging(f"{SERVICE}-{args.process}")
+    engine = readmodel.create_engine(config.database_url(SERVICE))
+    migrate.upgrade(engine)
+    if args.process == "migrate":
+        log.info("read model schema is current")
+    elif args.process == "rebuild":
+        count = rebuild(engine, source_stores())
+        log.info("rebuilt the read model from %d events", count)
+    elif args.process == "project":
+        Projector(engine, config.amqp_uri()).run(stop_event())
+    else:
+        address = config.grpc_address(SERVICE)
+        server = start_server(address, api.register(engine), api.SERVICE_NAMES, config.jwt_secret())
+        log.info("PathwayService listening on %s", address)
+        server.wait_for_signal()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""The projector: every service's events → the pathway read model.
+
+One durable queue (`pathway.projector`) bound to every `<service>.events` exchange. Messages
+are taken in batches (prefetch window), written in one transaction per batch, and acked with
+one multiple-ack after the commit. Duplicates are dropped on `event_id`; every patient touched
+by a batch is re-folded from all of its stored events, so order of arrival cannot matter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+
+import sqlalchemy as sa
+from pika.exceptions import AMQPError
+from sqlalchemy.engine import Connection, Engine
+
+from services.pathway import readmodel as rm
+from services.pathway.fold import fold
+from shared import amqp
+from shared.envelope import Envelope, EnvelopeError
+
+log = logging.getLogger(__name__)
+
+QUEUE = "pathway.projector"
+
+
+def _event_row(e: Envelope) -> dict[str, object]:
+    return {
+        "event_id": e.event_id,
+        "patient_key": rm.patient_key(e.patient),
+        "source": e.source,
+        "event_type": e.event_type,
+        "aggregate_id": e.aggregate_id,
+        "aggregate_version": e.aggregate_version,
+        "occurred_at": rm.utc_iso(e.occurred_at),
+        "recorded_at": rm.utc_iso(e.recorded_at),
+        "envelope": json.dumps(asdict(e), sort_keys=True, separators=(",", ":")),
+    }
+
+
+def _chunks(items: Sequence[str], size: int = 500) -> list[Sequence[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _load_patient_events(conn: Connection, keys: Sequence[str]) -> dict[str, list[Envelope]]:
+    found: dict[str, list[Envelope]] = {k: [] for k in keys}
+    for chunk in _chunks(keys):
+        rows = conn.execute(
+            sa.select(rm.events.c.patient_key, rm.events.c.envelope).where(
+                rm.events.c.patient_key.in_(chunk)
+            )
+        )
+        for key, body in rows:
+            found[key].append(Envelope(**json.loads(body)))
+    return found
+
+
+def refold(conn: Connection, keys: Sequence[str]) -> None:
+    """Recompute the derived rows of these patients from their stored events."""
+    if not keys:
+        return
+    histories = _load_patient_events(conn, keys)
+    for chunk in _chunks(keys):
+        for table in rm.DERIVED:
+            conn.execute(table.delete().where(table.c.patient_key.in_(chunk)))
+    timeline_rows: list[dict[str, object]] = []
+    referral_rows: list[dict[str, object]] = []
+    patient_rows: list[dict[str, object]] = []
+    for key, history in histories.items():
+        if not history:
+            continue
+        pathway = fold(history)
+        for position, (e, summary) in enumerate(pathway.timeline):
+            timeline_rows.append(
+                {
+                    "patient_key": key,
+                    "position": position,
+                    "event_id": e.event_id,
+                    "event_type": e.event_type,
+                    "source": e.source,
+                    "level": e.actor.get("org_kind", ""),
+                    "actor_her_id": e.actor.get("her_id", ""),
+                    "actor_hpr": e.actor.get("hpr"),
+                    "occurred_at": rm.utc_iso(e.occurred_at),
+                    "recorded_at": rm.utc_iso(e.recorded_at),
+                    "aggregate_id": e.aggregate_id,
+                    "summary": summary[:300],
+                }
+            )
+        for r in pathway.referrals:
+            referral_rows.append(
+                {
+                    "referral_id": r.referral_id,
+                    "patient_key": key,
+                    "state": r.state,
+                    "priority": r.priority,
+                    "cancer_pathway": r.cancer_pathway,
+                    "sender_her_id": r.sender_her_id,
+                    "receiver_her_id": r.receiver_her_id,
+                    "sent_at": r.sent_at,
+                    "updated_at": r.updated_at,
+                    "is_open": r.is_open,
+                }
+            )
+        first, last = pathway.timeline[0][0], pathway.timeline[-1][0]
+        patient_rows.append(
+            {
+                "patient_key": key,
+                "system": first.patient["system"],
+                "value": first.patient["value"],
+                "event_count": len(pathway.timeline),
+                "open_referrals": pathway.open_referrals,
+                "first_occurred_at": rm.utc_iso(first.occurred_at),
+                "last_occurred_at": rm.utc_iso(last.occurred_at),
+            }
+        )
+    for table, rows in (
+        (rm.timeline, timeline_rows),
+        (rm.referrals, referral_rows),
+        (rm.patients, patient_rows),
+    ):
+        if rows:
+            conn.execute(table.insert(), rows)
+
+
+def project(conn: Connection, envelopes: Sequence[Envelope]) -> set[str]:
+    """Store the new events of a batch and re-fold the patients they touch. Returns the
+    patient keys changed (empty when everything was a duplicate)."""
+    unique = {e.event_id: e for e in envelopes}
+    known: set[str] = set()
+    for chunk in _chunks(list(unique)):
+        known.update(
+            conn.execute(
+                sa.select(rm.events.c.event_id).where(rm.events.c.event_id.in_(chunk))
+            ).scalars()
+        )
+    new = [e for event_id, e in unique.items() if event_id not in known]
+    if not new:
+        return set()
+    conn.execute(rm.events.insert(), [_event_row(e) for e in new])
+    keys = sorted({rm.patient_key(e.patient) for e in new})
+    refold(conn, keys)
+    return set(keys)
+
+
+def declare_topology(channel: amqp.BlockingChannel, queue: str = QUEUE) -> None:
+    amqp.declare_dead_letter(channel)
+    channel.queue_declare(
+        queue, durable=True, arguments={"x-dead-letter-exchange": amqp.DEAD_LETTER_EXCHANGE}
+    )
+    for service in amqp.SERVICES:
+        amqp.declare_exchange(channel, service)
+        channel.queue_bind(queue, amqp.exchange_name(service), routing_key="#")
+
+
+class Projector:
+    """Consumes `pathway.projector` until stopped, reconnecting with back-off."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        amqp_uri: str,
+        max_batch: int = 500,
+        on_batch: Callable[[set[str]], None] | None = None,
+        queue: str = QUEUE,
+    ) -> None:
+        self._engine = engine
+        self._queue = queue
+        self._uri = amqp_uri
+        self._max_batch = max_batch
+        self._on_batch = on_batch
+        self.projected = 0
+
+    def _handle(self, channel: amqp.BlockingChannel, batch: list[amqp.Delivery]) -> None:
+        envelopes: list[Envelope] = []
+        for delivery in batch:
+            try:
+                envelopes.append(Envelope.from_json(delivery.body))
+            except EnvelopeError as exc:
+                log.warning("dead-lettering a message from %s: %s", delivery.exchange, exc)
+                amqp.dead_letter(channel, delivery, str(exc))
+        with self._engine.begin() as conn:
+            changed = project(conn, envelopes)
+        amqp.ack_batch(channel, batch)
+        self.projected += len(envelopes)
+        if self._on_batch:
+            self._on_batch(changed)
+
+    def run(self, stop: threading.Event) -> None:
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                connection = amqp.connect(self._uri, "pathway-projector")
+            except (AMQPError, OSError) as exc:
+                log.warning("broker unavailable (%s); retrying in %.1fs", type(exc).__name__, backoff)
+                stop.wait(backoff)
+                backoff = min(5.0, backoff * 2)
+                continue
+            backoff = 0.2
+            try:
+                channel = connection.channel()
+                declare_topology(channel, self._queue)
+                log.info("consuming %s", self._queue)
+                for batch in amqp.consume_batches(channel, self._queue, self._max_batch):
+                    if batch:
+                        self._handle(channel, batch)
+                    if stop.is_set():
+                        break
+                channel.cancel()
+            except (AMQPError, OSError) as exc:
+                log.warning("lost the broker (%s); reconnecting", type(exc).__name__)
+            except sa.exc.OperationalError as exc:
+                # Nothing was acked: closing the channel returns the batch to the queue.
+                log.warning("read model unavailable (%s); retrying", type(exc).__name__)
+                stop.wait(backoff)
+            finally:
+                if connection.is_open:
+                    try:
+                        connection.close()
+                    except (AMQPError, OSError):
+                        pass

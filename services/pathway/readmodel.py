@@ -1,0 +1,123 @@
+"""The pathway read model: every patient event (deduplicated on event_id) and what the fold
+derives from them — the timeline in clinical order, each referral's state, a patient summary.
+
+The schema is owned by Alembic (services/pathway/migrations); these Table objects describe it
+for queries. Times are stored as normalised UTC ISO strings so that SQLite and PostgreSQL sort
+them identically and a rebuild is byte-for-byte the same.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+
+events = sa.Table(
+    "pathway_events",
+    metadata,
+    sa.Column("event_id", sa.String(100), primary_key=True),
+    sa.Column("patient_key", sa.String(120), nullable=False, index=True),
+    sa.Column("source", sa.String(40), nullable=False),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("aggregate_id", sa.String(64), nullable=False),
+    sa.Column("aggregate_version", sa.Integer, nullable=False),
+    sa.Column("occurred_at", sa.String(32), nullable=False),
+    sa.Column("recorded_at", sa.String(32), nullable=False),
+    sa.Column("envelope", sa.Text, nullable=False),
+)
+
+patients = sa.Table(
+    "pathway_patients",
+    metadata,
+    sa.Column("patient_key", sa.String(120), primary_key=True),
+    sa.Column("system", sa.String(60), nullable=False),
+    sa.Column("value", sa.String(40), nullable=False),
+    sa.Column("event_count", sa.Integer, nullable=False),
+    sa.Column("open_referrals", sa.Integer, nullable=False),
+    sa.Column("first_occurred_at", sa.String(32), nullable=False),
+    sa.Column("last_occurred_at", sa.String(32), nullable=False),
+)
+
+timeline = sa.Table(
+    "pathway_timeline",
+    metadata,
+    sa.Column("patient_key", sa.String(120), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("event_id", sa.String(100), nullable=False),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("source", sa.String(40), nullable=False),
+    sa.Column("level", sa.String(20), nullable=False),
+    sa.Column("actor_her_id", sa.String(20), nullable=False),
+    sa.Column("actor_hpr", sa.String(20), nullable=True),
+    sa.Column("occurred_at", sa.String(32), nullable=False),
+    sa.Column("recorded_at", sa.String(32), nullable=False),
+    sa.Column("aggregate_id", sa.String(64), nullable=False),
+    sa.Column("summary", sa.String(300), nullable=False),
+)
+
+referrals = sa.Table(
+    "pathway_referrals",
+    metadata,
+    sa.Column("referral_id", sa.String(64), primary_key=True),
+    sa.Column("patient_key", sa.String(120), nullable=False, index=True),
+    sa.Column("state", sa.String(30), nullable=False),
+    sa.Column("priority", sa.String(20), nullable=False),
+    sa.Column("cancer_pathway", sa.String(20), nullable=True),
+    sa.Column("sender_her_id", sa.String(20), nullable=False),
+    sa.Column("receiver_her_id", sa.String(20), nullable=False),
+    sa.Column("sent_at", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Column("is_open", sa.Boolean, nullable=False),
+)
+
+audit_log = sa.Table(
+    "pathway_audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("read_at", sa.String(32), nullable=False),
+    sa.Column("patient_key", sa.String(120), nullable=False, index=True),
+    sa.Column("actor_her_id", sa.String(20), nullable=False),
+    sa.Column("actor_org_kind", sa.String(20), nullable=False),
+    sa.Column("actor_hpr", sa.String(20), nullable=True),
+    sa.Column("purpose", sa.String(200), nullable=False),
+    sa.Column("operation", sa.String(100), nullable=False),
+)
+
+#: Tables derived from `pathway_events` by the fold (cleared and refilled per patient).
+DERIVED = (timeline, referrals, patients)
+
+
+def utc_iso(value: str | datetime) -> str:
+    """Normalise a timestamp to 'YYYY-MM-DDTHH:MM:SS.ffffffZ' (sortable as text)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def patient_key(patient: dict[str, str]) -> str:
+    return f"{patient['system']}|{patient['value']}"
+
+
+def create_engine(url: str) -> Engine:
+    """An engine for the read model; SQLite gets WAL and a busy timeout so the projector
+    (writer) and the API (reader, audit writer) work side by side."""
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @sa.event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    return engine

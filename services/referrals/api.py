@@ -1,0 +1,172 @@
+"""ReferralService over gRPC: translate requests into commands, referrals into replies.
+Errors are raised as domain errors; the shared interceptor maps them to status codes."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import grpc
+
+from carepath.v1 import common_pb2, referrals_pb2, referrals_pb2_grpc
+from services.referrals.application import ReferralsApplication
+from services.referrals.domain import AppRecStatus, CancerPathway, Priority, Referral
+from shared import api
+from shared.errors import InvalidArgument
+from shared.grpc_server import current_actor
+
+STATE_TO_PB = {s: referrals_pb2.ReferralState.Value(f"REFERRAL_STATE_{s}") for s in
+               ("SENT", "RECEIVED", "RECEIPT_REJECTED", "ACCEPTED", "REJECTED", "FORWARDED",
+                "COMPLETED", "CANCELLED")}
+PRIORITY_FROM_PB = {
+    referrals_pb2.REFERRAL_PRIORITY_ROUTINE: Priority.ROUTINE,
+    referrals_pb2.REFERRAL_PRIORITY_URGENT: Priority.URGENT,
+}
+PRIORITY_TO_PB = {v: k for k, v in PRIORITY_FROM_PB.items()}
+CANCER_FROM_PB = {
+    referrals_pb2.CANCER_PATHWAY_BREAST: CancerPathway.BREAST,
+    referrals_pb2.CANCER_PATHWAY_COLORECTAL: CancerPathway.COLORECTAL,
+    referrals_pb2.CANCER_PATHWAY_LYMPHOMA: CancerPathway.LYMPHOMA,
+}
+CANCER_TO_PB = {v: k for k, v in CANCER_FROM_PB.items()}
+APPREC_FROM_PB = {
+    common_pb2.APP_REC_STATUS_OK: AppRecStatus.OK,
+    common_pb2.APP_REC_STATUS_REJECTED: AppRecStatus.REJECTED,
+    common_pb2.APP_REC_STATUS_OK_ERROR_IN_PART: AppRecStatus.OK_ERROR_IN_PART,
+}
+APPREC_TO_PB = {v: k for k, v in APPREC_FROM_PB.items()}
+
+
+def referral_to_pb(referral: Referral) -> referrals_pb2.Referral:
+    pb = referrals_pb2.Referral(
+        referral_id=str(referral.id),
+        patient=api.patient_to_pb(referral.patient),
+        state=STATE_TO_PB[referral.state.value],
+        priority=PRIORITY_TO_PB[referral.priority],
+        cancer_pathway=(
+            CANCER_TO_PB[referral.cancer_pathway] if referral.cancer_pathway else 0
+        ),
+        sender_her_id=referral.sender_her_id,
+        receiver_her_id=referral.receiver_her_id,
+        sent_at=api.timestamp(referral.sent_at),
+        version=referral.version,
+    )
+    if referral.received_at:
+        pb.received_at.CopyFrom(api.timestamp(referral.received_at))
+    if referral.last_receipt:
+        pb.last_receipt.CopyFrom(
+            common_pb2.AppRec(
+                status=APPREC_TO_PB[AppRecStatus(referral.last_receipt["status"])],
+                errors=[common_pb2.AppRecError(**e) for e in referral.last_receipt["errors"]],
+            )
+        )
+    if referral.planned_date:
+        pb.planned_date.CopyFrom(api.date_to_pb(referral.planned_date))
+    return pb
+
+
+def _referral_id(request: Any) -> UUID:
+    if not request.referral_id:
+        raise InvalidArgument("referral_id", "is required")
+    return UUID(api.uuid_field(request.referral_id, "referral_id"))
+
+
+class ReferralServicer(referrals_pb2_grpc.ReferralServiceServicer):
+    def __init__(self, app: ReferralsApplication) -> None:
+        self._app = app
+
+    def SendReferral(
+        self, request: referrals_pb2.SendReferralRequest, context: grpc.ServicerContext
+    ) -> referrals_pb2.Referral:
+        ctx = api.command_context(request, current_actor())
+        patient = api.patient(request)
+        receiver = api.her_id(request.receiver_her_id, "receiver_her_id")
+        reason = api.text(request.reason, "reason")
+        if request.priority not in PRIORITY_FROM_PB:
+            raise InvalidArgument("priority", "is required (ROUTINE or URGENT)")
+        cancer = None
+        if request.cancer_pathway:
+            if request.cancer_pathway not in CANCER_FROM_PB:
+                raise InvalidArgument("cancer_pathway", "is not a known cancer pathway")
+            cancer = CANCER_FROM_PB[request.cancer_pathway]
+        referral = self._app.send_referral(
+            ctx, patient, receiver, reason, PRIORITY_FROM_PB[request.priority], cancer
+        )
+        return referral_to_pb(referral)
+
+    def RecordReferralReceipt(
+        self, request: referrals_pb2.RecordReferralReceiptRequest, context: grpc.ServicerContext
+    ) -> referrals_pb2.Referral:
+        ctx = api.command_context(request, current_actor())
+        referral_id = _referral_id(request)
+        if not request.HasField("receipt"):
+            raise InvalidArgument("receipt", "is required")
+        if request.receipt.status not in APPREC_FROM_PB:
+            raise InvalidArgument(
+                "receipt.status", "is required (OK, REJECTED or OK_ERROR_IN_PART)"
+            )
+        errors = [
+            {"code": e.code.strip(), "description": e.description.strip()}
+            for e in request.receipt.errors
+        ]
+        referral = self._app.record_receipt(
+            ctx, referral_id, APPREC_FROM_PB[request.receipt.status], errors
+        )
+        return referral_to_pb(referral)
+
+    def AcceptReferral(
+        self, request: referrals_pb2.AcceptReferralRequest, context: grpc.ServicerContext
+    ) -> referrals_pb2.Referral:
+        ctx = api.command_context(request, current_actor())
+        referral_id = _referral_id(request)
+        if not request.HasField("planned_date"):
+            raise InvalidArgument("planned_date", "is required")
+        planned = api.date_from_pb(request.planned_date, "planned_date")
+        return referral_to_pb(self._app.accept(ctx, referral_id, planned))
+
+    def RejectReferral(
+        self, request: referrals_pb2.RejectReferralRequest, context: grpc.ServicerContext
+    ) -> referrals_pb2.Referral:
+        ctx = api.command_context(request, current_actor())
+        referral_id = _referral_id(request)
+        reason = api.text(request.reason, "reason")
+        return referral_to_pb(self._app.reject(ctx, referral_id, reason))
+
+    def ForwardReferral(
+        self, request: referrals_pb2.ForwardReferralRequest, context: grpc.ServicerContext
+    ) -> referrals_pb2.Referral:
+        ctx = api.command_context(request, current_actor())
+        referral_id = _referral_id(request)
+        new_receiver = api.her_id(request.new_receiver_her_id, "new_receiver_her_id")
+        reason = api.text(request.reason, "reason")
+        return referral_to_pb(self._app.forward(ctx, referral_id, new_receiver, reason))
+
+    def CompleteReferral(
+        self, request: referrals_pb2.CompleteReferralRequest, context: grpc.ServicerContext
+    ) -> referrals_pb2.Referral:
+        ctx = api.command_context(request, current_actor())
+        return referral_to_pb(self._app.complete(ctx, _referral_id(request)))
+
+    def CancelReferral(
+        self, request: referrals_pb2.CancelReferralRequest, context: grpc.ServicerContext
+    ) -> referrals_pb2.Referral:
+        ctx = api.command_context(request, current_actor())
+        referral_id = _referral_id(request)
+        reason = api.text(request.reason, "reason")
+        return referral_to_pb(self._app.cancel(ctx, referral_id, reason))
+
+    def GetReferral(
+        self, request: referrals_pb2.GetReferralRequest, context: grpc.ServicerContext
+    ) -> referrals_pb2.Referral:
+        referral = self._app.get_referral(current_actor(), _referral_id(request))
+        return referral_to_pb(referral)
+
+
+SERVICE_NAMES = (referrals_pb2.DESCRIPTOR.services_by_name["ReferralService"].full_name,)
+
+
+def register(app: ReferralsApplication) -> Any:
+    def _register(server: grpc.Server) -> None:
+        referrals_pb2_grpc.add_ReferralServiceServicer_to_server(ReferralServicer(app), server)
+
+    return _register

@@ -1,0 +1,86 @@
+"""Referral commands: load → change → save, idempotent on the client's command_id."""
+
+from __future__ import annotations
+
+from datetime import date
+from uuid import UUID
+
+from services.referrals.domain import (
+    AppRecStatus,
+    CancerPathway,
+    Priority,
+    Referral,
+    referral_id_for,
+)
+from shared.auth import Actor
+from shared.domain import CommandContext
+from shared.errors import NotPermitted
+from shared.store import CarepathApplication
+
+WHAT = "referral"
+
+
+class ReferralsApplication(CarepathApplication):
+    name = "referrals"
+
+    def send_referral(
+        self,
+        ctx: CommandContext,
+        patient: dict[str, str],
+        receiver_her_id: str,
+        reason: str,
+        priority: Priority,
+        cancer_pathway: CancerPathway | None,
+    ) -> Referral:
+        referral_id = referral_id_for(ctx.actor.her_id, ctx.command_id)
+        return self.create_once(
+            Referral,
+            referral_id,
+            ctx.command_id,
+            WHAT,
+            lambda: Referral.send(ctx, patient, receiver_her_id, reason, priority, cancer_pathway),
+        )
+
+    def record_receipt(
+        self,
+        ctx: CommandContext,
+        referral_id: UUID,
+        status: AppRecStatus,
+        errors: list[dict[str, str]],
+    ) -> Referral:
+        return self.change(
+            Referral, referral_id, ctx.command_id, WHAT,
+            lambda r: r.record_receipt(ctx, status, errors),
+        )
+
+    def accept(self, ctx: CommandContext, referral_id: UUID, planned_date: date) -> Referral:
+        return self.change(
+            Referral, referral_id, ctx.command_id, WHAT, lambda r: r.accept(ctx, planned_date)
+        )
+
+    def reject(self, ctx: CommandContext, referral_id: UUID, reason: str) -> Referral:
+        return self.change(
+            Referral, referral_id, ctx.command_id, WHAT, lambda r: r.reject(ctx, reason)
+        )
+
+    def forward(
+        self, ctx: CommandContext, referral_id: UUID, new_receiver_her_id: str, reason: str
+    ) -> Referral:
+        return self.change(
+            Referral, referral_id, ctx.command_id, WHAT,
+            lambda r: r.forward(ctx, new_receiver_her_id, reason),
+        )
+
+    def complete(self, ctx: CommandContext, referral_id: UUID) -> Referral:
+        return self.change(Referral, referral_id, ctx.command_id, WHAT, lambda r: r.complete(ctx))
+
+    def cancel(self, ctx: CommandContext, referral_id: UUID, reason: str) -> Referral:
+        return self.change(
+            Referral, referral_id, ctx.command_id, WHAT, lambda r: r.cancel(ctx, reason)
+        )
+
+    def get_referral(self, actor: Actor, referral_id: UUID) -> Referral:
+        referral = self.load(Referral, referral_id, WHAT)
+        if not referral.may_read(actor.her_id):
+            raise NotPermitted("only the referring GP office and the receiving hospital may read")
+        return referral

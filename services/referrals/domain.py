@@ -1,0 +1,235 @@
+"""The referral (henvisning): sent by a GP to a hospital, received with an AppRec, assessed
+(accepted with a planned date, or rejected), forwarded to another hospital
+(viderehenvisning), completed or cancelled.
+
+Each public method checks the rule and who may act, then triggers a past-tense event; the
+`@event` methods only apply state, so replaying history never re-checks rules.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import event
+
+from shared.auth import OrgKind
+from shared.domain import CarepathAggregate, CommandContext
+from shared.errors import InvalidArgument, InvalidTransition, NotPermitted
+
+
+class ReferralState(enum.StrEnum):
+    SENT = "SENT"
+    RECEIVED = "RECEIVED"
+    RECEIPT_REJECTED = "RECEIPT_REJECTED"
+    ACCEPTED = "ACCEPTED"
+    REJECTED = "REJECTED"
+    FORWARDED = "FORWARDED"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+
+
+OPEN_STATES = frozenset(
+    {ReferralState.SENT, ReferralState.RECEIVED, ReferralState.FORWARDED, ReferralState.ACCEPTED}
+)
+AWAITING_RECEIPT = frozenset({ReferralState.SENT, ReferralState.FORWARDED})
+
+
+class Priority(enum.StrEnum):
+    ROUTINE = "ROUTINE"
+    URGENT = "URGENT"
+
+
+class CancerPathway(enum.StrEnum):
+    BREAST = "BREAST"
+    COLORECTAL = "COLORECTAL"
+    LYMPHOMA = "LYMPHOMA"
+
+
+class AppRecStatus(enum.StrEnum):
+    OK = "OK"
+    REJECTED = "REJECTED"
+    OK_ERROR_IN_PART = "OK_ERROR_IN_PART"
+
+
+def referral_id_for(sender_her_id: str, command_id: str) -> UUID:
+    """The same send command from the same GP office always names the same referral."""
+    return uuid5(NAMESPACE_URL, f"carepath:referral:{sender_her_id}:{command_id}")
+
+
+def check_receipt(status: AppRecStatus, errors: list[dict[str, str]]) -> None:
+    if status is AppRecStatus.OK and errors:
+        raise InvalidArgument("receipt.errors", "must be empty when the status is OK")
+    if status is not AppRecStatus.OK and not errors:
+        raise InvalidArgument("receipt.errors", f"at least one error is required for {status}")
+    for i, err in enumerate(errors):
+        if not err.get("code"):
+            raise InvalidArgument(f"receipt.errors[{i}].code", "is required")
+
+
+class Referral(CarepathAggregate):
+    """A referral from a GP office to a hospital."""
+
+    @classmethod
+    def send(
+        cls,
+        ctx: CommandContext,
+        patient: dict[str, str],
+        receiver_her_id: str,
+        reason: str,
+        priority: Priority,
+        cancer_pathway: CancerPathway | None,
+    ) -> Referral:
+        if ctx.actor.org_kind is not OrgKind.GP:
+            raise NotPermitted("only a GP office may send a referral")
+        if receiver_her_id == ctx.actor.her_id:
+            raise InvalidArgument("receiver_her_id", "must differ from the sender's HER-id")
+        return cls(
+            meta=ctx.meta(patient),
+            sender_her_id=ctx.actor.her_id,
+            receiver_her_id=receiver_her_id,
+            reason=reason,
+            priority=priority.value,
+            cancer_pathway=cancer_pathway.value if cancer_pathway else None,
+        )
+
+    @staticmethod
+    def create_id(meta: dict[str, Any], sender_her_id: str, **_: Any) -> UUID:
+        return referral_id_for(sender_her_id, meta["command_id"])
+
+    @event("ReferralSent")
+    def __init__(
+        self,
+        meta: dict[str, Any],
+        sender_her_id: str,
+        receiver_her_id: str,
+        reason: str,
+        priority: str,
+        cancer_pathway: str | None,
+    ) -> None:
+        self.patient: dict[str, str] = meta["patient"]
+        self.sender_her_id = sender_her_id
+        self.receiver_her_id = receiver_her_id
+        self.reason = reason
+        self.priority = Priority(priority)
+        self.cancer_pathway = CancerPathway(cancer_pathway) if cancer_pathway else None
+        self.state = ReferralState.SENT
+        self.sent_at: str = meta["occurred_at"]
+        self.received_at: str | None = None
+        self.last_receipt: dict[str, Any] | None = None
+        self.planned_date: date | None = None
+        self._handled(meta)
+
+    # --- rules -------------------------------------------------------------------------------
+
+    def _require_state(self, allowed: frozenset[ReferralState], action: str) -> None:
+        if self.state not in allowed:
+            raise InvalidTransition("the referral", self.state.value, action)
+
+    def _require_receiver(self, ctx: CommandContext, action: str) -> None:
+        if ctx.actor.org_kind is not OrgKind.HOSPITAL or ctx.actor.her_id != self.receiver_her_id:
+            raise NotPermitted(f"only the receiving hospital may {action}")
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+    # --- commands ------------------------------------------------------------------------------
+
+    def record_receipt(
+        self, ctx: CommandContext, status: AppRecStatus, errors: list[dict[str, str]]
+    ) -> None:
+        self._require_receiver(ctx, "record the receipt")
+        self._require_state(AWAITING_RECEIPT, "record a receipt")
+        check_receipt(status, errors)
+        self._receipt_recorded(
+            meta=ctx.meta(self.patient), receiver_her_id=ctx.actor.her_id, status=status.value,
+            errors=errors,
+        )
+
+    @event("ReferralReceiptRecorded")
+    def _receipt_recorded(
+        self, meta: dict[str, Any], receiver_her_id: str, status: str, errors: list[dict[str, str]]
+    ) -> None:
+        self.last_receipt = {"status": status, "errors": errors}
+        if AppRecStatus(status) is AppRecStatus.REJECTED:
+            self.state = ReferralState.RECEIPT_REJECTED
+        else:
+            self.state = ReferralState.RECEIVED
+            self.received_at = meta["occurred_at"]
+        self._handled(meta)
+
+    def accept(self, ctx: CommandContext, planned_date: date) -> None:
+        self._require_receiver(ctx, "assess the referral")
+        self._require_state(frozenset({ReferralState.RECEIVED}), "accept")
+        if planned_date < ctx.occurred_at.date():
+            raise InvalidArgument("planned_date", "must not be before the assessment")
+        self._accepted(meta=ctx.meta(self.patient), planned_date=planned_date)
+
+    @event("ReferralAccepted")
+    def _accepted(self, meta: dict[str, Any], planned_date: date) -> None:
+        self.state = ReferralState.ACCEPTED
+        self.planned_date = planned_date
+        self._handled(meta)
+
+    def reject(self, ctx: CommandContext, reason: str) -> None:
+        self._require_receiver(ctx, "assess the referral")
+        self._require_state(frozenset({ReferralState.RECEIVED}), "reject")
+        self._rejected(meta=ctx.meta(self.patient), reason=reason)
+
+    @event("ReferralRejected")
+    def _rejected(self, meta: dict[str, Any], reason: str) -> None:
+        self.state = ReferralState.REJECTED
+        self._handled(meta)
+
+    def forward(self, ctx: CommandContext, new_receiver_her_id: str, reason: str) -> None:
+        self._require_receiver(ctx, "forward the referral")
+        self._require_state(
+            frozenset({ReferralState.RECEIVED, ReferralState.ACCEPTED}), "forward"
+        )
+        if new_receiver_her_id == self.receiver_her_id:
+            raise InvalidArgument(
+                "new_receiver_her_id", "must differ from the current receiving hospital"
+            )
+        self._forwarded(
+            meta=ctx.meta(self.patient),
+            from_her_id=self.receiver_her_id,
+            to_her_id=new_receiver_her_id,
+            reason=reason,
+        )
+
+    @event("ReferralForwarded")
+    def _forwarded(
+        self, meta: dict[str, Any], from_her_id: str, to_her_id: str, reason: str
+    ) -> None:
+        self.state = ReferralState.FORWARDED
+        self.receiver_her_id = to_her_id
+        self.received_at = None
+        self.planned_date = None
+        self._handled(meta)
+
+    def complete(self, ctx: CommandContext) -> None:
+        self._require_receiver(ctx, "complete the referral")
+        self._require_state(frozenset({ReferralState.ACCEPTED}), "complete")
+        self._completed(meta=ctx.meta(self.patient))
+
+    @event("ReferralCompleted")
+    def _completed(self, meta: dict[str, Any]) -> None:
+        self.state = ReferralState.COMPLETED
+        self._handled(meta)
+
+    def cancel(self, ctx: CommandContext, reason: str) -> None:
+        if ctx.actor.org_kind is not OrgKind.GP or ctx.actor.her_id != self.sender_her_id:
+            raise NotPermitted("only the referring GP office may cancel the referral")
+        self._require_state(OPEN_STATES, "cancel")
+        self._cancelled(meta=ctx.meta(self.patient), reason=reason)
+
+    @event("ReferralCancelled")
+    def _cancelled(self, meta: dict[str, Any], reason: str) -> None:
+        self.state = ReferralState.CANCELLED
+        self._handled(meta)
+
+    def may_read(self, her_id: str) -> bool:
+        return her_id in (self.sender_her_id, self.receiver_her_id)

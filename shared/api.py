@@ -1,0 +1,123 @@
+"""Conversions between common.proto messages and domain values, with the validation every
+gRPC API applies the same way (errors name the field and the rule)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from carepath.v1 import common_pb2
+from shared.auth import Actor, OrgKind
+from shared.domain import CommandContext
+from shared.errors import InvalidArgument
+from shared.ids import HerId, IdentifierError, parse_patient_identifier
+
+#: Clocks differ between systems; clinical times this far ahead of ours are still accepted.
+CLOCK_SKEW = timedelta(minutes=5)
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+MAX_TEXT = 10_000
+
+ORG_KIND_TO_PB = {
+    OrgKind.MUNICIPALITY: common_pb2.ORGANISATION_KIND_MUNICIPALITY,
+    OrgKind.GP: common_pb2.ORGANISATION_KIND_GP,
+    OrgKind.HOSPITAL: common_pb2.ORGANISATION_KIND_HOSPITAL,
+}
+
+
+def command_context(
+    request: Any, actor: Actor, field: str = "metadata", now: datetime | None = None
+) -> CommandContext:
+    if not request.HasField(field):
+        raise InvalidArgument(field, "is required (command_id and occurred_at)")
+    meta: common_pb2.CommandMetadata = getattr(request, field)
+    command_id = meta.command_id.strip()
+    if not command_id:
+        raise InvalidArgument(f"{field}.command_id", "is required (a client-chosen unique id)")
+    if len(command_id) > 128:
+        raise InvalidArgument(f"{field}.command_id", "must be at most 128 characters")
+    if not meta.HasField("occurred_at"):
+        raise InvalidArgument(f"{field}.occurred_at", "is required (when it happened)")
+    occurred = meta.occurred_at.ToDatetime(tzinfo=UTC)
+    now = now or datetime.now(UTC)
+    if occurred > now + CLOCK_SKEW:
+        raise InvalidArgument(f"{field}.occurred_at", "is in the future")
+    if occurred < EARLIEST:
+        raise InvalidArgument(f"{field}.occurred_at", "is before 1900")
+    correlation = meta.correlation_id.strip() or command_id
+    if len(correlation) > 128:
+        raise InvalidArgument(f"{field}.correlation_id", "must be at most 128 characters")
+    return CommandContext(
+        command_id=command_id, occurred_at=occurred, actor=actor, correlation_id=correlation
+    )
+
+
+def patient(request: Any, field: str = "patient") -> dict[str, str]:
+    if not request.HasField(field):
+        raise InvalidArgument(field, "is required")
+    pb: common_pb2.PatientIdentifier = getattr(request, field)
+    if not pb.system:
+        raise InvalidArgument(f"{field}.system", "is required (identifier system OID)")
+    try:
+        national_id = parse_patient_identifier(pb.system, pb.value.strip())
+    except IdentifierError as exc:
+        raise InvalidArgument(f"{field}.value", str(exc)) from exc
+    return {"system": national_id.system, "value": national_id.value}
+
+
+def patient_to_pb(value: dict[str, str]) -> common_pb2.PatientIdentifier:
+    return common_pb2.PatientIdentifier(system=value["system"], value=value["value"])
+
+
+def her_id(value: str, field: str) -> str:
+    try:
+        return HerId.parse(value.strip()).value
+    except IdentifierError as exc:
+        raise InvalidArgument(field, str(exc)) from exc
+
+
+def text(value: str, field: str, max_length: int = MAX_TEXT) -> str:
+    value = value.strip()
+    if not value:
+        raise InvalidArgument(field, "is required")
+    if len(value) > max_length:
+        raise InvalidArgument(field, f"must be at most {max_length} characters")
+    return value
+
+
+def uuid_field(value: str, field: str) -> str:
+    from uuid import UUID
+
+    try:
+        return str(UUID(value))
+    except ValueError as exc:
+        raise InvalidArgument(field, "is not a valid id (UUID)") from exc
+
+
+def date_from_pb(pb: common_pb2.Date, field: str) -> date:
+    try:
+        return date(pb.year, pb.month, pb.day)
+    except ValueError as exc:
+        raise InvalidArgument(field, f"is not a valid date ({exc})") from exc
+
+
+def date_to_pb(value: date) -> common_pb2.Date:
+    return common_pb2.Date(year=value.year, month=value.month, day=value.day)
+
+
+def timestamp(value: datetime | str) -> Timestamp:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    ts = Timestamp()
+    ts.FromDatetime(value.astimezone(UTC))
+    return ts
+
+
+def actor_to_pb(actor: dict[str, str]) -> common_pb2.Actor:
+    return common_pb2.Actor(
+        organisation=common_pb2.Organisation(
+            her_id=actor["her_id"], kind=ORG_KIND_TO_PB[OrgKind(actor["org_kind"])]
+        ),
+        person=common_pb2.HealthPersonnel(hpr_number=actor.get("hpr", "")),
+    )

@@ -1,0 +1,111 @@
+"""Configuration from the environment, read once per process at its composition root.
+
+Every setting has a development default that matches `make run` (SQLite under var/, local
+RabbitMQ); production sets the variables (see docker-compose.yml).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+#: Default gRPC address of each service; `<SERVICE>_GRPC_ADDRESS` overrides.
+DEFAULT_GRPC_ADDRESSES = {
+    "pathway": "127.0.0.1:50050",
+    "referrals": "127.0.0.1:50051",
+}
+
+
+def var_dir() -> Path:
+    """Directory for the embedded default's files (SQLite stores, development key)."""
+    path = Path(os.environ.get("CAREPATH_VAR_DIR", "var")).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def amqp_uri() -> str:
+    return os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)
+
+
+def database_url(service: str) -> str:
+    """`<SERVICE>_DATABASE_URL`, else a SQLite file under var/."""
+    url = os.environ.get(f"{service.upper()}_DATABASE_URL")
+    return url or f"sqlite:///{var_dir() / f'{service}.sqlite'}"
+
+
+def grpc_address(service: str) -> str:
+    return os.environ.get(f"{service.upper()}_GRPC_ADDRESS", DEFAULT_GRPC_ADDRESSES[service])
+
+
+def jwt_secret() -> str:
+    """The HS256 key for caller tokens.
+
+    `CAREPATH_JWT_SECRET` in production. In development a random key is created once in
+    var/jwt-secret so that the servers and `make token` agree without a well-known default.
+    """
+    secret = os.environ.get("CAREPATH_JWT_SECRET")
+    if secret:
+        return secret
+    path = var_dir() / "jwt-secret"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(secrets.token_urlsafe(48))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return path.read_text().strip()
+
+
+def log_level() -> str:
+    return os.environ.get("LOG_LEVEL", "INFO").upper()
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Settings of one service's event store, as the eventsourcing library wants them."""
+
+    url: str
+
+    def eventsourcing_env(self, service: str) -> dict[str, str]:
+        """Translate a database URL into eventsourcing's environment variables.
+
+        One persistence module per database: `eventsourcing.sqlite` or `eventsourcing.postgres`
+        (never `eventsourcing_sqlalchemy` beside them: their tables clash).
+        """
+        parts = urlsplit(self.url)
+        scheme = parts.scheme.split("+")[0]
+        if scheme == "sqlite":
+            path = self.url.split("sqlite:///", 1)[1] if "sqlite:///" in self.url else ""
+            if not path or path == ":memory:":
+                return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": ":memory:"}
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": path,
+                "SQLITE_LOCK_TIMEOUT": "10",
+            }
+        if scheme in ("postgresql", "postgres"):
+            env = {
+                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "POSTGRES_DBNAME": parts.path.lstrip("/"),
+                "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+                "POSTGRES_PORT": str(parts.port or 5432),
+                "POSTGRES_USER": unquote(parts.username or "postgres"),
+                "POSTGRES_PASSWORD": unquote(parts.password or ""),
+                "POSTGRES_POOL_SIZE": "8",
+                "POSTGRES_MAX_OVERFLOW": "8",
+            }
+            schema = os.environ.get(f"{service.upper()}_DATABASE_SCHEMA")
+            if schema:
+                env["POSTGRES_SCHEMA"] = schema
+            return env
+        raise ValueError(f"unsupported database URL scheme {parts.scheme!r} for {service}")
+
+    def sqlalchemy_url(self) -> str:
+        """The same database for SQLAlchemy (psycopg 3 driver for PostgreSQL)."""
+        if self.url.startswith(("postgresql://", "postgres://")):
+            return "postgresql+psycopg://" + self.url.split("://", 1)[1]
+        return self.url

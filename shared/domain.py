@@ -1,0 +1,53 @@
+"""What every carepath aggregate shares: the command context that becomes each event's
+metadata, and remembering which commands were handled so that retries write nothing.
+
+No I/O here: domain modules import this, never grpc, pika, nameko or SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from eventsourcing.domain import Aggregate
+
+from shared.auth import Actor
+
+
+@dataclass(frozen=True, slots=True)
+class CommandContext:
+    """Who asked, when it happened clinically, and the client's idempotency key."""
+
+    command_id: str
+    occurred_at: datetime
+    actor: Actor
+    correlation_id: str
+
+    def meta(self, patient: dict[str, str]) -> dict[str, Any]:
+        """The JSON-safe metadata stored on every event (mapped to the public envelope)."""
+        return {
+            "command_id": self.command_id,
+            "occurred_at": self.occurred_at.astimezone(UTC).isoformat(),
+            "actor": self.actor.as_dict(),
+            "correlation_id": self.correlation_id,
+            "patient": dict(patient),
+        }
+
+
+class CarepathAggregate(Aggregate):
+    """Base of every carepath aggregate.
+
+    Each event carries `meta` (see `CommandContext.meta`); applying it records the command id so
+    a repeated command can be recognised and answered with its first result.
+    """
+
+    def _handled(self, meta: dict[str, Any]) -> None:
+        self.__dict__.setdefault("command_ids", set()).add(meta["command_id"])
+
+    def has_handled(self, command_id: str) -> bool:
+        return command_id in self.__dict__.get("command_ids", set())
+
+
+def parse_meta_time(meta: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(meta["occurred_at"])

@@ -1,0 +1,159 @@
+"""Transactional outbox: the event store's notification log is the outbox.
+
+A command is stored first (and acknowledged to the caller), published later by the relay: the
+relay reads notifications after its tracked position, maps them to public envelopes, publishes
+them as one confirmed batch and only then advances the position. While RabbitMQ is down the
+services keep accepting commands; the relay retries with back-off and catches up. A crash
+between publish and position update republishes the batch: consumers dedupe on `event_id`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
+
+import sqlalchemy as sa
+from eventsourcing.application import Application
+
+from shared.amqp import PublishError
+from shared.envelope import Envelope
+
+log = logging.getLogger(__name__)
+
+_metadata = sa.MetaData()
+relay_positions = sa.Table(
+    "carepath_relay_positions",
+    _metadata,
+    sa.Column("relay", sa.String(100), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
+
+
+class Publisher(Protocol):
+    def publish(self, envelopes: Sequence[Envelope]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class PositionStore:
+    """The relay's position (last published notification id), kept in the service's own
+    database beside its events."""
+
+    def __init__(self, sqlalchemy_url: str, relay: str) -> None:
+        connect_args = {"timeout": 30} if sqlalchemy_url.startswith("sqlite") else {}
+        self._engine = sa.create_engine(sqlalchemy_url, connect_args=connect_args)
+        self._relay = relay
+        _metadata.create_all(self._engine)
+
+    def get(self) -> int:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(relay_positions.c.position).where(relay_positions.c.relay == self._relay)
+            ).first()
+        return int(row[0]) if row else 0
+
+    def set(self, position: int) -> None:
+        with self._engine.begin() as conn:
+            updated = conn.execute(
+                relay_positions.update()
+                .where(relay_positions.c.relay == self._relay)
+                .values(position=position)
+            ).rowcount
+            if not updated:
+                conn.execute(relay_positions.insert().values(relay=self._relay, position=position))
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def read_envelopes(
+    source: str, app: Application, after: int, limit: int
+) -> tuple[list[Envelope], int]:
+    """Envelopes of the notifications after position `after` (at most `limit`), and the new
+    position. Used by the relay and by read-model rebuilds, so both see identical envelopes."""
+    notifications = app.recorder.select_notifications(
+        after, limit, inclusive_of_start=False
+    )
+    envelopes = [
+        Envelope.from_domain_event(source, app.mapper.to_domain_event(n)) for n in notifications
+    ]
+    return envelopes, (notifications[-1].id if notifications else after)
+
+
+def iter_all_envelopes(source: str, app: Application, batch: int = 1000) -> Iterator[Envelope]:
+    position = 0
+    while True:
+        envelopes, position = read_envelopes(source, app, position, batch)
+        if not envelopes:
+            return
+        yield from envelopes
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        source: str,
+        app: Application,
+        publisher: Publisher,
+        positions: PositionStore,
+        batch_size: int = 500,
+    ) -> None:
+        self.source = source
+        self._app = app
+        self._publisher = publisher
+        self._positions = positions
+        self._batch_size = batch_size
+        self._position = positions.get()
+
+    @property
+    def position(self) -> int:
+        return self._position
+
+    def backlog(self) -> int:
+        return max(0, (self._app.recorder.max_notification_id() or 0) - self._position)
+
+    def relay_once(self) -> int:
+        """Publish one batch; return how many were published. Raises PublishError."""
+        envelopes, position = read_envelopes(
+            self.source, self._app, self._position, self._batch_size
+        )
+        if not envelopes:
+            return 0
+        self._publisher.publish(envelopes)
+        self._positions.set(position)
+        self._position = position
+        return len(envelopes)
+
+    def run(
+        self,
+        stop: threading.Event,
+        idle_wait: float = 0.02,
+        max_backoff: float = 5.0,
+        on_published: Callable[[int], None] | None = None,
+    ) -> None:
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                published = self.relay_once()
+            except PublishError as exc:
+                log.warning(
+                    "relay %s: broker unavailable (%s); %d events waiting, retrying in %.1fs",
+                    self.source,
+                    exc,
+                    self.backlog(),
+                    backoff,
+                )
+                stop.wait(backoff)
+                backoff = min(max_backoff, backoff * 2)
+                continue
+            backoff = 0.2
+            if published:
+                log.debug("relay %s: published %d, position %d", self.source, published, self._position)
+                if on_published:
+                    on_published(published)
+                if published == self._batch_size:
+                    continue
+            stop.wait(idle_wait)
+        self._publisher.close()

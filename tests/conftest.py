@@ -1,0 +1,88 @@
+"""Fixtures for the real parts: RabbitMQ, PostgreSQL and SQLite.
+
+Tests that need the broker or PostgreSQL fail (never skip) when it is missing: `make test`
+starts both through infra/ensure-*.sh first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import pika
+import psycopg
+import pytest
+
+from shared.auth import Actor, OrgKind
+
+DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+TEST_VHOST = "carepath-test"
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/carepath_test"
+
+
+def _ensure_vhost() -> str:
+    """Run the tests in their own vhost so a running `make run` never sees test events."""
+    ctl = shutil.which("rabbitmqctl")
+    if not ctl:
+        return "%2F"
+    subprocess.run([ctl, "add_vhost", TEST_VHOST], capture_output=True, check=False)
+    done = subprocess.run(
+        [ctl, "set_permissions", "-p", TEST_VHOST, "guest", ".*", ".*", ".*"],
+        capture_output=True,
+        check=False,
+    )
+    return TEST_VHOST if done.returncode == 0 else "%2F"
+
+
+@pytest.fixture(scope="session")
+def amqp_uri() -> str:
+    uri = os.environ.get("CAREPATH_TEST_AMQP_URI") or DEFAULT_AMQP + _ensure_vhost()
+    try:
+        pika.BlockingConnection(pika.URLParameters(uri)).close()
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(f"RabbitMQ is not reachable at {uri} ({exc}); `make test` starts it")
+    return uri
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    url = os.environ.get("CAREPATH_TEST_POSTGRES_URL", DEFAULT_PG)
+    try:
+        psycopg.connect(url, connect_timeout=5).close()
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(f"PostgreSQL is not reachable at {url} ({exc}); `make test` starts it")
+    return url
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    name = f"carepath_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = postgres_admin_url.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> dict[str, str]:
+    """Database URLs of the referrals store and the pathway read model, on each backend."""
+    if request.param == "sqlite":
+        return {
+            "referrals": f"sqlite:///{tmp_path}/referrals.sqlite",
+            "pathway": f"sqlite:///{tmp_path}/pathway.sqlite",
+        }
+    url = request.getfixturevalue("postgres_url")
+    return {"referrals": url, "pathway": url}
+
+
+GP = Actor(her_id="8134021", org_kind=OrgKind.GP, hpr="9144900")
+OTHER_GP = Actor(her_id="8134099", org_kind=OrgKind.GP)
+HOSPITAL = Actor(her_id="59", org_kind=OrgKind.HOSPITAL, hpr="4210953")
+OTHER_HOSPITAL = Actor(her_id="90234", org_kind=OrgKind.HOSPITAL)
+MUNICIPALITY = Actor(her_id="4201", org_kind=OrgKind.MUNICIPALITY, hpr="1203921")

@@ -1,0 +1,334 @@
+"""From a gRPC command to the patient's pathway, on real parts: gRPC over loopback, the event
+store (SQLite and PostgreSQL), the outbox relay, RabbitMQ, the projector and the read model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2
+from carepath.v1 import referrals_pb2_grpc
+from services.pathway.rebuild import rebuild
+from services.pathway import readmodel
+from services.pathway import migrate
+from services.pathway.views import reads_of
+from shared.auth import Actor, bearer_metadata, mint_token
+from shared.ids import DNR_SYSTEM, FNR_SYSTEM
+from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL
+from tests.support import SECRET, Harness, drain_queue, dump_read_model, make_fnr
+from tests.support import running_system, unique_queue, wait_for
+
+FNR = make_fnr(12, 3, 42, 480)
+PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=FNR)
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def auth(actor: Actor) -> tuple[tuple[str, str]]:
+    return bearer_metadata(mint_token(actor, SECRET))
+
+
+def meta(command_id: str, hours_ago: float = 0) -> common_pb2.CommandMetadata:
+    ts = Timestamp()
+    ts.FromDatetime(NOW - timedelta(hours=hours_ago))
+    return common_pb2.CommandMetadata(command_id=command_id, occurred_at=ts)
+
+
+def send_request(command_id: str = "send-1", **overrides: Any) -> referrals_pb2.SendReferralRequest:
+    request = referrals_pb2.SendReferralRequest(
+        metadata=meta(command_id, hours_ago=48),
+        patient=PATIENT,
+        receiver_her_id=HOSPITAL.her_id,
+        reason="Blod i avføringen, vekttap.",
+        priority=referrals_pb2.REFERRAL_PRIORITY_URGENT,
+        cancer_pathway=referrals_pb2.CANCER_PATHWAY_COLORECTAL,
+    )
+    for key, value in overrides.items():
+        if value is None:
+            request.ClearField(key)
+        else:
+            setattr(request, key, value) if not hasattr(value, "CopyFrom") else getattr(
+                request, key
+            ).CopyFrom(value)
+    return request
+
+
+@pytest.fixture
+def system(backend: dict[str, str], amqp_uri: str) -> Iterator[Harness]:
+    queue = unique_queue("pathway.e2e")
+    with running_system(backend, amqp_uri, queue) as harness:
+        yield harness
+    drain_queue(amqp_uri, queue)
+
+
+@pytest.fixture
+def referrals(system: Harness) -> referrals_pb2_grpc.ReferralServiceStub:
+    return referrals_pb2_grpc.ReferralServiceStub(system.channel(system.referrals_server))
+
+
+@pytest.fixture
+def pathway(system: Harness) -> pathway_pb2_grpc.PathwayServiceStub:
+    return pathway_pb2_grpc.PathwayServiceStub(system.channel(system.pathway_server))
+
+
+def get_pathway(
+    pathway: pathway_pb2_grpc.PathwayServiceStub, patient: common_pb2.PatientIdentifier = PATIENT
+) -> pathway_pb2.Pathway:
+    return pathway.GetPathway(
+        pathway_pb2.GetPathwayRequest(patient=patient, purpose="care coordination"),
+        metadata=auth(MUNICIPALITY),
+    )
+
+
+def pathway_with(
+    pathway: pathway_pb2_grpc.PathwayServiceStub, events: int
+) -> Callable[[], pathway_pb2.Pathway | None]:
+    def check() -> pathway_pb2.Pathway | None:
+        try:
+            reply = get_pathway(pathway)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        return reply if len(reply.timeline) >= events else None
+
+    return check
+
+
+def stored_events(system: Harness) -> int:
+    return system.referrals_app.recorder.max_notification_id() or 0
+
+
+def test_a_referral_received_and_accepted_shows_in_the_patients_pathway(
+    system: Harness,
+    referrals: referrals_pb2_grpc.ReferralServiceStub,
+    pathway: pathway_pb2_grpc.PathwayServiceStub,
+) -> None:
+    sent = referrals.SendReferral(send_request(), metadata=auth(GP))
+    assert sent.state == referrals_pb2.REFERRAL_STATE_SENT
+    referrals.RecordReferralReceipt(
+        referrals_pb2.RecordReferralReceiptRequest(
+            metadata=meta("rcpt", hours_ago=47),
+            referral_id=sent.referral_id,
+            receipt=common_pb2.AppRec(status=common_pb2.APP_REC_STATUS_OK),
+        ),
+        metadata=auth(HOSPITAL),
+    )
+    planned = (NOW + timedelta(days=7)).date()
+    accepted = referrals.AcceptReferral(
+        referrals_pb2.AcceptReferralRequest(
+            metadata=meta("acc", hours_ago=1),
+            referral_id=sent.referral_id,
+            planned_date=common_pb2.Date(year=planned.year, month=planned.month, day=planned.day),
+        ),
+        metadata=auth(HOSPITAL),
+    )
+    assert accepted.state == referrals_pb2.REFERRAL_STATE_ACCEPTED
+
+    reply = wait_for(pathway_with(pathway, 3), what="three events in the pathway")
+    assert [e.event_type for e in reply.timeline] == [
+        "ReferralSent",
+        "ReferralReceiptRecorded",
+        "ReferralAccepted",
+    ]
+    assert [e.level for e in reply.timeline] == [
+        common_pb2.ORGANISATION_KIND_GP,
+        common_pb2.ORGANISATION_KIND_HOSPITAL,
+        common_pb2.ORGANISATION_KIND_HOSPITAL,
+    ]
+    assert reply.timeline[0].actor.person.hpr_number == GP.hpr
+    assert reply.summary.open_referrals == 1
+    (summary,) = reply.summary.referrals
+    assert summary.referral_id == sent.referral_id
+    assert summary.state == referrals_pb2.REFERRAL_STATE_ACCEPTED
+    assert summary.cancer_pathway == referrals_pb2.CANCER_PATHWAY_COLORECTAL
+
+
+def test_the_timeline_follows_clinical_time_not_arrival(
+    system: Harness,
+    referrals: referrals_pb2_grpc.ReferralServiceStub,
+    pathway: pathway_pb2_grpc.PathwayServiceStub,
+) -> None:
+    late = referrals.SendReferral(send_request("late", metadata=meta("late", 2)), metadata=auth(GP))
+    early = referrals.SendReferral(
+        send_request("early", metadata=meta("early", 200)), metadata=auth(GP)
+    )
+    reply = wait_for(pathway_with(pathway, 2), what="both referrals")
+    assert [e.aggregate_id for e in reply.timeline] == [early.referral_id, late.referral_id]
+
+
+def test_every_read_of_a_pathway_is_audited(
+    system: Harness,
+    referrals: referrals_pb2_grpc.ReferralServiceStub,
+    pathway: pathway_pb2_grpc.PathwayServiceStub,
+) -> None:
+    referrals.SendReferral(send_request(), metadata=auth(GP))
+    wait_for(pathway_with(pathway, 1), what="the referral")
+    before = len(reads_of(system.engine, readmodel.patient_key({"system": FNR_SYSTEM, "value": FNR})))
+    get_pathway(pathway)
+    reads = reads_of(system.engine, readmodel.patient_key({"system": FNR_SYSTEM, "value": FNR}))
+    assert len(reads) == before + 1
+    last = reads[-1]
+    assert (last["actor_her_id"], last["actor_org_kind"], last["purpose"]) == (
+        MUNICIPALITY.her_id,
+        "MUNICIPALITY",
+        "care coordination",
+    )
+
+
+def test_a_repeated_command_returns_the_first_result_and_records_nothing(
+    system: Harness, referrals: referrals_pb2_grpc.ReferralServiceStub
+) -> None:
+    first = referrals.SendReferral(send_request("same"), metadata=auth(GP))
+    count = stored_events(system)
+    again = referrals.SendReferral(send_request("same", reason="changed"), metadata=auth(GP))
+    assert again == first
+    assert stored_events(system) == count
+
+
+def _bad_send(field: str, value: Any) -> referrals_pb2.SendReferralRequest:
+    return send_request(**{field: value})
+
+
+BAD_SENDS = [
+    ("no metadata", _bad_send("metadata", None), "metadata"),
+    ("no command id", _bad_send("metadata", common_pb2.CommandMetadata(command_id="")),
+     "metadata.command_id"),
+    ("no clinical time", _bad_send("metadata", common_pb2.CommandMetadata(command_id="x")),
+     "metadata.occurred_at"),
+    ("time in the future", send_request(metadata=meta("x", hours_ago=-2)), "metadata.occurred_at"),
+    ("no patient", _bad_send("patient", None), "patient"),
+    ("bad check digit", _bad_send(
+        "patient", common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=FNR[:-1] + str((int(FNR[-1]) + 1) % 10))
+    ), "patient.value"),
+    ("fnr under the D-number system", _bad_send(
+        "patient", common_pb2.PatientIdentifier(system=DNR_SYSTEM, value=FNR)
+    ), "patient.value"),
+    ("unknown system", _bad_send(
+        "patient", common_pb2.PatientIdentifier(system="urn:oid:1.2.3", value=FNR)
+    ), "patient.value"),
+    ("letters in HER-id", _bad_send("receiver_her_id", "12AB"), "receiver_her_id"),
+    ("no reason", _bad_send("reason", "   "), "reason"),
+    ("no priority", _bad_send("priority", 0), "priority"),
+    ("unknown cancer pathway", _bad_send("cancer_pathway", 42), "cancer_pathway"),
+]
+
+
+@pytest.mark.parametrize(("case", "request_", "field"), BAD_SENDS, ids=[c[0] for c in BAD_SENDS])
+def test_bad_input_gets_invalid_argument_naming_the_field_and_changes_nothing(
+    system: Harness,
+    referrals: referrals_pb2_grpc.ReferralServiceStub,
+    case: str,
+    request_: referrals_pb2.SendReferralRequest,
+    field: str,
+) -> None:
+    before = stored_events(system)
+    with pytest.raises(grpc.RpcError) as err:
+        referrals.SendReferral(request_, metadata=auth(GP))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith(f"{field}:"), err.value.details()
+    assert FNR not in err.value.details()
+    assert stored_events(system) == before
+
+
+def test_impossible_transition_is_failed_precondition_naming_the_state(
+    system: Harness, referrals: referrals_pb2_grpc.ReferralServiceStub
+) -> None:
+    sent = referrals.SendReferral(send_request(), metadata=auth(GP))
+    before = stored_events(system)
+    with pytest.raises(grpc.RpcError) as err:
+        referrals.CompleteReferral(
+            referrals_pb2.CompleteReferralRequest(metadata=meta("done"), referral_id=sent.referral_id),
+            metadata=auth(HOSPITAL),
+        )
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "SENT" in err.value.details()
+    assert stored_events(system) == before
+
+
+def test_another_hospital_gets_permission_denied(
+    system: Harness, referrals: referrals_pb2_grpc.ReferralServiceStub
+) -> None:
+    sent = referrals.SendReferral(send_request(), metadata=auth(GP))
+    before = stored_events(system)
+    with pytest.raises(grpc.RpcError) as err:
+        referrals.RecordReferralReceipt(
+            referrals_pb2.RecordReferralReceiptRequest(
+                metadata=meta("r"),
+                referral_id=sent.referral_id,
+                receipt=common_pb2.AppRec(status=common_pb2.APP_REC_STATUS_OK),
+            ),
+            metadata=auth(OTHER_HOSPITAL),
+        )
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert stored_events(system) == before
+
+
+def test_unknown_referral_is_not_found_and_a_malformed_id_invalid(
+    referrals: referrals_pb2_grpc.ReferralServiceStub,
+) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        referrals.GetReferral(
+            referrals_pb2.GetReferralRequest(referral_id="0b7f5b57-1d0e-4f55-a1f3-1f1b8f1f0000"),
+            metadata=auth(GP),
+        )
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as err:
+        referrals.GetReferral(
+            referrals_pb2.GetReferralRequest(referral_id="nope"), metadata=auth(GP)
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("referral_id:")
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [(), (("authorization", "Bearer not-a-jwt"),), (("authorization", "Basic abc"),)],
+    ids=["no token", "garbage token", "not bearer"],
+)
+def test_calls_without_a_valid_token_are_unauthenticated(
+    system: Harness, referrals: referrals_pb2_grpc.ReferralServiceStub, metadata: Any
+) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        referrals.SendReferral(send_request(), metadata=metadata)
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert stored_events(system) == 0
+
+
+def test_health_is_served_without_a_token(system: Harness) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    stub = health_pb2_grpc.HealthStub(system.channel(system.referrals_server))
+    reply = stub.Check(health_pb2.HealthCheckRequest(service="carepath.v1.ReferralService"))
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_full_rebuild_from_the_store_equals_the_live_read_model(
+    system: Harness,
+    backend: dict[str, str],
+    referrals: referrals_pb2_grpc.ReferralServiceStub,
+    pathway: pathway_pb2_grpc.PathwayServiceStub,
+    tmp_path: Any,
+) -> None:
+    first = referrals.SendReferral(send_request("a"), metadata=auth(GP))
+    referrals.SendReferral(send_request("b", metadata=meta("b", 30)), metadata=auth(GP))
+    referrals.CancelReferral(
+        referrals_pb2.CancelReferralRequest(
+            metadata=meta("c", 10), referral_id=first.referral_id, reason="Bedring"
+        ),
+        metadata=auth(GP),
+    )
+    wait_for(pathway_with(pathway, 3), what="three events")
+    live = dump_read_model(system.engine)
+
+    rebuilt_engine = readmodel.create_engine(f"sqlite:///{tmp_path}/rebuilt.sqlite")
+    migrate.upgrade(rebuilt_engine)
+    assert rebuild(rebuilt_engine, {"referrals": system.referrals_app}) == 3
+    assert dump_read_model(rebuilt_engine) == live
+    # and in place, on the backend under test
+    rebuild(system.engine, {"referrals": system.referrals_app})
+    assert dump_read_model(system.engine) == live

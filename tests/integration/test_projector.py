@@ -1,0 +1,136 @@
+"""The projector on the real broker: batches, duplicates, reordering and poison messages."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import pika
+import pytest
+from sqlalchemy.engine import Engine
+
+from services.pathway import migrate, readmodel
+from services.pathway.projector import Projector, project
+from services.referrals.application import ReferralsApplication
+from services.referrals.domain import AppRecStatus, CancerPathway, Priority
+from shared.amqp import DEAD_LETTER_QUEUE, BatchPublisher
+from shared.domain import CommandContext
+from shared.envelope import Envelope
+from shared.ids import FNR_SYSTEM
+from shared.outbox import iter_all_envelopes
+from tests.conftest import GP, HOSPITAL
+from tests.support import drain_queue, dump_read_model, make_fnr, unique_queue, wait_for
+
+T0 = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
+
+
+def many_pathways(patients: int) -> list[Envelope]:
+    app = ReferralsApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    for p in range(patients):
+        patient = {"system": FNR_SYSTEM, "value": make_fnr(1 + p % 28, 1 + p % 12, 50, 300)}
+
+        def c(actor, cid, h, p=p):  # type: ignore[no-untyped-def]
+            return CommandContext(f"{p}-{cid}", T0 + timedelta(hours=h + p), actor, "c")
+
+        r = app.send_referral(c(GP, "s", 0), patient, HOSPITAL.her_id, "x", Priority.URGENT,
+                              CancerPathway.LYMPHOMA)
+        app.record_receipt(c(HOSPITAL, "r", 1), r.id, AppRecStatus.OK, [])
+        if p % 2:
+            app.accept(c(HOSPITAL, "a", 30), r.id, date(2026, 3, 1))
+        else:
+            app.cancel(c(GP, "x", 2), r.id, "Bedring")
+    return list(iter_all_envelopes("referrals", app))
+
+
+@pytest.fixture
+def engine(backend: dict[str, str]) -> Iterator[Engine]:
+    engine = readmodel.create_engine(backend["pathway"])
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def reference(envelopes: list[Envelope], tmp_path: object) -> dict[str, list[tuple[object, ...]]]:
+    """The read model from the events applied once each, in order, on SQLite."""
+    engine = readmodel.create_engine(f"sqlite:///{tmp_path}/reference.sqlite")
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        project(conn, envelopes)
+    return dump_read_model(engine)
+
+
+def run_projector(engine: Engine, amqp_uri: str, queue: str) -> tuple[Projector, threading.Event]:
+    projector = Projector(engine, amqp_uri, queue=queue)
+    stop = threading.Event()
+    threading.Thread(target=projector.run, args=(stop,), daemon=True).start()
+    return projector, stop
+
+
+def events_stored(engine: Engine) -> int:
+    return len(dump_read_model(engine)["pathway_events"])
+
+
+def test_duplicated_and_reordered_delivery_leaves_the_same_read_model(
+    engine: Engine, amqp_uri: str, tmp_path: object
+) -> None:
+    envelopes = many_pathways(40)
+    expected = reference(envelopes, tmp_path)
+    queue = unique_queue("pathway.it")
+    projector, stop = run_projector(engine, amqp_uri, queue)
+    try:
+        wait_for(lambda: projector_ready(amqp_uri, queue), what="the projector's queue")
+        rng = random.Random(11)
+        delivered = envelopes + rng.sample(envelopes, len(envelopes) // 2)
+        rng.shuffle(delivered)
+        publisher = BatchPublisher(amqp_uri, "referrals")
+        for i in range(0, len(delivered), 37):  # several batches, interleaved with projection
+            publisher.publish(delivered[i : i + 37])
+        publisher.close()
+        wait_for(lambda: events_stored(engine) == len(envelopes), what="every event projected")
+        wait_for(lambda: projector.projected >= len(delivered), what="duplicates consumed")
+    finally:
+        stop.set()
+    assert dump_read_model(engine) == expected
+    drain_queue(amqp_uri, queue)
+
+
+def projector_ready(uri: str, queue: str) -> bool:
+    conn = pika.BlockingConnection(pika.URLParameters(uri))
+    try:
+        ch = conn.channel()
+        ch.queue_declare(queue, passive=True)
+        return True
+    except pika.exceptions.ChannelClosedByBroker:
+        return False
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
+def test_a_poison_message_goes_to_the_dead_letter_queue_with_its_reason(
+    engine: Engine, amqp_uri: str
+) -> None:
+    queue = unique_queue("pathway.it")
+    projector, stop = run_projector(engine, amqp_uri, queue)
+    try:
+        wait_for(lambda: projector_ready(amqp_uri, queue), what="the projector's queue")
+        drain_queue(amqp_uri, DEAD_LETTER_QUEUE, delete=False)
+        good = many_pathways(1)
+        conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+        ch = conn.channel()
+        ch.basic_publish("referrals.events", "ReferralSent", b"{not json")
+        for e in good:
+            ch.basic_publish("referrals.events", e.event_type, e.to_json())
+        conn.close()
+        wait_for(lambda: events_stored(engine) == len(good), what="the good events projected")
+    finally:
+        stop.set()
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    ch = conn.channel()
+    method, props, body = ch.basic_get(DEAD_LETTER_QUEUE, auto_ack=True)
+    conn.close()
+    assert method is not None and body == b"{not json"
+    assert "not JSON" in props.headers["x-carepath-reason"]
+    drain_queue(amqp_uri, queue)

@@ -1,0 +1,146 @@
+"""Helpers shared by the tests: patients, waiting for a condition, read-model dumps and a
+harness running the real processes' parts (gRPC servers, relay, projector) in threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+import pika
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from services.pathway import api as pathway_api
+from services.pathway import migrate, projector, readmodel
+from services.referrals import api as referrals_api
+from services.referrals.application import ReferralsApplication
+from shared.amqp import BatchPublisher
+from shared.grpc_server import Server, start_server
+from shared.outbox import OutboxRelay, PositionStore
+
+T = TypeVar("T")
+
+SECRET = "test-secret-0123456789-0123456789-abcdef"
+
+
+def make_fnr(day: int, month: int, year2: int, individual: int) -> str:
+    """A synthetic, valid fødselsnummer built with the classic check digits."""
+    digits = f"{day:02d}{month:02d}{year2:02d}{individual:03d}"
+    while True:
+        w1 = [3, 7, 6, 1, 8, 9, 4, 5, 2]
+        k1 = 11 - sum(int(d) * w for d, w in zip(digits, w1, strict=True)) % 11
+        k1 = 0 if k1 == 11 else k1
+        if k1 != 10:
+            w2 = [5, 4, 3, 2, 7, 6, 5, 4, 3, 2]
+            d10 = digits + str(k1)
+            k2 = 11 - sum(int(d) * w for d, w in zip(d10, w2, strict=True)) % 11
+            k2 = 0 if k2 == 11 else k2
+            if k2 != 10:
+                return d10 + str(k2)
+        individual += 1
+        digits = f"{day:02d}{month:02d}{year2:02d}{individual:03d}"
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 30.0, what: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def dump_read_model(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every event-derived table, sorted, for byte-for-byte comparisons."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    with engine.connect() as conn:
+        for table in (readmodel.events, *readmodel.DERIVED):
+            rows = conn.execute(sa.select(table)).all()
+            out[table.name] = sorted(tuple(r) for r in rows)
+    return out
+
+
+def unique_queue(prefix: str = "test") -> str:
+    return f"{prefix}.{uuid.uuid4().hex[:10]}"
+
+
+def bind_test_queue(uri: str, exchange: str, queue: str) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(uri))
+    ch = conn.channel()
+    ch.exchange_declare(exchange, "topic", durable=True)
+    ch.queue_declare(queue, durable=True)
+    ch.queue_bind(queue, exchange, "#")
+    conn.close()
+
+
+def drain_queue(uri: str, queue: str, delete: bool = True) -> list[bytes]:
+    conn = pika.BlockingConnection(pika.URLParameters(uri))
+    ch = conn.channel()
+    bodies = []
+    while True:
+        method, _props, body = ch.basic_get(queue, auto_ack=True)
+        if method is None:
+            break
+        bodies.append(body)
+    if delete:
+        ch.queue_delete(queue)
+    conn.close()
+    return bodies
+
+
+@dataclass
+class Harness:
+    """The whole path on real parts: referrals gRPC + relay, projector, pathway gRPC."""
+
+    referrals_app: ReferralsApplication
+    engine: Engine
+    referrals_server: Server
+    pathway_server: Server
+    relay: OutboxRelay
+    projector: projector.Projector
+
+    def channel(self, server: Server) -> grpc.Channel:
+        return grpc.insecure_channel(f"127.0.0.1:{server.port}")
+
+
+@contextmanager
+def running_system(urls: dict[str, str], amqp_uri: str, queue: str) -> Iterator[Harness]:
+    app = ReferralsApplication.from_url(urls["referrals"])
+    engine = readmodel.create_engine(urls["pathway"])
+    migrate.upgrade(engine)
+    store_url = urls["referrals"].replace("postgresql://", "postgresql+psycopg://")
+    positions = PositionStore(store_url, "referrals-amqp")
+    relay = OutboxRelay("referrals", app, BatchPublisher(amqp_uri, "referrals"), positions)
+    proj = projector.Projector(engine, amqp_uri, queue=queue)
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=relay.run, args=(stop,), daemon=True),
+        threading.Thread(target=proj.run, args=(stop,), daemon=True),
+    ]
+    referrals_server = start_server(
+        "127.0.0.1:0", referrals_api.register(app), referrals_api.SERVICE_NAMES, SECRET
+    )
+    pathway_server = start_server(
+        "127.0.0.1:0", pathway_api.register(engine), pathway_api.SERVICE_NAMES, SECRET
+    )
+    for t in threads:
+        t.start()
+    try:
+        yield Harness(app, engine, referrals_server, pathway_server, relay, proj)
+    finally:
+        stop.set()
+        referrals_server.stop(0)
+        pathway_server.stop(0)
+        for t in threads:
+            t.join(timeout=10)
+        positions.close()
+        engine.dispose()
+        app.close()

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import grpc
 import pika
 import sqlalchemy as sa
+from stdnum.no import fodselsnummer
 from sqlalchemy.engine import Engine
 
 from services.pathway import api as pathway_api
@@ -30,21 +31,16 @@ SECRET = "test-secret-0123456789-0123456789-abcdef"
 
 
 def make_fnr(day: int, month: int, year2: int, individual: int) -> str:
-    """A synthetic, valid fødselsnummer built with the classic check digits."""
-    digits = f"{day:02d}{month:02d}{year2:02d}{individual:03d}"
-    while True:
-        w1 = [3, 7, 6, 1, 8, 9, 4, 5, 2]
-        k1 = 11 - sum(int(d) * w for d, w in zip(digits, w1, strict=True)) % 11
-        k1 = 0 if k1 == 11 else k1
-        if k1 != 10:
-            w2 = [5, 4, 3, 2, 7, 6, 5, 4, 3, 2]
-            d10 = digits + str(k1)
-            k2 = 11 - sum(int(d) * w for d, w in zip(d10, w2, strict=True)) % 11
-            k2 = 0 if k2 == 11 else k2
-            if k2 != 10:
-                return d10 + str(k2)
-        individual += 1
-        digits = f"{day:02d}{month:02d}{year2:02d}{individual:03d}"
+    """A synthetic, valid fødselsnummer: the first individual number from `individual` on
+    whose check digits exist (python-stdnum computes them)."""
+    for ind in range(individual, 1000):
+        nine = f"{day:02d}{month:02d}{year2:02d}{ind:03d}"
+        k1 = fodselsnummer.calc_check_digit1(nine)
+        if len(k1) == 1:
+            k2 = fodselsnummer.calc_check_digit2(nine + k1)
+            if len(k2) == 1:
+                return nine + k1 + k2
+    raise ValueError("no valid number in that range")
 
 
 def wait_for(condition: Callable[[], T], timeout: float = 30.0, what: str = "condition") -> T:

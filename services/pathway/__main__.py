@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 from services.pathway import api, migrate, readmodel
-from services.pathway.projector import Projector
+from services.pathway.projector import QUEUE, Projector
 from services.pathway.rebuild import rebuild
 from shared import config
 from shared.grpc_server import start_server
@@ -41,7 +42,8 @@ def main() -> None:
         count = rebuild(engine, source_stores())
         log.info("rebuilt the read model from %d events", count)
     elif args.process == "project":
-        Projector(engine, config.amqp_uri()).run(stop_event())
+        queue = os.environ.get("PATHWAY_QUEUE", QUEUE)
+        Projector(engine, config.amqp_uri(), queue=queue).run(stop_event())
     else:
         address = config.grpc_address(SERVICE)
         server = start_server(address, api.register(engine), api.SERVICE_NAMES, config.jwt_secret())

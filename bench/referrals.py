@@ -1,0 +1,327 @@
+"""End-to-end benchmark: concurrent gRPC clients send referral commands; measure until every
+one is visible in the pathway read model, and, in the same run, the raw limits of the slowest
+legs (bare eventsourcing `Application.save` on the same backend; bare pika publish with batched
+confirms and consume with prefetch + multiple acks).
+
+    make bench                                   # SQLite, 2000 commands, 8 clients
+    make bench BENCH_ARGS="--backend postgres --commands 4000 --clients 16"
+
+The system runs as real processes (as `make run` starts them) in a throw-away directory and a
+dedicated RabbitMQ vhost when rabbitmqctl is available.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+import pika
+import psycopg
+import sqlalchemy as sa
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from carepath.v1 import common_pb2, referrals_pb2, referrals_pb2_grpc
+from services.pathway import readmodel
+from shared.auth import Actor, OrgKind, bearer_metadata, mint_token
+from shared.config import StoreSettings
+from shared.domain import CarepathAggregate
+from shared.ids import FNR_SYSTEM
+from shared.store import CarepathApplication
+from tests.support import make_fnr
+
+SECRET = "bench-secret-0123456789-0123456789-0123"
+GP = Actor(her_id="8134021", org_kind=OrgKind.GP)
+VHOST = "carepath-bench"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def patients(n: int) -> list[str]:
+    """n distinct synthetic fødselsnumre (born 1980)."""
+    found: list[str] = []
+    for day, month, individual in itertools.product(range(1, 29), range(1, 13), range(0, 500, 10)):
+        number = make_fnr(day, month, 80, individual)
+        if number not in found[-1:]:
+            found.append(number)
+        if len(found) == n:
+            return found
+    raise ValueError(f"cannot make {n} distinct numbers")
+
+
+def amqp_uri() -> str:
+    ctl = shutil.which("rabbitmqctl")
+    vhost = "%2F"
+    if ctl:
+        subprocess.run([ctl, "add_vhost", VHOST], capture_output=True, check=False)
+        ok = subprocess.run(
+            [ctl, "set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*"], capture_output=True
+        )
+        vhost = VHOST if ok.returncode == 0 else vhost
+    return f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+
+
+@contextmanager
+def database(backend: str, workdir: Path) -> Iterator[dict[str, str]]:
+    if backend == "sqlite":
+        yield {
+            "referrals": f"sqlite:///{workdir}/referrals.sqlite",
+            "pathway": f"sqlite:///{workdir}/pathway.sqlite",
+            "raw": f"sqlite:///{workdir}/raw.sqlite",
+        }
+        return
+    admin = os.environ.get("CAREPATH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    names = {k: f"carepath_bench_{k}_{uuid.uuid4().hex[:8]}" for k in ("referrals", "pathway", "raw")}
+    with psycopg.connect(admin, autocommit=True) as conn:
+        for name in names.values():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    base = admin.rsplit("/", 1)[0]
+    try:
+        yield {k: f"{base}/{v}" for k, v in names.items()}
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            for name in names.values():
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def system(urls: dict[str, str], uri: str, workdir: Path) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "REFERRALS_DATABASE_URL": urls["referrals"],
+        "PATHWAY_DATABASE_URL": urls["pathway"],
+        "AMQP_URI": uri,
+        "REFERRALS_GRPC_ADDRESS": f"127.0.0.1:{port}",
+        "PATHWAY_GRPC_ADDRESS": f"127.0.0.1:{free_port()}",
+        "PATHWAY_QUEUE": f"pathway.bench.{uuid.uuid4().hex[:8]}",
+        "CAREPATH_JWT_SECRET": SECRET,
+        "CAREPATH_VAR_DIR": str(workdir),
+        "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+    }
+    py = sys.executable
+    subprocess.run([py, "-m", "services.pathway", "migrate"], env=env, check=True)
+    procs = [
+        subprocess.Popen([py, "-m", "services.referrals", "serve"], env=env),
+        subprocess.Popen([py, "-m", "services.referrals", "relay"], env=env),
+        subprocess.Popen([py, "-m", "services.pathway", "project"], env=env),
+    ]
+    try:
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        grpc.channel_ready_future(channel).result(timeout=30)
+        yield f"127.0.0.1:{port}"
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=15)
+        conn = pika.BlockingConnection(pika.URLParameters(uri))
+        conn.channel().queue_delete(env["PATHWAY_QUEUE"])
+        conn.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def run_commands(address: str, urls: dict[str, str], n: int, clients: int) -> dict[str, float]:
+    token = bearer_metadata(mint_token(GP, SECRET))
+    numbers = patients(n)
+    errors: list[BaseException] = []
+    sent_at: dict[str, float] = {}
+    latencies: list[float] = []
+    lock = threading.Lock()
+    now = Timestamp()
+    now.FromDatetime(datetime.now(UTC))
+    run = uuid.uuid4().hex[:6]
+
+    def client(worker: int) -> None:
+        stub = referrals_pb2_grpc.ReferralServiceStub(grpc.insecure_channel(address))
+        for i in range(worker, n, clients):
+            request = referrals_pb2.SendReferralRequest(
+                metadata=common_pb2.CommandMetadata(command_id=f"bench-{run}-{i}", occurred_at=now),
+                patient=common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=numbers[i]),
+                receiver_her_id="59",
+                reason="Benchmark",
+                priority=referrals_pb2.REFERRAL_PRIORITY_ROUTINE,
+            )
+            t0 = time.perf_counter()
+            try:
+                reply = stub.SendReferral(request, metadata=token, timeout=30)
+            except grpc.RpcError as exc:
+                errors.append(exc)
+                return
+            t1 = time.perf_counter()
+            with lock:
+                latencies.append(t1 - t0)
+                sent_at[reply.referral_id] = t1
+
+    engine = readmodel.create_engine(urls["pathway"])
+    visible_at: dict[str, float] = {}
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            with engine.connect() as conn:
+                ids = conn.execute(sa.select(readmodel.referrals.c.referral_id)).scalars().all()
+            t = time.perf_counter()
+            for rid in ids:
+                visible_at.setdefault(rid, t)
+            if len(visible_at) >= n:
+                done.set()
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    start = time.perf_counter()
+    watcher.start()
+    threads = [threading.Thread(target=client, args=(w,)) for w in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    commands_done = time.perf_counter()
+    if errors:
+        done.set()
+        watcher.join()
+        raise SystemExit(f"bench: {len(errors)} commands failed, first: {errors[0]}")
+    if not done.wait(timeout=120):
+        done.set()
+        watcher.join()
+        raise SystemExit(f"bench: only {len(visible_at)} of {n} visible after 120 s")
+    done.set()
+    watcher.join()
+    end = max(visible_at.values())
+    engine.dispose()
+    to_visible = [visible_at[r] - sent_at[r] for r in sent_at if r in visible_at]
+    return {
+        "commands": n,
+        "visible": len(visible_at),
+        "throughput": n / (end - start),
+        "command_rate": n / (commands_done - start),
+        "p50": percentile(latencies, 0.5) * 1000,
+        "p99": percentile(latencies, 0.99) * 1000,
+        "vis_p50": percentile(to_visible, 0.5) * 1000,
+        "vis_p99": percentile(to_visible, 0.99) * 1000,
+    }
+
+
+class Plain(CarepathAggregate):
+    """The smallest aggregate: the bare cost of a save."""
+
+
+def raw_save_rate(url: str, n: int) -> float:
+    app = CarepathApplication(env=StoreSettings(url).eventsourcing_env("raw"))
+    start = time.perf_counter()
+    for _ in range(n):
+        app.save(Plain())
+    rate = n / (time.perf_counter() - start)
+    app.close()
+    return rate
+
+
+def raw_pika_rates(uri: str, n: int, batch: int = 500) -> tuple[float, float]:
+    """Bare pika: publish with confirms awaited per batch, then consume with prefetch and
+    multiple acks. Returns (publish/s, consume/s)."""
+    queue = f"bench.raw.{uuid.uuid4().hex[:8]}"
+    conn = pika.BlockingConnection(pika.URLParameters(uri))
+    ch = conn.channel()
+    ch.queue_declare(queue, durable=True)
+    acked = [0]
+
+    def on_confirm(frame: object) -> None:
+        acked[0] = max(acked[0], frame.method.delivery_tag)  # type: ignore[attr-defined]
+
+    ready: list[bool] = []
+    ch._impl.confirm_delivery(ack_nack_callback=on_confirm, callback=lambda _f: ready.append(True))
+    while not ready:
+        conn.process_data_events(time_limit=0.01)
+    body = b"x" * 700  # about one envelope
+    props = pika.BasicProperties(delivery_mode=2, content_type="application/json")
+    start = time.perf_counter()
+    for s in range(0, n, batch):
+        for _ in range(min(batch, n - s)):
+            ch._impl.basic_publish("", queue, body, props)
+        target = min(n, s + batch)
+        while acked[0] < target:
+            conn.process_data_events(time_limit=0.001)
+    publish = n / (time.perf_counter() - start)
+    ch.basic_qos(prefetch_count=batch)
+    got = 0
+    start = time.perf_counter()
+    last_tag = 0
+    for method, _props, _body in ch.consume(queue, inactivity_timeout=1):
+        if method is None:
+            break
+        got += 1
+        last_tag = method.delivery_tag
+        if got % batch == 0:
+            ch.basic_ack(last_tag, multiple=True)
+        if got == n:
+            break
+    if got % batch:
+        ch.basic_ack(last_tag, multiple=True)
+    consume = got / (time.perf_counter() - start)
+    ch.cancel()
+    ch.queue_delete(queue)
+    conn.close()
+    return publish, consume
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--commands", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=8)
+    args = parser.parse_args()
+    uri = amqp_uri()
+    with tempfile.TemporaryDirectory(prefix="carepath-bench-") as tmp:
+        workdir = Path(tmp)
+        with database(args.backend, workdir) as urls:
+            with system(urls, uri, workdir) as address:
+                ours = run_commands(address, urls, args.commands, args.clients)
+            save = raw_save_rate(urls["raw"], args.commands)
+        publish, consume = raw_pika_rates(uri, max(args.commands, 5000))
+
+    rows = [
+        ("end-to-end commands/s (sent → all visible)", f"{ours['throughput']:.0f}",
+         f"{ours['throughput'] / save:.2f} of bare save"),
+        ("gRPC commands/s (accepted)", f"{ours['command_rate']:.0f}",
+         f"{ours['command_rate'] / save:.2f} of bare save"),
+        ("command latency p50 / p99 (ms)", f"{ours['p50']:.1f} / {ours['p99']:.1f}", ""),
+        ("command → visible p50 / p99 (ms)", f"{ours['vis_p50']:.0f} / {ours['vis_p99']:.0f}", ""),
+        (f"raw: bare Application.save ({args.backend}) /s", f"{save:.0f}", "1.00"),
+        ("raw: bare pika publish, batched confirms /s", f"{publish:.0f}",
+         f"ours {ours['throughput'] / publish:.2f} of it"),
+        ("raw: bare pika consume, prefetch 500 /s", f"{consume:.0f}",
+         f"ours {ours['throughput'] / consume:.2f} of it"),
+    ]
+    print(f"\ncarepath bench: {args.commands} SendReferral commands, {args.clients} clients, "
+          f"backend {args.backend}, {ours['visible']} visible\n")
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure'.ljust(width)}  {'value':>15}  ratio")
+    print(f"{'-' * width}  {'-' * 15}  {'-' * 24}")
+    for name, value, ratio in rows:
+        print(f"{name.ljust(width)}  {value:>15}  {ratio}")
+
+
+if __name__ == "__main__":
+    main()

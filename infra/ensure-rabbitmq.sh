@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Make sure a RabbitMQ broker is reachable at $AMQP_URI (used by `make run`, `make test`,
+# `make bench`). Silent when it already is. A missing local broker is started, and on a
+# Debian-like machine where we are root, installed first. Anything else: one line, exit 1.
+set -euo pipefail
+
+readonly WAIT_SECONDS=90
+uri=${AMQP_URI:-amqp://guest:guest@127.0.0.1:5672/%2F}
+
+say() { echo "carepath: $*" >&2; }
+die() {
+    echo "carepath: $*" >&2
+    exit 1
+}
+
+# amqp[s]://user:pass@host:port/vhost?query -> host, port
+scheme=${uri%%://*}
+rest=${uri#*://}
+authority=${rest%%[/?]*}
+hostport=${authority##*@}
+if [[ $hostport == \[* ]]; then # [IPv6]:port
+    host=${hostport#\[}
+    host=${host%%]*}
+    port=${hostport#*]}
+else
+    host=${hostport%%:*}
+    port=${hostport#"$host"}
+fi
+port=${port#:}
+host=${host:-127.0.0.1}
+if [[ -z $port ]]; then
+    if [[ $scheme == amqps ]]; then port=5671; else port=5672; fi
+fi
+[[ $port =~ ^[0-9]+$ ]] || die "cannot read a port from AMQP_URI ($uri)"
+where="$host:$port"
+[[ $host == *:* ]] && where="[$host]:$port"
+
+# TCP connect with a short timeout (bash /dev/tcp; `timeout` is missing on stock macOS).
+# shellcheck disable=SC2016 # $1 and $2 are expanded by the inner bash
+tcp_open() {
+    if command -v timeout >/dev/null 2>&1; then
+        timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
+    else
+        bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null &
+        local pid=$! killer rc=0
+        (sleep 2 && kill "$pid") >/dev/null 2>&1 &
+        killer=$!
+        wait "$pid" || rc=$?
+        kill "$killer" 2>/dev/null || true
+        return "$rc"
+    fi
+}
+
+# Run a command quietly, killed after $1 seconds where `timeout` exists.
+run_limited() {
+    local secs=$1
+    shift
+    if command -v timeout >/dev/null 2>&1; then
+        timeout "$secs" "$@" </dev/null >/dev/null 2>&1
+    else
+        "$@" </dev/null >/dev/null 2>&1
+    fi
+}
+
+# Find a command on PATH or in the sbin directories a non-root PATH may lack.
+find_cmd() {
+    local dir
+    if command -v "$1" 2>/dev/null; then return 0; fi
+    for dir in /usr/sbin /usr/local/sbin /sbin; do
+        if [[ -x $dir/$1 ]]; then
+            echo "$dir/$1"
+            return 0
+        fi
+    done
+    return 1
+}
+
+tcp_open "$host" "$port" && exit 0
+
+case $host in
+    127.* | localhost | ::1) ;;
+    *) die "no RabbitMQ reachable at $where (from AMQP_URI); start it there or fix AMQP_URI" ;;
+esac
+
+missing="no RabbitMQ at $where; install it (apt-get install rabbitmq-server) or set AMQP_URI"
+
+if ! server=$(find_cmd rabbitmq-server); then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        say "installing rabbitmq-server (apt-get)"
+        log=${TMPDIR:-/tmp}/carepath-apt-rabbitmq.log
+        if ! { apt-get update -qq &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server; } \
+            </dev/null >"$log" 2>&1; then
+            die "apt-get install rabbitmq-server failed; see $log"
+        fi
+        server=$(find_cmd rabbitmq-server) || die "$missing"
+        # The package's maintainer scripts may already have started it.
+        tcp_open "$host" "$port" && exit 0
+    else
+        die "$missing"
+    fi
+fi
+
+ctl=$(find_cmd rabbitmqctl || true)
+log=${TMPDIR:-/tmp}/carepath-rabbitmq-start.log
+late="RabbitMQ did not come up at $where within ${WAIT_SECONDS}s; see $log and /var/log/rabbitmq/"
+if [[ -n $ctl ]] && run_limited 15 "$ctl" -q status; then
+    # A node is running (perhaps still booting) but not listening here yet: just wait.
+    late="a RabbitMQ node is running but nothing listens at $where; check AMQP_URI and its listeners"
+else
+    say "starting RabbitMQ ($server -detached)"
+    # Redirect everything: the detached node must not hold make's (or CI's) output pipes open.
+    "$server" -detached </dev/null >"$log" 2>&1 || die "rabbitmq-server -detached failed; see $log"
+fi
+
+deadline=$((SECONDS + WAIT_SECONDS))
+while ((SECONDS < deadline)); do
+    if tcp_open "$host" "$port"; then
+        left=$((deadline - SECONDS))
+        ((left > 0)) || left=1
+        if [[ -z $ctl ]] || run_limited $((left + 5)) "$ctl" -q await_startup --timeout "$left"; then
+            say "RabbitMQ is up at $where"
+            exit 0
+        fi
+    fi
+    sleep 1
+done
+die "$late"

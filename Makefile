@@ -18,7 +18,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 proto: $(STAMP) ## generate Python code from protos/ (committed; CI checks it is current)
 	PATH=$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -I protos --python_out=protos --grpc_python_out=protos \
-		--mypy_out=protos $(PROTOS)
+		--mypy_out=protos --mypy_grpc_out=protos $(PROTOS)
 
 proto-check: proto ## fail when the committed generated code differs from the .proto files
 	@git diff --exit-code --stat -- protos || \

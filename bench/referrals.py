@@ -17,7 +17,6 @@ import itertools
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,9 +32,9 @@ import grpc
 import pika
 import psycopg
 import sqlalchemy as sa
+from carepath.v1 import common_pb2, referrals_pb2, referrals_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from carepath.v1 import common_pb2, referrals_pb2, referrals_pb2_grpc
 from services.pathway import readmodel
 from shared.auth import Actor, OrgKind, bearer_metadata, mint_token
 from shared.config import StoreSettings
@@ -88,8 +87,12 @@ def database(backend: str, workdir: Path) -> Iterator[dict[str, str]]:
             "raw": f"sqlite:///{workdir}/raw.sqlite",
         }
         return
-    admin = os.environ.get("CAREPATH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    names = {k: f"carepath_bench_{k}_{uuid.uuid4().hex[:8]}" for k in ("referrals", "pathway", "raw")}
+    admin = os.environ.get(
+        "CAREPATH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    names = {
+        k: f"carepath_bench_{k}_{uuid.uuid4().hex[:8]}" for k in ("referrals", "pathway", "raw")
+    }
     with psycopg.connect(admin, autocommit=True) as conn:
         for name in names.values():
             conn.execute(f'CREATE DATABASE "{name}"')
@@ -140,7 +143,7 @@ def system(urls: dict[str, str], uri: str, workdir: Path) -> Iterator[str]:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def run_commands(address: str, urls: dict[str, str], n: int, clients: int) -> dict[str, float]:
@@ -287,7 +290,9 @@ def raw_pika_rates(uri: str, n: int, batch: int = 500) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--commands", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=8)
@@ -302,20 +307,34 @@ def main() -> None:
         publish, consume = raw_pika_rates(uri, max(args.commands, 5000))
 
     rows = [
-        ("end-to-end commands/s (sent → all visible)", f"{ours['throughput']:.0f}",
-         f"{ours['throughput'] / save:.2f} of bare save"),
-        ("gRPC commands/s (accepted)", f"{ours['command_rate']:.0f}",
-         f"{ours['command_rate'] / save:.2f} of bare save"),
+        (
+            "end-to-end commands/s (sent → all visible)",
+            f"{ours['throughput']:.0f}",
+            f"{ours['throughput'] / save:.2f} of bare save",
+        ),
+        (
+            "gRPC commands/s (accepted)",
+            f"{ours['command_rate']:.0f}",
+            f"{ours['command_rate'] / save:.2f} of bare save",
+        ),
         ("command latency p50 / p99 (ms)", f"{ours['p50']:.1f} / {ours['p99']:.1f}", ""),
         ("command → visible p50 / p99 (ms)", f"{ours['vis_p50']:.0f} / {ours['vis_p99']:.0f}", ""),
         (f"raw: bare Application.save ({args.backend}) /s", f"{save:.0f}", "1.00"),
-        ("raw: bare pika publish, batched confirms /s", f"{publish:.0f}",
-         f"ours {ours['throughput'] / publish:.2f} of it"),
-        ("raw: bare pika consume, prefetch 500 /s", f"{consume:.0f}",
-         f"ours {ours['throughput'] / consume:.2f} of it"),
+        (
+            "raw: bare pika publish, batched confirms /s",
+            f"{publish:.0f}",
+            f"ours {ours['throughput'] / publish:.2f} of it",
+        ),
+        (
+            "raw: bare pika consume, prefetch 500 /s",
+            f"{consume:.0f}",
+            f"ours {ours['throughput'] / consume:.2f} of it",
+        ),
     ]
-    print(f"\ncarepath bench: {args.commands} SendReferral commands, {args.clients} clients, "
-          f"backend {args.backend}, {ours['visible']} visible\n")
+    print(
+        f"\ncarepath bench: {args.commands} SendReferral commands, {args.clients} clients, "
+        f"backend {args.backend}, {ours['visible']} visible\n"
+    )
     width = max(len(r[0]) for r in rows)
     print(f"{'measure'.ljust(width)}  {'value':>15}  ratio")
     print(f"{'-' * width}  {'-' * 15}  {'-' * 24}")

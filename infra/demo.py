@@ -18,11 +18,10 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import grpc
+from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2, referrals_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2
-from carepath.v1 import referrals_pb2_grpc
 from shared import config
 from shared.auth import Actor, OrgKind, bearer_metadata, mint_token
 from shared.ids import FNR_SYSTEM
@@ -136,8 +135,9 @@ def load(referrals: referrals_pb2_grpc.ReferralServiceStub, secret: str) -> None
     )
 
 
-def fetch(pathway: pathway_pb2_grpc.PathwayServiceStub, secret: str, system: str,
-          value: str) -> pathway_pb2.Pathway:
+def fetch(
+    pathway: pathway_pb2_grpc.PathwayServiceStub, secret: str, system: str, value: str
+) -> pathway_pb2.Pathway:
     return pathway.GetPathway(
         pathway_pb2.GetPathwayRequest(
             patient=common_pb2.PatientIdentifier(system=system, value=value),
@@ -197,7 +197,7 @@ def main() -> None:
         f"  ReferralService  {config.grpc_address('referrals')}   "
         f"PathwayService  {config.grpc_address('pathway')}   (gRPC, reflection on)\n"
         f"  Show the demo pathway:  .venv/bin/python infra/demo.py show --patient {PATIENT}\n"
-        "  Mint a token:           make token ARGS=\"--her-id 4201 --kind MUNICIPALITY\"\n"
+        '  Mint a token:           make token ARGS="--her-id 4201 --kind MUNICIPALITY"\n'
         "  Stop everything:        Ctrl-C",
         flush=True,
     )

@@ -10,6 +10,7 @@ prefetch window and acknowledges a whole batch with one `multiple=True` ack.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -149,10 +150,8 @@ class BatchPublisher:
 
     def close(self) -> None:
         if self._connection is not None and self._connection.is_open:
-            try:
+            with contextlib.suppress(AMQPError, OSError):
                 self._connection.close()
-            except (AMQPError, OSError):
-                pass
         self._connection = None
         self._channel = None
 
@@ -176,7 +175,7 @@ def consume_batches(
     arrived for `max_wait` seconds. The caller acks the batch (`ack_batch`) after it committed."""
     channel.basic_qos(prefetch_count=max_batch)
     batch: list[Delivery] = []
-    for method, props, body in channel.consume(queue, inactivity_timeout=max_wait):
+    for method, _props, body in channel.consume(queue, inactivity_timeout=max_wait):
         if method is None:
             if batch:
                 yield batch

@@ -80,11 +80,11 @@ class CarepathInterceptor(grpc.ServerInterceptor):
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(handler_call_details)
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        method: str = handler_call_details.method
         if handler is None or method.startswith(PUBLIC_PREFIXES):
             return handler
 
@@ -95,7 +95,7 @@ class CarepathInterceptor(grpc.ServerInterceptor):
                     return behavior(request, context)
                 except grpc.RpcError:
                     raise
-                except Exception as exc:  # noqa: BLE001 — mapped to a status in one place
+                except Exception as exc:
                     self._fail(method, exc, context)
                 finally:
                     _current_actor.reset(token)
@@ -109,7 +109,7 @@ class CarepathInterceptor(grpc.ServerInterceptor):
                     yield from behavior(request, context)
                 except grpc.RpcError:
                     raise
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     self._fail(method, exc, context)
                 finally:
                     _current_actor.reset(token)
@@ -134,6 +134,7 @@ class CarepathInterceptor(grpc.ServerInterceptor):
                 handler.request_deserializer,
                 handler.response_serializer,
             )
+        assert handler.stream_stream is not None
         return grpc.stream_stream_rpc_method_handler(
             streaming(handler.stream_stream),
             handler.request_deserializer,

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
+from uuid import UUID
 
 import sqlalchemy as sa
 from eventsourcing.application import Application
@@ -69,20 +70,20 @@ class PositionStore:
 
 
 def read_envelopes(
-    source: str, app: Application, after: int, limit: int
+    source: str, app: Application[UUID], after: int, limit: int
 ) -> tuple[list[Envelope], int]:
     """Envelopes of the notifications after position `after` (at most `limit`), and the new
     position. Used by the relay and by read-model rebuilds, so both see identical envelopes."""
-    notifications = app.recorder.select_notifications(
-        after, limit, inclusive_of_start=False
-    )
+    notifications = app.recorder.select_notifications(after, limit, inclusive_of_start=False)
     envelopes = [
         Envelope.from_domain_event(source, app.mapper.to_domain_event(n)) for n in notifications
     ]
     return envelopes, (notifications[-1].id if notifications else after)
 
 
-def iter_all_envelopes(source: str, app: Application, batch: int = 1000) -> Iterator[Envelope]:
+def iter_all_envelopes(
+    source: str, app: Application[UUID], batch: int = 1000
+) -> Iterator[Envelope]:
     position = 0
     while True:
         envelopes, position = read_envelopes(source, app, position, batch)
@@ -95,7 +96,7 @@ class OutboxRelay:
     def __init__(
         self,
         source: str,
-        app: Application,
+        app: Application[UUID],
         publisher: Publisher,
         positions: PositionStore,
         batch_size: int = 500,
@@ -150,7 +151,9 @@ class OutboxRelay:
                 continue
             backoff = 0.2
             if published:
-                log.debug("relay %s: published %d, position %d", self.source, published, self._position)
+                log.debug(
+                    "relay %s: published %d, position %d", self.source, published, self._position
+                )
                 if on_published:
                     on_published(published)
                 if published == self._batch_size:

@@ -37,7 +37,7 @@ class Conflict(DomainError):
     """The aggregate kept changing under the command (→ FAILED_PRECONDITION; safe to retry)."""
 
 
-class CarepathApplication(Application):
+class CarepathApplication(Application[UUID]):
     """An eventsourcing Application with carepath's conventions."""
 
     name = "carepath"
@@ -52,7 +52,7 @@ class CarepathApplication(Application):
 
     def load(self, cls: type[A], aggregate_id: UUID, what: str, version: int | None = None) -> A:
         try:
-            aggregate = self.repository.get(aggregate_id, version=version)
+            aggregate: CarepathAggregate = self.repository.get(aggregate_id, version=version)
         except AggregateNotFoundError as exc:
             raise NotFound(f"{what} not found") from exc
         if not isinstance(aggregate, cls):
@@ -68,7 +68,11 @@ class CarepathApplication(Application):
         return self.load(cls, aggregate_id, what)
 
     def create_once(
-        self, cls: type[A], aggregate_id: UUID, command_id: str, what: str,
+        self,
+        cls: type[A],
+        aggregate_id: UUID,
+        command_id: str,
+        what: str,
         create: Callable[[], A],
     ) -> A:
         """Create an aggregate whose id derives from the command; a retry returns the first."""
@@ -85,7 +89,11 @@ class CarepathApplication(Application):
         return self.first_result(cls, aggregate_id, command_id, what)
 
     def change(
-        self, cls: type[A], aggregate_id: UUID, command_id: str, what: str,
+        self,
+        cls: type[A],
+        aggregate_id: UUID,
+        command_id: str,
+        what: str,
         change: Callable[[A], None],
     ) -> A:
         """Load → change → save, answering a repeated command with its first result and

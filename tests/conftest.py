@@ -42,7 +42,7 @@ def amqp_uri() -> str:
     uri = os.environ.get("CAREPATH_TEST_AMQP_URI") or DEFAULT_AMQP + _ensure_vhost()
     try:
         pika.BlockingConnection(pika.URLParameters(uri)).close()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.fail(f"RabbitMQ is not reachable at {uri} ({exc}); `make test` starts it")
     return uri
 
@@ -52,7 +52,7 @@ def postgres_admin_url() -> str:
     url = os.environ.get("CAREPATH_TEST_POSTGRES_URL", DEFAULT_PG)
     try:
         psycopg.connect(url, connect_timeout=5).close()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.fail(f"PostgreSQL is not reachable at {url} ({exc}); `make test` starts it")
     return url
 

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import grpc
 import pika
 import sqlalchemy as sa
-from stdnum.no import fodselsnummer
 from sqlalchemy.engine import Engine
+from stdnum.no import fodselsnummer
 
 from services.pathway import api as pathway_api
 from services.pathway import migrate, projector, readmodel

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2
 from sqlalchemy.engine import Engine
 
-from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2
 from services.pathway import readmodel as rm
 from services.pathway import views
 from shared import api
@@ -21,8 +21,9 @@ LEVEL_TO_PB = {
 }
 
 
-def _enum(enum_type: Any, prefix: str, value: str | None) -> int:
-    return int(enum_type.Value(f"{prefix}_{value}")) if value else 0
+def _enum(enum_type: Any, prefix: str, value: str | None) -> Any:
+    """The proto enum number of a read-model string, 0 (UNSPECIFIED) for none."""
+    return enum_type.Value(f"{prefix}_{value}") if value else 0
 
 
 class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
@@ -53,7 +54,7 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
                     event_id=row["event_id"],
                     event_type=row["event_type"],
                     source=row["source"],
-                    level=LEVEL_TO_PB.get(row["level"], 0),
+                    level=LEVEL_TO_PB.get(row["level"], common_pb2.ORGANISATION_KIND_UNSPECIFIED),
                     actor=api.actor_to_pb(actor) if row["level"] in LEVEL_TO_PB else None,
                     occurred_at=api.timestamp(row["occurred_at"]),
                     recorded_at=api.timestamp(row["recorded_at"]),
@@ -67,7 +68,9 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
                 pathway_pb2.ReferralSummary(
                     referral_id=r["referral_id"],
                     state=_enum(referrals_pb2.ReferralState, "REFERRAL_STATE", r["state"]),
-                    priority=_enum(referrals_pb2.ReferralPriority, "REFERRAL_PRIORITY", r["priority"]),
+                    priority=_enum(
+                        referrals_pb2.ReferralPriority, "REFERRAL_PRIORITY", r["priority"]
+                    ),
                     cancer_pathway=_enum(
                         referrals_pb2.CancerPathway, "CANCER_PATHWAY", r["cancer_pathway"]
                     ),

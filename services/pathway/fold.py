@@ -25,9 +25,11 @@ def _summary(envelope: Envelope) -> str:
     data = envelope.data
     match envelope.event_type:
         case "ReferralSent":
-            pathway = f", pakkeforløp {data['cancer_pathway'].lower()}" if data.get(
-                "cancer_pathway"
-            ) else ""
+            pathway = (
+                f", pakkeforløp {data['cancer_pathway'].lower()}"
+                if data.get("cancer_pathway")
+                else ""
+            )
             urgency = "hastehenvisning" if data.get("priority") == "URGENT" else "henvisning"
             return f"Fastlegen sendte {urgency} til sykehus {data['receiver_her_id']}{pathway}"
         case "ReferralReceiptRecorded":

@@ -8,6 +8,7 @@ by a batch is re-folded from all of its stored events, so order of arrival canno
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -15,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
 import sqlalchemy as sa
+from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError
 from sqlalchemy.engine import Connection, Engine
 
@@ -147,7 +149,7 @@ def project(conn: Connection, envelopes: Sequence[Envelope]) -> set[str]:
     return set(keys)
 
 
-def declare_topology(channel: amqp.BlockingChannel, queue: str = QUEUE) -> None:
+def declare_topology(channel: BlockingChannel, queue: str = QUEUE) -> None:
     amqp.declare_dead_letter(channel)
     channel.queue_declare(
         queue, durable=True, arguments={"x-dead-letter-exchange": amqp.DEAD_LETTER_EXCHANGE}
@@ -175,7 +177,7 @@ class Projector:
         self._on_batch = on_batch
         self.projected = 0
 
-    def _handle(self, channel: amqp.BlockingChannel, batch: list[amqp.Delivery]) -> None:
+    def _handle(self, channel: BlockingChannel, batch: list[amqp.Delivery]) -> None:
         envelopes: list[Envelope] = []
         for delivery in batch:
             try:
@@ -196,7 +198,9 @@ class Projector:
             try:
                 connection = amqp.connect(self._uri, "pathway-projector")
             except (AMQPError, OSError) as exc:
-                log.warning("broker unavailable (%s); retrying in %.1fs", type(exc).__name__, backoff)
+                log.warning(
+                    "broker unavailable (%s); retrying in %.1fs", type(exc).__name__, backoff
+                )
                 stop.wait(backoff)
                 backoff = min(5.0, backoff * 2)
                 continue
@@ -219,7 +223,5 @@ class Projector:
                 stop.wait(backoff)
             finally:
                 if connection.is_open:
-                    try:
+                    with contextlib.suppress(AMQPError, OSError):
                         connection.close()
-                    except (AMQPError, OSError):
-                        pass

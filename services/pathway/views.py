@@ -21,9 +21,11 @@ class PathwayView:
 
 def get_pathway(engine: Engine, key: str) -> PathwayView | None:
     with engine.connect() as conn:
-        patient = conn.execute(
-            sa.select(rm.patients).where(rm.patients.c.patient_key == key)
-        ).mappings().first()
+        patient = (
+            conn.execute(sa.select(rm.patients).where(rm.patients.c.patient_key == key))
+            .mappings()
+            .first()
+        )
         if patient is None:
             return None
         timeline = list(

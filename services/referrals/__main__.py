@@ -1,7 +1,7 @@
 """Referrals service processes: `serve` (gRPC API) and `relay` (outbox → RabbitMQ).
 
-    python -m services.referrals serve
-    python -m services.referrals relay
+python -m services.referrals serve
+python -m services.referrals relay
 """
 
 from __future__ import annotations

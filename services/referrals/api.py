@@ -7,17 +7,27 @@ from typing import Any
 from uuid import UUID
 
 import grpc
-
 from carepath.v1 import common_pb2, referrals_pb2, referrals_pb2_grpc
+
 from services.referrals.application import ReferralsApplication
 from services.referrals.domain import AppRecStatus, CancerPathway, Priority, Referral
 from shared import api
 from shared.errors import InvalidArgument
 from shared.grpc_server import current_actor
 
-STATE_TO_PB = {s: referrals_pb2.ReferralState.Value(f"REFERRAL_STATE_{s}") for s in
-               ("SENT", "RECEIVED", "RECEIPT_REJECTED", "ACCEPTED", "REJECTED", "FORWARDED",
-                "COMPLETED", "CANCELLED")}
+STATE_TO_PB = {
+    s: referrals_pb2.ReferralState.Value(f"REFERRAL_STATE_{s}")
+    for s in (
+        "SENT",
+        "RECEIVED",
+        "RECEIPT_REJECTED",
+        "ACCEPTED",
+        "REJECTED",
+        "FORWARDED",
+        "COMPLETED",
+        "CANCELLED",
+    )
+}
 PRIORITY_FROM_PB = {
     referrals_pb2.REFERRAL_PRIORITY_ROUTINE: Priority.ROUTINE,
     referrals_pb2.REFERRAL_PRIORITY_URGENT: Priority.URGENT,
@@ -44,7 +54,9 @@ def referral_to_pb(referral: Referral) -> referrals_pb2.Referral:
         state=STATE_TO_PB[referral.state.value],
         priority=PRIORITY_TO_PB[referral.priority],
         cancer_pathway=(
-            CANCER_TO_PB[referral.cancer_pathway] if referral.cancer_pathway else 0
+            CANCER_TO_PB[referral.cancer_pathway]
+            if referral.cancer_pathway
+            else referrals_pb2.CANCER_PATHWAY_UNSPECIFIED
         ),
         sender_her_id=referral.sender_her_id,
         receiver_her_id=referral.receiver_her_id,

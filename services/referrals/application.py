@@ -49,7 +49,10 @@ class ReferralsApplication(CarepathApplication):
         errors: list[dict[str, str]],
     ) -> Referral:
         return self.change(
-            Referral, referral_id, ctx.command_id, WHAT,
+            Referral,
+            referral_id,
+            ctx.command_id,
+            WHAT,
             lambda r: r.record_receipt(ctx, status, errors),
         )
 
@@ -67,7 +70,10 @@ class ReferralsApplication(CarepathApplication):
         self, ctx: CommandContext, referral_id: UUID, new_receiver_her_id: str, reason: str
     ) -> Referral:
         return self.change(
-            Referral, referral_id, ctx.command_id, WHAT,
+            Referral,
+            referral_id,
+            ctx.command_id,
+            WHAT,
             lambda r: r.forward(ctx, new_receiver_her_id, reason),
         )
 

@@ -145,7 +145,9 @@ class Referral(CarepathAggregate):
         self._require_state(AWAITING_RECEIPT, "record a receipt")
         check_receipt(status, errors)
         self._receipt_recorded(
-            meta=ctx.meta(self.patient), receiver_her_id=ctx.actor.her_id, status=status.value,
+            meta=ctx.meta(self.patient),
+            receiver_her_id=ctx.actor.her_id,
+            status=status.value,
             errors=errors,
         )
 
@@ -186,9 +188,7 @@ class Referral(CarepathAggregate):
 
     def forward(self, ctx: CommandContext, new_receiver_her_id: str, reason: str) -> None:
         self._require_receiver(ctx, "forward the referral")
-        self._require_state(
-            frozenset({ReferralState.RECEIVED, ReferralState.ACCEPTED}), "forward"
-        )
+        self._require_state(frozenset({ReferralState.RECEIVED, ReferralState.ACCEPTED}), "forward")
         if new_receiver_her_id == self.receiver_her_id:
             raise InvalidArgument(
                 "new_receiver_her_id", "must differ from the current receiving hospital"

@@ -9,19 +9,25 @@ from typing import Any
 
 import grpc
 import pytest
+from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2, referrals_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2
-from carepath.v1 import referrals_pb2_grpc
+from services.pathway import migrate, readmodel
 from services.pathway.rebuild import rebuild
-from services.pathway import readmodel
-from services.pathway import migrate
 from services.pathway.views import reads_of
 from shared.auth import Actor, bearer_metadata, mint_token
 from shared.ids import DNR_SYSTEM, FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL
-from tests.support import SECRET, Harness, drain_queue, dump_read_model, make_fnr
-from tests.support import running_system, unique_queue, wait_for
+from tests.support import (
+    SECRET,
+    Harness,
+    drain_queue,
+    dump_read_model,
+    make_fnr,
+    running_system,
+    unique_queue,
+    wait_for,
+)
 
 FNR = make_fnr(12, 3, 42, 480)
 PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=FNR)
@@ -168,7 +174,9 @@ def test_every_read_of_a_pathway_is_audited(
 ) -> None:
     referrals.SendReferral(send_request(), metadata=auth(GP))
     wait_for(pathway_with(pathway, 1), what="the referral")
-    before = len(reads_of(system.engine, readmodel.patient_key({"system": FNR_SYSTEM, "value": FNR})))
+    before = len(
+        reads_of(system.engine, readmodel.patient_key({"system": FNR_SYSTEM, "value": FNR}))
+    )
     get_pathway(pathway)
     reads = reads_of(system.engine, readmodel.patient_key({"system": FNR_SYSTEM, "value": FNR}))
     assert len(reads) == before + 1
@@ -196,21 +204,38 @@ def _bad_send(field: str, value: Any) -> referrals_pb2.SendReferralRequest:
 
 BAD_SENDS = [
     ("no metadata", _bad_send("metadata", None), "metadata"),
-    ("no command id", _bad_send("metadata", common_pb2.CommandMetadata(command_id="")),
-     "metadata.command_id"),
-    ("no clinical time", _bad_send("metadata", common_pb2.CommandMetadata(command_id="x")),
-     "metadata.occurred_at"),
+    (
+        "no command id",
+        _bad_send("metadata", common_pb2.CommandMetadata(command_id="")),
+        "metadata.command_id",
+    ),
+    (
+        "no clinical time",
+        _bad_send("metadata", common_pb2.CommandMetadata(command_id="x")),
+        "metadata.occurred_at",
+    ),
     ("time in the future", send_request(metadata=meta("x", hours_ago=-2)), "metadata.occurred_at"),
     ("no patient", _bad_send("patient", None), "patient"),
-    ("bad check digit", _bad_send(
-        "patient", common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=FNR[:-1] + str((int(FNR[-1]) + 1) % 10))
-    ), "patient.value"),
-    ("fnr under the D-number system", _bad_send(
-        "patient", common_pb2.PatientIdentifier(system=DNR_SYSTEM, value=FNR)
-    ), "patient.value"),
-    ("unknown system", _bad_send(
-        "patient", common_pb2.PatientIdentifier(system="urn:oid:1.2.3", value=FNR)
-    ), "patient.value"),
+    (
+        "bad check digit",
+        _bad_send(
+            "patient",
+            common_pb2.PatientIdentifier(
+                system=FNR_SYSTEM, value=FNR[:-1] + str((int(FNR[-1]) + 1) % 10)
+            ),
+        ),
+        "patient.value",
+    ),
+    (
+        "fnr under the D-number system",
+        _bad_send("patient", common_pb2.PatientIdentifier(system=DNR_SYSTEM, value=FNR)),
+        "patient.value",
+    ),
+    (
+        "unknown system",
+        _bad_send("patient", common_pb2.PatientIdentifier(system="urn:oid:1.2.3", value=FNR)),
+        "patient.value",
+    ),
     ("letters in HER-id", _bad_send("receiver_her_id", "12AB"), "receiver_her_id"),
     ("no reason", _bad_send("reason", "   "), "reason"),
     ("no priority", _bad_send("priority", 0), "priority"),
@@ -242,7 +267,9 @@ def test_impossible_transition_is_failed_precondition_naming_the_state(
     before = stored_events(system)
     with pytest.raises(grpc.RpcError) as err:
         referrals.CompleteReferral(
-            referrals_pb2.CompleteReferralRequest(metadata=meta("done"), referral_id=sent.referral_id),
+            referrals_pb2.CompleteReferralRequest(
+                metadata=meta("done"), referral_id=sent.referral_id
+            ),
             metadata=auth(HOSPITAL),
         )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION

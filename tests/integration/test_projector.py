@@ -34,8 +34,9 @@ def many_pathways(patients: int) -> list[Envelope]:
         def c(actor, cid, h, p=p):  # type: ignore[no-untyped-def]
             return CommandContext(f"{p}-{cid}", T0 + timedelta(hours=h + p), actor, "c")
 
-        r = app.send_referral(c(GP, "s", 0), patient, HOSPITAL.her_id, "x", Priority.URGENT,
-                              CancerPathway.LYMPHOMA)
+        r = app.send_referral(
+            c(GP, "s", 0), patient, HOSPITAL.her_id, "x", Priority.URGENT, CancerPathway.LYMPHOMA
+        )
         app.record_receipt(c(HOSPITAL, "r", 1), r.id, AppRecStatus.OK, [])
         if p % 2:
             app.accept(c(HOSPITAL, "a", 30), r.id, date(2026, 3, 1))
@@ -113,7 +114,7 @@ def test_a_poison_message_goes_to_the_dead_letter_queue_with_its_reason(
     engine: Engine, amqp_uri: str
 ) -> None:
     queue = unique_queue("pathway.it")
-    projector, stop = run_projector(engine, amqp_uri, queue)
+    _projector, stop = run_projector(engine, amqp_uri, queue)
     try:
         wait_for(lambda: projector_ready(amqp_uri, queue), what="the projector's queue")
         drain_queue(amqp_uri, DEAD_LETTER_QUEUE, delete=False)

@@ -32,7 +32,11 @@ def send_referrals(app: ReferralsApplication, n: int, prefix: str) -> None:
         patient = {"system": FNR_SYSTEM, "value": make_fnr(1 + i % 28, 1 + i % 12, 60, 400)}
         app.send_referral(
             CommandContext(f"{prefix}-{i}", T0 + timedelta(minutes=i), GP, "c"),
-            patient, HOSPITAL.her_id, "Henvisningsgrunn", Priority.ROUTINE, None,
+            patient,
+            HOSPITAL.her_id,
+            "Henvisningsgrunn",
+            Priority.ROUTINE,
+            None,
         )
 
 
@@ -55,7 +59,7 @@ def broker_up(uri: str) -> bool:
     try:
         pika.BlockingConnection(pika.URLParameters(uri)).close()
         return True
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
 
 
@@ -98,7 +102,9 @@ def test_an_unreachable_broker_is_a_publish_error_not_a_loss(
     app, positions = store
     send_referrals(app, 3, "x")
     relay = OutboxRelay(
-        "referrals", app, BatchPublisher("amqp://guest:guest@127.0.0.1:1/%2F", "referrals"),
+        "referrals",
+        app,
+        BatchPublisher("amqp://guest:guest@127.0.0.1:1/%2F", "referrals"),
         positions,
     )
     with pytest.raises(PublishError):

@@ -29,14 +29,16 @@ def story() -> list[Envelope]:
     def c(actor, cid, h):  # type: ignore[no-untyped-def]
         return CommandContext(cid, T0 + timedelta(hours=h), actor, "corr")
 
-    r = app.send_referral(c(GP, "s1", 0), PATIENT, HOSPITAL.her_id, "Smerter", Priority.URGENT,
-                          CancerPathway.BREAST)
+    r = app.send_referral(
+        c(GP, "s1", 0), PATIENT, HOSPITAL.her_id, "Smerter", Priority.URGENT, CancerPathway.BREAST
+    )
     app.record_receipt(c(HOSPITAL, "r1", 1), r.id, AppRecStatus.OK, [])
     app.forward(c(HOSPITAL, "f1", 2), r.id, OTHER_HOSPITAL.her_id, "Kapasitet")
     app.record_receipt(c(OTHER_HOSPITAL, "r2", 3), r.id, AppRecStatus.OK, [])
     app.accept(c(OTHER_HOSPITAL, "a1", 4), r.id, date(2026, 3, 9))
-    other = app.send_referral(c(GP, "s2", 5), PATIENT, HOSPITAL.her_id, "Hoste", Priority.ROUTINE,
-                              None)
+    other = app.send_referral(
+        c(GP, "s2", 5), PATIENT, HOSPITAL.her_id, "Hoste", Priority.ROUTINE, None
+    )
     app.cancel(c(GP, "x2", 6), other.id, "Bedring")
     return list(iter_all_envelopes("referrals", app))
 
@@ -82,7 +84,10 @@ def test_the_fold_tells_where_each_referral_stands() -> None:
     assert accepted.receiver_her_id == OTHER_HOSPITAL.her_id
     assert accepted.cancer_pathway == "BREAST"
     assert pathway.open_referrals == 1
-    assert [e.event_type for e, _ in pathway.timeline][:2] == ["ReferralSent", "ReferralReceiptRecorded"]
+    assert [e.event_type for e, _ in pathway.timeline][:2] == [
+        "ReferralSent",
+        "ReferralReceiptRecorded",
+    ]
 
 
 def test_duplicates_and_any_arrival_order_give_the_same_pathway() -> None:

@@ -133,7 +133,9 @@ def test_only_the_referring_gp_may_cancel(app: ReferralsApplication) -> None:
 def test_a_cancelled_referral_cannot_be_received(app: ReferralsApplication) -> None:
     r = send(app)
     app.cancel(ctx(GP, "c", 1), r.id, "Bedring")
-    with pytest.raises(InvalidTransition, match="cannot record a receipt: the referral is CANCELLED"):
+    with pytest.raises(
+        InvalidTransition, match="cannot record a receipt: the referral is CANCELLED"
+    ):
         app.record_receipt(ctx(HOSPITAL, "rcpt", 2), r.id, AppRecStatus.OK, [])
 
 

@@ -148,6 +148,17 @@ class BatchPublisher:
             self.close()
             raise
 
+    def idle(self, seconds: float) -> None:
+        """Wait while there is nothing to publish, keeping the connection's heartbeats going
+        (a BlockingConnection only answers heartbeats while it processes events)."""
+        if self._connection is None or not self._connection.is_open:
+            time.sleep(seconds)
+            return
+        try:
+            self._connection.process_data_events(time_limit=seconds)
+        except (AMQPError, OSError):
+            self.close()
+
     def close(self) -> None:
         if self._connection is not None and self._connection.is_open:
             with contextlib.suppress(AMQPError, OSError):

@@ -35,6 +35,8 @@ relay_positions = sa.Table(
 class Publisher(Protocol):
     def publish(self, envelopes: Sequence[Envelope]) -> None: ...
 
+    def idle(self, seconds: float) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -158,5 +160,5 @@ class OutboxRelay:
                     on_published(published)
                 if published == self._batch_size:
                     continue
-            stop.wait(idle_wait)
+            self._publisher.idle(idle_wait)
         self._publisher.close()

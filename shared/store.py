@@ -4,7 +4,10 @@ database URL, the transcodings our events need, and idempotent command handling.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import date
 from typing import Any, Self, TypeVar
 from uuid import UUID
@@ -37,10 +40,86 @@ class Conflict(DomainError):
     """The aggregate kept changing under the command (→ FAILED_PRECONDITION; safe to retry)."""
 
 
+class GroupCommit:
+    """Saves the aggregates of concurrent commands together: one transaction per batch instead
+    of one per command (batch at every hop). A batch that conflicts is retried one aggregate at
+    a time so only the conflicting command sees the IntegrityError (and re-runs its rules).
+
+    A single committer thread also means one writer for SQLite, which otherwise makes
+    concurrent writers poll its busy handler."""
+
+    def __init__(self, save: Callable[..., Any], max_batch: int = 500) -> None:
+        self._save = save
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[tuple[CarepathAggregate, Future[None]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+        self._thread.start()
+
+    def save(self, aggregate: CarepathAggregate) -> None:
+        done: Future[None] = Future()
+        self._queue.put((aggregate, done))
+        done.result()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < self._max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                batch.append(more)
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[CarepathAggregate, Future[None]]]) -> None:
+        try:
+            self._save(*(aggregate for aggregate, _ in batch))
+        except IntegrityError:
+            if len(batch) == 1:
+                batch[0][1].set_exception(IntegrityError("conflict"))
+                return
+            for single in batch:
+                self._commit([single])
+            return
+        except Exception as exc:  # handed to every waiting command
+            for _, done in batch:
+                done.set_exception(exc)
+            return
+        for _, done in batch:
+            done.set_result(None)
+
+
 class CarepathApplication(Application[UUID]):
     """An eventsourcing Application with carepath's conventions."""
 
     name = "carepath"
+    _group_commit: GroupCommit | None = None
+    _group_commit_lock = threading.Lock()
+
+    def save_command(self, aggregate: CarepathAggregate) -> None:
+        """Save the result of one command, batched with concurrent commands."""
+        if self._group_commit is None:
+            with self._group_commit_lock:
+                if self._group_commit is None:
+                    self._group_commit = GroupCommit(self.save)
+        self._group_commit.save(aggregate)
+
+    def close(self) -> None:
+        if self._group_commit is not None:
+            self._group_commit.close()
+        super().close()
 
     @classmethod
     def from_url(cls, url: str) -> Self:
@@ -81,7 +160,7 @@ class CarepathApplication(Application[UUID]):
         except AggregateNotFoundError:
             aggregate = create()
             try:
-                self.save(aggregate)
+                self.save_command(aggregate)
             except IntegrityError:  # the same command raced with itself
                 pass
             else:
@@ -104,7 +183,7 @@ class CarepathApplication(Application[UUID]):
                 return self.first_result(cls, aggregate_id, command_id, what)
             change(aggregate)
             try:
-                self.save(aggregate)
+                self.save_command(aggregate)
             except IntegrityError:
                 continue
             return aggregate

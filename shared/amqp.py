@@ -182,30 +182,33 @@ def consume_batches(
     max_batch: int = 500,
     max_wait: float = 0.05,
 ) -> Iterator[list[Delivery]]:
-    """Yield batches of up to `max_batch` deliveries, each as soon as it is full or no message
-    arrived for `max_wait` seconds. The caller acks the batch (`ack_batch`) after it committed."""
+    """Yield batches of up to `max_batch` deliveries, each once it is full or `max_wait`
+    seconds after its first message arrived (so a steady trickle is not held back until 500
+    have gathered). An empty list is yielded when idle, so the caller can notice a stop
+    request. The caller acks a batch (`ack_batch`) after it has committed it."""
     channel.basic_qos(prefetch_count=max_batch)
     batch: list[Delivery] = []
-    for method, _props, body in channel.consume(queue, inactivity_timeout=max_wait):
-        if method is None:
-            if batch:
-                yield batch
-                batch = []
-            else:
-                yield []  # idle tick: lets the caller notice a stop request
-            continue
-        batch.append(
-            Delivery(
-                delivery_tag=method.delivery_tag,
-                routing_key=method.routing_key,
-                exchange=method.exchange,
-                body=body,
-                redelivered=method.redelivered,
+    deadline = 0.0
+    while True:
+        timeout = max(0.001, deadline - time.monotonic()) if batch else max_wait
+        for method, _props, body in channel.consume(queue, inactivity_timeout=timeout):
+            if method is None:
+                break
+            if not batch:
+                deadline = time.monotonic() + max_wait
+            batch.append(
+                Delivery(
+                    delivery_tag=method.delivery_tag,
+                    routing_key=method.routing_key,
+                    exchange=method.exchange,
+                    body=body,
+                    redelivered=method.redelivered,
+                )
             )
-        )
-        if len(batch) >= max_batch:
-            yield batch
-            batch = []
+            if len(batch) >= max_batch or time.monotonic() >= deadline:
+                break
+        yield batch
+        batch = []
 
 
 def ack_batch(channel: BlockingChannel, batch: Sequence[Delivery]) -> None:

@@ -104,6 +104,16 @@ class StoreSettings:
             return env
         raise ValueError(f"unsupported database URL scheme {parts.scheme!r} for {service}")
 
+    def relay_position_url(self) -> str:
+        """Where the outbox relay keeps its position (SQLAlchemy URL).
+
+        PostgreSQL: the store's own database. SQLite allows one writer per file, so the relay
+        gets a small file of its own beside the store; otherwise every position update would
+        queue behind (and hold up) the commands being written."""
+        if self.url.startswith("sqlite:///") and ":memory:" not in self.url:
+            return f"{self.url.removesuffix('.sqlite')}-relay.sqlite"
+        return self.sqlalchemy_url()
+
     def sqlalchemy_url(self) -> str:
         """The same database for SQLAlchemy (psycopg 3 driver for PostgreSQL)."""
         if self.url.startswith(("postgresql://", "postgres://")):

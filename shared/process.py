@@ -36,7 +36,7 @@ def run_relay(app: CarepathApplication) -> None:
     """Run the outbox relay of `app` until SIGTERM/SIGINT."""
     service = app.name
     url = config.database_url(service)
-    positions = PositionStore(config.StoreSettings(url).sqlalchemy_url(), f"{service}-amqp")
+    positions = PositionStore(config.StoreSettings(url).relay_position_url(), f"{service}-amqp")
     relay = OutboxRelay(service, app, BatchPublisher(config.amqp_uri(), service), positions)
     log = logging.getLogger(f"{service}.relay")
     log.info("relaying %s events from position %d", service, relay.position)

@@ -61,7 +61,8 @@ def meta(command_id: str, when: datetime) -> common_pb2.CommandMetadata:
     )
 
 
-def load(referrals: referrals_pb2_grpc.ReferralServiceStub, secret: str) -> None:
+def load(referrals: referrals_pb2_grpc.ReferralServiceStub, secret: str) -> int:
+    """Send the demo's commands; returns how many events they record."""
     creds = {a.her_id: bearer_metadata(mint_token(a, secret)) for a in (GP, HOSPITAL_A, HOSPITAL_B)}
     patient = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=PATIENT)
     start = datetime(2026, 9, 1, 8, 30, tzinfo=UTC)
@@ -133,6 +134,7 @@ def load(referrals: referrals_pb2_grpc.ReferralServiceStub, secret: str) -> None
         ),
         metadata=creds[HOSPITAL_B.her_id],
     )
+    return 7  # two sends, a cancel, two receipts, a forward, an accept
 
 
 def fetch(
@@ -178,12 +180,12 @@ def main() -> None:
     referrals = referrals_pb2_grpc.ReferralServiceStub(
         wait_healthy(config.grpc_address("referrals"))
     )
-    load(referrals, secret)
+    expected = load(referrals, secret)
     deadline = time.monotonic() + 60
     while True:
         try:
             reply = fetch(pathway, secret, FNR_SYSTEM, PATIENT)
-            if len(reply.timeline) >= 8:
+            if len(reply.timeline) >= expected:
                 break
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.NOT_FOUND:

@@ -17,6 +17,12 @@ from shared.envelope import Envelope
 
 OPEN_REFERRAL_STATES = frozenset({"SENT", "RECEIVED", "FORWARDED", "ACCEPTED"})
 
+CANCER_PATHWAY_NAMES = {
+    "BREAST": "brystkreft",
+    "COLORECTAL": "tykk- og endetarmskreft",
+    "LYMPHOMA": "lymfom",
+}
+
 LEVEL_NAMES = {"MUNICIPALITY": "kommunen", "GP": "fastlegen", "HOSPITAL": "sykehuset"}
 
 
@@ -25,13 +31,10 @@ def _summary(envelope: Envelope) -> str:
     data = envelope.data
     match envelope.event_type:
         case "ReferralSent":
-            pathway = (
-                f", pakkeforløp {data['cancer_pathway'].lower()}"
-                if data.get("cancer_pathway")
-                else ""
-            )
+            pathway = CANCER_PATHWAY_NAMES.get(data.get("cancer_pathway") or "", "")
             urgency = "hastehenvisning" if data.get("priority") == "URGENT" else "henvisning"
-            return f"Fastlegen sendte {urgency} til sykehus {data['receiver_her_id']}{pathway}"
+            suffix = f", pakkeforløp {pathway}" if pathway else ""
+            return f"Fastlegen sendte {urgency} til sykehus {data['receiver_her_id']}{suffix}"
         case "ReferralReceiptRecorded":
             status = {
                 "OK": "mottatt",

@@ -8,11 +8,8 @@ set -euo pipefail
 readonly WAIT_SECONDS=60
 url=${CAREPATH_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/carepath_test}
 
-say() { echo "carepath: $*" >&2; }
-die() {
-    echo "carepath: $*" >&2
-    exit 1
-}
+# shellcheck source=infra/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 urldecode() { printf '%b' "${1//%/\\x}"; }
 
 # postgresql[+driver]://[user[:password]@]host[:port][/dbname][?query]
@@ -50,27 +47,12 @@ where="$host:$port"
 [[ $host == *:* ]] && where="[$host]:$port"
 export PGCONNECT_TIMEOUT=5
 
-# shellcheck disable=SC2016 # $1 and $2 are expanded by the inner bash
-tcp_open() {
-    if command -v timeout >/dev/null 2>&1; then
-        timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$host" "$port" 2>/dev/null
-    else # stock macOS has no `timeout`
-        bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$host" "$port" 2>/dev/null &
-        local pid=$! killer rc=0
-        (sleep 2 && kill "$pid") >/dev/null 2>&1 &
-        killer=$!
-        wait "$pid" || rc=$?
-        kill "$killer" 2>/dev/null || true
-        return "$rc"
-    fi
-}
-
 # Accepting connections? pg_isready when installed, else a plain TCP connect.
 ready() {
     if command -v pg_isready >/dev/null 2>&1; then
         pg_isready -q -h "$host" -p "$port" -t 3 </dev/null
     else
-        tcp_open
+        tcp_open "$host" "$port"
     fi
 }
 

@@ -7,11 +7,8 @@ set -euo pipefail
 readonly WAIT_SECONDS=90
 uri=${AMQP_URI:-amqp://guest:guest@127.0.0.1:5672/%2F}
 
-say() { echo "carepath: $*" >&2; }
-die() {
-    echo "carepath: $*" >&2
-    exit 1
-}
+# shellcheck source=infra/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # amqp[s]://user:pass@host:port/vhost?query -> host, port
 scheme=${uri%%://*}
@@ -36,32 +33,6 @@ where="$host:$port"
 [[ $host == *:* ]] && where="[$host]:$port"
 
 # TCP connect with a short timeout (bash /dev/tcp; `timeout` is missing on stock macOS).
-# shellcheck disable=SC2016 # $1 and $2 are expanded by the inner bash
-tcp_open() {
-    if command -v timeout >/dev/null 2>&1; then
-        timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
-    else
-        bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null &
-        local pid=$! killer rc=0
-        (sleep 2 && kill "$pid") >/dev/null 2>&1 &
-        killer=$!
-        wait "$pid" || rc=$?
-        kill "$killer" 2>/dev/null || true
-        return "$rc"
-    fi
-}
-
-# Run a command quietly, killed after $1 seconds where `timeout` exists.
-run_limited() {
-    local secs=$1
-    shift
-    if command -v timeout >/dev/null 2>&1; then
-        timeout "$secs" "$@" </dev/null >/dev/null 2>&1
-    else
-        "$@" </dev/null >/dev/null 2>&1
-    fi
-}
-
 # Find a command on PATH or in the sbin directories a non-root PATH may lack.
 find_cmd() {
     local dir

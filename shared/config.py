@@ -18,6 +18,9 @@ DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/%2F"
 DEFAULT_GRPC_ADDRESSES = {
     "pathway": "127.0.0.1:50050",
     "referrals": "127.0.0.1:50051",
+    "admissions": "127.0.0.1:50052",
+    "discharges": "127.0.0.1:50053",
+    "medications": "127.0.0.1:50054",
 }
 
 

@@ -1,0 +1,59 @@
+"""Deadlines and payment from the rules as data."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from services.pathway import rules
+
+
+def test_a_patient_ready_on_friday_and_received_on_tuesday_costs_four_days() -> None:
+    cost = rules.payment_days(date(2024, 3, 1), date(2024, 3, 5))
+    assert cost.days == 4
+    assert cost.amount_nok == 4 * 5745
+
+
+def test_payment_days_over_new_year_use_each_years_rate() -> None:
+    cost = rules.payment_days(date(2023, 12, 30), date(2024, 1, 3))
+    assert cost.days_by_year == {2023: 2, 2024: 2}
+    assert cost.amount_nok == 2 * 5508 + 2 * 5745
+
+
+def test_a_year_without_a_published_rate_is_an_explicit_error() -> None:
+    with pytest.raises(rules.MissingRule, match="2031"):
+        rules.payment_days(date(2031, 1, 1), date(2031, 1, 2))
+
+
+def test_received_the_same_day_costs_nothing() -> None:
+    assert rules.payment_days(date(2024, 5, 2), date(2024, 5, 2)).amount_nok == 0
+
+
+def test_a_referral_received_the_day_before_easter_is_due_after_the_easter_holidays() -> None:
+    # Received Saturday 4 April 2026; Easter Sunday/Monday are holidays: 10 working days
+    # are 7–10, 13–17 and 20 April.
+    due = rules.referral_assessment_due(datetime(2026, 4, 4, 10, 0, tzinfo=UTC))
+    assert due.date() == date(2026, 4, 20)
+    assert (due.hour, due.minute) == (23, 59)
+
+
+def test_assessment_deadline_skips_may_holidays() -> None:
+    # Received Wednesday 29 April 2026: 1 May (Fri), 14 May (Ascension) are not working days.
+    due = rules.referral_assessment_due(datetime(2026, 4, 29, 12, 0, tzinfo=UTC))
+    assert due.date() == date(2026, 5, 15)
+
+
+def test_colorectal_pathway_milestones_count_calendar_days_from_receipt() -> None:
+    first, done = rules.cancer_pathway_milestones(
+        "COLORECTAL", datetime(2026, 9, 1, 9, 0, tzinfo=UTC)
+    )
+    assert first.due.date() == date(2026, 9, 10)
+    assert done.due.date() == date(2026, 9, 22)
+
+
+def test_every_rule_cites_its_source() -> None:
+    data = rules.rules()
+    for section in ("referral_assessment", "health_information", "discharge_payment"):
+        assert data[section]["source"]
+    assert data["cancer_pathways"]["source"]

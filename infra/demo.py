@@ -159,6 +159,10 @@ def show(reply: pathway_pb2.Pathway) -> None:
     for r in reply.summary.referrals:
         state = referrals_pb2.ReferralState.Name(r.state).removeprefix("REFERRAL_STATE_")
         print(f"  referral {r.referral_id}: {state} at HER {r.receiver_her_id}")
+    for t in reply.tasks:
+        due = t.due.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M")
+        flag = "OVERDUE" if t.breached else "open"
+        print(f"  task ({flag}, due {due}, waiting on HER {t.waiting_on.her_id}): {t.description}")
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -40,11 +41,13 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         if len(purpose) > 200:
             raise InvalidArgument("purpose", "must be at most 200 characters")
         key = rm.patient_key(patient)
+        as_of = request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else None
         views.record_read(self._engine, key, current_actor(), purpose, "GetPathway")
-        view = views.get_pathway(self._engine, key)
+        view = views.get_pathway(self._engine, key, as_of)
         if view is None:
             raise NotFound("no pathway for this patient")
-        reply = pathway_pb2.Pathway(patient=api.patient_to_pb(patient))
+        moment = as_of or datetime.now(UTC)
+        reply = pathway_pb2.Pathway(patient=api.patient_to_pb(patient), as_of=api.timestamp(moment))
         for row in view.timeline:
             actor = {"her_id": row["actor_her_id"], "org_kind": row["level"]}
             if row["actor_hpr"]:
@@ -79,6 +82,24 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
                     sent_at=api.timestamp(r["sent_at"]),
                     updated_at=api.timestamp(r["updated_at"]),
                     open=bool(r["is_open"]),
+                )
+            )
+        for t in view.tasks:
+            reply.tasks.append(
+                pathway_pb2.OpenTask(
+                    task_id=t["task_id"],
+                    kind=_enum(pathway_pb2.TaskKind, "TASK_KIND", t["kind"]),
+                    description=t["description"],
+                    waiting_on=common_pb2.Organisation(
+                        her_id=t["waiting_on_her_id"],
+                        kind=LEVEL_TO_PB.get(
+                            t["waiting_on_kind"], common_pb2.ORGANISATION_KIND_UNSPECIFIED
+                        ),
+                    ),
+                    since=api.timestamp(t["since"]),
+                    due=api.timestamp(t["due"]),
+                    breached=t["due"] < rm.utc_iso(moment),
+                    aggregate_id=t["aggregate_id"],
                 )
             )
         return reply

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from services.pathway import rules
 from services.pathway.readmodel import utc_iso
 from shared.envelope import Envelope
 
@@ -76,16 +78,32 @@ class ReferralView:
     receiver_her_id: str
     sent_at: str
     updated_at: str
+    waiting_since: str  # clinical time the current wait began (sent, forwarded, received)
 
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_REFERRAL_STATES
 
 
+@dataclass(frozen=True)
+class Task:
+    """Something waiting on an organisation, with its due time (UTC ISO strings)."""
+
+    task_id: str
+    kind: str
+    description: str
+    waiting_on_her_id: str
+    waiting_on_kind: str
+    since: str
+    due: str
+    aggregate_id: str
+
+
 @dataclass
 class PatientPathway:
     timeline: list[tuple[Envelope, str]] = field(default_factory=list)  # (event, summary)
     referrals: list[ReferralView] = field(default_factory=list)
+    tasks: list[Task] = field(default_factory=list)
 
     @property
     def open_referrals(self) -> int:
@@ -106,6 +124,7 @@ def _fold_referral(history: list[Envelope]) -> ReferralView | None:
                 receiver_her_id=d["receiver_her_id"],
                 sent_at=utc_iso(e.occurred_at),
                 updated_at=utc_iso(e.occurred_at),
+                waiting_since=utc_iso(e.occurred_at),
             )
             continue
         if view is None:  # later events arrived before ReferralSent: wait for it
@@ -113,6 +132,7 @@ def _fold_referral(history: list[Envelope]) -> ReferralView | None:
         match e.event_type:
             case "ReferralReceiptRecorded":
                 view.state = "RECEIPT_REJECTED" if d["status"] == "REJECTED" else "RECEIVED"
+                view.waiting_since = utc_iso(e.occurred_at)
             case "ReferralAccepted":
                 view.state = "ACCEPTED"
             case "ReferralRejected":
@@ -120,12 +140,57 @@ def _fold_referral(history: list[Envelope]) -> ReferralView | None:
             case "ReferralForwarded":
                 view.state = "FORWARDED"
                 view.receiver_her_id = d["to_her_id"]
+                view.waiting_since = utc_iso(e.occurred_at)
             case "ReferralCompleted":
                 view.state = "COMPLETED"
             case "ReferralCancelled":
                 view.state = "CANCELLED"
         view.updated_at = max(view.updated_at, utc_iso(e.occurred_at))
     return view
+
+
+def _referral_tasks(r: ReferralView) -> list[Task]:
+    since = datetime.fromisoformat(r.waiting_since)
+
+    def task(kind: str, description: str, due: datetime) -> Task:
+        return Task(
+            task_id=f"{r.referral_id}:{kind}",
+            kind=kind,
+            description=description,
+            waiting_on_her_id=r.receiver_her_id,
+            waiting_on_kind="HOSPITAL",
+            since=r.waiting_since,
+            due=utc_iso(due),
+            aggregate_id=r.referral_id,
+        )
+
+    if r.state in ("SENT", "FORWARDED"):
+        return [
+            task(
+                "REFERRAL_RECEIPT",
+                "Henvisningen venter på applikasjonskvittering fra sykehuset",
+                rules.receipt_due(since),
+            )
+        ]
+    if r.state != "RECEIVED":
+        return []
+    tasks = [
+        task(
+            "REFERRAL_ASSESSMENT",
+            "Henvisningen må vurderes og pasienten informeres",
+            rules.referral_assessment_due(since),
+        )
+    ]
+    if r.cancer_pathway:
+        first = rules.cancer_pathway_milestones(r.cancer_pathway, since)[0]
+        tasks.append(
+            task(
+                "CANCER_FIRST_APPOINTMENT",
+                f"Pakkeforløp {CANCER_PATHWAY_NAMES[r.cancer_pathway]}: første fremmøte",
+                first.due,
+            )
+        )
+    return tasks
 
 
 def fold(envelopes: Iterable[Envelope]) -> PatientPathway:
@@ -137,4 +202,66 @@ def fold(envelopes: Iterable[Envelope]) -> PatientPathway:
             by_referral[e.aggregate_id].append(e)
     views = [v for v in map(_fold_referral, by_referral.values()) if v is not None]
     result.referrals = sorted(views, key=lambda v: (v.sent_at, v.referral_id), reverse=True)
+    tasks = [t for r in result.referrals for t in _referral_tasks(r)]
+    result.tasks = sorted(tasks, key=lambda t: (t.due, t.task_id))
     return result
+
+
+Row = dict[str, object]
+
+
+def derive_rows(key: str, history: list[Envelope]) -> dict[str, list[Row]]:
+    """The read-model rows of one patient (by table name), from all of their events. Used by
+    the projector and by `as_of` answers, so both say exactly the same."""
+    pathway = fold(history)
+    if not pathway.timeline:
+        return {}
+    timeline: list[Row] = [
+        {
+            "patient_key": key,
+            "position": position,
+            "event_id": e.event_id,
+            "event_type": e.event_type,
+            "source": e.source,
+            "level": e.actor.get("org_kind", ""),
+            "actor_her_id": e.actor.get("her_id", ""),
+            "actor_hpr": e.actor.get("hpr"),
+            "occurred_at": utc_iso(e.occurred_at),
+            "recorded_at": utc_iso(e.recorded_at),
+            "aggregate_id": e.aggregate_id,
+            "summary": summary[:300],
+        }
+        for position, (e, summary) in enumerate(pathway.timeline)
+    ]
+    referrals: list[Row] = [
+        {
+            "referral_id": r.referral_id,
+            "patient_key": key,
+            "state": r.state,
+            "priority": r.priority,
+            "cancer_pathway": r.cancer_pathway,
+            "sender_her_id": r.sender_her_id,
+            "receiver_her_id": r.receiver_her_id,
+            "sent_at": r.sent_at,
+            "updated_at": r.updated_at,
+            "is_open": r.is_open,
+        }
+        for r in pathway.referrals
+    ]
+    tasks: list[Row] = [{"patient_key": key, **vars(t)} for t in pathway.tasks]
+    first, last = pathway.timeline[0][0], pathway.timeline[-1][0]
+    patient: Row = {
+        "patient_key": key,
+        "system": first.patient["system"],
+        "value": first.patient["value"],
+        "event_count": len(pathway.timeline),
+        "open_referrals": pathway.open_referrals,
+        "first_occurred_at": utc_iso(first.occurred_at),
+        "last_occurred_at": utc_iso(last.occurred_at),
+    }
+    return {
+        "pathway_timeline": timeline,
+        "pathway_referrals": referrals,
+        "pathway_tasks": tasks,
+        "pathway_patients": [patient],
+    }

@@ -21,7 +21,7 @@ from pika.exceptions import AMQPError
 from sqlalchemy.engine import Connection, Engine
 
 from services.pathway import readmodel as rm
-from services.pathway.fold import fold
+from services.pathway.fold import Row, derive_rows
 from shared import amqp
 from shared.envelope import Envelope, EnvelopeError
 
@@ -69,64 +69,13 @@ def refold(conn: Connection, keys: Sequence[str]) -> None:
     for chunk in _chunks(keys):
         for table in rm.DERIVED:
             conn.execute(table.delete().where(table.c.patient_key.in_(chunk)))
-    timeline_rows: list[dict[str, object]] = []
-    referral_rows: list[dict[str, object]] = []
-    patient_rows: list[dict[str, object]] = []
+    rows: dict[str, list[Row]] = {table.name: [] for table in rm.DERIVED}
     for key, history in histories.items():
-        if not history:
-            continue
-        pathway = fold(history)
-        for position, (e, summary) in enumerate(pathway.timeline):
-            timeline_rows.append(
-                {
-                    "patient_key": key,
-                    "position": position,
-                    "event_id": e.event_id,
-                    "event_type": e.event_type,
-                    "source": e.source,
-                    "level": e.actor.get("org_kind", ""),
-                    "actor_her_id": e.actor.get("her_id", ""),
-                    "actor_hpr": e.actor.get("hpr"),
-                    "occurred_at": rm.utc_iso(e.occurred_at),
-                    "recorded_at": rm.utc_iso(e.recorded_at),
-                    "aggregate_id": e.aggregate_id,
-                    "summary": summary[:300],
-                }
-            )
-        for r in pathway.referrals:
-            referral_rows.append(
-                {
-                    "referral_id": r.referral_id,
-                    "patient_key": key,
-                    "state": r.state,
-                    "priority": r.priority,
-                    "cancer_pathway": r.cancer_pathway,
-                    "sender_her_id": r.sender_her_id,
-                    "receiver_her_id": r.receiver_her_id,
-                    "sent_at": r.sent_at,
-                    "updated_at": r.updated_at,
-                    "is_open": r.is_open,
-                }
-            )
-        first, last = pathway.timeline[0][0], pathway.timeline[-1][0]
-        patient_rows.append(
-            {
-                "patient_key": key,
-                "system": first.patient["system"],
-                "value": first.patient["value"],
-                "event_count": len(pathway.timeline),
-                "open_referrals": pathway.open_referrals,
-                "first_occurred_at": rm.utc_iso(first.occurred_at),
-                "last_occurred_at": rm.utc_iso(last.occurred_at),
-            }
-        )
-    for table, rows in (
-        (rm.timeline, timeline_rows),
-        (rm.referrals, referral_rows),
-        (rm.patients, patient_rows),
-    ):
-        if rows:
-            conn.execute(table.insert(), rows)
+        for name, table_rows in derive_rows(key, history).items():
+            rows[name].extend(table_rows)
+    for table in rm.DERIVED:
+        if rows[table.name]:
+            conn.execute(table.insert(), rows[table.name])
 
 
 def project(conn: Connection, envelopes: Sequence[Envelope]) -> set[str]:

@@ -73,6 +73,20 @@ referrals = sa.Table(
     sa.Column("is_open", sa.Boolean, nullable=False),
 )
 
+tasks = sa.Table(
+    "pathway_tasks",
+    metadata,
+    sa.Column("task_id", sa.String(120), primary_key=True),
+    sa.Column("patient_key", sa.String(120), nullable=False, index=True),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("description", sa.String(300), nullable=False),
+    sa.Column("waiting_on_her_id", sa.String(20), nullable=False),
+    sa.Column("waiting_on_kind", sa.String(20), nullable=False),
+    sa.Column("since", sa.String(32), nullable=False),
+    sa.Column("due", sa.String(32), nullable=False, index=True),
+    sa.Column("aggregate_id", sa.String(64), nullable=False),
+)
+
 audit_log = sa.Table(
     "pathway_audit_log",
     metadata,
@@ -87,7 +101,7 @@ audit_log = sa.Table(
 )
 
 #: Tables derived from `pathway_events` by the fold (cleared and refilled per patient).
-DERIVED = (timeline, referrals, patients)
+DERIVED = (timeline, referrals, tasks, patients)
 
 
 def utc_iso(value: str | datetime) -> str:

@@ -32,7 +32,7 @@ def rules() -> dict[str, Any]:
 
 @cache
 def _norway() -> holidays.HolidayBase:
-    return holidays.Norway(language="no")
+    return holidays.country_holidays("NO", language="no")
 
 
 def is_working_day(day: date) -> bool:

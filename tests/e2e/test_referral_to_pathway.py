@@ -359,3 +359,86 @@ def test_a_full_rebuild_from_the_store_equals_the_live_read_model(
     # and in place, on the backend under test
     rebuild(system.engine, {"referrals": system.referrals_app})
     assert dump_read_model(system.engine) == live
+
+
+def receive(referrals: referrals_pb2_grpc.ReferralServiceStub, rid: str, hours_ago: float) -> None:
+    referrals.RecordReferralReceipt(
+        referrals_pb2.RecordReferralReceiptRequest(
+            metadata=meta(f"rcpt-{rid}", hours_ago=hours_ago),
+            referral_id=rid,
+            receipt=common_pb2.AppRec(status=common_pb2.APP_REC_STATUS_OK),
+        ),
+        metadata=auth(HOSPITAL),
+    )
+
+
+def test_a_received_referral_waits_on_the_hospital_for_assessment_within_ten_working_days(
+    system: Harness,
+    referrals: referrals_pb2_grpc.ReferralServiceStub,
+    pathway: pathway_pb2_grpc.PathwayServiceStub,
+) -> None:
+    sent = referrals.SendReferral(
+        send_request("fresh", metadata=meta("fresh", 2), cancer_pathway=0), metadata=auth(GP)
+    )
+    receive(referrals, sent.referral_id, hours_ago=1)
+    reply = wait_for(pathway_with(pathway, 2), what="the receipt")
+    (task,) = reply.tasks
+    assert task.kind == pathway_pb2.TASK_KIND_REFERRAL_ASSESSMENT
+    assert task.waiting_on.her_id == HOSPITAL.her_id
+    assert task.waiting_on.kind == common_pb2.ORGANISATION_KIND_HOSPITAL
+    assert not task.breached
+    due = task.due.ToDatetime(tzinfo=UTC)
+    assert timedelta(days=12) <= due - NOW <= timedelta(days=20)  # 10 working days + holidays
+
+
+def test_an_overdue_assessment_and_cancer_pathway_limit_are_flagged_as_breached(
+    system: Harness,
+    referrals: referrals_pb2_grpc.ReferralServiceStub,
+    pathway: pathway_pb2_grpc.PathwayServiceStub,
+) -> None:
+    sent = referrals.SendReferral(
+        send_request("old", metadata=meta("old", 24 * 40)), metadata=auth(GP)
+    )
+    receive(referrals, sent.referral_id, hours_ago=24 * 30)
+    reply = wait_for(pathway_with(pathway, 2), what="the receipt")
+    kinds = {t.kind: t for t in reply.tasks}
+    assert set(kinds) == {
+        pathway_pb2.TASK_KIND_REFERRAL_ASSESSMENT,
+        pathway_pb2.TASK_KIND_CANCER_FIRST_APPOINTMENT,
+    }
+    assert all(t.breached for t in reply.tasks)
+    # the earliest due first: the colorectal first appointment (9 days) before assessment
+    assert reply.tasks[0].kind == pathway_pb2.TASK_KIND_CANCER_FIRST_APPOINTMENT
+
+
+def test_as_of_answers_what_was_known_then(
+    system: Harness,
+    referrals: referrals_pb2_grpc.ReferralServiceStub,
+    pathway: pathway_pb2_grpc.PathwayServiceStub,
+) -> None:
+    sent = referrals.SendReferral(send_request(), metadata=auth(GP))
+    wait_for(pathway_with(pathway, 1), what="the referral")
+    known_then = datetime.now(UTC)
+    receive(referrals, sent.referral_id, hours_ago=47)
+    now = wait_for(pathway_with(pathway, 2), what="the receipt")
+    as_of = Timestamp()
+    as_of.FromDatetime(known_then)
+    then = pathway.GetPathway(
+        pathway_pb2.GetPathwayRequest(patient=PATIENT, purpose="audit review", as_of=as_of),
+        metadata=auth(MUNICIPALITY),
+    )
+    assert [e.event_type for e in then.timeline] == ["ReferralSent"]
+    assert [t.kind for t in then.tasks] == [pathway_pb2.TASK_KIND_REFERRAL_RECEIPT]
+    assert then.summary.referrals[0].state == referrals_pb2.REFERRAL_STATE_SENT
+    assert [e.event_type for e in now.timeline] == ["ReferralSent", "ReferralReceiptRecorded"]
+    assert now.summary.referrals[0].state == referrals_pb2.REFERRAL_STATE_RECEIVED
+    before_anything = Timestamp()
+    before_anything.FromDatetime(NOW - timedelta(days=1000))
+    with pytest.raises(grpc.RpcError) as err:
+        pathway.GetPathway(
+            pathway_pb2.GetPathwayRequest(
+                patient=PATIENT, purpose="audit review", as_of=before_anything
+            ),
+            metadata=auth(MUNICIPALITY),
+        )
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND

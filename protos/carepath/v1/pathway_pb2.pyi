@@ -12,6 +12,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -23,25 +24,59 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _TaskKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TaskKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TASK_KIND_UNSPECIFIED: _TaskKind.ValueType  # 0
+    TASK_KIND_REFERRAL_RECEIPT: _TaskKind.ValueType  # 1
+    """A referral waits for the receiving hospital's application receipt (AppRec)."""
+    TASK_KIND_REFERRAL_ASSESSMENT: _TaskKind.ValueType  # 2
+    """A received referral waits for assessment (10 working days from receipt)."""
+    TASK_KIND_CANCER_FIRST_APPOINTMENT: _TaskKind.ValueType  # 3
+    """Cancer pathway: the first appointment must be within the pathway's limit from receipt."""
+
+class TaskKind(_TaskKind, metaclass=_TaskKindEnumTypeWrapper):
+    """What an open task is about."""
+
+TASK_KIND_UNSPECIFIED: TaskKind.ValueType  # 0
+TASK_KIND_REFERRAL_RECEIPT: TaskKind.ValueType  # 1
+"""A referral waits for the receiving hospital's application receipt (AppRec)."""
+TASK_KIND_REFERRAL_ASSESSMENT: TaskKind.ValueType  # 2
+"""A received referral waits for assessment (10 working days from receipt)."""
+TASK_KIND_CANCER_FIRST_APPOINTMENT: TaskKind.ValueType  # 3
+"""Cancer pathway: the first appointment must be within the pathway's limit from receipt."""
+Global___TaskKind: _TypeAlias = TaskKind  # noqa: Y015
+
 @_typing.final
 class GetPathwayRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     PATIENT_FIELD_NUMBER: _builtins.int
     PURPOSE_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
     purpose: _builtins.str
     """Why the caller reads the pathway (e.g. "care coordination"); recorded in the audit log."""
     @_builtins.property
     def patient(self) -> _common_pb2.PatientIdentifier: ...
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """Optional: answer as carepath knew it at this moment (recorded time), e.g. "what did the
+        coordinator's screen show on Monday morning". Unset: now.
+        """
+
     def __init__(
         self,
         *,
         patient: _common_pb2.PatientIdentifier | None = ...,
         purpose: _builtins.str = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["patient", b"patient"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "patient", b"patient"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["patient", b"patient", "purpose", b"purpose"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "patient", b"patient", "purpose", b"purpose"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -184,12 +219,69 @@ class PathwaySummary(_message.Message):
 Global___PathwaySummary: _TypeAlias = PathwaySummary  # noqa: Y015
 
 @_typing.final
+class OpenTask(_message.Message):
+    """Something that waits on an organisation, with its deadline."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    WAITING_ON_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    DUE_FIELD_NUMBER: _builtins.int
+    BREACHED_FIELD_NUMBER: _builtins.int
+    AGGREGATE_ID_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """Stable id: the aggregate id and the kind."""
+    kind: Global___TaskKind.ValueType
+    description: _builtins.str
+    """Norwegian description for people, e.g. "Henvisningen må vurderes"."""
+    breached: _builtins.bool
+    """True when `due` has passed (at the answer's moment: now, or as_of)."""
+    aggregate_id: _builtins.str
+    """The referral, stay or message it belongs to."""
+    @_builtins.property
+    def waiting_on(self) -> _common_pb2.Organisation:
+        """The organisation that must act."""
+
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """Clinical time the wait began."""
+
+    @_builtins.property
+    def due(self) -> _timestamp_pb2.Timestamp:
+        """When it must be done (rules with cited sources in services/pathway/rules.toml)."""
+
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        kind: Global___TaskKind.ValueType = ...,
+        description: _builtins.str = ...,
+        waiting_on: _common_pb2.Organisation | None = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        due: _timestamp_pb2.Timestamp | None = ...,
+        breached: _builtins.bool = ...,
+        aggregate_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due", b"due", "since", b"since", "waiting_on", b"waiting_on"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregate_id", b"aggregate_id", "breached", b"breached", "description", b"description", "due", b"due", "kind", b"kind", "since", b"since", "task_id", b"task_id", "waiting_on", b"waiting_on"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenTask: _TypeAlias = OpenTask  # noqa: Y015
+
+@_typing.final
 class Pathway(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     PATIENT_FIELD_NUMBER: _builtins.int
     TIMELINE_FIELD_NUMBER: _builtins.int
     SUMMARY_FIELD_NUMBER: _builtins.int
+    TASKS_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def patient(self) -> _common_pb2.PatientIdentifier: ...
     @_builtins.property
@@ -198,16 +290,26 @@ class Pathway(_message.Message):
 
     @_builtins.property
     def summary(self) -> Global___PathwaySummary: ...
+    @_builtins.property
+    def tasks(self) -> _containers.RepeatedCompositeFieldContainer[Global___OpenTask]:
+        """Open tasks, the earliest due first."""
+
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """The moment this answer describes: now, or the requested as_of."""
+
     def __init__(
         self,
         *,
         patient: _common_pb2.PatientIdentifier | None = ...,
         timeline: _abc.Iterable[Global___TimelineEntry] | None = ...,
         summary: Global___PathwaySummary | None = ...,
+        tasks: _abc.Iterable[Global___OpenTask] | None = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["patient", b"patient", "summary", b"summary"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "patient", b"patient", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["patient", b"patient", "summary", b"summary", "timeline", b"timeline"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "patient", b"patient", "summary", b"summary", "tasks", b"tasks", "timeline", b"timeline"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -49,8 +49,10 @@ class PathwayServiceServicer:
     """
 
     def GetPathway(self, request, context):
-        """The patient's timeline in clinical order plus a summary of what is open.
-        NOT_FOUND when carepath has no events for the patient.
+        """The patient's timeline in clinical order plus a summary of what is open: referrals,
+        tasks waiting on an organisation with their due times. With `as_of`, the pathway as it
+        was known then (only events recorded by that moment). NOT_FOUND when carepath has no
+        events for the patient (as of that moment).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -38,8 +38,10 @@ class PathwayServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> PathwayServiceAsyncStub: ...
     GetPathway: _grpc.UnaryUnaryMultiCallable[_pathway_pb2.GetPathwayRequest, _pathway_pb2.Pathway]
-    """The patient's timeline in clinical order plus a summary of what is open.
-    NOT_FOUND when carepath has no events for the patient.
+    """The patient's timeline in clinical order plus a summary of what is open: referrals,
+    tasks waiting on an organisation with their due times. With `as_of`, the pathway as it
+    was known then (only events recorded by that moment). NOT_FOUND when carepath has no
+    events for the patient (as of that moment).
     """
 
 @_typing.type_check_only
@@ -50,8 +52,10 @@ class PathwayServiceAsyncStub(PathwayServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetPathway: _aio.UnaryUnaryMultiCallable[_pathway_pb2.GetPathwayRequest, _pathway_pb2.Pathway]  # type: ignore[assignment]
-    """The patient's timeline in clinical order plus a summary of what is open.
-    NOT_FOUND when carepath has no events for the patient.
+    """The patient's timeline in clinical order plus a summary of what is open: referrals,
+    tasks waiting on an organisation with their due times. With `as_of`, the pathway as it
+    was known then (only events recorded by that moment). NOT_FOUND when carepath has no
+    events for the patient (as of that moment).
     """
 
 class PathwayServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -65,8 +69,10 @@ class PathwayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _pathway_pb2.GetPathwayRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_pathway_pb2.Pathway, _abc.Awaitable[_pathway_pb2.Pathway]]:
-        """The patient's timeline in clinical order plus a summary of what is open.
-        NOT_FOUND when carepath has no events for the patient.
+        """The patient's timeline in clinical order plus a summary of what is open: referrals,
+        tasks waiting on an organisation with their due times. With `as_of`, the pathway as it
+        was known then (only events recorded by that moment). NOT_FOUND when carepath has no
+        events for the patient (as of that moment).
         """
 
 def add_PathwayServiceServicer_to_server(servicer: PathwayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -46,7 +46,13 @@ def main() -> None:
         Projector(engine, config.amqp_uri(), queue=queue).run(stop_event())
     else:
         address = config.grpc_address(SERVICE)
-        server = start_server(address, api.register(engine), api.SERVICE_NAMES, config.jwt_secret())
+        server = start_server(
+            address,
+            api.register(engine),
+            api.SERVICE_NAMES,
+            config.jwt_secret(),
+            max_workers=api.MAX_WORKERS,
+        )
         log.info("PathwayService listening on %s", address)
         server.wait_for_signal()
 

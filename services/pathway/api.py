@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +14,8 @@ from sqlalchemy.engine import Engine
 from services.pathway import readmodel as rm
 from services.pathway import views
 from shared import api
-from shared.errors import InvalidArgument, NotFound
+from shared.auth import OrgKind
+from shared.errors import InvalidArgument, NotFound, NotPermitted
 from shared.grpc_server import current_actor
 
 LEVEL_TO_PB = {
@@ -27,6 +30,35 @@ def _enum(enum_type: Any, prefix: str, value: str | None) -> Any:
     return enum_type.Value(f"{prefix}_{value}") if value else 0
 
 
+def _purpose(request: Any) -> str:
+    purpose = str(request.purpose).strip()
+    if not purpose:
+        raise InvalidArgument("purpose", "is required (why the pathway is read; audited)")
+    if len(purpose) > 200:
+        raise InvalidArgument("purpose", "must be at most 200 characters")
+    return purpose
+
+
+def _own_municipality(her_id: str, field: str) -> str:
+    her_id = api.her_id(her_id, field)
+    actor = current_actor()
+    if actor.org_kind is not OrgKind.MUNICIPALITY or actor.her_id != her_id:
+        raise NotPermitted("only the municipality itself may list or watch its patients")
+    return her_id
+
+
+def _patient_of(key: str) -> common_pb2.PatientIdentifier:
+    system, value = key.split("|", 1)
+    return common_pb2.PatientIdentifier(system=system, value=value)
+
+
+#: How often a WatchPathway stream looks at the change feed.
+WATCH_POLL_SECONDS = 0.25
+MAX_PAGE_SIZE = 200
+#: Each WatchPathway stream holds a server thread while it is open.
+MAX_WORKERS = 128
+
+
 class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -35,11 +67,7 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         self, request: pathway_pb2.GetPathwayRequest, context: grpc.ServicerContext
     ) -> pathway_pb2.Pathway:
         patient = api.patient(request)
-        purpose = request.purpose.strip()
-        if not purpose:
-            raise InvalidArgument("purpose", "is required (why the pathway is read; audited)")
-        if len(purpose) > 200:
-            raise InvalidArgument("purpose", "must be at most 200 characters")
+        purpose = _purpose(request)
         key = rm.patient_key(patient)
         as_of = request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else None
         views.record_read(self._engine, key, current_actor(), purpose, "GetPathway")
@@ -103,6 +131,74 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
                 )
             )
         return reply
+
+    def ListPathways(
+        self, request: pathway_pb2.ListPathwaysRequest, context: grpc.ServicerContext
+    ) -> pathway_pb2.ListPathwaysResponse:
+        municipality = _own_municipality(request.municipality_her_id, "municipality_her_id")
+        purpose = _purpose(request)
+        if not 0 <= request.page_size <= MAX_PAGE_SIZE:
+            raise InvalidArgument("page_size", f"must be between 1 and {MAX_PAGE_SIZE}")
+        size = request.page_size or 50
+        try:
+            offset = int(request.page_token or "0")
+        except ValueError as exc:
+            raise InvalidArgument("page_token", "is not a token from a previous page") from exc
+        if offset < 0:
+            raise InvalidArgument("page_token", "is not a token from a previous page")
+        rows = views.list_pathways(
+            self._engine, municipality, request.only_with_open_tasks, size + 1, offset
+        )
+        page, more = rows[:size], len(rows) > size
+        keys = [r["patient_key"] for r in page]
+        now = datetime.now(UTC)
+        overdue = views.overdue_counts(self._engine, keys, now)
+        views.record_reads(self._engine, keys, current_actor(), purpose, "ListPathways")
+        reply = pathway_pb2.ListPathwaysResponse(next_page_token=str(offset + size) if more else "")
+        for r in page:
+            item = pathway_pb2.PathwayListItem(
+                patient=_patient_of(r["patient_key"]),
+                open_tasks=int(r["open_tasks"]),
+                overdue_tasks=overdue.get(r["patient_key"], 0),
+                open_referrals=int(r["open_referrals"]),
+                last_event_at=api.timestamp(r["last_occurred_at"]),
+            )
+            if r["next_due"]:
+                item.next_due.CopyFrom(api.timestamp(r["next_due"]))
+            reply.items.append(item)
+        return reply
+
+    def WatchPathway(
+        self, request: pathway_pb2.WatchPathwayRequest, context: grpc.ServicerContext
+    ) -> Iterator[pathway_pb2.PathwayChange]:
+        purpose = _purpose(request)
+        target = request.WhichOneof("target")
+        key: str | None = None
+        municipality: str | None = None
+        if target == "patient":
+            key = rm.patient_key(api.patient(request))
+        elif target == "municipality_her_id":
+            municipality = _own_municipality(request.municipality_her_id, "municipality_her_id")
+        else:
+            raise InvalidArgument("target", "give a patient or a municipality_her_id")
+        actor = current_actor()
+        if key is not None:
+            views.record_read(self._engine, key, actor, purpose, "WatchPathway")
+        sequence = views.latest_change(self._engine)
+        while context.is_active():
+            changes = views.changes_after(self._engine, sequence, key, municipality)
+            if municipality is not None and changes:
+                keys = sorted({c["patient_key"] for c in changes})
+                views.record_reads(self._engine, keys, actor, purpose, "WatchPathway")
+            for change in changes:
+                sequence = int(change["sequence"])
+                yield pathway_pb2.PathwayChange(
+                    patient=_patient_of(change["patient_key"]),
+                    changed_at=api.timestamp(change["changed_at"]),
+                    sequence=sequence,
+                )
+            if not changes:
+                time.sleep(WATCH_POLL_SECONDS)
 
 
 SERVICE_NAMES = (pathway_pb2.DESCRIPTOR.services_by_name["PathwayService"].full_name,)

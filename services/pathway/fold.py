@@ -104,6 +104,7 @@ class PatientPathway:
     timeline: list[tuple[Envelope, str]] = field(default_factory=list)  # (event, summary)
     referrals: list[ReferralView] = field(default_factory=list)
     tasks: list[Task] = field(default_factory=list)
+    municipality_her_id: str | None = None
 
     @property
     def open_referrals(self) -> int:
@@ -196,6 +197,11 @@ def _referral_tasks(r: ReferralView) -> list[Task]:
 def fold(envelopes: Iterable[Envelope]) -> PatientPathway:
     ordered = sorted(envelopes, key=timeline_order)
     result = PatientPathway(timeline=[(e, _summary(e)) for e in ordered])
+    for e in ordered:  # the latest municipality named by an event (clinical order) wins
+        if e.data.get("municipality_her_id"):
+            result.municipality_her_id = str(e.data["municipality_her_id"])
+        elif e.actor.get("org_kind") == "MUNICIPALITY":
+            result.municipality_her_id = e.actor["her_id"]
     by_referral: dict[str, list[Envelope]] = defaultdict(list)
     for e in ordered:
         if e.source == "referrals":
@@ -258,6 +264,9 @@ def derive_rows(key: str, history: list[Envelope]) -> dict[str, list[Row]]:
         "open_referrals": pathway.open_referrals,
         "first_occurred_at": utc_iso(first.occurred_at),
         "last_occurred_at": utc_iso(last.occurred_at),
+        "municipality_her_id": pathway.municipality_her_id,
+        "open_tasks": len(pathway.tasks),
+        "next_due": pathway.tasks[0].due if pathway.tasks else None,
     }
     return {
         "pathway_timeline": timeline,

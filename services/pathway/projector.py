@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from pika.adapters.blocking_connection import BlockingChannel
@@ -62,7 +63,8 @@ def _load_patient_events(conn: Connection, keys: Sequence[str]) -> dict[str, lis
 
 
 def refold(conn: Connection, keys: Sequence[str]) -> None:
-    """Recompute the derived rows of these patients from their stored events."""
+    """Recompute the derived rows of these patients from their stored events, and append
+    one change-feed row per patient (WatchPathway)."""
     if not keys:
         return
     histories = _load_patient_events(conn, keys)
@@ -76,6 +78,20 @@ def refold(conn: Connection, keys: Sequence[str]) -> None:
     for table in rm.DERIVED:
         if rows[table.name]:
             conn.execute(table.insert(), rows[table.name])
+    patients = rows[rm.patients.name]
+    if patients:
+        now = rm.utc_iso(datetime.now(UTC))
+        conn.execute(
+            rm.changes.insert(),
+            [
+                {
+                    "patient_key": p["patient_key"],
+                    "municipality_her_id": p["municipality_her_id"],
+                    "changed_at": now,
+                }
+                for p in patients
+            ],
+        )
 
 
 def project(conn: Connection, envelopes: Sequence[Envelope]) -> set[str]:

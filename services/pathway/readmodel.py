@@ -39,6 +39,10 @@ patients = sa.Table(
     sa.Column("open_referrals", sa.Integer, nullable=False),
     sa.Column("first_occurred_at", sa.String(32), nullable=False),
     sa.Column("last_occurred_at", sa.String(32), nullable=False),
+    # The patient's municipality as last known from events (admissions, municipal actors).
+    sa.Column("municipality_her_id", sa.String(20), nullable=True, index=True),
+    sa.Column("open_tasks", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_due", sa.String(32), nullable=True),
 )
 
 timeline = sa.Table(
@@ -85,6 +89,17 @@ tasks = sa.Table(
     sa.Column("since", sa.String(32), nullable=False),
     sa.Column("due", sa.String(32), nullable=False, index=True),
     sa.Column("aggregate_id", sa.String(64), nullable=False),
+)
+
+#: Change feed for WatchPathway: one row per patient per committed projector batch. Not
+#: derived from events (rebuilds append to it), so it is not part of rebuild comparisons.
+changes = sa.Table(
+    "pathway_changes",
+    metadata,
+    sa.Column("sequence", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("patient_key", sa.String(120), nullable=False),
+    sa.Column("municipality_her_id", sa.String(20), nullable=True),
+    sa.Column("changed_at", sa.String(32), nullable=False),
 )
 
 audit_log = sa.Table(

@@ -76,18 +76,7 @@ def _pathway_as_of(engine: Engine, key: str, as_of: datetime) -> PathwayView | N
 
 def record_read(engine: Engine, key: str, actor: Actor, purpose: str, operation: str) -> None:
     """Every read of a patient's pathway leaves a row: who, organisation, purpose, when."""
-    with engine.begin() as conn:
-        conn.execute(
-            rm.audit_log.insert().values(
-                read_at=rm.utc_iso(datetime.now(UTC)),
-                patient_key=key,
-                actor_her_id=actor.her_id,
-                actor_org_kind=actor.org_kind.value,
-                actor_hpr=actor.hpr,
-                purpose=purpose,
-                operation=operation,
-            )
-        )
+    record_reads(engine, [key], actor, purpose, operation)
 
 
 def reads_of(engine: Engine, key: str) -> list[RowMapping]:
@@ -98,4 +87,73 @@ def reads_of(engine: Engine, key: str) -> list[RowMapping]:
                 .where(rm.audit_log.c.patient_key == key)
                 .order_by(rm.audit_log.c.id)
             ).mappings()
+        )
+
+
+def list_pathways(
+    engine: Engine, municipality_her_id: str, only_with_open_tasks: bool, limit: int, offset: int
+) -> list[Row]:
+    """A municipality's patients, the earliest due task first (overdue lead), then the rest."""
+    p = rm.patients
+    query = sa.select(p).where(p.c.municipality_her_id == municipality_her_id)
+    if only_with_open_tasks:
+        query = query.where(p.c.open_tasks > 0)
+    query = query.order_by(p.c.next_due.is_(None), p.c.next_due, p.c.patient_key)
+    with engine.connect() as conn:
+        return list(conn.execute(query.limit(limit).offset(offset)).mappings())
+
+
+def overdue_counts(engine: Engine, keys: Sequence[str], moment: datetime) -> dict[str, int]:
+    if not keys:
+        return {}
+    t = rm.tasks
+    query = (
+        sa.select(t.c.patient_key, sa.func.count())
+        .where(t.c.patient_key.in_(keys), t.c.due < rm.utc_iso(moment))
+        .group_by(t.c.patient_key)
+    )
+    with engine.connect() as conn:
+        return {key: int(n) for key, n in conn.execute(query)}
+
+
+def latest_change(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.max(rm.changes.c.sequence))).scalar() or 0)
+
+
+def changes_after(
+    engine: Engine, sequence: int, patient_key: str | None, municipality_her_id: str | None
+) -> list[Row]:
+    c = rm.changes
+    query = sa.select(c).where(c.c.sequence > sequence).order_by(c.c.sequence).limit(500)
+    if patient_key is not None:
+        query = query.where(c.c.patient_key == patient_key)
+    if municipality_her_id is not None:
+        query = query.where(c.c.municipality_her_id == municipality_her_id)
+    with engine.connect() as conn:
+        return list(conn.execute(query).mappings())
+
+
+def record_reads(
+    engine: Engine, keys: Sequence[str], actor: Actor, purpose: str, operation: str
+) -> None:
+    """One audit row per patient, in one transaction (listing many patients)."""
+    if not keys:
+        return
+    now = rm.utc_iso(datetime.now(UTC))
+    with engine.begin() as conn:
+        conn.execute(
+            rm.audit_log.insert(),
+            [
+                {
+                    "read_at": now,
+                    "patient_key": key,
+                    "actor_her_id": actor.her_id,
+                    "actor_org_kind": actor.org_kind.value,
+                    "actor_hpr": actor.hpr,
+                    "purpose": purpose,
+                    "operation": operation,
+                }
+                for key in keys
+            ],
         )

@@ -442,3 +442,43 @@ def test_as_of_answers_what_was_known_then(
             metadata=auth(MUNICIPALITY),
         )
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_watching_a_patient_streams_each_change_of_the_pathway(
+    system: Harness,
+    referrals: referrals_pb2_grpc.ReferralServiceStub,
+    pathway: pathway_pb2_grpc.PathwayServiceStub,
+) -> None:
+    stream = pathway.WatchPathway(
+        pathway_pb2.WatchPathwayRequest(patient=PATIENT, purpose="care coordination"),
+        metadata=auth(MUNICIPALITY),
+        timeout=30,
+    )
+    sent = referrals.SendReferral(send_request(), metadata=auth(GP))
+    first = next(stream)
+    assert first.patient.value == FNR
+    receive(referrals, sent.referral_id, hours_ago=47)
+    second = next(stream)
+    assert second.sequence > first.sequence
+    stream.cancel()
+    assert len(get_pathway(pathway).timeline) == 2
+
+
+def test_only_the_municipality_itself_may_list_its_patients(
+    pathway: pathway_pb2_grpc.PathwayServiceStub,
+) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        pathway.ListPathways(
+            pathway_pb2.ListPathwaysRequest(municipality_her_id="4202", purpose="x"),
+            metadata=auth(MUNICIPALITY),
+        )
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.RpcError) as err:
+        pathway.ListPathways(
+            pathway_pb2.ListPathwaysRequest(
+                municipality_her_id=MUNICIPALITY.her_id, purpose="x", page_size=500
+            ),
+            metadata=auth(MUNICIPALITY),
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("page_size:")

@@ -51,6 +51,172 @@ TASK_KIND_CANCER_FIRST_APPOINTMENT: TaskKind.ValueType  # 3
 Global___TaskKind: _TypeAlias = TaskKind  # noqa: Y015
 
 @_typing.final
+class ListPathwaysRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MUNICIPALITY_HER_ID_FIELD_NUMBER: _builtins.int
+    ONLY_WITH_OPEN_TASKS_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    municipality_her_id: _builtins.str
+    """HER-id of the municipality whose patients to list (must be the caller's organisation)."""
+    only_with_open_tasks: _builtins.bool
+    """Only patients with at least one open task."""
+    page_size: _builtins.int
+    """1–200; default 50."""
+    page_token: _builtins.str
+    """From the previous response's next_page_token; empty for the first page."""
+    purpose: _builtins.str
+    """Why the list is read (audited per patient listed)."""
+    def __init__(
+        self,
+        *,
+        municipality_her_id: _builtins.str = ...,
+        only_with_open_tasks: _builtins.bool = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        purpose: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["municipality_her_id", b"municipality_her_id", "only_with_open_tasks", b"only_with_open_tasks", "page_size", b"page_size", "page_token", b"page_token", "purpose", b"purpose"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPathwaysRequest: _TypeAlias = ListPathwaysRequest  # noqa: Y015
+
+@_typing.final
+class PathwayListItem(_message.Message):
+    """One patient on a coordinator's list."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_FIELD_NUMBER: _builtins.int
+    OPEN_TASKS_FIELD_NUMBER: _builtins.int
+    OVERDUE_TASKS_FIELD_NUMBER: _builtins.int
+    NEXT_DUE_FIELD_NUMBER: _builtins.int
+    OPEN_REFERRALS_FIELD_NUMBER: _builtins.int
+    LAST_EVENT_AT_FIELD_NUMBER: _builtins.int
+    open_tasks: _builtins.int
+    overdue_tasks: _builtins.int
+    """Open tasks whose due time has passed."""
+    open_referrals: _builtins.int
+    @_builtins.property
+    def patient(self) -> _common_pb2.PatientIdentifier: ...
+    @_builtins.property
+    def next_due(self) -> _timestamp_pb2.Timestamp:
+        """Due time of the earliest open task (unset when none)."""
+
+    @_builtins.property
+    def last_event_at(self) -> _timestamp_pb2.Timestamp:
+        """Clinical time of the patient's latest event."""
+
+    def __init__(
+        self,
+        *,
+        patient: _common_pb2.PatientIdentifier | None = ...,
+        open_tasks: _builtins.int = ...,
+        overdue_tasks: _builtins.int = ...,
+        next_due: _timestamp_pb2.Timestamp | None = ...,
+        open_referrals: _builtins.int = ...,
+        last_event_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_event_at", b"last_event_at", "next_due", b"next_due", "patient", b"patient"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_event_at", b"last_event_at", "next_due", b"next_due", "open_referrals", b"open_referrals", "open_tasks", b"open_tasks", "overdue_tasks", b"overdue_tasks", "patient", b"patient"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PathwayListItem: _TypeAlias = PathwayListItem  # noqa: Y015
+
+@_typing.final
+class ListPathwaysResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___PathwayListItem]: ...
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___PathwayListItem] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPathwaysResponse: _TypeAlias = ListPathwaysResponse  # noqa: Y015
+
+@_typing.final
+class WatchPathwayRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_FIELD_NUMBER: _builtins.int
+    MUNICIPALITY_HER_ID_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    municipality_her_id: _builtins.str
+    """Changes of any pathway of this municipality's patients (caller must be it)."""
+    purpose: _builtins.str
+    """Why the caller watches (audited)."""
+    @_builtins.property
+    def patient(self) -> _common_pb2.PatientIdentifier:
+        """Changes of one patient's pathway."""
+
+    def __init__(
+        self,
+        *,
+        patient: _common_pb2.PatientIdentifier | None = ...,
+        municipality_her_id: _builtins.str = ...,
+        purpose: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["municipality_her_id", b"municipality_her_id", "patient", b"patient", "target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["municipality_her_id", b"municipality_her_id", "patient", b"patient", "purpose", b"purpose", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["patient", "municipality_her_id"]  # noqa: Y015
+    _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_target) -> _WhichOneofReturnType_target | None: ...
+
+Global___WatchPathwayRequest: _TypeAlias = WatchPathwayRequest  # noqa: Y015
+
+@_typing.final
+class PathwayChange(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_FIELD_NUMBER: _builtins.int
+    CHANGED_AT_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """Increasing position in the change feed."""
+    @_builtins.property
+    def patient(self) -> _common_pb2.PatientIdentifier: ...
+    @_builtins.property
+    def changed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the read model changed."""
+
+    def __init__(
+        self,
+        *,
+        patient: _common_pb2.PatientIdentifier | None = ...,
+        changed_at: _timestamp_pb2.Timestamp | None = ...,
+        sequence: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "patient", b"patient"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "patient", b"patient", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PathwayChange: _TypeAlias = PathwayChange  # noqa: Y015
+
+@_typing.final
 class GetPathwayRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -41,6 +41,16 @@ class PathwayServiceStub:
                 request_serializer=carepath_dot_v1_dot_pathway__pb2.GetPathwayRequest.SerializeToString,
                 response_deserializer=carepath_dot_v1_dot_pathway__pb2.Pathway.FromString,
                 _registered_method=True)
+        self.ListPathways = channel.unary_unary(
+                '/carepath.v1.PathwayService/ListPathways',
+                request_serializer=carepath_dot_v1_dot_pathway__pb2.ListPathwaysRequest.SerializeToString,
+                response_deserializer=carepath_dot_v1_dot_pathway__pb2.ListPathwaysResponse.FromString,
+                _registered_method=True)
+        self.WatchPathway = channel.unary_stream(
+                '/carepath.v1.PathwayService/WatchPathway',
+                request_serializer=carepath_dot_v1_dot_pathway__pb2.WatchPathwayRequest.SerializeToString,
+                response_deserializer=carepath_dot_v1_dot_pathway__pb2.PathwayChange.FromString,
+                _registered_method=True)
 
 
 class PathwayServiceServicer:
@@ -58,6 +68,23 @@ class PathwayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPathways(self, request, context):
+        """A municipality's patients for its care coordinators: those with events involving the
+        municipality, the most urgent first (earliest due task, so overdue ones lead). Caller must
+        be that municipality. Every listed patient is recorded in the audit log.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchPathway(self, request, context):
+        """A stream of changes: one message each time the pathway of the patient (or of any patient
+        of the municipality) changes. Read the pathway again with GetPathway to see what changed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PathwayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -65,6 +92,16 @@ def add_PathwayServiceServicer_to_server(servicer, server):
                     servicer.GetPathway,
                     request_deserializer=carepath_dot_v1_dot_pathway__pb2.GetPathwayRequest.FromString,
                     response_serializer=carepath_dot_v1_dot_pathway__pb2.Pathway.SerializeToString,
+            ),
+            'ListPathways': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPathways,
+                    request_deserializer=carepath_dot_v1_dot_pathway__pb2.ListPathwaysRequest.FromString,
+                    response_serializer=carepath_dot_v1_dot_pathway__pb2.ListPathwaysResponse.SerializeToString,
+            ),
+            'WatchPathway': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchPathway,
+                    request_deserializer=carepath_dot_v1_dot_pathway__pb2.WatchPathwayRequest.FromString,
+                    response_serializer=carepath_dot_v1_dot_pathway__pb2.PathwayChange.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -96,6 +133,60 @@ class PathwayService:
             '/carepath.v1.PathwayService/GetPathway',
             carepath_dot_v1_dot_pathway__pb2.GetPathwayRequest.SerializeToString,
             carepath_dot_v1_dot_pathway__pb2.Pathway.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPathways(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carepath.v1.PathwayService/ListPathways',
+            carepath_dot_v1_dot_pathway__pb2.ListPathwaysRequest.SerializeToString,
+            carepath_dot_v1_dot_pathway__pb2.ListPathwaysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchPathway(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/carepath.v1.PathwayService/WatchPathway',
+            carepath_dot_v1_dot_pathway__pb2.WatchPathwayRequest.SerializeToString,
+            carepath_dot_v1_dot_pathway__pb2.PathwayChange.FromString,
             options,
             channel_credentials,
             insecure,

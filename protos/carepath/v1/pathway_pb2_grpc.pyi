@@ -43,6 +43,15 @@ class PathwayServiceStub:
     was known then (only events recorded by that moment). NOT_FOUND when carepath has no
     events for the patient (as of that moment).
     """
+    ListPathways: _grpc.UnaryUnaryMultiCallable[_pathway_pb2.ListPathwaysRequest, _pathway_pb2.ListPathwaysResponse]
+    """A municipality's patients for its care coordinators: those with events involving the
+    municipality, the most urgent first (earliest due task, so overdue ones lead). Caller must
+    be that municipality. Every listed patient is recorded in the audit log.
+    """
+    WatchPathway: _grpc.UnaryStreamMultiCallable[_pathway_pb2.WatchPathwayRequest, _pathway_pb2.PathwayChange]
+    """A stream of changes: one message each time the pathway of the patient (or of any patient
+    of the municipality) changes. Read the pathway again with GetPathway to see what changed.
+    """
 
 @_typing.type_check_only
 class PathwayServiceAsyncStub(PathwayServiceStub):
@@ -56,6 +65,15 @@ class PathwayServiceAsyncStub(PathwayServiceStub):
     tasks waiting on an organisation with their due times. With `as_of`, the pathway as it
     was known then (only events recorded by that moment). NOT_FOUND when carepath has no
     events for the patient (as of that moment).
+    """
+    ListPathways: _aio.UnaryUnaryMultiCallable[_pathway_pb2.ListPathwaysRequest, _pathway_pb2.ListPathwaysResponse]  # type: ignore[assignment]
+    """A municipality's patients for its care coordinators: those with events involving the
+    municipality, the most urgent first (earliest due task, so overdue ones lead). Caller must
+    be that municipality. Every listed patient is recorded in the audit log.
+    """
+    WatchPathway: _aio.UnaryStreamMultiCallable[_pathway_pb2.WatchPathwayRequest, _pathway_pb2.PathwayChange]  # type: ignore[assignment]
+    """A stream of changes: one message each time the pathway of the patient (or of any patient
+    of the municipality) changes. Read the pathway again with GetPathway to see what changed.
     """
 
 class PathwayServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -73,6 +91,27 @@ class PathwayServiceServicer(metaclass=_abc_1.ABCMeta):
         tasks waiting on an organisation with their due times. With `as_of`, the pathway as it
         was known then (only events recorded by that moment). NOT_FOUND when carepath has no
         events for the patient (as of that moment).
+        """
+
+    @_abc_1.abstractmethod
+    def ListPathways(
+        self,
+        request: _pathway_pb2.ListPathwaysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_pathway_pb2.ListPathwaysResponse, _abc.Awaitable[_pathway_pb2.ListPathwaysResponse]]:
+        """A municipality's patients for its care coordinators: those with events involving the
+        municipality, the most urgent first (earliest due task, so overdue ones lead). Caller must
+        be that municipality. Every listed patient is recorded in the audit log.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchPathway(
+        self,
+        request: _pathway_pb2.WatchPathwayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_pathway_pb2.PathwayChange], _abc.AsyncIterator[_pathway_pb2.PathwayChange]]:
+        """A stream of changes: one message each time the pathway of the patient (or of any patient
+        of the municipality) changes. Read the pathway again with GetPathway to see what changed.
         """
 
 def add_PathwayServiceServicer_to_server(servicer: PathwayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

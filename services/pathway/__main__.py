@@ -24,9 +24,13 @@ log = logging.getLogger(SERVICE)
 
 def source_stores() -> dict[str, CarepathApplication]:
     """The domain services' stores, for rebuilds (each at its configured URL)."""
+    from services.medications.application import MedicationsApplication
     from services.referrals.application import ReferralsApplication
 
-    return {"referrals": ReferralsApplication.from_url(config.database_url("referrals"))}
+    return {
+        app.name: app.from_url(config.database_url(app.name))
+        for app in (ReferralsApplication, MedicationsApplication)
+    }
 
 
 def main() -> None:

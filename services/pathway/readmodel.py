@@ -102,6 +102,15 @@ changes = sa.Table(
     sa.Column("changed_at", sa.String(32), nullable=False),
 )
 
+#: Deadline breaches already announced with a DeadlineBreached event (once per breach).
+breaches = sa.Table(
+    "pathway_breaches",
+    metadata,
+    sa.Column("task_id", sa.String(120), primary_key=True),
+    sa.Column("due", sa.String(32), primary_key=True),
+    sa.Column("announced_at", sa.String(32), nullable=False),
+)
+
 audit_log = sa.Table(
     "pathway_audit_log",
     metadata,

@@ -1,0 +1,1 @@
+"""Medications: the patient's shared medication list (PLL-style)."""

@@ -1,0 +1,80 @@
+"""Finding open tasks whose deadline has passed and announcing each breach once.
+
+A breach is identified by the task and its due time, so a task whose deadline moves (e.g. a
+forwarded referral waits on a new hospital) can breach again. Announce first, record after:
+a crash in between repeats the announcement, which subscribers drop on its stable event_id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from services.pathway import readmodel as rm
+from shared.envelope import SCHEMA_VERSION, Envelope
+
+#: The projector's own organisation-less actor for events it derives.
+SYSTEM_ACTOR = {"her_id": "", "org_kind": "SYSTEM"}
+
+
+def unannounced_breaches(engine: Engine, now: datetime, limit: int = 500) -> list[Any]:
+    t, b, p = rm.tasks, rm.breaches, rm.patients
+    announced = sa.select(b.c.task_id).where(b.c.task_id == t.c.task_id, b.c.due == t.c.due)
+    query = (
+        sa.select(t, p.c.system, p.c.value)
+        .join(p, p.c.patient_key == t.c.patient_key)
+        .where(t.c.due < rm.utc_iso(now), ~sa.exists(announced))
+        .order_by(t.c.due, t.c.task_id)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return list(conn.execute(query).mappings())
+
+
+def breach_envelope(row: Any, now: datetime) -> Envelope:
+    return Envelope(
+        event_id=f"{row['task_id']}:breached:{row['due']}",
+        event_type="DeadlineBreached",
+        schema_version=SCHEMA_VERSION,
+        source="pathway",
+        aggregate_id=row["aggregate_id"],
+        aggregate_version=0,
+        patient={"system": row["system"], "value": row["value"]},
+        occurred_at=row["due"],
+        recorded_at=rm.utc_iso(now),
+        actor=dict(SYSTEM_ACTOR),
+        correlation_id=row["aggregate_id"],
+        causation_id=row["task_id"],
+        data={
+            "task_id": row["task_id"],
+            "kind": row["kind"],
+            "description": row["description"],
+            "waiting_on": {"her_id": row["waiting_on_her_id"], "kind": row["waiting_on_kind"]},
+            "since": row["since"],
+            "due": row["due"],
+        },
+    )
+
+
+def announce_breaches(
+    engine: Engine, publish: Callable[[Envelope], None], now: datetime | None = None
+) -> int:
+    """Publish DeadlineBreached for every breach not yet announced; returns how many."""
+    now = now or datetime.now(UTC)
+    rows = unannounced_breaches(engine, now)
+    for row in rows:
+        publish(breach_envelope(row, now))
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(
+                rm.breaches.insert(),
+                [
+                    {"task_id": r["task_id"], "due": r["due"], "announced_at": rm.utc_iso(now)}
+                    for r in rows
+                ],
+            )
+    return len(rows)

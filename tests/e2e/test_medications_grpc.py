@@ -1,0 +1,406 @@
+"""The shared medication list over real gRPC on loopback, on the real event stores (SQLite and
+PostgreSQL): the doctors' commands, the list as of a past moment, and every kind of refusal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+import pytest
+from carepath.v1 import common_pb2, medications_pb2, medications_pb2_grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.medications import api
+from services.medications.application import MedicationsApplication
+from shared.auth import Actor, bearer_metadata, mint_token
+from shared.grpc_server import Server, start_server
+from shared.ids import FNR_SYSTEM
+from tests.conftest import GP, HOSPITAL, MUNICIPALITY
+from tests.support import SECRET, make_fnr
+
+FNR = make_fnr(12, 3, 42, 480)
+PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=FNR)
+OTHER_PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(1, 2, 53, 300))
+NOW = datetime.now(UTC).replace(microsecond=0)
+METFORMIN = medications_pb2.Medication(atc_code="A10BA02", name="Metformin")
+WARFARIN = medications_pb2.Medication(atc_code="B01AA03", name="Warfarin")
+
+ACTIVE = medications_pb2.MEDICATION_STATE_ACTIVE
+PAUSED = medications_pb2.MEDICATION_STATE_PAUSED
+DISCONTINUED = medications_pb2.MEDICATION_STATE_DISCONTINUED
+
+
+def auth(actor: Actor) -> tuple[tuple[str, str]]:
+    return bearer_metadata(mint_token(actor, SECRET))
+
+
+def ts(days_ago: float) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(NOW - timedelta(days=days_ago))
+    return stamp
+
+
+def meta(command_id: str, days_ago: float = 0) -> common_pb2.CommandMetadata:
+    return common_pb2.CommandMetadata(command_id=command_id, occurred_at=ts(days_ago))
+
+
+@pytest.fixture
+def service(backend: dict[str, str]) -> Iterator[tuple[MedicationsApplication, Server]]:
+    # The referrals store URL is ours too: tables are named by application ("medications").
+    app = MedicationsApplication.from_url(backend["referrals"])
+    server = start_server("127.0.0.1:0", api.register(app), api.SERVICE_NAMES, SECRET)
+    yield app, server
+    server.stop(0)
+    app.close()
+
+
+@pytest.fixture
+def medications(
+    service: tuple[MedicationsApplication, Server],
+) -> Iterator[medications_pb2_grpc.MedicationServiceStub]:
+    channel = grpc.insecure_channel(f"127.0.0.1:{service[1].port}")
+    yield medications_pb2_grpc.MedicationServiceStub(channel)
+    channel.close()
+
+
+def stored_events(service: tuple[MedicationsApplication, Server]) -> int:
+    return service[0].recorder.max_notification_id() or 0
+
+
+def prescribe_request(
+    command_id: str = "rx-1", **overrides: Any
+) -> medications_pb2.PrescribeMedicationRequest:
+    request = medications_pb2.PrescribeMedicationRequest(
+        metadata=meta(command_id, days_ago=30),
+        patient=PATIENT,
+        medication=METFORMIN,
+        dose="500 mg x 2",
+        reason="Diabetes type 2",
+    )
+    for key, value in overrides.items():
+        if value is None:
+            request.ClearField(key)  # type: ignore[arg-type]
+        elif hasattr(value, "CopyFrom"):
+            getattr(request, key).CopyFrom(value)
+        else:
+            setattr(request, key, value)
+    return request
+
+
+def prescribe(
+    medications: medications_pb2_grpc.MedicationServiceStub, **overrides: Any
+) -> tuple[medications_pb2.MedicationList, str]:
+    reply = medications.PrescribeMedication(prescribe_request(**overrides), metadata=auth(GP))
+    return reply, reply.entries[-1].entry_id
+
+
+def entry(reply: medications_pb2.MedicationList, entry_id: str) -> medications_pb2.MedicationEntry:
+    (found,) = [e for e in reply.entries if e.entry_id == entry_id]
+    return found
+
+
+def test_a_prescription_is_paused_resumed_and_discontinued_over_grpc(
+    medications: medications_pb2_grpc.MedicationServiceStub,
+) -> None:
+    reply, metformin = prescribe(medications)
+    e = entry(reply, metformin)
+    assert (e.state, e.dose, e.medication.atc_code) == (ACTIVE, "500 mg x 2", "A10BA02")
+    assert e.source == common_pb2.Organisation(
+        her_id=GP.her_id, kind=common_pb2.ORGANISATION_KIND_GP
+    )
+    assert e.prescribed_by.person.hpr_number == GP.hpr
+    assert e.prescribed_at == ts(30)
+
+    reply = medications.PauseMedication(
+        medications_pb2.PauseMedicationRequest(
+            metadata=meta("pause", 20), patient=PATIENT, entry_id=metformin, reason="Kontrast"
+        ),
+        metadata=auth(HOSPITAL),
+    )
+    e = entry(reply, metformin)
+    assert (e.state, e.state_reason, e.last_changed_by.organisation.her_id) == (
+        PAUSED,
+        "Kontrast",
+        HOSPITAL.her_id,
+    )
+    reply = medications.ResumeMedication(
+        medications_pb2.ResumeMedicationRequest(
+            metadata=meta("resume", 18), patient=PATIENT, entry_id=metformin
+        ),
+        metadata=auth(HOSPITAL),
+    )
+    assert entry(reply, metformin).state == ACTIVE
+    reply = medications.DiscontinueMedication(
+        medications_pb2.DiscontinueMedicationRequest(
+            metadata=meta("stop", 1), patient=PATIENT, entry_id=metformin, reason="Nyresvikt"
+        ),
+        metadata=auth(GP),
+    )
+    e = entry(reply, metformin)
+    assert (e.state, e.state_reason, e.last_changed_at) == (DISCONTINUED, "Nyresvikt", ts(1))
+    assert reply.version == 5
+
+
+def test_the_list_on_discharge_day_differs_from_the_list_now(
+    medications: medications_pb2_grpc.MedicationServiceStub,
+) -> None:
+    _, metformin = prescribe(medications)
+    medications.ChangeDose(
+        medications_pb2.ChangeDoseRequest(
+            metadata=meta("gp-dose", 2), patient=PATIENT, entry_id=metformin, dose="1000 mg x 2"
+        ),
+        metadata=auth(GP),
+    )
+    discharge_day = ts(10)
+    then = medications.GetMedicationList(
+        medications_pb2.GetMedicationListRequest(patient=PATIENT, as_of=discharge_day),
+        metadata=auth(MUNICIPALITY),
+    )
+    now = medications.GetMedicationList(
+        medications_pb2.GetMedicationListRequest(patient=PATIENT), metadata=auth(MUNICIPALITY)
+    )
+    assert (entry(then, metformin).dose, then.as_of) == ("500 mg x 2", discharge_day)
+    assert entry(now, metformin).dose == "1000 mg x 2" and not now.HasField("as_of")
+
+
+def test_a_late_reported_pause_lands_at_its_clinical_time(
+    medications: medications_pb2_grpc.MedicationServiceStub,
+) -> None:
+    _, warfarin = prescribe(medications, medication=WARFARIN, dose="5 mg x 1")
+    medications.PauseMedication(
+        medications_pb2.PauseMedicationRequest(
+            metadata=meta("late-pause", 20), patient=PATIENT, entry_id=warfarin, reason="Operasjon"
+        ),
+        metadata=auth(HOSPITAL),
+    )
+
+    def state_at(days_ago: float) -> int:
+        reply = medications.GetMedicationList(
+            medications_pb2.GetMedicationListRequest(patient=PATIENT, as_of=ts(days_ago)),
+            metadata=auth(GP),
+        )
+        return entry(reply, warfarin).state
+
+    assert (state_at(25), state_at(15)) == (ACTIVE, PAUSED)
+
+
+def test_a_reconciliation_is_recorded_with_its_sources(
+    medications: medications_pb2_grpc.MedicationServiceStub,
+) -> None:
+    prescribe(medications)
+    reply = medications.ReconcileMedicationList(
+        medications_pb2.ReconcileMedicationListRequest(
+            metadata=meta("rec", 3),
+            patient=PATIENT,
+            sources=[
+                medications_pb2.RECONCILIATION_SOURCE_PATIENT,
+                medications_pb2.RECONCILIATION_SOURCE_MULTIDOSE_PHARMACY,
+            ],
+            note="Samstemt ved innleggelse",
+        ),
+        metadata=auth(HOSPITAL),
+    )
+    rec = reply.last_reconciliation
+    assert list(rec.sources) == [
+        medications_pb2.RECONCILIATION_SOURCE_PATIENT,
+        medications_pb2.RECONCILIATION_SOURCE_MULTIDOSE_PHARMACY,
+    ]
+    assert (rec.reconciled_at, rec.reconciled_by.organisation.her_id, rec.note) == (
+        ts(3),
+        HOSPITAL.her_id,
+        "Samstemt ved innleggelse",
+    )
+
+
+def test_a_repeated_command_returns_the_first_result_and_records_nothing(
+    service: tuple[MedicationsApplication, Server],
+    medications: medications_pb2_grpc.MedicationServiceStub,
+) -> None:
+    first, _ = prescribe(medications, command_id="same")
+    count = stored_events(service)
+    again, _ = prescribe(medications, command_id="same", dose="850 mg x 3")
+    assert again == first
+    assert stored_events(service) == count
+
+
+def _bad_prescription(field: str, value: Any) -> medications_pb2.PrescribeMedicationRequest:
+    return prescribe_request(**{field: value})
+
+
+ENTRY = "0b7f5b57-1d0e-4f55-a1f3-1f1b8f1f0000"
+BAD_REQUESTS: list[tuple[str, str, Any, str]] = [
+    ("no metadata", "PrescribeMedication", _bad_prescription("metadata", None), "metadata"),
+    (
+        "no command id",
+        "PrescribeMedication",
+        _bad_prescription("metadata", common_pb2.CommandMetadata(occurred_at=ts(1))),
+        "metadata.command_id",
+    ),
+    (
+        "time in the future",
+        "PrescribeMedication",
+        _bad_prescription("metadata", meta("x", days_ago=-1)),
+        "metadata.occurred_at",
+    ),
+    ("no patient", "PrescribeMedication", _bad_prescription("patient", None), "patient"),
+    (
+        "bad check digit",
+        "PrescribeMedication",
+        _bad_prescription(
+            "patient",
+            common_pb2.PatientIdentifier(
+                system=FNR_SYSTEM, value=FNR[:-1] + str((int(FNR[-1]) + 1) % 10)
+            ),
+        ),
+        "patient.value",
+    ),
+    ("no medication", "PrescribeMedication", _bad_prescription("medication", None), "medication"),
+    (
+        "not an ATC code",
+        "PrescribeMedication",
+        _bad_prescription("medication", medications_pb2.Medication(atc_code="A10", name="x")),
+        "medication.atc_code",
+    ),
+    (
+        "no medication name",
+        "PrescribeMedication",
+        _bad_prescription("medication", medications_pb2.Medication(atc_code="A10BA02")),
+        "medication.name",
+    ),
+    ("no dose", "PrescribeMedication", _bad_prescription("dose", "  "), "dose"),
+    ("dose too long", "PrescribeMedication", _bad_prescription("dose", "x" * 501), "dose"),
+    (
+        "no entry id",
+        "PauseMedication",
+        medications_pb2.PauseMedicationRequest(metadata=meta("p"), patient=PATIENT, reason="x"),
+        "entry_id",
+    ),
+    (
+        "malformed entry id",
+        "ResumeMedication",
+        medications_pb2.ResumeMedicationRequest(
+            metadata=meta("r"), patient=PATIENT, entry_id="nope"
+        ),
+        "entry_id",
+    ),
+    (
+        "no reason for discontinuing",
+        "DiscontinueMedication",
+        medications_pb2.DiscontinueMedicationRequest(
+            metadata=meta("s"), patient=PATIENT, entry_id=ENTRY
+        ),
+        "reason",
+    ),
+    (
+        "no new dose",
+        "ChangeDose",
+        medications_pb2.ChangeDoseRequest(metadata=meta("d"), patient=PATIENT, entry_id=ENTRY),
+        "dose",
+    ),
+    (
+        "no sources",
+        "ReconcileMedicationList",
+        medications_pb2.ReconcileMedicationListRequest(metadata=meta("rec"), patient=PATIENT),
+        "sources",
+    ),
+    (
+        "unknown source",
+        "ReconcileMedicationList",
+        medications_pb2.ReconcileMedicationListRequest(
+            metadata=meta("rec"),
+            patient=PATIENT,
+            sources=[medications_pb2.ReconciliationSource.ValueType(42)],
+        ),
+        "sources[0]",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "rpc", "request_", "field"), BAD_REQUESTS, ids=[c[0] for c in BAD_REQUESTS]
+)
+def test_bad_input_gets_invalid_argument_naming_the_field_and_changes_nothing(
+    service: tuple[MedicationsApplication, Server],
+    medications: medications_pb2_grpc.MedicationServiceStub,
+    case: str,
+    rpc: str,
+    request_: Any,
+    field: str,
+) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        getattr(medications, rpc)(request_, metadata=auth(GP))
+    details = err.value.details() or ""
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.startswith(f"{field}:"), details
+    assert FNR not in details
+    assert stored_events(service) == 0
+
+
+def test_resuming_an_active_medication_is_failed_precondition_naming_the_state(
+    service: tuple[MedicationsApplication, Server],
+    medications: medications_pb2_grpc.MedicationServiceStub,
+) -> None:
+    _, metformin = prescribe(medications)
+    before = stored_events(service)
+    with pytest.raises(grpc.RpcError) as err:
+        medications.ResumeMedication(
+            medications_pb2.ResumeMedicationRequest(
+                metadata=meta("r"), patient=PATIENT, entry_id=metformin
+            ),
+            metadata=auth(GP),
+        )
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "ACTIVE" in (err.value.details() or "")
+    assert stored_events(service) == before
+
+
+def test_an_unknown_entry_or_a_patient_without_a_list_is_not_found(
+    medications: medications_pb2_grpc.MedicationServiceStub,
+) -> None:
+    prescribe(medications)
+    with pytest.raises(grpc.RpcError) as err:
+        medications.PauseMedication(
+            medications_pb2.PauseMedicationRequest(
+                metadata=meta("p"), patient=PATIENT, entry_id=ENTRY, reason="x"
+            ),
+            metadata=auth(GP),
+        )
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as err:
+        medications.GetMedicationList(
+            medications_pb2.GetMedicationListRequest(patient=OTHER_PATIENT), metadata=auth(GP)
+        )
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [(), (("authorization", "Bearer not-a-jwt"),), (("authorization", "Basic abc"),)],
+    ids=["no token", "garbage token", "not bearer"],
+)
+def test_calls_without_a_valid_token_are_unauthenticated(
+    service: tuple[MedicationsApplication, Server],
+    medications: medications_pb2_grpc.MedicationServiceStub,
+    metadata: Any,
+) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        medications.PrescribeMedication(prescribe_request(), metadata=metadata)
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.RpcError) as err:
+        medications.GetMedicationList(
+            medications_pb2.GetMedicationListRequest(patient=PATIENT), metadata=metadata
+        )
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert stored_events(service) == 0
+
+
+def test_health_is_served_without_a_token(service: tuple[MedicationsApplication, Server]) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{service[1].port}") as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="carepath.v1.MedicationService")
+        )
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING

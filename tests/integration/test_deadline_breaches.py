@@ -1,0 +1,115 @@
+"""Breached deadlines are announced once each, as DeadlineBreached on `pathway.events`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from services.pathway import deadlines, migrate, readmodel
+from services.pathway.projector import project
+from services.referrals.application import ReferralsApplication
+from services.referrals.domain import AppRecStatus, CancerPathway, Priority
+from shared.domain import CommandContext
+from shared.envelope import Envelope
+from shared.ids import FNR_SYSTEM
+from shared.outbox import iter_all_envelopes
+from tests.conftest import GP, HOSPITAL
+from tests.support import bind_test_queue, drain_queue, make_fnr, unique_queue, wait_for
+
+NOW = datetime.now(UTC)
+PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(3, 3, 33, 100)}
+
+
+@pytest.fixture
+def engine(backend: dict[str, str]) -> Iterator[Engine]:
+    engine = readmodel.create_engine(backend["pathway"])
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def overdue_referral(received_days_ago: int, accepted: bool = False) -> list[Envelope]:
+    app = ReferralsApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+
+    def c(actor, cid, days):  # type: ignore[no-untyped-def]
+        return CommandContext(cid, NOW - timedelta(days=days), actor, "c")
+
+    r = app.send_referral(
+        c(GP, "s", received_days_ago + 1),
+        PATIENT,
+        HOSPITAL.her_id,
+        "x",
+        Priority.URGENT,
+        CancerPathway.COLORECTAL,
+    )
+    app.record_receipt(c(HOSPITAL, "r", received_days_ago), r.id, AppRecStatus.OK, [])
+    if accepted:
+        app.accept(c(HOSPITAL, "a", 0), r.id, date.today() + timedelta(days=3))
+    return list(iter_all_envelopes("referrals", app))
+
+
+def test_each_breach_is_announced_once(engine: Engine) -> None:
+    with engine.begin() as conn:
+        project(conn, overdue_referral(received_days_ago=30))
+    published: list[Envelope] = []
+    assert deadlines.announce_breaches(engine, published.append) == 2
+    assert {e.data["kind"] for e in published} == {
+        "REFERRAL_ASSESSMENT",
+        "CANCER_FIRST_APPOINTMENT",
+    }
+    assert all(e.event_type == "DeadlineBreached" and e.patient == PATIENT for e in published)
+    assert all(e.data["waiting_on"]["her_id"] == HOSPITAL.her_id for e in published)
+    assert deadlines.announce_breaches(engine, published.append) == 0
+    assert len(published) == 2
+
+
+def test_a_deadline_not_yet_passed_is_not_a_breach(engine: Engine) -> None:
+    with engine.begin() as conn:
+        project(conn, overdue_referral(received_days_ago=1))
+    assert deadlines.announce_breaches(engine, [].append) == 0
+
+
+def test_the_reactions_process_dispatches_breaches_to_the_pathway_exchange(
+    engine: Engine, backend: dict[str, str], amqp_uri: str
+) -> None:
+    """The real process: `nameko run` with the timer, the read model and the broker."""
+    with engine.begin() as conn:
+        project(conn, overdue_referral(received_days_ago=30))
+    queue = unique_queue("pathway.breaches")
+    bind_test_queue(amqp_uri, "pathway.events", queue)
+    env = {
+        **os.environ,
+        "AMQP_URI": amqp_uri,
+        "PATHWAY_DATABASE_URL": backend["pathway"],
+        "PATHWAY_DEADLINE_INTERVAL": "0.2",
+        "PSYCOPG_WAIT_FUNC": "wait_select",
+    }
+    nameko = Path(sys.executable).with_name("nameko")
+    process = subprocess.Popen(
+        [str(nameko), "run", "--config", "infra/nameko.yml", "services.pathway.reactions"],
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        bodies: list[bytes] = []
+        wait_for(
+            lambda: bodies.extend(drain_queue(amqp_uri, queue, delete=False)) or len(bodies) >= 2,
+            timeout=60,
+            what="two DeadlineBreached messages",
+        )
+        time.sleep(1.0)  # several more timer ticks: nothing is announced twice
+        bodies.extend(drain_queue(amqp_uri, queue))
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    envelopes = [Envelope.from_json(b) for b in bodies]
+    assert {e.event_type for e in envelopes} == {"DeadlineBreached"}
+    assert len({e.event_id for e in envelopes}) == len(envelopes) == 2

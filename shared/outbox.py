@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
-from uuid import UUID
 
 import sqlalchemy as sa
-from eventsourcing.application import Application
 
 from shared.amqp import PublishError
 from shared.envelope import Envelope
+from shared.store import CarepathApplication
 
 log = logging.getLogger(__name__)
 
@@ -71,34 +71,45 @@ class PositionStore:
         self._engine.dispose()
 
 
-def read_envelopes(
-    source: str, app: Application[UUID], after: int, limit: int
-) -> tuple[list[Envelope], int]:
-    """Envelopes of the notifications after position `after` (at most `limit`), and the new
-    position. Used by the relay and by read-model rebuilds, so both see identical envelopes."""
+@dataclass(frozen=True)
+class OutboxBatch:
+    envelopes: list[Envelope]
+    position: int  # notification id of the last notification read
+    read: int  # notifications read (internal ones included)
+
+
+def read_envelopes(source: str, app: CarepathApplication, after: int, limit: int) -> OutboxBatch:
+    """Envelopes of the notifications after position `after` (at most `limit` read), and the
+    new position. Events the application declares internal are read past, never published.
+    Used by the relay and by read-model rebuilds, so both see identical envelopes."""
     notifications = app.recorder.select_notifications(after, limit, inclusive_of_start=False)
+    events = (app.mapper.to_domain_event(n) for n in notifications)
     envelopes = [
-        Envelope.from_domain_event(source, app.mapper.to_domain_event(n)) for n in notifications
+        Envelope.from_domain_event(source, e)
+        for e in events
+        if type(e).__name__ not in app.internal_event_types
     ]
-    return envelopes, (notifications[-1].id if notifications else after)
+    position = notifications[-1].id if notifications else after
+    return OutboxBatch(envelopes, position, len(notifications))
 
 
 def iter_all_envelopes(
-    source: str, app: Application[UUID], batch: int = 1000
+    source: str, app: CarepathApplication, batch: int = 1000
 ) -> Iterator[Envelope]:
     position = 0
     while True:
-        envelopes, position = read_envelopes(source, app, position, batch)
-        if not envelopes:
+        read = read_envelopes(source, app, position, batch)
+        if not read.read:
             return
-        yield from envelopes
+        position = read.position
+        yield from read.envelopes
 
 
 class OutboxRelay:
     def __init__(
         self,
         source: str,
-        app: Application[UUID],
+        app: CarepathApplication,
         publisher: Publisher,
         positions: PositionStore,
         batch_size: int = 500,
@@ -118,16 +129,14 @@ class OutboxRelay:
         return max(0, (self._app.recorder.max_notification_id() or 0) - self._position)
 
     def relay_once(self) -> int:
-        """Publish one batch; return how many were published. Raises PublishError."""
-        envelopes, position = read_envelopes(
-            self.source, self._app, self._position, self._batch_size
-        )
-        if not envelopes:
+        """Publish one batch; return how many notifications it read. Raises PublishError."""
+        batch = read_envelopes(self.source, self._app, self._position, self._batch_size)
+        if not batch.read:
             return 0
-        self._publisher.publish(envelopes)
-        self._positions.set(position)
-        self._position = position
-        return len(envelopes)
+        self._publisher.publish(batch.envelopes)
+        self._positions.set(batch.position)
+        self._position = batch.position
+        return batch.read
 
     def run(
         self,

@@ -40,6 +40,10 @@ class Conflict(DomainError):
     """The aggregate kept changing under the command (→ FAILED_PRECONDITION; safe to retry)."""
 
 
+#: One command's aggregates and the future its caller waits on.
+Item = tuple[tuple[CarepathAggregate, ...], Future[None]]
+
+
 class GroupCommit:
     """Saves the aggregates of concurrent commands together: one transaction per batch instead
     of one per command (batch at every hop). A batch that conflicts is retried one aggregate at
@@ -51,15 +55,14 @@ class GroupCommit:
     def __init__(self, save: Callable[..., Any], max_batch: int = 500) -> None:
         self._save = save
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[tuple[CarepathAggregate, Future[None]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
-    def save(self, aggregate: CarepathAggregate) -> None:
+    def save(self, aggregates: tuple[CarepathAggregate, ...]) -> None:
+        """Save one command's aggregates together; returns once committed (or raises)."""
         done: Future[None] = Future()
-        self._queue.put((aggregate, done))
+        self._queue.put((aggregates, done))
         done.result()
 
     def close(self) -> None:
@@ -83,9 +86,9 @@ class GroupCommit:
                 batch.append(more)
             self._commit(batch)
 
-    def _commit(self, batch: list[tuple[CarepathAggregate, Future[None]]]) -> None:
+    def _commit(self, batch: list[Item]) -> None:
         try:
-            self._save(*(aggregate for aggregate, _ in batch))
+            self._save(*(a for aggregates, _ in batch for a in aggregates))
         except IntegrityError:
             if len(batch) == 1:
                 batch[0][1].set_exception(IntegrityError("conflict"))
@@ -105,16 +108,19 @@ class CarepathApplication(Application[UUID]):
     """An eventsourcing Application with carepath's conventions."""
 
     name = "carepath"
+    #: Event class names kept inside the service (bookkeeping such as indexes): the relay
+    #: reads past them and never publishes them.
+    internal_event_types: frozenset[str] = frozenset()
     _group_commit: GroupCommit | None = None
     _group_commit_lock = threading.Lock()
 
-    def save_command(self, aggregate: CarepathAggregate) -> None:
-        """Save the result of one command, batched with concurrent commands."""
+    def save_command(self, *aggregates: CarepathAggregate) -> None:
+        """Save what one command changed (one transaction), batched with concurrent commands."""
         if self._group_commit is None:
             with self._group_commit_lock:
                 if self._group_commit is None:
                     self._group_commit = GroupCommit(self.save)
-        self._group_commit.save(aggregate)
+        self._group_commit.save(aggregates)
 
     def close(self) -> None:
         if self._group_commit is not None:

@@ -71,14 +71,15 @@ def postgres_url(postgres_admin_url: str) -> Iterator[str]:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> dict[str, str]:
-    """Database URLs of the referrals store and the pathway read model, on each backend."""
+    """Database URLs of each service's store and the pathway read model, on each backend
+    (one database for all on PostgreSQL: eventsourcing names tables by application)."""
     if request.param == "sqlite":
         return {
-            "referrals": f"sqlite:///{tmp_path}/referrals.sqlite",
-            "pathway": f"sqlite:///{tmp_path}/pathway.sqlite",
+            name: f"sqlite:///{tmp_path}/{name}.sqlite"
+            for name in ("referrals", "admissions", "medications", "pathway")
         }
     url = request.getfixturevalue("postgres_url")
-    return {"referrals": url, "pathway": url}
+    return {name: url for name in ("referrals", "admissions", "medications", "pathway")}
 
 
 GP = Actor(her_id="8134021", org_kind=OrgKind.GP, hpr="9144900")

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 import pika
@@ -17,13 +17,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from stdnum.no import fodselsnummer
 
+from services.admissions import api as admissions_api
+from services.admissions.application import AdmissionsApplication
+from services.medications import api as medications_api
+from services.medications.application import MedicationsApplication
 from services.pathway import api as pathway_api
 from services.pathway import migrate, projector, readmodel
 from services.referrals import api as referrals_api
 from services.referrals.application import ReferralsApplication
 from shared.amqp import BatchPublisher
+from shared.config import StoreSettings
 from shared.grpc_server import Server, start_server
 from shared.outbox import OutboxRelay, PositionStore
+from shared.store import CarepathApplication
 
 T = TypeVar("T")
 
@@ -92,16 +98,33 @@ def drain_queue(uri: str, queue: str, delete: bool = True) -> list[bytes]:
     return bodies
 
 
+#: The domain services a test system runs: application class and gRPC api module.
+DOMAIN_SERVICES: dict[str, tuple[type[CarepathApplication], Any]] = {
+    "referrals": (ReferralsApplication, referrals_api),
+    "medications": (MedicationsApplication, medications_api),
+    "admissions": (AdmissionsApplication, admissions_api),
+}
+
+
 @dataclass
 class Harness:
-    """The whole path on real parts: referrals gRPC + relay, projector, pathway gRPC."""
+    """The whole path on real parts: each domain service's gRPC server and outbox relay,
+    the projector and the pathway gRPC server."""
 
-    referrals_app: ReferralsApplication
+    apps: dict[str, CarepathApplication]
+    servers: dict[str, Server]
+    relays: dict[str, OutboxRelay]
     engine: Engine
-    referrals_server: Server
     pathway_server: Server
-    relay: OutboxRelay
     projector: projector.Projector
+
+    @property
+    def referrals_app(self) -> ReferralsApplication:
+        return cast(ReferralsApplication, self.apps["referrals"])
+
+    @property
+    def referrals_server(self) -> Server:
+        return self.servers["referrals"]
 
     def channel(self, server: Server) -> grpc.Channel:
         return grpc.insecure_channel(f"127.0.0.1:{server.port}")
@@ -109,34 +132,40 @@ class Harness:
 
 @contextmanager
 def running_system(urls: dict[str, str], amqp_uri: str, queue: str) -> Iterator[Harness]:
-    app = ReferralsApplication.from_url(urls["referrals"])
     engine = readmodel.create_engine(urls["pathway"])
     migrate.upgrade(engine)
-    store_url = urls["referrals"].replace("postgresql://", "postgresql+psycopg://")
-    positions = PositionStore(store_url, "referrals-amqp")
-    relay = OutboxRelay("referrals", app, BatchPublisher(amqp_uri, "referrals"), positions)
+    apps: dict[str, CarepathApplication] = {}
+    servers: dict[str, Server] = {}
+    relays: dict[str, OutboxRelay] = {}
+    positions: list[PositionStore] = []
+    for name, (app_class, api_module) in DOMAIN_SERVICES.items():
+        url = urls.get(name, urls["referrals"])
+        app = apps[name] = app_class.from_url(url)
+        position = PositionStore(StoreSettings(url).relay_position_url(), f"{name}-amqp")
+        positions.append(position)
+        relays[name] = OutboxRelay(name, app, BatchPublisher(amqp_uri, name), position)
+        servers[name] = start_server(
+            "127.0.0.1:0", api_module.register(app), api_module.SERVICE_NAMES, SECRET
+        )
     proj = projector.Projector(engine, amqp_uri, queue=queue)
     stop = threading.Event()
-    threads = [
-        threading.Thread(target=relay.run, args=(stop,), daemon=True),
-        threading.Thread(target=proj.run, args=(stop,), daemon=True),
-    ]
-    referrals_server = start_server(
-        "127.0.0.1:0", referrals_api.register(app), referrals_api.SERVICE_NAMES, SECRET
-    )
+    threads = [threading.Thread(target=r.run, args=(stop,), daemon=True) for r in relays.values()]
+    threads.append(threading.Thread(target=proj.run, args=(stop,), daemon=True))
     pathway_server = start_server(
         "127.0.0.1:0", pathway_api.register(engine), pathway_api.SERVICE_NAMES, SECRET
     )
     for t in threads:
         t.start()
     try:
-        yield Harness(app, engine, referrals_server, pathway_server, relay, proj)
+        yield Harness(apps, servers, relays, engine, pathway_server, proj)
     finally:
         stop.set()
-        referrals_server.stop(0)
-        pathway_server.stop(0)
+        for server in (*servers.values(), pathway_server):
+            server.stop(0)
         for t in threads:
             t.join(timeout=10)
-        positions.close()
+        for position in positions:
+            position.close()
         engine.dispose()
-        app.close()
+        for app in apps.values():
+            app.close()

@@ -11,6 +11,7 @@ import grpc
 from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2
 from sqlalchemy.engine import Engine
 
+from services.medications.api import list_to_pb as medication_list_to_pb
 from services.pathway import readmodel as rm
 from services.pathway import views
 from shared import api
@@ -75,6 +76,11 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         if view is None:
             raise NotFound("no pathway for this patient")
         moment = as_of or datetime.now(UTC)
+        medications_at = (
+            request.medications_at.ToDatetime(tzinfo=UTC)
+            if request.HasField("medications_at")
+            else None
+        )
         reply = pathway_pb2.Pathway(patient=api.patient_to_pb(patient), as_of=api.timestamp(moment))
         for row in view.timeline:
             actor = {"her_id": row["actor_her_id"], "org_kind": row["level"]}
@@ -112,6 +118,9 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
                     open=bool(r["is_open"]),
                 )
             )
+        medications = views.medication_list(self._engine, key, as_of, medications_at)
+        if medications is not None:
+            reply.medications.CopyFrom(medication_list_to_pb(medications))
         for t in view.tasks:
             reply.tasks.append(
                 pathway_pb2.OpenTask(

@@ -15,48 +15,10 @@ from typing import Any
 
 from services.pathway import rules
 from services.pathway.readmodel import utc_iso
+from services.pathway.summaries import CANCER_PATHWAY_NAMES, Summariser
 from shared.envelope import Envelope
 
 OPEN_REFERRAL_STATES = frozenset({"SENT", "RECEIVED", "FORWARDED", "ACCEPTED"})
-
-CANCER_PATHWAY_NAMES = {
-    "BREAST": "brystkreft",
-    "COLORECTAL": "tykk- og endetarmskreft",
-    "LYMPHOMA": "lymfom",
-}
-
-LEVEL_NAMES = {"MUNICIPALITY": "kommunen", "GP": "fastlegen", "HOSPITAL": "sykehuset"}
-
-
-def _summary(envelope: Envelope) -> str:
-    """A short Norwegian line for people. Never clinical free text (reasons stay in data)."""
-    data = envelope.data
-    match envelope.event_type:
-        case "ReferralSent":
-            pathway = CANCER_PATHWAY_NAMES.get(data.get("cancer_pathway") or "", "")
-            urgency = "hastehenvisning" if data.get("priority") == "URGENT" else "henvisning"
-            suffix = f", pakkeforløp {pathway}" if pathway else ""
-            return f"Fastlegen sendte {urgency} til sykehus {data['receiver_her_id']}{suffix}"
-        case "ReferralReceiptRecorded":
-            status = {
-                "OK": "mottatt",
-                "OK_ERROR_IN_PART": "mottatt med feil i deler",
-                "REJECTED": "avvist ved mottak",
-            }[data["status"]]
-            return f"Henvisning {status} (applikasjonskvittering {data['status']})"
-        case "ReferralAccepted":
-            return f"Henvisning vurdert: rett til helsehjelp, planlagt {data['planned_date']}"
-        case "ReferralRejected":
-            return "Henvisning vurdert: avslått"
-        case "ReferralForwarded":
-            return f"Henvisning videresendt til sykehus {data['to_her_id']}"
-        case "ReferralCompleted":
-            return "Henvisning avsluttet: helsehjelpen er gitt"
-        case "ReferralCancelled":
-            return "Henvisning trukket tilbake av fastlegen"
-        case _:
-            who = LEVEL_NAMES.get(envelope.actor.get("org_kind", ""), "ukjent")
-            return f"{envelope.event_type} ({who})"
 
 
 def timeline_order(envelope: Envelope) -> tuple[str, str, str, int]:
@@ -196,7 +158,8 @@ def _referral_tasks(r: ReferralView) -> list[Task]:
 
 def fold(envelopes: Iterable[Envelope]) -> PatientPathway:
     ordered = sorted(envelopes, key=timeline_order)
-    result = PatientPathway(timeline=[(e, _summary(e)) for e in ordered])
+    summarise = Summariser()
+    result = PatientPathway(timeline=[(e, summarise(e)) for e in ordered])
     for e in ordered:  # the latest municipality named by an event (clinical order) wins
         if e.data.get("municipality_her_id"):
             result.municipality_her_id = str(e.data["municipality_her_id"])

@@ -26,9 +26,10 @@ def rebuild(engine: Engine, stores: Mapping[str, CarepathApplication], batch: in
         for source, app in sorted(stores.items()):
             position = 0
             while True:
-                envelopes, position = read_envelopes(source, app, position, batch)
-                if not envelopes:
+                read = read_envelopes(source, app, position, batch)
+                if not read.read:
                     break
-                project(conn, envelopes)
-                total += len(envelopes)
+                position = read.position
+                project(conn, read.envelopes)
+                total += len(read.envelopes)
     return total

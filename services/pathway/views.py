@@ -7,10 +7,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, RowMapping
 
+from services.medications.domain import Change, MedicationListView
+from services.medications.domain import fold as medication_fold
 from services.pathway import readmodel as rm
 from services.pathway.fold import derive_rows
 from shared.auth import Actor
@@ -157,3 +160,32 @@ def record_reads(
                 for key in keys
             ],
         )
+
+
+def medication_list(
+    engine: Engine, key: str, recorded_by: datetime | None, clinical_at: datetime | None
+) -> MedicationListView | None:
+    """The patient's shared medication list from the medications events carepath holds
+    (recorded by `recorded_by`), folded by the medications service's own pure fold at
+    clinical time `clinical_at` (None: everything known)."""
+    e = rm.events
+    query = sa.select(e.c.envelope).where(e.c.patient_key == key, e.c.source == "medications")
+    if recorded_by is not None:
+        query = query.where(e.c.recorded_at <= rm.utc_iso(recorded_by))
+    with engine.connect() as conn:
+        envelopes = [Envelope(**json.loads(body)) for body in conn.execute(query).scalars()]
+    if not envelopes:
+        return None
+    changes = [
+        Change(
+            event_type=env.event_type,
+            version=env.aggregate_version,
+            occurred_at=env.occurred,
+            actor=env.actor,
+            command_id=env.causation_id,
+            data=env.data,
+        )
+        for env in envelopes
+    ]
+    first = envelopes[0]
+    return medication_fold(UUID(first.aggregate_id), first.patient, changes, clinical_at)

@@ -7,11 +7,12 @@ from typing import Any
 from uuid import UUID
 
 import grpc
-from carepath.v1 import common_pb2, referrals_pb2, referrals_pb2_grpc
+from carepath.v1 import referrals_pb2, referrals_pb2_grpc
 
 from services.referrals.application import ReferralsApplication
-from services.referrals.domain import AppRecStatus, CancerPathway, Priority, Referral
+from services.referrals.domain import CancerPathway, Priority, Referral
 from shared import api
+from shared.apprec import receipt_from_request, receipt_to_pb
 from shared.errors import InvalidArgument
 from shared.grpc_server import current_actor
 
@@ -39,12 +40,6 @@ CANCER_FROM_PB = {
     referrals_pb2.CANCER_PATHWAY_LYMPHOMA: CancerPathway.LYMPHOMA,
 }
 CANCER_TO_PB = {v: k for k, v in CANCER_FROM_PB.items()}
-APPREC_FROM_PB = {
-    common_pb2.APP_REC_STATUS_OK: AppRecStatus.OK,
-    common_pb2.APP_REC_STATUS_REJECTED: AppRecStatus.REJECTED,
-    common_pb2.APP_REC_STATUS_OK_ERROR_IN_PART: AppRecStatus.OK_ERROR_IN_PART,
-}
-APPREC_TO_PB = {v: k for k, v in APPREC_FROM_PB.items()}
 
 
 def referral_to_pb(referral: Referral) -> referrals_pb2.Referral:
@@ -66,12 +61,7 @@ def referral_to_pb(referral: Referral) -> referrals_pb2.Referral:
     if referral.received_at:
         pb.received_at.CopyFrom(api.timestamp(referral.received_at))
     if referral.last_receipt:
-        pb.last_receipt.CopyFrom(
-            common_pb2.AppRec(
-                status=APPREC_TO_PB[AppRecStatus(referral.last_receipt["status"])],
-                errors=[common_pb2.AppRecError(**e) for e in referral.last_receipt["errors"]],
-            )
-        )
+        pb.last_receipt.CopyFrom(receipt_to_pb(referral.last_receipt))
     if referral.planned_date:
         pb.planned_date.CopyFrom(api.date_to_pb(referral.planned_date))
     return pb
@@ -111,19 +101,8 @@ class ReferralServicer(referrals_pb2_grpc.ReferralServiceServicer):
     ) -> referrals_pb2.Referral:
         ctx = api.command_context(request, current_actor())
         referral_id = _referral_id(request)
-        if not request.HasField("receipt"):
-            raise InvalidArgument("receipt", "is required")
-        if request.receipt.status not in APPREC_FROM_PB:
-            raise InvalidArgument(
-                "receipt.status", "is required (OK, REJECTED or OK_ERROR_IN_PART)"
-            )
-        errors = [
-            {"code": e.code.strip(), "description": e.description.strip()}
-            for e in request.receipt.errors
-        ]
-        referral = self._app.record_receipt(
-            ctx, referral_id, APPREC_FROM_PB[request.receipt.status], errors
-        )
+        status, errors = receipt_from_request(request)
+        referral = self._app.record_receipt(ctx, referral_id, status, errors)
         return referral_to_pb(referral)
 
     def AcceptReferral(

@@ -6,12 +6,12 @@ from datetime import date
 from uuid import UUID
 
 from services.referrals.domain import (
-    AppRecStatus,
     CancerPathway,
     Priority,
     Referral,
     referral_id_for,
 )
+from shared.apprec import AppRecStatus
 from shared.auth import Actor
 from shared.domain import CommandContext
 from shared.errors import NotPermitted

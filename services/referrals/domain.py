@@ -15,6 +15,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
+from shared.apprec import AppRecStatus, check_receipt
 from shared.auth import OrgKind
 from shared.domain import CarepathAggregate, CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotPermitted
@@ -48,25 +49,9 @@ class CancerPathway(enum.StrEnum):
     LYMPHOMA = "LYMPHOMA"
 
 
-class AppRecStatus(enum.StrEnum):
-    OK = "OK"
-    REJECTED = "REJECTED"
-    OK_ERROR_IN_PART = "OK_ERROR_IN_PART"
-
-
 def referral_id_for(sender_her_id: str, command_id: str) -> UUID:
     """The same send command from the same GP office always names the same referral."""
     return uuid5(NAMESPACE_URL, f"carepath:referral:{sender_her_id}:{command_id}")
-
-
-def check_receipt(status: AppRecStatus, errors: list[dict[str, str]]) -> None:
-    if status is AppRecStatus.OK and errors:
-        raise InvalidArgument("receipt.errors", "must be empty when the status is OK")
-    if status is not AppRecStatus.OK and not errors:
-        raise InvalidArgument("receipt.errors", f"at least one error is required for {status}")
-    for i, err in enumerate(errors):
-        if not err.get("code"):
-            raise InvalidArgument(f"receipt.errors[{i}].code", "is required")
 
 
 class Referral(CarepathAggregate):

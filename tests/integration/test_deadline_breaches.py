@@ -16,7 +16,8 @@ from sqlalchemy.engine import Engine
 from services.pathway import deadlines, migrate, readmodel
 from services.pathway.projector import project
 from services.referrals.application import ReferralsApplication
-from services.referrals.domain import AppRecStatus, CancerPathway, Priority
+from services.referrals.domain import CancerPathway, Priority
+from shared.apprec import AppRecStatus
 from shared.domain import CommandContext
 from shared.envelope import Envelope
 from shared.ids import FNR_SYSTEM

@@ -14,8 +14,9 @@ from sqlalchemy.engine import Engine
 from services.pathway import migrate, readmodel
 from services.pathway.projector import Projector, project
 from services.referrals.application import ReferralsApplication
-from services.referrals.domain import AppRecStatus, CancerPathway, Priority
+from services.referrals.domain import CancerPathway, Priority
 from shared.amqp import DEAD_LETTER_QUEUE, BatchPublisher
+from shared.apprec import AppRecStatus
 from shared.domain import CommandContext
 from shared.envelope import Envelope
 from shared.ids import FNR_SYSTEM

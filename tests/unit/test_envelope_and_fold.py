@@ -10,7 +10,8 @@ import pytest
 
 from services.pathway.fold import fold
 from services.referrals.application import ReferralsApplication
-from services.referrals.domain import AppRecStatus, CancerPathway, Priority
+from services.referrals.domain import CancerPathway, Priority
+from shared.apprec import AppRecStatus
 from shared.domain import CommandContext
 from shared.envelope import Envelope, EnvelopeError
 from shared.ids import FNR_SYSTEM

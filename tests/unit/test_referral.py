@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from services.referrals.application import ReferralsApplication
-from services.referrals.domain import AppRecStatus, CancerPathway, Priority, ReferralState
+from services.referrals.domain import CancerPathway, Priority, ReferralState
+from shared.apprec import AppRecStatus
 from shared.auth import Actor
 from shared.domain import CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotFound, NotPermitted

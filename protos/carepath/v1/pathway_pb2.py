@@ -23,41 +23,42 @@ _sym_db = _symbol_database.Default()
 
 
 from carepath.v1 import common_pb2 as carepath_dot_v1_dot_common__pb2
+from carepath.v1 import medications_pb2 as carepath_dot_v1_dot_medications__pb2
 from carepath.v1 import referrals_pb2 as carepath_dot_v1_dot_referrals__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63\x61repath/v1/pathway.proto\x12\x0b\x63\x61repath.v1\x1a\x18\x63\x61repath/v1/common.proto\x1a\x1b\x63\x61repath/v1/referrals.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x01\n\x13ListPathwaysRequest\x12\x1b\n\x13municipality_her_id\x18\x01 \x01(\t\x12\x1c\n\x14only_with_open_tasks\x18\x02 \x01(\x08\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x0f\n\x07purpose\x18\x05 \x01(\t\"\xe6\x01\n\x0fPathwayListItem\x12/\n\x07patient\x18\x01 \x01(\x0b\x32\x1e.carepath.v1.PatientIdentifier\x12\x12\n\nopen_tasks\x18\x02 \x01(\x05\x12\x15\n\roverdue_tasks\x18\x03 \x01(\x05\x12,\n\x08next_due\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0eopen_referrals\x18\x05 \x01(\x05\x12\x31\n\rlast_event_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\\\n\x14ListPathwaysResponse\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.carepath.v1.PathwayListItem\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x82\x01\n\x13WatchPathwayRequest\x12\x31\n\x07patient\x18\x01 \x01(\x0b\x32\x1e.carepath.v1.PatientIdentifierH\x00\x12\x1d\n\x13municipality_her_id\x18\x02 \x01(\tH\x00\x12\x0f\n\x07purpose\x18\x03 \x01(\tB\x08\n\x06target\"\x82\x01\n\rPathwayChange\x12/\n\x07patient\x18\x01 \x01(\x0b\x32\x1e.carepath.v1.PatientIdentifier\x12.\n\nchanged_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\x03 \x01(\x03\"\x80\x01\n\x11GetPathwayRequest\x12/\n\x07patient\x18\x01 \x01(\x0b\x32\x1e.carepath.v1.PatientIdentifier\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12)\n\x05\x61s_of\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9f\x02\n\rTimelineEntry\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12,\n\x05level\x18\x04 \x01(\x0e\x32\x1d.carepath.v1.OrganisationKind\x12!\n\x05\x61\x63tor\x18\x05 \x01(\x0b\x32\x12.carepath.v1.Actor\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brecorded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x61ggregate_id\x18\x08 \x01(\t\x12\x0f\n\x07summary\x18\t \x01(\t\"\xd1\x02\n\x0fReferralSummary\x12\x13\n\x0breferral_id\x18\x01 \x01(\t\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.carepath.v1.ReferralState\x12/\n\x08priority\x18\x03 \x01(\x0e\x32\x1d.carepath.v1.ReferralPriority\x12\x32\n\x0e\x63\x61ncer_pathway\x18\x04 \x01(\x0e\x32\x1a.carepath.v1.CancerPathway\x12\x15\n\rsender_her_id\x18\x05 \x01(\t\x12\x17\n\x0freceiver_her_id\x18\x06 \x01(\t\x12+\n\x07sent_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04open\x18\t \x01(\x08\"Y\n\x0ePathwaySummary\x12\x16\n\x0eopen_referrals\x18\x01 \x01(\x05\x12/\n\treferrals\x18\x02 \x03(\x0b\x32\x1c.carepath.v1.ReferralSummary\"\x80\x02\n\x08OpenTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12#\n\x04kind\x18\x02 \x01(\x0e\x32\x15.carepath.v1.TaskKind\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12-\n\nwaiting_on\x18\x04 \x01(\x0b\x32\x19.carepath.v1.Organisation\x12)\n\x05since\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x64ue\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x62reached\x18\x07 \x01(\x08\x12\x14\n\x0c\x61ggregate_id\x18\x08 \x01(\t\"\xe7\x01\n\x07Pathway\x12/\n\x07patient\x18\x01 \x01(\x0b\x32\x1e.carepath.v1.PatientIdentifier\x12,\n\x08timeline\x18\x02 \x03(\x0b\x32\x1a.carepath.v1.TimelineEntry\x12,\n\x07summary\x18\x03 \x01(\x0b\x32\x1b.carepath.v1.PathwaySummary\x12$\n\x05tasks\x18\x04 \x03(\x0b\x32\x15.carepath.v1.OpenTask\x12)\n\x05\x61s_of\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x90\x01\n\x08TaskKind\x12\x19\n\x15TASK_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1aTASK_KIND_REFERRAL_RECEIPT\x10\x01\x12!\n\x1dTASK_KIND_REFERRAL_ASSESSMENT\x10\x02\x12&\n\"TASK_KIND_CANCER_FIRST_APPOINTMENT\x10\x03\x32\xf9\x01\n\x0ePathwayService\x12\x42\n\nGetPathway\x12\x1e.carepath.v1.GetPathwayRequest\x1a\x14.carepath.v1.Pathway\x12S\n\x0cListPathways\x12 .carepath.v1.ListPathwaysRequest\x1a!.carepath.v1.ListPathwaysResponse\x12N\n\x0cWatchPathway\x12 .carepath.v1.WatchPathwayRequest\x1a\x1a.carepath.v1.PathwayChange0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63\x61repath/v1/pathway.proto\x12\x0b\x63\x61repath.v1\x1a\x18\x63\x61repath/v1/common.proto\x1a\x1d\x63\x61repath/v1/medications.proto\x1a\x1b\x63\x61repath/v1/referrals.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x01\n\x13ListPathwaysRequest\x12\x1b\n\x13municipality_her_id\x18\x01 \x01(\t\x12\x1c\n\x14only_with_open_tasks\x18\x02 \x01(\x08\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x0f\n\x07purpose\x18\x05 \x01(\t\"\xe6\x01\n\x0fPathwayListItem\x12/\n\x07patient\x18\x01 \x01(\x0b\x32\x1e.carepath.v1.PatientIdentifier\x12\x12\n\nopen_tasks\x18\x02 \x01(\x05\x12\x15\n\roverdue_tasks\x18\x03 \x01(\x05\x12,\n\x08next_due\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0eopen_referrals\x18\x05 \x01(\x05\x12\x31\n\rlast_event_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\\\n\x14ListPathwaysResponse\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.carepath.v1.PathwayListItem\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x82\x01\n\x13WatchPathwayRequest\x12\x31\n\x07patient\x18\x01 \x01(\x0b\x32\x1e.carepath.v1.PatientIdentifierH\x00\x12\x1d\n\x13municipality_her_id\x18\x02 \x01(\tH\x00\x12\x0f\n\x07purpose\x18\x03 \x01(\tB\x08\n\x06target\"\x82\x01\n\rPathwayChange\x12/\n\x07patient\x18\x01 \x01(\x0b\x32\x1e.carepath.v1.PatientIdentifier\x12.\n\nchanged_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\x03 \x01(\x03\"\xb4\x01\n\x11GetPathwayRequest\x12/\n\x07patient\x18\x01 \x01(\x0b\x32\x1e.carepath.v1.PatientIdentifier\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12)\n\x05\x61s_of\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0emedications_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9f\x02\n\rTimelineEntry\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12,\n\x05level\x18\x04 \x01(\x0e\x32\x1d.carepath.v1.OrganisationKind\x12!\n\x05\x61\x63tor\x18\x05 \x01(\x0b\x32\x12.carepath.v1.Actor\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brecorded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x61ggregate_id\x18\x08 \x01(\t\x12\x0f\n\x07summary\x18\t \x01(\t\"\xd1\x02\n\x0fReferralSummary\x12\x13\n\x0breferral_id\x18\x01 \x01(\t\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.carepath.v1.ReferralState\x12/\n\x08priority\x18\x03 \x01(\x0e\x32\x1d.carepath.v1.ReferralPriority\x12\x32\n\x0e\x63\x61ncer_pathway\x18\x04 \x01(\x0e\x32\x1a.carepath.v1.CancerPathway\x12\x15\n\rsender_her_id\x18\x05 \x01(\t\x12\x17\n\x0freceiver_her_id\x18\x06 \x01(\t\x12+\n\x07sent_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04open\x18\t \x01(\x08\"Y\n\x0ePathwaySummary\x12\x16\n\x0eopen_referrals\x18\x01 \x01(\x05\x12/\n\treferrals\x18\x02 \x03(\x0b\x32\x1c.carepath.v1.ReferralSummary\"\x80\x02\n\x08OpenTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12#\n\x04kind\x18\x02 \x01(\x0e\x32\x15.carepath.v1.TaskKind\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12-\n\nwaiting_on\x18\x04 \x01(\x0b\x32\x19.carepath.v1.Organisation\x12)\n\x05since\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x64ue\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x62reached\x18\x07 \x01(\x08\x12\x14\n\x0c\x61ggregate_id\x18\x08 \x01(\t\"\x99\x02\n\x07Pathway\x12/\n\x07patient\x18\x01 \x01(\x0b\x32\x1e.carepath.v1.PatientIdentifier\x12,\n\x08timeline\x18\x02 \x03(\x0b\x32\x1a.carepath.v1.TimelineEntry\x12,\n\x07summary\x18\x03 \x01(\x0b\x32\x1b.carepath.v1.PathwaySummary\x12$\n\x05tasks\x18\x04 \x03(\x0b\x32\x15.carepath.v1.OpenTask\x12)\n\x05\x61s_of\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0bmedications\x18\x06 \x01(\x0b\x32\x1b.carepath.v1.MedicationList*\x90\x01\n\x08TaskKind\x12\x19\n\x15TASK_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1aTASK_KIND_REFERRAL_RECEIPT\x10\x01\x12!\n\x1dTASK_KIND_REFERRAL_ASSESSMENT\x10\x02\x12&\n\"TASK_KIND_CANCER_FIRST_APPOINTMENT\x10\x03\x32\xf9\x01\n\x0ePathwayService\x12\x42\n\nGetPathway\x12\x1e.carepath.v1.GetPathwayRequest\x1a\x14.carepath.v1.Pathway\x12S\n\x0cListPathways\x12 .carepath.v1.ListPathwaysRequest\x1a!.carepath.v1.ListPathwaysResponse\x12N\n\x0cWatchPathway\x12 .carepath.v1.WatchPathwayRequest\x1a\x1a.carepath.v1.PathwayChange0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'carepath.v1.pathway_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASKKIND']._serialized_start=2208
-  _globals['_TASKKIND']._serialized_end=2352
-  _globals['_LISTPATHWAYSREQUEST']._serialized_start=131
-  _globals['_LISTPATHWAYSREQUEST']._serialized_end=267
-  _globals['_PATHWAYLISTITEM']._serialized_start=270
-  _globals['_PATHWAYLISTITEM']._serialized_end=500
-  _globals['_LISTPATHWAYSRESPONSE']._serialized_start=502
-  _globals['_LISTPATHWAYSRESPONSE']._serialized_end=594
-  _globals['_WATCHPATHWAYREQUEST']._serialized_start=597
-  _globals['_WATCHPATHWAYREQUEST']._serialized_end=727
-  _globals['_PATHWAYCHANGE']._serialized_start=730
-  _globals['_PATHWAYCHANGE']._serialized_end=860
-  _globals['_GETPATHWAYREQUEST']._serialized_start=863
-  _globals['_GETPATHWAYREQUEST']._serialized_end=991
-  _globals['_TIMELINEENTRY']._serialized_start=994
-  _globals['_TIMELINEENTRY']._serialized_end=1281
-  _globals['_REFERRALSUMMARY']._serialized_start=1284
-  _globals['_REFERRALSUMMARY']._serialized_end=1621
-  _globals['_PATHWAYSUMMARY']._serialized_start=1623
-  _globals['_PATHWAYSUMMARY']._serialized_end=1712
-  _globals['_OPENTASK']._serialized_start=1715
-  _globals['_OPENTASK']._serialized_end=1971
-  _globals['_PATHWAY']._serialized_start=1974
-  _globals['_PATHWAY']._serialized_end=2205
-  _globals['_PATHWAYSERVICE']._serialized_start=2355
-  _globals['_PATHWAYSERVICE']._serialized_end=2604
+  _globals['_TASKKIND']._serialized_start=2341
+  _globals['_TASKKIND']._serialized_end=2485
+  _globals['_LISTPATHWAYSREQUEST']._serialized_start=162
+  _globals['_LISTPATHWAYSREQUEST']._serialized_end=298
+  _globals['_PATHWAYLISTITEM']._serialized_start=301
+  _globals['_PATHWAYLISTITEM']._serialized_end=531
+  _globals['_LISTPATHWAYSRESPONSE']._serialized_start=533
+  _globals['_LISTPATHWAYSRESPONSE']._serialized_end=625
+  _globals['_WATCHPATHWAYREQUEST']._serialized_start=628
+  _globals['_WATCHPATHWAYREQUEST']._serialized_end=758
+  _globals['_PATHWAYCHANGE']._serialized_start=761
+  _globals['_PATHWAYCHANGE']._serialized_end=891
+  _globals['_GETPATHWAYREQUEST']._serialized_start=894
+  _globals['_GETPATHWAYREQUEST']._serialized_end=1074
+  _globals['_TIMELINEENTRY']._serialized_start=1077
+  _globals['_TIMELINEENTRY']._serialized_end=1364
+  _globals['_REFERRALSUMMARY']._serialized_start=1367
+  _globals['_REFERRALSUMMARY']._serialized_end=1704
+  _globals['_PATHWAYSUMMARY']._serialized_start=1706
+  _globals['_PATHWAYSUMMARY']._serialized_end=1795
+  _globals['_OPENTASK']._serialized_start=1798
+  _globals['_OPENTASK']._serialized_end=2054
+  _globals['_PATHWAY']._serialized_start=2057
+  _globals['_PATHWAY']._serialized_end=2338
+  _globals['_PATHWAYSERVICE']._serialized_start=2488
+  _globals['_PATHWAYSERVICE']._serialized_end=2737
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,7 @@ GP and hospital, reconstructed from every service's events.
 """
 
 from carepath.v1 import common_pb2 as _common_pb2
+from carepath.v1 import medications_pb2 as _medications_pb2
 from carepath.v1 import referrals_pb2 as _referrals_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
@@ -223,6 +224,7 @@ class GetPathwayRequest(_message.Message):
     PATIENT_FIELD_NUMBER: _builtins.int
     PURPOSE_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
+    MEDICATIONS_AT_FIELD_NUMBER: _builtins.int
     purpose: _builtins.str
     """Why the caller reads the pathway (e.g. "care coordination"); recorded in the audit log."""
     @_builtins.property
@@ -233,16 +235,23 @@ class GetPathwayRequest(_message.Message):
         coordinator's screen show on Monday morning". Unset: now.
         """
 
+    @_builtins.property
+    def medications_at(self) -> _timestamp_pb2.Timestamp:
+        """Optional: show the medication list as it stood at this clinical time ("what did the
+        patient take on discharge day?"). Unset: the list now.
+        """
+
     def __init__(
         self,
         *,
         patient: _common_pb2.PatientIdentifier | None = ...,
         purpose: _builtins.str = ...,
         as_of: _timestamp_pb2.Timestamp | None = ...,
+        medications_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "patient", b"patient"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "medications_at", b"medications_at", "patient", b"patient"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "patient", b"patient", "purpose", b"purpose"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "medications_at", b"medications_at", "patient", b"patient", "purpose", b"purpose"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -448,6 +457,7 @@ class Pathway(_message.Message):
     SUMMARY_FIELD_NUMBER: _builtins.int
     TASKS_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
+    MEDICATIONS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def patient(self) -> _common_pb2.PatientIdentifier: ...
     @_builtins.property
@@ -464,6 +474,10 @@ class Pathway(_message.Message):
     def as_of(self) -> _timestamp_pb2.Timestamp:
         """The moment this answer describes: now, or the requested as_of."""
 
+    @_builtins.property
+    def medications(self) -> _medications_pb2.MedicationList:
+        """The shared medication list (at medications_at, else now); unset when the patient has none."""
+
     def __init__(
         self,
         *,
@@ -472,10 +486,11 @@ class Pathway(_message.Message):
         summary: Global___PathwaySummary | None = ...,
         tasks: _abc.Iterable[Global___OpenTask] | None = ...,
         as_of: _timestamp_pb2.Timestamp | None = ...,
+        medications: _medications_pb2.MedicationList | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "patient", b"patient", "summary", b"summary"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "medications", b"medications", "patient", b"patient", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "patient", b"patient", "summary", b"summary", "tasks", b"tasks", "timeline", b"timeline"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "medications", b"medications", "patient", b"patient", "summary", b"summary", "tasks", b"tasks", "timeline", b"timeline"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

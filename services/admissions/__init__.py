@@ -1,0 +1,1 @@
+"""Admissions: the hospital stay (innleggelse) and the PLO messages exchanged about it."""

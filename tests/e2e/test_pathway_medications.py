@@ -1,0 +1,108 @@
+"""The shared medication list in the patient's pathway: changed in hospital, seen by the
+coordinator as it is now and as it was on any day."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from carepath.v1 import (
+    common_pb2,
+    medications_pb2,
+    medications_pb2_grpc,
+    pathway_pb2,
+    pathway_pb2_grpc,
+)
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from shared.auth import Actor, bearer_metadata, mint_token
+from shared.ids import FNR_SYSTEM
+from tests.conftest import GP, HOSPITAL, MUNICIPALITY
+from tests.support import (
+    SECRET,
+    Harness,
+    drain_queue,
+    make_fnr,
+    running_system,
+    unique_queue,
+    wait_for,
+)
+
+PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(12, 3, 42, 480))
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def ts(value: datetime) -> Timestamp:
+    t = Timestamp()
+    t.FromDatetime(value)
+    return t
+
+
+def auth(actor: Actor) -> tuple[tuple[str, str]]:
+    return bearer_metadata(mint_token(actor, SECRET))
+
+
+def meta(command_id: str, when: datetime) -> common_pb2.CommandMetadata:
+    return common_pb2.CommandMetadata(command_id=command_id, occurred_at=ts(when))
+
+
+@pytest.fixture
+def system(backend: dict[str, str], amqp_uri: str) -> Iterator[Harness]:
+    queue = unique_queue("pathway.e2e")
+    with running_system(backend, amqp_uri, queue) as harness:
+        yield harness
+    drain_queue(amqp_uri, queue)
+
+
+def pathway(system: Harness, **kw: object) -> pathway_pb2.Pathway:
+    stub = pathway_pb2_grpc.PathwayServiceStub(system.channel(system.pathway_server))
+    return stub.GetPathway(
+        pathway_pb2.GetPathwayRequest(patient=PATIENT, purpose="care coordination", **kw),
+        metadata=auth(MUNICIPALITY),
+    )
+
+
+def test_a_dose_changed_in_hospital_shows_now_and_the_old_dose_as_of_before(
+    system: Harness,
+) -> None:
+    meds = medications_pb2_grpc.MedicationServiceStub(system.channel(system.servers["medications"]))
+    listed = meds.PrescribeMedication(
+        medications_pb2.PrescribeMedicationRequest(
+            metadata=meta("rx-1", NOW - timedelta(days=10)),
+            patient=PATIENT,
+            medication=medications_pb2.Medication(atc_code="C09AA05", name="Ramipril"),
+            dose="5 mg x 1",
+        ),
+        metadata=auth(GP),
+    )
+    entry_id = listed.entries[0].entry_id
+    meds.ChangeDose(
+        medications_pb2.ChangeDoseRequest(
+            metadata=meta("dose-1", NOW - timedelta(days=2)),
+            patient=PATIENT,
+            entry_id=entry_id,
+            dose="2.5 mg x 1",
+            reason="Lavt blodtrykk",
+        ),
+        metadata=auth(HOSPITAL),
+    )
+
+    def both_events() -> pathway_pb2.Pathway | None:
+        try:
+            reply = pathway(system)
+        except Exception:  # NOT_FOUND until the first event is projected
+            return None
+        return reply if len(reply.timeline) >= 3 else None
+
+    now = wait_for(both_events, what="the medication events in the pathway")
+    summaries = [e.summary for e in now.timeline]
+    assert "Legemiddel forskrevet: Ramipril (C09AA05), 5 mg x 1" in summaries
+    assert "Dosering endret for Ramipril (C09AA05): 2.5 mg x 1" in summaries
+    assert [e.dose for e in now.medications.entries] == ["2.5 mg x 1"]
+    assert now.medications.entries[0].source.her_id == GP.her_id
+
+    before = pathway(system, medications_at=ts(NOW - timedelta(days=5)))
+    assert [e.dose for e in before.medications.entries] == ["5 mg x 1"]
+    ten_years_ago = pathway(system, medications_at=ts(NOW - timedelta(days=3650)))
+    assert list(ten_years_ago.medications.entries) == []

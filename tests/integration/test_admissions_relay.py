@@ -1,0 +1,121 @@
+"""The admissions outbox relay on the real broker: a stay's events reach `admissions.events`
+as public envelopes, routed by event type, with the wire data the pathway folds."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.admissions.application import AdmissionsApplication
+from services.admissions.domain import AdmissionType, CloseReason, MessageType
+from shared.amqp import BatchPublisher
+from shared.apprec import AppRecStatus
+from shared.auth import Actor
+from shared.config import StoreSettings
+from shared.domain import CommandContext
+from shared.envelope import Envelope
+from shared.ids import FNR_SYSTEM
+from shared.outbox import OutboxRelay, PositionStore
+from tests.conftest import HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL
+from tests.support import bind_test_queue, drain_queue, make_fnr, unique_queue
+
+PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(3, 11, 38, 410)}
+T0 = datetime(2026, 10, 5, 22, 15, tzinfo=UTC)
+#: Bookkeeping events of the per-patient index (not clinical facts; consumers ignore them).
+INDEX_EVENTS = {"StayIndexCreated", "StayIndexed"}
+
+
+@pytest.fixture
+def store(backend: dict[str, str]) -> Iterator[tuple[AdmissionsApplication, PositionStore]]:
+    app = AdmissionsApplication.from_url(backend["admissions"])
+    positions = PositionStore(StoreSettings(backend["admissions"]).sqlalchemy_url(), "adm-relay")
+    yield app, positions
+    positions.close()
+    app.close()
+
+
+def a_whole_stay(app: AdmissionsApplication) -> uuid.UUID:
+    def ctx(actor: Actor, command_id: str, hours: float) -> CommandContext:
+        return CommandContext(command_id, T0 + timedelta(hours=hours), actor, "stay")
+
+    referral_id = uuid.uuid4()
+    stay = app.admit_patient(
+        ctx(HOSPITAL, "admit", 0),
+        PATIENT,
+        "Kirurgisk sengepost 2",
+        AdmissionType.ELECTIVE,
+        referral_id,
+        MUNICIPALITY.her_id,
+        True,
+        False,
+    )
+    app.record_admission_report(ctx(MUNICIPALITY, "report", 1), stay.id)
+    stay = app.send_admission_notice(ctx(HOSPITAL, "notice", 2), stay.id)
+    notice = next(m for m in stay.messages.values() if m["type"] == MessageType.ADMISSION_NOTICE)
+    app.record_message_receipt(
+        ctx(MUNICIPALITY, "rcpt", 3), stay.id, uuid.UUID(notice["message_id"]), AppRecStatus.OK, []
+    )
+    app.send_health_information(ctx(HOSPITAL, "hi", 4), stay.id)
+    app.transfer_patient(ctx(HOSPITAL, "move", 20), stay.id, OTHER_HOSPITAL.her_id, "Rehab")
+    app.close_stay(ctx(OTHER_HOSPITAL, "out", 90), stay.id, CloseReason.DISCHARGED)
+    return stay.id
+
+
+def test_a_stays_events_are_published_to_admissions_events_as_envelopes(
+    store: tuple[AdmissionsApplication, PositionStore], amqp_uri: str
+) -> None:
+    app, positions = store
+    queue = unique_queue("admissions")
+    bind_test_queue(amqp_uri, "admissions.events", queue)
+    stay_id = a_whole_stay(app)
+    relay = OutboxRelay("admissions", app, BatchPublisher(amqp_uri, "admissions"), positions)
+    while relay.relay_once():
+        pass
+    assert relay.position == app.recorder.max_notification_id()
+
+    envelopes = [Envelope.from_json(b) for b in drain_queue(amqp_uri, queue)]
+    assert all(e.source == "admissions" and e.patient == PATIENT for e in envelopes)
+    stay_events = sorted(
+        (e for e in envelopes if e.event_type not in INDEX_EVENTS),
+        key=lambda e: e.aggregate_version,
+    )
+    assert {e.aggregate_id for e in stay_events} == {str(stay_id)}
+    assert [e.event_type for e in stay_events] == [
+        "PatientAdmitted",
+        "AdmissionReportReceived",
+        "AdmissionNoticeSent",
+        "MessageReceiptRecorded",
+        "HealthInformationSent",
+        "PatientTransferred",
+        "StayClosed",
+    ]
+    data = {e.event_type: e.data for e in stay_events}
+    assert set(data["PatientAdmitted"]) == {
+        "hospital_her_id",
+        "ward",
+        "admission_type",
+        "referral_id",
+        "municipality_her_id",
+        "municipal_services_likely",
+        "existing_service_user",
+    }
+    assert data["PatientAdmitted"]["admission_type"] == "ELECTIVE"
+    assert set(data["AdmissionReportReceived"]) == {"message_id", "from_her_id", "to_her_id"}
+    assert data["AdmissionNoticeSent"] == {
+        "message_id": data["MessageReceiptRecorded"]["message_id"],
+        "to_her_id": MUNICIPALITY.her_id,
+    }
+    assert data["MessageReceiptRecorded"]["status"] == "OK"
+    assert data["MessageReceiptRecorded"]["errors"] == []
+    assert data["HealthInformationSent"]["first"] is True
+    assert data["PatientTransferred"] == {
+        "to_hospital_her_id": OTHER_HOSPITAL.her_id,
+        "to_ward": "Rehab",
+    }
+    assert data["StayClosed"] == {"reason": "DISCHARGED"}
+    assert stay_events[-1].actor["her_id"] == OTHER_HOSPITAL.her_id
+    assert stay_events[-1].occurred == T0 + timedelta(hours=90)
+    assert not {e.event_type for e in envelopes} & INDEX_EVENTS  # bookkeeping stays inside

@@ -11,20 +11,19 @@ Each public method checks the rule and who may act, then triggers a past-tense e
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
+from shared import rules
 from shared.apprec import AppRecStatus, check_receipt
 from shared.auth import OrgKind
 from shared.domain import CarepathAggregate, CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotFound, NotPermitted
 
 __all__ = [
-    "HEALTH_INFORMATION_DEADLINE",
     "AdmissionType",
     "CloseReason",
     "MessageType",
@@ -54,22 +53,6 @@ class MessageType(enum.StrEnum):
     ADMISSION_NOTICE = "ADMISSION_NOTICE"  # Melding om innlagt pasient
     ADMISSION_REPORT = "ADMISSION_REPORT"  # Innleggelsesrapport
     HEALTH_INFORMATION = "HEALTH_INFORMATION"  # Helseopplysninger
-
-
-@dataclass(frozen=True, slots=True)
-class Deadline:
-    """A time limit with the source that sets it (rules with numbers are data)."""
-
-    limit: timedelta
-    source: str
-
-
-#: Existing users of municipal services: the hospital sends Helseopplysninger within 24 hours of
-#: admission (DESIGN §2 "Message flows of a typical hospital stay", step 3).
-HEALTH_INFORMATION_DEADLINE = Deadline(
-    limit=timedelta(hours=24),
-    source="Regional procedures for PLO messaging (DESIGN §2, message flows, step 3)",
-)
 
 
 def stay_id_for(hospital_her_id: str, command_id: str) -> UUID:
@@ -189,7 +172,7 @@ class Stay(CarepathAggregate):
         applies or the first Helseopplysninger have been sent."""
         if not self.existing_service_user or self._messages_of(MessageType.HEALTH_INFORMATION):
             return None
-        return datetime.fromisoformat(self.admitted_at) + HEALTH_INFORMATION_DEADLINE.limit
+        return rules.health_information_due(datetime.fromisoformat(self.admitted_at))
 
     def may_read(self, her_id: str) -> bool:
         """The hospitals of the stay and the patient's home municipality."""

@@ -118,6 +118,14 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
                     open=bool(r["is_open"]),
                 )
             )
+        place = view.patient
+        reply.location.kind = _enum(
+            pathway_pb2.LocationKind, "LOCATION_KIND", place["location_kind"]
+        )
+        reply.location.her_id = place["location_her_id"] or ""
+        reply.location.ward = place["location_ward"] or ""
+        if place["location_since"]:
+            reply.location.since.CopyFrom(api.timestamp(place["location_since"]))
         medications = views.medication_list(self._engine, key, as_of, medications_at)
         if medications is not None:
             reply.medications.CopyFrom(medication_list_to_pb(medications))

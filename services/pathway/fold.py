@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.pathway import rules
 from services.pathway.readmodel import utc_iso
 from services.pathway.summaries import CANCER_PATHWAY_NAMES, Summariser
+from shared import rules
 from shared.envelope import Envelope
 
 OPEN_REFERRAL_STATES = frozenset({"SENT", "RECEIVED", "FORWARDED", "ACCEPTED"})
@@ -67,6 +67,7 @@ class PatientPathway:
     referrals: list[ReferralView] = field(default_factory=list)
     tasks: list[Task] = field(default_factory=list)
     municipality_her_id: str | None = None
+    location: Location = field(default_factory=lambda: Location("UNSPECIFIED", None, None, None))
 
     @property
     def open_referrals(self) -> int:
@@ -110,6 +111,128 @@ def _fold_referral(history: list[Envelope]) -> ReferralView | None:
                 view.state = "CANCELLED"
         view.updated_at = max(view.updated_at, utc_iso(e.occurred_at))
     return view
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where the patient is: kind (HOSPITAL, …; UNSPECIFIED when unknown), where, since."""
+
+    kind: str
+    her_id: str | None
+    ward: str | None
+    since: str | None
+
+
+@dataclass
+class MessageView:
+    message_type: str
+    to_her_id: str
+    to_kind: str
+    sent_at: str
+    answered: bool = False
+
+
+@dataclass
+class StayView:
+    stay_id: str
+    hospital_her_id: str  # the responsible hospital now
+    ward: str
+    admitted_at: str
+    since: str  # admitted, or moved to the current hospital/ward
+    existing_service_user: bool
+    closed_at: str | None = None
+    health_information_sent: bool = False
+    messages: dict[str, MessageView] = field(default_factory=dict)
+
+
+#: Which kind of organisation receives each PLO message of a stay.
+MESSAGE_RECEIVER_KIND = {
+    "AdmissionNoticeSent": ("ADMISSION_NOTICE", "MUNICIPALITY"),
+    "AdmissionReportReceived": ("ADMISSION_REPORT", "HOSPITAL"),
+    "HealthInformationSent": ("HEALTH_INFORMATION", "MUNICIPALITY"),
+}
+MESSAGE_NAMES = {
+    "ADMISSION_NOTICE": "Melding om innlagt pasient",
+    "ADMISSION_REPORT": "Innleggelsesrapport",
+    "HEALTH_INFORMATION": "Helseopplysninger",
+}
+
+
+def _fold_stay(history: list[Envelope]) -> StayView | None:
+    view: StayView | None = None
+    for e in sorted(history, key=lambda e: e.aggregate_version):
+        d: dict[str, Any] = e.data
+        when = utc_iso(e.occurred_at)
+        if e.event_type == "PatientAdmitted":
+            view = StayView(
+                stay_id=e.aggregate_id,
+                hospital_her_id=d["hospital_her_id"],
+                ward=d["ward"],
+                admitted_at=when,
+                since=when,
+                existing_service_user=bool(d.get("existing_service_user")),
+            )
+            continue
+        if view is None:  # later events arrived before the admission: wait for it
+            return None
+        if e.event_type in MESSAGE_RECEIVER_KIND:
+            message_type, to_kind = MESSAGE_RECEIVER_KIND[e.event_type]
+            view.messages[d["message_id"]] = MessageView(
+                message_type, d["to_her_id"], to_kind, when
+            )
+            if e.event_type == "HealthInformationSent":
+                view.health_information_sent = True
+        elif e.event_type == "MessageReceiptRecorded" and d["message_id"] in view.messages:
+            view.messages[d["message_id"]].answered = True
+        elif e.event_type == "PatientTransferred":
+            view.hospital_her_id, view.ward, view.since = (
+                d["to_hospital_her_id"],
+                d["to_ward"],
+                when,
+            )
+        elif e.event_type == "StayClosed":
+            view.closed_at = when
+    return view
+
+
+def _stay_tasks(stay: StayView) -> list[Task]:
+    tasks = [
+        Task(
+            task_id=f"{message_id}:MESSAGE_RECEIPT",
+            kind="MESSAGE_RECEIPT",
+            description=f"{MESSAGE_NAMES[m.message_type]} venter på applikasjonskvittering",
+            waiting_on_her_id=m.to_her_id,
+            waiting_on_kind=m.to_kind,
+            since=m.sent_at,
+            due=utc_iso(rules.receipt_due(datetime.fromisoformat(m.sent_at))),
+            aggregate_id=stay.stay_id,
+        )
+        for message_id, m in sorted(stay.messages.items())
+        if not m.answered
+    ]
+    if stay.existing_service_user and not stay.health_information_sent and not stay.closed_at:
+        admitted = datetime.fromisoformat(stay.admitted_at)
+        tasks.append(
+            Task(
+                task_id=f"{stay.stay_id}:HEALTH_INFORMATION",
+                kind="HEALTH_INFORMATION",
+                description="Helseopplysninger til kommunen innen 24 timer etter innleggelse",
+                waiting_on_her_id=stay.hospital_her_id,
+                waiting_on_kind="HOSPITAL",
+                since=stay.admitted_at,
+                due=utc_iso(rules.health_information_due(admitted)),
+                aggregate_id=stay.stay_id,
+            )
+        )
+    return tasks
+
+
+def _location(stays: list[StayView]) -> Location:
+    open_stays = [s for s in stays if s.closed_at is None]
+    if open_stays:
+        current = max(open_stays, key=lambda s: (s.since, s.stay_id))
+        return Location("HOSPITAL", current.hospital_her_id, current.ward, current.since)
+    return Location("UNSPECIFIED", None, None, None)
 
 
 def _referral_tasks(r: ReferralView) -> list[Task]:
@@ -166,12 +289,18 @@ def fold(envelopes: Iterable[Envelope]) -> PatientPathway:
         elif e.actor.get("org_kind") == "MUNICIPALITY":
             result.municipality_her_id = e.actor["her_id"]
     by_referral: dict[str, list[Envelope]] = defaultdict(list)
+    by_stay: dict[str, list[Envelope]] = defaultdict(list)
     for e in ordered:
         if e.source == "referrals":
             by_referral[e.aggregate_id].append(e)
+        elif e.source == "admissions":
+            by_stay[e.aggregate_id].append(e)
+    stays = [s for s in map(_fold_stay, by_stay.values()) if s is not None]
+    result.location = _location(stays)
     views = [v for v in map(_fold_referral, by_referral.values()) if v is not None]
     result.referrals = sorted(views, key=lambda v: (v.sent_at, v.referral_id), reverse=True)
     tasks = [t for r in result.referrals for t in _referral_tasks(r)]
+    tasks += [t for s in stays for t in _stay_tasks(s)]
     result.tasks = sorted(tasks, key=lambda t: (t.due, t.task_id))
     return result
 
@@ -230,6 +359,10 @@ def derive_rows(key: str, history: list[Envelope]) -> dict[str, list[Row]]:
         "municipality_her_id": pathway.municipality_her_id,
         "open_tasks": len(pathway.tasks),
         "next_due": pathway.tasks[0].due if pathway.tasks else None,
+        "location_kind": pathway.location.kind,
+        "location_her_id": pathway.location.her_id,
+        "location_ward": pathway.location.ward,
+        "location_since": pathway.location.since,
     }
     return {
         "pathway_timeline": timeline,

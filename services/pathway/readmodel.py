@@ -43,6 +43,11 @@ patients = sa.Table(
     sa.Column("municipality_her_id", sa.String(20), nullable=True, index=True),
     sa.Column("open_tasks", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_due", sa.String(32), nullable=True),
+    # Where the patient is now (HOSPITAL, …; UNSPECIFIED when carepath does not know).
+    sa.Column("location_kind", sa.String(30), nullable=False, server_default="UNSPECIFIED"),
+    sa.Column("location_her_id", sa.String(20), nullable=True),
+    sa.Column("location_ward", sa.String(100), nullable=True),
+    sa.Column("location_since", sa.String(32), nullable=True),
 )
 
 timeline = sa.Table(

@@ -86,6 +86,22 @@ def _summary(event_type: str, data: dict[str, Any], actor: dict[str, str]) -> st
             return "Henvisning avsluttet: helsehjelpen er gitt"
         case "ReferralCancelled":
             return "Henvisning trukket tilbake av fastlegen"
+        case "PatientAdmitted":
+            how = "akutt" if data["admission_type"] == "ACUTE" else "planlagt"
+            return f"Innlagt {how} på sykehus {data['hospital_her_id']}, {data['ward']}"
+        case "AdmissionNoticeSent":
+            return f"Melding om innlagt pasient sendt til kommune {data['to_her_id']}"
+        case "AdmissionReportReceived":
+            return f"Innleggelsesrapport sendt fra kommunen til sykehus {data['to_her_id']}"
+        case "HealthInformationSent":
+            first = "" if data.get("first") else " (oppdatering)"
+            return f"Helseopplysninger sendt til kommune {data['to_her_id']}{first}"
+        case "MessageReceiptRecorded":
+            return f"Applikasjonskvittering {data['status']} registrert"
+        case "PatientTransferred":
+            return f"Overflyttet til sykehus {data['to_hospital_her_id']}, {data['to_ward']}"
+        case "StayClosed":
+            return "Sykehusoppholdet avsluttet: utskrevet"
         case _:
             who = LEVEL_NAMES.get(actor.get("org_kind", ""), "ukjent")
             return f"{event_type} ({who})"

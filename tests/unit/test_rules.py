@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from services.pathway import rules
+from shared import rules
 
 
 def test_a_patient_ready_on_friday_and_received_on_tuesday_costs_four_days() -> None:

@@ -12,7 +12,6 @@ import pytest
 
 from services.admissions.application import AdmissionsApplication
 from services.admissions.domain import (
-    HEALTH_INFORMATION_DEADLINE,
     AdmissionType,
     CloseReason,
     MessageType,
@@ -81,7 +80,7 @@ def test_an_acute_admission_exchanges_notice_report_and_health_information_with_
         HOSPITAL.her_id,
         AdmissionType.ACUTE,
     )
-    assert stay.health_information_due_at == T0 + HEALTH_INFORMATION_DEADLINE.limit
+    assert stay.health_information_due_at == T0 + timedelta(hours=24)
 
     stay = app.send_admission_notice(ctx(HOSPITAL, "notice", 0.5), stay.id)
     stay = app.record_admission_report(ctx(MUNICIPALITY, "report", 2), stay.id)

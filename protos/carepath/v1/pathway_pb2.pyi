@@ -38,6 +38,14 @@ class _TaskKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskKind.Val
     """A received referral waits for assessment (10 working days from receipt)."""
     TASK_KIND_CANCER_FIRST_APPOINTMENT: _TaskKind.ValueType  # 3
     """Cancer pathway: the first appointment must be within the pathway's limit from receipt."""
+    TASK_KIND_MESSAGE_RECEIPT: _TaskKind.ValueType  # 4
+    """A PLO message of a stay (admission notice, admission report, health information) waits
+    for the receiver's application receipt.
+    """
+    TASK_KIND_HEALTH_INFORMATION: _TaskKind.ValueType  # 5
+    """Helseopplysninger to the municipality are due within 24 hours of admission for patients
+    who already receive municipal services.
+    """
 
 class TaskKind(_TaskKind, metaclass=_TaskKindEnumTypeWrapper):
     """What an open task is about."""
@@ -49,7 +57,41 @@ TASK_KIND_REFERRAL_ASSESSMENT: TaskKind.ValueType  # 2
 """A received referral waits for assessment (10 working days from receipt)."""
 TASK_KIND_CANCER_FIRST_APPOINTMENT: TaskKind.ValueType  # 3
 """Cancer pathway: the first appointment must be within the pathway's limit from receipt."""
+TASK_KIND_MESSAGE_RECEIPT: TaskKind.ValueType  # 4
+"""A PLO message of a stay (admission notice, admission report, health information) waits
+for the receiver's application receipt.
+"""
+TASK_KIND_HEALTH_INFORMATION: TaskKind.ValueType  # 5
+"""Helseopplysninger to the municipality are due within 24 hours of admission for patients
+who already receive municipal services.
+"""
 Global___TaskKind: _TypeAlias = TaskKind  # noqa: Y015
+
+class _LocationKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LocationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LocationKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LOCATION_KIND_UNSPECIFIED: _LocationKind.ValueType  # 0
+    """carepath does not know (no stay recorded, or discharged without a known destination)."""
+    LOCATION_KIND_HOME: _LocationKind.ValueType  # 1
+    LOCATION_KIND_HOME_WITH_SERVICES: _LocationKind.ValueType  # 2
+    LOCATION_KIND_HOSPITAL: _LocationKind.ValueType  # 3
+    LOCATION_KIND_SHORT_TERM_NURSING_HOME: _LocationKind.ValueType  # 4
+    LOCATION_KIND_LONG_TERM_NURSING_HOME: _LocationKind.ValueType  # 5
+
+class LocationKind(_LocationKind, metaclass=_LocationKindEnumTypeWrapper):
+    """Kinds of places a patient can be."""
+
+LOCATION_KIND_UNSPECIFIED: LocationKind.ValueType  # 0
+"""carepath does not know (no stay recorded, or discharged without a known destination)."""
+LOCATION_KIND_HOME: LocationKind.ValueType  # 1
+LOCATION_KIND_HOME_WITH_SERVICES: LocationKind.ValueType  # 2
+LOCATION_KIND_HOSPITAL: LocationKind.ValueType  # 3
+LOCATION_KIND_SHORT_TERM_NURSING_HOME: LocationKind.ValueType  # 4
+LOCATION_KIND_LONG_TERM_NURSING_HOME: LocationKind.ValueType  # 5
+Global___LocationKind: _TypeAlias = LocationKind  # noqa: Y015
 
 @_typing.final
 class ListPathwaysRequest(_message.Message):
@@ -394,6 +436,41 @@ class PathwaySummary(_message.Message):
 Global___PathwaySummary: _TypeAlias = PathwaySummary  # noqa: Y015
 
 @_typing.final
+class Location(_message.Message):
+    """Where the patient is now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    HER_ID_FIELD_NUMBER: _builtins.int
+    WARD_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    kind: Global___LocationKind.ValueType
+    her_id: _builtins.str
+    """HER-id of the hospital or institution, when known."""
+    ward: _builtins.str
+    """Hospital ward, when in hospital."""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """Clinical time the patient came there."""
+
+    def __init__(
+        self,
+        *,
+        kind: Global___LocationKind.ValueType = ...,
+        her_id: _builtins.str = ...,
+        ward: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["her_id", b"her_id", "kind", b"kind", "since", b"since", "ward", b"ward"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Location: _TypeAlias = Location  # noqa: Y015
+
+@_typing.final
 class OpenTask(_message.Message):
     """Something that waits on an organisation, with its deadline."""
 
@@ -458,6 +535,7 @@ class Pathway(_message.Message):
     TASKS_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
     MEDICATIONS_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def patient(self) -> _common_pb2.PatientIdentifier: ...
     @_builtins.property
@@ -478,6 +556,10 @@ class Pathway(_message.Message):
     def medications(self) -> _medications_pb2.MedicationList:
         """The shared medication list (at medications_at, else now); unset when the patient has none."""
 
+    @_builtins.property
+    def location(self) -> Global___Location:
+        """Where the patient is now (at as_of)."""
+
     def __init__(
         self,
         *,
@@ -487,10 +569,11 @@ class Pathway(_message.Message):
         tasks: _abc.Iterable[Global___OpenTask] | None = ...,
         as_of: _timestamp_pb2.Timestamp | None = ...,
         medications: _medications_pb2.MedicationList | None = ...,
+        location: Global___Location | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "medications", b"medications", "patient", b"patient", "summary", b"summary"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "location", b"location", "medications", b"medications", "patient", b"patient", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "medications", b"medications", "patient", b"patient", "summary", b"summary", "tasks", b"tasks", "timeline", b"timeline"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "location", b"location", "medications", b"medications", "patient", b"patient", "summary", b"summary", "tasks", b"tasks", "timeline", b"timeline"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,4 +1,5 @@
-"""Deadlines and money from the rules in rules.toml (data with cited sources).
+"""Deadlines and money from the rules in rules.toml (data with cited sources), shared by
+every service that needs them (admissions, discharges, the pathway).
 
 Pure functions: working days come from the `holidays` package (Norwegian public holidays),
 never from a hand-kept list.

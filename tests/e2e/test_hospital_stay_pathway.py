@@ -1,0 +1,204 @@
+"""A hospital stay as the municipal coordinator sees it in the pathway: where the patient is,
+which PLO messages wait for a receipt, and the 24-hour Helseopplysninger deadline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+from carepath.v1 import (
+    admissions_pb2,
+    admissions_pb2_grpc,
+    common_pb2,
+    pathway_pb2,
+    pathway_pb2_grpc,
+)
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from shared.auth import Actor, bearer_metadata, mint_token
+from shared.ids import FNR_SYSTEM
+from tests.conftest import HOSPITAL, MUNICIPALITY
+from tests.support import (
+    SECRET,
+    Harness,
+    drain_queue,
+    make_fnr,
+    running_system,
+    unique_queue,
+    wait_for,
+)
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(12, 3, 42, 480))
+OTHER = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(7, 7, 37, 120))
+
+
+def ts(value: datetime) -> Timestamp:
+    t = Timestamp()
+    t.FromDatetime(value)
+    return t
+
+
+def auth(actor: Actor) -> tuple[tuple[str, str]]:
+    return bearer_metadata(mint_token(actor, SECRET))
+
+
+def meta(command_id: str, hours_ago: float) -> common_pb2.CommandMetadata:
+    return common_pb2.CommandMetadata(
+        command_id=command_id, occurred_at=ts(NOW - timedelta(hours=hours_ago))
+    )
+
+
+@pytest.fixture
+def system(backend: dict[str, str], amqp_uri: str) -> Iterator[Harness]:
+    queue = unique_queue("pathway.e2e")
+    with running_system(backend, amqp_uri, queue) as harness:
+        yield harness
+    drain_queue(amqp_uri, queue)
+
+
+@pytest.fixture
+def admissions(system: Harness) -> admissions_pb2_grpc.AdmissionServiceStub:
+    return admissions_pb2_grpc.AdmissionServiceStub(system.channel(system.servers["admissions"]))
+
+
+@pytest.fixture
+def pathway(system: Harness) -> pathway_pb2_grpc.PathwayServiceStub:
+    return pathway_pb2_grpc.PathwayServiceStub(system.channel(system.pathway_server))
+
+
+def admit(
+    admissions: admissions_pb2_grpc.AdmissionServiceStub,
+    patient: common_pb2.PatientIdentifier,
+    command_id: str,
+    hours_ago: float,
+) -> admissions_pb2.Stay:
+    return admissions.AdmitPatient(
+        admissions_pb2.AdmitPatientRequest(
+            metadata=meta(command_id, hours_ago),
+            patient=patient,
+            ward="Medisinsk sengepost 3",
+            admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
+            municipality_her_id=MUNICIPALITY.her_id,
+            municipal_services_likely=True,
+            existing_service_user=True,
+        ),
+        metadata=auth(HOSPITAL),
+    )
+
+
+def pathway_with(
+    pathway: pathway_pb2_grpc.PathwayServiceStub,
+    events: int,
+    patient: common_pb2.PatientIdentifier = PATIENT,
+) -> Callable[[], pathway_pb2.Pathway | None]:
+    def check() -> pathway_pb2.Pathway | None:
+        try:
+            reply = pathway.GetPathway(
+                pathway_pb2.GetPathwayRequest(patient=patient, purpose="care coordination"),
+                metadata=auth(MUNICIPALITY),
+            )
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        return reply if len(reply.timeline) >= events else None
+
+    return check
+
+
+def test_an_admission_report_before_the_notice_and_the_24_hour_deadline(
+    admissions: admissions_pb2_grpc.AdmissionServiceStub,
+    pathway: pathway_pb2_grpc.PathwayServiceStub,
+) -> None:
+    stay = admit(admissions, PATIENT, "admit", hours_ago=3)
+    report = admissions.RecordAdmissionReport(
+        admissions_pb2.RecordAdmissionReportRequest(
+            metadata=meta("report", 2), stay_id=stay.stay_id
+        ),
+        metadata=auth(MUNICIPALITY),
+    )
+    admissions.SendAdmissionNotice(
+        admissions_pb2.SendAdmissionNoticeRequest(metadata=meta("notice", 1), stay_id=stay.stay_id),
+        metadata=auth(HOSPITAL),
+    )
+    reply = wait_for(pathway_with(pathway, 3), what="the stay in the pathway")
+    assert reply.location.kind == pathway_pb2.LOCATION_KIND_HOSPITAL
+    assert (reply.location.her_id, reply.location.ward) == (
+        HOSPITAL.her_id,
+        "Medisinsk sengepost 3",
+    )
+    assert [e.event_type for e in reply.timeline] == [
+        "PatientAdmitted",
+        "AdmissionReportReceived",
+        "AdmissionNoticeSent",
+    ]
+    waiting = {(t.kind, t.waiting_on.her_id) for t in reply.tasks}
+    assert waiting == {
+        (pathway_pb2.TASK_KIND_HEALTH_INFORMATION, HOSPITAL.her_id),
+        (pathway_pb2.TASK_KIND_MESSAGE_RECEIPT, HOSPITAL.her_id),  # the report
+        (pathway_pb2.TASK_KIND_MESSAGE_RECEIPT, MUNICIPALITY.her_id),  # the notice
+    }
+    health = next(t for t in reply.tasks if t.kind == pathway_pb2.TASK_KIND_HEALTH_INFORMATION)
+    assert health.due.ToDatetime(tzinfo=UTC) == NOW + timedelta(hours=21)
+
+    report_id = report.messages[0].message_id
+    admissions.RecordMessageReceipt(
+        admissions_pb2.RecordMessageReceiptRequest(
+            metadata=meta("ack-report", 0.5),
+            stay_id=stay.stay_id,
+            message_id=report_id,
+            receipt=common_pb2.AppRec(status=common_pb2.APP_REC_STATUS_OK),
+        ),
+        metadata=auth(HOSPITAL),
+    )
+    admissions.SendHealthInformation(
+        admissions_pb2.SendHealthInformationRequest(metadata=meta("hi", 0.2), stay_id=stay.stay_id),
+        metadata=auth(HOSPITAL),
+    )
+    reply = wait_for(pathway_with(pathway, 5), what="the receipt and health information")
+    assert {(t.kind, t.waiting_on.her_id) for t in reply.tasks} == {
+        (pathway_pb2.TASK_KIND_MESSAGE_RECEIPT, MUNICIPALITY.her_id),  # notice
+        (pathway_pb2.TASK_KIND_MESSAGE_RECEIPT, MUNICIPALITY.her_id),  # health information
+    }
+    assert len(reply.tasks) == 2
+
+
+def test_the_coordinators_list_puts_the_overdue_patient_first(
+    admissions: admissions_pb2_grpc.AdmissionServiceStub,
+    pathway: pathway_pb2_grpc.PathwayServiceStub,
+) -> None:
+    admit(admissions, PATIENT, "recent", hours_ago=1)
+    admit(admissions, OTHER, "long-ago", hours_ago=48)  # no health information for two days
+    wait_for(pathway_with(pathway, 1), what="the first patient")
+    wait_for(pathway_with(pathway, 1, OTHER), what="the second patient")
+    reply = pathway.ListPathways(
+        pathway_pb2.ListPathwaysRequest(
+            municipality_her_id=MUNICIPALITY.her_id, only_with_open_tasks=True, purpose="worklist"
+        ),
+        metadata=auth(MUNICIPALITY),
+    )
+    assert [i.patient.value for i in reply.items] == [OTHER.value, PATIENT.value]
+    assert reply.items[0].overdue_tasks == 1 and reply.items[1].overdue_tasks == 0
+    first_page = pathway.ListPathways(
+        pathway_pb2.ListPathwaysRequest(
+            municipality_her_id=MUNICIPALITY.her_id, page_size=1, purpose="worklist"
+        ),
+        metadata=auth(MUNICIPALITY),
+    )
+    second_page = pathway.ListPathways(
+        pathway_pb2.ListPathwaysRequest(
+            municipality_her_id=MUNICIPALITY.her_id,
+            page_size=1,
+            page_token=first_page.next_page_token,
+            purpose="worklist",
+        ),
+        metadata=auth(MUNICIPALITY),
+    )
+    assert [i.patient.value for i in (*first_page.items, *second_page.items)] == [
+        OTHER.value,
+        PATIENT.value,
+    ]
+    assert second_page.next_page_token == ""

@@ -63,6 +63,10 @@ def health_information_due(admitted_at: datetime) -> datetime:
     return admitted_at + timedelta(hours=int(rules()["health_information"]["hours"]))
 
 
+def readiness_answer_due(ready_at: datetime) -> datetime:
+    return ready_at + timedelta(hours=int(rules()["readiness_answer"]["hours"]))
+
+
 def receipt_due(sent_at: datetime) -> datetime:
     return sent_at + timedelta(hours=int(rules()["message_receipt"]["hours"]))
 

@@ -14,7 +14,8 @@ from sqlalchemy.engine import Engine
 from services.medications.api import list_to_pb as medication_list_to_pb
 from services.pathway import readmodel as rm
 from services.pathway import views
-from shared import api
+from services.pathway.discharges import PaymentPeriod, payment_periods
+from shared import api, rules
 from shared.auth import OrgKind
 from shared.errors import InvalidArgument, NotFound, NotPermitted
 from shared.grpc_server import current_actor
@@ -51,6 +52,22 @@ def _own_municipality(her_id: str, field: str) -> str:
 def _patient_of(key: str) -> common_pb2.PatientIdentifier:
     system, value = key.split("|", 1)
     return common_pb2.PatientIdentifier(system=system, value=value)
+
+
+def _payment_to_pb(period: PaymentPeriod) -> pathway_pb2.PaymentPeriod:
+    pb = pathway_pb2.PaymentPeriod(
+        stay_id=period.stay_id,
+        municipality_her_id=period.municipality_her_id,
+        ready_on=api.date_to_pb(period.ready_on),
+        until=api.date_to_pb(period.until),
+        days=(period.until - period.ready_on).days,
+        ongoing=period.ongoing,
+    )
+    try:
+        pb.amount_nok = rules.payment_days(period.ready_on, period.until).amount_nok
+    except rules.MissingRule as exc:
+        pb.amount_unavailable_reason = str(exc)
+    return pb
 
 
 #: How often a WatchPathway stream looks at the change feed.
@@ -126,6 +143,9 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         reply.location.ward = place["location_ward"] or ""
         if place["location_since"]:
             reply.location.since.CopyFrom(api.timestamp(place["location_since"]))
+        for view_ in views.discharges(self._engine, key, as_of):
+            for period in payment_periods(view_, moment.astimezone(rules.OSLO).date()):
+                reply.payments.append(_payment_to_pb(period))
         medications = views.medication_list(self._engine, key, as_of, medications_at)
         if medications is not None:
             reply.medications.CopyFrom(medication_list_to_pb(medications))

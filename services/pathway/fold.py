@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from services.pathway.discharges import DischargeView, fold_discharge
 from services.pathway.readmodel import utc_iso
 from services.pathway.summaries import CANCER_PATHWAY_NAMES, Summariser
 from shared import rules
@@ -68,6 +69,7 @@ class PatientPathway:
     tasks: list[Task] = field(default_factory=list)
     municipality_her_id: str | None = None
     location: Location = field(default_factory=lambda: Location("UNSPECIFIED", None, None, None))
+    discharges: list[DischargeView] = field(default_factory=list)
 
     @property
     def open_referrals(self) -> int:
@@ -227,12 +229,51 @@ def _stay_tasks(stay: StayView) -> list[Task]:
     return tasks
 
 
-def _location(stays: list[StayView]) -> Location:
+def _location(stays: list[StayView], discharges: list[DischargeView]) -> Location:
+    """In hospital while a stay is open (after a discharge to another hospital, that
+    hospital's new stay); otherwise where the latest discharge sent the patient."""
     open_stays = [s for s in stays if s.closed_at is None]
+    discharged = [d for d in discharges if d.discharged_at and d.destination != "OTHER_HOSPITAL"]
+    latest = max(discharged, key=lambda d: (d.discharged_at or "", d.discharge_id), default=None)
     if open_stays:
         current = max(open_stays, key=lambda s: (s.since, s.stay_id))
-        return Location("HOSPITAL", current.hospital_her_id, current.ward, current.since)
+        if latest is None or (latest.discharged_at or "") < current.since:
+            return Location("HOSPITAL", current.hospital_her_id, current.ward, current.since)
+    if latest is not None and latest.destination:
+        return Location(latest.destination, latest.destination_her_id, None, latest.discharged_at)
     return Location("UNSPECIFIED", None, None, None)
+
+
+def _discharge_tasks(d: DischargeView) -> list[Task]:
+    tasks = [
+        Task(
+            task_id=f"{message_id}:MESSAGE_RECEIPT",
+            kind="MESSAGE_RECEIPT",
+            description=f"{m.name} venter på applikasjonskvittering",
+            waiting_on_her_id=m.to_her_id,
+            waiting_on_kind=m.to_kind,
+            since=m.sent_at,
+            due=utc_iso(rules.receipt_due(datetime.fromisoformat(m.sent_at))),
+            aggregate_id=d.discharge_id,
+        )
+        for message_id, m in sorted(d.messages.items())
+        if not m.answered
+    ]
+    ready = d.ready
+    if ready is not None and ready.answered_at is None:
+        tasks.append(
+            Task(
+                task_id=f"{d.discharge_id}:READINESS_ANSWER:{ready.ready_at}",
+                kind="READINESS_ANSWER",
+                description="Kommunen må svare om og når den kan ta imot utskrivningsklar pasient",
+                waiting_on_her_id=d.municipality_her_id,
+                waiting_on_kind="MUNICIPALITY",
+                since=ready.ready_at,
+                due=utc_iso(rules.readiness_answer_due(datetime.fromisoformat(ready.ready_at))),
+                aggregate_id=d.discharge_id,
+            )
+        )
+    return tasks
 
 
 def _referral_tasks(r: ReferralView) -> list[Task]:
@@ -290,17 +331,23 @@ def fold(envelopes: Iterable[Envelope]) -> PatientPathway:
             result.municipality_her_id = e.actor["her_id"]
     by_referral: dict[str, list[Envelope]] = defaultdict(list)
     by_stay: dict[str, list[Envelope]] = defaultdict(list)
+    by_discharge: dict[str, list[Envelope]] = defaultdict(list)
     for e in ordered:
         if e.source == "referrals":
             by_referral[e.aggregate_id].append(e)
         elif e.source == "admissions":
             by_stay[e.aggregate_id].append(e)
+        elif e.source == "discharges":
+            by_discharge[e.aggregate_id].append(e)
     stays = [s for s in map(_fold_stay, by_stay.values()) if s is not None]
-    result.location = _location(stays)
+    discharges = [v for v in map(fold_discharge, by_discharge.values()) if v is not None]
+    result.discharges = discharges
+    result.location = _location(stays, discharges)
     views = [v for v in map(_fold_referral, by_referral.values()) if v is not None]
     result.referrals = sorted(views, key=lambda v: (v.sent_at, v.referral_id), reverse=True)
     tasks = [t for r in result.referrals for t in _referral_tasks(r)]
     tasks += [t for s in stays for t in _stay_tasks(s)]
+    tasks += [t for d in discharges for t in _discharge_tasks(d)]
     result.tasks = sorted(tasks, key=lambda t: (t.due, t.task_id))
     return result
 

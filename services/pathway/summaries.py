@@ -6,6 +6,14 @@ from typing import Any
 
 from shared.envelope import Envelope
 
+DESTINATION_NAMES = {
+    "HOME": "hjemmet",
+    "HOME_WITH_SERVICES": "hjemmet med kommunale tjenester",
+    "SHORT_TERM_NURSING_HOME": "korttidsplass på sykehjem",
+    "LONG_TERM_NURSING_HOME": "langtidsplass på sykehjem",
+    "OTHER_HOSPITAL": "annet sykehus",
+}
+
 SOURCE_NAMES = {
     "PATIENT": "pasienten",
     "NEXT_OF_KIN": "pårørende",
@@ -102,6 +110,19 @@ def _summary(event_type: str, data: dict[str, Any], actor: dict[str, str]) -> st
             return f"Overflyttet til sykehus {data['to_hospital_her_id']}, {data['to_ward']}"
         case "StayClosed":
             return "Sykehusoppholdet avsluttet: utskrevet"
+        case "PatientDeclaredReadyForDischarge":
+            return f"Pasienten meldt utskrivningsklar til kommune {data['municipality_her_id']}"
+        case "MunicipalityAnsweredReadiness":
+            if data.get("can_receive"):
+                return f"Kommunen kan ta imot pasienten {data.get('receive_on')}"
+            return "Kommunen kan ikke ta imot pasienten ennå"
+        case "ReadinessWithdrawn":
+            return "Avmelding: pasienten trenger mer sykehusbehandling"
+        case "PatientDischarged":
+            where = DESTINATION_NAMES.get(data["destination"], data["destination"])
+            return f"Utskrevet til {where}"
+        case "EpicrisisSent":
+            return f"Epikrise sendt til {data['to_her_id']}"
         case _:
             who = LEVEL_NAMES.get(actor.get("org_kind", ""), "ukjent")
             return f"{event_type} ({who})"

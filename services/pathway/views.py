@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine, RowMapping
 from services.medications.domain import Change, MedicationListView
 from services.medications.domain import fold as medication_fold
 from services.pathway import readmodel as rm
+from services.pathway.discharges import DischargeView, fold_discharge
 from services.pathway.fold import derive_rows
 from shared.auth import Actor
 from shared.envelope import Envelope
@@ -189,3 +190,18 @@ def medication_list(
     ]
     first = envelopes[0]
     return medication_fold(UUID(first.aggregate_id), first.patient, changes, clinical_at)
+
+
+def discharges(engine: Engine, key: str, recorded_by: datetime | None) -> list[DischargeView]:
+    """The patient's discharges folded from the events recorded by `recorded_by`."""
+    e = rm.events
+    query = sa.select(e.c.envelope).where(e.c.patient_key == key, e.c.source == "discharges")
+    if recorded_by is not None:
+        query = query.where(e.c.recorded_at <= rm.utc_iso(recorded_by))
+    by_aggregate: dict[str, list[Envelope]] = {}
+    with engine.connect() as conn:
+        for body in conn.execute(query).scalars():
+            envelope = Envelope(**json.loads(body))
+            by_aggregate.setdefault(envelope.aggregate_id, []).append(envelope)
+    views = [fold_discharge(history) for history in by_aggregate.values()]
+    return [v for v in views if v is not None]

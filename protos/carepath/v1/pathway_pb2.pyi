@@ -46,6 +46,10 @@ class _TaskKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskKind.Val
     """Helseopplysninger to the municipality are due within 24 hours of admission for patients
     who already receive municipal services.
     """
+    TASK_KIND_READINESS_ANSWER: _TaskKind.ValueType  # 6
+    """The municipality must answer whether and when it can receive a patient declared ready for
+    discharge (utskrivningsklar).
+    """
 
 class TaskKind(_TaskKind, metaclass=_TaskKindEnumTypeWrapper):
     """What an open task is about."""
@@ -64,6 +68,10 @@ for the receiver's application receipt.
 TASK_KIND_HEALTH_INFORMATION: TaskKind.ValueType  # 5
 """Helseopplysninger to the municipality are due within 24 hours of admission for patients
 who already receive municipal services.
+"""
+TASK_KIND_READINESS_ANSWER: TaskKind.ValueType  # 6
+"""The municipality must answer whether and when it can receive a patient declared ready for
+discharge (utskrivningsklar).
 """
 Global___TaskKind: _TypeAlias = TaskKind  # noqa: Y015
 
@@ -436,6 +444,60 @@ class PathwaySummary(_message.Message):
 Global___PathwaySummary: _TypeAlias = PathwaySummary  # noqa: Y015
 
 @_typing.final
+class PaymentPeriod(_message.Message):
+    """Days the municipality pays for a patient ready for discharge (utskrivningsklar) that it
+    could not yet receive: from the ready day up to, not including, the day it can receive the
+    patient (or the withdrawal or discharge), each day at its calendar year's rate.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STAY_ID_FIELD_NUMBER: _builtins.int
+    MUNICIPALITY_HER_ID_FIELD_NUMBER: _builtins.int
+    READY_ON_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    AMOUNT_NOK_FIELD_NUMBER: _builtins.int
+    ONGOING_FIELD_NUMBER: _builtins.int
+    AMOUNT_UNAVAILABLE_REASON_FIELD_NUMBER: _builtins.int
+    stay_id: _builtins.str
+    """The hospital stay."""
+    municipality_her_id: _builtins.str
+    """The paying municipality."""
+    days: _builtins.int
+    amount_nok: _builtins.int
+    """Amount in whole NOK at the daily rates of rules.toml (0 with amount_unavailable_reason)."""
+    ongoing: _builtins.bool
+    """True while the patient still waits in hospital."""
+    amount_unavailable_reason: _builtins.str
+    """Set when a year's rate is not published yet: the amount is then not computed."""
+    @_builtins.property
+    def ready_on(self) -> _common_pb2.Date: ...
+    @_builtins.property
+    def until(self) -> _common_pb2.Date:
+        """First day not paid (today while the period is still running)."""
+
+    def __init__(
+        self,
+        *,
+        stay_id: _builtins.str = ...,
+        municipality_her_id: _builtins.str = ...,
+        ready_on: _common_pb2.Date | None = ...,
+        until: _common_pb2.Date | None = ...,
+        days: _builtins.int = ...,
+        amount_nok: _builtins.int = ...,
+        ongoing: _builtins.bool = ...,
+        amount_unavailable_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ready_on", b"ready_on", "until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_nok", b"amount_nok", "amount_unavailable_reason", b"amount_unavailable_reason", "days", b"days", "municipality_her_id", b"municipality_her_id", "ongoing", b"ongoing", "ready_on", b"ready_on", "stay_id", b"stay_id", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaymentPeriod: _TypeAlias = PaymentPeriod  # noqa: Y015
+
+@_typing.final
 class Location(_message.Message):
     """Where the patient is now."""
 
@@ -536,6 +598,7 @@ class Pathway(_message.Message):
     AS_OF_FIELD_NUMBER: _builtins.int
     MEDICATIONS_FIELD_NUMBER: _builtins.int
     LOCATION_FIELD_NUMBER: _builtins.int
+    PAYMENTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def patient(self) -> _common_pb2.PatientIdentifier: ...
     @_builtins.property
@@ -560,6 +623,10 @@ class Pathway(_message.Message):
     def location(self) -> Global___Location:
         """Where the patient is now (at as_of)."""
 
+    @_builtins.property
+    def payments(self) -> _containers.RepeatedCompositeFieldContainer[Global___PaymentPeriod]:
+        """Payment periods for utskrivningsklare pasienter, oldest first."""
+
     def __init__(
         self,
         *,
@@ -570,10 +637,11 @@ class Pathway(_message.Message):
         as_of: _timestamp_pb2.Timestamp | None = ...,
         medications: _medications_pb2.MedicationList | None = ...,
         location: Global___Location | None = ...,
+        payments: _abc.Iterable[Global___PaymentPeriod] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "location", b"location", "medications", b"medications", "patient", b"patient", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "location", b"location", "medications", b"medications", "patient", b"patient", "summary", b"summary", "tasks", b"tasks", "timeline", b"timeline"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "location", b"location", "medications", b"medications", "patient", b"patient", "payments", b"payments", "summary", b"summary", "tasks", b"tasks", "timeline", b"timeline"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

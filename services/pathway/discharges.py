@@ -1,0 +1,138 @@
+"""The discharge part of the fold: readiness periods (utskrivningsklar), the municipality's
+answer, payment periods, the destination and the discharge messages (pure, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from services.pathway.readmodel import utc_iso
+from shared import rules
+from shared.envelope import Envelope
+
+OSLO = rules.OSLO
+
+
+@dataclass
+class ReadyPeriod:
+    ready_at: str
+    answered_at: str | None = None
+    can_receive: bool | None = None
+    receive_on: str | None = None  # ISO date
+    ended_at: str | None = None
+    end_reason: str | None = None  # WITHDRAWN | DISCHARGED
+
+    def end(self, when: str, reason: str) -> None:
+        self.ended_at, self.end_reason = when, reason
+
+
+@dataclass
+class DischargeMessage:
+    name: str
+    to_her_id: str
+    to_kind: str
+    sent_at: str
+    answered: bool = False
+
+
+@dataclass
+class DischargeView:
+    discharge_id: str
+    stay_id: str
+    hospital_her_id: str
+    municipality_her_id: str
+    periods: list[ReadyPeriod] = field(default_factory=list)
+    discharged_at: str | None = None
+    destination: str | None = None
+    destination_her_id: str | None = None
+    messages: dict[str, DischargeMessage] = field(default_factory=dict)
+
+    @property
+    def ready(self) -> ReadyPeriod | None:
+        """The readiness period still running, if any."""
+        if self.periods and self.periods[-1].ended_at is None:
+            return self.periods[-1]
+        return None
+
+
+def fold_discharge(history: list[Envelope]) -> DischargeView | None:
+    view: DischargeView | None = None
+    for e in sorted(history, key=lambda e: e.aggregate_version):
+        d: dict[str, Any] = e.data
+        when = utc_iso(e.occurred_at)
+        if view is None:
+            if e.event_type != "PatientDeclaredReadyForDischarge" and "stay_id" not in d:
+                return None  # the first event has not arrived yet: wait for it
+            view = DischargeView(
+                discharge_id=e.aggregate_id,
+                stay_id=d["stay_id"],
+                hospital_her_id=d.get("hospital_her_id") or e.actor.get("her_id", ""),
+                municipality_her_id=d.get("municipality_her_id") or "",
+            )
+        match e.event_type:
+            case "PatientDeclaredReadyForDischarge":
+                view.municipality_her_id = d["municipality_her_id"]
+                view.periods.append(ReadyPeriod(ready_at=when))
+                view.messages[d["message_id"]] = DischargeMessage(
+                    "Melding om utskrivningsklar pasient",
+                    d["municipality_her_id"],
+                    "MUNICIPALITY",
+                    when,
+                )
+            case "MunicipalityAnsweredReadiness" if view.ready:
+                period = view.ready
+                period.answered_at, period.can_receive = when, bool(d["can_receive"])
+                period.receive_on = d.get("receive_on")
+            case "ReadinessWithdrawn" if view.ready:
+                view.ready.end(when, "WITHDRAWN")
+            case "PatientDischarged":
+                if view.ready:
+                    view.ready.end(when, "DISCHARGED")
+                view.discharged_at = when
+                view.destination = d["destination"]
+                view.destination_her_id = d.get("destination_her_id")
+                if d.get("report_message_id"):
+                    view.messages[d["report_message_id"]] = DischargeMessage(
+                        "Utskrivningsrapport", view.municipality_her_id, "MUNICIPALITY", when
+                    )
+            case "EpicrisisSent":
+                kind = "MUNICIPALITY" if d["to_her_id"] == view.municipality_her_id else "GP"
+                view.messages[d["message_id"]] = DischargeMessage(
+                    "Epikrise", d["to_her_id"], kind, when
+                )
+            case "MessageReceiptRecorded" if d["message_id"] in view.messages:
+                view.messages[d["message_id"]].answered = True
+    return view
+
+
+def _day(iso: str) -> date:
+    return datetime.fromisoformat(iso).astimezone(OSLO).date()
+
+
+@dataclass(frozen=True)
+class PaymentPeriod:
+    """Days the municipality pays for one readiness period (see rules.payment_days)."""
+
+    stay_id: str
+    municipality_her_id: str
+    ready_on: date
+    until: date  # first day not paid
+    ongoing: bool
+
+
+def payment_periods(view: DischargeView, today: date) -> list[PaymentPeriod]:
+    """From the ready day until the first of: the day the municipality said it can receive
+    the patient, the withdrawal (avmelding), the discharge — or today while still waiting."""
+    periods = []
+    for p in view.periods:
+        ready_on = _day(p.ready_at)
+        ends = [_day(p.ended_at)] if p.ended_at else []
+        if p.can_receive and p.receive_on:
+            ends.append(max(ready_on, date.fromisoformat(p.receive_on)))
+        ongoing = not ends
+        until = min(ends) if ends else max(today, ready_on)
+        periods.append(
+            PaymentPeriod(view.stay_id, view.municipality_her_id, ready_on, until, ongoing)
+        )
+    return periods

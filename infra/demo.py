@@ -15,19 +15,32 @@ import argparse
 import signal
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import grpc
-from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2, referrals_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from carepath.v1 import (
+    admissions_pb2,
+    admissions_pb2_grpc,
+    common_pb2,
+    medications_pb2,
+    medications_pb2_grpc,
+    pathway_pb2,
+    pathway_pb2_grpc,
+    referrals_pb2,
+    referrals_pb2_grpc,
+)
 from shared import config
 from shared.auth import Actor, OrgKind, bearer_metadata, mint_token
 from shared.ids import FNR_SYSTEM
 
 PATIENT = "12034248069"
 GP = Actor(her_id="8134021", org_kind=OrgKind.GP, hpr="9144900")
+OSLO = ZoneInfo("Europe/Oslo")
 HOSPITAL_A = Actor(her_id="59", org_kind=OrgKind.HOSPITAL, hpr="4210953")
 HOSPITAL_B = Actor(her_id="90234", org_kind=OrgKind.HOSPITAL, hpr="5632187")
 COORDINATOR = Actor(her_id="4201", org_kind=OrgKind.MUNICIPALITY, hpr="1203921")
@@ -55,21 +68,59 @@ def ts(value: datetime) -> Timestamp:
     return t
 
 
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    """A clinical time in Norway (Europe/Oslo)."""
+    return datetime(year, month, day, hour, minute, tzinfo=OSLO)
+
+
 def meta(command_id: str, when: datetime) -> common_pb2.CommandMetadata:
     return common_pb2.CommandMetadata(
         command_id=f"demo-{command_id}", occurred_at=ts(when), correlation_id="demo-pathway"
     )
 
 
-def load(referrals: referrals_pb2_grpc.ReferralServiceStub, secret: str) -> int:
-    """Send the demo's commands; returns how many events they record."""
-    creds = {a.her_id: bearer_metadata(mint_token(a, secret)) for a in (GP, HOSPITAL_A, HOSPITAL_B)}
-    patient = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=PATIENT)
-    start = datetime(2026, 9, 1, 8, 30, tzinfo=UTC)
+@dataclass
+class Clients:
+    referrals: referrals_pb2_grpc.ReferralServiceStub
+    admissions: admissions_pb2_grpc.AdmissionServiceStub
+    medications: medications_pb2_grpc.MedicationServiceStub
 
+
+def load(clients: Clients, secret: str) -> int:
+    """Send the demo's commands; returns how many public events they record."""
+    creds = {
+        a.her_id: bearer_metadata(mint_token(a, secret))
+        for a in (GP, HOSPITAL_A, HOSPITAL_B, COORDINATOR)
+    }
+    patient = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=PATIENT)
+    referrals, admissions, medications = clients.referrals, clients.admissions, clients.medications
+
+    # The GP's medication list for an 84-year-old with home nursing.
+    listed = medications.PrescribeMedication(
+        medications_pb2.PrescribeMedicationRequest(
+            metadata=meta("rx-metformin", at(2024, 6, 3, 9)),
+            patient=patient,
+            medication=medications_pb2.Medication(atc_code="A10BA02", name="Metformin"),
+            dose="500 mg x 2",
+        ),
+        metadata=creds[GP.her_id],
+    )
+    listed = medications.PrescribeMedication(
+        medications_pb2.PrescribeMedicationRequest(
+            metadata=meta("rx-ramipril", at(2024, 6, 3, 9, 5)),
+            patient=patient,
+            medication=medications_pb2.Medication(atc_code="C09AA05", name="Ramipril"),
+            dose="5 mg x 1",
+        ),
+        metadata=creds[GP.her_id],
+    )
+    ramipril = next(e.entry_id for e in listed.entries if e.medication.atc_code == "C09AA05")
+
+    # A referral the GP withdrew, then an urgent colorectal cancer-pathway referral that the
+    # first hospital forwards and the second accepts.
     first = referrals.SendReferral(
         referrals_pb2.SendReferralRequest(
-            metadata=meta("send-1", start - timedelta(days=20)),
+            metadata=meta("send-1", at(2024, 8, 12, 8, 30)),
             patient=patient,
             receiver_her_id=HOSPITAL_A.her_id,
             reason="Vedvarende ryggsmerter, ønsker vurdering.",
@@ -79,7 +130,7 @@ def load(referrals: referrals_pb2_grpc.ReferralServiceStub, secret: str) -> int:
     )
     referrals.CancelReferral(
         referrals_pb2.CancelReferralRequest(
-            metadata=meta("cancel-1", start - timedelta(days=18)),
+            metadata=meta("cancel-1", at(2024, 8, 14, 8, 30)),
             referral_id=first.referral_id,
             reason="Bedring etter fysioterapi.",
         ),
@@ -87,7 +138,7 @@ def load(referrals: referrals_pb2_grpc.ReferralServiceStub, secret: str) -> int:
     )
     second = referrals.SendReferral(
         referrals_pb2.SendReferralRequest(
-            metadata=meta("send-2", start),
+            metadata=meta("send-2", at(2024, 9, 2, 8, 30)),
             patient=patient,
             receiver_her_id=HOSPITAL_A.her_id,
             reason="Blod i avføringen og vekttap siste 3 måneder. Spørsmål om kreft i tykktarm.",
@@ -99,7 +150,7 @@ def load(referrals: referrals_pb2_grpc.ReferralServiceStub, secret: str) -> int:
     rid = second.referral_id
     referrals.RecordReferralReceipt(
         referrals_pb2.RecordReferralReceiptRequest(
-            metadata=meta("receipt-a", start + timedelta(hours=1)),
+            metadata=meta("receipt-a", at(2024, 9, 2, 9, 30)),
             referral_id=rid,
             receipt=common_pb2.AppRec(
                 status=common_pb2.APP_REC_STATUS_OK_ERROR_IN_PART,
@@ -110,7 +161,7 @@ def load(referrals: referrals_pb2_grpc.ReferralServiceStub, secret: str) -> int:
     )
     referrals.ForwardReferral(
         referrals_pb2.ForwardReferralRequest(
-            metadata=meta("forward-b", start + timedelta(days=1, hours=2)),
+            metadata=meta("forward-b", at(2024, 9, 3, 10, 30)),
             referral_id=rid,
             new_receiver_her_id=HOSPITAL_B.her_id,
             reason="Kortere ventetid for koloskopi.",
@@ -119,22 +170,78 @@ def load(referrals: referrals_pb2_grpc.ReferralServiceStub, secret: str) -> int:
     )
     referrals.RecordReferralReceipt(
         referrals_pb2.RecordReferralReceiptRequest(
-            metadata=meta("receipt-b", start + timedelta(days=1, hours=3)),
+            metadata=meta("receipt-b", at(2024, 9, 3, 11, 30)),
             referral_id=rid,
             receipt=common_pb2.AppRec(status=common_pb2.APP_REC_STATUS_OK),
         ),
         metadata=creds[HOSPITAL_B.her_id],
     )
-    planned = (start + timedelta(days=8)).date()
-    referrals.AcceptReferral(
+    second = referrals.AcceptReferral(
         referrals_pb2.AcceptReferralRequest(
-            metadata=meta("accept-b", start + timedelta(days=2)),
+            metadata=meta("accept-b", at(2024, 9, 4, 8, 30)),
             referral_id=rid,
-            planned_date=common_pb2.Date(year=planned.year, month=planned.month, day=planned.day),
+            planned_date=common_pb2.Date(year=2024, month=9, day=10),
         ),
         metadata=creds[HOSPITAL_B.her_id],
     )
-    return 7  # two sends, a cancel, two receipts, a forward, an accept
+
+    # Acute admission on Tuesday 12 November; the municipality's innleggelsesrapport arrives
+    # before the hospital's admission notice; Helseopplysninger within 24 hours.
+    stay = admissions.AdmitPatient(
+        admissions_pb2.AdmitPatientRequest(
+            metadata=meta("admit", at(2024, 11, 12, 14, 10)),
+            patient=patient,
+            ward="Medisinsk sengepost 3",
+            admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
+            municipality_her_id=COORDINATOR.her_id,
+            municipal_services_likely=True,
+            existing_service_user=True,
+        ),
+        metadata=creds[HOSPITAL_A.her_id],
+    )
+    sid = stay.stay_id
+    stay = admissions.RecordAdmissionReport(
+        admissions_pb2.RecordAdmissionReportRequest(
+            metadata=meta("report", at(2024, 11, 12, 15, 0)), stay_id=sid
+        ),
+        metadata=creds[COORDINATOR.her_id],
+    )
+    stay = admissions.SendAdmissionNotice(
+        admissions_pb2.SendAdmissionNoticeRequest(
+            metadata=meta("notice", at(2024, 11, 12, 16, 0)), stay_id=sid
+        ),
+        metadata=creds[HOSPITAL_A.her_id],
+    )
+    for message in stay.messages:
+        receiver = HOSPITAL_A if message.to_her_id == HOSPITAL_A.her_id else COORDINATOR
+        stay = admissions.RecordMessageReceipt(
+            admissions_pb2.RecordMessageReceiptRequest(
+                metadata=meta(f"ack-{message.message_id}", at(2024, 11, 12, 16, 30)),
+                stay_id=sid,
+                message_id=message.message_id,
+                receipt=common_pb2.AppRec(status=common_pb2.APP_REC_STATUS_OK),
+            ),
+            metadata=creds[receiver.her_id],
+        )
+    stay = admissions.SendHealthInformation(
+        admissions_pb2.SendHealthInformationRequest(
+            metadata=meta("helseopplysninger", at(2024, 11, 13, 9, 0)), stay_id=sid
+        ),
+        metadata=creds[HOSPITAL_A.her_id],
+    )
+    # In hospital the Ramipril dose is lowered (low blood pressure).
+    listed = medications.ChangeDose(
+        medications_pb2.ChangeDoseRequest(
+            metadata=meta("dose-ramipril", at(2024, 11, 13, 11, 0)),
+            patient=patient,
+            entry_id=ramipril,
+            dose="2.5 mg x 1",
+            reason="Lavt blodtrykk under innleggelsen",
+        ),
+        metadata=creds[HOSPITAL_A.her_id],
+    )
+    events = first.version + 1 + second.version + stay.version + listed.version
+    return events - 1  # the stay's index event is internal (never published)
 
 
 def fetch(
@@ -154,13 +261,21 @@ def show(reply: pathway_pb2.Pathway) -> None:
     kinds = {1: "KOMMUNE", 2: "FASTLEGE", 3: "SYKEHUS"}
     print(f"Pathway: {len(reply.timeline)} events, {reply.summary.open_referrals} open referral(s)")
     for entry in reply.timeline:
-        when = entry.occurred_at.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M")
+        when = entry.occurred_at.ToDatetime(tzinfo=UTC).astimezone(OSLO).strftime("%Y-%m-%d %H:%M")
         print(f"  {when}  {kinds.get(entry.level, '?'):8}  {entry.summary}")
     for r in reply.summary.referrals:
         state = referrals_pb2.ReferralState.Name(r.state).removeprefix("REFERRAL_STATE_")
         print(f"  referral {r.referral_id}: {state} at HER {r.receiver_her_id}")
+    where = pathway_pb2.LocationKind.Name(reply.location.kind).removeprefix("LOCATION_KIND_")
+    print(f"  now: {where} {reply.location.her_id} {reply.location.ward}".rstrip())
+    for m in reply.medications.entries:
+        state = medications_pb2.MedicationState.Name(m.state).removeprefix("MEDICATION_STATE_")
+        print(f"  medication: {m.medication.name} {m.dose} ({state})")
+    for p in reply.payments:
+        amount = f"{p.amount_nok} NOK" if not p.amount_unavailable_reason else "amount unknown"
+        print(f"  utskrivningsklar: {p.days} payment day(s), {amount}")
     for t in reply.tasks:
-        due = t.due.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M")
+        due = t.due.ToDatetime(tzinfo=UTC).astimezone(OSLO).strftime("%Y-%m-%d %H:%M")
         flag = "OVERDUE" if t.breached else "open"
         print(f"  task ({flag}, due {due}, waiting on HER {t.waiting_on.her_id}): {t.description}")
 
@@ -181,10 +296,18 @@ def main() -> None:
         show(fetch(pathway, secret, args.system, args.patient))
         return
 
-    referrals = referrals_pb2_grpc.ReferralServiceStub(
-        wait_healthy(config.grpc_address("referrals"))
+    clients = Clients(
+        referrals=referrals_pb2_grpc.ReferralServiceStub(
+            wait_healthy(config.grpc_address("referrals"))
+        ),
+        admissions=admissions_pb2_grpc.AdmissionServiceStub(
+            wait_healthy(config.grpc_address("admissions"))
+        ),
+        medications=medications_pb2_grpc.MedicationServiceStub(
+            wait_healthy(config.grpc_address("medications"))
+        ),
     )
-    expected = load(referrals, secret)
+    expected = load(clients, secret)
     deadline = time.monotonic() + 60
     while True:
         try:

@@ -32,9 +32,9 @@ import grpc
 import pika
 import psycopg
 import sqlalchemy as sa
-from carepath.v1 import common_pb2, referrals_pb2, referrals_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from carepath.v1 import common_pb2, referrals_pb2, referrals_pb2_grpc
 from services.pathway import readmodel
 from shared.auth import Actor, OrgKind, bearer_metadata, mint_token
 from shared.config import StoreSettings

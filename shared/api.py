@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from carepath.v1 import common_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from carepath.v1 import common_pb2
 from shared.auth import Actor, OrgKind
 from shared.domain import CommandContext
 from shared.errors import InvalidArgument

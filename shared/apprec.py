@@ -10,7 +10,6 @@ import enum
 from typing import Any
 
 from carepath.v1 import common_pb2
-
 from shared.errors import InvalidArgument
 
 

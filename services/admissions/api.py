@@ -7,8 +7,8 @@ from typing import Any
 from uuid import UUID
 
 import grpc
-from carepath.v1 import admissions_pb2, admissions_pb2_grpc
 
+from carepath.v1 import admissions_pb2, admissions_pb2_grpc
 from services.admissions.application import AdmissionsApplication
 from services.admissions.domain import AdmissionType, CloseReason, MessageType, Stay
 from shared import api

@@ -8,9 +8,9 @@ from typing import Any
 from uuid import UUID
 
 import grpc
-from carepath.v1 import common_pb2, medications_pb2, medications_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from carepath.v1 import common_pb2, medications_pb2, medications_pb2_grpc
 from services.medications.application import MedicationsApplication
 from services.medications.domain import (
     Entry,

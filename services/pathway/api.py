@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import grpc
-from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2
 from sqlalchemy.engine import Engine
 
+from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2
 from services.medications.api import list_to_pb as medication_list_to_pb
 from services.pathway import readmodel as rm
 from services.pathway import views

@@ -7,8 +7,8 @@ from typing import Any
 from uuid import UUID
 
 import grpc
-from carepath.v1 import referrals_pb2, referrals_pb2_grpc
 
+from carepath.v1 import referrals_pb2, referrals_pb2_grpc
 from services.referrals.application import ReferralsApplication
 from services.referrals.domain import CancerPathway, Priority, Referral
 from shared import api

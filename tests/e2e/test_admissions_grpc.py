@@ -11,9 +11,9 @@ from typing import Any
 
 import grpc
 import pytest
-from carepath.v1 import admissions_pb2, admissions_pb2_grpc, common_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from carepath.v1 import admissions_pb2, admissions_pb2_grpc, common_pb2
 from services.admissions import api as admissions_api
 from services.admissions.application import AdmissionsApplication
 from shared.auth import Actor, OrgKind, bearer_metadata, mint_token

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from carepath.v1 import (
     admissions_pb2,
     admissions_pb2_grpc,
@@ -15,8 +17,6 @@ from carepath.v1 import (
     pathway_pb2,
     pathway_pb2_grpc,
 )
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from shared.auth import Actor, bearer_metadata, mint_token
 from shared.ids import FNR_SYSTEM
 from tests.conftest import HOSPITAL, MUNICIPALITY

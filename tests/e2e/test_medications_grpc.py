@@ -9,9 +9,9 @@ from typing import Any
 
 import grpc
 import pytest
-from carepath.v1 import common_pb2, medications_pb2, medications_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from carepath.v1 import common_pb2, medications_pb2, medications_pb2_grpc
 from services.medications import api
 from services.medications.application import MedicationsApplication
 from shared.auth import Actor, bearer_metadata, mint_token

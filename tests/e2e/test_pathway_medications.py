@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from carepath.v1 import (
     common_pb2,
     medications_pb2,
@@ -14,8 +16,6 @@ from carepath.v1 import (
     pathway_pb2,
     pathway_pb2_grpc,
 )
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from shared.auth import Actor, bearer_metadata, mint_token
 from shared.ids import FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY

@@ -9,9 +9,9 @@ from typing import Any
 
 import grpc
 import pytest
-from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2, referrals_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2, referrals_pb2_grpc
 from services.pathway import migrate, readmodel
 from services.pathway.rebuild import rebuild
 from services.pathway.views import reads_of

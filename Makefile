@@ -46,7 +46,7 @@ fmt: $(STAMP)
 
 bench: $(STAMP) ## end-to-end throughput and latency, with the raw limits of the slowest legs
 	@bash infra/ensure-rabbitmq.sh
-	$(PY) -m bench.referrals $(BENCH_ARGS)
+	$(PY) -m bench.workload $(BENCH_ARGS)
 
 token: $(STAMP) ## mint a development token: make token ARGS="--her-id 1234567 --kind GP --hpr 9144900"
 	@$(PY) -m shared.auth $(ARGS)

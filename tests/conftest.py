@@ -69,6 +69,9 @@ def postgres_url(postgres_admin_url: str) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+STORES = ("referrals", "admissions", "discharges", "medications", "pathway")
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> dict[str, str]:
     """Database URLs of each service's store and the pathway read model, on each backend
@@ -76,10 +79,12 @@ def backend(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> dict[
     if request.param == "sqlite":
         return {
             name: f"sqlite:///{tmp_path}/{name}.sqlite"
-            for name in ("referrals", "admissions", "medications", "pathway")
+            for name in ("referrals", "admissions", "discharges", "medications", "pathway")
         }
     url = request.getfixturevalue("postgres_url")
-    return {name: url for name in ("referrals", "admissions", "medications", "pathway")}
+    return {
+        name: url for name in ("referrals", "admissions", "discharges", "medications", "pathway")
+    }
 
 
 GP = Actor(her_id="8134021", org_kind=OrgKind.GP, hpr="9144900")

@@ -19,6 +19,8 @@ from stdnum.no import fodselsnummer
 
 from services.admissions import api as admissions_api
 from services.admissions.application import AdmissionsApplication
+from services.discharges import api as discharges_api
+from services.discharges.application import DischargesApplication
 from services.medications import api as medications_api
 from services.medications.application import MedicationsApplication
 from services.pathway import api as pathway_api
@@ -103,6 +105,7 @@ DOMAIN_SERVICES: dict[str, tuple[type[CarepathApplication], Any]] = {
     "referrals": (ReferralsApplication, referrals_api),
     "medications": (MedicationsApplication, medications_api),
     "admissions": (AdmissionsApplication, admissions_api),
+    "discharges": (DischargesApplication, discharges_api),
 }
 
 

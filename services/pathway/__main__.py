@@ -25,12 +25,18 @@ log = logging.getLogger(SERVICE)
 def source_stores() -> dict[str, CarepathApplication]:
     """The domain services' stores, for rebuilds (each at its configured URL)."""
     from services.admissions.application import AdmissionsApplication
+    from services.discharges.application import DischargesApplication
     from services.medications.application import MedicationsApplication
     from services.referrals.application import ReferralsApplication
 
     return {
         app.name: app.from_url(config.database_url(app.name))
-        for app in (ReferralsApplication, AdmissionsApplication, MedicationsApplication)
+        for app in (
+            ReferralsApplication,
+            AdmissionsApplication,
+            DischargesApplication,
+            MedicationsApplication,
+        )
     }
 
 

@@ -1,10 +1,13 @@
-"""End-to-end benchmark: concurrent gRPC clients send referral commands; measure until every
-one is visible in the pathway read model, and, in the same run, the raw limits of the slowest
-legs (bare eventsourcing `Application.save` on the same backend; bare pika publish with batched
+"""End-to-end benchmark: concurrent gRPC clients send commands; measure until every one is
+visible in the pathway read model, and, in the same run, the raw limits of the slowest legs
+(bare eventsourcing `Application.save` on the same backend; bare pika publish with batched
 confirms and consume with prefetch + multiple acks).
 
-    make bench                                   # SQLite, 2000 commands, 8 clients
-    make bench BENCH_ARGS="--backend postgres --commands 4000 --clients 16"
+Workloads: `referrals` (SendReferral only) and `mixed` (a third each of SendReferral,
+AdmitPatient and PrescribeMedication, over the referrals, admissions and medications services).
+
+    make bench                                   # mixed, SQLite, 3000 commands, 8 clients
+    make bench BENCH_ARGS="--workload referrals --backend postgres --commands 4000"
 
 The system runs as real processes (as `make run` starts them) in a throw-away directory and a
 dedicated RabbitMQ vhost when rabbitmqctl is available.
@@ -27,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pika
@@ -34,7 +38,15 @@ import psycopg
 import sqlalchemy as sa
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from carepath.v1 import common_pb2, referrals_pb2, referrals_pb2_grpc
+from carepath.v1 import (
+    admissions_pb2,
+    admissions_pb2_grpc,
+    common_pb2,
+    medications_pb2,
+    medications_pb2_grpc,
+    referrals_pb2,
+    referrals_pb2_grpc,
+)
 from services.pathway import readmodel
 from shared.auth import Actor, OrgKind, bearer_metadata, mint_token
 from shared.config import StoreSettings
@@ -45,6 +57,9 @@ from tests.support import make_fnr
 
 SECRET = "bench-secret-0123456789-0123456789-0123"
 GP = Actor(her_id="8134021", org_kind=OrgKind.GP)
+HOSPITAL = Actor(her_id="59", org_kind=OrgKind.HOSPITAL)
+#: The domain services the workloads use (each runs its gRPC server and its relay).
+SERVICES = ("referrals", "admissions", "medications")
 VHOST = "carepath-bench"
 
 
@@ -81,11 +96,7 @@ def amqp_uri() -> str:
 @contextmanager
 def database(backend: str, workdir: Path) -> Iterator[dict[str, str]]:
     if backend == "sqlite":
-        yield {
-            "referrals": f"sqlite:///{workdir}/referrals.sqlite",
-            "pathway": f"sqlite:///{workdir}/pathway.sqlite",
-            "raw": f"sqlite:///{workdir}/raw.sqlite",
-        }
+        yield {name: f"sqlite:///{workdir}/{name}.sqlite" for name in (*SERVICES, "pathway", "raw")}
         return
     admin = os.environ.get(
         "CAREPATH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -106,14 +117,14 @@ def database(backend: str, workdir: Path) -> Iterator[dict[str, str]]:
 
 
 @contextmanager
-def system(urls: dict[str, str], uri: str, workdir: Path) -> Iterator[str]:
-    port = free_port()
+def system(urls: dict[str, str], uri: str, workdir: Path) -> Iterator[dict[str, str]]:
+    """Every service of the workload as real processes; yields their gRPC addresses."""
+    addresses = {name: f"127.0.0.1:{free_port()}" for name in SERVICES}
     env = {
         **os.environ,
-        "REFERRALS_DATABASE_URL": urls["referrals"],
-        "PATHWAY_DATABASE_URL": urls["pathway"],
+        **{f"{name.upper()}_DATABASE_URL": urls[name] for name in (*SERVICES, "pathway")},
+        **{f"{name.upper()}_GRPC_ADDRESS": address for name, address in addresses.items()},
         "AMQP_URI": uri,
-        "REFERRALS_GRPC_ADDRESS": f"127.0.0.1:{port}",
         "PATHWAY_GRPC_ADDRESS": f"127.0.0.1:{free_port()}",
         "PATHWAY_QUEUE": f"pathway.bench.{uuid.uuid4().hex[:8]}",
         "CAREPATH_JWT_SECRET": SECRET,
@@ -122,15 +133,14 @@ def system(urls: dict[str, str], uri: str, workdir: Path) -> Iterator[str]:
     }
     py = sys.executable
     subprocess.run([py, "-m", "services.pathway", "migrate"], env=env, check=True)
-    procs = [
-        subprocess.Popen([py, "-m", "services.referrals", "serve"], env=env),
-        subprocess.Popen([py, "-m", "services.referrals", "relay"], env=env),
-        subprocess.Popen([py, "-m", "services.pathway", "project"], env=env),
-    ]
+    procs = [subprocess.Popen([py, "-m", "services.pathway", "project"], env=env)]
+    for name in SERVICES:
+        for process in ("serve", "relay"):
+            procs.append(subprocess.Popen([py, "-m", f"services.{name}", process], env=env))
     try:
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        grpc.channel_ready_future(channel).result(timeout=30)
-        yield f"127.0.0.1:{port}"
+        for address in addresses.values():
+            grpc.channel_ready_future(grpc.insecure_channel(address)).result(timeout=30)
+        yield addresses
     finally:
         for p in procs:
             p.terminate()
@@ -146,57 +156,118 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run_commands(address: str, urls: dict[str, str], n: int, clients: int) -> dict[str, float]:
-    token = bearer_metadata(mint_token(GP, SECRET))
-    numbers = patients(n)
+class Workload:
+    """Builds the i-th command of a workload and sends it; returns the event id that shows the
+    command's result has reached the pathway read model."""
+
+    def __init__(self, kind: str, addresses: dict[str, str], n: int) -> None:
+        self.kind = kind
+        self.numbers = patients(n)
+        self.run = uuid.uuid4().hex[:6]
+        now = Timestamp()
+        now.FromDatetime(datetime.now(UTC))
+        self.now = now
+        self.gp = bearer_metadata(mint_token(GP, SECRET))
+        self.hospital = bearer_metadata(mint_token(HOSPITAL, SECRET))
+        self.addresses = addresses
+
+    def stubs(self) -> dict[str, Any]:
+        return {
+            "referrals": referrals_pb2_grpc.ReferralServiceStub(
+                grpc.insecure_channel(self.addresses["referrals"])
+            ),
+            "admissions": admissions_pb2_grpc.AdmissionServiceStub(
+                grpc.insecure_channel(self.addresses["admissions"])
+            ),
+            "medications": medications_pb2_grpc.MedicationServiceStub(
+                grpc.insecure_channel(self.addresses["medications"])
+            ),
+        }
+
+    def send(self, stubs: dict[str, Any], i: int) -> str:
+        meta = common_pb2.CommandMetadata(command_id=f"bench-{self.run}-{i}", occurred_at=self.now)
+        patient = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=self.numbers[i])
+        which = 0 if self.kind == "referrals" else i % 3
+        if which == 0:
+            referral = stubs["referrals"].SendReferral(
+                referrals_pb2.SendReferralRequest(
+                    metadata=meta,
+                    patient=patient,
+                    receiver_her_id=HOSPITAL.her_id,
+                    reason="Benchmark",
+                    priority=referrals_pb2.REFERRAL_PRIORITY_ROUTINE,
+                ),
+                metadata=self.gp,
+                timeout=30,
+            )
+            return f"{referral.referral_id}:{referral.version}"
+        if which == 1:
+            stay = stubs["admissions"].AdmitPatient(
+                admissions_pb2.AdmitPatientRequest(
+                    metadata=meta,
+                    patient=patient,
+                    ward="Medisinsk sengepost 3",
+                    admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
+                    municipality_her_id="4201",
+                ),
+                metadata=self.hospital,
+                timeout=30,
+            )
+            return f"{stay.stay_id}:{stay.version}"
+        listed = stubs["medications"].PrescribeMedication(
+            medications_pb2.PrescribeMedicationRequest(
+                metadata=meta,
+                patient=patient,
+                medication=medications_pb2.Medication(atc_code="C09AA05", name="Ramipril"),
+                dose="5 mg x 1",
+            ),
+            metadata=self.gp,
+            timeout=30,
+        )
+        return f"{listed.list_id}:{listed.version}"
+
+
+def run_commands(
+    workload: Workload, urls: dict[str, str], n: int, clients: int
+) -> dict[str, float]:
     errors: list[BaseException] = []
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
     lock = threading.Lock()
-    now = Timestamp()
-    now.FromDatetime(datetime.now(UTC))
-    run = uuid.uuid4().hex[:6]
 
     def client(worker: int) -> None:
-        stub = referrals_pb2_grpc.ReferralServiceStub(grpc.insecure_channel(address))
+        stubs = workload.stubs()
         for i in range(worker, n, clients):
-            request = referrals_pb2.SendReferralRequest(
-                metadata=common_pb2.CommandMetadata(command_id=f"bench-{run}-{i}", occurred_at=now),
-                patient=common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=numbers[i]),
-                receiver_her_id="59",
-                reason="Benchmark",
-                priority=referrals_pb2.REFERRAL_PRIORITY_ROUTINE,
-            )
             t0 = time.perf_counter()
             try:
-                reply = stub.SendReferral(request, metadata=token, timeout=30)
+                event_id = workload.send(stubs, i)
             except grpc.RpcError as exc:
                 errors.append(exc)
                 return
             t1 = time.perf_counter()
             with lock:
                 latencies.append(t1 - t0)
-                sent_at[reply.referral_id] = t1
+                sent_at[event_id] = t1
 
     engine = readmodel.create_engine(urls["pathway"])
     visible_at: dict[str, float] = {}
     done = threading.Event()
 
     def watch() -> None:
-        """Poll the read model for the referrals sent but not yet seen (a small set while the
+        """Poll the read model for the events sent but not yet seen (a small set while the
         system keeps up), so watching costs little beside the system under test."""
-        column = readmodel.referrals.c.referral_id
+        column = readmodel.events.c.event_id
         while not done.is_set():
             with lock:
-                pending = [r for r in sent_at if r not in visible_at]
+                pending = [e for e in sent_at if e not in visible_at]
             found: list[str] = []
             with engine.connect() as conn:
                 for i in range(0, len(pending), 500):
                     chunk = pending[i : i + 500]
                     found += conn.execute(sa.select(column).where(column.in_(chunk))).scalars()
             t = time.perf_counter()
-            for rid in found:
-                visible_at.setdefault(rid, t)
+            for event_id in found:
+                visible_at.setdefault(event_id, t)
             if len(visible_at) >= n:
                 done.set()
             time.sleep(0.02)
@@ -214,10 +285,13 @@ def run_commands(address: str, urls: dict[str, str], n: int, clients: int) -> di
         done.set()
         watcher.join()
         raise SystemExit(f"bench: {len(errors)} commands failed, first: {errors[0]}")
-    if not done.wait(timeout=120):
+    if not done.wait(timeout=float(os.environ.get("BENCH_VISIBLE_TIMEOUT", "120"))):
         done.set()
         watcher.join()
-        raise SystemExit(f"bench: only {len(visible_at)} of {n} visible after 120 s")
+        missing = sorted(set(sent_at) - set(visible_at))[:5]
+        raise SystemExit(
+            f"bench: only {len(visible_at)} of {n} visible after 120 s; e.g. {missing}"
+        )
     done.set()
     watcher.join()
     end = max(visible_at.values())
@@ -301,16 +375,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
+    parser.add_argument("--workload", choices=["mixed", "referrals"], default="mixed")
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--commands", type=int, default=2000)
+    parser.add_argument("--commands", type=int, default=3000)
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
     uri = amqp_uri()
     with tempfile.TemporaryDirectory(prefix="carepath-bench-") as tmp:
         workdir = Path(tmp)
         with database(args.backend, workdir) as urls:
-            with system(urls, uri, workdir) as address:
-                ours = run_commands(address, urls, args.commands, args.clients)
+            with system(urls, uri, workdir) as addresses:
+                workload = Workload(args.workload, addresses, args.commands)
+                ours = run_commands(workload, urls, args.commands, args.clients)
             save = raw_save_rate(urls["raw"], args.commands)
         publish, consume = raw_pika_rates(uri, max(args.commands, 5000))
 
@@ -340,7 +416,7 @@ def main() -> None:
         ),
     ]
     print(
-        f"\ncarepath bench: {args.commands} SendReferral commands, {args.clients} clients, "
+        f"\ncarepath bench: {args.commands} commands ({args.workload}), {args.clients} clients, "
         f"backend {args.backend}, {ours['visible']} visible\n"
     )
     width = max(len(r[0]) for r in rows)

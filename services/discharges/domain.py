@@ -1,0 +1,403 @@
+"""The end of a hospital stay: the patient declared ready for discharge (*utskrivningsklar*) with
+*Melding om utskrivningsklar pasient* to the home municipality, the municipality's answer,
+withdrawal of readiness (*avmelding*), the discharge with the *Utskrivningsrapport* to the
+municipal nursing service, the *epikrise* to the GP and the municipality, and each message's
+application receipt (AppRec) recorded by its receiver.
+
+The stay itself belongs to the admissions service; the rules here see it as a `KnownStay`
+(the discharges service's own view of the admissions events, see `reactions.py`).
+
+Each public method checks the rule and who may act, then triggers a past-tense event; the
+`@event` methods only apply state, so replaying history never re-checks rules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import event
+
+from shared.apprec import AppRecStatus, check_receipt
+from shared.auth import OrgKind
+from shared.domain import CarepathAggregate, CommandContext
+from shared.errors import InvalidArgument, InvalidTransition, NotFound, NotPermitted
+from shared.rules import OSLO
+
+__all__ = [
+    "Destination",
+    "Discharge",
+    "DischargeState",
+    "KnownStay",
+    "MessageType",
+    "discharge_id_for",
+]
+
+
+class DischargeState(enum.StrEnum):
+    NOT_READY = "NOT_READY"
+    READY = "READY"
+    DISCHARGED = "DISCHARGED"
+
+
+class Destination(enum.StrEnum):
+    HOME = "HOME"
+    HOME_WITH_SERVICES = "HOME_WITH_SERVICES"
+    SHORT_TERM_NURSING_HOME = "SHORT_TERM_NURSING_HOME"
+    LONG_TERM_NURSING_HOME = "LONG_TERM_NURSING_HOME"
+    OTHER_HOSPITAL = "OTHER_HOSPITAL"
+
+
+#: Destinations named by the receiving institution's HER-id.
+NEEDS_HER_ID = frozenset(
+    {
+        Destination.SHORT_TERM_NURSING_HOME,
+        Destination.LONG_TERM_NURSING_HOME,
+        Destination.OTHER_HOSPITAL,
+    }
+)
+#: Destinations whose municipal nursing service gets the Utskrivningsrapport.
+NEEDS_REPORT = frozenset(
+    {
+        Destination.HOME_WITH_SERVICES,
+        Destination.SHORT_TERM_NURSING_HOME,
+        Destination.LONG_TERM_NURSING_HOME,
+    }
+)
+
+
+class MessageType(enum.StrEnum):
+    """The PLO messages of a discharge, named as in the message standard."""
+
+    READINESS_NOTICE = "READINESS_NOTICE"  # Melding om utskrivningsklar pasient
+    DISCHARGE_REPORT = "DISCHARGE_REPORT"  # Utskrivningsrapport
+    EPICRISIS = "EPICRISIS"  # Epikrise
+
+
+@dataclass(frozen=True, slots=True)
+class KnownStay:
+    """A stay as the discharges service knows it from the admissions events."""
+
+    stay_id: UUID
+    patient: dict[str, str]
+    hospital_her_id: str  # the responsible hospital now
+    municipality_her_id: str
+    state: str  # OPEN | CLOSED
+
+
+def discharge_id_for(stay_id: UUID) -> UUID:
+    """One discharge per stay."""
+    return uuid5(NAMESPACE_URL, f"carepath:discharge:{stay_id}")
+
+
+def message_id_for(discharge_id: UUID, her_id: str, command_id: str) -> UUID:
+    """The same command from the same organisation always names the same message."""
+    return uuid5(NAMESPACE_URL, f"carepath:discharge-message:{discharge_id}:{her_id}:{command_id}")
+
+
+def opening_context(ctx: CommandContext) -> CommandContext:
+    """The context of the bookkeeping event that opens a discharge: its own command id, so the
+    command's first result is the discharge after the command's clinical event."""
+    return dataclasses.replace(ctx, command_id=f"open:{ctx.command_id}")
+
+
+def require_open_stay(stay: KnownStay | None, stay_id: UUID, action: str) -> KnownStay:
+    """Readiness and discharge only for a stay admitted and still open."""
+    if stay is None:
+        raise InvalidTransition(
+            f"the stay {stay_id}",
+            "not admitted (unknown to discharges; if it was admitted just now, retry)",
+            action,
+        )
+    if stay.state != "OPEN":
+        raise InvalidTransition(f"the stay {stay_id}", stay.state, action)
+    return stay
+
+
+def require_hospital(ctx: CommandContext, stay: KnownStay, action: str) -> None:
+    if ctx.actor.org_kind is not OrgKind.HOSPITAL or ctx.actor.her_id != stay.hospital_her_id:
+        raise NotPermitted(f"only the hospital responsible for the stay may {action}")
+
+
+class MessageAlreadyAnswered(InvalidTransition):
+    """The message already has its application receipt (→ FAILED_PRECONDITION)."""
+
+    def __init__(self, message_id: str, status: str) -> None:
+        super().__init__(
+            f"message {message_id}", f"already answered ({status})", "record a receipt"
+        )
+
+
+class Discharge(CarepathAggregate):
+    """The discharge of one stay: readiness periods, the discharge and its messages."""
+
+    @classmethod
+    def open(cls, ctx: CommandContext, stay: KnownStay) -> Discharge:
+        """Bookkeeping before the first clinical event of the stay's discharge (readiness or,
+        without readiness, the discharge itself), saved in the same transaction."""
+        return cls(
+            meta=opening_context(ctx).meta(stay.patient),
+            stay_id=str(stay.stay_id),
+            municipality_her_id=stay.municipality_her_id,
+        )
+
+    @staticmethod
+    def create_id(meta: dict[str, Any], stay_id: str, **_: Any) -> UUID:
+        return discharge_id_for(UUID(stay_id))
+
+    @event("DischargeOpened")
+    def __init__(self, meta: dict[str, Any], stay_id: str, municipality_her_id: str) -> None:
+        self.patient: dict[str, str] = meta["patient"]
+        self.stay_id = stay_id
+        self.hospital_her_id: str = meta["actor"]["her_id"]
+        self.municipality_her_id = municipality_her_id
+        self.state = DischargeState.NOT_READY
+        self.readiness_periods: list[dict[str, Any]] = []
+        self.destination: Destination | None = None
+        self.destination_her_id: str | None = None
+        self.discharged_at: str | None = None
+        self.messages: dict[str, dict[str, Any]] = {}
+        self._handled(meta)
+
+    # --- rules -------------------------------------------------------------------------------
+
+    @property
+    def current_period(self) -> dict[str, Any] | None:
+        """The readiness period in progress (None unless READY)."""
+        if self.state is not DischargeState.READY:
+            return None
+        return self.readiness_periods[-1]
+
+    def may_read(self, her_id: str) -> bool:
+        """The hospitals of the discharge, the home municipality and the messages' receivers."""
+        readers = {self.hospital_her_id, self.municipality_her_id}
+        readers.update(p["hospital_her_id"] for p in self.readiness_periods)
+        readers.update(m["from_her_id"] for m in self.messages.values())
+        readers.update(m["to_her_id"] for m in self.messages.values())
+        return her_id in readers
+
+    def _message_id(self, ctx: CommandContext) -> str:
+        return str(message_id_for(self.id, ctx.actor.her_id, ctx.command_id))
+
+    def _add_message(
+        self, meta: dict[str, Any], message_id: str, kind: MessageType, to_her_id: str
+    ) -> None:
+        self.messages[message_id] = {
+            "message_id": message_id,
+            "type": kind.value,
+            "from_her_id": meta["actor"]["her_id"],
+            "to_her_id": to_her_id,
+            "sent_at": meta["occurred_at"],
+            "receipt": None,
+        }
+
+    # --- commands: readiness -------------------------------------------------------------------
+
+    def declare_ready(self, ctx: CommandContext, stay: KnownStay | None) -> None:
+        """Melding om utskrivningsklar pasient to the home municipality. Again after a
+        withdrawal: a new readiness period."""
+        action = "declare the patient ready for discharge"
+        known = require_open_stay(stay, UUID(self.stay_id), action)
+        require_hospital(ctx, known, action)
+        if self.state is not DischargeState.NOT_READY:
+            raise InvalidTransition("the patient", f"already {self.state.value}", action)
+        self._declared_ready(
+            meta=ctx.meta(self.patient),
+            stay_id=self.stay_id,
+            hospital_her_id=ctx.actor.her_id,
+            municipality_her_id=known.municipality_her_id,
+            message_id=self._message_id(ctx),
+        )
+
+    @event("PatientDeclaredReadyForDischarge")
+    def _declared_ready(
+        self,
+        meta: dict[str, Any],
+        stay_id: str,
+        hospital_her_id: str,
+        municipality_her_id: str,
+        message_id: str,
+    ) -> None:
+        self.state = DischargeState.READY
+        self.hospital_her_id = hospital_her_id
+        self.municipality_her_id = municipality_her_id
+        self.readiness_periods.append(
+            {
+                "ready_at": meta["occurred_at"],
+                "hospital_her_id": hospital_her_id,
+                "municipality_her_id": municipality_her_id,
+                "message_id": message_id,
+                "answer": None,
+                "withdrawn_at": None,
+                "withdrawal_reason": None,
+            }
+        )
+        self._add_message(meta, message_id, MessageType.READINESS_NOTICE, municipality_her_id)
+        self._handled(meta)
+
+    def answer_readiness(
+        self, ctx: CommandContext, can_receive: bool, receive_on: date | None
+    ) -> None:
+        """The home municipality says whether, and from which day, it can receive the patient."""
+        period = self.current_period
+        municipality = period["municipality_her_id"] if period else self.municipality_her_id
+        if ctx.actor.org_kind is not OrgKind.MUNICIPALITY or ctx.actor.her_id != municipality:
+            raise NotPermitted("only the patient's home municipality may answer the readiness")
+        if period is None:
+            raise InvalidTransition("the patient", self.state.value, "answer the readiness")
+        if can_receive and receive_on is None:
+            raise InvalidArgument("receive_on", "is required when can_receive is true")
+        if not can_receive and receive_on is not None:
+            raise InvalidArgument("receive_on", "must be unset when can_receive is false")
+        ready_day = datetime.fromisoformat(period["ready_at"]).astimezone(OSLO).date()
+        if receive_on is not None and receive_on < ready_day:
+            raise InvalidArgument(
+                "receive_on", "must not be before the day the patient was declared ready"
+            )
+        self._answered(
+            meta=ctx.meta(self.patient),
+            can_receive=can_receive,
+            receive_on=receive_on.isoformat() if receive_on else None,
+        )
+
+    @event("MunicipalityAnsweredReadiness")
+    def _answered(self, meta: dict[str, Any], can_receive: bool, receive_on: str | None) -> None:
+        self.readiness_periods[-1]["answer"] = {
+            "can_receive": can_receive,
+            "receive_on": receive_on,
+            "answered_at": meta["occurred_at"],
+        }
+        self._handled(meta)
+
+    def withdraw_readiness(self, ctx: CommandContext, stay: KnownStay | None, reason: str) -> None:
+        """Avmelding: the patient needs more hospital care; the readiness period ends."""
+        action = "withdraw the readiness"
+        require_hospital(ctx, stay or self._as_known_stay(), action)
+        period = self.current_period
+        if period is None:
+            raise InvalidTransition("the patient", self.state.value, action)
+        if ctx.occurred_at < datetime.fromisoformat(period["ready_at"]):
+            raise InvalidArgument("metadata.occurred_at", "must not be before the readiness")
+        self._withdrawn(meta=ctx.meta(self.patient), reason=reason)
+
+    @event("ReadinessWithdrawn")
+    def _withdrawn(self, meta: dict[str, Any], reason: str) -> None:
+        self.state = DischargeState.NOT_READY
+        self.readiness_periods[-1]["withdrawn_at"] = meta["occurred_at"]
+        self.readiness_periods[-1]["withdrawal_reason"] = reason
+        self._handled(meta)
+
+    def _as_known_stay(self) -> KnownStay:
+        return KnownStay(
+            UUID(self.stay_id), self.patient, self.hospital_her_id, self.municipality_her_id, "OPEN"
+        )
+
+    # --- commands: the discharge ---------------------------------------------------------------
+
+    def discharge(
+        self,
+        ctx: CommandContext,
+        stay: KnownStay | None,
+        destination: Destination,
+        destination_her_id: str | None,
+    ) -> None:
+        """Utskrevet. Once per stay; a discharge without readiness is allowed (patients who need
+        no municipal follow-up are often never declared ready)."""
+        action = "discharge the patient"
+        known = require_open_stay(stay, UUID(self.stay_id), action)
+        require_hospital(ctx, known, action)
+        if self.state is DischargeState.DISCHARGED:
+            raise InvalidTransition("the patient", "already DISCHARGED", action)
+        if destination in NEEDS_HER_ID and not destination_her_id:
+            raise InvalidArgument("destination_her_id", f"is required for {destination.value}")
+        if destination not in NEEDS_HER_ID and destination_her_id:
+            raise InvalidArgument("destination_her_id", f"must be empty for {destination.value}")
+        if destination_her_id == ctx.actor.her_id:
+            raise InvalidArgument("destination_her_id", "must differ from the discharging hospital")
+        period = self.current_period
+        if period and ctx.occurred_at < datetime.fromisoformat(period["ready_at"]):
+            raise InvalidArgument("metadata.occurred_at", "must not be before the readiness")
+        report_message_id = self._message_id(ctx) if destination in NEEDS_REPORT else None
+        self._discharged(
+            meta=ctx.meta(self.patient),
+            stay_id=self.stay_id,
+            destination=destination.value,
+            destination_her_id=destination_her_id,
+            report_message_id=report_message_id,
+        )
+
+    @event("PatientDischarged")
+    def _discharged(
+        self,
+        meta: dict[str, Any],
+        stay_id: str,
+        destination: str,
+        destination_her_id: str | None,
+        report_message_id: str | None,
+    ) -> None:
+        self.state = DischargeState.DISCHARGED
+        self.hospital_her_id = meta["actor"]["her_id"]
+        self.destination = Destination(destination)
+        self.destination_her_id = destination_her_id
+        self.discharged_at = meta["occurred_at"]
+        if report_message_id is not None:
+            # To the nursing home, else to the home municipality's nursing service.
+            to = destination_her_id or self.municipality_her_id
+            self._add_message(meta, report_message_id, MessageType.DISCHARGE_REPORT, to)
+        self._handled(meta)
+
+    def send_epicrisis(self, ctx: CommandContext, to_her_id: str) -> None:
+        """Epikrise to one recipient: the patient's GP or the home municipality."""
+        action = "send the epicrisis"
+        if ctx.actor.org_kind is not OrgKind.HOSPITAL or ctx.actor.her_id != self.hospital_her_id:
+            raise NotPermitted("only the hospital that discharged the patient may send it")
+        if self.state is not DischargeState.DISCHARGED:
+            raise InvalidTransition("the patient", self.state.value, action)
+        if to_her_id == ctx.actor.her_id:
+            raise InvalidArgument("to_her_id", "must differ from the sending hospital")
+        self._epicrisis_sent(
+            meta=ctx.meta(self.patient), message_id=self._message_id(ctx), to_her_id=to_her_id
+        )
+
+    @event("EpicrisisSent")
+    def _epicrisis_sent(self, meta: dict[str, Any], message_id: str, to_her_id: str) -> None:
+        self._add_message(meta, message_id, MessageType.EPICRISIS, to_her_id)
+        self._handled(meta)
+
+    def record_message_receipt(
+        self,
+        ctx: CommandContext,
+        message_id: UUID,
+        status: AppRecStatus,
+        errors: list[dict[str, str]],
+    ) -> None:
+        """The receiver's AppRec, once per message; receipts often come after discharge."""
+        message = self.messages.get(str(message_id))
+        if message is None:
+            raise NotFound("message not found in this discharge")
+        if ctx.actor.her_id != message["to_her_id"]:
+            raise NotPermitted("only the message's receiver may record its receipt")
+        if message["receipt"] is not None:
+            raise MessageAlreadyAnswered(message["message_id"], message["receipt"]["status"])
+        check_receipt(status, errors)
+        self._message_receipt_recorded(
+            meta=ctx.meta(self.patient),
+            message_id=message["message_id"],
+            status=status.value,
+            errors=errors,
+        )
+
+    @event("MessageReceiptRecorded")
+    def _message_receipt_recorded(
+        self, meta: dict[str, Any], message_id: str, status: str, errors: list[dict[str, str]]
+    ) -> None:
+        self.messages[message_id]["receipt"] = {
+            "status": status,
+            "errors": errors,
+            "recorded_at": meta["occurred_at"],
+        }
+        self._handled(meta)

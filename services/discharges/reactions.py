@@ -1,0 +1,87 @@
+"""The discharges service's own view of the stays, kept from the admissions events.
+
+Runs as its own process (never beside a gRPC server):
+
+    PSYCOPG_WAIT_FUNC=wait_select nameko run --config infra/nameko.yml services.discharges.reactions
+
+(`PSYCOPG_WAIT_FUNC=wait_select` is required on PostgreSQL: psycopg 3 otherwise blocks
+eventlet's hub.)
+
+Why a view and not a gRPC call to the admissions service on each command: availability and
+coupling. The discharges service keeps accepting readiness and discharges while admissions is
+down or slow, and no command waits on another service's latency (no synchronous chain between
+the services; only the broker joins them). The price is eventual consistency: the view lags
+the admissions store by the relay's and this consumer's delay (normally well under a second).
+A readiness or discharge command for a stay admitted moments ago may be refused with
+FAILED_PRECONDITION ("the stay is not admitted (unknown to discharges; ... retry)"), which is
+honest: the caller retries. A stay closed moments ago may likewise still be accepted as open
+until StayClosed arrives; the admissions service then refuses the close it is asked for and
+the discharge reaction there treats an already closed stay as done.
+
+Updates are idempotent and order-tolerant (keyed on the stay's aggregate_version), so
+redelivery and reordering cannot corrupt the view.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from nameko.events import event_handler
+from nameko.extensions import DependencyProvider
+
+from services.discharges.application import KnownStays
+from shared import config
+
+log = logging.getLogger(__name__)
+
+
+class Stays(DependencyProvider):  # type: ignore[misc]
+    """The known-stays view in the discharges service's database (one per container)."""
+
+    def setup(self) -> None:
+        url = config.StoreSettings(config.database_url("discharges")).sqlalchemy_url()
+        self.stays = KnownStays(url)
+
+    def stop(self) -> None:
+        self.stays.close()
+
+    def get_dependency(self, worker_ctx: Any) -> KnownStays:
+        return self.stays
+
+
+class DischargeStays:
+    name = "discharges_stays"
+
+    stays = Stays()
+
+    @event_handler("admissions", "PatientAdmitted")  # type: ignore[untyped-decorator]
+    def handle_patient_admitted(self, envelope: dict[str, Any]) -> None:
+        data = envelope["data"]
+        self.stays.admitted(
+            envelope["aggregate_id"],
+            envelope["patient"],
+            data["hospital_her_id"],
+            data["municipality_her_id"],
+        )
+        log.debug("stay known: %s", envelope["event_id"])
+
+    @event_handler("admissions", "PatientTransferred")  # type: ignore[untyped-decorator]
+    def handle_patient_transferred(self, envelope: dict[str, Any]) -> None:
+        self.stays.transferred(
+            envelope["aggregate_id"],
+            envelope["patient"],
+            int(envelope["aggregate_version"]),
+            envelope["data"]["to_hospital_her_id"],
+        )
+        log.debug("stay transferred: %s", envelope["event_id"])
+
+    @event_handler("admissions", "StayClosed")  # type: ignore[untyped-decorator]
+    def handle_stay_closed(self, envelope: dict[str, Any]) -> None:
+        self.stays.closed(
+            envelope["aggregate_id"],
+            envelope["patient"],
+            int(envelope["aggregate_version"]),
+            envelope["actor"]["her_id"],
+        )
+        log.debug("stay closed: %s", envelope["event_id"])

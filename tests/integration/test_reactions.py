@@ -1,0 +1,222 @@
+"""The nameko reactions, each run as the real process (`nameko run`) against the real broker
+and store: events published by one service's relay change another service's state.
+
+nameko containers are never started in the test process (without eventlet's monkey-patching
+they hang); the processes get PSYCOPG_WAIT_FUNC=wait_select for PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pika
+import pytest
+from pika.exceptions import ChannelClosedByBroker
+
+from services.admissions.application import AdmissionsApplication
+from services.admissions.domain import AdmissionType, StayState
+from services.discharges.application import DischargesApplication
+from services.discharges.domain import Destination
+from services.referrals.application import ReferralsApplication
+from services.referrals.domain import Priority, ReferralState
+from shared.amqp import BatchPublisher
+from shared.apprec import AppRecStatus
+from shared.auth import Actor
+from shared.config import StoreSettings
+from shared.domain import CommandContext
+from shared.ids import FNR_SYSTEM
+from shared.outbox import OutboxRelay, PositionStore, iter_all_envelopes
+from shared.store import CarepathApplication
+from tests.conftest import GP, HOSPITAL, MUNICIPALITY
+from tests.support import make_fnr, wait_for
+
+PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(12, 4, 47, 310)}
+NOW = datetime.now(UTC)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ctx(actor: Actor, command_id: str, hours_ago: float = 0) -> CommandContext:
+    return CommandContext(command_id, NOW - timedelta(hours=hours_ago), actor, "reactions")
+
+
+def queue_exists(amqp_uri: str, queue: str) -> bool:
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    try:
+        conn.channel().queue_declare(queue, passive=True)
+        return True
+    except ChannelClosedByBroker:
+        return False
+    finally:
+        conn.close()
+
+
+def delete_queues(amqp_uri: str, queues: list[str]) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    ch = conn.channel()
+    for queue in queues:
+        ch.queue_delete(queue)
+    conn.close()
+
+
+@contextmanager
+def nameko(
+    module: str, service: str, handlers: dict[str, str], amqp_uri: str, urls: dict[str, str]
+) -> Iterator[None]:
+    """`nameko run` of `module`, ready once its queues (`evt-<source>-<event>--<service>.<method>`)
+    exist; the queues are deleted afterwards."""
+    queues = [f"evt-{event}--{service}.{method}" for method, event in handlers.items()]
+    env = {
+        **os.environ,
+        "AMQP_URI": amqp_uri,
+        "PSYCOPG_WAIT_FUNC": "wait_select",
+        **{f"{name.upper()}_DATABASE_URL": url for name, url in urls.items()},
+    }
+    command = [str(Path(sys.executable).with_name("nameko")), "run", "--config"]
+    process = subprocess.Popen([*command, "infra/nameko.yml", module], env=env, cwd=ROOT)
+    try:
+        wait_for(
+            lambda: all(queue_exists(amqp_uri, q) for q in queues),
+            timeout=60,
+            what=f"the queues of {module}",
+        )
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        delete_queues(amqp_uri, queues)
+
+
+def relay(app: CarepathApplication, url: str, amqp_uri: str) -> int:
+    """Publish everything `app` stored so far, as its relay process does."""
+    positions = PositionStore(StoreSettings(url).relay_position_url(), f"{app.name}-amqp")
+    publisher = BatchPublisher(amqp_uri, app.name)
+    try:
+        return OutboxRelay(app.name, app, publisher, positions).relay_once()
+    finally:
+        publisher.close()
+        positions.close()
+
+
+@pytest.fixture
+def urls(backend: dict[str, str]) -> dict[str, str]:
+    return {**backend, "discharges": backend["referrals"].replace("referrals", "discharges")}
+
+
+def admit(
+    app: AdmissionsApplication, referral_id: uuid.UUID | None = None, command_id: str = "admit"
+) -> uuid.UUID:
+    stay = app.admit_patient(
+        ctx(HOSPITAL, command_id, hours_ago=72),
+        PATIENT,
+        "Kirurgisk sengepost 2",
+        AdmissionType.ELECTIVE if referral_id else AdmissionType.ACUTE,
+        referral_id,
+        MUNICIPALITY.her_id,
+        True,
+        False,
+    )
+    return stay.id
+
+
+def test_an_admission_published_by_admissions_lets_discharges_accept_readiness(
+    urls: dict[str, str], amqp_uri: str
+) -> None:
+    admissions = AdmissionsApplication.from_url(urls["admissions"])
+    discharges = DischargesApplication.from_url(urls["discharges"])
+    handlers = {
+        "handle_patient_admitted": "admissions-PatientAdmitted",
+        "handle_patient_transferred": "admissions-PatientTransferred",
+        "handle_stay_closed": "admissions-StayClosed",
+    }
+    try:
+        with nameko("services.discharges.reactions", "discharges_stays", handlers, amqp_uri, urls):
+            stay_id = admit(admissions)
+            assert relay(admissions, urls["admissions"], amqp_uri) >= 1
+            known = wait_for(lambda: discharges.stays.get(stay_id), what="the stay to be known")
+            assert (known.state, known.hospital_her_id) == ("OPEN", HOSPITAL.her_id)
+            ready = discharges.declare_ready(ctx(HOSPITAL, "ready", 24), stay_id)
+            assert ready.municipality_her_id == MUNICIPALITY.her_id
+    finally:
+        admissions.close()
+        discharges.close()
+
+
+def test_a_discharge_closes_the_stay_in_admissions_once_however_often_delivered(
+    urls: dict[str, str], amqp_uri: str
+) -> None:
+    admissions = AdmissionsApplication.from_url(urls["admissions"])
+    discharges = DischargesApplication.from_url(urls["discharges"])
+    handlers = {"handle_patient_discharged": "discharges-PatientDischarged"}
+    try:
+        with nameko(
+            "services.admissions.reactions", "admissions_reactions", handlers, amqp_uri, urls
+        ):
+            stays = [admit(admissions, command_id=f"admit-{i}") for i in range(2)]
+            for stay_id in stays:
+                discharges.stays.admitted(
+                    str(stay_id), PATIENT, HOSPITAL.her_id, MUNICIPALITY.her_id
+                )
+            discharges.discharge(ctx(HOSPITAL, "out", 1), stays[0], Destination.HOME, None)
+            relay(discharges, urls["discharges"], amqp_uri)
+            wait_for(
+                lambda: admissions.get_stay(HOSPITAL, stays[0]).state is StayState.CLOSED,
+                what="the stay to be closed",
+            )
+            stored = admissions.recorder.max_notification_id()
+            (discharged,) = [
+                e
+                for e in iter_all_envelopes("discharges", discharges)
+                if e.event_type == "PatientDischarged"
+            ]
+            publisher = BatchPublisher(amqp_uri, "discharges")
+            publisher.publish([discharged, discharged])  # redelivered twice
+            publisher.close()
+            # A later discharge, processed after the duplicates, tells when they were handled.
+            discharges.discharge(ctx(HOSPITAL, "out-2", 1), stays[1], Destination.HOME, None)
+            relay(discharges, urls["discharges"], amqp_uri)
+            wait_for(
+                lambda: admissions.get_stay(HOSPITAL, stays[1]).state is StayState.CLOSED,
+                what="the second stay to be closed",
+            )
+        assert admissions.recorder.max_notification_id() == (stored or 0) + 1
+        closed = admissions.get_stay(HOSPITAL, stays[0])
+        assert closed.closed_at == (NOW - timedelta(hours=1)).isoformat()
+    finally:
+        admissions.close()
+        discharges.close()
+
+
+def test_an_elective_admission_for_an_accepted_referral_completes_it(
+    urls: dict[str, str], amqp_uri: str
+) -> None:
+    admissions = AdmissionsApplication.from_url(urls["admissions"])
+    referrals = ReferralsApplication.from_url(urls["referrals"])
+    handlers = {"handle_patient_admitted": "admissions-PatientAdmitted"}
+    try:
+        referral = referrals.send_referral(
+            ctx(GP, "send", 200), PATIENT, HOSPITAL.her_id, "kneprotese", Priority.ROUTINE, None
+        )
+        referrals.record_receipt(ctx(HOSPITAL, "rec", 199), referral.id, AppRecStatus.OK, [])
+        referrals.accept(ctx(HOSPITAL, "acc", 150), referral.id, date.today())
+        with nameko(
+            "services.referrals.reactions", "referrals_reactions", handlers, amqp_uri, urls
+        ):
+            admit(admissions, referral_id=referral.id)
+            relay(admissions, urls["admissions"], amqp_uri)
+            completed = wait_for(
+                lambda: (
+                    referrals.get_referral(HOSPITAL, referral.id).state is ReferralState.COMPLETED
+                ),
+                what="the referral to be completed",
+            )
+        assert completed
+        assert referrals.get_referral(HOSPITAL, referral.id).version == 4
+    finally:
+        admissions.close()
+        referrals.close()

@@ -15,8 +15,10 @@ import argparse
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -27,6 +29,8 @@ from carepath.v1 import (
     admissions_pb2,
     admissions_pb2_grpc,
     common_pb2,
+    discharges_pb2,
+    discharges_pb2_grpc,
     medications_pb2,
     medications_pb2_grpc,
     pathway_pb2,
@@ -41,6 +45,8 @@ from shared.ids import FNR_SYSTEM
 PATIENT = "12034248069"
 GP = Actor(her_id="8134021", org_kind=OrgKind.GP, hpr="9144900")
 OSLO = ZoneInfo("Europe/Oslo")
+NURSING_HOME = "88001"  # a municipal short-term place
+T = TypeVar("T")
 HOSPITAL_A = Actor(her_id="59", org_kind=OrgKind.HOSPITAL, hpr="4210953")
 HOSPITAL_B = Actor(her_id="90234", org_kind=OrgKind.HOSPITAL, hpr="5632187")
 COORDINATOR = Actor(her_id="4201", org_kind=OrgKind.MUNICIPALITY, hpr="1203921")
@@ -84,6 +90,7 @@ class Clients:
     referrals: referrals_pb2_grpc.ReferralServiceStub
     admissions: admissions_pb2_grpc.AdmissionServiceStub
     medications: medications_pb2_grpc.MedicationServiceStub
+    discharges: discharges_pb2_grpc.DischargeServiceStub
 
 
 def load(clients: Clients, secret: str) -> int:
@@ -94,6 +101,7 @@ def load(clients: Clients, secret: str) -> int:
     }
     patient = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=PATIENT)
     referrals, admissions, medications = clients.referrals, clients.admissions, clients.medications
+    discharges = clients.discharges
 
     # The GP's medication list for an 84-year-old with home nursing.
     listed = medications.PrescribeMedication(
@@ -240,8 +248,80 @@ def load(clients: Clients, secret: str) -> int:
         ),
         metadata=creds[HOSPITAL_A.her_id],
     )
+
+    # Ready for discharge on Friday 15 November; the municipality cannot receive her until
+    # Tuesday; discharged to a short-term nursing-home place; epikrise to GP and municipality.
+    # discharges learns of the stay from admissions events: retry while it catches up.
+    ready = retry_until_known(
+        lambda: discharges.DeclareReadyForDischarge(
+            discharges_pb2.DeclareReadyForDischargeRequest(
+                metadata=meta("ready", at(2024, 11, 15, 10, 0)), stay_id=sid
+            ),
+            metadata=creds[HOSPITAL_A.her_id],
+        )
+    )
+    discharges.AnswerReadiness(
+        discharges_pb2.AnswerReadinessRequest(
+            metadata=meta("cannot-yet", at(2024, 11, 15, 13, 0)), stay_id=sid, can_receive=False
+        ),
+        metadata=creds[COORDINATOR.her_id],
+    )
+    discharges.AnswerReadiness(
+        discharges_pb2.AnswerReadinessRequest(
+            metadata=meta("tuesday", at(2024, 11, 18, 9, 0)),
+            stay_id=sid,
+            can_receive=True,
+            receive_on=common_pb2.Date(year=2024, month=11, day=19),
+        ),
+        metadata=creds[COORDINATOR.her_id],
+    )
+    discharges.DischargePatient(
+        discharges_pb2.DischargePatientRequest(
+            metadata=meta("discharge", at(2024, 11, 19, 11, 0)),
+            stay_id=sid,
+            destination=discharges_pb2.DISCHARGE_DESTINATION_SHORT_TERM_NURSING_HOME,
+            destination_her_id=NURSING_HOME,
+        ),
+        metadata=creds[HOSPITAL_A.her_id],
+    )
+    for to in (GP.her_id, COORDINATOR.her_id):
+        ready = discharges.SendEpicrisis(
+            discharges_pb2.SendEpicrisisRequest(
+                metadata=meta(f"epikrise-{to}", at(2024, 11, 19, 12, 0)), stay_id=sid, to_her_id=to
+            ),
+            metadata=creds[HOSPITAL_A.her_id],
+        )
+    # The GP reconciles the list after discharge.
+    listed = medications.ReconcileMedicationList(
+        medications_pb2.ReconcileMedicationListRequest(
+            metadata=meta("reconcile", at(2024, 11, 21, 10, 0)),
+            patient=patient,
+            sources=[
+                medications_pb2.RECONCILIATION_SOURCE_GP_RECORD,
+                medications_pb2.RECONCILIATION_SOURCE_HOSPITAL_RECORD,
+                medications_pb2.RECONCILIATION_SOURCE_PATIENT,
+            ],
+            note="Ramipril redusert under innleggelsen; fortsetter 2,5 mg.",
+        ),
+        metadata=creds[GP.her_id],
+    )
     events = first.version + 1 + second.version + stay.version + listed.version
-    return events - 1  # the stay's index event is internal (never published)
+    events -= 1  # the stay's index event is internal (never published)
+    events += ready.version - 1  # so is the discharge's opening event
+    return events + 1  # the reaction in admissions closes the stay
+
+
+def retry_until_known(command: Callable[[], T], timeout: float = 30.0) -> T:
+    """Run a command that FAILED_PRECONDITION refuses until an eventually consistent view
+    (here: discharges' view of stays) has caught up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return command()
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.FAILED_PRECONDITION or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def fetch(
@@ -306,6 +386,9 @@ def main() -> None:
         medications=medications_pb2_grpc.MedicationServiceStub(
             wait_healthy(config.grpc_address("medications"))
         ),
+        discharges=discharges_pb2_grpc.DischargeServiceStub(
+            wait_healthy(config.grpc_address("discharges"))
+        ),
     )
     expected = load(clients, secret)
     deadline = time.monotonic() + 60
@@ -322,10 +405,12 @@ def main() -> None:
         time.sleep(0.3)
     show(reply)
     print(
-        "\ncarepath is running.\n"
-        f"  ReferralService  {config.grpc_address('referrals')}   "
-        f"PathwayService  {config.grpc_address('pathway')}   (gRPC, reflection on)\n"
-        f"  Show the demo pathway:  .venv/bin/python infra/demo.py show --patient {PATIENT}\n"
+        "\ncarepath is running (gRPC, with reflection and health checking):\n"
+        + "".join(
+            f"  {name:12} {config.grpc_address(name)}\n"
+            for name in ("pathway", "referrals", "admissions", "discharges", "medications")
+        )
+        + f"  Show the demo pathway:  .venv/bin/python infra/demo.py show --patient {PATIENT}\n"
         '  Mint a token:           make token ARGS="--her-id 4201 --kind MUNICIPALITY"\n'
         "  Stop everything:        Ctrl-C",
         flush=True,

@@ -92,9 +92,10 @@ def fold_discharge(history: list[Envelope]) -> DischargeView | None:
                 view.discharged_at = when
                 view.destination = d["destination"]
                 view.destination_her_id = d.get("destination_her_id")
-                if d.get("report_message_id"):
+                if d.get("report_message_id"):  # to the nursing home, else the home nursing
+                    to = d.get("destination_her_id") or view.municipality_her_id
                     view.messages[d["report_message_id"]] = DischargeMessage(
-                        "Utskrivningsrapport", view.municipality_her_id, "MUNICIPALITY", when
+                        "Utskrivningsrapport", to, "MUNICIPALITY", when
                     )
             case "EpicrisisSent":
                 kind = "MUNICIPALITY" if d["to_her_id"] == view.municipality_her_id else "GP"

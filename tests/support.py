@@ -3,17 +3,22 @@ harness running the real processes' parts (gRPC servers, relay, projector) in th
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import grpc
 import pika
 import sqlalchemy as sa
+from pika.exceptions import ChannelClosedByBroker
 from sqlalchemy.engine import Engine
 from stdnum.no import fodselsnummer
 
@@ -172,3 +177,53 @@ def running_system(urls: dict[str, str], amqp_uri: str, queue: str) -> Iterator[
         engine.dispose()
         for app in apps.values():
             app.close()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def queue_exists(amqp_uri: str, queue: str) -> bool:
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    try:
+        conn.channel().queue_declare(queue, passive=True)
+        return True
+    except ChannelClosedByBroker:
+        return False
+    finally:
+        conn.close()
+
+
+def delete_queues(amqp_uri: str, queues: list[str]) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    ch = conn.channel()
+    for queue in queues:
+        ch.queue_delete(queue)
+    conn.close()
+
+
+@contextmanager
+def nameko(
+    module: str, service: str, handlers: dict[str, str], amqp_uri: str, urls: dict[str, str]
+) -> Iterator[None]:
+    """`nameko run` of `module`, ready once its queues (`evt-<source>-<event>--<service>.<method>`)
+    exist; the queues are deleted afterwards."""
+    queues = [f"evt-{event}--{service}.{method}" for method, event in handlers.items()]
+    env = {
+        **os.environ,
+        "AMQP_URI": amqp_uri,
+        "PSYCOPG_WAIT_FUNC": "wait_select",
+        **{f"{name.upper()}_DATABASE_URL": url for name, url in urls.items()},
+    }
+    command = [str(Path(sys.executable).with_name("nameko")), "run", "--config"]
+    process = subprocess.Popen([*command, "infra/nameko.yml", module], env=env, cwd=ROOT)
+    try:
+        wait_for(
+            lambda: all(queue_exists(amqp_uri, q) for q in queues),
+            timeout=60,
+            what=f"the queues of {module}",
+        )
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        delete_queues(amqp_uri, queues)

@@ -6,18 +6,11 @@ they hang); the processes get PSYCOPG_WAIT_FUNC=wait_select for PostgreSQL."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import pika
 import pytest
-from pika.exceptions import ChannelClosedByBroker
 
 from services.admissions.application import AdmissionsApplication
 from services.admissions.domain import AdmissionType, StayState
@@ -34,7 +27,7 @@ from shared.ids import FNR_SYSTEM
 from shared.outbox import OutboxRelay, PositionStore, iter_all_envelopes
 from shared.store import CarepathApplication
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY
-from tests.support import make_fnr, wait_for
+from tests.support import make_fnr, nameko, wait_for
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(12, 4, 47, 310)}
 NOW = datetime.now(UTC)
@@ -43,53 +36,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def ctx(actor: Actor, command_id: str, hours_ago: float = 0) -> CommandContext:
     return CommandContext(command_id, NOW - timedelta(hours=hours_ago), actor, "reactions")
-
-
-def queue_exists(amqp_uri: str, queue: str) -> bool:
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
-    try:
-        conn.channel().queue_declare(queue, passive=True)
-        return True
-    except ChannelClosedByBroker:
-        return False
-    finally:
-        conn.close()
-
-
-def delete_queues(amqp_uri: str, queues: list[str]) -> None:
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
-    ch = conn.channel()
-    for queue in queues:
-        ch.queue_delete(queue)
-    conn.close()
-
-
-@contextmanager
-def nameko(
-    module: str, service: str, handlers: dict[str, str], amqp_uri: str, urls: dict[str, str]
-) -> Iterator[None]:
-    """`nameko run` of `module`, ready once its queues (`evt-<source>-<event>--<service>.<method>`)
-    exist; the queues are deleted afterwards."""
-    queues = [f"evt-{event}--{service}.{method}" for method, event in handlers.items()]
-    env = {
-        **os.environ,
-        "AMQP_URI": amqp_uri,
-        "PSYCOPG_WAIT_FUNC": "wait_select",
-        **{f"{name.upper()}_DATABASE_URL": url for name, url in urls.items()},
-    }
-    command = [str(Path(sys.executable).with_name("nameko")), "run", "--config"]
-    process = subprocess.Popen([*command, "infra/nameko.yml", module], env=env, cwd=ROOT)
-    try:
-        wait_for(
-            lambda: all(queue_exists(amqp_uri, q) for q in queues),
-            timeout=60,
-            what=f"the queues of {module}",
-        )
-        yield
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        delete_queues(amqp_uri, queues)
 
 
 def relay(app: CarepathApplication, url: str, amqp_uri: str) -> int:

@@ -1,0 +1,146 @@
+"""The demo stay end to end, as `make run` loads it: an 84-year-old with home nursing, through
+all four services over gRPC, the real broker and the nameko reactions, told by one pathway.
+
+Ready for discharge on Friday 15 November 2024, the municipality can receive her on Tuesday:
+four payment days at the 2024 rate. A rebuild from the four stores gives the same read model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from datetime import datetime
+from types import ModuleType
+from zoneinfo import ZoneInfo
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from carepath.v1 import (
+    admissions_pb2_grpc,
+    common_pb2,
+    discharges_pb2_grpc,
+    medications_pb2_grpc,
+    pathway_pb2,
+    pathway_pb2_grpc,
+    referrals_pb2,
+    referrals_pb2_grpc,
+)
+from services.pathway import migrate, readmodel
+from services.pathway.rebuild import rebuild
+from shared.auth import bearer_metadata, mint_token
+from shared.ids import FNR_SYSTEM
+from tests.support import (
+    ROOT,
+    SECRET,
+    Harness,
+    drain_queue,
+    dump_read_model,
+    nameko,
+    running_system,
+    unique_queue,
+    wait_for,
+)
+
+OSLO = ZoneInfo("Europe/Oslo")
+
+
+def demo_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("carepath_demo", ROOT / "infra" / "demo.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pathway_of(system: Harness, demo: ModuleType) -> Callable[..., pathway_pb2.Pathway]:
+    stub = pathway_pb2_grpc.PathwayServiceStub(system.channel(system.pathway_server))
+    token = bearer_metadata(mint_token(demo.COORDINATOR, SECRET))
+
+    def get(**kw: object) -> pathway_pb2.Pathway:
+        return stub.GetPathway(
+            pathway_pb2.GetPathwayRequest(
+                patient=common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=demo.PATIENT),
+                purpose="care coordination",
+                **kw,
+            ),
+            metadata=token,
+        )
+
+    return get
+
+
+def at_oslo(*args: int) -> Timestamp:
+    t = Timestamp()
+    t.FromDatetime(datetime(*args, tzinfo=OSLO))  # type: ignore[misc]
+    return t
+
+
+def test_the_demo_stay_tells_the_whole_story_and_rebuilds_identically(
+    backend: dict[str, str], amqp_uri: str, tmp_path: object
+) -> None:
+    demo = demo_module()
+    queue = unique_queue("pathway.demo")
+    stays_handlers = {
+        "handle_patient_admitted": "admissions-PatientAdmitted",
+        "handle_patient_transferred": "admissions-PatientTransferred",
+        "handle_stay_closed": "admissions-StayClosed",
+    }
+    closing = {"handle_patient_discharged": "discharges-PatientDischarged"}
+    with (
+        running_system(backend, amqp_uri, queue) as system,
+        nameko(
+            "services.discharges.reactions", "discharges_stays", stays_handlers, amqp_uri, backend
+        ),
+        nameko("services.admissions.reactions", "admissions_reactions", closing, amqp_uri, backend),
+    ):
+
+        def stub(cls: type, name: str) -> object:
+            return cls(system.channel(system.servers[name]))
+
+        clients = demo.Clients(
+            referrals=stub(referrals_pb2_grpc.ReferralServiceStub, "referrals"),
+            admissions=stub(admissions_pb2_grpc.AdmissionServiceStub, "admissions"),
+            medications=stub(medications_pb2_grpc.MedicationServiceStub, "medications"),
+            discharges=stub(discharges_pb2_grpc.DischargeServiceStub, "discharges"),
+        )
+        expected = demo.load(clients, SECRET)
+        get = pathway_of(system, demo)
+
+        def complete() -> pathway_pb2.Pathway | None:
+            try:
+                reply = get()
+            except grpc.RpcError:
+                return None
+            return reply if len(reply.timeline) >= expected else None
+
+        reply = wait_for(complete, timeout=60, what="the whole demo story in the pathway")
+        types = [e.event_type for e in reply.timeline]
+        assert types.index("AdmissionReportReceived") < types.index("AdmissionNoticeSent")
+        assert "StayClosed" in types  # closed in admissions by the reaction to the discharge
+        assert reply.location.kind == pathway_pb2.LOCATION_KIND_SHORT_TERM_NURSING_HOME
+        assert reply.location.her_id == demo.NURSING_HOME
+        (payment,) = reply.payments
+        assert (payment.days, payment.amount_nok, payment.ongoing) == (4, 4 * 5745, False)
+        assert (payment.ready_on.day, payment.until.day) == (15, 19)
+        assert [r.state for r in reply.summary.referrals] == [
+            referrals_pb2.REFERRAL_STATE_ACCEPTED,
+            referrals_pb2.REFERRAL_STATE_CANCELLED,
+        ]
+        doses = {e.medication.name: e.dose for e in reply.medications.entries}
+        assert doses == {"Metformin": "500 mg x 2", "Ramipril": "2.5 mg x 1"}
+        before = get(medications_at=at_oslo(2024, 11, 1, 12, 0))
+        assert {e.medication.name: e.dose for e in before.medications.entries} == {
+            "Metformin": "500 mg x 2",
+            "Ramipril": "5 mg x 1",
+        }
+        assert reply.medications.last_reconciliation.reconciled_by.organisation.her_id == (
+            demo.GP.her_id
+        )
+
+        live = dump_read_model(system.engine)
+        rebuilt = readmodel.create_engine(f"sqlite:///{tmp_path}/rebuilt.sqlite")
+        migrate.upgrade(rebuilt)
+        rebuild(rebuilt, system.apps)
+        assert dump_read_model(rebuilt) == live
+    drain_queue(amqp_uri, queue)

@@ -6,36 +6,13 @@ python -m services.admissions relay
 
 from __future__ import annotations
 
-import argparse
-import logging
-
 from services.admissions import api
 from services.admissions.application import AdmissionsApplication
-from shared import config
-from shared.grpc_server import start_server
-from shared.process import run_relay, setup_logging
-
-SERVICE = "admissions"
-
-
-def build_application() -> AdmissionsApplication:
-    """The composition root: the application on the configured store."""
-    return AdmissionsApplication.from_url(config.database_url(SERVICE))
+from shared.process import service_main
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m services.admissions")
-    parser.add_argument("process", choices=["serve", "relay"])
-    args = parser.parse_args()
-    setup_logging(f"{SERVICE}-{args.process}")
-    app = build_application()
-    if args.process == "relay":
-        run_relay(app)
-        return
-    address = config.grpc_address(SERVICE)
-    server = start_server(address, api.register(app), api.SERVICE_NAMES, config.jwt_secret())
-    logging.getLogger(SERVICE).info("AdmissionService listening on %s", address)
-    server.wait_for_signal()
+    service_main(AdmissionsApplication, api)
 
 
 if __name__ == "__main__":

@@ -6,36 +6,13 @@ python -m services.medications relay
 
 from __future__ import annotations
 
-import argparse
-import logging
-
 from services.medications import api
 from services.medications.application import MedicationsApplication
-from shared import config
-from shared.grpc_server import start_server
-from shared.process import run_relay, setup_logging
-
-SERVICE = "medications"
-
-
-def build_application() -> MedicationsApplication:
-    """The composition root: the application on the configured store."""
-    return MedicationsApplication.from_url(config.database_url(SERVICE))
+from shared.process import service_main
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m services.medications")
-    parser.add_argument("process", choices=["serve", "relay"])
-    args = parser.parse_args()
-    setup_logging(f"{SERVICE}-{args.process}")
-    app = build_application()
-    if args.process == "relay":
-        run_relay(app)
-        return
-    address = config.grpc_address(SERVICE)
-    server = start_server(address, api.register(app), api.SERVICE_NAMES, config.jwt_secret())
-    logging.getLogger(SERVICE).info("MedicationService listening on %s", address)
-    server.wait_for_signal()
+    service_main(MedicationsApplication, api)
 
 
 if __name__ == "__main__":

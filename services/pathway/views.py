@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, RowMapping
+from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from services.medications.domain import Change, MedicationListView
 from services.medications.domain import fold as medication_fold
@@ -21,6 +22,22 @@ from shared.auth import Actor
 from shared.envelope import Envelope
 
 Row = Mapping[Any, Any]
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """One consistent view of the read model for several queries: the projector may commit a
+    refold between two SELECTs, and a patient row must match its timeline and tasks.
+    SQLite (WAL): an explicit read transaction; PostgreSQL: REPEATABLE READ."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        try:
+            yield conn
+        finally:
+            conn.rollback()
 
 
 @dataclass(frozen=True)
@@ -36,7 +53,7 @@ def get_pathway(engine: Engine, key: str, as_of: datetime | None = None) -> Path
     only the events recorded by then, folded exactly as the projector folds them."""
     if as_of is not None:
         return _pathway_as_of(engine, key, as_of)
-    with engine.connect() as conn:
+    with snapshot(engine) as conn:
         patient = (
             conn.execute(sa.select(rm.patients).where(rm.patients.c.patient_key == key))
             .mappings()

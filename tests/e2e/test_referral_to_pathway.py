@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
@@ -482,3 +483,39 @@ def test_only_the_municipality_itself_may_list_its_patients(
         )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.value.details().startswith("page_size:")
+
+
+def test_a_referral_received_the_day_before_easter_is_due_after_the_easter_holidays(
+    system: Harness,
+    referrals: referrals_pb2_grpc.ReferralServiceStub,
+    pathway: pathway_pb2_grpc.PathwayServiceStub,
+) -> None:
+    oslo = ZoneInfo("Europe/Oslo")
+    sent = referrals.SendReferral(
+        send_request(
+            "easter",
+            metadata=meta_at("easter", datetime(2026, 4, 2, 9, tzinfo=oslo)),
+            cancer_pathway=0,
+        ),
+        metadata=auth(GP),
+    )
+    referrals.RecordReferralReceipt(
+        referrals_pb2.RecordReferralReceiptRequest(
+            metadata=meta_at("easter-rcpt", datetime(2026, 4, 4, 10, tzinfo=oslo)),
+            referral_id=sent.referral_id,
+            receipt=common_pb2.AppRec(status=common_pb2.APP_REC_STATUS_OK),
+        ),
+        metadata=auth(HOSPITAL),
+    )
+    reply = wait_for(pathway_with(pathway, 2), what="the receipt")
+    (task,) = reply.tasks
+    due = task.due.ToDatetime(tzinfo=UTC).astimezone(oslo)
+    # Easter Sunday and Monday are holidays: ten working days run 7–10, 13–17 and 20 April.
+    assert (due.date().isoformat(), due.hour) == ("2026-04-20", 23)
+    assert task.breached
+
+
+def meta_at(command_id: str, when: datetime) -> common_pb2.CommandMetadata:
+    ts = Timestamp()
+    ts.FromDatetime(when)
+    return common_pb2.CommandMetadata(command_id=command_id, occurred_at=ts)

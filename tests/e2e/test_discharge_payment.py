@@ -1,0 +1,135 @@
+"""Payment for a patient ready for discharge over New Year: each day at its own year's rate,
+through admissions, discharges (and its view of stays, kept by its nameko reaction) and the
+pathway."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from carepath.v1 import (
+    admissions_pb2,
+    admissions_pb2_grpc,
+    common_pb2,
+    discharges_pb2,
+    discharges_pb2_grpc,
+    pathway_pb2,
+    pathway_pb2_grpc,
+)
+from shared.auth import Actor, bearer_metadata, mint_token
+from shared.ids import FNR_SYSTEM
+from tests.conftest import HOSPITAL, MUNICIPALITY
+from tests.support import (
+    SECRET,
+    Harness,
+    drain_queue,
+    make_fnr,
+    nameko,
+    running_system,
+    unique_queue,
+    wait_for,
+)
+
+OSLO = ZoneInfo("Europe/Oslo")
+PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(24, 12, 38, 200))
+STAYS = {
+    "handle_patient_admitted": "admissions-PatientAdmitted",
+    "handle_patient_transferred": "admissions-PatientTransferred",
+    "handle_stay_closed": "admissions-StayClosed",
+}
+
+
+def meta(command_id: str, *when: int) -> common_pb2.CommandMetadata:
+    ts = Timestamp()
+    ts.FromDatetime(datetime(*when, tzinfo=OSLO))  # type: ignore[misc]
+    return common_pb2.CommandMetadata(command_id=command_id, occurred_at=ts)
+
+
+def auth(actor: Actor) -> tuple[tuple[str, str]]:
+    return bearer_metadata(mint_token(actor, SECRET))
+
+
+@pytest.fixture
+def system(backend: dict[str, str], amqp_uri: str) -> Iterator[Harness]:
+    queue = unique_queue("pathway.e2e")
+    with (
+        running_system(backend, amqp_uri, queue) as harness,
+        nameko("services.discharges.reactions", "discharges_stays", STAYS, amqp_uri, backend),
+    ):
+        yield harness
+    drain_queue(amqp_uri, queue)
+
+
+def test_ready_on_30_december_received_on_3_january_costs_two_days_of_each_years_rate(
+    system: Harness,
+) -> None:
+    admissions = admissions_pb2_grpc.AdmissionServiceStub(
+        system.channel(system.servers["admissions"])
+    )
+    discharges = discharges_pb2_grpc.DischargeServiceStub(
+        system.channel(system.servers["discharges"])
+    )
+    stay = admissions.AdmitPatient(
+        admissions_pb2.AdmitPatientRequest(
+            metadata=meta("admit", 2023, 12, 20, 10),
+            patient=PATIENT,
+            ward="Ortopedisk sengepost",
+            admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
+            municipality_her_id=MUNICIPALITY.her_id,
+        ),
+        metadata=auth(HOSPITAL),
+    )
+
+    def declare_ready() -> discharges_pb2.Discharge | None:
+        try:
+            return discharges.DeclareReadyForDischarge(
+                discharges_pb2.DeclareReadyForDischargeRequest(
+                    metadata=meta("ready", 2023, 12, 30, 9), stay_id=stay.stay_id
+                ),
+                metadata=auth(HOSPITAL),
+            )
+        except grpc.RpcError as exc:  # discharges has not seen the admission yet
+            assert exc.code() == grpc.StatusCode.FAILED_PRECONDITION
+            return None
+
+    wait_for(declare_ready, what="discharges to know the stay")
+    discharges.AnswerReadiness(
+        discharges_pb2.AnswerReadinessRequest(
+            metadata=meta("answer", 2023, 12, 30, 12),
+            stay_id=stay.stay_id,
+            can_receive=True,
+            receive_on=common_pb2.Date(year=2024, month=1, day=3),
+        ),
+        metadata=auth(MUNICIPALITY),
+    )
+    discharges.DischargePatient(
+        discharges_pb2.DischargePatientRequest(
+            metadata=meta("discharge", 2024, 1, 3, 11),
+            stay_id=stay.stay_id,
+            destination=discharges_pb2.DISCHARGE_DESTINATION_HOME_WITH_SERVICES,
+        ),
+        metadata=auth(HOSPITAL),
+    )
+    pathway = pathway_pb2_grpc.PathwayServiceStub(system.channel(system.pathway_server))
+
+    def discharged() -> pathway_pb2.Pathway | None:
+        try:
+            reply = pathway.GetPathway(
+                pathway_pb2.GetPathwayRequest(patient=PATIENT, purpose="care coordination"),
+                metadata=auth(MUNICIPALITY),
+            )
+        except grpc.RpcError:
+            return None
+        types = {e.event_type for e in reply.timeline}
+        return reply if "PatientDischarged" in types else None
+
+    reply = wait_for(discharged, what="the discharge in the pathway")
+    (payment,) = reply.payments
+    assert (payment.days, payment.ongoing) == (4, False)
+    assert payment.amount_nok == 2 * 5508 + 2 * 5745
+    assert reply.location.kind == pathway_pb2.LOCATION_KIND_HOME_WITH_SERVICES

@@ -101,9 +101,7 @@ def database(backend: str, workdir: Path) -> Iterator[dict[str, str]]:
     admin = os.environ.get(
         "CAREPATH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
     )
-    names = {
-        k: f"carepath_bench_{k}_{uuid.uuid4().hex[:8]}" for k in ("referrals", "pathway", "raw")
-    }
+    names = {k: f"carepath_bench_{k}_{uuid.uuid4().hex[:8]}" for k in (*SERVICES, "pathway", "raw")}
     with psycopg.connect(admin, autocommit=True) as conn:
         for name in names.values():
             conn.execute(f'CREATE DATABASE "{name}"')

@@ -78,6 +78,10 @@ class BatchPublisher:
     pika's BlockingChannel waits for a confirm after every single publish (~1 100 msg/s here);
     so confirms are enabled on the underlying asynchronous channel and awaited once per batch
     (one broker round trip per batch).
+
+    Messages are published `mandatory`: RabbitMQ confirms a message no queue is bound to and
+    drops it, so a returned message fails the batch (the relay keeps its position and retries
+    until a consumer's queue exists) instead of being lost.
     """
 
     def __init__(self, uri: str, service: str, confirm_timeout: float = 30.0) -> None:
@@ -90,6 +94,10 @@ class BatchPublisher:
         self._next_tag = 0
         self._acked_upto = 0
         self._nacked = False
+        self._returned = 0
+
+    def _on_return(self, *_: Any) -> None:
+        self._returned += 1
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
@@ -108,6 +116,7 @@ class BatchPublisher:
             connection = connect(self._uri, f"{self._service}-relay")
             channel = connection.channel()
             declare_exchange(channel, self._service)
+            channel._impl.add_on_return_callback(self._on_return)
             selected: list[bool] = []
             channel._impl.confirm_delivery(
                 ack_nack_callback=self._on_confirm, callback=lambda _frame: selected.append(True)
@@ -128,9 +137,14 @@ class BatchPublisher:
         try:
             connection, impl = self._open()
             self._nacked = False
+            self._returned = 0
             for envelope in envelopes:
                 impl.basic_publish(
-                    self._exchange, envelope.event_type, envelope.to_json(), properties(envelope)
+                    self._exchange,
+                    envelope.event_type,
+                    envelope.to_json(),
+                    properties(envelope),
+                    mandatory=True,
                 )
                 self._next_tag += 1
             target = self._next_tag
@@ -141,6 +155,10 @@ class BatchPublisher:
                 connection.process_data_events(time_limit=0.001)
             if self._nacked:
                 raise PublishError("broker nacked the batch")
+            if self._returned:  # a return arrives before the confirm of its message
+                raise PublishError(
+                    f"{self._returned} unroutable: no queue is bound to {self._exchange} yet"
+                )
         except (AMQPError, OSError) as exc:
             self.close()
             raise PublishError(f"{type(exc).__name__}: {exc}") from exc

@@ -151,7 +151,7 @@ class OutboxRelay:
                 published = self.relay_once()
             except PublishError as exc:
                 log.warning(
-                    "relay %s: broker unavailable (%s); %d events waiting, retrying in %.1fs",
+                    "relay %s: not published (%s); %d events waiting, retrying in %.1fs",
                     self.source,
                     exc,
                     self.backlog(),

@@ -142,3 +142,24 @@ def test_commands_accepted_while_the_broker_is_stopped_are_all_published_after_r
         thread.join(timeout=10)
     ids = {Envelope.from_json(b).event_id for b in drain_queue(amqp_uri, queue)}
     assert len(ids) == 110
+
+
+def test_events_are_kept_until_a_queue_is_bound_to_take_them(
+    store: tuple[ReferralsApplication, PositionStore], amqp_uri: str
+) -> None:
+    """RabbitMQ confirms and drops a message no queue is bound to: the relay must not count
+    such a batch as published."""
+    app, positions = store
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    ch = conn.channel()
+    ch.exchange_delete("referrals.events")  # no bindings at all
+    conn.close()
+    send_referrals(app, 5, "nobody")
+    relay = OutboxRelay("referrals", app, BatchPublisher(amqp_uri, "referrals"), positions)
+    with pytest.raises(PublishError, match="unroutable"):
+        relay.relay_once()
+    assert relay.position == 0
+    queue = unique_queue()
+    bind_test_queue(amqp_uri, "referrals.events", queue)
+    assert relay.relay_once() == 5
+    assert len(drain_queue(amqp_uri, queue)) == 5

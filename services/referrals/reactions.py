@@ -13,34 +13,17 @@ business and is left alone. Idempotent: the command id derives from the event id
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from nameko.events import event_handler
-from nameko.extensions import DependencyProvider
 
 from services.referrals.application import ReferralsApplication
 from services.referrals.domain import Referral, ReferralState
-from shared import config
-from shared.auth import Actor
-from shared.domain import CommandContext
 from shared.errors import DomainError, NotFound
+from shared.reactions import ApplicationProvider, reaction_context
 
 log = logging.getLogger(__name__)
-
-
-class Referrals(DependencyProvider):  # type: ignore[misc]
-    """The referrals application on its configured store (one per container)."""
-
-    def setup(self) -> None:
-        self.app = ReferralsApplication.from_url(config.database_url("referrals"))
-
-    def stop(self) -> None:
-        self.app.close()
-
-    def get_dependency(self, worker_ctx: Any) -> ReferralsApplication:
-        return self.app
 
 
 def complete_on_admission(app: ReferralsApplication, envelope: dict[str, Any]) -> bool:
@@ -49,13 +32,8 @@ def complete_on_admission(app: ReferralsApplication, envelope: dict[str, Any]) -
     event_id = envelope["event_id"]
     if data.get("admission_type") != "ELECTIVE" or not data.get("referral_id"):
         return False
-    actor = Actor.from_dict(envelope["actor"])
-    ctx = CommandContext(
-        command_id=f"admission:{event_id}",
-        occurred_at=datetime.fromisoformat(envelope["occurred_at"]),
-        actor=actor,
-        correlation_id=envelope["correlation_id"],
-    )
+    ctx = reaction_context(envelope, "admission")
+    actor = ctx.actor
     referral_id = UUID(data["referral_id"])
     try:
         referral = app.load(Referral, referral_id, "referral")
@@ -78,7 +56,7 @@ def complete_on_admission(app: ReferralsApplication, envelope: dict[str, Any]) -
 class ReferralsReactions:
     name = "referrals_reactions"
 
-    referrals = Referrals()
+    referrals = ApplicationProvider(ReferralsApplication)
 
     @event_handler("admissions", "PatientAdmitted")  # type: ignore[untyped-decorator]
     def handle_patient_admitted(self, envelope: dict[str, Any]) -> None:

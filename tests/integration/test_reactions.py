@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pika
 import pytest
 
 from services.admissions.application import AdmissionsApplication
@@ -18,11 +19,12 @@ from services.discharges.application import DischargesApplication
 from services.discharges.domain import Destination
 from services.referrals.application import ReferralsApplication
 from services.referrals.domain import Priority, ReferralState
-from shared.amqp import BatchPublisher
+from shared.amqp import DEAD_LETTER_QUEUE, BatchPublisher, declare_dead_letter
 from shared.apprec import AppRecStatus
 from shared.auth import Actor
 from shared.config import StoreSettings
 from shared.domain import CommandContext
+from shared.envelope import SCHEMA_VERSION, Envelope
 from shared.ids import FNR_SYSTEM
 from shared.outbox import OutboxRelay, PositionStore, iter_all_envelopes
 from shared.store import CarepathApplication
@@ -166,3 +168,50 @@ def test_an_elective_admission_for_an_accepted_referral_completes_it(
     finally:
         admissions.close()
         referrals.close()
+
+
+def test_a_discharge_that_cannot_close_its_stay_is_dead_lettered_with_the_reason(
+    urls: dict[str, str], amqp_uri: str
+) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    channel = connection.channel()
+    declare_dead_letter(channel)
+    channel.queue_purge(DEAD_LETTER_QUEUE)
+    unknown_stay = str(uuid.uuid4())
+    envelope = Envelope(
+        event_id=f"{uuid.uuid4()}:2",
+        event_type="PatientDischarged",
+        schema_version=SCHEMA_VERSION,
+        source="discharges",
+        aggregate_id=str(uuid.uuid4()),
+        aggregate_version=2,
+        patient=PATIENT,
+        occurred_at=NOW.isoformat(),
+        recorded_at=NOW.isoformat(),
+        actor={"her_id": HOSPITAL.her_id, "org_kind": "HOSPITAL"},
+        correlation_id="c",
+        causation_id="discharge",
+        data={"stay_id": unknown_stay, "destination": "HOME", "destination_her_id": None},
+    )
+    handlers = {"handle_patient_discharged": "discharges-PatientDischarged"}
+    try:
+        with nameko(
+            "services.admissions.reactions", "admissions_reactions", handlers, amqp_uri, urls
+        ):
+            channel.basic_publish(
+                "discharges.events",
+                "PatientDischarged",
+                envelope.to_json(),
+                pika.BasicProperties(content_type="application/json", delivery_mode=2),
+            )
+
+            def parked() -> tuple[object, bytes] | None:
+                method, props, body = channel.basic_get(DEAD_LETTER_QUEUE, auto_ack=True)
+                return (props, body) if method is not None else None
+
+            props, body = wait_for(parked, what="the event on the dead-letter queue")
+    finally:
+        connection.close()
+    assert Envelope.from_json(body).event_id == envelope.event_id
+    assert "NotFound" in props.headers["x-carepath-reason"]  # type: ignore[attr-defined]
+    assert props.headers["x-original-exchange"] == "discharges.events"  # type: ignore[attr-defined]

@@ -7,10 +7,14 @@ and to common.proto's AppRec.
 from __future__ import annotations
 
 import enum
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from carepath.v1 import common_pb2
-from shared.errors import InvalidArgument
+from shared import api
+from shared.errors import InvalidArgument, InvalidTransition, NotFound, NotPermitted
+
+M = TypeVar("M")
 
 
 class AppRecStatus(enum.StrEnum):
@@ -56,3 +60,73 @@ def receipt_to_pb(receipt: dict[str, Any]) -> common_pb2.AppRec:
         status=_TO_PB[AppRecStatus(receipt["status"])],
         errors=[common_pb2.AppRecError(**e) for e in receipt["errors"]],
     )
+
+
+# --- messages between organisations, each answered by one receipt ------------------------------
+# Aggregates that send PLO messages (a stay, a discharge) keep them as plain dicts made here, so
+# the rules for recording a receipt and the reply shape are the same in every service.
+
+
+class MessageAlreadyAnswered(InvalidTransition):
+    """The message already has its application receipt (→ FAILED_PRECONDITION)."""
+
+    def __init__(self, message_id: str, status: str) -> None:
+        super().__init__(
+            f"message {message_id}", f"already answered ({status})", "record a receipt"
+        )
+
+
+def new_message(
+    meta: dict[str, Any], message_id: str, kind: str, from_her_id: str, to_her_id: str
+) -> dict[str, Any]:
+    """A message as sent at the event's clinical time, not yet answered."""
+    return {
+        "message_id": message_id,
+        "type": kind,
+        "from_her_id": from_her_id,
+        "to_her_id": to_her_id,
+        "sent_at": meta["occurred_at"],
+        "receipt": None,
+    }
+
+
+def check_message_receipt(
+    message: dict[str, Any] | None,
+    receiver_her_id: str,
+    status: AppRecStatus,
+    errors: list[dict[str, str]],
+    where: str,
+) -> dict[str, Any]:
+    """Only the message's receiver records its receipt, once, with a valid error list."""
+    if message is None:
+        raise NotFound(f"message not found in this {where}")
+    if receiver_her_id != message["to_her_id"]:
+        raise NotPermitted("only the message's receiver may record its receipt")
+    if message["receipt"] is not None:
+        raise MessageAlreadyAnswered(message["message_id"], message["receipt"]["status"])
+    check_receipt(status, errors)
+    return message
+
+
+def answered(
+    message: dict[str, Any], meta: dict[str, Any], status: str, errors: list[dict[str, str]]
+) -> None:
+    """Apply a recorded receipt to its message."""
+    message["receipt"] = {"status": status, "errors": errors, "recorded_at": meta["occurred_at"]}
+
+
+def message_to_pb(pb_class: Callable[..., M], message: dict[str, Any], type_pb: int) -> M:
+    """A message with its receipt (or `unanswered`) as the service's reply type."""
+    pb: Any = pb_class(
+        message_id=message["message_id"],
+        type=type_pb,
+        from_her_id=message["from_her_id"],
+        to_her_id=message["to_her_id"],
+        sent_at=api.timestamp(message["sent_at"]),
+        unanswered=message["receipt"] is None,
+    )
+    receipt = message["receipt"]
+    if receipt is not None:
+        pb.receipt.CopyFrom(receipt_to_pb(receipt))
+        pb.receipt_recorded_at.CopyFrom(api.timestamp(receipt["recorded_at"]))
+    return cast(M, pb)

@@ -12,7 +12,7 @@ from carepath.v1 import admissions_pb2, admissions_pb2_grpc
 from services.admissions.application import AdmissionsApplication
 from services.admissions.domain import AdmissionType, CloseReason, MessageType, Stay
 from shared import api
-from shared.apprec import receipt_from_request, receipt_to_pb
+from shared.apprec import message_to_pb, receipt_from_request
 from shared.errors import InvalidArgument
 from shared.grpc_server import current_actor
 
@@ -35,22 +35,6 @@ MESSAGE_TYPE_TO_PB = {
     MessageType.ADMISSION_REPORT: admissions_pb2.STAY_MESSAGE_TYPE_ADMISSION_REPORT,
     MessageType.HEALTH_INFORMATION: admissions_pb2.STAY_MESSAGE_TYPE_HEALTH_INFORMATION,
 }
-
-
-def _message_to_pb(message: dict[str, Any]) -> admissions_pb2.StayMessage:
-    pb = admissions_pb2.StayMessage(
-        message_id=message["message_id"],
-        type=MESSAGE_TYPE_TO_PB[MessageType(message["type"])],
-        from_her_id=message["from_her_id"],
-        to_her_id=message["to_her_id"],
-        sent_at=api.timestamp(message["sent_at"]),
-        unanswered=message["receipt"] is None,
-    )
-    receipt = message["receipt"]
-    if receipt is not None:
-        pb.receipt.CopyFrom(receipt_to_pb(receipt))
-        pb.receipt_recorded_at.CopyFrom(api.timestamp(receipt["recorded_at"]))
-    return pb
 
 
 def stay_to_pb(stay: Stay) -> admissions_pb2.Stay:
@@ -77,7 +61,10 @@ def stay_to_pb(stay: Stay) -> admissions_pb2.Stay:
             )
             for t in stay.transfers
         ],
-        messages=[_message_to_pb(m) for m in stay.messages.values()],
+        messages=[
+            message_to_pb(admissions_pb2.StayMessage, m, MESSAGE_TYPE_TO_PB[MessageType(m["type"])])
+            for m in stay.messages.values()
+        ],
         version=stay.version,
     )
     if stay.closed_at:

@@ -18,10 +18,10 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import event
 
 from shared import rules
-from shared.apprec import AppRecStatus, check_receipt
+from shared.apprec import AppRecStatus, answered, check_message_receipt, new_message
 from shared.auth import OrgKind
 from shared.domain import CarepathAggregate, CommandContext
-from shared.errors import InvalidArgument, InvalidTransition, NotFound, NotPermitted
+from shared.errors import InvalidArgument, InvalidTransition, NotPermitted
 
 __all__ = [
     "AdmissionType",
@@ -67,15 +67,6 @@ def message_id_for(stay_id: UUID, command_id: str) -> UUID:
 
 def patient_stays_id_for(patient: dict[str, str]) -> UUID:
     return uuid5(NAMESPACE_URL, f"carepath:patient-stays:{patient['system']}:{patient['value']}")
-
-
-class MessageAlreadyAnswered(InvalidTransition):
-    """The message already has its application receipt (→ FAILED_PRECONDITION)."""
-
-    def __init__(self, message_id: str, status: str) -> None:
-        super().__init__(
-            f"message {message_id}", f"already answered ({status})", "record a receipt"
-        )
 
 
 class AdmissionNoticeAlreadySent(InvalidTransition):
@@ -186,14 +177,7 @@ class Stay(CarepathAggregate):
         from_her_id: str,
         to_her_id: str,
     ) -> None:
-        self.messages[message_id] = {
-            "message_id": message_id,
-            "type": kind.value,
-            "from_her_id": from_her_id,
-            "to_her_id": to_her_id,
-            "sent_at": meta["occurred_at"],
-            "receipt": None,
-        }
+        self.messages[message_id] = new_message(meta, message_id, kind, from_her_id, to_her_id)
 
     # --- commands: messages --------------------------------------------------------------------
 
@@ -269,14 +253,9 @@ class Stay(CarepathAggregate):
         errors: list[dict[str, str]],
     ) -> None:
         """The receiver's AppRec. Allowed after discharge too: receipts often come late."""
-        message = self.messages.get(str(message_id))
-        if message is None:
-            raise NotFound("message not found in this stay")
-        if ctx.actor.her_id != message["to_her_id"]:
-            raise NotPermitted("only the message's receiver may record its receipt")
-        if message["receipt"] is not None:
-            raise MessageAlreadyAnswered(message["message_id"], message["receipt"]["status"])
-        check_receipt(status, errors)
+        message = check_message_receipt(
+            self.messages.get(str(message_id)), ctx.actor.her_id, status, errors, "stay"
+        )
         self._message_receipt_recorded(
             meta=ctx.meta(self.patient),
             message_id=message["message_id"],
@@ -288,11 +267,7 @@ class Stay(CarepathAggregate):
     def _message_receipt_recorded(
         self, meta: dict[str, Any], message_id: str, status: str, errors: list[dict[str, str]]
     ) -> None:
-        self.messages[message_id]["receipt"] = {
-            "status": status,
-            "errors": errors,
-            "recorded_at": meta["occurred_at"],
-        }
+        answered(self.messages[message_id], meta, status, errors)
         self._handled(meta)
 
     # --- commands: the stay --------------------------------------------------------------------

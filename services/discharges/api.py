@@ -13,7 +13,7 @@ from carepath.v1 import discharges_pb2, discharges_pb2_grpc
 from services.discharges.application import DischargesApplication
 from services.discharges.domain import Destination, Discharge, MessageType
 from shared import api
-from shared.apprec import receipt_from_request, receipt_to_pb
+from shared.apprec import message_to_pb, receipt_from_request
 from shared.errors import InvalidArgument
 from shared.grpc_server import current_actor
 
@@ -44,22 +44,6 @@ MESSAGE_TYPE_TO_PB = {
 }
 
 
-def _message_to_pb(message: dict[str, Any]) -> discharges_pb2.DischargeMessage:
-    pb = discharges_pb2.DischargeMessage(
-        message_id=message["message_id"],
-        type=MESSAGE_TYPE_TO_PB[MessageType(message["type"])],
-        from_her_id=message["from_her_id"],
-        to_her_id=message["to_her_id"],
-        sent_at=api.timestamp(message["sent_at"]),
-        unanswered=message["receipt"] is None,
-    )
-    receipt = message["receipt"]
-    if receipt is not None:
-        pb.receipt.CopyFrom(receipt_to_pb(receipt))
-        pb.receipt_recorded_at.CopyFrom(api.timestamp(receipt["recorded_at"]))
-    return pb
-
-
 def _period_to_pb(period: dict[str, Any]) -> discharges_pb2.ReadinessPeriod:
     pb = discharges_pb2.ReadinessPeriod(
         ready_at=api.timestamp(period["ready_at"]),
@@ -87,7 +71,12 @@ def discharge_to_pb(discharge: Discharge) -> discharges_pb2.Discharge:
         municipality_her_id=discharge.municipality_her_id,
         readiness_periods=[_period_to_pb(p) for p in discharge.readiness_periods],
         destination_her_id=discharge.destination_her_id or "",
-        messages=[_message_to_pb(m) for m in discharge.messages.values()],
+        messages=[
+            message_to_pb(
+                discharges_pb2.DischargeMessage, m, MESSAGE_TYPE_TO_PB[MessageType(m["type"])]
+            )
+            for m in discharge.messages.values()
+        ],
         version=discharge.version,
     )
     if discharge.destination is not None:

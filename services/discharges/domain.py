@@ -22,10 +22,10 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
-from shared.apprec import AppRecStatus, check_receipt
+from shared.apprec import AppRecStatus, answered, check_message_receipt, new_message
 from shared.auth import OrgKind
 from shared.domain import CarepathAggregate, CommandContext
-from shared.errors import InvalidArgument, InvalidTransition, NotFound, NotPermitted
+from shared.errors import InvalidArgument, InvalidTransition, NotPermitted
 from shared.rules import OSLO
 
 __all__ = [
@@ -123,15 +123,6 @@ def require_hospital(ctx: CommandContext, stay: KnownStay, action: str) -> None:
         raise NotPermitted(f"only the hospital responsible for the stay may {action}")
 
 
-class MessageAlreadyAnswered(InvalidTransition):
-    """The message already has its application receipt (→ FAILED_PRECONDITION)."""
-
-    def __init__(self, message_id: str, status: str) -> None:
-        super().__init__(
-            f"message {message_id}", f"already answered ({status})", "record a receipt"
-        )
-
-
 class Discharge(CarepathAggregate):
     """The discharge of one stay: readiness periods, the discharge and its messages."""
 
@@ -186,14 +177,8 @@ class Discharge(CarepathAggregate):
     def _add_message(
         self, meta: dict[str, Any], message_id: str, kind: MessageType, to_her_id: str
     ) -> None:
-        self.messages[message_id] = {
-            "message_id": message_id,
-            "type": kind.value,
-            "from_her_id": meta["actor"]["her_id"],
-            "to_her_id": to_her_id,
-            "sent_at": meta["occurred_at"],
-            "receipt": None,
-        }
+        from_her_id = meta["actor"]["her_id"]
+        self.messages[message_id] = new_message(meta, message_id, kind, from_her_id, to_her_id)
 
     # --- commands: readiness -------------------------------------------------------------------
 
@@ -376,14 +361,9 @@ class Discharge(CarepathAggregate):
         errors: list[dict[str, str]],
     ) -> None:
         """The receiver's AppRec, once per message; receipts often come after discharge."""
-        message = self.messages.get(str(message_id))
-        if message is None:
-            raise NotFound("message not found in this discharge")
-        if ctx.actor.her_id != message["to_her_id"]:
-            raise NotPermitted("only the message's receiver may record its receipt")
-        if message["receipt"] is not None:
-            raise MessageAlreadyAnswered(message["message_id"], message["receipt"]["status"])
-        check_receipt(status, errors)
+        message = check_message_receipt(
+            self.messages.get(str(message_id)), ctx.actor.her_id, status, errors, "discharge"
+        )
         self._message_receipt_recorded(
             meta=ctx.meta(self.patient),
             message_id=message["message_id"],
@@ -395,9 +375,5 @@ class Discharge(CarepathAggregate):
     def _message_receipt_recorded(
         self, meta: dict[str, Any], message_id: str, status: str, errors: list[dict[str, str]]
     ) -> None:
-        self.messages[message_id]["receipt"] = {
-            "status": status,
-            "errors": errors,
-            "recorded_at": meta["occurred_at"],
-        }
+        answered(self.messages[message_id], meta, status, errors)
         self._handled(meta)

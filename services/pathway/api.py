@@ -143,10 +143,11 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         reply.location.ward = place["location_ward"] or ""
         if place["location_since"]:
             reply.location.since.CopyFrom(api.timestamp(place["location_since"]))
-        for view_ in views.discharges(self._engine, key, as_of):
+        history = views.patient_envelopes(self._engine, key, as_of)  # one read for both
+        for view_ in views.discharges(history):
             for period in payment_periods(view_, moment.astimezone(rules.OSLO).date()):
                 reply.payments.append(_payment_to_pb(period))
-        medications = views.medication_list(self._engine, key, as_of, medications_at)
+        medications = views.medication_list(history, medications_at)
         if medications is not None:
             reply.medications.CopyFrom(medication_list_to_pb(medications))
         for t in view.tasks:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from services.pathway.messages import PloMessage
 from services.pathway.readmodel import utc_iso
 from shared import rules
 from shared.envelope import Envelope
@@ -28,15 +29,6 @@ class ReadyPeriod:
 
 
 @dataclass
-class DischargeMessage:
-    name: str
-    to_her_id: str
-    to_kind: str
-    sent_at: str
-    answered: bool = False
-
-
-@dataclass
 class DischargeView:
     discharge_id: str
     stay_id: str
@@ -46,7 +38,7 @@ class DischargeView:
     discharged_at: str | None = None
     destination: str | None = None
     destination_her_id: str | None = None
-    messages: dict[str, DischargeMessage] = field(default_factory=dict)
+    messages: dict[str, PloMessage] = field(default_factory=dict)
 
     @property
     def ready(self) -> ReadyPeriod | None:
@@ -74,7 +66,7 @@ def fold_discharge(history: list[Envelope]) -> DischargeView | None:
             case "PatientDeclaredReadyForDischarge":
                 view.municipality_her_id = d["municipality_her_id"]
                 view.periods.append(ReadyPeriod(ready_at=when))
-                view.messages[d["message_id"]] = DischargeMessage(
+                view.messages[d["message_id"]] = PloMessage(
                     "Melding om utskrivningsklar pasient",
                     d["municipality_her_id"],
                     "MUNICIPALITY",
@@ -94,14 +86,12 @@ def fold_discharge(history: list[Envelope]) -> DischargeView | None:
                 view.destination_her_id = d.get("destination_her_id")
                 if d.get("report_message_id"):  # to the nursing home, else the home nursing
                     to = d.get("destination_her_id") or view.municipality_her_id
-                    view.messages[d["report_message_id"]] = DischargeMessage(
+                    view.messages[d["report_message_id"]] = PloMessage(
                         "Utskrivningsrapport", to, "MUNICIPALITY", when
                     )
             case "EpicrisisSent":
                 kind = "MUNICIPALITY" if d["to_her_id"] == view.municipality_her_id else "GP"
-                view.messages[d["message_id"]] = DischargeMessage(
-                    "Epikrise", d["to_her_id"], kind, when
-                )
+                view.messages[d["message_id"]] = PloMessage("Epikrise", d["to_her_id"], kind, when)
             case "MessageReceiptRecorded" if d["message_id"] in view.messages:
                 view.messages[d["message_id"]].answered = True
     return view

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from services.pathway.discharges import DischargeView, fold_discharge
+from services.pathway.messages import PloMessage
 from services.pathway.readmodel import utc_iso
 from services.pathway.summaries import CANCER_PATHWAY_NAMES, Summariser
 from shared import rules
@@ -126,15 +127,6 @@ class Location:
 
 
 @dataclass
-class MessageView:
-    message_type: str
-    to_her_id: str
-    to_kind: str
-    sent_at: str
-    answered: bool = False
-
-
-@dataclass
 class StayView:
     stay_id: str
     hospital_her_id: str  # the responsible hospital now
@@ -144,7 +136,7 @@ class StayView:
     existing_service_user: bool
     closed_at: str | None = None
     health_information_sent: bool = False
-    messages: dict[str, MessageView] = field(default_factory=dict)
+    messages: dict[str, PloMessage] = field(default_factory=dict)
 
 
 #: Which kind of organisation receives each PLO message of a stay.
@@ -179,8 +171,8 @@ def _fold_stay(history: list[Envelope]) -> StayView | None:
             return None
         if e.event_type in MESSAGE_RECEIVER_KIND:
             message_type, to_kind = MESSAGE_RECEIVER_KIND[e.event_type]
-            view.messages[d["message_id"]] = MessageView(
-                message_type, d["to_her_id"], to_kind, when
+            view.messages[d["message_id"]] = PloMessage(
+                MESSAGE_NAMES[message_type], d["to_her_id"], to_kind, when
             )
             if e.event_type == "HealthInformationSent":
                 view.health_information_sent = True
@@ -197,21 +189,26 @@ def _fold_stay(history: list[Envelope]) -> StayView | None:
     return view
 
 
-def _stay_tasks(stay: StayView) -> list[Task]:
-    tasks = [
+def _receipt_tasks(messages: dict[str, PloMessage], aggregate_id: str) -> list[Task]:
+    """Every message still without its application receipt waits on its receiver."""
+    return [
         Task(
             task_id=f"{message_id}:MESSAGE_RECEIPT",
             kind="MESSAGE_RECEIPT",
-            description=f"{MESSAGE_NAMES[m.message_type]} venter på applikasjonskvittering",
+            description=f"{m.name} venter på applikasjonskvittering",
             waiting_on_her_id=m.to_her_id,
             waiting_on_kind=m.to_kind,
             since=m.sent_at,
             due=utc_iso(rules.receipt_due(datetime.fromisoformat(m.sent_at))),
-            aggregate_id=stay.stay_id,
+            aggregate_id=aggregate_id,
         )
-        for message_id, m in sorted(stay.messages.items())
+        for message_id, m in sorted(messages.items())
         if not m.answered
     ]
+
+
+def _stay_tasks(stay: StayView) -> list[Task]:
+    tasks = _receipt_tasks(stay.messages, stay.stay_id)
     if stay.existing_service_user and not stay.health_information_sent and not stay.closed_at:
         admitted = datetime.fromisoformat(stay.admitted_at)
         tasks.append(
@@ -245,20 +242,7 @@ def _location(stays: list[StayView], discharges: list[DischargeView]) -> Locatio
 
 
 def _discharge_tasks(d: DischargeView) -> list[Task]:
-    tasks = [
-        Task(
-            task_id=f"{message_id}:MESSAGE_RECEIPT",
-            kind="MESSAGE_RECEIPT",
-            description=f"{m.name} venter på applikasjonskvittering",
-            waiting_on_her_id=m.to_her_id,
-            waiting_on_kind=m.to_kind,
-            since=m.sent_at,
-            due=utc_iso(rules.receipt_due(datetime.fromisoformat(m.sent_at))),
-            aggregate_id=d.discharge_id,
-        )
-        for message_id, m in sorted(d.messages.items())
-        if not m.answered
-    ]
+    tasks = _receipt_tasks(d.messages, d.discharge_id)
     ready = d.ready
     if ready is not None and ready.answered_at is None:
         tasks.append(

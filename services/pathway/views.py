@@ -76,15 +76,18 @@ def get_pathway(engine: Engine, key: str, as_of: datetime | None = None) -> Path
         )
 
 
-def _pathway_as_of(engine: Engine, key: str, as_of: datetime) -> PathwayView | None:
+def patient_envelopes(engine: Engine, key: str, recorded_by: datetime | None) -> list[Envelope]:
+    """Every event of the patient carepath holds (only those recorded by `recorded_by`)."""
+    e = rm.events
+    query = sa.select(e.c.envelope).where(e.c.patient_key == key)
+    if recorded_by is not None:
+        query = query.where(e.c.recorded_at <= rm.utc_iso(recorded_by))
     with engine.connect() as conn:
-        bodies = conn.execute(
-            sa.select(rm.events.c.envelope).where(
-                rm.events.c.patient_key == key, rm.events.c.recorded_at <= rm.utc_iso(as_of)
-            )
-        ).scalars()
-        history = [Envelope(**json.loads(body)) for body in bodies]
-    derived = derive_rows(key, history)
+        return [Envelope(**json.loads(body)) for body in conn.execute(query).scalars()]
+
+
+def _pathway_as_of(engine: Engine, key: str, as_of: datetime) -> PathwayView | None:
+    derived = derive_rows(key, patient_envelopes(engine, key, as_of))
     if not derived:
         return None
     return PathwayView(
@@ -181,17 +184,11 @@ def record_reads(
 
 
 def medication_list(
-    engine: Engine, key: str, recorded_by: datetime | None, clinical_at: datetime | None
+    history: Sequence[Envelope], clinical_at: datetime | None
 ) -> MedicationListView | None:
-    """The patient's shared medication list from the medications events carepath holds
-    (recorded by `recorded_by`), folded by the medications service's own pure fold at
-    clinical time `clinical_at` (None: everything known)."""
-    e = rm.events
-    query = sa.select(e.c.envelope).where(e.c.patient_key == key, e.c.source == "medications")
-    if recorded_by is not None:
-        query = query.where(e.c.recorded_at <= rm.utc_iso(recorded_by))
-    with engine.connect() as conn:
-        envelopes = [Envelope(**json.loads(body)) for body in conn.execute(query).scalars()]
+    """The patient's shared medication list from their medications events, folded by the
+    medications service's own pure fold at clinical time `clinical_at` (None: all known)."""
+    envelopes = [env for env in history if env.source == "medications"]
     if not envelopes:
         return None
     changes = [
@@ -209,16 +206,11 @@ def medication_list(
     return medication_fold(UUID(first.aggregate_id), first.patient, changes, clinical_at)
 
 
-def discharges(engine: Engine, key: str, recorded_by: datetime | None) -> list[DischargeView]:
-    """The patient's discharges folded from the events recorded by `recorded_by`."""
-    e = rm.events
-    query = sa.select(e.c.envelope).where(e.c.patient_key == key, e.c.source == "discharges")
-    if recorded_by is not None:
-        query = query.where(e.c.recorded_at <= rm.utc_iso(recorded_by))
+def discharges(history: Sequence[Envelope]) -> list[DischargeView]:
+    """The patient's discharges folded from their discharges events."""
     by_aggregate: dict[str, list[Envelope]] = {}
-    with engine.connect() as conn:
-        for body in conn.execute(query).scalars():
-            envelope = Envelope(**json.loads(body))
+    for envelope in history:
+        if envelope.source == "discharges":
             by_aggregate.setdefault(envelope.aggregate_id, []).append(envelope)
     views = [fold_discharge(history) for history in by_aggregate.values()]
     return [v for v in views if v is not None]

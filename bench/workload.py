@@ -3,8 +3,11 @@ visible in the pathway read model, and, in the same run, the raw limits of the s
 (bare eventsourcing `Application.save` on the same backend; bare pika publish with batched
 confirms and consume with prefetch + multiple acks).
 
-Workloads: `referrals` (SendReferral only) and `mixed` (a third each of SendReferral,
-AdmitPatient and PrescribeMedication, over the referrals, admissions and medications services).
+Workloads: `referrals` (SendReferral only) and `mixed` (a quarter each of SendReferral,
+AdmitPatient, PrescribeMedication and DeclareReadyForDischarge, over all four domain services).
+A readiness needs a stay the discharges service knows (its own view, kept by the nameko
+`discharges_stays` process from the admissions events), so the mixed workload admits those
+stays before the clock starts and waits until discharges knows every one of them.
 
     make bench                                   # mixed, SQLite, 3000 commands, 8 clients
     make bench BENCH_ARGS="--workload referrals --backend postgres --commands 4000"
@@ -42,6 +45,8 @@ from carepath.v1 import (
     admissions_pb2,
     admissions_pb2_grpc,
     common_pb2,
+    discharges_pb2,
+    discharges_pb2_grpc,
     medications_pb2,
     medications_pb2_grpc,
     referrals_pb2,
@@ -59,7 +64,7 @@ SECRET = "bench-secret-0123456789-0123456789-0123"
 GP = Actor(her_id="8134021", org_kind=OrgKind.GP)
 HOSPITAL = Actor(her_id="59", org_kind=OrgKind.HOSPITAL)
 #: The domain services the workloads use (each runs its gRPC server and its relay).
-SERVICES = ("referrals", "admissions", "medications")
+SERVICES = ("referrals", "admissions", "discharges", "medications")
 VHOST = "carepath-bench"
 
 
@@ -132,6 +137,13 @@ def system(urls: dict[str, str], uri: str, workdir: Path) -> Iterator[dict[str, 
     py = sys.executable
     subprocess.run([py, "-m", "services.pathway", "migrate"], env=env, check=True)
     procs = [subprocess.Popen([py, "-m", "services.pathway", "project"], env=env)]
+    nameko = [str(Path(py).with_name("nameko")), "run", "--config", "infra/nameko.yml"]
+    procs.append(
+        subprocess.Popen(
+            [*nameko, "services.discharges.reactions"],
+            env={**env, "PYTHONWARNINGS": "ignore", "PSYCOPG_WAIT_FUNC": "wait_select"},
+        )
+    )
     for name in SERVICES:
         for process in ("serve", "relay"):
             procs.append(subprocess.Popen([py, "-m", f"services.{name}", process], env=env))
@@ -168,6 +180,7 @@ class Workload:
         self.gp = bearer_metadata(mint_token(GP, SECRET))
         self.hospital = bearer_metadata(mint_token(HOSPITAL, SECRET))
         self.addresses = addresses
+        self.stays: dict[int, str] = {}
 
     def stubs(self) -> dict[str, Any]:
         return {
@@ -180,12 +193,65 @@ class Workload:
             "medications": medications_pb2_grpc.MedicationServiceStub(
                 grpc.insecure_channel(self.addresses["medications"])
             ),
+            "discharges": discharges_pb2_grpc.DischargeServiceStub(
+                grpc.insecure_channel(self.addresses["discharges"])
+            ),
         }
+
+    def kind_of(self, i: int) -> int:
+        return 0 if self.kind == "referrals" else i % 4
+
+    def admit(self, stubs: dict[str, Any], i: int, command_id: str) -> admissions_pb2.Stay:
+        return stubs["admissions"].AdmitPatient(
+            admissions_pb2.AdmitPatientRequest(
+                metadata=common_pb2.CommandMetadata(command_id=command_id, occurred_at=self.now),
+                patient=common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=self.numbers[i]),
+                ward="Medisinsk sengepost 3",
+                admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
+                municipality_her_id="4201",
+            ),
+            metadata=self.hospital,
+            timeout=30,
+        )
+
+    def prepare(self, urls: dict[str, str], n: int, clients: int) -> None:
+        """Admit the stays the readiness commands will name (untimed) and wait until the
+        discharges service's own view knows all of them."""
+        wanted = [i for i in range(n) if self.kind_of(i) == 3]
+        if not wanted:
+            return
+
+        def admit_all(worker: int) -> None:
+            stubs = self.stubs()
+            for i in wanted[worker::clients]:
+                self.stays[i] = self.admit(stubs, i, f"bench-{self.run}-stay-{i}").stay_id
+
+        threads = [threading.Thread(target=admit_all, args=(w,)) for w in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if len(self.stays) != len(wanted):
+            raise SystemExit("bench: admitting the stays for the readiness commands failed")
+        known = sa.table("discharge_known_stays", sa.column("stay_id"))
+        engine = sa.create_engine(StoreSettings(urls["discharges"]).sqlalchemy_url())
+        deadline = time.monotonic() + 120
+        try:
+            while True:
+                with engine.connect() as conn:
+                    count = conn.execute(sa.select(sa.func.count()).select_from(known)).scalar_one()
+                if count >= len(wanted):
+                    return
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"bench: discharges knows {count} of {len(wanted)} stays")
+                time.sleep(0.1)
+        finally:
+            engine.dispose()
 
     def send(self, stubs: dict[str, Any], i: int) -> str:
         meta = common_pb2.CommandMetadata(command_id=f"bench-{self.run}-{i}", occurred_at=self.now)
         patient = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=self.numbers[i])
-        which = 0 if self.kind == "referrals" else i % 3
+        which = self.kind_of(i)
         if which == 0:
             referral = stubs["referrals"].SendReferral(
                 referrals_pb2.SendReferralRequest(
@@ -200,18 +266,17 @@ class Workload:
             )
             return f"{referral.referral_id}:{referral.version}"
         if which == 1:
-            stay = stubs["admissions"].AdmitPatient(
-                admissions_pb2.AdmitPatientRequest(
-                    metadata=meta,
-                    patient=patient,
-                    ward="Medisinsk sengepost 3",
-                    admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
-                    municipality_her_id="4201",
+            stay = self.admit(stubs, i, meta.command_id)
+            return f"{stay.stay_id}:{stay.version}"
+        if which == 3:
+            discharge = stubs["discharges"].DeclareReadyForDischarge(
+                discharges_pb2.DeclareReadyForDischargeRequest(
+                    metadata=meta, stay_id=self.stays[i]
                 ),
                 metadata=self.hospital,
                 timeout=30,
             )
-            return f"{stay.stay_id}:{stay.version}"
+            return f"{discharge.discharge_id}:{discharge.version}"
         listed = stubs["medications"].PrescribeMedication(
             medications_pb2.PrescribeMedicationRequest(
                 metadata=meta,
@@ -384,6 +449,7 @@ def main() -> None:
         with database(args.backend, workdir) as urls:
             with system(urls, uri, workdir) as addresses:
                 workload = Workload(args.workload, addresses, args.commands)
+                workload.prepare(urls, args.commands, args.clients)
                 ours = run_commands(workload, urls, args.commands, args.clients)
             save = raw_save_rate(urls["raw"], args.commands)
         publish, consume = raw_pika_rates(uri, max(args.commands, 5000))

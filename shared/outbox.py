@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from shared.amqp import PublishError
 from shared.envelope import Envelope
+from shared.sql import create_tables
 from shared.store import CarepathApplication
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class PositionStore:
         connect_args = {"timeout": 30} if sqlalchemy_url.startswith("sqlite") else {}
         self._engine = sa.create_engine(sqlalchemy_url, connect_args=connect_args)
         self._relay = relay
-        _metadata.create_all(self._engine)
+        create_tables(_metadata, self._engine)
 
     def get(self) -> int:
         with self._engine.connect() as conn:

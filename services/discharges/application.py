@@ -26,6 +26,7 @@ from shared.auth import Actor
 from shared.config import StoreSettings
 from shared.domain import CommandContext
 from shared.errors import NotPermitted
+from shared.sql import create_tables
 from shared.store import CONFLICT_RETRIES, CarepathApplication, Conflict
 
 WHAT = "discharge"
@@ -63,7 +64,7 @@ class KnownStays:
             connect_args = {"timeout": 30} if sqlalchemy_url.startswith("sqlite") else {}
             self._engine = sa.create_engine(sqlalchemy_url, connect_args=connect_args)
         self._lock = threading.Lock()
-        _metadata.create_all(self._engine)
+        create_tables(_metadata, self._engine)
 
     def close(self) -> None:
         self._engine.dispose()

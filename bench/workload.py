@@ -150,6 +150,10 @@ def system(urls: dict[str, str], uri: str, workdir: Path) -> Iterator[dict[str, 
     try:
         for address in addresses.values():
             grpc.channel_ready_future(grpc.insecure_channel(address)).result(timeout=30)
+        time.sleep(1)
+        failed = [p.args for p in procs if p.poll() is not None]
+        if failed:
+            raise SystemExit(f"bench: a process of the system exited: {failed}")
         yield addresses
     finally:
         for p in procs:

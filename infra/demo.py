@@ -5,8 +5,11 @@
 
 The demo is an 84-year-old (synthetic fødselsnummer) whose GP refers her to hospital A under
 the colorectal cancer pathway; A's receipt reports an error in part, A forwards the referral
-to hospital B, B receives and accepts it with a planned date. A second, earlier referral was
-cancelled by the GP. Command ids are fixed, so loading twice changes nothing.
+to hospital B, B receives and accepts it with a planned date and follows the cancer pathway to
+surgery. A second, earlier referral was cancelled by the GP. In November she is admitted
+acutely, declared ready for discharge on a Friday, and the municipality receives her on Tuesday
+in a short-term nursing-home place; a medication changed in hospital is reconciled by the GP.
+Command ids are fixed, so loading twice changes nothing.
 """
 
 from __future__ import annotations
@@ -192,6 +195,33 @@ def load(clients: Clients, secret: str) -> int:
         ),
         metadata=creds[HOSPITAL_B.her_id],
     )
+    # Hospital B follows the cancer pathway: seen on the planned day, the investigation ends
+    # two days over its 12-day standard with surgery decided, and surgery starts in time.
+    cancer = referrals_pb2
+    for command_id, moment, milestone, treatment in (
+        (
+            "first-appointment",
+            at(2024, 9, 10, 9, 0),
+            cancer.CANCER_PATHWAY_MILESTONE_FIRST_APPOINTMENT,
+            0,
+        ),
+        (
+            "investigation-completed",
+            at(2024, 9, 24, 14, 0),
+            cancer.CANCER_PATHWAY_MILESTONE_INVESTIGATION_COMPLETED,
+            cancer.CANCER_TREATMENT_SURGERY,
+        ),
+        ("surgery", at(2024, 10, 4, 8, 0), cancer.CANCER_PATHWAY_MILESTONE_TREATMENT_START, 0),
+    ):
+        second = referrals.RecordCancerPathwayMilestone(
+            referrals_pb2.RecordCancerPathwayMilestoneRequest(
+                metadata=meta(command_id, moment),
+                referral_id=rid,
+                milestone=milestone,
+                treatment=treatment,
+            ),
+            metadata=creds[HOSPITAL_B.her_id],
+        )
 
     # Acute admission on Tuesday 12 November; the municipality's innleggelsesrapport arrives
     # before the hospital's admission notice; Helseopplysninger within 24 hours.

@@ -71,26 +71,47 @@ def receipt_due(sent_at: datetime) -> datetime:
     return sent_at + timedelta(hours=int(rules()["message_receipt"]["hours"]))
 
 
-@dataclass(frozen=True)
-class CancerMilestone:
-    name: str  # first_appointment | investigation_completed
-    due: datetime
+#: The cancer-pathway milestones in the order they are reached (the keys of rules.toml).
+CANCER_MILESTONES = ("first_appointment", "investigation_completed", "treatment_start")
 
 
-def cancer_pathway_milestones(pathway: str, received_at: datetime) -> list[CancerMilestone]:
-    """Due times of the pathway's first segments, counted in calendar days from receipt.
-    (Treatment start depends on the chosen treatment and is left to the hospital's plan.)"""
+def _cancer_limits(pathway: str) -> dict[str, Any]:
     table = rules()["cancer_pathways"]
     if pathway not in table:
         raise MissingRule(f"no time limits for cancer pathway {pathway!r}")
-    limits = table[pathway]
-    day = received_at.astimezone(OSLO).date()
-    first = day + timedelta(days=int(limits["first_appointment"]))
-    done = first + timedelta(days=int(limits["investigation_completed"]))
-    return [
-        CancerMilestone("first_appointment", end_of_day(first)),
-        CancerMilestone("investigation_completed", end_of_day(done)),
-    ]
+    return dict(table[pathway])
+
+
+def cancer_treatments(pathway: str) -> list[str]:
+    """The first treatments the pathway has a standard time for (lower case, e.g. "surgery")."""
+    return sorted(_cancer_limits(pathway)["treatment_start"])
+
+
+def cancer_segment_days(pathway: str, milestone: str, treatment: str | None = None) -> int:
+    """Standard calendar days of the segment that ends at `milestone`. The segments are
+    consecutive: receipt → first appointment → investigation completed → treatment start, and
+    the treatment segment depends on the first treatment chosen."""
+    limits = _cancer_limits(pathway)
+    if milestone not in CANCER_MILESTONES:
+        raise MissingRule(f"no cancer-pathway milestone {milestone!r}")
+    limit = limits[milestone]
+    if isinstance(limit, dict):
+        if treatment not in limit:
+            raise MissingRule(f"no standard time to start {treatment!r} in pathway {pathway!r}")
+        return int(limit[treatment])
+    return int(limit)
+
+
+def cancer_segment_due(
+    pathway: str, milestone: str, segment_start: datetime, treatment: str | None = None
+) -> datetime:
+    """End of the Oslo day by which `milestone` is due: the segment's standard days counted in
+    calendar days from the day the segment started (the referral's receipt for the first
+    appointment, the previous milestone for the others), as Helsedirektoratet measures each
+    forløpstid."""
+    day = segment_start.astimezone(OSLO).date()
+    days = cancer_segment_days(pathway, milestone, treatment)
+    return end_of_day(day + timedelta(days=days))
 
 
 def daily_rate(year: int) -> int:

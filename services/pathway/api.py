@@ -54,6 +54,22 @@ def _patient_of(key: str) -> common_pb2.PatientIdentifier:
     return common_pb2.PatientIdentifier(system=system, value=value)
 
 
+def _milestone_to_pb(m: dict[str, Any], now: str) -> pathway_pb2.CancerMilestoneStatus:
+    """A milestone is late when reached after its due time, or still not reached past it."""
+    pb = pathway_pb2.CancerMilestoneStatus(
+        milestone=_enum(
+            referrals_pb2.CancerPathwayMilestone, "CANCER_PATHWAY_MILESTONE", m["milestone"]
+        ),
+        standard_days=m["standard_days"],
+        late=bool(m["due"]) and (m["reached_at"] or now) > m["due"],
+        treatment=_enum(referrals_pb2.CancerTreatment, "CANCER_TREATMENT", m["treatment"]),
+    )
+    for field in ("segment_start", "due", "reached_at"):
+        if m[field]:
+            getattr(pb, field).CopyFrom(api.timestamp(m[field]))
+    return pb
+
+
 def _payment_to_pb(period: PaymentPeriod) -> pathway_pb2.PaymentPeriod:
     pb = pathway_pb2.PaymentPeriod(
         stay_id=period.stay_id,
@@ -133,6 +149,10 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
                     sent_at=api.timestamp(r["sent_at"]),
                     updated_at=api.timestamp(r["updated_at"]),
                     open=bool(r["is_open"]),
+                    cancer_milestones=[
+                        _milestone_to_pb(m, rm.utc_iso(moment))
+                        for m in r["cancer_milestones"] or []
+                    ],
                 )
             )
         place = view.patient

@@ -16,11 +16,19 @@ from typing import Any
 from services.pathway.discharges import DischargeView, fold_discharge
 from services.pathway.messages import PloMessage
 from services.pathway.readmodel import utc_iso
-from services.pathway.summaries import CANCER_PATHWAY_NAMES, Summariser
+from services.pathway.summaries import (
+    CANCER_MILESTONE_NAMES,
+    CANCER_PATHWAY_NAMES,
+    TREATMENT_NAMES,
+    Summariser,
+)
 from shared import rules
 from shared.envelope import Envelope
 
 OPEN_REFERRAL_STATES = frozenset({"SENT", "RECEIVED", "FORWARDED", "ACCEPTED"})
+#: A cancer pathway stops being followed when its referral is declined or withdrawn.
+CANCER_PATHWAY_ENDED = frozenset({"REJECTED", "CANCELLED", "RECEIPT_REJECTED"})
+CANCER_MILESTONES = ("FIRST_APPOINTMENT", "INVESTIGATION_COMPLETED", "TREATMENT_START")
 
 
 def timeline_order(envelope: Envelope) -> tuple[str, str, str, int]:
@@ -43,10 +51,47 @@ class ReferralView:
     sent_at: str
     updated_at: str
     waiting_since: str  # clinical time the current wait began (sent, forwarded, received)
+    cancer_started_at: str | None = None  # the first receipt: the cancer pathway's clock
+    cancer_reached: dict[str, str] = field(default_factory=dict)  # milestone → clinical time
+    cancer_treatment: str | None = None
 
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_REFERRAL_STATES
+
+    def cancer_milestones(self) -> list[CancerMilestoneStatus]:
+        """Every milestone of the referral's cancer pathway against its standard time; each
+        segment starts when the previous milestone is reached (the receipt for the first)."""
+        if not self.cancer_pathway or not self.cancer_started_at:
+            return []
+        statuses = []
+        start: str | None = self.cancer_started_at
+        for milestone in CANCER_MILESTONES:
+            treatment = self.cancer_treatment if milestone == "TREATMENT_START" else None
+            days, due = 0, None
+            if milestone != "TREATMENT_START" or treatment:
+                key, cure = milestone.lower(), treatment.lower() if treatment else None
+                days = rules.cancer_segment_days(self.cancer_pathway, key, cure)
+                if start:
+                    begun = datetime.fromisoformat(start)
+                    due = utc_iso(rules.cancer_segment_due(self.cancer_pathway, key, begun, cure))
+            reached = self.cancer_reached.get(milestone)
+            statuses.append(CancerMilestoneStatus(milestone, start, due, reached, days, treatment))
+            start = reached
+        return statuses
+
+
+@dataclass(frozen=True)
+class CancerMilestoneStatus:
+    """One milestone of a cancer pathway: its segment's start, due time and standard days, and
+    when it was reached (UTC ISO strings; None while unknown)."""
+
+    milestone: str
+    segment_start: str | None
+    due: str | None
+    reached_at: str | None
+    standard_days: int
+    treatment: str | None
 
 
 @dataclass(frozen=True)
@@ -100,6 +145,8 @@ def _fold_referral(history: list[Envelope]) -> ReferralView | None:
             case "ReferralReceiptRecorded":
                 view.state = "RECEIPT_REJECTED" if d["status"] == "REJECTED" else "RECEIVED"
                 view.waiting_since = utc_iso(e.occurred_at)
+                if view.state == "RECEIVED" and view.cancer_started_at is None:
+                    view.cancer_started_at = utc_iso(e.occurred_at)
             case "ReferralAccepted":
                 view.state = "ACCEPTED"
             case "ReferralRejected":
@@ -112,6 +159,9 @@ def _fold_referral(history: list[Envelope]) -> ReferralView | None:
                 view.state = "COMPLETED"
             case "ReferralCancelled":
                 view.state = "CANCELLED"
+            case "CancerPathwayMilestoneReached":
+                view.cancer_reached[d["milestone"]] = utc_iso(e.occurred_at)
+                view.cancer_treatment = d.get("treatment") or view.cancer_treatment
         view.updated_at = max(view.updated_at, utc_iso(e.occurred_at))
     return view
 
@@ -261,6 +311,30 @@ def _discharge_tasks(d: DischargeView) -> list[Task]:
 
 
 def _referral_tasks(r: ReferralView) -> list[Task]:
+    tasks = _assessment_tasks(r)
+    if r.state in CANCER_PATHWAY_ENDED or not r.cancer_pathway:
+        return tasks
+    name = CANCER_PATHWAY_NAMES[r.cancer_pathway]
+    for m in r.cancer_milestones():
+        if m.reached_at is None and m.segment_start and m.due:
+            what = CANCER_MILESTONE_NAMES[m.milestone]
+            cure = f" ({TREATMENT_NAMES[m.treatment]})" if m.treatment else ""
+            tasks.append(
+                Task(
+                    task_id=f"{r.referral_id}:CANCER_{m.milestone}",
+                    kind=f"CANCER_{m.milestone}",
+                    description=f"Pakkeforløp {name}: {what}{cure} innen {m.standard_days} dager",
+                    waiting_on_her_id=r.receiver_her_id,
+                    waiting_on_kind="HOSPITAL",
+                    since=m.segment_start,
+                    due=m.due,
+                    aggregate_id=r.referral_id,
+                )
+            )
+    return tasks
+
+
+def _assessment_tasks(r: ReferralView) -> list[Task]:
     since = datetime.fromisoformat(r.waiting_since)
 
     def task(kind: str, description: str, due: datetime) -> Task:
@@ -285,23 +359,13 @@ def _referral_tasks(r: ReferralView) -> list[Task]:
         ]
     if r.state != "RECEIVED":
         return []
-    tasks = [
+    return [
         task(
             "REFERRAL_ASSESSMENT",
             "Henvisningen må vurderes og pasienten informeres",
             rules.referral_assessment_due(since),
         )
     ]
-    if r.cancer_pathway:
-        first = rules.cancer_pathway_milestones(r.cancer_pathway, since)[0]
-        tasks.append(
-            task(
-                "CANCER_FIRST_APPOINTMENT",
-                f"Pakkeforløp {CANCER_PATHWAY_NAMES[r.cancer_pathway]}: første fremmøte",
-                first.due,
-            )
-        )
-    return tasks
 
 
 def fold(envelopes: Iterable[Envelope]) -> PatientPathway:
@@ -374,6 +438,7 @@ def derive_rows(key: str, history: list[Envelope]) -> dict[str, list[Row]]:
             "sent_at": r.sent_at,
             "updated_at": r.updated_at,
             "is_open": r.is_open,
+            "cancer_milestones": [vars(m) for m in r.cancer_milestones()] or None,
         }
         for r in pathway.referrals
     ]

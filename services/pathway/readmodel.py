@@ -80,6 +80,8 @@ referrals = sa.Table(
     sa.Column("sent_at", sa.String(32), nullable=False),
     sa.Column("updated_at", sa.String(32), nullable=False),
     sa.Column("is_open", sa.Boolean, nullable=False),
+    # Cancer pathways: every milestone against its standard time (fold.CancerMilestoneStatus).
+    sa.Column("cancer_milestones", sa.JSON, nullable=True),
 )
 
 tasks = sa.Table(

@@ -30,6 +30,18 @@ CANCER_PATHWAY_NAMES = {
     "LYMPHOMA": "lymfom",
 }
 
+CANCER_MILESTONE_NAMES = {
+    "FIRST_APPOINTMENT": "første fremmøte",
+    "INVESTIGATION_COMPLETED": "utredning avsluttet",
+    "TREATMENT_START": "behandling startet",
+}
+
+TREATMENT_NAMES = {
+    "SURGERY": "kirurgi",
+    "DRUGS": "medikamentell behandling",
+    "RADIOTHERAPY": "strålebehandling",
+}
+
 LEVEL_NAMES = {"MUNICIPALITY": "kommunen", "GP": "fastlegen", "HOSPITAL": "sykehuset"}
 
 
@@ -94,6 +106,10 @@ def _summary(event_type: str, data: dict[str, Any], actor: dict[str, str]) -> st
             return "Henvisning avsluttet: helsehjelpen er gitt"
         case "ReferralCancelled":
             return "Henvisning trukket tilbake av fastlegen"
+        case "CancerPathwayMilestoneReached":
+            line = f"Pakkeforløp: {CANCER_MILESTONE_NAMES[data['milestone']]}"
+            treatment = TREATMENT_NAMES.get(data.get("treatment") or "")
+            return f"{line} ({treatment})" if treatment else line
         case "PatientAdmitted":
             how = "akutt" if data["admission_type"] == "ACUTE" else "planlagt"
             return f"Innlagt {how} på sykehus {data['hospital_her_id']}, {data['ward']}"

@@ -10,7 +10,13 @@ import grpc
 
 from carepath.v1 import referrals_pb2, referrals_pb2_grpc
 from services.referrals.application import ReferralsApplication
-from services.referrals.domain import CancerPathway, Priority, Referral
+from services.referrals.domain import (
+    CancerMilestone,
+    CancerPathway,
+    Priority,
+    Referral,
+    Treatment,
+)
 from shared import api
 from shared.apprec import receipt_from_request, receipt_to_pb
 from shared.errors import InvalidArgument
@@ -40,6 +46,15 @@ CANCER_FROM_PB = {
     referrals_pb2.CANCER_PATHWAY_LYMPHOMA: CancerPathway.LYMPHOMA,
 }
 CANCER_TO_PB = {v: k for k, v in CANCER_FROM_PB.items()}
+MILESTONE_FROM_PB = {
+    referrals_pb2.CancerPathwayMilestone.Value(f"CANCER_PATHWAY_MILESTONE_{m}"): m
+    for m in CancerMilestone
+}
+MILESTONE_TO_PB = {v: k for k, v in MILESTONE_FROM_PB.items()}
+TREATMENT_FROM_PB = {
+    referrals_pb2.CancerTreatment.Value(f"CANCER_TREATMENT_{t}"): t for t in Treatment
+}
+TREATMENT_TO_PB = {v: k for k, v in TREATMENT_FROM_PB.items()}
 
 
 def referral_to_pb(referral: Referral) -> referrals_pb2.Referral:
@@ -64,6 +79,13 @@ def referral_to_pb(referral: Referral) -> referrals_pb2.Referral:
         pb.last_receipt.CopyFrom(receipt_to_pb(referral.last_receipt))
     if referral.planned_date:
         pb.planned_date.CopyFrom(api.date_to_pb(referral.planned_date))
+    for milestone, reached_at in referral.cancer_milestones.items():
+        pb.cancer_milestones.add(
+            milestone=MILESTONE_TO_PB[CancerMilestone(milestone)],
+            reached_at=api.timestamp(reached_at),
+        )
+    if referral.cancer_treatment:
+        pb.cancer_treatment = TREATMENT_TO_PB[referral.cancer_treatment]
     return pb
 
 
@@ -137,6 +159,28 @@ class ReferralServicer(referrals_pb2_grpc.ReferralServiceServicer):
     ) -> referrals_pb2.Referral:
         ctx = api.command_context(request, current_actor())
         return referral_to_pb(self._app.complete(ctx, _referral_id(request)))
+
+    def RecordCancerPathwayMilestone(
+        self,
+        request: referrals_pb2.RecordCancerPathwayMilestoneRequest,
+        context: grpc.ServicerContext,
+    ) -> referrals_pb2.Referral:
+        ctx = api.command_context(request, current_actor())
+        referral_id = _referral_id(request)
+        if request.milestone not in MILESTONE_FROM_PB:
+            raise InvalidArgument(
+                "milestone",
+                "is required (FIRST_APPOINTMENT, INVESTIGATION_COMPLETED or TREATMENT_START)",
+            )
+        treatment = None
+        if request.treatment:
+            if request.treatment not in TREATMENT_FROM_PB:
+                raise InvalidArgument("treatment", "is not a known treatment")
+            treatment = TREATMENT_FROM_PB[request.treatment]
+        referral = self._app.record_cancer_milestone(
+            ctx, referral_id, MILESTONE_FROM_PB[request.milestone], treatment
+        )
+        return referral_to_pb(referral)
 
     def CancelReferral(
         self, request: referrals_pb2.CancelReferralRequest, context: grpc.ServicerContext

@@ -6,9 +6,11 @@ from datetime import date
 from uuid import UUID
 
 from services.referrals.domain import (
+    CancerMilestone,
     CancerPathway,
     Priority,
     Referral,
+    Treatment,
     referral_id_for,
 )
 from shared.apprec import AppRecStatus
@@ -79,6 +81,21 @@ class ReferralsApplication(CarepathApplication):
 
     def complete(self, ctx: CommandContext, referral_id: UUID) -> Referral:
         return self.change(Referral, referral_id, ctx.command_id, WHAT, lambda r: r.complete(ctx))
+
+    def record_cancer_milestone(
+        self,
+        ctx: CommandContext,
+        referral_id: UUID,
+        milestone: CancerMilestone,
+        treatment: Treatment | None,
+    ) -> Referral:
+        return self.change(
+            Referral,
+            referral_id,
+            ctx.command_id,
+            WHAT,
+            lambda r: r.record_cancer_milestone(ctx, milestone, treatment),
+        )
 
     def cancel(self, ctx: CommandContext, referral_id: UUID, reason: str) -> Referral:
         return self.change(

@@ -9,12 +9,13 @@ Each public method checks the rule and who may act, then triggers a past-tense e
 from __future__ import annotations
 
 import enum
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
+from shared import rules
 from shared.apprec import AppRecStatus, check_receipt
 from shared.auth import OrgKind
 from shared.domain import CarepathAggregate, CommandContext
@@ -47,6 +48,32 @@ class CancerPathway(enum.StrEnum):
     BREAST = "BREAST"
     COLORECTAL = "COLORECTAL"
     LYMPHOMA = "LYMPHOMA"
+
+
+class CancerMilestone(enum.StrEnum):
+    """The milestones of a cancer pathway, in the order they are reached."""
+
+    FIRST_APPOINTMENT = "FIRST_APPOINTMENT"
+    INVESTIGATION_COMPLETED = "INVESTIGATION_COMPLETED"
+    TREATMENT_START = "TREATMENT_START"
+
+
+CANCER_MILESTONE_ORDER = tuple(CancerMilestone)
+
+
+class Treatment(enum.StrEnum):
+    """The first treatment of a cancer pathway; each has its own standard time."""
+
+    SURGERY = "SURGERY"
+    DRUGS = "DRUGS"
+    RADIOTHERAPY = "RADIOTHERAPY"
+
+
+#: States in which the cancer pathway runs: it starts when the hospital receives the referral
+#: and goes on after the referral is completed (treatment usually follows an admission).
+CANCER_PATHWAY_RUNNING = frozenset(
+    {ReferralState.RECEIVED, ReferralState.ACCEPTED, ReferralState.COMPLETED}
+)
 
 
 def referral_id_for(sender_her_id: str, command_id: str) -> UUID:
@@ -105,6 +132,9 @@ class Referral(CarepathAggregate):
         self.received_at: str | None = None
         self.last_receipt: dict[str, Any] | None = None
         self.planned_date: date | None = None
+        self.cancer_started_at: str | None = None
+        self.cancer_milestones: dict[str, str] = {}
+        self.cancer_treatment: Treatment | None = None
         self._handled(meta)
 
     # --- rules -------------------------------------------------------------------------------
@@ -146,6 +176,8 @@ class Referral(CarepathAggregate):
         else:
             self.state = ReferralState.RECEIVED
             self.received_at = meta["occurred_at"]
+            if self.cancer_pathway and self.cancer_started_at is None:
+                self.cancer_started_at = meta["occurred_at"]
         self._handled(meta)
 
     def accept(self, ctx: CommandContext, planned_date: date) -> None:
@@ -214,6 +246,58 @@ class Referral(CarepathAggregate):
     @event("ReferralCancelled")
     def _cancelled(self, meta: dict[str, Any], reason: str) -> None:
         self.state = ReferralState.CANCELLED
+        self._handled(meta)
+
+    def record_cancer_milestone(
+        self, ctx: CommandContext, milestone: CancerMilestone, treatment: Treatment | None
+    ) -> None:
+        """The hospital records that the patient reached the next milestone of the cancer
+        pathway. Milestones come in order, once each; the investigation ends with the first
+        treatment chosen (its standard time sets the last segment's limit)."""
+        self._require_receiver(ctx, "record a cancer-pathway milestone")
+        if self.cancer_pathway is None:
+            raise InvalidTransition(
+                "the referral", "without a cancer pathway", "record a milestone"
+            )
+        self._require_state(CANCER_PATHWAY_RUNNING, "record a cancer-pathway milestone")
+        expected = next(
+            (m for m in CANCER_MILESTONE_ORDER if m.value not in self.cancer_milestones), None
+        )
+        if milestone is not expected:
+            reached = ", ".join(self.cancer_milestones) or "none"
+            raise InvalidTransition(
+                "the cancer pathway", f"at milestones reached: {reached}", f"record {milestone}"
+            )
+        times = [self.cancer_started_at, *self.cancer_milestones.values()]
+        if ctx.occurred_at < max(datetime.fromisoformat(t) for t in times if t):
+            raise InvalidArgument(
+                "metadata.occurred_at", "must not be before the pathway's previous milestone"
+            )
+        allowed = rules.cancer_treatments(self.cancer_pathway.value)
+        if milestone is CancerMilestone.INVESTIGATION_COMPLETED and treatment is None:
+            raise InvalidArgument(
+                "treatment", f"is required when the investigation ends (one of {allowed})"
+            )
+        if milestone is CancerMilestone.FIRST_APPOINTMENT and treatment is not None:
+            raise InvalidArgument("treatment", "is decided when the investigation ends")
+        if treatment is not None and treatment.value.lower() not in allowed:
+            raise InvalidArgument(
+                "treatment", f"has no standard time in this pathway (one of {allowed})"
+            )
+        chosen = treatment or self.cancer_treatment
+        self._cancer_milestone_reached(
+            meta=ctx.meta(self.patient),
+            milestone=milestone.value,
+            treatment=chosen.value if chosen else None,
+        )
+
+    @event("CancerPathwayMilestoneReached")
+    def _cancer_milestone_reached(
+        self, meta: dict[str, Any], milestone: str, treatment: str | None
+    ) -> None:
+        self.cancer_milestones[milestone] = meta["occurred_at"]
+        if treatment:
+            self.cancer_treatment = Treatment(treatment)
         self._handled(meta)
 
     def may_read(self, her_id: str) -> bool:

@@ -127,6 +127,10 @@ def test_the_demo_stay_tells_the_whole_story_and_rebuilds_identically(
             referrals_pb2.REFERRAL_STATE_ACCEPTED,
             referrals_pb2.REFERRAL_STATE_CANCELLED,
         ]
+        # hospital B's colorectal pathway: the investigation took 14 days of its 12
+        cancer = reply.summary.referrals[0].cancer_milestones
+        assert [(m.standard_days, m.late) for m in cancer] == [(9, False), (12, True), (14, False)]
+        assert not [t for t in reply.tasks if "CANCER" in pathway_pb2.TaskKind.Name(t.kind)]
         doses = {e.medication.name: e.dose for e in reply.medications.entries}
         assert doses == {"Metformin": "500 mg x 2", "Ramipril": "2.5 mg x 1"}
         before = get(medications_at=at_oslo(2024, 11, 1, 12, 0))

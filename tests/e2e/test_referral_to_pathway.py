@@ -519,3 +519,67 @@ def meta_at(command_id: str, when: datetime) -> common_pb2.CommandMetadata:
     ts = Timestamp()
     ts.FromDatetime(when)
     return common_pb2.CommandMetadata(command_id=command_id, occurred_at=ts)
+
+
+def milestone(
+    referrals: referrals_pb2_grpc.ReferralServiceStub,
+    referral_id: str,
+    which: int,
+    days_ago: float,
+    treatment: int = 0,
+) -> referrals_pb2.Referral:
+    reply: referrals_pb2.Referral = referrals.RecordCancerPathwayMilestone(
+        referrals_pb2.RecordCancerPathwayMilestoneRequest(
+            metadata=meta(f"milestone-{which}", 24 * days_ago),
+            referral_id=referral_id,
+            milestone=which,
+            treatment=treatment,
+        ),
+        metadata=auth(HOSPITAL),
+    )
+    return reply
+
+
+def test_a_colorectal_pathway_shows_each_segment_against_its_standard_time(
+    system: Harness,
+    referrals: referrals_pb2_grpc.ReferralServiceStub,
+    pathway: pathway_pb2_grpc.PathwayServiceStub,
+) -> None:
+    """Received 30 days ago; seen after 5 days (within 9); investigation completed 20 days later
+    (late: 12); surgery (14) not started yet and due in 9 days."""
+    sent = referrals.SendReferral(
+        send_request("crc", metadata=meta("crc", 24 * 31)), metadata=auth(GP)
+    )
+    receive(referrals, sent.referral_id, hours_ago=24 * 30)
+    m = referrals_pb2
+    milestone(referrals, sent.referral_id, m.CANCER_PATHWAY_MILESTONE_FIRST_APPOINTMENT, 25)
+    before = stored_events(system)
+    with pytest.raises(grpc.RpcError) as refused:
+        milestone(
+            referrals, sent.referral_id, m.CANCER_PATHWAY_MILESTONE_INVESTIGATION_COMPLETED, 5
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "treatment" in str(refused.value.details())
+    with pytest.raises(grpc.RpcError) as refused:
+        milestone(referrals, sent.referral_id, m.CANCER_PATHWAY_MILESTONE_TREATMENT_START, 5)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert stored_events(system) == before
+    reply = milestone(
+        referrals,
+        sent.referral_id,
+        m.CANCER_PATHWAY_MILESTONE_INVESTIGATION_COMPLETED,
+        5,
+        m.CANCER_TREATMENT_SURGERY,
+    )
+    assert reply.cancer_treatment == m.CANCER_TREATMENT_SURGERY
+    assert len(reply.cancer_milestones) == 2
+
+    seen = wait_for(pathway_with(pathway, 4), what="the milestones")
+    first, done, start = seen.summary.referrals[0].cancer_milestones
+    assert (first.standard_days, done.standard_days, start.standard_days) == (9, 12, 14)
+    assert not first.late and done.late and not start.late
+    assert start.treatment == m.CANCER_TREATMENT_SURGERY and not start.HasField("reached_at")
+    (task,) = [t for t in seen.tasks if t.kind == pathway_pb2.TASK_KIND_CANCER_TREATMENT_START]
+    assert task.waiting_on.her_id == HOSPITAL.her_id and not task.breached
+    assert timedelta(days=8) < task.due.ToDatetime(tzinfo=UTC) - NOW < timedelta(days=10)
+    assert "kirurgi" in task.description

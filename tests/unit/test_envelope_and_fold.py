@@ -10,7 +10,7 @@ import pytest
 
 from services.pathway.fold import fold
 from services.referrals.application import ReferralsApplication
-from services.referrals.domain import CancerPathway, Priority
+from services.referrals.domain import CancerMilestone, CancerPathway, Priority, Treatment
 from shared.apprec import AppRecStatus
 from shared.domain import CommandContext
 from shared.envelope import Envelope, EnvelopeError
@@ -107,3 +107,75 @@ def test_duplicates_and_any_arrival_order_give_the_same_pathway() -> None:
 def test_a_referral_seen_before_its_sent_event_is_not_guessed() -> None:
     events = [e for e in story() if e.event_type != "ReferralSent"]
     assert fold(events).referrals == []
+
+
+def lymphoma_story(through: list[tuple[str, int, str | None]]) -> list[Envelope]:
+    """An urgent lymphoma referral received at 10:00 on Monday 2 March 2026, then the given
+    milestones (name, hours after receipt, treatment)."""
+    app = ReferralsApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+
+    def c(actor, cid, h):  # type: ignore[no-untyped-def]
+        return CommandContext(cid, T0 + timedelta(hours=1 + h), actor, "corr")
+
+    r = app.send_referral(
+        c(GP, "s", -1),
+        PATIENT,
+        HOSPITAL.her_id,
+        "Hovne lymfeknuter",
+        Priority.URGENT,
+        CancerPathway.LYMPHOMA,
+    )
+    app.record_receipt(c(HOSPITAL, "r", 0), r.id, AppRecStatus.OK, [])
+    for name, hours, treatment in through:
+        app.record_cancer_milestone(
+            c(HOSPITAL, name, hours),
+            r.id,
+            CancerMilestone(name),
+            Treatment(treatment) if treatment else None,
+        )
+    return list(iter_all_envelopes("referrals", app))
+
+
+def test_a_lymphoma_pathway_waits_on_the_hospital_segment_by_segment() -> None:
+    tasks = fold(lymphoma_story([])).tasks
+    first = next(t for t in tasks if t.kind == "CANCER_FIRST_APPOINTMENT")
+    assert first.due.startswith("2026-03-06T22:59:59")  # 4 days: end of Friday, Oslo time
+    assert first.waiting_on_her_id == HOSPITAL.her_id
+    # Seen on Wednesday; the investigation (14 days) runs from that day.
+    tasks = fold(lymphoma_story([("FIRST_APPOINTMENT", 48, None)])).tasks
+    assert [t.kind for t in tasks if t.kind.startswith("CANCER")] == [
+        "CANCER_INVESTIGATION_COMPLETED"
+    ]
+    done = next(t for t in tasks if t.kind == "CANCER_INVESTIGATION_COMPLETED")
+    assert done.due.startswith("2026-03-18T22:59:59")
+    # Radiotherapy decided on 16 March: 17 days to start it.
+    story_ = [("FIRST_APPOINTMENT", 48, None), ("INVESTIGATION_COMPLETED", 14 * 24, "RADIOTHERAPY")]
+    envelopes = lymphoma_story(story_)
+    pathway = fold(envelopes)
+    start = next(t for t in pathway.tasks if t.kind == "CANCER_TREATMENT_START")
+    assert start.due.startswith("2026-04-02T21:59:59")  # summer time from 29 March
+    assert "strålebehandling" in start.description
+    milestones = pathway.referrals[0].cancer_milestones()
+    assert [m.standard_days for m in milestones] == [4, 14, 17]
+    assert milestones[2].reached_at is None and milestones[2].segment_start
+    assert "Pakkeforløp: utredning avsluttet (strålebehandling)" in [
+        s for _e, s in pathway.timeline
+    ]
+
+
+def test_a_started_treatment_closes_the_cancer_pathway_tasks() -> None:
+    pathway = fold(
+        lymphoma_story(
+            [
+                ("FIRST_APPOINTMENT", 48, None),
+                ("INVESTIGATION_COMPLETED", 100, "DRUGS"),
+                ("TREATMENT_START", 150, None),
+            ]
+        )
+    )
+    assert not [t for t in pathway.tasks if t.kind.startswith("CANCER")]
+    assert [m.treatment for m in pathway.referrals[0].cancer_milestones()] == [
+        None,
+        None,
+        "DRUGS",
+    ]

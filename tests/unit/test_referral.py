@@ -8,7 +8,13 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from services.referrals.application import ReferralsApplication
-from services.referrals.domain import CancerPathway, Priority, ReferralState
+from services.referrals.domain import (
+    CancerMilestone,
+    CancerPathway,
+    Priority,
+    ReferralState,
+    Treatment,
+)
 from shared.apprec import AppRecStatus
 from shared.auth import Actor
 from shared.domain import CommandContext
@@ -19,6 +25,9 @@ from tests.support import make_fnr
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(12, 3, 42, 480)}
 T0 = datetime(2026, 9, 1, 8, 30, tzinfo=UTC)
+FIRST = CancerMilestone.FIRST_APPOINTMENT
+DONE = CancerMilestone.INVESTIGATION_COMPLETED
+START = CancerMilestone.TREATMENT_START
 
 
 def ctx(actor: Actor, command_id: str, hours: float = 0) -> CommandContext:
@@ -205,3 +214,63 @@ def test_only_sender_and_receiver_may_read(app: ReferralsApplication) -> None:
     assert app.get_referral(HOSPITAL, r.id).id == r.id
     with pytest.raises(NotPermitted):
         app.get_referral(OTHER_HOSPITAL, r.id)
+
+
+def received(app: ReferralsApplication):  # type: ignore[no-untyped-def]
+    r = send(app)
+    return app.record_receipt(ctx(HOSPITAL, "rcpt", 1), r.id, AppRecStatus.OK, [])
+
+
+def test_a_colorectal_pathway_reaches_its_milestones_in_order(app: ReferralsApplication) -> None:
+    r = received(app)
+    r = app.record_cancer_milestone(ctx(HOSPITAL, "m1", 48), r.id, FIRST, None)
+    r = app.accept(ctx(HOSPITAL, "acc", 50), r.id, date(2026, 9, 4))
+    r = app.record_cancer_milestone(ctx(HOSPITAL, "m2", 200), r.id, DONE, Treatment.SURGERY)
+    r = app.complete(ctx(HOSPITAL, "done", 210), r.id)  # the pathway outlives the referral
+    r = app.record_cancer_milestone(ctx(HOSPITAL, "m3", 300), r.id, START, None)
+    assert list(r.cancer_milestones) == ["FIRST_APPOINTMENT", "INVESTIGATION_COMPLETED", START]
+    assert r.cancer_treatment is Treatment.SURGERY
+    assert r.cancer_started_at == (T0 + timedelta(hours=1)).isoformat()
+
+
+def test_milestones_come_in_order_and_once(app: ReferralsApplication) -> None:
+    r = received(app)
+    with pytest.raises(InvalidTransition, match="record INVESTIGATION_COMPLETED"):
+        app.record_cancer_milestone(ctx(HOSPITAL, "m2", 5), r.id, DONE, Treatment.SURGERY)
+    app.record_cancer_milestone(ctx(HOSPITAL, "m1", 5), r.id, FIRST, None)
+    with pytest.raises(InvalidTransition, match="FIRST_APPOINTMENT"):
+        app.record_cancer_milestone(ctx(HOSPITAL, "m1-again", 6), r.id, FIRST, None)
+    with pytest.raises(InvalidArgument, match="occurred_at"):
+        app.record_cancer_milestone(ctx(HOSPITAL, "m2", 4), r.id, DONE, Treatment.SURGERY)
+
+
+def test_the_investigation_ends_with_a_treatment_the_pathway_has_a_standard_for(
+    app: ReferralsApplication,
+) -> None:
+    r = received(app)
+    app.record_cancer_milestone(ctx(HOSPITAL, "m1", 5), r.id, FIRST, None)
+    before = events_in(app)
+    with pytest.raises(InvalidArgument, match=r"^treatment: is required"):
+        app.record_cancer_milestone(ctx(HOSPITAL, "m2", 9), r.id, DONE, None)
+    lymphoma = send(app, "send-2", cancer_pathway=CancerPathway.LYMPHOMA)
+    app.record_receipt(ctx(HOSPITAL, "rcpt-2", 1), lymphoma.id, AppRecStatus.OK, [])
+    app.record_cancer_milestone(ctx(HOSPITAL, "l1", 5), lymphoma.id, FIRST, None)
+    before = events_in(app)
+    with pytest.raises(InvalidArgument, match="no standard time"):
+        app.record_cancer_milestone(ctx(HOSPITAL, "l2", 9), lymphoma.id, DONE, Treatment.SURGERY)
+    assert events_in(app) == before
+
+
+def test_only_the_receiving_hospital_records_milestones_of_a_cancer_referral(
+    app: ReferralsApplication,
+) -> None:
+    r = received(app)
+    with pytest.raises(NotPermitted):
+        app.record_cancer_milestone(ctx(OTHER_HOSPITAL, "m1", 5), r.id, FIRST, None)
+    plain = send(app, "send-3", cancer_pathway=None, priority=Priority.ROUTINE)
+    app.record_receipt(ctx(HOSPITAL, "rcpt-3", 1), plain.id, AppRecStatus.OK, [])
+    with pytest.raises(InvalidTransition, match="without a cancer pathway"):
+        app.record_cancer_milestone(ctx(HOSPITAL, "p1", 5), plain.id, FIRST, None)
+    sent = send(app, "send-4")
+    with pytest.raises(InvalidTransition, match="is SENT"):
+        app.record_cancer_milestone(ctx(HOSPITAL, "s1", 5), sent.id, FIRST, None)

@@ -44,12 +44,21 @@ def test_assessment_deadline_skips_may_holidays() -> None:
     assert due.date() == date(2026, 5, 15)
 
 
-def test_colorectal_pathway_milestones_count_calendar_days_from_receipt() -> None:
-    first, done = rules.cancer_pathway_milestones(
-        "COLORECTAL", datetime(2026, 9, 1, 9, 0, tzinfo=UTC)
-    )
-    assert first.due.date() == date(2026, 9, 10)
-    assert done.due.date() == date(2026, 9, 22)
+def test_colorectal_segments_count_calendar_days_from_the_segment_start() -> None:
+    received = datetime(2026, 9, 1, 9, 0, tzinfo=UTC)
+    first = rules.cancer_segment_due("COLORECTAL", "first_appointment", received)
+    assert first.date() == date(2026, 9, 10)
+    seen = datetime(2026, 9, 8, 9, 0, tzinfo=UTC)  # seen two days early: the next segment starts
+    done = rules.cancer_segment_due("COLORECTAL", "investigation_completed", seen)
+    assert done.date() == date(2026, 9, 20)
+    radio = rules.cancer_segment_due("COLORECTAL", "treatment_start", done, "radiotherapy")
+    assert radio.date() == date(2026, 10, 8)
+
+
+def test_the_treatment_segment_needs_a_treatment_the_pathway_has_a_standard_for() -> None:
+    assert rules.cancer_treatments("LYMPHOMA") == ["drugs", "radiotherapy"]
+    with pytest.raises(rules.MissingRule):
+        rules.cancer_segment_days("LYMPHOMA", "treatment_start", "surgery")
 
 
 def test_every_rule_cites_its_source() -> None:

@@ -50,6 +50,14 @@ class _TaskKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskKind.Val
     """The municipality must answer whether and when it can receive a patient declared ready for
     discharge (utskrivningsklar).
     """
+    TASK_KIND_CANCER_INVESTIGATION_COMPLETED: _TaskKind.ValueType  # 7
+    """Cancer pathway: the investigation must be completed within the pathway's limit from the
+    first appointment.
+    """
+    TASK_KIND_CANCER_TREATMENT_START: _TaskKind.ValueType  # 8
+    """Cancer pathway: the first treatment must start within its limit from the end of the
+    investigation.
+    """
 
 class TaskKind(_TaskKind, metaclass=_TaskKindEnumTypeWrapper):
     """What an open task is about."""
@@ -72,6 +80,14 @@ who already receive municipal services.
 TASK_KIND_READINESS_ANSWER: TaskKind.ValueType  # 6
 """The municipality must answer whether and when it can receive a patient declared ready for
 discharge (utskrivningsklar).
+"""
+TASK_KIND_CANCER_INVESTIGATION_COMPLETED: TaskKind.ValueType  # 7
+"""Cancer pathway: the investigation must be completed within the pathway's limit from the
+first appointment.
+"""
+TASK_KIND_CANCER_TREATMENT_START: TaskKind.ValueType  # 8
+"""Cancer pathway: the first treatment must start within its limit from the end of the
+investigation.
 """
 Global___TaskKind: _TypeAlias = TaskKind  # noqa: Y015
 
@@ -382,6 +398,7 @@ class ReferralSummary(_message.Message):
     SENT_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     OPEN_FIELD_NUMBER: _builtins.int
+    CANCER_MILESTONES_FIELD_NUMBER: _builtins.int
     referral_id: _builtins.str
     state: _referrals_pb2.ReferralState.ValueType
     priority: _referrals_pb2.ReferralPriority.ValueType
@@ -396,6 +413,12 @@ class ReferralSummary(_message.Message):
     def updated_at(self) -> _timestamp_pb2.Timestamp:
         """Clinical time of the referral's latest event."""
 
+    @_builtins.property
+    def cancer_milestones(self) -> _containers.RepeatedCompositeFieldContainer[Global___CancerMilestoneStatus]:
+        """Cancer pathways only: every milestone with its standard due time, reached or not, in
+        order, from the hospital's receipt of the referral.
+        """
+
     def __init__(
         self,
         *,
@@ -408,14 +431,70 @@ class ReferralSummary(_message.Message):
         sent_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         open: _builtins.bool = ...,
+        cancer_milestones: _abc.Iterable[Global___CancerMilestoneStatus] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancer_pathway", b"cancer_pathway", "open", b"open", "priority", b"priority", "receiver_her_id", b"receiver_her_id", "referral_id", b"referral_id", "sender_her_id", b"sender_her_id", "sent_at", b"sent_at", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancer_milestones", b"cancer_milestones", "cancer_pathway", b"cancer_pathway", "open", b"open", "priority", b"priority", "receiver_her_id", b"receiver_her_id", "referral_id", b"referral_id", "sender_her_id", b"sender_her_id", "sent_at", b"sent_at", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReferralSummary: _TypeAlias = ReferralSummary  # noqa: Y015
+
+@_typing.final
+class CancerMilestoneStatus(_message.Message):
+    """One cancer-pathway milestone against its standard time."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MILESTONE_FIELD_NUMBER: _builtins.int
+    SEGMENT_START_FIELD_NUMBER: _builtins.int
+    DUE_FIELD_NUMBER: _builtins.int
+    REACHED_AT_FIELD_NUMBER: _builtins.int
+    STANDARD_DAYS_FIELD_NUMBER: _builtins.int
+    LATE_FIELD_NUMBER: _builtins.int
+    TREATMENT_FIELD_NUMBER: _builtins.int
+    milestone: _referrals_pb2.CancerPathwayMilestone.ValueType
+    standard_days: _builtins.int
+    """The segment's standard time in calendar days (0 while unknown)."""
+    late: _builtins.bool
+    """True when reached after its due time, or not reached and past it."""
+    treatment: _referrals_pb2.CancerTreatment.ValueType
+    """The treatment (TREATMENT_START only)."""
+    @_builtins.property
+    def segment_start(self) -> _timestamp_pb2.Timestamp:
+        """Start of the segment: the receipt for the first appointment, else the previous milestone.
+        Unset while the previous milestone is not reached.
+        """
+
+    @_builtins.property
+    def due(self) -> _timestamp_pb2.Timestamp:
+        """End of the Oslo day the milestone is due (segment start + the segment's standard days).
+        Unset while the segment has not started, or before the treatment is decided.
+        """
+
+    @_builtins.property
+    def reached_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was reached; unset while not reached."""
+
+    def __init__(
+        self,
+        *,
+        milestone: _referrals_pb2.CancerPathwayMilestone.ValueType = ...,
+        segment_start: _timestamp_pb2.Timestamp | None = ...,
+        due: _timestamp_pb2.Timestamp | None = ...,
+        reached_at: _timestamp_pb2.Timestamp | None = ...,
+        standard_days: _builtins.int = ...,
+        late: _builtins.bool = ...,
+        treatment: _referrals_pb2.CancerTreatment.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due", b"due", "reached_at", b"reached_at", "segment_start", b"segment_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["due", b"due", "late", b"late", "milestone", b"milestone", "reached_at", b"reached_at", "segment_start", b"segment_start", "standard_days", b"standard_days", "treatment", b"treatment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancerMilestoneStatus: _TypeAlias = CancerMilestoneStatus  # noqa: Y015
 
 @_typing.final
 class PathwaySummary(_message.Message):

@@ -6,9 +6,11 @@ forwarding (viderehenvisning) to completion or cancellation.
 """
 
 from carepath.v1 import common_pb2 as _common_pb2
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -104,6 +106,55 @@ CANCER_PATHWAY_BREAST: CancerPathway.ValueType  # 1
 CANCER_PATHWAY_COLORECTAL: CancerPathway.ValueType  # 2
 CANCER_PATHWAY_LYMPHOMA: CancerPathway.ValueType  # 3
 Global___CancerPathway: _TypeAlias = CancerPathway  # noqa: Y015
+
+class _CancerPathwayMilestone:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CancerPathwayMilestoneEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CancerPathwayMilestone.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CANCER_PATHWAY_MILESTONE_UNSPECIFIED: _CancerPathwayMilestone.ValueType  # 0
+    CANCER_PATHWAY_MILESTONE_FIRST_APPOINTMENT: _CancerPathwayMilestone.ValueType  # 1
+    """First appointment at the hospital (første fremmøte i utredende enhet)."""
+    CANCER_PATHWAY_MILESTONE_INVESTIGATION_COMPLETED: _CancerPathwayMilestone.ValueType  # 2
+    """Investigation completed (avsluttet utredning): the treatment is decided."""
+    CANCER_PATHWAY_MILESTONE_TREATMENT_START: _CancerPathwayMilestone.ValueType  # 3
+    """Start of the first treatment (start behandling)."""
+
+class CancerPathwayMilestone(_CancerPathwayMilestone, metaclass=_CancerPathwayMilestoneEnumTypeWrapper):
+    """A milestone of a cancer pathway. Each ends a segment with its own standard time in calendar
+    days (Helsedirektoratet's forløpstider): receipt → first appointment → investigation
+    completed → treatment start.
+    """
+
+CANCER_PATHWAY_MILESTONE_UNSPECIFIED: CancerPathwayMilestone.ValueType  # 0
+CANCER_PATHWAY_MILESTONE_FIRST_APPOINTMENT: CancerPathwayMilestone.ValueType  # 1
+"""First appointment at the hospital (første fremmøte i utredende enhet)."""
+CANCER_PATHWAY_MILESTONE_INVESTIGATION_COMPLETED: CancerPathwayMilestone.ValueType  # 2
+"""Investigation completed (avsluttet utredning): the treatment is decided."""
+CANCER_PATHWAY_MILESTONE_TREATMENT_START: CancerPathwayMilestone.ValueType  # 3
+"""Start of the first treatment (start behandling)."""
+Global___CancerPathwayMilestone: _TypeAlias = CancerPathwayMilestone  # noqa: Y015
+
+class _CancerTreatment:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CancerTreatmentEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CancerTreatment.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CANCER_TREATMENT_UNSPECIFIED: _CancerTreatment.ValueType  # 0
+    CANCER_TREATMENT_SURGERY: _CancerTreatment.ValueType  # 1
+    CANCER_TREATMENT_DRUGS: _CancerTreatment.ValueType  # 2
+    CANCER_TREATMENT_RADIOTHERAPY: _CancerTreatment.ValueType  # 3
+
+class CancerTreatment(_CancerTreatment, metaclass=_CancerTreatmentEnumTypeWrapper):
+    """The first treatment of a cancer pathway; the last segment's standard time depends on it."""
+
+CANCER_TREATMENT_UNSPECIFIED: CancerTreatment.ValueType  # 0
+CANCER_TREATMENT_SURGERY: CancerTreatment.ValueType  # 1
+CANCER_TREATMENT_DRUGS: CancerTreatment.ValueType  # 2
+CANCER_TREATMENT_RADIOTHERAPY: CancerTreatment.ValueType  # 3
+Global___CancerTreatment: _TypeAlias = CancerTreatment  # noqa: Y015
 
 @_typing.final
 class SendReferralRequest(_message.Message):
@@ -288,6 +339,41 @@ class CompleteReferralRequest(_message.Message):
 Global___CompleteReferralRequest: _TypeAlias = CompleteReferralRequest  # noqa: Y015
 
 @_typing.final
+class RecordCancerPathwayMilestoneRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METADATA_FIELD_NUMBER: _builtins.int
+    REFERRAL_ID_FIELD_NUMBER: _builtins.int
+    MILESTONE_FIELD_NUMBER: _builtins.int
+    TREATMENT_FIELD_NUMBER: _builtins.int
+    referral_id: _builtins.str
+    milestone: Global___CancerPathwayMilestone.ValueType
+    treatment: Global___CancerTreatment.ValueType
+    """Required with INVESTIGATION_COMPLETED (the treatment decided); optional with
+    TREATMENT_START (defaults to the one decided; may differ); not allowed with
+    FIRST_APPOINTMENT. Must be a treatment the pathway has a standard time for.
+    """
+    @_builtins.property
+    def metadata(self) -> _common_pb2.CommandMetadata:
+        """occurred_at: when the milestone was reached."""
+
+    def __init__(
+        self,
+        *,
+        metadata: _common_pb2.CommandMetadata | None = ...,
+        referral_id: _builtins.str = ...,
+        milestone: Global___CancerPathwayMilestone.ValueType = ...,
+        treatment: Global___CancerTreatment.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "milestone", b"milestone", "referral_id", b"referral_id", "treatment", b"treatment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordCancerPathwayMilestoneRequest: _TypeAlias = RecordCancerPathwayMilestoneRequest  # noqa: Y015
+
+@_typing.final
 class CancelReferralRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -351,6 +437,8 @@ class Referral(_message.Message):
     LAST_RECEIPT_FIELD_NUMBER: _builtins.int
     PLANNED_DATE_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    CANCER_MILESTONES_FIELD_NUMBER: _builtins.int
+    CANCER_TREATMENT_FIELD_NUMBER: _builtins.int
     referral_id: _builtins.str
     """Stable id (UUID), derived from the sender's HER-id and the send command's command_id."""
     state: Global___ReferralState.ValueType
@@ -362,6 +450,8 @@ class Referral(_message.Message):
     """HER-id of the hospital currently responsible for the referral."""
     version: _builtins.int
     """Version of the referral's history (number of recorded events)."""
+    cancer_treatment: Global___CancerTreatment.ValueType
+    """Cancer pathways only: the first treatment decided (or started)."""
     @_builtins.property
     def patient(self) -> _common_pb2.PatientIdentifier: ...
     @_builtins.property
@@ -380,6 +470,10 @@ class Referral(_message.Message):
     def planned_date(self) -> _common_pb2.Date:
         """Planned date when ACCEPTED."""
 
+    @_builtins.property
+    def cancer_milestones(self) -> _containers.RepeatedCompositeFieldContainer[Global___CancerPathwayMilestoneReached]:
+        """Cancer pathways only: the milestones reached so far, in order."""
+
     def __init__(
         self,
         *,
@@ -395,11 +489,38 @@ class Referral(_message.Message):
         last_receipt: _common_pb2.AppRec | None = ...,
         planned_date: _common_pb2.Date | None = ...,
         version: _builtins.int = ...,
+        cancer_milestones: _abc.Iterable[Global___CancerPathwayMilestoneReached] | None = ...,
+        cancer_treatment: Global___CancerTreatment.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["last_receipt", b"last_receipt", "patient", b"patient", "planned_date", b"planned_date", "received_at", b"received_at", "sent_at", b"sent_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancer_pathway", b"cancer_pathway", "last_receipt", b"last_receipt", "patient", b"patient", "planned_date", b"planned_date", "priority", b"priority", "received_at", b"received_at", "receiver_her_id", b"receiver_her_id", "referral_id", b"referral_id", "sender_her_id", b"sender_her_id", "sent_at", b"sent_at", "state", b"state", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancer_milestones", b"cancer_milestones", "cancer_pathway", b"cancer_pathway", "cancer_treatment", b"cancer_treatment", "last_receipt", b"last_receipt", "patient", b"patient", "planned_date", b"planned_date", "priority", b"priority", "received_at", b"received_at", "receiver_her_id", b"receiver_her_id", "referral_id", b"referral_id", "sender_her_id", b"sender_her_id", "sent_at", b"sent_at", "state", b"state", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Referral: _TypeAlias = Referral  # noqa: Y015
+
+@_typing.final
+class CancerPathwayMilestoneReached(_message.Message):
+    """A cancer-pathway milestone and when it was reached (clinical time)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MILESTONE_FIELD_NUMBER: _builtins.int
+    REACHED_AT_FIELD_NUMBER: _builtins.int
+    milestone: Global___CancerPathwayMilestone.ValueType
+    @_builtins.property
+    def reached_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        milestone: Global___CancerPathwayMilestone.ValueType = ...,
+        reached_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reached_at", b"reached_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["milestone", b"milestone", "reached_at", b"reached_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancerPathwayMilestoneReached: _TypeAlias = CancerPathwayMilestoneReached  # noqa: Y015

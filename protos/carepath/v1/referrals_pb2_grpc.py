@@ -70,6 +70,11 @@ class ReferralServiceStub:
                 request_serializer=carepath_dot_v1_dot_referrals__pb2.CompleteReferralRequest.SerializeToString,
                 response_deserializer=carepath_dot_v1_dot_referrals__pb2.Referral.FromString,
                 _registered_method=True)
+        self.RecordCancerPathwayMilestone = channel.unary_unary(
+                '/carepath.v1.ReferralService/RecordCancerPathwayMilestone',
+                request_serializer=carepath_dot_v1_dot_referrals__pb2.RecordCancerPathwayMilestoneRequest.SerializeToString,
+                response_deserializer=carepath_dot_v1_dot_referrals__pb2.Referral.FromString,
+                _registered_method=True)
         self.CancelReferral = channel.unary_unary(
                 '/carepath.v1.ReferralService/CancelReferral',
                 request_serializer=carepath_dot_v1_dot_referrals__pb2.CancelReferralRequest.SerializeToString,
@@ -135,6 +140,18 @@ class ReferralServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordCancerPathwayMilestone(self, request, context):
+        """The receiving hospital records the next milestone of the referral's cancer pathway
+        (pakkeforløp): first appointment, then investigation completed (with the first treatment
+        chosen), then treatment start. In order and once each, while the referral is RECEIVED,
+        ACCEPTED or COMPLETED (the pathway outlives the referral). metadata.occurred_at is when the
+        milestone was reached; it may not precede the previous one. FAILED_PRECONDITION for a
+        referral without a cancer pathway or a milestone out of order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CancelReferral(self, request, context):
         """The referring GP withdraws the referral (CANCELLED).
         """
@@ -180,6 +197,11 @@ def add_ReferralServiceServicer_to_server(servicer, server):
             'CompleteReferral': grpc.unary_unary_rpc_method_handler(
                     servicer.CompleteReferral,
                     request_deserializer=carepath_dot_v1_dot_referrals__pb2.CompleteReferralRequest.FromString,
+                    response_serializer=carepath_dot_v1_dot_referrals__pb2.Referral.SerializeToString,
+            ),
+            'RecordCancerPathwayMilestone': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordCancerPathwayMilestone,
+                    request_deserializer=carepath_dot_v1_dot_referrals__pb2.RecordCancerPathwayMilestoneRequest.FromString,
                     response_serializer=carepath_dot_v1_dot_referrals__pb2.Referral.SerializeToString,
             ),
             'CancelReferral': grpc.unary_unary_rpc_method_handler(
@@ -360,6 +382,33 @@ class ReferralService:
             target,
             '/carepath.v1.ReferralService/CompleteReferral',
             carepath_dot_v1_dot_referrals__pb2.CompleteReferralRequest.SerializeToString,
+            carepath_dot_v1_dot_referrals__pb2.Referral.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordCancerPathwayMilestone(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carepath.v1.ReferralService/RecordCancerPathwayMilestone',
+            carepath_dot_v1_dot_referrals__pb2.RecordCancerPathwayMilestoneRequest.SerializeToString,
             carepath_dot_v1_dot_referrals__pb2.Referral.FromString,
             options,
             channel_credentials,

@@ -57,6 +57,14 @@ class ReferralServiceStub:
     """
     CompleteReferral: _grpc.UnaryUnaryMultiCallable[_referrals_pb2.CompleteReferralRequest, _referrals_pb2.Referral]
     """The hospital records that the referred care has been given (COMPLETED)."""
+    RecordCancerPathwayMilestone: _grpc.UnaryUnaryMultiCallable[_referrals_pb2.RecordCancerPathwayMilestoneRequest, _referrals_pb2.Referral]
+    """The receiving hospital records the next milestone of the referral's cancer pathway
+    (pakkeforløp): first appointment, then investigation completed (with the first treatment
+    chosen), then treatment start. In order and once each, while the referral is RECEIVED,
+    ACCEPTED or COMPLETED (the pathway outlives the referral). metadata.occurred_at is when the
+    milestone was reached; it may not precede the previous one. FAILED_PRECONDITION for a
+    referral without a cancer pathway or a milestone out of order.
+    """
     CancelReferral: _grpc.UnaryUnaryMultiCallable[_referrals_pb2.CancelReferralRequest, _referrals_pb2.Referral]
     """The referring GP withdraws the referral (CANCELLED)."""
     GetReferral: _grpc.UnaryUnaryMultiCallable[_referrals_pb2.GetReferralRequest, _referrals_pb2.Referral]
@@ -89,6 +97,14 @@ class ReferralServiceAsyncStub(ReferralServiceStub):
     """
     CompleteReferral: _aio.UnaryUnaryMultiCallable[_referrals_pb2.CompleteReferralRequest, _referrals_pb2.Referral]  # type: ignore[assignment]
     """The hospital records that the referred care has been given (COMPLETED)."""
+    RecordCancerPathwayMilestone: _aio.UnaryUnaryMultiCallable[_referrals_pb2.RecordCancerPathwayMilestoneRequest, _referrals_pb2.Referral]  # type: ignore[assignment]
+    """The receiving hospital records the next milestone of the referral's cancer pathway
+    (pakkeforløp): first appointment, then investigation completed (with the first treatment
+    chosen), then treatment start. In order and once each, while the referral is RECEIVED,
+    ACCEPTED or COMPLETED (the pathway outlives the referral). metadata.occurred_at is when the
+    milestone was reached; it may not precede the previous one. FAILED_PRECONDITION for a
+    referral without a cancer pathway or a milestone out of order.
+    """
     CancelReferral: _aio.UnaryUnaryMultiCallable[_referrals_pb2.CancelReferralRequest, _referrals_pb2.Referral]  # type: ignore[assignment]
     """The referring GP withdraws the referral (CANCELLED)."""
     GetReferral: _aio.UnaryUnaryMultiCallable[_referrals_pb2.GetReferralRequest, _referrals_pb2.Referral]  # type: ignore[assignment]
@@ -154,6 +170,20 @@ class ReferralServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_referrals_pb2.Referral, _abc.Awaitable[_referrals_pb2.Referral]]:
         """The hospital records that the referred care has been given (COMPLETED)."""
+
+    @_abc_1.abstractmethod
+    def RecordCancerPathwayMilestone(
+        self,
+        request: _referrals_pb2.RecordCancerPathwayMilestoneRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_referrals_pb2.Referral, _abc.Awaitable[_referrals_pb2.Referral]]:
+        """The receiving hospital records the next milestone of the referral's cancer pathway
+        (pakkeforløp): first appointment, then investigation completed (with the first treatment
+        chosen), then treatment start. In order and once each, while the referral is RECEIVED,
+        ACCEPTED or COMPLETED (the pathway outlives the referral). metadata.occurred_at is when the
+        milestone was reached; it may not precede the previous one. FAILED_PRECONDITION for a
+        referral without a cancer pathway or a milestone out of order.
+        """
 
     @_abc_1.abstractmethod
     def CancelReferral(

@@ -70,6 +70,56 @@ def _milestone_to_pb(m: dict[str, Any], now: str) -> pathway_pb2.CancerMilestone
     return pb
 
 
+def _task_to_pb(t: Any, now: str) -> pathway_pb2.OpenTask:
+    return pathway_pb2.OpenTask(
+        task_id=t["task_id"],
+        kind=_enum(pathway_pb2.TaskKind, "TASK_KIND", t["kind"]),
+        description=t["description"],
+        waiting_on=common_pb2.Organisation(
+            her_id=t["waiting_on_her_id"],
+            kind=LEVEL_TO_PB.get(t["waiting_on_kind"], common_pb2.ORGANISATION_KIND_UNSPECIFIED),
+        ),
+        since=api.timestamp(t["since"]),
+        due=api.timestamp(t["due"]),
+        breached=t["due"] < now,
+        aggregate_id=t["aggregate_id"],
+    )
+
+
+def _location_to_pb(patient: Any) -> pathway_pb2.Location:
+    pb = pathway_pb2.Location(
+        kind=_enum(pathway_pb2.LocationKind, "LOCATION_KIND", patient["location_kind"]),
+        her_id=patient["location_her_id"] or "",
+        ward=patient["location_ward"] or "",
+    )
+    if patient["location_since"]:
+        pb.since.CopyFrom(api.timestamp(patient["location_since"]))
+    return pb
+
+
+def _worklist_filter(request: pathway_pb2.ListPathwaysRequest) -> views.WorklistFilter:
+    kinds = {v: k for k, v in LEVEL_TO_PB.items()}
+    if request.waiting_on and request.waiting_on not in kinds:
+        raise InvalidArgument("waiting_on", "is not a known kind of organisation")
+    if request.location_kind and request.location_kind not in pathway_pb2.LocationKind.values():
+        raise InvalidArgument("location_kind", "is not a known kind of place")
+    query = request.patient_query.strip()
+    if query and not (query.isdigit() and len(query) <= 11):
+        raise InvalidArgument("patient_query", "must be 1–11 digits of the patient's identifier")
+    return views.WorklistFilter(
+        only_with_open_tasks=request.only_with_open_tasks,
+        overdue_at=datetime.now(UTC) if request.only_overdue else None,
+        waiting_on_kind=kinds.get(request.waiting_on),
+        location_kind=(
+            pathway_pb2.LocationKind.Name(request.location_kind).removeprefix("LOCATION_KIND_")
+            if request.location_kind
+            else None
+        ),
+        only_ready_for_discharge=request.only_ready_for_discharge,
+        patient_prefix=query,
+    )
+
+
 def _payment_to_pb(period: PaymentPeriod) -> pathway_pb2.PaymentPeriod:
     pb = pathway_pb2.PaymentPeriod(
         stay_id=period.stay_id,
@@ -155,14 +205,8 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
                     ],
                 )
             )
-        place = view.patient
-        reply.location.kind = _enum(
-            pathway_pb2.LocationKind, "LOCATION_KIND", place["location_kind"]
-        )
-        reply.location.her_id = place["location_her_id"] or ""
-        reply.location.ward = place["location_ward"] or ""
-        if place["location_since"]:
-            reply.location.since.CopyFrom(api.timestamp(place["location_since"]))
+        reply.location.CopyFrom(_location_to_pb(view.patient))
+        reply.municipality_her_id = view.patient["municipality_her_id"] or ""
         history = views.patient_envelopes(self._engine, key, as_of)  # one read for both
         for view_ in views.discharges(history):
             for period in payment_periods(view_, moment.astimezone(rules.OSLO).date()):
@@ -170,24 +214,7 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         medications = views.medication_list(history, medications_at)
         if medications is not None:
             reply.medications.CopyFrom(medication_list_to_pb(medications))
-        for t in view.tasks:
-            reply.tasks.append(
-                pathway_pb2.OpenTask(
-                    task_id=t["task_id"],
-                    kind=_enum(pathway_pb2.TaskKind, "TASK_KIND", t["kind"]),
-                    description=t["description"],
-                    waiting_on=common_pb2.Organisation(
-                        her_id=t["waiting_on_her_id"],
-                        kind=LEVEL_TO_PB.get(
-                            t["waiting_on_kind"], common_pb2.ORGANISATION_KIND_UNSPECIFIED
-                        ),
-                    ),
-                    since=api.timestamp(t["since"]),
-                    due=api.timestamp(t["due"]),
-                    breached=t["due"] < rm.utc_iso(moment),
-                    aggregate_id=t["aggregate_id"],
-                )
-            )
+        reply.tasks.extend(_task_to_pb(t, rm.utc_iso(moment)) for t in view.tasks)
         return reply
 
     def ListPathways(
@@ -204,25 +231,31 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
             raise InvalidArgument("page_token", "is not a token from a previous page") from exc
         if offset < 0:
             raise InvalidArgument("page_token", "is not a token from a previous page")
-        rows = views.list_pathways(
-            self._engine, municipality, request.only_with_open_tasks, size + 1, offset
-        )
+        where = _worklist_filter(request)
+        rows = views.list_pathways(self._engine, municipality, where, size + 1, offset)
         page, more = rows[:size], len(rows) > size
         keys = [r["patient_key"] for r in page]
-        now = datetime.now(UTC)
-        overdue = views.overdue_counts(self._engine, keys, now)
+        now = rm.utc_iso(datetime.now(UTC))
+        tasks = views.open_tasks(self._engine, keys)
         views.record_reads(self._engine, keys, current_actor(), purpose, "ListPathways")
         reply = pathway_pb2.ListPathwaysResponse(next_page_token=str(offset + size) if more else "")
         for r in page:
+            open_tasks = [_task_to_pb(t, now) for t in tasks[r["patient_key"]]]
             item = pathway_pb2.PathwayListItem(
                 patient=_patient_of(r["patient_key"]),
                 open_tasks=int(r["open_tasks"]),
-                overdue_tasks=overdue.get(r["patient_key"], 0),
+                overdue_tasks=sum(1 for t in open_tasks if t.breached),
                 open_referrals=int(r["open_referrals"]),
                 last_event_at=api.timestamp(r["last_occurred_at"]),
+                location=_location_to_pb(r),
+                tasks=open_tasks,
             )
             if r["next_due"]:
                 item.next_due.CopyFrom(api.timestamp(r["next_due"]))
+            if r["ready_for_discharge_since"]:
+                item.ready_for_discharge_since.CopyFrom(
+                    api.timestamp(r["ready_for_discharge_since"])
+                )
             reply.items.append(item)
         return reply
 

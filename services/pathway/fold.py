@@ -459,6 +459,9 @@ def derive_rows(key: str, history: list[Envelope]) -> dict[str, list[Row]]:
         "location_her_id": pathway.location.her_id,
         "location_ward": pathway.location.ward,
         "location_since": pathway.location.since,
+        "ready_for_discharge_since": max(
+            (d.ready.ready_at for d in pathway.discharges if d.ready), default=None
+        ),
     }
     return {
         "pathway_timeline": timeline,

@@ -48,6 +48,8 @@ patients = sa.Table(
     sa.Column("location_her_id", sa.String(20), nullable=True),
     sa.Column("location_ward", sa.String(100), nullable=True),
     sa.Column("location_since", sa.String(32), nullable=True),
+    # Start of the readiness period still running (utskrivningsklar, not yet discharged).
+    sa.Column("ready_for_discharge_since", sa.String(32), nullable=True),
 )
 
 timeline = sa.Table(

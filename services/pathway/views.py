@@ -114,30 +114,55 @@ def reads_of(engine: Engine, key: str) -> list[RowMapping]:
         )
 
 
+@dataclass(frozen=True)
+class WorklistFilter:
+    """What a coordinator narrows the municipality's list to (None/False: no narrowing)."""
+
+    only_with_open_tasks: bool = False
+    overdue_at: datetime | None = None  # only patients with a task due before this moment
+    waiting_on_kind: str | None = None  # MUNICIPALITY | GP | HOSPITAL
+    location_kind: str | None = None
+    only_ready_for_discharge: bool = False
+    patient_prefix: str = ""
+
+
 def list_pathways(
-    engine: Engine, municipality_her_id: str, only_with_open_tasks: bool, limit: int, offset: int
+    engine: Engine, municipality_her_id: str, where: WorklistFilter, limit: int, offset: int
 ) -> list[Row]:
     """A municipality's patients, the earliest due task first (overdue lead), then the rest."""
-    p = rm.patients
+    p, t = rm.patients, rm.tasks
     query = sa.select(p).where(p.c.municipality_her_id == municipality_her_id)
-    if only_with_open_tasks:
+    if where.only_with_open_tasks:
         query = query.where(p.c.open_tasks > 0)
+    if where.overdue_at is not None:
+        query = query.where(p.c.next_due < rm.utc_iso(where.overdue_at))
+    if where.waiting_on_kind:
+        waiting = sa.select(t.c.patient_key).where(
+            t.c.patient_key == p.c.patient_key, t.c.waiting_on_kind == where.waiting_on_kind
+        )
+        query = query.where(waiting.exists())
+    if where.location_kind:
+        query = query.where(p.c.location_kind == where.location_kind)
+    if where.only_ready_for_discharge:
+        query = query.where(p.c.ready_for_discharge_since.is_not(None))
+    if where.patient_prefix:
+        query = query.where(p.c.value.startswith(where.patient_prefix, autoescape=True))
     query = query.order_by(p.c.next_due.is_(None), p.c.next_due, p.c.patient_key)
     with engine.connect() as conn:
         return list(conn.execute(query.limit(limit).offset(offset)).mappings())
 
 
-def overdue_counts(engine: Engine, keys: Sequence[str], moment: datetime) -> dict[str, int]:
+def open_tasks(engine: Engine, keys: Sequence[str]) -> dict[str, list[Row]]:
+    """The open tasks of several patients in one query, the earliest due first."""
+    found: dict[str, list[Row]] = {key: [] for key in keys}
     if not keys:
-        return {}
+        return found
     t = rm.tasks
-    query = (
-        sa.select(t.c.patient_key, sa.func.count())
-        .where(t.c.patient_key.in_(keys), t.c.due < rm.utc_iso(moment))
-        .group_by(t.c.patient_key)
-    )
+    query = sa.select(t).where(t.c.patient_key.in_(keys)).order_by(t.c.due, t.c.task_id)
     with engine.connect() as conn:
-        return {key: int(n) for key, n in conn.execute(query)}
+        for row in conn.execute(query).mappings():
+            found[row["patient_key"]].append(row)
+    return found
 
 
 def latest_change(engine: Engine) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -202,3 +203,43 @@ def test_the_coordinators_list_puts_the_overdue_patient_first(
         PATIENT.value,
     ]
     assert second_page.next_page_token == ""
+
+
+def test_the_coordinator_narrows_the_list_to_what_needs_attention(
+    admissions: admissions_pb2_grpc.AdmissionServiceStub,
+    pathway: pathway_pb2_grpc.PathwayServiceStub,
+) -> None:
+    admit(admissions, PATIENT, "recent", hours_ago=1)
+    admit(admissions, OTHER, "long-ago", hours_ago=48)
+    wait_for(pathway_with(pathway, 1), what="the first patient")
+    wait_for(pathway_with(pathway, 1, OTHER), what="the second patient")
+
+    def listed(**narrowing: Any) -> list[str]:
+        reply = pathway.ListPathways(
+            pathway_pb2.ListPathwaysRequest(
+                municipality_her_id=MUNICIPALITY.her_id, purpose="worklist", **narrowing
+            ),
+            metadata=auth(MUNICIPALITY),
+        )
+        return [i.patient.value for i in reply.items]
+
+    assert listed(only_overdue=True) == [OTHER.value]
+    assert listed(waiting_on=common_pb2.ORGANISATION_KIND_HOSPITAL) == [OTHER.value, PATIENT.value]
+    assert listed(waiting_on=common_pb2.ORGANISATION_KIND_GP) == []
+    assert listed(location_kind=pathway_pb2.LOCATION_KIND_HOSPITAL) == [OTHER.value, PATIENT.value]
+    assert listed(location_kind=pathway_pb2.LOCATION_KIND_HOME) == []
+    assert listed(only_ready_for_discharge=True) == []
+    assert listed(patient_query=PATIENT.value[:6]) == [PATIENT.value]
+    item = pathway.ListPathways(
+        pathway_pb2.ListPathwaysRequest(
+            municipality_her_id=MUNICIPALITY.her_id, purpose="worklist", only_overdue=True
+        ),
+        metadata=auth(MUNICIPALITY),
+    ).items[0]
+    assert item.location.ward == "Medisinsk sengepost 3"
+    health = next(t for t in item.tasks if t.kind == pathway_pb2.TASK_KIND_HEALTH_INFORMATION)
+    assert health.breached and health.waiting_on.her_id == HOSPITAL.her_id
+    with pytest.raises(grpc.RpcError) as refused:
+        listed(patient_query="12a")
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "patient_query" in str(refused.value.details())

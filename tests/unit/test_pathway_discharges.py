@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from services.pathway.discharges import fold_discharge, payment_periods
-from services.pathway.fold import fold
+from services.pathway.fold import derive_rows, fold
+from services.pathway.readmodel import utc_iso
 from shared import rules
 from shared.envelope import SCHEMA_VERSION, Envelope
 from shared.ids import FNR_SYSTEM
@@ -127,3 +128,12 @@ def test_arrival_order_does_not_change_the_payment() -> None:
     assert view is not None
     (period,) = payment_periods(view, today=date(2024, 3, 20))
     assert (period.until - period.ready_on).days == 4
+
+
+def test_the_worklist_knows_who_waits_ready_for_discharge_until_they_leave() -> None:
+    def ready_since(*events: Envelope) -> object:
+        (patient,) = derive_rows("k", list(events))["pathway_patients"]
+        return patient["ready_for_discharge_since"]
+
+    assert ready_since(READY, CANNOT) == utc_iso(FRIDAY)
+    assert ready_since(READY, CANNOT, TUESDAY, DISCHARGED) is None

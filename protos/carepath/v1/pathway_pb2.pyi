@@ -126,6 +126,11 @@ class ListPathwaysRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     PURPOSE_FIELD_NUMBER: _builtins.int
+    ONLY_OVERDUE_FIELD_NUMBER: _builtins.int
+    WAITING_ON_FIELD_NUMBER: _builtins.int
+    LOCATION_KIND_FIELD_NUMBER: _builtins.int
+    ONLY_READY_FOR_DISCHARGE_FIELD_NUMBER: _builtins.int
+    PATIENT_QUERY_FIELD_NUMBER: _builtins.int
     municipality_her_id: _builtins.str
     """HER-id of the municipality whose patients to list (must be the caller's organisation)."""
     only_with_open_tasks: _builtins.bool
@@ -136,6 +141,16 @@ class ListPathwaysRequest(_message.Message):
     """From the previous response's next_page_token; empty for the first page."""
     purpose: _builtins.str
     """Why the list is read (audited per patient listed)."""
+    only_overdue: _builtins.bool
+    """Only patients with a task past its due time."""
+    waiting_on: _common_pb2.OrganisationKind.ValueType
+    """Only patients with an open task waiting on this kind of organisation (UNSPECIFIED: any)."""
+    location_kind: Global___LocationKind.ValueType
+    """Only patients who are there now (e.g. HOSPITAL: in hospital now; UNSPECIFIED: anywhere)."""
+    only_ready_for_discharge: _builtins.bool
+    """Only patients declared ready for discharge (utskrivningsklar) and still in hospital."""
+    patient_query: _builtins.str
+    """Only patients whose identifier starts with these digits (1–11 digits; empty: all)."""
     def __init__(
         self,
         *,
@@ -144,10 +159,15 @@ class ListPathwaysRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         purpose: _builtins.str = ...,
+        only_overdue: _builtins.bool = ...,
+        waiting_on: _common_pb2.OrganisationKind.ValueType = ...,
+        location_kind: Global___LocationKind.ValueType = ...,
+        only_ready_for_discharge: _builtins.bool = ...,
+        patient_query: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["municipality_her_id", b"municipality_her_id", "only_with_open_tasks", b"only_with_open_tasks", "page_size", b"page_size", "page_token", b"page_token", "purpose", b"purpose"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["location_kind", b"location_kind", "municipality_her_id", b"municipality_her_id", "only_overdue", b"only_overdue", "only_ready_for_discharge", b"only_ready_for_discharge", "only_with_open_tasks", b"only_with_open_tasks", "page_size", b"page_size", "page_token", b"page_token", "patient_query", b"patient_query", "purpose", b"purpose", "waiting_on", b"waiting_on"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -165,6 +185,9 @@ class PathwayListItem(_message.Message):
     NEXT_DUE_FIELD_NUMBER: _builtins.int
     OPEN_REFERRALS_FIELD_NUMBER: _builtins.int
     LAST_EVENT_AT_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    TASKS_FIELD_NUMBER: _builtins.int
+    READY_FOR_DISCHARGE_SINCE_FIELD_NUMBER: _builtins.int
     open_tasks: _builtins.int
     overdue_tasks: _builtins.int
     """Open tasks whose due time has passed."""
@@ -179,6 +202,18 @@ class PathwayListItem(_message.Message):
     def last_event_at(self) -> _timestamp_pb2.Timestamp:
         """Clinical time of the patient's latest event."""
 
+    @_builtins.property
+    def location(self) -> Global___Location:
+        """Where the patient is now."""
+
+    @_builtins.property
+    def tasks(self) -> _containers.RepeatedCompositeFieldContainer[Global___OpenTask]:
+        """The open tasks, the earliest due first: what waits on whom, since when."""
+
+    @_builtins.property
+    def ready_for_discharge_since(self) -> _timestamp_pb2.Timestamp:
+        """Start of the readiness for discharge still running; unset when not ready."""
+
     def __init__(
         self,
         *,
@@ -188,10 +223,13 @@ class PathwayListItem(_message.Message):
         next_due: _timestamp_pb2.Timestamp | None = ...,
         open_referrals: _builtins.int = ...,
         last_event_at: _timestamp_pb2.Timestamp | None = ...,
+        location: Global___Location | None = ...,
+        tasks: _abc.Iterable[Global___OpenTask] | None = ...,
+        ready_for_discharge_since: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["last_event_at", b"last_event_at", "next_due", b"next_due", "patient", b"patient"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_event_at", b"last_event_at", "location", b"location", "next_due", b"next_due", "patient", b"patient", "ready_for_discharge_since", b"ready_for_discharge_since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_event_at", b"last_event_at", "next_due", b"next_due", "open_referrals", b"open_referrals", "open_tasks", b"open_tasks", "overdue_tasks", b"overdue_tasks", "patient", b"patient"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_event_at", b"last_event_at", "location", b"location", "next_due", b"next_due", "open_referrals", b"open_referrals", "open_tasks", b"open_tasks", "overdue_tasks", b"overdue_tasks", "patient", b"patient", "ready_for_discharge_since", b"ready_for_discharge_since", "tasks", b"tasks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -644,7 +682,7 @@ class OpenTask(_message.Message):
 
     @_builtins.property
     def due(self) -> _timestamp_pb2.Timestamp:
-        """When it must be done (rules with cited sources in services/pathway/rules.toml)."""
+        """When it must be done (rules with cited sources in shared/rules.toml)."""
 
     def __init__(
         self,
@@ -678,6 +716,9 @@ class Pathway(_message.Message):
     MEDICATIONS_FIELD_NUMBER: _builtins.int
     LOCATION_FIELD_NUMBER: _builtins.int
     PAYMENTS_FIELD_NUMBER: _builtins.int
+    MUNICIPALITY_HER_ID_FIELD_NUMBER: _builtins.int
+    municipality_her_id: _builtins.str
+    """HER-id of the patient's home municipality as the events name it (empty when unknown)."""
     @_builtins.property
     def patient(self) -> _common_pb2.PatientIdentifier: ...
     @_builtins.property
@@ -717,10 +758,11 @@ class Pathway(_message.Message):
         medications: _medications_pb2.MedicationList | None = ...,
         location: Global___Location | None = ...,
         payments: _abc.Iterable[Global___PaymentPeriod] | None = ...,
+        municipality_her_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "location", b"location", "medications", b"medications", "patient", b"patient", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "location", b"location", "medications", b"medications", "patient", b"patient", "payments", b"payments", "summary", b"summary", "tasks", b"tasks", "timeline", b"timeline"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "location", b"location", "medications", b"medications", "municipality_her_id", b"municipality_her_id", "patient", b"patient", "payments", b"payments", "summary", b"summary", "tasks", b"tasks", "timeline", b"timeline"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

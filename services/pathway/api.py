@@ -15,6 +15,8 @@ from services.medications.api import list_to_pb as medication_list_to_pb
 from services.pathway import readmodel as rm
 from services.pathway import views
 from services.pathway.discharges import PaymentPeriod, payment_periods
+from services.pathway.fold import fold
+from services.pathway.messages import PloMessage
 from shared import api, rules
 from shared.auth import OrgKind
 from shared.errors import InvalidArgument, NotFound, NotPermitted
@@ -83,6 +85,16 @@ def _task_to_pb(t: Any, now: str) -> pathway_pb2.OpenTask:
         due=api.timestamp(t["due"]),
         breached=t["due"] < now,
         aggregate_id=t["aggregate_id"],
+    )
+
+
+def _message_to_pb(m: PloMessage) -> pathway_pb2.MessageStatus:
+    return pathway_pb2.MessageStatus(
+        event_id=m.event_id,
+        name=m.name,
+        to=common_pb2.Organisation(her_id=m.to_her_id, kind=LEVEL_TO_PB[m.to_kind]),
+        sent_at=api.timestamp(m.sent_at),
+        receipt=_enum(common_pb2.AppRecStatus, "APP_REC_STATUS", m.status),
     )
 
 
@@ -207,10 +219,22 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
             )
         reply.location.CopyFrom(_location_to_pb(view.patient))
         reply.municipality_her_id = view.patient["municipality_her_id"] or ""
-        history = views.patient_envelopes(self._engine, key, as_of)  # one read for both
-        for view_ in views.discharges(history):
-            for period in payment_periods(view_, moment.astimezone(rules.OSLO).date()):
+        history = views.patient_envelopes(self._engine, key, as_of)  # one read for all below
+        folded = fold(history)
+        for discharge in folded.discharges:
+            for period in payment_periods(discharge, moment.astimezone(rules.OSLO).date()):
                 reply.payments.append(_payment_to_pb(period))
+        reply.messages.extend(_message_to_pb(m) for m in folded.messages)
+        for stay in sorted(folded.stays, key=lambda s: (s.admitted_at, s.stay_id)):
+            stay_pb = pathway_pb2.StayPeriod(
+                stay_id=stay.stay_id,
+                hospital_her_id=stay.hospital_her_id,
+                ward=stay.ward,
+                admitted_at=api.timestamp(stay.admitted_at),
+            )
+            if stay.closed_at:
+                stay_pb.closed_at.CopyFrom(api.timestamp(stay.closed_at))
+            reply.stays.append(stay_pb)
         medications = views.medication_list(history, medications_at)
         if medications is not None:
             reply.medications.CopyFrom(medication_list_to_pb(medications))

@@ -71,6 +71,7 @@ def fold_discharge(history: list[Envelope]) -> DischargeView | None:
                     d["municipality_her_id"],
                     "MUNICIPALITY",
                     when,
+                    e.event_id,
                 )
             case "MunicipalityAnsweredReadiness" if view.ready:
                 period = view.ready
@@ -87,13 +88,15 @@ def fold_discharge(history: list[Envelope]) -> DischargeView | None:
                 if d.get("report_message_id"):  # to the nursing home, else the home nursing
                     to = d.get("destination_her_id") or view.municipality_her_id
                     view.messages[d["report_message_id"]] = PloMessage(
-                        "Utskrivningsrapport", to, "MUNICIPALITY", when
+                        "Utskrivningsrapport", to, "MUNICIPALITY", when, e.event_id
                     )
             case "EpicrisisSent":
                 kind = "MUNICIPALITY" if d["to_her_id"] == view.municipality_her_id else "GP"
-                view.messages[d["message_id"]] = PloMessage("Epikrise", d["to_her_id"], kind, when)
+                view.messages[d["message_id"]] = PloMessage(
+                    "Epikrise", d["to_her_id"], kind, when, e.event_id
+                )
             case "MessageReceiptRecorded" if d["message_id"] in view.messages:
-                view.messages[d["message_id"]].answered = True
+                view.messages[d["message_id"]].status = d["status"]
     return view
 
 

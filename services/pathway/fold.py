@@ -54,6 +54,7 @@ class ReferralView:
     cancer_started_at: str | None = None  # the first receipt: the cancer pathway's clock
     cancer_reached: dict[str, str] = field(default_factory=dict)  # milestone → clinical time
     cancer_treatment: str | None = None
+    messages: list[PloMessage] = field(default_factory=list)  # sent, then each forward
 
     @property
     def is_open(self) -> bool:
@@ -116,6 +117,15 @@ class PatientPathway:
     municipality_her_id: str | None = None
     location: Location = field(default_factory=lambda: Location("UNSPECIFIED", None, None, None))
     discharges: list[DischargeView] = field(default_factory=list)
+    stays: list[StayView] = field(default_factory=list)
+
+    @property
+    def messages(self) -> list[PloMessage]:
+        """Every message between organisations, in the order they were sent."""
+        found = [m for r in self.referrals for m in r.messages]
+        found += [m for s in self.stays for m in s.messages.values()]
+        found += [m for d in self.discharges for m in d.messages.values()]
+        return sorted(found, key=lambda m: (m.sent_at, m.event_id))
 
     @property
     def open_referrals(self) -> int:
@@ -138,6 +148,9 @@ def _fold_referral(history: list[Envelope]) -> ReferralView | None:
                 updated_at=utc_iso(e.occurred_at),
                 waiting_since=utc_iso(e.occurred_at),
             )
+            view.messages.append(
+                PloMessage("Henvisning", d["receiver_her_id"], "HOSPITAL", view.sent_at, e.event_id)
+            )
             continue
         if view is None:  # later events arrived before ReferralSent: wait for it
             return None
@@ -145,6 +158,7 @@ def _fold_referral(history: list[Envelope]) -> ReferralView | None:
             case "ReferralReceiptRecorded":
                 view.state = "RECEIPT_REJECTED" if d["status"] == "REJECTED" else "RECEIVED"
                 view.waiting_since = utc_iso(e.occurred_at)
+                view.messages[-1].status = d["status"]
                 if view.state == "RECEIVED" and view.cancer_started_at is None:
                     view.cancer_started_at = utc_iso(e.occurred_at)
             case "ReferralAccepted":
@@ -155,6 +169,15 @@ def _fold_referral(history: list[Envelope]) -> ReferralView | None:
                 view.state = "FORWARDED"
                 view.receiver_her_id = d["to_her_id"]
                 view.waiting_since = utc_iso(e.occurred_at)
+                view.messages.append(
+                    PloMessage(
+                        "Henvisning (videresendt)",
+                        d["to_her_id"],
+                        "HOSPITAL",
+                        view.waiting_since,
+                        e.event_id,
+                    )
+                )
             case "ReferralCompleted":
                 view.state = "COMPLETED"
             case "ReferralCancelled":
@@ -222,12 +245,12 @@ def _fold_stay(history: list[Envelope]) -> StayView | None:
         if e.event_type in MESSAGE_RECEIVER_KIND:
             message_type, to_kind = MESSAGE_RECEIVER_KIND[e.event_type]
             view.messages[d["message_id"]] = PloMessage(
-                MESSAGE_NAMES[message_type], d["to_her_id"], to_kind, when
+                MESSAGE_NAMES[message_type], d["to_her_id"], to_kind, when, e.event_id
             )
             if e.event_type == "HealthInformationSent":
                 view.health_information_sent = True
         elif e.event_type == "MessageReceiptRecorded" and d["message_id"] in view.messages:
-            view.messages[d["message_id"]].answered = True
+            view.messages[d["message_id"]].status = d["status"]
         elif e.event_type == "PatientTransferred":
             view.hospital_her_id, view.ward, view.since = (
                 d["to_hospital_her_id"],
@@ -390,6 +413,7 @@ def fold(envelopes: Iterable[Envelope]) -> PatientPathway:
     stays = [s for s in map(_fold_stay, by_stay.values()) if s is not None]
     discharges = [v for v in map(fold_discharge, by_discharge.values()) if v is not None]
     result.discharges = discharges
+    result.stays = stays
     result.location = _location(stays, discharges)
     views = [v for v in map(_fold_referral, by_referral.values()) if v is not None]
     result.referrals = sorted(views, key=lambda v: (v.sent_at, v.referral_id), reverse=True)

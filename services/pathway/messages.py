@@ -11,4 +11,9 @@ class PloMessage:
     to_her_id: str
     to_kind: str
     sent_at: str
-    answered: bool = False
+    event_id: str  # the event that sent it (the mark on the pathway's timeline)
+    status: str | None = None  # the receiver's AppRec (OK, REJECTED, OK_ERROR_IN_PART)
+
+    @property
+    def answered(self) -> bool:
+        return self.status is not None

@@ -16,7 +16,6 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from services.medications.domain import Change, MedicationListView
 from services.medications.domain import fold as medication_fold
 from services.pathway import readmodel as rm
-from services.pathway.discharges import DischargeView, fold_discharge
 from services.pathway.fold import derive_rows
 from shared.auth import Actor
 from shared.envelope import Envelope
@@ -229,13 +228,3 @@ def medication_list(
     ]
     first = envelopes[0]
     return medication_fold(UUID(first.aggregate_id), first.patient, changes, clinical_at)
-
-
-def discharges(history: Sequence[Envelope]) -> list[DischargeView]:
-    """The patient's discharges folded from their discharges events."""
-    by_aggregate: dict[str, list[Envelope]] = {}
-    for envelope in history:
-        if envelope.source == "discharges":
-            by_aggregate.setdefault(envelope.aggregate_id, []).append(envelope)
-    views = [fold_discharge(history) for history in by_aggregate.values()]
-    return [v for v in views if v is not None]

@@ -131,6 +131,12 @@ def test_the_demo_stay_tells_the_whole_story_and_rebuilds_identically(
         cancer = reply.summary.referrals[0].cancer_milestones
         assert [(m.standard_days, m.late) for m in cancer] == [(9, False), (12, True), (14, False)]
         assert not [t for t in reply.tasks if "CANCER" in pathway_pb2.TaskKind.Name(t.kind)]
+        receipts = {m.name: m.receipt for m in reply.messages}
+        assert receipts["Melding om innlagt pasient"] == common_pb2.APP_REC_STATUS_OK
+        assert receipts["Henvisning"] == common_pb2.APP_REC_STATUS_OK_ERROR_IN_PART
+        assert receipts["Epikrise"] == common_pb2.APP_REC_STATUS_UNSPECIFIED  # unanswered
+        (stay,) = reply.stays
+        assert stay.admitted_at.ToDatetime().day == 12 and stay.closed_at.ToDatetime().day == 19
         doses = {e.medication.name: e.dose for e in reply.medications.entries}
         assert doses == {"Metformin": "500 mg x 2", "Ramipril": "2.5 mg x 1"}
         before = get(medications_at=at_oslo(2024, 11, 1, 12, 0))

@@ -717,6 +717,8 @@ class Pathway(_message.Message):
     LOCATION_FIELD_NUMBER: _builtins.int
     PAYMENTS_FIELD_NUMBER: _builtins.int
     MUNICIPALITY_HER_ID_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    STAYS_FIELD_NUMBER: _builtins.int
     municipality_her_id: _builtins.str
     """HER-id of the patient's home municipality as the events name it (empty when unknown)."""
     @_builtins.property
@@ -747,6 +749,16 @@ class Pathway(_message.Message):
     def payments(self) -> _containers.RepeatedCompositeFieldContainer[Global___PaymentPeriod]:
         """Payment periods for utskrivningsklare pasienter, oldest first."""
 
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___MessageStatus]:
+        """Every message between organisations (referrals, PLO messages, epikriser) with its
+        receipt, in the order sent (at as_of).
+        """
+
+    @_builtins.property
+    def stays(self) -> _containers.RepeatedCompositeFieldContainer[Global___StayPeriod]:
+        """The hospital stays, oldest first (at as_of)."""
+
     def __init__(
         self,
         *,
@@ -759,11 +771,91 @@ class Pathway(_message.Message):
         location: Global___Location | None = ...,
         payments: _abc.Iterable[Global___PaymentPeriod] | None = ...,
         municipality_her_id: _builtins.str = ...,
+        messages: _abc.Iterable[Global___MessageStatus] | None = ...,
+        stays: _abc.Iterable[Global___StayPeriod] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "location", b"location", "medications", b"medications", "patient", b"patient", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "location", b"location", "medications", b"medications", "municipality_her_id", b"municipality_her_id", "patient", b"patient", "payments", b"payments", "summary", b"summary", "tasks", b"tasks", "timeline", b"timeline"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "location", b"location", "medications", b"medications", "messages", b"messages", "municipality_her_id", b"municipality_her_id", "patient", b"patient", "payments", b"payments", "stays", b"stays", "summary", b"summary", "tasks", b"tasks", "timeline", b"timeline"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Pathway: _TypeAlias = Pathway  # noqa: Y015
+
+@_typing.final
+class MessageStatus(_message.Message):
+    """A message between organisations and the receiver's application receipt."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    TO_FIELD_NUMBER: _builtins.int
+    SENT_AT_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """The timeline event that sent it."""
+    name: _builtins.str
+    """Norwegian name, e.g. "Melding om innlagt pasient", "Epikrise"."""
+    receipt: _common_pb2.AppRecStatus.ValueType
+    """The receiver's AppRec; UNSPECIFIED while unanswered."""
+    @_builtins.property
+    def to(self) -> _common_pb2.Organisation:
+        """The receiver."""
+
+    @_builtins.property
+    def sent_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        to: _common_pb2.Organisation | None = ...,
+        sent_at: _timestamp_pb2.Timestamp | None = ...,
+        receipt: _common_pb2.AppRecStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at", "to", b"to"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "name", b"name", "receipt", b"receipt", "sent_at", b"sent_at", "to", b"to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MessageStatus: _TypeAlias = MessageStatus  # noqa: Y015
+
+@_typing.final
+class StayPeriod(_message.Message):
+    """A hospital stay from admission to discharge."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STAY_ID_FIELD_NUMBER: _builtins.int
+    HOSPITAL_HER_ID_FIELD_NUMBER: _builtins.int
+    WARD_FIELD_NUMBER: _builtins.int
+    ADMITTED_AT_FIELD_NUMBER: _builtins.int
+    CLOSED_AT_FIELD_NUMBER: _builtins.int
+    stay_id: _builtins.str
+    hospital_her_id: _builtins.str
+    """The hospital responsible now (after transfers) and its ward."""
+    ward: _builtins.str
+    @_builtins.property
+    def admitted_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def closed_at(self) -> _timestamp_pb2.Timestamp:
+        """Unset while the patient is still in hospital."""
+
+    def __init__(
+        self,
+        *,
+        stay_id: _builtins.str = ...,
+        hospital_her_id: _builtins.str = ...,
+        ward: _builtins.str = ...,
+        admitted_at: _timestamp_pb2.Timestamp | None = ...,
+        closed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["admitted_at", b"admitted_at", "closed_at", b"closed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admitted_at", b"admitted_at", "closed_at", b"closed_at", "hospital_her_id", b"hospital_her_id", "stay_id", b"stay_id", "ward", b"ward"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StayPeriod: _TypeAlias = StayPeriod  # noqa: Y015

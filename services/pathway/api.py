@@ -166,10 +166,14 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         purpose = _purpose(request)
         key = rm.patient_key(patient)
         as_of = request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else None
-        views.record_read(self._engine, key, current_actor(), purpose, "GetPathway")
+        actor = current_actor()
+        views.record_read(self._engine, key, actor, purpose, "GetPathway")
         view = views.get_pathway(self._engine, key, as_of)
         if view is None:
             raise NotFound("no pathway for this patient")
+        home = view.patient["municipality_her_id"]
+        if actor.org_kind is OrgKind.MUNICIPALITY and home != actor.her_id:
+            raise NotPermitted("a municipality reads only the pathways of its own patients")
         moment = as_of or datetime.now(UTC)
         medications_at = (
             request.medications_at.ToDatetime(tzinfo=UTC)

@@ -18,7 +18,7 @@ from carepath.v1 import (
 )
 from shared.auth import Actor, bearer_metadata, mint_token
 from shared.ids import FNR_SYSTEM
-from tests.conftest import GP, HOSPITAL, MUNICIPALITY
+from tests.conftest import GP, HOSPITAL
 from tests.support import (
     SECRET,
     Harness,
@@ -59,7 +59,7 @@ def pathway(system: Harness, **kw: object) -> pathway_pb2.Pathway:
     stub = pathway_pb2_grpc.PathwayServiceStub(system.channel(system.pathway_server))
     return stub.GetPathway(
         pathway_pb2.GetPathwayRequest(patient=PATIENT, purpose="care coordination", **kw),
-        metadata=auth(MUNICIPALITY),
+        metadata=auth(GP),
     )
 
 

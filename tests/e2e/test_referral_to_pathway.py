@@ -87,7 +87,7 @@ def get_pathway(
 ) -> pathway_pb2.Pathway:
     return pathway.GetPathway(
         pathway_pb2.GetPathwayRequest(patient=patient, purpose="care coordination"),
-        metadata=auth(MUNICIPALITY),
+        metadata=auth(GP),
     )
 
 
@@ -183,10 +183,29 @@ def test_every_read_of_a_pathway_is_audited(
     assert len(reads) == before + 1
     last = reads[-1]
     assert (last["actor_her_id"], last["actor_org_kind"], last["purpose"]) == (
-        MUNICIPALITY.her_id,
-        "MUNICIPALITY",
+        GP.her_id,
+        "GP",
         "care coordination",
     )
+
+
+def test_a_municipality_reads_only_its_own_patients_pathways(
+    system: Harness,
+    referrals: referrals_pb2_grpc.ReferralServiceStub,
+    pathway: pathway_pb2_grpc.PathwayServiceStub,
+) -> None:
+    """The referral names no municipality: no municipality may read it (the attempt is
+    audited like any read)."""
+    referrals.SendReferral(send_request(), metadata=auth(GP))
+    wait_for(pathway_with(pathway, 1), what="the referral")
+    with pytest.raises(grpc.RpcError) as refused:
+        pathway.GetPathway(
+            pathway_pb2.GetPathwayRequest(patient=PATIENT, purpose="care coordination"),
+            metadata=auth(MUNICIPALITY),
+        )
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    key = readmodel.patient_key({"system": FNR_SYSTEM, "value": FNR})
+    assert reads_of(system.engine, key)[-1]["actor_her_id"] == MUNICIPALITY.her_id
 
 
 def test_a_repeated_command_returns_the_first_result_and_records_nothing(
@@ -426,7 +445,7 @@ def test_as_of_answers_what_was_known_then(
     as_of.FromDatetime(known_then)
     then = pathway.GetPathway(
         pathway_pb2.GetPathwayRequest(patient=PATIENT, purpose="audit review", as_of=as_of),
-        metadata=auth(MUNICIPALITY),
+        metadata=auth(GP),
     )
     assert [e.event_type for e in then.timeline] == ["ReferralSent"]
     assert [t.kind for t in then.tasks] == [pathway_pb2.TASK_KIND_REFERRAL_RECEIPT]
@@ -440,7 +459,7 @@ def test_as_of_answers_what_was_known_then(
             pathway_pb2.GetPathwayRequest(
                 patient=PATIENT, purpose="audit review", as_of=before_anything
             ),
-            metadata=auth(MUNICIPALITY),
+            metadata=auth(GP),
         )
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 

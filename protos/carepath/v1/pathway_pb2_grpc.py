@@ -62,7 +62,8 @@ class PathwayServiceServicer:
         """The patient's timeline in clinical order plus a summary of what is open: referrals,
         tasks waiting on an organisation with their due times. With `as_of`, the pathway as it
         was known then (only events recorded by that moment). NOT_FOUND when carepath has no
-        events for the patient (as of that moment).
+        events for the patient (as of that moment). A municipality reads only its own patients
+        (the home municipality the events name): PERMISSION_DENIED otherwise, still audited.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -41,7 +41,8 @@ class PathwayServiceStub:
     """The patient's timeline in clinical order plus a summary of what is open: referrals,
     tasks waiting on an organisation with their due times. With `as_of`, the pathway as it
     was known then (only events recorded by that moment). NOT_FOUND when carepath has no
-    events for the patient (as of that moment).
+    events for the patient (as of that moment). A municipality reads only its own patients
+    (the home municipality the events name): PERMISSION_DENIED otherwise, still audited.
     """
     ListPathways: _grpc.UnaryUnaryMultiCallable[_pathway_pb2.ListPathwaysRequest, _pathway_pb2.ListPathwaysResponse]
     """A municipality's patients for its care coordinators: those with events involving the
@@ -64,7 +65,8 @@ class PathwayServiceAsyncStub(PathwayServiceStub):
     """The patient's timeline in clinical order plus a summary of what is open: referrals,
     tasks waiting on an organisation with their due times. With `as_of`, the pathway as it
     was known then (only events recorded by that moment). NOT_FOUND when carepath has no
-    events for the patient (as of that moment).
+    events for the patient (as of that moment). A municipality reads only its own patients
+    (the home municipality the events name): PERMISSION_DENIED otherwise, still audited.
     """
     ListPathways: _aio.UnaryUnaryMultiCallable[_pathway_pb2.ListPathwaysRequest, _pathway_pb2.ListPathwaysResponse]  # type: ignore[assignment]
     """A municipality's patients for its care coordinators: those with events involving the
@@ -90,7 +92,8 @@ class PathwayServiceServicer(metaclass=_abc_1.ABCMeta):
         """The patient's timeline in clinical order plus a summary of what is open: referrals,
         tasks waiting on an organisation with their due times. With `as_of`, the pathway as it
         was known then (only events recorded by that moment). NOT_FOUND when carepath has no
-        events for the patient (as of that moment).
+        events for the patient (as of that moment). A municipality reads only its own patients
+        (the home municipality the events name): PERMISSION_DENIED otherwise, still audited.
         """
 
     @_abc_1.abstractmethod

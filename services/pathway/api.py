@@ -166,13 +166,13 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         purpose = _purpose(request)
         key = rm.patient_key(patient)
         as_of = request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else None
-        actor = current_actor()
-        views.record_read(self._engine, key, actor, purpose, "GetPathway")
+        reader = current_actor()
+        views.record_read(self._engine, key, reader, purpose, "GetPathway")
         view = views.get_pathway(self._engine, key, as_of)
         if view is None:
             raise NotFound("no pathway for this patient")
         home = view.patient["municipality_her_id"]
-        if actor.org_kind is OrgKind.MUNICIPALITY and home != actor.her_id:
+        if reader.org_kind is OrgKind.MUNICIPALITY and home != reader.her_id:
             raise NotPermitted("a municipality reads only the pathways of its own patients")
         moment = as_of or datetime.now(UTC)
         medications_at = (

@@ -435,6 +435,8 @@ def main() -> None:
         time.sleep(0.3)
     show(reply)
     print(
+        f"\nPathway viewer for coordinators:  http://{config.http_address('viewer')}/  "
+        f"(sign in as municipality {COORDINATOR.her_id}; patient {PATIENT})\n"
         "\ncarepath is running (gRPC, with reflection and health checking):\n"
         + "".join(
             f"  {name:12} {config.grpc_address(name)}\n"

@@ -45,6 +45,14 @@ def grpc_address(service: str) -> str:
     return os.environ.get(f"{service.upper()}_GRPC_ADDRESS", DEFAULT_GRPC_ADDRESSES[service])
 
 
+#: Default HTTP address of each web process; `<SERVICE>_HTTP_ADDRESS` overrides.
+DEFAULT_HTTP_ADDRESSES = {"viewer": "127.0.0.1:8080"}
+
+
+def http_address(service: str) -> str:
+    return os.environ.get(f"{service.upper()}_HTTP_ADDRESS", DEFAULT_HTTP_ADDRESSES[service])
+
+
 def jwt_secret() -> str:
     """The HS256 key for caller tokens.
 

@@ -1,0 +1,1 @@
+"""The pathway viewer for municipal care coordinators (web; reads PathwayService over gRPC)."""

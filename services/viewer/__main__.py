@@ -1,0 +1,39 @@
+"""`python -m services.viewer`: serve the pathway viewer (default http://127.0.0.1:8080).
+
+Settings: VIEWER_HTTP_ADDRESS (host:port), PATHWAY_GRPC_ADDRESS, CAREPATH_JWT_SECRET (or
+var/jwt-secret), VIEWER_DEV_SIGN_IN (1: the development sign-in that mints tokens; default 1),
+VIEWER_SECURE_COOKIES (1 behind HTTPS).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import uvicorn
+
+from services.viewer.app import Settings, create_app
+from shared import config
+from shared.process import setup_logging
+
+log = logging.getLogger("services.viewer")
+
+
+def main() -> None:
+    setup_logging("viewer")
+    host, _, port = config.http_address("viewer").rpartition(":")
+    settings = Settings(
+        pathway_address=config.grpc_address("pathway"),
+        jwt_secret=config.jwt_secret(),
+        dev_sign_in=os.environ.get("VIEWER_DEV_SIGN_IN", "1") == "1",
+        secure_cookies=os.environ.get("VIEWER_SECURE_COOKIES", "0") == "1",
+    )
+    log.info(
+        "pathway viewer on http://%s:%s (pathway service %s)", host, port, settings.pathway_address
+    )
+    # No access log: the paths carry patient identifiers, which are never logged at INFO.
+    uvicorn.run(create_app(settings), host=host, port=int(port), access_log=False, log_config=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,419 @@
+"""The pathway viewer: server-rendered pages for municipal care coordinators.
+
+It reads everything through PathwayService over gRPC with the coordinator's own token, like any
+other client, so the server's rules (a municipality sees only its patients) and its audit log
+(every read, by whom, why) hold for the viewer too. The token lives in an HttpOnly cookie.
+
+Pages (Norwegian paths, as the users read them):
+    /logg-inn                     sign in (development: mint a token; always: paste one)
+    /arbeidsliste                 the worklist: the municipality's patients, overdue first
+    /pasient/{id}                 one patient's pathway: the picture, events, medications, tasks
+    /pasient/{id}/innhold         the same page's body, re-fetched when a change arrives
+    /pasient/{id}/hendelser       server-sent events: one per change of the pathway
+    /arbeidsliste/hendelser       server-sent events: one per change of any listed patient
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc
+from services.viewer import present
+from shared.auth import Actor, OrgKind, Unauthenticated, bearer_metadata, mint_token, verify_token
+from shared.ids import HerId, HprNumber, IdentifierError, NationalId
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+COOKIE = "carepath_token"
+#: Why the viewer reads a pathway: recorded in the audit log with every read.
+PURPOSE = "Koordinering av pasientforløp (pasientforløpsvisning)"
+PAGE_SIZE = 25
+#: The picture's time windows: label and days up to the latest event (None: all of it).
+WINDOWS: dict[str, tuple[str, int | None]] = {
+    "alt": ("Hele forløpet", None),
+    "90": ("Siste 3 måneder", 90),
+    "30": ("Siste måned", 30),
+}
+HEARTBEAT_SECONDS = 15.0
+
+#: The worklist's views: label and the ListPathways narrowing each one asks for.
+VIEWS: dict[str, tuple[str, dict[str, Any]]] = {
+    "apne": ("Alle med åpne oppgaver", {"only_with_open_tasks": True}),
+    "overskredet": ("Frist overskredet", {"only_overdue": True}),
+    "venter-pa-oss": (
+        "Venter på oss (kommunen)",
+        {"waiting_on": common_pb2.ORGANISATION_KIND_MUNICIPALITY},
+    ),
+    "venter-pa-sykehus": (
+        "Venter på sykehuset",
+        {"waiting_on": common_pb2.ORGANISATION_KIND_HOSPITAL},
+    ),
+    "venter-pa-fastlege": (
+        "Venter på fastlegen",
+        {"waiting_on": common_pb2.ORGANISATION_KIND_GP},
+    ),
+    "innlagt": ("Innlagt nå", {"location_kind": pathway_pb2.LOCATION_KIND_HOSPITAL}),
+    "utskrivningsklar": ("Utskrivningsklare", {"only_ready_for_discharge": True}),
+    "alle": ("Alle pasienter", {}),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    pathway_address: str
+    jwt_secret: str
+    #: Development sign-in: pick a municipality and get a token minted here. Off in production,
+    #: where tokens come from the identity provider and are pasted or forwarded.
+    dev_sign_in: bool = True
+    secure_cookies: bool = False
+
+
+class Problem(Exception):
+    """A page that cannot be shown: the HTTP status and a Norwegian explanation."""
+
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(title)
+        self.status, self.title, self.detail = status, title, detail
+
+
+GRPC_PROBLEMS = {
+    grpc.StatusCode.PERMISSION_DENIED: (
+        403,
+        "Ingen tilgang",
+        "Pasienten hører ikke til din kommune, eller du har ikke tilgang til forløpet.",
+    ),
+    grpc.StatusCode.NOT_FOUND: (
+        404,
+        "Fant ikke pasienten",
+        "carepath har ingen hendelser for pasienten.",
+    ),
+    grpc.StatusCode.UNAVAILABLE: (
+        503,
+        "Tjenesten svarer ikke",
+        "Pasientforløpstjenesten er ikke tilgjengelig akkurat nå. Prøv igjen om litt.",
+    ),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (
+        504,
+        "Tjenesten svarte ikke i tide",
+        "Pasientforløpstjenesten brukte for lang tid. Prøv igjen om litt.",
+    ),
+}
+
+
+def create_app(settings: Settings) -> Starlette:
+    templates = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    templates.globals.update(
+        when=present.when,
+        day=present.day,
+        iso=present.iso,
+        kroner=present.kroner,
+        organisation=present.organisation,
+        lane_name=present.lane_name,
+        LOCATION=present.LOCATION,
+        RECEIPT=present.RECEIPT,
+        MEDICATION_STATE=present.MEDICATION_STATE,
+        CANCER_MILESTONE=present.CANCER_MILESTONE,
+        ORG_KIND=present.ORG_KIND,
+        age=present.age,
+    )
+    state: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        channel = grpc.aio.insecure_channel(settings.pathway_address)
+        state["stub"] = pathway_pb2_grpc.PathwayServiceStub(channel)
+        try:
+            yield
+        finally:
+            await channel.close()
+
+    def stub() -> pathway_pb2_grpc.PathwayServiceAsyncStub:
+        return state["stub"]  # type: ignore[no-any-return]
+
+    def render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        return HTMLResponse(templates.get_template(name).render(**context), status_code=status)
+
+    def signed_in(request: Request) -> tuple[Actor, str]:
+        token = request.cookies.get(COOKIE, "")
+        try:
+            actor = verify_token(token, settings.jwt_secret)
+        except Unauthenticated as exc:
+            raise SignInNeeded from exc
+        if actor.org_kind is not OrgKind.MUNICIPALITY:
+            raise Problem(403, "Ingen tilgang", "Visningen er for kommunens koordinatorer.")
+        return actor, token
+
+    async def call(method: Callable[..., Any], request: Any, token: str) -> Any:
+        try:
+            return await method(request, metadata=bearer_metadata(token), timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                raise SignInNeeded from exc
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise Problem(400, "Ugyldig forespørsel", exc.details() or "") from exc
+            status, title, detail = GRPC_PROBLEMS.get(
+                exc.code(), (502, "Feil i pasientforløpstjenesten", exc.code().name)
+            )
+            raise Problem(status, title, detail) from exc
+
+    # --- sign-in ---------------------------------------------------------------------------
+
+    async def sign_in_page(request: Request) -> Response:
+        return render("signin.html", dev=settings.dev_sign_in, error=None, actor=None)
+
+    async def sign_in(request: Request) -> Response:
+        form = await request.form()
+        error = None
+        token = str(form.get("token") or "").strip()
+        try:
+            if token:
+                actor = verify_token(token, settings.jwt_secret)
+                if actor.org_kind is not OrgKind.MUNICIPALITY:
+                    raise ValueError("Tokenet gjelder ikke en kommune.")
+            elif settings.dev_sign_in:
+                her_id = HerId.parse(str(form.get("her_id") or "").strip()).value
+                hpr_text = str(form.get("hpr") or "").strip()
+                hpr = HprNumber.parse(hpr_text).value if hpr_text else None
+                actor = Actor(her_id=her_id, org_kind=OrgKind.MUNICIPALITY, hpr=hpr)
+                token = mint_token(actor, settings.jwt_secret)
+            else:
+                raise ValueError("Lim inn et token fra innloggingstjenesten.")
+        except (Unauthenticated, IdentifierError, ValueError) as exc:
+            error = f"Innloggingen mislyktes: {exc}"
+        if error:
+            return render("signin.html", 400, dev=settings.dev_sign_in, error=error, actor=None)
+        response = RedirectResponse("/arbeidsliste", status_code=303)
+        response.set_cookie(
+            COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=settings.secure_cookies,
+            max_age=8 * 3600,
+        )
+        log.info("coordinator signed in (municipality %s)", actor.her_id)
+        return response
+
+    async def sign_out(request: Request) -> Response:
+        response = RedirectResponse("/logg-inn", status_code=303)
+        response.delete_cookie(COOKIE)
+        return response
+
+    # --- the worklist ----------------------------------------------------------------------
+
+    def worklist_request(
+        request: Request, actor: Actor
+    ) -> tuple[pathway_pb2.ListPathwaysRequest, dict[str, str]]:
+        view = request.query_params.get("vis", "apne")
+        if view not in VIEWS:
+            raise Problem(400, "Ukjent visning", f"Velg en av: {', '.join(VIEWS)}.")
+        query = request.query_params.get("sok", "").replace(" ", "")
+        if query and not (query.isdigit() and len(query) <= 11):
+            raise Problem(400, "Ugyldig søk", "Søk med 1–11 sifre av fødselsnummer eller D-nummer.")
+        page = request.query_params.get("side", "")
+        params = {"vis": view, "sok": query}
+        return (
+            pathway_pb2.ListPathwaysRequest(
+                municipality_her_id=actor.her_id,
+                purpose=PURPOSE,
+                page_size=PAGE_SIZE,
+                page_token=page,
+                patient_query=query,
+                **VIEWS[view][1],
+            ),
+            params,
+        )
+
+    async def worklist_context(request: Request) -> dict[str, Any]:
+        actor, token = signed_in(request)
+        list_request, params = worklist_request(request, actor)
+        reply = await call(stub().ListPathways, list_request, token)
+        now = datetime.now(UTC)
+        return {
+            "actor": actor,
+            "items": reply.items,
+            "views": {key: label for key, (label, _) in VIEWS.items()},
+            "params": params,
+            "next_page": urlencode({**params, "side": reply.next_page_token})
+            if reply.next_page_token
+            else None,
+            "first_page": urlencode(params) if list_request.page_token else None,
+            "fragment_query": urlencode({**params, "side": list_request.page_token}),
+            "now": now,
+        }
+
+    async def worklist(request: Request) -> Response:
+        return render("worklist.html", **await worklist_context(request))
+
+    async def worklist_rows(request: Request) -> Response:
+        return render("_worklist_rows.html", **await worklist_context(request))
+
+    # --- the patient page ------------------------------------------------------------------
+
+    def patient_of(request: Request) -> common_pb2.PatientIdentifier:
+        value = request.path_params["value"]
+        try:
+            national_id = NationalId.parse(value)
+        except IdentifierError as exc:
+            raise Problem(400, "Ugyldig pasientidentifikator", str(exc)) from exc
+        return common_pb2.PatientIdentifier(system=national_id.system, value=national_id.value)
+
+    def medications_at(request: Request) -> date | None:
+        text = request.query_params.get("legemidler_per", "")
+        if not text:
+            return None
+        try:
+            return date.fromisoformat(text)
+        except ValueError as exc:
+            raise Problem(400, "Ugyldig dato", "Skriv datoen som åååå-mm-dd.") from exc
+
+    async def patient_context(request: Request) -> dict[str, Any]:
+        actor, token = signed_in(request)
+        patient = patient_of(request)
+        at = medications_at(request)
+        window = request.query_params.get("tidsrom", "alt")
+        if window not in WINDOWS:
+            raise Problem(400, "Ukjent tidsrom", f"Velg en av: {', '.join(WINDOWS)}.")
+        get = pathway_pb2.GetPathwayRequest(patient=patient, purpose=PURPOSE)
+        if at is not None:
+            moment = Timestamp()
+            moment.FromDatetime(min(present.end_of_day(at), datetime.now(UTC)).astimezone(UTC))
+            get.medications_at.CopyFrom(moment)
+        reply: pathway_pb2.Pathway = await call(stub().GetPathway, get, token)
+        now = datetime.now(UTC)
+        return {
+            "actor": actor,
+            "patient": patient,
+            "reply": reply,
+            "picture": present.picture(reply, now.astimezone(present.OSLO), WINDOWS[window][1]),
+            "windows": {key: label for key, (label, _) in WINDOWS.items()},
+            "window": window,
+            "medications_at": at,
+            "now": now,
+            "query": urlencode(
+                {"tidsrom": window, **({"legemidler_per": at.isoformat()} if at else {})}
+            ),
+        }
+
+    async def patient_page(request: Request) -> Response:
+        return render("patient.html", **await patient_context(request))
+
+    async def patient_body(request: Request) -> Response:
+        return render("_patient_body.html", **await patient_context(request))
+
+    # --- live updates ----------------------------------------------------------------------
+
+    async def changes(token: str, watch: pathway_pb2.WatchPathwayRequest) -> Response:
+        """Server-sent events: `endring` for each change of the pathway(s) watched, a comment
+        every 15 s to keep the connection open through proxies, `feil` when the stream ends."""
+
+        async def stream() -> AsyncIterator[str]:
+            call_ = stub().WatchPathway(watch, metadata=bearer_metadata(token))
+            queue: asyncio.Queue[pathway_pb2.PathwayChange | None] = asyncio.Queue()
+
+            async def pump() -> None:
+                try:
+                    async for change in call_:
+                        await queue.put(change)
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() != grpc.StatusCode.CANCELLED:
+                        log.warning("pathway watch ended: %s", exc.code().name)
+                finally:
+                    await queue.put(None)
+
+            reader = asyncio.create_task(pump())
+            try:
+                yield "retry: 3000\n\n"
+                while True:
+                    try:
+                        change = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+                    except TimeoutError:
+                        yield ": hold\n\n"
+                        continue
+                    if change is None:
+                        yield "event: feil\ndata: forbindelsen ble brutt\n\n"
+                        return
+                    yield f"event: endring\ndata: {change.sequence}\n\n"
+            finally:
+                call_.cancel()
+                reader.cancel()
+
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    async def patient_changes(request: Request) -> Response:
+        _actor, token = signed_in(request)
+        patient = patient_of(request)
+        return await changes(
+            token, pathway_pb2.WatchPathwayRequest(patient=patient, purpose=PURPOSE)
+        )
+
+    async def worklist_changes(request: Request) -> Response:
+        actor, token = signed_in(request)
+        watch = pathway_pb2.WatchPathwayRequest(municipality_her_id=actor.her_id, purpose=PURPOSE)
+        return await changes(token, watch)
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/arbeidsliste", status_code=303)
+
+    async def health(request: Request) -> Response:
+        return Response("ok", media_type="text/plain")
+
+    async def on_sign_in_needed(request: Request, exc: Exception) -> Response:
+        if request.url.path.endswith(("/innhold", "/hendelser")):
+            return Response("Logg inn på nytt", status_code=401)
+        return RedirectResponse("/logg-inn", status_code=303)
+
+    async def on_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        return render("error.html", exc.status, title=exc.title, detail=exc.detail, actor=None)
+
+    app = Starlette(
+        routes=[
+            Route("/", home),
+            Route("/helse", health),
+            Route("/logg-inn", sign_in_page, methods=["GET"]),
+            Route("/logg-inn", sign_in, methods=["POST"]),
+            Route("/logg-ut", sign_out, methods=["POST"]),
+            Route("/arbeidsliste", worklist),
+            Route("/arbeidsliste/innhold", worklist_rows),
+            Route("/arbeidsliste/hendelser", worklist_changes),
+            Route("/pasient/{value}", patient_page),
+            Route("/pasient/{value}/innhold", patient_body),
+            Route("/pasient/{value}/hendelser", patient_changes),
+            Mount("/statisk", StaticFiles(directory=HERE / "static"), name="static"),
+        ],
+        exception_handlers={SignInNeeded: on_sign_in_needed, Problem: on_problem},
+        lifespan=lifespan,
+    )
+    return app
+
+
+class SignInNeeded(Exception):
+    """No valid token: the coordinator must sign in (again)."""

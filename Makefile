@@ -33,6 +33,7 @@ run: $(STAMP) ## start everything on the embedded default (SQLite under var/, lo
 test: $(STAMP) ## unit, integration and end-to-end tests against the real broker and databases
 	@bash infra/ensure-rabbitmq.sh
 	@bash infra/ensure-postgres.sh
+	@bash infra/ensure-chromium.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff + mypy (generated code excluded)

@@ -3,6 +3,7 @@ harness running the real processes' parts (gRPC servers, relay, projector) in th
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar, cast
 
 import grpc
@@ -22,6 +24,12 @@ from pika.exceptions import ChannelClosedByBroker
 from sqlalchemy.engine import Engine
 from stdnum.no import fodselsnummer
 
+from carepath.v1 import (
+    admissions_pb2_grpc,
+    discharges_pb2_grpc,
+    medications_pb2_grpc,
+    referrals_pb2_grpc,
+)
 from services.admissions import api as admissions_api
 from services.admissions.application import AdmissionsApplication
 from services.discharges import api as discharges_api
@@ -227,3 +235,43 @@ def nameko(
         process.terminate()
         process.wait(timeout=20)
         delete_queues(amqp_uri, queues)
+
+
+def demo_module() -> ModuleType:
+    """infra/demo.py, the demo `make run` loads (a script, not a package module)."""
+    spec = importlib.util.spec_from_file_location("carepath_demo", ROOT / "infra" / "demo.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextmanager
+def demo_reactions(amqp_uri: str, urls: dict[str, str]) -> Iterator[None]:
+    """The nameko processes the demo story needs: discharges' view of the stays and the
+    admissions reaction that closes a stay on discharge."""
+    stays_handlers = {
+        "handle_patient_admitted": "admissions-PatientAdmitted",
+        "handle_patient_transferred": "admissions-PatientTransferred",
+        "handle_stay_closed": "admissions-StayClosed",
+    }
+    closing = {"handle_patient_discharged": "discharges-PatientDischarged"}
+    with (
+        nameko("services.discharges.reactions", "discharges_stays", stays_handlers, amqp_uri, urls),
+        nameko("services.admissions.reactions", "admissions_reactions", closing, amqp_uri, urls),
+    ):
+        yield
+
+
+def demo_clients(system: Harness, demo: ModuleType) -> Any:
+    """The demo's gRPC clients, pointed at the harness's servers."""
+
+    def stub(cls: type, name: str) -> object:
+        return cls(system.channel(system.servers[name]))
+
+    return demo.Clients(
+        referrals=stub(referrals_pb2_grpc.ReferralServiceStub, "referrals"),
+        admissions=stub(admissions_pb2_grpc.AdmissionServiceStub, "admissions"),
+        medications=stub(medications_pb2_grpc.MedicationServiceStub, "medications"),
+        discharges=stub(discharges_pb2_grpc.DischargeServiceStub, "discharges"),
+    )

@@ -7,7 +7,6 @@ four payment days at the 2024 rate. A rebuild from the four stores gives the sam
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from datetime import datetime
 from types import ModuleType
@@ -17,40 +16,29 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import (
-    admissions_pb2_grpc,
     common_pb2,
-    discharges_pb2_grpc,
-    medications_pb2_grpc,
     pathway_pb2,
     pathway_pb2_grpc,
     referrals_pb2,
-    referrals_pb2_grpc,
 )
 from services.pathway import migrate, readmodel
 from services.pathway.rebuild import rebuild
 from shared.auth import bearer_metadata, mint_token
 from shared.ids import FNR_SYSTEM
 from tests.support import (
-    ROOT,
     SECRET,
     Harness,
+    demo_clients,
+    demo_module,
+    demo_reactions,
     drain_queue,
     dump_read_model,
-    nameko,
     running_system,
     unique_queue,
     wait_for,
 )
 
 OSLO = ZoneInfo("Europe/Oslo")
-
-
-def demo_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("carepath_demo", ROOT / "infra" / "demo.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def pathway_of(system: Harness, demo: ModuleType) -> Callable[..., pathway_pb2.Pathway]:
@@ -81,29 +69,11 @@ def test_the_demo_stay_tells_the_whole_story_and_rebuilds_identically(
 ) -> None:
     demo = demo_module()
     queue = unique_queue("pathway.demo")
-    stays_handlers = {
-        "handle_patient_admitted": "admissions-PatientAdmitted",
-        "handle_patient_transferred": "admissions-PatientTransferred",
-        "handle_stay_closed": "admissions-StayClosed",
-    }
-    closing = {"handle_patient_discharged": "discharges-PatientDischarged"}
     with (
         running_system(backend, amqp_uri, queue) as system,
-        nameko(
-            "services.discharges.reactions", "discharges_stays", stays_handlers, amqp_uri, backend
-        ),
-        nameko("services.admissions.reactions", "admissions_reactions", closing, amqp_uri, backend),
+        demo_reactions(amqp_uri, backend),
     ):
-
-        def stub(cls: type, name: str) -> object:
-            return cls(system.channel(system.servers[name]))
-
-        clients = demo.Clients(
-            referrals=stub(referrals_pb2_grpc.ReferralServiceStub, "referrals"),
-            admissions=stub(admissions_pb2_grpc.AdmissionServiceStub, "admissions"),
-            medications=stub(medications_pb2_grpc.MedicationServiceStub, "medications"),
-            discharges=stub(discharges_pb2_grpc.DischargeServiceStub, "discharges"),
-        )
+        clients = demo_clients(system, demo)
         expected = demo.load(clients, SECRET)
         get = pathway_of(system, demo)
 

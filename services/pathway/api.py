@@ -51,6 +51,11 @@ def _own_municipality(her_id: str, field: str) -> str:
     return her_id
 
 
+def _require_home(home_municipality: str | None, caller_her_id: str) -> None:
+    if home_municipality != caller_her_id:
+        raise NotPermitted("a municipality reads only the pathways of its own patients")
+
+
 def _patient_of(key: str) -> common_pb2.PatientIdentifier:
     system, value = key.split("|", 1)
     return common_pb2.PatientIdentifier(system=system, value=value)
@@ -171,9 +176,8 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         view = views.get_pathway(self._engine, key, as_of)
         if view is None:
             raise NotFound("no pathway for this patient")
-        home = view.patient["municipality_her_id"]
-        if reader.org_kind is OrgKind.MUNICIPALITY and home != reader.her_id:
-            raise NotPermitted("a municipality reads only the pathways of its own patients")
+        if reader.org_kind is OrgKind.MUNICIPALITY:
+            _require_home(view.patient["municipality_her_id"], reader.her_id)
         moment = as_of or datetime.now(UTC)
         medications_at = (
             request.medications_at.ToDatetime(tzinfo=UTC)
@@ -303,6 +307,8 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         actor = current_actor()
         if key is not None:
             views.record_read(self._engine, key, actor, purpose, "WatchPathway")
+            if actor.org_kind is OrgKind.MUNICIPALITY:
+                _require_home(views.home_municipality(self._engine, key), actor.her_id)
         sequence = views.latest_change(self._engine)
         while context.is_active():
             changes = views.changes_after(self._engine, sequence, key, municipality)

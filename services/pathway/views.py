@@ -97,6 +97,14 @@ def _pathway_as_of(engine: Engine, key: str, as_of: datetime) -> PathwayView | N
     )
 
 
+def home_municipality(engine: Engine, key: str) -> str | None:
+    """The patient's home municipality as the read model knows it now (None: unknown)."""
+    p = rm.patients
+    with engine.connect() as conn:
+        query = sa.select(p.c.municipality_her_id).where(p.c.patient_key == key)
+        return conn.execute(query).scalar()
+
+
 def record_read(engine: Engine, key: str, actor: Actor, purpose: str, operation: str) -> None:
     """Every read of a patient's pathway leaves a row: who, organisation, purpose, when."""
     record_reads(engine, [key], actor, purpose, operation)

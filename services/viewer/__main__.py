@@ -32,7 +32,15 @@ def main() -> None:
         "pathway viewer on http://%s:%s (pathway service %s)", host, port, settings.pathway_address
     )
     # No access log: the paths carry patient identifiers, which are never logged at INFO.
-    uvicorn.run(create_app(settings), host=host, port=int(port), access_log=False, log_config=None)
+    # Open event streams are cut after 5 s on shutdown (the browsers reconnect to the next one).
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=int(port),
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=5,
+    )
 
 
 if __name__ == "__main__":

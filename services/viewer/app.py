@@ -186,25 +186,33 @@ def create_app(settings: Settings) -> Starlette:
 
     async def sign_in(request: Request) -> Response:
         form = await request.form()
-        error = None
         token = str(form.get("token") or "").strip()
-        try:
-            if token:
-                actor = verify_token(token, settings.jwt_secret)
-                if actor.org_kind is not OrgKind.MUNICIPALITY:
-                    raise ValueError("Tokenet gjelder ikke en kommune.")
-            elif settings.dev_sign_in:
-                her_id = HerId.parse(str(form.get("her_id") or "").strip()).value
-                hpr_text = str(form.get("hpr") or "").strip()
-                hpr = HprNumber.parse(hpr_text).value if hpr_text else None
-                actor = Actor(her_id=her_id, org_kind=OrgKind.MUNICIPALITY, hpr=hpr)
-                token = mint_token(actor, settings.jwt_secret)
-            else:
-                raise ValueError("Lim inn et token fra innloggingstjenesten.")
-        except (Unauthenticated, IdentifierError, ValueError) as exc:
-            error = f"Innloggingen mislyktes: {exc}"
-        if error:
+
+        def refused(reason: str) -> Response:
+            error = f"Innloggingen mislyktes: {reason}"
             return render("signin.html", 400, dev=settings.dev_sign_in, error=error, actor=None)
+
+        if token:
+            try:
+                actor = verify_token(token, settings.jwt_secret)
+            except Unauthenticated:
+                return refused("tokenet er ugyldig eller utløpt.")
+            if actor.org_kind is not OrgKind.MUNICIPALITY:
+                return refused("tokenet gjelder ikke en kommune.")
+        elif settings.dev_sign_in:
+            try:
+                her_id = HerId.parse(str(form.get("her_id") or "").strip()).value
+            except IdentifierError:
+                return refused("kommunens HER-id er 1–9 sifre, uten null foran.")
+            hpr_text = str(form.get("hpr") or "").strip()
+            try:
+                hpr = HprNumber.parse(hpr_text).value if hpr_text else None
+            except IdentifierError:
+                return refused("HPR-nummeret er 1–9 sifre, uten null foran.")
+            actor = Actor(her_id=her_id, org_kind=OrgKind.MUNICIPALITY, hpr=hpr)
+            token = mint_token(actor, settings.jwt_secret)
+        else:
+            return refused("lim inn et token fra innloggingstjenesten.")
         response = RedirectResponse("/arbeidsliste", status_code=303)
         response.set_cookie(
             COOKIE,

@@ -112,6 +112,10 @@ def organisation(org: common_pb2.Organisation) -> str:
     return f"{noun.capitalize()} {org.her_id}" if org.her_id else noun.capitalize()
 
 
+def count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def lane_name(kind: int) -> str:
     return next((name for lane, name in LANES if lane == kind), "Annet")
 
@@ -256,7 +260,7 @@ def picture(
                 y=municipality - 9,
                 width=max(x(until) - x(begin), 4),
                 css="waiting",
-                label=f"Utskrivningsklar: {period.days} døgn",
+                label=f"Utskrivningsklar: {period.days} døgn, {amount}",
                 title=f"Utskrivningsklar fra {day(period.ready_on)}: {period.days} døgn à "
                 f"kommunal betaling, {amount}",
                 open_end=period.ongoing,
@@ -328,8 +332,9 @@ def picture(
     breached = sum(1 for t in reply.tasks if t.breached)
     pic.description = (
         f"Pasientforløp fra {day(start + timedelta(days=2))} til {day(end - timedelta(days=2))}: "
-        f"{len(reply.stays)} sykehusopphold, {len(reply.messages)} meldinger, "
-        f"{len(reply.tasks)} åpne frister, {breached} overskredet."
+        f"{len(reply.stays)} sykehusopphold, "
+        f"{count(len(reply.messages), 'melding', 'meldinger')}, "
+        f"{count(len(reply.tasks), 'åpen frist', 'åpne frister')}, {breached} overskredet."
     )
     return pic
 

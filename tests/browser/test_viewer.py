@@ -270,6 +270,15 @@ def test_another_municipality_sees_nothing_of_the_patient(page: Page, demo: Demo
     expect(page.get_by_role("heading", name="Ingen tilgang")).to_be_visible()
 
 
+def test_a_malformed_her_id_is_refused_with_the_reason(page: Page, demo: Demo) -> None:
+    page.goto(f"{demo.url}/logg-inn")
+    page.get_by_label("Kommunens HER-id").fill("04201")
+    page.get_by_role("button", name="Logg inn", exact=True).click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "Innloggingen mislyktes: kommunens HER-id er 1–9 sifre, uten null foran."
+    )
+
+
 def test_without_signing_in_the_viewer_asks_for_it(page: Page, demo: Demo) -> None:
     page.goto(f"{demo.url}/pasient/{demo.patient}")
     expect(page.get_by_role("heading", name="Logg inn som koordinator")).to_be_visible()

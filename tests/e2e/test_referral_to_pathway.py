@@ -206,6 +206,14 @@ def test_a_municipality_reads_only_its_own_patients_pathways(
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     key = readmodel.patient_key({"system": FNR_SYSTEM, "value": FNR})
     assert reads_of(system.engine, key)[-1]["actor_her_id"] == MUNICIPALITY.her_id
+    watch = pathway.WatchPathway(
+        pathway_pb2.WatchPathwayRequest(patient=PATIENT, purpose="care coordination"),
+        metadata=auth(MUNICIPALITY),
+        timeout=10,
+    )
+    with pytest.raises(grpc.RpcError) as refused:
+        next(watch)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
 def test_a_repeated_command_returns_the_first_result_and_records_nothing(
@@ -471,7 +479,7 @@ def test_watching_a_patient_streams_each_change_of_the_pathway(
 ) -> None:
     stream = pathway.WatchPathway(
         pathway_pb2.WatchPathwayRequest(patient=PATIENT, purpose="care coordination"),
-        metadata=auth(MUNICIPALITY),
+        metadata=auth(GP),
         timeout=30,
     )
     sent = referrals.SendReferral(send_request(), metadata=auth(GP))

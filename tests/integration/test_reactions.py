@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pika
 import pytest
+from pika.exceptions import UnroutableError
 
 from services.admissions.application import AdmissionsApplication
 from services.admissions.domain import AdmissionType, StayState
@@ -198,12 +199,23 @@ def test_a_discharge_that_cannot_close_its_stay_is_dead_lettered_with_the_reason
         with nameko(
             "services.admissions.reactions", "admissions_reactions", handlers, amqp_uri, urls
         ):
-            channel.basic_publish(
-                "discharges.events",
-                "PatientDischarged",
-                envelope.to_json(),
-                pika.BasicProperties(content_type="application/json", delivery_mode=2),
-            )
+            # nameko declares its queue before binding it: publish until the broker routes it
+            channel.confirm_delivery()
+
+            def routed() -> bool:
+                try:
+                    channel.basic_publish(
+                        "discharges.events",
+                        "PatientDischarged",
+                        envelope.to_json(),
+                        pika.BasicProperties(content_type="application/json", delivery_mode=2),
+                        mandatory=True,
+                    )
+                except UnroutableError:
+                    return False
+                return True
+
+            wait_for(routed, what="the reaction's queue bound to discharges.events")
 
             def parked() -> tuple[object, bytes] | None:
                 method, props, body = channel.basic_get(DEAD_LETTER_QUEUE, auto_ack=True)

@@ -81,6 +81,7 @@ class PathwayServiceServicer:
     def WatchPathway(self, request, context):
         """A stream of changes: one message each time the pathway of the patient (or of any patient
         of the municipality) changes. Read the pathway again with GetPathway to see what changed.
+        A municipality watches only its own patients (PERMISSION_DENIED otherwise).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -52,6 +52,7 @@ class PathwayServiceStub:
     WatchPathway: _grpc.UnaryStreamMultiCallable[_pathway_pb2.WatchPathwayRequest, _pathway_pb2.PathwayChange]
     """A stream of changes: one message each time the pathway of the patient (or of any patient
     of the municipality) changes. Read the pathway again with GetPathway to see what changed.
+    A municipality watches only its own patients (PERMISSION_DENIED otherwise).
     """
 
 @_typing.type_check_only
@@ -76,6 +77,7 @@ class PathwayServiceAsyncStub(PathwayServiceStub):
     WatchPathway: _aio.UnaryStreamMultiCallable[_pathway_pb2.WatchPathwayRequest, _pathway_pb2.PathwayChange]  # type: ignore[assignment]
     """A stream of changes: one message each time the pathway of the patient (or of any patient
     of the municipality) changes. Read the pathway again with GetPathway to see what changed.
+    A municipality watches only its own patients (PERMISSION_DENIED otherwise).
     """
 
 class PathwayServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -115,6 +117,7 @@ class PathwayServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_pathway_pb2.PathwayChange], _abc.AsyncIterator[_pathway_pb2.PathwayChange]]:
         """A stream of changes: one message each time the pathway of the patient (or of any patient
         of the municipality) changes. Read the pathway again with GetPathway to see what changed.
+        A municipality watches only its own patients (PERMISSION_DENIED otherwise).
         """
 
 def add_PathwayServiceServicer_to_server(servicer: PathwayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

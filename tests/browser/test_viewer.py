@@ -25,6 +25,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from carepath.v1 import (
+    admissions_pb2,
+    admissions_pb2_grpc,
     common_pb2,
     medications_pb2,
     medications_pb2_grpc,
@@ -42,6 +44,7 @@ from tests.support import (
     demo_module,
     demo_reactions,
     drain_queue,
+    make_fnr,
     running_system,
     unique_queue,
     wait_for,
@@ -310,3 +313,32 @@ def test_a_new_event_sent_over_grpc_appears_on_the_open_page_without_a_reload(
     expect(page.locator("table.events tbody tr").first).to_contain_text("Paracetamol")
     assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
     expect(page.locator("#status")).to_have_text("Siden er oppdatert med nye hendelser.")
+
+
+def test_a_newly_admitted_patient_appears_on_the_open_worklist_without_a_reload(
+    page: Page, demo: Demo
+) -> None:
+    sign_in(page, demo)
+    page.evaluate("window.__sameDocument = true")
+    newcomer = make_fnr(9, 9, 38, 250)
+    expect(page.locator(f"tr[data-patient='{newcomer}']")).to_have_count(0)
+    admissions = admissions_pb2_grpc.AdmissionServiceStub(
+        demo.system.channel(demo.system.servers["admissions"])
+    )
+    now = Timestamp()
+    now.FromDatetime(datetime.now(UTC))
+    admissions.AdmitPatient(
+        admissions_pb2.AdmitPatientRequest(
+            metadata=common_pb2.CommandMetadata(command_id="viewer-admit", occurred_at=now),
+            patient=common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=newcomer),
+            ward="Kirurgisk sengepost 2",
+            admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
+            municipality_her_id="4201",
+            existing_service_user=True,
+        ),
+        metadata=bearer_metadata(mint_token(demo.demo.HOSPITAL_A, SECRET)),
+    )
+    row = page.locator(f"tr[data-patient='{newcomer}']")
+    expect(row).to_contain_text("Innlagt på sykehus, Kirurgisk sengepost 2", timeout=20_000)
+    expect(row).to_contain_text("Helseopplysninger til kommunen innen 24 timer")
+    assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"

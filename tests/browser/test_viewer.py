@@ -60,6 +60,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--lang=nb-NO",  # the users' language, also for the browser's own controls (dates)
 ]
 pytestmark = [pytest.mark.browser, pytest.mark.broker]
 

@@ -40,14 +40,18 @@ class Conflict(DomainError):
     """The aggregate kept changing under the command (→ FAILED_PRECONDITION; safe to retry)."""
 
 
-#: One command's aggregates and the future its caller waits on.
-Item = tuple[tuple[CarepathAggregate, ...], Future[None]]
+#: One command's new events and the future its caller waits on.
+Item = tuple[tuple[Any, ...], Future[None]]
 
 
 class GroupCommit:
     """Saves the aggregates of concurrent commands together: one transaction per batch instead
-    of one per command (batch at every hop). A batch that conflicts is retried one aggregate at
-    a time so only the conflicting command sees the IntegrityError (and re-runs its rules).
+    of one per command (batch at every hop). A batch that conflicts is retried one command at a
+    time so only the conflicting command sees the IntegrityError (and re-runs its rules).
+
+    Each command's pending events are taken from its aggregates in the caller's thread and
+    queued as events: collecting empties an aggregate, so a retry of a conflicting batch must
+    save the events themselves, never the (by then empty) aggregates.
 
     A single committer thread also means one writer for SQLite, which otherwise makes
     concurrent writers poll its busy handler."""
@@ -61,8 +65,9 @@ class GroupCommit:
 
     def save(self, aggregates: tuple[CarepathAggregate, ...]) -> None:
         """Save one command's aggregates together; returns once committed (or raises)."""
+        events = tuple(event for a in aggregates for event in a.collect_events())
         done: Future[None] = Future()
-        self._queue.put((aggregates, done))
+        self._queue.put((events, done))
         done.result()
 
     def close(self) -> None:
@@ -88,7 +93,7 @@ class GroupCommit:
 
     def _commit(self, batch: list[Item]) -> None:
         try:
-            self._save(*(a for aggregates, _ in batch for a in aggregates))
+            self._save(*(event for events, _ in batch for event in events))
         except IntegrityError:
             if len(batch) == 1:
                 batch[0][1].set_exception(IntegrityError("conflict"))

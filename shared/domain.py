@@ -35,19 +35,29 @@ class CommandContext:
         }
 
 
+def command_key(her_id: str, command_id: str) -> str:
+    """Command ids are unique per calling organisation (CommandMetadata.command_id), so a
+    command is known by both: two organisations acting on one aggregate may pick the same id."""
+    return f"{her_id}:{command_id}"
+
+
+def handled_key(meta: dict[str, Any]) -> str:
+    """The command key of an event's metadata."""
+    return command_key(meta["actor"]["her_id"], meta["command_id"])
+
+
 class CarepathAggregate(Aggregate):
     """Base of every carepath aggregate.
 
-    Each event carries `meta` (see `CommandContext.meta`); applying it records the command id so
-    a repeated command can be recognised and answered with its first result.
+    Each event carries `meta` (see `CommandContext.meta`); applying it records the calling
+    organisation's command id so a repeated command can be recognised and answered with its
+    first result.
     """
 
     def _handled(self, meta: dict[str, Any]) -> None:
-        self.__dict__.setdefault("command_ids", set()).add(meta["command_id"])
+        self.__dict__.setdefault("command_keys", set()).add(handled_key(meta))
 
-    def has_handled(self, command_id: str) -> bool:
-        return command_id in self.__dict__.get("command_ids", set())
-
-
-def parse_meta_time(meta: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(meta["occurred_at"])
+    def has_handled(self, ctx: CommandContext) -> bool:
+        return command_key(ctx.actor.her_id, ctx.command_id) in self.__dict__.get(
+            "command_keys", set()
+        )

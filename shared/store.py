@@ -16,7 +16,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
 from shared.config import StoreSettings
-from shared.domain import CarepathAggregate
+from shared.domain import CarepathAggregate, CommandContext, command_key, handled_key
 from shared.errors import DomainError, NotFound
 
 A = TypeVar("A", bound=CarepathAggregate)
@@ -149,49 +149,57 @@ class CarepathApplication(Application[UUID]):
             raise NotFound(f"{what} not found")
         return aggregate
 
-    def first_result(self, cls: type[A], aggregate_id: UUID, command_id: str, what: str) -> A:
-        """The aggregate as it stood right after the event `command_id` recorded."""
+    def first_result(self, cls: type[A], aggregate_id: UUID, ctx: CommandContext, what: str) -> A:
+        """The aggregate as it stood right after the last event the command recorded
+        (NotFound when there is no such aggregate)."""
+        key = command_key(ctx.actor.her_id, ctx.command_id)
+        version = None
         for stored in self.repository.event_store.get(aggregate_id):
-            meta: dict[str, Any] = stored.meta  # type: ignore[attr-defined]
-            if meta.get("command_id") == command_id:
-                return self.load(cls, aggregate_id, what, version=stored.originator_version)
-        return self.load(cls, aggregate_id, what)
+            if handled_key(stored.meta) == key:  # type: ignore[attr-defined]
+                version = stored.originator_version
+        return self.load(cls, aggregate_id, what, version=version)
 
     def create_once(
         self,
         cls: type[A],
         aggregate_id: UUID,
-        command_id: str,
+        ctx: CommandContext,
         what: str,
         create: Callable[[], A],
     ) -> A:
         """Create an aggregate whose id derives from the command; a retry returns the first."""
         try:
-            self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
+            return self.first_result(cls, aggregate_id, ctx, what)
+        except NotFound:
             aggregate = create()
-            try:
-                self.save_command(aggregate)
-            except IntegrityError:  # the same command raced with itself
-                pass
-            else:
-                return aggregate
-        return self.first_result(cls, aggregate_id, command_id, what)
+        try:
+            self.save_command(aggregate)
+        except IntegrityError:  # the same command raced with itself
+            return self.first_result(cls, aggregate_id, ctx, what)
+        return aggregate
 
     def change(
         self,
         cls: type[A],
         aggregate_id: UUID,
-        command_id: str,
+        ctx: CommandContext,
         what: str,
         change: Callable[[A], None],
+        create: Callable[[], A] | None = None,
     ) -> A:
-        """Load → change → save, answering a repeated command with its first result and
-        re-running the rules when a concurrent change got there first."""
+        """Load (or, with `create`, start when there is none yet) → change → save, answering a
+        repeated command with its first result and re-running the rules when a concurrent
+        change got there first."""
         for _ in range(CONFLICT_RETRIES):
-            aggregate = self.load(cls, aggregate_id, what)
-            if aggregate.has_handled(command_id):
-                return self.first_result(cls, aggregate_id, command_id, what)
+            try:
+                aggregate = self.load(cls, aggregate_id, what)
+            except NotFound:
+                if create is None:
+                    raise
+                aggregate = create()
+            else:
+                if aggregate.has_handled(ctx):
+                    return self.first_result(cls, aggregate_id, ctx, what)
             change(aggregate)
             try:
                 self.save_command(aggregate)

@@ -7,7 +7,6 @@ import threading
 from datetime import datetime
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from services.admissions.domain import (
@@ -59,8 +58,10 @@ class AdmissionsApplication(CarepathApplication):
         index_id = patient_stays_id_for(patient)
         with _index_lock(index_id):
             for _ in range(CONFLICT_RETRIES):
-                if self._exists(stay_id):
-                    return self.first_result(Stay, stay_id, ctx.command_id, WHAT)
+                try:
+                    return self.first_result(Stay, stay_id, ctx, WHAT)  # a repeated admission
+                except NotFound:
+                    pass
                 stay = Stay.admit(
                     ctx,
                     patient,
@@ -84,27 +85,14 @@ class AdmissionsApplication(CarepathApplication):
                 return stay
         raise Conflict("the patient's stays changed concurrently; retry the command")
 
-    def _exists(self, aggregate_id: UUID) -> bool:
-        try:
-            self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return False
-        return True
-
     def send_admission_notice(self, ctx: CommandContext, stay_id: UUID) -> Stay:
-        return self.change(
-            Stay, stay_id, ctx.command_id, WHAT, lambda s: s.send_admission_notice(ctx)
-        )
+        return self.change(Stay, stay_id, ctx, WHAT, lambda s: s.send_admission_notice(ctx))
 
     def record_admission_report(self, ctx: CommandContext, stay_id: UUID) -> Stay:
-        return self.change(
-            Stay, stay_id, ctx.command_id, WHAT, lambda s: s.record_admission_report(ctx)
-        )
+        return self.change(Stay, stay_id, ctx, WHAT, lambda s: s.record_admission_report(ctx))
 
     def send_health_information(self, ctx: CommandContext, stay_id: UUID) -> Stay:
-        return self.change(
-            Stay, stay_id, ctx.command_id, WHAT, lambda s: s.send_health_information(ctx)
-        )
+        return self.change(Stay, stay_id, ctx, WHAT, lambda s: s.send_health_information(ctx))
 
     def record_message_receipt(
         self,
@@ -117,7 +105,7 @@ class AdmissionsApplication(CarepathApplication):
         return self.change(
             Stay,
             stay_id,
-            ctx.command_id,
+            ctx,
             WHAT,
             lambda s: s.record_message_receipt(ctx, message_id, status, errors),
         )
@@ -128,14 +116,14 @@ class AdmissionsApplication(CarepathApplication):
         return self.change(
             Stay,
             stay_id,
-            ctx.command_id,
+            ctx,
             WHAT,
             lambda s: s.transfer(ctx, to_hospital_her_id, to_ward),
         )
 
     def close_stay(self, ctx: CommandContext, stay_id: UUID, reason: CloseReason) -> Stay:
         """Discharge. Also called by the discharges service's reaction."""
-        return self.change(Stay, stay_id, ctx.command_id, WHAT, lambda s: s.close(ctx, reason))
+        return self.change(Stay, stay_id, ctx, WHAT, lambda s: s.close(ctx, reason))
 
     def get_stay(self, actor: Actor, stay_id: UUID) -> Stay:
         stay = self.load(Stay, stay_id, WHAT)

@@ -10,8 +10,6 @@ from typing import Any, Self
 from uuid import UUID
 
 import sqlalchemy as sa
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from services.discharges.domain import (
@@ -182,13 +180,6 @@ class DischargesApplication(CarepathApplication):
         super().close()
         self.stays.close()
 
-    def _exists(self, aggregate_id: UUID) -> bool:
-        try:
-            self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return False
-        return True
-
     def _open_or_change(
         self,
         ctx: CommandContext,
@@ -198,21 +189,14 @@ class DischargesApplication(CarepathApplication):
     ) -> Discharge:
         """Readiness and discharge: the first of them opens the stay's discharge (saved with its
         clinical event); a race between two first commands is retried on the stored one."""
-        discharge_id = discharge_id_for(stay_id)
-        for _ in range(CONFLICT_RETRIES):
-            if self._exists(discharge_id):
-                break
-            stay = self.stays.get(stay_id)
-            discharge = Discharge.open(ctx, require_open_stay(stay, stay_id, action))
-            change(discharge, stay)
-            try:
-                self.save_command(discharge)
-            except IntegrityError:
-                continue
-            return discharge
         known = self.stays.get(stay_id)
         return self.change(
-            Discharge, discharge_id, ctx.command_id, WHAT, lambda d: change(d, known)
+            Discharge,
+            discharge_id_for(stay_id),
+            ctx,
+            WHAT,
+            lambda d: change(d, known),
+            create=lambda: Discharge.open(ctx, require_open_stay(known, stay_id, action)),
         )
 
     def declare_ready(self, ctx: CommandContext, stay_id: UUID) -> Discharge:
@@ -229,7 +213,7 @@ class DischargesApplication(CarepathApplication):
         return self.change(
             Discharge,
             discharge_id_for(stay_id),
-            ctx.command_id,
+            ctx,
             WHAT,
             lambda d: d.answer_readiness(ctx, can_receive, receive_on),
         )
@@ -239,7 +223,7 @@ class DischargesApplication(CarepathApplication):
         return self.change(
             Discharge,
             discharge_id_for(stay_id),
-            ctx.command_id,
+            ctx,
             WHAT,
             lambda d: d.withdraw_readiness(ctx, stay, reason),
         )
@@ -262,7 +246,7 @@ class DischargesApplication(CarepathApplication):
         return self.change(
             Discharge,
             discharge_id_for(stay_id),
-            ctx.command_id,
+            ctx,
             WHAT,
             lambda d: d.send_epicrisis(ctx, to_her_id),
         )
@@ -278,7 +262,7 @@ class DischargesApplication(CarepathApplication):
         return self.change(
             Discharge,
             discharge_id_for(stay_id),
-            ctx.command_id,
+            ctx,
             WHAT,
             lambda d: d.record_message_receipt(ctx, message_id, status, errors),
         )

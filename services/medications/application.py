@@ -111,8 +111,8 @@ class MedicationsApplication(CarepathApplication):
                     raise NotFound(f"{WHAT} not found") from None
                 medication_list = MedicationList.start(ctx, patient)
             else:
-                if medication_list.has_handled_by(ctx.actor.her_id, ctx.command_id):
-                    return medication_list.result_of(ctx.actor.her_id, ctx.command_id)
+                if medication_list.has_handled(ctx):
+                    return medication_list.result_of(ctx)
             command(medication_list)
             try:
                 self.save_command(medication_list)

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from shared.domain import CarepathAggregate, CommandContext
+from shared.domain import CarepathAggregate, CommandContext, command_key
 from shared.errors import InvalidArgument, InvalidTransition, NotFound
 
 
@@ -52,10 +52,6 @@ ATC_CODE = re.compile(r"[ABCDGHJLMNPRSV][0-9]{2}[A-Z]{2}[0-9]{2}")
 def medication_list_id(patient: Mapping[str, str]) -> UUID:
     """One list per patient: its id derives from the patient identifier."""
     return uuid5(NAMESPACE_URL, f"carepath:medication-list:{patient['system']}|{patient['value']}")
-
-
-def command_key(her_id: str, command_id: str) -> str:
-    return f"{her_id}:{command_id}"
 
 
 def entry_id_for(list_id: UUID, her_id: str, command_id: str) -> str:
@@ -307,9 +303,7 @@ class MedicationList(CarepathAggregate):
         if isinstance(event, MedicationList.MedicationListStarted):
             self.patient: dict[str, str] = event.meta["patient"]
             self.changes: list[Change] = []
-            self.handled_by_org: set[str] = set()
         self.changes.append(Change.of(event))
-        self.handled_by_org.add(self.changes[-1].command_key)
         self._handled(event.meta)
 
     # --- reading ---------------------------------------------------------------------------
@@ -318,12 +312,9 @@ class MedicationList(CarepathAggregate):
         changes = [c for c in self.changes if version is None or c.version <= version]
         return fold(self.id, self.patient, changes, as_of)
 
-    def has_handled_by(self, her_id: str, command_id: str) -> bool:
-        return command_key(her_id, command_id) in self.handled_by_org
-
-    def result_of(self, her_id: str, command_id: str) -> MedicationListView:
+    def result_of(self, ctx: CommandContext) -> MedicationListView:
         """The list as it stood right after the command (its last event, when it had two)."""
-        key = command_key(her_id, command_id)
+        key = command_key(ctx.actor.her_id, ctx.command_id)
         version = max(c.version for c in self.changes if c.command_key == key)
         return self.view(version=version)
 
@@ -349,21 +340,21 @@ class MedicationList(CarepathAggregate):
     def change_dose(
         self, ctx: CommandContext, entry_id: str, dose: str, reason: str | None
     ) -> None:
-        entry = self._entry(entry_id, ctx)
-        if entry.dose == dose:
+        self._check_entry(entry_id, ctx)
+        if self.view(as_of=ctx.occurred_at).entries[entry_id].dose == dose:
             raise InvalidArgument("dose", "is the dose already in force")
         self._propose(ctx, self.MedicationDoseChanged, entry_id=entry_id, dose=dose, reason=reason)
 
     def pause(self, ctx: CommandContext, entry_id: str, reason: str) -> None:
-        self._entry(entry_id, ctx)
+        self._check_entry(entry_id, ctx)
         self._propose(ctx, self.MedicationPaused, entry_id=entry_id, reason=reason)
 
     def resume(self, ctx: CommandContext, entry_id: str) -> None:
-        self._entry(entry_id, ctx)
+        self._check_entry(entry_id, ctx)
         self._propose(ctx, self.MedicationResumed, entry_id=entry_id)
 
     def discontinue(self, ctx: CommandContext, entry_id: str, reason: str) -> None:
-        self._entry(entry_id, ctx)
+        self._check_entry(entry_id, ctx)
         self._propose(ctx, self.MedicationDiscontinued, entry_id=entry_id, reason=reason)
 
     def reconcile(
@@ -378,14 +369,13 @@ class MedicationList(CarepathAggregate):
 
     # --- rules -----------------------------------------------------------------------------
 
-    def _entry(self, entry_id: str, ctx: CommandContext) -> Entry:
-        """The entry as it stood at the command's clinical time (it must exist by then)."""
+    def _check_entry(self, entry_id: str, ctx: CommandContext) -> None:
+        """The entry must be on the list and prescribed by the command's clinical time."""
         entry = self.view().entries.get(entry_id)
         if entry is None:
             raise NotFound("medication entry not found on the patient's list")
         if ctx.occurred_at < entry.prescribed_at:
             raise InvalidArgument("metadata.occurred_at", "is before the medication was prescribed")
-        return self.view(as_of=ctx.occurred_at).entries[entry_id]
 
     def _propose(self, ctx: CommandContext, event_class: type[Event], **data: Any) -> None:
         """Trigger the change if the history can take it at its clinical place."""

@@ -38,7 +38,7 @@ class ReferralsApplication(CarepathApplication):
         return self.create_once(
             Referral,
             referral_id,
-            ctx.command_id,
+            ctx,
             WHAT,
             lambda: Referral.send(ctx, patient, receiver_her_id, reason, priority, cancer_pathway),
         )
@@ -53,20 +53,16 @@ class ReferralsApplication(CarepathApplication):
         return self.change(
             Referral,
             referral_id,
-            ctx.command_id,
+            ctx,
             WHAT,
             lambda r: r.record_receipt(ctx, status, errors),
         )
 
     def accept(self, ctx: CommandContext, referral_id: UUID, planned_date: date) -> Referral:
-        return self.change(
-            Referral, referral_id, ctx.command_id, WHAT, lambda r: r.accept(ctx, planned_date)
-        )
+        return self.change(Referral, referral_id, ctx, WHAT, lambda r: r.accept(ctx, planned_date))
 
     def reject(self, ctx: CommandContext, referral_id: UUID, reason: str) -> Referral:
-        return self.change(
-            Referral, referral_id, ctx.command_id, WHAT, lambda r: r.reject(ctx, reason)
-        )
+        return self.change(Referral, referral_id, ctx, WHAT, lambda r: r.reject(ctx, reason))
 
     def forward(
         self, ctx: CommandContext, referral_id: UUID, new_receiver_her_id: str, reason: str
@@ -74,13 +70,13 @@ class ReferralsApplication(CarepathApplication):
         return self.change(
             Referral,
             referral_id,
-            ctx.command_id,
+            ctx,
             WHAT,
             lambda r: r.forward(ctx, new_receiver_her_id, reason),
         )
 
     def complete(self, ctx: CommandContext, referral_id: UUID) -> Referral:
-        return self.change(Referral, referral_id, ctx.command_id, WHAT, lambda r: r.complete(ctx))
+        return self.change(Referral, referral_id, ctx, WHAT, lambda r: r.complete(ctx))
 
     def record_cancer_milestone(
         self,
@@ -92,15 +88,13 @@ class ReferralsApplication(CarepathApplication):
         return self.change(
             Referral,
             referral_id,
-            ctx.command_id,
+            ctx,
             WHAT,
             lambda r: r.record_cancer_milestone(ctx, milestone, treatment),
         )
 
     def cancel(self, ctx: CommandContext, referral_id: UUID, reason: str) -> Referral:
-        return self.change(
-            Referral, referral_id, ctx.command_id, WHAT, lambda r: r.cancel(ctx, reason)
-        )
+        return self.change(Referral, referral_id, ctx, WHAT, lambda r: r.cancel(ctx, reason))
 
     def get_referral(self, actor: Actor, referral_id: UUID) -> Referral:
         referral = self.load(Referral, referral_id, WHAT)

@@ -19,38 +19,22 @@ from uuid import UUID
 from nameko.events import event_handler
 
 from services.referrals.application import ReferralsApplication
-from services.referrals.domain import Referral, ReferralState
-from shared.errors import DomainError, NotFound
+from shared.errors import DomainError
 from shared.reactions import ApplicationProvider, reaction_context
 
 log = logging.getLogger(__name__)
 
 
-def complete_on_admission(app: ReferralsApplication, envelope: dict[str, Any]) -> bool:
-    """Complete the admission's referral when the rules allow; True when it is completed."""
+def complete_on_admission(app: ReferralsApplication, envelope: dict[str, Any]) -> None:
+    """Complete the elective admission's referral when the referral's rules allow it (the
+    receiving hospital, an ACCEPTED referral); anything else is left alone."""
     data = envelope["data"]
-    event_id = envelope["event_id"]
     if data.get("admission_type") != "ELECTIVE" or not data.get("referral_id"):
-        return False
-    ctx = reaction_context(envelope, "admission")
-    actor = ctx.actor
-    referral_id = UUID(data["referral_id"])
+        return
     try:
-        referral = app.load(Referral, referral_id, "referral")
-    except NotFound:
-        log.debug("admission %s names an unknown referral", event_id)
-        return False
-    if referral.has_handled(ctx.command_id):
-        return True  # redelivery: completed the first time
-    if referral.state is not ReferralState.ACCEPTED or referral.receiver_her_id != actor.her_id:
-        log.debug("admission %s does not complete its referral", event_id)
-        return False
-    try:
-        app.complete(ctx, referral_id)
-    except DomainError as exc:  # changed between the look and the command
-        log.debug("admission %s did not complete its referral: %s", event_id, type(exc).__name__)
-        return False
-    return True
+        app.complete(reaction_context(envelope, "admission"), UUID(data["referral_id"]))
+    except DomainError as exc:  # unknown, not ACCEPTED, or another hospital's referral
+        log.debug("admission %s leaves its referral: %s", envelope["event_id"], type(exc).__name__)
 
 
 class ReferralsReactions:

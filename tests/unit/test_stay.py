@@ -347,3 +347,16 @@ def test_only_the_hospitals_and_the_home_municipality_may_read(
 def test_the_home_municipality_must_differ_from_the_hospital(app: AdmissionsApplication) -> None:
     with pytest.raises(InvalidArgument, match="municipality_her_id"):
         admit(app, municipality_her_id=HOSPITAL.her_id)
+
+
+def test_command_ids_are_the_calling_organisations_own(app: AdmissionsApplication) -> None:
+    """The municipality happens to pick the id the hospital used for the notice: it is another
+    organisation's command, so it is recorded, not answered with the notice's result."""
+    stay = admit(app)
+    stay = app.send_admission_notice(ctx(HOSPITAL, "msg-1", 1), stay.id)
+    before = events_in(app)
+    stay = app.record_admission_report(ctx(MUNICIPALITY, "msg-1", 2), stay.id)
+    assert events_in(app) == before + 1
+    assert message(stay, MessageType.ADMISSION_REPORT)["to_her_id"] == HOSPITAL.her_id
+    again = app.record_admission_report(ctx(MUNICIPALITY, "msg-1", 2), stay.id)
+    assert events_in(app) == before + 1 and again.version == stay.version

@@ -84,7 +84,7 @@ class Envelope:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True).encode()
 
     @classmethod
-    def from_json(cls, body: bytes) -> Envelope:
+    def from_json(cls, body: bytes | str) -> Envelope:
         try:
             raw = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:

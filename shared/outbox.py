@@ -94,16 +94,24 @@ def read_envelopes(source: str, app: CarepathApplication, after: int, limit: int
     return OutboxBatch(envelopes, position, len(notifications))
 
 
-def iter_all_envelopes(
+def iter_batches(
     source: str, app: CarepathApplication, batch: int = 1000
-) -> Iterator[Envelope]:
+) -> Iterator[list[Envelope]]:
+    """Every published envelope of the store from the start, a batch at a time."""
     position = 0
     while True:
         read = read_envelopes(source, app, position, batch)
         if not read.read:
             return
         position = read.position
-        yield from read.envelopes
+        yield read.envelopes
+
+
+def iter_all_envelopes(
+    source: str, app: CarepathApplication, batch: int = 1000
+) -> Iterator[Envelope]:
+    for envelopes in iter_batches(source, app, batch):
+        yield from envelopes
 
 
 class OutboxRelay:

@@ -15,18 +15,17 @@ from services.medications.api import list_to_pb as medication_list_to_pb
 from services.pathway import readmodel as rm
 from services.pathway import views
 from services.pathway.discharges import PaymentPeriod, payment_periods
-from services.pathway.fold import fold
 from services.pathway.messages import PloMessage
 from shared import api, rules
 from shared.auth import OrgKind
 from shared.errors import InvalidArgument, NotFound, NotPermitted
 from shared.grpc_server import current_actor
 
-LEVEL_TO_PB = {
-    "MUNICIPALITY": common_pb2.ORGANISATION_KIND_MUNICIPALITY,
-    "GP": common_pb2.ORGANISATION_KIND_GP,
-    "HOSPITAL": common_pb2.ORGANISATION_KIND_HOSPITAL,
+#: Read-model organisation kinds ("HOSPITAL", ...) are OrgKind values.
+LEVEL_TO_PB: dict[str, common_pb2.OrganisationKind.ValueType] = {
+    kind.value: pb for kind, pb in api.ORG_KIND_TO_PB.items()
 }
+PB_TO_LEVEL = {v: k for k, v in LEVEL_TO_PB.items()}
 
 
 def _enum(enum_type: Any, prefix: str, value: str | None) -> Any:
@@ -115,8 +114,7 @@ def _location_to_pb(patient: Any) -> pathway_pb2.Location:
 
 
 def _worklist_filter(request: pathway_pb2.ListPathwaysRequest) -> views.WorklistFilter:
-    kinds = {v: k for k, v in LEVEL_TO_PB.items()}
-    if request.waiting_on and request.waiting_on not in kinds:
+    if request.waiting_on and request.waiting_on not in PB_TO_LEVEL:
         raise InvalidArgument("waiting_on", "is not a known kind of organisation")
     if request.location_kind and request.location_kind not in pathway_pb2.LocationKind.values():
         raise InvalidArgument("location_kind", "is not a known kind of place")
@@ -126,7 +124,7 @@ def _worklist_filter(request: pathway_pb2.ListPathwaysRequest) -> views.Worklist
     return views.WorklistFilter(
         only_with_open_tasks=request.only_with_open_tasks,
         overdue_at=datetime.now(UTC) if request.only_overdue else None,
-        waiting_on_kind=kinds.get(request.waiting_on),
+        waiting_on_kind=PB_TO_LEVEL.get(request.waiting_on),
         location_kind=(
             pathway_pb2.LocationKind.Name(request.location_kind).removeprefix("LOCATION_KIND_")
             if request.location_kind
@@ -227,8 +225,7 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
             )
         reply.location.CopyFrom(_location_to_pb(view.patient))
         reply.municipality_her_id = view.patient["municipality_her_id"] or ""
-        history = views.patient_envelopes(self._engine, key, as_of)  # one read for all below
-        folded = fold(history)
+        folded = view.pathway
         for discharge in folded.discharges:
             for period in payment_periods(discharge, moment.astimezone(rules.OSLO).date()):
                 reply.payments.append(_payment_to_pb(period))
@@ -243,7 +240,7 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
             if stay.closed_at:
                 stay_pb.closed_at.CopyFrom(api.timestamp(stay.closed_at))
             reply.stays.append(stay_pb)
-        medications = views.medication_list(history, medications_at)
+        medications = views.medication_list(view.history, medications_at)
         if medications is not None:
             reply.medications.CopyFrom(medication_list_to_pb(medications))
         reply.tasks.extend(_task_to_pb(t, rm.utc_iso(moment)) for t in view.tasks)
@@ -266,13 +263,12 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         where = _worklist_filter(request)
         rows = views.list_pathways(self._engine, municipality, where, size + 1, offset)
         page, more = rows[:size], len(rows) > size
-        keys = [r["patient_key"] for r in page]
+        keys = [r["patient_key"] for r, _ in page]
         now = rm.utc_iso(datetime.now(UTC))
-        tasks = views.open_tasks(self._engine, keys)
         views.record_reads(self._engine, keys, current_actor(), purpose, "ListPathways")
         reply = pathway_pb2.ListPathwaysResponse(next_page_token=str(offset + size) if more else "")
-        for r in page:
-            open_tasks = [_task_to_pb(t, now) for t in tasks[r["patient_key"]]]
+        for r, tasks in page:
+            open_tasks = [_task_to_pb(t, now) for t in tasks]
             item = pathway_pb2.PathwayListItem(
                 patient=_patient_of(r["patient_key"]),
                 open_tasks=int(r["open_tasks"]),

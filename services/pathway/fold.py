@@ -428,9 +428,13 @@ Row = dict[str, object]
 
 
 def derive_rows(key: str, history: list[Envelope]) -> dict[str, list[Row]]:
-    """The read-model rows of one patient (by table name), from all of their events. Used by
-    the projector and by `as_of` answers, so both say exactly the same."""
-    pathway = fold(history)
+    """The read-model rows of one patient (by table name), from all of their events."""
+    return rows_of(key, fold(history))
+
+
+def rows_of(key: str, pathway: PatientPathway) -> dict[str, list[Row]]:
+    """The read-model rows of one folded pathway. Used by the projector and by `as_of`
+    answers, so both say exactly the same."""
     if not pathway.timeline:
         return {}
     timeline: list[Row] = [

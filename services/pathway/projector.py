@@ -9,11 +9,9 @@ by a batch is re-folded from all of its stored events, so order of arrival canno
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -41,7 +39,7 @@ def _event_row(e: Envelope) -> dict[str, object]:
         "aggregate_version": e.aggregate_version,
         "occurred_at": rm.utc_iso(e.occurred_at),
         "recorded_at": rm.utc_iso(e.recorded_at),
-        "envelope": json.dumps(asdict(e), sort_keys=True, separators=(",", ":")),
+        "envelope": rm.envelope_text(e),
     }
 
 
@@ -49,25 +47,12 @@ def _chunks(items: Sequence[str], size: int = 500) -> list[Sequence[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _load_patient_events(conn: Connection, keys: Sequence[str]) -> dict[str, list[Envelope]]:
-    found: dict[str, list[Envelope]] = {k: [] for k in keys}
-    for chunk in _chunks(keys):
-        rows = conn.execute(
-            sa.select(rm.events.c.patient_key, rm.events.c.envelope).where(
-                rm.events.c.patient_key.in_(chunk)
-            )
-        )
-        for key, body in rows:
-            found[key].append(Envelope(**json.loads(body)))
-    return found
-
-
 def refold(conn: Connection, keys: Sequence[str]) -> None:
     """Recompute the derived rows of these patients from their stored events, and append
     one change-feed row per patient (WatchPathway)."""
     if not keys:
         return
-    histories = _load_patient_events(conn, keys)
+    histories = rm.histories(conn, keys)
     for chunk in _chunks(keys):
         for table in rm.DERIVED:
             conn.execute(table.delete().where(table.c.patient_key.in_(chunk)))
@@ -97,6 +82,13 @@ def refold(conn: Connection, keys: Sequence[str]) -> None:
 def project(conn: Connection, envelopes: Sequence[Envelope]) -> set[str]:
     """Store the new events of a batch and re-fold the patients they touch. Returns the
     patient keys changed (empty when everything was a duplicate)."""
+    keys = store_events(conn, envelopes)
+    refold(conn, sorted(keys))
+    return keys
+
+
+def store_events(conn: Connection, envelopes: Sequence[Envelope]) -> set[str]:
+    """Store the events not stored yet (deduplicated on event_id); returns their patients."""
     unique = {e.event_id: e for e in envelopes}
     known: set[str] = set()
     for chunk in _chunks(list(unique)):
@@ -109,9 +101,7 @@ def project(conn: Connection, envelopes: Sequence[Envelope]) -> set[str]:
     if not new:
         return set()
     conn.execute(rm.events.insert(), [_event_row(e) for e in new])
-    keys = sorted({rm.patient_key(e.patient) for e in new})
-    refold(conn, keys)
-    return set(keys)
+    return {rm.patient_key(e.patient) for e in new}
 
 
 def declare_topology(channel: BlockingChannel, queue: str = QUEUE) -> None:

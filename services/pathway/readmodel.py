@@ -8,10 +8,13 @@ them identically and a rebuild is byte-for-byte the same.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+
+from shared.envelope import Envelope
 
 metadata = sa.MetaData()
 
@@ -168,3 +171,25 @@ def create_engine(url: str) -> Engine:
         cursor.close()
 
     return engine
+
+
+def envelope_text(envelope: Envelope) -> str:
+    """How an event is stored in `pathway_events.envelope`: its public JSON."""
+    return envelope.to_json().decode()
+
+
+def histories(
+    conn: Connection, keys: Sequence[str], recorded_by: datetime | None = None
+) -> dict[str, list[Envelope]]:
+    """Every stored event of these patients (only those recorded by `recorded_by`), parsed
+    and upcast like any message, in chunks of 500 patients per query."""
+    found: dict[str, list[Envelope]] = {key: [] for key in keys}
+    for i in range(0, len(keys), 500):
+        query = sa.select(events.c.patient_key, events.c.envelope).where(
+            events.c.patient_key.in_(keys[i : i + 500])
+        )
+        if recorded_by is not None:
+            query = query.where(events.c.recorded_at <= utc_iso(recorded_by))
+        for key, body in conn.execute(query):
+            found[key].append(Envelope.from_json(body))
+    return found

@@ -12,24 +12,24 @@ from collections.abc import Mapping
 from sqlalchemy.engine import Engine
 
 from services.pathway import readmodel as rm
-from services.pathway.projector import project
-from shared.outbox import read_envelopes
+from services.pathway.projector import refold, store_events
+from shared.outbox import iter_batches
 from shared.store import CarepathApplication
 
 
 def rebuild(engine: Engine, stores: Mapping[str, CarepathApplication], batch: int = 2000) -> int:
-    """Clear the event-derived tables and replay every store; returns events projected."""
+    """Clear the event-derived tables, store every event of every store, then fold each
+    patient once; returns the events read."""
     total = 0
+    touched: set[str] = set()
     with engine.begin() as conn:
         for table in (*rm.DERIVED, rm.events):
             conn.execute(table.delete())
         for source, app in sorted(stores.items()):
-            position = 0
-            while True:
-                read = read_envelopes(source, app, position, batch)
-                if not read.read:
-                    break
-                position = read.position
-                project(conn, read.envelopes)
-                total += len(read.envelopes)
+            for envelopes in iter_batches(source, app, batch):
+                touched |= store_events(conn, envelopes)
+                total += len(envelopes)
+        keys = sorted(touched)
+        for i in range(0, len(keys), 500):
+            refold(conn, keys[i : i + 500])
     return total

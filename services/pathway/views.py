@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from services.medications.domain import Change, MedicationListView
 from services.medications.domain import fold as medication_fold
 from services.pathway import readmodel as rm
-from services.pathway.fold import derive_rows
+from services.pathway.fold import PatientPathway, fold, rows_of
 from shared.auth import Actor
 from shared.envelope import Envelope
 
@@ -41,18 +40,36 @@ def snapshot(engine: Engine) -> Iterator[Connection]:
 
 @dataclass(frozen=True)
 class PathwayView:
+    """The patient's read-model rows and, from the same snapshot, their events and the fold of
+    them (messages, stays, discharges and medications are computed from it on read)."""
+
     patient: Row
     timeline: Sequence[Row]
     referrals: Sequence[Row]
     tasks: Sequence[Row]
+    history: list[Envelope]
+    pathway: PatientPathway
 
 
 def get_pathway(engine: Engine, key: str, as_of: datetime | None = None) -> PathwayView | None:
     """The patient's pathway now (from the read model), or as it was known at `as_of`:
-    only the events recorded by then, folded exactly as the projector folds them."""
-    if as_of is not None:
-        return _pathway_as_of(engine, key, as_of)
+    only the events recorded by then, folded exactly as the projector folds them. Either way
+    the patient's events are read once, in the same snapshot as the rows."""
     with snapshot(engine) as conn:
+        history = rm.histories(conn, [key], as_of)[key]
+        pathway = fold(history)
+        if as_of is not None:
+            derived = rows_of(key, pathway)
+            if not derived:
+                return None
+            return PathwayView(
+                patient=derived["pathway_patients"][0],
+                timeline=derived["pathway_timeline"],
+                referrals=derived["pathway_referrals"],
+                tasks=derived["pathway_tasks"],
+                history=history,
+                pathway=pathway,
+            )
         patient = (
             conn.execute(sa.select(rm.patients).where(rm.patients.c.patient_key == key))
             .mappings()
@@ -72,29 +89,9 @@ def get_pathway(engine: Engine, key: str, as_of: datetime | None = None) -> Path
                 rm.referrals, rm.referrals.c.sent_at.desc(), rm.referrals.c.referral_id.desc()
             ),
             tasks=rows(rm.tasks, rm.tasks.c.due, rm.tasks.c.task_id),
+            history=history,
+            pathway=pathway,
         )
-
-
-def patient_envelopes(engine: Engine, key: str, recorded_by: datetime | None) -> list[Envelope]:
-    """Every event of the patient carepath holds (only those recorded by `recorded_by`)."""
-    e = rm.events
-    query = sa.select(e.c.envelope).where(e.c.patient_key == key)
-    if recorded_by is not None:
-        query = query.where(e.c.recorded_at <= rm.utc_iso(recorded_by))
-    with engine.connect() as conn:
-        return [Envelope(**json.loads(body)) for body in conn.execute(query).scalars()]
-
-
-def _pathway_as_of(engine: Engine, key: str, as_of: datetime) -> PathwayView | None:
-    derived = derive_rows(key, patient_envelopes(engine, key, as_of))
-    if not derived:
-        return None
-    return PathwayView(
-        patient=derived["pathway_patients"][0],
-        timeline=derived["pathway_timeline"],
-        referrals=derived["pathway_referrals"],
-        tasks=derived["pathway_tasks"],
-    )
 
 
 def home_municipality(engine: Engine, key: str) -> str | None:
@@ -135,8 +132,9 @@ class WorklistFilter:
 
 def list_pathways(
     engine: Engine, municipality_her_id: str, where: WorklistFilter, limit: int, offset: int
-) -> list[Row]:
-    """A municipality's patients, the earliest due task first (overdue lead), then the rest."""
+) -> list[tuple[Row, list[Row]]]:
+    """A municipality's patients with their open tasks (one snapshot, so the two agree), the
+    earliest due task first (overdue lead), then the rest."""
     p, t = rm.patients, rm.tasks
     query = sa.select(p).where(p.c.municipality_her_id == municipality_her_id)
     if where.only_with_open_tasks:
@@ -155,21 +153,14 @@ def list_pathways(
     if where.patient_prefix:
         query = query.where(p.c.value.startswith(where.patient_prefix, autoescape=True))
     query = query.order_by(p.c.next_due.is_(None), p.c.next_due, p.c.patient_key)
-    with engine.connect() as conn:
-        return list(conn.execute(query.limit(limit).offset(offset)).mappings())
-
-
-def open_tasks(engine: Engine, keys: Sequence[str]) -> dict[str, list[Row]]:
-    """The open tasks of several patients in one query, the earliest due first."""
-    found: dict[str, list[Row]] = {key: [] for key in keys}
-    if not keys:
-        return found
-    t = rm.tasks
-    query = sa.select(t).where(t.c.patient_key.in_(keys)).order_by(t.c.due, t.c.task_id)
-    with engine.connect() as conn:
-        for row in conn.execute(query).mappings():
-            found[row["patient_key"]].append(row)
-    return found
+    with snapshot(engine) as conn:
+        rows = list(conn.execute(query.limit(limit).offset(offset)).mappings())
+        tasks: dict[str, list[Row]] = {r["patient_key"]: [] for r in rows}
+        if tasks:
+            of_page = t.c.patient_key.in_(list(tasks))
+            for task in conn.execute(sa.select(t).where(of_page).order_by(t.c.due, t.c.task_id)):
+                tasks[task.patient_key].append(task._mapping)
+    return [(row, tasks[row["patient_key"]]) for row in rows]
 
 
 def latest_change(engine: Engine) -> int:

@@ -79,13 +79,17 @@ class BatchPublisher:
     so confirms are enabled on the underlying asynchronous channel and awaited once per batch
     (one broker round trip per batch).
 
-    Messages are published `mandatory`: RabbitMQ confirms a message no queue is bound to and
-    drops it, so a returned message fails the batch (the relay keeps its position and retries
-    until a consumer's queue exists) instead of being lost.
+    Messages are published `mandatory` by default: RabbitMQ confirms a message no queue is
+    bound to and drops it, so a returned message fails the batch (the relay keeps its position
+    and retries until a consumer's queue exists) instead of being lost. Announcements meant
+    for whoever listens now (DeadlineBreached) pass `mandatory=False`.
     """
 
-    def __init__(self, uri: str, service: str, confirm_timeout: float = 30.0) -> None:
+    def __init__(
+        self, uri: str, service: str, confirm_timeout: float = 30.0, mandatory: bool = True
+    ) -> None:
         self._uri = uri
+        self._mandatory = mandatory
         self._service = service
         self._exchange = exchange_name(service)
         self._timeout = confirm_timeout
@@ -144,7 +148,7 @@ class BatchPublisher:
                     envelope.event_type,
                     envelope.to_json(),
                     properties(envelope),
-                    mandatory=True,
+                    mandatory=self._mandatory,
                 )
                 self._next_tag += 1
             target = self._next_tag

@@ -61,14 +61,14 @@ def breach_envelope(row: Any, now: datetime) -> Envelope:
 
 
 def announce_breaches(
-    engine: Engine, publish: Callable[[Envelope], None], now: datetime | None = None
+    engine: Engine, publish: Callable[[list[Envelope]], None], now: datetime | None = None
 ) -> int:
-    """Publish DeadlineBreached for every breach not yet announced; returns how many."""
+    """Publish DeadlineBreached for every breach not yet announced (one batch, one confirm);
+    returns how many."""
     now = now or datetime.now(UTC)
     rows = unannounced_breaches(engine, now)
-    for row in rows:
-        publish(breach_envelope(row, now))
     if rows:
+        publish([breach_envelope(row, now) for row in rows])
         with engine.begin() as conn:
             conn.execute(
                 rm.breaches.insert(),

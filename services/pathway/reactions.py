@@ -4,24 +4,27 @@ Runs as its own process (never beside a gRPC server):
 
     nameko run --config infra/nameko.yml services.pathway.reactions
 
-DeadlineBreached is dispatched to the `pathway.events` exchange (nameko's convention,
-routing key = event type) with the public envelope as body.
+DeadlineBreached goes to the `pathway.events` exchange (routing key = event type) with the
+public envelope as body and the usual message properties, published by the same batched
+publisher as the relays: one confirm per tick, not one per breach. It is an announcement to
+whoever listens now, so it is not held back while no queue is bound.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict
+from collections.abc import Callable
 from typing import Any
 
-from nameko.events import EventDispatcher
 from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 from sqlalchemy.engine import Engine
 
 from services.pathway import deadlines, migrate, readmodel
 from shared import config
+from shared.amqp import BatchPublisher, PublishError
+from shared.envelope import Envelope
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +46,31 @@ class ReadModel(DependencyProvider):  # type: ignore[misc]
         return self.engine
 
 
+class Announcements(DependencyProvider):  # type: ignore[misc]
+    """Publishes a batch of envelopes to `pathway.events` (one connection per container)."""
+
+    def setup(self) -> None:
+        self.publisher = BatchPublisher(config.amqp_uri(), "pathway", mandatory=False)
+
+    def stop(self) -> None:
+        self.publisher.close()
+
+    def get_dependency(self, worker_ctx: Any) -> Callable[[list[Envelope]], None]:
+        return self.publisher.publish
+
+
 class DeadlineWatch:
     name = "pathway"
 
     read_model = ReadModel()
-    dispatch = EventDispatcher()
+    publish = Announcements()
 
     @timer(interval=INTERVAL)  # type: ignore[untyped-decorator]
     def announce_breaches(self) -> None:
-        count = deadlines.announce_breaches(
-            self.read_model, lambda envelope: self.dispatch(envelope.event_type, asdict(envelope))
-        )
+        try:
+            count = deadlines.announce_breaches(self.read_model, self.publish)
+        except PublishError as exc:  # nothing recorded: the next tick announces them again
+            log.warning("deadline breaches not announced: %s", exc)
+            return
         if count:
             log.info("announced %d deadline breaches", count)

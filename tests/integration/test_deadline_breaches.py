@@ -61,21 +61,21 @@ def test_each_breach_is_announced_once(engine: Engine) -> None:
     with engine.begin() as conn:
         project(conn, overdue_referral(received_days_ago=30))
     published: list[Envelope] = []
-    assert deadlines.announce_breaches(engine, published.append) == 2
+    assert deadlines.announce_breaches(engine, published.extend) == 2
     assert {e.data["kind"] for e in published} == {
         "REFERRAL_ASSESSMENT",
         "CANCER_FIRST_APPOINTMENT",
     }
     assert all(e.event_type == "DeadlineBreached" and e.patient == PATIENT for e in published)
     assert all(e.data["waiting_on"]["her_id"] == HOSPITAL.her_id for e in published)
-    assert deadlines.announce_breaches(engine, published.append) == 0
+    assert deadlines.announce_breaches(engine, published.extend) == 0
     assert len(published) == 2
 
 
 def test_a_deadline_not_yet_passed_is_not_a_breach(engine: Engine) -> None:
     with engine.begin() as conn:
         project(conn, overdue_referral(received_days_ago=1))
-    assert deadlines.announce_breaches(engine, [].append) == 0
+    assert deadlines.announce_breaches(engine, [].extend) == 0
 
 
 def test_the_reactions_process_dispatches_breaches_to_the_pathway_exchange(

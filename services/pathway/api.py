@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +14,7 @@ from services.medications.api import list_to_pb as medication_list_to_pb
 from services.pathway import readmodel as rm
 from services.pathway import views
 from services.pathway.discharges import PaymentPeriod, payment_periods
+from services.pathway.feed import ChangeFeed
 from services.pathway.messages import PloMessage
 from shared import api, rules
 from shared.auth import OrgKind
@@ -151,16 +151,19 @@ def _payment_to_pb(period: PaymentPeriod) -> pathway_pb2.PaymentPeriod:
     return pb
 
 
-#: How often a WatchPathway stream looks at the change feed.
-WATCH_POLL_SECONDS = 0.25
+#: How long a WatchPathway stream waits for a change before it checks that its caller is
+#: still there (the change feed itself is read by one poller, services/pathway/feed.py).
+WATCH_WAIT_SECONDS = 1.0
 MAX_PAGE_SIZE = 200
-#: Each WatchPathway stream holds a server thread while it is open.
+#: Each WatchPathway stream holds a server thread while it is open (no database connection:
+#: it waits on the shared change feed).
 MAX_WORKERS = 128
 
 
 class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._feed = ChangeFeed(engine)
 
     def GetPathway(
         self, request: pathway_pb2.GetPathwayRequest, context: grpc.ServicerContext
@@ -305,21 +308,21 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
             views.record_read(self._engine, key, actor, purpose, "WatchPathway")
             if actor.org_kind is OrgKind.MUNICIPALITY:
                 _require_home(views.home_municipality(self._engine, key), actor.her_id)
-        sequence = views.latest_change(self._engine)
-        while context.is_active():
-            changes = views.changes_after(self._engine, sequence, key, municipality)
-            if municipality is not None and changes:
-                keys = sorted({c["patient_key"] for c in changes})
-                views.record_reads(self._engine, keys, actor, purpose, "WatchPathway")
-            for change in changes:
-                sequence = int(change["sequence"])
-                yield pathway_pb2.PathwayChange(
-                    patient=_patient_of(change["patient_key"]),
-                    changed_at=api.timestamp(change["changed_at"]),
-                    sequence=sequence,
-                )
-            if not changes:
-                time.sleep(WATCH_POLL_SECONDS)
+        subscription = self._feed.subscribe(key, municipality)
+        try:
+            while context.is_active():
+                changes = subscription.take(timeout=WATCH_WAIT_SECONDS)
+                if municipality is not None and changes:
+                    keys = sorted({c["patient_key"] for c in changes})
+                    views.record_reads(self._engine, keys, actor, purpose, "WatchPathway")
+                for change in changes:
+                    yield pathway_pb2.PathwayChange(
+                        patient=_patient_of(change["patient_key"]),
+                        changed_at=api.timestamp(change["changed_at"]),
+                        sequence=int(change["sequence"]),
+                    )
+        finally:
+            self._feed.unsubscribe(subscription)
 
 
 SERVICE_NAMES = (pathway_pb2.DESCRIPTOR.services_by_name["PathwayService"].full_name,)

@@ -168,15 +168,14 @@ def latest_change(engine: Engine) -> int:
         return int(conn.execute(sa.select(sa.func.max(rm.changes.c.sequence))).scalar() or 0)
 
 
-def changes_after(
-    engine: Engine, sequence: int, patient_key: str | None, municipality_her_id: str | None
-) -> list[Row]:
+#: Changes read from the feed at a time.
+CHANGES_PAGE = 500
+
+
+def changes_after(engine: Engine, sequence: int) -> list[Row]:
+    """The next page of the change feed after `sequence`, oldest first."""
     c = rm.changes
-    query = sa.select(c).where(c.c.sequence > sequence).order_by(c.c.sequence).limit(500)
-    if patient_key is not None:
-        query = query.where(c.c.patient_key == patient_key)
-    if municipality_her_id is not None:
-        query = query.where(c.c.municipality_her_id == municipality_her_id)
+    query = sa.select(c).where(c.c.sequence > sequence).order_by(c.c.sequence).limit(CHANGES_PAGE)
     with engine.connect() as conn:
         return list(conn.execute(query).mappings())
 

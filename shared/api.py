@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -86,11 +87,12 @@ def text(value: str, field: str, max_length: int = MAX_TEXT) -> str:
     return value
 
 
-def uuid_field(value: str, field: str) -> str:
-    from uuid import UUID
-
+def uuid_field(value: str, field: str) -> UUID:
+    """A required id field (UUID)."""
+    if not value:
+        raise InvalidArgument(field, "is required")
     try:
-        return str(UUID(value))
+        return UUID(value)
     except ValueError as exc:
         raise InvalidArgument(field, "is not a valid id (UUID)") from exc
 

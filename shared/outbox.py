@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from shared.amqp import PublishError
 from shared.envelope import Envelope
-from shared.sql import create_tables
+from shared.sql import create_tables, engine
 from shared.store import CarepathApplication
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,7 @@ class PositionStore:
     database beside its events."""
 
     def __init__(self, sqlalchemy_url: str, relay: str) -> None:
-        connect_args = {"timeout": 30} if sqlalchemy_url.startswith("sqlite") else {}
-        self._engine = sa.create_engine(sqlalchemy_url, connect_args=connect_args)
+        self._engine = engine(sqlalchemy_url)
         self._relay = relay
         create_tables(_metadata, self._engine)
 

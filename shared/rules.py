@@ -36,10 +36,6 @@ def _norway() -> holidays.HolidayBase:
     return holidays.country_holidays("NO", language="no")
 
 
-def is_working_day(day: date) -> bool:
-    return day.weekday() < 5 and day not in _norway()
-
-
 def add_working_days(start: date, days: int) -> date:
     """The `days`-th working day after `start` (start itself not counted)."""
     return _norway().get_nth_working_day(start, days)
@@ -71,7 +67,8 @@ def receipt_due(sent_at: datetime) -> datetime:
     return sent_at + timedelta(hours=int(rules()["message_receipt"]["hours"]))
 
 
-#: The cancer-pathway milestones in the order they are reached (the keys of rules.toml).
+#: The cancer-pathway milestones in the order they are reached (the keys of rules.toml;
+#: milestone and treatment names are taken in either case).
 CANCER_MILESTONES = ("first_appointment", "investigation_completed", "treatment_start")
 
 
@@ -92,6 +89,7 @@ def cancer_segment_days(pathway: str, milestone: str, treatment: str | None = No
     consecutive: receipt → first appointment → investigation completed → treatment start, and
     the treatment segment depends on the first treatment chosen."""
     limits = _cancer_limits(pathway)
+    milestone, treatment = milestone.lower(), treatment.lower() if treatment else None
     if milestone not in CANCER_MILESTONES:
         raise MissingRule(f"no cancer-pathway milestone {milestone!r}")
     limit = limits[milestone]

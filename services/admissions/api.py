@@ -4,7 +4,6 @@ Errors are raised as domain errors; the shared interceptor maps them to status c
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 import grpc
 
@@ -77,12 +76,6 @@ def stay_to_pb(stay: Stay) -> admissions_pb2.Stay:
     return pb
 
 
-def _uuid(value: str, field: str) -> UUID:
-    if not value:
-        raise InvalidArgument(field, "is required")
-    return UUID(api.uuid_field(value, field))
-
-
 class AdmissionServicer(admissions_pb2_grpc.AdmissionServiceServicer):
     def __init__(self, app: AdmissionsApplication) -> None:
         self._app = app
@@ -95,7 +88,9 @@ class AdmissionServicer(admissions_pb2_grpc.AdmissionServiceServicer):
         ward = api.text(request.ward, "ward", MAX_WARD)
         if request.admission_type not in ADMISSION_TYPE_FROM_PB:
             raise InvalidArgument("admission_type", "is required (ACUTE or ELECTIVE)")
-        referral_id = _uuid(request.referral_id, "referral_id") if request.referral_id else None
+        referral_id = (
+            api.uuid_field(request.referral_id, "referral_id") if request.referral_id else None
+        )
         municipality = api.her_id(request.municipality_her_id, "municipality_her_id")
         stay = self._app.admit_patient(
             ctx,
@@ -113,29 +108,29 @@ class AdmissionServicer(admissions_pb2_grpc.AdmissionServiceServicer):
         self, request: admissions_pb2.SendAdmissionNoticeRequest, context: grpc.ServicerContext
     ) -> admissions_pb2.Stay:
         ctx = api.command_context(request, current_actor())
-        stay_id = _uuid(request.stay_id, "stay_id")
+        stay_id = api.uuid_field(request.stay_id, "stay_id")
         return stay_to_pb(self._app.send_admission_notice(ctx, stay_id))
 
     def RecordAdmissionReport(
         self, request: admissions_pb2.RecordAdmissionReportRequest, context: grpc.ServicerContext
     ) -> admissions_pb2.Stay:
         ctx = api.command_context(request, current_actor())
-        stay_id = _uuid(request.stay_id, "stay_id")
+        stay_id = api.uuid_field(request.stay_id, "stay_id")
         return stay_to_pb(self._app.record_admission_report(ctx, stay_id))
 
     def SendHealthInformation(
         self, request: admissions_pb2.SendHealthInformationRequest, context: grpc.ServicerContext
     ) -> admissions_pb2.Stay:
         ctx = api.command_context(request, current_actor())
-        stay_id = _uuid(request.stay_id, "stay_id")
+        stay_id = api.uuid_field(request.stay_id, "stay_id")
         return stay_to_pb(self._app.send_health_information(ctx, stay_id))
 
     def RecordMessageReceipt(
         self, request: admissions_pb2.RecordMessageReceiptRequest, context: grpc.ServicerContext
     ) -> admissions_pb2.Stay:
         ctx = api.command_context(request, current_actor())
-        stay_id = _uuid(request.stay_id, "stay_id")
-        message_id = _uuid(request.message_id, "message_id")
+        stay_id = api.uuid_field(request.stay_id, "stay_id")
+        message_id = api.uuid_field(request.message_id, "message_id")
         status, errors = receipt_from_request(request)
         stay = self._app.record_message_receipt(ctx, stay_id, message_id, status, errors)
         return stay_to_pb(stay)
@@ -144,7 +139,7 @@ class AdmissionServicer(admissions_pb2_grpc.AdmissionServiceServicer):
         self, request: admissions_pb2.TransferPatientRequest, context: grpc.ServicerContext
     ) -> admissions_pb2.Stay:
         ctx = api.command_context(request, current_actor())
-        stay_id = _uuid(request.stay_id, "stay_id")
+        stay_id = api.uuid_field(request.stay_id, "stay_id")
         to_hospital = api.her_id(request.to_hospital_her_id, "to_hospital_her_id")
         to_ward = api.text(request.to_ward, "to_ward", MAX_WARD)
         return stay_to_pb(self._app.transfer_patient(ctx, stay_id, to_hospital, to_ward))
@@ -153,7 +148,7 @@ class AdmissionServicer(admissions_pb2_grpc.AdmissionServiceServicer):
         self, request: admissions_pb2.CloseStayRequest, context: grpc.ServicerContext
     ) -> admissions_pb2.Stay:
         ctx = api.command_context(request, current_actor())
-        stay_id = _uuid(request.stay_id, "stay_id")
+        stay_id = api.uuid_field(request.stay_id, "stay_id")
         if request.reason not in CLOSE_REASON_FROM_PB:
             raise InvalidArgument("reason", "is required (DISCHARGED)")
         return stay_to_pb(self._app.close_stay(ctx, stay_id, CLOSE_REASON_FROM_PB[request.reason]))
@@ -161,7 +156,7 @@ class AdmissionServicer(admissions_pb2_grpc.AdmissionServiceServicer):
     def GetStay(
         self, request: admissions_pb2.GetStayRequest, context: grpc.ServicerContext
     ) -> admissions_pb2.Stay:
-        stay = self._app.get_stay(current_actor(), _uuid(request.stay_id, "stay_id"))
+        stay = self._app.get_stay(current_actor(), api.uuid_field(request.stay_id, "stay_id"))
         return stay_to_pb(stay)
 
     def ListStays(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any
-from uuid import UUID
 
 import grpc
 
@@ -86,12 +85,6 @@ def discharge_to_pb(discharge: Discharge) -> discharges_pb2.Discharge:
     return pb
 
 
-def _uuid(value: str, field: str) -> UUID:
-    if not value:
-        raise InvalidArgument(field, "is required")
-    return UUID(api.uuid_field(value, field))
-
-
 class DischargeServicer(discharges_pb2_grpc.DischargeServiceServicer):
     def __init__(self, app: DischargesApplication) -> None:
         self._app = app
@@ -102,14 +95,14 @@ class DischargeServicer(discharges_pb2_grpc.DischargeServiceServicer):
         context: grpc.ServicerContext,
     ) -> discharges_pb2.Discharge:
         ctx = api.command_context(request, current_actor())
-        stay_id = _uuid(request.stay_id, "stay_id")
+        stay_id = api.uuid_field(request.stay_id, "stay_id")
         return discharge_to_pb(self._app.declare_ready(ctx, stay_id))
 
     def AnswerReadiness(
         self, request: discharges_pb2.AnswerReadinessRequest, context: grpc.ServicerContext
     ) -> discharges_pb2.Discharge:
         ctx = api.command_context(request, current_actor())
-        stay_id = _uuid(request.stay_id, "stay_id")
+        stay_id = api.uuid_field(request.stay_id, "stay_id")
         receive_on = (
             api.date_from_pb(request.receive_on, "receive_on")
             if request.HasField("receive_on")
@@ -122,7 +115,7 @@ class DischargeServicer(discharges_pb2_grpc.DischargeServiceServicer):
         self, request: discharges_pb2.WithdrawReadinessRequest, context: grpc.ServicerContext
     ) -> discharges_pb2.Discharge:
         ctx = api.command_context(request, current_actor())
-        stay_id = _uuid(request.stay_id, "stay_id")
+        stay_id = api.uuid_field(request.stay_id, "stay_id")
         reason = api.text(request.reason, "reason", MAX_REASON)
         return discharge_to_pb(self._app.withdraw_readiness(ctx, stay_id, reason))
 
@@ -130,7 +123,7 @@ class DischargeServicer(discharges_pb2_grpc.DischargeServiceServicer):
         self, request: discharges_pb2.DischargePatientRequest, context: grpc.ServicerContext
     ) -> discharges_pb2.Discharge:
         ctx = api.command_context(request, current_actor())
-        stay_id = _uuid(request.stay_id, "stay_id")
+        stay_id = api.uuid_field(request.stay_id, "stay_id")
         if request.destination not in DESTINATION_FROM_PB:
             raise InvalidArgument("destination", "is required")
         destination_her_id = (
@@ -147,7 +140,7 @@ class DischargeServicer(discharges_pb2_grpc.DischargeServiceServicer):
         self, request: discharges_pb2.SendEpicrisisRequest, context: grpc.ServicerContext
     ) -> discharges_pb2.Discharge:
         ctx = api.command_context(request, current_actor())
-        stay_id = _uuid(request.stay_id, "stay_id")
+        stay_id = api.uuid_field(request.stay_id, "stay_id")
         to_her_id = api.her_id(request.to_her_id, "to_her_id")
         return discharge_to_pb(self._app.send_epicrisis(ctx, stay_id, to_her_id))
 
@@ -157,8 +150,8 @@ class DischargeServicer(discharges_pb2_grpc.DischargeServiceServicer):
         context: grpc.ServicerContext,
     ) -> discharges_pb2.Discharge:
         ctx = api.command_context(request, current_actor())
-        stay_id = _uuid(request.stay_id, "stay_id")
-        message_id = _uuid(request.message_id, "message_id")
+        stay_id = api.uuid_field(request.stay_id, "stay_id")
+        message_id = api.uuid_field(request.message_id, "message_id")
         status, errors = receipt_from_request(request)
         discharge = self._app.record_message_receipt(ctx, stay_id, message_id, status, errors)
         return discharge_to_pb(discharge)
@@ -166,7 +159,9 @@ class DischargeServicer(discharges_pb2_grpc.DischargeServiceServicer):
     def GetDischarge(
         self, request: discharges_pb2.GetDischargeRequest, context: grpc.ServicerContext
     ) -> discharges_pb2.Discharge:
-        discharge = self._app.get_discharge(current_actor(), _uuid(request.stay_id, "stay_id"))
+        discharge = self._app.get_discharge(
+            current_actor(), api.uuid_field(request.stay_id, "stay_id")
+        )
         return discharge_to_pb(discharge)
 
 

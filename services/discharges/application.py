@@ -10,7 +10,6 @@ from typing import Any, Self
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.pool import StaticPool
 
 from services.discharges.domain import (
     Destination,
@@ -24,7 +23,7 @@ from shared.auth import Actor
 from shared.config import StoreSettings
 from shared.domain import CommandContext
 from shared.errors import NotPermitted
-from shared.sql import create_tables
+from shared.sql import create_tables, engine
 from shared.store import CONFLICT_RETRIES, CarepathApplication, Conflict
 
 WHAT = "discharge"
@@ -52,15 +51,7 @@ class KnownStays:
     not overwrite newer facts (CLOSED is final), and redelivery changes nothing."""
 
     def __init__(self, sqlalchemy_url: str = "sqlite://") -> None:
-        if sqlalchemy_url == "sqlite://":  # in memory: one connection shared by every thread
-            self._engine = sa.create_engine(
-                sqlalchemy_url,
-                connect_args={"check_same_thread": False},
-                poolclass=StaticPool,
-            )
-        else:
-            connect_args = {"timeout": 30} if sqlalchemy_url.startswith("sqlite") else {}
-            self._engine = sa.create_engine(sqlalchemy_url, connect_args=connect_args)
+        self._engine = engine(sqlalchemy_url)
         self._lock = threading.Lock()
         create_tables(_metadata, self._engine)
 

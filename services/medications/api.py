@@ -77,9 +77,7 @@ def list_to_pb(view: MedicationListView) -> medications_pb2.MedicationList:
 
 
 def _entry_id(request: Any) -> UUID:
-    if not request.entry_id:
-        raise InvalidArgument("entry_id", "is required")
-    return UUID(api.uuid_field(request.entry_id, "entry_id"))
+    return api.uuid_field(request.entry_id, "entry_id")
 
 
 def _optional_text(value: str, field: str) -> str | None:

@@ -21,11 +21,7 @@ class ReadyPeriod:
     answered_at: str | None = None
     can_receive: bool | None = None
     receive_on: str | None = None  # ISO date
-    ended_at: str | None = None
-    end_reason: str | None = None  # WITHDRAWN | DISCHARGED
-
-    def end(self, when: str, reason: str) -> None:
-        self.ended_at, self.end_reason = when, reason
+    ended_at: str | None = None  # withdrawn (avmelding) or discharged
 
 
 @dataclass
@@ -78,10 +74,10 @@ def fold_discharge(history: list[Envelope]) -> DischargeView | None:
                 period.answered_at, period.can_receive = when, bool(d["can_receive"])
                 period.receive_on = d.get("receive_on")
             case "ReadinessWithdrawn" if view.ready:
-                view.ready.end(when, "WITHDRAWN")
+                view.ready.ended_at = when
             case "PatientDischarged":
                 if view.ready:
-                    view.ready.end(when, "DISCHARGED")
+                    view.ready.ended_at = when
                 view.discharged_at = when
                 view.destination = d["destination"]
                 view.destination_her_id = d.get("destination_her_id")

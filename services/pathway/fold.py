@@ -28,7 +28,7 @@ from shared.envelope import Envelope
 OPEN_REFERRAL_STATES = frozenset({"SENT", "RECEIVED", "FORWARDED", "ACCEPTED"})
 #: A cancer pathway stops being followed when its referral is declined or withdrawn.
 CANCER_PATHWAY_ENDED = frozenset({"REJECTED", "CANCELLED", "RECEIPT_REJECTED"})
-CANCER_MILESTONES = ("FIRST_APPOINTMENT", "INVESTIGATION_COMPLETED", "TREATMENT_START")
+CANCER_MILESTONES = tuple(m.upper() for m in rules.CANCER_MILESTONES)
 
 
 def timeline_order(envelope: Envelope) -> tuple[str, str, str, int]:
@@ -71,11 +71,12 @@ class ReferralView:
             treatment = self.cancer_treatment if milestone == "TREATMENT_START" else None
             days, due = 0, None
             if milestone != "TREATMENT_START" or treatment:
-                key, cure = milestone.lower(), treatment.lower() if treatment else None
-                days = rules.cancer_segment_days(self.cancer_pathway, key, cure)
+                days = rules.cancer_segment_days(self.cancer_pathway, milestone, treatment)
                 if start:
                     begun = datetime.fromisoformat(start)
-                    due = utc_iso(rules.cancer_segment_due(self.cancer_pathway, key, begun, cure))
+                    due = utc_iso(
+                        rules.cancer_segment_due(self.cancer_pathway, milestone, begun, treatment)
+                    )
             reached = self.cancer_reached.get(milestone)
             statuses.append(CancerMilestoneStatus(milestone, start, due, reached, days, treatment))
             start = reached

@@ -90,9 +90,7 @@ def referral_to_pb(referral: Referral) -> referrals_pb2.Referral:
 
 
 def _referral_id(request: Any) -> UUID:
-    if not request.referral_id:
-        raise InvalidArgument("referral_id", "is required")
-    return UUID(api.uuid_field(request.referral_id, "referral_id"))
+    return api.uuid_field(request.referral_id, "referral_id")
 
 
 class ReferralServicer(referrals_pb2_grpc.ReferralServiceServicer):

@@ -58,9 +58,6 @@ class CancerMilestone(enum.StrEnum):
     TREATMENT_START = "TREATMENT_START"
 
 
-CANCER_MILESTONE_ORDER = tuple(CancerMilestone)
-
-
 class Treatment(enum.StrEnum):
     """The first treatment of a cancer pathway; each has its own standard time."""
 
@@ -260,9 +257,7 @@ class Referral(CarepathAggregate):
                 "the referral", "without a cancer pathway", "record a milestone"
             )
         self._require_state(CANCER_PATHWAY_RUNNING, "record a cancer-pathway milestone")
-        expected = next(
-            (m for m in CANCER_MILESTONE_ORDER if m.value not in self.cancer_milestones), None
-        )
+        expected = next((m for m in CancerMilestone if m.value not in self.cancer_milestones), None)
         if milestone is not expected:
             reached = ", ".join(self.cancer_milestones) or "none"
             raise InvalidTransition(

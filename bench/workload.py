@@ -22,7 +22,6 @@ import argparse
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,7 +57,7 @@ from shared.config import StoreSettings
 from shared.domain import CarepathAggregate
 from shared.ids import FNR_SYSTEM
 from shared.store import CarepathApplication
-from tests.support import make_fnr
+from tests.support import free_port, make_fnr
 
 SECRET = "bench-secret-0123456789-0123456789-0123"
 GP = Actor(her_id="8134021", org_kind=OrgKind.GP)
@@ -66,12 +65,6 @@ HOSPITAL = Actor(her_id="59", org_kind=OrgKind.HOSPITAL)
 #: The domain services the workloads use (each runs its gRPC server and its relay).
 SERVICES = ("referrals", "admissions", "discharges", "medications")
 VHOST = "carepath-bench"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def patients(n: int) -> list[str]:

@@ -77,14 +77,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> dict[
     """Database URLs of each service's store and the pathway read model, on each backend
     (one database for all on PostgreSQL: eventsourcing names tables by application)."""
     if request.param == "sqlite":
-        return {
-            name: f"sqlite:///{tmp_path}/{name}.sqlite"
-            for name in ("referrals", "admissions", "discharges", "medications", "pathway")
-        }
+        return {name: f"sqlite:///{tmp_path}/{name}.sqlite" for name in STORES}
     url = request.getfixturevalue("postgres_url")
-    return {
-        name: url for name in ("referrals", "admissions", "discharges", "medications", "pathway")
-    }
+    return {name: url for name in STORES}
 
 
 GP = Actor(her_id="8134021", org_kind=OrgKind.GP, hpr="9144900")
@@ -92,3 +87,4 @@ OTHER_GP = Actor(her_id="8134099", org_kind=OrgKind.GP)
 HOSPITAL = Actor(her_id="59", org_kind=OrgKind.HOSPITAL, hpr="4210953")
 OTHER_HOSPITAL = Actor(her_id="90234", org_kind=OrgKind.HOSPITAL)
 MUNICIPALITY = Actor(her_id="4201", org_kind=OrgKind.MUNICIPALITY, hpr="1203921")
+OTHER_MUNICIPALITY = Actor(her_id="4301", org_kind=OrgKind.MUNICIPALITY)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -41,6 +42,7 @@ from services.pathway import migrate, projector, readmodel
 from services.referrals import api as referrals_api
 from services.referrals.application import ReferralsApplication
 from shared.amqp import BatchPublisher
+from shared.auth import Actor, bearer_metadata, mint_token
 from shared.config import StoreSettings
 from shared.grpc_server import Server, start_server
 from shared.outbox import OutboxRelay, PositionStore
@@ -83,6 +85,22 @@ def dump_read_model(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
             rows = conn.execute(sa.select(table)).all()
             out[table.name] = sorted(tuple(r) for r in rows)
     return out
+
+
+def auth(actor: Actor) -> tuple[tuple[str, str]]:
+    """gRPC call metadata with a bearer token for `actor` (signed with the tests' key)."""
+    return bearer_metadata(mint_token(actor, SECRET))
+
+
+def events_in(app: CarepathApplication) -> int:
+    """How many events the application's store holds (to show a refused command added none)."""
+    return app.recorder.max_notification_id() or 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def unique_queue(prefix: str = "test") -> str:
@@ -155,7 +173,7 @@ def running_system(urls: dict[str, str], amqp_uri: str, queue: str) -> Iterator[
     relays: dict[str, OutboxRelay] = {}
     positions: list[PositionStore] = []
     for name, (app_class, api_module) in DOMAIN_SERVICES.items():
-        url = urls.get(name, urls["referrals"])
+        url = urls[name]
         app = apps[name] = app_class.from_url(url)
         position = PositionStore(StoreSettings(url).relay_position_url(), f"{name}-amqp")
         positions.append(position)
@@ -209,13 +227,28 @@ def delete_queues(amqp_uri: str, queues: list[str]) -> None:
     conn.close()
 
 
+def event_queues(module: str) -> list[str]:
+    """The queues `nameko run` declares for a module's @event_handler entrypoints, named as
+    nameko names them: evt-<source>-<event>--<service>.<method>."""
+    found = []
+    for cls in vars(importlib.import_module(module)).values():
+        if not (isinstance(cls, type) and cls.__module__ == module and hasattr(cls, "name")):
+            continue
+        for method_name, method in vars(cls).items():
+            for entrypoint in getattr(method, "nameko_entrypoints", ()):
+                if hasattr(entrypoint, "event_type"):
+                    found.append(
+                        f"evt-{entrypoint.source_service}-{entrypoint.event_type}"
+                        f"--{cls.name}.{method_name}"
+                    )
+    return found
+
+
 @contextmanager
-def nameko(
-    module: str, service: str, handlers: dict[str, str], amqp_uri: str, urls: dict[str, str]
-) -> Iterator[None]:
-    """`nameko run` of `module`, ready once its queues (`evt-<source>-<event>--<service>.<method>`)
-    exist; the queues are deleted afterwards."""
-    queues = [f"evt-{event}--{service}.{method}" for method, event in handlers.items()]
+def nameko(module: str, amqp_uri: str, urls: dict[str, str]) -> Iterator[None]:
+    """`nameko run` of `module`, ready once the queues of its event handlers exist; the queues
+    are deleted afterwards."""
+    queues = event_queues(module)
     env = {
         **os.environ,
         "AMQP_URI": amqp_uri,
@@ -250,15 +283,9 @@ def demo_module() -> ModuleType:
 def demo_reactions(amqp_uri: str, urls: dict[str, str]) -> Iterator[None]:
     """The nameko processes the demo story needs: discharges' view of the stays and the
     admissions reaction that closes a stay on discharge."""
-    stays_handlers = {
-        "handle_patient_admitted": "admissions-PatientAdmitted",
-        "handle_patient_transferred": "admissions-PatientTransferred",
-        "handle_stay_closed": "admissions-StayClosed",
-    }
-    closing = {"handle_patient_discharged": "discharges-PatientDischarged"}
     with (
-        nameko("services.discharges.reactions", "discharges_stays", stays_handlers, amqp_uri, urls),
-        nameko("services.admissions.reactions", "admissions_reactions", closing, amqp_uri, urls),
+        nameko("services.discharges.reactions", amqp_uri, urls),
+        nameko("services.admissions.reactions", amqp_uri, urls),
     ):
         yield
 

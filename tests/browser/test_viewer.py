@@ -10,7 +10,6 @@ $CAREPATH_ARTIFACTS) for people to look at; they are not committed.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -44,6 +43,7 @@ from tests.support import (
     demo_module,
     demo_reactions,
     drain_queue,
+    free_port,
     make_fnr,
     running_system,
     unique_queue,
@@ -76,12 +76,6 @@ class Demo:
     @property
     def patient(self) -> str:
         return str(self.demo.PATIENT)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

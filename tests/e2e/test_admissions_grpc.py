@@ -16,16 +16,15 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from carepath.v1 import admissions_pb2, admissions_pb2_grpc, common_pb2
 from services.admissions import api as admissions_api
 from services.admissions.application import AdmissionsApplication
-from shared.auth import Actor, OrgKind, bearer_metadata, mint_token
+from shared.auth import Actor
 from shared.grpc_server import Server, start_server
 from shared.ids import DNR_SYSTEM, FNR_SYSTEM
-from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL
-from tests.support import SECRET, make_fnr
+from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL, OTHER_MUNICIPALITY
+from tests.support import SECRET, auth, events_in, make_fnr
 
 FNR = make_fnr(3, 11, 38, 410)
 PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=FNR)
 NOW = datetime.now(UTC).replace(microsecond=0)
-OTHER_MUNICIPALITY = Actor(her_id="4301", org_kind=OrgKind.MUNICIPALITY)
 UNKNOWN_ID = "0b7f5b57-1d0e-4f55-a1f3-1f1b8f1f0000"
 
 
@@ -36,7 +35,7 @@ class Admissions:
     stub: admissions_pb2_grpc.AdmissionServiceStub
 
     def stored_events(self) -> int:
-        return self.app.recorder.max_notification_id() or 0
+        return events_in(self.app)
 
 
 @pytest.fixture
@@ -53,10 +52,6 @@ def admissions(backend: dict[str, str]) -> Iterator[Admissions]:
         channel.close()
         server.stop(0)
         app.close()
-
-
-def auth(actor: Actor) -> tuple[tuple[str, str]]:
-    return bearer_metadata(mint_token(actor, SECRET))
 
 
 def meta(command_id: str, hours_ago: float = 0) -> common_pb2.CommandMetadata:

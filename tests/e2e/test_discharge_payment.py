@@ -21,12 +21,11 @@ from carepath.v1 import (
     pathway_pb2,
     pathway_pb2_grpc,
 )
-from shared.auth import Actor, bearer_metadata, mint_token
 from shared.ids import FNR_SYSTEM
 from tests.conftest import HOSPITAL, MUNICIPALITY
 from tests.support import (
-    SECRET,
     Harness,
+    auth,
     drain_queue,
     make_fnr,
     nameko,
@@ -37,11 +36,6 @@ from tests.support import (
 
 OSLO = ZoneInfo("Europe/Oslo")
 PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(24, 12, 38, 200))
-STAYS = {
-    "handle_patient_admitted": "admissions-PatientAdmitted",
-    "handle_patient_transferred": "admissions-PatientTransferred",
-    "handle_stay_closed": "admissions-StayClosed",
-}
 
 
 def meta(command_id: str, *when: int) -> common_pb2.CommandMetadata:
@@ -50,16 +44,12 @@ def meta(command_id: str, *when: int) -> common_pb2.CommandMetadata:
     return common_pb2.CommandMetadata(command_id=command_id, occurred_at=ts)
 
 
-def auth(actor: Actor) -> tuple[tuple[str, str]]:
-    return bearer_metadata(mint_token(actor, SECRET))
-
-
 @pytest.fixture
 def system(backend: dict[str, str], amqp_uri: str) -> Iterator[Harness]:
     queue = unique_queue("pathway.e2e")
     with (
         running_system(backend, amqp_uri, queue) as harness,
-        nameko("services.discharges.reactions", "discharges_stays", STAYS, amqp_uri, backend),
+        nameko("services.discharges.reactions", amqp_uri, backend),
     ):
         yield harness
     drain_queue(amqp_uri, queue)

@@ -19,15 +19,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from carepath.v1 import common_pb2, discharges_pb2, discharges_pb2_grpc
 from services.discharges import api as discharges_api
 from services.discharges.application import DischargesApplication
-from shared.auth import Actor, OrgKind, bearer_metadata, mint_token
+from shared.auth import Actor
 from shared.grpc_server import Server, start_server
 from shared.ids import FNR_SYSTEM
-from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL
-from tests.support import SECRET, make_fnr
+from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL, OTHER_MUNICIPALITY
+from tests.support import SECRET, auth, events_in, make_fnr
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(3, 11, 38, 410)}
 NOW = datetime.now(UTC).replace(microsecond=0)
-OTHER_MUNICIPALITY = Actor(her_id="4301", org_kind=OrgKind.MUNICIPALITY)
 NURSING_HOME = "812345"
 STAY = str(uuid.UUID("6a1f0c2e-5b1d-4c36-9d59-7f7a3c9e0001"))
 UNKNOWN_ID = "0b7f5b57-1d0e-4f55-a1f3-1f1b8f1f0000"
@@ -40,13 +39,12 @@ class Discharges:
     stub: discharges_pb2_grpc.DischargeServiceStub
 
     def stored_events(self) -> int:
-        return self.app.recorder.max_notification_id() or 0
+        return events_in(self.app)
 
 
 @pytest.fixture
 def discharges(backend: dict[str, str]) -> Iterator[Discharges]:
-    # On PostgreSQL the services may share one database: tables are named per application.
-    app = DischargesApplication.from_url(backend["referrals"].replace("referrals", "discharges"))
+    app = DischargesApplication.from_url(backend["discharges"])
     app.stays.admitted(STAY, PATIENT, HOSPITAL.her_id, MUNICIPALITY.her_id)
     server = start_server(
         "127.0.0.1:0", discharges_api.register(app), discharges_api.SERVICE_NAMES, SECRET
@@ -58,10 +56,6 @@ def discharges(backend: dict[str, str]) -> Iterator[Discharges]:
         channel.close()
         server.stop(0)
         app.close()
-
-
-def auth(actor: Actor) -> tuple[tuple[str, str]]:
-    return bearer_metadata(mint_token(actor, SECRET))
 
 
 def meta(command_id: str, hours_ago: float = 0) -> common_pb2.CommandMetadata:

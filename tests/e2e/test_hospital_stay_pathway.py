@@ -3,13 +3,12 @@ which PLO messages wait for a receipt, and the 24-hour Helseopplysninger deadlin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import (
     admissions_pb2,
@@ -18,16 +17,13 @@ from carepath.v1 import (
     pathway_pb2,
     pathway_pb2_grpc,
 )
-from shared.auth import Actor, bearer_metadata, mint_token
+from shared.api import timestamp as ts
 from shared.ids import FNR_SYSTEM
 from tests.conftest import HOSPITAL, MUNICIPALITY
 from tests.support import (
-    SECRET,
     Harness,
-    drain_queue,
+    auth,
     make_fnr,
-    running_system,
-    unique_queue,
     wait_for,
 )
 
@@ -36,28 +32,10 @@ PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(12, 3, 
 OTHER = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(7, 7, 37, 120))
 
 
-def ts(value: datetime) -> Timestamp:
-    t = Timestamp()
-    t.FromDatetime(value)
-    return t
-
-
-def auth(actor: Actor) -> tuple[tuple[str, str]]:
-    return bearer_metadata(mint_token(actor, SECRET))
-
-
 def meta(command_id: str, hours_ago: float) -> common_pb2.CommandMetadata:
     return common_pb2.CommandMetadata(
         command_id=command_id, occurred_at=ts(NOW - timedelta(hours=hours_ago))
     )
-
-
-@pytest.fixture
-def system(backend: dict[str, str], amqp_uri: str) -> Iterator[Harness]:
-    queue = unique_queue("pathway.e2e")
-    with running_system(backend, amqp_uri, queue) as harness:
-        yield harness
-    drain_queue(amqp_uri, queue)
 
 
 @pytest.fixture

@@ -14,11 +14,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from carepath.v1 import common_pb2, medications_pb2, medications_pb2_grpc
 from services.medications import api
 from services.medications.application import MedicationsApplication
-from shared.auth import Actor, bearer_metadata, mint_token
 from shared.grpc_server import Server, start_server
 from shared.ids import FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY
-from tests.support import SECRET, make_fnr
+from tests.support import SECRET, auth, events_in, make_fnr
 
 FNR = make_fnr(12, 3, 42, 480)
 PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=FNR)
@@ -30,10 +29,6 @@ WARFARIN = medications_pb2.Medication(atc_code="B01AA03", name="Warfarin")
 ACTIVE = medications_pb2.MEDICATION_STATE_ACTIVE
 PAUSED = medications_pb2.MEDICATION_STATE_PAUSED
 DISCONTINUED = medications_pb2.MEDICATION_STATE_DISCONTINUED
-
-
-def auth(actor: Actor) -> tuple[tuple[str, str]]:
-    return bearer_metadata(mint_token(actor, SECRET))
 
 
 def ts(days_ago: float) -> Timestamp:
@@ -49,7 +44,7 @@ def meta(command_id: str, days_ago: float = 0) -> common_pb2.CommandMetadata:
 @pytest.fixture
 def service(backend: dict[str, str]) -> Iterator[tuple[MedicationsApplication, Server]]:
     # The referrals store URL is ours too: tables are named by application ("medications").
-    app = MedicationsApplication.from_url(backend["referrals"])
+    app = MedicationsApplication.from_url(backend["medications"])
     server = start_server("127.0.0.1:0", api.register(app), api.SERVICE_NAMES, SECRET)
     yield app, server
     server.stop(0)
@@ -66,7 +61,7 @@ def medications(
 
 
 def stored_events(service: tuple[MedicationsApplication, Server]) -> int:
-    return service[0].recorder.max_notification_id() or 0
+    return events_in(service[0])
 
 
 def prescribe_request(

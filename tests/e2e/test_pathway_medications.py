@@ -3,11 +3,7 @@ coordinator as it is now and as it was on any day."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-
-import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import (
     common_pb2,
@@ -16,16 +12,13 @@ from carepath.v1 import (
     pathway_pb2,
     pathway_pb2_grpc,
 )
-from shared.auth import Actor, bearer_metadata, mint_token
+from shared.api import timestamp as ts
 from shared.ids import FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL
 from tests.support import (
-    SECRET,
     Harness,
-    drain_queue,
+    auth,
     make_fnr,
-    running_system,
-    unique_queue,
     wait_for,
 )
 
@@ -33,26 +26,8 @@ PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(12, 3, 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-def ts(value: datetime) -> Timestamp:
-    t = Timestamp()
-    t.FromDatetime(value)
-    return t
-
-
-def auth(actor: Actor) -> tuple[tuple[str, str]]:
-    return bearer_metadata(mint_token(actor, SECRET))
-
-
 def meta(command_id: str, when: datetime) -> common_pb2.CommandMetadata:
     return common_pb2.CommandMetadata(command_id=command_id, occurred_at=ts(when))
-
-
-@pytest.fixture
-def system(backend: dict[str, str], amqp_uri: str) -> Iterator[Harness]:
-    queue = unique_queue("pathway.e2e")
-    with running_system(backend, amqp_uri, queue) as harness:
-        yield harness
-    drain_queue(amqp_uri, queue)
 
 
 def pathway(system: Harness, **kw: object) -> pathway_pb2.Pathway:

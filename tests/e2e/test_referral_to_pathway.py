@@ -3,7 +3,7 @@ store (SQLite and PostgreSQL), the outbox relay, RabbitMQ, the projector and the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,27 +16,20 @@ from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2
 from services.pathway import migrate, readmodel
 from services.pathway.rebuild import rebuild
 from services.pathway.views import reads_of
-from shared.auth import Actor, bearer_metadata, mint_token
 from shared.ids import DNR_SYSTEM, FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL
 from tests.support import (
-    SECRET,
     Harness,
-    drain_queue,
+    auth,
     dump_read_model,
+    events_in,
     make_fnr,
-    running_system,
-    unique_queue,
     wait_for,
 )
 
 FNR = make_fnr(12, 3, 42, 480)
 PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=FNR)
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-def auth(actor: Actor) -> tuple[tuple[str, str]]:
-    return bearer_metadata(mint_token(actor, SECRET))
 
 
 def meta(command_id: str, hours_ago: float = 0) -> common_pb2.CommandMetadata:
@@ -62,14 +55,6 @@ def send_request(command_id: str = "send-1", **overrides: Any) -> referrals_pb2.
                 request, key
             ).CopyFrom(value)
     return request
-
-
-@pytest.fixture
-def system(backend: dict[str, str], amqp_uri: str) -> Iterator[Harness]:
-    queue = unique_queue("pathway.e2e")
-    with running_system(backend, amqp_uri, queue) as harness:
-        yield harness
-    drain_queue(amqp_uri, queue)
 
 
 @pytest.fixture
@@ -107,7 +92,7 @@ def pathway_with(
 
 
 def stored_events(system: Harness) -> int:
-    return system.referrals_app.recorder.max_notification_id() or 0
+    return events_in(system.referrals_app)
 
 
 def test_a_referral_received_and_accepted_shows_in_the_patients_pathway(

@@ -26,8 +26,8 @@ PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(12, 3, 42, 480)}
 
 @pytest.fixture
 def store(backend: dict[str, str]) -> Iterator[tuple[MedicationsApplication, PositionStore]]:
-    app = MedicationsApplication.from_url(backend["referrals"])
-    positions = PositionStore(StoreSettings(backend["referrals"]).sqlalchemy_url(), "test-meds")
+    app = MedicationsApplication.from_url(backend["medications"])
+    positions = PositionStore(StoreSettings(backend["medications"]).sqlalchemy_url(), "test-meds")
     yield app, positions
     positions.close()
     app.close()

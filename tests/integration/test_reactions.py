@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pika
-import pytest
 from pika.exceptions import UnroutableError
 
 from services.admissions.application import AdmissionsApplication
@@ -52,11 +51,6 @@ def relay(app: CarepathApplication, url: str, amqp_uri: str) -> int:
         positions.close()
 
 
-@pytest.fixture
-def urls(backend: dict[str, str]) -> dict[str, str]:
-    return {**backend, "discharges": backend["referrals"].replace("referrals", "discharges")}
-
-
 def admit(
     app: AdmissionsApplication, referral_id: uuid.UUID | None = None, command_id: str = "admit"
 ) -> uuid.UUID:
@@ -74,19 +68,14 @@ def admit(
 
 
 def test_an_admission_published_by_admissions_lets_discharges_accept_readiness(
-    urls: dict[str, str], amqp_uri: str
+    backend: dict[str, str], amqp_uri: str
 ) -> None:
-    admissions = AdmissionsApplication.from_url(urls["admissions"])
-    discharges = DischargesApplication.from_url(urls["discharges"])
-    handlers = {
-        "handle_patient_admitted": "admissions-PatientAdmitted",
-        "handle_patient_transferred": "admissions-PatientTransferred",
-        "handle_stay_closed": "admissions-StayClosed",
-    }
+    admissions = AdmissionsApplication.from_url(backend["admissions"])
+    discharges = DischargesApplication.from_url(backend["discharges"])
     try:
-        with nameko("services.discharges.reactions", "discharges_stays", handlers, amqp_uri, urls):
+        with nameko("services.discharges.reactions", amqp_uri, backend):
             stay_id = admit(admissions)
-            assert relay(admissions, urls["admissions"], amqp_uri) >= 1
+            assert relay(admissions, backend["admissions"], amqp_uri) >= 1
             known = wait_for(lambda: discharges.stays.get(stay_id), what="the stay to be known")
             assert (known.state, known.hospital_her_id) == ("OPEN", HOSPITAL.her_id)
             ready = discharges.declare_ready(ctx(HOSPITAL, "ready", 24), stay_id)
@@ -97,22 +86,19 @@ def test_an_admission_published_by_admissions_lets_discharges_accept_readiness(
 
 
 def test_a_discharge_closes_the_stay_in_admissions_once_however_often_delivered(
-    urls: dict[str, str], amqp_uri: str
+    backend: dict[str, str], amqp_uri: str
 ) -> None:
-    admissions = AdmissionsApplication.from_url(urls["admissions"])
-    discharges = DischargesApplication.from_url(urls["discharges"])
-    handlers = {"handle_patient_discharged": "discharges-PatientDischarged"}
+    admissions = AdmissionsApplication.from_url(backend["admissions"])
+    discharges = DischargesApplication.from_url(backend["discharges"])
     try:
-        with nameko(
-            "services.admissions.reactions", "admissions_reactions", handlers, amqp_uri, urls
-        ):
+        with nameko("services.admissions.reactions", amqp_uri, backend):
             stays = [admit(admissions, command_id=f"admit-{i}") for i in range(2)]
             for stay_id in stays:
                 discharges.stays.admitted(
                     str(stay_id), PATIENT, HOSPITAL.her_id, MUNICIPALITY.her_id
                 )
             discharges.discharge(ctx(HOSPITAL, "out", 1), stays[0], Destination.HOME, None)
-            relay(discharges, urls["discharges"], amqp_uri)
+            relay(discharges, backend["discharges"], amqp_uri)
             wait_for(
                 lambda: admissions.get_stay(HOSPITAL, stays[0]).state is StayState.CLOSED,
                 what="the stay to be closed",
@@ -128,7 +114,7 @@ def test_a_discharge_closes_the_stay_in_admissions_once_however_often_delivered(
             publisher.close()
             # A later discharge, processed after the duplicates, tells when they were handled.
             discharges.discharge(ctx(HOSPITAL, "out-2", 1), stays[1], Destination.HOME, None)
-            relay(discharges, urls["discharges"], amqp_uri)
+            relay(discharges, backend["discharges"], amqp_uri)
             wait_for(
                 lambda: admissions.get_stay(HOSPITAL, stays[1]).state is StayState.CLOSED,
                 what="the second stay to be closed",
@@ -142,22 +128,19 @@ def test_a_discharge_closes_the_stay_in_admissions_once_however_often_delivered(
 
 
 def test_an_elective_admission_for_an_accepted_referral_completes_it(
-    urls: dict[str, str], amqp_uri: str
+    backend: dict[str, str], amqp_uri: str
 ) -> None:
-    admissions = AdmissionsApplication.from_url(urls["admissions"])
-    referrals = ReferralsApplication.from_url(urls["referrals"])
-    handlers = {"handle_patient_admitted": "admissions-PatientAdmitted"}
+    admissions = AdmissionsApplication.from_url(backend["admissions"])
+    referrals = ReferralsApplication.from_url(backend["referrals"])
     try:
         referral = referrals.send_referral(
             ctx(GP, "send", 200), PATIENT, HOSPITAL.her_id, "kneprotese", Priority.ROUTINE, None
         )
         referrals.record_receipt(ctx(HOSPITAL, "rec", 199), referral.id, AppRecStatus.OK, [])
         referrals.accept(ctx(HOSPITAL, "acc", 150), referral.id, date.today())
-        with nameko(
-            "services.referrals.reactions", "referrals_reactions", handlers, amqp_uri, urls
-        ):
+        with nameko("services.referrals.reactions", amqp_uri, backend):
             admit(admissions, referral_id=referral.id)
-            relay(admissions, urls["admissions"], amqp_uri)
+            relay(admissions, backend["admissions"], amqp_uri)
             completed = wait_for(
                 lambda: (
                     referrals.get_referral(HOSPITAL, referral.id).state is ReferralState.COMPLETED
@@ -172,7 +155,7 @@ def test_an_elective_admission_for_an_accepted_referral_completes_it(
 
 
 def test_a_discharge_that_cannot_close_its_stay_is_dead_lettered_with_the_reason(
-    urls: dict[str, str], amqp_uri: str
+    backend: dict[str, str], amqp_uri: str
 ) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(amqp_uri))
     channel = connection.channel()
@@ -194,11 +177,8 @@ def test_a_discharge_that_cannot_close_its_stay_is_dead_lettered_with_the_reason
         causation_id="discharge",
         data={"stay_id": unknown_stay, "destination": "HOME", "destination_her_id": None},
     )
-    handlers = {"handle_patient_discharged": "discharges-PatientDischarged"}
     try:
-        with nameko(
-            "services.admissions.reactions", "admissions_reactions", handlers, amqp_uri, urls
-        ):
+        with nameko("services.admissions.reactions", amqp_uri, backend):
             # nameko declares its queue before binding it: publish until the broker routes it
             channel.confirm_delivery()
 

@@ -11,15 +11,14 @@ import pytest
 from services.discharges.application import DischargesApplication, KnownStays
 from services.discharges.domain import Destination, DischargeState, MessageType
 from shared.apprec import AppRecStatus
-from shared.auth import Actor, OrgKind
+from shared.auth import Actor
 from shared.domain import CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotPermitted
 from shared.ids import FNR_SYSTEM
-from tests.conftest import GP, HOSPITAL, MUNICIPALITY
+from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_MUNICIPALITY
 from tests.support import make_fnr
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(3, 11, 38, 410)}
-OTHER_MUNICIPALITY = Actor(her_id="4301", org_kind=OrgKind.MUNICIPALITY)
 NURSING_HOME = "812345"
 STAY = uuid.uuid4()
 FRIDAY = datetime(2026, 10, 9, 9, 0, tzinfo=UTC)

@@ -22,7 +22,7 @@ from shared.domain import CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotFound
 from shared.ids import FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY
-from tests.support import make_fnr
+from tests.support import events_in, make_fnr
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(12, 3, 42, 480)}
 METFORMIN = ("A10BA02", "Metformin")
@@ -60,10 +60,6 @@ def prescribe(
     view = app.prescribe(ctx(actor, command_id, when), PATIENT, *drug, dose, "Diabetes type 2")
     (new,) = set(view.entries) - before
     return view, UUID(new)
-
-
-def events_in(app: MedicationsApplication) -> int:
-    return app.recorder.max_notification_id() or 0
 
 
 def entry(view: MedicationListView, entry_id: UUID) -> Entry:

@@ -21,7 +21,7 @@ from shared.domain import CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotFound, NotPermitted
 from shared.ids import FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_GP, OTHER_HOSPITAL
-from tests.support import make_fnr
+from tests.support import events_in, make_fnr
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(12, 3, 42, 480)}
 T0 = datetime(2026, 9, 1, 8, 30, tzinfo=UTC)
@@ -54,10 +54,6 @@ def send(app: ReferralsApplication, command_id: str = "send-1", **kw: object):  
     }
     args.update(kw)
     return app.send_referral(ctx(GP, command_id), **args)  # type: ignore[arg-type]
-
-
-def events_in(app: ReferralsApplication) -> int:
-    return app.recorder.max_notification_id() or 0
 
 
 def test_a_referral_is_received_accepted_and_completed(app: ReferralsApplication) -> None:

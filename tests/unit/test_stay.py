@@ -19,16 +19,15 @@ from services.admissions.domain import (
     StayState,
 )
 from shared.apprec import AppRecStatus
-from shared.auth import Actor, OrgKind
+from shared.auth import Actor
 from shared.domain import CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotFound, NotPermitted
 from shared.ids import FNR_SYSTEM
-from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL
-from tests.support import make_fnr
+from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL, OTHER_MUNICIPALITY
+from tests.support import events_in, make_fnr
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(3, 11, 38, 410)}
 OTHER_PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(17, 6, 51, 220)}
-OTHER_MUNICIPALITY = Actor(her_id="4301", org_kind=OrgKind.MUNICIPALITY)
 T0 = datetime(2026, 10, 5, 22, 15, tzinfo=UTC)
 
 
@@ -61,10 +60,6 @@ def admit(
     actor = kw.pop("actor", HOSPITAL)
     args.update(kw)
     return app.admit_patient(ctx(actor, command_id, hours), **args)
-
-
-def events_in(app: AdmissionsApplication) -> int:
-    return app.recorder.max_notification_id() or 0
 
 
 def message(stay: Stay, kind: MessageType, index: int = -1) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from carepath.v1 import common_pb2, medications_pb2, pathway_pb2
+from carepath.v1 import common_pb2, medications_pb2, pathway_pb2, referrals_pb2
+from services.pathway.summaries import CANCER_MILESTONE_NAMES
 from shared.ids import IdentifierError, NationalId
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -34,11 +35,6 @@ MONTHS = (
 )
 SHORT_MONTHS = ("jan", "feb", "mar", "apr", "mai", "jun", "jul", "aug", "sep", "okt", "nov", "des")
 
-ORG_KIND = {
-    common_pb2.ORGANISATION_KIND_MUNICIPALITY: "Kommunen",
-    common_pb2.ORGANISATION_KIND_GP: "Fastlegen",
-    common_pb2.ORGANISATION_KIND_HOSPITAL: "Sykehuset",
-}
 ORG_NOUN = {
     common_pb2.ORGANISATION_KIND_MUNICIPALITY: "kommune",
     common_pb2.ORGANISATION_KIND_GP: "fastlegekontor",
@@ -63,10 +59,12 @@ MEDICATION_STATE = {
     medications_pb2.MEDICATION_STATE_PAUSED: "Midlertidig stanset",
     medications_pb2.MEDICATION_STATE_DISCONTINUED: "Seponert",
 }
+#: The pathway's own Norwegian milestone names, keyed by the API's enum.
 CANCER_MILESTONE = {
-    1: "Første fremmøte",
-    2: "Utredning avsluttet",
-    3: "Behandling startet",
+    referrals_pb2.CancerPathwayMilestone.Value(
+        f"CANCER_PATHWAY_MILESTONE_{name}"
+    ): text.capitalize()
+    for name, text in CANCER_MILESTONE_NAMES.items()
 }
 
 #: The three lanes of the picture, top to bottom.
@@ -136,13 +134,6 @@ def age(value: str, today: date | None = None) -> int | None:
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
-def end_of_day(value: date) -> datetime:
-    """The last moment of an Oslo calendar day (the medication list "as of" that date)."""
-    return datetime(value.year, value.month, value.day, tzinfo=OSLO) + timedelta(
-        days=1, microseconds=-1
-    )
-
-
 # --- the picture ------------------------------------------------------------------------
 
 
@@ -182,6 +173,7 @@ class Picture:
     ticks: list[Tick] = field(default_factory=list)
     now_x: float | None = None
     description: str = ""
+    left: int = 0  # where the time axis starts (the lane names stand before it)
 
 
 LEFT, RIGHT, TOP, LANE_HEIGHT = 110, 20, 30, 56
@@ -196,7 +188,7 @@ def picture(
     dots, and each open deadline as a marker in the lane of the organisation it waits on, red
     when breached. With `window_days`, only that many days up to the latest event are drawn."""
     lane_y = {kind: TOP + i * LANE_HEIGHT + LANE_HEIGHT / 2 for i, (kind, _) in enumerate(LANES)}
-    pic = Picture(width=width, height=int(TOP + len(LANES) * LANE_HEIGHT + 10))
+    pic = Picture(width=width, height=int(TOP + len(LANES) * LANE_HEIGHT + 10), left=LEFT)
     pic.lanes = [(lane_y[kind], name) for kind, name in LANES]
     moments = [oslo(e.occurred_at) for e in reply.timeline]
     moments += [oslo(t.due) for t in reply.tasks]
@@ -247,10 +239,8 @@ def picture(
             )
         )
     for period in reply.payments:
-        begin = datetime(
-            period.ready_on.year, period.ready_on.month, period.ready_on.day, tzinfo=OSLO
-        )
-        until = datetime(period.until.year, period.until.month, period.until.day, tzinfo=OSLO)
+        begin = _midnight(period.ready_on)
+        until = _midnight(period.until)
         amount = (
             kroner(period.amount_nok) if not period.amount_unavailable_reason else "beløp ukjent"
         )

@@ -8,6 +8,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import common_pb2, pathway_pb2
 from services.viewer import present
+from shared import rules
 
 HOSPITAL = common_pb2.ORGANISATION_KIND_HOSPITAL
 MUNICIPALITY = common_pb2.ORGANISATION_KIND_MUNICIPALITY
@@ -27,7 +28,7 @@ def test_times_are_shown_in_oslo_time_the_norwegian_way() -> None:
 
 
 def test_the_medication_date_means_the_end_of_that_day_in_oslo() -> None:
-    end = present.end_of_day(date(2024, 11, 1))
+    end = rules.end_of_day(date(2024, 11, 1))
     assert end.astimezone(UTC) == datetime(2024, 11, 1, 22, 59, 59, 999999, tzinfo=UTC)
 
 

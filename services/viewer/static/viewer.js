@@ -26,7 +26,6 @@
             return d.dataset.eventId;
           });
           region.innerHTML = html;
-          region.dataset.updates = String(Number(region.dataset.updates || "0") + 1);
           var status = document.getElementById("status");
           if (status) status.textContent = "Siden er oppdatert med nye hendelser.";
           if (open.length) {

@@ -11,10 +11,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 browser=${CAREPATH_CHROMIUM:-/usr/bin/chromium}
 [[ -x $browser ]] && exit 0
 
-if [[ $browser == /usr/bin/chromium && $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    say "installing Debian's chromium for the browser tests (apt-get, ~480 MB)"
-    apt-get update -qq || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium </dev/null >/dev/null
+if [[ $browser == /usr/bin/chromium ]] && can_apt_install; then
+    apt_install chromium # ~480 MB
     [[ -x $browser ]] && exit 0
 fi
 die "no Chromium at $browser for the browser tests: install it (apt-get install chromium) or set CAREPATH_CHROMIUM"

@@ -70,14 +70,8 @@ if ! ready; then
 
     installed=
     if ! command -v pg_ctlcluster >/dev/null 2>&1; then
-        if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-            say "installing postgresql (apt-get)"
-            log=${TMPDIR:-/tmp}/carepath-apt-postgresql.log
-            if ! { apt-get update -qq &&
-                DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; } \
-                </dev/null >"$log" 2>&1; then
-                die "apt-get install postgresql failed; see $log"
-            fi
+        if can_apt_install; then
+            apt_install postgresql
             command -v pg_ctlcluster >/dev/null 2>&1 || die "$missing"
             installed=1
         else

@@ -56,14 +56,8 @@ esac
 missing="no RabbitMQ at $where; install it (apt-get install rabbitmq-server) or set AMQP_URI"
 
 if ! server=$(find_cmd rabbitmq-server); then
-    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        say "installing rabbitmq-server (apt-get)"
-        log=${TMPDIR:-/tmp}/carepath-apt-rabbitmq.log
-        if ! { apt-get update -qq &&
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server; } \
-            </dev/null >"$log" 2>&1; then
-            die "apt-get install rabbitmq-server failed; see $log"
-        fi
+    if can_apt_install; then
+        apt_install rabbitmq-server
         server=$(find_cmd rabbitmq-server) || die "$missing"
         # The package's maintainer scripts may already have started it.
         tcp_open "$host" "$port" && exit 0

@@ -33,3 +33,16 @@ run_limited() {
         "$@" </dev/null >/dev/null 2>&1
     fi
 }
+
+# Can we install Debian packages here (root with apt-get)?
+can_apt_install() { [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; }
+
+# Install Debian package $1 quietly; dies pointing at the log when it fails.
+apt_install() {
+    local package=$1 log=${TMPDIR:-/tmp}/carepath-apt-$1.log
+    say "installing $package (apt-get)"
+    if ! { apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package"; } </dev/null >"$log" 2>&1; then
+        die "apt-get install $package failed; see $log"
+    fi
+}

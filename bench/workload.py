@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,7 +56,7 @@ from shared.config import StoreSettings
 from shared.domain import CarepathAggregate
 from shared.ids import FNR_SYSTEM
 from shared.store import CarepathApplication
-from tests.support import free_port, make_fnr
+from tests.support import ensure_vhost, free_port, make_fnr
 
 SECRET = "bench-secret-0123456789-0123456789-0123"
 GP = Actor(her_id="8134021", org_kind=OrgKind.GP)
@@ -80,15 +79,7 @@ def patients(n: int) -> list[str]:
 
 
 def amqp_uri() -> str:
-    ctl = shutil.which("rabbitmqctl")
-    vhost = "%2F"
-    if ctl:
-        subprocess.run([ctl, "add_vhost", VHOST], capture_output=True, check=False)
-        ok = subprocess.run(
-            [ctl, "set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*"], capture_output=True
-        )
-        vhost = VHOST if ok.returncode == 0 else vhost
-    return f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    return f"amqp://guest:guest@127.0.0.1:5672/{ensure_vhost(VHOST)}"
 
 
 @contextmanager

@@ -7,8 +7,6 @@ starts both through infra/ensure-*.sh first.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 
@@ -17,29 +15,16 @@ import psycopg
 import pytest
 
 from shared.auth import Actor, OrgKind
+from tests.support import ensure_vhost
 
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 TEST_VHOST = "carepath-test"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/carepath_test"
 
 
-def _ensure_vhost() -> str:
-    """Run the tests in their own vhost so a running `make run` never sees test events."""
-    ctl = shutil.which("rabbitmqctl")
-    if not ctl:
-        return "%2F"
-    subprocess.run([ctl, "add_vhost", TEST_VHOST], capture_output=True, check=False)
-    done = subprocess.run(
-        [ctl, "set_permissions", "-p", TEST_VHOST, "guest", ".*", ".*", ".*"],
-        capture_output=True,
-        check=False,
-    )
-    return TEST_VHOST if done.returncode == 0 else "%2F"
-
-
 @pytest.fixture(scope="session")
 def amqp_uri() -> str:
-    uri = os.environ.get("CAREPATH_TEST_AMQP_URI") or DEFAULT_AMQP + _ensure_vhost()
+    uri = os.environ.get("CAREPATH_TEST_AMQP_URI") or DEFAULT_AMQP + ensure_vhost(TEST_VHOST)
     try:
         pika.BlockingConnection(pika.URLParameters(uri)).close()
     except Exception as exc:

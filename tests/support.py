@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -101,6 +102,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def ensure_vhost(vhost: str) -> str:
+    """A RabbitMQ vhost of its own (tests, bench), so a running `make run` never sees their
+    events; the default vhost when rabbitmqctl is not at hand. Returns it URL-encoded."""
+    ctl = shutil.which("rabbitmqctl")
+    if not ctl:
+        return "%2F"
+    subprocess.run([ctl, "add_vhost", vhost], capture_output=True, check=False)
+    done = subprocess.run(
+        [ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+        capture_output=True,
+        check=False,
+    )
+    return vhost if done.returncode == 0 else "%2F"
 
 
 def unique_queue(prefix: str = "test") -> str:

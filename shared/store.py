@@ -153,10 +153,13 @@ class CarepathApplication(Application[UUID]):
         """The aggregate as it stood right after the last event the command recorded
         (NotFound when there is no such aggregate)."""
         key = command_key(ctx.actor.her_id, ctx.command_id)
-        version = None
+        version, found = None, False
         for stored in self.repository.event_store.get(aggregate_id):
+            found = True
             if handled_key(stored.meta) == key:  # type: ignore[attr-defined]
                 version = stored.originator_version
+        if not found:  # no such aggregate: one read, not two
+            raise NotFound(f"{what} not found")
         return self.load(cls, aggregate_id, what, version=version)
 
     def create_once(

@@ -7,6 +7,7 @@ open, and hands each change to the streams watching its patient or municipality.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -16,6 +17,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from services.pathway import views
+
+log = logging.getLogger(__name__)
 
 #: How often the feed is read while any stream is open.
 POLL_SECONDS = 0.25
@@ -81,7 +84,12 @@ class ChangeFeed:
                 if not self._subscriptions:
                     self._thread = None
                     return
-            changes = views.changes_after(self._engine, self._sequence)
+            try:
+                changes = views.changes_after(self._engine, self._sequence)
+            except Exception as exc:  # e.g. the database restarting: keep the streams, retry
+                log.warning("change feed not read (%s); retrying", type(exc).__name__)
+                time.sleep(self._poll * 4)
+                continue
             if changes:
                 self._sequence = int(changes[-1]["sequence"])
                 with self._lock:

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 DEAD_LETTER_EXCHANGE = "carepath.dlx"
 DEAD_LETTER_QUEUE = "carepath.dead-letter"
-SERVICES = ("referrals", "admissions", "discharges", "medications")
+SERVICES = ("referrals", "admissions", "discharges", "medications", "registry")
 
 
 class PublishError(Exception):

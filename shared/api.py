@@ -13,7 +13,7 @@ from carepath.v1 import common_pb2
 from shared.auth import Actor, OrgKind
 from shared.domain import CommandContext
 from shared.errors import InvalidArgument
-from shared.ids import HerId, IdentifierError, parse_patient_identifier
+from shared.ids import HerId, HprNumber, IdentifierError, parse_patient_identifier
 
 #: Clocks differ between systems; clinical times this far ahead of ours are still accepted.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -24,6 +24,7 @@ ORG_KIND_TO_PB = {
     OrgKind.MUNICIPALITY: common_pb2.ORGANISATION_KIND_MUNICIPALITY,
     OrgKind.GP: common_pb2.ORGANISATION_KIND_GP,
     OrgKind.HOSPITAL: common_pb2.ORGANISATION_KIND_HOSPITAL,
+    OrgKind.REGISTRY: common_pb2.ORGANISATION_KIND_REGISTRY,
 }
 
 
@@ -78,6 +79,13 @@ def her_id(value: str, field: str) -> str:
         raise InvalidArgument(field, str(exc)) from exc
 
 
+def hpr(value: str, field: str) -> str:
+    try:
+        return HprNumber.parse(value.strip()).value
+    except IdentifierError as exc:
+        raise InvalidArgument(field, str(exc)) from exc
+
+
 def text(value: str, field: str, max_length: int = MAX_TEXT) -> str:
     value = value.strip()
     if not value:
@@ -119,7 +127,22 @@ def timestamp(value: datetime | str) -> Timestamp:
 def actor_to_pb(actor: dict[str, str]) -> common_pb2.Actor:
     return common_pb2.Actor(
         organisation=common_pb2.Organisation(
-            her_id=actor["her_id"], kind=ORG_KIND_TO_PB[OrgKind(actor["org_kind"])]
+            her_id=actor["her_id"],
+            kind=ORG_KIND_TO_PB.get(
+                OrgKind(actor["org_kind"]), common_pb2.ORGANISATION_KIND_UNSPECIFIED
+            ),
         ),
         person=common_pb2.HealthPersonnel(hpr_number=actor.get("hpr", "")),
     )
+
+
+def basis_to_pb(basis: str | None) -> common_pb2.AccessBasis.ValueType:
+    """An access basis (shared.access.model.Basis value) in the contract; UNSPECIFIED: none."""
+    if not basis:
+        return common_pb2.ACCESS_BASIS_UNSPECIFIED
+    return common_pb2.AccessBasis.Value(f"ACCESS_BASIS_{basis}")
+
+
+def purpose_to_pb(purpose: str) -> common_pb2.AccessPurpose.ValueType:
+    """A coded purpose (shared.access.model.Purpose value) in the contract."""
+    return common_pb2.AccessPurpose.Value(f"ACCESS_PURPOSE_{purpose}")

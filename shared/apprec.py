@@ -7,12 +7,14 @@ and to common.proto's AppRec.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, TypeVar, cast
 
 from carepath.v1 import common_pb2
 from shared import api
+from shared.access.model import Basis, Relationship
 from shared.errors import InvalidArgument, InvalidTransition, NotFound, NotPermitted
+from shared.times import utc_iso
 
 M = TypeVar("M")
 
@@ -130,3 +132,23 @@ def message_to_pb(pb_class: Callable[..., M], message: dict[str, Any], type_pb: 
         pb.receipt.CopyFrom(receipt_to_pb(receipt))
         pb.receipt_recorded_at.CopyFrom(api.timestamp(receipt["recorded_at"]))
     return cast(M, pb)
+
+
+def message_parties(
+    messages: Iterable[dict[str, Any]], municipal_types: Collection[str], open_until: str | None
+) -> list[Relationship]:
+    """The parties a resource's messages make (for the access policy, at once, from the
+    resource itself): each receiver still owing a receipt (RECEIPT_DUE), and each municipality
+    sent one of `municipal_types` about a stay, while the stay is open (MESSAGE_RECEIVER;
+    `open_until`: when the stay closed, None while open)."""
+    parties = [
+        Relationship.party(m["to_her_id"], Basis.RECEIPT_DUE)
+        for m in messages
+        if m["receipt"] is None
+    ]
+    parties += [
+        Relationship(m["to_her_id"], Basis.MESSAGE_RECEIVER, utc_iso(m["sent_at"]), open_until)
+        for m in messages
+        if m["type"] in municipal_types
+    ]
+    return parties

@@ -21,6 +21,7 @@ DEFAULT_GRPC_ADDRESSES = {
     "admissions": "127.0.0.1:50052",
     "discharges": "127.0.0.1:50053",
     "medications": "127.0.0.1:50054",
+    "registry": "127.0.0.1:50055",
 }
 
 
@@ -130,3 +131,9 @@ class StoreSettings:
         if self.url.startswith(("postgresql://", "postgres://")):
             return "postgresql+psycopg://" + self.url.split("://", 1)[1]
         return self.url
+
+
+def access_database_url() -> str:
+    """Where the access policy reads care relationships and blocks: `ACCESS_DATABASE_URL`,
+    else the pathway read model's database (its projector keeps them)."""
+    return os.environ.get("ACCESS_DATABASE_URL") or database_url("pathway")

@@ -53,6 +53,11 @@ class Envelope:
     causation_id: str
     data: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def is_about_a_patient(self) -> bool:
+        """False for events about no patient (the registry's organisation directory)."""
+        return bool(self.patient)
+
     @staticmethod
     def make_event_id(aggregate_id: str, version: int) -> str:
         """Stable across redelivery, relays and rebuilds: the aggregate id and version."""
@@ -101,8 +106,11 @@ class Envelope:
             datetime.fromisoformat(envelope.recorded_at)
         except (TypeError, ValueError) as exc:
             raise EnvelopeError(f"malformed field: {exc}") from exc
-        if not envelope.patient.get("system") or not envelope.patient.get("value"):
-            raise EnvelopeError("patient must have system and value")
+        if not isinstance(envelope.patient, dict) or (
+            envelope.patient
+            and not (envelope.patient.get("system") and envelope.patient.get("value"))
+        ):
+            raise EnvelopeError("patient must have system and value (or be {} for none)")
         return envelope
 
     @property

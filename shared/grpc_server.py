@@ -1,29 +1,37 @@
 """gRPC server bootstrap shared by every service: health checking, server reflection, one
-interceptor for caller identity and error mapping, and graceful shutdown.
+interceptor for caller identity, the access policy, the audit log and error mapping, and
+graceful shutdown.
+
+Every call of every service goes through `CarepathInterceptor`: the bearer token names the
+caller; the access table (shared/access/table.py) and the policy decide the call (default
+deny); the call is put on the audit log with its outcome — allowed or refused, OK or not —
+before its answer leaves. Calls without a valid token are answered UNAUTHENTICATED and not
+recorded (they name no one).
 
 gRPC servers are plain processes with threads — never inside nameko/eventlet (it hangs).
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
+import sqlalchemy as sa
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from shared import errors
+from shared.access import enforce
+from shared.access.enforce import AccessControl, Call, Refused
+from shared.access.table import rule_for
 from shared.auth import Actor, Unauthenticated, verify_token
 
 log = logging.getLogger(__name__)
-
-_current_actor: contextvars.ContextVar[Actor] = contextvars.ContextVar("carepath_actor")
 
 #: Methods anyone may call without a token (orchestrators probe health; tools use reflection).
 PUBLIC_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
@@ -39,7 +47,7 @@ _STATUS_OF: list[tuple[type[Exception], grpc.StatusCode]] = [
 
 def current_actor() -> Actor:
     """The authenticated caller of the RPC being handled."""
-    return _current_actor.get()
+    return enforce.current_call().actor
 
 
 def status_for(exc: errors.DomainError) -> grpc.StatusCode:
@@ -49,12 +57,37 @@ def status_for(exc: errors.DomainError) -> grpc.StatusCode:
     return grpc.StatusCode.FAILED_PRECONDITION
 
 
-class CarepathInterceptor(grpc.ServerInterceptor):
-    """Authenticates the bearer token, exposes the caller as `current_actor()`, and maps
-    domain errors to status codes with their field-level messages."""
+class _Failed(Exception):
+    """A call's failure, already mapped to its status and safe message."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _failure(method: str, exc: Exception) -> _Failed:
+    if isinstance(exc, _Failed):
+        return exc
+    if isinstance(exc, errors.DomainError):
+        return _Failed(status_for(exc), str(exc))
+    if isinstance(exc, sa.exc.OperationalError):
+        # A database the call needs is down or locked: try again later.
+        log.warning("%s: database unavailable (%s)", method, type(exc).__name__)
+        return _Failed(grpc.StatusCode.UNAVAILABLE, "a database is unavailable; retry")
+    # Unexpected: the traceback may hold request values (personal data), so only DEBUG.
+    log.error("%s failed: %s", method, type(exc).__name__)
+    log.debug("%s failed", method, exc_info=exc)
+    return _Failed(grpc.StatusCode.INTERNAL, "internal error")
+
+
+class CarepathInterceptor(grpc.ServerInterceptor):
+    """Authenticates the bearer token, admits the call by the access policy, exposes it as
+    `enforce.current_call()` (and the caller as `current_actor()`), records it in the audit
+    log, and maps domain errors to status codes with their field-level messages."""
+
+    def __init__(self, secret: str, access: AccessControl) -> None:
         self._secret = secret
+        self._access = access
 
     def _authenticate(self, context: grpc.ServicerContext) -> Actor:
         metadata = dict(context.invocation_metadata())
@@ -63,20 +96,39 @@ class CarepathInterceptor(grpc.ServerInterceptor):
             raise Unauthenticated("missing bearer token in 'authorization' metadata")
         return verify_token(header[7:].strip(), self._secret)
 
-    def _guard(self, method: str, context: grpc.ServicerContext) -> contextvars.Token[Actor]:
+    def _record(self, call: Call, outcome: str) -> None:
+        try:
+            self._access.record(call, outcome)
+        except Exception as exc:
+            log.error("%s: audit log unavailable (%s)", call.rule_name, type(exc).__name__)
+            raise _Failed(
+                grpc.StatusCode.UNAVAILABLE, "the access could not be put on record; retry"
+            ) from exc
+
+    def _admit(self, method: str, request: Any, context: grpc.ServicerContext) -> Call:
+        """Authenticate and decide; a refusal is recorded and raised as `_Failed`."""
         try:
             actor = self._authenticate(context)
         except Unauthenticated as exc:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
-        return _current_actor.set(actor)
-
-    def _fail(self, method: str, exc: Exception, context: grpc.ServicerContext) -> None:
-        if isinstance(exc, errors.DomainError):
-            context.abort(status_for(exc), str(exc))
-        # Unexpected: the traceback may hold request values (personal data), so only DEBUG.
-        log.error("%s failed: %s", method, type(exc).__name__)
-        log.debug("%s failed", method, exc_info=exc)
-        context.abort(grpc.StatusCode.INTERNAL, "internal error")
+            raise _Failed(grpc.StatusCode.UNAUTHENTICATED, str(exc)) from exc
+        metadata = dict(context.invocation_metadata())
+        rule = rule_for(method)
+        name = method.rsplit(".", 1)[-1]
+        if rule is None:
+            call = self._access.refused(name, actor, metadata, "no access rule for this call")
+            self._record(call, grpc.StatusCode.PERMISSION_DENIED.name)
+            raise _Failed(grpc.StatusCode.PERMISSION_DENIED, enforce.REFUSAL)
+        try:
+            return self._access.admit(rule, actor, request, metadata)
+        except Refused as refused:
+            log.debug("%s refused: %s", name, refused.call.decision.reason)
+            self._record(refused.call, grpc.StatusCode.PERMISSION_DENIED.name)
+            raise _Failed(grpc.StatusCode.PERMISSION_DENIED, enforce.REFUSAL) from None
+        except Exception as exc:
+            failed = _failure(method, exc)
+            call = self._access.refused(name, actor, metadata, str(failed))
+            self._record(call, failed.code.name)
+            raise failed from exc
 
     def intercept_service(
         self,
@@ -88,31 +140,54 @@ class CarepathInterceptor(grpc.ServerInterceptor):
         if handler is None or method.startswith(PUBLIC_PREFIXES):
             return handler
 
+        def abort(context: grpc.ServicerContext, failed: _Failed) -> NoReturn:
+            context.abort(failed.code, failed.message)
+            raise AssertionError("unreachable")  # context.abort raises
+
         def unary(behavior: Callable[..., Any]) -> Callable[..., Any]:
             def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
-                token = self._guard(method, context)
                 try:
-                    return behavior(request, context)
-                except grpc.RpcError:
-                    raise
-                except Exception as exc:
-                    self._fail(method, exc, context)
+                    call = self._admit(method, request, context)
+                except _Failed as failed:
+                    abort(context, failed)
+                token = enforce.enter(call)
+                try:
+                    try:
+                        reply = behavior(request, context)
+                    except Exception as exc:
+                        failure = _failure(method, exc)
+                        self._record(call, failure.code.name)
+                        raise failure from exc
+                    self._record(call, grpc.StatusCode.OK.name)
+                    return reply
+                except _Failed as failed:
+                    abort(context, failed)
                 finally:
-                    _current_actor.reset(token)
+                    enforce.leave(token)
 
             return wrapped
 
         def streaming(behavior: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
             def wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                token = self._guard(method, context)
                 try:
-                    yield from behavior(request, context)
-                except grpc.RpcError:
-                    raise
-                except Exception as exc:
-                    self._fail(method, exc, context)
+                    call = self._admit(method, request, context)
+                except _Failed as failed:
+                    abort(context, failed)
+                token = enforce.enter(call)
+                try:
+                    try:
+                        self._record(call, grpc.StatusCode.OK.name)  # the stream is opened
+                        yield from behavior(request, context)
+                    except _Failed:
+                        raise
+                    except Exception as exc:
+                        failure = _failure(method, exc)
+                        self._record(call, failure.code.name)
+                        raise failure from exc
+                except _Failed as failed:
+                    abort(context, failed)
                 finally:
-                    _current_actor.reset(token)
+                    enforce.leave(token)
 
             return wrapped
 
@@ -128,18 +203,8 @@ class CarepathInterceptor(grpc.ServerInterceptor):
                 handler.request_deserializer,
                 handler.response_serializer,
             )
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                unary(handler.stream_unary),
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
-        assert handler.stream_stream is not None
-        return grpc.stream_stream_rpc_method_handler(
-            streaming(handler.stream_stream),
-            handler.request_deserializer,
-            handler.response_serializer,
-        )
+        # Every carepath call has one request (a rule's target is read from it).
+        raise RuntimeError(f"{method}: client-streaming calls are not supported")
 
 
 class Server:
@@ -170,12 +235,14 @@ def start_server(
     register: Callable[[grpc.Server], None],
     service_names: Sequence[str],
     secret: str,
+    access: AccessControl,
     max_workers: int = 32,
 ) -> Server:
-    """Build, register and start a server on `address` ("host:port"; port 0 picks a free one)."""
+    """Build, register and start a server on `address` ("host:port"; port 0 picks a free one),
+    every call passing `access` (the policy and the audit log)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-        interceptors=[CarepathInterceptor(secret)],
+        interceptors=[CarepathInterceptor(secret, access)],
         options=[("grpc.so_reuseport", 0)],
     )
     register(server)

@@ -7,9 +7,11 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from shared import config
+from shared.access.enforce import AccessControl
 from shared.amqp import BatchPublisher
 from shared.grpc_server import start_server
 from shared.outbox import OutboxRelay, PositionStore
@@ -35,24 +37,42 @@ def stop_event() -> threading.Event:
     return stop
 
 
-def service_main(app_class: type[CarepathApplication], api: Any) -> None:
-    """The entry point of every domain service: `python -m services.<name> serve|relay`.
+def service_main(
+    app_class: type[CarepathApplication],
+    api: Any,
+    commands: dict[str, Callable[[Any, list[str]], None]] | None = None,
+) -> None:
+    """The entry point of every domain service: `python -m services.<name> serve|relay` (and
+    the service's own `commands`, e.g. the registry's `import FILE`).
 
     One composition root: the application on the store configured for the service, served by
-    the shared gRPC bootstrap (`api.register`, `api.SERVICE_NAMES`) or relayed to RabbitMQ."""
+    the shared gRPC bootstrap (`api.register`, `api.SERVICE_NAMES`) behind the access policy
+    and the audit log (`api.resolvers` finds the patient of a referral, stay or discharge),
+    or relayed to RabbitMQ."""
     service = app_class.name
+    commands = commands or {}
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
-    parser.add_argument("process", choices=["serve", "relay"])
-    args = parser.parse_args()
+    parser.add_argument("process", choices=["serve", "relay", *commands])
+    parser.add_argument("args", nargs="*")
+    args, rest = parser.parse_known_args()
+    if rest and args.process not in commands:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     setup_logging(f"{service}-{args.process}")
     app = app_class.from_url(config.database_url(service))
     if args.process == "relay":
         run_relay(app)
         return
+    if args.process in commands:
+        commands[args.process](app, [*args.args, *rest])
+        return
+    access = AccessControl.from_config(api.resolvers(app))
     address = config.grpc_address(service)
-    server = start_server(address, api.register(app), api.SERVICE_NAMES, config.jwt_secret())
+    server = start_server(
+        address, api.register(app, access), api.SERVICE_NAMES, config.jwt_secret(), access
+    )
     logging.getLogger(service).info("%s listening on %s", ", ".join(api.SERVICE_NAMES), address)
     server.wait_for_signal()
+    access.close()
 
 
 def run_relay(app: CarepathApplication) -> None:

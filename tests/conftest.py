@@ -54,7 +54,7 @@ def postgres_url(postgres_admin_url: str) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-STORES = ("referrals", "admissions", "discharges", "medications", "pathway")
+STORES = ("referrals", "admissions", "discharges", "medications", "registry", "pathway", "audit")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -68,8 +68,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> dict[
 
 
 GP = Actor(her_id="8134021", org_kind=OrgKind.GP, hpr="9144900")
-OTHER_GP = Actor(her_id="8134099", org_kind=OrgKind.GP)
+OTHER_GP = Actor(her_id="8134099", org_kind=OrgKind.GP, hpr="7755003")
 HOSPITAL = Actor(her_id="59", org_kind=OrgKind.HOSPITAL, hpr="4210953")
-OTHER_HOSPITAL = Actor(her_id="90234", org_kind=OrgKind.HOSPITAL)
+OTHER_HOSPITAL = Actor(her_id="90234", org_kind=OrgKind.HOSPITAL, hpr="5632187")
 MUNICIPALITY = Actor(her_id="4201", org_kind=OrgKind.MUNICIPALITY, hpr="1203921")
-OTHER_MUNICIPALITY = Actor(her_id="4301", org_kind=OrgKind.MUNICIPALITY)
+OTHER_MUNICIPALITY = Actor(her_id="4301", org_kind=OrgKind.MUNICIPALITY, hpr="6611004")

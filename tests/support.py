@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar, cast
@@ -22,15 +23,19 @@ from typing import Any, TypeVar, cast
 import grpc
 import pika
 import sqlalchemy as sa
+from google.protobuf.timestamp_pb2 import Timestamp
 from pika.exceptions import ChannelClosedByBroker
 from sqlalchemy.engine import Engine
 from stdnum.no import fodselsnummer
 
 from carepath.v1 import (
     admissions_pb2_grpc,
+    common_pb2,
     discharges_pb2_grpc,
     medications_pb2_grpc,
     referrals_pb2_grpc,
+    registry_pb2,
+    registry_pb2_grpc,
 )
 from services.admissions import api as admissions_api
 from services.admissions.application import AdmissionsApplication
@@ -42,8 +47,13 @@ from services.pathway import api as pathway_api
 from services.pathway import migrate, projector, readmodel
 from services.referrals import api as referrals_api
 from services.referrals.application import ReferralsApplication
+from services.registry import api as registry_api
+from services.registry.application import RegistryApplication
+from shared.access.enforce import AccessControl
+from shared.access.model import Basis, relationships
 from shared.amqp import BatchPublisher
-from shared.auth import Actor, bearer_metadata, mint_token
+from shared.audit.log import accesses
+from shared.auth import Actor, OrgKind, bearer_metadata, mint_token
 from shared.config import StoreSettings
 from shared.grpc_server import Server, start_server
 from shared.outbox import OutboxRelay, PositionStore
@@ -153,7 +163,11 @@ DOMAIN_SERVICES: dict[str, tuple[type[CarepathApplication], Any]] = {
     "medications": (MedicationsApplication, medications_api),
     "admissions": (AdmissionsApplication, admissions_api),
     "discharges": (DischargesApplication, discharges_api),
+    "registry": (RegistryApplication, registry_api),
 }
+
+#: The register adapter that records the tests' register facts.
+REGISTER_ADAPTER = Actor(her_id="112374", org_kind=OrgKind.REGISTRY)
 
 
 @dataclass
@@ -167,6 +181,7 @@ class Harness:
     engine: Engine
     pathway_server: Server
     projector: projector.Projector
+    access: dict[str, AccessControl]
 
     @property
     def referrals_app(self) -> ReferralsApplication:
@@ -179,6 +194,70 @@ class Harness:
     def channel(self, server: Server) -> grpc.Channel:
         return grpc.insecure_channel(f"127.0.0.1:{server.port}")
 
+    @property
+    def audit_engine(self) -> Engine:
+        return self.access["pathway"].audit.engine
+
+    def register(
+        self,
+        patient: dict[str, str],
+        municipality: str | None = None,
+        gp: Actor | None = None,
+        since: date = date(2000, 1, 1),
+    ) -> None:
+        """Record the patient's residence and fastlege as the register adapter does, and wait
+        until the access facts know them."""
+        channel = self.channel(self.servers["registry"])
+        stub = registry_pb2_grpc.RegistryServiceStub(channel)
+        pb = common_pb2.PatientIdentifier(**patient)
+        creds = auth(REGISTER_ADAPTER)
+        tag = uuid.uuid4().hex[:8]
+        meta = common_pb2.CommandMetadata(
+            command_id=f"register-{tag}", occurred_at=Timestamp(seconds=int(time.time()))
+        )
+        start = common_pb2.Date(year=since.year, month=since.month, day=since.day)
+        if municipality:
+            stub.RecordResidence(
+                registry_pb2.RecordResidenceRequest(
+                    metadata=meta, patient=pb, municipality_her_id=municipality, valid_from=start
+                ),
+                metadata=creds,
+            )
+            self.wait_for_relationship(patient, municipality, Basis.RESIDENCE_MUNICIPALITY)
+        if gp:
+            meta.command_id = f"fastlege-{tag}"
+            stub.AssignFastlege(
+                registry_pb2.AssignFastlegeRequest(
+                    metadata=meta,
+                    patient=pb,
+                    gp_her_id=gp.her_id,
+                    gp_hpr_number=gp.hpr or "9999999",
+                    valid_from=start,
+                ),
+                metadata=creds,
+            )
+            self.wait_for_relationship(patient, gp.her_id, Basis.FASTLEGE)
+        channel.close()
+
+    def audit_rows(self, patient: dict[str, str]) -> list[Any]:
+        """The audit log's rows about the patient, newest first."""
+        return accesses(self.audit_engine, readmodel.patient_key(patient), 10_000, None)
+
+    def wait_for_relationship(
+        self, patient: dict[str, str], her_id: str, basis: Basis, timeout: float = 30.0
+    ) -> None:
+        key = readmodel.patient_key(patient)
+        r = relationships
+        query = sa.select(r.c.her_id).where(
+            r.c.patient_key == key, r.c.her_id == her_id, r.c.basis == basis.value
+        )
+
+        def known() -> bool:
+            with self.engine.connect() as conn:
+                return conn.execute(query).first() is not None
+
+        wait_for(known, timeout, f"{basis.value} of {her_id} in the access facts")
+
 
 @contextmanager
 def running_system(urls: dict[str, str], amqp_uri: str, queue: str) -> Iterator[Harness]:
@@ -188,30 +267,47 @@ def running_system(urls: dict[str, str], amqp_uri: str, queue: str) -> Iterator[
     servers: dict[str, Server] = {}
     relays: dict[str, OutboxRelay] = {}
     positions: list[PositionStore] = []
+    access: dict[str, AccessControl] = {}
     for name, (app_class, api_module) in DOMAIN_SERVICES.items():
         url = urls[name]
         app = apps[name] = app_class.from_url(url)
         position = PositionStore(StoreSettings(url).relay_position_url(), f"{name}-amqp")
         positions.append(position)
         relays[name] = OutboxRelay(name, app, BatchPublisher(amqp_uri, name), position)
+        control = access[name] = AccessControl.for_urls(
+            urls["pathway"], urls["audit"], api_module.resolvers(app)
+        )
         servers[name] = start_server(
-            "127.0.0.1:0", api_module.register(app), api_module.SERVICE_NAMES, SECRET
+            "127.0.0.1:0",
+            api_module.register(app, control),
+            api_module.SERVICE_NAMES,
+            SECRET,
+            control,
         )
     proj = projector.Projector(engine, amqp_uri, queue=queue)
     stop = threading.Event()
     threads = [threading.Thread(target=r.run, args=(stop,), daemon=True) for r in relays.values()]
     threads.append(threading.Thread(target=proj.run, args=(stop,), daemon=True))
+    control = access["pathway"] = AccessControl.for_urls(
+        urls["pathway"], urls["audit"], pathway_api.resolvers(engine)
+    )
     pathway_server = start_server(
-        "127.0.0.1:0", pathway_api.register(engine), pathway_api.SERVICE_NAMES, SECRET
+        "127.0.0.1:0",
+        pathway_api.register(engine, control),
+        pathway_api.SERVICE_NAMES,
+        SECRET,
+        control,
     )
     for t in threads:
         t.start()
     try:
-        yield Harness(apps, servers, relays, engine, pathway_server, proj)
+        yield Harness(apps, servers, relays, engine, pathway_server, proj, access)
     finally:
         stop.set()
         for server in (*servers.values(), pathway_server):
             server.stop(0)
+        for control in access.values():
+            control.close()
         for t in threads:
             t.join(timeout=10)
         for position in positions:

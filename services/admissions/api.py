@@ -3,7 +3,9 @@ Errors are raised as domain errors; the shared interceptor maps them to status c
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import grpc
 
@@ -11,9 +13,12 @@ from carepath.v1 import admissions_pb2, admissions_pb2_grpc
 from services.admissions.application import AdmissionsApplication
 from services.admissions.domain import AdmissionType, CloseReason, MessageType, Stay
 from shared import api
-from shared.apprec import message_to_pb, receipt_from_request
-from shared.errors import InvalidArgument
+from shared.access.enforce import AccessControl, Resolver, Resource
+from shared.access.model import Basis, Relationship, grace_after_end
+from shared.apprec import message_parties, message_to_pb, receipt_from_request
+from shared.errors import InvalidArgument, NotFound
 from shared.grpc_server import current_actor
+from shared.times import utc_iso
 
 #: Ward names are short labels ("Medisinsk sengepost 3"), not clinical text.
 MAX_WARD = 200
@@ -156,20 +161,45 @@ class AdmissionServicer(admissions_pb2_grpc.AdmissionServiceServicer):
     def GetStay(
         self, request: admissions_pb2.GetStayRequest, context: grpc.ServicerContext
     ) -> admissions_pb2.Stay:
-        stay = self._app.get_stay(current_actor(), api.uuid_field(request.stay_id, "stay_id"))
-        return stay_to_pb(stay)
+        return stay_to_pb(self._app.get_stay(api.uuid_field(request.stay_id, "stay_id")))
 
     def ListStays(
         self, request: admissions_pb2.ListStaysRequest, context: grpc.ServicerContext
     ) -> admissions_pb2.ListStaysResponse:
-        stays = self._app.list_stays(current_actor(), api.patient(request))
+        stays = self._app.list_stays(api.patient(request))
         return admissions_pb2.ListStaysResponse(stays=[stay_to_pb(s) for s in stays])
 
 
 SERVICE_NAMES = (admissions_pb2.DESCRIPTOR.services_by_name["AdmissionService"].full_name,)
 
 
-def register(app: AdmissionsApplication) -> Any:
+#: The stay's messages that go to the municipality (their receiver cares for the patient).
+MUNICIPAL_MESSAGES = frozenset({MessageType.ADMISSION_NOTICE, MessageType.HEALTH_INFORMATION})
+
+
+def stay_parties(stay: Stay) -> list[Relationship]:
+    """A stay's own parties: every hospital of it (until the window after discharge), the
+    municipalities sent its messages (while it is open), receivers owing a receipt."""
+    closed = utc_iso(stay.closed_at) if stay.closed_at else None
+    until = None
+    if closed is not None:
+        until = utc_iso(datetime.fromisoformat(closed) + grace_after_end(Basis.STAY_HOSPITAL))
+    parties = [Relationship.party(h, Basis.STAY_HOSPITAL, until) for h in stay.hospitals]
+    return parties + message_parties(stay.messages.values(), MUNICIPAL_MESSAGES, closed)
+
+
+def resolvers(app: AdmissionsApplication) -> dict[str, Resolver]:
+    def stay(stay_id: UUID) -> Resource | None:
+        try:
+            found = app.get_stay(stay_id)
+        except NotFound:
+            return None
+        return Resource(found.patient, stay_parties(found))
+
+    return {"stay": stay}
+
+
+def register(app: AdmissionsApplication, access: AccessControl) -> Any:
     def _register(server: grpc.Server) -> None:
         admissions_pb2_grpc.add_AdmissionServiceServicer_to_server(AdmissionServicer(app), server)
 

@@ -165,10 +165,6 @@ class Stay(CarepathAggregate):
             return None
         return rules.health_information_due(datetime.fromisoformat(self.admitted_at))
 
-    def may_read(self, her_id: str) -> bool:
-        """The hospitals of the stay and the patient's home municipality."""
-        return her_id in self.hospitals or her_id == self.municipality_her_id
-
     def _add_message(
         self,
         meta: dict[str, Any],

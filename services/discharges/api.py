@@ -3,8 +3,9 @@ Errors are raised as domain errors; the shared interceptor maps them to status c
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from uuid import UUID
 
 import grpc
 
@@ -12,9 +13,12 @@ from carepath.v1 import discharges_pb2, discharges_pb2_grpc
 from services.discharges.application import DischargesApplication
 from services.discharges.domain import Destination, Discharge, MessageType
 from shared import api
-from shared.apprec import message_to_pb, receipt_from_request
-from shared.errors import InvalidArgument
+from shared.access.enforce import AccessControl, Resolver, Resource
+from shared.access.model import Basis, Relationship, grace_after_end
+from shared.apprec import message_parties, message_to_pb, receipt_from_request
+from shared.errors import InvalidArgument, NotFound
 from shared.grpc_server import current_actor
+from shared.times import utc_iso
 
 #: A withdrawal reason is a short note ("ny pneumoni, trenger iv-behandling").
 MAX_REASON = 1000
@@ -159,16 +163,52 @@ class DischargeServicer(discharges_pb2_grpc.DischargeServiceServicer):
     def GetDischarge(
         self, request: discharges_pb2.GetDischargeRequest, context: grpc.ServicerContext
     ) -> discharges_pb2.Discharge:
-        discharge = self._app.get_discharge(
-            current_actor(), api.uuid_field(request.stay_id, "stay_id")
-        )
+        discharge = self._app.get_discharge(api.uuid_field(request.stay_id, "stay_id"))
         return discharge_to_pb(discharge)
 
 
 SERVICE_NAMES = (discharges_pb2.DESCRIPTOR.services_by_name["DischargeService"].full_name,)
 
 
-def register(app: DischargesApplication) -> Any:
+#: The discharge's messages that go to the municipality (their receiver cares for the patient).
+MUNICIPAL_MESSAGES = frozenset({MessageType.READINESS_NOTICE, MessageType.DISCHARGE_REPORT})
+
+
+def resolvers(app: DischargesApplication) -> dict[str, Resolver]:
+    """A discharge (by its stay) and its own parties: the hospital responsible for the stay as
+    discharges knows it, the hospitals of the discharge (until the window after it), the
+    municipalities sent its messages while the stay is open, receivers owing a receipt."""
+
+    def discharge(stay_id: UUID) -> Resource | None:
+        known = app.stays.get(stay_id)
+        try:
+            found: Discharge | None = app.get_discharge(stay_id)
+        except NotFound:
+            found = None
+        if found is None and known is None:
+            return None
+        parties = []
+        open_until = None
+        if known is not None and known.state == "OPEN":
+            parties.append(Relationship.party(known.hospital_her_id, Basis.STAY_HOSPITAL))
+        if found is not None:
+            ended = utc_iso(found.discharged_at) if found.discharged_at else None
+            open_until = ended if known is None or known.state != "OPEN" else None
+            until = None
+            if ended is not None:
+                grace = grace_after_end(Basis.STAY_HOSPITAL)
+                until = utc_iso(datetime.fromisoformat(ended) + grace)
+            hospitals = {found.hospital_her_id}
+            hospitals.update(p["hospital_her_id"] for p in found.readiness_periods)
+            parties += [Relationship.party(h, Basis.STAY_HOSPITAL, until) for h in hospitals]
+            parties += message_parties(found.messages.values(), MUNICIPAL_MESSAGES, open_until)
+        patient = known.patient if known is not None else found.patient  # type: ignore[union-attr]
+        return Resource(patient, parties)
+
+    return {"discharge": discharge}
+
+
+def register(app: DischargesApplication, access: AccessControl) -> Any:
     def _register(server: grpc.Server) -> None:
         discharges_pb2_grpc.add_DischargeServiceServicer_to_server(DischargeServicer(app), server)
 

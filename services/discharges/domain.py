@@ -163,14 +163,6 @@ class Discharge(CarepathAggregate):
             return None
         return self.readiness_periods[-1]
 
-    def may_read(self, her_id: str) -> bool:
-        """The hospitals of the discharge, the home municipality and the messages' receivers."""
-        readers = {self.hospital_her_id, self.municipality_her_id}
-        readers.update(p["hospital_her_id"] for p in self.readiness_periods)
-        readers.update(m["from_her_id"] for m in self.messages.values())
-        readers.update(m["to_her_id"] for m in self.messages.values())
-        return her_id in readers
-
     def _message_id(self, ctx: CommandContext) -> str:
         return str(message_id_for(self.id, ctx.actor.her_id, ctx.command_id))
 

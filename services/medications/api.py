@@ -19,6 +19,7 @@ from services.medications.domain import (
     ReconciliationSource,
 )
 from shared import api
+from shared.access.enforce import AccessControl, Resolver
 from shared.auth import OrgKind
 from shared.errors import InvalidArgument
 from shared.grpc_server import current_actor
@@ -171,7 +172,6 @@ class MedicationServicer(medications_pb2_grpc.MedicationServiceServicer):
     def GetMedicationList(
         self, request: medications_pb2.GetMedicationListRequest, context: grpc.ServicerContext
     ) -> medications_pb2.MedicationList:
-        # Any authenticated organisation may read the shared list (the interceptor checked).
         patient = api.patient(request)
         return list_to_pb(self._app.get_list(patient, _as_of(request)))
 
@@ -179,7 +179,12 @@ class MedicationServicer(medications_pb2_grpc.MedicationServiceServicer):
 SERVICE_NAMES = (medications_pb2.DESCRIPTOR.services_by_name["MedicationService"].full_name,)
 
 
-def register(app: MedicationsApplication) -> Any:
+def resolvers(app: MedicationsApplication) -> dict[str, Resolver]:
+    """Medication calls name their patient in the request: nothing to resolve."""
+    return {}
+
+
+def register(app: MedicationsApplication, access: AccessControl) -> Any:
     def _register(server: grpc.Server) -> None:
         medications_pb2_grpc.add_MedicationServiceServicer_to_server(
             MedicationServicer(app), server

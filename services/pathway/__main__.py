@@ -14,6 +14,7 @@ from services.pathway import api, migrate, readmodel
 from services.pathway.projector import QUEUE, Projector
 from services.pathway.rebuild import rebuild
 from shared import config
+from shared.access.enforce import AccessControl
 from shared.grpc_server import start_server
 from shared.process import setup_logging, stop_event
 from shared.store import CarepathApplication
@@ -28,6 +29,7 @@ def source_stores() -> dict[str, CarepathApplication]:
     from services.discharges.application import DischargesApplication
     from services.medications.application import MedicationsApplication
     from services.referrals.application import ReferralsApplication
+    from services.registry.application import RegistryApplication
 
     return {
         app.name: app.from_url(config.database_url(app.name))
@@ -36,6 +38,7 @@ def source_stores() -> dict[str, CarepathApplication]:
             AdmissionsApplication,
             DischargesApplication,
             MedicationsApplication,
+            RegistryApplication,
         )
     }
 
@@ -57,15 +60,18 @@ def main() -> None:
         Projector(engine, config.amqp_uri(), queue=queue).run(stop_event())
     else:
         address = config.grpc_address(SERVICE)
+        access = AccessControl.from_config(api.resolvers(engine))
         server = start_server(
             address,
-            api.register(engine),
+            api.register(engine, access),
             api.SERVICE_NAMES,
             config.jwt_secret(),
+            access,
             max_workers=api.MAX_WORKERS,
         )
         log.info("PathwayService listening on %s", address)
         server.wait_for_signal()
+        access.close()
 
 
 if __name__ == "__main__":

@@ -9,17 +9,18 @@ from typing import Any
 import grpc
 from sqlalchemy.engine import Engine
 
-from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2
+from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2, registry_pb2
 from services.medications.api import list_to_pb as medication_list_to_pb
-from services.pathway import readmodel as rm
 from services.pathway import views
 from services.pathway.discharges import PaymentPeriod, payment_periods
 from services.pathway.feed import ChangeFeed
 from services.pathway.messages import PloMessage
 from shared import api, rules
-from shared.auth import OrgKind
+from shared.access.enforce import AccessControl, Resolver, current_call
+from shared.access.facts import FactStore
+from shared.access.model import MUNICIPALITY_MEMBERSHIP, Basis, Relationship
 from shared.errors import InvalidArgument, NotFound, NotPermitted
-from shared.grpc_server import current_actor
+from shared.times import utc_iso
 
 #: Read-model organisation kinds ("HOSPITAL", ...) are OrgKind values.
 LEVEL_TO_PB: dict[str, common_pb2.OrganisationKind.ValueType] = {
@@ -31,28 +32,6 @@ PB_TO_LEVEL = {v: k for k, v in LEVEL_TO_PB.items()}
 def _enum(enum_type: Any, prefix: str, value: str | None) -> Any:
     """The proto enum number of a read-model string, 0 (UNSPECIFIED) for none."""
     return enum_type.Value(f"{prefix}_{value}") if value else 0
-
-
-def _purpose(request: Any) -> str:
-    purpose = str(request.purpose).strip()
-    if not purpose:
-        raise InvalidArgument("purpose", "is required (why the pathway is read; audited)")
-    if len(purpose) > 200:
-        raise InvalidArgument("purpose", "must be at most 200 characters")
-    return purpose
-
-
-def _own_municipality(her_id: str, field: str) -> str:
-    her_id = api.her_id(her_id, field)
-    actor = current_actor()
-    if actor.org_kind is not OrgKind.MUNICIPALITY or actor.her_id != her_id:
-        raise NotPermitted("only the municipality itself may list or watch its patients")
-    return her_id
-
-
-def _require_home(home_municipality: str | None, caller_her_id: str) -> None:
-    if home_municipality != caller_her_id:
-        raise NotPermitted("a municipality reads only the pathways of its own patients")
 
 
 def _patient_of(key: str) -> common_pb2.PatientIdentifier:
@@ -135,10 +114,12 @@ def _worklist_filter(request: pathway_pb2.ListPathwaysRequest) -> views.Worklist
     )
 
 
-def _payment_to_pb(period: PaymentPeriod) -> pathway_pb2.PaymentPeriod:
+def _payment_to_pb(period: PaymentPeriod, payer: str | None) -> pathway_pb2.PaymentPeriod:
+    """`payer`: the municipality the registers say the patient stayed or lived in on the ready
+    day (since 2019 the oppholdskommune pays); the discharge's municipality when unknown."""
     pb = pathway_pb2.PaymentPeriod(
         stay_id=period.stay_id,
-        municipality_her_id=period.municipality_her_id,
+        municipality_her_id=payer or period.municipality_her_id,
         ready_on=api.date_to_pb(period.ready_on),
         until=api.date_to_pb(period.until),
         days=(period.until - period.ready_on).days,
@@ -160,25 +141,69 @@ MAX_PAGE_SIZE = 200
 MAX_WORKERS = 128
 
 
+def _relations_to_pb(relations: list[Relationship]) -> pathway_pb2.CareRelations:
+    pb = pathway_pb2.CareRelations()
+    for r in relations:  # oldest first: the newest of each kind wins
+        if r.basis is Basis.RESIDENCE_MUNICIPALITY:
+            pb.residence_municipality_her_id = r.her_id
+        elif r.basis is Basis.TEMPORARY_RESIDENCE_MUNICIPALITY:
+            pb.temporary_residence_municipality_her_id = r.her_id
+        elif r.basis is Basis.FASTLEGE:
+            pb.fastlege_her_id, pb.fastlege_hpr_number = r.her_id, r.hpr or ""
+    return pb
+
+
+def _directory(facts: FactStore, her_ids: set[str]) -> list[registry_pb2.OrganisationEntry]:
+    return [
+        registry_pb2.OrganisationEntry(
+            her_id=o.her_id,
+            kind=LEVEL_TO_PB.get(o.kind, common_pb2.ORGANISATION_KIND_UNSPECIFIED),
+            name=o.name,
+            parent_her_id=o.parent_her_id or "",
+        )
+        for o in facts.organisations(her_ids)
+    ]
+
+
+def _named_in(pathway: pathway_pb2.Pathway) -> set[str]:
+    """Every HER-id the answer names (for the directory's names)."""
+    named = {pathway.municipality_her_id, pathway.location.her_id}
+    named |= {e.actor.organisation.her_id for e in pathway.timeline}
+    named |= {r.sender_her_id for r in pathway.summary.referrals}
+    named |= {r.receiver_her_id for r in pathway.summary.referrals}
+    named |= {t.waiting_on.her_id for t in pathway.tasks}
+    named |= {m.to.her_id for m in pathway.messages}
+    named |= {s.hospital_her_id for s in pathway.stays}
+    named |= {p.municipality_her_id for p in pathway.payments}
+    r = pathway.relations
+    named |= {
+        r.residence_municipality_her_id,
+        r.temporary_residence_municipality_her_id,
+        r.fastlege_her_id,
+    }
+    return named - {""}
+
+
 class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
-    def __init__(self, engine: Engine) -> None:
+    """Every call has passed the access policy before it gets here (the shared interceptor):
+    the patient, the caller and the basis are the admitted call's (`current_call()`)."""
+
+    def __init__(self, engine: Engine, access: AccessControl) -> None:
         self._engine = engine
+        self._access = access
         self._feed = ChangeFeed(engine)
 
     def GetPathway(
         self, request: pathway_pb2.GetPathwayRequest, context: grpc.ServicerContext
     ) -> pathway_pb2.Pathway:
-        patient = api.patient(request)
-        purpose = _purpose(request)
-        key = rm.patient_key(patient)
+        call = current_call()
+        patient, key = call.patient or {}, call.patient_key or ""
         as_of = request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else None
-        reader = current_actor()
-        views.record_read(self._engine, key, reader, purpose, "GetPathway")
+        if as_of is not None and as_of < api.EARLIEST:
+            raise InvalidArgument("as_of", "is before 1900")
         view = views.get_pathway(self._engine, key, as_of)
         if view is None:
             raise NotFound("no pathway for this patient")
-        if reader.org_kind is OrgKind.MUNICIPALITY:
-            _require_home(view.patient["municipality_her_id"], reader.her_id)
         moment = as_of or datetime.now(UTC)
         medications_at = (
             request.medications_at.ToDatetime(tzinfo=UTC)
@@ -221,8 +246,7 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
                     updated_at=api.timestamp(r["updated_at"]),
                     open=bool(r["is_open"]),
                     cancer_milestones=[
-                        _milestone_to_pb(m, rm.utc_iso(moment))
-                        for m in r["cancer_milestones"] or []
+                        _milestone_to_pb(m, utc_iso(moment)) for m in r["cancer_milestones"] or []
                     ],
                 )
             )
@@ -231,7 +255,8 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         folded = view.pathway
         for discharge in folded.discharges:
             for period in payment_periods(discharge, moment.astimezone(rules.OSLO).date()):
-                reply.payments.append(_payment_to_pb(period))
+                payer = folded.register.municipality_on(period.ready_on)
+                reply.payments.append(_payment_to_pb(period, payer))
         reply.messages.extend(_message_to_pb(m) for m in folded.messages)
         for stay in sorted(folded.stays, key=lambda s: (s.admitted_at, s.stay_id)):
             stay_pb = pathway_pb2.StayPeriod(
@@ -246,14 +271,16 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         medications = views.medication_list(view.history, medications_at)
         if medications is not None:
             reply.medications.CopyFrom(medication_list_to_pb(medications))
-        reply.tasks.extend(_task_to_pb(t, rm.utc_iso(moment)) for t in view.tasks)
+        reply.tasks.extend(_task_to_pb(t, utc_iso(moment)) for t in view.tasks)
+        reply.relations.CopyFrom(_relations_to_pb(self._access.facts.relations(key, moment)))
+        reply.access_basis = api.basis_to_pb(call.decision.basis)
+        reply.organisations.extend(_directory(self._access.facts, _named_in(reply)))
         return reply
 
     def ListPathways(
         self, request: pathway_pb2.ListPathwaysRequest, context: grpc.ServicerContext
     ) -> pathway_pb2.ListPathwaysResponse:
-        municipality = _own_municipality(request.municipality_her_id, "municipality_her_id")
-        purpose = _purpose(request)
+        call = current_call()
         if not 0 <= request.page_size <= MAX_PAGE_SIZE:
             raise InvalidArgument("page_size", f"must be between 1 and {MAX_PAGE_SIZE}")
         size = request.page_size or 50
@@ -264,11 +291,16 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         if offset < 0:
             raise InvalidArgument("page_token", "is not a token from a previous page")
         where = _worklist_filter(request)
-        rows = views.list_pathways(self._engine, municipality, where, size + 1, offset)
+        moment = datetime.now(UTC)
+        rows = views.list_pathways(
+            self._engine, call.actor, MUNICIPALITY_MEMBERSHIP, moment, where, size + 1, offset
+        )
         page, more = rows[:size], len(rows) > size
         keys = [r["patient_key"] for r, _ in page]
-        now = rm.utc_iso(datetime.now(UTC))
-        views.record_reads(self._engine, keys, current_actor(), purpose, "ListPathways")
+        call.disclosed.update(
+            self._access.facts.members(call.actor, keys, MUNICIPALITY_MEMBERSHIP, moment)
+        )
+        now = utc_iso(moment)
         reply = pathway_pb2.ListPathwaysResponse(next_page_token=str(offset + size) if more else "")
         for r, tasks in page:
             open_tasks = [_task_to_pb(t, now) for t in tasks]
@@ -288,33 +320,33 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
                     api.timestamp(r["ready_for_discharge_since"])
                 )
             reply.items.append(item)
+        named = {i.location.her_id for i in reply.items}
+        named |= {t.waiting_on.her_id for i in reply.items for t in i.tasks}
+        reply.organisations.extend(_directory(self._access.facts, named - {""}))
         return reply
 
     def WatchPathway(
         self, request: pathway_pb2.WatchPathwayRequest, context: grpc.ServicerContext
     ) -> Iterator[pathway_pb2.PathwayChange]:
-        purpose = _purpose(request)
-        target = request.WhichOneof("target")
-        key: str | None = None
-        municipality: str | None = None
-        if target == "patient":
-            key = rm.patient_key(api.patient(request))
-        elif target == "municipality_her_id":
-            municipality = _own_municipality(request.municipality_her_id, "municipality_her_id")
-        else:
-            raise InvalidArgument("target", "give a patient or a municipality_her_id")
-        actor = current_actor()
-        if key is not None:
-            views.record_read(self._engine, key, actor, purpose, "WatchPathway")
-            if actor.org_kind is OrgKind.MUNICIPALITY:
-                _require_home(views.home_municipality(self._engine, key), actor.her_id)
-        subscription = self._feed.subscribe(key, municipality)
+        """One patient's changes while the caller may still see the patient; or the changes of
+        the patients on the caller's worklist, each audited before it is sent."""
+        call = current_call()
+        subscription = self._feed.subscribe(call.patient_key)
         try:
             while context.is_active():
                 changes = subscription.take(timeout=WATCH_WAIT_SECONDS)
-                if municipality is not None and changes:
-                    keys = sorted({c["patient_key"] for c in changes})
-                    views.record_reads(self._engine, keys, actor, purpose, "WatchPathway")
+                if not changes:
+                    continue
+                if call.patient_key is not None:
+                    if not self._access.still_allowed(call):
+                        raise NotPermitted("access to the patient has ended")
+                else:
+                    keys = {c["patient_key"] for c in changes}
+                    members = self._access.facts.members(
+                        call.actor, keys, MUNICIPALITY_MEMBERSHIP, datetime.now(UTC)
+                    )
+                    self._access.record_disclosed(call, members)
+                    changes = [c for c in changes if c["patient_key"] in members]
                 for change in changes:
                     yield pathway_pb2.PathwayChange(
                         patient=_patient_of(change["patient_key"]),
@@ -328,8 +360,15 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
 SERVICE_NAMES = (pathway_pb2.DESCRIPTOR.services_by_name["PathwayService"].full_name,)
 
 
-def register(engine: Engine) -> Any:
+def resolvers(engine: Engine) -> dict[str, Resolver]:
+    """Pathway calls name their patient in the request: nothing to resolve."""
+    return {}
+
+
+def register(engine: Engine, access: AccessControl) -> Any:
     def _register(server: grpc.Server) -> None:
-        pathway_pb2_grpc.add_PathwayServiceServicer_to_server(PathwayServicer(engine), server)
+        pathway_pb2_grpc.add_PathwayServiceServicer_to_server(
+            PathwayServicer(engine, access), server
+        )
 
     return _register

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from services.pathway import readmodel as rm
 from shared.envelope import SCHEMA_VERSION, Envelope
+from shared.times import utc_iso
 
 #: The projector's own organisation-less actor for events it derives.
 SYSTEM_ACTOR = {"her_id": "", "org_kind": "SYSTEM"}
@@ -27,7 +28,7 @@ def unannounced_breaches(engine: Engine, now: datetime, limit: int = 500) -> lis
     query = (
         sa.select(t, p.c.system, p.c.value)
         .join(p, p.c.patient_key == t.c.patient_key)
-        .where(t.c.due < rm.utc_iso(now), ~sa.exists(announced))
+        .where(t.c.due < utc_iso(now), ~sa.exists(announced))
         .order_by(t.c.due, t.c.task_id)
         .limit(limit)
     )
@@ -45,7 +46,7 @@ def breach_envelope(row: Any, now: datetime) -> Envelope:
         aggregate_version=0,
         patient={"system": row["system"], "value": row["value"]},
         occurred_at=row["due"],
-        recorded_at=rm.utc_iso(now),
+        recorded_at=utc_iso(now),
         actor=dict(SYSTEM_ACTOR),
         correlation_id=row["aggregate_id"],
         causation_id=row["task_id"],
@@ -73,7 +74,7 @@ def announce_breaches(
             conn.execute(
                 rm.breaches.insert(),
                 [
-                    {"task_id": r["task_id"], "due": r["due"], "announced_at": rm.utc_iso(now)}
+                    {"task_id": r["task_id"], "due": r["due"], "announced_at": utc_iso(now)}
                     for r in rows
                 ],
             )

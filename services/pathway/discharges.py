@@ -8,9 +8,9 @@ from datetime import date, datetime
 from typing import Any
 
 from services.pathway.messages import PloMessage
-from services.pathway.readmodel import utc_iso
 from shared import rules
 from shared.envelope import Envelope
+from shared.times import utc_iso
 
 OSLO = rules.OSLO
 

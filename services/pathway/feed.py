@@ -2,7 +2,8 @@
 
 Each stream used to query `pathway_changes` itself four times a second, so N open viewer pages
 cost 4N queries a second. Now one thread reads the feed once per tick while any stream is
-open, and hands each change to the streams watching its patient or municipality.
+open, and hands each change to the streams watching its patient, or every patient (a
+municipality's stream, which shows only the changes the access policy lets it see).
 """
 
 from __future__ import annotations
@@ -26,19 +27,16 @@ POLL_SECONDS = 0.25
 
 @dataclass(eq=False)
 class Subscription:
-    """One stream's interest: a patient or a municipality, from a position in the feed."""
+    """One stream's interest: a patient (None: every patient), from a position in the feed."""
 
     patient_key: str | None
-    municipality_her_id: str | None
     after: int
     changes: queue.SimpleQueue[Any] = field(default_factory=queue.SimpleQueue)
 
     def wants(self, change: Any) -> bool:
         if change["sequence"] <= self.after:
             return False
-        if self.patient_key is not None:
-            return bool(change["patient_key"] == self.patient_key)
-        return bool(change["municipality_her_id"] == self.municipality_her_id)
+        return self.patient_key is None or bool(change["patient_key"] == self.patient_key)
 
     def take(self, timeout: float) -> list[Any]:
         """The changes that arrived, waiting up to `timeout` for the first."""
@@ -62,10 +60,10 @@ class ChangeFeed:
         self._thread: threading.Thread | None = None
         self._sequence = 0
 
-    def subscribe(self, patient_key: str | None, municipality_her_id: str | None) -> Subscription:
-        """Changes after now (the feed's latest position) for one patient or municipality."""
+    def subscribe(self, patient_key: str | None) -> Subscription:
+        """Changes after now (the feed's latest position) of one patient (None: all)."""
         latest = views.latest_change(self._engine)
-        subscription = Subscription(patient_key, municipality_her_id, latest)
+        subscription = Subscription(patient_key, latest)
         with self._lock:
             self._subscriptions.add(subscription)
             if self._thread is None:  # the poller runs only while someone watches

@@ -15,7 +15,15 @@ from typing import Any
 
 from services.pathway.discharges import DischargeView, fold_discharge
 from services.pathway.messages import PloMessage
-from services.pathway.readmodel import utc_iso
+from services.pathway.relations import (
+    SOURCE as REGISTRY,
+)
+from services.pathway.relations import (
+    RegisterFacts,
+    block_rows,
+    register_facts,
+    relationship_rows,
+)
 from services.pathway.summaries import (
     CANCER_MILESTONE_NAMES,
     CANCER_PATHWAY_NAMES,
@@ -23,7 +31,9 @@ from services.pathway.summaries import (
     Summariser,
 )
 from shared import rules
+from shared.access.model import blocks, relationships
 from shared.envelope import Envelope
+from shared.times import utc_iso
 
 OPEN_REFERRAL_STATES = frozenset({"SENT", "RECEIVED", "FORWARDED", "ACCEPTED"})
 #: A cancer pathway stops being followed when its referral is declined or withdrawn.
@@ -55,6 +65,9 @@ class ReferralView:
     cancer_reached: dict[str, str] = field(default_factory=dict)  # milestone → clinical time
     cancer_treatment: str | None = None
     messages: list[PloMessage] = field(default_factory=list)  # sent, then each forward
+    #: Each receiving hospital in turn: (HER-id, since, until the forward; None: still it).
+    receivers: list[tuple[str, str, str | None]] = field(default_factory=list)
+    closed_at: str | None = None  # clinical time it stopped being open
 
     @property
     def is_open(self) -> bool:
@@ -115,10 +128,16 @@ class PatientPathway:
     timeline: list[tuple[Envelope, str]] = field(default_factory=list)  # (event, summary)
     referrals: list[ReferralView] = field(default_factory=list)
     tasks: list[Task] = field(default_factory=list)
-    municipality_her_id: str | None = None
     location: Location = field(default_factory=lambda: Location("UNSPECIFIED", None, None, None))
     discharges: list[DischargeView] = field(default_factory=list)
     stays: list[StayView] = field(default_factory=list)
+    #: What the registers say (residence, temporary residence, fastlege), never the events.
+    register: RegisterFacts = field(default_factory=lambda: register_facts([]))
+
+    @property
+    def municipality_her_id(self) -> str | None:
+        """The municipality the patient lives in, from the registers (None: unknown)."""
+        return self.register.home_municipality
 
     @property
     def messages(self) -> list[PloMessage]:
@@ -152,6 +171,7 @@ def _fold_referral(history: list[Envelope]) -> ReferralView | None:
             view.messages.append(
                 PloMessage("Henvisning", d["receiver_her_id"], "HOSPITAL", view.sent_at, e.event_id)
             )
+            view.receivers.append((d["receiver_her_id"], view.sent_at, None))
             continue
         if view is None:  # later events arrived before ReferralSent: wait for it
             return None
@@ -170,6 +190,9 @@ def _fold_referral(history: list[Envelope]) -> ReferralView | None:
                 view.state = "FORWARDED"
                 view.receiver_her_id = d["to_her_id"]
                 view.waiting_since = utc_iso(e.occurred_at)
+                her_id, since, _ = view.receivers[-1]
+                view.receivers[-1] = (her_id, since, view.waiting_since)
+                view.receivers.append((d["to_her_id"], view.waiting_since, None))
                 view.messages.append(
                     PloMessage(
                         "Henvisning (videresendt)",
@@ -187,6 +210,8 @@ def _fold_referral(history: list[Envelope]) -> ReferralView | None:
                 view.cancer_reached[d["milestone"]] = utc_iso(e.occurred_at)
                 view.cancer_treatment = d.get("treatment") or view.cancer_treatment
         view.updated_at = max(view.updated_at, utc_iso(e.occurred_at))
+        if not view.is_open and view.closed_at is None:
+            view.closed_at = utc_iso(e.occurred_at)
     return view
 
 
@@ -211,6 +236,8 @@ class StayView:
     closed_at: str | None = None
     health_information_sent: bool = False
     messages: dict[str, PloMessage] = field(default_factory=dict)
+    #: Every hospital responsible in turn, with when it became responsible.
+    hospitals: list[tuple[str, str]] = field(default_factory=list)
 
 
 #: Which kind of organisation receives each PLO message of a stay.
@@ -239,6 +266,7 @@ def _fold_stay(history: list[Envelope]) -> StayView | None:
                 admitted_at=when,
                 since=when,
                 existing_service_user=bool(d.get("existing_service_user")),
+                hospitals=[(d["hospital_her_id"], when)],
             )
             continue
         if view is None:  # later events arrived before the admission: wait for it
@@ -258,6 +286,7 @@ def _fold_stay(history: list[Envelope]) -> StayView | None:
                 d["to_ward"],
                 when,
             )
+            view.hospitals.append((d["to_hospital_her_id"], when))
         elif e.event_type == "StayClosed":
             view.closed_at = when
     return view
@@ -393,14 +422,14 @@ def _assessment_tasks(r: ReferralView) -> list[Task]:
 
 
 def fold(envelopes: Iterable[Envelope]) -> PatientPathway:
-    ordered = sorted(envelopes, key=timeline_order)
+    """The patient's pathway from their events. The registry's events give the register
+    facts only; they are not clinical events and stay off the timeline."""
+    everything = list(envelopes)
+    ordered = sorted((e for e in everything if e.source != REGISTRY), key=timeline_order)
     summarise = Summariser()
-    result = PatientPathway(timeline=[(e, summarise(e)) for e in ordered])
-    for e in ordered:  # the latest municipality named by an event (clinical order) wins
-        if e.data.get("municipality_her_id"):
-            result.municipality_her_id = str(e.data["municipality_her_id"])
-        elif e.actor.get("org_kind") == "MUNICIPALITY":
-            result.municipality_her_id = e.actor["her_id"]
+    result = PatientPathway(
+        timeline=[(e, summarise(e)) for e in ordered], register=register_facts(everything)
+    )
     by_referral: dict[str, list[Envelope]] = defaultdict(list)
     by_stay: dict[str, list[Envelope]] = defaultdict(list)
     by_discharge: dict[str, list[Envelope]] = defaultdict(list)
@@ -429,8 +458,15 @@ Row = dict[str, object]
 
 
 def derive_rows(key: str, history: list[Envelope]) -> dict[str, list[Row]]:
-    """The read-model rows of one patient (by table name), from all of their events."""
-    return rows_of(key, fold(history))
+    """The read-model rows of one patient (by table name), from all of their events: the
+    pathway's (when there is a clinical event) and the access facts' (always: a patient the
+    registers name may not have a pathway yet)."""
+    pathway = fold(history)
+    return {
+        **rows_of(key, pathway),
+        relationships.name: relationship_rows(key, pathway),
+        blocks.name: block_rows(key, history),
+    }
 
 
 def rows_of(key: str, pathway: PatientPathway) -> dict[str, list[Row]]:

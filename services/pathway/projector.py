@@ -21,8 +21,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from services.pathway import readmodel as rm
 from services.pathway.fold import Row, derive_rows
+from services.pathway.relations import directory_rows
 from shared import amqp
 from shared.envelope import Envelope, EnvelopeError
+from shared.times import utc_iso
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,8 @@ def _event_row(e: Envelope) -> dict[str, object]:
         "event_type": e.event_type,
         "aggregate_id": e.aggregate_id,
         "aggregate_version": e.aggregate_version,
-        "occurred_at": rm.utc_iso(e.occurred_at),
-        "recorded_at": rm.utc_iso(e.recorded_at),
+        "occurred_at": utc_iso(e.occurred_at),
+        "recorded_at": utc_iso(e.recorded_at),
         "envelope": rm.envelope_text(e),
     }
 
@@ -58,6 +60,9 @@ def refold(conn: Connection, keys: Sequence[str]) -> None:
             conn.execute(table.delete().where(table.c.patient_key.in_(chunk)))
     rows: dict[str, list[Row]] = {table.name: [] for table in rm.DERIVED}
     for key, history in histories.items():
+        if key == rm.DIRECTORY_KEY:
+            refold_directory(conn, history)
+            continue
         for name, table_rows in derive_rows(key, history).items():
             rows[name].extend(table_rows)
     for table in rm.DERIVED:
@@ -65,7 +70,7 @@ def refold(conn: Connection, keys: Sequence[str]) -> None:
             conn.execute(table.insert(), rows[table.name])
     patients = rows[rm.patients.name]
     if patients:
-        now = rm.utc_iso(datetime.now(UTC))
+        now = utc_iso(datetime.now(UTC))
         conn.execute(
             rm.changes.insert(),
             [
@@ -77,6 +82,14 @@ def refold(conn: Connection, keys: Sequence[str]) -> None:
                 for p in patients
             ],
         )
+
+
+def refold_directory(conn: Connection, history: Sequence[Envelope]) -> None:
+    """The organisation directory again from all of its events."""
+    conn.execute(rm.DIRECTORY.delete())
+    entries = directory_rows(history)
+    if entries:
+        conn.execute(rm.DIRECTORY.insert(), entries)
 
 
 def project(conn: Connection, envelopes: Sequence[Envelope]) -> set[str]:

@@ -9,12 +9,15 @@ them identically and a rebuild is byte-for-byte the same.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from shared import sql
+from shared.access import model as access_model
 from shared.envelope import Envelope
+from shared.times import utc_iso
 
 metadata = sa.MetaData()
 
@@ -42,7 +45,7 @@ patients = sa.Table(
     sa.Column("open_referrals", sa.Integer, nullable=False),
     sa.Column("first_occurred_at", sa.String(32), nullable=False),
     sa.Column("last_occurred_at", sa.String(32), nullable=False),
-    # The patient's municipality as last known from events (admissions, municipal actors).
+    # The municipality the patient lives in, from the registers (never from events' fields).
     sa.Column("municipality_her_id", sa.String(20), nullable=True, index=True),
     sa.Column("open_tasks", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_due", sa.String(32), nullable=True),
@@ -123,54 +126,24 @@ breaches = sa.Table(
     sa.Column("announced_at", sa.String(32), nullable=False),
 )
 
-audit_log = sa.Table(
-    "pathway_audit_log",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("read_at", sa.String(32), nullable=False),
-    sa.Column("patient_key", sa.String(120), nullable=False, index=True),
-    sa.Column("actor_her_id", sa.String(20), nullable=False),
-    sa.Column("actor_org_kind", sa.String(20), nullable=False),
-    sa.Column("actor_hpr", sa.String(20), nullable=True),
-    sa.Column("purpose", sa.String(200), nullable=False),
-    sa.Column("operation", sa.String(100), nullable=False),
-)
-
-#: Tables derived from `pathway_events` by the fold (cleared and refilled per patient).
-DERIVED = (timeline, referrals, tasks, patients)
-
-
-def utc_iso(value: str | datetime) -> str:
-    """Normalise a timestamp to 'YYYY-MM-DDTHH:MM:SS.ffffffZ' (sortable as text)."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+#: Tables derived from `pathway_events` by the fold (cleared and refilled per patient): the
+#: pathway's, and the access facts every service's policy reads (shared.access.model).
+DERIVED = (timeline, referrals, tasks, patients, access_model.relationships, access_model.blocks)
+#: The organisation directory, derived from the registry's events about no patient (stored
+#: under this key in `pathway_events`).
+DIRECTORY_KEY = "~directory"
+DIRECTORY = access_model.organisations
 
 
 def patient_key(patient: dict[str, str]) -> str:
-    return f"{patient['system']}|{patient['value']}"
+    """A patient's key; events about no patient (the directory) are kept under DIRECTORY_KEY."""
+    return f"{patient['system']}|{patient['value']}" if patient else DIRECTORY_KEY
 
 
 def create_engine(url: str) -> Engine:
-    """An engine for the read model; SQLite gets WAL and a busy timeout so the projector
-    (writer) and the API (reader, audit writer) work side by side."""
-    if url.startswith(("postgresql://", "postgres://")):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
-    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-    @sa.event.listens_for(engine, "connect")
-    def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    return engine
+    """An engine for the read model: the projector (writer) and the API (reader) work side by
+    side (shared.sql.engine: WAL on SQLite, a pool on PostgreSQL)."""
+    return sql.engine(url, pool_size=10, max_overflow=10)
 
 
 def envelope_text(envelope: Envelope) -> str:

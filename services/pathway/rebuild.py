@@ -23,7 +23,7 @@ def rebuild(engine: Engine, stores: Mapping[str, CarepathApplication], batch: in
     total = 0
     touched: set[str] = set()
     with engine.begin() as conn:
-        for table in (*rm.DERIVED, rm.events):
+        for table in (*rm.DERIVED, rm.DIRECTORY, rm.events):
             conn.execute(table.delete())
         for source, app in sorted(stores.items()):
             for envelopes in iter_batches(source, app, batch):

@@ -1,23 +1,25 @@
-"""Queries on the read model (the only place that reads it), and the audit trail of reads."""
+"""Queries on the read model (the only place that reads it)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import Connection, Engine
 
 from services.medications.domain import Change, MedicationListView
 from services.medications.domain import fold as medication_fold
 from services.pathway import readmodel as rm
 from services.pathway.fold import PatientPathway, fold, rows_of
+from shared.access.model import Basis, blocks, relationships
 from shared.auth import Actor
 from shared.envelope import Envelope
+from shared.times import utc_iso
 
 Row = Mapping[Any, Any]
 
@@ -94,30 +96,6 @@ def get_pathway(engine: Engine, key: str, as_of: datetime | None = None) -> Path
         )
 
 
-def home_municipality(engine: Engine, key: str) -> str | None:
-    """The patient's home municipality as the read model knows it now (None: unknown)."""
-    p = rm.patients
-    with engine.connect() as conn:
-        query = sa.select(p.c.municipality_her_id).where(p.c.patient_key == key)
-        return conn.execute(query).scalar()
-
-
-def record_read(engine: Engine, key: str, actor: Actor, purpose: str, operation: str) -> None:
-    """Every read of a patient's pathway leaves a row: who, organisation, purpose, when."""
-    record_reads(engine, [key], actor, purpose, operation)
-
-
-def reads_of(engine: Engine, key: str) -> list[RowMapping]:
-    with engine.connect() as conn:
-        return list(
-            conn.execute(
-                sa.select(rm.audit_log)
-                .where(rm.audit_log.c.patient_key == key)
-                .order_by(rm.audit_log.c.id)
-            ).mappings()
-        )
-
-
 @dataclass(frozen=True)
 class WorklistFilter:
     """What a coordinator narrows the municipality's list to (None/False: no narrowing)."""
@@ -131,16 +109,35 @@ class WorklistFilter:
 
 
 def list_pathways(
-    engine: Engine, municipality_her_id: str, where: WorklistFilter, limit: int, offset: int
+    engine: Engine,
+    reader: Actor,
+    member_bases: Sequence[Basis],
+    now: datetime,
+    where: WorklistFilter,
+    limit: int,
+    offset: int,
 ) -> list[tuple[Row, list[Row]]]:
-    """A municipality's patients with their open tasks (one snapshot, so the two agree), the
-    earliest due task first (overdue lead), then the rest."""
-    p, t = rm.patients, rm.tasks
-    query = sa.select(p).where(p.c.municipality_her_id == municipality_her_id)
+    """The patients of the reader's organisation — those it has one of `member_bases` with
+    now, unless the patient has blocked the organisation or the reader — with their open tasks
+    (one snapshot, so the two agree), the earliest due task first (overdue lead)."""
+    p, t, r, b = rm.patients, rm.tasks, relationships, blocks
+    stamp = utc_iso(now)
+    member = sa.select(r.c.patient_key).where(
+        r.c.patient_key == p.c.patient_key,
+        r.c.her_id == reader.her_id,
+        r.c.basis.in_([basis.value for basis in member_bases]),
+        r.c.valid_from <= stamp,
+        sa.or_(r.c.valid_to.is_(None), r.c.valid_to > stamp),
+    )
+    names = [b.c.her_id == reader.her_id]
+    if reader.hpr:
+        names.append(b.c.hpr == reader.hpr)
+    blocked = sa.select(b.c.patient_key).where(b.c.patient_key == p.c.patient_key, sa.or_(*names))
+    query = sa.select(p).where(member.exists(), ~blocked.exists())
     if where.only_with_open_tasks:
         query = query.where(p.c.open_tasks > 0)
     if where.overdue_at is not None:
-        query = query.where(p.c.next_due < rm.utc_iso(where.overdue_at))
+        query = query.where(p.c.next_due < utc_iso(where.overdue_at))
     if where.waiting_on_kind:
         waiting = sa.select(t.c.patient_key).where(
             t.c.patient_key == p.c.patient_key, t.c.waiting_on_kind == where.waiting_on_kind
@@ -178,31 +175,6 @@ def changes_after(engine: Engine, sequence: int) -> list[Row]:
     query = sa.select(c).where(c.c.sequence > sequence).order_by(c.c.sequence).limit(CHANGES_PAGE)
     with engine.connect() as conn:
         return list(conn.execute(query).mappings())
-
-
-def record_reads(
-    engine: Engine, keys: Sequence[str], actor: Actor, purpose: str, operation: str
-) -> None:
-    """One audit row per patient, in one transaction (listing many patients)."""
-    if not keys:
-        return
-    now = rm.utc_iso(datetime.now(UTC))
-    with engine.begin() as conn:
-        conn.execute(
-            rm.audit_log.insert(),
-            [
-                {
-                    "read_at": now,
-                    "patient_key": key,
-                    "actor_her_id": actor.her_id,
-                    "actor_org_kind": actor.org_kind.value,
-                    "actor_hpr": actor.hpr,
-                    "purpose": purpose,
-                    "operation": operation,
-                }
-                for key in keys
-            ],
-        )
 
 
 def medication_list(

@@ -18,8 +18,10 @@ from services.referrals.domain import (
     Treatment,
 )
 from shared import api
+from shared.access.enforce import AccessControl, Resolver, Resource
+from shared.access.model import Basis, Relationship
 from shared.apprec import receipt_from_request, receipt_to_pb
-from shared.errors import InvalidArgument
+from shared.errors import InvalidArgument, NotFound
 from shared.grpc_server import current_actor
 
 STATE_TO_PB = {
@@ -191,14 +193,33 @@ class ReferralServicer(referrals_pb2_grpc.ReferralServiceServicer):
     def GetReferral(
         self, request: referrals_pb2.GetReferralRequest, context: grpc.ServicerContext
     ) -> referrals_pb2.Referral:
-        referral = self._app.get_referral(current_actor(), _referral_id(request))
-        return referral_to_pb(referral)
+        return referral_to_pb(self._app.get_referral(_referral_id(request)))
 
 
 SERVICE_NAMES = (referrals_pb2.DESCRIPTOR.services_by_name["ReferralService"].full_name,)
 
 
-def register(app: ReferralsApplication) -> Any:
+def resolvers(app: ReferralsApplication) -> dict[str, Resolver]:
+    """A referral's patient and its own parties: the sender (GP office) and the receiving
+    hospital now, from the referral itself."""
+
+    def referral(referral_id: UUID) -> Resource | None:
+        try:
+            found = app.get_referral(referral_id)
+        except NotFound:
+            return None
+        return Resource(
+            found.patient,
+            [
+                Relationship.party(found.sender_her_id, Basis.REFERRAL_SENDER),
+                Relationship.party(found.receiver_her_id, Basis.REFERRAL_RECEIVER),
+            ],
+        )
+
+    return {"referral": referral}
+
+
+def register(app: ReferralsApplication, access: AccessControl) -> Any:
     def _register(server: grpc.Server) -> None:
         referrals_pb2_grpc.add_ReferralServiceServicer_to_server(ReferralServicer(app), server)
 

@@ -294,6 +294,3 @@ class Referral(CarepathAggregate):
         if treatment:
             self.cancer_treatment = Treatment(treatment)
         self._handled(meta)
-
-    def may_read(self, her_id: str) -> bool:
-        return her_id in (self.sender_her_id, self.receiver_her_id)

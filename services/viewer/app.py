@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 COOKIE = "carepath_token"
 #: Why the viewer reads a pathway: recorded in the audit log with every read.
-PURPOSE = "Koordinering av pasientforløp (pasientforløpsvisning)"
+PURPOSE = common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
 PAGE_SIZE = 25
 #: The picture's time windows: label and days up to the latest event (None: all of it).
 WINDOWS: dict[str, tuple[str, int | None]] = {

@@ -101,7 +101,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, amqp_uri: str) -> Iterator[De
         token = bearer_metadata(mint_token(demo.COORDINATOR, SECRET))
         request = pathway_pb2.GetPathwayRequest(
             patient=common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=demo.PATIENT),
-            purpose="test set-up",
+            purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION,
         )
 
         def loaded() -> bool:

@@ -49,7 +49,7 @@ def pathway_of(system: Harness, demo: ModuleType) -> Callable[..., pathway_pb2.P
         return stub.GetPathway(
             pathway_pb2.GetPathwayRequest(
                 patient=common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=demo.PATIENT),
-                purpose="care coordination",
+                purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION,
                 **kw,
             ),
             metadata=token,

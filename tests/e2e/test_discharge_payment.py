@@ -110,7 +110,7 @@ def test_ready_on_30_december_received_on_3_january_costs_two_days_of_each_years
     def discharged() -> pathway_pb2.Pathway | None:
         try:
             reply = pathway.GetPathway(
-                pathway_pb2.GetPathwayRequest(patient=PATIENT, purpose="care coordination"),
+                pathway_pb2.GetPathwayRequest(patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION),
                 metadata=auth(MUNICIPALITY),
             )
         except grpc.RpcError:

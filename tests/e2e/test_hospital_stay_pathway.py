@@ -76,7 +76,7 @@ def pathway_with(
     def check() -> pathway_pb2.Pathway | None:
         try:
             reply = pathway.GetPathway(
-                pathway_pb2.GetPathwayRequest(patient=patient, purpose="care coordination"),
+                pathway_pb2.GetPathwayRequest(patient=patient, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION),
                 metadata=auth(MUNICIPALITY),
             )
         except grpc.RpcError as exc:
@@ -155,7 +155,7 @@ def test_the_coordinators_list_puts_the_overdue_patient_first(
     wait_for(pathway_with(pathway, 1, OTHER), what="the second patient")
     reply = pathway.ListPathways(
         pathway_pb2.ListPathwaysRequest(
-            municipality_her_id=MUNICIPALITY.her_id, only_with_open_tasks=True, purpose="worklist"
+            municipality_her_id=MUNICIPALITY.her_id, only_with_open_tasks=True, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
         ),
         metadata=auth(MUNICIPALITY),
     )
@@ -163,7 +163,7 @@ def test_the_coordinators_list_puts_the_overdue_patient_first(
     assert reply.items[0].overdue_tasks == 1 and reply.items[1].overdue_tasks == 0
     first_page = pathway.ListPathways(
         pathway_pb2.ListPathwaysRequest(
-            municipality_her_id=MUNICIPALITY.her_id, page_size=1, purpose="worklist"
+            municipality_her_id=MUNICIPALITY.her_id, page_size=1, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
         ),
         metadata=auth(MUNICIPALITY),
     )
@@ -172,7 +172,7 @@ def test_the_coordinators_list_puts_the_overdue_patient_first(
             municipality_her_id=MUNICIPALITY.her_id,
             page_size=1,
             page_token=first_page.next_page_token,
-            purpose="worklist",
+            purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION,
         ),
         metadata=auth(MUNICIPALITY),
     )
@@ -195,7 +195,7 @@ def test_the_coordinator_narrows_the_list_to_what_needs_attention(
     def listed(**narrowing: Any) -> list[str]:
         reply = pathway.ListPathways(
             pathway_pb2.ListPathwaysRequest(
-                municipality_her_id=MUNICIPALITY.her_id, purpose="worklist", **narrowing
+                municipality_her_id=MUNICIPALITY.her_id, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION, **narrowing
             ),
             metadata=auth(MUNICIPALITY),
         )
@@ -210,7 +210,7 @@ def test_the_coordinator_narrows_the_list_to_what_needs_attention(
     assert listed(patient_query=PATIENT.value[:6]) == [PATIENT.value]
     item = pathway.ListPathways(
         pathway_pb2.ListPathwaysRequest(
-            municipality_her_id=MUNICIPALITY.her_id, purpose="worklist", only_overdue=True
+            municipality_her_id=MUNICIPALITY.her_id, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION, only_overdue=True
         ),
         metadata=auth(MUNICIPALITY),
     ).items[0]

@@ -33,7 +33,7 @@ def meta(command_id: str, when: datetime) -> common_pb2.CommandMetadata:
 def pathway(system: Harness, **kw: object) -> pathway_pb2.Pathway:
     stub = pathway_pb2_grpc.PathwayServiceStub(system.channel(system.pathway_server))
     return stub.GetPathway(
-        pathway_pb2.GetPathwayRequest(patient=PATIENT, purpose="care coordination", **kw),
+        pathway_pb2.GetPathwayRequest(patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION, **kw),
         metadata=auth(GP),
     )
 

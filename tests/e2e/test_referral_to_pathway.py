@@ -15,7 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2, referrals_pb2_grpc
 from services.pathway import migrate, readmodel
 from services.pathway.rebuild import rebuild
-from services.pathway.views import reads_of
+from shared.audit.log import accesses
 from shared.ids import DNR_SYSTEM, FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL
 from tests.support import (
@@ -57,6 +57,14 @@ def send_request(command_id: str = "send-1", **overrides: Any) -> referrals_pb2.
     return request
 
 
+@pytest.fixture(autouse=True)
+def registered(system: Harness) -> None:
+    """The patient lives in the municipality and has the GP office as fastlege."""
+    system.register(
+        {"system": FNR_SYSTEM, "value": FNR}, municipality=MUNICIPALITY.her_id, gp=GP
+    )
+
+
 @pytest.fixture
 def referrals(system: Harness) -> referrals_pb2_grpc.ReferralServiceStub:
     return referrals_pb2_grpc.ReferralServiceStub(system.channel(system.referrals_server))
@@ -71,7 +79,7 @@ def get_pathway(
     pathway: pathway_pb2_grpc.PathwayServiceStub, patient: common_pb2.PatientIdentifier = PATIENT
 ) -> pathway_pb2.Pathway:
     return pathway.GetPathway(
-        pathway_pb2.GetPathwayRequest(patient=patient, purpose="care coordination"),
+        pathway_pb2.GetPathwayRequest(patient=patient, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION),
         metadata=auth(GP),
     )
 
@@ -185,14 +193,14 @@ def test_a_municipality_reads_only_its_own_patients_pathways(
     wait_for(pathway_with(pathway, 1), what="the referral")
     with pytest.raises(grpc.RpcError) as refused:
         pathway.GetPathway(
-            pathway_pb2.GetPathwayRequest(patient=PATIENT, purpose="care coordination"),
+            pathway_pb2.GetPathwayRequest(patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION),
             metadata=auth(MUNICIPALITY),
         )
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     key = readmodel.patient_key({"system": FNR_SYSTEM, "value": FNR})
     assert reads_of(system.engine, key)[-1]["actor_her_id"] == MUNICIPALITY.her_id
     watch = pathway.WatchPathway(
-        pathway_pb2.WatchPathwayRequest(patient=PATIENT, purpose="care coordination"),
+        pathway_pb2.WatchPathwayRequest(patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION),
         metadata=auth(MUNICIPALITY),
         timeout=10,
     )
@@ -437,7 +445,7 @@ def test_as_of_answers_what_was_known_then(
     as_of = Timestamp()
     as_of.FromDatetime(known_then)
     then = pathway.GetPathway(
-        pathway_pb2.GetPathwayRequest(patient=PATIENT, purpose="audit review", as_of=as_of),
+        pathway_pb2.GetPathwayRequest(patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION, as_of=as_of),
         metadata=auth(GP),
     )
     assert [e.event_type for e in then.timeline] == ["ReferralSent"]
@@ -450,7 +458,7 @@ def test_as_of_answers_what_was_known_then(
     with pytest.raises(grpc.RpcError) as err:
         pathway.GetPathway(
             pathway_pb2.GetPathwayRequest(
-                patient=PATIENT, purpose="audit review", as_of=before_anything
+                patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION, as_of=before_anything
             ),
             metadata=auth(GP),
         )
@@ -463,7 +471,7 @@ def test_watching_a_patient_streams_each_change_of_the_pathway(
     pathway: pathway_pb2_grpc.PathwayServiceStub,
 ) -> None:
     stream = pathway.WatchPathway(
-        pathway_pb2.WatchPathwayRequest(patient=PATIENT, purpose="care coordination"),
+        pathway_pb2.WatchPathwayRequest(patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION),
         metadata=auth(GP),
         timeout=30,
     )
@@ -482,14 +490,14 @@ def test_only_the_municipality_itself_may_list_its_patients(
 ) -> None:
     with pytest.raises(grpc.RpcError) as err:
         pathway.ListPathways(
-            pathway_pb2.ListPathwaysRequest(municipality_her_id="4202", purpose="x"),
+            pathway_pb2.ListPathwaysRequest(municipality_her_id="4202", purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION),
             metadata=auth(MUNICIPALITY),
         )
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     with pytest.raises(grpc.RpcError) as err:
         pathway.ListPathways(
             pathway_pb2.ListPathwaysRequest(
-                municipality_her_id=MUNICIPALITY.her_id, purpose="x", page_size=500
+                municipality_her_id=MUNICIPALITY.her_id, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION, page_size=500
             ),
             metadata=auth(MUNICIPALITY),
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 from services.pathway.discharges import fold_discharge, payment_periods
 from services.pathway.fold import derive_rows, fold
-from services.pathway.readmodel import utc_iso
+from shared.times import utc_iso
 from shared import rules
 from shared.envelope import SCHEMA_VERSION, Envelope
 from shared.ids import FNR_SYSTEM

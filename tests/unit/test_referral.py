@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from services.referrals.api import resolvers
 from services.referrals.application import ReferralsApplication
 from services.referrals.domain import (
     CancerMilestone,
@@ -15,6 +17,7 @@ from services.referrals.domain import (
     ReferralState,
     Treatment,
 )
+from shared.access.model import Basis
 from shared.apprec import AppRecStatus
 from shared.auth import Actor
 from shared.domain import CommandContext
@@ -204,12 +207,24 @@ def test_unknown_referral_is_not_found(app: ReferralsApplication) -> None:
         app.complete(ctx(HOSPITAL, "x"), uuid.uuid4())
 
 
-def test_only_sender_and_receiver_may_read(app: ReferralsApplication) -> None:
+def test_a_referrals_parties_are_its_sender_and_its_receiver_now(
+    app: ReferralsApplication,
+) -> None:
+    """What the referral itself tells the access policy; after a forward, the new receiver."""
     r = send(app)
-    assert app.get_referral(GP, r.id).id == r.id
-    assert app.get_referral(HOSPITAL, r.id).id == r.id
-    with pytest.raises(NotPermitted):
-        app.get_referral(OTHER_HOSPITAL, r.id)
+    resolve = resolvers(app)["referral"]
+    found = resolve(r.id)
+    assert found is not None and found.patient == r.patient
+    assert [(p.her_id, p.basis) for p in found.parties] == [
+        (GP.her_id, Basis.REFERRAL_SENDER),
+        (HOSPITAL.her_id, Basis.REFERRAL_RECEIVER),
+    ]
+    app.record_receipt(ctx(HOSPITAL, "rcpt", 1), r.id, AppRecStatus.OK, [])
+    app.forward(ctx(HOSPITAL, "fwd", 2), r.id, OTHER_HOSPITAL.her_id, "shorter wait")
+    forwarded = resolve(r.id)
+    assert forwarded is not None
+    assert forwarded.parties[1].her_id == OTHER_HOSPITAL.her_id
+    assert resolve(uuid.uuid4()) is None  # unknown: refused like any other
 
 
 def received(app: ReferralsApplication):  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from services.admissions.api import stay_parties
 from services.admissions.application import AdmissionsApplication
 from services.admissions.domain import (
     AdmissionType,
@@ -18,12 +19,14 @@ from services.admissions.domain import (
     Stay,
     StayState,
 )
+from shared.access.model import Basis
 from shared.apprec import AppRecStatus
 from shared.auth import Actor
 from shared.domain import CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotFound, NotPermitted
 from shared.ids import FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL, OTHER_MUNICIPALITY
+from shared.times import utc_iso
 from tests.support import events_in, make_fnr
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(3, 11, 38, 410)}
@@ -215,9 +218,9 @@ def test_a_transfer_to_another_hospital_hands_the_stay_over(app: AdmissionsAppli
     stay = app.send_health_information(ctx(OTHER_HOSPITAL, "h-b", 22), stay.id)
     report = app.record_admission_report(ctx(MUNICIPALITY, "report", 23), stay.id)
     assert message(report, MessageType.ADMISSION_REPORT)["to_her_id"] == OTHER_HOSPITAL.her_id
-    # both hospitals of the stay may still read it
-    assert app.get_stay(HOSPITAL, stay.id).hospital_her_id == OTHER_HOSPITAL.her_id
-    assert app.get_stay(OTHER_HOSPITAL, stay.id).id == stay.id
+    # both hospitals of the stay are its parties (the access policy lets both read it)
+    hospitals = [p.her_id for p in stay_parties(stay) if p.basis is Basis.STAY_HOSPITAL]
+    assert hospitals == [HOSPITAL.her_id, OTHER_HOSPITAL.her_id]
 
 
 def test_a_move_between_wards_keeps_the_hospital_responsible(app: AdmissionsApplication) -> None:
@@ -286,7 +289,7 @@ def test_a_repeated_admission_returns_the_first_stay_and_writes_nothing(
     again = admit(app, "same", ward="another ward, same command id")
     assert (again.id, again.version, again.ward) == (first.id, 1, first.ward)
     assert events_in(app) == before
-    assert [s.id for s in app.list_stays(HOSPITAL, PATIENT)] == [first.id]
+    assert [s.id for s in app.list_stays(PATIENT)] == [first.id]
 
 
 def test_a_repeated_message_returns_its_first_result(app: AdmissionsApplication) -> None:
@@ -312,11 +315,8 @@ def test_list_stays_gives_every_stay_of_the_patient_newest_first(
         municipality_her_id=OTHER_MUNICIPALITY.her_id,
     )
     admit(app, "other-patient", patient=OTHER_PATIENT)
-    assert [s.id for s in app.list_stays(HOSPITAL, PATIENT)] == [autumn.id, spring.id]
-    assert [s.id for s in app.list_stays(OTHER_HOSPITAL, PATIENT)] == [elsewhere.id]
-    assert [s.id for s in app.list_stays(MUNICIPALITY, PATIENT)] == [autumn.id, spring.id]
-    assert app.list_stays(GP, PATIENT) == []
-    assert app.list_stays(HOSPITAL, {"system": FNR_SYSTEM, "value": make_fnr(1, 1, 70, 100)}) == []
+    assert [s.id for s in app.list_stays(PATIENT)] == [autumn.id, elsewhere.id, spring.id]
+    assert app.list_stays({"system": FNR_SYSTEM, "value": make_fnr(1, 1, 70, 100)}) == []
 
 
 def test_an_elective_admission_remembers_the_referral_it_fulfils(
@@ -325,18 +325,28 @@ def test_an_elective_admission_remembers_the_referral_it_fulfils(
     referral_id = uuid.uuid4()
     stay = admit(app, admission_type=AdmissionType.ELECTIVE, referral_id=referral_id)
     assert stay.referral_id == str(referral_id)
-    assert app.get_stay(MUNICIPALITY, stay.id).referral_id == str(referral_id)
+    assert app.get_stay(stay.id).referral_id == str(referral_id)
 
 
-def test_only_the_hospitals_and_the_home_municipality_may_read(
+def test_a_stays_parties_are_its_hospitals_and_the_receivers_of_its_messages(
     app: AdmissionsApplication,
 ) -> None:
+    """What the stay itself tells the access policy: the admission's named municipality is
+    no party; a municipality becomes one when a message is sent to it (while the stay is
+    open), and owes a receipt until it answers."""
     stay = admit(app)
-    for actor in (GP, OTHER_HOSPITAL, OTHER_MUNICIPALITY):
-        with pytest.raises(NotPermitted):
-            app.get_stay(actor, stay.id)
+    assert [(p.her_id, p.basis) for p in stay_parties(stay)] == [
+        (HOSPITAL.her_id, Basis.STAY_HOSPITAL)
+    ]
+    stay = app.send_admission_notice(ctx(HOSPITAL, "notice", 1), stay.id)
+    parties = {(p.her_id, p.basis) for p in stay_parties(stay)}
+    assert (MUNICIPALITY.her_id, Basis.MESSAGE_RECEIVER) in parties
+    assert (MUNICIPALITY.her_id, Basis.RECEIPT_DUE) in parties
+    stay = app.close_stay(ctx(HOSPITAL, "out", 30), stay.id, CloseReason.DISCHARGED)
+    receiver = next(p for p in stay_parties(stay) if p.basis is Basis.MESSAGE_RECEIVER)
+    assert receiver.valid_to == utc_iso(stay.closed_at or "")  # only while the stay was open
     with pytest.raises(NotFound):
-        app.get_stay(HOSPITAL, uuid.uuid4())
+        app.get_stay(uuid.uuid4())
 
 
 def test_the_home_municipality_must_differ_from_the_hospital(app: AdmissionsApplication) -> None:

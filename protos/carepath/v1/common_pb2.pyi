@@ -35,6 +35,10 @@ class _OrganisationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Orga
     """A general practitioner's office (fastlegekontor)."""
     ORGANISATION_KIND_HOSPITAL: _OrganisationKind.ValueType  # 3
     """A hospital or health trust (helseforetak) and its departments."""
+    ORGANISATION_KIND_REGISTRY: _OrganisationKind.ValueType  # 4
+    """A keeper of national register facts: the integration adapter that brings Folkeregisteret,
+    Fastlegeregisteret and Adresseregisteret into carepath (never a care provider).
+    """
 
 class OrganisationKind(_OrganisationKind, metaclass=_OrganisationKindEnumTypeWrapper):
     """The kind of communication party in Adresseregisteret; decides the lane of the pathway."""
@@ -46,6 +50,10 @@ ORGANISATION_KIND_GP: OrganisationKind.ValueType  # 2
 """A general practitioner's office (fastlegekontor)."""
 ORGANISATION_KIND_HOSPITAL: OrganisationKind.ValueType  # 3
 """A hospital or health trust (helseforetak) and its departments."""
+ORGANISATION_KIND_REGISTRY: OrganisationKind.ValueType  # 4
+"""A keeper of national register facts: the integration adapter that brings Folkeregisteret,
+Fastlegeregisteret and Adresseregisteret into carepath (never a care provider).
+"""
 Global___OrganisationKind: _TypeAlias = OrganisationKind  # noqa: Y015
 
 class _AppRecStatus:
@@ -73,6 +81,158 @@ APP_REC_STATUS_REJECTED: AppRecStatus.ValueType  # 2
 APP_REC_STATUS_OK_ERROR_IN_PART: AppRecStatus.ValueType  # 3
 """The message was received but parts of it had errors."""
 Global___AppRecStatus: _TypeAlias = AppRecStatus  # noqa: Y015
+
+class _AccessPurpose:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AccessPurposeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AccessPurpose.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACCESS_PURPOSE_UNSPECIFIED: _AccessPurpose.ValueType  # 0
+    ACCESS_PURPOSE_HEALTH_CARE: _AccessPurpose.ValueType  # 1
+    """Examining, treating and caring for the patient (helsehjelp)."""
+    ACCESS_PURPOSE_CARE_COORDINATION: _AccessPurpose.ValueType  # 2
+    """Coordinating the patient's services across municipality, GP and hospital."""
+    ACCESS_PURPOSE_EMERGENCY_CARE: _AccessPurpose.ValueType  # 3
+    """Urgent care without a recorded care relationship (akuttilgang)."""
+    ACCESS_PURPOSE_CITIZEN_INSIGHT: _AccessPurpose.ValueType  # 4
+    """The citizen's insight into their own data (innsyn)."""
+    ACCESS_PURPOSE_REGISTER_MAINTENANCE: _AccessPurpose.ValueType  # 5
+    """Keeping the register facts current (an integration adapter)."""
+    ACCESS_PURPOSE_ACCESS_REVIEW: _AccessPurpose.ValueType  # 6
+    """A supervisor reviewing emergency accesses of their organisation (kontroll av tilgang)."""
+    ACCESS_PURPOSE_ACCESS_MANAGEMENT: _AccessPurpose.ValueType  # 7
+    """The citizen (or a caller on their behalf) managing who may see their data (sperring)."""
+
+class AccessPurpose(_AccessPurpose, metaclass=_AccessPurposeEnumTypeWrapper):
+    """Why personal health data is touched. Recorded with every call in the audit log, so the
+    citizen and the supervisors see it. Give it in the request's `purpose` field where there is
+    one, otherwise as gRPC metadata `carepath-purpose` (the value's name, e.g.
+    "ACCESS_PURPOSE_HEALTH_CARE"); without either, the call's default purpose from
+    docs/access.md is recorded.
+    """
+
+ACCESS_PURPOSE_UNSPECIFIED: AccessPurpose.ValueType  # 0
+ACCESS_PURPOSE_HEALTH_CARE: AccessPurpose.ValueType  # 1
+"""Examining, treating and caring for the patient (helsehjelp)."""
+ACCESS_PURPOSE_CARE_COORDINATION: AccessPurpose.ValueType  # 2
+"""Coordinating the patient's services across municipality, GP and hospital."""
+ACCESS_PURPOSE_EMERGENCY_CARE: AccessPurpose.ValueType  # 3
+"""Urgent care without a recorded care relationship (akuttilgang)."""
+ACCESS_PURPOSE_CITIZEN_INSIGHT: AccessPurpose.ValueType  # 4
+"""The citizen's insight into their own data (innsyn)."""
+ACCESS_PURPOSE_REGISTER_MAINTENANCE: AccessPurpose.ValueType  # 5
+"""Keeping the register facts current (an integration adapter)."""
+ACCESS_PURPOSE_ACCESS_REVIEW: AccessPurpose.ValueType  # 6
+"""A supervisor reviewing emergency accesses of their organisation (kontroll av tilgang)."""
+ACCESS_PURPOSE_ACCESS_MANAGEMENT: AccessPurpose.ValueType  # 7
+"""The citizen (or a caller on their behalf) managing who may see their data (sperring)."""
+Global___AccessPurpose: _TypeAlias = AccessPurpose  # noqa: Y015
+
+class _AccessBasis:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AccessBasisEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AccessBasis.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACCESS_BASIS_UNSPECIFIED: _AccessBasis.ValueType  # 0
+    """No basis: the call was refused."""
+    ACCESS_BASIS_FASTLEGE: _AccessBasis.ValueType  # 1
+    """The patient's fastlege office now (Fastlegeregisteret)."""
+    ACCESS_BASIS_REFERRAL_SENDER: _AccessBasis.ValueType  # 2
+    """A GP office that sent a referral for the patient that is still open."""
+    ACCESS_BASIS_RESIDENCE_MUNICIPALITY: _AccessBasis.ValueType  # 3
+    """The municipality the patient lives in now (Folkeregisteret)."""
+    ACCESS_BASIS_TEMPORARY_RESIDENCE_MUNICIPALITY: _AccessBasis.ValueType  # 4
+    """The municipality the patient stays in now (oppholdskommune, Folkeregisteret)."""
+    ACCESS_BASIS_MESSAGE_RECEIVER: _AccessBasis.ValueType  # 5
+    """A municipality named as the receiver of a PLO message about a stay, while the stay is open."""
+    ACCESS_BASIS_REFERRAL_RECEIVER: _AccessBasis.ValueType  # 6
+    """The hospital that is the receiver of an open referral."""
+    ACCESS_BASIS_STAY_HOSPITAL: _AccessBasis.ValueType  # 7
+    """A hospital that has or had the patient's stay (for a window after discharge)."""
+    ACCESS_BASIS_ADMITTING_HOSPITAL: _AccessBasis.ValueType  # 8
+    """A hospital admitting a patient who has come to it (the admission creates the stay)."""
+    ACCESS_BASIS_RECEIPT_DUE: _AccessBasis.ValueType  # 9
+    """The receiver of a message that still waits for its application receipt."""
+    ACCESS_BASIS_SELF: _AccessBasis.ValueType  # 10
+    """The citizen's own data."""
+    ACCESS_BASIS_EMERGENCY: _AccessBasis.ValueType  # 11
+    """Akuttilgang: a health professional's time-limited emergency access, with its reason."""
+    ACCESS_BASIS_REGISTER_KEEPER: _AccessBasis.ValueType  # 12
+    """The register adapter keeping register facts."""
+    ACCESS_BASIS_ORGANISATION_DIRECTORY: _AccessBasis.ValueType  # 13
+    """The organisation directory, open to every authenticated caller (no personal data)."""
+    ACCESS_BASIS_SUPERVISOR: _AccessBasis.ValueType  # 14
+    """The organisation's own supervisor reviewing its emergency accesses."""
+    ACCESS_BASIS_OWN_ORGANISATION: _AccessBasis.ValueType  # 15
+    """An organisation reading its own list (a municipality's worklist)."""
+
+class AccessBasis(_AccessBasis, metaclass=_AccessBasisEnumTypeWrapper):
+    """What gave a caller access: the care relationship (or other ground) the access policy found.
+    Each relationship's time bounds are data in shared/rules.toml; docs/access.md lists which
+    bases open which call.
+    """
+
+ACCESS_BASIS_UNSPECIFIED: AccessBasis.ValueType  # 0
+"""No basis: the call was refused."""
+ACCESS_BASIS_FASTLEGE: AccessBasis.ValueType  # 1
+"""The patient's fastlege office now (Fastlegeregisteret)."""
+ACCESS_BASIS_REFERRAL_SENDER: AccessBasis.ValueType  # 2
+"""A GP office that sent a referral for the patient that is still open."""
+ACCESS_BASIS_RESIDENCE_MUNICIPALITY: AccessBasis.ValueType  # 3
+"""The municipality the patient lives in now (Folkeregisteret)."""
+ACCESS_BASIS_TEMPORARY_RESIDENCE_MUNICIPALITY: AccessBasis.ValueType  # 4
+"""The municipality the patient stays in now (oppholdskommune, Folkeregisteret)."""
+ACCESS_BASIS_MESSAGE_RECEIVER: AccessBasis.ValueType  # 5
+"""A municipality named as the receiver of a PLO message about a stay, while the stay is open."""
+ACCESS_BASIS_REFERRAL_RECEIVER: AccessBasis.ValueType  # 6
+"""The hospital that is the receiver of an open referral."""
+ACCESS_BASIS_STAY_HOSPITAL: AccessBasis.ValueType  # 7
+"""A hospital that has or had the patient's stay (for a window after discharge)."""
+ACCESS_BASIS_ADMITTING_HOSPITAL: AccessBasis.ValueType  # 8
+"""A hospital admitting a patient who has come to it (the admission creates the stay)."""
+ACCESS_BASIS_RECEIPT_DUE: AccessBasis.ValueType  # 9
+"""The receiver of a message that still waits for its application receipt."""
+ACCESS_BASIS_SELF: AccessBasis.ValueType  # 10
+"""The citizen's own data."""
+ACCESS_BASIS_EMERGENCY: AccessBasis.ValueType  # 11
+"""Akuttilgang: a health professional's time-limited emergency access, with its reason."""
+ACCESS_BASIS_REGISTER_KEEPER: AccessBasis.ValueType  # 12
+"""The register adapter keeping register facts."""
+ACCESS_BASIS_ORGANISATION_DIRECTORY: AccessBasis.ValueType  # 13
+"""The organisation directory, open to every authenticated caller (no personal data)."""
+ACCESS_BASIS_SUPERVISOR: AccessBasis.ValueType  # 14
+"""The organisation's own supervisor reviewing its emergency accesses."""
+ACCESS_BASIS_OWN_ORGANISATION: AccessBasis.ValueType  # 15
+"""An organisation reading its own list (a municipality's worklist)."""
+Global___AccessBasis: _TypeAlias = AccessBasis  # noqa: Y015
+
+class _EmergencyReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EmergencyReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EmergencyReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    EMERGENCY_REASON_UNSPECIFIED: _EmergencyReason.ValueType  # 0
+    EMERGENCY_REASON_LIFE_THREATENING: _EmergencyReason.ValueType  # 1
+    """The patient's life or health is in danger and the information is needed now."""
+    EMERGENCY_REASON_PATIENT_CANNOT_CONSENT: _EmergencyReason.ValueType  # 2
+    """The patient cannot consent (unconscious, confused) and needs urgent care."""
+    EMERGENCY_REASON_URGENT_CARE_WITHOUT_RELATIONSHIP: _EmergencyReason.ValueType  # 3
+    """Urgent care where carepath knows no care relationship yet (legevakt, ambulance, AMK)."""
+
+class EmergencyReason(_EmergencyReason, metaclass=_EmergencyReasonEnumTypeWrapper):
+    """The coded reason a health professional gives for emergency access (akuttilgang)."""
+
+EMERGENCY_REASON_UNSPECIFIED: EmergencyReason.ValueType  # 0
+EMERGENCY_REASON_LIFE_THREATENING: EmergencyReason.ValueType  # 1
+"""The patient's life or health is in danger and the information is needed now."""
+EMERGENCY_REASON_PATIENT_CANNOT_CONSENT: EmergencyReason.ValueType  # 2
+"""The patient cannot consent (unconscious, confused) and needs urgent care."""
+EMERGENCY_REASON_URGENT_CARE_WITHOUT_RELATIONSHIP: EmergencyReason.ValueType  # 3
+"""Urgent care where carepath knows no care relationship yet (legevakt, ambulance, AMK)."""
+Global___EmergencyReason: _TypeAlias = EmergencyReason  # noqa: Y015
 
 @_typing.final
 class PatientIdentifier(_message.Message):

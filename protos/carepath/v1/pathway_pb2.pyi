@@ -8,6 +8,7 @@ GP and hospital, reconstructed from every service's events.
 from carepath.v1 import common_pb2 as _common_pb2
 from carepath.v1 import medications_pb2 as _medications_pb2
 from carepath.v1 import referrals_pb2 as _referrals_pb2
+from carepath.v1 import registry_pb2 as _registry_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -139,8 +140,8 @@ class ListPathwaysRequest(_message.Message):
     """1–200; default 50."""
     page_token: _builtins.str
     """From the previous response's next_page_token; empty for the first page."""
-    purpose: _builtins.str
-    """Why the list is read (audited per patient listed)."""
+    purpose: _common_pb2.AccessPurpose.ValueType
+    """Why the list is read (audited per patient listed). Required."""
     only_overdue: _builtins.bool
     """Only patients with a task past its due time."""
     waiting_on: _common_pb2.OrganisationKind.ValueType
@@ -158,7 +159,7 @@ class ListPathwaysRequest(_message.Message):
         only_with_open_tasks: _builtins.bool = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
-        purpose: _builtins.str = ...,
+        purpose: _common_pb2.AccessPurpose.ValueType = ...,
         only_overdue: _builtins.bool = ...,
         waiting_on: _common_pb2.OrganisationKind.ValueType = ...,
         location_kind: Global___LocationKind.ValueType = ...,
@@ -241,19 +242,25 @@ class ListPathwaysResponse(_message.Message):
 
     ITEMS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    ORGANISATIONS_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     """Empty on the last page."""
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___PathwayListItem]: ...
+    @_builtins.property
+    def organisations(self) -> _containers.RepeatedCompositeFieldContainer[_registry_pb2.OrganisationEntry]:
+        """The directory's entry of every organisation the page names (unknown ones left out)."""
+
     def __init__(
         self,
         *,
         items: _abc.Iterable[Global___PathwayListItem] | None = ...,
         next_page_token: _builtins.str = ...,
+        organisations: _abc.Iterable[_registry_pb2.OrganisationEntry] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "next_page_token", b"next_page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "next_page_token", b"next_page_token", "organisations", b"organisations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -268,8 +275,8 @@ class WatchPathwayRequest(_message.Message):
     PURPOSE_FIELD_NUMBER: _builtins.int
     municipality_her_id: _builtins.str
     """Changes of any pathway of this municipality's patients (caller must be it)."""
-    purpose: _builtins.str
-    """Why the caller watches (audited)."""
+    purpose: _common_pb2.AccessPurpose.ValueType
+    """Why the caller watches (audited). Required."""
     @_builtins.property
     def patient(self) -> _common_pb2.PatientIdentifier:
         """Changes of one patient's pathway."""
@@ -279,7 +286,7 @@ class WatchPathwayRequest(_message.Message):
         *,
         patient: _common_pb2.PatientIdentifier | None = ...,
         municipality_her_id: _builtins.str = ...,
-        purpose: _builtins.str = ...,
+        purpose: _common_pb2.AccessPurpose.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["municipality_her_id", b"municipality_her_id", "patient", b"patient", "target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -329,8 +336,8 @@ class GetPathwayRequest(_message.Message):
     PURPOSE_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
     MEDICATIONS_AT_FIELD_NUMBER: _builtins.int
-    purpose: _builtins.str
-    """Why the caller reads the pathway (e.g. "care coordination"); recorded in the audit log."""
+    purpose: _common_pb2.AccessPurpose.ValueType
+    """Why the caller reads the pathway; recorded in the audit log. Required."""
     @_builtins.property
     def patient(self) -> _common_pb2.PatientIdentifier: ...
     @_builtins.property
@@ -349,7 +356,7 @@ class GetPathwayRequest(_message.Message):
         self,
         *,
         patient: _common_pb2.PatientIdentifier | None = ...,
-        purpose: _builtins.str = ...,
+        purpose: _common_pb2.AccessPurpose.ValueType = ...,
         as_of: _timestamp_pb2.Timestamp | None = ...,
         medications_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
@@ -719,8 +726,13 @@ class Pathway(_message.Message):
     MUNICIPALITY_HER_ID_FIELD_NUMBER: _builtins.int
     MESSAGES_FIELD_NUMBER: _builtins.int
     STAYS_FIELD_NUMBER: _builtins.int
+    RELATIONS_FIELD_NUMBER: _builtins.int
+    ORGANISATIONS_FIELD_NUMBER: _builtins.int
+    ACCESS_BASIS_FIELD_NUMBER: _builtins.int
     municipality_her_id: _builtins.str
-    """HER-id of the patient's home municipality as the events name it (empty when unknown)."""
+    """HER-id of the municipality the patient lives in, from the registers (empty when unknown)."""
+    access_basis: _common_pb2.AccessBasis.ValueType
+    """The ground the caller was given access on (e.g. EMERGENCY for akuttilgang)."""
     @_builtins.property
     def patient(self) -> _common_pb2.PatientIdentifier: ...
     @_builtins.property
@@ -759,6 +771,14 @@ class Pathway(_message.Message):
     def stays(self) -> _containers.RepeatedCompositeFieldContainer[Global___StayPeriod]:
         """The hospital stays, oldest first (at as_of)."""
 
+    @_builtins.property
+    def relations(self) -> Global___CareRelations:
+        """What the registers say now: residence, temporary residence and fastlege."""
+
+    @_builtins.property
+    def organisations(self) -> _containers.RepeatedCompositeFieldContainer[_registry_pb2.OrganisationEntry]:
+        """The directory's entry of every organisation the answer names (unknown ones left out)."""
+
     def __init__(
         self,
         *,
@@ -773,14 +793,50 @@ class Pathway(_message.Message):
         municipality_her_id: _builtins.str = ...,
         messages: _abc.Iterable[Global___MessageStatus] | None = ...,
         stays: _abc.Iterable[Global___StayPeriod] | None = ...,
+        relations: Global___CareRelations | None = ...,
+        organisations: _abc.Iterable[_registry_pb2.OrganisationEntry] | None = ...,
+        access_basis: _common_pb2.AccessBasis.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "location", b"location", "medications", b"medications", "patient", b"patient", "summary", b"summary"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "location", b"location", "medications", b"medications", "patient", b"patient", "relations", b"relations", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "location", b"location", "medications", b"medications", "messages", b"messages", "municipality_her_id", b"municipality_her_id", "patient", b"patient", "payments", b"payments", "stays", b"stays", "summary", b"summary", "tasks", b"tasks", "timeline", b"timeline"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_basis", b"access_basis", "as_of", b"as_of", "location", b"location", "medications", b"medications", "messages", b"messages", "municipality_her_id", b"municipality_her_id", "organisations", b"organisations", "patient", b"patient", "payments", b"payments", "relations", b"relations", "stays", b"stays", "summary", b"summary", "tasks", b"tasks", "timeline", b"timeline"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Pathway: _TypeAlias = Pathway  # noqa: Y015
+
+@_typing.final
+class CareRelations(_message.Message):
+    """The patient's register facts now (from the registry, never from events)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESIDENCE_MUNICIPALITY_HER_ID_FIELD_NUMBER: _builtins.int
+    TEMPORARY_RESIDENCE_MUNICIPALITY_HER_ID_FIELD_NUMBER: _builtins.int
+    FASTLEGE_HER_ID_FIELD_NUMBER: _builtins.int
+    FASTLEGE_HPR_NUMBER_FIELD_NUMBER: _builtins.int
+    residence_municipality_her_id: _builtins.str
+    """The municipality the patient lives in (Folkeregisteret); empty when unknown."""
+    temporary_residence_municipality_her_id: _builtins.str
+    """The municipality the patient stays in (oppholdskommune); empty when none is known."""
+    fastlege_her_id: _builtins.str
+    """The fastlege office and doctor (Fastlegeregisteret); empty when unknown."""
+    fastlege_hpr_number: _builtins.str
+    def __init__(
+        self,
+        *,
+        residence_municipality_her_id: _builtins.str = ...,
+        temporary_residence_municipality_her_id: _builtins.str = ...,
+        fastlege_her_id: _builtins.str = ...,
+        fastlege_hpr_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fastlege_her_id", b"fastlege_her_id", "fastlege_hpr_number", b"fastlege_hpr_number", "residence_municipality_her_id", b"residence_municipality_her_id", "temporary_residence_municipality_her_id", b"temporary_residence_municipality_her_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CareRelations: _TypeAlias = CareRelations  # noqa: Y015
 
 @_typing.final
 class MessageStatus(_message.Message):

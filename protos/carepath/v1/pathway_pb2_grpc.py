@@ -26,8 +26,10 @@ if _version_not_supported:
 
 
 class PathwayServiceStub:
-    """Read side for coordinators and systems. Every read is recorded in the audit log
-    (who, organisation, purpose, when) so the citizen can see who looked.
+    """Read side for coordinators, systems and citizens. Every call passes the access policy (a
+    care relationship with the patient, see docs/access.md) and is recorded in the audit log
+    (who, organisation, basis, purpose, outcome, when) so the citizen can see who looked.
+    A caller without access gets PERMISSION_DENIED whether or not carepath knows the patient.
     """
 
     def __init__(self, channel):
@@ -54,25 +56,28 @@ class PathwayServiceStub:
 
 
 class PathwayServiceServicer:
-    """Read side for coordinators and systems. Every read is recorded in the audit log
-    (who, organisation, purpose, when) so the citizen can see who looked.
+    """Read side for coordinators, systems and citizens. Every call passes the access policy (a
+    care relationship with the patient, see docs/access.md) and is recorded in the audit log
+    (who, organisation, basis, purpose, outcome, when) so the citizen can see who looked.
+    A caller without access gets PERMISSION_DENIED whether or not carepath knows the patient.
     """
 
     def GetPathway(self, request, context):
         """The patient's timeline in clinical order plus a summary of what is open: referrals,
         tasks waiting on an organisation with their due times. With `as_of`, the pathway as it
-        was known then (only events recorded by that moment). NOT_FOUND when carepath has no
-        events for the patient (as of that moment). A municipality reads only its own patients
-        (the home municipality the events name): PERMISSION_DENIED otherwise, still audited.
+        was known then (only events recorded by that moment). NOT_FOUND (to a caller with access)
+        when carepath has no events for the patient (as of that moment). The citizen reads their
+        own pathway with a CITIZEN token.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListPathways(self, request, context):
-        """A municipality's patients for its care coordinators: those with events involving the
-        municipality, the most urgent first (earliest due task, so overdue ones lead). Caller must
-        be that municipality. Every listed patient is recorded in the audit log.
+        """A municipality's patients for its care coordinators: those it has a care relationship
+        with now (residence or temporary residence in the registers, or the receiver of a PLO
+        message about an open stay), the most urgent first (earliest due task, so overdue ones
+        lead). Caller must be that municipality. Every listed patient is recorded in the audit log.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -80,8 +85,9 @@ class PathwayServiceServicer:
 
     def WatchPathway(self, request, context):
         """A stream of changes: one message each time the pathway of the patient (or of any patient
-        of the municipality) changes. Read the pathway again with GetPathway to see what changed.
-        A municipality watches only its own patients (PERMISSION_DENIED otherwise).
+        of the municipality's list) changes. Read the pathway again with GetPathway to see what
+        changed. Access is checked again with every change: a block or an ended relationship ends
+        what the stream shows.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -114,8 +120,10 @@ def add_PathwayServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class PathwayService:
-    """Read side for coordinators and systems. Every read is recorded in the audit log
-    (who, organisation, purpose, when) so the citizen can see who looked.
+    """Read side for coordinators, systems and citizens. Every call passes the access policy (a
+    care relationship with the patient, see docs/access.md) and is recorded in the audit log
+    (who, organisation, basis, purpose, outcome, when) so the citizen can see who looked.
+    A caller without access gets PERMISSION_DENIED whether or not carepath knows the patient.
     """
 
     @staticmethod

@@ -29,8 +29,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class PathwayServiceStub:
-    """Read side for coordinators and systems. Every read is recorded in the audit log
-    (who, organisation, purpose, when) so the citizen can see who looked.
+    """Read side for coordinators, systems and citizens. Every call passes the access policy (a
+    care relationship with the patient, see docs/access.md) and is recorded in the audit log
+    (who, organisation, basis, purpose, outcome, when) so the citizen can see who looked.
+    A caller without access gets PERMISSION_DENIED whether or not carepath knows the patient.
     """
 
     @_typing.overload
@@ -40,49 +42,57 @@ class PathwayServiceStub:
     GetPathway: _grpc.UnaryUnaryMultiCallable[_pathway_pb2.GetPathwayRequest, _pathway_pb2.Pathway]
     """The patient's timeline in clinical order plus a summary of what is open: referrals,
     tasks waiting on an organisation with their due times. With `as_of`, the pathway as it
-    was known then (only events recorded by that moment). NOT_FOUND when carepath has no
-    events for the patient (as of that moment). A municipality reads only its own patients
-    (the home municipality the events name): PERMISSION_DENIED otherwise, still audited.
+    was known then (only events recorded by that moment). NOT_FOUND (to a caller with access)
+    when carepath has no events for the patient (as of that moment). The citizen reads their
+    own pathway with a CITIZEN token.
     """
     ListPathways: _grpc.UnaryUnaryMultiCallable[_pathway_pb2.ListPathwaysRequest, _pathway_pb2.ListPathwaysResponse]
-    """A municipality's patients for its care coordinators: those with events involving the
-    municipality, the most urgent first (earliest due task, so overdue ones lead). Caller must
-    be that municipality. Every listed patient is recorded in the audit log.
+    """A municipality's patients for its care coordinators: those it has a care relationship
+    with now (residence or temporary residence in the registers, or the receiver of a PLO
+    message about an open stay), the most urgent first (earliest due task, so overdue ones
+    lead). Caller must be that municipality. Every listed patient is recorded in the audit log.
     """
     WatchPathway: _grpc.UnaryStreamMultiCallable[_pathway_pb2.WatchPathwayRequest, _pathway_pb2.PathwayChange]
     """A stream of changes: one message each time the pathway of the patient (or of any patient
-    of the municipality) changes. Read the pathway again with GetPathway to see what changed.
-    A municipality watches only its own patients (PERMISSION_DENIED otherwise).
+    of the municipality's list) changes. Read the pathway again with GetPathway to see what
+    changed. Access is checked again with every change: a block or an ended relationship ends
+    what the stream shows.
     """
 
 @_typing.type_check_only
 class PathwayServiceAsyncStub(PathwayServiceStub):
-    """Read side for coordinators and systems. Every read is recorded in the audit log
-    (who, organisation, purpose, when) so the citizen can see who looked.
+    """Read side for coordinators, systems and citizens. Every call passes the access policy (a
+    care relationship with the patient, see docs/access.md) and is recorded in the audit log
+    (who, organisation, basis, purpose, outcome, when) so the citizen can see who looked.
+    A caller without access gets PERMISSION_DENIED whether or not carepath knows the patient.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetPathway: _aio.UnaryUnaryMultiCallable[_pathway_pb2.GetPathwayRequest, _pathway_pb2.Pathway]  # type: ignore[assignment]
     """The patient's timeline in clinical order plus a summary of what is open: referrals,
     tasks waiting on an organisation with their due times. With `as_of`, the pathway as it
-    was known then (only events recorded by that moment). NOT_FOUND when carepath has no
-    events for the patient (as of that moment). A municipality reads only its own patients
-    (the home municipality the events name): PERMISSION_DENIED otherwise, still audited.
+    was known then (only events recorded by that moment). NOT_FOUND (to a caller with access)
+    when carepath has no events for the patient (as of that moment). The citizen reads their
+    own pathway with a CITIZEN token.
     """
     ListPathways: _aio.UnaryUnaryMultiCallable[_pathway_pb2.ListPathwaysRequest, _pathway_pb2.ListPathwaysResponse]  # type: ignore[assignment]
-    """A municipality's patients for its care coordinators: those with events involving the
-    municipality, the most urgent first (earliest due task, so overdue ones lead). Caller must
-    be that municipality. Every listed patient is recorded in the audit log.
+    """A municipality's patients for its care coordinators: those it has a care relationship
+    with now (residence or temporary residence in the registers, or the receiver of a PLO
+    message about an open stay), the most urgent first (earliest due task, so overdue ones
+    lead). Caller must be that municipality. Every listed patient is recorded in the audit log.
     """
     WatchPathway: _aio.UnaryStreamMultiCallable[_pathway_pb2.WatchPathwayRequest, _pathway_pb2.PathwayChange]  # type: ignore[assignment]
     """A stream of changes: one message each time the pathway of the patient (or of any patient
-    of the municipality) changes. Read the pathway again with GetPathway to see what changed.
-    A municipality watches only its own patients (PERMISSION_DENIED otherwise).
+    of the municipality's list) changes. Read the pathway again with GetPathway to see what
+    changed. Access is checked again with every change: a block or an ended relationship ends
+    what the stream shows.
     """
 
 class PathwayServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Read side for coordinators and systems. Every read is recorded in the audit log
-    (who, organisation, purpose, when) so the citizen can see who looked.
+    """Read side for coordinators, systems and citizens. Every call passes the access policy (a
+    care relationship with the patient, see docs/access.md) and is recorded in the audit log
+    (who, organisation, basis, purpose, outcome, when) so the citizen can see who looked.
+    A caller without access gets PERMISSION_DENIED whether or not carepath knows the patient.
     """
 
     @_abc_1.abstractmethod
@@ -93,9 +103,9 @@ class PathwayServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_pathway_pb2.Pathway, _abc.Awaitable[_pathway_pb2.Pathway]]:
         """The patient's timeline in clinical order plus a summary of what is open: referrals,
         tasks waiting on an organisation with their due times. With `as_of`, the pathway as it
-        was known then (only events recorded by that moment). NOT_FOUND when carepath has no
-        events for the patient (as of that moment). A municipality reads only its own patients
-        (the home municipality the events name): PERMISSION_DENIED otherwise, still audited.
+        was known then (only events recorded by that moment). NOT_FOUND (to a caller with access)
+        when carepath has no events for the patient (as of that moment). The citizen reads their
+        own pathway with a CITIZEN token.
         """
 
     @_abc_1.abstractmethod
@@ -104,9 +114,10 @@ class PathwayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _pathway_pb2.ListPathwaysRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_pathway_pb2.ListPathwaysResponse, _abc.Awaitable[_pathway_pb2.ListPathwaysResponse]]:
-        """A municipality's patients for its care coordinators: those with events involving the
-        municipality, the most urgent first (earliest due task, so overdue ones lead). Caller must
-        be that municipality. Every listed patient is recorded in the audit log.
+        """A municipality's patients for its care coordinators: those it has a care relationship
+        with now (residence or temporary residence in the registers, or the receiver of a PLO
+        message about an open stay), the most urgent first (earliest due task, so overdue ones
+        lead). Caller must be that municipality. Every listed patient is recorded in the audit log.
         """
 
     @_abc_1.abstractmethod
@@ -116,8 +127,9 @@ class PathwayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_pathway_pb2.PathwayChange], _abc.AsyncIterator[_pathway_pb2.PathwayChange]]:
         """A stream of changes: one message each time the pathway of the patient (or of any patient
-        of the municipality) changes. Read the pathway again with GetPathway to see what changed.
-        A municipality watches only its own patients (PERMISSION_DENIED otherwise).
+        of the municipality's list) changes. Read the pathway again with GetPathway to see what
+        changed. Access is checked again with every change: a block or an ended relationship ends
+        what the stream shows.
         """
 
 def add_PathwayServiceServicer_to_server(servicer: PathwayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

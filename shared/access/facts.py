@@ -1,0 +1,173 @@
+"""The facts the access policy decides on, read where they are kept.
+
+- Care relationships and blocks: the tables the pathway projector folds from every service's
+  events, the registry's included (`shared.access.model`; the pathway read model's database,
+  `ACCESS_DATABASE_URL`, by default the pathway's own). A relationship recorded by another
+  service counts once the projector has seen its event (normally well under a second).
+- A resource's own parties (the sender and receiver of this referral, the hospitals of this
+  stay, the receiver of this message): from the service's own store, handed in by the caller,
+  so they count at once.
+- Emergency grants: the audit log (the grant is an audited call).
+
+Two indexed queries per call at most (the relationships of the caller's organisation with the
+patient and the blocks that name it); the emergency grant is looked up only when nothing else
+gives access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from shared.access.model import (
+    RELATIONSHIPS,
+    Basis,
+    Relationship,
+    blocks,
+    emergency_duration,
+    organisations,
+    relationships,
+)
+from shared.access.policy import EmergencyGrant, Facts, Rule
+from shared.audit import log as audit
+from shared.auth import Actor, OrgKind
+from shared.times import utc_iso
+
+
+def _relationship(row: sa.Row) -> Relationship:  # type: ignore[type-arg]
+    return Relationship(row.her_id, Basis(row.basis), row.valid_from, row.valid_to, row.hpr)
+
+
+def _block_of(actor: Actor) -> sa.ColumnElement[bool]:
+    names = [blocks.c.her_id == actor.her_id]
+    if actor.hpr:
+        names.append(blocks.c.hpr == actor.hpr)
+    return sa.or_(*names)
+
+
+class FactStore:
+    def __init__(self, engine: Engine, audit_engine: Engine) -> None:
+        self.engine = engine
+        self._audit = audit_engine
+
+    def gather(
+        self,
+        rule: Rule,
+        actor: Actor,
+        patient_key: str,
+        own: Sequence[Relationship],
+        now: datetime,
+    ) -> Facts:
+        """The facts about `actor` and one patient that `rule` can use; `own` are the
+        resource's own parties (already known to the service)."""
+        wants_relationships = any(b in RELATIONSHIPS for b in rule.bases)
+        if actor.org_kind in (OrgKind.CITIZEN, OrgKind.REGISTRY) or not (
+            wants_relationships or rule.blockable or Basis.EMERGENCY in rule.bases
+        ):
+            return Facts(relationships=own)
+        r = relationships
+        with self.engine.connect() as conn:
+            found = [
+                _relationship(row)
+                for row in conn.execute(
+                    sa.select(r).where(r.c.patient_key == patient_key, r.c.her_id == actor.her_id)
+                )
+            ]
+            blocked = bool(
+                rule.blockable
+                and conn.execute(
+                    sa.select(blocks.c.block_id)
+                    .where(blocks.c.patient_key == patient_key, _block_of(actor))
+                    .limit(1)
+                ).first()
+            )
+        held = [*own, *found]
+        emergency = None
+        stamp = utc_iso(now)
+        related = any(
+            x.basis in rule.bases and x.her_id == actor.her_id and x.holds_at(stamp) for x in held
+        )
+        if Basis.EMERGENCY in rule.bases and actor.hpr and not related and not blocked:
+            emergency = self.emergency_grant(actor, patient_key, now)
+        return Facts(relationships=held, blocked=blocked, emergency=emergency)
+
+    def emergency_grant(
+        self, actor: Actor, patient_key: str, now: datetime
+    ) -> EmergencyGrant | None:
+        if not actor.hpr:
+            return None
+        hours = emergency_duration()
+        found = audit.emergency_grant(self._audit, patient_key, actor.her_id, actor.hpr, now, hours)
+        if found is None:
+            return None
+        at, reason, justification = found
+        expires = utc_iso(datetime.fromisoformat(at) + hours)
+        return EmergencyGrant(at, expires, reason or "", justification or "")
+
+    def members(
+        self, actor: Actor, keys: Iterable[str], bases: Sequence[Basis], now: datetime
+    ) -> dict[str, Basis]:
+        """Of these patients, those the caller's organisation has one of `bases` with now and
+        no block holds against the caller: patient → the first basis found."""
+        keys = list(keys)
+        if not keys:
+            return {}
+        r, stamp = relationships, utc_iso(now)
+        found: dict[str, set[Basis]] = {}
+        blocked: set[str] = set()
+        with self.engine.connect() as conn:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                rows = conn.execute(
+                    sa.select(r.c.patient_key, r.c.basis).where(
+                        r.c.patient_key.in_(chunk),
+                        r.c.her_id == actor.her_id,
+                        r.c.basis.in_([b.value for b in bases]),
+                        r.c.valid_from <= stamp,
+                        sa.or_(r.c.valid_to.is_(None), r.c.valid_to > stamp),
+                    )
+                )
+                for key, basis in rows:
+                    found.setdefault(key, set()).add(Basis(basis))
+                blocked.update(
+                    conn.execute(
+                        sa.select(blocks.c.patient_key).where(
+                            blocks.c.patient_key.in_(chunk), _block_of(actor)
+                        )
+                    ).scalars()
+                )
+        return {
+            key: next(b for b in bases if b in held)
+            for key, held in found.items()
+            if key not in blocked
+        }
+
+    def relations(self, patient_key: str, now: datetime) -> list[Relationship]:
+        """Every relationship of the patient that holds now (for the pathway's register
+        facts: residence, temporary residence, fastlege)."""
+        r, stamp = relationships, utc_iso(now)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(r)
+                .where(
+                    r.c.patient_key == patient_key,
+                    r.c.valid_from <= stamp,
+                    sa.or_(r.c.valid_to.is_(None), r.c.valid_to > stamp),
+                )
+                .order_by(r.c.valid_from, r.c.her_id)
+            )
+            return [_relationship(row) for row in rows]
+
+    def organisations(self, her_ids: Iterable[str]) -> list[sa.Row]:  # type: ignore[type-arg]
+        """The directory's entries of these HER-ids (unknown ones left out), by HER-id."""
+        wanted = sorted({h for h in her_ids if h})
+        o = organisations
+        found: list[sa.Row] = []  # type: ignore[type-arg]
+        with self.engine.connect() as conn:
+            for i in range(0, len(wanted), 500):
+                query = sa.select(o).where(o.c.her_id.in_(wanted[i : i + 500]))
+                found.extend(conn.execute(query.order_by(o.c.her_id)))
+        return found

@@ -1,0 +1,1 @@
+"""The audit log of every call (see `shared.audit.log`)."""

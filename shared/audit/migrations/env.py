@@ -1,0 +1,17 @@
+"""Alembic environment for the audit log (run through shared.audit.migrate)."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from shared.audit.log import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    render_as_batch=True,
+    version_table=context.config.attributes["version_table"],
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/carepath/v1/*.proto)
 
-.PHONY: setup run test lint fmt proto proto-check bench token lock services clean
+.PHONY: setup run test lint fmt proto proto-check docs bench bench-compare token lock services clean
 
 setup: $(STAMP) ## create the virtualenv and install the pinned dependencies
 
@@ -24,10 +24,15 @@ proto-check: proto ## fail when the committed generated code differs from the .p
 	@git diff --exit-code --stat -- protos || \
 		(echo "generated protobuf code is stale: run 'make proto' and commit" >&2; exit 1)
 
+docs: $(STAMP) ## print the access table (shared/access/table.py) as docs/access.md
+	$(PY) -m shared.access.doc > docs/access.md
+
 run: $(STAMP) ## start everything on the embedded default (SQLite under var/, local RabbitMQ)
 	@bash infra/ensure-rabbitmq.sh
 	@mkdir -p var
 	$(PY) -m services.pathway migrate
+	$(PY) -m services.audit migrate
+	$(PY) -m services.registry import infra/demo-registry.json
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH PYTHONUNBUFFERED=1 $(VENV)/bin/honcho -d . -f infra/Procfile start
 
 test: $(STAMP) ## unit, integration and end-to-end tests against the real broker and databases
@@ -49,7 +54,11 @@ bench: $(STAMP) ## end-to-end throughput and latency, with the raw limits of the
 	@bash infra/ensure-rabbitmq.sh
 	$(PY) -m bench.workload $(BENCH_ARGS)
 
-token: $(STAMP) ## mint a development token: make token ARGS="--her-id 1234567 --kind GP --hpr 9144900"
+bench-compare: $(STAMP) ## the benchmark on BASE=<commit> and on this tree, back to back
+	@bash infra/ensure-rabbitmq.sh
+	$(PY) -m bench.compare $(BASE) $(BENCH_ARGS)
+
+token: $(STAMP) ## mint a development token: make token ARGS="--her-id 1234567 --kind GP --hpr 9144900" (or --kind CITIZEN --pid ...)
 	@$(PY) -m shared.auth $(ARGS)
 
 lock: ## re-resolve requirements.lock from pyproject.toml (needs uv)

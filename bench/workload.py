@@ -9,6 +9,11 @@ A readiness needs a stay the discharges service knows (its own view, kept by the
 `discharges_stays` process from the admissions events), so the mixed workload admits those
 stays before the clock starts and waits until discharges knows every one of them.
 
+Every call passes the access policy and is put on the audit log, as in production: before the
+clock starts the patients are imported into the registry (`python -m services.registry import`,
+the GP office as their fastlege, municipality 4201 as their home) and the bench waits until the
+policy's facts know them all.
+
     make bench                                   # mixed, SQLite, 3000 commands, 8 clients
     make bench BENCH_ARGS="--workload referrals --backend postgres --commands 4000"
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -38,6 +44,7 @@ import pika
 import psycopg
 import sqlalchemy as sa
 from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from carepath.v1 import (
     admissions_pb2,
@@ -59,10 +66,14 @@ from shared.store import CarepathApplication
 from tests.support import ensure_vhost, free_port, make_fnr
 
 SECRET = "bench-secret-0123456789-0123456789-0123"
-GP = Actor(her_id="8134021", org_kind=OrgKind.GP)
-HOSPITAL = Actor(her_id="59", org_kind=OrgKind.HOSPITAL)
-#: The domain services the workloads use (each runs its gRPC server and its relay).
-SERVICES = ("referrals", "admissions", "discharges", "medications")
+GP = Actor(her_id="8134021", org_kind=OrgKind.GP, hpr="9144900")
+HOSPITAL = Actor(her_id="59", org_kind=OrgKind.HOSPITAL, hpr="4210953")
+MUNICIPALITY = "4201"
+#: The domain services the workloads use (each runs its gRPC server and its relay); the
+#: registry brings in the register facts the access policy decides on.
+SERVICES = ("referrals", "admissions", "discharges", "medications", "registry")
+#: Stores beside the services': the read model (and access facts), the audit log, raw saves.
+STORES = (*SERVICES, "pathway", "audit", "raw")
 VHOST = "carepath-bench"
 
 
@@ -85,12 +96,12 @@ def amqp_uri() -> str:
 @contextmanager
 def database(backend: str, workdir: Path) -> Iterator[dict[str, str]]:
     if backend == "sqlite":
-        yield {name: f"sqlite:///{workdir}/{name}.sqlite" for name in (*SERVICES, "pathway", "raw")}
+        yield {name: f"sqlite:///{workdir}/{name}.sqlite" for name in STORES}
         return
     admin = os.environ.get(
         "CAREPATH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
     )
-    names = {k: f"carepath_bench_{k}_{uuid.uuid4().hex[:8]}" for k in (*SERVICES, "pathway", "raw")}
+    names = {k: f"carepath_bench_{k}_{uuid.uuid4().hex[:8]}" for k in STORES}
     with psycopg.connect(admin, autocommit=True) as conn:
         for name in names.values():
             conn.execute(f'CREATE DATABASE "{name}"')
@@ -104,12 +115,15 @@ def database(backend: str, workdir: Path) -> Iterator[dict[str, str]]:
 
 
 @contextmanager
-def system(urls: dict[str, str], uri: str, workdir: Path) -> Iterator[dict[str, str]]:
-    """Every service of the workload as real processes; yields their gRPC addresses."""
+def system(
+    urls: dict[str, str], uri: str, workdir: Path
+) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
+    """Every service of the workload as real processes; yields their gRPC addresses and the
+    environment they run in (for one-off commands against the same stores)."""
     addresses = {name: f"127.0.0.1:{free_port()}" for name in SERVICES}
     env = {
         **os.environ,
-        **{f"{name.upper()}_DATABASE_URL": urls[name] for name in (*SERVICES, "pathway")},
+        **{f"{name.upper()}_DATABASE_URL": urls[name] for name in (*SERVICES, "pathway", "audit")},
         **{f"{name.upper()}_GRPC_ADDRESS": address for name, address in addresses.items()},
         "AMQP_URI": uri,
         "PATHWAY_GRPC_ADDRESS": f"127.0.0.1:{free_port()}",
@@ -120,6 +134,7 @@ def system(urls: dict[str, str], uri: str, workdir: Path) -> Iterator[dict[str, 
     }
     py = sys.executable
     subprocess.run([py, "-m", "services.pathway", "migrate"], env=env, check=True)
+    subprocess.run([py, "-m", "services.audit", "migrate"], env=env, check=True)
     procs = [subprocess.Popen([py, "-m", "services.pathway", "project"], env=env)]
     nameko = [str(Path(py).with_name("nameko")), "run", "--config", "infra/nameko.yml"]
     procs.append(
@@ -138,7 +153,7 @@ def system(urls: dict[str, str], uri: str, workdir: Path) -> Iterator[dict[str, 
         failed = [p.args for p in procs if p.poll() is not None]
         if failed:
             raise SystemExit(f"bench: a process of the system exited: {failed}")
-        yield addresses
+        yield addresses, env
     finally:
         for p in procs:
             p.terminate()
@@ -196,11 +211,54 @@ class Workload:
                 patient=common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=self.numbers[i]),
                 ward="Medisinsk sengepost 3",
                 admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
-                municipality_her_id="4201",
+                municipality_her_id=MUNICIPALITY,
             ),
             metadata=self.hospital,
             timeout=30,
         )
+
+    def register(self, urls: dict[str, str], env: dict[str, str], workdir: Path) -> None:
+        """Import the patients into the registry (the GP office their fastlege, 4201 their
+        home; one file, one bulk import) and wait until the access facts know them all."""
+        extract = {
+            "patients": [
+                {
+                    "patient": {"system": FNR_SYSTEM, "value": value},
+                    "residence": [
+                        {"municipality_her_id": MUNICIPALITY, "valid_from": "1980-01-01"}
+                    ],
+                    "fastlege": [
+                        {
+                            "gp_her_id": GP.her_id,
+                            "gp_hpr_number": GP.hpr,
+                            "valid_from": "2000-01-01",
+                        }
+                    ],
+                }
+                for value in self.numbers
+            ]
+        }
+        path = workdir / "bench-registry.json"
+        path.write_text(json.dumps(extract))
+        command = [sys.executable, "-m", "services.registry", "import", str(path)]
+        subprocess.run(command, env=env, check=True)
+        facts = sa.table("access_relationships", sa.column("basis"))
+        engine = readmodel.create_engine(urls["pathway"])
+        count_fastlege = (
+            sa.select(sa.func.count()).select_from(facts).where(facts.c.basis == "FASTLEGE")
+        )
+        deadline = time.monotonic() + 300
+        try:
+            while True:
+                with engine.connect() as conn:
+                    count = conn.execute(count_fastlege).scalar_one()
+                if count >= len(self.numbers):
+                    return
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"bench: the policy knows {count} of {len(self.numbers)}")
+                time.sleep(0.2)
+        finally:
+            engine.dispose()
 
     def prepare(self, urls: dict[str, str], n: int, clients: int) -> None:
         """Admit the stays the readiness commands will name (untimed) and wait until the
@@ -364,6 +422,25 @@ class Plain(CarepathAggregate):
     """The smallest aggregate: the bare cost of a save."""
 
 
+def raw_grpc_rate(address: str, n: int, clients: int) -> float:
+    """Bare gRPC: the same clients calling the health check of one of our servers (no token,
+    no policy, no store): the floor of a call over loopback on this machine."""
+    per_client = max(1, n // clients)
+
+    def client() -> None:
+        stub = health_pb2_grpc.HealthStub(grpc.insecure_channel(address))
+        for _ in range(per_client):
+            stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return per_client * clients / (time.perf_counter() - start)
+
+
 def raw_save_rate(url: str, n: int) -> float:
     app = CarepathApplication(env=StoreSettings(url).eventsourcing_env("raw"))
     start = time.perf_counter()
@@ -435,10 +512,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="carepath-bench-") as tmp:
         workdir = Path(tmp)
         with database(args.backend, workdir) as urls:
-            with system(urls, uri, workdir) as addresses:
+            with system(urls, uri, workdir) as (addresses, env):
                 workload = Workload(args.workload, addresses, args.commands)
+                workload.register(urls, env, workdir)
                 workload.prepare(urls, args.commands, args.clients)
                 ours = run_commands(workload, urls, args.commands, args.clients)
+                bare_grpc = raw_grpc_rate(addresses["referrals"], args.commands, args.clients)
             save = raw_save_rate(urls["raw"], args.commands)
         publish, consume = raw_pika_rates(uri, max(args.commands, 5000))
 
@@ -456,6 +535,11 @@ def main() -> None:
         ("command latency p50 / p99 (ms)", f"{ours['p50']:.1f} / {ours['p99']:.1f}", ""),
         ("command → visible p50 / p99 (ms)", f"{ours['vis_p50']:.0f} / {ours['vis_p99']:.0f}", ""),
         (f"raw: bare Application.save ({args.backend}) /s", f"{save:.0f}", "1.00"),
+        (
+            "raw: bare gRPC call (health check) /s",
+            f"{bare_grpc:.0f}",
+            f"ours {ours['command_rate'] / bare_grpc:.2f} of it",
+        ),
         (
             "raw: bare pika publish, batched confirms /s",
             f"{publish:.0f}",

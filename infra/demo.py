@@ -10,6 +10,12 @@ surgery. A second, earlier referral was cancelled by the GP. In November she is 
 acutely, declared ready for discharge on a Friday, and the municipality receives her on Tuesday
 in a short-term nursing-home place; a medication changed in hospital is reconciled by the GP.
 Command ids are fixed, so loading twice changes nothing.
+
+The patient and the organisations come from the registers first: `make run` imports the
+synthetic extract infra/demo-registry.json (`python -m services.registry import ...`), so the
+municipality, the fastlege and every organisation's name are known before the first command.
+Relationships recorded by one service reach the others' access policy through the pathway's
+projection within moments; the demo retries a command its caller is refused until they have.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -46,6 +53,8 @@ from shared.auth import Actor, OrgKind, bearer_metadata, mint_token
 from shared.ids import FNR_SYSTEM
 
 PATIENT = "12034248069"
+#: The synthetic register extract `make run` imports before the demo loads.
+REGISTRY_FILE = Path(__file__).with_name("demo-registry.json")
 GP = Actor(her_id="8134021", org_kind=OrgKind.GP, hpr="9144900")
 OSLO = ZoneInfo("Europe/Oslo")
 NURSING_HOME = "88001"  # a municipal short-term place
@@ -106,15 +115,18 @@ def load(clients: Clients, secret: str) -> int:
     referrals, admissions, medications = clients.referrals, clients.admissions, clients.medications
     discharges = clients.discharges
 
-    # The GP's medication list for an 84-year-old with home nursing.
-    listed = medications.PrescribeMedication(
-        medications_pb2.PrescribeMedicationRequest(
-            metadata=meta("rx-metformin", at(2024, 6, 3, 9)),
-            patient=patient,
-            medication=medications_pb2.Medication(atc_code="A10BA02", name="Metformin"),
-            dose="500 mg x 2",
-        ),
-        metadata=creds[GP.her_id],
+    # The GP's medication list for an 84-year-old with home nursing (the GP is her fastlege
+    # in the registers: retried until that relationship has reached the policy).
+    listed = once_related(
+        lambda: medications.PrescribeMedication(
+            medications_pb2.PrescribeMedicationRequest(
+                metadata=meta("rx-metformin", at(2024, 6, 3, 9)),
+                patient=patient,
+                medication=medications_pb2.Medication(atc_code="A10BA02", name="Metformin"),
+                dose="500 mg x 2",
+            ),
+            metadata=creds[GP.her_id],
+        )
     )
     listed = medications.PrescribeMedication(
         medications_pb2.PrescribeMedicationRequest(
@@ -267,22 +279,25 @@ def load(clients: Clients, secret: str) -> int:
         ),
         metadata=creds[HOSPITAL_A.her_id],
     )
-    # In hospital the Ramipril dose is lowered (low blood pressure).
-    listed = medications.ChangeDose(
-        medications_pb2.ChangeDoseRequest(
-            metadata=meta("dose-ramipril", at(2024, 11, 13, 11, 0)),
-            patient=patient,
-            entry_id=ramipril,
-            dose="2.5 mg x 1",
-            reason="Lavt blodtrykk under innleggelsen",
-        ),
-        metadata=creds[HOSPITAL_A.her_id],
+    # In hospital the Ramipril dose is lowered (low blood pressure): the hospital of the stay
+    # may, once its stay has reached the medications service's policy.
+    listed = once_related(
+        lambda: medications.ChangeDose(
+            medications_pb2.ChangeDoseRequest(
+                metadata=meta("dose-ramipril", at(2024, 11, 13, 11, 0)),
+                patient=patient,
+                entry_id=ramipril,
+                dose="2.5 mg x 1",
+                reason="Lavt blodtrykk under innleggelsen",
+            ),
+            metadata=creds[HOSPITAL_A.her_id],
+        )
     )
 
     # Ready for discharge on Friday 15 November; the municipality cannot receive her until
     # Tuesday; discharged to a short-term nursing-home place; epikrise to GP and municipality.
     # discharges learns of the stay from admissions events: retry while it catches up.
-    ready = retry_until_known(
+    ready = once_related(
         lambda: discharges.DeclareReadyForDischarge(
             discharges_pb2.DeclareReadyForDischargeRequest(
                 metadata=meta("ready", at(2024, 11, 15, 10, 0)), stay_id=sid
@@ -341,15 +356,16 @@ def load(clients: Clients, secret: str) -> int:
     return events + 1  # the reaction in admissions closes the stay
 
 
-def retry_until_known(command: Callable[[], T], timeout: float = 30.0) -> T:
-    """Run a command that FAILED_PRECONDITION refuses until an eventually consistent view
-    (here: discharges' view of stays) has caught up."""
+def once_related(command: Callable[[], T], timeout: float = 30.0) -> T:
+    """Run a command refused (PERMISSION_DENIED) until what it depends on, recorded by another
+    service, has reached this one: the caller's relationship with the patient (registry,
+    admissions) in the access policy, or a stay in discharges' view of the stays."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             return command()
         except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.FAILED_PRECONDITION or time.monotonic() > deadline:
+            if exc.code() != grpc.StatusCode.PERMISSION_DENIED or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
 
@@ -360,7 +376,7 @@ def fetch(
     return pathway.GetPathway(
         pathway_pb2.GetPathwayRequest(
             patient=common_pb2.PatientIdentifier(system=system, value=value),
-            purpose="care coordination",
+            purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION,
         ),
         metadata=bearer_metadata(mint_token(COORDINATOR, secret)),
         timeout=10,
@@ -428,7 +444,7 @@ def main() -> None:
             if len(reply.timeline) >= expected:
                 break
         except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.NOT_FOUND:
+            if exc.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED):
                 raise
         if time.monotonic() > deadline:
             sys.exit("demo: the pathway did not show the demo events within 60 s")
@@ -440,10 +456,21 @@ def main() -> None:
         "\ncarepath is running (gRPC, with reflection and health checking):\n"
         + "".join(
             f"  {name:12} {config.grpc_address(name)}\n"
-            for name in ("pathway", "referrals", "admissions", "discharges", "medications")
+            for name in (
+                "pathway",
+                "referrals",
+                "admissions",
+                "discharges",
+                "medications",
+                "registry",
+            )
         )
         + f"  Show the demo pathway:  .venv/bin/python infra/demo.py show --patient {PATIENT}\n"
-        '  Mint a token:           make token ARGS="--her-id 4201 --kind MUNICIPALITY"\n'
+        "  Mint a token:           "
+        'make token ARGS="--her-id 4201 --kind MUNICIPALITY --hpr 1203921"\n'
+        f"  The citizen's page:     http://{config.http_address('viewer')}/innbygger  "
+        f"(development sign-in as {PATIENT})\n"
+        "  Verify the audit log:   .venv/bin/python -m services.audit verify\n"
         "  Stop everything:        Ctrl-C",
         flush=True,
     )

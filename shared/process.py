@@ -27,6 +27,7 @@ def setup_logging(process: str) -> None:
         format=f"%(asctime)s {process} %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("pika").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def stop_event() -> threading.Event:

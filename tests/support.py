@@ -49,6 +49,7 @@ from services.referrals import api as referrals_api
 from services.referrals.application import ReferralsApplication
 from services.registry import api as registry_api
 from services.registry.application import RegistryApplication
+from services.registry.importer import import_facts, read_file
 from shared.access.enforce import AccessControl
 from shared.access.model import Basis, relationships
 from shared.amqp import BatchPublisher
@@ -56,6 +57,7 @@ from shared.audit.log import accesses
 from shared.auth import Actor, OrgKind, bearer_metadata, mint_token
 from shared.config import StoreSettings
 from shared.grpc_server import Server, start_server
+from shared.ids import FNR_SYSTEM
 from shared.outbox import OutboxRelay, PositionStore
 from shared.store import CarepathApplication
 
@@ -300,6 +302,9 @@ def running_system(urls: dict[str, str], amqp_uri: str, queue: str) -> Iterator[
     )
     for t in threads:
         t.start()
+    # The relays publish to whatever queue is bound: wait until the projector's is.
+    if not proj.ready.wait(timeout=30):
+        raise AssertionError("the projector did not declare its queue within 30 s")
     try:
         yield Harness(apps, servers, relays, engine, pathway_server, proj, access)
     finally:
@@ -414,3 +419,17 @@ def demo_clients(system: Harness, demo: ModuleType) -> Any:
         medications=stub(medications_pb2_grpc.MedicationServiceStub, "medications"),
         discharges=stub(discharges_pb2_grpc.DischargeServiceStub, "discharges"),
     )
+
+
+def load_demo(system: Harness, demo: ModuleType) -> int:
+    """The demo as `make run` loads it: the synthetic register extract imported into the
+    registry (`python -m services.registry import`), then the demo's commands over gRPC.
+    Returns how many public clinical events the commands record."""
+    registry = cast(RegistryApplication, system.apps["registry"])
+    import_facts(registry, read_file(demo.REGISTRY_FILE), REGISTER_ADAPTER)
+    system.wait_for_relationship(
+        {"system": FNR_SYSTEM, "value": demo.PATIENT},
+        demo.COORDINATOR.her_id,
+        Basis.RESIDENCE_MUNICIPALITY,
+    )
+    return int(demo.load(demo_clients(system, demo), SECRET))

@@ -1,8 +1,11 @@
 -- Run once, by the postgres image, on an empty data directory (/docker-entrypoint-initdb.d).
 -- One database per service: each domain service's event store (with its outbox) and the
--- pathway read model. The services create their own tables on start.
+-- pathway read model (also the access facts), the registry, and the audit log. The services
+-- create their own tables on start (the read model and the audit log by their migrations).
 CREATE DATABASE referrals;
 CREATE DATABASE admissions;
 CREATE DATABASE discharges;
 CREATE DATABASE medications;
 CREATE DATABASE pathway;
+CREATE DATABASE registry;
+CREATE DATABASE audit;

@@ -1,9 +1,10 @@
 """The patient's shared medication list (PLL-style): one list per patient, "as agreed between
 doctor and patient", kept together by GP offices, hospitals and municipal doctors.
 
-Who may act: every organisation kind (GP, HOSPITAL, MUNICIPALITY) may prescribe, change,
-pause, resume, discontinue and reconcile, because municipal doctors (sykehjemslege, legevakt)
-prescribe too. The prescribing organisation is kept on each entry as its source.
+Who may act is the access policy's business (docs/access.md): a doctor of any organisation
+kind caring for the patient now — GP office, hospital, or municipality, because municipal doctors
+(sykehjemslege, legevakt) prescribe too. The prescribing organisation is kept on each entry as
+its source.
 
 Clinical time rules the list. Each change is placed at its `occurred_at`; a change reported
 late lands in its clinical place. `fold` is the one reading of the history: a pure function

@@ -144,6 +144,8 @@ class Projector:
         self._max_batch = max_batch
         self._on_batch = on_batch
         self.projected = 0
+        #: Set once the queue and its bindings exist (nothing published after is missed).
+        self.ready = threading.Event()
 
     def _handle(self, channel: BlockingChannel, batch: list[amqp.Delivery]) -> None:
         envelopes: list[Envelope] = []
@@ -176,6 +178,7 @@ class Projector:
             try:
                 channel = connection.channel()
                 declare_topology(channel, self._queue)
+                self.ready.set()
                 log.info("consuming %s", self._queue)
                 for batch in amqp.consume_batches(channel, self._queue, self._max_batch):
                     if batch:

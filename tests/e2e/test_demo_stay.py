@@ -28,11 +28,11 @@ from shared.ids import FNR_SYSTEM
 from tests.support import (
     SECRET,
     Harness,
-    demo_clients,
     demo_module,
     demo_reactions,
     drain_queue,
     dump_read_model,
+    load_demo,
     running_system,
     unique_queue,
     wait_for,
@@ -73,8 +73,7 @@ def test_the_demo_stay_tells_the_whole_story_and_rebuilds_identically(
         running_system(backend, amqp_uri, queue) as system,
         demo_reactions(amqp_uri, backend),
     ):
-        clients = demo_clients(system, demo)
-        expected = demo.load(clients, SECRET)
+        expected = load_demo(system, demo)
         get = pathway_of(system, demo)
 
         def complete() -> pathway_pb2.Pathway | None:
@@ -117,6 +116,15 @@ def test_the_demo_stay_tells_the_whole_story_and_rebuilds_identically(
         assert reply.medications.last_reconciliation.reconciled_by.organisation.her_id == (
             demo.GP.her_id
         )
+        # the register facts, and the organisations by their names in the directory
+        assert (reply.relations.residence_municipality_her_id, reply.relations.fastlege_her_id) == (
+            demo.COORDINATOR.her_id,
+            demo.GP.her_id,
+        )
+        names = {o.her_id: o.name for o in reply.organisations}
+        assert names[demo.COORDINATOR.her_id] == "Fjordvik kommune"
+        assert names[demo.NURSING_HOME] == "Fjordvik helsehus, korttidsavdeling"
+        assert reply.access_basis == common_pb2.ACCESS_BASIS_RESIDENCE_MUNICIPALITY
 
         live = dump_read_model(system.engine)
         rebuilt = readmodel.create_engine(f"sqlite:///{tmp_path}/rebuilt.sqlite")

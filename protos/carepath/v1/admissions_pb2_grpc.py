@@ -29,15 +29,18 @@ class AdmissionServiceStub:
     """The stay lifecycle. Every command is idempotent on metadata.command_id and returns the stay as
     it stood right after that command.
 
-    Who may act: the responsible hospital (the admitting one, or the hospital the patient was last
-    transferred to) admits, sends messages, transfers and closes; the patient's home municipality
-    records its admission report; each message's receiver records that message's receipt.
-    Who may read: every hospital of the stay and the patient's home municipality.
+    Who may act (docs/access.md): any hospital admits a patient who has come to it; the responsible
+    hospital (the admitting one, or the hospital the patient was last transferred to) sends
+    messages, transfers and closes; the municipality the patient lives or stays in (registers), or
+    one sent a message about the stay, records its admission report; each message's receiver
+    records that message's receipt. Who may read: whoever cares for the patient (the hospitals of
+    the stay until 30 days after it, the fastlege, the municipality), see docs/access.md.
 
     Errors: INVALID_ARGUMENT names the field and the rule; FAILED_PRECONDITION names the current
     state when a command is impossible (e.g. the stay is CLOSED, the message already answered);
-    PERMISSION_DENIED when the caller's organisation may not act on or read the stay; NOT_FOUND
-    for an unknown stay or message; UNAUTHENTICATED without a token.
+    PERMISSION_DENIED when the caller may not act on or read the stay — the same for a stay that
+    does not exist; NOT_FOUND for an unknown message of a stay the caller may act on;
+    UNAUTHENTICATED without a token.
     """
 
     def __init__(self, channel):
@@ -97,15 +100,18 @@ class AdmissionServiceServicer:
     """The stay lifecycle. Every command is idempotent on metadata.command_id and returns the stay as
     it stood right after that command.
 
-    Who may act: the responsible hospital (the admitting one, or the hospital the patient was last
-    transferred to) admits, sends messages, transfers and closes; the patient's home municipality
-    records its admission report; each message's receiver records that message's receipt.
-    Who may read: every hospital of the stay and the patient's home municipality.
+    Who may act (docs/access.md): any hospital admits a patient who has come to it; the responsible
+    hospital (the admitting one, or the hospital the patient was last transferred to) sends
+    messages, transfers and closes; the municipality the patient lives or stays in (registers), or
+    one sent a message about the stay, records its admission report; each message's receiver
+    records that message's receipt. Who may read: whoever cares for the patient (the hospitals of
+    the stay until 30 days after it, the fastlege, the municipality), see docs/access.md.
 
     Errors: INVALID_ARGUMENT names the field and the rule; FAILED_PRECONDITION names the current
     state when a command is impossible (e.g. the stay is CLOSED, the message already answered);
-    PERMISSION_DENIED when the caller's organisation may not act on or read the stay; NOT_FOUND
-    for an unknown stay or message; UNAUTHENTICATED without a token.
+    PERMISSION_DENIED when the caller may not act on or read the stay — the same for a stay that
+    does not exist; NOT_FOUND for an unknown message of a stay the caller may act on;
+    UNAUTHENTICATED without a token.
     """
 
     def AdmitPatient(self, request, context):
@@ -172,8 +178,8 @@ class AdmissionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListStays(self, request, context):
-        """Every stay of the patient that the caller may read, newest admission first (stays the
-        caller may not read are left out; an empty list when there are none).
+        """Every stay of the patient, newest admission first (an empty list when there are none), to a
+        caller who cares for the patient.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -239,15 +245,18 @@ class AdmissionService:
     """The stay lifecycle. Every command is idempotent on metadata.command_id and returns the stay as
     it stood right after that command.
 
-    Who may act: the responsible hospital (the admitting one, or the hospital the patient was last
-    transferred to) admits, sends messages, transfers and closes; the patient's home municipality
-    records its admission report; each message's receiver records that message's receipt.
-    Who may read: every hospital of the stay and the patient's home municipality.
+    Who may act (docs/access.md): any hospital admits a patient who has come to it; the responsible
+    hospital (the admitting one, or the hospital the patient was last transferred to) sends
+    messages, transfers and closes; the municipality the patient lives or stays in (registers), or
+    one sent a message about the stay, records its admission report; each message's receiver
+    records that message's receipt. Who may read: whoever cares for the patient (the hospitals of
+    the stay until 30 days after it, the fastlege, the municipality), see docs/access.md.
 
     Errors: INVALID_ARGUMENT names the field and the rule; FAILED_PRECONDITION names the current
     state when a command is impossible (e.g. the stay is CLOSED, the message already answered);
-    PERMISSION_DENIED when the caller's organisation may not act on or read the stay; NOT_FOUND
-    for an unknown stay or message; UNAUTHENTICATED without a token.
+    PERMISSION_DENIED when the caller may not act on or read the stay — the same for a stay that
+    does not exist; NOT_FOUND for an unknown message of a stay the caller may act on;
+    UNAUTHENTICATED without a token.
     """
 
     @staticmethod

@@ -33,15 +33,18 @@ class AdmissionServiceStub:
     """The stay lifecycle. Every command is idempotent on metadata.command_id and returns the stay as
     it stood right after that command.
 
-    Who may act: the responsible hospital (the admitting one, or the hospital the patient was last
-    transferred to) admits, sends messages, transfers and closes; the patient's home municipality
-    records its admission report; each message's receiver records that message's receipt.
-    Who may read: every hospital of the stay and the patient's home municipality.
+    Who may act (docs/access.md): any hospital admits a patient who has come to it; the responsible
+    hospital (the admitting one, or the hospital the patient was last transferred to) sends
+    messages, transfers and closes; the municipality the patient lives or stays in (registers), or
+    one sent a message about the stay, records its admission report; each message's receiver
+    records that message's receipt. Who may read: whoever cares for the patient (the hospitals of
+    the stay until 30 days after it, the fastlege, the municipality), see docs/access.md.
 
     Errors: INVALID_ARGUMENT names the field and the rule; FAILED_PRECONDITION names the current
     state when a command is impossible (e.g. the stay is CLOSED, the message already answered);
-    PERMISSION_DENIED when the caller's organisation may not act on or read the stay; NOT_FOUND
-    for an unknown stay or message; UNAUTHENTICATED without a token.
+    PERMISSION_DENIED when the caller may not act on or read the stay — the same for a stay that
+    does not exist; NOT_FOUND for an unknown message of a stay the caller may act on;
+    UNAUTHENTICATED without a token.
     """
 
     @_typing.overload
@@ -79,8 +82,8 @@ class AdmissionServiceStub:
     GetStay: _grpc.UnaryUnaryMultiCallable[_admissions_pb2.GetStayRequest, _admissions_pb2.Stay]
     """The stay as it stands now."""
     ListStays: _grpc.UnaryUnaryMultiCallable[_admissions_pb2.ListStaysRequest, _admissions_pb2.ListStaysResponse]
-    """Every stay of the patient that the caller may read, newest admission first (stays the
-    caller may not read are left out; an empty list when there are none).
+    """Every stay of the patient, newest admission first (an empty list when there are none), to a
+    caller who cares for the patient.
     """
 
 @_typing.type_check_only
@@ -88,15 +91,18 @@ class AdmissionServiceAsyncStub(AdmissionServiceStub):
     """The stay lifecycle. Every command is idempotent on metadata.command_id and returns the stay as
     it stood right after that command.
 
-    Who may act: the responsible hospital (the admitting one, or the hospital the patient was last
-    transferred to) admits, sends messages, transfers and closes; the patient's home municipality
-    records its admission report; each message's receiver records that message's receipt.
-    Who may read: every hospital of the stay and the patient's home municipality.
+    Who may act (docs/access.md): any hospital admits a patient who has come to it; the responsible
+    hospital (the admitting one, or the hospital the patient was last transferred to) sends
+    messages, transfers and closes; the municipality the patient lives or stays in (registers), or
+    one sent a message about the stay, records its admission report; each message's receiver
+    records that message's receipt. Who may read: whoever cares for the patient (the hospitals of
+    the stay until 30 days after it, the fastlege, the municipality), see docs/access.md.
 
     Errors: INVALID_ARGUMENT names the field and the rule; FAILED_PRECONDITION names the current
     state when a command is impossible (e.g. the stay is CLOSED, the message already answered);
-    PERMISSION_DENIED when the caller's organisation may not act on or read the stay; NOT_FOUND
-    for an unknown stay or message; UNAUTHENTICATED without a token.
+    PERMISSION_DENIED when the caller may not act on or read the stay — the same for a stay that
+    does not exist; NOT_FOUND for an unknown message of a stay the caller may act on;
+    UNAUTHENTICATED without a token.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -131,23 +137,26 @@ class AdmissionServiceAsyncStub(AdmissionServiceStub):
     GetStay: _aio.UnaryUnaryMultiCallable[_admissions_pb2.GetStayRequest, _admissions_pb2.Stay]  # type: ignore[assignment]
     """The stay as it stands now."""
     ListStays: _aio.UnaryUnaryMultiCallable[_admissions_pb2.ListStaysRequest, _admissions_pb2.ListStaysResponse]  # type: ignore[assignment]
-    """Every stay of the patient that the caller may read, newest admission first (stays the
-    caller may not read are left out; an empty list when there are none).
+    """Every stay of the patient, newest admission first (an empty list when there are none), to a
+    caller who cares for the patient.
     """
 
 class AdmissionServiceServicer(metaclass=_abc_1.ABCMeta):
     """The stay lifecycle. Every command is idempotent on metadata.command_id and returns the stay as
     it stood right after that command.
 
-    Who may act: the responsible hospital (the admitting one, or the hospital the patient was last
-    transferred to) admits, sends messages, transfers and closes; the patient's home municipality
-    records its admission report; each message's receiver records that message's receipt.
-    Who may read: every hospital of the stay and the patient's home municipality.
+    Who may act (docs/access.md): any hospital admits a patient who has come to it; the responsible
+    hospital (the admitting one, or the hospital the patient was last transferred to) sends
+    messages, transfers and closes; the municipality the patient lives or stays in (registers), or
+    one sent a message about the stay, records its admission report; each message's receiver
+    records that message's receipt. Who may read: whoever cares for the patient (the hospitals of
+    the stay until 30 days after it, the fastlege, the municipality), see docs/access.md.
 
     Errors: INVALID_ARGUMENT names the field and the rule; FAILED_PRECONDITION names the current
     state when a command is impossible (e.g. the stay is CLOSED, the message already answered);
-    PERMISSION_DENIED when the caller's organisation may not act on or read the stay; NOT_FOUND
-    for an unknown stay or message; UNAUTHENTICATED without a token.
+    PERMISSION_DENIED when the caller may not act on or read the stay — the same for a stay that
+    does not exist; NOT_FOUND for an unknown message of a stay the caller may act on;
+    UNAUTHENTICATED without a token.
     """
 
     @_abc_1.abstractmethod
@@ -234,8 +243,8 @@ class AdmissionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admissions_pb2.ListStaysRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admissions_pb2.ListStaysResponse, _abc.Awaitable[_admissions_pb2.ListStaysResponse]]:
-        """Every stay of the patient that the caller may read, newest admission first (stays the
-        caller may not read are left out; an empty list when there are none).
+        """Every stay of the patient, newest admission first (an empty list when there are none), to a
+        caller who cares for the patient.
         """
 
 def add_AdmissionServiceServicer_to_server(servicer: AdmissionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

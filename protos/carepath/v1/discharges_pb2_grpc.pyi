@@ -35,21 +35,21 @@ class DischargeServiceStub:
     discharge as it stood right after that command.
 
     The discharges service knows the stays from the admissions service's events (its own view,
-    eventually consistent): a stay admitted a moment ago may still be unknown, and the command is
-    then refused with FAILED_PRECONDITION ("retry"); it never accepts readiness or discharge for a
-    stay that was never admitted or is already closed.
+    eventually consistent): a stay admitted a moment ago may still be unknown to it, and is then
+    refused like any stay the caller has no relationship with (PERMISSION_DENIED; retry); it never
+    accepts readiness or discharge for a stay that was never admitted or is already closed
+    (FAILED_PRECONDITION).
 
-    Who may act: the hospital responsible for the stay declares readiness, withdraws it,
-    discharges and sends the epikrise; the patient's home municipality answers readiness; each
-    message's receiver records that message's receipt.
-    Who may read: the hospital(s) of the discharge, the home municipality and every receiver of
-    one of its messages.
+    Who may act (docs/access.md): the hospital responsible for the stay declares readiness,
+    withdraws it, discharges and sends the epikrise; the municipality the patient lives or stays
+    in (registers), or the one sent the readiness notice, answers readiness; each message's
+    receiver records that message's receipt. Who may read: whoever cares for the patient.
 
     Errors: INVALID_ARGUMENT names the field and the rule; FAILED_PRECONDITION names the current
-    state when a command is impossible (the stay unknown or CLOSED, the patient already READY or
-    DISCHARGED, the message already answered); PERMISSION_DENIED when the caller's organisation may
-    not act on or read the discharge; NOT_FOUND for a stay without a discharge or an unknown
-    message; UNAUTHENTICATED without a token.
+    state when a command is impossible (the stay CLOSED, the patient already READY or DISCHARGED,
+    the message already answered); PERMISSION_DENIED when the caller may not act on or read the
+    discharge — the same for a stay that does not exist; NOT_FOUND (to a caller with access) for
+    a stay without a discharge or an unknown message; UNAUTHENTICATED without a token.
     """
 
     @_typing.overload
@@ -95,21 +95,21 @@ class DischargeServiceAsyncStub(DischargeServiceStub):
     discharge as it stood right after that command.
 
     The discharges service knows the stays from the admissions service's events (its own view,
-    eventually consistent): a stay admitted a moment ago may still be unknown, and the command is
-    then refused with FAILED_PRECONDITION ("retry"); it never accepts readiness or discharge for a
-    stay that was never admitted or is already closed.
+    eventually consistent): a stay admitted a moment ago may still be unknown to it, and is then
+    refused like any stay the caller has no relationship with (PERMISSION_DENIED; retry); it never
+    accepts readiness or discharge for a stay that was never admitted or is already closed
+    (FAILED_PRECONDITION).
 
-    Who may act: the hospital responsible for the stay declares readiness, withdraws it,
-    discharges and sends the epikrise; the patient's home municipality answers readiness; each
-    message's receiver records that message's receipt.
-    Who may read: the hospital(s) of the discharge, the home municipality and every receiver of
-    one of its messages.
+    Who may act (docs/access.md): the hospital responsible for the stay declares readiness,
+    withdraws it, discharges and sends the epikrise; the municipality the patient lives or stays
+    in (registers), or the one sent the readiness notice, answers readiness; each message's
+    receiver records that message's receipt. Who may read: whoever cares for the patient.
 
     Errors: INVALID_ARGUMENT names the field and the rule; FAILED_PRECONDITION names the current
-    state when a command is impossible (the stay unknown or CLOSED, the patient already READY or
-    DISCHARGED, the message already answered); PERMISSION_DENIED when the caller's organisation may
-    not act on or read the discharge; NOT_FOUND for a stay without a discharge or an unknown
-    message; UNAUTHENTICATED without a token.
+    state when a command is impossible (the stay CLOSED, the patient already READY or DISCHARGED,
+    the message already answered); PERMISSION_DENIED when the caller may not act on or read the
+    discharge — the same for a stay that does not exist; NOT_FOUND (to a caller with access) for
+    a stay without a discharge or an unknown message; UNAUTHENTICATED without a token.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -151,21 +151,21 @@ class DischargeServiceServicer(metaclass=_abc_1.ABCMeta):
     discharge as it stood right after that command.
 
     The discharges service knows the stays from the admissions service's events (its own view,
-    eventually consistent): a stay admitted a moment ago may still be unknown, and the command is
-    then refused with FAILED_PRECONDITION ("retry"); it never accepts readiness or discharge for a
-    stay that was never admitted or is already closed.
+    eventually consistent): a stay admitted a moment ago may still be unknown to it, and is then
+    refused like any stay the caller has no relationship with (PERMISSION_DENIED; retry); it never
+    accepts readiness or discharge for a stay that was never admitted or is already closed
+    (FAILED_PRECONDITION).
 
-    Who may act: the hospital responsible for the stay declares readiness, withdraws it,
-    discharges and sends the epikrise; the patient's home municipality answers readiness; each
-    message's receiver records that message's receipt.
-    Who may read: the hospital(s) of the discharge, the home municipality and every receiver of
-    one of its messages.
+    Who may act (docs/access.md): the hospital responsible for the stay declares readiness,
+    withdraws it, discharges and sends the epikrise; the municipality the patient lives or stays
+    in (registers), or the one sent the readiness notice, answers readiness; each message's
+    receiver records that message's receipt. Who may read: whoever cares for the patient.
 
     Errors: INVALID_ARGUMENT names the field and the rule; FAILED_PRECONDITION names the current
-    state when a command is impossible (the stay unknown or CLOSED, the patient already READY or
-    DISCHARGED, the message already answered); PERMISSION_DENIED when the caller's organisation may
-    not act on or read the discharge; NOT_FOUND for a stay without a discharge or an unknown
-    message; UNAUTHENTICATED without a token.
+    state when a command is impossible (the stay CLOSED, the patient already READY or DISCHARGED,
+    the message already answered); PERMISSION_DENIED when the caller may not act on or read the
+    discharge — the same for a stay that does not exist; NOT_FOUND (to a caller with access) for
+    a stay without a discharge or an unknown message; UNAUTHENTICATED without a token.
     """
 
     @_abc_1.abstractmethod

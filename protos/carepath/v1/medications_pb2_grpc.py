@@ -34,12 +34,16 @@ class MedicationServiceStub:
     reported late (occurred earlier than changes already recorded) lands in its clinical place; it
     is refused when it would make a later recorded change impossible.
 
-    Who may act: GP offices, hospitals and municipalities (municipal doctors) may all prescribe,
-    change, pause, resume, discontinue, reconcile and read.
+    Who may act (docs/access.md): a doctor (HPR-number in the token) of an organisation caring for
+    the patient now — the fastlege office, the hospital of a stay or of an open referral, the
+    municipality the patient lives or stays in (municipal doctors) — prescribes, changes, pauses,
+    resumes, discontinues and reconciles; whoever cares for the patient reads. A patient's block
+    of the caller refuses all of them (every reply shows the shared list).
 
     Errors: INVALID_ARGUMENT names the field and the rule; FAILED_PRECONDITION names the entry's
     state when a change is impossible (e.g. resuming an ACTIVE medication, anything on a
-    DISCONTINUED one); NOT_FOUND for a patient without a list or an unknown entry;
+    DISCONTINUED one); NOT_FOUND (to a caller with access) for a patient without a list or an
+    unknown entry; PERMISSION_DENIED for a caller without access, whether or not the list exists;
     UNAUTHENTICATED without a token.
     """
 
@@ -95,12 +99,16 @@ class MedicationServiceServicer:
     reported late (occurred earlier than changes already recorded) lands in its clinical place; it
     is refused when it would make a later recorded change impossible.
 
-    Who may act: GP offices, hospitals and municipalities (municipal doctors) may all prescribe,
-    change, pause, resume, discontinue, reconcile and read.
+    Who may act (docs/access.md): a doctor (HPR-number in the token) of an organisation caring for
+    the patient now — the fastlege office, the hospital of a stay or of an open referral, the
+    municipality the patient lives or stays in (municipal doctors) — prescribes, changes, pauses,
+    resumes, discontinues and reconciles; whoever cares for the patient reads. A patient's block
+    of the caller refuses all of them (every reply shows the shared list).
 
     Errors: INVALID_ARGUMENT names the field and the rule; FAILED_PRECONDITION names the entry's
     state when a change is impossible (e.g. resuming an ACTIVE medication, anything on a
-    DISCONTINUED one); NOT_FOUND for a patient without a list or an unknown entry;
+    DISCONTINUED one); NOT_FOUND (to a caller with access) for a patient without a list or an
+    unknown entry; PERMISSION_DENIED for a caller without access, whether or not the list exists;
     UNAUTHENTICATED without a token.
     """
 
@@ -212,12 +220,16 @@ class MedicationService:
     reported late (occurred earlier than changes already recorded) lands in its clinical place; it
     is refused when it would make a later recorded change impossible.
 
-    Who may act: GP offices, hospitals and municipalities (municipal doctors) may all prescribe,
-    change, pause, resume, discontinue, reconcile and read.
+    Who may act (docs/access.md): a doctor (HPR-number in the token) of an organisation caring for
+    the patient now — the fastlege office, the hospital of a stay or of an open referral, the
+    municipality the patient lives or stays in (municipal doctors) — prescribes, changes, pauses,
+    resumes, discontinues and reconciles; whoever cares for the patient reads. A patient's block
+    of the caller refuses all of them (every reply shows the shared list).
 
     Errors: INVALID_ARGUMENT names the field and the rule; FAILED_PRECONDITION names the entry's
     state when a change is impossible (e.g. resuming an ACTIVE medication, anything on a
-    DISCONTINUED one); NOT_FOUND for a patient without a list or an unknown entry;
+    DISCONTINUED one); NOT_FOUND (to a caller with access) for a patient without a list or an
+    unknown entry; PERMISSION_DENIED for a caller without access, whether or not the list exists;
     UNAUTHENTICATED without a token.
     """
 

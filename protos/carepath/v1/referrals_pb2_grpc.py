@@ -29,9 +29,14 @@ class ReferralServiceStub:
     """The referral lifecycle. Every command is idempotent on metadata.command_id and returns the
     referral as it stood right after that command.
 
+    Who may act (docs/access.md): the patient's fastlege sends; the receiving hospital receives,
+    assesses, forwards, completes and records cancer-pathway milestones; the referring GP office
+    cancels; the referral's sender and receiver, and whoever cares for the patient, read.
+
     Errors: INVALID_ARGUMENT names the field and the rule; FAILED_PRECONDITION names the current
-    state when a transition is impossible; PERMISSION_DENIED when the caller's organisation may
-    not act on the referral; NOT_FOUND for an unknown referral; UNAUTHENTICATED without a token.
+    state when a transition is impossible; PERMISSION_DENIED when the caller may not act on or
+    read the referral — the same for a referral that does not exist; UNAUTHENTICATED without a
+    token.
     """
 
     def __init__(self, channel):
@@ -91,13 +96,18 @@ class ReferralServiceServicer:
     """The referral lifecycle. Every command is idempotent on metadata.command_id and returns the
     referral as it stood right after that command.
 
+    Who may act (docs/access.md): the patient's fastlege sends; the receiving hospital receives,
+    assesses, forwards, completes and records cancer-pathway milestones; the referring GP office
+    cancels; the referral's sender and receiver, and whoever cares for the patient, read.
+
     Errors: INVALID_ARGUMENT names the field and the rule; FAILED_PRECONDITION names the current
-    state when a transition is impossible; PERMISSION_DENIED when the caller's organisation may
-    not act on the referral; NOT_FOUND for an unknown referral; UNAUTHENTICATED without a token.
+    state when a transition is impossible; PERMISSION_DENIED when the caller may not act on or
+    read the referral — the same for a referral that does not exist; UNAUTHENTICATED without a
+    token.
     """
 
     def SendReferral(self, request, context):
-        """The GP sends a referral to a hospital (state SENT). Caller must be a GP.
+        """The patient's fastlege sends a referral to a hospital (state SENT).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -160,7 +170,7 @@ class ReferralServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetReferral(self, request, context):
-        """The referral as it stands now. Caller must be the sender or the current receiver.
+        """The referral as it stands now.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -226,9 +236,14 @@ class ReferralService:
     """The referral lifecycle. Every command is idempotent on metadata.command_id and returns the
     referral as it stood right after that command.
 
+    Who may act (docs/access.md): the patient's fastlege sends; the receiving hospital receives,
+    assesses, forwards, completes and records cancer-pathway milestones; the referring GP office
+    cancels; the referral's sender and receiver, and whoever cares for the patient, read.
+
     Errors: INVALID_ARGUMENT names the field and the rule; FAILED_PRECONDITION names the current
-    state when a transition is impossible; PERMISSION_DENIED when the caller's organisation may
-    not act on the referral; NOT_FOUND for an unknown referral; UNAUTHENTICATED without a token.
+    state when a transition is impossible; PERMISSION_DENIED when the caller may not act on or
+    read the referral — the same for a referral that does not exist; UNAUTHENTICATED without a
+    token.
     """
 
     @staticmethod

@@ -32,9 +32,14 @@ class ReferralServiceStub:
     """The referral lifecycle. Every command is idempotent on metadata.command_id and returns the
     referral as it stood right after that command.
 
+    Who may act (docs/access.md): the patient's fastlege sends; the receiving hospital receives,
+    assesses, forwards, completes and records cancer-pathway milestones; the referring GP office
+    cancels; the referral's sender and receiver, and whoever cares for the patient, read.
+
     Errors: INVALID_ARGUMENT names the field and the rule; FAILED_PRECONDITION names the current
-    state when a transition is impossible; PERMISSION_DENIED when the caller's organisation may
-    not act on the referral; NOT_FOUND for an unknown referral; UNAUTHENTICATED without a token.
+    state when a transition is impossible; PERMISSION_DENIED when the caller may not act on or
+    read the referral — the same for a referral that does not exist; UNAUTHENTICATED without a
+    token.
     """
 
     @_typing.overload
@@ -42,7 +47,7 @@ class ReferralServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ReferralServiceAsyncStub: ...
     SendReferral: _grpc.UnaryUnaryMultiCallable[_referrals_pb2.SendReferralRequest, _referrals_pb2.Referral]
-    """The GP sends a referral to a hospital (state SENT). Caller must be a GP."""
+    """The patient's fastlege sends a referral to a hospital (state SENT)."""
     RecordReferralReceipt: _grpc.UnaryUnaryMultiCallable[_referrals_pb2.RecordReferralReceiptRequest, _referrals_pb2.Referral]
     """The receiving hospital records its application receipt: OK or OK_ERROR_IN_PART moves the
     referral to RECEIVED (the assessment deadline starts); REJECTED to RECEIPT_REJECTED.
@@ -68,21 +73,26 @@ class ReferralServiceStub:
     CancelReferral: _grpc.UnaryUnaryMultiCallable[_referrals_pb2.CancelReferralRequest, _referrals_pb2.Referral]
     """The referring GP withdraws the referral (CANCELLED)."""
     GetReferral: _grpc.UnaryUnaryMultiCallable[_referrals_pb2.GetReferralRequest, _referrals_pb2.Referral]
-    """The referral as it stands now. Caller must be the sender or the current receiver."""
+    """The referral as it stands now."""
 
 @_typing.type_check_only
 class ReferralServiceAsyncStub(ReferralServiceStub):
     """The referral lifecycle. Every command is idempotent on metadata.command_id and returns the
     referral as it stood right after that command.
 
+    Who may act (docs/access.md): the patient's fastlege sends; the receiving hospital receives,
+    assesses, forwards, completes and records cancer-pathway milestones; the referring GP office
+    cancels; the referral's sender and receiver, and whoever cares for the patient, read.
+
     Errors: INVALID_ARGUMENT names the field and the rule; FAILED_PRECONDITION names the current
-    state when a transition is impossible; PERMISSION_DENIED when the caller's organisation may
-    not act on the referral; NOT_FOUND for an unknown referral; UNAUTHENTICATED without a token.
+    state when a transition is impossible; PERMISSION_DENIED when the caller may not act on or
+    read the referral — the same for a referral that does not exist; UNAUTHENTICATED without a
+    token.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     SendReferral: _aio.UnaryUnaryMultiCallable[_referrals_pb2.SendReferralRequest, _referrals_pb2.Referral]  # type: ignore[assignment]
-    """The GP sends a referral to a hospital (state SENT). Caller must be a GP."""
+    """The patient's fastlege sends a referral to a hospital (state SENT)."""
     RecordReferralReceipt: _aio.UnaryUnaryMultiCallable[_referrals_pb2.RecordReferralReceiptRequest, _referrals_pb2.Referral]  # type: ignore[assignment]
     """The receiving hospital records its application receipt: OK or OK_ERROR_IN_PART moves the
     referral to RECEIVED (the assessment deadline starts); REJECTED to RECEIPT_REJECTED.
@@ -108,15 +118,20 @@ class ReferralServiceAsyncStub(ReferralServiceStub):
     CancelReferral: _aio.UnaryUnaryMultiCallable[_referrals_pb2.CancelReferralRequest, _referrals_pb2.Referral]  # type: ignore[assignment]
     """The referring GP withdraws the referral (CANCELLED)."""
     GetReferral: _aio.UnaryUnaryMultiCallable[_referrals_pb2.GetReferralRequest, _referrals_pb2.Referral]  # type: ignore[assignment]
-    """The referral as it stands now. Caller must be the sender or the current receiver."""
+    """The referral as it stands now."""
 
 class ReferralServiceServicer(metaclass=_abc_1.ABCMeta):
     """The referral lifecycle. Every command is idempotent on metadata.command_id and returns the
     referral as it stood right after that command.
 
+    Who may act (docs/access.md): the patient's fastlege sends; the receiving hospital receives,
+    assesses, forwards, completes and records cancer-pathway milestones; the referring GP office
+    cancels; the referral's sender and receiver, and whoever cares for the patient, read.
+
     Errors: INVALID_ARGUMENT names the field and the rule; FAILED_PRECONDITION names the current
-    state when a transition is impossible; PERMISSION_DENIED when the caller's organisation may
-    not act on the referral; NOT_FOUND for an unknown referral; UNAUTHENTICATED without a token.
+    state when a transition is impossible; PERMISSION_DENIED when the caller may not act on or
+    read the referral — the same for a referral that does not exist; UNAUTHENTICATED without a
+    token.
     """
 
     @_abc_1.abstractmethod
@@ -125,7 +140,7 @@ class ReferralServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _referrals_pb2.SendReferralRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_referrals_pb2.Referral, _abc.Awaitable[_referrals_pb2.Referral]]:
-        """The GP sends a referral to a hospital (state SENT). Caller must be a GP."""
+        """The patient's fastlege sends a referral to a hospital (state SENT)."""
 
     @_abc_1.abstractmethod
     def RecordReferralReceipt(
@@ -199,6 +214,6 @@ class ReferralServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _referrals_pb2.GetReferralRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_referrals_pb2.Referral, _abc.Awaitable[_referrals_pb2.Referral]]:
-        """The referral as it stands now. Caller must be the sender or the current receiver."""
+        """The referral as it stands now."""
 
 def add_ReferralServiceServicer_to_server(servicer: ReferralServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

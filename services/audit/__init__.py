@@ -1,0 +1,1 @@
+"""Operating the audit log (shared/audit): migrate it, verify its hash chain."""

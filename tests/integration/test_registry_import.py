@@ -1,0 +1,86 @@
+"""`python -m services.registry import FILE` on the real stores (SQLite and PostgreSQL): a
+register extract becomes register facts; importing it again records nothing; a bad entry is
+named by its place and field, and nothing of the file is recorded."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+from services.registry.application import RegistryApplication
+from shared.ids import FNR_SYSTEM
+from tests.support import ROOT, events_in, make_fnr
+
+DEMO = ROOT / "infra" / "demo-registry.json"
+
+
+def run_import(url: str, path: Path, var: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "REGISTRY_DATABASE_URL": url,
+        "CAREPATH_VAR_DIR": str(var),
+        "LOG_LEVEL": "INFO",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "services.registry", "import", str(path)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_demo_extract_becomes_register_facts_once(
+    backend: dict[str, str], tmp_path: Path
+) -> None:
+    first = run_import(backend["registry"], DEMO, tmp_path)
+    assert first.returncode == 0, first.stderr
+    app = RegistryApplication.from_url(backend["registry"])
+    try:
+        recorded = events_in(app)
+        patient = {"system": FNR_SYSTEM, "value": "12034248069"}
+        registration = app.get_registration(patient)
+        (home,) = registration.residence_periods()
+        (fastlege,) = registration.fastlege_periods()
+        assert (home.her_id, home.valid_from, home.valid_to) == ("4201", date(1971, 6, 1), None)
+        assert (fastlege.her_id, fastlege.hpr) == ("8134021", "9144900")
+        names = {o.her_id: o.name for o in app.organisations(["4201", "59", "88001"])}
+        assert names == {
+            "4201": "Fjordvik kommune",
+            "59": "Sykehuset Fjordvik",
+            "88001": "Fjordvik helsehus, korttidsavdeling",
+        }
+        again = run_import(backend["registry"], DEMO, tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert "0 new events" in again.stderr
+        assert events_in(app) == recorded
+    finally:
+        app.close()
+
+
+def test_a_bad_entry_is_named_and_nothing_is_imported(
+    backend: dict[str, str], tmp_path: Path
+) -> None:
+    extract = json.loads(DEMO.read_text())
+    extract["patients"].append(
+        {
+            "patient": {"system": FNR_SYSTEM, "value": make_fnr(3, 3, 33, 480)},
+            "fastlege": [{"gp_her_id": "8134021", "gp_hpr_number": "9144900",
+                          "valid_from": "2024-05-01", "valid_to": "2024-04-01"}],
+        }
+    )  # fmt: skip
+    bad = tmp_path / "extract.json"
+    bad.write_text(json.dumps(extract))
+    result = run_import(backend["registry"], bad, tmp_path)
+    assert result.returncode != 0
+    assert "patients[1].fastlege[0].valid_to: must not be before valid_from" in result.stderr
+    app = RegistryApplication.from_url(backend["registry"])
+    try:
+        assert events_in(app) == 0
+    finally:
+        app.close()

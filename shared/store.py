@@ -4,10 +4,8 @@ database URL, the transcodings our events need, and idempotent command handling.
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from datetime import date
 from typing import Any, Self, TypeVar
 from uuid import UUID
@@ -15,6 +13,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
+from shared.batching import GroupWriter, Outcomes
 from shared.config import StoreSettings
 from shared.domain import CarepathAggregate, CommandContext, command_key, handled_key
 from shared.errors import DomainError, NotFound
@@ -40,14 +39,15 @@ class Conflict(DomainError):
     """The aggregate kept changing under the command (→ FAILED_PRECONDITION; safe to retry)."""
 
 
-#: One command's new events and the future its caller waits on.
-Item = tuple[tuple[Any, ...], Future[None]]
+#: One command's new events.
+Events = tuple[Any, ...]
 
 
 class GroupCommit:
     """Saves the aggregates of concurrent commands together: one transaction per batch instead
-    of one per command (batch at every hop). A batch that conflicts is retried one command at a
-    time so only the conflicting command sees the IntegrityError (and re-runs its rules).
+    of one per command (batch at every hop, shared.batching). A batch that conflicts is retried
+    one command at a time so only the conflicting command sees the IntegrityError (and re-runs
+    its rules).
 
     Each command's pending events are taken from its aggregates in the caller's thread and
     queued as events: collecting empties an aggregate, so a retry of a conflicting batch must
@@ -58,55 +58,23 @@ class GroupCommit:
 
     def __init__(self, save: Callable[..., Any], max_batch: int = 500) -> None:
         self._save = save
-        self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
-        self._thread.start()
+        self._writer = GroupWriter(self._commit, "group-commit", max_batch)
 
     def save(self, aggregates: tuple[CarepathAggregate, ...]) -> None:
         """Save one command's aggregates together; returns once committed (or raises)."""
-        events = tuple(event for a in aggregates for event in a.collect_events())
-        done: Future[None] = Future()
-        self._queue.put((events, done))
-        done.result()
+        self._writer.submit(tuple(event for a in aggregates for event in a.collect_events()))
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=10)
+        self._writer.close()
 
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            batch = [item]
-            while len(batch) < self._max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._queue.put(None)
-                    break
-                batch.append(more)
-            self._commit(batch)
-
-    def _commit(self, batch: list[Item]) -> None:
+    def _commit(self, batch: list[Events]) -> Outcomes:
         try:
-            self._save(*(event for events, _ in batch for event in events))
+            self._save(*(event for events in batch for event in events))
         except IntegrityError:
             if len(batch) == 1:
-                batch[0][1].set_exception(IntegrityError("conflict"))
-                return
-            for single in batch:
-                self._commit([single])
-            return
-        except Exception as exc:  # handed to every waiting command
-            for _, done in batch:
-                done.set_exception(exc)
-            return
-        for _, done in batch:
-            done.set_result(None)
+                return [IntegrityError("conflict")]
+            return [outcome for single in batch for outcome in self._commit([single])]
+        return [None] * len(batch)
 
 
 class CarepathApplication(Application[UUID]):

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from shared.auth import Actor, OrgKind
-from tests.support import ensure_vhost
+from tests.support import delete_vhost, ensure_vhost
 
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 TEST_VHOST = "carepath-test"
@@ -23,13 +23,18 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/carepath_test"
 
 
 @pytest.fixture(scope="session")
-def amqp_uri() -> str:
-    uri = os.environ.get("CAREPATH_TEST_AMQP_URI") or DEFAULT_AMQP + ensure_vhost(TEST_VHOST)
+def amqp_uri() -> Iterator[str]:
+    """A vhost of this test session's own, deleted afterwards: another run on the same broker
+    (a developer's second terminal, `make run`) never sees this one's events, nor it theirs."""
+    vhost = f"{TEST_VHOST}-{uuid.uuid4().hex[:8]}"
+    uri = os.environ.get("CAREPATH_TEST_AMQP_URI") or DEFAULT_AMQP + ensure_vhost(vhost)
     try:
         pika.BlockingConnection(pika.URLParameters(uri)).close()
     except Exception as exc:
         pytest.fail(f"RabbitMQ is not reachable at {uri} ({exc}); `make test` starts it")
-    return uri
+    yield uri
+    if uri.endswith(vhost):
+        delete_vhost(vhost)
 
 
 @pytest.fixture(scope="session")

@@ -131,6 +131,12 @@ def ensure_vhost(vhost: str) -> str:
     return vhost if done.returncode == 0 else "%2F"
 
 
+def delete_vhost(vhost: str) -> None:
+    ctl = shutil.which("rabbitmqctl")
+    if ctl:
+        subprocess.run([ctl, "delete_vhost", vhost], capture_output=True, check=False)
+
+
 def unique_queue(prefix: str = "test") -> str:
     return f"{prefix}.{uuid.uuid4().hex[:10]}"
 
@@ -270,15 +276,14 @@ def running_system(urls: dict[str, str], amqp_uri: str, queue: str) -> Iterator[
     relays: dict[str, OutboxRelay] = {}
     positions: list[PositionStore] = []
     access: dict[str, AccessControl] = {}
+    shared_access = AccessControl.for_urls(urls["pathway"], urls["audit"])
     for name, (app_class, api_module) in DOMAIN_SERVICES.items():
         url = urls[name]
         app = apps[name] = app_class.from_url(url)
         position = PositionStore(StoreSettings(url).relay_position_url(), f"{name}-amqp")
         positions.append(position)
         relays[name] = OutboxRelay(name, app, BatchPublisher(amqp_uri, name), position)
-        control = access[name] = AccessControl.for_urls(
-            urls["pathway"], urls["audit"], api_module.resolvers(app)
-        )
+        control = access[name] = shared_access.for_service(api_module.resolvers(app))
         servers[name] = start_server(
             "127.0.0.1:0",
             api_module.register(app, control),
@@ -290,9 +295,7 @@ def running_system(urls: dict[str, str], amqp_uri: str, queue: str) -> Iterator[
     stop = threading.Event()
     threads = [threading.Thread(target=r.run, args=(stop,), daemon=True) for r in relays.values()]
     threads.append(threading.Thread(target=proj.run, args=(stop,), daemon=True))
-    control = access["pathway"] = AccessControl.for_urls(
-        urls["pathway"], urls["audit"], pathway_api.resolvers(engine)
-    )
+    control = access["pathway"] = shared_access.for_service(pathway_api.resolvers(engine))
     pathway_server = start_server(
         "127.0.0.1:0",
         pathway_api.register(engine, control),
@@ -311,8 +314,7 @@ def running_system(urls: dict[str, str], amqp_uri: str, queue: str) -> Iterator[
         stop.set()
         for server in (*servers.values(), pathway_server):
             server.stop(0)
-        for control in access.values():
-            control.close()
+        shared_access.close()
         for t in threads:
             t.join(timeout=10)
         for position in positions:

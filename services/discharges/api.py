@@ -192,16 +192,23 @@ def resolvers(app: DischargesApplication) -> dict[str, Resolver]:
         if known is not None and known.state == "OPEN":
             parties.append(Relationship.party(known.hospital_her_id, Basis.STAY_HOSPITAL))
         if found is not None:
+            stay_open = known is None or known.state == "OPEN"
             ended = utc_iso(found.discharged_at) if found.discharged_at else None
-            open_until = ended if known is None or known.state != "OPEN" else None
-            until = None
-            if ended is not None:
-                grace = grace_after_end(Basis.STAY_HOSPITAL)
-                until = utc_iso(datetime.fromisoformat(ended) + grace)
-            hospitals = {found.hospital_her_id}
-            hospitals.update(p["hospital_her_id"] for p in found.readiness_periods)
-            parties += [Relationship.party(h, Basis.STAY_HOSPITAL, until) for h in hospitals]
-            parties += message_parties(found.messages.values(), MUNICIPAL_MESSAGES, open_until)
+            if ended is None and not stay_open:
+                # Closed without a discharge (discharges does not know when): the discharge's
+                # own parties end with the stay, so only the patient's relationships (with the
+                # stay's real end, from the pathway) and receipts still owed count.
+                parties += message_parties(found.messages.values(), (), None)
+            else:
+                until = None
+                if ended is not None:
+                    grace = grace_after_end(Basis.STAY_HOSPITAL)
+                    until = utc_iso(datetime.fromisoformat(ended) + grace)
+                hospitals = {found.hospital_her_id}
+                hospitals.update(p["hospital_her_id"] for p in found.readiness_periods)
+                parties += [Relationship.party(h, Basis.STAY_HOSPITAL, until) for h in hospitals]
+                open_until = None if stay_open else ended
+                parties += message_parties(found.messages.values(), MUNICIPAL_MESSAGES, open_until)
         patient = known.patient if known is not None else found.patient  # type: ignore[union-attr]
         return Resource(patient, parties)
 

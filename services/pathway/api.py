@@ -181,6 +181,13 @@ def _named_in(pathway: pathway_pb2.Pathway) -> set[str]:
         r.temporary_residence_municipality_her_id,
         r.fastlege_her_id,
     }
+    for entry in pathway.medications.entries:
+        named |= {
+            entry.source.her_id,
+            entry.prescribed_by.organisation.her_id,
+            entry.last_changed_by.organisation.her_id,
+        }
+    named.add(pathway.medications.last_reconciliation.reconciled_by.organisation.her_id)
     return named - {""}
 
 
@@ -274,7 +281,8 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         reply.tasks.extend(_task_to_pb(t, utc_iso(moment)) for t in view.tasks)
         reply.relations.CopyFrom(_relations_to_pb(self._access.facts.relations(key, moment)))
         reply.access_basis = api.basis_to_pb(call.decision.basis)
-        reply.organisations.extend(_directory(self._access.facts, _named_in(reply)))
+        named = _named_in(reply) | {call.actor.her_id}  # the reader's own name too
+        reply.organisations.extend(_directory(self._access.facts, named - {""}))
         return reply
 
     def ListPathways(
@@ -320,7 +328,7 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
                     api.timestamp(r["ready_for_discharge_since"])
                 )
             reply.items.append(item)
-        named = {i.location.her_id for i in reply.items}
+        named = {call.actor.her_id, *(i.location.her_id for i in reply.items)}
         named |= {t.waiting_on.her_id for i in reply.items for t in i.tasks}
         reply.organisations.extend(_directory(self._access.facts, named - {""}))
         return reply

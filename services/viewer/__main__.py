@@ -1,8 +1,10 @@
-"""`python -m services.viewer`: serve the pathway viewer (default http://127.0.0.1:8080).
+"""`python -m services.viewer`: serve the pathway viewer (default http://127.0.0.1:8080): the
+coordinators' pages and the citizen's own page (/innbygger).
 
-Settings: VIEWER_HTTP_ADDRESS (host:port), PATHWAY_GRPC_ADDRESS, CAREPATH_JWT_SECRET (or
-var/jwt-secret), VIEWER_DEV_SIGN_IN (1: the development sign-in that mints tokens; default 1),
-VIEWER_SECURE_COOKIES (1 behind HTTPS).
+Settings: VIEWER_HTTP_ADDRESS (host:port), PATHWAY_GRPC_ADDRESS, REGISTRY_GRPC_ADDRESS (the
+AccessService with the citizen's access list), CAREPATH_JWT_SECRET (or var/jwt-secret),
+VIEWER_DEV_SIGN_IN (1: the development sign-ins that mint tokens, for coordinators and
+citizens; default 1), VIEWER_SECURE_COOKIES (1 behind HTTPS).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import os
 
 import uvicorn
 
-from services.viewer.app import Settings, create_app
+from services.viewer.app import create_app
+from services.viewer.web import Settings
 from shared import config
 from shared.process import setup_logging
 
@@ -24,12 +27,17 @@ def main() -> None:
     host, _, port = config.http_address("viewer").rpartition(":")
     settings = Settings(
         pathway_address=config.grpc_address("pathway"),
+        registry_address=config.grpc_address("registry"),
         jwt_secret=config.jwt_secret(),
         dev_sign_in=os.environ.get("VIEWER_DEV_SIGN_IN", "1") == "1",
         secure_cookies=os.environ.get("VIEWER_SECURE_COOKIES", "0") == "1",
     )
     log.info(
-        "pathway viewer on http://%s:%s (pathway service %s)", host, port, settings.pathway_address
+        "pathway viewer on http://%s:%s (pathway service %s, registry %s)",
+        host,
+        port,
+        settings.pathway_address,
+        settings.registry_address,
     )
     # No access log: the paths carry patient identifiers, which are never logged at INFO.
     # Open event streams are cut after 5 s on shutdown (the browsers reconnect to the next one).

@@ -1,8 +1,10 @@
-"""The pathway viewer: server-rendered pages for municipal care coordinators.
+"""The pathway viewer: server-rendered pages for municipal care coordinators, and a page for
+the citizen's own pathway and access list (services/viewer/citizen.py).
 
 It reads everything through PathwayService over gRPC with the coordinator's own token, like any
 other client, so the server's rules (a municipality sees only its patients) and its audit log
 (every read, by whom, why) hold for the viewer too. The token lives in an HttpOnly cookie.
+Organisations are shown by the names the directory gives them in each reply.
 
 Pages (Norwegian paths, as the users read them):
     /logg-inn                     sign in (development: mint a token; always: paste one)
@@ -11,6 +13,7 @@ Pages (Norwegian paths, as the users read them):
     /pasient/{id}/innhold         the same page's body, re-fetched when a change arrives
     /pasient/{id}/hendelser       server-sent events: one per change of the pathway
     /arbeidsliste/hendelser       server-sent events: one per change of any listed patient
+    /innbygger, /innbygger/...    the citizen's own page (citizen.py)
 """
 
 from __future__ import annotations
@@ -18,32 +21,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc
-from services.viewer import present
+from carepath.v1 import common_pb2, pathway_pb2
+from services.viewer import citizen, present
+from services.viewer.web import (
+    COORDINATOR,
+    HERE,
+    Problem,
+    Settings,
+    SignInNeeded,
+    Web,
+)
 from shared import rules
 from shared.auth import Actor, OrgKind, Unauthenticated, bearer_metadata, mint_token, verify_token
 from shared.ids import HerId, HprNumber, IdentifierError, NationalId
 
 log = logging.getLogger(__name__)
 
-HERE = Path(__file__).parent
-COOKIE = "carepath_token"
 #: Why the viewer reads a pathway: recorded in the audit log with every read.
 PURPOSE = common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
 PAGE_SIZE = 25
@@ -77,111 +83,28 @@ VIEWS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-@dataclass(frozen=True)
-class Settings:
-    pathway_address: str
-    jwt_secret: str
-    #: Development sign-in: pick a municipality and get a token minted here. Off in production,
-    #: where tokens come from the identity provider and are pasted or forwarded.
-    dev_sign_in: bool = True
-    secure_cookies: bool = False
-
-
-class Problem(Exception):
-    """A page that cannot be shown: the HTTP status and a Norwegian explanation."""
-
-    def __init__(self, status: int, title: str, detail: str) -> None:
-        super().__init__(title)
-        self.status, self.title, self.detail = status, title, detail
-
-
-GRPC_PROBLEMS = {
-    grpc.StatusCode.PERMISSION_DENIED: (
-        403,
-        "Ingen tilgang",
-        "Pasienten hører ikke til din kommune, eller du har ikke tilgang til forløpet.",
-    ),
-    grpc.StatusCode.NOT_FOUND: (
-        404,
-        "Fant ikke pasienten",
-        "carepath har ingen hendelser for pasienten.",
-    ),
-    grpc.StatusCode.UNAVAILABLE: (
-        503,
-        "Tjenesten svarer ikke",
-        "Pasientforløpstjenesten er ikke tilgjengelig akkurat nå. Prøv igjen om litt.",
-    ),
-    grpc.StatusCode.DEADLINE_EXCEEDED: (
-        504,
-        "Tjenesten svarte ikke i tide",
-        "Pasientforløpstjenesten brukte for lang tid. Prøv igjen om litt.",
-    ),
-}
-
-
 def create_app(settings: Settings) -> Starlette:
-    templates = Environment(
-        loader=FileSystemLoader(HERE / "templates"),
-        autoescape=select_autoescape(["html"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    templates.globals.update(
-        when=present.when,
-        day=present.day,
-        iso=present.iso,
-        kroner=present.kroner,
-        organisation=present.organisation,
-        lane_name=present.lane_name,
-        LOCATION=present.LOCATION,
-        MEDICATION_STATE=present.MEDICATION_STATE,
-        CANCER_MILESTONE=present.CANCER_MILESTONE,
-        age=present.age,
-    )
-    state: dict[str, Any] = {}
+    """The composition root: the shared parts, the coordinators' pages and the citizen's."""
+    web = Web(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        channel = grpc.aio.insecure_channel(settings.pathway_address)
-        state["stub"] = pathway_pb2_grpc.PathwayServiceStub(channel)
+        web.open()
         try:
             yield
         finally:
-            await channel.close()
-
-    def stub() -> pathway_pb2_grpc.PathwayServiceAsyncStub:
-        return state["stub"]  # type: ignore[no-any-return]
-
-    def render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        return HTMLResponse(templates.get_template(name).render(**context), status_code=status)
+            await web.close()
 
     def signed_in(request: Request) -> tuple[Actor, str]:
-        token = request.cookies.get(COOKIE, "")
-        try:
-            actor = verify_token(token, settings.jwt_secret)
-        except Unauthenticated as exc:
-            raise SignInNeeded from exc
-        if actor.org_kind is not OrgKind.MUNICIPALITY:
-            raise Problem(403, "Ingen tilgang", "Visningen er for kommunens koordinatorer.")
-        return actor, token
+        return web.signed_in(request, COORDINATOR)
 
-    async def call(method: Callable[..., Any], request: Any, token: str) -> Any:
-        try:
-            return await method(request, metadata=bearer_metadata(token), timeout=10)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
-                raise SignInNeeded from exc
-            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                raise Problem(400, "Ugyldig forespørsel", exc.details() or "") from exc
-            status, title, detail = GRPC_PROBLEMS.get(
-                exc.code(), (502, "Feil i pasientforløpstjenesten", exc.code().name)
-            )
-            raise Problem(status, title, detail) from exc
+    async def call(method: Any, request: Any, token: str) -> Any:
+        return await web.call(method, request, token, COORDINATOR)
 
     # --- sign-in ---------------------------------------------------------------------------
 
     async def sign_in_page(request: Request) -> Response:
-        return render("signin.html", dev=settings.dev_sign_in, error=None, actor=None)
+        return web.render("signin.html", dev=settings.dev_sign_in, error=None, actor=None)
 
     async def sign_in(request: Request) -> Response:
         form = await request.form()
@@ -189,7 +112,7 @@ def create_app(settings: Settings) -> Starlette:
 
         def refused(reason: str) -> Response:
             error = f"Innloggingen mislyktes: {reason}"
-            return render("signin.html", 400, dev=settings.dev_sign_in, error=error, actor=None)
+            return web.render("signin.html", 400, dev=settings.dev_sign_in, error=error, actor=None)
 
         if token:
             try:
@@ -203,9 +126,8 @@ def create_app(settings: Settings) -> Starlette:
                 her_id = HerId.parse(str(form.get("her_id") or "").strip()).value
             except IdentifierError:
                 return refused("kommunens HER-id er 1–9 sifre, uten null foran.")
-            hpr_text = str(form.get("hpr") or "").strip()
             try:
-                hpr = HprNumber.parse(hpr_text).value if hpr_text else None
+                hpr = HprNumber.parse(str(form.get("hpr") or "").strip()).value
             except IdentifierError:
                 return refused("HPR-nummeret er 1–9 sifre, uten null foran.")
             actor = Actor(her_id=her_id, org_kind=OrgKind.MUNICIPALITY, hpr=hpr)
@@ -213,20 +135,13 @@ def create_app(settings: Settings) -> Starlette:
         else:
             return refused("lim inn et token fra innloggingstjenesten.")
         response = RedirectResponse("/arbeidsliste", status_code=303)
-        response.set_cookie(
-            COOKIE,
-            token,
-            httponly=True,
-            samesite="strict",
-            secure=settings.secure_cookies,
-            max_age=8 * 3600,
-        )
+        web.keep_token(response, COORDINATOR, token)
         log.info("coordinator signed in (municipality %s)", actor.her_id)
         return response
 
     async def sign_out(request: Request) -> Response:
         response = RedirectResponse("/logg-inn", status_code=303)
-        response.delete_cookie(COOKIE)
+        web.forget_token(response, COORDINATOR)
         return response
 
     # --- the worklist ----------------------------------------------------------------------
@@ -255,10 +170,11 @@ def create_app(settings: Settings) -> Starlette:
     async def worklist_context(request: Request) -> dict[str, Any]:
         actor, token = signed_in(request)
         list_request, params = worklist_request(request, actor)
-        reply = await call(stub().ListPathways, list_request, token)
+        reply = await call(web.pathway.ListPathways, list_request, token)
         now = datetime.now(UTC)
         return {
             "actor": actor,
+            "names": present.Directory.of(reply.organisations),
             "items": reply.items,
             "views": {key: label for key, (label, _) in VIEWS.items()},
             "params": params,
@@ -271,10 +187,10 @@ def create_app(settings: Settings) -> Starlette:
         }
 
     async def worklist(request: Request) -> Response:
-        return render("worklist.html", **await worklist_context(request))
+        return web.render("worklist.html", **await worklist_context(request))
 
     async def worklist_rows(request: Request) -> Response:
-        return render("_worklist_rows.html", **await worklist_context(request))
+        return web.render("_worklist_rows.html", **await worklist_context(request))
 
     # --- the patient page ------------------------------------------------------------------
 
@@ -307,12 +223,17 @@ def create_app(settings: Settings) -> Starlette:
             moment = Timestamp()
             moment.FromDatetime(min(rules.end_of_day(at), datetime.now(UTC)).astimezone(UTC))
             get.medications_at.CopyFrom(moment)
-        reply: pathway_pb2.Pathway = await call(stub().GetPathway, get, token)
+        reply: pathway_pb2.Pathway = await call(web.pathway.GetPathway, get, token)
         now = datetime.now(UTC)
+        names = present.Directory.of(reply.organisations)
         return {
             "actor": actor,
+            "names": names,
             "patient": patient,
             "reply": reply,
+            "emergency": present.emergency(reply),
+            "place": present.place(reply.location, names),
+            "register_facts": present.register_facts(reply.relations, names),
             "picture": present.picture(reply, now.astimezone(present.OSLO), WINDOWS[window][1]),
             "windows": {key: label for key, (label, _) in WINDOWS.items()},
             "window": window,
@@ -324,10 +245,10 @@ def create_app(settings: Settings) -> Starlette:
         }
 
     async def patient_page(request: Request) -> Response:
-        return render("patient.html", **await patient_context(request))
+        return web.render("patient.html", **await patient_context(request))
 
     async def patient_body(request: Request) -> Response:
-        return render("_patient_body.html", **await patient_context(request))
+        return web.render("_patient_body.html", **await patient_context(request))
 
     # --- live updates ----------------------------------------------------------------------
 
@@ -336,7 +257,7 @@ def create_app(settings: Settings) -> Starlette:
         every 15 s to keep the connection open through proxies, `feil` when the stream ends."""
 
         async def stream() -> AsyncIterator[str]:
-            call_ = stub().WatchPathway(watch, metadata=bearer_metadata(token))
+            call_ = web.pathway.WatchPathway(watch, metadata=bearer_metadata(token))
             queue: asyncio.Queue[pathway_pb2.PathwayChange | None] = asyncio.Queue()
 
             async def pump() -> None:
@@ -391,13 +312,23 @@ def create_app(settings: Settings) -> Starlette:
         return Response("ok", media_type="text/plain")
 
     async def on_sign_in_needed(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SignInNeeded)
         if request.url.path.endswith(("/innhold", "/hendelser")):
             return Response("Logg inn på nytt", status_code=401)
-        return RedirectResponse("/logg-inn", status_code=303)
+        return RedirectResponse(exc.sign_in.page, status_code=303)
 
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
-        return render("error.html", exc.status, title=exc.title, detail=exc.detail, actor=None)
+        sign_in = citizen.SIGN_IN if citizen.is_citizen_path(request.url.path) else COORDINATOR
+        return web.render(
+            "error.html",
+            exc.status,
+            title=exc.title,
+            detail=exc.detail,
+            actor=None,
+            home=sign_in.home,
+            home_label=sign_in.home_label,
+        )
 
     app = Starlette(
         routes=[
@@ -412,13 +343,10 @@ def create_app(settings: Settings) -> Starlette:
             Route("/pasient/{value}", patient_page),
             Route("/pasient/{value}/innhold", patient_body),
             Route("/pasient/{value}/hendelser", patient_changes),
+            *citizen.routes(web),
             Mount("/statisk", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         exception_handlers={SignInNeeded: on_sign_in_needed, Problem: on_problem},
         lifespan=lifespan,
     )
     return app
-
-
-class SignInNeeded(Exception):
-    """No valid token: the coordinator must sign in (again)."""

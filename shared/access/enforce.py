@@ -157,6 +157,11 @@ class AccessControl:
         facts = FactStore(engine(facts_url), audit_engine)
         return cls(facts, AuditLog(audit_engine), resolvers)
 
+    def for_service(self, resolvers: Mapping[str, Resolver]) -> AccessControl:
+        """The same facts and audit log for another service's resolvers (several servers in
+        one process share one of each)."""
+        return AccessControl(self.facts, self.audit, resolvers, self.clock)
+
     def close(self) -> None:
         self.audit.close()
         self.facts.engine.dispose()

@@ -19,10 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import queue
-import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass, fields
 from datetime import datetime, timedelta
@@ -32,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from shared import sql
+from shared.batching import GroupWriter
 from shared.times import utc_iso
 
 log = logging.getLogger(__name__)
@@ -148,59 +146,29 @@ def append(engine: Engine, entries: Sequence[Entry]) -> int:
     return seq
 
 
-Item = tuple[Sequence[Entry], Future[None]]
-
-
 class AuditLog:
     """A process's writer: `record` queues a call's rows and returns once they are committed,
     together with whatever other calls queued meanwhile (one transaction per batch)."""
 
     def __init__(self, engine: Engine, max_batch: int = 1000) -> None:
         self.engine = engine
-        self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="audit-log", daemon=True)
-        self._thread.start()
+        self._writer = GroupWriter(self._append, "audit-log", max_batch, size=len)
 
     def record(self, entries: Sequence[Entry]) -> None:
         """Commit the rows; raises when the audit database cannot take them (the call then
         fails: nothing is answered that is not on record)."""
-        if not entries:
-            return
-        done: Future[None] = Future()
-        self._queue.put((entries, done))
-        done.result()
+        if entries:
+            self._writer.submit(entries)
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=10)
+        self._writer.close()
 
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            batch = [item]
-            rows = len(item[0])
-            while rows < self._max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._queue.put(None)
-                    break
-                batch.append(more)
-                rows += len(more[0])
-            try:
-                append(self.engine, [e for entries, _ in batch for e in entries])
-            except Exception as exc:  # handed to every waiting call
-                log.error("audit rows not written: %s", type(exc).__name__)
-                for _, done in batch:
-                    done.set_exception(exc)
-                continue
-            for _, done in batch:
-                done.set_result(None)
+    def _append(self, batch: list[Sequence[Entry]]) -> None:
+        try:
+            append(self.engine, [entry for entries in batch for entry in entries])
+        except Exception as exc:
+            log.error("audit rows not written: %s", type(exc).__name__)
+            raise
 
 
 # --- reading ---------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
-"""The coordinators' pathway viewer in a real browser (Debian's Chromium, driven by Playwright),
-against the whole system on real parts: the demo loaded through all four services over gRPC,
-the real broker, the nameko reactions, the projector and PathwayService, and the viewer as its
-own process, exactly as `make run` starts it.
+"""The pathway viewer in a real browser (Debian's Chromium, driven by Playwright), against the
+whole system on real parts: the register extract and the demo loaded through the services over
+gRPC, the real broker, the nameko reactions, the projector, PathwayService and the registry's
+AccessService, and the viewer as its own process, exactly as `make run` starts it. The
+coordinators' pages and the citizen's own page (/innbygger) are both driven here.
 
-Screenshots of the worklist and the patient page are saved under artifacts/screenshots/ (or
-$CAREPATH_ARTIFACTS) for people to look at; they are not committed.
+Screenshots of the worklist, the patient page and the citizen's page are saved under
+artifacts/screenshots/ (or $CAREPATH_ARTIFACTS) for people to look at; they are not committed.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
+import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from carepath.v1 import (
     admissions_pb2,
@@ -31,19 +34,21 @@ from carepath.v1 import (
     medications_pb2_grpc,
     pathway_pb2,
     pathway_pb2_grpc,
+    registry_pb2,
+    registry_pb2_grpc,
 )
-from shared.auth import bearer_metadata, mint_token
+from shared.auth import Actor, OrgKind, bearer_metadata, mint_token
 from shared.ids import FNR_SYSTEM
 from tests.conftest import STORES
 from tests.support import (
     ROOT,
     SECRET,
     Harness,
-    demo_clients,
     demo_module,
     demo_reactions,
     drain_queue,
     free_port,
+    load_demo,
     make_fnr,
     running_system,
     unique_queue,
@@ -67,15 +72,40 @@ pytestmark = [pytest.mark.browser, pytest.mark.broker]
 ARTIFACTS = Path(os.environ.get("CAREPATH_ARTIFACTS", ROOT / "artifacts")) / "screenshots"
 
 
+#: A municipality of the directory (Åsli kommune) with no care relationship with the patient.
+ASLI = Actor(her_id="4301", org_kind=OrgKind.MUNICIPALITY, hpr="6611004")
+#: A doctor at Åsli's legevakt who needs the patient's pathway in an emergency.
+ASLI_EMERGENCY = Actor(her_id="4301", org_kind=OrgKind.MUNICIPALITY, hpr="7312456")
+CITIZEN_COOKIE = "carepath_innbygger"
+COORDINATOR_COOKIE = "carepath_token"
+
+
 @dataclass
 class Demo:
     system: Harness
     demo: ModuleType
     url: str
+    env: dict[str, str]
+    log: Path
 
     @property
     def patient(self) -> str:
         return str(self.demo.PATIENT)
+
+    @property
+    def patient_pb(self) -> common_pb2.PatientIdentifier:
+        return common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=self.patient)
+
+    def read_pathway(self, actor: Actor) -> pathway_pb2.Pathway:
+        """GetPathway over gRPC as `actor`, as any client system reads it."""
+        stub = pathway_pb2_grpc.PathwayServiceStub(self.system.channel(self.system.pathway_server))
+        reply: pathway_pb2.Pathway = stub.GetPathway(
+            pathway_pb2.GetPathwayRequest(
+                patient=self.patient_pb, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
+            ),
+            metadata=bearer_metadata(mint_token(actor, SECRET)),
+        )
+        return reply
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +126,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, amqp_uri: str) -> Iterator[De
     queue = unique_queue("pathway.viewer")
     demo = demo_module()
     with running_system(urls, amqp_uri, queue) as system, demo_reactions(amqp_uri, urls):
-        expected = demo.load(demo_clients(system, demo), SECRET)
+        expected = load_demo(system, demo)
         stub = pathway_pb2_grpc.PathwayServiceStub(system.channel(system.pathway_server))
         token = bearer_metadata(mint_token(demo.COORDINATOR, SECRET))
         request = pathway_pb2.GetPathwayRequest(
@@ -111,23 +141,38 @@ def demo(tmp_path_factory: pytest.TempPathFactory, amqp_uri: str) -> Iterator[De
                 return False
 
         wait_for(loaded, timeout=60, what="the demo in the pathway")
-        address = f"127.0.0.1:{free_port()}"
         env = {
             **os.environ,
-            "VIEWER_HTTP_ADDRESS": address,
             "PATHWAY_GRPC_ADDRESS": f"127.0.0.1:{system.pathway_server.port}",
+            "REGISTRY_GRPC_ADDRESS": f"127.0.0.1:{system.servers['registry'].port}",
             "CAREPATH_JWT_SECRET": SECRET,
             "VIEWER_DEV_SIGN_IN": "1",
             "CAREPATH_VAR_DIR": str(tmp),
+            "LOG_LEVEL": "INFO",
         }
-        viewer = subprocess.Popen([sys.executable, "-m", "services.viewer"], env=env, cwd=ROOT)
+        log = tmp / "viewer.log"
+        with viewer_process(env, log) as url:
+            yield Demo(system, demo, url, env, log)
+    drain_queue(amqp_uri, queue)
+
+
+@contextmanager
+def viewer_process(env: dict[str, str], log: Path) -> Iterator[str]:
+    """`python -m services.viewer` on a free port, its log (stderr) in `log`; yields its URL."""
+    address = f"127.0.0.1:{free_port()}"
+    with log.open("ab") as stderr:
+        viewer = subprocess.Popen(
+            [sys.executable, "-m", "services.viewer"],
+            env={**env, "VIEWER_HTTP_ADDRESS": address},
+            cwd=ROOT,
+            stderr=stderr,
+        )
         try:
             wait_for(lambda: _healthy(f"http://{address}/helse"), what="the viewer")
-            yield Demo(system, demo, f"http://{address}")
+            yield f"http://{address}"
         finally:
             viewer.terminate()
             viewer.wait(timeout=20)
-    drain_queue(amqp_uri, queue)
 
 
 def _healthy(url: str) -> bool:
@@ -149,12 +194,24 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
-def sign_in(page: Page, demo: Demo, municipality: str = "4201") -> None:
+def sign_in(page: Page, demo: Demo, municipality: str = "4201", hpr: str = "1203921") -> None:
     page.goto(f"{demo.url}/logg-inn")
     page.get_by_label("Kommunens HER-id").fill(municipality)
-    page.get_by_label("Ditt HPR-nummer (valgfritt)").fill("1203921")
+    page.get_by_label("Ditt HPR-nummer").fill(hpr)
     page.get_by_role("button", name="Logg inn", exact=True).click()
     expect(page.get_by_role("heading", name="Arbeidsliste")).to_be_visible()
+
+
+def sign_in_as_citizen(page: Page, url: str, fodselsnummer: str) -> None:
+    page.goto(f"{url}/innbygger/logg-inn")
+    page.get_by_label("Fødselsnummer (11 sifre)").fill(fodselsnummer)
+    page.get_by_role("button", name="Logg inn", exact=True).click()
+    expect(page.get_by_role("heading", name="Ditt pasientforløp")).to_be_visible()
+
+
+def fact(facts: Locator, label: str) -> Locator:
+    """The value of one label: value pair of a definition list (dt/dd in a div)."""
+    return facts.locator("div").filter(has=facts.page.locator("dt", has_text=label)).locator("dd")
 
 
 def screenshot(page: Page, name: str) -> None:
@@ -175,6 +232,10 @@ def test_the_worklist_lists_the_demo_patient_as_overdue(page: Page, demo: Demo) 
     expect(row).to_contain_text("Korttidsplass på sykehjem")
     expect(row).to_contain_text("Helseopplysninger venter på applikasjonskvittering")
     expect(row).to_contain_text("84 år")
+    expect(row).to_contain_text("Fjordvik helsehus, korttidsavdeling")  # where, by name
+    expect(row).to_contain_text("venter på Fjordvik kommune")
+    expect(row).not_to_contain_text("Kommune 4201")
+    expect(page.locator("header.top")).to_contain_text("Fjordvik kommune, koordinator HPR 1203921")
     screenshot(page, "arbeidsliste")
 
     page.get_by_label("Frist overskredet").check()
@@ -268,6 +329,7 @@ def test_another_municipality_sees_nothing_of_the_patient(page: Page, demo: Demo
 def test_a_malformed_her_id_is_refused_with_the_reason(page: Page, demo: Demo) -> None:
     page.goto(f"{demo.url}/logg-inn")
     page.get_by_label("Kommunens HER-id").fill("04201")
+    page.get_by_label("Ditt HPR-nummer").fill("1203921")
     page.get_by_role("button", name="Logg inn", exact=True).click()
     expect(page.get_by_role("alert")).to_have_text(
         "Innloggingen mislyktes: kommunens HER-id er 1–9 sifre, uten null foran."
@@ -314,6 +376,8 @@ def test_a_newly_admitted_patient_appears_on_the_open_worklist_without_a_reload(
     page.evaluate("window.__sameDocument = true")
     newcomer = make_fnr(9, 9, 38, 250)
     expect(page.locator(f"tr[data-patient='{newcomer}']")).to_have_count(0)
+    # She lives in the municipality (Folkeregisteret): that puts her on its worklist.
+    demo.system.register({"system": FNR_SYSTEM, "value": newcomer}, municipality="4201")
     admissions = admissions_pb2_grpc.AdmissionServiceStub(
         demo.system.channel(demo.system.servers["admissions"])
     )
@@ -333,4 +397,236 @@ def test_a_newly_admitted_patient_appears_on_the_open_worklist_without_a_reload(
     row = page.locator(f"tr[data-patient='{newcomer}']")
     expect(row).to_contain_text("Innlagt på sykehus, Kirurgisk sengepost 2", timeout=20_000)
     expect(row).to_contain_text("Helseopplysninger til kommunen innen 24 timer")
+    expect(row).to_contain_text("Sykehuset Fjordvik")
     assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
+
+
+def test_the_patient_page_names_every_organisation_from_the_directory(
+    page: Page, demo: Demo
+) -> None:
+    sign_in(page, demo)
+    open_patient(page, demo)
+    header = page.locator("header.patient")
+    expect(header).to_contain_text(
+        "Korttidsplass på sykehjem (Fjordvik helsehus, korttidsavdeling)"
+    )
+    facts = header.locator("dl.facts")
+    expect(fact(facts, "Bostedskommune")).to_have_text("Fjordvik kommune")
+    expect(fact(facts, "Fastlege")).to_have_text(
+        "Fjordvik legesenter (lege med HPR-nummer 9144900)"
+    )
+    expect(fact(facts, "Oppholdskommune")).to_have_text("Ingen registrert")
+    lanes = page.locator("dl.lanes-who")
+    expect(lanes).to_contain_text("Fjordvik kommune")
+    expect(lanes).to_contain_text("Fjordvik legesenter")
+    expect(lanes).to_contain_text("Sykehuset Fjordvik, Universitetssykehuset Nordvik")
+    picture = page.locator("svg#forlop")
+    expect(picture.locator("g.bar.stay title")).to_contain_text("Sykehuset Fjordvik")
+    expect(picture.locator("g.bar.waiting title")).to_contain_text("betales av Fjordvik kommune")
+    payments = page.get_by_role("region", name="Utskrivningsklar og kommunal betaling")
+    expect(payments.get_by_role("cell", name="Fjordvik kommune")).to_be_visible()
+    expect(page.locator("ul.tasklist")).to_contain_text("Venter på Fjordvik kommune")
+    medications = page.locator("table.medications")
+    expect(medications).to_contain_text("Fjordvik legesenter")
+    expect(
+        page.locator("section", has=page.get_by_role("heading", name="Legemidler nå"))
+    ).to_contain_text("Sist samstemt 21. nov. 2024 kl. 10:00 av Fjordvik legesenter.")
+    details = page.locator("table.events details").first
+    details.locator("summary").click()
+    expect(details).to_contain_text("Utført av")
+    expect(page.locator("table.events dl").first).not_to_contain_text("Fastlegekontor 8134021")
+    main = page.locator("main")
+    for label in ("Kommune 4201", "Sykehus 59", "Sykehus 90234", "Fastlegekontor 8134021"):
+        expect(main).not_to_contain_text(label)
+    expect(page.get_by_role("region", name="Akuttilgang")).to_have_count(0)
+    screenshot(page, "pasient-navn")
+
+
+def test_a_read_on_emergency_access_shows_a_warning_that_it_is_logged_and_reviewed(
+    page: Page, demo: Demo
+) -> None:
+    access = registry_pb2_grpc.AccessServiceStub(
+        demo.system.channel(demo.system.servers["registry"])
+    )
+    access.RequestEmergencyAccess(
+        registry_pb2.RequestEmergencyAccessRequest(
+            patient=demo.patient_pb,
+            reason=common_pb2.EMERGENCY_REASON_URGENT_CARE_WITHOUT_RELATIONSHIP,
+            justification="Legevakt: pasienten er forvirret og kan ikke gjøre rede for medisinene.",
+        ),
+        metadata=bearer_metadata(mint_token(ASLI_EMERGENCY, SECRET)),
+    )
+    sign_in(page, demo, municipality=ASLI_EMERGENCY.her_id, hpr=str(ASLI_EMERGENCY.hpr))
+    open_patient(page, demo)
+    banner = page.get_by_role("region", name="Akuttilgang")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("logges, vises for pasienten og kontrolleres")
+    screenshot(page, "pasient-akuttilgang")
+
+
+def test_a_citizen_sees_their_own_pathway_and_who_has_looked_at_it(page: Page, demo: Demo) -> None:
+    demo.read_pathway(demo.demo.COORDINATOR)  # the municipality reads her pathway
+    with pytest.raises(grpc.RpcError) as refused:  # another municipality tries to
+        demo.read_pathway(ASLI)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+    sign_in_as_citizen(page, demo.url, demo.patient)
+    expect(page.get_by_text(f"Fødselsnummer {demo.patient[:6]} {demo.patient[6:]}")).to_be_visible()
+    where = page.get_by_role("region", name="Hvor du er nå")
+    expect(where).to_contain_text("Korttidsplass på sykehjem: Fjordvik helsehus, korttidsavdeling")
+    expect(where).to_contain_text("Siden 19. nov. 2024 kl. 11:00")  # Oslo time
+    registers = page.get_by_role("region", name="Fastlege og kommune")
+    expect(fact(registers, "Fastlege")).to_contain_text("Fjordvik legesenter")
+    expect(fact(registers, "Bostedskommune")).to_have_text("Fjordvik kommune")
+    referrals = page.get_by_role("region", name="Åpne henvisninger")
+    expect(referrals).to_contain_text("Fra Fjordvik legesenter til Universitetssykehuset Nordvik")
+    expect(referrals).to_contain_text("Pakkeforløp for tykk- og endetarmskreft")
+    ramipril = page.locator("table.citizen-medications tr[data-medication='Ramipril']")
+    expect(ramipril).to_contain_text("2.5 mg x 1")
+    timeline = page.locator("table.citizen-timeline")
+    admitted = timeline.locator("tr[data-event-type='PatientAdmitted']")
+    expect(admitted).to_contain_text("12. nov. 2024 kl. 14:10")
+    expect(admitted).to_contain_text("Sykehuset Fjordvik")
+
+    accesses = page.get_by_role("region", name="Hvem har sett på opplysningene dine")
+    coordinator = accesses.locator("tbody tr", has_text="Fjordvik kommune").filter(
+        has_text="Så pasientforløpet ditt"
+    )
+    expect(coordinator.first).to_contain_text("Kommunen du bor i")
+    expect(coordinator.first).to_contain_text("Koordinering av tjenestene dine")
+    expect(coordinator.first).to_contain_text("HPR-nummer 1203921")
+    expect(coordinator.first).to_contain_text("Fikk tilgang")
+    attempt = accesses.locator("tbody tr[data-outcome='avvist']", has_text="Åsli kommune")
+    expect(attempt.first).to_contain_text("Avvist: hadde ikke tilgang")
+    expect(attempt.first).to_contain_text("HPR-nummer 6611004")
+    expect(accesses.locator("tbody tr", has_text="Deg selv").first).to_be_visible()
+    screenshot(page, "innbygger")
+
+    page.get_by_role("link", name="Eldre oppføringer").click()
+    expect(page).to_have_url(f"{demo.url}/innbygger?side=" + page.url.split("side=")[1])
+    expect(accesses.locator("tbody tr").first).to_be_visible()
+    expect(page.get_by_role("link", name="De nyeste")).to_be_visible()
+
+
+def test_an_emergency_access_is_flagged_in_the_citizens_list(page: Page, demo: Demo) -> None:
+    sign_in_as_citizen(page, demo.url, demo.patient)
+    accesses = page.get_by_role("region", name="Hvem har sett på opplysningene dine")
+    flagged = accesses.locator("tbody tr.emergency", has_text="Ba om akuttilgang")
+    expect(flagged.first).to_contain_text("Akuttilgang")
+    expect(flagged.first).to_contain_text("Akutt helsehjelp uten kjent behandlingsforhold")
+    expect(flagged.first).to_contain_text("Åsli kommune")
+
+
+def test_the_citizens_token_lives_in_its_own_strict_httponly_cookie(page: Page, demo: Demo) -> None:
+    sign_in_as_citizen(page, demo.url, demo.patient)
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert COORDINATOR_COOKIE not in cookies
+    cookie = cookies[CITIZEN_COOKIE]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert cookie["path"] == "/innbygger"  # never sent to the coordinators' pages
+    page.get_by_role("button", name="Logg ut").click()
+    expect(page.get_by_role("heading", name="Logg inn og se ditt pasientforløp")).to_be_visible()
+    assert CITIZEN_COOKIE not in {c["name"] for c in page.context.cookies()}
+
+
+def test_a_citizen_cannot_open_the_coordinators_pages(page: Page, demo: Demo) -> None:
+    sign_in_as_citizen(page, demo.url, demo.patient)
+    for path in ("/arbeidsliste", f"/pasient/{demo.patient}"):
+        page.goto(f"{demo.url}{path}")
+        expect(page.get_by_role("heading", name="Logg inn som koordinator")).to_be_visible()
+    citizen_token = mint_token(Actor.citizen(demo.patient), SECRET)
+    page.goto(f"{demo.url}/logg-inn")
+    page.get_by_label("Eller lim inn et token").fill(citizen_token)
+    page.get_by_role("button", name="Logg inn med token").click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "Innloggingen mislyktes: tokenet gjelder ikke en kommune."
+    )
+    # Even a citizen's token put in the coordinators' cookie by hand is refused.
+    page.context.add_cookies(
+        [{"name": COORDINATOR_COOKIE, "value": citizen_token, "url": demo.url}]
+    )
+    for path in ("/arbeidsliste", f"/pasient/{demo.patient}"):
+        page.goto(f"{demo.url}{path}")
+        expect(page.get_by_role("heading", name="Ingen tilgang")).to_be_visible()
+        expect(page.get_by_text("Visningen er for kommunens koordinatorer.")).to_be_visible()
+        expect(page.locator("main")).not_to_contain_text("Ramipril")
+
+
+def test_the_citizens_page_refuses_a_coordinators_token(page: Page, demo: Demo) -> None:
+    coordinator_token = mint_token(demo.demo.COORDINATOR, SECRET)
+    page.goto(f"{demo.url}/innbygger/logg-inn")
+    page.get_by_label("Eller lim inn et token").fill(coordinator_token)
+    page.get_by_role("button", name="Logg inn med token").click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "Innloggingen mislyktes: tokenet gjelder ikke en innbygger."
+    )
+    page.context.add_cookies(
+        [{"name": CITIZEN_COOKIE, "value": coordinator_token, "url": f"{demo.url}/innbygger"}]
+    )
+    page.goto(f"{demo.url}/innbygger")
+    expect(page.get_by_role("heading", name="Ingen tilgang")).to_be_visible()
+    expect(page.locator("main")).not_to_contain_text("Ramipril")
+
+
+def test_a_citizen_only_ever_sees_their_own_data(page: Page, demo: Demo) -> None:
+    someone_else = make_fnr(4, 5, 61, 310)
+    sign_in_as_citizen(page, demo.url, someone_else)
+    expect(
+        page.get_by_text("carepath har ingen opplysninger om forløpet ditt ennå.")
+    ).to_be_visible()
+    # No parameter picks another person: the page is the signed-in citizen's, whatever is asked.
+    for query in (
+        f"?pasient={demo.patient}",
+        f"?patient={demo.patient}&value={demo.patient}&fodselsnummer={demo.patient}",
+    ):
+        page.goto(f"{demo.url}/innbygger{query}")
+        expect(page.get_by_text(f"Fødselsnummer {someone_else[:6]}")).to_be_visible()
+        main = page.locator("main")
+        expect(main).not_to_contain_text(demo.patient[6:])
+        expect(main).not_to_contain_text("Ramipril")
+        expect(main).not_to_contain_text("Fjordvik kommune")  # no one has read her data
+    response = page.goto(f"{demo.url}/innbygger/{demo.patient}")
+    assert response is not None and response.status == 404
+    response = page.goto(f"{demo.url}/innbygger?side=abc")
+    assert response is not None and response.status == 400
+
+
+def test_without_the_development_sign_in_citizens_come_through_id_porten(
+    page: Page, demo: Demo, tmp_path: Path
+) -> None:
+    env = {**demo.env, "VIEWER_DEV_SIGN_IN": "0"}
+    with viewer_process(env, tmp_path / "viewer.log") as url:
+        page.goto(f"{url}/innbygger")
+        expect(
+            page.get_by_role("heading", name="Logg inn og se ditt pasientforløp")
+        ).to_be_visible()
+        expect(
+            page.get_by_text("Innlogging skjer gjennom ID-porten via Helsenorge.")
+        ).to_be_visible()
+        expect(page.get_by_label("Fødselsnummer (11 sifre)")).to_have_count(0)
+        page.get_by_label("Lim inn tokenet fra innloggingstjenesten").fill(
+            mint_token(Actor.citizen(demo.patient), SECRET)
+        )
+        page.get_by_role("button", name="Logg inn med token").click()
+        expect(page.get_by_role("heading", name="Ditt pasientforløp")).to_be_visible()
+        expect(page.locator("table.citizen-medications")).to_contain_text("Ramipril")
+
+
+def test_the_citizens_page_fits_a_tablet(browser: Browser, demo: Demo) -> None:
+    context = browser.new_context(viewport={"width": 768, "height": 1024}, locale="nb-NO")
+    page = context.new_page()
+    try:
+        sign_in_as_citizen(page, demo.url, demo.patient)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0
+        screenshot(page, "innbygger-nettbrett")
+    finally:
+        context.close()
+
+
+def test_the_viewers_log_never_names_a_person(demo: Demo) -> None:
+    """Last in the file: by now the log holds every sign-in and page the tests above made."""
+    text = demo.log.read_text()
+    assert "signed in" in text
+    assert demo.patient not in text
+    assert make_fnr(4, 5, 61, 310) not in text

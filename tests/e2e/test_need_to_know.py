@@ -18,6 +18,8 @@ from carepath.v1 import (
     admissions_pb2,
     admissions_pb2_grpc,
     common_pb2,
+    discharges_pb2,
+    discharges_pb2_grpc,
     medications_pb2,
     medications_pb2_grpc,
     pathway_pb2,
@@ -388,3 +390,65 @@ def test_only_the_register_adapter_records_where_a_patient_lives(clients: Client
         moved.residence[0].valid_to.day,
     )
     c.system.wait_for_relationship(PATIENT, OTHER_MUNICIPALITY.her_id, Basis.RESIDENCE_MUNICIPALITY)
+
+
+def test_a_stay_closed_without_a_discharge_ends_the_discharges_parties_with_it(
+    clients: Clients,
+) -> None:
+    """Ready for discharge 40 days ago, the stay closed 35 days ago without a discharge (found
+    by the authorization matrix): the hospital's window after the stay has ended, so it may
+    neither read nor change the discharge any more, and neither may the municipality that was
+    sent the readiness notice."""
+    c = clients
+    stay = c.admissions.AdmitPatient(
+        admissions_pb2.AdmitPatientRequest(
+            metadata=meta(45 * 24),
+            patient=PB,
+            ward="Medisinsk sengepost 3",
+            admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
+            municipality_her_id=OTHER_MUNICIPALITY.her_id,
+        ),
+        metadata=auth(HOSPITAL),
+    )
+    discharges_app = c.system.apps["discharges"]
+    discharges_app.stays.admitted(  # type: ignore[attr-defined]
+        stay.stay_id, PATIENT, HOSPITAL.her_id, OTHER_MUNICIPALITY.her_id
+    )
+    discharges = discharges_pb2_grpc.DischargeServiceStub(
+        c.system.channel(c.system.servers["discharges"])
+    )
+    discharges.DeclareReadyForDischarge(
+        discharges_pb2.DeclareReadyForDischargeRequest(
+            metadata=meta(40 * 24), stay_id=stay.stay_id
+        ),
+        metadata=auth(HOSPITAL),
+    )
+    closed = c.admissions.CloseStay(
+        admissions_pb2.CloseStayRequest(
+            metadata=meta(35 * 24),
+            stay_id=stay.stay_id,
+            reason=admissions_pb2.STAY_CLOSE_REASON_DISCHARGED,
+        ),
+        metadata=auth(HOSPITAL),
+    )
+    discharges_app.stays.closed(  # type: ignore[attr-defined]
+        stay.stay_id, PATIENT, closed.version, HOSPITAL.her_id
+    )
+
+    def stay_closed_on_the_pathway() -> bool:
+        reply = on_the_pathway(c, MUNICIPALITY, 1)()
+        return reply is not None and any(e.event_type == "StayClosed" for e in reply.timeline)
+
+    wait_for(stay_closed_on_the_pathway, what="the closed stay on the pathway")
+    get = discharges_pb2.GetDischargeRequest(stay_id=stay.stay_id)
+    for caller in (HOSPITAL, OTHER_MUNICIPALITY):
+        refused(lambda caller=caller: discharges.GetDischarge(get, metadata=auth(caller)))
+    refused(
+        lambda: discharges.WithdrawReadiness(
+            discharges_pb2.WithdrawReadinessRequest(
+                metadata=meta(), stay_id=stay.stay_id, reason="Ny infeksjon"
+            ),
+            metadata=auth(HOSPITAL),
+        )
+    )
+    assert discharges.GetDischarge(get, metadata=auth(MUNICIPALITY)).stay_id == stay.stay_id

@@ -9,10 +9,10 @@ from typing import Any
 
 from services.pathway.discharges import fold_discharge, payment_periods
 from services.pathway.fold import derive_rows, fold
-from shared.times import utc_iso
 from shared import rules
 from shared.envelope import SCHEMA_VERSION, Envelope
 from shared.ids import FNR_SYSTEM
+from shared.times import utc_iso
 from tests.support import make_fnr
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(12, 3, 42, 480)}

@@ -25,8 +25,8 @@ from shared.auth import Actor
 from shared.domain import CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotFound, NotPermitted
 from shared.ids import FNR_SYSTEM
-from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL, OTHER_MUNICIPALITY
 from shared.times import utc_iso
+from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL, OTHER_MUNICIPALITY
 from tests.support import events_in, make_fnr
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(3, 11, 38, 410)}

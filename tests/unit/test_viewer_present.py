@@ -1,14 +1,17 @@
-"""What the viewer shows: Norwegian dates in Oslo time, amounts, and the pathway picture."""
+"""What the viewer shows: Norwegian dates in Oslo time, amounts, the pathway picture,
+organisations by their directory names, and the citizen's access list in plain words."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from carepath.v1 import common_pb2, pathway_pb2
+from carepath.v1 import common_pb2, pathway_pb2, referrals_pb2, registry_pb2
 from services.viewer import present
 from shared import rules
+from shared.access.table import RULES
 
 HOSPITAL = common_pb2.ORGANISATION_KIND_HOSPITAL
 MUNICIPALITY = common_pb2.ORGANISATION_KIND_MUNICIPALITY
@@ -75,3 +78,219 @@ def test_messages_are_marked_by_receipt_and_deadlines_turn_red_when_breached() -
     assert ("deadline", "deadline breached") in kinds
     assert ("event", "event") in kinds
     assert "1 melding, 1 åpen frist, 1 overskredet" in pic.description
+
+
+# --- organisations by name ---------------------------------------------------------------
+
+GP = common_pb2.ORGANISATION_KIND_GP
+DIRECTORY = [
+    registry_pb2.OrganisationEntry(her_id="4201", kind=MUNICIPALITY, name="Fjordvik kommune"),
+    registry_pb2.OrganisationEntry(her_id="59", kind=HOSPITAL, name="Sykehuset Fjordvik"),
+    registry_pb2.OrganisationEntry(her_id="8134021", kind=GP, name="Fjordvik legesenter"),
+]
+
+
+def named(reply: pathway_pb2.Pathway) -> pathway_pb2.Pathway:
+    reply.organisations.extend(DIRECTORY)
+    return reply
+
+
+def test_an_organisation_the_directory_knows_is_shown_by_its_name() -> None:
+    names = present.Directory.of(DIRECTORY)
+    assert names.name("4201", MUNICIPALITY) == "Fjordvik kommune"
+    assert names.organisation(common_pb2.Organisation(her_id="59", kind=HOSPITAL)) == (
+        "Sykehuset Fjordvik"
+    )
+    assert names.name("59", HOSPITAL, in_text=True) == "Sykehuset Fjordvik"  # a name stays
+
+
+def test_an_organisation_the_directory_does_not_know_keeps_its_kind_and_her_id() -> None:
+    names = present.Directory.of(DIRECTORY)
+    assert names.name("4301", MUNICIPALITY) == "Kommune 4301"
+    assert names.name("4301", MUNICIPALITY, in_text=True) == "kommune 4301"
+    assert names.name("90234", HOSPITAL) == "Sykehus 90234"
+    assert names.name("88001") == "Virksomhet 88001"
+
+
+def test_the_picture_names_the_hospital_the_receiver_and_who_is_waited_on() -> None:
+    pic = present.picture(named(stay_pathway(True)), datetime(2024, 11, 14, tzinfo=UTC))
+    (stay,) = pic.bars
+    assert "Sykehuset Fjordvik" in stay.title and "59" not in stay.title
+    titles = " ".join(m.title for m in pic.marks)
+    assert "Melding om innlagt pasient til Fjordvik kommune" in titles
+    assert "venter på Sykehuset Fjordvik" in titles
+
+
+def test_without_the_directory_the_picture_falls_back_to_kind_and_her_id() -> None:
+    pic = present.picture(stay_pathway(True), datetime(2024, 11, 14, tzinfo=UTC))
+    assert "Sykehus 59" in pic.bars[0].title
+    assert "venter på sykehus 59" in " ".join(m.title for m in pic.marks)
+
+
+def test_the_lanes_say_which_organisations_they_stand_for() -> None:
+    reply = named(stay_pathway(False))
+    reply.relations.residence_municipality_her_id = "4201"
+    reply.relations.fastlege_her_id = "8134021"
+    pic = present.picture(reply, datetime(2024, 11, 13, tzinfo=UTC))
+    assert pic.who == [
+        ("Kommune", "Fjordvik kommune"),
+        ("Fastlege", "Fjordvik legesenter"),
+        ("Sykehus", "Sykehuset Fjordvik"),
+    ]
+
+
+def test_the_payment_bar_names_the_paying_municipality() -> None:
+    reply = named(stay_pathway(False))
+    reply.payments.add(
+        municipality_her_id="4201",
+        ready_on=common_pb2.Date(year=2024, month=11, day=15),
+        until=common_pb2.Date(year=2024, month=11, day=19),
+        days=4,
+        amount_nok=22980,
+    )
+    pic = present.picture(reply, datetime(2024, 11, 20, tzinfo=UTC))
+    waiting = next(b for b in pic.bars if b.css == "waiting")
+    assert waiting.title.endswith("betales av Fjordvik kommune")
+
+
+def test_where_the_patient_is_names_the_institution_and_the_ward() -> None:
+    names = present.Directory.of(DIRECTORY)
+    in_hospital = pathway_pb2.Location(
+        kind=pathway_pb2.LOCATION_KIND_HOSPITAL, her_id="59", ward="Medisinsk sengepost 3"
+    )
+    assert present.place(in_hospital, names) == "Sykehuset Fjordvik, Medisinsk sengepost 3"
+    nursing_home = pathway_pb2.Location(
+        kind=pathway_pb2.LOCATION_KIND_SHORT_TERM_NURSING_HOME, her_id="88001"
+    )
+    assert present.place(nursing_home, names) == "Virksomhet 88001"
+    assert present.place(pathway_pb2.Location(), names) == ""
+
+
+def test_the_register_facts_name_the_fastlege_and_the_municipalities() -> None:
+    relations = pathway_pb2.CareRelations(
+        residence_municipality_her_id="4201",
+        fastlege_her_id="8134021",
+        fastlege_hpr_number="9144900",
+    )
+    assert present.register_facts(relations, present.Directory.of(DIRECTORY)) == [
+        ("Fastlege", "Fjordvik legesenter (lege med HPR-nummer 9144900)"),
+        ("Bostedskommune", "Fjordvik kommune"),
+        ("Oppholdskommune", "Ingen registrert"),
+    ]
+    unknown = present.register_facts(pathway_pb2.CareRelations(), present.Directory())
+    assert unknown[0] == ("Fastlege", "Ikke registrert")
+
+
+def test_a_read_on_emergency_access_is_recognised() -> None:
+    reply = pathway_pb2.Pathway(access_basis=common_pb2.ACCESS_BASIS_EMERGENCY)
+    assert present.emergency(reply)
+    reply.access_basis = common_pb2.ACCESS_BASIS_RESIDENCE_MUNICIPALITY
+    assert not present.emergency(reply)
+
+
+def test_the_citizen_sees_only_open_referrals_in_plain_words() -> None:
+    reply = named(pathway_pb2.Pathway())
+    reply.summary.referrals.add(
+        state=referrals_pb2.REFERRAL_STATE_ACCEPTED,
+        priority=referrals_pb2.REFERRAL_PRIORITY_URGENT,
+        cancer_pathway=referrals_pb2.CANCER_PATHWAY_COLORECTAL,
+        sender_her_id="8134021",
+        receiver_her_id="90234",
+        sent_at=ts(2024, 9, 2, 6, 30),
+        open=True,
+    )
+    reply.summary.referrals.add(state=referrals_pb2.REFERRAL_STATE_CANCELLED, open=False)
+    (line,) = present.open_referrals(reply, present.Directory.of(reply.organisations))
+    assert (line.sender, line.receiver) == ("Fjordvik legesenter", "Sykehus 90234")
+    assert line.state == "Vurdert: du har rett til helsehjelp"
+    assert (line.priority, line.pathway) == ("Haster", "Pakkeforløp for tykk- og endetarmskreft")
+    assert line.sent == "2. sep. 2024 kl. 08:30"
+
+
+# --- the citizen's access list -----------------------------------------------------------
+
+
+def record(**fields: Any) -> registry_pb2.AccessRecord:
+    return registry_pb2.AccessRecord(at=ts(2024, 11, 15, 9, 0), **fields)
+
+
+COORDINATOR = common_pb2.Actor(
+    organisation=common_pb2.Organisation(her_id="4201", kind=MUNICIPALITY),
+    person=common_pb2.HealthPersonnel(hpr_number="1203921"),
+)
+
+
+def test_a_coordinators_read_is_shown_with_name_person_basis_and_purpose() -> None:
+    line = present.access_line(
+        record(
+            actor=COORDINATOR,
+            organisation_name="Fjordvik kommune",
+            call="PathwayService/GetPathway",
+            outcome="OK",
+            basis=common_pb2.ACCESS_BASIS_RESIDENCE_MUNICIPALITY,
+            purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION,
+        )
+    )
+    assert line.when == "15. nov. 2024 kl. 10:00"  # Oslo time
+    assert (line.who, line.person) == ("Fjordvik kommune", "HPR-nummer 1203921")
+    assert line.what == "Så pasientforløpet ditt"
+    assert line.basis == "Kommunen du bor i"
+    assert line.purpose == "Koordinering av tjenestene dine"
+    assert (line.outcome, line.refused, line.emergency) == ("Fikk tilgang", False, False)
+
+
+def test_a_refused_attempt_by_an_unknown_organisation_is_shown_as_refused() -> None:
+    line = present.access_line(
+        record(
+            actor=common_pb2.Actor(
+                organisation=common_pb2.Organisation(her_id="4301", kind=MUNICIPALITY)
+            ),
+            call="PathwayService/GetPathway",
+            outcome="PERMISSION_DENIED",
+            purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION,
+        )
+    )
+    assert line.who == "Kommune 4301"
+    assert line.refused and line.outcome == "Avvist: hadde ikke tilgang"
+    assert line.basis == "Ingen"
+
+
+def test_an_emergency_access_is_flagged_with_its_reason() -> None:
+    line = present.access_line(
+        record(
+            actor=COORDINATOR,
+            organisation_name="Fjordvik kommune",
+            call="AccessService/RequestEmergencyAccess",
+            outcome="OK",
+            basis=common_pb2.ACCESS_BASIS_EMERGENCY,
+            purpose=common_pb2.ACCESS_PURPOSE_EMERGENCY_CARE,
+            emergency=True,
+            emergency_reason=common_pb2.EMERGENCY_REASON_PATIENT_CANNOT_CONSENT,
+        )
+    )
+    assert line.emergency and line.basis == "Akuttilgang"
+    assert line.emergency_reason == "Du kunne ikke samtykke"
+    assert line.what == "Ba om akuttilgang til opplysningene dine"
+
+
+def test_the_citizens_own_reads_say_it_was_themself() -> None:
+    line = present.access_line(
+        record(
+            call="AccessService/ListAccesses",
+            outcome="OK",
+            basis=common_pb2.ACCESS_BASIS_SELF,
+            purpose=common_pb2.ACCESS_PURPOSE_CITIZEN_INSIGHT,
+            by_self=True,
+        )
+    )
+    assert (line.who, line.person, line.basis) == ("Deg selv", "", "Deg selv")
+
+
+def test_every_call_basis_and_purpose_of_the_access_policy_has_plain_norwegian_words() -> None:
+    assert {rule.name for rule in RULES.values()} <= set(present.CALL)
+    assert set(common_pb2.AccessBasis.values()) <= set(present.BASIS)
+    assert set(common_pb2.AccessPurpose.values()) <= set(present.PURPOSE)
+    reasons = set(common_pb2.EmergencyReason.values()) - {0}
+    assert reasons <= set(present.EMERGENCY_REASON)
+    unknown = present.access_line(record(call="NewService/NewCall", outcome="ABORTED"))
+    assert (unknown.what, unknown.outcome) == ("NewService/NewCall", "Feil (ABORTED)")

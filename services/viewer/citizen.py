@@ -1,0 +1,161 @@
+"""The citizen's own page (/innbygger), in Norwegian bokmål: their pathway in plain words and
+who has looked at their data (innsynslogg), refused attempts and akuttilgang included.
+
+The page only ever shows the signed-in citizen's own data: the patient is the token's own
+`pid`, never a path or query parameter, so no address reaches anyone else's data; and
+PathwayService and AccessService check the same (basis SELF) and put each read on the audit
+log. The citizen's token lives in a cookie of its own (HttpOnly, SameSite=Strict, path
+/innbygger): the coordinators' pages never receive it and refuse a citizen's token, and this
+page refuses every token but a citizen's.
+
+Pages:
+    /innbygger              the pathway and the access list (`?side=` pages the list)
+    /innbygger/logg-inn     sign in (development: give a fødselsnummer; always: paste a token)
+    /innbygger/logg-ut      sign out
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from carepath.v1 import common_pb2, pathway_pb2, registry_pb2
+from services.viewer import present
+from services.viewer.web import CITIZEN, Problem, Web
+from shared.auth import Actor, OrgKind, Unauthenticated, mint_token, verify_token
+from shared.ids import IdentifierError, NationalId
+
+log = logging.getLogger(__name__)
+
+SIGN_IN = CITIZEN
+#: Why the page reads: the citizen's insight into their own data (recorded in the audit log).
+PURPOSE = common_pb2.ACCESS_PURPOSE_CITIZEN_INSIGHT
+ACCESS_PAGE_SIZE = 25
+DENIED = "Du kan bare se dine egne opplysninger."
+
+
+def is_citizen_path(path: str) -> bool:
+    return path == SIGN_IN.home or path.startswith(f"{SIGN_IN.home}/")
+
+
+def own_patient(actor: Actor) -> common_pb2.PatientIdentifier:
+    """The signed-in citizen themself: the only patient this page ever asks about."""
+    national_id = NationalId.parse(actor.pid or "")
+    return common_pb2.PatientIdentifier(system=national_id.system, value=national_id.value)
+
+
+def routes(web: Web) -> list[Route]:
+    settings = web.settings
+
+    def render_sign_in(status: int = 200, error: str | None = None) -> Response:
+        return web.render(
+            "citizen_signin.html", status, dev=settings.dev_sign_in, error=error, citizen=True
+        )
+
+    async def sign_in_page(request: Request) -> Response:
+        return render_sign_in()
+
+    async def sign_in(request: Request) -> Response:
+        form = await request.form()
+        token = str(form.get("token") or "").strip()
+
+        def refused(reason: str) -> Response:
+            return render_sign_in(400, f"Innloggingen mislyktes: {reason}")
+
+        if token:
+            try:
+                actor = verify_token(token, settings.jwt_secret)
+            except Unauthenticated:
+                return refused("tokenet er ugyldig eller utløpt.")
+            if actor.org_kind is not OrgKind.CITIZEN:
+                return refused("tokenet gjelder ikke en innbygger.")
+        elif settings.dev_sign_in:
+            try:
+                actor = Actor.citizen(str(form.get("fodselsnummer") or "").replace(" ", ""))
+            except IdentifierError:
+                return refused("fødselsnummeret er ikke gyldig (11 sifre).")
+            token = mint_token(actor, settings.jwt_secret)
+        else:
+            return refused("logg inn gjennom ID-porten, eller lim inn et token.")
+        response = RedirectResponse(SIGN_IN.home, status_code=303)
+        web.keep_token(response, SIGN_IN, token)
+        log.info("citizen signed in")  # never who: a personal identifier is not logged
+        return response
+
+    async def sign_out(request: Request) -> Response:
+        response = RedirectResponse(SIGN_IN.page, status_code=303)
+        web.forget_token(response, SIGN_IN)
+        return response
+
+    async def page(request: Request) -> Response:
+        actor, token = web.signed_in(request, SIGN_IN)
+        patient = own_patient(actor)
+        side = request.query_params.get("side", "")
+        if side and not side.isdigit():
+            raise Problem(400, "Ugyldig side", "Bruk lenkene under listen for å bla i den.")
+        # One after the other: the access list then includes this very read of the pathway.
+        pathway = await web.call(
+            web.pathway.GetPathway,
+            pathway_pb2.GetPathwayRequest(patient=patient, purpose=PURPOSE),
+            token,
+            SIGN_IN,
+            denied=DENIED,
+            missing_ok=True,
+        )
+        accesses = await web.call(
+            web.access.ListAccesses,
+            registry_pb2.ListAccessesRequest(
+                patient=patient, page_size=ACCESS_PAGE_SIZE, page_token=side
+            ),
+            token,
+            SIGN_IN,
+            service="Innsynstjenesten",
+            denied=DENIED,
+        )
+        return web.render("citizen.html", **context(actor, patient, pathway, accesses, side))
+
+    return [
+        Route(SIGN_IN.home, page),
+        Route(SIGN_IN.page, sign_in_page, methods=["GET"]),
+        Route(SIGN_IN.page, sign_in, methods=["POST"]),
+        Route(f"{SIGN_IN.home}/logg-ut", sign_out, methods=["POST"]),
+    ]
+
+
+def context(
+    actor: Actor,
+    patient: common_pb2.PatientIdentifier,
+    reply: pathway_pb2.Pathway | None,
+    accesses: registry_pb2.ListAccessesResponse,
+    side: str,
+) -> dict[str, Any]:
+    names = present.Directory.of(reply.organisations if reply is not None else [])
+    found: dict[str, Any] = {}
+    if reply is not None:
+        found = {
+            "place": present.place(reply.location, names),
+            "register_facts": present.register_facts(reply.relations, names),
+            "referrals": present.open_referrals(reply, names),
+            "medications": reply.medications.entries if reply.HasField("medications") else [],
+            "timeline": list(reversed(reply.timeline)),
+        }
+    return {
+        "actor": actor,
+        "citizen": True,
+        "names": names,
+        "patient": patient,
+        "reply": reply,
+        **found,
+        "accesses": [present.access_line(a) for a in accesses.accesses],
+        "next_page": urlencode({"side": accesses.next_page_token})
+        if accesses.next_page_token
+        else None,
+        "paged": bool(side),
+        "now": datetime.now(UTC),
+    }

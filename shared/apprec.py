@@ -138,14 +138,11 @@ def message_parties(
     messages: Iterable[dict[str, Any]], municipal_types: Collection[str], open_until: str | None
 ) -> list[Relationship]:
     """The parties a resource's messages make (for the access policy, at once, from the
-    resource itself): each receiver still owing a receipt (RECEIPT_DUE), and each municipality
-    sent one of `municipal_types` about a stay, while the stay is open (MESSAGE_RECEIVER;
-    `open_until`: when the stay closed, None while open)."""
-    parties = [
-        Relationship.party(m["to_her_id"], Basis.RECEIPT_DUE)
-        for m in messages
-        if m["receipt"] is None
-    ]
+    resource itself): each message's receiver, for its receipt (RECEIPT_DUE: it owes it, or
+    repeats the one it gave, which returns the first result; a second one the message itself
+    refuses), and each municipality sent one of `municipal_types` about a stay, while the stay
+    is open (MESSAGE_RECEIVER; `open_until`: when the stay closed, None while open)."""
+    parties = [Relationship.party(m["to_her_id"], Basis.RECEIPT_DUE) for m in messages]
     parties += [
         Relationship(m["to_her_id"], Basis.MESSAGE_RECEIVER, utc_iso(m["sent_at"]), open_until)
         for m in messages

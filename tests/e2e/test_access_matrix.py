@@ -19,8 +19,9 @@ The situations of a call (`situations_of`):
   citizen call); for a municipality's worklist, the list of the patient's municipality;
 - `expired`: the first care relationship the call lists, ended (the fastlege assignment ran
   out, the patient moved, the stay closed more than 30 days ago, the referral was forwarded to
-  another hospital, the receipt is recorded). Not a cell for calls without a care
-  relationship among their grounds (AdmitPatient, the register and access calls, ListPathways);
+  another hospital, the receipt is recorded — the message itself then refuses a second one).
+  Not a cell for calls without a care relationship among their grounds (AdmitPatient, the
+  register and access calls, ListPathways);
 - `blocked`: the caller holds the first ground of the call, and the patient has blocked the
   caller's organisation. Not a cell where that ground is SELF: a block names an organisation or
   a health professional, never a citizen acting for themself;
@@ -133,6 +134,8 @@ SOMEONE_ELSE = Actor.citizen(make_fnr(30, 6, 85, 120))
 # Notes on the cells whose answer is not the obvious one:
 # - CancelReferral/expired is FAILED_PRECONDITION: a referral's sender stays a party of its own
 #   referral whatever its state (the resolver's parties), so the closed referral itself refuses.
+#   Likewise RecordMessageReceipt/expired: a message's receiver stays its receiver (a retried
+#   receipt returns the first), so a second receipt is refused by the answered message.
 # - AdmitPatient lets every hospital admit (ADMITTING_HOSPITAL): the unrelated and the
 #   emergency hospital doctor may, and a block does not stop a patient's admission.
 # - Writes are not blockable (the patient blocks the sharing, not the care given), except the
@@ -217,7 +220,7 @@ EXPECTED: dict[str, dict[str, grpc.StatusCode]] = {
     },
     "AdmissionService/RecordMessageReceipt": {
         "RECEIPT_DUE": OK,
-        "unrelated": DENIED, "expired": DENIED, "blocked": OK, "emergency": DENIED,
+        "unrelated": DENIED, "expired": FAILED, "blocked": OK, "emergency": DENIED,
         "citizen-self": DENIED, "citizen-other": DENIED,
     },
     "AdmissionService/TransferPatient": {
@@ -273,7 +276,7 @@ EXPECTED: dict[str, dict[str, grpc.StatusCode]] = {
     },
     "DischargeService/RecordMessageReceipt": {
         "RECEIPT_DUE": OK,
-        "unrelated": DENIED, "expired": DENIED, "blocked": OK, "emergency": DENIED,
+        "unrelated": DENIED, "expired": FAILED, "blocked": OK, "emergency": DENIED,
         "citizen-self": DENIED, "citizen-other": DENIED,
     },
     "DischargeService/GetDischarge": {
@@ -1056,7 +1059,9 @@ def home_municipality_scenes(then: Step) -> dict[str, Scene]:
 
 
 def receipt_scenes(receiver: Actor, target: Step, answers: Step) -> dict[str, Scene]:
-    """The receiver of a message owes its receipt until it records it (`answers`)."""
+    """The receiver of a message, for its receipt. Once it has recorded it (`answers`), it is
+    still the message's receiver (a retry returns the first result), so a second receipt is
+    refused by the message itself: FAILED_PRECONDITION, not the policy."""
     assert receiver.org_kind in EMERGENCY_DOCTORS
     return {
         "RECEIPT_DUE": Scene(receiver, target),

@@ -1,9 +1,12 @@
 """A hospital stay over real gRPC on loopback, on the event store of each backend (SQLite and
-PostgreSQL): the clinical flow, then every way a caller can be refused."""
+PostgreSQL): the clinical flow, then every way a caller can be refused.
+
+The whole system runs (tests/support.py): the access policy reads the care relationships the
+pathway projector folds from the registry's events, so the patient is registered first, as the
+register adapter does in production: they live in MUNICIPALITY (no fastlege is on record)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,13 +17,13 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import admissions_pb2, admissions_pb2_grpc, common_pb2
-from services.admissions import api as admissions_api
 from services.admissions.application import AdmissionsApplication
+from shared.access.model import Basis
 from shared.auth import Actor
-from shared.grpc_server import Server, start_server
+from shared.grpc_server import Server
 from shared.ids import DNR_SYSTEM, FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL, OTHER_MUNICIPALITY
-from tests.support import SECRET, auth, events_in, make_fnr
+from tests.support import Harness, auth, events_in, make_fnr
 
 FNR = make_fnr(3, 11, 38, 410)
 PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=FNR)
@@ -38,20 +41,19 @@ class Admissions:
         return events_in(self.app)
 
 
+@pytest.fixture(autouse=True)
+def registered(system: Harness) -> None:
+    """The patient lives in MUNICIPALITY (the Folkeregister, through the register adapter)."""
+    system.register({"system": FNR_SYSTEM, "value": FNR}, municipality=MUNICIPALITY.her_id)
+
+
 @pytest.fixture
-def admissions(backend: dict[str, str]) -> Iterator[Admissions]:
-    # On PostgreSQL the services may share one database: tables are named per application.
-    app = AdmissionsApplication.from_url(backend["admissions"])
-    server = start_server(
-        "127.0.0.1:0", admissions_api.register(app), admissions_api.SERVICE_NAMES, SECRET
-    )
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
-    try:
-        yield Admissions(app, server, admissions_pb2_grpc.AdmissionServiceStub(channel))
-    finally:
-        channel.close()
-        server.stop(0)
-        app.close()
+def admissions(system: Harness) -> Admissions:
+    server = system.servers["admissions"]
+    app = system.apps["admissions"]
+    assert isinstance(app, AdmissionsApplication)
+    stub = admissions_pb2_grpc.AdmissionServiceStub(system.channel(server))
+    return Admissions(app, server, stub)
 
 
 def meta(command_id: str, hours_ago: float = 0) -> common_pb2.CommandMetadata:
@@ -165,10 +167,27 @@ def test_list_stays_returns_the_patients_stays_newest_first(admissions: Admissio
         admissions_pb2.ListStaysRequest(patient=PATIENT), metadata=auth(MUNICIPALITY)
     )
     assert [s.stay_id for s in reply.stays] == [newer.stay_id, older.stay_id]
-    reply = admissions.stub.ListStays(
-        admissions_pb2.ListStaysRequest(patient=PATIENT), metadata=auth(OTHER_HOSPITAL)
+
+
+def test_a_hospital_without_a_stay_or_referral_may_not_list_the_patients_stays(
+    system: Harness, admissions: Admissions
+) -> None:
+    """The policy decides for the patient as a whole: no care relationship, no list (not an
+    empty one, which would still say the patient is known)."""
+    admitted(admissions)
+    system.wait_for_relationship(
+        {"system": FNR_SYSTEM, "value": FNR}, HOSPITAL.her_id, Basis.STAY_HOSPITAL
     )
-    assert list(reply.stays) == []
+    reply = admissions.stub.ListStays(
+        admissions_pb2.ListStaysRequest(patient=PATIENT), metadata=auth(HOSPITAL)
+    )
+    assert len(reply.stays) == 1
+    with pytest.raises(grpc.RpcError) as err:
+        admissions.stub.ListStays(
+            admissions_pb2.ListStaysRequest(patient=PATIENT), metadata=auth(OTHER_HOSPITAL)
+        )
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert FNR not in (err.value.details() or "")
 
 
 def test_concurrent_admissions_of_one_patient_are_all_listed(admissions: Admissions) -> None:
@@ -427,21 +446,43 @@ def test_commands_on_a_closed_stay_are_failed_precondition_naming_the_state(
 def test_a_second_receipt_is_failed_precondition_naming_the_message(
     admissions: Admissions,
 ) -> None:
+    """A second receipt for the health information is refused by the message itself, naming
+    it — also once the municipality owes no receipt on the stay any more (it stays the
+    message's receiver) — while a retry of the first receipt returns its first result."""
     stay = admitted(admissions)
+    admissions.stub.SendAdmissionNotice(
+        admissions_pb2.SendAdmissionNoticeRequest(metadata=meta("n", 21), stay_id=stay.stay_id),
+        metadata=auth(HOSPITAL),
+    )
     stay = admissions.stub.SendHealthInformation(
         admissions_pb2.SendHealthInformationRequest(metadata=meta("hi", 20), stay_id=stay.stay_id),
         metadata=auth(HOSPITAL),
     )
-    message_id = stay.messages[0].message_id
+    notice_id, message_id = (m.message_id for m in stay.messages)
     admissions.stub.RecordMessageReceipt(
         receipt(stay, message_id, "r1"), metadata=auth(MUNICIPALITY)
     )
+    before = admissions.stored_events()
     with pytest.raises(grpc.RpcError) as err:
         admissions.stub.RecordMessageReceipt(
             receipt(stay, message_id, "r2"), metadata=auth(MUNICIPALITY)
         )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert message_id in err.value.details()
+    last = admissions.stub.RecordMessageReceipt(
+        receipt(stay, notice_id, "r3"), metadata=auth(MUNICIPALITY)
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        admissions.stub.RecordMessageReceipt(
+            receipt(stay, message_id, "r4"), metadata=auth(MUNICIPALITY)
+        )
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert message_id in err.value.details()
+    again = admissions.stub.RecordMessageReceipt(
+        receipt(stay, notice_id, "r3"), metadata=auth(MUNICIPALITY)
+    )
+    assert again == last
+    assert admissions.stored_events() == before + 1
 
 
 @pytest.mark.parametrize(
@@ -486,24 +527,68 @@ def test_a_receipt_by_the_sender_is_permission_denied(admissions: Admissions) ->
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-def test_an_unknown_stay_or_message_is_not_found(admissions: Admissions) -> None:
-    with pytest.raises(grpc.RpcError) as err:
+def test_an_unknown_stay_is_refused_like_another_patients_and_an_unknown_message_is_not_found(
+    admissions: Admissions,
+) -> None:
+    """Whether a stay exists is itself personal data: an unknown stay id is refused exactly as
+    a stay the caller has no part in. A receiver with a receipt due who names a message the
+    stay does not have gets NOT_FOUND."""
+    stay = admitted(admissions)
+    with pytest.raises(grpc.RpcError) as unknown:
         admissions.stub.GetStay(
             admissions_pb2.GetStayRequest(stay_id=UNKNOWN_ID), metadata=auth(HOSPITAL)
         )
-    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert unknown.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.RpcError) as not_theirs:
+        admissions.stub.GetStay(
+            admissions_pb2.GetStayRequest(stay_id=stay.stay_id), metadata=auth(OTHER_HOSPITAL)
+        )
+    assert not_theirs.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert unknown.value.details() == not_theirs.value.details()
     with pytest.raises(grpc.RpcError) as err:
         admissions.stub.SendAdmissionNotice(
             admissions_pb2.SendAdmissionNoticeRequest(metadata=meta("n"), stay_id=UNKNOWN_ID),
             metadata=auth(HOSPITAL),
         )
-    assert err.value.code() == grpc.StatusCode.NOT_FOUND
-    stay = admitted(admissions)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    stay = admissions.stub.SendAdmissionNotice(
+        admissions_pb2.SendAdmissionNoticeRequest(metadata=meta("n", 1), stay_id=stay.stay_id),
+        metadata=auth(HOSPITAL),
+    )
     with pytest.raises(grpc.RpcError) as err:
         admissions.stub.RecordMessageReceipt(
             receipt(stay, UNKNOWN_ID, "r"), metadata=auth(MUNICIPALITY)
         )
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_the_municipality_named_in_an_admission_gets_no_access_by_that_alone(
+    admissions: Admissions,
+) -> None:
+    """The admission names OTHER_MUNICIPALITY, where the patient neither lives nor stays: an
+    event's field never makes a care relationship. The municipality the patient lives in
+    reads the stay."""
+    stay = admissions.stub.AdmitPatient(
+        admit_request("named", municipality_her_id=OTHER_MUNICIPALITY.her_id),
+        metadata=auth(HOSPITAL),
+    )
+    for rpc, request in (
+        ("GetStay", admissions_pb2.GetStayRequest(stay_id=stay.stay_id)),
+        ("ListStays", admissions_pb2.ListStaysRequest(patient=PATIENT)),
+        (
+            "RecordAdmissionReport",
+            admissions_pb2.RecordAdmissionReportRequest(
+                metadata=meta("rep", 1), stay_id=stay.stay_id
+            ),
+        ),
+    ):
+        with pytest.raises(grpc.RpcError) as err:
+            getattr(admissions.stub, rpc)(request, metadata=auth(OTHER_MUNICIPALITY))
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, rpc
+    read = admissions.stub.GetStay(
+        admissions_pb2.GetStayRequest(stay_id=stay.stay_id), metadata=auth(MUNICIPALITY)
+    )
+    assert read.municipality_her_id == OTHER_MUNICIPALITY.her_id
 
 
 @pytest.mark.parametrize(
@@ -528,9 +613,8 @@ def test_calls_without_a_valid_token_are_unauthenticated(
 def test_health_is_served_without_a_token(admissions: Admissions) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    channel = grpc.insecure_channel(f"127.0.0.1:{admissions.server.port}")
-    reply = health_pb2_grpc.HealthStub(channel).Check(
-        health_pb2.HealthCheckRequest(service="carepath.v1.AdmissionService")
-    )
-    channel.close()
+    with grpc.insecure_channel(f"127.0.0.1:{admissions.server.port}") as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="carepath.v1.AdmissionService")
+        )
     assert reply.status == health_pb2.HealthCheckResponse.SERVING

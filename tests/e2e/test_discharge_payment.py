@@ -1,11 +1,13 @@
 """Payment for a patient ready for discharge over New Year: each day at its own year's rate,
 through admissions, discharges (and its view of stays, kept by its nameko reaction) and the
-pathway."""
+pathway. The patient lives in MUNICIPALITY (registered as the register adapter does): it
+answers the readiness, reads the pathway and pays."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -21,6 +23,7 @@ from carepath.v1 import (
     pathway_pb2,
     pathway_pb2_grpc,
 )
+from services.discharges.application import DischargesApplication
 from shared.ids import FNR_SYSTEM
 from tests.conftest import HOSPITAL, MUNICIPALITY
 from tests.support import (
@@ -55,6 +58,13 @@ def system(backend: dict[str, str], amqp_uri: str) -> Iterator[Harness]:
     drain_queue(amqp_uri, queue)
 
 
+@pytest.fixture(autouse=True)
+def registered(system: Harness) -> None:
+    system.register(
+        {"system": PATIENT.system, "value": PATIENT.value}, municipality=MUNICIPALITY.her_id
+    )
+
+
 def test_ready_on_30_december_received_on_3_january_costs_two_days_of_each_years_rate(
     system: Harness,
 ) -> None:
@@ -75,19 +85,17 @@ def test_ready_on_30_december_received_on_3_january_costs_two_days_of_each_years
         metadata=auth(HOSPITAL),
     )
 
-    def declare_ready() -> discharges_pb2.Discharge | None:
-        try:
-            return discharges.DeclareReadyForDischarge(
-                discharges_pb2.DeclareReadyForDischargeRequest(
-                    metadata=meta("ready", 2023, 12, 30, 9), stay_id=stay.stay_id
-                ),
-                metadata=auth(HOSPITAL),
-            )
-        except grpc.RpcError as exc:  # discharges has not seen the admission yet
-            assert exc.code() == grpc.StatusCode.FAILED_PRECONDITION
-            return None
-
-    wait_for(declare_ready, what="discharges to know the stay")
+    # Until discharges has seen the admission, the stay is unknown there, and an unknown stay
+    # is refused like anyone else's: wait for its view of the stays.
+    known = system.apps["discharges"]
+    assert isinstance(known, DischargesApplication)
+    wait_for(lambda: known.stays.get(UUID(stay.stay_id)), what="discharges to know the stay")
+    discharges.DeclareReadyForDischarge(
+        discharges_pb2.DeclareReadyForDischargeRequest(
+            metadata=meta("ready", 2023, 12, 30, 9), stay_id=stay.stay_id
+        ),
+        metadata=auth(HOSPITAL),
+    )
     discharges.AnswerReadiness(
         discharges_pb2.AnswerReadinessRequest(
             metadata=meta("answer", 2023, 12, 30, 12),
@@ -110,7 +118,9 @@ def test_ready_on_30_december_received_on_3_january_costs_two_days_of_each_years
     def discharged() -> pathway_pb2.Pathway | None:
         try:
             reply = pathway.GetPathway(
-                pathway_pb2.GetPathwayRequest(patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION),
+                pathway_pb2.GetPathwayRequest(
+                    patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
+                ),
                 metadata=auth(MUNICIPALITY),
             )
         except grpc.RpcError:
@@ -121,5 +131,6 @@ def test_ready_on_30_december_received_on_3_january_costs_two_days_of_each_years
     reply = wait_for(discharged, what="the discharge in the pathway")
     (payment,) = reply.payments
     assert (payment.days, payment.ongoing) == (4, False)
+    assert payment.municipality_her_id == MUNICIPALITY.her_id  # where the patient lives
     assert payment.amount_nok == 2 * 5508 + 2 * 5745
     assert reply.location.kind == pathway_pb2.LOCATION_KIND_HOME_WITH_SERVICES

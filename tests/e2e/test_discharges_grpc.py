@@ -1,13 +1,15 @@
 """The end of a hospital stay over real gRPC on loopback, on the event store of each backend
 (SQLite and PostgreSQL): the clinical flow, then every way a caller can be refused.
 
-The known-stays view is filled directly here, as the admissions events would fill it (the
-real path through the broker is tested in tests/integration/test_reactions.py)."""
+The whole system runs (tests/support.py): the access policy reads the care relationships the
+pathway projector folds from the registry's events, so the patient is registered first, as the
+register adapter does in production: they live in MUNICIPALITY. The known-stays view is filled
+directly here, as the admissions events would fill it (the real path through the broker is
+tested in tests/integration/test_reactions.py)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,14 +18,20 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from carepath.v1 import common_pb2, discharges_pb2, discharges_pb2_grpc
-from services.discharges import api as discharges_api
+from carepath.v1 import (
+    admissions_pb2,
+    admissions_pb2_grpc,
+    common_pb2,
+    discharges_pb2,
+    discharges_pb2_grpc,
+)
 from services.discharges.application import DischargesApplication
+from shared.access.model import Basis
 from shared.auth import Actor
-from shared.grpc_server import Server, start_server
+from shared.grpc_server import Server
 from shared.ids import FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL, OTHER_MUNICIPALITY
-from tests.support import SECRET, auth, events_in, make_fnr
+from tests.support import Harness, auth, events_in, make_fnr
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(3, 11, 38, 410)}
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -42,20 +50,19 @@ class Discharges:
         return events_in(self.app)
 
 
+@pytest.fixture(autouse=True)
+def registered(system: Harness) -> None:
+    """The patient lives in MUNICIPALITY (the Folkeregister, through the register adapter)."""
+    system.register(PATIENT, municipality=MUNICIPALITY.her_id)
+
+
 @pytest.fixture
-def discharges(backend: dict[str, str]) -> Iterator[Discharges]:
-    app = DischargesApplication.from_url(backend["discharges"])
+def discharges(system: Harness) -> Discharges:
+    app = system.apps["discharges"]
+    assert isinstance(app, DischargesApplication)
     app.stays.admitted(STAY, PATIENT, HOSPITAL.her_id, MUNICIPALITY.her_id)
-    server = start_server(
-        "127.0.0.1:0", discharges_api.register(app), discharges_api.SERVICE_NAMES, SECRET
-    )
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
-    try:
-        yield Discharges(app, server, discharges_pb2_grpc.DischargeServiceStub(channel))
-    finally:
-        channel.close()
-        server.stop(0)
-        app.close()
+    server = system.servers["discharges"]
+    return Discharges(app, server, discharges_pb2_grpc.DischargeServiceStub(system.channel(server)))
 
 
 def meta(command_id: str, hours_ago: float = 0) -> common_pb2.CommandMetadata:
@@ -174,8 +181,8 @@ BAD_COMMANDS: list[tuple[str, str, dict[str, Any], str]] = [
 def test_bad_input_is_invalid_argument_naming_the_field_and_stores_nothing(
     discharges: Discharges, rpc: str, message: str, fields: dict[str, Any], field: str
 ) -> None:
-    if rpc in ("AnswerReadiness", "WithdrawReadiness"):
-        ready(discharges)
+    if rpc in ("AnswerReadiness", "WithdrawReadiness", "RecordMessageReceipt"):
+        ready(discharges)  # the readiness notice: the municipality owes its receipt
     before = discharges.stored_events()
     request = getattr(discharges_pb2, message)(metadata=meta("bad"), stay_id=STAY)
     for key, value in fields.items():
@@ -187,7 +194,7 @@ def test_bad_input_is_invalid_argument_naming_the_field_and_stores_nothing(
             setattr(request, key, value)
     if field == "metadata":
         request.ClearField("metadata")
-    actor = MUNICIPALITY if rpc == "AnswerReadiness" else HOSPITAL
+    actor = MUNICIPALITY if rpc in ("AnswerReadiness", "RecordMessageReceipt") else HOSPITAL
     with pytest.raises(grpc.RpcError) as err:
         getattr(discharges.stub, rpc)(request, metadata=auth(actor))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -195,19 +202,64 @@ def test_bad_input_is_invalid_argument_naming_the_field_and_stores_nothing(
     assert discharges.stored_events() == before
 
 
-def test_readiness_for_an_unknown_or_closed_stay_is_failed_precondition(
+def test_readiness_for_an_unknown_stay_is_refused_like_another_hospitals_stay(
     discharges: Discharges,
 ) -> None:
-    with pytest.raises(grpc.RpcError) as err:
+    """Whether a stay exists is itself personal data: a stay discharges does not know is
+    refused exactly as a stay of another hospital."""
+    with pytest.raises(grpc.RpcError) as unknown:
         discharges.stub.DeclareReadyForDischarge(
             discharges_pb2.DeclareReadyForDischargeRequest(metadata=meta("r"), stay_id=UNKNOWN_ID),
             metadata=auth(HOSPITAL),
         )
-    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "not admitted (unknown to discharges" in (err.value.details() or "")
-    discharges.app.stays.closed(STAY, PATIENT, 2, HOSPITAL.her_id)
+    assert unknown.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.RpcError) as not_theirs:
+        discharges.stub.DeclareReadyForDischarge(
+            discharges_pb2.DeclareReadyForDischargeRequest(metadata=meta("r"), stay_id=STAY),
+            metadata=auth(OTHER_HOSPITAL),
+        )
+    assert not_theirs.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert unknown.value.details() == not_theirs.value.details()
+    assert discharges.stored_events() == 0
+
+
+def test_readiness_for_a_closed_stay_is_failed_precondition(
+    system: Harness, discharges: Discharges
+) -> None:
+    """The stay is admitted and closed through admissions, as the hospital's system does (its
+    hospital keeps its relationship with the patient for a while after the stay), so the
+    policy lets the hospital through and the stay itself says why not."""
+    admissions = admissions_pb2_grpc.AdmissionServiceStub(
+        system.channel(system.servers["admissions"])
+    )
+    stay = admissions.AdmitPatient(
+        admissions_pb2.AdmitPatientRequest(
+            metadata=meta("admit", 72),
+            patient=common_pb2.PatientIdentifier(**PATIENT),
+            ward="Medisinsk sengepost 3",
+            admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
+            municipality_her_id=MUNICIPALITY.her_id,
+        ),
+        metadata=auth(HOSPITAL),
+    )
+    closed = admissions.CloseStay(
+        admissions_pb2.CloseStayRequest(
+            metadata=meta("out", 50),
+            stay_id=stay.stay_id,
+            reason=admissions_pb2.STAY_CLOSE_REASON_DISCHARGED,
+        ),
+        metadata=auth(HOSPITAL),
+    )
+    discharges.app.stays.admitted(stay.stay_id, PATIENT, HOSPITAL.her_id, MUNICIPALITY.her_id)
+    discharges.app.stays.closed(stay.stay_id, PATIENT, closed.version, HOSPITAL.her_id)
+    system.wait_for_relationship(PATIENT, HOSPITAL.her_id, Basis.STAY_HOSPITAL)
     with pytest.raises(grpc.RpcError) as err:
-        ready(discharges)
+        discharges.stub.DeclareReadyForDischarge(
+            discharges_pb2.DeclareReadyForDischargeRequest(
+                metadata=meta("ready", 48), stay_id=stay.stay_id
+            ),
+            metadata=auth(HOSPITAL),
+        )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "CLOSED" in (err.value.details() or "")
     assert discharges.stored_events() == 0

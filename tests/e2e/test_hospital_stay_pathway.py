@@ -1,5 +1,8 @@
 """A hospital stay as the municipal coordinator sees it in the pathway: where the patient is,
-which PLO messages wait for a receipt, and the 24-hour Helseopplysninger deadline."""
+which PLO messages wait for a receipt, and the 24-hour Helseopplysninger deadline.
+
+Both patients live in MUNICIPALITY (registered as the register adapter does): that, not the
+municipality an admission names, puts them on its coordinator's list."""
 
 from __future__ import annotations
 
@@ -17,9 +20,10 @@ from carepath.v1 import (
     pathway_pb2,
     pathway_pb2_grpc,
 )
+from shared.access.model import Basis
 from shared.api import timestamp as ts
 from shared.ids import FNR_SYSTEM
-from tests.conftest import HOSPITAL, MUNICIPALITY
+from tests.conftest import HOSPITAL, MUNICIPALITY, OTHER_MUNICIPALITY
 from tests.support import (
     Harness,
     auth,
@@ -36,6 +40,14 @@ def meta(command_id: str, hours_ago: float) -> common_pb2.CommandMetadata:
     return common_pb2.CommandMetadata(
         command_id=command_id, occurred_at=ts(NOW - timedelta(hours=hours_ago))
     )
+
+
+@pytest.fixture(autouse=True)
+def registered(system: Harness) -> None:
+    for patient in (PATIENT, OTHER):
+        system.register(
+            {"system": patient.system, "value": patient.value}, municipality=MUNICIPALITY.her_id
+        )
 
 
 @pytest.fixture
@@ -76,7 +88,9 @@ def pathway_with(
     def check() -> pathway_pb2.Pathway | None:
         try:
             reply = pathway.GetPathway(
-                pathway_pb2.GetPathwayRequest(patient=patient, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION),
+                pathway_pb2.GetPathwayRequest(
+                    patient=patient, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
+                ),
                 metadata=auth(MUNICIPALITY),
             )
         except grpc.RpcError as exc:
@@ -155,7 +169,9 @@ def test_the_coordinators_list_puts_the_overdue_patient_first(
     wait_for(pathway_with(pathway, 1, OTHER), what="the second patient")
     reply = pathway.ListPathways(
         pathway_pb2.ListPathwaysRequest(
-            municipality_her_id=MUNICIPALITY.her_id, only_with_open_tasks=True, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
+            municipality_her_id=MUNICIPALITY.her_id,
+            only_with_open_tasks=True,
+            purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION,
         ),
         metadata=auth(MUNICIPALITY),
     )
@@ -163,7 +179,9 @@ def test_the_coordinators_list_puts_the_overdue_patient_first(
     assert reply.items[0].overdue_tasks == 1 and reply.items[1].overdue_tasks == 0
     first_page = pathway.ListPathways(
         pathway_pb2.ListPathwaysRequest(
-            municipality_her_id=MUNICIPALITY.her_id, page_size=1, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
+            municipality_her_id=MUNICIPALITY.her_id,
+            page_size=1,
+            purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION,
         ),
         metadata=auth(MUNICIPALITY),
     )
@@ -195,7 +213,9 @@ def test_the_coordinator_narrows_the_list_to_what_needs_attention(
     def listed(**narrowing: Any) -> list[str]:
         reply = pathway.ListPathways(
             pathway_pb2.ListPathwaysRequest(
-                municipality_her_id=MUNICIPALITY.her_id, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION, **narrowing
+                municipality_her_id=MUNICIPALITY.her_id,
+                purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION,
+                **narrowing,
             ),
             metadata=auth(MUNICIPALITY),
         )
@@ -210,7 +230,9 @@ def test_the_coordinator_narrows_the_list_to_what_needs_attention(
     assert listed(patient_query=PATIENT.value[:6]) == [PATIENT.value]
     item = pathway.ListPathways(
         pathway_pb2.ListPathwaysRequest(
-            municipality_her_id=MUNICIPALITY.her_id, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION, only_overdue=True
+            municipality_her_id=MUNICIPALITY.her_id,
+            purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION,
+            only_overdue=True,
         ),
         metadata=auth(MUNICIPALITY),
     ).items[0]
@@ -221,3 +243,50 @@ def test_the_coordinator_narrows_the_list_to_what_needs_attention(
         listed(patient_query="12a")
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "patient_query" in str(refused.value.details())
+
+
+def test_a_patient_living_elsewhere_joins_the_list_only_when_a_message_is_sent_to_us(
+    system: Harness,
+    admissions: admissions_pb2_grpc.AdmissionServiceStub,
+    pathway: pathway_pb2_grpc.PathwayServiceStub,
+) -> None:
+    """The admission names MUNICIPALITY, but the patient lives in OTHER_MUNICIPALITY: naming a
+    municipality gives it nothing. The hospital's admission notice to it does, while the stay
+    is open."""
+    visitor = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(9, 9, 49, 250))
+    key = {"system": visitor.system, "value": visitor.value}
+    system.register(key, municipality=OTHER_MUNICIPALITY.her_id)
+    stay = admit(admissions, visitor, "visitor", hours_ago=2)
+    admit(admissions, PATIENT, "resident", hours_ago=1)
+    wait_for(pathway_with(pathway, 1), what="the resident's stay")
+
+    def listed() -> list[str]:
+        reply = pathway.ListPathways(
+            pathway_pb2.ListPathwaysRequest(
+                municipality_her_id=MUNICIPALITY.her_id,
+                purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION,
+            ),
+            metadata=auth(MUNICIPALITY),
+        )
+        return [i.patient.value for i in reply.items]
+
+    def read() -> pathway_pb2.Pathway:
+        return pathway.GetPathway(
+            pathway_pb2.GetPathwayRequest(
+                patient=visitor, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
+            ),
+            metadata=auth(MUNICIPALITY),
+        )
+
+    assert visitor.value not in listed()
+    with pytest.raises(grpc.RpcError) as refused:
+        read()
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+    admissions.SendAdmissionNotice(
+        admissions_pb2.SendAdmissionNoticeRequest(metadata=meta("notice", 1), stay_id=stay.stay_id),
+        metadata=auth(HOSPITAL),
+    )
+    system.wait_for_relationship(key, MUNICIPALITY.her_id, Basis.MESSAGE_RECEIVER)
+    assert visitor.value in listed()
+    assert read().access_basis == common_pb2.ACCESS_BASIS_MESSAGE_RECEIVER

@@ -1,9 +1,13 @@
 """The shared medication list over real gRPC on loopback, on the real event stores (SQLite and
-PostgreSQL): the doctors' commands, the list as of a past moment, and every kind of refusal."""
+PostgreSQL): the doctors' commands, the list as of a past moment, and every kind of refusal.
+
+The whole system runs (tests/support.py): the access policy reads the care relationships the
+pathway projector folds from the registry's and the other services' events. The patient lives
+in MUNICIPALITY with GP as fastlege (registered as the register adapter does); the hospital's
+doctors change the list while the patient is admitted there."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,13 +15,19 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from carepath.v1 import common_pb2, medications_pb2, medications_pb2_grpc
-from services.medications import api
+from carepath.v1 import (
+    admissions_pb2,
+    admissions_pb2_grpc,
+    common_pb2,
+    medications_pb2,
+    medications_pb2_grpc,
+)
 from services.medications.application import MedicationsApplication
-from shared.grpc_server import Server, start_server
+from shared.access.model import Basis
+from shared.grpc_server import Server
 from shared.ids import FNR_SYSTEM
-from tests.conftest import GP, HOSPITAL, MUNICIPALITY
-from tests.support import SECRET, auth, events_in, make_fnr
+from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL
+from tests.support import Harness, auth, events_in, make_fnr
 
 FNR = make_fnr(12, 3, 42, 480)
 PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=FNR)
@@ -41,23 +51,47 @@ def meta(command_id: str, days_ago: float = 0) -> common_pb2.CommandMetadata:
     return common_pb2.CommandMetadata(command_id=command_id, occurred_at=ts(days_ago))
 
 
-@pytest.fixture
-def service(backend: dict[str, str]) -> Iterator[tuple[MedicationsApplication, Server]]:
-    # The referrals store URL is ours too: tables are named by application ("medications").
-    app = MedicationsApplication.from_url(backend["medications"])
-    server = start_server("127.0.0.1:0", api.register(app), api.SERVICE_NAMES, SECRET)
-    yield app, server
-    server.stop(0)
-    app.close()
+def registered_as(patient: common_pb2.PatientIdentifier) -> dict[str, str]:
+    return {"system": patient.system, "value": patient.value}
+
+
+@pytest.fixture(autouse=True)
+def registered(system: Harness) -> None:
+    """Both patients have GP as fastlege; the first lives in MUNICIPALITY."""
+    system.register(registered_as(PATIENT), municipality=MUNICIPALITY.her_id, gp=GP)
+    system.register(registered_as(OTHER_PATIENT), gp=GP)
 
 
 @pytest.fixture
-def medications(
-    service: tuple[MedicationsApplication, Server],
-) -> Iterator[medications_pb2_grpc.MedicationServiceStub]:
-    channel = grpc.insecure_channel(f"127.0.0.1:{service[1].port}")
-    yield medications_pb2_grpc.MedicationServiceStub(channel)
-    channel.close()
+def in_hospital(system: Harness) -> admissions_pb2.Stay:
+    """The patient is admitted to HOSPITAL (three weeks ago): its doctors care for them now."""
+    admissions = admissions_pb2_grpc.AdmissionServiceStub(
+        system.channel(system.servers["admissions"])
+    )
+    stay = admissions.AdmitPatient(
+        admissions_pb2.AdmitPatientRequest(
+            metadata=meta("admit", days_ago=21),
+            patient=PATIENT,
+            ward="Medisinsk sengepost 3",
+            admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
+            municipality_her_id=MUNICIPALITY.her_id,
+        ),
+        metadata=auth(HOSPITAL),
+    )
+    system.wait_for_relationship(registered_as(PATIENT), HOSPITAL.her_id, Basis.STAY_HOSPITAL)
+    return stay
+
+
+@pytest.fixture
+def service(system: Harness) -> tuple[MedicationsApplication, Server]:
+    app = system.apps["medications"]
+    assert isinstance(app, MedicationsApplication)
+    return app, system.servers["medications"]
+
+
+@pytest.fixture
+def medications(system: Harness) -> medications_pb2_grpc.MedicationServiceStub:
+    return medications_pb2_grpc.MedicationServiceStub(system.channel(system.servers["medications"]))
 
 
 def stored_events(service: tuple[MedicationsApplication, Server]) -> int:
@@ -96,6 +130,7 @@ def entry(reply: medications_pb2.MedicationList, entry_id: str) -> medications_p
     return found
 
 
+@pytest.mark.usefixtures("in_hospital")
 def test_a_prescription_is_paused_resumed_and_discontinued_over_grpc(
     medications: medications_pb2_grpc.MedicationServiceStub,
 ) -> None:
@@ -160,6 +195,7 @@ def test_the_list_on_discharge_day_differs_from_the_list_now(
     assert entry(now, metformin).dose == "1000 mg x 2" and not now.HasField("as_of")
 
 
+@pytest.mark.usefixtures("in_hospital")
 def test_a_late_reported_pause_lands_at_its_clinical_time(
     medications: medications_pb2_grpc.MedicationServiceStub,
 ) -> None:
@@ -181,6 +217,7 @@ def test_a_late_reported_pause_lands_at_its_clinical_time(
     assert (state_at(25), state_at(15)) == (ACTIVE, PAUSED)
 
 
+@pytest.mark.usefixtures("in_hospital")
 def test_a_reconciliation_is_recorded_with_its_sources(
     medications: medications_pb2_grpc.MedicationServiceStub,
 ) -> None:
@@ -354,6 +391,7 @@ def test_resuming_an_active_medication_is_failed_precondition_naming_the_state(
 def test_an_unknown_entry_or_a_patient_without_a_list_is_not_found(
     medications: medications_pb2_grpc.MedicationServiceStub,
 ) -> None:
+    """NOT_FOUND is for a caller who cares for the patient (GP is both patients' fastlege)."""
     prescribe(medications)
     with pytest.raises(grpc.RpcError) as err:
         medications.PauseMedication(
@@ -367,7 +405,37 @@ def test_an_unknown_entry_or_a_patient_without_a_list_is_not_found(
         medications.GetMedicationList(
             medications_pb2.GetMedicationListRequest(patient=OTHER_PATIENT), metadata=auth(GP)
         )
-    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND  # their fastlege: no list yet
+
+
+def test_a_hospital_without_a_stay_or_referral_may_neither_read_nor_change_the_list(
+    service: tuple[MedicationsApplication, Server],
+    medications: medications_pb2_grpc.MedicationServiceStub,
+) -> None:
+    """Only organisations caring for the patient now: OTHER_HOSPITAL has no stay or referral.
+    The refusal is the same for a patient with a list and one without."""
+    _, metformin = prescribe(medications)
+    before = stored_events(service)
+    with pytest.raises(grpc.RpcError) as err:
+        medications.PauseMedication(
+            medications_pb2.PauseMedicationRequest(
+                metadata=meta("p"), patient=PATIENT, entry_id=metformin, reason="Kontrast"
+            ),
+            metadata=auth(OTHER_HOSPITAL),
+        )
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    refusals = []
+    for patient in (PATIENT, OTHER_PATIENT):
+        with pytest.raises(grpc.RpcError) as err:
+            medications.GetMedicationList(
+                medications_pb2.GetMedicationListRequest(patient=patient),
+                metadata=auth(OTHER_HOSPITAL),
+            )
+        refusals.append((err.value.code(), err.value.details()))
+    assert refusals[0] == refusals[1]
+    assert refusals[0][0] == grpc.StatusCode.PERMISSION_DENIED
+    assert FNR not in (refusals[0][1] or "")
+    assert stored_events(service) == before
 
 
 @pytest.mark.parametrize(
@@ -391,7 +459,9 @@ def test_calls_without_a_valid_token_are_unauthenticated(
     assert stored_events(service) == 0
 
 
-def test_health_is_served_without_a_token(service: tuple[MedicationsApplication, Server]) -> None:
+def test_health_is_served_without_a_token(
+    service: tuple[MedicationsApplication, Server],
+) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     with grpc.insecure_channel(f"127.0.0.1:{service[1].port}") as channel:

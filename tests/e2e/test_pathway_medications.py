@@ -1,20 +1,26 @@
 """The shared medication list in the patient's pathway: changed in hospital, seen by the
-coordinator as it is now and as it was on any day."""
+coordinator as it is now and as it was on any day. GP is the patient's fastlege (registered as
+the register adapter does); the hospital changes the dose while the patient is admitted."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from carepath.v1 import (
+    admissions_pb2,
+    admissions_pb2_grpc,
     common_pb2,
     medications_pb2,
     medications_pb2_grpc,
     pathway_pb2,
     pathway_pb2_grpc,
 )
+from shared.access.model import Basis
 from shared.api import timestamp as ts
 from shared.ids import FNR_SYSTEM
-from tests.conftest import GP, HOSPITAL
+from tests.conftest import GP, HOSPITAL, MUNICIPALITY
 from tests.support import (
     Harness,
     auth,
@@ -30,10 +36,20 @@ def meta(command_id: str, when: datetime) -> common_pb2.CommandMetadata:
     return common_pb2.CommandMetadata(command_id=command_id, occurred_at=ts(when))
 
 
+REGISTERED = {"system": PATIENT.system, "value": PATIENT.value}
+
+
+@pytest.fixture(autouse=True)
+def registered(system: Harness) -> None:
+    system.register(REGISTERED, gp=GP)
+
+
 def pathway(system: Harness, **kw: object) -> pathway_pb2.Pathway:
     stub = pathway_pb2_grpc.PathwayServiceStub(system.channel(system.pathway_server))
     return stub.GetPathway(
-        pathway_pb2.GetPathwayRequest(patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION, **kw),
+        pathway_pb2.GetPathwayRequest(
+            patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION, **kw
+        ),
         metadata=auth(GP),
     )
 
@@ -52,6 +68,20 @@ def test_a_dose_changed_in_hospital_shows_now_and_the_old_dose_as_of_before(
         metadata=auth(GP),
     )
     entry_id = listed.entries[0].entry_id
+    admissions = admissions_pb2_grpc.AdmissionServiceStub(
+        system.channel(system.servers["admissions"])
+    )
+    admissions.AdmitPatient(
+        admissions_pb2.AdmitPatientRequest(
+            metadata=meta("admit", NOW - timedelta(days=3)),
+            patient=PATIENT,
+            ward="Medisinsk sengepost 3",
+            admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
+            municipality_her_id=MUNICIPALITY.her_id,
+        ),
+        metadata=auth(HOSPITAL),
+    )
+    system.wait_for_relationship(REGISTERED, HOSPITAL.her_id, Basis.STAY_HOSPITAL)
     meds.ChangeDose(
         medications_pb2.ChangeDoseRequest(
             metadata=meta("dose-1", NOW - timedelta(days=2)),
@@ -68,7 +98,8 @@ def test_a_dose_changed_in_hospital_shows_now_and_the_old_dose_as_of_before(
             reply = pathway(system)
         except Exception:  # NOT_FOUND until the first event is projected
             return None
-        return reply if len(reply.timeline) >= 3 else None
+        changed = any(e.event_type == "MedicationDoseChanged" for e in reply.timeline)
+        return reply if changed else None
 
     now = wait_for(both_events, what="the medication events in the pathway")
     summaries = [e.summary for e in now.timeline]

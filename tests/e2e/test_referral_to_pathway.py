@@ -15,9 +15,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2, referrals_pb2_grpc
 from services.pathway import migrate, readmodel
 from services.pathway.rebuild import rebuild
-from shared.audit.log import accesses
 from shared.ids import DNR_SYSTEM, FNR_SYSTEM
-from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL
+from shared.outbox import iter_all_envelopes
+from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_GP, OTHER_HOSPITAL, OTHER_MUNICIPALITY
 from tests.support import (
     Harness,
     auth,
@@ -29,6 +29,7 @@ from tests.support import (
 
 FNR = make_fnr(12, 3, 42, 480)
 PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=FNR)
+REGISTERED = {"system": FNR_SYSTEM, "value": FNR}
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
@@ -60,9 +61,7 @@ def send_request(command_id: str = "send-1", **overrides: Any) -> referrals_pb2.
 @pytest.fixture(autouse=True)
 def registered(system: Harness) -> None:
     """The patient lives in the municipality and has the GP office as fastlege."""
-    system.register(
-        {"system": FNR_SYSTEM, "value": FNR}, municipality=MUNICIPALITY.her_id, gp=GP
-    )
+    system.register(REGISTERED, municipality=MUNICIPALITY.her_id, gp=GP)
 
 
 @pytest.fixture
@@ -79,7 +78,9 @@ def get_pathway(
     pathway: pathway_pb2_grpc.PathwayServiceStub, patient: common_pb2.PatientIdentifier = PATIENT
 ) -> pathway_pb2.Pathway:
     return pathway.GetPathway(
-        pathway_pb2.GetPathwayRequest(patient=patient, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION),
+        pathway_pb2.GetPathwayRequest(
+            patient=patient, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
+        ),
         metadata=auth(GP),
     )
 
@@ -168,18 +169,14 @@ def test_every_read_of_a_pathway_is_audited(
 ) -> None:
     referrals.SendReferral(send_request(), metadata=auth(GP))
     wait_for(pathway_with(pathway, 1), what="the referral")
-    before = len(
-        reads_of(system.engine, readmodel.patient_key({"system": FNR_SYSTEM, "value": FNR}))
-    )
+    before = len(system.audit_rows(REGISTERED))
     get_pathway(pathway)
-    reads = reads_of(system.engine, readmodel.patient_key({"system": FNR_SYSTEM, "value": FNR}))
-    assert len(reads) == before + 1
-    last = reads[-1]
-    assert (last["actor_her_id"], last["actor_org_kind"], last["purpose"]) == (
-        GP.her_id,
-        "GP",
-        "care coordination",
-    )
+    rows = system.audit_rows(REGISTERED)  # newest first
+    assert len(rows) == before + 1
+    last = rows[0]
+    assert (last.actor_her_id, last.actor_kind, last.actor_hpr) == (GP.her_id, "GP", GP.hpr)
+    assert (last.call, last.outcome) == ("PathwayService/GetPathway", "OK")
+    assert (last.basis, last.purpose) == ("FASTLEGE", "CARE_COORDINATION")
 
 
 def test_a_municipality_reads_only_its_own_patients_pathways(
@@ -187,21 +184,38 @@ def test_a_municipality_reads_only_its_own_patients_pathways(
     referrals: referrals_pb2_grpc.ReferralServiceStub,
     pathway: pathway_pb2_grpc.PathwayServiceStub,
 ) -> None:
-    """The referral names no municipality: no municipality may read it (the attempt is
-    audited like any read)."""
+    """The patient lives in MUNICIPALITY: it reads the pathway as the residence municipality.
+    Another municipality has no relationship with the patient and is refused (the attempt is
+    audited like any read), for a single read and for a stream."""
     referrals.SendReferral(send_request(), metadata=auth(GP))
     wait_for(pathway_with(pathway, 1), what="the referral")
+    own = pathway.GetPathway(
+        pathway_pb2.GetPathwayRequest(
+            patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
+        ),
+        metadata=auth(MUNICIPALITY),
+    )
+    assert own.access_basis == common_pb2.ACCESS_BASIS_RESIDENCE_MUNICIPALITY
     with pytest.raises(grpc.RpcError) as refused:
         pathway.GetPathway(
-            pathway_pb2.GetPathwayRequest(patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION),
-            metadata=auth(MUNICIPALITY),
+            pathway_pb2.GetPathwayRequest(
+                patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
+            ),
+            metadata=auth(OTHER_MUNICIPALITY),
         )
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    key = readmodel.patient_key({"system": FNR_SYSTEM, "value": FNR})
-    assert reads_of(system.engine, key)[-1]["actor_her_id"] == MUNICIPALITY.her_id
+    last = system.audit_rows(REGISTERED)[0]
+    assert (last.actor_her_id, last.call, last.outcome, last.basis) == (
+        OTHER_MUNICIPALITY.her_id,
+        "PathwayService/GetPathway",
+        "PERMISSION_DENIED",
+        "",
+    )
     watch = pathway.WatchPathway(
-        pathway_pb2.WatchPathwayRequest(patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION),
-        metadata=auth(MUNICIPALITY),
+        pathway_pb2.WatchPathwayRequest(
+            patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
+        ),
+        metadata=auth(OTHER_MUNICIPALITY),
         timeout=10,
     )
     with pytest.raises(grpc.RpcError) as refused:
@@ -316,15 +330,27 @@ def test_another_hospital_gets_permission_denied(
     assert stored_events(system) == before
 
 
-def test_unknown_referral_is_not_found_and_a_malformed_id_invalid(
+def test_an_unknown_referral_is_refused_like_one_of_no_concern_and_a_malformed_id_invalid(
     referrals: referrals_pb2_grpc.ReferralServiceStub,
 ) -> None:
-    with pytest.raises(grpc.RpcError) as err:
-        referrals.GetReferral(
-            referrals_pb2.GetReferralRequest(referral_id="0b7f5b57-1d0e-4f55-a1f3-1f1b8f1f0000"),
-            metadata=auth(GP),
-        )
-    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    """Whether a referral exists is itself personal data: an unknown id is refused, even for
+    the patient's own fastlege, exactly as a referral the caller has no part in; never
+    NOT_FOUND."""
+    unknown_id = "0b7f5b57-1d0e-4f55-a1f3-1f1b8f1f0000"
+    sent = referrals.SendReferral(send_request(), metadata=auth(GP))
+    refusals = []
+    for actor, referral_id in (
+        (GP, unknown_id),
+        (OTHER_GP, unknown_id),
+        (OTHER_GP, sent.referral_id),
+    ):
+        with pytest.raises(grpc.RpcError) as refused:
+            referrals.GetReferral(
+                referrals_pb2.GetReferralRequest(referral_id=referral_id), metadata=auth(actor)
+            )
+        refusals.append((refused.value.code(), refused.value.details()))
+    assert refusals[0][0] == grpc.StatusCode.PERMISSION_DENIED
+    assert refusals[0] == refusals[1] == refusals[2]
     with pytest.raises(grpc.RpcError) as err:
         referrals.GetReferral(
             referrals_pb2.GetReferralRequest(referral_id="nope"), metadata=auth(GP)
@@ -373,12 +399,15 @@ def test_a_full_rebuild_from_the_store_equals_the_live_read_model(
     wait_for(pathway_with(pathway, 3), what="three events")
     live = dump_read_model(system.engine)
 
+    # The registry's events are rebuilt too: the access facts are folded from them.
+    stores = {"referrals": system.referrals_app, "registry": system.apps["registry"]}
+    registered = len(list(iter_all_envelopes("registry", system.apps["registry"])))
     rebuilt_engine = readmodel.create_engine(f"sqlite:///{tmp_path}/rebuilt.sqlite")
     migrate.upgrade(rebuilt_engine)
-    assert rebuild(rebuilt_engine, {"referrals": system.referrals_app}) == 3
+    assert rebuild(rebuilt_engine, stores) == 3 + registered
     assert dump_read_model(rebuilt_engine) == live
     # and in place, on the backend under test
-    rebuild(system.engine, {"referrals": system.referrals_app})
+    rebuild(system.engine, stores)
     assert dump_read_model(system.engine) == live
 
 
@@ -445,7 +474,9 @@ def test_as_of_answers_what_was_known_then(
     as_of = Timestamp()
     as_of.FromDatetime(known_then)
     then = pathway.GetPathway(
-        pathway_pb2.GetPathwayRequest(patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION, as_of=as_of),
+        pathway_pb2.GetPathwayRequest(
+            patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION, as_of=as_of
+        ),
         metadata=auth(GP),
     )
     assert [e.event_type for e in then.timeline] == ["ReferralSent"]
@@ -458,7 +489,9 @@ def test_as_of_answers_what_was_known_then(
     with pytest.raises(grpc.RpcError) as err:
         pathway.GetPathway(
             pathway_pb2.GetPathwayRequest(
-                patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION, as_of=before_anything
+                patient=PATIENT,
+                purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION,
+                as_of=before_anything,
             ),
             metadata=auth(GP),
         )
@@ -471,7 +504,9 @@ def test_watching_a_patient_streams_each_change_of_the_pathway(
     pathway: pathway_pb2_grpc.PathwayServiceStub,
 ) -> None:
     stream = pathway.WatchPathway(
-        pathway_pb2.WatchPathwayRequest(patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION),
+        pathway_pb2.WatchPathwayRequest(
+            patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
+        ),
         metadata=auth(GP),
         timeout=30,
     )
@@ -490,14 +525,18 @@ def test_only_the_municipality_itself_may_list_its_patients(
 ) -> None:
     with pytest.raises(grpc.RpcError) as err:
         pathway.ListPathways(
-            pathway_pb2.ListPathwaysRequest(municipality_her_id="4202", purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION),
+            pathway_pb2.ListPathwaysRequest(
+                municipality_her_id="4202", purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
+            ),
             metadata=auth(MUNICIPALITY),
         )
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     with pytest.raises(grpc.RpcError) as err:
         pathway.ListPathways(
             pathway_pb2.ListPathwaysRequest(
-                municipality_her_id=MUNICIPALITY.her_id, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION, page_size=500
+                municipality_her_id=MUNICIPALITY.her_id,
+                purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION,
+                page_size=500,
             ),
             metadata=auth(MUNICIPALITY),
         )

@@ -100,7 +100,7 @@ def test_a_discharge_closes_the_stay_in_admissions_once_however_often_delivered(
             discharges.discharge(ctx(HOSPITAL, "out", 1), stays[0], Destination.HOME, None)
             relay(discharges, backend["discharges"], amqp_uri)
             wait_for(
-                lambda: admissions.get_stay(HOSPITAL, stays[0]).state is StayState.CLOSED,
+                lambda: admissions.get_stay(stays[0]).state is StayState.CLOSED,
                 what="the stay to be closed",
             )
             stored = admissions.recorder.max_notification_id()
@@ -116,11 +116,11 @@ def test_a_discharge_closes_the_stay_in_admissions_once_however_often_delivered(
             discharges.discharge(ctx(HOSPITAL, "out-2", 1), stays[1], Destination.HOME, None)
             relay(discharges, backend["discharges"], amqp_uri)
             wait_for(
-                lambda: admissions.get_stay(HOSPITAL, stays[1]).state is StayState.CLOSED,
+                lambda: admissions.get_stay(stays[1]).state is StayState.CLOSED,
                 what="the second stay to be closed",
             )
         assert admissions.recorder.max_notification_id() == (stored or 0) + 1
-        closed = admissions.get_stay(HOSPITAL, stays[0])
+        closed = admissions.get_stay(stays[0])
         assert closed.closed_at == (NOW - timedelta(hours=1)).isoformat()
     finally:
         admissions.close()
@@ -142,13 +142,11 @@ def test_an_elective_admission_for_an_accepted_referral_completes_it(
             admit(admissions, referral_id=referral.id)
             relay(admissions, backend["admissions"], amqp_uri)
             completed = wait_for(
-                lambda: (
-                    referrals.get_referral(HOSPITAL, referral.id).state is ReferralState.COMPLETED
-                ),
+                lambda: referrals.get_referral(referral.id).state is ReferralState.COMPLETED,
                 what="the referral to be completed",
             )
         assert completed
-        assert referrals.get_referral(HOSPITAL, referral.id).version == 4
+        assert referrals.get_referral(referral.id).version == 4
     finally:
         admissions.close()
         referrals.close()

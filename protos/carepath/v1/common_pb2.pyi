@@ -154,7 +154,9 @@ class _AccessBasisEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AccessBas
     ACCESS_BASIS_ADMITTING_HOSPITAL: _AccessBasis.ValueType  # 8
     """A hospital admitting a patient who has come to it (the admission creates the stay)."""
     ACCESS_BASIS_RECEIPT_DUE: _AccessBasis.ValueType  # 9
-    """The receiver of a message that still waits for its application receipt."""
+    """The receiver of a message of a stay or discharge, recording (or repeating) that message's
+    application receipt.
+    """
     ACCESS_BASIS_SELF: _AccessBasis.ValueType  # 10
     """The citizen's own data."""
     ACCESS_BASIS_EMERGENCY: _AccessBasis.ValueType  # 11
@@ -193,7 +195,9 @@ ACCESS_BASIS_STAY_HOSPITAL: AccessBasis.ValueType  # 7
 ACCESS_BASIS_ADMITTING_HOSPITAL: AccessBasis.ValueType  # 8
 """A hospital admitting a patient who has come to it (the admission creates the stay)."""
 ACCESS_BASIS_RECEIPT_DUE: AccessBasis.ValueType  # 9
-"""The receiver of a message that still waits for its application receipt."""
+"""The receiver of a message of a stay or discharge, recording (or repeating) that message's
+application receipt.
+"""
 ACCESS_BASIS_SELF: AccessBasis.ValueType  # 10
 """The citizen's own data."""
 ACCESS_BASIS_EMERGENCY: AccessBasis.ValueType  # 11

@@ -54,9 +54,9 @@ bench: $(STAMP) ## end-to-end throughput and latency, with the raw limits of the
 	@bash infra/ensure-rabbitmq.sh
 	$(PY) -m bench.workload $(BENCH_ARGS)
 
-bench-compare: $(STAMP) ## the benchmark on BASE=<commit> and on this tree, back to back
+bench-compare: $(STAMP) ## the benchmark on BASE=<commit> and this tree, alternating (ROUNDS=3)
 	@bash infra/ensure-rabbitmq.sh
-	$(PY) -m bench.compare $(BASE) $(BENCH_ARGS)
+	$(PY) -m bench.compare --rounds $(or $(ROUNDS),3) $(BASE) $(BENCH_ARGS)
 
 token: $(STAMP) ## mint a development token: make token ARGS="--her-id 1234567 --kind GP --hpr 9144900" (or --kind CITIZEN --pid ...)
 	@$(PY) -m shared.auth $(ARGS)

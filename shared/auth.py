@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import argparse
 import enum
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,7 +99,8 @@ def mint_token(actor: Actor, secret: str, ttl_seconds: int = 8 * 3600) -> str:
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def verify_token(token: str, secret: str) -> Actor:
+def _verify(token: str, secret: str) -> tuple[Actor, float]:
+    """The token's actor and its expiry (epoch seconds); raises Unauthenticated."""
     try:
         claims = jwt.decode(
             token,
@@ -117,12 +121,51 @@ def verify_token(token: str, secret: str) -> Actor:
         if kind is OrgKind.CITIZEN:
             if "org_her_id" in claims or "hpr" in claims or roles:
                 raise ValueError("a citizen token names no organisation, HPR or roles")
-            return Actor.citizen(str(claims["pid"]))
+            return Actor.citizen(str(claims["pid"])), float(claims["exp"])
         her_id = HerId.parse(str(claims["org_her_id"])).value
         hpr = HprNumber.parse(str(claims["hpr"])).value if claims.get("hpr") else None
     except (IdentifierError, ValueError, KeyError) as exc:
         raise Unauthenticated(f"invalid token claims: {exc}") from exc
-    return Actor(her_id=her_id, org_kind=kind, hpr=hpr, roles=frozenset(roles))
+    return Actor(her_id=her_id, org_kind=kind, hpr=hpr, roles=frozenset(roles)), float(
+        claims["exp"]
+    )
+
+
+def verify_token(token: str, secret: str) -> Actor:
+    """The caller a token names; raises Unauthenticated (expired, badly signed, bad claims)."""
+    return _verify(token, secret)[0]
+
+
+class TokenVerifier:
+    """Checks bearer tokens for one server, remembering each valid token until it expires: a
+    client sends the same token with every call, and checking its signature every time cost
+    more than deciding the call. A token's claims cannot change under its signature, so a
+    remembered answer is the answer; expiry is checked on every call."""
+
+    def __init__(
+        self, secret: str, size: int = 4096, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._secret = secret
+        self._size = size
+        self._clock = clock
+        self._seen: OrderedDict[str, tuple[Actor, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, token: str) -> Actor:
+        with self._lock:
+            hit = self._seen.get(token)
+            if hit is not None:
+                if hit[1] <= self._clock():
+                    del self._seen[token]
+                    raise Unauthenticated("token has expired")
+                self._seen.move_to_end(token)
+                return hit[0]
+        actor, expires = _verify(token, self._secret)
+        with self._lock:
+            self._seen[token] = (actor, expires)
+            if len(self._seen) > self._size:
+                self._seen.popitem(last=False)
+        return actor
 
 
 def bearer_metadata(token: str) -> tuple[tuple[str, str]]:

@@ -29,7 +29,7 @@ from shared import errors
 from shared.access import enforce
 from shared.access.enforce import AccessControl, Call, Refused
 from shared.access.table import rule_for
-from shared.auth import Actor, Unauthenticated, verify_token
+from shared.auth import Actor, TokenVerifier, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class CarepathInterceptor(grpc.ServerInterceptor):
     log, and maps domain errors to status codes with their field-level messages."""
 
     def __init__(self, secret: str, access: AccessControl) -> None:
-        self._secret = secret
+        self._verify = TokenVerifier(secret)
         self._access = access
 
     def _authenticate(self, context: grpc.ServicerContext) -> Actor:
@@ -94,7 +94,7 @@ class CarepathInterceptor(grpc.ServerInterceptor):
         header = metadata.get("authorization", "")
         if not isinstance(header, str) or not header.lower().startswith("bearer "):
             raise Unauthenticated("missing bearer token in 'authorization' metadata")
-        return verify_token(header[7:].strip(), self._secret)
+        return self._verify(header[7:].strip())
 
     def _record(self, call: Call, outcome: str) -> None:
         try:

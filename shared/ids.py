@@ -49,6 +49,7 @@ from __future__ import annotations
 import calendar
 import datetime
 import enum
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -187,6 +188,7 @@ class NationalId:
         return f"{self.kind.value} ***********"
 
 
+@functools.lru_cache(maxsize=4096)  # a call checks its patient twice (policy, then command)
 def parse_patient_identifier(system: str, value: str) -> NationalId:
     """Validate a patient identifier given as a FHIR-style (system, value) pair.
 

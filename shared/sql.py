@@ -47,12 +47,20 @@ def _schema_lock(conn: sa.Connection) -> None:
 
 
 def create_tables(metadata: sa.MetaData, engine: sa.Engine) -> None:
-    """Create the missing tables. Two processes starting together on one PostgreSQL database
-    (a gRPC server and its nameko reactions) would race in CREATE TABLE and one would fail on
-    the catalogue's unique index, so on PostgreSQL the creation runs under an advisory lock."""
-    with engine.begin() as conn:
-        _schema_lock(conn)
-        metadata.create_all(conn)
+    """Create the missing tables. Two processes starting together on one database (a gRPC
+    server and its nameko reactions) race in CREATE TABLE: on PostgreSQL the creation runs
+    under an advisory lock; on SQLite the loser of the race looks again."""
+    for attempt in range(2):
+        try:
+            with engine.begin() as conn:
+                _schema_lock(conn)
+                metadata.create_all(conn)
+            return
+        except sa.exc.OperationalError:
+            # SQLite has no advisory lock: another process created the table between our
+            # check and our CREATE. Checking again finds it.
+            if attempt or engine.dialect.name != "sqlite":
+                raise
 
 
 def migrate(engine: sa.Engine, migrations: Path, version_table: str = "alembic_version") -> None:

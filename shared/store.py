@@ -4,7 +4,6 @@ database URL, the transcodings our events need, and idempotent command handling.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import date
 from typing import Any, Self, TypeVar
@@ -53,19 +52,16 @@ class GroupCommit:
     queued as events: collecting empties an aggregate, so a retry of a conflicting batch must
     save the events themselves, never the (by then empty) aggregates.
 
-    A single committer thread also means one writer for SQLite, which otherwise makes
-    concurrent writers poll its busy handler."""
+    One writer at a time also means one writer for SQLite, which otherwise makes concurrent
+    writers poll its busy handler."""
 
     def __init__(self, save: Callable[..., Any], max_batch: int = 500) -> None:
         self._save = save
-        self._writer = GroupWriter(self._commit, "group-commit", max_batch)
+        self._writer = GroupWriter(self._commit, max_batch)
 
     def save(self, aggregates: tuple[CarepathAggregate, ...]) -> None:
         """Save one command's aggregates together; returns once committed (or raises)."""
         self._writer.submit(tuple(event for a in aggregates for event in a.collect_events()))
-
-    def close(self) -> None:
-        self._writer.close()
 
     def _commit(self, batch: list[Events]) -> Outcomes:
         try:
@@ -84,21 +80,14 @@ class CarepathApplication(Application[UUID]):
     #: Event class names kept inside the service (bookkeeping such as indexes): the relay
     #: reads past them and never publishes them.
     internal_event_types: frozenset[str] = frozenset()
-    _group_commit: GroupCommit | None = None
-    _group_commit_lock = threading.Lock()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._group_commit = GroupCommit(self.save)
 
     def save_command(self, *aggregates: CarepathAggregate) -> None:
         """Save what one command changed (one transaction), batched with concurrent commands."""
-        if self._group_commit is None:
-            with self._group_commit_lock:
-                if self._group_commit is None:
-                    self._group_commit = GroupCommit(self.save)
         self._group_commit.save(aggregates)
-
-    def close(self) -> None:
-        if self._group_commit is not None:
-            self._group_commit.close()
-        super().close()
 
     @classmethod
     def from_url(cls, url: str) -> Self:

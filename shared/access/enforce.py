@@ -13,8 +13,8 @@ stay or list is refused exactly as a known one the caller has no relationship wi
 from __future__ import annotations
 
 import contextvars
+import os
 import re
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -126,7 +126,7 @@ def _purpose(rule: Rule, request: Message, metadata: Mapping[str, Any]) -> Purpo
 
 def _request_id(metadata: Mapping[str, Any]) -> str:
     given = str(metadata.get(REQUEST_ID_HEADER, ""))
-    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    return given if _REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
 
 
 class AccessControl:
@@ -163,7 +163,6 @@ class AccessControl:
         return AccessControl(self.facts, self.audit, resolvers, self.clock)
 
     def close(self) -> None:
-        self.audit.close()
         self.facts.engine.dispose()
         self.audit.engine.dispose()
 

@@ -63,7 +63,6 @@ def test_calls_from_many_threads_make_one_unbroken_chain(engine: sa.Engine) -> N
         t.start()
     for t in threads:
         t.join()
-    log.close()
     with engine.connect() as conn:
         seqs = list(conn.execute(sa.select(audit.audit_log.c.seq).order_by("seq")).scalars())
     assert seqs == list(range(1, 81))

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 import jwt
 import pytest
 
-from shared.auth import Actor, OrgKind, Unauthenticated, mint_token, verify_token
+from shared.auth import (
+    Actor,
+    OrgKind,
+    TokenVerifier,
+    Unauthenticated,
+    mint_token,
+    verify_token,
+)
 
 SECRET = "unit-test-secret-0123456789-abcdefgh"
 
@@ -39,3 +48,15 @@ def test_a_token_signed_with_another_key_is_refused() -> None:
 def test_tokens_with_bad_claims_are_refused(claims: dict[str, object]) -> None:
     with pytest.raises(Unauthenticated):
         verify_token(jwt.encode(claims, SECRET, algorithm="HS256"), SECRET)
+
+
+def test_a_remembered_token_still_expires() -> None:
+    """The server remembers a checked token, never past its expiry."""
+    now = [time.time()]
+    verify = TokenVerifier(SECRET, clock=lambda: now[0])
+    gp = Actor(her_id="8134021", org_kind=OrgKind.GP, hpr="9144900")
+    token = mint_token(gp, SECRET, ttl_seconds=60)
+    assert verify(token) == verify(token) == gp
+    now[0] += 61
+    with pytest.raises(Unauthenticated, match="expired"):
+        verify(token)

@@ -48,18 +48,17 @@ def test_a_conflict_in_a_batch_fails_only_its_command_and_loses_no_other_event()
 
     threads = [threading.Thread(target=command, args=("warm-up", Counter()))]
     threads[0].start()
-    wait_for(lambda: commits._writer._queue.qsize() == 0, what="the first batch in flight")
+    wait_for(lambda: commits._writer.waiting == 0, what="the first batch in flight")
     threads += [
         threading.Thread(target=command, args=("clean", clean)),
         threading.Thread(target=command, args=("stale", stale)),
     ]
     for t in threads[1:]:
         t.start()
-    wait_for(lambda: commits._writer._queue.qsize() == 2, what="two commands queued together")
+    wait_for(lambda: commits._writer.waiting == 2, what="two commands queued together")
     gate.set()
     for t in threads:
         t.join(timeout=10)
-    commits.close()
 
     assert outcome["clean"] is None
     assert app.repository.get(clean.id).version == 1  # the clean command's event is stored

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from typing import Any, NoReturn
 
 import grpc
+import psycopg
 import sqlalchemy as sa
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -70,8 +72,11 @@ def _failure(method: str, exc: Exception) -> _Failed:
         return exc
     if isinstance(exc, errors.DomainError):
         return _Failed(status_for(exc), str(exc))
-    if isinstance(exc, sa.exc.OperationalError):
-        # A database the call needs is down or locked: try again later.
+    if isinstance(
+        exc, sa.exc.OperationalError | sqlite3.OperationalError | psycopg.OperationalError
+    ):
+        # A database the call needs is down or locked (also met straight on the driver, by the
+        # policy's facts and the audit log): try again later.
         log.warning("%s: database unavailable (%s)", method, type(exc).__name__)
         return _Failed(grpc.StatusCode.UNAVAILABLE, "a database is unavailable; retry")
     # Unexpected: the traceback may hold request values (personal data), so only DEBUG.

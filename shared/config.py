@@ -107,8 +107,10 @@ class StoreSettings:
                 "POSTGRES_PORT": str(parts.port or 5432),
                 "POSTGRES_USER": unquote(parts.username or "postgres"),
                 "POSTGRES_PASSWORD": unquote(parts.password or ""),
-                "POSTGRES_POOL_SIZE": "8",
-                "POSTGRES_MAX_OVERFLOW": "8",
+                # The library opens its pool at start, and every service runs two processes
+                # (server and relay): a small standing pool, room to grow under load.
+                "POSTGRES_POOL_SIZE": "3",
+                "POSTGRES_MAX_OVERFLOW": "13",
             }
             schema = os.environ.get(f"{service.upper()}_DATABASE_SCHEMA")
             if schema:

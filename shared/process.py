@@ -66,7 +66,7 @@ def service_main(
     if args.process in commands:
         commands[args.process](app, [*args.args, *rest])
         return
-    access = AccessControl.from_config(api.resolvers(app))
+    access = AccessControl.from_config(service, api.resolvers(app))
     address = config.grpc_address(service)
     server = start_server(
         address, api.register(app, access), api.SERVICE_NAMES, config.jwt_secret(), access

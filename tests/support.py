@@ -276,7 +276,7 @@ def running_system(urls: dict[str, str], amqp_uri: str, queue: str) -> Iterator[
     relays: dict[str, OutboxRelay] = {}
     positions: list[PositionStore] = []
     access: dict[str, AccessControl] = {}
-    shared_access = AccessControl.for_urls(urls["pathway"], urls["audit"])
+    shared_access = AccessControl.for_urls(urls["pathway"], urls["audit"], "test-system")
     for name, (app_class, api_module) in DOMAIN_SERVICES.items():
         url = urls[name]
         app = apps[name] = app_class.from_url(url)

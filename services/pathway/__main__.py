@@ -60,7 +60,7 @@ def main() -> None:
         Projector(engine, config.amqp_uri(), queue=queue).run(stop_event())
     else:
         address = config.grpc_address(SERVICE)
-        access = AccessControl.from_config(api.resolvers(engine))
+        access = AccessControl.from_config(SERVICE, api.resolvers(engine))
         server = start_server(
             address,
             api.register(engine, access),

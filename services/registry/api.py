@@ -276,7 +276,7 @@ class AccessServicer(registry_pb2_grpc.AccessServiceServicer):
             )
             call.disclosed[row.patient_key] = Basis.SUPERVISOR
         if len(found) > size:
-            reply.next_page_token = str(found[size - 1][0].seq)
+            reply.next_page_token = str(found[size - 1][0].id)
         return reply
 
     def ListAccesses(
@@ -315,7 +315,7 @@ class AccessServicer(registry_pb2_grpc.AccessServiceServicer):
                 by_self=by_self,
             )
         if len(rows) > size:
-            reply.next_page_token = str(rows[size - 1].seq)
+            reply.next_page_token = str(rows[size - 1].id)
         return reply
 
 

@@ -143,19 +143,30 @@ class AccessControl:
         self.clock = clock
 
     @classmethod
-    def from_config(cls, resolvers: Mapping[str, Resolver] | None = None) -> AccessControl:
+    def from_config(
+        cls, service: str, resolvers: Mapping[str, Resolver] | None = None
+    ) -> AccessControl:
         """The facts at `ACCESS_DATABASE_URL` (by default the pathway read model's database)
-        and the audit log at `AUDIT_DATABASE_URL` (by default var/audit.sqlite), migrated."""
-        return cls.for_urls(config.access_database_url(), config.database_url("audit"), resolvers)
+        and the audit log at `AUDIT_DATABASE_URL` (by default var/audit.sqlite), migrated;
+        the service writes its own chain of the log."""
+        return cls.for_urls(
+            config.access_database_url(), config.database_url("audit"), service, resolvers
+        )
 
     @classmethod
     def for_urls(
-        cls, facts_url: str, audit_url: str, resolvers: Mapping[str, Resolver] | None = None
+        cls,
+        facts_url: str,
+        audit_url: str,
+        chain: str,
+        resolvers: Mapping[str, Resolver] | None = None,
     ) -> AccessControl:
-        audit_engine = engine(audit_url)
+        # Small pools: one writer at a time extends the audit log (shared.batching), and a
+        # call holds a facts connection for one query (PostgreSQL's connections are few).
+        audit_engine = engine(audit_url, pool_size=2, max_overflow=4)
         migrate_audit(audit_engine)
-        facts = FactStore(engine(facts_url), audit_engine)
-        return cls(facts, AuditLog(audit_engine), resolvers)
+        facts = FactStore(engine(facts_url, pool_size=4, max_overflow=8), audit_engine)
+        return cls(facts, AuditLog(audit_engine, chain), resolvers)
 
     def for_service(self, resolvers: Mapping[str, Resolver]) -> AccessControl:
         """The same facts and audit log for another service's resolvers (several servers in

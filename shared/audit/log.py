@@ -4,13 +4,19 @@ rebuild).
 
 Each row says when, which request, who (organisation, kind, HPR), which patient, which call,
 its outcome (the gRPC status), the access basis, the coded purpose and, for akuttilgang, the
-reason. Row n stores the hash of row n-1 and its own hash over both; `audit_head` holds the last
-row's sequence number and hash. `verify` recomputes the chain and names every changed, removed
-or added row. Triggers refuse UPDATE and DELETE on the rows.
+reason.
+
+Every service writes its own hash chain (`chain`: the service's name): row n of a chain stores
+the hash of row n-1 of that chain and its own hash over both; `audit_head` holds each chain's
+last sequence number and hash. One chain per service, not one for all, because a chain has one
+writer at a time: with a single chain every call of every service would wait for every other
+service's commit (on PostgreSQL that cost four tenths of the throughput). `verify` recomputes
+every chain and names every changed, removed or added row. Triggers refuse UPDATE and DELETE on
+the rows.
 
 Writes are grouped (shared.batching): the rows of a process's concurrent calls go in one
-transaction (the chain needs one writer at a time: SQLite `BEGIN IMMEDIATE`, PostgreSQL an
-advisory lock), and a call returns only after its rows are committed — a read is never answered
+transaction (a chain's writer holds it: SQLite `BEGIN IMMEDIATE`, PostgreSQL an advisory lock
+of the chain), and a call returns only after its rows are committed — a read is never answered
 before it is on record.
 """
 
@@ -35,7 +41,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "audit_alembic_version"
-#: The advisory lock that makes one writer at a time extend the chain (PostgreSQL).
+#: The advisory lock family of the chains: one writer at a time extends a chain (PostgreSQL).
 _CHAIN_LOCK = 0x61756469
 GENESIS = "0" * 64
 EMERGENCY_CALL = "AccessService/RequestEmergencyAccess"
@@ -46,7 +52,11 @@ metadata = sa.MetaData()
 audit_log = sa.Table(
     "audit_log",
     metadata,
-    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    # The order rows were written in, across chains (the access lists' order and page tokens).
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
+    sa.Column("chain", sa.String(60), nullable=False),
+    # The row's place in its chain: 1, 2, 3, ...
+    sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("at", sa.String(32), nullable=False),
     sa.Column("request_id", sa.String(64), nullable=False),
     sa.Column("actor_her_id", sa.String(20), nullable=False),
@@ -65,7 +75,7 @@ audit_log = sa.Table(
 audit_head = sa.Table(
     "audit_head",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("chain", sa.String(60), primary_key=True),
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
 )
@@ -91,10 +101,16 @@ class Entry(NamedTuple):
 ENTRY_FIELDS = Entry._fields
 
 
-def row_hash(prev_hash: str, seq: int, entry: Entry) -> str:
-    """The row's hash: over the previous row's hash, its sequence number and every field."""
-    payload = json.dumps([prev_hash, seq, *entry], separators=(",", ":"))
+def row_hash(prev_hash: str, chain: str, seq: int, entry: Entry) -> str:
+    """The row's hash: over the previous row's hash, its chain and place, and every field."""
+    payload = json.dumps([prev_hash, chain, seq, *entry], separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _chain_lock(chain: str) -> int:
+    """The chain's advisory lock key (PostgreSQL's keys are signed 64-bit)."""
+    digest = hashlib.sha256(f"{_CHAIN_LOCK}:{chain}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def migrate(engine: Engine) -> None:
@@ -102,7 +118,7 @@ def migrate(engine: Engine) -> None:
 
 
 #: The columns an append writes, in order.
-_COLUMNS = ("seq", *ENTRY_FIELDS, "prev_hash", "hash")
+_COLUMNS = ("chain", "seq", *ENTRY_FIELDS, "prev_hash", "hash")
 
 
 def _statements(dialect: str) -> tuple[str, str, str, str]:
@@ -110,18 +126,19 @@ def _statements(dialect: str) -> tuple[str, str, str, str]:
     straight on the driver: a call's audit is on the hot path of every call."""
     p = "?" if dialect == "sqlite" else "%s"
     return (
-        "SELECT seq, hash FROM audit_head WHERE id = 1",
+        f"SELECT seq, hash FROM audit_head WHERE chain = {p}",
         f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES ({', '.join([p] * len(_COLUMNS))})",
-        f"INSERT INTO audit_head (id, seq, hash) VALUES (1, {p}, {p})",
-        f"UPDATE audit_head SET seq = {p}, hash = {p} WHERE id = 1",
+        f"INSERT INTO audit_head (chain, seq, hash) VALUES ({p}, {p}, {p})",
+        f"UPDATE audit_head SET seq = {p}, hash = {p} WHERE chain = {p}",
     )
 
 
-def append(engine: Engine, entries: Sequence[Entry]) -> int:
-    """Chain and store `entries` in one transaction; returns the last sequence number.
+def append(engine: Engine, chain: str, entries: Sequence[Entry]) -> int:
+    """Chain and store `entries` at the end of `chain`, in one transaction; returns the
+    chain's last sequence number.
 
-    The chain has one writer at a time: SQLite `BEGIN IMMEDIATE`, PostgreSQL an advisory lock
-    held until the commit."""
+    A chain has one writer at a time: SQLite `BEGIN IMMEDIATE` (the whole file), PostgreSQL the
+    chain's advisory lock, held until the commit."""
     dialect = engine.dialect.name
     head_sql, insert_sql, new_head_sql, move_head_sql = _statements(dialect)
     connection = engine.raw_connection()
@@ -133,19 +150,22 @@ def append(engine: Engine, entries: Sequence[Entry]) -> int:
             dbapi.isolation_level = None  # we say when the transaction begins and ends
             cursor.execute("BEGIN IMMEDIATE")
         else:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_CHAIN_LOCK,))
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_chain_lock(chain),))
         try:
-            cursor.execute(head_sql)
+            cursor.execute(head_sql, (chain,))
             head = cursor.fetchone()
             seq, prev = (int(head[0]), head[1]) if head else (0, GENESIS)
             rows = []
             for entry in entries:
                 seq += 1
-                digest = row_hash(prev, seq, entry)
-                rows.append((seq, *entry, prev, digest))
+                digest = row_hash(prev, chain, seq, entry)
+                rows.append((chain, seq, *entry, prev, digest))
                 prev = digest
             cursor.executemany(insert_sql, rows)
-            cursor.execute(new_head_sql if head is None else move_head_sql, (seq, prev))
+            if head is None:
+                cursor.execute(new_head_sql, (chain, seq, prev))
+            else:
+                cursor.execute(move_head_sql, (seq, prev, chain))
         except BaseException:
             connection.rollback()
             raise
@@ -159,11 +179,13 @@ def append(engine: Engine, entries: Sequence[Entry]) -> int:
 
 
 class AuditLog:
-    """A process's writer: `record` queues a call's rows and returns once they are committed,
-    together with whatever other calls queued meanwhile (one transaction per batch)."""
+    """A process's writer of its service's chain: `record` queues a call's rows and returns
+    once they are committed, together with whatever other calls queued meanwhile (one
+    transaction per batch)."""
 
-    def __init__(self, engine: Engine, max_batch: int = 1000) -> None:
+    def __init__(self, engine: Engine, chain: str, max_batch: int = 1000) -> None:
         self.engine = engine
+        self.chain = chain
         self._writer = GroupWriter(self._append, max_batch, size=len)
 
     def record(self, entries: Sequence[Entry]) -> None:
@@ -174,7 +196,7 @@ class AuditLog:
 
     def _append(self, batch: list[Sequence[Entry]]) -> None:
         try:
-            append(self.engine, [entry for entries in batch for entry in entries])
+            append(self.engine, self.chain, [entry for entries in batch for entry in entries])
         except Exception as exc:
             log.error("audit rows not written: %s", type(exc).__name__)
             raise
@@ -199,7 +221,7 @@ def emergency_grant(
             a.c.outcome == "OK",
             a.c.at > utc_iso(now - hours),
         )
-        .order_by(a.c.seq.desc())
+        .order_by(a.c.id.desc())
         .limit(1)
     )
     with engine.connect() as conn:
@@ -208,13 +230,13 @@ def emergency_grant(
 
 
 def accesses(engine: Engine, patient_key: str, limit: int, before: int | None) -> list[sa.Row]:  # type: ignore[type-arg]
-    """The patient's rows, newest first, `limit` of them before sequence number `before`."""
+    """The patient's rows, newest first, `limit` of them written before row id `before`."""
     a = audit_log
     query = sa.select(a).where(a.c.patient_key == patient_key)
     if before is not None:
-        query = query.where(a.c.seq < before)
+        query = query.where(a.c.id < before)
     with engine.connect() as conn:
-        return list(conn.execute(query.order_by(a.c.seq.desc()).limit(limit)))
+        return list(conn.execute(query.order_by(a.c.id.desc()).limit(limit)))
 
 
 def emergency_accesses(
@@ -230,10 +252,10 @@ def emergency_accesses(
         a.c.at >= utc_iso(since),
     )
     if before is not None:
-        query = query.where(a.c.seq < before)
+        query = query.where(a.c.id < before)
     found = []
     with engine.connect() as conn:
-        grants = list(conn.execute(query.order_by(a.c.seq.desc()).limit(limit)))
+        grants = list(conn.execute(query.order_by(a.c.id.desc()).limit(limit)))
         for grant in grants:
             reads = conn.execute(
                 sa.select(sa.func.count())
@@ -243,7 +265,7 @@ def emergency_accesses(
                     a.c.actor_her_id == her_id,
                     a.c.actor_hpr == grant.actor_hpr,
                     a.c.basis == "EMERGENCY",
-                    a.c.seq >= grant.seq,
+                    a.c.id >= grant.id,
                 )
             ).scalar_one()
             found.append((grant, int(reads)))
@@ -254,37 +276,46 @@ def emergency_accesses(
 
 
 def verify(engine: Engine, page: int = 5000) -> list[str]:
-    """Recompute the chain from the first row; every problem found, in order (empty: intact).
-    A changed row breaks its own hash; a removed one leaves a gap in the sequence and breaks
-    the next row's link; a removed tail disagrees with the head."""
+    """Recompute every chain from its first row; every problem found, chain by chain (empty:
+    intact). A changed row breaks its own hash; a removed one leaves a gap in its chain's
+    sequence and breaks the next row's link; a removed tail disagrees with the chain's head."""
+    with engine.connect() as conn:
+        heads = {row.chain: row for row in conn.execute(sa.select(audit_head))}
+        chains = set(conn.execute(sa.select(audit_log.c.chain).distinct()).scalars())
+    problems: list[str] = []
+    for chain in sorted(chains | set(heads)):
+        problems += _verify_chain(engine, chain, heads.get(chain), page)
+    return problems
+
+
+def _verify_chain(engine: Engine, chain: str, head: Any, page: int) -> list[str]:
     problems: list[str] = []
     prev, expected, last = GENESIS, 1, 0
+    a = audit_log
     with engine.connect() as conn:
         while True:
             rows = list(
                 conn.execute(
-                    sa.select(audit_log)
-                    .where(audit_log.c.seq > last)
-                    .order_by(audit_log.c.seq)
+                    sa.select(a)
+                    .where(a.c.chain == chain, a.c.seq > last)
+                    .order_by(a.c.seq)
                     .limit(page)
                 )
             )
             for row in rows:
                 seq = int(row.seq)
                 if seq != expected:
-                    problems.append(f"rows {expected}–{seq - 1} are missing")
+                    problems.append(f"{chain}: rows {expected}–{seq - 1} are missing")
                 if row.prev_hash != prev:
-                    problems.append(f"row {seq} does not link to the row before it")
+                    problems.append(f"{chain}: row {seq} does not link to the row before it")
                 entry = Entry(*(getattr(row, name) for name in ENTRY_FIELDS))
-                if row_hash(row.prev_hash, seq, entry) != row.hash:
-                    problems.append(f"row {seq} was changed (its hash does not match)")
+                if row_hash(row.prev_hash, chain, seq, entry) != row.hash:
+                    problems.append(f"{chain}: row {seq} was changed (its hash does not match)")
                 prev, expected, last = row.hash, seq + 1, seq
             if len(rows) < page:
                 break
-        head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash)).first()
     if head is None:
-        if last:
-            problems.append("the head row is missing")
+        problems.append(f"{chain}: the head row is missing")
     elif int(head.seq) != last or head.hash != prev:
-        problems.append(f"the log ends at row {last} but the head says {int(head.seq)}")
+        problems.append(f"{chain}: the log ends at row {last} but the head says {int(head.seq)}")
     return problems

@@ -28,7 +28,7 @@ PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(6, 6, 6
 def served(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
     app = MedicationsApplication.from_url(f"sqlite:///{tmp_path}/medications.sqlite")
     access = AccessControl.for_urls(
-        f"sqlite:///{tmp_path}/pathway.sqlite", f"sqlite:///{tmp_path}/audit.sqlite"
+        f"sqlite:///{tmp_path}/pathway.sqlite", f"sqlite:///{tmp_path}/audit.sqlite", "medications"
     )
     server = start_server(
         "127.0.0.1:0", api.register(app, access), api.SERVICE_NAMES, SECRET, access

@@ -1,7 +1,7 @@
-"""The audit log on the real databases (SQLite and PostgreSQL): rows from concurrent calls form
-one unbroken hash chain; the database refuses to change or remove a row; and when someone with
-the power to get around that (a database administrator) edits, removes or cuts off rows,
-`python -m services.audit verify` names what happened."""
+"""The audit log on the real databases (SQLite and PostgreSQL): rows from concurrent calls of
+several services form one unbroken hash chain per service; the database refuses to change or
+remove a row; and when someone with the power to get around that (a database administrator)
+edits, removes or cuts off rows, `python -m services.audit verify` names what happened."""
 
 from __future__ import annotations
 
@@ -53,24 +53,28 @@ def verify_command(url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_calls_from_many_threads_make_one_unbroken_chain(engine: sa.Engine) -> None:
-    log = AuditLog(engine)
+def test_calls_of_two_services_from_many_threads_make_one_unbroken_chain_each(
+    engine: sa.Engine,
+) -> None:
+    logs = [AuditLog(engine, "pathway"), AuditLog(engine, "medications")]
     threads = [
-        threading.Thread(target=lambda n=n: log.record([entry(n), entry(n + 1000)]))
+        threading.Thread(target=lambda n=n: logs[n % 2].record([entry(n), entry(n + 1000)]))
         for n in range(40)
     ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    log = audit.audit_log
     with engine.connect() as conn:
-        seqs = list(conn.execute(sa.select(audit.audit_log.c.seq).order_by("seq")).scalars())
-    assert seqs == list(range(1, 81))
+        for chain in ("pathway", "medications"):
+            query = sa.select(log.c.seq).where(log.c.chain == chain).order_by(log.c.seq)
+            assert list(conn.execute(query).scalars()) == list(range(1, 41))
     assert audit.verify(engine) == []
 
 
 def test_the_database_refuses_to_change_or_remove_a_row(engine: sa.Engine) -> None:
-    audit.append(engine, [entry(1), entry(2)])
+    audit.append(engine, "pathway", [entry(1), entry(2)])
     for statement in (
         audit.audit_log.update().values(actor_her_id="9999"),
         audit.audit_log.delete(),
@@ -91,33 +95,37 @@ def _bypass_triggers(conn: sa.Connection) -> None:
 
 def test_verify_catches_an_edited_row(engine: sa.Engine, backend: dict[str, str]) -> None:
     """Someone rewrites who read a patient's pathway: the row's hash no longer matches."""
-    audit.append(engine, [entry(n) for n in range(1, 6)])
+    audit.append(engine, "pathway", [entry(n) for n in range(1, 6)])
+    audit.append(engine, "medications", [entry(n) for n in range(1, 3)])
     assert verify_command(backend["audit"]).returncode == 0
+    log = audit.audit_log
     with engine.begin() as conn:
         _bypass_triggers(conn)
         conn.execute(
-            audit.audit_log.update().where(audit.audit_log.c.seq == 3).values(actor_her_id="4301")
+            log.update().where(log.c.chain == "pathway", log.c.seq == 3).values(actor_her_id="4301")
         )
     result = verify_command(backend["audit"])
     assert result.returncode == 1
-    assert "row 3 was changed" in result.stdout
-    assert audit.verify(engine) == ["row 3 was changed (its hash does not match)"]
+    assert "pathway: row 3 was changed" in result.stdout
+    assert audit.verify(engine) == ["pathway: row 3 was changed (its hash does not match)"]
 
 
 def test_verify_catches_a_removed_row_and_a_cut_off_tail(engine: sa.Engine) -> None:
-    audit.append(engine, [entry(n) for n in range(1, 8)])
+    audit.append(engine, "pathway", [entry(n) for n in range(1, 8)])
+    log = audit.audit_log
     with engine.begin() as conn:
         _bypass_triggers(conn)
-        conn.execute(audit.audit_log.delete().where(audit.audit_log.c.seq == 4))
-        conn.execute(audit.audit_log.delete().where(audit.audit_log.c.seq == 7))
+        conn.execute(log.delete().where(log.c.seq == 4))
+        conn.execute(log.delete().where(log.c.seq == 7))
     problems = audit.verify(engine)
-    assert "rows 4–4 are missing" in problems
-    assert "row 5 does not link to the row before it" in problems
-    assert "the log ends at row 6 but the head says 7" in problems
+    assert "pathway: rows 4–4 are missing" in problems
+    assert "pathway: row 5 does not link to the row before it" in problems
+    assert "pathway: the log ends at row 6 but the head says 7" in problems
 
 
 def test_an_intact_log_verifies(engine: sa.Engine, backend: dict[str, str]) -> None:
-    audit.append(engine, [entry(n) for n in range(1, 4)])
-    audit.append(engine, [entry(9)])
+    audit.append(engine, "pathway", [entry(n) for n in range(1, 4)])
+    audit.append(engine, "referrals", [entry(9)])
+    audit.append(engine, "pathway", [entry(9)])
     result = verify_command(backend["audit"])
     assert result.returncode == 0 and "intact" in result.stdout

@@ -1,8 +1,9 @@
 """The audit log: one row per call (and per patient a list disclosed), each chained to the one
-before by a hash; the head row holds the last sequence number and hash, so a removed tail is
-seen too. Rows cannot be updated or deleted (triggers). Two indexes: by patient (the citizen's
-access list, emergency grants in force) and a partial one of the emergency grants alone (the
-supervisors' review): every index is a page more written with each call.
+before in its service's chain by a hash; a chain's head row holds its last sequence number and
+hash, so a removed tail is seen too. Rows cannot be updated or deleted (triggers). Two indexes:
+by patient (the citizen's access list, emergency grants in force) and a partial one of the
+emergency grants alone (the supervisors' review): every index is a page more written with each
+call.
 
 Revision ID: 0001
 Revises:
@@ -25,7 +26,9 @@ MESSAGE = "the audit log is append-only"
 def upgrade() -> None:
     op.create_table(
         "audit_log",
-        sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+        sa.Column("chain", sa.String(60), nullable=False),
+        sa.Column("seq", sa.BigInteger, nullable=False),
         sa.Column("at", sa.String(32), nullable=False),
         sa.Column("request_id", sa.String(64), nullable=False),
         sa.Column("actor_her_id", sa.String(20), nullable=False),
@@ -40,19 +43,20 @@ def upgrade() -> None:
         sa.Column("emergency_text", sa.Text, nullable=True),
         sa.Column("prev_hash", sa.String(64), nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
+        sa.UniqueConstraint("chain", "seq", name="uq_audit_log_chain_seq"),
     )
-    op.create_index("ix_audit_log_patient", "audit_log", ["patient_key", "seq"])
+    op.create_index("ix_audit_log_patient", "audit_log", ["patient_key", "id"])
     emergency = sa.text("call = 'AccessService/RequestEmergencyAccess'")
     op.create_index(
         "ix_audit_log_emergency",
         "audit_log",
-        ["actor_her_id", "seq"],
+        ["actor_her_id", "id"],
         sqlite_where=emergency,
         postgresql_where=emergency,
     )
     op.create_table(
         "audit_head",
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("chain", sa.String(60), primary_key=True),
         sa.Column("seq", sa.BigInteger, nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
     )

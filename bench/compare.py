@@ -27,7 +27,7 @@ ROWS = {
 }
 
 
-def run(tree: Path, bench_args: list[str], attempts: int = 2) -> dict[str, float]:
+def run(tree: Path, bench_args: list[str], attempts: int = 4) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{tree / 'protos'}"}
     for attempt in range(attempts):
         done = subprocess.run(

@@ -78,9 +78,12 @@ def log_level() -> str:
 
 @dataclass(frozen=True)
 class StoreSettings:
-    """Settings of one service's event store, as the eventsourcing library wants them."""
+    """Settings of one service's event store, as the eventsourcing library wants them.
+    `connections`: the PostgreSQL pool the library opens at start (and as many more under
+    load): a server's threads share a few, a relay needs one."""
 
     url: str
+    connections: int = 8
 
     def eventsourcing_env(self, service: str) -> dict[str, str]:
         """Translate a database URL into eventsourcing's environment variables.
@@ -107,10 +110,8 @@ class StoreSettings:
                 "POSTGRES_PORT": str(parts.port or 5432),
                 "POSTGRES_USER": unquote(parts.username or "postgres"),
                 "POSTGRES_PASSWORD": unquote(parts.password or ""),
-                # The library opens its pool at start, and every service runs two processes
-                # (server and relay): a small standing pool, room to grow under load.
-                "POSTGRES_POOL_SIZE": "3",
-                "POSTGRES_MAX_OVERFLOW": "13",
+                "POSTGRES_POOL_SIZE": str(self.connections),
+                "POSTGRES_MAX_OVERFLOW": str(self.connections),
             }
             schema = os.environ.get(f"{service.upper()}_DATABASE_SCHEMA")
             if schema:

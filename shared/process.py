@@ -59,7 +59,9 @@ def service_main(
     if rest and args.process not in commands:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     setup_logging(f"{service}-{args.process}")
-    app = app_class.from_url(config.database_url(service))
+    # A relay reads one batch at a time: one connection (PostgreSQL's are few).
+    connections = 1 if args.process == "relay" else 8
+    app = app_class.from_url(config.database_url(service), connections)
     if args.process == "relay":
         run_relay(app)
         return

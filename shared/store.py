@@ -4,13 +4,19 @@ database URL, the transcodings our events need, and idempotent command handling.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import date
 from typing import Any, Self, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    ProgrammingError,
+    Transcoding,
+)
 
 from shared.batching import GroupWriter, Outcomes
 from shared.config import StoreSettings
@@ -18,6 +24,19 @@ from shared.domain import CarepathAggregate, CommandContext, command_key, handle
 from shared.errors import DomainError, NotFound
 
 A = TypeVar("A", bound=CarepathAggregate)
+T = TypeVar("T")
+
+
+def started(construct: Callable[[], T]) -> T:
+    """Construct an application. A service's server and relay start together and both create
+    the store's tables: the one that loses the race (PostgreSQL's catalogue refuses the second
+    CREATE) builds again on the tables the other made, instead of exiting."""
+    try:
+        return construct()
+    except (IntegrityError, ProgrammingError):
+        time.sleep(0.5)
+        return construct()
+
 
 #: Attempts for a command that races with another change of the same aggregate.
 CONFLICT_RETRIES = 5
@@ -90,8 +109,9 @@ class CarepathApplication(Application[UUID]):
         self._group_commit.save(aggregates)
 
     @classmethod
-    def from_url(cls, url: str) -> Self:
-        return cls(env=StoreSettings(url).eventsourcing_env(cls.name))
+    def from_url(cls, url: str, connections: int = 8) -> Self:
+        env = StoreSettings(url, connections).eventsourcing_env(cls.name)
+        return started(lambda: cls(env=env))
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

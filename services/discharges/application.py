@@ -22,7 +22,7 @@ from shared.apprec import AppRecStatus
 from shared.config import StoreSettings
 from shared.domain import CommandContext
 from shared.sql import create_tables, engine
-from shared.store import CONFLICT_RETRIES, CarepathApplication, Conflict
+from shared.store import CONFLICT_RETRIES, CarepathApplication, Conflict, started
 
 WHAT = "discharge"
 
@@ -158,12 +158,10 @@ class DischargesApplication(CarepathApplication):
         self.stays = stays or KnownStays()
 
     @classmethod
-    def from_url(cls, url: str) -> Self:
-        settings = StoreSettings(url)
-        return cls(
-            env=settings.eventsourcing_env(cls.name),
-            stays=KnownStays(settings.sqlalchemy_url()),
-        )
+    def from_url(cls, url: str, connections: int = 8) -> Self:
+        settings = StoreSettings(url, connections)
+        env = settings.eventsourcing_env(cls.name)
+        return started(lambda: cls(env=env, stays=KnownStays(settings.sqlalchemy_url())))
 
     def close(self) -> None:
         super().close()

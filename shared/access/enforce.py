@@ -148,7 +148,7 @@ class AccessControl:
     ) -> AccessControl:
         """The facts at `ACCESS_DATABASE_URL` (by default the pathway read model's database)
         and the audit log at `AUDIT_DATABASE_URL` (by default var/audit.sqlite), migrated;
-        the service writes its own chain of the log."""
+        the process writes a chain of the log of its own, named after the service."""
         return cls.for_urls(
             config.access_database_url(), config.database_url("audit"), service, resolvers
         )
@@ -158,7 +158,7 @@ class AccessControl:
         cls,
         facts_url: str,
         audit_url: str,
-        chain: str,
+        service: str,
         resolvers: Mapping[str, Resolver] | None = None,
     ) -> AccessControl:
         # Small pools: one writer at a time extends the audit log (shared.batching), and a
@@ -166,7 +166,7 @@ class AccessControl:
         audit_engine = engine(audit_url, pool_size=2, max_overflow=4)
         migrate_audit(audit_engine)
         facts = FactStore(engine(facts_url, pool_size=4, max_overflow=8), audit_engine)
-        return cls(facts, AuditLog(audit_engine, chain), resolvers)
+        return cls(facts, AuditLog(audit_engine, service), resolvers)
 
     def for_service(self, resolvers: Mapping[str, Resolver]) -> AccessControl:
         """The same facts and audit log for another service's resolvers (several servers in

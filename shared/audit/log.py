@@ -6,17 +6,17 @@ Each row says when, which request, who (organisation, kind, HPR), which patient,
 its outcome (the gRPC status), the access basis, the coded purpose and, for akuttilgang, the
 reason.
 
-Every service writes its own hash chain (`chain`: the service's name): row n of a chain stores
-the hash of row n-1 of that chain and its own hash over both; `audit_head` holds each chain's
-last sequence number and hash. One chain per service, not one for all, because a chain has one
-writer at a time: with a single chain every call of every service would wait for every other
-service's commit (on PostgreSQL that cost four tenths of the throughput). `verify` recomputes
+Every process writes its own hash chain (`chain`: its service's name and a random suffix, begun
+when it starts): row n of a chain stores the hash of row n-1 of that chain and its own hash over
+both; `audit_head` holds each chain's last sequence number and hash. A chain per writer, not one
+for all, because a chain has one writer at a time: with a single chain every call of every
+service waited for every other service's commit (on PostgreSQL that cost four tenths of the
+throughput), and a writer that owns its chain neither locks nor reads it. `verify` recomputes
 every chain and names every changed, removed or added row. Triggers refuse UPDATE and DELETE on
 the rows.
 
 Writes are grouped (shared.batching): the rows of a process's concurrent calls go in one
-transaction (a chain's writer holds it: SQLite `BEGIN IMMEDIATE`, PostgreSQL an advisory lock
-of the chain), and a call returns only after its rows are committed — a read is never answered
+transaction, and a call returns only after its rows are committed — a read is never answered
 before it is on record.
 """
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -133,12 +134,17 @@ def _statements(dialect: str) -> tuple[str, str, str, str]:
     )
 
 
-def append(engine: Engine, chain: str, entries: Sequence[Entry]) -> int:
-    """Chain and store `entries` at the end of `chain`, in one transaction; returns the
-    chain's last sequence number.
+Head = tuple[int, str]  # a chain's last sequence number and hash
 
-    A chain has one writer at a time: SQLite `BEGIN IMMEDIATE` (the whole file), PostgreSQL the
-    chain's advisory lock, held until the commit."""
+
+def append(engine: Engine, chain: str, entries: Sequence[Entry], head: Head | None = None) -> Head:
+    """Chain and store `entries` at the end of `chain`, in one transaction; returns the
+    chain's new head.
+
+    A chain has one writer at a time. `head`: the writer owns the chain and knows its head
+    (an AuditLog's own chain), so it is neither locked nor read. Otherwise the head is read
+    under the chain's lock: SQLite `BEGIN IMMEDIATE` (the whole file), PostgreSQL the chain's
+    advisory lock, held until the commit."""
     dialect = engine.dialect.name
     head_sql, insert_sql, new_head_sql, move_head_sql = _statements(dialect)
     connection = engine.raw_connection()
@@ -149,12 +155,14 @@ def append(engine: Engine, chain: str, entries: Sequence[Entry]) -> int:
             implicit = dbapi.isolation_level
             dbapi.isolation_level = None  # we say when the transaction begins and ends
             cursor.execute("BEGIN IMMEDIATE")
-        else:
+        elif head is None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_chain_lock(chain),))
         try:
-            cursor.execute(head_sql, (chain,))
-            head = cursor.fetchone()
-            seq, prev = (int(head[0]), head[1]) if head else (0, GENESIS)
+            if head is None:
+                cursor.execute(head_sql, (chain,))
+                found = cursor.fetchone()
+                head = (int(found[0]), found[1]) if found else (0, GENESIS)
+            seq, prev = head
             rows = []
             for entry in entries:
                 seq += 1
@@ -162,7 +170,7 @@ def append(engine: Engine, chain: str, entries: Sequence[Entry]) -> int:
                 rows.append((chain, seq, *entry, prev, digest))
                 prev = digest
             cursor.executemany(insert_sql, rows)
-            if head is None:
+            if head[0] == 0:
                 cursor.execute(new_head_sql, (chain, seq, prev))
             else:
                 cursor.execute(move_head_sql, (seq, prev, chain))
@@ -175,17 +183,19 @@ def append(engine: Engine, chain: str, entries: Sequence[Entry]) -> int:
         if dialect == "sqlite":
             dbapi.isolation_level = implicit
         connection.close()
-    return seq
+    return seq, prev
 
 
 class AuditLog:
-    """A process's writer of its service's chain: `record` queues a call's rows and returns
-    once they are committed, together with whatever other calls queued meanwhile (one
-    transaction per batch)."""
+    """A process's writer: it writes a chain of its own (`<service>-<random>`, begun when the
+    process starts), so it never waits for another writer's lock nor reads its head from the
+    database. `record` queues a call's rows and returns once they are committed, together with
+    whatever other calls queued meanwhile (one transaction per batch)."""
 
-    def __init__(self, engine: Engine, chain: str, max_batch: int = 1000) -> None:
+    def __init__(self, engine: Engine, service: str, max_batch: int = 1000) -> None:
         self.engine = engine
-        self.chain = chain
+        self.chain = f"{service}-{os.urandom(6).hex()}"
+        self._head: Head = (0, GENESIS)
         self._writer = GroupWriter(self._append, max_batch, size=len)
 
     def record(self, entries: Sequence[Entry]) -> None:
@@ -196,7 +206,8 @@ class AuditLog:
 
     def _append(self, batch: list[Sequence[Entry]]) -> None:
         try:
-            append(self.engine, self.chain, [entry for entries in batch for entry in entries])
+            rows = [entry for entries in batch for entry in entries]
+            self._head = append(self.engine, self.chain, rows, self._head)
         except Exception as exc:
             log.error("audit rows not written: %s", type(exc).__name__)
             raise

@@ -53,7 +53,7 @@ def verify_command(url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_calls_of_two_services_from_many_threads_make_one_unbroken_chain_each(
+def test_calls_of_two_processes_from_many_threads_make_one_unbroken_chain_each(
     engine: sa.Engine,
 ) -> None:
     logs = [AuditLog(engine, "pathway"), AuditLog(engine, "medications")]
@@ -67,8 +67,8 @@ def test_calls_of_two_services_from_many_threads_make_one_unbroken_chain_each(
         t.join()
     log = audit.audit_log
     with engine.connect() as conn:
-        for chain in ("pathway", "medications"):
-            query = sa.select(log.c.seq).where(log.c.chain == chain).order_by(log.c.seq)
+        for writer in logs:
+            query = sa.select(log.c.seq).where(log.c.chain == writer.chain).order_by(log.c.seq)
             assert list(conn.execute(query).scalars()) == list(range(1, 41))
     assert audit.verify(engine) == []
 

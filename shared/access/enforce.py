@@ -174,6 +174,7 @@ class AccessControl:
         return AccessControl(self.facts, self.audit, resolvers, self.clock)
 
     def close(self) -> None:
+        self.audit.close()
         self.facts.engine.dispose()
         self.audit.engine.dispose()
 

@@ -77,7 +77,7 @@ ASLI = Actor(her_id="4301", org_kind=OrgKind.MUNICIPALITY, hpr="6611004")
 #: A doctor at Åsli's legevakt who needs the patient's pathway in an emergency.
 ASLI_EMERGENCY = Actor(her_id="4301", org_kind=OrgKind.MUNICIPALITY, hpr="7312456")
 CITIZEN_COOKIE = "carepath_innbygger"
-COORDINATOR_COOKIE = "carepath_token"
+COORDINATOR_COOKIE = "carepath_sesjon"
 
 
 @dataclass
@@ -219,8 +219,15 @@ def screenshot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def open_patient(page: Page, demo: Demo, query: str = "") -> None:
-    page.goto(f"{demo.url}/pasient/{demo.patient}{query}")
+def open_patient(page: Page, demo: Demo, patient: str | None = None) -> None:
+    """Open a patient by fødselsnummer from the worklist's form (posted, never in the address)."""
+    page.goto(f"{demo.url}/arbeidsliste")
+    page.get_by_label("Åpne pasient med fødselsnummer eller D-nummer").fill(patient or demo.patient)
+    page.get_by_role("button", name="Åpne", exact=True).click()
+
+
+def open_demo_patient(page: Page, demo: Demo) -> None:
+    open_patient(page, demo)
     expect(page.locator("svg#forlop")).to_be_visible()
 
 
@@ -239,15 +246,17 @@ def test_the_worklist_lists_the_demo_patient_as_overdue(page: Page, demo: Demo) 
     screenshot(page, "arbeidsliste")
 
     page.get_by_label("Frist overskredet").check()
-    page.get_by_role("button", name="Vis").click()
+    page.get_by_role("button", name="Vis", exact=True).click()
     expect(page.locator(f"tr[data-patient='{demo.patient}']")).to_be_visible()
     page.get_by_label("Innlagt nå").check()
-    page.get_by_role("button", name="Vis").click()
+    page.get_by_role("button", name="Vis", exact=True).click()
     expect(page.get_by_text("Ingen pasienter i denne visningen.")).to_be_visible()
     page.get_by_label("Alle pasienter").check()
     page.get_by_label("Søk på fødselsnummer eller D-nummer").fill(demo.patient[:6])
-    page.get_by_role("button", name="Vis").click()
+    page.get_by_role("button", name="Vis", exact=True).click()
     expect(page.locator(f"tr[data-patient='{demo.patient}']")).to_be_visible()
+    expect(page.get_by_label("Søk på fødselsnummer eller D-nummer")).to_have_value(demo.patient[:6])
+    assert demo.patient[:6] not in page.url  # the search is the session's reference
 
 
 def test_opening_the_patient_shows_three_lanes_and_the_stay_bar(page: Page, demo: Demo) -> None:
@@ -277,7 +286,7 @@ def test_the_medication_list_as_of_an_earlier_date_shows_the_dose_before_the_cha
     page: Page, demo: Demo
 ) -> None:
     sign_in(page, demo)
-    open_patient(page, demo)
+    open_demo_patient(page, demo)
     ramipril = page.locator("table.medications tr[data-medication='Ramipril'] td.dose")
     expect(ramipril).to_have_text("2.5 mg x 1")
     page.get_by_label("Vis listen slik den var").fill("2024-11-01")
@@ -311,7 +320,7 @@ def test_at_tablet_width_nothing_spills_sideways(browser: Browser, demo: Demo) -
     page = context.new_page()
     try:
         sign_in(page, demo)
-        open_patient(page, demo)
+        open_demo_patient(page, demo)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0
         screenshot(page, "pasient-nettbrett")
@@ -320,10 +329,11 @@ def test_at_tablet_width_nothing_spills_sideways(browser: Browser, demo: Demo) -
 
 
 def test_another_municipality_sees_nothing_of_the_patient(page: Page, demo: Demo) -> None:
-    sign_in(page, demo, municipality="4202")
+    sign_in(page, demo, municipality=ASLI.her_id, hpr=str(ASLI.hpr))
     expect(page.get_by_text("Ingen pasienter i denne visningen.")).to_be_visible()
-    page.goto(f"{demo.url}/pasient/{demo.patient}")
+    open_patient(page, demo)
     expect(page.get_by_role("heading", name="Ingen tilgang")).to_be_visible()
+    expect(page.locator("main")).not_to_contain_text("Ramipril")
 
 
 def test_a_malformed_her_id_is_refused_with_the_reason(page: Page, demo: Demo) -> None:
@@ -337,7 +347,7 @@ def test_a_malformed_her_id_is_refused_with_the_reason(page: Page, demo: Demo) -
 
 
 def test_without_signing_in_the_viewer_asks_for_it(page: Page, demo: Demo) -> None:
-    page.goto(f"{demo.url}/pasient/{demo.patient}")
+    page.goto(f"{demo.url}/pasient/en-referanse")
     expect(page.get_by_role("heading", name="Logg inn som koordinator")).to_be_visible()
 
 
@@ -345,7 +355,7 @@ def test_a_new_event_sent_over_grpc_appears_on_the_open_page_without_a_reload(
     page: Page, demo: Demo
 ) -> None:
     sign_in(page, demo)
-    open_patient(page, demo)
+    open_demo_patient(page, demo)
     page.evaluate("window.__sameDocument = true")
     expect(page.locator("table.medications")).not_to_contain_text("Paracetamol")
 
@@ -405,7 +415,7 @@ def test_the_patient_page_names_every_organisation_from_the_directory(
     page: Page, demo: Demo
 ) -> None:
     sign_in(page, demo)
-    open_patient(page, demo)
+    open_demo_patient(page, demo)
     header = page.locator("header.patient")
     expect(header).to_contain_text(
         "Korttidsplass på sykehjem (Fjordvik helsehus, korttidsavdeling)"
@@ -457,7 +467,7 @@ def test_a_read_on_emergency_access_shows_a_warning_that_it_is_logged_and_review
         metadata=bearer_metadata(mint_token(ASLI_EMERGENCY, SECRET)),
     )
     sign_in(page, demo, municipality=ASLI_EMERGENCY.her_id, hpr=str(ASLI_EMERGENCY.hpr))
-    open_patient(page, demo)
+    open_demo_patient(page, demo)
     banner = page.get_by_role("region", name="Akuttilgang")
     expect(banner).to_be_visible()
     expect(banner).to_contain_text("logges, vises for pasienten og kontrolleres")
@@ -531,9 +541,10 @@ def test_the_citizens_token_lives_in_its_own_strict_httponly_cookie(page: Page, 
 
 def test_a_citizen_cannot_open_the_coordinators_pages(page: Page, demo: Demo) -> None:
     sign_in_as_citizen(page, demo.url, demo.patient)
-    for path in ("/arbeidsliste", f"/pasient/{demo.patient}"):
+    for path in ("/arbeidsliste", "/pasient/en-referanse"):
         page.goto(f"{demo.url}{path}")
         expect(page.get_by_role("heading", name="Logg inn som koordinator")).to_be_visible()
+    citizen_session = {c["name"]: c for c in page.context.cookies()}[CITIZEN_COOKIE]["value"]
     citizen_token = mint_token(Actor.citizen(demo.patient), SECRET)
     page.goto(f"{demo.url}/logg-inn")
     page.get_by_label("Eller lim inn et token").fill(citizen_token)
@@ -541,11 +552,11 @@ def test_a_citizen_cannot_open_the_coordinators_pages(page: Page, demo: Demo) ->
     expect(page.get_by_role("alert")).to_have_text(
         "Innloggingen mislyktes: tokenet gjelder ikke en kommune."
     )
-    # Even a citizen's token put in the coordinators' cookie by hand is refused.
+    # Even a citizen's session put in the coordinators' cookie by hand is refused.
     page.context.add_cookies(
-        [{"name": COORDINATOR_COOKIE, "value": citizen_token, "url": demo.url}]
+        [{"name": COORDINATOR_COOKIE, "value": citizen_session, "url": demo.url}]
     )
-    for path in ("/arbeidsliste", f"/pasient/{demo.patient}"):
+    for path in ("/arbeidsliste", "/pasient/en-referanse"):
         page.goto(f"{demo.url}{path}")
         expect(page.get_by_role("heading", name="Ingen tilgang")).to_be_visible()
         expect(page.get_by_text("Visningen er for kommunens koordinatorer.")).to_be_visible()
@@ -560,8 +571,16 @@ def test_the_citizens_page_refuses_a_coordinators_token(page: Page, demo: Demo) 
     expect(page.get_by_role("alert")).to_have_text(
         "Innloggingen mislyktes: tokenet gjelder ikke en innbygger."
     )
+    sign_in(page, demo)  # a coordinator's session put in the citizen's cookie by hand
+    coordinator_session = {c["name"]: c for c in page.context.cookies()}[COORDINATOR_COOKIE]
     page.context.add_cookies(
-        [{"name": CITIZEN_COOKIE, "value": coordinator_token, "url": f"{demo.url}/innbygger"}]
+        [
+            {
+                "name": CITIZEN_COOKIE,
+                "value": coordinator_session["value"],
+                "url": f"{demo.url}/innbygger",
+            }
+        ]
     )
     page.goto(f"{demo.url}/innbygger")
     expect(page.get_by_role("heading", name="Ingen tilgang")).to_be_visible()

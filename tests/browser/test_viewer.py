@@ -10,21 +10,13 @@ artifacts/screenshots/ (or $CAREPATH_ARTIFACTS) for people to look at; they are 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from carepath.v1 import (
     admissions_pb2,
@@ -32,203 +24,31 @@ from carepath.v1 import (
     common_pb2,
     medications_pb2,
     medications_pb2_grpc,
-    pathway_pb2,
-    pathway_pb2_grpc,
     registry_pb2,
     registry_pb2_grpc,
 )
-from shared.auth import Actor, OrgKind, bearer_metadata, mint_token
+from shared.auth import Actor, bearer_metadata, mint_token
 from shared.ids import FNR_SYSTEM
-from tests.conftest import STORES
+from tests.browser.support import (
+    ASLI,
+    ASLI_EMERGENCY,
+    CITIZEN_COOKIE,
+    COORDINATOR_COOKIE,
+    Demo,
+    fact,
+    open_demo_patient,
+    open_patient,
+    screenshot,
+    sign_in,
+    sign_in_as_citizen,
+    viewer_process,
+)
 from tests.support import (
-    ROOT,
     SECRET,
-    Harness,
-    demo_module,
-    demo_reactions,
-    drain_queue,
-    free_port,
-    load_demo,
     make_fnr,
-    running_system,
-    unique_queue,
-    wait_for,
 )
 
-CHROMIUM = os.environ.get("CAREPATH_CHROMIUM", "/usr/bin/chromium")
-#: Chromium as root in a container, with nothing reaching for the (closed) internet.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--lang=nb-NO",  # the users' language, also for the browser's own controls (dates)
-]
 pytestmark = [pytest.mark.browser, pytest.mark.broker]
-
-ARTIFACTS = Path(os.environ.get("CAREPATH_ARTIFACTS", ROOT / "artifacts")) / "screenshots"
-
-
-#: A municipality of the directory (Åsli kommune) with no care relationship with the patient.
-ASLI = Actor(her_id="4301", org_kind=OrgKind.MUNICIPALITY, hpr="6611004")
-#: A doctor at Åsli's legevakt who needs the patient's pathway in an emergency.
-ASLI_EMERGENCY = Actor(her_id="4301", org_kind=OrgKind.MUNICIPALITY, hpr="7312456")
-CITIZEN_COOKIE = "carepath_innbygger"
-COORDINATOR_COOKIE = "carepath_sesjon"
-
-
-@dataclass
-class Demo:
-    system: Harness
-    demo: ModuleType
-    url: str
-    env: dict[str, str]
-    log: Path
-
-    @property
-    def patient(self) -> str:
-        return str(self.demo.PATIENT)
-
-    @property
-    def patient_pb(self) -> common_pb2.PatientIdentifier:
-        return common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=self.patient)
-
-    def read_pathway(self, actor: Actor) -> pathway_pb2.Pathway:
-        """GetPathway over gRPC as `actor`, as any client system reads it."""
-        stub = pathway_pb2_grpc.PathwayServiceStub(self.system.channel(self.system.pathway_server))
-        reply: pathway_pb2.Pathway = stub.GetPathway(
-            pathway_pb2.GetPathwayRequest(
-                patient=self.patient_pb, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
-            ),
-            metadata=bearer_metadata(mint_token(actor, SECRET)),
-        )
-        return reply
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not os.access(CHROMIUM, os.X_OK):  # like the broker and the database: fail, never skip
-        pytest.fail(f"no Chromium at {CHROMIUM}: `make test` installs Debian's chromium")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, amqp_uri: str) -> Iterator[Demo]:
-    """The demo as `make run` loads it, and the viewer process in front of PathwayService."""
-    tmp = tmp_path_factory.mktemp("viewer")
-    urls = {name: f"sqlite:///{tmp}/{name}.sqlite" for name in STORES}
-    queue = unique_queue("pathway.viewer")
-    demo = demo_module()
-    with running_system(urls, amqp_uri, queue) as system, demo_reactions(amqp_uri, urls):
-        expected = load_demo(system, demo)
-        stub = pathway_pb2_grpc.PathwayServiceStub(system.channel(system.pathway_server))
-        token = bearer_metadata(mint_token(demo.COORDINATOR, SECRET))
-        request = pathway_pb2.GetPathwayRequest(
-            patient=common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=demo.PATIENT),
-            purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION,
-        )
-
-        def loaded() -> bool:
-            try:
-                return len(stub.GetPathway(request, metadata=token).timeline) >= expected
-            except Exception:
-                return False
-
-        wait_for(loaded, timeout=60, what="the demo in the pathway")
-        env = {
-            **os.environ,
-            "PATHWAY_GRPC_ADDRESS": f"127.0.0.1:{system.pathway_server.port}",
-            "REGISTRY_GRPC_ADDRESS": f"127.0.0.1:{system.servers['registry'].port}",
-            "CAREPATH_JWT_SECRET": SECRET,
-            "VIEWER_DEV_SIGN_IN": "1",
-            "CAREPATH_VAR_DIR": str(tmp),
-            "LOG_LEVEL": "INFO",
-        }
-        log = tmp / "viewer.log"
-        with viewer_process(env, log) as url:
-            yield Demo(system, demo, url, env, log)
-    drain_queue(amqp_uri, queue)
-
-
-@contextmanager
-def viewer_process(env: dict[str, str], log: Path) -> Iterator[str]:
-    """`python -m services.viewer` on a free port, its log (stderr) in `log`; yields its URL."""
-    address = f"127.0.0.1:{free_port()}"
-    with log.open("ab") as stderr:
-        viewer = subprocess.Popen(
-            [sys.executable, "-m", "services.viewer"],
-            env={**env, "VIEWER_HTTP_ADDRESS": address},
-            cwd=ROOT,
-            stderr=stderr,
-        )
-        try:
-            wait_for(lambda: _healthy(f"http://{address}/helse"), what="the viewer")
-            yield f"http://{address}"
-        finally:
-            viewer.terminate()
-            viewer.wait(timeout=20)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(
-        viewport={"width": 1280, "height": 800}, locale="nb-NO", timezone_id="Europe/Oslo"
-    )
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
-
-
-def sign_in(page: Page, demo: Demo, municipality: str = "4201", hpr: str = "1203921") -> None:
-    page.goto(f"{demo.url}/logg-inn")
-    page.get_by_label("Kommunens HER-id").fill(municipality)
-    page.get_by_label("Ditt HPR-nummer").fill(hpr)
-    page.get_by_role("button", name="Logg inn", exact=True).click()
-    expect(page.get_by_role("heading", name="Arbeidsliste")).to_be_visible()
-
-
-def sign_in_as_citizen(page: Page, url: str, fodselsnummer: str) -> None:
-    page.goto(f"{url}/innbygger/logg-inn")
-    page.get_by_label("Fødselsnummer (11 sifre)").fill(fodselsnummer)
-    page.get_by_role("button", name="Logg inn", exact=True).click()
-    expect(page.get_by_role("heading", name="Ditt pasientforløp")).to_be_visible()
-
-
-def fact(facts: Locator, label: str) -> Locator:
-    """The value of one label: value pair of a definition list (dt/dd in a div)."""
-    return facts.locator("div").filter(has=facts.page.locator("dt", has_text=label)).locator("dd")
-
-
-def screenshot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def open_patient(page: Page, demo: Demo, patient: str | None = None) -> None:
-    """Open a patient by fødselsnummer from the worklist's form (posted, never in the address)."""
-    page.goto(f"{demo.url}/arbeidsliste")
-    page.get_by_label("Åpne pasient med fødselsnummer eller D-nummer").fill(patient or demo.patient)
-    page.get_by_role("button", name="Åpne", exact=True).click()
-
-
-def open_demo_patient(page: Page, demo: Demo) -> None:
-    open_patient(page, demo)
-    expect(page.locator("svg#forlop")).to_be_visible()
 
 
 def test_the_worklist_lists_the_demo_patient_as_overdue(page: Page, demo: Demo) -> None:

@@ -246,7 +246,7 @@ def create_app(settings: Settings) -> ASGIApp:
         return {
             "actor": session.actor,
             "csrf": session.csrf,
-            "ref": lambda patient: patient_reference(session, patient),
+            "patient_ref": lambda patient: patient_reference(session, patient),
             "search": query,
             "names": present.Directory.of(reply.organisations),
             "items": reply.items,

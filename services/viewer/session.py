@@ -101,6 +101,12 @@ class Sessions:
             last_active=now,
         )
         with self._lock:
+            # Least recently active first: drop those idle too long, and beyond the capacity.
+            while self._sessions:
+                oldest = next(iter(self._sessions.values()))
+                if now - oldest.last_active < self.idle_seconds:
+                    break
+                del self._sessions[oldest.id]
             self._sessions[session.id] = session
             while len(self._sessions) > self._capacity:
                 self._sessions.popitem(last=False)

@@ -69,9 +69,9 @@ def main() -> None:
         "ON" if settings.dev_sign_in else "off",
         settings.idle_timeout_seconds,
     )
-    # No access log: every request is kept out of the log (no identifier is in a path any
-    # more, but the log has no use for them). Open event streams are cut after 5 s on shutdown
-    # (the browsers reconnect to the next one).
+    # No access log: the log says who signed in, never which pages they read (the audit log
+    # of the services has every read). Open event streams are cut after 5 s on shutdown (the
+    # browsers reconnect to the next one).
     uvicorn.run(
         create_app(settings),
         host=host,

@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 
 from shared.auth import Actor
 
-#: Idle timeout when none is configured. No Norwegian (Normen) figure was found for a web
-#: session's idle time; 15 minutes is a documented default, the upper end of what OWASP's
-#: session-management guidance gives for applications holding sensitive data.
+#: Idle timeout when none is configured: a documented default, not a cited rule. No Norwegian
+#: (Normen) figure was found for a web session's idle time; OWASP's Session Management Cheat
+#: Sheet names 2–5 minutes for high-value and 15–30 for low-risk applications. 15 minutes
+#: weighs a coordinator's working day against an unattended screen (an open page leaves for
+#: the sign-in page by itself); a deployment may set it shorter (VIEWER_IDLE_TIMEOUT_SECONDS).
 DEFAULT_IDLE_SECONDS = 15 * 60
 #: A session never outlives a working day, nor the token it carries.
 DEFAULT_MAX_SECONDS = 8 * 3600

@@ -2,9 +2,11 @@
 coordinators' pages and the citizen's own page (/innbygger).
 
 Settings: VIEWER_HTTP_ADDRESS (host:port), PATHWAY_GRPC_ADDRESS, REGISTRY_GRPC_ADDRESS (the
-AccessService with the citizen's access list), CAREPATH_JWT_SECRET (or var/jwt-secret),
-VIEWER_DEV_SIGN_IN (1: the development sign-ins that mint tokens, for coordinators and
-citizens; default 1), VIEWER_SECURE_COOKIES (1 behind HTTPS).
+AccessService with the citizen's access list), the token issuer as every service has it
+(CAREPATH_TOKEN_ISSUER, CAREPATH_TOKEN_AUDIENCE, CAREPATH_JWKS_FILE or CAREPATH_JWKS_URL,
+REVOCATIONS_DATABASE_URL: logout revokes), VIEWER_DEV_SIGN_IN (1: the development sign-ins
+that mint tokens, for coordinators and citizens, from the development issuer: only with
+CAREPATH_DEV_ISSUER=1; default 1), VIEWER_SECURE_COOKIES (1 behind HTTPS).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import uvicorn
 from services.viewer.app import create_app
 from services.viewer.web import Settings
 from shared import config
-from shared.process import setup_logging
+from shared.issuer import dev_issuer
+from shared.process import setup_logging, token_verifier
 
 log = logging.getLogger("services.viewer")
 
@@ -28,8 +31,9 @@ def main() -> None:
     settings = Settings(
         pathway_address=config.grpc_address("pathway"),
         registry_address=config.grpc_address("registry"),
-        jwt_secret=config.jwt_secret(),
+        tokens=token_verifier(),
         dev_sign_in=os.environ.get("VIEWER_DEV_SIGN_IN", "1") == "1",
+        issuer=dev_issuer() if config.dev_issuer_enabled() else None,
         secure_cookies=os.environ.get("VIEWER_SECURE_COOKIES", "0") == "1",
     )
     log.info(

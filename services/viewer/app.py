@@ -45,7 +45,7 @@ from services.viewer.web import (
     Web,
 )
 from shared import rules
-from shared.auth import Actor, OrgKind, Unauthenticated, bearer_metadata, mint_token, verify_token
+from shared.auth import Actor, OrgKind, Unauthenticated, bearer_metadata
 from shared.ids import HerId, HprNumber, IdentifierError, NationalId
 
 log = logging.getLogger(__name__)
@@ -116,12 +116,12 @@ def create_app(settings: Settings) -> Starlette:
 
         if token:
             try:
-                actor = verify_token(token, settings.jwt_secret)
+                actor = settings.tokens(token)
             except Unauthenticated:
                 return refused("tokenet er ugyldig eller utløpt.")
             if actor.org_kind is not OrgKind.MUNICIPALITY:
                 return refused("tokenet gjelder ikke en kommune.")
-        elif settings.dev_sign_in:
+        elif settings.dev_sign_in and settings.issuer:
             try:
                 her_id = HerId.parse(str(form.get("her_id") or "").strip()).value
             except IdentifierError:
@@ -131,7 +131,7 @@ def create_app(settings: Settings) -> Starlette:
             except IdentifierError:
                 return refused("HPR-nummeret er 1–9 sifre, uten null foran.")
             actor = Actor(her_id=her_id, org_kind=OrgKind.MUNICIPALITY, hpr=hpr)
-            token = mint_token(actor, settings.jwt_secret)
+            token = settings.issuer.mint(actor)
         else:
             return refused("lim inn et token fra innloggingstjenesten.")
         response = RedirectResponse("/arbeidsliste", status_code=303)
@@ -140,6 +140,7 @@ def create_app(settings: Settings) -> Starlette:
         return response
 
     async def sign_out(request: Request) -> Response:
+        settings.tokens.revoke(request.cookies.get(COORDINATOR.cookie, ""))
         response = RedirectResponse("/logg-inn", status_code=303)
         web.forget_token(response, COORDINATOR)
         return response

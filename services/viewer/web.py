@@ -20,7 +20,8 @@ from starlette.responses import HTMLResponse, Response
 
 from carepath.v1 import pathway_pb2_grpc, registry_pb2_grpc
 from services.viewer import present
-from shared.auth import Actor, OrgKind, Unauthenticated, bearer_metadata, verify_token
+from shared.auth import Actor, OrgKind, TokenVerifier, Unauthenticated, bearer_metadata
+from shared.issuer import Issuer
 
 HERE = Path(__file__).parent
 #: Personal health data is never kept by the browser or a proxy.
@@ -32,11 +33,14 @@ class Settings:
     pathway_address: str
     #: RegistryService and AccessService (the citizen's access list).
     registry_address: str
-    jwt_secret: str
+    #: Checks tokens as the services do (issuer, revocation list); logout revokes through it.
+    tokens: TokenVerifier
     #: Development sign-in: pick a municipality (or, for a citizen, give a fødselsnummer) and
     #: get a token minted here. Off in production, where tokens come from the identity provider
     #: (HelseID; ID-porten via Helsenorge for citizens) and are pasted or forwarded.
     dev_sign_in: bool = True
+    #: The local development issuer the development sign-in mints from (CAREPATH_DEV_ISSUER).
+    issuer: Issuer | None = None
     secure_cookies: bool = False
 
 
@@ -170,7 +174,7 @@ class Web:
         """The user and token of this sign-in's cookie; a token of another kind is refused."""
         token = request.cookies.get(sign_in.cookie, "")
         try:
-            actor = verify_token(token, self.settings.jwt_secret)
+            actor = self.settings.tokens(token)
         except Unauthenticated as exc:
             raise SignInNeeded(sign_in) from exc
         if actor.org_kind is not sign_in.kind:

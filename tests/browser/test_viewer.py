@@ -37,12 +37,14 @@ from carepath.v1 import (
     registry_pb2,
     registry_pb2_grpc,
 )
-from shared.auth import Actor, OrgKind, bearer_metadata, mint_token
+from shared.auth import Actor, OrgKind, bearer_metadata
 from shared.ids import FNR_SYSTEM
 from tests.conftest import STORES
 from tests.support import (
+    ISSUER,
+    ISSUER_HOME,
     ROOT,
-    SECRET,
+    TOKEN_ENV,
     Harness,
     demo_module,
     demo_reactions,
@@ -103,7 +105,7 @@ class Demo:
             pathway_pb2.GetPathwayRequest(
                 patient=self.patient_pb, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
             ),
-            metadata=bearer_metadata(mint_token(actor, SECRET)),
+            metadata=bearer_metadata(ISSUER.mint(actor)),
         )
         return reply
 
@@ -128,7 +130,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, amqp_uri: str) -> Iterator[De
     with running_system(urls, amqp_uri, queue) as system, demo_reactions(amqp_uri, urls):
         expected = load_demo(system, demo)
         stub = pathway_pb2_grpc.PathwayServiceStub(system.channel(system.pathway_server))
-        token = bearer_metadata(mint_token(demo.COORDINATOR, SECRET))
+        token = bearer_metadata(ISSUER.mint(demo.COORDINATOR))
         request = pathway_pb2.GetPathwayRequest(
             patient=common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=demo.PATIENT),
             purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION,
@@ -145,9 +147,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory, amqp_uri: str) -> Iterator[De
             **os.environ,
             "PATHWAY_GRPC_ADDRESS": f"127.0.0.1:{system.pathway_server.port}",
             "REGISTRY_GRPC_ADDRESS": f"127.0.0.1:{system.servers['registry'].port}",
-            "CAREPATH_JWT_SECRET": SECRET,
+            **TOKEN_ENV,
+            "REVOCATIONS_DATABASE_URL": urls["revocations"],
+            # The development sign-in mints with the tests' issuer (ISSUER_HOME/dev-issuer).
+            "CAREPATH_DEV_ISSUER": "1",
             "VIEWER_DEV_SIGN_IN": "1",
-            "CAREPATH_VAR_DIR": str(tmp),
+            "CAREPATH_VAR_DIR": str(ISSUER_HOME),
             "LOG_LEVEL": "INFO",
         }
         log = tmp / "viewer.log"
@@ -361,7 +366,7 @@ def test_a_new_event_sent_over_grpc_appears_on_the_open_page_without_a_reload(
             medication=medications_pb2.Medication(atc_code="N02BE01", name="Paracetamol"),
             dose="1 g x 3 ved behov",
         ),
-        metadata=bearer_metadata(mint_token(demo.demo.GP, SECRET)),
+        metadata=bearer_metadata(ISSUER.mint(demo.demo.GP)),
     )
     expect(page.locator("table.medications")).to_contain_text("Paracetamol", timeout=20_000)
     expect(page.locator("table.events tbody tr").first).to_contain_text("Paracetamol")
@@ -392,7 +397,7 @@ def test_a_newly_admitted_patient_appears_on_the_open_worklist_without_a_reload(
             municipality_her_id="4201",
             existing_service_user=True,
         ),
-        metadata=bearer_metadata(mint_token(demo.demo.HOSPITAL_A, SECRET)),
+        metadata=bearer_metadata(ISSUER.mint(demo.demo.HOSPITAL_A)),
     )
     row = page.locator(f"tr[data-patient='{newcomer}']")
     expect(row).to_contain_text("Innlagt på sykehus, Kirurgisk sengepost 2", timeout=20_000)
@@ -454,7 +459,7 @@ def test_a_read_on_emergency_access_shows_a_warning_that_it_is_logged_and_review
             reason=common_pb2.EMERGENCY_REASON_URGENT_CARE_WITHOUT_RELATIONSHIP,
             justification="Legevakt: pasienten er forvirret og kan ikke gjøre rede for medisinene.",
         ),
-        metadata=bearer_metadata(mint_token(ASLI_EMERGENCY, SECRET)),
+        metadata=bearer_metadata(ISSUER.mint(ASLI_EMERGENCY)),
     )
     sign_in(page, demo, municipality=ASLI_EMERGENCY.her_id, hpr=str(ASLI_EMERGENCY.hpr))
     open_patient(page, demo)
@@ -534,7 +539,7 @@ def test_a_citizen_cannot_open_the_coordinators_pages(page: Page, demo: Demo) ->
     for path in ("/arbeidsliste", f"/pasient/{demo.patient}"):
         page.goto(f"{demo.url}{path}")
         expect(page.get_by_role("heading", name="Logg inn som koordinator")).to_be_visible()
-    citizen_token = mint_token(Actor.citizen(demo.patient), SECRET)
+    citizen_token = ISSUER.mint(Actor.citizen(demo.patient))
     page.goto(f"{demo.url}/logg-inn")
     page.get_by_label("Eller lim inn et token").fill(citizen_token)
     page.get_by_role("button", name="Logg inn med token").click()
@@ -553,7 +558,7 @@ def test_a_citizen_cannot_open_the_coordinators_pages(page: Page, demo: Demo) ->
 
 
 def test_the_citizens_page_refuses_a_coordinators_token(page: Page, demo: Demo) -> None:
-    coordinator_token = mint_token(demo.demo.COORDINATOR, SECRET)
+    coordinator_token = ISSUER.mint(demo.demo.COORDINATOR)
     page.goto(f"{demo.url}/innbygger/logg-inn")
     page.get_by_label("Eller lim inn et token").fill(coordinator_token)
     page.get_by_role("button", name="Logg inn med token").click()
@@ -605,7 +610,7 @@ def test_without_the_development_sign_in_citizens_come_through_id_porten(
         ).to_be_visible()
         expect(page.get_by_label("Fødselsnummer (11 sifre)")).to_have_count(0)
         page.get_by_label("Lim inn tokenet fra innloggingstjenesten").fill(
-            mint_token(Actor.citizen(demo.patient), SECRET)
+            ISSUER.mint(Actor.citizen(demo.patient))
         )
         page.get_by_role("button", name="Logg inn med token").click()
         expect(page.get_by_role("heading", name="Ditt pasientforløp")).to_be_visible()

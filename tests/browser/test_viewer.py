@@ -534,6 +534,29 @@ def test_the_citizens_token_lives_in_its_own_strict_httponly_cookie(page: Page, 
     assert CITIZEN_COOKIE not in {c["name"] for c in page.context.cookies()}
 
 
+def test_logging_out_revokes_the_coordinators_token_at_the_services(page: Page, demo: Demo):
+    """A token copied from the browser stops working everywhere once its user logs out."""
+    sign_in(page, demo)
+    token = {c["name"]: c["value"] for c in page.context.cookies()}[COORDINATOR_COOKIE]
+    stub = pathway_pb2_grpc.PathwayServiceStub(demo.system.channel(demo.system.pathway_server))
+    request = pathway_pb2.GetPathwayRequest(
+        patient=demo.patient_pb, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
+    )
+    assert stub.GetPathway(request, metadata=bearer_metadata(token)).timeline
+
+    page.get_by_role("button", name="Logg ut").click()
+    expect(page.get_by_role("heading", name="Logg inn som koordinator")).to_be_visible()
+
+    def refused() -> bool:
+        try:
+            stub.GetPathway(request, metadata=bearer_metadata(token))
+        except grpc.RpcError as exc:
+            return bool(exc.code() is grpc.StatusCode.UNAUTHENTICATED)
+        return False
+
+    wait_for(refused, timeout=5, what="the logged-out token refused by PathwayService")
+
+
 def test_a_citizen_cannot_open_the_coordinators_pages(page: Page, demo: Demo) -> None:
     sign_in_as_citizen(page, demo.url, demo.patient)
     for path in ("/arbeidsliste", f"/pasient/{demo.patient}"):

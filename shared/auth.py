@@ -267,29 +267,27 @@ class FileKeys:
 
 class UrlKeys:
     """The issuer's public keys from its JWKS endpoint (PyJWKClient: the set is cached for
-    5 minutes and fetched again for an unknown `kid`). A fetched set with a key carepath must
-    not trust is refused whole."""
+    5 minutes and fetched again for an unknown `kid`, at most once per 30 s). A fetched set
+    with a key carepath must not trust is refused whole."""
 
     def __init__(self, url: str) -> None:
-        self._client = jwt.PyJWKClient(url, cache_keys=False, lifespan=300, timeout=10)
+        self._client = jwt.PyJWKClient(url, lifespan=300, timeout=10, cooldown_duration=30)
 
     def key(self, kid: str) -> jwt.PyJWK:
         try:
+            key = self._client.get_signing_key(kid)
             keys = self._client.get_jwk_set()
-            if not any(k.key_id == kid for k in keys.keys):
-                keys = self._client.get_jwk_set(refresh=True)
         except jwt.PyJWKClientConnectionError as exc:
             raise IssuerUnavailable(f"the issuer's JWKS cannot be fetched ({exc})") from exc
         except jwt.PyJWKClientError as exc:
+            if "Unable to find a signing key" in str(exc):
+                raise Unauthenticated(f"token signed with an unknown key {kid!r}") from exc
             raise IssuerUnavailable(f"the issuer's JWKS cannot be read ({exc})") from exc
         try:
             check_key_set(keys)
         except ConfigError as exc:
             raise IssuerUnavailable(f"the issuer's JWKS is refused: {exc}") from exc
-        for key in keys.keys:
-            if key.key_id == kid:
-                return key
-        raise Unauthenticated(f"token signed with an unknown key {kid!r}")
+        return key
 
 
 # --- verification -----------------------------------------------------------------------------

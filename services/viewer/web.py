@@ -20,7 +20,14 @@ from starlette.responses import HTMLResponse, Response
 
 from carepath.v1 import pathway_pb2_grpc, registry_pb2_grpc
 from services.viewer import present
-from shared.auth import Actor, OrgKind, TokenVerifier, Unauthenticated, bearer_metadata
+from shared.auth import (
+    Actor,
+    IssuerUnavailable,
+    OrgKind,
+    TokenVerifier,
+    Unauthenticated,
+    bearer_metadata,
+)
 from shared.issuer import Issuer
 
 HERE = Path(__file__).parent
@@ -177,6 +184,12 @@ class Web:
             actor = self.settings.tokens(token)
         except Unauthenticated as exc:
             raise SignInNeeded(sign_in) from exc
+        except IssuerUnavailable as exc:
+            raise Problem(
+                503,
+                "Tjenesten svarer ikke",
+                "Innloggingen kan ikke sjekkes nå. Prøv igjen om litt.",
+            ) from exc
         if actor.org_kind is not sign_in.kind:
             raise Problem(403, "Ingen tilgang", sign_in.wrong_kind)
         return actor, token

@@ -25,6 +25,7 @@ from shared.auth import (
     ORGNR_CHILD_CLAIM,
     ORGNR_PARENT_CLAIM,
     Actor,
+    IssuerUnavailable,
     OrgKind,
     TokenVerifier,
     Unauthenticated,
@@ -250,12 +251,18 @@ def test_expired_revocations_are_pruned(tmp_path: Path, issuer: Issuer) -> None:
     assert rows == {"new-token"}
 
 
+#: What the test's JWKS endpoint serves (a test may change it before the first fetch).
+JWKS_BODY: dict[str, Any] = {}
+
+
 @pytest.fixture
 def jwks_server(issuer: Issuer) -> Iterator[str]:
-    body = json.dumps(issuer.jwks()).encode()
+    JWKS_BODY.clear()
+    JWKS_BODY.update(issuer.jwks())
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            body = json.dumps(JWKS_BODY).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -280,6 +287,17 @@ def test_the_issuers_keys_can_come_from_its_jwks_url(
     assert verify.settings.jwks_file is None
     assert verify(issuer.mint(GP)) == GP
     refused(verify, Issuer.generate(ISS, AUD).mint(GP), "unknown key")
+
+
+def test_a_fetched_jwks_with_a_symmetric_key_is_refused_whole(
+    tmp_path: Path, issuer: Issuer, jwks_server: str
+) -> None:
+    verify = TokenVerifier.from_settings(
+        settings(tmp_path, CAREPATH_JWKS_FILE="", CAREPATH_JWKS_URL=jwks_server)
+    )
+    JWKS_BODY["keys"] = [*issuer.jwks()["keys"], {"kty": "oct", "kid": "s", "k": "c2VjcmV0"}]
+    with pytest.raises(IssuerUnavailable, match="symmetric"):
+        verify(issuer.mint(GP))
 
 
 def write_jwks(path: Path, keys: list[dict[str, Any]]) -> None:

@@ -45,6 +45,7 @@ from shared import config
 from shared.config import ConfigError, TokenSettings
 from shared.ids import HerId, HprNumber, IdentifierError, NationalId
 from shared.revocation import RevocationList
+from shared.rules import rules
 
 #: The only signature algorithms accepted: asymmetric, as HelseID signs (ES256 preferred).
 ALGORITHMS = ("ES256", "RS256")
@@ -454,6 +455,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--role", action="append", default=[], help="a role (repeatable)")
     parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (≤ 3600)")
     args = parser.parse_args(argv)
+    cap = int(rules()["tokens"]["max_lifetime_seconds"])
+    if not 0 < args.ttl <= cap:
+        parser.error(f"--ttl must be 1..{cap} seconds (the services refuse longer tokens)")
     if args.kind == OrgKind.CITIZEN:
         if not args.pid:
             parser.error("--kind CITIZEN needs --pid")

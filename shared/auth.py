@@ -232,12 +232,17 @@ def parse_jwks(text: str) -> jwt.PyJWKSet:
 
 
 class FileKeys:
-    """The issuer's public keys from a JWKS file, read again when the file changes (a rotated
-    key is picked up without a restart)."""
+    """The issuer's public keys from a JWKS file, read again when the file changes (looked at
+    every few seconds): a rotated key is picked up and a withdrawn one dropped without a
+    restart. A file that turns bad fails closed (IssuerUnavailable) until it is mended."""
+
+    #: How often the file's modification time is looked at.
+    CHECK_SECONDS = 5.0
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._mtime = -1.0
+        self._checked = time.monotonic()
         self._keys: dict[str, jwt.PyJWK] = {}
         self._lock = threading.Lock()
         self._load()
@@ -255,10 +260,13 @@ class FileKeys:
 
     def key(self, kid: str) -> jwt.PyJWK:
         with self._lock:
-            if kid not in self._keys:
+            now = time.monotonic()
+            if kid not in self._keys or now - self._checked > self.CHECK_SECONDS:
+                self._checked = now
                 try:
                     self._load()
                 except ConfigError as exc:
+                    self._keys, self._mtime = {}, -1.0
                     raise IssuerUnavailable(str(exc)) from exc
             try:
                 return self._keys[kid]

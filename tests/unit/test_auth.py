@@ -114,6 +114,16 @@ def test_a_token_signed_with_another_key_is_refused(tmp_path: Path, verify: Toke
     refused(verify, token, "Signature verification failed")
 
 
+def test_a_key_the_issuer_adds_to_its_jwks_file_is_trusted_without_a_restart(
+    tmp_path: Path, issuer: Issuer, verify: TokenVerifier
+) -> None:
+    rotated = Issuer.generate(ISS, AUD)
+    assert verify(issuer.mint(GP)) == GP
+    both = {"keys": [*issuer.jwks()["keys"], *rotated.jwks()["keys"]]}
+    (tmp_path / "jwks.json").write_text(json.dumps(both))
+    assert verify(rotated.mint(HOSPITAL)) == HOSPITAL
+
+
 def test_a_token_from_a_key_the_issuer_never_published_is_refused(verify: TokenVerifier):
     refused(verify, Issuer.generate(ISS, AUD).mint(GP), "unknown key")
 

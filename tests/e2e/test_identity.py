@@ -13,6 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import sqlalchemy as sa
 
 from carepath.v1 import (
     common_pb2,
@@ -21,7 +22,7 @@ from carepath.v1 import (
     registry_pb2,
     registry_pb2_grpc,
 )
-from shared import rules
+from shared import rules, sql
 from shared.auth import bearer_metadata
 from tests.conftest import MUNICIPALITY
 from tests.support import ISSUER, ROOT, TOKEN_ENV, Harness, token_verifier, wait_for
@@ -80,6 +81,32 @@ def test_a_token_revoked_at_logout_is_refused_by_every_server_within_the_bound(
     viewer.close()
 
     assert calls(system, ISSUER.mint(MUNICIPALITY)) == {"registry": ok, "pathway": ok}
+
+
+def test_while_the_revocation_list_cannot_be_read_calls_are_unavailable_not_let_through(
+    system: Harness, backend: dict[str, str]
+) -> None:
+    token = ISSUER.mint(MUNICIPALITY)
+    ok, unavailable = grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE
+    assert calls(system, token) == {"registry": ok, "pathway": ok}
+    engine = sql.engine(backend["revocations"])
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE revoked_tokens RENAME TO revoked_tokens_away"))
+    try:
+        wait_for(
+            lambda: calls(system, token) == {"registry": unavailable, "pathway": unavailable},
+            timeout=10,
+            what="calls answered UNAVAILABLE without the revocation list",
+        )
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE revoked_tokens_away RENAME TO revoked_tokens"))
+        engine.dispose()
+    wait_for(
+        lambda: calls(system, token) == {"registry": ok, "pathway": ok},
+        timeout=10,
+        what="calls answered again once the list is back",
+    )
 
 
 SERVERS = [

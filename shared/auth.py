@@ -422,7 +422,9 @@ class TokenVerifier:
             raise Unauthenticated("token has expired") from exc
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"invalid token: {exc}") from exc
-        if claims["exp"] - claims["iat"] > s.max_lifetime:
+        # PyJWT has checked both are integers (or integer strings).
+        expires_at, issued_at = int(claims["exp"]), int(claims["iat"])
+        if expires_at - issued_at > s.max_lifetime:
             raise Unauthenticated(
                 f"invalid token: it lives longer than {s.max_lifetime} s (exp - iat)"
             )
@@ -434,7 +436,7 @@ class TokenVerifier:
             actor = actor_of(claims)
         except (IdentifierError, ValueError, KeyError) as exc:
             raise Unauthenticated(f"invalid token claims: {exc}") from exc
-        return Verified(actor, claims["jti"], float(claims["exp"]))
+        return Verified(actor, claims["jti"], float(expires_at))
 
 
 def _scopes(value: Any) -> list[str]:

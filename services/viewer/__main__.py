@@ -3,10 +3,12 @@ coordinators' pages and the citizen's own page (/innbygger).
 
 Settings:
 - VIEWER_HTTP_ADDRESS (host:port), PATHWAY_GRPC_ADDRESS, REGISTRY_GRPC_ADDRESS (the organisation
-  directory, and the AccessService with the citizen's access list), CAREPATH_JWT_SECRET (or
-  var/jwt-secret);
-- VIEWER_DEV_SIGN_IN: 1 turns on the development sign-ins that mint tokens (a municipality of
-  the directory, for coordinators; a fødselsnummer, for citizens). Off unless set; `make run`
+  directory, and the AccessService with the citizen's access list);
+- the token issuer as every service has it (CAREPATH_TOKEN_ISSUER, CAREPATH_TOKEN_AUDIENCE,
+  CAREPATH_JWKS_FILE or CAREPATH_JWKS_URL, REVOCATIONS_DATABASE_URL: logout revokes);
+- VIEWER_DEV_SIGN_IN: 1 turns on the development sign-ins that mint tokens from the
+  development issuer (only with CAREPATH_DEV_ISSUER=1; a municipality of the directory, for
+  coordinators; a fødselsnummer, for citizens). Off unless set; `make run`
   sets it (infra/Procfile), the image and docker-compose.yml leave it off;
 - VIEWER_IDLE_TIMEOUT_SECONDS (default 900: 15 minutes without a request by the user signs
   them out), VIEWER_MAX_SESSION_SECONDS (default 28800, never longer than the token);
@@ -30,7 +32,8 @@ from services.viewer.app import create_app
 from services.viewer.session import DEFAULT_IDLE_SECONDS, DEFAULT_MAX_SECONDS
 from services.viewer.web import Settings
 from shared import config
-from shared.process import setup_logging
+from shared.issuer import dev_issuer
+from shared.process import setup_logging, token_verifier
 
 log = logging.getLogger("services.viewer")
 
@@ -51,8 +54,9 @@ def main() -> None:
     settings = Settings(
         pathway_address=config.grpc_address("pathway"),
         registry_address=config.grpc_address("registry"),
-        jwt_secret=config.jwt_secret(),
+        tokens=token_verifier(),
         dev_sign_in=os.environ.get("VIEWER_DEV_SIGN_IN", "0") == "1",
+        issuer=dev_issuer() if config.dev_issuer_enabled() else None,
         secure_cookies=os.environ.get("VIEWER_SECURE_COOKIES", "0") == "1",
         idle_timeout_seconds=seconds("VIEWER_IDLE_TIMEOUT_SECONDS", DEFAULT_IDLE_SECONDS),
         max_session_seconds=seconds("VIEWER_MAX_SESSION_SECONDS", DEFAULT_MAX_SECONDS),

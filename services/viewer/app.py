@@ -58,7 +58,7 @@ from services.viewer.web import (
     Web,
 )
 from shared import rules
-from shared.auth import Actor, OrgKind, Unauthenticated, bearer_metadata, mint_token, verify_token
+from shared.auth import Actor, OrgKind, Unauthenticated, bearer_metadata
 from shared.ids import HerId, HprNumber, IdentifierError, NationalId
 
 log = logging.getLogger(__name__)
@@ -168,12 +168,12 @@ def create_app(settings: Settings) -> ASGIApp:
 
         if token:
             try:
-                actor = verify_token(token, settings.jwt_secret)
+                actor = settings.tokens(token)
             except Unauthenticated:
                 return refused("tokenet er ugyldig eller utløpt.")
             if actor.org_kind is not OrgKind.MUNICIPALITY:
                 return refused("tokenet gjelder ikke en kommune.")
-        elif settings.dev_sign_in:
+        elif settings.dev_sign_in and settings.issuer:
             try:
                 her_id = HerId.parse(str(form.get("her_id") or "").strip()).value
             except IdentifierError:
@@ -183,10 +183,11 @@ def create_app(settings: Settings) -> ASGIApp:
             except IdentifierError:
                 return refused("HPR-nummeret er 1–9 sifre, uten null foran.")
             actor = Actor(her_id=her_id, org_kind=OrgKind.MUNICIPALITY, hpr=hpr)
-            token = mint_token(actor, settings.jwt_secret)
+            token = settings.issuer.mint(actor)
             # The token is used for this one look-up, and kept only if the directory agrees.
             reason = await not_a_municipality(her_id, token)
             if reason is not None:
+                web.revoke(token)
                 log.info("development sign-in refused: HER-id %s is no municipality", her_id)
                 return refused(reason)
         else:

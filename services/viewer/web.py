@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,8 +34,17 @@ from services.viewer.session import (
     Sessions,
     new_secret,
 )
-from shared.auth import Actor, OrgKind, Unauthenticated, bearer_metadata, verify_token
+from shared.auth import (
+    Actor,
+    IssuerUnavailable,
+    OrgKind,
+    TokenVerifier,
+    Unauthenticated,
+    bearer_metadata,
+)
+from shared.issuer import Issuer
 
+log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 #: The cookie that binds a sign-in form to the browser that fetched it (login CSRF).
 PRE_SESSION_COOKIE = "carepath_forinnlogging"
@@ -47,12 +57,15 @@ class Settings:
     pathway_address: str
     #: RegistryService and AccessService (the citizen's access list).
     registry_address: str
-    jwt_secret: str
+    #: Checks tokens as the services do (issuer, revocation list); logout revokes through it.
+    tokens: TokenVerifier
     #: Development sign-in: give a municipality of the organisation directory (or, for a
-    #: citizen, a fødselsnummer) and get a token minted here. Off unless turned on
-    #: (`make run` does); in production tokens come from the identity provider (HelseID;
-    #: ID-porten via Helsenorge for citizens).
+    #: citizen, a fødselsnummer) and get a token minted here by the local development issuer.
+    #: Off unless turned on (`make run` does); in production tokens come from the identity
+    #: provider (HelseID; ID-porten via Helsenorge for citizens).
     dev_sign_in: bool = False
+    #: The local development issuer the development sign-in mints from (CAREPATH_DEV_ISSUER).
+    issuer: Issuer | None = None
     #: Secure cookies even for a request that came over plain HTTP (they always are over TLS).
     secure_cookies: bool = False
     #: A session ends after this long without the user doing anything.
@@ -214,10 +227,16 @@ class Web:
         if session is None:
             raise SignInNeeded(sign_in)
         try:
-            verify_token(session.token, self.settings.jwt_secret)
+            self.settings.tokens(session.token)
         except Unauthenticated as exc:
             self.sessions.end(session.id)
             raise SignInNeeded(sign_in) from exc
+        except IssuerUnavailable as exc:
+            raise Problem(
+                503,
+                "Tjenesten svarer ikke",
+                "Innloggingen kan ikke sjekkes nå. Prøv igjen om litt.",
+            ) from exc
         if session.actor.org_kind is not sign_in.kind:
             raise Problem(403, "Ingen tilgang", sign_in.wrong_kind)
         return session
@@ -238,7 +257,18 @@ class Web:
         session it was (with its token), if it was live."""
         session = self.sessions.end(request.cookies.get(sign_in.cookie, ""))
         response.delete_cookie(sign_in.cookie, **self._cookie(request, sign_in.path))
+        if session is not None:
+            self.revoke(session.token)
         return session
+
+    def revoke(self, token: str) -> None:
+        """Put a token on the revocation list, so no service accepts it any more. The session
+        holding it has ended already (the token never left the viewer), so a revocation list
+        that cannot be written now costs defence in depth, not the sign-out: it is logged."""
+        try:
+            self.settings.tokens.revoke(token)
+        except IssuerUnavailable:
+            log.warning("a signed-out token could not be put on the revocation list")
 
     def _cookie(self, request: Request, path: str) -> dict[str, Any]:
         secure = self.settings.secure_cookies or request.url.scheme == "https"

@@ -10,12 +10,14 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc
-from shared.auth import bearer_metadata, mint_token
+from shared.auth import bearer_metadata
 from shared.ids import FNR_SYSTEM
 from tests.browser.support import CHROMIUM, CHROMIUM_ARGS, Demo, viewer_process
 from tests.conftest import STORES
 from tests.support import (
-    SECRET,
+    ISSUER,
+    ISSUER_HOME,
+    TOKEN_ENV,
     demo_module,
     demo_reactions,
     drain_queue,
@@ -46,7 +48,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, amqp_uri: str) -> Iterator[De
     with running_system(urls, amqp_uri, queue) as system, demo_reactions(amqp_uri, urls):
         expected = load_demo(system, demo)
         stub = pathway_pb2_grpc.PathwayServiceStub(system.channel(system.pathway_server))
-        token = bearer_metadata(mint_token(demo.COORDINATOR, SECRET))
+        token = bearer_metadata(ISSUER.mint(demo.COORDINATOR))
         request = pathway_pb2.GetPathwayRequest(
             patient=common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=demo.PATIENT),
             purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION,
@@ -63,9 +65,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory, amqp_uri: str) -> Iterator[De
             **os.environ,
             "PATHWAY_GRPC_ADDRESS": f"127.0.0.1:{system.pathway_server.port}",
             "REGISTRY_GRPC_ADDRESS": f"127.0.0.1:{system.servers['registry'].port}",
-            "CAREPATH_JWT_SECRET": SECRET,
+            **TOKEN_ENV,
+            "REVOCATIONS_DATABASE_URL": urls["revocations"],
+            # The development sign-in mints with the tests' issuer (ISSUER_HOME/dev-issuer).
+            "CAREPATH_DEV_ISSUER": "1",
             "VIEWER_DEV_SIGN_IN": "1",
-            "CAREPATH_VAR_DIR": str(tmp),
+            "CAREPATH_VAR_DIR": str(ISSUER_HOME),
             "LOG_LEVEL": "INFO",
         }
         log = tmp / "viewer.log"

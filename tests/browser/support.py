@@ -16,9 +16,9 @@ from types import ModuleType
 from playwright.sync_api import Locator, Page, expect
 
 from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc
-from shared.auth import Actor, OrgKind, bearer_metadata, mint_token
+from shared.auth import Actor, OrgKind, bearer_metadata
 from shared.ids import FNR_SYSTEM
-from tests.support import ROOT, SECRET, Harness, free_port, wait_for
+from tests.support import ISSUER, ROOT, Harness, free_port, wait_for
 
 CHROMIUM = os.environ.get("CAREPATH_CHROMIUM", "/usr/bin/chromium")
 #: Chromium as root in a container, with nothing reaching for the (closed) internet.
@@ -66,7 +66,7 @@ class Demo:
             pathway_pb2.GetPathwayRequest(
                 patient=self.patient_pb, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
             ),
-            metadata=bearer_metadata(mint_token(actor, SECRET)),
+            metadata=bearer_metadata(ISSUER.mint(actor)),
         )
         return reply
 

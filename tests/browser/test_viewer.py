@@ -24,10 +24,12 @@ from carepath.v1 import (
     common_pb2,
     medications_pb2,
     medications_pb2_grpc,
+    pathway_pb2,
+    pathway_pb2_grpc,
     registry_pb2,
     registry_pb2_grpc,
 )
-from shared.auth import Actor, bearer_metadata, mint_token
+from shared.auth import Actor, bearer_metadata
 from shared.ids import FNR_SYSTEM
 from tests.browser.support import (
     ASLI,
@@ -43,10 +45,7 @@ from tests.browser.support import (
     sign_in_as_citizen,
     viewer_process,
 )
-from tests.support import (
-    SECRET,
-    make_fnr,
-)
+from tests.support import ISSUER, make_fnr, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker]
 
@@ -191,7 +190,7 @@ def test_a_new_event_sent_over_grpc_appears_on_the_open_page_without_a_reload(
             medication=medications_pb2.Medication(atc_code="N02BE01", name="Paracetamol"),
             dose="1 g x 3 ved behov",
         ),
-        metadata=bearer_metadata(mint_token(demo.demo.GP, SECRET)),
+        metadata=bearer_metadata(ISSUER.mint(demo.demo.GP)),
     )
     expect(page.locator("table.medications")).to_contain_text("Paracetamol", timeout=20_000)
     expect(page.locator("table.events tbody tr").first).to_contain_text("Paracetamol")
@@ -222,7 +221,7 @@ def test_a_newly_admitted_patient_appears_on_the_open_worklist_without_a_reload(
             municipality_her_id="4201",
             existing_service_user=True,
         ),
-        metadata=bearer_metadata(mint_token(demo.demo.HOSPITAL_A, SECRET)),
+        metadata=bearer_metadata(ISSUER.mint(demo.demo.HOSPITAL_A)),
     )
     row = page.locator(f"tr[data-patient='{newcomer}']")
     expect(row).to_contain_text("Innlagt på sykehus, Kirurgisk sengepost 2", timeout=20_000)
@@ -284,7 +283,7 @@ def test_a_read_on_emergency_access_shows_a_warning_that_it_is_logged_and_review
             reason=common_pb2.EMERGENCY_REASON_URGENT_CARE_WITHOUT_RELATIONSHIP,
             justification="Legevakt: pasienten er forvirret og kan ikke gjøre rede for medisinene.",
         ),
-        metadata=bearer_metadata(mint_token(ASLI_EMERGENCY, SECRET)),
+        metadata=bearer_metadata(ISSUER.mint(ASLI_EMERGENCY)),
     )
     sign_in(page, demo, municipality=ASLI_EMERGENCY.her_id, hpr=str(ASLI_EMERGENCY.hpr))
     open_demo_patient(page, demo)
@@ -359,13 +358,40 @@ def test_the_citizens_token_lives_in_its_own_strict_httponly_cookie(page: Page, 
     assert CITIZEN_COOKIE not in {c["name"] for c in page.context.cookies()}
 
 
+def test_logging_out_revokes_the_coordinators_token_at_the_services(page: Page, demo: Demo) -> None:
+    """A token a coordinator signed in with stops working everywhere once they log out: the
+    viewer puts it on the revocation list every service consults."""
+    token = ISSUER.mint(demo.demo.COORDINATOR)
+    stub = pathway_pb2_grpc.PathwayServiceStub(demo.system.channel(demo.system.pathway_server))
+    request = pathway_pb2.GetPathwayRequest(
+        patient=demo.patient_pb, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
+    )
+    assert stub.GetPathway(request, metadata=bearer_metadata(token)).timeline
+    page.goto(f"{demo.url}/logg-inn")
+    page.get_by_label("Eller lim inn et token").fill(token)
+    page.get_by_role("button", name="Logg inn med token").click()
+    expect(page.get_by_role("heading", name="Arbeidsliste")).to_be_visible()
+
+    page.get_by_role("button", name="Logg ut").click()
+    expect(page.get_by_role("heading", name="Logg inn som koordinator")).to_be_visible()
+
+    def refused() -> bool:
+        try:
+            stub.GetPathway(request, metadata=bearer_metadata(token))
+        except grpc.RpcError as exc:
+            return bool(exc.code() is grpc.StatusCode.UNAUTHENTICATED)
+        return False
+
+    wait_for(refused, timeout=5, what="the logged-out token refused by PathwayService")
+
+
 def test_a_citizen_cannot_open_the_coordinators_pages(page: Page, demo: Demo) -> None:
     sign_in_as_citizen(page, demo.url, demo.patient)
     for path in ("/arbeidsliste", "/pasient/en-referanse"):
         page.goto(f"{demo.url}{path}")
         expect(page.get_by_role("heading", name="Logg inn som koordinator")).to_be_visible()
     citizen_session = {c["name"]: c for c in page.context.cookies()}[CITIZEN_COOKIE]["value"]
-    citizen_token = mint_token(Actor.citizen(demo.patient), SECRET)
+    citizen_token = ISSUER.mint(Actor.citizen(demo.patient))
     page.goto(f"{demo.url}/logg-inn")
     page.get_by_label("Eller lim inn et token").fill(citizen_token)
     page.get_by_role("button", name="Logg inn med token").click()
@@ -384,7 +410,7 @@ def test_a_citizen_cannot_open_the_coordinators_pages(page: Page, demo: Demo) ->
 
 
 def test_the_citizens_page_refuses_a_coordinators_token(page: Page, demo: Demo) -> None:
-    coordinator_token = mint_token(demo.demo.COORDINATOR, SECRET)
+    coordinator_token = ISSUER.mint(demo.demo.COORDINATOR)
     page.goto(f"{demo.url}/innbygger/logg-inn")
     page.get_by_label("Eller lim inn et token").fill(coordinator_token)
     page.get_by_role("button", name="Logg inn med token").click()
@@ -444,7 +470,7 @@ def test_without_the_development_sign_in_citizens_come_through_id_porten(
         ).to_be_visible()
         expect(page.get_by_label("Fødselsnummer (11 sifre)")).to_have_count(0)
         page.get_by_label("Lim inn tokenet fra innloggingstjenesten").fill(
-            mint_token(Actor.citizen(demo.patient), SECRET)
+            ISSUER.mint(Actor.citizen(demo.patient))
         )
         page.get_by_role("button", name="Logg inn med token").click()
         expect(page.get_by_role("heading", name="Ditt pasientforløp")).to_be_visible()

@@ -14,7 +14,6 @@ import pytest
 from playwright.sync_api import Browser, Page, Response, expect
 
 from services.viewer.guard import CONTENT_SECURITY_POLICY
-from shared.auth import mint_token
 from tests.browser.support import (
     COORDINATOR_COOKIE,
     Demo,
@@ -23,7 +22,7 @@ from tests.browser.support import (
     sign_in_as_citizen,
     viewer_process,
 )
-from tests.support import SECRET
+from tests.support import ISSUER
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker]
 
@@ -89,9 +88,7 @@ def test_without_the_development_sign_in_no_address_mints_a_token(
             assert "Innloggingen mislyktes" in response.text()
         assert not {COORDINATOR_COOKIE, "carepath_innbygger"} & cookie_names(page)
         # A token from the identity provider still signs in.
-        page.get_by_label("Lim inn tokenet fra HelseID").fill(
-            mint_token(demo.demo.COORDINATOR, SECRET)
-        )
+        page.get_by_label("Lim inn tokenet fra HelseID").fill(ISSUER.mint(demo.demo.COORDINATOR))
         page.get_by_role("button", name="Logg inn med token").click()
         expect(page.get_by_role("heading", name="Arbeidsliste")).to_be_visible()
 

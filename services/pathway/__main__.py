@@ -57,7 +57,7 @@ def main() -> None:
         log.info("rebuilt the read model from %d events", count)
     elif args.process == "project":
         queue = os.environ.get("PATHWAY_QUEUE", QUEUE)
-        Projector(engine, config.amqp_uri(), queue=queue).run(stop_event())
+        Projector(engine, config.amqp_uri(SERVICE), queue=queue).run(stop_event())
     else:
         address = config.grpc_address(SERVICE)
         access = AccessControl.from_config(SERVICE, api.resolvers(engine))

@@ -38,6 +38,7 @@ from carepath.v1 import (
     registry_pb2_grpc,
 )
 from shared.auth import Actor, OrgKind, bearer_metadata, mint_token
+from shared.broker import Tenant
 from shared.ids import FNR_SYSTEM
 from tests.conftest import STORES
 from tests.support import (
@@ -50,8 +51,8 @@ from tests.support import (
     free_port,
     load_demo,
     make_fnr,
+    projector_queue,
     running_system,
-    unique_queue,
     wait_for,
 )
 
@@ -119,13 +120,13 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, amqp_uri: str) -> Iterator[Demo]:
+def demo(tmp_path_factory: pytest.TempPathFactory, broker: Tenant, amqp_uri: str) -> Iterator[Demo]:
     """The demo as `make run` loads it, and the viewer process in front of PathwayService."""
     tmp = tmp_path_factory.mktemp("viewer")
     urls = {name: f"sqlite:///{tmp}/{name}.sqlite" for name in STORES}
-    queue = unique_queue("pathway.viewer")
+    queue = projector_queue("viewer")
     demo = demo_module()
-    with running_system(urls, amqp_uri, queue) as system, demo_reactions(amqp_uri, urls):
+    with running_system(urls, broker, queue) as system, demo_reactions(broker, urls):
         expected = load_demo(system, demo)
         stub = pathway_pb2_grpc.PathwayServiceStub(system.channel(system.pathway_server))
         token = bearer_metadata(mint_token(demo.COORDINATOR, SECRET))

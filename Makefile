@@ -30,7 +30,7 @@ docs: $(STAMP) ## print the access table (shared/access/table.py) as docs/access
 run: $(STAMP) ## start everything on the embedded default (SQLite under var/, local RabbitMQ)
 	@bash infra/ensure-rabbitmq.sh
 	@mkdir -p -m 700 var
-	$(PY) -m shared.broker provision
+	$(PY) -m shared.broker provision --replace-mismatched
 	$(PY) -m services.pathway migrate
 	$(PY) -m services.audit migrate
 	$(PY) -m services.registry import infra/demo-registry.json

@@ -122,9 +122,42 @@ def import_definitions(definitions: Mapping[str, Any]) -> None:
         os.unlink(name)
 
 
-def provision(vhost: str, prefix: str, passwords: Mapping[str, str]) -> None:
-    """Create (or bring up to date) the vhost, the service users and the topology."""
-    import_definitions(render(vhost, prefix, passwords))
+def provision(
+    vhost: str, prefix: str, passwords: Mapping[str, str], replace_mismatched: bool = False
+) -> None:
+    """Create (or bring up to date) the vhost, the service users and the topology.
+
+    RabbitMQ's import leaves an existing queue as it is, so a queue declared earlier with other
+    arguments (a classic `pathway.projector` of an older release) would make its consumer fail
+    with PRECONDITION_FAILED: such queues are named in a ProvisionError, or, with
+    `replace_mismatched` (development: their messages are lost), deleted and declared anew."""
+    definitions = render(vhost, prefix, passwords)
+    import_definitions(definitions)
+    mismatched = mismatched_queues(vhost, definitions)
+    if mismatched and replace_mismatched:
+        for name in mismatched:
+            _ctl("delete_queue", "-p", vhost, name)
+        import_definitions(definitions)
+        mismatched = mismatched_queues(vhost, definitions)
+    if mismatched:
+        raise ProvisionError(
+            f"queues on vhost {vhost!r} differ from the definitions (other arguments): "
+            f"{', '.join(mismatched)}; delete them (rabbitmqctl delete_queue -p {vhost} NAME) "
+            "after moving their messages, or provision with --replace-mismatched"
+        )
+
+
+def mismatched_queues(vhost: str, definitions: Mapping[str, Any]) -> list[str]:
+    """The definitions' queues that exist on the broker with other arguments."""
+    listed = json.loads(
+        _ctl("list_queues", "-p", vhost, "name", "arguments", "--formatter", "json").stdout or "[]"
+    )
+    actual = {q["name"]: {a[0]: a[2] for a in q["arguments"]} for q in listed}
+    return sorted(
+        q["name"]
+        for q in definitions["queues"]
+        if q["name"] in actual and actual[q["name"]] != q["arguments"]
+    )
 
 
 def remove(vhost: str, prefix: str) -> None:
@@ -195,10 +228,21 @@ def main(argv: list[str] | None = None) -> None:
         "the users <AMQP_USER_PREFIX><service> and the development passwords in var/.",
     )
     parser.add_argument("command", choices=["provision"])
-    parser.parse_args(argv)
+    parser.add_argument(
+        "--replace-mismatched",
+        action="store_true",
+        help="delete and declare anew a queue that exists with other arguments (its messages "
+        "are lost: development only)",
+    )
+    args = parser.parse_args(argv)
     vhost = vhost_of(config.amqp_address())
     try:
-        provision(vhost, config.amqp_user_prefix(), config.development_amqp_passwords())
+        provision(
+            vhost,
+            config.amqp_user_prefix(),
+            config.development_amqp_passwords(),
+            replace_mismatched=args.replace_mismatched,
+        )
     except ProvisionError as exc:
         print(f"carepath: {exc}", file=sys.stderr)
         raise SystemExit(1) from exc

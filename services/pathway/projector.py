@@ -179,6 +179,7 @@ class Projector:
                 backoff = min(5.0, backoff * 2)
                 continue
             backoff = 0.2
+            reachable = True
             try:
                 channel = connection.channel()
                 declare_topology(channel, self._queue)
@@ -195,8 +196,23 @@ class Projector:
             except sa.exc.OperationalError as exc:
                 # Nothing was acked: closing the channel returns the batch to the queue.
                 log.warning("read model unavailable (%s); retrying", type(exc).__name__)
-                stop.wait(backoff)
+                reachable = False
             finally:
                 if connection.is_open:
                     with contextlib.suppress(AMQPError, OSError):
                         connection.close()
+            if not reachable:
+                self._await_read_model(stop)
+
+    def _await_read_model(self, stop: threading.Event) -> None:
+        """Consume again only once the read model answers: every return of a batch counts
+        towards the queue's delivery limit, so an outage must cost one return, not one per
+        retry."""
+        backoff = 0.2
+        while not stop.wait(backoff):
+            try:
+                with self._engine.connect() as conn:
+                    conn.execute(sa.text("SELECT 1"))
+                return
+            except sa.exc.OperationalError:
+                backoff = min(5.0, backoff * 2)

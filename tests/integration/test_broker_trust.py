@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pika
+import psycopg
 import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import ChannelClosedByBroker
@@ -413,3 +414,41 @@ def test_an_admission_for_another_hospitals_referral_does_not_complete_it(
     finally:
         referrals.close()
         admissions.close()
+
+
+def test_a_read_model_outage_returns_a_batch_once_not_until_the_delivery_limit(
+    postgres_url: str, broker: Tenant, amqp_uri: str, empty_dead_letters: None
+) -> None:
+    """While the read model is down the projector does not take its batch again and again
+    (each return counts towards the queue's delivery limit): it waits for the database, so an
+    event survives an outage longer than ten retries would take and is projected after."""
+    engine = readmodel.create_engine(postgres_url)
+    migrate.upgrade(engine)
+    database = postgres_url.rsplit("/", 1)[1]
+    admin = postgres_url.rsplit("/", 1)[0] + "/postgres"
+    queue = projector_queue("outage")
+    projector, stop = run_projector(engine, broker, queue)
+    (event,) = referral_sent(PATIENT)
+    try:
+        assert projector.ready.wait(30), "the projector consumes its queue"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (database,),
+            )
+        publisher = BatchPublisher(broker.uri("referrals"), "referrals")
+        publisher.publish([event])
+        publisher.close()
+        time.sleep(8)  # the outage: retrying every 0.2 s would have used up the limit
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        stored = wait_for(
+            lambda: dump_read_model(engine)["pathway_events"], what="the event projected"
+        )
+    finally:
+        stop.set()
+        engine.dispose()
+    drain_queue(amqp_uri, queue)
+    assert [row[0] for row in stored] == [event.event_id]
+    assert drain_queue(amqp_uri, DEAD_LETTER_QUEUE, delete=False) == []

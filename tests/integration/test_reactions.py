@@ -69,7 +69,7 @@ def admit(
 
 
 def test_an_admission_published_by_admissions_lets_discharges_accept_readiness(
-    backend: dict[str, str], broker: Tenant, amqp_uri: str
+    backend: dict[str, str], broker: Tenant
 ) -> None:
     admissions = AdmissionsApplication.from_url(backend["admissions"])
     discharges = DischargesApplication.from_url(backend["discharges"])
@@ -87,7 +87,7 @@ def test_an_admission_published_by_admissions_lets_discharges_accept_readiness(
 
 
 def test_a_discharge_closes_the_stay_in_admissions_once_however_often_delivered(
-    backend: dict[str, str], broker: Tenant, amqp_uri: str
+    backend: dict[str, str], broker: Tenant
 ) -> None:
     admissions = AdmissionsApplication.from_url(backend["admissions"])
     discharges = DischargesApplication.from_url(backend["discharges"])
@@ -129,7 +129,7 @@ def test_a_discharge_closes_the_stay_in_admissions_once_however_often_delivered(
 
 
 def test_an_elective_admission_for_an_accepted_referral_completes_it(
-    backend: dict[str, str], broker: Tenant, amqp_uri: str
+    backend: dict[str, str], broker: Tenant
 ) -> None:
     admissions = AdmissionsApplication.from_url(backend["admissions"])
     referrals = ReferralsApplication.from_url(backend["referrals"])

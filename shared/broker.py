@@ -103,7 +103,14 @@ def rabbitmqctl() -> str:
 
 
 def _ctl(*args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([rabbitmqctl(), "-q", *args], capture_output=True, text=True, check=False)
+    """rabbitmqctl; a node whose RabbitMQ app is (re)starting is waited for (up to 2 minutes),
+    e.g. while a test of the outbox relay has the broker stopped."""
+    command = [rabbitmqctl(), "-q", *args]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0 and "app to be running" in done.stderr:
+        wait = [rabbitmqctl(), "-q", "await_startup", "--timeout", "120"]
+        subprocess.run(wait, capture_output=True, check=False, timeout=150)
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise ProvisionError(f"rabbitmqctl {args[0]} failed: {done.stderr.strip()[:500]}")
     return done

@@ -77,18 +77,23 @@ class TrustedEventHandler(EventHandler):  # type: ignore[misc]
             return
         log.warning("dead-lettering a message from %s: %s", exchange, refusal)
         routing_key = str(message.delivery_info.get("routing_key", ""))
-        self.dead_letters.publish(
-            message.body,
-            routing_key=routing_key,
-            content_type=message.content_type or "application/octet-stream",
-            content_encoding=message.content_encoding or "binary",
-            headers={
-                "x-carepath-reason": refusal[:500],
-                "x-original-exchange": exchange,
-                "x-original-routing-key": routing_key,
-                "x-original-user-id": message.properties.get("user_id") or "",
-            },
-        )
+        try:
+            self.dead_letters.publish(
+                message.body,
+                routing_key=routing_key,
+                content_type=message.content_type or "application/octet-stream",
+                content_encoding=message.content_encoding or "binary",
+                headers={
+                    "x-carepath-reason": refusal[:500],
+                    "x-original-exchange": exchange,
+                    "x-original-routing-key": routing_key,
+                    "x-original-user-id": message.properties.get("user_id") or "",
+                },
+            )
+        except Exception:  # the queue's delivery limit dead-letters it if this keeps failing
+            log.exception("could not dead-letter a message from %s; returned it", exchange)
+            self.queue_consumer.requeue_message(message)
+            return
         self.queue_consumer.ack_message(message)
 
 

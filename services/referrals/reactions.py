@@ -49,7 +49,7 @@ def complete_on_admission(app: ReferralsApplication, envelope: dict[str, Any], p
         return
     try:
         app.complete(reaction_context(envelope, "admission"), referral_id)
-    except DomainError as exc:  # unknown, not ACCEPTED, or another hospital's referral
+    except DomainError as exc:  # not (or no longer) ACCEPTED: not this reaction's business
         log.debug("admission %s leaves its referral: %s", envelope["event_id"], type(exc).__name__)
 
 

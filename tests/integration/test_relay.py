@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 import pika
 import pytest
 
-from services.pathway.projector import QUEUE as PROJECTOR_QUEUE
 from services.referrals.application import ReferralsApplication
 from services.referrals.domain import Priority
 from shared.amqp import BatchPublisher, PublishError
 from shared.broker import Tenant
+from shared.broker import rabbitmqctl as rabbitmqctl_path
 from shared.config import StoreSettings
 from shared.domain import CommandContext
 from shared.envelope import Envelope
@@ -160,9 +160,20 @@ def test_events_are_kept_until_a_queue_is_bound_to_take_them(
     """RabbitMQ confirms and drops a message no queue is bound to: the relay must not count
     such a batch as published."""
     app, positions = store
+    listed = subprocess.run(
+        [rabbitmqctl_path(), "-q", "list_bindings", "-p", broker.vhost, "source_name",
+         "destination_name", "routing_key"],
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    bound = [
+        (queue, key)
+        for source, queue, key in (line.split("\t") for line in listed)
+        if source == "referrals.events"
+    ]
     conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
     ch = conn.channel()
-    ch.queue_unbind(PROJECTOR_QUEUE, "referrals.events", "#")  # no bindings at all
+    for queue, key in bound:  # no bindings at all (the definitions' and other tests' copies)
+        ch.queue_unbind(queue, "referrals.events", key)
     send_referrals(app, 5, "nobody")
     relay = OutboxRelay(
         "referrals", app, BatchPublisher(broker.uri("referrals"), "referrals"), positions
@@ -174,5 +185,6 @@ def test_events_are_kept_until_a_queue_is_bound_to_take_them(
     bind_test_queue(amqp_uri, "referrals.events", queue)
     assert relay.relay_once() == 5
     assert len(drain_queue(amqp_uri, queue)) == 5
-    ch.queue_bind(PROJECTOR_QUEUE, "referrals.events", "#")  # as the definitions have it
+    for queue, key in bound:  # as they were
+        ch.queue_bind(queue, "referrals.events", key)
     conn.close()

@@ -35,6 +35,7 @@ run: $(STAMP) ## start everything on the embedded default (SQLite under var/, lo
 	@bash infra/ensure-rabbitmq.sh
 	@mkdir -p -m 700 var && chmod 700 var
 	$(PY) -m shared.issuer
+	$(PY) -m shared.broker provision --replace-mismatched
 	$(PY) -m services.pathway migrate
 	$(PY) -m services.audit migrate
 	$(PY) -m services.registry import infra/demo-registry.json

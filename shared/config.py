@@ -6,13 +6,22 @@ RabbitMQ); production sets the variables (see docker-compose.yml).
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/%2F"
+#: Where the broker is (scheme, host, port, vhost). No credentials: each process connects as
+#: its own service's broker user (`amqp_uri(service)`).
+DEFAULT_AMQP_URI = "amqp://127.0.0.1:5672/%2F"
+#: Broker user names are `<prefix><service>` (infra/rabbitmq/definitions.json uses this one;
+#: a test session provisions users of its own under a random prefix).
+DEFAULT_AMQP_USER_PREFIX = "carepath-"
+#: The services with a broker user: the relays' publishers and the consumers.
+BROKER_SERVICES = ("referrals", "admissions", "discharges", "medications", "registry", "pathway")
 
 #: Default gRPC address of each service; `<SERVICE>_GRPC_ADDRESS` overrides.
 DEFAULT_GRPC_ADDRESSES = {
@@ -37,14 +46,67 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def amqp_address() -> str:
+    """`AMQP_URI`: the broker's address and vhost, without user or password."""
+    address = os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)
+    if urlsplit(address).username is not None:
+        raise ValueError(
+            "AMQP_URI must not carry a user or password: every process connects as its "
+            "service's broker user (AMQP_USER_PREFIX, AMQP_PASSWORD)"
+        )
+    return address
+
+
+def amqp_user_prefix() -> str:
+    return os.environ.get("AMQP_USER_PREFIX", DEFAULT_AMQP_USER_PREFIX)
+
+
+def amqp_user(service: str) -> str:
+    """The broker user `service` publishes and consumes as; consumers accept an event from
+    `<service>.events` only when its `user_id` is this user."""
+    return f"{amqp_user_prefix()}{service}"
+
+
+def amqp_password(service: str) -> str:
+    """`AMQP_PASSWORD` (the password of this process's service user) in production. In
+    development every service's password is created once in var/amqp-passwords.json (0600),
+    where `python -m shared.broker provision` reads them for the local broker."""
+    password = os.environ.get("AMQP_PASSWORD")
+    if password:
+        return password
+    return development_amqp_passwords()[service]
+
+
+def development_amqp_passwords() -> dict[str, str]:
+    """Random passwords of the development broker users, created once (never fixed)."""
+    path = var_dir() / "amqp-passwords.json"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({s: secrets.token_urlsafe(24) for s in BROKER_SERVICES}, f)
+        tmp.replace(path)
+    passwords: dict[str, str] = json.loads(path.read_text())
+    return passwords
+
+
+def with_credentials(address: str, user: str, password: str) -> str:
+    """The AMQP URI of `address` that logs in as `user`."""
+    parts = urlsplit(address)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def amqp_uri(service: str) -> str:
+    """The URI this process of `service` connects to the broker with, as its own user."""
+    return with_credentials(amqp_address(), amqp_user(service), amqp_password(service))
+
+
 def var_dir() -> Path:
     """Directory for the embedded default's files (SQLite stores, the development issuer),
     created 0700."""
     return private_dir(Path(os.environ.get("CAREPATH_VAR_DIR", "var")).resolve())
-
-
-def amqp_uri() -> str:
-    return os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)
 
 
 def database_url(service: str) -> str:

@@ -92,7 +92,7 @@ def run_relay(app: CarepathApplication) -> None:
     service = app.name
     url = config.database_url(service)
     positions = PositionStore(config.StoreSettings(url).relay_position_url(), f"{service}-amqp")
-    relay = OutboxRelay(service, app, BatchPublisher(config.amqp_uri(), service), positions)
+    relay = OutboxRelay(service, app, BatchPublisher(config.amqp_uri(service), service), positions)
     log = logging.getLogger(f"{service}.relay")
     log.info("relaying %s events from position %d", service, relay.position)
     relay.run(stop_event())

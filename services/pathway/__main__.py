@@ -56,8 +56,10 @@ def main() -> None:
         count = rebuild(engine, source_stores())
         log.info("rebuilt the read model from %d events", count)
     elif args.process == "project":
+        # Another partition of the projector's queue: `pathway.projector.<name>` (the names the
+        # pathway's broker user may consume), declared and bound by the operator.
         queue = os.environ.get("PATHWAY_QUEUE", QUEUE)
-        Projector(engine, config.amqp_uri(), queue=queue).run(stop_event())
+        Projector(engine, config.amqp_uri(SERVICE), queue=queue).run(stop_event())
     else:
         address = config.grpc_address(SERVICE)
         tokens = token_verifier()

@@ -11,6 +11,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc
 from shared.auth import bearer_metadata
+from shared.broker import Tenant
 from shared.ids import FNR_SYSTEM
 from tests.browser.support import CHROMIUM, CHROMIUM_ARGS, Demo, viewer_process
 from tests.conftest import STORES
@@ -22,8 +23,8 @@ from tests.support import (
     demo_reactions,
     drain_queue,
     load_demo,
+    projector_queue,
     running_system,
-    unique_queue,
     wait_for,
 )
 
@@ -39,13 +40,13 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="package")
-def demo(tmp_path_factory: pytest.TempPathFactory, amqp_uri: str) -> Iterator[Demo]:
+def demo(tmp_path_factory: pytest.TempPathFactory, broker: Tenant, amqp_uri: str) -> Iterator[Demo]:
     """The demo as `make run` loads it, and the viewer process in front of PathwayService."""
     tmp = tmp_path_factory.mktemp("viewer")
     urls = {name: f"sqlite:///{tmp}/{name}.sqlite" for name in STORES}
-    queue = unique_queue("pathway.viewer")
+    queue = projector_queue("viewer")
     demo = demo_module()
-    with running_system(urls, amqp_uri, queue) as system, demo_reactions(amqp_uri, urls):
+    with running_system(urls, broker, queue) as system, demo_reactions(broker, urls):
         expected = load_demo(system, demo)
         stub = pathway_pb2_grpc.PathwayServiceStub(system.channel(system.pathway_server))
         token = bearer_metadata(ISSUER.mint(demo.COORDINATOR))

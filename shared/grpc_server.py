@@ -32,6 +32,7 @@ from shared.access import enforce
 from shared.access.enforce import AccessControl, Call, Refused
 from shared.access.table import rule_for
 from shared.auth import Actor, TokenVerifier, Unauthenticated
+from shared.config import ServerTLS
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +213,15 @@ class CarepathInterceptor(grpc.ServerInterceptor):
         raise RuntimeError(f"{method}: client-streaming calls are not supported")
 
 
+def server_credentials(tls: ServerTLS) -> grpc.ServerCredentials:
+    client_ca = tls.client_ca.read_bytes() if tls.client_ca else None
+    return grpc.ssl_server_credentials(
+        [(tls.key.read_bytes(), tls.cert.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
 class Server:
     """A started gRPC server with its health servicer."""
 
@@ -242,9 +252,12 @@ def start_server(
     secret: str,
     access: AccessControl,
     max_workers: int = 32,
+    tls: ServerTLS | None = None,
 ) -> Server:
     """Build, register and start a server on `address` ("host:port"; port 0 picks a free one),
-    every call passing `access` (the policy and the audit log)."""
+    every call passing `access` (the policy and the audit log). With `tls` (from
+    `config.grpc_server_tls()`) it serves TLS only, and requires a client certificate signed by
+    `tls.client_ca` when that is set (mTLS); without, plaintext (`make run` on loopback)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
         interceptors=[CarepathInterceptor(secret, access)],
@@ -259,7 +272,10 @@ def start_server(
     reflection.enable_server_reflection(
         (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(address)
+    if tls is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, server_credentials(tls))
     if port == 0:
         raise RuntimeError(f"cannot listen on {address}")
     server.start()

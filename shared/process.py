@@ -71,7 +71,12 @@ def service_main(
     access = AccessControl.from_config(service, api.resolvers(app))
     address = config.grpc_address(service)
     server = start_server(
-        address, api.register(app, access), api.SERVICE_NAMES, config.jwt_secret(), access
+        address,
+        api.register(app, access),
+        api.SERVICE_NAMES,
+        config.jwt_secret(),
+        access,
+        tls=config.grpc_server_tls(),
     )
     logging.getLogger(service).info("%s listening on %s", ", ".join(api.SERVICE_NAMES), address)
     server.wait_for_signal()

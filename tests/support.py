@@ -50,12 +50,13 @@ from services.referrals.application import ReferralsApplication
 from services.registry import api as registry_api
 from services.registry.application import RegistryApplication
 from services.registry.importer import import_facts, read_file
+from shared import grpc_client
 from shared.access.enforce import AccessControl
 from shared.access.model import Basis, relationships
 from shared.amqp import BatchPublisher
 from shared.audit.log import accesses
 from shared.auth import Actor, OrgKind, bearer_metadata, mint_token
-from shared.config import StoreSettings
+from shared.config import ClientTLS, ServerTLS, StoreSettings
 from shared.grpc_server import Server, start_server
 from shared.ids import FNR_SYSTEM
 from shared.outbox import OutboxRelay, PositionStore
@@ -190,6 +191,8 @@ class Harness:
     pathway_server: Server
     projector: projector.Projector
     access: dict[str, AccessControl]
+    #: The servers' CA (and client certificate) when the system serves TLS; None: plaintext.
+    client_tls: ClientTLS | None = None
 
     @property
     def referrals_app(self) -> ReferralsApplication:
@@ -200,7 +203,7 @@ class Harness:
         return self.servers["referrals"]
 
     def channel(self, server: Server) -> grpc.Channel:
-        return grpc.insecure_channel(f"127.0.0.1:{server.port}")
+        return grpc_client.channel(f"127.0.0.1:{server.port}", self.client_tls)
 
     @property
     def audit_engine(self) -> Engine:
@@ -268,7 +271,13 @@ class Harness:
 
 
 @contextmanager
-def running_system(urls: dict[str, str], amqp_uri: str, queue: str) -> Iterator[Harness]:
+def running_system(
+    urls: dict[str, str],
+    amqp_uri: str,
+    queue: str,
+    server_tls: ServerTLS | None = None,
+    client_tls: ClientTLS | None = None,
+) -> Iterator[Harness]:
     engine = readmodel.create_engine(urls["pathway"])
     migrate.upgrade(engine)
     apps: dict[str, CarepathApplication] = {}
@@ -290,6 +299,7 @@ def running_system(urls: dict[str, str], amqp_uri: str, queue: str) -> Iterator[
             api_module.SERVICE_NAMES,
             SECRET,
             control,
+            tls=server_tls,
         )
     proj = projector.Projector(engine, amqp_uri, queue=queue)
     stop = threading.Event()
@@ -309,7 +319,7 @@ def running_system(urls: dict[str, str], amqp_uri: str, queue: str) -> Iterator[
     if not proj.ready.wait(timeout=30):
         raise AssertionError("the projector did not declare its queue within 30 s")
     try:
-        yield Harness(apps, servers, relays, engine, pathway_server, proj, access)
+        yield Harness(apps, servers, relays, engine, pathway_server, proj, access, client_tls)
     finally:
         stop.set()
         for server in (*servers.values(), pathway_server):

@@ -68,6 +68,7 @@ def main() -> None:
             config.jwt_secret(),
             access,
             max_workers=api.MAX_WORKERS,
+            tls=config.grpc_server_tls(),
         )
         log.info("PathwayService listening on %s", address)
         server.wait_for_signal()

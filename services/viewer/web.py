@@ -20,6 +20,7 @@ from starlette.responses import HTMLResponse, Response
 
 from carepath.v1 import pathway_pb2_grpc, registry_pb2_grpc
 from services.viewer import present
+from shared import grpc_client
 from shared.auth import Actor, OrgKind, Unauthenticated, bearer_metadata, verify_token
 
 HERE = Path(__file__).parent
@@ -149,8 +150,8 @@ class Web:
         self.access: registry_pb2_grpc.AccessServiceAsyncStub
 
     def open(self) -> None:
-        pathway = grpc.aio.insecure_channel(self.settings.pathway_address)
-        registry = grpc.aio.insecure_channel(self.settings.registry_address)
+        pathway = grpc_client.aio_channel(self.settings.pathway_address)
+        registry = grpc_client.aio_channel(self.settings.registry_address)
         self._channels = [pathway, registry]
         self.pathway = pathway_pb2_grpc.PathwayServiceStub(pathway)
         self.access = registry_pb2_grpc.AccessServiceStub(registry)

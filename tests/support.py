@@ -312,6 +312,7 @@ def running_system(
         pathway_api.SERVICE_NAMES,
         SECRET,
         control,
+        tls=server_tls,
     )
     for t in threads:
         t.start()

@@ -1,0 +1,166 @@
+"""A referral from command to pathway with TLS at every hop: the hospital and GP systems
+call the gRPC servers over mutual TLS, the relay publishes and the projector consumes over
+AMQPS, on a throwaway broker and certificate authority this module creates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import ssl
+
+import grpc
+import pika
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2, referrals_pb2_grpc
+from shared import amqp, grpc_client
+from shared.config import ClientTLS
+from shared.ids import FNR_SYSTEM
+from tests.conftest import GP, HOSPITAL, MUNICIPALITY, STORES
+from tests.support import Harness, auth, make_fnr, running_system, wait_for
+from tests.tls import Authority, make_authority, tls_broker
+
+pytestmark = pytest.mark.broker
+
+FNR = make_fnr(14, 5, 61, 350)
+PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=FNR)
+
+
+@pytest.fixture(scope="module")
+def authority(tmp_path_factory: pytest.TempPathFactory) -> Authority:
+    return make_authority(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="module")
+def broker_uri(authority: Authority, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The AMQPS broker, and the AMQP_TLS_* settings every connection to it reads."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AMQP_TLS_CA_FILE", str(authority.ca))
+        env.setenv("AMQP_TLS_CERT_FILE", str(authority.client_cert))
+        env.setenv("AMQP_TLS_KEY_FILE", str(authority.client_key))
+        with tls_broker(authority, tmp_path_factory.mktemp("broker")) as uri:
+            yield uri
+
+
+@pytest.fixture(scope="module")
+def tls_system(
+    authority: Authority, broker_uri: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Harness]:
+    stores = tmp_path_factory.mktemp("stores")
+    urls = {name: f"sqlite:///{stores}/{name}.sqlite" for name in STORES}
+    with running_system(
+        urls, broker_uri, "pathway.tls", authority.server_tls(), authority.client_tls()
+    ) as system:
+        system.register(
+            {"system": FNR_SYSTEM, "value": FNR}, municipality=MUNICIPALITY.her_id, gp=GP
+        )
+        yield system
+
+
+def health(channel: grpc.Channel) -> int:
+    reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    return int(reply.status)
+
+
+def test_a_referral_goes_from_command_to_pathway_over_tls_grpc_and_amqps(
+    tls_system: Harness,
+) -> None:
+    occurred = Timestamp()
+    occurred.FromDatetime(datetime.now(UTC) - timedelta(hours=1))
+    referrals = referrals_pb2_grpc.ReferralServiceStub(
+        tls_system.channel(tls_system.referrals_server)
+    )
+    sent = referrals.SendReferral(
+        referrals_pb2.SendReferralRequest(
+            metadata=common_pb2.CommandMetadata(command_id="tls-send", occurred_at=occurred),
+            patient=PATIENT,
+            receiver_her_id=HOSPITAL.her_id,
+            reason="Tungpust og brystsmerter ved anstrengelse.",
+            priority=referrals_pb2.REFERRAL_PRIORITY_ROUTINE,
+        ),
+        metadata=auth(GP),
+    )
+    pathway = pathway_pb2_grpc.PathwayServiceStub(tls_system.channel(tls_system.pathway_server))
+
+    def shown() -> pathway_pb2.Pathway | None:
+        try:
+            reply = pathway.GetPathway(
+                pathway_pb2.GetPathwayRequest(
+                    patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
+                ),
+                metadata=auth(GP),
+            )
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        return reply if reply.timeline else None
+
+    reply = wait_for(shown, what="the referral in the pathway, through the AMQPS broker")
+    assert [(e.event_type, e.aggregate_id) for e in reply.timeline] == [
+        ("ReferralSent", sent.referral_id)
+    ]
+
+
+def test_a_system_with_the_ca_and_its_client_certificate_is_served(
+    tls_system: Harness, authority: Authority
+) -> None:
+    address = f"localhost:{tls_system.referrals_server.port}"
+    with grpc_client.channel(address, authority.client_tls()) as channel:
+        assert health(channel) == health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.mark.parametrize(
+    "client",
+    ["plaintext", "no client certificate", "another CA's certificate"],
+)
+def test_a_server_with_mutual_tls_refuses_a_client_it_cannot_verify(
+    tls_system: Harness, authority: Authority, tmp_path: Path, client: str
+) -> None:
+    address = f"localhost:{tls_system.pathway_server.port}"
+    if client == "plaintext":
+        channel = grpc.insecure_channel(address)
+    elif client == "no client certificate":
+        channel = grpc_client.channel(address, authority.client_tls(with_certificate=False))
+    else:
+        stranger = make_authority(tmp_path / "stranger")
+        channel = grpc_client.channel(
+            address, ClientTLS(ca=authority.ca, cert=stranger.client_cert, key=stranger.client_key)
+        )
+    with channel, pytest.raises(grpc.RpcError) as refused:
+        health(channel)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_client_that_does_not_trust_the_servers_ca_does_not_connect(
+    tls_system: Harness, tmp_path: Path
+) -> None:
+    other = make_authority(tmp_path / "other")
+    address = f"localhost:{tls_system.pathway_server.port}"
+    with (
+        grpc_client.channel(address, other.client_tls()) as channel,
+        pytest.raises(grpc.RpcError) as refused,
+    ):
+        health(channel)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_the_broker_refuses_a_connection_without_a_client_certificate(
+    broker_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AMQP_TLS_CERT_FILE")
+    monkeypatch.delenv("AMQP_TLS_KEY_FILE")
+    with pytest.raises(pika.exceptions.AMQPConnectionError):
+        amqp.connect(broker_uri, "no-certificate")
+
+
+def test_a_broker_certificate_from_an_unknown_ca_is_not_trusted(
+    broker_uri: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AMQP_TLS_CA_FILE", str(make_authority(tmp_path / "other").ca))
+    with pytest.raises(ssl.SSLCertVerificationError):
+        amqp.connect(broker_uri, "wrong-ca")

@@ -1,0 +1,156 @@
+"""TLS for tests: a throwaway certificate authority (trustme) with server and client
+certificates on disk, and a throwaway RabbitMQ node that listens only for AMQPS.
+
+The machine's own broker has no TLS listener and is never reconfigured or restarted: the
+node started here has a node name, ports, data and log directories, and an Erlang cookie
+(its own HOME) of its own, and is stopped by name afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import trustme
+
+from shared import amqp
+from shared.config import ClientTLS, ServerTLS
+from tests.support import free_port, wait_for
+
+#: The names the servers' certificates carry: what clients dial on loopback.
+SERVER_NAMES = ("localhost", "127.0.0.1")
+
+
+@dataclass(frozen=True)
+class Authority:
+    """A CA's files: servers present `server_*`, clients `client_*`; everyone trusts `ca`."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+    def server_tls(self, client_auth: bool = True) -> ServerTLS:
+        return ServerTLS(
+            self.server_cert, self.server_key, client_ca=self.ca if client_auth else None
+        )
+
+    def client_tls(self, with_certificate: bool = True) -> ClientTLS:
+        if not with_certificate:
+            return ClientTLS(ca=self.ca)
+        return ClientTLS(ca=self.ca, cert=self.client_cert, key=self.client_key)
+
+
+def make_authority(directory: Path, client_name: str = "hospital-system.test") -> Authority:
+    """A new CA under `directory`, with a server certificate for loopback and a client one."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA(organization_name="carepath test CA")
+    server = ca.issue_cert(*SERVER_NAMES)
+    client = ca.issue_cert(client_name)
+    files = Authority(
+        ca=directory / "ca.pem",
+        server_cert=directory / "server.pem",
+        server_key=directory / "server.key",
+        client_cert=directory / "client.pem",
+        client_key=directory / "client.key",
+    )
+    ca.cert_pem.write_to_path(str(files.ca))
+    server.private_key_pem.write_to_path(str(files.server_key))
+    for i, pem in enumerate(server.cert_chain_pems):
+        pem.write_to_path(str(files.server_cert), append=i > 0)
+    client.private_key_pem.write_to_path(str(files.client_key))
+    for i, pem in enumerate(client.cert_chain_pems):
+        pem.write_to_path(str(files.client_cert), append=i > 0)
+    return files
+
+
+def _rabbitmq_bin(name: str) -> str:
+    """Debian's real scripts (its /usr/sbin wrappers switch to the rabbitmq user, whose HOME
+    holds the main node's cookie); else whatever is on PATH."""
+    for directory in ("/usr/lib/rabbitmq/bin", "/usr/sbin", "/usr/local/sbin"):
+        path = Path(directory) / name
+        if path.exists():
+            return str(path)
+    found = shutil.which(name)
+    if found is None:
+        raise AssertionError(f"{name} is not installed (apt-get install rabbitmq-server)")
+    return found
+
+
+@contextmanager
+def tls_broker(authority: Authority, directory: Path) -> Iterator[str]:
+    """A RabbitMQ node of its own that speaks only AMQPS and requires a client certificate
+    signed by `authority`; yields its `amqps://` URI (guest, loopback only)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    node = f"carepath-tls-{uuid.uuid4().hex[:8]}@localhost"
+    port, dist_port = free_port(), free_port()
+    conf = directory / "rabbitmq.conf"
+    conf.write_text(
+        "listeners.tcp = none\n"
+        f"listeners.ssl.default = 127.0.0.1:{port}\n"
+        f"ssl_options.cacertfile = {authority.ca}\n"
+        f"ssl_options.certfile = {authority.server_cert}\n"
+        f"ssl_options.keyfile = {authority.server_key}\n"
+        "ssl_options.verify = verify_peer\n"
+        "ssl_options.fail_if_no_peer_cert = true\n"
+    )
+    (directory / "enabled_plugins").write_text("[].\n")  # no management listener
+    (directory / "rabbitmq-env.conf").write_text("")  # not the machine's env file
+    env = {
+        **os.environ,
+        "HOME": str(directory),  # its own Erlang cookie, created there
+        "RABBITMQ_NODENAME": node,
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(dist_port),
+        "RABBITMQ_CONFIG_FILE": str(conf),
+        "RABBITMQ_CONF_ENV_FILE": str(directory / "rabbitmq-env.conf"),
+        "RABBITMQ_ADVANCED_CONFIG_FILE": str(directory / "advanced.config"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
+        "RABBITMQ_MNESIA_BASE": str(directory / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(directory / "log"),
+        "RABBITMQ_PID_FILE": str(directory / "rabbitmq.pid"),
+        "RABBITMQ_FEATURE_FLAGS_FILE": str(directory / "feature_flags"),
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        "ERL_EPMD_ADDRESS": "127.0.0.1",
+    }
+    env.pop("RABBITMQ_ENABLED_PLUGINS", None)
+    log = (directory / "server.out").open("wb")
+    server = subprocess.Popen(
+        [_rabbitmq_bin("rabbitmq-server")], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    uri = f"amqps://guest:guest@localhost:{port}/%2F"
+
+    def accepts_tls() -> bool:
+        if server.poll() is not None:
+            raise AssertionError(f"the TLS broker exited; see {directory / 'server.out'}")
+        try:
+            amqp.connect(uri, "tls-probe").close()
+        except Exception:
+            return False
+        return True
+
+    try:
+        wait_for(accepts_tls, timeout=90, what="the throwaway AMQPS broker")
+        yield uri
+    finally:
+        subprocess.run(
+            [_rabbitmq_bin("rabbitmqctl"), "-n", node, "stop"],
+            env=env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()

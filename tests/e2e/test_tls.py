@@ -4,11 +4,10 @@ AMQPS, on a throwaway broker and certificate authority this module creates."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import ssl
 
 import grpc
 import pika

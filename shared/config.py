@@ -160,6 +160,12 @@ def log_level() -> str:
     return os.environ.get("LOG_LEVEL", "INFO").upper()
 
 
+#: eventsourcing.postgres with the URL's libpq parameters (shared.store.PostgresFactory).
+POSTGRES_FACTORY = "shared.store:PostgresFactory"
+#: The environment key that carries them (a URL query string) to that factory.
+POSTGRES_PARAMETERS = "POSTGRES_LIBPQ_PARAMETERS"
+
+
 @dataclass(frozen=True)
 class StoreSettings:
     """Settings of one service's event store, as the eventsourcing library wants them.
@@ -173,7 +179,9 @@ class StoreSettings:
         """Translate a database URL into eventsourcing's environment variables.
 
         One persistence module per database: `eventsourcing.sqlite` or `eventsourcing.postgres`
-        (never `eventsourcing_sqlalchemy` beside them: their tables clash).
+        (never `eventsourcing_sqlalchemy` beside them: their tables clash). A PostgreSQL URL's
+        query (`?sslmode=verify-full&sslrootcert=/path/ca.pem`, any libpq parameter) reaches
+        psycopg through `shared.store.PostgresFactory`, as it reaches SQLAlchemy in the URL.
         """
         parts = urlsplit(self.url)
         scheme = parts.scheme.split("+")[0]
@@ -188,7 +196,7 @@ class StoreSettings:
             }
         if scheme in ("postgresql", "postgres"):
             env = {
-                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "PERSISTENCE_MODULE": POSTGRES_FACTORY,
                 "POSTGRES_DBNAME": parts.path.lstrip("/"),
                 "POSTGRES_HOST": parts.hostname or "127.0.0.1",
                 "POSTGRES_PORT": str(parts.port or 5432),
@@ -197,6 +205,8 @@ class StoreSettings:
                 "POSTGRES_POOL_SIZE": str(self.connections),
                 "POSTGRES_MAX_OVERFLOW": str(self.connections),
             }
+            if parts.query:  # sslmode=verify-full&sslrootcert=... and other libpq parameters
+                env[POSTGRES_PARAMETERS] = parts.query
             schema = os.environ.get(f"{service.upper()}_DATABASE_SCHEMA")
             if schema:
                 env["POSTGRES_SCHEMA"] = schema

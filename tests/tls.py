@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import trustme
 
 from shared import amqp
@@ -154,3 +156,86 @@ def tls_broker(authority: Authority, directory: Path) -> Iterator[str]:
             server.kill()
             server.wait()
         log.close()
+
+
+#: A throwaway cluster: the superuser `postgres`, trusted (TLS-only by pg_hba), no fsync.
+INITDB_OPTIONS = ("-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
+
+
+def _postgres_bin(name: str) -> str:
+    """The server binaries (Debian keeps them out of PATH, per major version)."""
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    if found:
+        return str(found[-1])
+    path = shutil.which(name)
+    if path is None:
+        raise AssertionError(f"{name} is not installed (apt-get install postgresql)")
+    return path
+
+
+@contextmanager
+def tls_postgres(authority: Authority) -> Iterator[str]:
+    """A PostgreSQL cluster of its own that accepts only TLS connections (hostssl), with the
+    server certificate of `authority`; yields its URL without TLS parameters (the caller adds
+    `sslmode`/`sslrootcert`). The machine's own server is not touched.
+
+    PostgreSQL refuses to run as root, so the cluster runs as the `postgres` user, in a
+    directory that user owns."""
+    directory = Path(tempfile.mkdtemp(prefix="carepath-pg-tls-"))
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    port = free_port()
+    server: subprocess.Popen[bytes] | None = None
+    data = directory / "data"
+    try:
+        shutil.copy(authority.server_cert, directory / "server.pem")
+        shutil.copy(authority.server_key, directory / "server.key")
+        (directory / "server.key").chmod(0o600)
+        if as_postgres:
+            shutil.chown(directory, "postgres")
+            for child in directory.iterdir():
+                shutil.chown(child, "postgres")
+        subprocess.run(
+            [*as_postgres, _postgres_bin("initdb"), "-D", str(data), *INITDB_OPTIONS],
+            check=True,
+            capture_output=True,
+        )
+        (data / "pg_hba.conf").write_text("hostssl all all 127.0.0.1/32 trust\n")
+        server = subprocess.Popen(
+            [
+                *as_postgres,
+                *(_postgres_bin("postgres"), "-D", str(data), "-p", str(port)),
+                *("-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={directory}"),
+                *("-c", "ssl=on", "-c", f"ssl_cert_file={directory / 'server.pem'}"),
+                *("-c", f"ssl_key_file={directory / 'server.key'}", "-c", "fsync=off"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(directory / "server.log").open("wb"),
+        )
+        url = f"postgresql://postgres@localhost:{port}/postgres"
+        verified = f"{url}?sslmode=verify-full&sslrootcert={authority.ca}"
+
+        def accepting() -> bool:
+            if server is not None and server.poll() is not None:
+                raise AssertionError(f"the TLS PostgreSQL exited; see {directory / 'server.log'}")
+            try:
+                psycopg.connect(verified, connect_timeout=2).close()
+            except psycopg.OperationalError:
+                return False
+            return True
+
+        wait_for(accepting, timeout=60, what="the throwaway TLS PostgreSQL")
+        yield url
+    finally:
+        if server is not None:
+            subprocess.run(
+                [*as_postgres, _postgres_bin("pg_ctl"), "stop", "-m", "fast", "-D", f"{data}"],
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        shutil.rmtree(directory, ignore_errors=True)

@@ -3,7 +3,8 @@ interceptor for caller identity, the access policy, the audit log and error mapp
 graceful shutdown.
 
 Every call of every service goes through `CarepathInterceptor`: the bearer token names the
-caller; the access table (shared/access/table.py) and the policy decide the call (default
+caller; the request is held to its bounds (shared/limits.py: text lengths, list sizes, times);
+the access table (shared/access/table.py) and the policy decide the call (default
 deny); the call is put on the audit log with its outcome — allowed or refused, OK or not —
 before its answer leaves. Calls without a valid token are answered UNAUTHENTICATED and not
 recorded (they name no one).
@@ -27,7 +28,7 @@ import sqlalchemy as sa
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from shared import errors
+from shared import errors, limits
 from shared.access import enforce
 from shared.access.enforce import AccessControl, Call, Refused
 from shared.access.table import rule_for
@@ -125,6 +126,7 @@ class CarepathInterceptor(grpc.ServerInterceptor):
             self._record(call, grpc.StatusCode.PERMISSION_DENIED.name)
             raise _Failed(grpc.StatusCode.PERMISSION_DENIED, enforce.REFUSAL)
         try:
+            limits.check(request)  # bounds before anything reads the request
             return self._access.admit(rule, actor, request, metadata)
         except Refused as refused:
             log.debug("%s refused: %s", name, refused.call.decision.reason)

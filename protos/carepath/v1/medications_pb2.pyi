@@ -143,7 +143,7 @@ class PrescribeMedicationRequest(_message.Message):
     reason: _builtins.str
     """Optional: the indication (why the patient takes it), e.g. "Diabetes type 2". At most
     10 000 characters. Clinical text: never logged.
-    At most 2 000 characters (shared/limits.toml).
+    At most 10 000 characters (shared/limits.toml).
     """
     @_builtins.property
     def metadata(self) -> _common_pb2.CommandMetadata: ...
@@ -188,9 +188,7 @@ class ChangeDoseRequest(_message.Message):
     At most 500 characters (shared/limits.toml).
     """
     reason: _builtins.str
-    """Optional: why the dose was changed. At most 10 000 characters.
-    At most 2 000 characters (shared/limits.toml).
-    """
+    """Optional: why the dose was changed. At most 10 000 characters."""
     @_builtins.property
     def metadata(self) -> _common_pb2.CommandMetadata: ...
     @_builtins.property
@@ -224,7 +222,7 @@ class PauseMedicationRequest(_message.Message):
     """The ACTIVE entry to pause."""
     reason: _builtins.str
     """Why it is paused (e.g. "Pause før operasjon"). 1–10 000 characters.
-    At most 2 000 characters (shared/limits.toml).
+    At most 10 000 characters (shared/limits.toml).
     """
     @_builtins.property
     def metadata(self) -> _common_pb2.CommandMetadata: ...
@@ -286,7 +284,7 @@ class DiscontinueMedicationRequest(_message.Message):
     """The ACTIVE or PAUSED entry to discontinue."""
     reason: _builtins.str
     """Why it is discontinued (seponeringsårsak). 1–10 000 characters.
-    At most 2 000 characters (shared/limits.toml).
+    At most 10 000 characters (shared/limits.toml).
     """
     @_builtins.property
     def metadata(self) -> _common_pb2.CommandMetadata: ...
@@ -317,9 +315,7 @@ class ReconcileMedicationListRequest(_message.Message):
     SOURCES_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
     note: _builtins.str
-    """Optional: what the reconciliation found or could not settle. At most 10 000 characters.
-    At most 4 000 characters (shared/limits.toml).
-    """
+    """Optional: what the reconciliation found or could not settle. At most 10 000 characters."""
     @_builtins.property
     def metadata(self) -> _common_pb2.CommandMetadata: ...
     @_builtins.property

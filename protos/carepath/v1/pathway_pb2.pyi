@@ -155,7 +155,7 @@ class ListPathwaysRequest(_message.Message):
     """Only patients declared ready for discharge (utskrivningsklar) and still in hospital."""
     patient_query: _builtins.str
     """Only patients whose identifier starts with these digits (1–11 digits; empty: all).
-    At most 100 characters (shared/limits.toml).
+    At most 11 characters (shared/limits.toml).
     """
     def __init__(
         self,

@@ -268,7 +268,7 @@ class RejectReferralRequest(_message.Message):
     referral_id: _builtins.str
     reason: _builtins.str
     """Why specialist care is not granted; told to the patient and the GP. 1–10 000 characters.
-    At most 2 000 characters (shared/limits.toml).
+    At most 10 000 characters (shared/limits.toml).
     """
     @_builtins.property
     def metadata(self) -> _common_pb2.CommandMetadata: ...
@@ -300,7 +300,7 @@ class ForwardReferralRequest(_message.Message):
     """HER-id of the hospital the referral is forwarded to (not the current receiver)."""
     reason: _builtins.str
     """Why it is forwarded (e.g. shorter waiting time, specialised treatment). 1–10 000 characters.
-    At most 2 000 characters (shared/limits.toml).
+    At most 10 000 characters (shared/limits.toml).
     """
     @_builtins.property
     def metadata(self) -> _common_pb2.CommandMetadata: ...
@@ -388,7 +388,7 @@ class CancelReferralRequest(_message.Message):
     referral_id: _builtins.str
     reason: _builtins.str
     """Why the GP withdraws the referral. 1–10 000 characters.
-    At most 2 000 characters (shared/limits.toml).
+    At most 10 000 characters (shared/limits.toml).
     """
     @_builtins.property
     def metadata(self) -> _common_pb2.CommandMetadata: ...

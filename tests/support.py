@@ -50,7 +50,7 @@ from services.referrals.application import ReferralsApplication
 from services.registry import api as registry_api
 from services.registry.application import RegistryApplication
 from services.registry.importer import import_facts, read_file
-from shared import grpc_client
+from shared import amqp, config, grpc_client
 from shared.access.enforce import AccessControl
 from shared.access.model import Basis, relationships
 from shared.amqp import BatchPublisher
@@ -339,7 +339,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def queue_exists(amqp_uri: str, queue: str) -> bool:
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    conn = amqp.connect(amqp_uri, "test")
     try:
         conn.channel().queue_declare(queue, passive=True)
         return True
@@ -350,7 +350,7 @@ def queue_exists(amqp_uri: str, queue: str) -> bool:
 
 
 def delete_queues(amqp_uri: str, queues: list[str]) -> None:
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    conn = amqp.connect(amqp_uri, "test")
     ch = conn.channel()
     for queue in queues:
         ch.queue_delete(queue)
@@ -385,6 +385,9 @@ def nameko(module: str, amqp_uri: str, urls: dict[str, str]) -> Iterator[None]:
         "PSYCOPG_WAIT_FUNC": "wait_select",
         **{f"{name.upper()}_DATABASE_URL": url for name, url in urls.items()},
     }
+    ssl = config.nameko_amqp_ssl(amqp_uri)  # over AMQPS: kombu's TLS options (infra/nameko.yml)
+    if ssl:
+        env["AMQP_SSL"] = ssl
     command = [str(Path(sys.executable).with_name("nameko")), "run", "--config"]
     process = subprocess.Popen([*command, "infra/nameko.yml", module], env=env, cwd=ROOT)
     try:

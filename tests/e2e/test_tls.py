@@ -8,6 +8,8 @@ import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
+from uuid import UUID
 
 import grpc
 import pika
@@ -15,12 +17,21 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2, referrals_pb2_grpc
+from carepath.v1 import (
+    admissions_pb2,
+    admissions_pb2_grpc,
+    common_pb2,
+    pathway_pb2,
+    pathway_pb2_grpc,
+    referrals_pb2,
+    referrals_pb2_grpc,
+)
+from services.discharges.application import DischargesApplication
 from shared import amqp, grpc_client
 from shared.config import ClientTLS
 from shared.ids import FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, STORES
-from tests.support import Harness, auth, make_fnr, running_system, wait_for
+from tests.support import Harness, auth, make_fnr, nameko, running_system, wait_for
 from tests.tls import Authority, make_authority, tls_broker
 
 pytestmark = pytest.mark.broker
@@ -46,11 +57,13 @@ def broker_uri(authority: Authority, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(scope="module")
-def tls_system(
-    authority: Authority, broker_uri: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Harness]:
+def urls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     stores = tmp_path_factory.mktemp("stores")
-    urls = {name: f"sqlite:///{stores}/{name}.sqlite" for name in STORES}
+    return {name: f"sqlite:///{stores}/{name}.sqlite" for name in STORES}
+
+
+@pytest.fixture(scope="module")
+def tls_system(authority: Authority, broker_uri: str, urls: dict[str, str]) -> Iterator[Harness]:
     with running_system(
         urls, broker_uri, "pathway.tls", authority.server_tls(), authority.client_tls()
     ) as system:
@@ -58,6 +71,12 @@ def tls_system(
             {"system": FNR_SYSTEM, "value": FNR}, municipality=MUNICIPALITY.her_id, gp=GP
         )
         yield system
+
+
+def hours_ago(hours: float) -> Timestamp:
+    moment = Timestamp()
+    moment.FromDatetime(datetime.now(UTC) - timedelta(hours=hours))
+    return moment
 
 
 def health(channel: grpc.Channel) -> int:
@@ -68,8 +87,7 @@ def health(channel: grpc.Channel) -> int:
 def test_a_referral_goes_from_command_to_pathway_over_tls_grpc_and_amqps(
     tls_system: Harness,
 ) -> None:
-    occurred = Timestamp()
-    occurred.FromDatetime(datetime.now(UTC) - timedelta(hours=1))
+    occurred = hours_ago(1)
     referrals = referrals_pb2_grpc.ReferralServiceStub(
         tls_system.channel(tls_system.referrals_server)
     )
@@ -103,6 +121,34 @@ def test_a_referral_goes_from_command_to_pathway_over_tls_grpc_and_amqps(
     assert [(e.event_type, e.aggregate_id) for e in reply.timeline] == [
         ("ReferralSent", sent.referral_id)
     ]
+
+
+def test_a_nameko_reaction_works_over_amqps_too(
+    tls_system: Harness, broker_uri: str, urls: dict[str, str]
+) -> None:
+    """The discharges service learns of an admission from its nameko reaction, which
+    connects to the broker with the AMQP_SSL options infra/nameko.yml hands to kombu."""
+    admissions = admissions_pb2_grpc.AdmissionServiceStub(
+        tls_system.channel(tls_system.servers["admissions"])
+    )
+    discharges = cast(DischargesApplication, tls_system.apps["discharges"])
+    with nameko("services.discharges.reactions", broker_uri, urls):
+        stay = admissions.AdmitPatient(
+            admissions_pb2.AdmitPatientRequest(
+                metadata=common_pb2.CommandMetadata(
+                    command_id="tls-admit", occurred_at=hours_ago(2)
+                ),
+                patient=PATIENT,
+                municipality_her_id=MUNICIPALITY.her_id,
+                ward="Medisinsk sengepost",
+                admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
+            ),
+            metadata=auth(HOSPITAL),
+        )
+        known = wait_for(
+            lambda: discharges.stays.get(UUID(stay.stay_id)), what="the stay in discharges"
+        )
+    assert known.hospital_her_id == HOSPITAL.her_id
 
 
 def test_a_system_with_the_ca_and_its_client_certificate_is_served(

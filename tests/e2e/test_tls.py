@@ -4,6 +4,7 @@ AMQPS, on a throwaway broker and certificate authority this module creates."""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -157,6 +158,25 @@ def test_a_system_with_the_ca_and_its_client_certificate_is_served(
     address = f"localhost:{tls_system.referrals_server.port}"
     with grpc_client.channel(address, authority.client_tls()) as channel:
         assert health(channel) == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_the_viewers_channel_takes_tls_from_the_environment(
+    tls_system: Harness, authority: Authority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The viewer opens its asyncio channels with `grpc_client.aio_channel(address)`: the
+    GRPC_TLS_* settings alone make them mutual TLS."""
+    monkeypatch.setenv("GRPC_TLS_CA_FILE", str(authority.ca))
+    monkeypatch.setenv("GRPC_TLS_CLIENT_CERT_FILE", str(authority.client_cert))
+    monkeypatch.setenv("GRPC_TLS_CLIENT_KEY_FILE", str(authority.client_key))
+
+    async def check() -> int:
+        address = f"localhost:{tls_system.pathway_server.port}"
+        async with grpc_client.aio_channel(address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+            return int(reply.status)
+
+    assert asyncio.run(check()) == health_pb2.HealthCheckResponse.SERVING
 
 
 @pytest.mark.parametrize(

@@ -59,14 +59,16 @@ from carepath.v1 import (
 )
 from services.pathway import readmodel
 from shared import grpc_client
-from shared.auth import Actor, OrgKind, bearer_metadata, mint_token
+from shared.auth import Actor, OrgKind, bearer_metadata
 from shared.config import StoreSettings
 from shared.domain import CarepathAggregate
 from shared.ids import FNR_SYSTEM
+from shared.issuer import Issuer
 from shared.store import CarepathApplication
 from tests.support import ensure_vhost, free_port, make_fnr
 
-SECRET = "bench-secret-0123456789-0123456789-0123"
+#: The benchmark's own issuer: a key pair made per run, trusted through its JWKS file.
+ISSUER = Issuer.generate("carepath-bench", "carepath")
 GP = Actor(her_id="8134021", org_kind=OrgKind.GP, hpr="9144900")
 HOSPITAL = Actor(her_id="59", org_kind=OrgKind.HOSPITAL, hpr="4210953")
 MUNICIPALITY = "4201"
@@ -129,7 +131,9 @@ def system(
         "AMQP_URI": uri,
         "PATHWAY_GRPC_ADDRESS": f"127.0.0.1:{free_port()}",
         "PATHWAY_QUEUE": f"pathway.bench.{uuid.uuid4().hex[:8]}",
-        "CAREPATH_JWT_SECRET": SECRET,
+        "CAREPATH_TOKEN_ISSUER": ISSUER.iss,
+        "CAREPATH_TOKEN_AUDIENCE": ISSUER.aud,
+        "CAREPATH_JWKS_FILE": str(ISSUER.write_jwks(workdir / "jwks.json")),
         "CAREPATH_VAR_DIR": str(workdir),
         "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
     }
@@ -181,8 +185,8 @@ class Workload:
         now = Timestamp()
         now.FromDatetime(datetime.now(UTC))
         self.now = now
-        self.gp = bearer_metadata(mint_token(GP, SECRET))
-        self.hospital = bearer_metadata(mint_token(HOSPITAL, SECRET))
+        self.gp = bearer_metadata(ISSUER.mint(GP))
+        self.hospital = bearer_metadata(ISSUER.mint(HOSPITAL))
         self.addresses = addresses
         self.stays: dict[int, str] = {}
 

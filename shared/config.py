@@ -7,7 +7,7 @@ RabbitMQ); production sets the variables (see docker-compose.yml).
 from __future__ import annotations
 
 import os
-import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -25,19 +25,26 @@ DEFAULT_GRPC_ADDRESSES = {
 }
 
 
-def var_dir() -> Path:
-    """Directory for the embedded default's files (SQLite stores, development key)."""
-    path = Path(os.environ.get("CAREPATH_VAR_DIR", "var")).resolve()
-    path.mkdir(parents=True, exist_ok=True)
+class ConfigError(Exception):
+    """A setting is missing or unsafe: the process says so in one line and exits."""
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a directory only its owner can enter (0700), created if missing: it holds
+    health data (SQLite stores) and keys."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
     return path
+
+
+def var_dir() -> Path:
+    """Directory for the embedded default's files (SQLite stores, the development issuer),
+    created 0700."""
+    return private_dir(Path(os.environ.get("CAREPATH_VAR_DIR", "var")).resolve())
 
 
 def amqp_uri() -> str:
     return os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)
-
-
-class ConfigurationError(Exception):
-    """A setting is missing, half set or inconsistent: the process refuses to start."""
 
 
 def _file(variable: str) -> Path | None:
@@ -47,14 +54,14 @@ def _file(variable: str) -> Path | None:
         return None
     path = Path(value)
     if not path.is_file():
-        raise ConfigurationError(f"{variable}: no such file: {value}")
+        raise ConfigError(f"{variable}: no such file: {value}")
     return path
 
 
 def _pair(cert_variable: str, key_variable: str) -> tuple[Path, Path] | None:
     cert, key = _file(cert_variable), _file(key_variable)
     if (cert is None) != (key is None):
-        raise ConfigurationError(f"{cert_variable} and {key_variable} go together: set both")
+        raise ConfigError(f"{cert_variable} and {key_variable} go together: set both")
     return (cert, key) if cert and key else None
 
 
@@ -86,7 +93,7 @@ def grpc_server_tls() -> ServerTLS | None:
     client_ca = _file("GRPC_TLS_CLIENT_CA_FILE")
     if pair is None:
         if client_ca is not None:
-            raise ConfigurationError(
+            raise ConfigError(
                 "GRPC_TLS_CLIENT_CA_FILE needs GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE"
             )
         return None
@@ -101,7 +108,7 @@ def grpc_client_tls() -> ClientTLS | None:
     pair = _pair("GRPC_TLS_CLIENT_CERT_FILE", "GRPC_TLS_CLIENT_KEY_FILE")
     if ca is None:
         if pair is not None:
-            raise ConfigurationError("GRPC_TLS_CLIENT_CERT_FILE needs GRPC_TLS_CA_FILE")
+            raise ConfigError("GRPC_TLS_CLIENT_CERT_FILE needs GRPC_TLS_CA_FILE")
         return None
     return ClientTLS(ca=ca, cert=pair[0] if pair else None, key=pair[1] if pair else None)
 
@@ -115,7 +122,7 @@ def amqp_tls(uri: str) -> ClientTLS | None:
     pair = _pair("AMQP_TLS_CERT_FILE", "AMQP_TLS_KEY_FILE")
     if urlsplit(uri).scheme != "amqps":
         if ca is not None or pair is not None:
-            raise ConfigurationError("AMQP_TLS_* files are set but AMQP_URI is not amqps://")
+            raise ConfigError("AMQP_TLS_* files are set but AMQP_URI is not amqps://")
         return None
     return ClientTLS(ca=ca, cert=pair[0] if pair else None, key=pair[1] if pair else None)
 
@@ -138,22 +145,84 @@ def http_address(service: str) -> str:
     return os.environ.get(f"{service.upper()}_HTTP_ADDRESS", DEFAULT_HTTP_ADDRESSES[service])
 
 
-def jwt_secret() -> str:
-    """The HS256 key for caller tokens.
+def dev_issuer_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """`CAREPATH_DEV_ISSUER=1` (set by `make run` and `make token`, never by default): the local
+    development issuer under var/dev-issuer signs and is trusted."""
+    return (os.environ if environ is None else environ).get("CAREPATH_DEV_ISSUER") == "1"
 
-    `CAREPATH_JWT_SECRET` in production. In development a random key is created once in
-    var/jwt-secret so that the servers and `make token` agree without a well-known default.
-    """
-    secret = os.environ.get("CAREPATH_JWT_SECRET")
-    if secret:
-        return secret
-    path = var_dir() / "jwt-secret"
-    if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(secrets.token_urlsafe(48))
-        tmp.chmod(0o600)
-        tmp.replace(path)
-    return path.read_text().strip()
+
+@dataclass(frozen=True)
+class TokenSettings:
+    """Whom access tokens must come from and how they are checked (shared/auth.py)."""
+
+    #: The `iss` tokens must carry (HelseID: https://helseid-sts.nhn.no).
+    issuer: str
+    #: The `aud` tokens must carry: carepath's API name at the issuer.
+    audience: str
+    #: The issuer's public keys: a JWKS file, or the issuer's JWKS URL (exactly one).
+    jwks_file: Path | None
+    jwks_url: str | None
+    #: A scope every token must have, when set.
+    scope: str | None
+    #: Where revoked token ids are kept (shared/revocation.py).
+    revocations_url: str
+    max_lifetime: int
+    leeway: int
+    revocation_refresh: float
+
+
+def token_settings(environ: Mapping[str, str] | None = None) -> TokenSettings:
+    """The token issuer from `CAREPATH_TOKEN_ISSUER`, `CAREPATH_TOKEN_AUDIENCE`, and
+    `CAREPATH_JWKS_FILE` or `CAREPATH_JWKS_URL` (optional `CAREPATH_TOKEN_SCOPE`); with
+    `CAREPATH_DEV_ISSUER=1` and none of them set, the local development issuer (created under
+    var/dev-issuer on first use). Anything missing raises ConfigError: no process trusts
+    tokens from an issuer nobody configured. Lifetime cap, leeway and revocation bound are
+    rules.toml `[tokens]`."""
+    from shared import rules
+
+    env = os.environ if environ is None else environ
+    limits = rules.rules()["tokens"]
+    names = (
+        "CAREPATH_TOKEN_ISSUER",
+        "CAREPATH_TOKEN_AUDIENCE",
+        "CAREPATH_JWKS_FILE",
+        "CAREPATH_JWKS_URL",
+    )
+    configured = {name: env.get(name, "").strip() for name in names}
+    scope = env.get("CAREPATH_TOKEN_SCOPE", "").strip() or None
+    if dev_issuer_enabled(env) and not any(configured.values()):
+        from shared.issuer import open_issuer
+
+        dev = open_issuer(var_dir() / "dev-issuer")
+        configured.update(
+            CAREPATH_TOKEN_ISSUER=dev.iss,
+            CAREPATH_TOKEN_AUDIENCE=dev.aud,
+            CAREPATH_JWKS_FILE=str(dev.jwks_path),
+        )
+        scope = dev.scope
+    missing = [n for n in names[:2] if not configured[n]]
+    if missing:
+        raise ConfigError(
+            f"no token issuer configured: set {' and '.join(missing)} and CAREPATH_JWKS_FILE "
+            "or CAREPATH_JWKS_URL (development: CAREPATH_DEV_ISSUER=1, as `make run` does)"
+        )
+    jwks_file, jwks_url = configured["CAREPATH_JWKS_FILE"], configured["CAREPATH_JWKS_URL"]
+    if bool(jwks_file) == bool(jwks_url):
+        raise ConfigError("set exactly one of CAREPATH_JWKS_FILE and CAREPATH_JWKS_URL")
+    if jwks_url and not jwks_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        raise ConfigError("CAREPATH_JWKS_URL must be https:// (http only on loopback)")
+    return TokenSettings(
+        issuer=configured["CAREPATH_TOKEN_ISSUER"],
+        audience=configured["CAREPATH_TOKEN_AUDIENCE"],
+        jwks_file=Path(jwks_file) if jwks_file else None,
+        jwks_url=jwks_url or None,
+        scope=scope,
+        revocations_url=env.get("REVOCATIONS_DATABASE_URL")
+        or f"sqlite:///{var_dir() / 'revocations.sqlite'}",
+        max_lifetime=int(limits["max_lifetime_seconds"]),
+        leeway=int(limits["leeway_seconds"]),
+        revocation_refresh=float(limits["revocation_refresh_seconds"]),
+    )
 
 
 def log_level() -> str:

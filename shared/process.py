@@ -13,6 +13,7 @@ from typing import Any
 from shared import config
 from shared.access.enforce import AccessControl
 from shared.amqp import BatchPublisher
+from shared.auth import TokenVerifier
 from shared.grpc_server import start_server
 from shared.outbox import OutboxRelay, PositionStore
 from shared.store import CarepathApplication
@@ -36,6 +37,24 @@ def stop_event() -> threading.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     return stop
+
+
+def token_verifier() -> TokenVerifier:
+    """The process's token verifier, from its configured issuer; without one (or with an
+    unsafe key) the process says why in one line and exits non-zero."""
+    try:
+        return TokenVerifier.from_config()
+    except config.ConfigError as exc:
+        sys.exit(f"carepath: {exc}")
+
+
+def server_tls() -> config.ServerTLS | None:
+    """The gRPC server's TLS (`GRPC_TLS_*`); half set or naming a missing file, the process
+    says why in one line and exits non-zero."""
+    try:
+        return config.grpc_server_tls()
+    except config.ConfigError as exc:
+        sys.exit(f"carepath: {exc}")
 
 
 def service_main(
@@ -68,15 +87,16 @@ def service_main(
     if args.process in commands:
         commands[args.process](app, [*args.args, *rest])
         return
+    tokens = token_verifier()
     access = AccessControl.from_config(service, api.resolvers(app))
     address = config.grpc_address(service)
     server = start_server(
         address,
         api.register(app, access),
         api.SERVICE_NAMES,
-        config.jwt_secret(),
+        tokens,
         access,
-        tls=config.grpc_server_tls(),
+        tls=server_tls(),
     )
     logging.getLogger(service).info("%s listening on %s", ", ".join(api.SERVICE_NAMES), address)
     server.wait_for_signal()

@@ -59,7 +59,16 @@ def postgres_url(postgres_admin_url: str) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-STORES = ("referrals", "admissions", "discharges", "medications", "registry", "pathway", "audit")
+STORES = (
+    "referrals",
+    "admissions",
+    "discharges",
+    "medications",
+    "registry",
+    "pathway",
+    "audit",
+    "revocations",
+)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -3,12 +3,14 @@ harness running the real processes' parts (gRPC servers, relay, projector) in th
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -55,16 +57,44 @@ from shared.access.enforce import AccessControl
 from shared.access.model import Basis, relationships
 from shared.amqp import BatchPublisher
 from shared.audit.log import accesses
-from shared.auth import Actor, OrgKind, bearer_metadata, mint_token
+from shared.auth import Actor, OrgKind, TokenVerifier, bearer_metadata
 from shared.config import ClientTLS, ServerTLS, StoreSettings
 from shared.grpc_server import Server, start_server
 from shared.ids import FNR_SYSTEM
+from shared.issuer import Issuer, open_issuer
 from shared.outbox import OutboxRelay, PositionStore
+from shared.revocation import RevocationList
 from shared.store import CarepathApplication
 
 T = TypeVar("T")
 
-SECRET = "test-secret-0123456789-0123456789-abcdef"
+#: The tests' token issuer: an ES256 key pair made once per test session, kept as the local
+#: development issuer is (ISSUER_HOME/dev-issuer: key 0600, JWKS), so a viewer process started
+#: with CAREPATH_VAR_DIR=ISSUER_HOME and CAREPATH_DEV_ISSUER=1 mints with the same key.
+ISSUER_HOME = Path(tempfile.mkdtemp(prefix="carepath-issuer-"))
+atexit.register(shutil.rmtree, ISSUER_HOME, ignore_errors=True)
+ISSUER: Issuer = open_issuer(ISSUER_HOME / "dev-issuer")
+#: The configuration that makes a server trust ISSUER, as production configures HelseID.
+TOKEN_ENV = {
+    "CAREPATH_TOKEN_ISSUER": ISSUER.iss,
+    "CAREPATH_TOKEN_AUDIENCE": ISSUER.aud,
+    "CAREPATH_JWKS_FILE": str(ISSUER.jwks_path),
+    "CAREPATH_TOKEN_SCOPE": ISSUER.scope,
+}
+
+
+def token_verifier(
+    revocations_url: str, revocations: RevocationList | None = None, **env: str
+) -> TokenVerifier:
+    """A verifier trusting ISSUER, configured as a service process is (`config.token_settings`
+    over TOKEN_ENV and `env`), its revocation list at `revocations_url` (or `revocations`, one
+    list shared by a test system's servers to spare database connections)."""
+    settings = config.token_settings(
+        {**TOKEN_ENV, "REVOCATIONS_DATABASE_URL": revocations_url, **env}
+    )
+    if revocations is None:
+        return TokenVerifier.from_settings(settings)
+    return TokenVerifier(settings, revocations)
 
 
 def make_fnr(day: int, month: int, year2: int, individual: int) -> str:
@@ -102,8 +132,8 @@ def dump_read_model(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def auth(actor: Actor) -> tuple[tuple[str, str]]:
-    """gRPC call metadata with a bearer token for `actor` (signed with the tests' key)."""
-    return bearer_metadata(mint_token(actor, SECRET))
+    """gRPC call metadata with a bearer token for `actor` (signed by the tests' issuer)."""
+    return bearer_metadata(ISSUER.mint(actor))
 
 
 def events_in(app: CarepathApplication) -> int:
@@ -191,6 +221,8 @@ class Harness:
     pathway_server: Server
     projector: projector.Projector
     access: dict[str, AccessControl]
+    #: Each server's token verifier (one per server, as one per process in production).
+    tokens: dict[str, TokenVerifier]
     #: The servers' CA (and client certificate) when the system serves TLS; None: plaintext.
     client_tls: ClientTLS | None = None
 
@@ -285,6 +317,11 @@ def running_system(
     relays: dict[str, OutboxRelay] = {}
     positions: list[PositionStore] = []
     access: dict[str, AccessControl] = {}
+    revocations = RevocationList(urls["revocations"])
+    tokens = {
+        name: token_verifier(urls["revocations"], revocations)
+        for name in (*DOMAIN_SERVICES, "pathway")
+    }
     shared_access = AccessControl.for_urls(urls["pathway"], urls["audit"], "test-system")
     for name, (app_class, api_module) in DOMAIN_SERVICES.items():
         url = urls[name]
@@ -297,7 +334,7 @@ def running_system(
             "127.0.0.1:0",
             api_module.register(app, control),
             api_module.SERVICE_NAMES,
-            SECRET,
+            tokens[name],
             control,
             tls=server_tls,
         )
@@ -310,7 +347,7 @@ def running_system(
         "127.0.0.1:0",
         pathway_api.register(engine, control),
         pathway_api.SERVICE_NAMES,
-        SECRET,
+        tokens["pathway"],
         control,
         tls=server_tls,
     )
@@ -320,12 +357,15 @@ def running_system(
     if not proj.ready.wait(timeout=30):
         raise AssertionError("the projector did not declare its queue within 30 s")
     try:
-        yield Harness(apps, servers, relays, engine, pathway_server, proj, access, client_tls)
+        yield Harness(
+            apps, servers, relays, engine, pathway_server, proj, access, tokens, client_tls
+        )
     finally:
         stop.set()
         for server in (*servers.values(), pathway_server):
             server.stop(0)
         shared_access.close()
+        revocations.close()
         for t in threads:
             t.join(timeout=10)
         for position in positions:
@@ -448,4 +488,4 @@ def load_demo(system: Harness, demo: ModuleType) -> int:
         demo.COORDINATOR.her_id,
         Basis.RESIDENCE_MUNICIPALITY,
     )
-    return int(demo.load(demo_clients(system, demo), SECRET))
+    return int(demo.load(demo_clients(system, demo), ISSUER))

@@ -16,7 +16,7 @@ from services.pathway.rebuild import rebuild
 from shared import config
 from shared.access.enforce import AccessControl
 from shared.grpc_server import start_server
-from shared.process import setup_logging, stop_event
+from shared.process import server_tls, setup_logging, stop_event, token_verifier
 from shared.store import CarepathApplication
 
 SERVICE = "pathway"
@@ -60,15 +60,16 @@ def main() -> None:
         Projector(engine, config.amqp_uri(), queue=queue).run(stop_event())
     else:
         address = config.grpc_address(SERVICE)
+        tokens = token_verifier()
         access = AccessControl.from_config(SERVICE, api.resolvers(engine))
         server = start_server(
             address,
             api.register(engine, access),
             api.SERVICE_NAMES,
-            config.jwt_secret(),
+            tokens,
             access,
             max_workers=api.MAX_WORKERS,
-            tls=config.grpc_server_tls(),
+            tls=server_tls(),
         )
         log.info("PathwayService listening on %s", address)
         server.wait_for_signal()

@@ -23,10 +23,10 @@ from carepath.v1 import (
 )
 from services.pathway import migrate, readmodel
 from services.pathway.rebuild import rebuild
-from shared.auth import bearer_metadata, mint_token
+from shared.auth import bearer_metadata
 from shared.ids import FNR_SYSTEM
 from tests.support import (
-    SECRET,
+    ISSUER,
     Harness,
     demo_module,
     demo_reactions,
@@ -43,7 +43,7 @@ OSLO = ZoneInfo("Europe/Oslo")
 
 def pathway_of(system: Harness, demo: ModuleType) -> Callable[..., pathway_pb2.Pathway]:
     stub = pathway_pb2_grpc.PathwayServiceStub(system.channel(system.pathway_server))
-    token = bearer_metadata(mint_token(demo.COORDINATOR, SECRET))
+    token = bearer_metadata(ISSUER.mint(demo.COORDINATOR))
 
     def get(**kw: object) -> pathway_pb2.Pathway:
         return stub.GetPathway(

@@ -44,9 +44,12 @@ def render(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[s
 
 
 def placeholders() -> dict[str, str]:
-    return {
-        name: f"test-{name.lower().replace('_', '-')}-0123456789" for name in required_secrets()
-    }
+    """A value for each: a path for a file (it is mounted), else a token-like string."""
+    values = {}
+    for name in required_secrets():
+        value = f"test-{name.lower().replace('_', '-')}-0123456789"
+        values[name] = f"./{value}.json" if name.endswith("_FILE") else value
+    return values
 
 
 def test_the_compose_file_names_its_secrets() -> None:

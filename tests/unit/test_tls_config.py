@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from shared import config
-from shared.config import ClientTLS, ConfigurationError, ServerTLS
+from shared.config import ClientTLS, ConfigError, ServerTLS
 
 TLS_VARIABLES = (
     "GRPC_TLS_CERT_FILE",
@@ -68,7 +68,7 @@ def test_half_a_server_setting_is_refused(
 ) -> None:
     for name in variables:
         monkeypatch.setenv(name, str(pem))
-    with pytest.raises(ConfigurationError, match=message):
+    with pytest.raises(ConfigError, match=message):
         config.grpc_server_tls()
 
 
@@ -77,13 +77,13 @@ def test_a_client_certificate_without_a_ca_is_refused(
 ) -> None:
     monkeypatch.setenv("GRPC_TLS_CLIENT_CERT_FILE", str(pem))
     monkeypatch.setenv("GRPC_TLS_CLIENT_KEY_FILE", str(pem))
-    with pytest.raises(ConfigurationError, match="GRPC_TLS_CLIENT_CERT_FILE needs"):
+    with pytest.raises(ConfigError, match="GRPC_TLS_CLIENT_CERT_FILE needs"):
         config.grpc_client_tls()
 
 
 def test_a_file_that_does_not_exist_is_refused_not_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GRPC_TLS_CA_FILE", "/nowhere/ca.pem")
-    with pytest.raises(ConfigurationError, match="GRPC_TLS_CA_FILE: no such file"):
+    with pytest.raises(ConfigError, match="GRPC_TLS_CA_FILE: no such file"):
         config.grpc_client_tls()
 
 
@@ -91,7 +91,7 @@ def test_broker_tls_files_with_a_plain_amqp_uri_are_refused(
     monkeypatch: pytest.MonkeyPatch, pem: Path
 ) -> None:
     monkeypatch.setenv("AMQP_TLS_CA_FILE", str(pem))
-    with pytest.raises(ConfigurationError, match="AMQP_URI is not amqps://"):
+    with pytest.raises(ConfigError, match="AMQP_URI is not amqps://"):
         config.amqp_tls("amqp://guest:guest@rabbitmq:5672/%2F")
 
 

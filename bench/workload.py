@@ -58,6 +58,7 @@ from carepath.v1 import (
     referrals_pb2_grpc,
 )
 from services.pathway import readmodel
+from shared import grpc_client
 from shared.auth import Actor, OrgKind, bearer_metadata
 from shared.broker import Tenant
 from shared.config import StoreSettings
@@ -177,7 +178,7 @@ def system(
             procs.append(subprocess.Popen(command, env=as_user(name)))
     try:
         for address in addresses.values():
-            grpc.channel_ready_future(grpc.insecure_channel(address)).result(timeout=30)
+            grpc.channel_ready_future(grpc_client.channel(address)).result(timeout=30)
         time.sleep(1)
         failed = [p.args for p in procs if p.poll() is not None]
         if failed:
@@ -217,16 +218,16 @@ class Workload:
     def stubs(self) -> dict[str, Any]:
         return {
             "referrals": referrals_pb2_grpc.ReferralServiceStub(
-                grpc.insecure_channel(self.addresses["referrals"])
+                grpc_client.channel(self.addresses["referrals"])
             ),
             "admissions": admissions_pb2_grpc.AdmissionServiceStub(
-                grpc.insecure_channel(self.addresses["admissions"])
+                grpc_client.channel(self.addresses["admissions"])
             ),
             "medications": medications_pb2_grpc.MedicationServiceStub(
-                grpc.insecure_channel(self.addresses["medications"])
+                grpc_client.channel(self.addresses["medications"])
             ),
             "discharges": discharges_pb2_grpc.DischargeServiceStub(
-                grpc.insecure_channel(self.addresses["discharges"])
+                grpc_client.channel(self.addresses["discharges"])
             ),
         }
 
@@ -457,7 +458,7 @@ def raw_grpc_rate(address: str, n: int, clients: int) -> float:
     per_client = max(1, n // clients)
 
     def client() -> None:
-        stub = health_pb2_grpc.HealthStub(grpc.insecure_channel(address))
+        stub = health_pb2_grpc.HealthStub(grpc_client.channel(address))
         for _ in range(per_client):
             stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
 

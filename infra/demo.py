@@ -48,7 +48,7 @@ from carepath.v1 import (
     referrals_pb2,
     referrals_pb2_grpc,
 )
-from shared import config
+from shared import config, grpc_client
 from shared.auth import Actor, OrgKind, bearer_metadata
 from shared.ids import FNR_SYSTEM
 from shared.issuer import Issuer, dev_issuer
@@ -66,7 +66,7 @@ COORDINATOR = Actor(her_id="4201", org_kind=OrgKind.MUNICIPALITY, hpr="1203921")
 
 
 def wait_healthy(address: str, timeout: float = 60.0) -> grpc.Channel:
-    channel = grpc.insecure_channel(address)
+    channel = grpc_client.channel(address)
     stub = health_pb2_grpc.HealthStub(channel)
     deadline = time.monotonic() + timeout
     while True:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -82,13 +83,28 @@ def sender_refusal(exchange: str, user_id: str | None) -> str | None:
 
 
 def connect(uri: str, name: str) -> pika.BlockingConnection:
+    """A connection named `name` (shown in the management UI). An `amqps://` URI connects
+    over TLS: the broker's certificate is verified against `AMQP_TLS_CA_FILE` (else the
+    system's trust store) and must name the URI's host; `AMQP_TLS_CERT_FILE` and
+    `AMQP_TLS_KEY_FILE` present a client certificate (shared.config.amqp_tls)."""
     params = pika.URLParameters(uri)
+    tls = config.amqp_tls(uri)
+    if tls is not None:
+        params.ssl_options = pika.SSLOptions(tls_context(tls), server_hostname=params.host)
     params.client_properties = {"connection_name": name}
     params.heartbeat = 30
     params.blocked_connection_timeout = 30
     params.connection_attempts = 1
     params.socket_timeout = 5
     return pika.BlockingConnection(params)
+
+
+def tls_context(tls: config.ClientTLS) -> ssl.SSLContext:
+    """A client context that verifies the broker (certificate chain and host name)."""
+    context = ssl.create_default_context(cafile=str(tls.ca) if tls.ca else None)
+    if tls.cert and tls.key:
+        context.load_cert_chain(tls.cert, tls.key)
+    return context
 
 
 def check_exchange(channel: BlockingChannel, service: str) -> None:

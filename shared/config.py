@@ -109,6 +109,86 @@ def var_dir() -> Path:
     return private_dir(Path(os.environ.get("CAREPATH_VAR_DIR", "var")).resolve())
 
 
+def _file(variable: str) -> Path | None:
+    """The file an environment variable names; it must exist (a typo is not plaintext)."""
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_file():
+        raise ConfigError(f"{variable}: no such file: {value}")
+    return path
+
+
+def _pair(cert_variable: str, key_variable: str) -> tuple[Path, Path] | None:
+    cert, key = _file(cert_variable), _file(key_variable)
+    if (cert is None) != (key is None):
+        raise ConfigError(f"{cert_variable} and {key_variable} go together: set both")
+    return (cert, key) if cert and key else None
+
+
+@dataclass(frozen=True)
+class ServerTLS:
+    """A gRPC server's TLS: its certificate chain and key (PEM files), and, for mutual TLS,
+    the CA that signs the clients' certificates (then a client without one is refused)."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+
+@dataclass(frozen=True)
+class ClientTLS:
+    """A gRPC or AMQP client's TLS: the CA bundle that verifies the server (None: the system's
+    trust store) and, for mutual TLS, the client's certificate chain and key (PEM files)."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+
+def grpc_server_tls() -> ServerTLS | None:
+    """`GRPC_TLS_CERT_FILE` + `GRPC_TLS_KEY_FILE` serve TLS; `GRPC_TLS_CLIENT_CA_FILE` adds
+    client authentication (mTLS, a client certificate is required). Unset: plaintext, for
+    `make run` on loopback only."""
+    pair = _pair("GRPC_TLS_CERT_FILE", "GRPC_TLS_KEY_FILE")
+    client_ca = _file("GRPC_TLS_CLIENT_CA_FILE")
+    if pair is None:
+        if client_ca is not None:
+            raise ConfigError(
+                "GRPC_TLS_CLIENT_CA_FILE needs GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE"
+            )
+        return None
+    return ServerTLS(cert=pair[0], key=pair[1], client_ca=client_ca)
+
+
+def grpc_client_tls() -> ClientTLS | None:
+    """`GRPC_TLS_CA_FILE` (the CA bundle that signs the servers' certificates) turns TLS on
+    for gRPC clients; `GRPC_TLS_CLIENT_CERT_FILE` + `GRPC_TLS_CLIENT_KEY_FILE` add the
+    client's certificate for servers that require one (mTLS). Unset: plaintext."""
+    ca = _file("GRPC_TLS_CA_FILE")
+    pair = _pair("GRPC_TLS_CLIENT_CERT_FILE", "GRPC_TLS_CLIENT_KEY_FILE")
+    if ca is None:
+        if pair is not None:
+            raise ConfigError("GRPC_TLS_CLIENT_CERT_FILE needs GRPC_TLS_CA_FILE")
+        return None
+    return ClientTLS(ca=ca, cert=pair[0] if pair else None, key=pair[1] if pair else None)
+
+
+def amqp_tls(uri: str) -> ClientTLS | None:
+    """TLS for the broker connection: an `amqps://` AMQP_URI turns it on, verified against
+    `AMQP_TLS_CA_FILE` (else the system's trust store) with the host name checked;
+    `AMQP_TLS_CERT_FILE` + `AMQP_TLS_KEY_FILE` add a client certificate. TLS files with a
+    plain `amqp://` URI are refused rather than silently ignored."""
+    ca = _file("AMQP_TLS_CA_FILE")
+    pair = _pair("AMQP_TLS_CERT_FILE", "AMQP_TLS_KEY_FILE")
+    if urlsplit(uri).scheme != "amqps":
+        if ca is not None or pair is not None:
+            raise ConfigError("AMQP_TLS_* files are set but AMQP_URI is not amqps://")
+        return None
+    return ClientTLS(ca=ca, cert=pair[0] if pair else None, key=pair[1] if pair else None)
+
+
 def database_url(service: str) -> str:
     """`<SERVICE>_DATABASE_URL`, else a SQLite file under var/."""
     url = os.environ.get(f"{service.upper()}_DATABASE_URL")
@@ -211,6 +291,12 @@ def log_level() -> str:
     return os.environ.get("LOG_LEVEL", "INFO").upper()
 
 
+#: eventsourcing.postgres with the URL's libpq parameters (shared.store.PostgresFactory).
+POSTGRES_FACTORY = "shared.store:PostgresFactory"
+#: The environment key that carries them (a URL query string) to that factory.
+POSTGRES_PARAMETERS = "POSTGRES_LIBPQ_PARAMETERS"
+
+
 @dataclass(frozen=True)
 class StoreSettings:
     """Settings of one service's event store, as the eventsourcing library wants them.
@@ -224,7 +310,9 @@ class StoreSettings:
         """Translate a database URL into eventsourcing's environment variables.
 
         One persistence module per database: `eventsourcing.sqlite` or `eventsourcing.postgres`
-        (never `eventsourcing_sqlalchemy` beside them: their tables clash).
+        (never `eventsourcing_sqlalchemy` beside them: their tables clash). A PostgreSQL URL's
+        query (`?sslmode=verify-full&sslrootcert=/path/ca.pem`, any libpq parameter) reaches
+        psycopg through `shared.store.PostgresFactory`, as it reaches SQLAlchemy in the URL.
         """
         parts = urlsplit(self.url)
         scheme = parts.scheme.split("+")[0]
@@ -239,7 +327,7 @@ class StoreSettings:
             }
         if scheme in ("postgresql", "postgres"):
             env = {
-                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "PERSISTENCE_MODULE": POSTGRES_FACTORY,
                 "POSTGRES_DBNAME": parts.path.lstrip("/"),
                 "POSTGRES_HOST": parts.hostname or "127.0.0.1",
                 "POSTGRES_PORT": str(parts.port or 5432),
@@ -248,6 +336,8 @@ class StoreSettings:
                 "POSTGRES_POOL_SIZE": str(self.connections),
                 "POSTGRES_MAX_OVERFLOW": str(self.connections),
             }
+            if parts.query:  # sslmode=verify-full&sslrootcert=... and other libpq parameters
+                env[POSTGRES_PARAMETERS] = parts.query
             schema = os.environ.get(f"{service.upper()}_DATABASE_SCHEMA")
             if schema:
                 env["POSTGRES_SCHEMA"] = schema
@@ -275,3 +365,19 @@ def access_database_url() -> str:
     """Where the access policy reads care relationships and blocks: `ACCESS_DATABASE_URL`,
     else the pathway read model's database (its projector keeps them)."""
     return os.environ.get("ACCESS_DATABASE_URL") or database_url("pathway")
+
+
+def nameko_amqp_ssl(uri: str) -> dict[str, str] | None:
+    """kombu's TLS options (nameko's `AMQP_SSL`) for the same broker TLS as `amqp_tls`: the CA,
+    the client certificate, and the host name the broker's certificate must carry (py-amqp's
+    client context requires a verified chain); None for a plain `amqp://` URI."""
+    tls = amqp_tls(uri)
+    if tls is None:
+        return None
+    options = {
+        "ca_certs": tls.ca,
+        "certfile": tls.cert,
+        "keyfile": tls.key,
+        "server_hostname": urlsplit(uri).hostname,
+    }
+    return {k: str(v) for k, v in options.items() if v is not None}

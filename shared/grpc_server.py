@@ -3,7 +3,8 @@ interceptor for caller identity, the access policy, the audit log and error mapp
 graceful shutdown.
 
 Every call of every service goes through `CarepathInterceptor`: the bearer token names the
-caller; the access table (shared/access/table.py) and the policy decide the call (default
+caller; the request is held to its bounds (shared/limits.py: text lengths, list sizes, times);
+the access table (shared/access/table.py) and the policy decide the call (default
 deny); the call is put on the audit log with its outcome — allowed or refused, OK or not —
 before its answer leaves. Calls without a valid token are answered UNAUTHENTICATED and not
 recorded (they name no one).
@@ -27,11 +28,12 @@ import sqlalchemy as sa
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from shared import errors
+from shared import errors, limits
 from shared.access import enforce
 from shared.access.enforce import AccessControl, Call, Refused
 from shared.access.table import rule_for
 from shared.auth import Actor, IssuerUnavailable, TokenVerifier, Unauthenticated
+from shared.config import ServerTLS
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +131,7 @@ class CarepathInterceptor(grpc.ServerInterceptor):
             self._record(call, grpc.StatusCode.PERMISSION_DENIED.name)
             raise _Failed(grpc.StatusCode.PERMISSION_DENIED, enforce.REFUSAL)
         try:
+            limits.check(request)  # bounds before anything reads the request
             return self._access.admit(rule, actor, request, metadata)
         except Refused as refused:
             log.debug("%s refused: %s", name, refused.call.decision.reason)
@@ -217,6 +220,15 @@ class CarepathInterceptor(grpc.ServerInterceptor):
         raise RuntimeError(f"{method}: client-streaming calls are not supported")
 
 
+def server_credentials(tls: ServerTLS) -> grpc.ServerCredentials:
+    client_ca = tls.client_ca.read_bytes() if tls.client_ca else None
+    return grpc.ssl_server_credentials(
+        [(tls.key.read_bytes(), tls.cert.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
 class Server:
     """A started gRPC server with its health servicer."""
 
@@ -247,10 +259,13 @@ def start_server(
     tokens: TokenVerifier,
     access: AccessControl,
     max_workers: int = 32,
+    tls: ServerTLS | None = None,
 ) -> Server:
     """Build, register and start a server on `address` ("host:port"; port 0 picks a free one),
     every call authenticated by `tokens` (`TokenVerifier.from_config()`) and passing `access`
-    (the policy and the audit log)."""
+    (the policy and the audit log). With `tls` (from `config.grpc_server_tls()`) it serves TLS
+    only, and requires a client certificate signed by `tls.client_ca` when that is set (mTLS);
+    without, plaintext (`make run` on loopback)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
         interceptors=[CarepathInterceptor(tokens, access)],
@@ -265,7 +280,10 @@ def start_server(
     reflection.enable_server_reflection(
         (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(address)
+    if tls is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, server_credentials(tls))
     if port == 0:
         raise RuntimeError(f"cannot listen on {address}")
     server.start()

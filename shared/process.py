@@ -48,6 +48,15 @@ def token_verifier() -> TokenVerifier:
         sys.exit(f"carepath: {exc}")
 
 
+def server_tls() -> config.ServerTLS | None:
+    """The gRPC server's TLS (`GRPC_TLS_*`); half set or naming a missing file, the process
+    says why in one line and exits non-zero."""
+    try:
+        return config.grpc_server_tls()
+    except config.ConfigError as exc:
+        sys.exit(f"carepath: {exc}")
+
+
 def service_main(
     app_class: type[CarepathApplication],
     api: Any,
@@ -81,7 +90,14 @@ def service_main(
     tokens = token_verifier()
     access = AccessControl.from_config(service, api.resolvers(app))
     address = config.grpc_address(service)
-    server = start_server(address, api.register(app, access), api.SERVICE_NAMES, tokens, access)
+    server = start_server(
+        address,
+        api.register(app, access),
+        api.SERVICE_NAMES,
+        tokens,
+        access,
+        tls=server_tls(),
+    )
     logging.getLogger(service).info("%s listening on %s", ", ".join(api.SERVICE_NAMES), address)
     server.wait_for_signal()
     access.close()

@@ -1,5 +1,6 @@
 """Entry point of the reaction processes: `nameko run` of one service's reactions module,
-connected as that service's broker user.
+connected as that service's broker user (over TLS with an `amqps://` AMQP_URI and the
+AMQP_TLS_* files, as every other process).
 
     python -m shared.run_reactions services.admissions.reactions
 
@@ -16,7 +17,7 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 
 from nameko.cli.run import import_service, run  # noqa: E402
-from nameko.constants import AMQP_URI_CONFIG_KEY  # noqa: E402
+from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY  # noqa: E402
 
 from shared import config  # noqa: E402
 
@@ -33,7 +34,13 @@ def main(argv: list[str] | None = None) -> None:
         stream=sys.stderr,
         format=f"%(asctime)s {service}-reactions %(levelname)s %(name)s: %(message)s",
     )
-    settings = {AMQP_URI_CONFIG_KEY: config.amqp_uri(service), "serializer": "json"}
+    uri = config.amqp_uri(service)
+    settings: dict[str, object] = {AMQP_URI_CONFIG_KEY: uri, "serializer": "json"}
+    ssl = config.nameko_amqp_ssl(
+        uri
+    )  # an amqps:// AMQP_URI: the AMQP_TLS_* files, as kombu takes them
+    if ssl:
+        settings[AMQP_SSL_CONFIG_KEY] = ssl
     run(import_service(args.module), settings)
 
 

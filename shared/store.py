@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import date
 from typing import Any, Self, TypeVar
+from urllib.parse import parse_qsl
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -17,9 +18,10 @@ from eventsourcing.persistence import (
     ProgrammingError,
     Transcoding,
 )
+from eventsourcing.postgres import PostgresFactory as _EventsourcingPostgresFactory
 
 from shared.batching import GroupWriter, Outcomes
-from shared.config import StoreSettings
+from shared.config import POSTGRES_PARAMETERS, StoreSettings
 from shared.domain import CarepathAggregate, CommandContext, command_key, handled_key
 from shared.errors import DomainError, NotFound
 
@@ -36,6 +38,20 @@ def started(construct: Callable[[], T]) -> T:
     except (IntegrityError, ProgrammingError):
         time.sleep(0.5)
         return construct()
+
+
+class PostgresFactory(_EventsourcingPostgresFactory):
+    """eventsourcing.postgres, plus the libpq parameters of the store's URL (TLS above all:
+    `sslmode=verify-full`, `sslrootcert`, `sslcert`, `sslkey`), which its settings lack.
+    They are given to the connection pool before it opens its first connection."""
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        query = self.env.get(POSTGRES_PARAMETERS)
+        if query:
+            kwargs = self.datastore.pool.kwargs
+            assert isinstance(kwargs, dict)
+            kwargs.update(parse_qsl(query, strict_parsing=True))
 
 
 #: Attempts for a command that races with another change of the same aggregate.

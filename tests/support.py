@@ -21,7 +21,6 @@ from datetime import date
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar, cast
-from urllib.parse import quote
 
 import grpc
 import pika
@@ -53,14 +52,14 @@ from services.referrals.application import ReferralsApplication
 from services.registry import api as registry_api
 from services.registry.application import RegistryApplication
 from services.registry.importer import import_facts, read_file
-from shared import config
+from shared import amqp, config, grpc_client
 from shared.access.enforce import AccessControl
 from shared.access.model import Basis, relationships
 from shared.amqp import BatchPublisher
 from shared.audit.log import accesses
 from shared.auth import Actor, OrgKind, TokenVerifier, bearer_metadata
 from shared.broker import Tenant, declare_like, provision_tenant, rabbitmqctl
-from shared.config import StoreSettings
+from shared.config import ClientTLS, ServerTLS, StoreSettings
 from shared.grpc_server import Server, start_server
 from shared.ids import FNR_SYSTEM
 from shared.issuer import Issuer, open_issuer
@@ -150,7 +149,7 @@ def free_port() -> int:
 
 
 #: The local broker's administrator (Debian's rabbitmq-server: guest, from loopback only).
-ADMIN_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+ADMIN_USER, ADMIN_PASSWORD = "guest", "guest"
 
 
 def open_tenant(vhost: str) -> Tenant:
@@ -168,7 +167,7 @@ def open_tenant(vhost: str) -> Tenant:
 
 def admin_uri(tenant: Tenant) -> str:
     """The administrator in the tenant's vhost (a test's own look at queues and exchanges)."""
-    return ADMIN_AMQP + quote(tenant.vhost, safe="")
+    return config.with_credentials(tenant.address, ADMIN_USER, ADMIN_PASSWORD)
 
 
 def unique_queue(prefix: str = "test") -> str:
@@ -178,7 +177,7 @@ def unique_queue(prefix: str = "test") -> str:
 def projector_copy(broker: Tenant, queue: str) -> None:
     """Declare `queue` as the definitions declare and bind `pathway.projector` (the
     administrator does: the pathway's user may consume it, not bind it)."""
-    connection = pika.BlockingConnection(pika.URLParameters(admin_uri(broker)))
+    connection = amqp.connect(admin_uri(broker), "test")
     declare_like(connection.channel(), projector.QUEUE, queue)
     connection.close()
 
@@ -240,6 +239,8 @@ class Harness:
     access: dict[str, AccessControl]
     #: Each server's token verifier (one per server, as one per process in production).
     tokens: dict[str, TokenVerifier]
+    #: The servers' CA (and client certificate) when the system serves TLS; None: plaintext.
+    client_tls: ClientTLS | None = None
 
     @property
     def referrals_app(self) -> ReferralsApplication:
@@ -250,7 +251,7 @@ class Harness:
         return self.servers["referrals"]
 
     def channel(self, server: Server) -> grpc.Channel:
-        return grpc.insecure_channel(f"127.0.0.1:{server.port}")
+        return grpc_client.channel(f"127.0.0.1:{server.port}", self.client_tls)
 
     @property
     def audit_engine(self) -> Engine:
@@ -318,9 +319,16 @@ class Harness:
 
 
 @contextmanager
-def running_system(urls: dict[str, str], broker: Tenant, queue: str) -> Iterator[Harness]:
+def running_system(
+    urls: dict[str, str],
+    broker: Tenant,
+    queue: str,
+    server_tls: ServerTLS | None = None,
+    client_tls: ClientTLS | None = None,
+) -> Iterator[Harness]:
     """Every service on `urls`, each relay and the projector (on its own copy `queue` of the
-    projector's queue) connected to the broker as its service's user."""
+    projector's queue) connected to the broker as its service's user; gRPC over TLS when
+    `server_tls`/`client_tls` are given."""
     projector_copy(broker, queue)
     engine = readmodel.create_engine(urls["pathway"])
     migrate.upgrade(engine)
@@ -348,6 +356,7 @@ def running_system(urls: dict[str, str], broker: Tenant, queue: str) -> Iterator
             api_module.SERVICE_NAMES,
             tokens[name],
             control,
+            tls=server_tls,
         )
     proj = projector.Projector(engine, broker.uri("pathway"), queue=queue)
     stop = threading.Event()
@@ -360,13 +369,16 @@ def running_system(urls: dict[str, str], broker: Tenant, queue: str) -> Iterator
         pathway_api.SERVICE_NAMES,
         tokens["pathway"],
         control,
+        tls=server_tls,
     )
     for t in threads:
         t.start()
     if not proj.ready.wait(timeout=30):
         raise AssertionError("the projector did not consume its queue within 30 s")
     try:
-        yield Harness(apps, servers, relays, engine, pathway_server, proj, access, tokens)
+        yield Harness(
+            apps, servers, relays, engine, pathway_server, proj, access, tokens, client_tls
+        )
     finally:
         stop.set()
         for server in (*servers.values(), pathway_server):
@@ -399,7 +411,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def consumers(amqp_uri: str, queue: str) -> int:
     """How many consumers the queue has (0 when it does not exist)."""
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    conn = amqp.connect(amqp_uri, "test")
     try:
         return int(conn.channel().queue_declare(queue, passive=True).method.consumer_count)
     except ChannelClosedByBroker:
@@ -409,7 +421,7 @@ def consumers(amqp_uri: str, queue: str) -> int:
 
 
 def purge_queues(amqp_uri: str, queues: list[str]) -> None:
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    conn = amqp.connect(amqp_uri, "test")
     ch = conn.channel()
     for queue in queues:
         ch.queue_purge(queue)

@@ -21,7 +21,6 @@ from shared.grpc_server import current_actor
 from shared.times import utc_iso
 
 #: Ward names are short labels ("Medisinsk sengepost 3"), not clinical text.
-MAX_WARD = 200
 
 STATE_TO_PB = {
     "OPEN": admissions_pb2.STAY_STATE_OPEN,
@@ -90,7 +89,7 @@ class AdmissionServicer(admissions_pb2_grpc.AdmissionServiceServicer):
     ) -> admissions_pb2.Stay:
         ctx = api.command_context(request, current_actor())
         patient = api.patient(request)
-        ward = api.text(request.ward, "ward", MAX_WARD)
+        ward = api.text(request.ward, "ward")
         if request.admission_type not in ADMISSION_TYPE_FROM_PB:
             raise InvalidArgument("admission_type", "is required (ACUTE or ELECTIVE)")
         referral_id = (
@@ -146,7 +145,7 @@ class AdmissionServicer(admissions_pb2_grpc.AdmissionServiceServicer):
         ctx = api.command_context(request, current_actor())
         stay_id = api.uuid_field(request.stay_id, "stay_id")
         to_hospital = api.her_id(request.to_hospital_her_id, "to_hospital_her_id")
-        to_ward = api.text(request.to_ward, "to_ward", MAX_WARD)
+        to_ward = api.text(request.to_ward, "to_ward")
         return stay_to_pb(self._app.transfer_patient(ctx, stay_id, to_hospital, to_ward))
 
     def CloseStay(

@@ -21,7 +21,6 @@ from shared.grpc_server import current_actor
 from shared.times import utc_iso
 
 #: A withdrawal reason is a short note ("ny pneumoni, trenger iv-behandling").
-MAX_REASON = 1000
 
 STATE_TO_PB = {
     "NOT_READY": discharges_pb2.DISCHARGE_STATE_NOT_READY,
@@ -120,7 +119,7 @@ class DischargeServicer(discharges_pb2_grpc.DischargeServiceServicer):
     ) -> discharges_pb2.Discharge:
         ctx = api.command_context(request, current_actor())
         stay_id = api.uuid_field(request.stay_id, "stay_id")
-        reason = api.text(request.reason, "reason", MAX_REASON)
+        reason = api.text(request.reason, "reason")
         return discharge_to_pb(self._app.withdraw_readiness(ctx, stay_id, reason))
 
     def DischargePatient(

@@ -24,9 +24,6 @@ from shared.auth import OrgKind
 from shared.errors import InvalidArgument
 from shared.grpc_server import current_actor
 
-MAX_NAME = 200
-MAX_DOSE = 500
-
 STATE_TO_PB = {
     s: medications_pb2.MedicationState.Value(f"MEDICATION_STATE_{s.value}") for s in EntryState
 }
@@ -98,10 +95,7 @@ def _as_of(request: medications_pb2.GetMedicationListRequest) -> datetime | None
     if not request.HasField("as_of"):
         return None
     as_of: Timestamp = request.as_of
-    moment = as_of.ToDatetime(tzinfo=UTC)
-    if moment < api.EARLIEST:
-        raise InvalidArgument("as_of", "is before 1900")
-    return moment
+    return as_of.ToDatetime(tzinfo=UTC)  # within 1900–9999: shared.limits
 
 
 class MedicationServicer(medications_pb2_grpc.MedicationServiceServicer):
@@ -115,8 +109,8 @@ class MedicationServicer(medications_pb2_grpc.MedicationServiceServicer):
         patient = api.patient(request)
         if not request.HasField("medication"):
             raise InvalidArgument("medication", "is required (atc_code and name)")
-        name = api.text(request.medication.name, "medication.name", MAX_NAME)
-        dose = api.text(request.dose, "dose", MAX_DOSE)
+        name = api.text(request.medication.name, "medication.name")
+        dose = api.text(request.dose, "dose")
         reason = _optional_text(request.reason, "reason")
         view = self._app.prescribe(ctx, patient, request.medication.atc_code, name, dose, reason)
         return list_to_pb(view)
@@ -127,7 +121,7 @@ class MedicationServicer(medications_pb2_grpc.MedicationServiceServicer):
         ctx = api.command_context(request, current_actor())
         patient = api.patient(request)
         entry_id = _entry_id(request)
-        dose = api.text(request.dose, "dose", MAX_DOSE)
+        dose = api.text(request.dose, "dose")
         reason = _optional_text(request.reason, "reason")
         return list_to_pb(self._app.change_dose(ctx, patient, entry_id, dose, reason))
 

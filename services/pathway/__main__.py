@@ -16,7 +16,7 @@ from services.pathway.rebuild import rebuild
 from shared import config
 from shared.access.enforce import AccessControl
 from shared.grpc_server import start_server
-from shared.process import setup_logging, stop_event, token_verifier
+from shared.process import server_tls, setup_logging, stop_event, token_verifier
 from shared.store import CarepathApplication
 
 SERVICE = "pathway"
@@ -71,6 +71,7 @@ def main() -> None:
             tokens,
             access,
             max_workers=api.MAX_WORKERS,
+            tls=server_tls(),
         )
         log.info("PathwayService listening on %s", address)
         server.wait_for_signal()

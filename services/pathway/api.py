@@ -15,7 +15,7 @@ from services.pathway import views
 from services.pathway.discharges import PaymentPeriod, payment_periods
 from services.pathway.feed import ChangeFeed
 from services.pathway.messages import PloMessage
-from shared import api, rules
+from shared import api, pages, rules
 from shared.access.enforce import AccessControl, Resolver, current_call
 from shared.access.facts import FactStore
 from shared.access.model import MUNICIPALITY_MEMBERSHIP, Basis, Relationship
@@ -206,8 +206,6 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         call = current_call()
         patient, key = call.patient or {}, call.patient_key or ""
         as_of = request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else None
-        if as_of is not None and as_of < api.EARLIEST:
-            raise InvalidArgument("as_of", "is before 1900")
         view = views.get_pathway(self._engine, key, as_of)
         if view is None:
             raise NotFound("no pathway for this patient")
@@ -292,12 +290,7 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         if not 0 <= request.page_size <= MAX_PAGE_SIZE:
             raise InvalidArgument("page_size", f"must be between 1 and {MAX_PAGE_SIZE}")
         size = request.page_size or 50
-        try:
-            offset = int(request.page_token or "0")
-        except ValueError as exc:
-            raise InvalidArgument("page_token", "is not a token from a previous page") from exc
-        if offset < 0:
-            raise InvalidArgument("page_token", "is not a token from a previous page")
+        offset = pages.position(request) or 0
         where = _worklist_filter(request)
         moment = datetime.now(UTC)
         rows = views.list_pathways(
@@ -309,7 +302,9 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
             self._access.facts.members(call.actor, keys, MUNICIPALITY_MEMBERSHIP, moment)
         )
         now = utc_iso(moment)
-        reply = pathway_pb2.ListPathwaysResponse(next_page_token=str(offset + size) if more else "")
+        reply = pathway_pb2.ListPathwaysResponse(
+            next_page_token=pages.next_token(request, offset + size) if more else ""
+        )
         for r, tasks in page:
             open_tasks = [_task_to_pb(t, now) for t in tasks]
             item = pathway_pb2.PathwayListItem(

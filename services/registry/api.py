@@ -13,7 +13,7 @@ import grpc
 from carepath.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 from services.registry.application import RegistryApplication
 from services.registry.domain import AccessBlocks, Organisation, Registration, RegistryKind
-from shared import api
+from shared import api, pages
 from shared.access.enforce import AccessControl, Resolver, current_call
 from shared.access.model import Basis, EmergencyReason, emergency_duration
 from shared.audit import log as audit
@@ -21,9 +21,6 @@ from shared.auth import OrgKind
 from shared.errors import InvalidArgument
 from shared.registers import Period
 
-MAX_NAME = 200
-MAX_JUSTIFICATION = 1000
-MAX_ORGANISATIONS = 500
 MAX_PAGE_SIZE = 200
 #: ListEmergencyAccesses without `since`: the last 30 days.
 REVIEW_WINDOW = timedelta(days=30)
@@ -109,12 +106,7 @@ def _dates(request: Any) -> tuple[date, date | None]:
 def _page(request: Any) -> tuple[int, int | None]:
     if not 0 <= request.page_size <= MAX_PAGE_SIZE:
         raise InvalidArgument("page_size", f"must be between 1 and {MAX_PAGE_SIZE}")
-    before = None
-    if request.page_token:
-        if not request.page_token.isdigit():
-            raise InvalidArgument("page_token", "is not a token from a previous page")
-        before = int(request.page_token)
-    return request.page_size or 50, before
+    return request.page_size or 50, pages.position(request)
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
@@ -162,7 +154,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         her_id = api.her_id(request.her_id, "her_id")
         if request.kind not in KIND_FROM_PB:
             raise InvalidArgument("kind", "must be MUNICIPALITY, GP, HOSPITAL or REGISTRY")
-        name = api.text(request.name, "name", MAX_NAME)
+        name = api.text(request.name, "name")
         parent = (
             api.her_id(request.parent_her_id, "parent_her_id")
             if request.parent_her_id.strip()
@@ -182,8 +174,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     def ListOrganisations(
         self, request: registry_pb2.ListOrganisationsRequest, context: grpc.ServicerContext
     ) -> registry_pb2.ListOrganisationsResponse:
-        if not 1 <= len(request.her_ids) <= MAX_ORGANISATIONS:
-            raise InvalidArgument("her_ids", f"give 1–{MAX_ORGANISATIONS} HER-ids")
+        if not request.her_ids:  # at most: shared/limits.toml
+            raise InvalidArgument("her_ids", "give at least one HER-id")
         her_ids = [api.her_id(h, f"her_ids[{i}]") for i, h in enumerate(request.her_ids)]
         return registry_pb2.ListOrganisationsResponse(
             organisations=[organisation_to_pb(o) for o in self._app.organisations(her_ids)]
@@ -231,7 +223,7 @@ class AccessServicer(registry_pb2_grpc.AccessServiceServicer):
         call = current_call()
         if request.reason not in REASON_FROM_PB:
             raise InvalidArgument("reason", "is required (a coded EmergencyReason)")
-        justification = api.text(request.justification, "justification", MAX_JUSTIFICATION)
+        justification = api.text(request.justification, "justification")
         call.emergency = (REASON_FROM_PB[request.reason].value, justification)
         granted = self._access.clock()
         return registry_pb2.EmergencyAccessGrant(
@@ -250,8 +242,6 @@ class AccessServicer(registry_pb2_grpc.AccessServiceServicer):
             if request.HasField("since")
             else datetime.now(UTC) - REVIEW_WINDOW
         )
-        if since < api.EARLIEST:
-            raise InvalidArgument("since", "is before 1900")
         found = audit.emergency_accesses(
             self._access.audit.engine, call.actor.her_id, since, size + 1, before
         )
@@ -276,7 +266,7 @@ class AccessServicer(registry_pb2_grpc.AccessServiceServicer):
             )
             call.disclosed[row.patient_key] = Basis.SUPERVISOR
         if len(found) > size:
-            reply.next_page_token = str(found[size - 1][0].id)
+            reply.next_page_token = pages.next_token(request, found[size - 1][0].id)
         return reply
 
     def ListAccesses(
@@ -315,7 +305,7 @@ class AccessServicer(registry_pb2_grpc.AccessServiceServicer):
                 by_self=by_self,
             )
         if len(rows) > size:
-            reply.next_page_token = str(rows[size - 1].id)
+            reply.next_page_token = pages.next_token(request, rows[size - 1].id)
         return reply
 
 

@@ -34,6 +34,7 @@ from services.viewer.session import (
     Sessions,
     new_secret,
 )
+from shared import grpc_client
 from shared.auth import (
     Actor,
     IssuerUnavailable,
@@ -204,8 +205,8 @@ class Web:
         self._form_key = secrets.token_bytes(32)
 
     def open(self) -> None:
-        pathway = grpc.aio.insecure_channel(self.settings.pathway_address)
-        registry = grpc.aio.insecure_channel(self.settings.registry_address)
+        pathway = grpc_client.aio_channel(self.settings.pathway_address)
+        registry = grpc_client.aio_channel(self.settings.registry_address)
         self._channels = [pathway, registry]
         self.pathway = pathway_pb2_grpc.PathwayServiceStub(pathway)
         self.access = registry_pb2_grpc.AccessServiceStub(registry)

@@ -127,6 +127,7 @@ class AdmitPatientRequest(_message.Message):
     ward: _builtins.str
     """The ward (post/avdeling) the patient is admitted to, as the hospital names it. 1–200
     characters.
+    At most 200 characters (shared/limits.toml).
     """
     admission_type: Global___AdmissionType.ValueType
     referral_id: _builtins.str
@@ -285,6 +286,7 @@ class TransferPatientRequest(_message.Message):
     to_ward: _builtins.str
     """The ward the patient moves to (not the current ward when the hospital stays the same).
     1–200 characters.
+    At most 200 characters (shared/limits.toml).
     """
     @_builtins.property
     def metadata(self) -> _common_pb2.CommandMetadata: ...

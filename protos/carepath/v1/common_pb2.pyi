@@ -3,6 +3,12 @@
 isort:skip_file
 Shared vocabulary of every carepath API: who the patient is, which organisation and which
 health professional acted, and the metadata every command carries.
+
+Bounds of every request, in every service (shared/limits.toml, checked before anything else):
+a string field holds at most 128 characters and a repeated field at most 100 entries unless
+its comment gives another bound; every google.protobuf.Timestamp lies between 1900-01-01 and
+9999-12-31 (UTC) with nanos 0–999 999 999. A request beyond a bound is refused with
+INVALID_ARGUMENT naming the field and the bound, and changes nothing.
 """
 
 from collections import abc as _abc
@@ -251,9 +257,12 @@ class PatientIdentifier(_message.Message):
       urn:oid:2.16.578.1.12.4.1.4.1  fødselsnummer (birth number, incl. 2032-rule numbers)
       urn:oid:2.16.578.1.12.4.1.4.2  D-number (temporary number for people without a birth number)
       urn:oid:2.16.578.1.12.4.1.4.3  H-number or FH-number (help numbers assigned by health services)
+    At most 64 characters (shared/limits.toml).
     """
     value: _builtins.str
-    """The 11 digits, no spaces. Checked against the system's check-digit rules."""
+    """The 11 digits, no spaces. Checked against the system's check-digit rules.
+    At most 32 characters (shared/limits.toml).
+    """
     def __init__(
         self,
         *,
@@ -355,9 +364,12 @@ class CommandMetadata(_message.Message):
     command_id: _builtins.str
     """Client-chosen id, unique per calling organisation (1–128 characters). Repeating a command
     with the same id returns the first result and records nothing new (safe retries).
+    At most 128 characters (shared/limits.toml).
     """
     correlation_id: _builtins.str
-    """Optional id tying together the commands of one clinical workflow; defaults to command_id."""
+    """Optional id tying together the commands of one clinical workflow; defaults to command_id.
+    At most 128 characters (shared/limits.toml).
+    """
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp:
         """Clinical time: when this happened in the real world (may be earlier than now, never later)."""
@@ -413,9 +425,13 @@ class AppRecError(_message.Message):
     CODE_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     code: _builtins.str
-    """Error code from the AppRec code list (kodeverk 8221), e.g. "E10"."""
+    """Error code from the AppRec code list (kodeverk 8221), e.g. "E10".
+    At most 16 characters (shared/limits.toml).
+    """
     description: _builtins.str
-    """Human-readable description of what was wrong."""
+    """Human-readable description of what was wrong.
+    At most 1 000 characters (shared/limits.toml).
+    """
     def __init__(
         self,
         *,
@@ -441,7 +457,9 @@ class AppRec(_message.Message):
     status: Global___AppRecStatus.ValueType
     @_builtins.property
     def errors(self) -> _containers.RepeatedCompositeFieldContainer[Global___AppRecError]:
-        """Required (at least one) for REJECTED and OK_ERROR_IN_PART; must be empty for OK."""
+        """Required (at least one) for REJECTED and OK_ERROR_IN_PART; must be empty for OK.
+        At most 50 entries (shared/limits.toml).
+        """
 
     def __init__(
         self,

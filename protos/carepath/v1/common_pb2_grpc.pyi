@@ -3,6 +3,12 @@
 isort:skip_file
 Shared vocabulary of every carepath API: who the patient is, which organisation and which
 health professional acted, and the metadata every command carries.
+
+Bounds of every request, in every service (shared/limits.toml, checked before anything else):
+a string field holds at most 128 characters and a repeated field at most 100 entries unless
+its comment gives another bound; every google.protobuf.Timestamp lies between 1900-01-01 and
+9999-12-31 (UTC) with nanos 0–999 999 999. A request beyond a bound is refused with
+INVALID_ARGUMENT naming the field and the bound, and changes nothing.
 """
 
 from collections import abc as _abc

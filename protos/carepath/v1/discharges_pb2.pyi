@@ -183,6 +183,7 @@ class WithdrawReadinessRequest(_message.Message):
     reason: _builtins.str
     """Why the patient needs more hospital care (short, 1–1000 characters; clinical text, never
     logged).
+    At most 1 000 characters (shared/limits.toml).
     """
     @_builtins.property
     def metadata(self) -> _common_pb2.CommandMetadata: ...

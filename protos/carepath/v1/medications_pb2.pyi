@@ -105,10 +105,12 @@ class Medication(_message.Message):
     """ATC code at substance level (7 characters, e.g. "A10BA02" for metformin): a main group
     letter (A B C D G H J L M N P R S V), two digits, two letters, two digits. Case-insensitive;
     returned in upper case.
+    At most 8 characters (shared/limits.toml).
     """
     name: _builtins.str
     """The name the doctor and patient use (substance or product, e.g. "Metformin"). 1–200
     characters.
+    At most 200 characters (shared/limits.toml).
     """
     def __init__(
         self,
@@ -136,10 +138,12 @@ class PrescribeMedicationRequest(_message.Message):
     dose: _builtins.str
     """Dose and schedule as agreed with the patient, e.g. "500 mg x 2". 1–500 characters.
     Clinical text: never logged.
+    At most 500 characters (shared/limits.toml).
     """
     reason: _builtins.str
     """Optional: the indication (why the patient takes it), e.g. "Diabetes type 2". At most
     10 000 characters. Clinical text: never logged.
+    At most 10 000 characters (shared/limits.toml).
     """
     @_builtins.property
     def metadata(self) -> _common_pb2.CommandMetadata: ...
@@ -180,7 +184,9 @@ class ChangeDoseRequest(_message.Message):
     entry_id: _builtins.str
     """The entry whose dose changes (MedicationEntry.entry_id)."""
     dose: _builtins.str
-    """The new dose and schedule; must differ from the current one. 1–500 characters."""
+    """The new dose and schedule; must differ from the current one. 1–500 characters.
+    At most 500 characters (shared/limits.toml).
+    """
     reason: _builtins.str
     """Optional: why the dose was changed. At most 10 000 characters."""
     @_builtins.property
@@ -215,7 +221,9 @@ class PauseMedicationRequest(_message.Message):
     entry_id: _builtins.str
     """The ACTIVE entry to pause."""
     reason: _builtins.str
-    """Why it is paused (e.g. "Pause før operasjon"). 1–10 000 characters."""
+    """Why it is paused (e.g. "Pause før operasjon"). 1–10 000 characters.
+    At most 10 000 characters (shared/limits.toml).
+    """
     @_builtins.property
     def metadata(self) -> _common_pb2.CommandMetadata: ...
     @_builtins.property
@@ -275,7 +283,9 @@ class DiscontinueMedicationRequest(_message.Message):
     entry_id: _builtins.str
     """The ACTIVE or PAUSED entry to discontinue."""
     reason: _builtins.str
-    """Why it is discontinued (seponeringsårsak). 1–10 000 characters."""
+    """Why it is discontinued (seponeringsårsak). 1–10 000 characters.
+    At most 10 000 characters (shared/limits.toml).
+    """
     @_builtins.property
     def metadata(self) -> _common_pb2.CommandMetadata: ...
     @_builtins.property
@@ -312,7 +322,9 @@ class ReconcileMedicationListRequest(_message.Message):
     def patient(self) -> _common_pb2.PatientIdentifier: ...
     @_builtins.property
     def sources(self) -> _containers.RepeatedScalarFieldContainer[Global___ReconciliationSource.ValueType]:
-        """The sources consulted; at least one. Repeated values count once."""
+        """The sources consulted; at least one. Repeated values count once.
+        At most 20 entries (shared/limits.toml).
+        """
 
     def __init__(
         self,

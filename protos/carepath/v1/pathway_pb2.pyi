@@ -139,7 +139,10 @@ class ListPathwaysRequest(_message.Message):
     page_size: _builtins.int
     """1–200; default 50."""
     page_token: _builtins.str
-    """From the previous response's next_page_token; empty for the first page."""
+    """From the previous response's next_page_token; empty for the first page. Opaque, and
+    valid only for the same query (the other fields unchanged; page_size may differ):
+    anything else is refused with INVALID_ARGUMENT naming page_token.
+    """
     purpose: _common_pb2.AccessPurpose.ValueType
     """Why the list is read (audited per patient listed). Required."""
     only_overdue: _builtins.bool
@@ -151,7 +154,9 @@ class ListPathwaysRequest(_message.Message):
     only_ready_for_discharge: _builtins.bool
     """Only patients declared ready for discharge (utskrivningsklar) and still in hospital."""
     patient_query: _builtins.str
-    """Only patients whose identifier starts with these digits (1–11 digits; empty: all)."""
+    """Only patients whose identifier starts with these digits (1–11 digits; empty: all).
+    At most 11 characters (shared/limits.toml).
+    """
     def __init__(
         self,
         *,

@@ -171,6 +171,7 @@ class SendReferralRequest(_message.Message):
     reason: _builtins.str
     """Clinical reason for the referral (problem, question to the specialist). 1–10 000 characters.
     Clinical text: never logged.
+    At most 10 000 characters (shared/limits.toml).
     """
     priority: Global___ReferralPriority.ValueType
     cancer_pathway: Global___CancerPathway.ValueType
@@ -266,7 +267,9 @@ class RejectReferralRequest(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     referral_id: _builtins.str
     reason: _builtins.str
-    """Why specialist care is not granted; told to the patient and the GP. 1–10 000 characters."""
+    """Why specialist care is not granted; told to the patient and the GP. 1–10 000 characters.
+    At most 10 000 characters (shared/limits.toml).
+    """
     @_builtins.property
     def metadata(self) -> _common_pb2.CommandMetadata: ...
     def __init__(
@@ -296,7 +299,9 @@ class ForwardReferralRequest(_message.Message):
     new_receiver_her_id: _builtins.str
     """HER-id of the hospital the referral is forwarded to (not the current receiver)."""
     reason: _builtins.str
-    """Why it is forwarded (e.g. shorter waiting time, specialised treatment). 1–10 000 characters."""
+    """Why it is forwarded (e.g. shorter waiting time, specialised treatment). 1–10 000 characters.
+    At most 10 000 characters (shared/limits.toml).
+    """
     @_builtins.property
     def metadata(self) -> _common_pb2.CommandMetadata: ...
     def __init__(
@@ -382,7 +387,9 @@ class CancelReferralRequest(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     referral_id: _builtins.str
     reason: _builtins.str
-    """Why the GP withdraws the referral. 1–10 000 characters."""
+    """Why the GP withdraws the referral. 1–10 000 characters.
+    At most 10 000 characters (shared/limits.toml).
+    """
     @_builtins.property
     def metadata(self) -> _common_pb2.CommandMetadata: ...
     def __init__(

@@ -163,7 +163,9 @@ class RegisterOrganisationRequest(_message.Message):
     kind: _common_pb2.OrganisationKind.ValueType
     """MUNICIPALITY, GP or HOSPITAL (a REGISTRY adapter is registered too, as REGISTRY)."""
     name: _builtins.str
-    """The name people know it by, e.g. "Ås kommune", "Sykehuset Østfold Kalnes". 1–200 chars."""
+    """The name people know it by, e.g. "Ås kommune", "Sykehuset Østfold Kalnes". 1–200 chars.
+    At most 200 characters (shared/limits.toml).
+    """
     parent_her_id: _builtins.str
     """HER-id of the parent organisation; empty for a top-level one."""
     @_builtins.property
@@ -212,7 +214,9 @@ class ListOrganisationsRequest(_message.Message):
     HER_IDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def her_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """1–500 HER-ids."""
+        """1–500 HER-ids.
+        At most 500 entries (shared/limits.toml).
+        """
 
     def __init__(
         self,
@@ -538,6 +542,7 @@ class RequestEmergencyAccessRequest(_message.Message):
     justification: _builtins.str
     """The professional's own words on why (1–1000 characters); shown to supervisors and the
     patient.
+    At most 1 000 characters (shared/limits.toml).
     """
     @_builtins.property
     def patient(self) -> _common_pb2.PatientIdentifier: ...
@@ -596,7 +601,10 @@ class ListEmergencyAccessesRequest(_message.Message):
     page_size: _builtins.int
     """1–200; default 50."""
     page_token: _builtins.str
-    """From the previous response's next_page_token; empty for the first page."""
+    """From the previous response's next_page_token; empty for the first page. Opaque, and
+    valid only for the same query (the other fields unchanged; page_size may differ):
+    anything else is refused with INVALID_ARGUMENT naming page_token.
+    """
     @_builtins.property
     def since(self) -> _timestamp_pb2.Timestamp:
         """Only accesses granted at or after this moment; unset: the last 30 days."""
@@ -694,7 +702,10 @@ class ListAccessesRequest(_message.Message):
     page_size: _builtins.int
     """1–200; default 50."""
     page_token: _builtins.str
-    """From the previous response's next_page_token; empty for the first page."""
+    """From the previous response's next_page_token; empty for the first page. Opaque, and
+    valid only for the same query (the other fields unchanged; page_size may differ):
+    anything else is refused with INVALID_ARGUMENT naming page_token.
+    """
     @_builtins.property
     def patient(self) -> _common_pb2.PatientIdentifier: ...
     def __init__(

@@ -21,7 +21,7 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError
 
-from shared.envelope import Envelope
+from shared.events import Envelope
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,14 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 
 from shared.amqp import PublishError
-from shared.envelope import Envelope
+from shared.events import ContractError, Envelope
+from shared.events.envelope import describe
 from shared.sql import create_tables, engine
 from shared.store import CarepathApplication
 
@@ -78,6 +80,35 @@ class OutboxBatch:
     read: int  # notifications read (internal ones included)
 
 
+def to_envelope(source: str, app: CarepathApplication, event: Any) -> Envelope:
+    """A stored domain event as its public envelope, by the service's explicit mapping
+    (app.contract). Raises ContractError for an event with no mapping or a payload that breaks
+    the contract: nothing unchecked is published."""
+    name = type(event).__name__
+    mapping = app.contract.get(name)
+    if mapping is None:
+        raise ContractError(f"{source} has no contract mapping for its domain event {name}")
+    try:
+        payload = mapping(event)
+    except ValidationError as exc:
+        raise ContractError(f"{source} {name} breaks its contract: {describe(exc)}") from exc
+    meta: dict[str, Any] = event.meta
+    aggregate_id = str(event.originator_id)
+    version = int(event.originator_version)
+    return Envelope(
+        event_id=Envelope.make_event_id(aggregate_id, version),
+        aggregate_id=aggregate_id,
+        aggregate_version=version,
+        patient=dict(meta["patient"]),
+        occurred_at=meta["occurred_at"],
+        recorded_at=event.timestamp.isoformat(),
+        actor=dict(meta["actor"]),
+        correlation_id=meta.get("correlation_id") or meta["command_id"],
+        causation_id=meta["command_id"],
+        data=payload,
+    )
+
+
 def read_envelopes(source: str, app: CarepathApplication, after: int, limit: int) -> OutboxBatch:
     """Envelopes of the notifications after position `after` (at most `limit` read), and the
     new position. Events the application declares internal are read past, never published.
@@ -85,7 +116,7 @@ def read_envelopes(source: str, app: CarepathApplication, after: int, limit: int
     notifications = app.recorder.select_notifications(after, limit, inclusive_of_start=False)
     events = (app.mapper.to_domain_event(n) for n in notifications)
     envelopes = [
-        Envelope.from_domain_event(source, e)
+        to_envelope(source, app, e)
         for e in events
         if type(e).__name__ not in app.internal_event_types
     ]
@@ -157,6 +188,13 @@ class OutboxRelay:
         while not stop.is_set():
             try:
                 published = self.relay_once()
+            except ContractError as exc:  # a release bug: keep the position, nothing is lost
+                log.error(
+                    "relay %s: not published: %s; retrying in %.1fs", self.source, exc, backoff
+                )
+                stop.wait(backoff)
+                backoff = min(max_backoff, backoff * 2)
+                continue
             except PublishError as exc:
                 log.warning(
                     "relay %s: not published (%s); %d events waiting, retrying in %.1fs",

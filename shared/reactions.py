@@ -1,24 +1,35 @@
-"""What every nameko reaction shares: the command a reaction issues (idempotent, from the
-event), the application it acts on, and a place for events it cannot apply.
+"""What every nameko reaction shares: the checked entrypoint every reaction handler is declared
+with, the command a reaction issues (idempotent, from the event), and the application it acts
+on.
 
 Reactions run in their own `nameko run` processes (never beside a gRPC server).
+
+`@reaction("admissions", "PatientAdmitted")` is nameko's `@event_handler` with the contract
+check in front: the handler receives the typed `Envelope` (its `data` is the payload class of
+the event type), never the raw body. A message that fails the check, and a message the handler
+raises on (`NotApplied` with a reason, or any other error), is published to
+`carepath.dead-letter` with the reason and acked: no message stops a reaction, and none is
+silently dropped.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from kombu import Exchange  # type: ignore[attr-defined]
+from kombu import Connection, Exchange  # type: ignore[attr-defined]
+from kombu.pools import producers
+from nameko.constants import AMQP_URI_CONFIG_KEY
+from nameko.events import EventHandler
+from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider
-from nameko.messaging import Publisher
 
-from shared import config
+from shared import config, events
 from shared.amqp import DEAD_LETTER_EXCHANGE
 from shared.auth import Actor
 from shared.domain import CommandContext
+from shared.events import ContractError, Envelope
 from shared.store import CarepathApplication
 
 log = logging.getLogger(__name__)
@@ -26,14 +37,89 @@ log = logging.getLogger(__name__)
 A = TypeVar("A", bound=CarepathApplication)
 
 
-def reaction_context(envelope: dict[str, Any], prefix: str) -> CommandContext:
+class NotApplied(Exception):
+    """A reaction could not apply an event; the reason goes with it to the dead-letter queue."""
+
+
+class CheckedEventHandler(EventHandler):  # type: ignore[misc]
+    """nameko's event handler with the contract check before any worker runs."""
+
+    def check(self, body: Any, message: Any) -> Envelope:
+        """The one check a message passes before a handler acts (raises ContractError): the
+        contract (shared.events.parse, the source must be the exchange it came on) and the
+        routing key the handler is bound to."""
+        envelope = events.parse(body, message.delivery_info["exchange"])
+        if envelope.event_type != self.event_type:
+            raise ContractError(
+                f"event_type {envelope.event_type} arrived as {self.event_type} (routing key)"
+            )
+        return envelope
+
+    def handle_message(self, body: Any, message: Any) -> None:
+        try:
+            envelope = self.check(body, message)
+        except ContractError as exc:
+            self.dead_letter(message, str(exc))
+            self.queue_consumer.ack_message(message)
+            return
+        try:
+            self.container.spawn_worker(
+                self,
+                (envelope,),
+                {},
+                context_data=self.unpack_message_headers(message),
+                handle_result=lambda ctx, result=None, exc_info=None: self._handled(
+                    message, result, exc_info
+                ),
+            )
+        except ContainerBeingKilled:
+            self.queue_consumer.requeue_message(message)
+
+    def _handled(self, message: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
+        if exc_info is not None:
+            exc = exc_info[1]
+            reason = str(exc) if isinstance(exc, NotApplied) else f"{type(exc).__name__}: {exc}"
+            self.dead_letter(message, f"not applied by {self.method_name}: {reason}")
+            exc_info = None  # handled: parked with its reason
+        self.queue_consumer.ack_message(message)
+        return result, exc_info
+
+    def dead_letter(self, message: Any, reason: str) -> None:
+        """Park the message as it arrived (its raw body) with the reason."""
+        info = message.delivery_info
+        log.warning("dead-lettering a message from %s: %s", info.get("exchange"), reason)
+        uri = self.container.config[AMQP_URI_CONFIG_KEY]
+        with producers[Connection(uri)].acquire(block=True) as producer:  # type: ignore[no-untyped-call]
+            producer.publish(
+                message.body,
+                exchange=Exchange(DEAD_LETTER_EXCHANGE, type="fanout", durable=True),  # type: ignore[no-untyped-call]
+                routing_key=info.get("routing_key", ""),
+                content_type=message.content_type,
+                content_encoding=message.content_encoding,
+                delivery_mode=2,
+                headers={
+                    "x-carepath-reason": reason[:500],
+                    "x-original-exchange": info.get("exchange", ""),
+                    "x-original-routing-key": info.get("routing_key", ""),
+                },
+                declare=[Exchange(DEAD_LETTER_EXCHANGE, type="fanout", durable=True)],  # type: ignore[no-untyped-call]
+            )
+
+
+#: `@reaction(source, event_type)`: a reaction handler, checked (see the module's docstring).
+reaction: Callable[..., Callable[[Callable[..., None]], Callable[..., None]]] = (
+    CheckedEventHandler.decorator
+)
+
+
+def reaction_context(envelope: Envelope, prefix: str) -> CommandContext:
     """The command a reaction issues: its id derives from the event's id (so a redelivery is a
     retry that returns the first result), the actor and clinical time are the event's."""
     return CommandContext(
-        command_id=f"{prefix}:{envelope['event_id']}",
-        occurred_at=datetime.fromisoformat(envelope["occurred_at"]),
-        actor=Actor.from_dict(envelope["actor"]),
-        correlation_id=envelope["correlation_id"],
+        command_id=f"{prefix}:{envelope.event_id}",
+        occurred_at=envelope.occurred,
+        actor=Actor.from_dict(envelope.actor),
+        correlation_id=envelope.correlation_id,
     )
 
 
@@ -51,34 +137,3 @@ class ApplicationProvider(DependencyProvider, Generic[A]):  # type: ignore[misc]
 
     def get_dependency(self, worker_ctx: Any) -> A:
         return self.app
-
-
-Park = Callable[[dict[str, Any], str], None]
-
-
-class DeadLetters(Publisher):  # type: ignore[misc]
-    """Parks an event a reaction could not apply on `carepath.dead-letter`, with the reason,
-    instead of dropping it (nameko acks a handled message either way)."""
-
-    def __init__(self) -> None:
-        exchange = Exchange(DEAD_LETTER_EXCHANGE, type="fanout", durable=True)  # type: ignore[no-untyped-call]
-        super().__init__(exchange=exchange)
-
-    def get_dependency(self, worker_ctx: Any) -> Park:
-        publish = super().get_dependency(worker_ctx)
-
-        def park(envelope: dict[str, Any], reason: str) -> None:
-            log.warning(
-                "event %s parked on the dead-letter queue: %s", envelope["event_id"], reason
-            )
-            publish(
-                envelope,
-                routing_key=envelope["event_type"],
-                headers={
-                    "x-carepath-reason": reason[:500],
-                    "x-original-exchange": f"{envelope['source']}.events",
-                    "x-original-routing-key": envelope["event_type"],
-                },
-            )
-
-        return park

@@ -22,13 +22,24 @@ from sqlalchemy.engine import Connection, Engine
 from services.pathway import readmodel as rm
 from services.pathway.fold import Row, derive_rows
 from services.pathway.relations import directory_rows
-from shared import amqp
-from shared.envelope import Envelope, EnvelopeError
+from shared import amqp, events
+from shared.events import Envelope
 from shared.times import utc_iso
 
 log = logging.getLogger(__name__)
 
 QUEUE = "pathway.projector"
+#: Failures of the read model's database, not of a message: nothing is acked, the batch is
+#: redelivered once the database is back.
+UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
+
+
+def failure(exc: Exception) -> str:
+    """Why a message was not projected, without SQL parameters (they hold personal data)."""
+    if isinstance(exc, sa.exc.StatementError) and exc.orig is not None:
+        detail = str(exc.orig).splitlines()[0] if str(exc.orig) else ""
+        return f"{type(exc.orig).__name__}: {detail}"[:300]
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def _event_row(e: Envelope) -> dict[str, object]:
@@ -147,20 +158,52 @@ class Projector:
         #: Set once the queue and its bindings exist (nothing published after is missed).
         self.ready = threading.Event()
 
+    def _check(self, delivery: amqp.Delivery) -> Envelope:
+        """The one check a message passes before it is projected (raises ContractError)."""
+        return events.parse(delivery.body, delivery.exchange)
+
+    def _reject(self, channel: BlockingChannel, delivery: amqp.Delivery, reason: str) -> None:
+        log.warning("dead-lettering a message from %s: %s", delivery.exchange, reason)
+        amqp.dead_letter(channel, delivery, reason)
+
     def _handle(self, channel: BlockingChannel, batch: list[amqp.Delivery]) -> None:
-        envelopes: list[Envelope] = []
+        checked: list[tuple[amqp.Delivery, Envelope]] = []
         for delivery in batch:
             try:
-                envelopes.append(Envelope.from_json(delivery.body))
-            except EnvelopeError as exc:
-                log.warning("dead-lettering a message from %s: %s", delivery.exchange, exc)
-                amqp.dead_letter(channel, delivery, str(exc))
-        with self._engine.begin() as conn:
-            changed = project(conn, envelopes)
+                checked.append((delivery, self._check(delivery)))
+            except events.ContractError as exc:
+                self._reject(channel, delivery, str(exc))
+        try:
+            with self._engine.begin() as conn:
+                changed = project(conn, [e for _, e in checked])
+            projected = len(checked)
+        except UNAVAILABLE:
+            raise
+        except Exception:
+            log.warning("a batch of %d did not project; projecting one at a time", len(checked))
+            changed, projected = self._project_one_at_a_time(channel, checked)
         amqp.ack_batch(channel, batch)
-        self.projected += len(envelopes)
+        self.projected += projected
         if self._on_batch:
             self._on_batch(changed)
+
+    def _project_one_at_a_time(
+        self, channel: BlockingChannel, checked: list[tuple[amqp.Delivery, Envelope]]
+    ) -> tuple[set[str], int]:
+        """Each message in its own transaction: the ones the fold or the read model rejects are
+        dead-lettered with the reason, the rest are projected."""
+        changed: set[str] = set()
+        projected = 0
+        for delivery, envelope in checked:
+            try:
+                with self._engine.begin() as conn:
+                    changed |= project(conn, [envelope])
+                projected += 1
+            except UNAVAILABLE:
+                raise
+            except Exception as exc:
+                self._reject(channel, delivery, f"not projected: {failure(exc)}")
+        return changed, projected
 
     def run(self, stop: threading.Event) -> None:
         backoff = 0.2
@@ -188,7 +231,7 @@ class Projector:
                 channel.cancel()
             except (AMQPError, OSError) as exc:
                 log.warning("lost the broker (%s); reconnecting", type(exc).__name__)
-            except sa.exc.OperationalError as exc:
+            except UNAVAILABLE as exc:
                 # Nothing was acked: closing the channel returns the batch to the queue.
                 log.warning("read model unavailable (%s); retrying", type(exc).__name__)
                 stop.wait(backoff)

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from shared import sql
 from shared.access import model as access_model
-from shared.envelope import Envelope
+from shared.events import Envelope
 from shared.times import utc_iso
 
 metadata = sa.MetaData()

@@ -18,7 +18,7 @@ from services.pathway import readmodel as rm
 from services.pathway.fold import PatientPathway, fold, rows_of
 from shared.access.model import Basis, blocks, relationships
 from shared.auth import Actor
-from shared.envelope import Envelope
+from shared.events import Envelope
 from shared.times import utc_iso
 
 Row = Mapping[Any, Any]
@@ -192,7 +192,7 @@ def medication_list(
             occurred_at=env.occurred,
             actor=env.actor,
             command_id=env.causation_id,
-            data=env.data,
+            data=env.data.model_dump(),  # the medications fold reads its own events' shape
         )
         for env in envelopes
     ]

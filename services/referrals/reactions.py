@@ -13,28 +13,27 @@ business and is left alone. Idempotent: the command id derives from the event id
 from __future__ import annotations
 
 import logging
-from typing import Any
 from uuid import UUID
-
-from nameko.events import event_handler
 
 from services.referrals.application import ReferralsApplication
 from shared.errors import DomainError
-from shared.reactions import ApplicationProvider, reaction_context
+from shared.events import Envelope
+from shared.events.admissions import PatientAdmitted
+from shared.reactions import ApplicationProvider, reaction, reaction_context
 
 log = logging.getLogger(__name__)
 
 
-def complete_on_admission(app: ReferralsApplication, envelope: dict[str, Any]) -> None:
+def complete_on_admission(app: ReferralsApplication, event: Envelope) -> None:
     """Complete the elective admission's referral when the referral's rules allow it (the
     receiving hospital, an ACCEPTED referral); anything else is left alone."""
-    data = envelope["data"]
-    if data.get("admission_type") != "ELECTIVE" or not data.get("referral_id"):
+    admitted = event.payload(PatientAdmitted)
+    if admitted.admission_type != "ELECTIVE" or not admitted.referral_id:
         return
     try:
-        app.complete(reaction_context(envelope, "admission"), UUID(data["referral_id"]))
+        app.complete(reaction_context(event, "admission"), UUID(admitted.referral_id))
     except DomainError as exc:  # unknown, not ACCEPTED, or another hospital's referral
-        log.debug("admission %s leaves its referral: %s", envelope["event_id"], type(exc).__name__)
+        log.debug("admission %s leaves its referral: %s", event.event_id, type(exc).__name__)
 
 
 class ReferralsReactions:
@@ -42,6 +41,6 @@ class ReferralsReactions:
 
     referrals = ApplicationProvider(ReferralsApplication)
 
-    @event_handler("admissions", "PatientAdmitted")  # type: ignore[untyped-decorator]
-    def handle_patient_admitted(self, envelope: dict[str, Any]) -> None:
-        complete_on_admission(self.referrals, envelope)
+    @reaction("admissions", "PatientAdmitted")
+    def handle_patient_admitted(self, event: Envelope) -> None:
+        complete_on_admission(self.referrals, event)

@@ -18,7 +18,7 @@ from services.referrals.domain import Priority
 from shared.amqp import BatchPublisher, PublishError
 from shared.config import StoreSettings
 from shared.domain import CommandContext
-from shared.envelope import Envelope
+from shared.events import Envelope
 from shared.ids import FNR_SYSTEM
 from shared.outbox import OutboxRelay, PositionStore
 from tests.conftest import GP, HOSPITAL

@@ -1,0 +1,139 @@
+"""Messages as they travel on the broker, for the contract's tests: a good one of each kind,
+and each class of malformation a consumer must dead-letter (with the words its reason says)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.events import Envelope, Payload
+from shared.events.admissions import PatientAdmitted
+from shared.events.discharges import PatientDischarged
+from shared.ids import FNR_SYSTEM
+from tests.support import make_fnr
+
+PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(17, 5, 52, 331)}
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+HOSPITAL_ACTOR = {"her_id": "59", "org_kind": "HOSPITAL", "hpr": "4210953"}
+
+
+def envelope(
+    data: Payload,
+    *,
+    version: int = 1,
+    aggregate_id: str | None = None,
+    patient: dict[str, str] | None = None,
+    actor: dict[str, str] | None = None,
+    occurred_at: datetime = NOW,
+) -> Envelope:
+    """A well-formed event carrying `data` (a fresh aggregate unless one is named)."""
+    aggregate_id = aggregate_id or str(uuid.uuid4())
+    return Envelope(
+        event_id=Envelope.make_event_id(aggregate_id, version),
+        aggregate_id=aggregate_id,
+        aggregate_version=version,
+        patient=PATIENT if patient is None else patient,
+        occurred_at=occurred_at.isoformat(),
+        recorded_at=occurred_at.isoformat(),
+        actor=actor or HOSPITAL_ACTOR,
+        correlation_id="corr",
+        causation_id=f"cmd-{uuid.uuid4()}",
+        data=data,
+    )
+
+
+def admitted(ward: str = "Medisinsk post 3") -> PatientAdmitted:
+    return PatientAdmitted(
+        hospital_her_id="59",
+        ward=ward,
+        admission_type="ACUTE",
+        referral_id=None,
+        municipality_her_id="4201",
+        municipal_services_likely=True,
+        existing_service_user=False,
+    )
+
+
+def discharged(stay_id: str | None = None) -> PatientDischarged:
+    return PatientDischarged(
+        stay_id=stay_id or str(uuid.uuid4()),
+        destination="HOME",
+        destination_her_id=None,
+        report_message_id=None,
+    )
+
+
+@dataclass(frozen=True)
+class Malformation:
+    """One class of broken message: how to break a good PatientAdmitted, the exchange it is
+    sent to, and words the dead-letter reason must contain."""
+
+    name: str
+    breaks: Callable[[dict[str, Any]], None]
+    reason: str
+    exchange: str = "admissions.events"
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def breaks(raw: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        target = raw
+        for p in parents:
+            target = target[p]
+        target[last] = value
+
+    return breaks
+
+
+def _drop(path: str) -> Callable[[dict[str, Any]], None]:
+    def breaks(raw: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        target = raw
+        for p in parents:
+            target = target[p]
+        del target[last]
+
+    return breaks
+
+
+MALFORMATIONS = [
+    Malformation("missing field", _drop("data.ward"), "data.ward: Field required"),
+    Malformation("missing envelope field", _drop("occurred_at"), "occurred_at: Field required"),
+    Malformation(
+        "wrong-typed field",
+        _set("data.ward", ["Medisinsk"]),
+        "data.ward: Input should be a valid string",
+    ),
+    Malformation("number for a string", _set("data.hospital_her_id", 59), "data.hospital_her_id"),
+    Malformation("huge version", _set("aggregate_version", 2**70), "aggregate_version"),
+    Malformation("negative version", _set("aggregate_version", -1), "aggregate_version"),
+    Malformation("year 9999", _set("occurred_at", "9999-01-01T00:00:00+00:00"), "occurred_at"),
+    Malformation("negative year", _set("recorded_at", "-0001-01-01T00:00:00+00:00"), "recorded_at"),
+    Malformation("unknown type", _set("event_type", "PatientTeleported"), "unknown event_type"),
+    Malformation("unknown version", _set("schema_version", 2), "unknown schema_version 2"),
+    Malformation("empty data", _set("data", {}), "data.hospital_her_id: Field required"),
+    Malformation(
+        "oversized string",
+        _set("data.ward", "x" * 1_000_000),
+        "data.ward: String should have at most 200",
+    ),
+    Malformation("unknown field", _set("data.note", "hei"), "data.note: Extra inputs"),
+    Malformation("bad patient number", _set("patient.value", "12345678901"), "patient"),
+    Malformation(
+        "wrong source",
+        lambda raw: None,
+        "source 'admissions' does not publish on 'discharges.events'",
+        exchange="discharges.events",
+    ),
+]
+
+
+def malformed(m: Malformation) -> bytes:
+    """A PatientAdmitted broken as `m` says."""
+    raw = json.loads(envelope(admitted()).to_json())
+    m.breaks(raw)
+    return json.dumps(raw).encode()

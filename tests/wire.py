@@ -4,17 +4,26 @@ and each class of malformation a consumer must dead-letter (with the words its r
 from __future__ import annotations
 
 import json
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pika
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from services.pathway import readmodel
+from services.pathway.projector import Projector
+from shared.amqp import DEAD_LETTER_QUEUE, declare_dead_letter
 from shared.events import Envelope, Payload
 from shared.events.admissions import PatientAdmitted
 from shared.events.discharges import PatientDischarged
 from shared.ids import FNR_SYSTEM
-from tests.support import make_fnr
+from tests.support import drain_queue, make_fnr, unique_queue, wait_for
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(17, 5, 52, 331)}
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -69,13 +78,12 @@ def discharged(stay_id: str | None = None) -> PatientDischarged:
 
 @dataclass(frozen=True)
 class Malformation:
-    """One class of broken message: how to break a good PatientAdmitted, the exchange it is
-    sent to, and words the dead-letter reason must contain."""
+    """One class of broken message: how to break a good PatientAdmitted (sent to
+    admissions.events), and words the dead-letter reason must contain."""
 
     name: str
     breaks: Callable[[dict[str, Any]], None]
     reason: str
-    exchange: str = "admissions.events"
 
 
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
@@ -125,9 +133,8 @@ MALFORMATIONS = [
     Malformation("bad patient number", _set("patient.value", "12345678901"), "patient"),
     Malformation(
         "wrong source",
-        lambda raw: None,
-        "source 'admissions' does not publish on 'discharges.events'",
-        exchange="discharges.events",
+        _set("source", "discharges"),
+        "source 'discharges' does not publish on 'admissions.events'",
     ),
 ]
 
@@ -137,3 +144,71 @@ def malformed(m: Malformation) -> bytes:
     raw = json.loads(envelope(admitted()).to_json())
     m.breaks(raw)
     return json.dumps(raw).encode()
+
+
+# --- the consumers on the broker ------------------------------------------------------------
+
+
+def publish(uri: str, messages: list[tuple[str, str, bytes]]) -> None:
+    """Publish raw bodies (exchange, routing key, body), confirmed, as anyone with the broker's
+    write permission could."""
+    conn = pika.BlockingConnection(pika.URLParameters(uri))
+    try:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        for exchange, routing_key, body in messages:
+            ch.basic_publish(
+                exchange,
+                routing_key,
+                body,
+                pika.BasicProperties(content_type="application/json", delivery_mode=2),
+            )
+    finally:
+        conn.close()
+
+
+def empty_dead_letters(uri: str) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(uri))
+    declare_dead_letter(conn.channel())
+    conn.close()
+    drain_queue(uri, DEAD_LETTER_QUEUE, delete=False)
+
+
+def dead_letters(uri: str) -> list[tuple[str, bytes]]:
+    """(reason, body) of every message parked on carepath.dead-letter, taking them off."""
+    conn = pika.BlockingConnection(pika.URLParameters(uri))
+    ch = conn.channel()
+    found = []
+    while True:
+        method, props, body = ch.basic_get(DEAD_LETTER_QUEUE, auto_ack=True)
+        if method is None:
+            break
+        found.append((str((props.headers or {}).get("x-carepath-reason", "")), body))
+    conn.close()
+    return found
+
+
+def stored(engine: Engine, event_ids: list[str]) -> set[str]:
+    """Which of these events the projector has stored."""
+    events = readmodel.events
+    with engine.connect() as conn:
+        query = sa.select(events.c.event_id).where(events.c.event_id.in_(event_ids))
+        return set(conn.execute(query).scalars())
+
+
+@contextmanager
+def projecting(engine: Engine, uri: str) -> Iterator[Projector]:
+    """A projector on its own queue, consuming until the block ends."""
+    queue = unique_queue("pathway.it")
+    projector = Projector(engine, uri, queue=queue)
+    stop = threading.Event()
+    thread = threading.Thread(target=projector.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_for(projector.ready.is_set, what="the projector's queue")
+        yield projector
+        assert thread.is_alive(), "the projector stopped"
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        drain_queue(uri, queue)

@@ -58,8 +58,12 @@ class CheckedEventHandler(EventHandler):  # type: ignore[misc]
     def handle_message(self, body: Any, message: Any) -> None:
         try:
             envelope = self.check(body, message)
-        except ContractError as exc:
-            self.dead_letter(message, str(exc))
+        except Exception as exc:
+            log.debug("check failed", exc_info=not isinstance(exc, ContractError))
+            reason = (
+                str(exc) if isinstance(exc, ContractError) else f"not checked: {type(exc).__name__}"
+            )
+            self.dead_letter(message, reason)
             self.queue_consumer.ack_message(message)
             return
         try:

@@ -212,3 +212,46 @@ def projecting(engine: Engine, uri: str) -> Iterator[Projector]:
         stop.set()
         thread.join(timeout=10)
         drain_queue(uri, queue)
+
+
+# --- any message at all (hypothesis) ------------------------------------------------------------
+
+#: Where a mutation may strike a PatientAdmitted: every envelope field, every field of the
+#: patient, the actor and the data.
+PATHS = [
+    *Envelope.__dataclass_fields__,
+    "event_type",
+    "schema_version",
+    "source",
+    "patient.system",
+    "patient.value",
+    "actor.her_id",
+    "actor.org_kind",
+    "actor.hpr",
+    *(f"data.{name}" for name in PatientAdmitted.model_fields),
+]
+DROP = object()
+
+
+def apply_mutations(raw: dict[str, Any], mutations: list[tuple[str, Any]]) -> None:
+    """Replace (or drop) each path's value, where the path still leads to an object."""
+    for path, value in mutations:
+        *parents, last = path.split(".")
+        target: Any = raw
+        for p in parents:
+            target = target.get(p) if isinstance(target, dict) else None
+        if not isinstance(target, dict):
+            continue
+        if value is DROP:
+            target.pop(last, None)
+        else:
+            target[last] = value
+
+
+def any_message(mutations: list[tuple[str, Any]]) -> tuple[bytes, str]:
+    """A fresh PatientAdmitted with the mutations applied: its body and its (original)
+    event_id (an empty list of mutations leaves it well-formed)."""
+    good = envelope(admitted())
+    raw = json.loads(good.to_json())
+    apply_mutations(raw, mutations)
+    return json.dumps(raw).encode(), good.event_id

@@ -173,6 +173,9 @@ class Projector:
                 checked.append((delivery, self._check(delivery)))
             except events.ContractError as exc:
                 self._reject(channel, delivery, str(exc))
+            except Exception as exc:
+                log.exception("the check failed on a message from %s", delivery.exchange)
+                self._reject(channel, delivery, f"not checked: {type(exc).__name__}")
         try:
             with self._engine.begin() as conn:
                 changed = project(conn, [e for _, e in checked])

@@ -231,7 +231,10 @@ UPCASTS: dict[tuple[str, str, int], Callable[[dict[str, Any]], dict[str, Any]]] 
 def upcast(raw: dict[str, Any]) -> dict[str, Any]:
     """Bring an older envelope to its event type's newest schema version."""
     while True:
-        step = UPCASTS.get((raw.get("source"), raw.get("event_type"), raw.get("schema_version")))  # type: ignore[arg-type]
+        key = (raw.get("source"), raw.get("event_type"), raw.get("schema_version"))
+        if not all(isinstance(part, str | int) for part in key):
+            return raw  # not a known version of anything: the checks that follow say why
+        step = UPCASTS.get(key)  # type: ignore[arg-type]
         if step is None:
             return raw
         raw = step(raw)

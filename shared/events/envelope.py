@@ -221,6 +221,23 @@ class Envelope:
         version first). Raises ContractError."""
         return validate(body)
 
+    @classmethod
+    def from_stored(cls, body: bytes | str) -> Envelope:
+        """An envelope the projector stored after checking it (the read model's own copy):
+        upcast and typed again, without checking the envelope's fields a second time — a
+        re-fold reads a patient's whole history. Raises ContractError."""
+        raw = upcast(json.loads(body))
+        key = (raw["source"], raw["event_type"], raw["schema_version"])
+        payload_class = PAYLOADS.get(key)
+        if payload_class is None:
+            raise ContractError(f"stored event {raw['event_id']} is of no known type {key}")
+        try:
+            data = payload_class.model_validate(raw["data"])
+        except ValidationError as exc:
+            raise ContractError(describe(exc, "data.")) from None
+        fields = {name: raw[name] for name in cls.__dataclass_fields__ if name != "data"}
+        return cls(**fields, data=data)
+
 
 #: Upcasts: (source, event_type, version) → the step that turns that version's raw envelope
 #: into the next version's. Version 1 is the first of every event type, so there are none yet;

@@ -192,7 +192,7 @@ def medication_list(
             occurred_at=env.occurred,
             actor=env.actor,
             command_id=env.causation_id,
-            data=env.data.model_dump(),  # the medications fold reads its own events' shape
+            data=env.data,
         )
         for env in envelopes
     ]

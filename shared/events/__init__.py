@@ -8,7 +8,7 @@ Consumers read `envelope.data` as the typed payload class of its event type, by 
 """
 
 from shared.events.base import Contract, Payload
-from shared.events.catalogue import BY_SOURCE, PAYLOADS, SOURCES
+from shared.events.catalogue import BY_SOURCE, PAYLOADS, SOURCES, current_payload
 from shared.events.envelope import UPCASTS, ContractError, Envelope, parse, validate
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "ContractError",
     "Envelope",
     "Payload",
+    "current_payload",
     "parse",
     "validate",
 ]

@@ -26,26 +26,20 @@ LAST_DAY = date(2199, 12, 31)
 _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
-def _register_number(value: str) -> str:
-    if value.startswith("0"):
-        raise ValueError("must not start with 0")
-    return value
-
-
 def _calendar_day(value: str) -> str:
     try:
         day = date.fromisoformat(value)
-    except ValueError as exc:
-        raise ValueError(f"is not a calendar day: {exc}") from None
+    except ValueError:
+        raise ValueError("is not a calendar day") from None
     if not FIRST_DAY <= day <= LAST_DAY:
         raise ValueError(f"must be between {FIRST_DAY} and {LAST_DAY}")
     return value
 
 
 #: An organisation's HER-id in Adresseregisteret: 1–9 digits, no leading zero.
-HerId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,9}$"), AfterValidator(_register_number)]
+HerId = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,8}$")]
 #: A health professional's number in Helsepersonellregisteret: 1–9 digits, no leading zero.
-Hpr = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,9}$"), AfterValidator(_register_number)]
+Hpr = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,8}$")]
 #: A carepath id (referral, stay, discharge, message, entry, block): a lower-case UUID.
 Uuid = Annotated[str, StringConstraints(pattern=_UUID)]
 #: A calendar day, ISO 8601 (YYYY-MM-DD), in the years carepath accepts.

@@ -23,3 +23,11 @@ PAYLOADS: dict[tuple[str, str, int], type[Payload]] = {
     for source, classes in BY_SOURCE.items()
     for cls in classes
 }
+
+
+def current_payload(source: str, event_type: str) -> type[Payload]:
+    """The newest version's payload class of an event type (KeyError when there is none)."""
+    versions = [cls for (s, t, _), cls in PAYLOADS.items() if (s, t) == (source, event_type)]
+    if not versions:
+        raise KeyError(f"{source} publishes no {event_type}")
+    return max(versions, key=lambda cls: cls.schema_version)

@@ -32,7 +32,7 @@ from shared.ids import DNR_SYSTEM, FNR_SYSTEM, HNR_SYSTEM, IdentifierError, pars
 P = TypeVar("P", bound=Payload)
 
 #: A message body: its bytes, or its JSON already decoded.
-Body = bytes | str | dict[str, Any] | Any
+Body = bytes | str | dict[str, Any]
 
 
 class ContractError(ValueError):

@@ -52,7 +52,7 @@ patients = sa.Table(
     # Where the patient is now (HOSPITAL, …; UNSPECIFIED when carepath does not know).
     sa.Column("location_kind", sa.String(30), nullable=False, server_default="UNSPECIFIED"),
     sa.Column("location_her_id", sa.String(20), nullable=True),
-    sa.Column("location_ward", sa.String(100), nullable=True),
+    sa.Column("location_ward", sa.String(200), nullable=True),
     sa.Column("location_since", sa.String(32), nullable=True),
     # Start of the readiness period still running (utskrivningsklar, not yet discharged).
     sa.Column("ready_for_discharge_since", sa.String(32), nullable=True),

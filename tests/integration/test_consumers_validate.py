@@ -17,6 +17,7 @@ from services.discharges.application import KnownStays
 from services.pathway import migrate, readmodel
 from shared.config import StoreSettings
 from shared.events import referrals as rf
+from shared.events.admissions import MAX_WARD
 from tests.support import nameko, wait_for
 from tests.wire import (
     MALFORMATIONS,
@@ -57,6 +58,17 @@ def test_the_projector_dead_letters_a_malformed_message_and_projects_the_next(
         wait_for(lambda: stored(engine, [good.event_id]), what="the good admission projected")
     ((reason, _body),) = dead_letters(amqp_uri)
     assert m.reason in reason
+
+
+def test_a_ward_as_long_as_the_contract_allows_is_projected(engine: Engine, amqp_uri: str) -> None:
+    """The read model holds every value the contract lets through (no dead letter for a
+    well-formed admission because a column is shorter than its bound)."""
+    empty_dead_letters(amqp_uri)
+    longest = envelope(admitted(ward="W" * MAX_WARD))
+    with projecting(engine, amqp_uri):
+        publish(amqp_uri, [("admissions.events", "PatientAdmitted", longest.to_json())])
+        wait_for(lambda: stored(engine, [longest.event_id]), what="the admission projected")
+    assert dead_letters(amqp_uri) == []
 
 
 def test_a_milestone_the_fold_cannot_take_is_dead_lettered_and_the_rest_projected(

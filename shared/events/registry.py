@@ -11,8 +11,8 @@ from pydantic import StringConstraints
 
 from shared.events.base import Day, HerId, Hpr, Payload, Uuid
 
-#: Longest organisation name in the directory.
-MAX_ORGANISATION_NAME = 300
+#: Longest organisation name in the directory (the registry API's and importer's bound).
+MAX_ORGANISATION_NAME = 200
 DirectoryKind = Literal["MUNICIPALITY", "GP", "HOSPITAL", "REGISTRY"]
 OrganisationName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ORGANISATION_NAME)]
 

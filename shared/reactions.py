@@ -9,7 +9,8 @@ check in front: the handler receives the typed `Envelope` (its `data` is the pay
 the event type), never the raw body. A message that fails the check, and a message the handler
 raises on (`NotApplied` with a reason, or any other error), is published to
 `carepath.dead-letter` with the reason and acked: no message stops a reaction, and none is
-silently dropped.
+silently dropped. Only an unavailable store (the database down) returns the message to the
+queue instead, to be tried again.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+import sqlalchemy as sa
 from kombu import Connection, Exchange  # type: ignore[attr-defined]
 from kombu.pools import producers
 from nameko.constants import AMQP_URI_CONFIG_KEY
@@ -35,6 +37,10 @@ from shared.store import CarepathApplication
 log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=CarepathApplication)
+
+
+#: Failures of a reaction's store, not of the event: the event is returned to the queue.
+UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
 
 
 class NotApplied(Exception):
@@ -63,8 +69,7 @@ class CheckedEventHandler(EventHandler):  # type: ignore[misc]
             reason = (
                 str(exc) if isinstance(exc, ContractError) else f"not checked: {type(exc).__name__}"
             )
-            self.dead_letter(message, reason)
-            self.queue_consumer.ack_message(message)
+            self.park(message, reason)
             return
         try:
             self.container.spawn_worker(
@@ -80,13 +85,29 @@ class CheckedEventHandler(EventHandler):  # type: ignore[misc]
             self.queue_consumer.requeue_message(message)
 
     def _handled(self, message: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
+        if exc_info is not None and isinstance(exc_info[1], UNAVAILABLE):
+            # The store is down, not the message wrong: it goes back to the queue, untouched.
+            log.warning("%s: store unavailable; event returned to the queue", self.method_name)
+            self.queue_consumer.requeue_message(message)
+            return result, None
         if exc_info is not None:
             exc = exc_info[1]
             reason = str(exc) if isinstance(exc, NotApplied) else f"{type(exc).__name__}: {exc}"
-            self.dead_letter(message, f"not applied by {self.method_name}: {reason}")
-            exc_info = None  # handled: parked with its reason
+            self.park(message, f"not applied by {self.method_name}: {reason}")
+            return result, None  # handled: parked with its reason
         self.queue_consumer.ack_message(message)
         return result, exc_info
+
+    def park(self, message: Any, reason: str) -> None:
+        """Dead-letter the message and ack it; if the dead-letter queue cannot be reached, the
+        message goes back to its queue instead (never lost)."""
+        try:
+            self.dead_letter(message, reason)
+        except Exception:
+            log.exception("could not dead-letter a message; returned it to its queue")
+            self.queue_consumer.requeue_message(message)
+            return
+        self.queue_consumer.ack_message(message)
 
     def dead_letter(self, message: Any, reason: str) -> None:
         """Park the message as it arrived (its raw body) with the reason."""

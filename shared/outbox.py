@@ -38,6 +38,8 @@ relay_positions = sa.Table(
 class Publisher(Protocol):
     def publish(self, envelopes: Sequence[Envelope]) -> None: ...
 
+    def park(self, letters: Sequence[tuple[str, str, str]]) -> None: ...
+
     def idle(self, seconds: float) -> None: ...
 
     def close(self) -> None: ...
@@ -73,11 +75,23 @@ class PositionStore:
         self._engine.dispose()
 
 
+class BrokenPayload(ContractError):
+    """A stored domain event whose payload breaks the contract (for instance stored before a
+    bound existed): it is dead-lettered by the relay with the reason, never published."""
+
+    def __init__(self, event_id: str, event_type: str, reason: str) -> None:
+        super().__init__(reason)
+        self.event_id = event_id
+        self.event_type = event_type
+
+
 @dataclass(frozen=True)
 class OutboxBatch:
     envelopes: list[Envelope]
     position: int  # notification id of the last notification read
     read: int  # notifications read (internal ones included)
+    #: Stored events that break the contract: (event_id, event_type, reason).
+    broken: list[tuple[str, str, str]]
 
 
 def to_envelope(source: str, app: CarepathApplication, event: Any) -> Envelope:
@@ -88,13 +102,15 @@ def to_envelope(source: str, app: CarepathApplication, event: Any) -> Envelope:
     mapping = app.contract.get(name)
     if mapping is None:
         raise ContractError(f"{source} has no contract mapping for its domain event {name}")
+    aggregate_id = str(event.originator_id)
+    version = int(event.originator_version)
     try:
         payload = mapping(event)
     except ValidationError as exc:
-        raise ContractError(f"{source} {name} breaks its contract: {describe(exc)}") from exc
+        event_id = Envelope.make_event_id(aggregate_id, version)
+        reason = f"{source} {name} breaks its contract: {describe(exc)}"
+        raise BrokenPayload(event_id, name, reason) from exc
     meta: dict[str, Any] = event.meta
-    aggregate_id = str(event.originator_id)
-    version = int(event.originator_version)
     return Envelope(
         event_id=Envelope.make_event_id(aggregate_id, version),
         aggregate_id=aggregate_id,
@@ -111,17 +127,22 @@ def to_envelope(source: str, app: CarepathApplication, event: Any) -> Envelope:
 
 def read_envelopes(source: str, app: CarepathApplication, after: int, limit: int) -> OutboxBatch:
     """Envelopes of the notifications after position `after` (at most `limit` read), and the
-    new position. Events the application declares internal are read past, never published.
-    Used by the relay and by read-model rebuilds, so both see identical envelopes."""
+    new position. Events the application declares internal are read past, never published;
+    events whose payload breaks the contract are listed as `broken`. Used by the relay and by
+    read-model rebuilds, so both see identical envelopes."""
     notifications = app.recorder.select_notifications(after, limit, inclusive_of_start=False)
-    events = (app.mapper.to_domain_event(n) for n in notifications)
-    envelopes = [
-        to_envelope(source, app, e)
-        for e in events
-        if type(e).__name__ not in app.internal_event_types
-    ]
+    envelopes: list[Envelope] = []
+    broken: list[tuple[str, str, str]] = []
+    for notification in notifications:
+        event = app.mapper.to_domain_event(notification)
+        if type(event).__name__ in app.internal_event_types:
+            continue
+        try:
+            envelopes.append(to_envelope(source, app, event))
+        except BrokenPayload as exc:
+            broken.append((exc.event_id, exc.event_type, str(exc)))
     position = notifications[-1].id if notifications else after
-    return OutboxBatch(envelopes, position, len(notifications))
+    return OutboxBatch(envelopes, position, len(notifications), broken)
 
 
 def iter_batches(
@@ -134,6 +155,8 @@ def iter_batches(
         if not read.read:
             return
         position = read.position
+        for event_id, _, reason in read.broken:  # the relay dead-lettered them: not projected
+            log.warning("%s event %s left out: %s", source, event_id, reason)
         yield read.envelopes
 
 
@@ -173,6 +196,9 @@ class OutboxRelay:
         if not batch.read:
             return 0
         self._publisher.publish(batch.envelopes)
+        for event_id, _, reason in batch.broken:
+            log.error("relay %s: event %s dead-lettered: %s", self.source, event_id, reason)
+        self._publisher.park(batch.broken)
         self._positions.set(batch.position)
         self._position = batch.position
         return batch.read

@@ -5,6 +5,12 @@ relay reads notifications after its tracked position, maps them to public envelo
 them as one confirmed batch and only then advances the position. While RabbitMQ is down the
 services keep accepting commands; the relay retries with back-off and catches up. A crash
 between publish and position update republishes the batch: consumers dedupe on `event_id`.
+
+Each published domain event is mapped to its public payload by the service's explicit mapping
+(`services/<service>/contract.py`, `CarepathApplication.contract`), never by copying its
+attributes. A stored event whose payload breaks the contract is dead-lettered with the reason
+instead of published; a domain event without a mapping stops the relay (a release bug; nothing
+is skipped) until it is mapped.
 """
 
 from __future__ import annotations

@@ -37,6 +37,10 @@ its bounds; the fields are closed (an unknown field is an error). A message that
 message the projector's fold or a reaction cannot apply, goes to the queue
 `carepath.dead-letter` with the reason in its `x-carepath-reason` header; the consumer goes on.
 
+Publishers: each service's relay maps its domain events to these payloads explicitly
+(`services/<service>/contract.py`) and publishes nothing else; a stored event that breaks its
+declaration is dead-lettered by the relay with the reason.
+
 Versions: a change a consumer could trip on is a new `schema_version` of that event type, and
 consumers upcast older versions on read (`shared.events.envelope.UPCASTS`). Every event type is
 at version 1.

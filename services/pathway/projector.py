@@ -4,6 +4,13 @@ One durable queue (`pathway.projector`) bound to every `<service>.events` exchan
 are taken in batches (prefetch window), written in one transaction per batch, and acked with
 one multiple-ack after the commit. Duplicates are dropped on `event_id`; every patient touched
 by a batch is re-folded from all of its stored events, so order of arrival cannot matter.
+
+No message stops the projector: each is checked against the event contract first
+(`shared.events.parse`, one call per message in `_check`), and one that fails goes to the
+dead-letter queue with the reason. When a batch of checked messages still cannot be projected
+(the fold or the read model refuses one), the batch is projected again one message per
+transaction: the ones refused are dead-lettered with the exception's reason, the rest committed.
+Only an unreachable read model leaves the batch unacked, to be delivered again.
 """
 
 from __future__ import annotations

@@ -132,6 +132,11 @@ MALFORMATIONS = [
     Malformation("unknown field", _set("data.note", "hei"), "data.note: Extra inputs"),
     Malformation("bad patient number", _set("patient.value", "12345678901"), "patient"),
     Malformation(
+        "type not its routing key",
+        _set("event_type", "StayClosed"),
+        "event_type StayClosed was published with routing key 'PatientAdmitted'",
+    ),
+    Malformation(
         "wrong source",
         _set("source", "discharges"),
         "source 'discharges' does not publish on 'admissions.events'",

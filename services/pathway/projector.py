@@ -167,7 +167,7 @@ class Projector:
 
     def _check(self, delivery: amqp.Delivery) -> Envelope:
         """The one check a message passes before it is projected (raises ContractError)."""
-        return events.parse(delivery.body, delivery.exchange)
+        return events.parse(delivery.body, delivery.exchange, delivery.routing_key)
 
     def _reject(self, channel: BlockingChannel, delivery: amqp.Delivery, reason: str) -> None:
         log.warning("dead-lettering a message from %s: %s", delivery.exchange, reason)

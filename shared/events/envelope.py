@@ -1,5 +1,5 @@
 """The envelope every published message carries (DESIGN §3), and the one check every consumer
-makes before it acts: `parse(body, exchange)`.
+makes before it acts: `parse(body, exchange, routing_key)`.
 
 The envelope's fields are declared and bounded in `Header`; its `data` is the typed payload of
 its event type and version (shared.events.<service>). A body that fails any check raises
@@ -271,12 +271,13 @@ def describe(exc: ValidationError, prefix: str = "") -> str:
 _MODEL_TAGS = {"PatientRef", "NoPatient"}
 
 
-def validate(body: Body, exchange: str | None = None) -> Envelope:
+def validate(body: Body, exchange: str | None = None, routing_key: str | None = None) -> Envelope:
     """Check a message body against the contract and return the typed event.
 
     `body` is the message's bytes, or its JSON already decoded (nameko decodes it).
-    `exchange` is the exchange it arrived on: the envelope's source must be its service
-    (`<source>.events`); None for envelopes read back from the read model."""
+    `exchange` and `routing_key` are where it arrived: the envelope's source must be the
+    exchange's service (`<source>.events`) and its event type the routing key; None for
+    envelopes read back from a queue or store where they are not known."""
     if isinstance(body, bytes | str):
         try:
             raw = json.loads(body)
@@ -305,6 +306,10 @@ def validate(body: Body, exchange: str | None = None) -> Envelope:
                 f"(known: {', '.join(map(str, known))})"
             )
         raise ContractError(f"unknown event_type {header.event_type!r} from {header.source}")
+    if routing_key is not None and routing_key != header.event_type:
+        raise ContractError(
+            f"event_type {header.event_type} was published with routing key {routing_key!r}"
+        )
     if header.source != "pathway":
         expected = Envelope.make_event_id(header.aggregate_id, header.aggregate_version)
         if header.event_id != expected or header.aggregate_version < 1:
@@ -335,7 +340,8 @@ def validate(body: Body, exchange: str | None = None) -> Envelope:
     )
 
 
-def parse(body: Body, exchange: str) -> Envelope:
+def parse(body: Body, exchange: str, routing_key: str) -> Envelope:
     """The check every consumer makes before it acts: the body of a message that arrived on
-    `exchange`, as a typed event; raises ContractError with the reason (→ dead-letter)."""
-    return validate(body, exchange)
+    `exchange` with `routing_key`, as a typed event; raises ContractError with the reason
+    (→ dead-letter)."""
+    return validate(body, exchange, routing_key)

@@ -87,7 +87,7 @@ def test_the_event_documents_are_what_the_contract_declares() -> None:
 
 def test_a_good_message_is_read_as_its_typed_payload() -> None:
     sent = envelope(admitted())
-    received = parse(sent.to_json(), "admissions.events")
+    received = parse(sent.to_json(), "admissions.events", "PatientAdmitted")
     assert received == sent
     assert received.payload(type(sent.data)).ward == "Medisinsk post 3"
 
@@ -95,7 +95,7 @@ def test_a_good_message_is_read_as_its_typed_payload() -> None:
 @pytest.mark.parametrize("m", MALFORMATIONS, ids=lambda m: m.name)
 def test_each_class_of_malformed_message_is_rejected_with_its_reason(m: Malformation) -> None:
     with pytest.raises(ContractError) as rejected:
-        parse(malformed(m), "admissions.events")
+        parse(malformed(m), "admissions.events", "PatientAdmitted")
     assert m.reason in str(rejected.value)
 
 
@@ -104,7 +104,7 @@ def test_a_rejection_never_repeats_the_offending_value() -> None:
     raw = json.loads(envelope(admitted()).to_json())
     raw["data"]["ward"] = "Pasient Kari Nordmann " * 20
     with pytest.raises(ContractError) as rejected:
-        parse(json.dumps(raw), "admissions.events")
+        parse(json.dumps(raw), "admissions.events", "PatientAdmitted")
     assert "Nordmann" not in str(rejected.value)
 
 
@@ -112,7 +112,7 @@ def test_an_event_id_that_is_not_its_aggregate_and_version_is_rejected() -> None
     good = envelope(admitted())
     forged = Envelope(**{**vars_of(good), "event_id": f"{good.aggregate_id}:7"})
     with pytest.raises(ContractError, match="event_id must be"):
-        parse(forged.to_json(), "admissions.events")
+        parse(forged.to_json(), "admissions.events", "PatientAdmitted")
 
 
 def vars_of(e: Envelope) -> dict[str, object]:
@@ -138,7 +138,7 @@ def test_an_older_version_is_upcast_before_it_is_checked(
     raw = json.loads(envelope(admitted()).to_json())
     raw["schema_version"] = 0
     raw["data"]["post"] = raw["data"].pop("ward")
-    upcast = parse(json.dumps(raw), "admissions.events")
+    upcast = parse(json.dumps(raw), "admissions.events", "PatientAdmitted")
     assert upcast.schema_version == 1
     assert upcast.payload(PatientAdmitted).ward == "Medisinsk post 3"
 

@@ -28,9 +28,15 @@ docs: $(STAMP) ## generate docs/access.md (access table) and docs/events.md + do
 	$(PY) -m shared.access.doc > docs/access.md
 	$(PY) -m shared.events.doc docs
 
+# `make run` and `make token` (only these) turn on the local development issuer: an ES256 key
+# pair and its JWKS in var/dev-issuer, which every process started by honcho trusts.
+run token: export CAREPATH_DEV_ISSUER = 1
+
 run: $(STAMP) ## start everything on the embedded default (SQLite under var/, local RabbitMQ)
 	@bash infra/ensure-rabbitmq.sh
-	@mkdir -p var
+	@mkdir -p -m 700 var && chmod 700 var
+	$(PY) -m shared.issuer
+	$(PY) -m shared.broker provision --replace-mismatched
 	$(PY) -m services.pathway migrate
 	$(PY) -m services.audit migrate
 	$(PY) -m services.registry import infra/demo-registry.json
@@ -59,7 +65,7 @@ bench-compare: $(STAMP) ## the benchmark on BASE=<commit> and this tree, alterna
 	@bash infra/ensure-rabbitmq.sh
 	$(PY) -m bench.compare --rounds $(or $(ROUNDS),3) $(BASE) $(BENCH_ARGS)
 
-token: $(STAMP) ## mint a development token: make token ARGS="--her-id 1234567 --kind GP --hpr 9144900" (or --kind CITIZEN --pid ...)
+token: $(STAMP) ## mint a token from the development issuer: make token ARGS="--her-id 1234567 --kind GP --hpr 9144900" (or --kind CITIZEN --pid ...)
 	@$(PY) -m shared.auth $(ARGS)
 
 lock: ## re-resolve requirements.lock from pyproject.toml (needs uv)

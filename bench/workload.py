@@ -58,14 +58,24 @@ from carepath.v1 import (
     referrals_pb2_grpc,
 )
 from services.pathway import readmodel
-from shared.auth import Actor, OrgKind, bearer_metadata, mint_token
+from shared.auth import Actor, OrgKind, bearer_metadata
+from shared.broker import Tenant
 from shared.config import StoreSettings
 from shared.domain import CarepathAggregate
 from shared.ids import FNR_SYSTEM
+from shared.issuer import Issuer
 from shared.store import CarepathApplication
-from tests.support import ensure_vhost, free_port, make_fnr
+from tests.support import (
+    admin_uri,
+    free_port,
+    make_fnr,
+    open_tenant,
+    projector_copy,
+    projector_queue,
+)
 
-SECRET = "bench-secret-0123456789-0123456789-0123"
+#: The benchmark's own issuer: a key pair made per run, trusted through its JWKS file.
+ISSUER = Issuer.generate("carepath-bench", "carepath")
 GP = Actor(her_id="8134021", org_kind=OrgKind.GP, hpr="9144900")
 HOSPITAL = Actor(her_id="59", org_kind=OrgKind.HOSPITAL, hpr="4210953")
 MUNICIPALITY = "4201"
@@ -89,8 +99,15 @@ def patients(n: int) -> list[str]:
     raise ValueError(f"cannot make {n} distinct numbers")
 
 
-def amqp_uri() -> str:
-    return f"amqp://guest:guest@127.0.0.1:5672/{ensure_vhost(VHOST)}"
+@contextmanager
+def broker() -> Iterator[Tenant]:
+    """A vhost of the run's own, provisioned from the definitions with its own service users
+    (as a test session's), deleted afterwards."""
+    tenant = open_tenant(f"{VHOST}-{uuid.uuid4().hex[:8]}")
+    try:
+        yield tenant
+    finally:
+        tenant.close()
 
 
 @contextmanager
@@ -116,7 +133,7 @@ def database(backend: str, workdir: Path) -> Iterator[dict[str, str]]:
 
 @contextmanager
 def system(
-    urls: dict[str, str], uri: str, workdir: Path
+    urls: dict[str, str], tenant: Tenant, workdir: Path
 ) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
     """Every service of the workload as real processes; yields their gRPC addresses and the
     environment they run in (for one-off commands against the same stores)."""
@@ -125,27 +142,39 @@ def system(
         **os.environ,
         **{f"{name.upper()}_DATABASE_URL": urls[name] for name in (*SERVICES, "pathway", "audit")},
         **{f"{name.upper()}_GRPC_ADDRESS": address for name, address in addresses.items()},
-        "AMQP_URI": uri,
+        "AMQP_URI": tenant.address,
+        "AMQP_USER_PREFIX": tenant.prefix,
         "PATHWAY_GRPC_ADDRESS": f"127.0.0.1:{free_port()}",
-        "PATHWAY_QUEUE": f"pathway.bench.{uuid.uuid4().hex[:8]}",
-        "CAREPATH_JWT_SECRET": SECRET,
+        "PATHWAY_QUEUE": projector_queue("bench"),
+        "CAREPATH_TOKEN_ISSUER": ISSUER.iss,
+        "CAREPATH_TOKEN_AUDIENCE": ISSUER.aud,
+        "CAREPATH_JWKS_FILE": str(ISSUER.write_jwks(workdir / "jwks.json")),
         "CAREPATH_VAR_DIR": str(workdir),
         "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
     }
+    projector_copy(tenant, env["PATHWAY_QUEUE"])
     py = sys.executable
+
+    def as_user(service: str) -> dict[str, str]:  # each process gets its own password only
+        return {**env, "AMQP_PASSWORD": tenant.passwords[service]}
+
     subprocess.run([py, "-m", "services.pathway", "migrate"], env=env, check=True)
     subprocess.run([py, "-m", "services.audit", "migrate"], env=env, check=True)
-    procs = [subprocess.Popen([py, "-m", "services.pathway", "project"], env=env)]
-    nameko = [str(Path(py).with_name("nameko")), "run", "--config", "infra/nameko.yml"]
+    procs = [subprocess.Popen([py, "-m", "services.pathway", "project"], env=as_user("pathway"))]
     procs.append(
         subprocess.Popen(
-            [*nameko, "services.discharges.reactions"],
-            env={**env, "PYTHONWARNINGS": "ignore", "PSYCOPG_WAIT_FUNC": "wait_select"},
+            [py, "-m", "shared.run_reactions", "services.discharges.reactions"],
+            env={
+                **as_user("discharges"),
+                "PYTHONWARNINGS": "ignore",
+                "PSYCOPG_WAIT_FUNC": "wait_select",
+            },
         )
     )
     for name in SERVICES:
         for process in ("serve", "relay"):
-            procs.append(subprocess.Popen([py, "-m", f"services.{name}", process], env=env))
+            command = [py, "-m", f"services.{name}", process]
+            procs.append(subprocess.Popen(command, env=as_user(name)))
     try:
         for address in addresses.values():
             grpc.channel_ready_future(grpc.insecure_channel(address)).result(timeout=30)
@@ -159,7 +188,7 @@ def system(
             p.terminate()
         for p in procs:
             p.wait(timeout=15)
-        conn = pika.BlockingConnection(pika.URLParameters(uri))
+        conn = pika.BlockingConnection(pika.URLParameters(admin_uri(tenant)))
         conn.channel().queue_delete(env["PATHWAY_QUEUE"])
         conn.close()
 
@@ -180,8 +209,8 @@ class Workload:
         now = Timestamp()
         now.FromDatetime(datetime.now(UTC))
         self.now = now
-        self.gp = bearer_metadata(mint_token(GP, SECRET))
-        self.hospital = bearer_metadata(mint_token(HOSPITAL, SECRET))
+        self.gp = bearer_metadata(ISSUER.mint(GP))
+        self.hospital = bearer_metadata(ISSUER.mint(HOSPITAL))
         self.addresses = addresses
         self.stays: dict[int, str] = {}
 
@@ -508,18 +537,20 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=3000)
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
-    uri = amqp_uri()
-    with tempfile.TemporaryDirectory(prefix="carepath-bench-") as tmp:
+    with (
+        broker() as tenant,
+        tempfile.TemporaryDirectory(prefix="carepath-bench-") as tmp,
+    ):
         workdir = Path(tmp)
         with database(args.backend, workdir) as urls:
-            with system(urls, uri, workdir) as (addresses, env):
+            with system(urls, tenant, workdir) as (addresses, env):
                 workload = Workload(args.workload, addresses, args.commands)
                 workload.register(urls, env, workdir)
                 workload.prepare(urls, args.commands, args.clients)
                 ours = run_commands(workload, urls, args.commands, args.clients)
                 bare_grpc = raw_grpc_rate(addresses["referrals"], args.commands, args.clients)
             save = raw_save_rate(urls["raw"], args.commands)
-        publish, consume = raw_pika_rates(uri, max(args.commands, 5000))
+        publish, consume = raw_pika_rates(admin_uri(tenant), max(args.commands, 5000))
 
     rows = [
         (

@@ -49,8 +49,9 @@ from carepath.v1 import (
     referrals_pb2_grpc,
 )
 from shared import config
-from shared.auth import Actor, OrgKind, bearer_metadata, mint_token
+from shared.auth import Actor, OrgKind, bearer_metadata
 from shared.ids import FNR_SYSTEM
+from shared.issuer import Issuer, dev_issuer
 
 PATIENT = "12034248069"
 #: The synthetic register extract `make run` imports before the demo loads.
@@ -105,11 +106,10 @@ class Clients:
     discharges: discharges_pb2_grpc.DischargeServiceStub
 
 
-def load(clients: Clients, secret: str) -> int:
+def load(clients: Clients, issuer: Issuer) -> int:
     """Send the demo's commands; returns how many public events they record."""
     creds = {
-        a.her_id: bearer_metadata(mint_token(a, secret))
-        for a in (GP, HOSPITAL_A, HOSPITAL_B, COORDINATOR)
+        a.her_id: bearer_metadata(issuer.mint(a)) for a in (GP, HOSPITAL_A, HOSPITAL_B, COORDINATOR)
     }
     patient = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=PATIENT)
     referrals, admissions, medications = clients.referrals, clients.admissions, clients.medications
@@ -371,14 +371,14 @@ def once_related(command: Callable[[], T], timeout: float = 30.0) -> T:
 
 
 def fetch(
-    pathway: pathway_pb2_grpc.PathwayServiceStub, secret: str, system: str, value: str
+    pathway: pathway_pb2_grpc.PathwayServiceStub, issuer: Issuer, system: str, value: str
 ) -> pathway_pb2.Pathway:
     return pathway.GetPathway(
         pathway_pb2.GetPathwayRequest(
             patient=common_pb2.PatientIdentifier(system=system, value=value),
             purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION,
         ),
-        metadata=bearer_metadata(mint_token(COORDINATOR, secret)),
+        metadata=bearer_metadata(issuer.mint(COORDINATOR)),
         timeout=10,
     )
 
@@ -416,10 +416,13 @@ def main() -> None:
     show_cmd.add_argument("--system", default=FNR_SYSTEM)
     args = parser.parse_args()
 
-    secret = config.jwt_secret()
+    try:
+        issuer = dev_issuer()  # the demo signs as `make run`'s development issuer
+    except config.ConfigError as exc:
+        raise SystemExit(f"carepath demo: {exc}") from None
     pathway = pathway_pb2_grpc.PathwayServiceStub(wait_healthy(config.grpc_address("pathway")))
     if args.command == "show":
-        show(fetch(pathway, secret, args.system, args.patient))
+        show(fetch(pathway, issuer, args.system, args.patient))
         return
 
     clients = Clients(
@@ -436,11 +439,11 @@ def main() -> None:
             wait_healthy(config.grpc_address("discharges"))
         ),
     )
-    expected = load(clients, secret)
+    expected = load(clients, issuer)
     deadline = time.monotonic() + 60
     while True:
         try:
-            reply = fetch(pathway, secret, FNR_SYSTEM, PATIENT)
+            reply = fetch(pathway, issuer, FNR_SYSTEM, PATIENT)
             if len(reply.timeline) >= expected:
                 break
         except grpc.RpcError as exc:

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 readonly WAIT_SECONDS=90
-uri=${AMQP_URI:-amqp://guest:guest@127.0.0.1:5672/%2F}
+uri=${AMQP_URI:-amqp://127.0.0.1:5672/%2F}
 
 # shellcheck source=infra/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -1,8 +1,16 @@
 """RabbitMQ topology and the two batched legs every service uses.
 
-Topology: one durable topic exchange per service, `<service>.events`, routing key = event
-type (nameko's convention, so `@event_handler("referrals", "ReferralSent")` just works); a
-dead-letter exchange `carepath.dlx` with the queue `carepath.dead-letter` for poison messages.
+Topology (declared once, from infra/rabbitmq/definitions.json, by `shared.broker`): one durable
+topic exchange per service, `<service>.events`, routing key = event type (nameko's convention,
+so `@event_handler("referrals", "ReferralSent")` just works); every consumer's queue a quorum
+queue with a delivery limit that dead-letters to `carepath.dlx`, whose queue
+`carepath.dead-letter` keeps poison messages. Processes never declare exchanges or bindings:
+publishers check their exchange passively, consumers declare their own queue with exactly the
+definitions' arguments (a different argument would be refused with PRECONDITION_FAILED).
+
+Trust: each service publishes as its own broker user and sets `user_id` to it (RabbitMQ refuses
+a `user_id` that is not the connection's user); consumers accept an event from
+`<service>.events` only when its `user_id` is that service's user (`sender_refusal`).
 
 Publishing waits for publisher confirms once per batch, not per message; consuming uses a
 prefetch window and acknowledges a whole batch with one `multiple=True` ack.
@@ -22,6 +30,7 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError
 
+from shared import config
 from shared.events import Envelope
 
 log = logging.getLogger(__name__)
@@ -29,6 +38,16 @@ log = logging.getLogger(__name__)
 DEAD_LETTER_EXCHANGE = "carepath.dlx"
 DEAD_LETTER_QUEUE = "carepath.dead-letter"
 SERVICES = ("referrals", "admissions", "discharges", "medications", "registry")
+#: Arguments of every consumer's queue, as infra/rabbitmq/definitions.json declares them: a
+#: quorum queue that dead-letters a message returned more than 10 times (a consumer that
+#: crashes on it again and again) to carepath.dlx.
+QUEUE_ARGUMENTS: dict[str, Any] = {
+    "x-queue-type": "quorum",
+    "x-delivery-limit": 10,
+    "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+}
+#: The dead-letter queue keeps what it is given: no delivery limit, no dead-letter exchange.
+DEAD_LETTER_QUEUE_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}
 
 
 class PublishError(Exception):
@@ -38,6 +57,29 @@ class PublishError(Exception):
 
 def exchange_name(service: str) -> str:
     return f"{service}.events"
+
+
+def service_of(exchange: str) -> str | None:
+    """The service whose events exchange this is (None for any other exchange)."""
+    service = exchange.removesuffix(".events")
+    return service if service != exchange and service in config.BROKER_SERVICES else None
+
+
+def sender_refusal(exchange: str, user_id: str | None) -> str | None:
+    """Why a consumer must not trust a message that came from `exchange` with this `user_id`
+    property, or None when it came from the exchange's own service.
+
+    RabbitMQ refuses a publish whose `user_id` is not the publishing connection's user, and
+    only a service's user may write to its exchange; so a message with the right `user_id`
+    was published by that service, whatever its body claims."""
+    service = service_of(exchange)
+    if service is None:
+        return f"not from a service's events exchange (exchange {exchange!r})"
+    expected = config.amqp_user(service)
+    if user_id != expected:
+        got = repr(user_id) if user_id else "no user_id"
+        return f"untrusted sender on {exchange}: {got}, expected user_id {expected!r}"
+    return None
 
 
 def connect(uri: str, name: str) -> pika.BlockingConnection:
@@ -50,17 +92,29 @@ def connect(uri: str, name: str) -> pika.BlockingConnection:
     return pika.BlockingConnection(params)
 
 
-def declare_exchange(channel: BlockingChannel, service: str) -> None:
-    channel.exchange_declare(exchange_name(service), exchange_type="topic", durable=True)
+def check_exchange(channel: BlockingChannel, service: str) -> None:
+    """Passively: the exchange exists (declared from the definitions). A publisher may write to
+    its exchange but not configure it; a missing exchange closes the channel (NOT_FOUND)."""
+    channel.exchange_declare(exchange_name(service), passive=True)
+
+
+def declare_queue(channel: BlockingChannel, queue: str) -> None:
+    """A consumer's own queue, with exactly the arguments the definitions give it (so an
+    existing queue is accepted); its bindings come from the definitions only (a consumer may
+    not bind: that would let it read any exchange)."""
+    channel.queue_declare(queue, durable=True, arguments=QUEUE_ARGUMENTS)
 
 
 def declare_dead_letter(channel: BlockingChannel) -> None:
+    """The dead-letter exchange and queue as the definitions declare them (for an operator's or
+    a test's admin connection; services only publish to the exchange)."""
     channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="fanout", durable=True)
-    channel.queue_declare(DEAD_LETTER_QUEUE, durable=True)
+    channel.queue_declare(DEAD_LETTER_QUEUE, durable=True, arguments=DEAD_LETTER_QUEUE_ARGUMENTS)
     channel.queue_bind(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE)
 
 
-def properties(envelope: Envelope) -> pika.BasicProperties:
+def properties(envelope: Envelope, user_id: str) -> pika.BasicProperties:
+    """The message properties of an envelope published by broker user `user_id`."""
     return pika.BasicProperties(
         message_id=envelope.event_id,
         type=envelope.event_type,
@@ -69,6 +123,7 @@ def properties(envelope: Envelope) -> pika.BasicProperties:
         content_type="application/json",
         correlation_id=envelope.correlation_id,
         app_id=envelope.source,
+        user_id=user_id,
     )
 
 
@@ -90,6 +145,8 @@ class BatchPublisher:
         self, uri: str, service: str, confirm_timeout: float = 30.0, mandatory: bool = True
     ) -> None:
         self._uri = uri
+        #: The connection's user: RabbitMQ checks `user_id` against it.
+        self._user = pika.URLParameters(uri).credentials.username
         self._mandatory = mandatory
         self._service = service
         self._exchange = exchange_name(service)
@@ -120,7 +177,7 @@ class BatchPublisher:
             self.close()
             connection = connect(self._uri, f"{self._service}-relay")
             channel = connection.channel()
-            declare_exchange(channel, self._service)
+            check_exchange(channel, self._service)
             channel._impl.add_on_return_callback(self._on_return)
             selected: list[bool] = []
             channel._impl.confirm_delivery(
@@ -148,7 +205,7 @@ class BatchPublisher:
                     self._exchange,
                     envelope.event_type,
                     envelope.to_json(),
-                    properties(envelope),
+                    properties(envelope, self._user),
                     mandatory=self._mandatory,
                 )
                 self._next_tag += 1
@@ -235,6 +292,8 @@ class Delivery:
     exchange: str
     body: bytes
     redelivered: bool
+    #: The validated `user_id` property: the broker user that published the message.
+    user_id: str | None = None
 
 
 def consume_batches(
@@ -252,7 +311,7 @@ def consume_batches(
     deadline = 0.0
     while True:
         timeout = max(0.001, deadline - time.monotonic()) if batch else max_wait
-        for method, _props, body in channel.consume(queue, inactivity_timeout=timeout):
+        for method, props, body in channel.consume(queue, inactivity_timeout=timeout):
             if method is None:
                 break
             if not batch:
@@ -264,6 +323,7 @@ def consume_batches(
                     exchange=method.exchange,
                     body=body,
                     redelivered=method.redelivered,
+                    user_id=props.user_id,
                 )
             )
             if len(batch) >= max_batch or time.monotonic() >= deadline:
@@ -289,6 +349,7 @@ def dead_letter(channel: BlockingChannel, delivery: Delivery, reason: str) -> No
                 "x-carepath-reason": reason[:500],
                 "x-original-exchange": delivery.exchange,
                 "x-original-routing-key": delivery.routing_key,
+                "x-original-user-id": delivery.user_id or "",
             },
         ),
     )

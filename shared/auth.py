@@ -1,33 +1,78 @@
-"""Caller identity: a bearer JWT whose organisation and person become the `actor` of every
-event the caller causes.
+"""Caller identity: an access token, as HelseID issues it, whose organisation and person become
+the `actor` of every event the caller causes.
 
-Tokens are HS256-signed with the key from `shared.config.jwt_secret()`. Claims:
-`org_kind` (MUNICIPALITY/GP/HOSPITAL/REGISTRY, or CITIZEN), `org_her_id` (HER-id; not for
-citizens), optional `hpr` (HPR-number), optional `roles` (e.g. ["SUPERVISOR"], or a system role
-of rules.toml `[access] system_roles`), `sub`, `exp`. A CITIZEN token names the person by `pid`
-(fødselsnummer or D-number, as ID-porten via Helsenorge does) and has no organisation.
-Run `python -m shared.auth --her-id 1234567 --kind GP` or `--kind CITIZEN --pid 12034248069`
-(or `make token`) to mint a development token.
+Tokens are JWTs signed asymmetrically (ES256, or RS256) by an issuer carepath trusts, checked
+against the issuer's JWKS (`CAREPATH_JWKS_FILE` or `CAREPATH_JWKS_URL`), for the configured
+`iss` and `aud` (shared/config.py `token_settings`). `iat`, `exp` and `jti` are required, the
+lifetime is capped and the clock-skew leeway small (`[tokens]` in rules.toml); a token whose
+`jti` is on the revocation list (shared/revocation.py) is refused. `alg` is ES256 or RS256 only:
+never `none`, never HS* (a public key is never used as an HMAC secret).
+
+Claims (docs/identity.md has the table and the reasons):
+- HelseID's own where they exist: `helseid://claims/hpr/hpr_number` (the health
+  professional's HPR-number), `helseid://claims/identity/pid` (a citizen's fødselsnummer or
+  D-number), `helseid://claims/client/claims/orgnr_parent` / `orgnr_child` (organisation
+  numbers: accepted, checked, kept on the actor), `scope`, `client_id`, `sub`;
+- carepath's, namespaced, where HelseID has none: `carepath://claims/org/her_id` (the
+  organisation's HER-id, which carepath's access policy and events use),
+  `carepath://claims/org/kind` (MUNICIPALITY/GP/HOSPITAL/REGISTRY, or CITIZEN) and
+  `carepath://claims/roles` (e.g. ["SUPERVISOR"], or a system role of rules.toml
+  `[access] system_roles`).
+
+`python -m shared.auth --her-id 1234567 --kind GP` (or `make token`) mints a token from the
+local development issuer (shared/issuer.py; only with CAREPATH_DEV_ISSUER=1).
 """
 
 from __future__ import annotations
 
 import argparse
 import enum
+import json
+import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from stdnum.no import orgnr as stdnum_orgnr
 
 from shared import config
+from shared.config import ConfigError, TokenSettings
 from shared.ids import HerId, HprNumber, IdentifierError, NationalId
+from shared.revocation import RevocationList
+from shared.rules import rules
 
-ALGORITHM = "HS256"
-ISSUER = "carepath"
+#: The only signature algorithms accepted: asymmetric, as HelseID signs (ES256 preferred).
+ALGORITHMS = ("ES256", "RS256")
+#: The `typ` header values HelseID's access tokens carry.
+TOKEN_TYPES = ("at+jwt", "JWT")
+MIN_RSA_BITS = 2048
+EC_CURVES = ("secp256r1",)
+
+HPR_CLAIM = "helseid://claims/hpr/hpr_number"
+PID_CLAIM = "helseid://claims/identity/pid"
+ORGNR_PARENT_CLAIM = "helseid://claims/client/claims/orgnr_parent"
+ORGNR_CHILD_CLAIM = "helseid://claims/client/claims/orgnr_child"
+HER_ID_CLAIM = "carepath://claims/org/her_id"
+ORG_KIND_CLAIM = "carepath://claims/org/kind"
+ROLES_CLAIM = "carepath://claims/roles"
+
+#: Public keys printed in the JOSE RFCs' examples (their private halves are public too), and
+#: therefore in many projects' "development keys": never trusted. EC by (curve, x); RSA by the
+#: start of the modulus.
+KNOWN_PUBLIC_EC_X = {
+    ("P-256", "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU"),  # RFC 7515 A.3
+    ("P-256", "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4"),  # RFC 7517 A.1/A.2
+}
+KNOWN_PUBLIC_RSA_N = (
+    "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbj",  # RFC 7515 A.2
+    "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWh",  # RFC 7517 A.1/A.2
+)
 
 
 class OrgKind(enum.StrEnum):
@@ -50,17 +95,24 @@ class Unauthenticated(Exception):
     """The call has no valid token (→ UNAUTHENTICATED). The message says what is wrong."""
 
 
+class IssuerUnavailable(Exception):
+    """The issuer's keys or the revocation list cannot be read now (→ UNAVAILABLE, retry)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
     """Who acts: an organisation (HER-id and kind) and, when known, a person (HPR-number);
     or a citizen (kind CITIZEN, `pid` their own national id, no HER-id). `roles` are the
-    token's roles (SUPERVISOR, system roles); they are never stored in events."""
+    token's roles (SUPERVISOR, system roles); they are never stored in events. `orgnr` is
+    the organisation number HelseID names the caller by (the child unit's, else the parent's),
+    when the token carries one."""
 
     her_id: str
     org_kind: OrgKind
     hpr: str | None = None
     roles: frozenset[str] = frozenset()
     pid: str | None = None
+    orgnr: str | None = None
 
     def as_dict(self) -> dict[str, str]:
         """The actor as stored in events: organisation and person, never a citizen's id
@@ -79,93 +131,323 @@ class Actor:
         return cls(her_id=data["her_id"], org_kind=OrgKind(data["org_kind"]), hpr=data.get("hpr"))
 
 
-def mint_token(actor: Actor, secret: str, ttl_seconds: int = 8 * 3600) -> str:
-    now = int(time.time())
+def actor_claims(actor: Actor) -> dict[str, Any]:
+    """The identity claims naming `actor` (an issuer adds iss, aud, iat, exp, jti, ...)."""
     claims: dict[str, Any] = {
-        "iss": ISSUER,
         "sub": actor.pid or actor.hpr or actor.her_id,
-        "org_kind": actor.org_kind.value,
-        "iat": now,
-        "exp": now + ttl_seconds,
+        ORG_KIND_CLAIM: actor.org_kind.value,
     }
     if actor.org_kind is OrgKind.CITIZEN:
-        claims["pid"] = actor.pid
+        claims[PID_CLAIM] = actor.pid
     else:
-        claims["org_her_id"] = actor.her_id
+        claims[HER_ID_CLAIM] = actor.her_id
     if actor.hpr:
-        claims["hpr"] = actor.hpr
+        claims[HPR_CLAIM] = actor.hpr
     if actor.roles:
-        claims["roles"] = sorted(actor.roles)
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+        claims[ROLES_CLAIM] = sorted(actor.roles)
+    if actor.orgnr:
+        claims[ORGNR_PARENT_CLAIM] = actor.orgnr
+    return claims
 
 
-def _verify(token: str, secret: str) -> tuple[Actor, float]:
-    """The token's actor and its expiry (epoch seconds); raises Unauthenticated."""
+def _orgnr(claims: dict[str, Any]) -> str | None:
+    """The acting unit's organisation number (child, else parent), checked (mod 11)."""
+    value = claims.get(ORGNR_CHILD_CLAIM) or claims.get(ORGNR_PARENT_CLAIM)
+    if value is None:
+        return None
     try:
-        claims = jwt.decode(
-            token,
-            secret,
-            algorithms=[ALGORITHM],
-            issuer=ISSUER,
-            options={"require": ["exp", "iss", "org_kind"]},
-        )
-    except jwt.ExpiredSignatureError as exc:
-        raise Unauthenticated("token has expired") from exc
-    except jwt.PyJWTError as exc:
-        raise Unauthenticated(f"invalid token: {exc}") from exc
-    try:
-        kind = OrgKind(claims["org_kind"])
-        roles = claims.get("roles") or []
-        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-            raise ValueError("roles must be a list of names")
-        if kind is OrgKind.CITIZEN:
-            if "org_her_id" in claims or "hpr" in claims or roles:
-                raise ValueError("a citizen token names no organisation, HPR or roles")
-            return Actor.citizen(str(claims["pid"])), float(claims["exp"])
-        her_id = HerId.parse(str(claims["org_her_id"])).value
-        hpr = HprNumber.parse(str(claims["hpr"])).value if claims.get("hpr") else None
-    except (IdentifierError, ValueError, KeyError) as exc:
-        raise Unauthenticated(f"invalid token claims: {exc}") from exc
-    return Actor(her_id=her_id, org_kind=kind, hpr=hpr, roles=frozenset(roles)), float(
-        claims["exp"]
+        return str(stdnum_orgnr.validate(str(value)))
+    except Exception as exc:
+        raise ValueError(f"{value!r} is not an organisation number") from exc
+
+
+def actor_of(claims: dict[str, Any]) -> Actor:
+    """The actor a verified token's claims name; raises ValueError/KeyError/IdentifierError."""
+    kind = OrgKind(claims[ORG_KIND_CLAIM])
+    roles = claims.get(ROLES_CLAIM) or []
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise ValueError("roles must be a list of names")
+    if kind is OrgKind.CITIZEN:
+        if HER_ID_CLAIM in claims or HPR_CLAIM in claims or roles:
+            raise ValueError("a citizen token names no organisation, HPR or roles")
+        return Actor.citizen(str(claims[PID_CLAIM]))
+    her_id = HerId.parse(str(claims[HER_ID_CLAIM])).value
+    hpr = HprNumber.parse(str(claims[HPR_CLAIM])).value if claims.get(HPR_CLAIM) else None
+    return Actor(
+        her_id=her_id, org_kind=kind, hpr=hpr, roles=frozenset(roles), orgnr=_orgnr(claims)
     )
 
 
-def verify_token(token: str, secret: str) -> Actor:
-    """The caller a token names; raises Unauthenticated (expired, badly signed, bad claims)."""
-    return _verify(token, secret)[0]
+# --- the issuer's keys ------------------------------------------------------------------------
+
+
+def check_key(jwk: jwt.PyJWK) -> None:
+    """Refuse a key carepath must never trust: symmetric (`oct`), RSA under 2048 bits, an EC
+    curve other than P-256, or a key published as an example. Raises ConfigError."""
+    raw = jwk._jwk_data
+    kid = raw.get("kid", "?")
+    key = jwk.key
+    if raw.get("kty") == "oct":
+        raise ConfigError(f"JWKS key {kid!r} is symmetric (oct): only public keys are accepted")
+    if isinstance(key, rsa.RSAPublicKey | rsa.RSAPrivateKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise ConfigError(
+                f"JWKS key {kid!r} is RSA-{key.key_size}: at least {MIN_RSA_BITS} bits needed"
+            )
+        if str(raw.get("n", "")).startswith(KNOWN_PUBLIC_RSA_N):
+            raise ConfigError(f"JWKS key {kid!r} is a published example key")
+    elif isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey):
+        if key.curve.name not in EC_CURVES:
+            raise ConfigError(f"JWKS key {kid!r} is on curve {key.curve.name}: P-256 only")
+        if (raw.get("crv"), raw.get("x")) in KNOWN_PUBLIC_EC_X:
+            raise ConfigError(f"JWKS key {kid!r} is a published example key")
+    else:
+        raise ConfigError(f"JWKS key {kid!r} is of an unsupported type ({raw.get('kty')})")
+    if jwk.algorithm_name not in ALGORITHMS:
+        raise ConfigError(f"JWKS key {kid!r} is for {jwk.algorithm_name}: ES256 or RS256 only")
+
+
+def check_key_set(keys: jwt.PyJWKSet) -> None:
+    """Every key of a JWKS must pass `check_key`: one bad key refuses the whole set."""
+    if not keys.keys:
+        raise ConfigError("the JWKS holds no usable key")
+    for key in keys.keys:
+        check_key(key)
+
+
+def parse_jwks(text: str) -> jwt.PyJWKSet:
+    try:
+        data = json.loads(text)
+        raw_keys = data["keys"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"the JWKS is not a JSON key set ({exc})") from exc
+    if any(isinstance(k, dict) and k.get("kty") == "oct" for k in raw_keys):
+        raise ConfigError("the JWKS holds a symmetric (oct) key: only public keys are accepted")
+    try:
+        keys = jwt.PyJWKSet(raw_keys)
+    except jwt.PyJWTError as exc:
+        raise ConfigError(f"the JWKS cannot be read ({exc})") from exc
+    check_key_set(keys)
+    return keys
+
+
+class FileKeys:
+    """The issuer's public keys from a JWKS file, read again when the file changes (looked at
+    every few seconds): a rotated key is picked up and a withdrawn one dropped without a
+    restart. A file that turns bad fails closed (IssuerUnavailable) until it is mended."""
+
+    #: How often the file's modification time is looked at.
+    CHECK_SECONDS = 5.0
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._mtime = -1.0
+        self._checked = time.monotonic()
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._lock = threading.Lock()
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            mtime = self._path.stat().st_mtime
+            if mtime == self._mtime:
+                return
+            keys = parse_jwks(self._path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read the JWKS file {self._path} ({exc})") from exc
+        self._keys = {str(k.key_id): k for k in keys.keys}
+        self._mtime = mtime
+
+    def key(self, kid: str) -> jwt.PyJWK:
+        with self._lock:
+            now = time.monotonic()
+            if kid not in self._keys or now - self._checked > self.CHECK_SECONDS:
+                self._checked = now
+                try:
+                    self._load()
+                except ConfigError as exc:
+                    self._keys, self._mtime = {}, -1.0
+                    raise IssuerUnavailable(str(exc)) from exc
+            try:
+                return self._keys[kid]
+            except KeyError:
+                raise Unauthenticated(f"token signed with an unknown key {kid!r}") from None
+
+
+class UrlKeys:
+    """The issuer's public keys from its JWKS endpoint (PyJWKClient: the set is cached for
+    5 minutes and fetched again for an unknown `kid`, at most once per 30 s). A fetched set
+    with a key carepath must not trust is refused whole."""
+
+    def __init__(self, url: str) -> None:
+        self._client = jwt.PyJWKClient(url, lifespan=300, timeout=10, cooldown_duration=30)
+
+    def key(self, kid: str) -> jwt.PyJWK:
+        try:
+            key = self._client.get_signing_key(kid)
+            keys = self._client.get_jwk_set()
+        except jwt.PyJWKClientConnectionError as exc:
+            raise IssuerUnavailable(f"the issuer's JWKS cannot be fetched ({exc})") from exc
+        except jwt.PyJWKClientError as exc:
+            if "Unable to find a signing key" in str(exc):
+                raise Unauthenticated(f"token signed with an unknown key {kid!r}") from exc
+            raise IssuerUnavailable(f"the issuer's JWKS cannot be read ({exc})") from exc
+        try:
+            check_key_set(keys)
+        except ConfigError as exc:
+            raise IssuerUnavailable(f"the issuer's JWKS is refused: {exc}") from exc
+        return key
+
+
+# --- verification -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A checked token: who it names, its id and when it expires (epoch seconds)."""
+
+    actor: Actor
+    jti: str
+    expires_at: float
 
 
 class TokenVerifier:
-    """Checks bearer tokens for one server, remembering each valid token until it expires: a
-    client sends the same token with every call, and checking its signature every time cost
-    more than deciding the call. A token's claims cannot change under its signature, so a
-    remembered answer is the answer; expiry is checked on every call."""
+    """Checks bearer tokens for one process, against one issuer's keys, and the revocation
+    list.
+
+    A valid token is remembered until it expires: a client sends the same token with every
+    call, and checking its signature every time cost more than deciding the call. A token's
+    claims cannot change under its signature, so a remembered answer stays right, except for
+    expiry (checked on every call) and revocation (the list is consulted on every call, from a
+    copy at most `[tokens] revocation_refresh_seconds` old)."""
 
     def __init__(
-        self, secret: str, size: int = 4096, clock: Callable[[], float] = time.time
+        self,
+        settings: TokenSettings,
+        revocations: RevocationList,
+        size: int = 4096,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self._secret = secret
+        self.settings = settings
+        self.revocations = revocations
+        self._keys: FileKeys | UrlKeys = (
+            FileKeys(settings.jwks_file)
+            if settings.jwks_file is not None
+            else UrlKeys(str(settings.jwks_url))
+        )
         self._size = size
         self._clock = clock
-        self._seen: OrderedDict[str, tuple[Actor, float]] = OrderedDict()
+        self._seen: OrderedDict[str, Verified] = OrderedDict()
         self._lock = threading.Lock()
 
+    @classmethod
+    def from_settings(cls, settings: TokenSettings) -> TokenVerifier:
+        return cls(settings, RevocationList(settings.revocations_url, settings.revocation_refresh))
+
+    @classmethod
+    def from_config(cls) -> TokenVerifier:
+        """The verifier every process builds at its composition root (raises ConfigError)."""
+        return cls.from_settings(config.token_settings())
+
+    def close(self) -> None:
+        self.revocations.close()
+
     def __call__(self, token: str) -> Actor:
+        return self.verify(token).actor
+
+    def verify(self, token: str) -> Verified:
+        """The checked token; raises Unauthenticated (or IssuerUnavailable)."""
         with self._lock:
             hit = self._seen.get(token)
             if hit is not None:
-                if hit[1] <= self._clock():
-                    del self._seen[token]
-                    raise Unauthenticated("token has expired")
                 self._seen.move_to_end(token)
-                return hit[0]
-        actor, expires = _verify(token, self._secret)
-        with self._lock:
-            self._seen[token] = (actor, expires)
-            if len(self._seen) > self._size:
-                self._seen.popitem(last=False)
-        return actor
+        if hit is None:
+            hit = self._check(token)
+            with self._lock:
+                self._seen[token] = hit
+                if len(self._seen) > self._size:
+                    self._seen.popitem(last=False)
+        if hit.expires_at + self.settings.leeway <= self._clock():
+            with self._lock:
+                self._seen.pop(token, None)
+            raise Unauthenticated("token has expired")
+        try:
+            revoked = self.revocations.is_revoked(hit.jti)
+        except Exception as exc:
+            raise IssuerUnavailable(f"the revocation list cannot be read ({exc})") from exc
+        if revoked:
+            raise Unauthenticated("token has been revoked")
+        return hit
+
+    def revoke(self, token: str) -> bool:
+        """Put a valid token on the revocation list (every process refuses it within the
+        bound); False when the token is not valid anyway."""
+        try:
+            checked = self.verify(token)
+        except Unauthenticated:
+            return False
+        try:
+            self.revocations.revoke(checked.jti, checked.expires_at)
+        except Exception as exc:
+            raise IssuerUnavailable(f"the revocation list cannot be written ({exc})") from exc
+        return True
+
+    def _check(self, token: str) -> Verified:
+        s = self.settings
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"invalid token: {exc}") from exc
+        if header.get("alg") not in ALGORITHMS:
+            raise Unauthenticated(
+                f"invalid token: alg {header.get('alg')!r} is not accepted (ES256 or RS256)"
+            )
+        if header.get("typ", "JWT") not in TOKEN_TYPES:
+            raise Unauthenticated(f"invalid token: typ {header.get('typ')!r} is not accepted")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise Unauthenticated("invalid token: no key id (kid) in its header")
+        key = self._keys.key(kid)
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=list(ALGORITHMS),
+                audience=s.audience,
+                issuer=s.issuer,
+                leeway=s.leeway,
+                options={
+                    "require": ["iss", "aud", "iat", "exp", "jti", "sub"],
+                    "enforce_minimum_key_length": True,
+                },
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("token has expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"invalid token: {exc}") from exc
+        # PyJWT has checked both are integers (or integer strings).
+        expires_at, issued_at = int(claims["exp"]), int(claims["iat"])
+        if expires_at - issued_at > s.max_lifetime:
+            raise Unauthenticated(
+                f"invalid token: it lives longer than {s.max_lifetime} s (exp - iat)"
+            )
+        if s.scope and s.scope not in _scopes(claims.get("scope")):
+            raise Unauthenticated(f"invalid token: scope {s.scope!r} is missing")
+        if not isinstance(claims["jti"], str) or not claims["jti"]:
+            raise Unauthenticated("invalid token: jti must be a non-empty string")
+        try:
+            actor = actor_of(claims)
+        except (IdentifierError, ValueError, KeyError) as exc:
+            raise Unauthenticated(f"invalid token claims: {exc}") from exc
+        return Verified(actor, claims["jti"], float(expires_at))
+
+
+def _scopes(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return []
 
 
 def bearer_metadata(token: str) -> tuple[tuple[str, str]]:
@@ -174,14 +456,21 @@ def bearer_metadata(token: str) -> tuple[tuple[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Mint a development bearer token for carepath.")
+    from shared.issuer import dev_issuer
+
+    parser = argparse.ArgumentParser(
+        description="Mint a token from carepath's local development issuer (var/dev-issuer)."
+    )
     parser.add_argument("--her-id", help="HER-id of the caller's organisation")
     parser.add_argument("--kind", required=True, choices=[k.value for k in OrgKind])
     parser.add_argument("--hpr", help="HPR-number of the health professional")
     parser.add_argument("--pid", help="CITIZEN: the person's own fødselsnummer or D-number")
     parser.add_argument("--role", action="append", default=[], help="a role (repeatable)")
-    parser.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds")
+    parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (≤ 3600)")
     args = parser.parse_args(argv)
+    cap = int(rules()["tokens"]["max_lifetime_seconds"])
+    if not 0 < args.ttl <= cap:
+        parser.error(f"--ttl must be 1..{cap} seconds (the services refuse longer tokens)")
     if args.kind == OrgKind.CITIZEN:
         if not args.pid:
             parser.error("--kind CITIZEN needs --pid")
@@ -195,7 +484,11 @@ def main(argv: list[str] | None = None) -> None:
             hpr=HprNumber.parse(args.hpr).value if args.hpr else None,
             roles=frozenset(args.role),
         )
-    print(mint_token(actor, config.jwt_secret(), args.ttl))
+    try:
+        issuer = dev_issuer()
+    except ConfigError as exc:
+        sys.exit(f"carepath: {exc}")
+    print(issuer.mint(actor, args.ttl))
 
 
 if __name__ == "__main__":

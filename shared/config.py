@@ -6,13 +6,22 @@ RabbitMQ); production sets the variables (see docker-compose.yml).
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/%2F"
+#: Where the broker is (scheme, host, port, vhost). No credentials: each process connects as
+#: its own service's broker user (`amqp_uri(service)`).
+DEFAULT_AMQP_URI = "amqp://127.0.0.1:5672/%2F"
+#: Broker user names are `<prefix><service>` (infra/rabbitmq/definitions.json uses this one;
+#: a test session provisions users of its own under a random prefix).
+DEFAULT_AMQP_USER_PREFIX = "carepath-"
+#: The services with a broker user: the relays' publishers and the consumers.
+BROKER_SERVICES = ("referrals", "admissions", "discharges", "medications", "registry", "pathway")
 
 #: Default gRPC address of each service; `<SERVICE>_GRPC_ADDRESS` overrides.
 DEFAULT_GRPC_ADDRESSES = {
@@ -25,15 +34,79 @@ DEFAULT_GRPC_ADDRESSES = {
 }
 
 
-def var_dir() -> Path:
-    """Directory for the embedded default's files (SQLite stores, development key)."""
-    path = Path(os.environ.get("CAREPATH_VAR_DIR", "var")).resolve()
-    path.mkdir(parents=True, exist_ok=True)
+class ConfigError(Exception):
+    """A setting is missing or unsafe: the process says so in one line and exits."""
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a directory only its owner can enter (0700), created if missing: it holds
+    health data (SQLite stores) and keys."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
     return path
 
 
-def amqp_uri() -> str:
-    return os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)
+def amqp_address() -> str:
+    """`AMQP_URI`: the broker's address and vhost, without user or password."""
+    address = os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)
+    if urlsplit(address).username is not None:
+        raise ValueError(
+            "AMQP_URI must not carry a user or password: every process connects as its "
+            "service's broker user (AMQP_USER_PREFIX, AMQP_PASSWORD)"
+        )
+    return address
+
+
+def amqp_user_prefix() -> str:
+    return os.environ.get("AMQP_USER_PREFIX", DEFAULT_AMQP_USER_PREFIX)
+
+
+def amqp_user(service: str) -> str:
+    """The broker user `service` publishes and consumes as; consumers accept an event from
+    `<service>.events` only when its `user_id` is this user."""
+    return f"{amqp_user_prefix()}{service}"
+
+
+def amqp_password(service: str) -> str:
+    """`AMQP_PASSWORD` (the password of this process's service user) in production. In
+    development every service's password is created once in var/amqp-passwords.json (0600),
+    where `python -m shared.broker provision` reads them for the local broker."""
+    password = os.environ.get("AMQP_PASSWORD")
+    if password:
+        return password
+    return development_amqp_passwords()[service]
+
+
+def development_amqp_passwords() -> dict[str, str]:
+    """Random passwords of the development broker users, created once (never fixed)."""
+    path = var_dir() / "amqp-passwords.json"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({s: secrets.token_urlsafe(24) for s in BROKER_SERVICES}, f)
+        tmp.replace(path)
+    passwords: dict[str, str] = json.loads(path.read_text())
+    return passwords
+
+
+def with_credentials(address: str, user: str, password: str) -> str:
+    """The AMQP URI of `address` that logs in as `user`."""
+    parts = urlsplit(address)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def amqp_uri(service: str) -> str:
+    """The URI this process of `service` connects to the broker with, as its own user."""
+    return with_credentials(amqp_address(), amqp_user(service), amqp_password(service))
+
+
+def var_dir() -> Path:
+    """Directory for the embedded default's files (SQLite stores, the development issuer),
+    created 0700."""
+    return private_dir(Path(os.environ.get("CAREPATH_VAR_DIR", "var")).resolve())
 
 
 def database_url(service: str) -> str:
@@ -54,22 +127,84 @@ def http_address(service: str) -> str:
     return os.environ.get(f"{service.upper()}_HTTP_ADDRESS", DEFAULT_HTTP_ADDRESSES[service])
 
 
-def jwt_secret() -> str:
-    """The HS256 key for caller tokens.
+def dev_issuer_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """`CAREPATH_DEV_ISSUER=1` (set by `make run` and `make token`, never by default): the local
+    development issuer under var/dev-issuer signs and is trusted."""
+    return (os.environ if environ is None else environ).get("CAREPATH_DEV_ISSUER") == "1"
 
-    `CAREPATH_JWT_SECRET` in production. In development a random key is created once in
-    var/jwt-secret so that the servers and `make token` agree without a well-known default.
-    """
-    secret = os.environ.get("CAREPATH_JWT_SECRET")
-    if secret:
-        return secret
-    path = var_dir() / "jwt-secret"
-    if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(secrets.token_urlsafe(48))
-        tmp.chmod(0o600)
-        tmp.replace(path)
-    return path.read_text().strip()
+
+@dataclass(frozen=True)
+class TokenSettings:
+    """Whom access tokens must come from and how they are checked (shared/auth.py)."""
+
+    #: The `iss` tokens must carry (HelseID: https://helseid-sts.nhn.no).
+    issuer: str
+    #: The `aud` tokens must carry: carepath's API name at the issuer.
+    audience: str
+    #: The issuer's public keys: a JWKS file, or the issuer's JWKS URL (exactly one).
+    jwks_file: Path | None
+    jwks_url: str | None
+    #: A scope every token must have, when set.
+    scope: str | None
+    #: Where revoked token ids are kept (shared/revocation.py).
+    revocations_url: str
+    max_lifetime: int
+    leeway: int
+    revocation_refresh: float
+
+
+def token_settings(environ: Mapping[str, str] | None = None) -> TokenSettings:
+    """The token issuer from `CAREPATH_TOKEN_ISSUER`, `CAREPATH_TOKEN_AUDIENCE`, and
+    `CAREPATH_JWKS_FILE` or `CAREPATH_JWKS_URL` (optional `CAREPATH_TOKEN_SCOPE`); with
+    `CAREPATH_DEV_ISSUER=1` and none of them set, the local development issuer (created under
+    var/dev-issuer on first use). Anything missing raises ConfigError: no process trusts
+    tokens from an issuer nobody configured. Lifetime cap, leeway and revocation bound are
+    rules.toml `[tokens]`."""
+    from shared import rules
+
+    env = os.environ if environ is None else environ
+    limits = rules.rules()["tokens"]
+    names = (
+        "CAREPATH_TOKEN_ISSUER",
+        "CAREPATH_TOKEN_AUDIENCE",
+        "CAREPATH_JWKS_FILE",
+        "CAREPATH_JWKS_URL",
+    )
+    configured = {name: env.get(name, "").strip() for name in names}
+    scope = env.get("CAREPATH_TOKEN_SCOPE", "").strip() or None
+    if dev_issuer_enabled(env) and not any(configured.values()):
+        from shared.issuer import open_issuer
+
+        dev = open_issuer(var_dir() / "dev-issuer")
+        configured.update(
+            CAREPATH_TOKEN_ISSUER=dev.iss,
+            CAREPATH_TOKEN_AUDIENCE=dev.aud,
+            CAREPATH_JWKS_FILE=str(dev.jwks_path),
+        )
+        scope = dev.scope
+    missing = [n for n in names[:2] if not configured[n]]
+    if missing:
+        raise ConfigError(
+            f"no token issuer configured: set {' and '.join(missing)} and CAREPATH_JWKS_FILE "
+            "or CAREPATH_JWKS_URL (development: CAREPATH_DEV_ISSUER=1, as `make run` does)"
+        )
+    jwks_file, jwks_url = configured["CAREPATH_JWKS_FILE"], configured["CAREPATH_JWKS_URL"]
+    if bool(jwks_file) == bool(jwks_url):
+        raise ConfigError("set exactly one of CAREPATH_JWKS_FILE and CAREPATH_JWKS_URL")
+    if jwks_url and not jwks_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        raise ConfigError("CAREPATH_JWKS_URL must be https:// (http only on loopback)")
+    return TokenSettings(
+        issuer=configured["CAREPATH_TOKEN_ISSUER"],
+        audience=configured["CAREPATH_TOKEN_AUDIENCE"],
+        jwks_file=Path(jwks_file) if jwks_file else None,
+        jwks_url=jwks_url or None,
+        scope=scope,
+        revocations_url=env.get("REVOCATIONS_DATABASE_URL")
+        or f"sqlite:///{var_dir() / 'revocations.sqlite'}",
+        max_lifetime=int(limits["max_lifetime_seconds"]),
+        leeway=int(limits["leeway_seconds"]),
+        revocation_refresh=float(limits["revocation_refresh_seconds"]),
+    )
 
 
 def log_level() -> str:

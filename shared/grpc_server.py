@@ -31,7 +31,7 @@ from shared import errors
 from shared.access import enforce
 from shared.access.enforce import AccessControl, Call, Refused
 from shared.access.table import rule_for
-from shared.auth import Actor, TokenVerifier, Unauthenticated
+from shared.auth import Actor, IssuerUnavailable, TokenVerifier, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,8 @@ class CarepathInterceptor(grpc.ServerInterceptor):
     `enforce.current_call()` (and the caller as `current_actor()`), records it in the audit
     log, and maps domain errors to status codes with their field-level messages."""
 
-    def __init__(self, secret: str, access: AccessControl) -> None:
-        self._verify = TokenVerifier(secret)
+    def __init__(self, tokens: TokenVerifier, access: AccessControl) -> None:
+        self._verify = tokens
         self._access = access
 
     def _authenticate(self, context: grpc.ServicerContext) -> Actor:
@@ -116,6 +116,11 @@ class CarepathInterceptor(grpc.ServerInterceptor):
             actor = self._authenticate(context)
         except Unauthenticated as exc:
             raise _Failed(grpc.StatusCode.UNAUTHENTICATED, str(exc)) from exc
+        except IssuerUnavailable as exc:
+            log.warning("%s: token not checked (%s)", method, exc)
+            raise _Failed(
+                grpc.StatusCode.UNAVAILABLE, "tokens cannot be checked now; retry"
+            ) from exc
         metadata = dict(context.invocation_metadata())
         rule = rule_for(method)
         name = method.rsplit(".", 1)[-1]
@@ -239,15 +244,16 @@ def start_server(
     address: str,
     register: Callable[[grpc.Server], None],
     service_names: Sequence[str],
-    secret: str,
+    tokens: TokenVerifier,
     access: AccessControl,
     max_workers: int = 32,
 ) -> Server:
     """Build, register and start a server on `address` ("host:port"; port 0 picks a free one),
-    every call passing `access` (the policy and the audit log)."""
+    every call authenticated by `tokens` (`TokenVerifier.from_config()`) and passing `access`
+    (the policy and the audit log)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-        interceptors=[CarepathInterceptor(secret, access)],
+        interceptors=[CarepathInterceptor(tokens, access)],
         options=[("grpc.so_reuseport", 0)],
     )
     register(server)

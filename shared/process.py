@@ -13,6 +13,7 @@ from typing import Any
 from shared import config
 from shared.access.enforce import AccessControl
 from shared.amqp import BatchPublisher
+from shared.auth import TokenVerifier
 from shared.grpc_server import start_server
 from shared.outbox import OutboxRelay, PositionStore
 from shared.store import CarepathApplication
@@ -36,6 +37,15 @@ def stop_event() -> threading.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     return stop
+
+
+def token_verifier() -> TokenVerifier:
+    """The process's token verifier, from its configured issuer; without one (or with an
+    unsafe key) the process says why in one line and exits non-zero."""
+    try:
+        return TokenVerifier.from_config()
+    except config.ConfigError as exc:
+        sys.exit(f"carepath: {exc}")
 
 
 def service_main(
@@ -68,11 +78,10 @@ def service_main(
     if args.process in commands:
         commands[args.process](app, [*args.args, *rest])
         return
+    tokens = token_verifier()
     access = AccessControl.from_config(service, api.resolvers(app))
     address = config.grpc_address(service)
-    server = start_server(
-        address, api.register(app, access), api.SERVICE_NAMES, config.jwt_secret(), access
-    )
+    server = start_server(address, api.register(app, access), api.SERVICE_NAMES, tokens, access)
     logging.getLogger(service).info("%s listening on %s", ", ".join(api.SERVICE_NAMES), address)
     server.wait_for_signal()
     access.close()
@@ -83,7 +92,7 @@ def run_relay(app: CarepathApplication) -> None:
     service = app.name
     url = config.database_url(service)
     positions = PositionStore(config.StoreSettings(url).relay_position_url(), f"{service}-amqp")
-    relay = OutboxRelay(service, app, BatchPublisher(config.amqp_uri(), service), positions)
+    relay = OutboxRelay(service, app, BatchPublisher(config.amqp_uri(service), service), positions)
     log = logging.getLogger(f"{service}.relay")
     log.info("relaying %s events from position %d", service, relay.position)
     relay.run(stop_event())

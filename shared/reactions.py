@@ -1,16 +1,24 @@
 """What every nameko reaction shares: the checked entrypoint every reaction handler is declared
-with, the command a reaction issues (idempotent, from the event), and the application it acts
-on.
+with (`reaction`), the access policy's word on what a reaction does (`policy_refusal`), the
+command a reaction issues (idempotent, from the event), and the application it acts on.
 
-Reactions run in their own `nameko run` processes (never beside a gRPC server).
+Reactions run in their own processes (never beside a gRPC server):
 
-`@reaction("admissions", "PatientAdmitted")` is nameko's `@event_handler` with the contract
-check in front: the handler receives the typed `Envelope` (its `data` is the payload class of
-the event type), never the raw body. A message that fails the check, and a message the handler
-raises on (`NotApplied` with a reason, or any other error), is published to
-`carepath.dead-letter` with the reason and acked: no message stops a reaction, and none is
+    python -m shared.run_reactions services.admissions.reactions
+
+which runs the module's nameko services connected as the service's own broker user
+(`shared.config.amqp_uri`; the service is the module's package: `admissions`).
+
+`@reaction("admissions", "PatientAdmitted")` is nameko's `@event_handler` with one check in
+front (`ReactionHandler.check`): the message's `user_id` must be the broker user of the service
+whose exchange it came from (`shared.amqp.sender_refusal`), and its body must keep the event
+contract, its source the exchange's service and its event type the routing key
+(`shared.events.parse`). The handler then receives the typed `Envelope` (its `data` is the
+payload class of the event type), never the raw body. A message that fails the check, and a
+message the handler raises on (`NotApplied` with a reason, or any other error), is published
+to `carepath.dead-letter` with the reason and acked: no message stops a reaction, and none is
 silently dropped. Only an unavailable store (the database down) returns the message to the
-queue instead, to be tried again.
+queue, to be tried again (after the queue's delivery limit RabbitMQ dead-letters it).
 """
 
 from __future__ import annotations
@@ -20,24 +28,27 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
-from kombu import Connection, Exchange  # type: ignore[attr-defined]
-from kombu.pools import producers
+from kombu import Exchange, Queue  # type: ignore[attr-defined]
+from nameko.amqp.publish import Publisher as AmqpPublisher
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import EventHandler
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider
 
 from shared import config, events
-from shared.amqp import DEAD_LETTER_EXCHANGE
+from shared.access.enforce import Resource
+from shared.access.policy import Facts, decide
+from shared.access.table import rule_for
+from shared.amqp import DEAD_LETTER_EXCHANGE, QUEUE_ARGUMENTS, sender_refusal
 from shared.auth import Actor
 from shared.domain import CommandContext
 from shared.events import ContractError, Envelope
 from shared.store import CarepathApplication
+from shared.times import utc_iso
 
 log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=CarepathApplication)
-
 
 #: Failures of a reaction's store, not of the event: the event is returned to the queue.
 UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
@@ -47,14 +58,33 @@ class NotApplied(Exception):
     """A reaction could not apply an event; the reason goes with it to the dead-letter queue."""
 
 
-class CheckedEventHandler(EventHandler):  # type: ignore[misc]
-    """nameko's event handler with the contract check before any worker runs."""
+def _dead_letter_exchange() -> Exchange:
+    """carepath.dlx, checked passively: a service may publish to it, not configure it."""
+    return Exchange(DEAD_LETTER_EXCHANGE, type="fanout", durable=True, passive=True)  # type: ignore[no-untyped-call]
+
+
+class ReactionHandler(EventHandler):  # type: ignore[misc]
+    """nameko's event handler as every carepath reaction uses it (see the module docstring).
+    Its queue is declared as infra/rabbitmq/definitions.json declares it (a quorum queue with a
+    delivery limit and carepath.dlx) and never bound or its exchange declared here: the
+    definitions bind it, and the service's user may not read another service's exchange."""
+
+    def setup(self) -> None:
+        super().setup()
+        name: str = self.queue.name  # type: ignore[has-type]
+        self.queue = Queue(name, durable=True, queue_arguments=QUEUE_ARGUMENTS)  # type: ignore[no-untyped-call]
+        exchange = _dead_letter_exchange()
+        self.dead_letters = AmqpPublisher(
+            self.container.config[AMQP_URI_CONFIG_KEY], exchange=exchange, declare=[exchange]
+        )
 
     def check(self, body: Any, message: Any) -> Envelope:
-        """The one check a message passes before a handler acts (raises ContractError): the
-        contract, with the source the exchange it came on and the event type its routing key
-        (shared.events.parse)."""
+        """The one check a message passes before a handler acts (raises ContractError): its
+        sender, then the contract."""
         info = message.delivery_info
+        refusal = sender_refusal(str(info.get("exchange", "")), message.properties.get("user_id"))
+        if refusal is not None:
+            raise ContractError(refusal)
         return events.parse(body, info["exchange"], info["routing_key"])
 
     def handle_message(self, body: Any, message: Any) -> None:
@@ -88,49 +118,72 @@ class CheckedEventHandler(EventHandler):  # type: ignore[misc]
             return result, None
         if exc_info is not None:
             exc = exc_info[1]
-            reason = str(exc) if isinstance(exc, NotApplied) else f"{type(exc).__name__}: {exc}"
-            self.park(message, f"not applied by {self.method_name}: {reason}")
+            reason = (
+                str(exc)
+                if isinstance(exc, NotApplied)  # the handler's own words
+                else f"not applied by {self.method_name}: {type(exc).__name__}: {exc}"
+            )
+            self.park(message, reason)
             return result, None  # handled: parked with its reason
         self.queue_consumer.ack_message(message)
         return result, exc_info
 
     def park(self, message: Any, reason: str) -> None:
-        """Dead-letter the message and ack it; if the dead-letter queue cannot be reached, the
-        message goes back to its queue instead (never lost)."""
+        """Dead-letter the message as it arrived (its raw body) with the reason, and ack it; if
+        the dead-letter exchange cannot be reached, the message goes back to its queue instead
+        (never lost; the queue's delivery limit dead-letters it if this keeps failing)."""
+        info = message.delivery_info
+        exchange = str(info.get("exchange", ""))
+        routing_key = str(info.get("routing_key", ""))
+        log.warning("dead-lettering a message from %s: %s", exchange, reason)
         try:
-            self.dead_letter(message, reason)
+            self.dead_letters.publish(
+                message.body,
+                routing_key=routing_key,
+                content_type=message.content_type or "application/octet-stream",
+                content_encoding=message.content_encoding or "binary",
+                headers={
+                    "x-carepath-reason": reason[:500],
+                    "x-original-exchange": exchange,
+                    "x-original-routing-key": routing_key,
+                    "x-original-user-id": message.properties.get("user_id") or "",
+                },
+            )
         except Exception:
-            log.exception("could not dead-letter a message; returned it to its queue")
+            log.exception("could not dead-letter a message from %s; returned it", exchange)
             self.queue_consumer.requeue_message(message)
             return
         self.queue_consumer.ack_message(message)
 
-    def dead_letter(self, message: Any, reason: str) -> None:
-        """Park the message as it arrived (its raw body) with the reason."""
-        info = message.delivery_info
-        log.warning("dead-lettering a message from %s: %s", info.get("exchange"), reason)
-        uri = self.container.config[AMQP_URI_CONFIG_KEY]
-        with producers[Connection(uri)].acquire(block=True) as producer:  # type: ignore[no-untyped-call]
-            producer.publish(
-                message.body,
-                exchange=Exchange(DEAD_LETTER_EXCHANGE, type="fanout", durable=True),  # type: ignore[no-untyped-call]
-                routing_key=info.get("routing_key", ""),
-                content_type=message.content_type,
-                content_encoding=message.content_encoding,
-                delivery_mode=2,
-                headers={
-                    "x-carepath-reason": reason[:500],
-                    "x-original-exchange": info.get("exchange", ""),
-                    "x-original-routing-key": info.get("routing_key", ""),
-                },
-                declare=[Exchange(DEAD_LETTER_EXCHANGE, type="fanout", durable=True)],  # type: ignore[no-untyped-call]
-            )
-
 
 #: `@reaction(source, event_type)`: a reaction handler, checked (see the module's docstring).
 reaction: Callable[..., Callable[[Callable[..., None]], Callable[..., None]]] = (
-    CheckedEventHandler.decorator
+    ReactionHandler.decorator
 )
+
+
+def policy_refusal(call: str, event: Envelope, resource: Resource | None) -> str | None:
+    """Why the access policy does not let the organisation that caused `event` have a
+    reaction act on `resource` as the gRPC call `call` ("AdmissionService/CloseStay") would;
+    None when it does.
+
+    The event is trusted as its service's (its `user_id` was checked), so its actor is the
+    organisation that service admitted; what that organisation may make happen elsewhere is the
+    policy's decision, on the resource's own parties (the hospitals of this stay, the receiver
+    of this referral) at the time the event was recorded."""
+    rule = rule_for(f"/carepath.v1.{call}")
+    if rule is None:
+        return f"{call}: no rule in the access table"
+    if resource is None:
+        return f"{call}: no such resource"
+    if resource.patient != event.patient:
+        return f"{call}: the event's patient is not the resource's"
+    actor = Actor.from_dict(event.actor)
+    at = utc_iso(event.recorded)
+    decision = decide(rule, actor, resource.patient, Facts(relationships=resource.parties), at)
+    if decision.allowed:
+        return None
+    return f"{call} refused to {actor.org_kind.value} {actor.her_id}: {decision.reason}"
 
 
 def reaction_context(envelope: Envelope, prefix: str) -> CommandContext:

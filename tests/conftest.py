@@ -15,26 +15,44 @@ import psycopg
 import pytest
 
 from shared.auth import Actor, OrgKind
-from tests.support import delete_vhost, ensure_vhost
+from shared.broker import Tenant
+from tests.support import admin_uri, open_tenant
 
-DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 TEST_VHOST = "carepath-test"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/carepath_test"
 
 
 @pytest.fixture(scope="session")
-def amqp_uri() -> Iterator[str]:
-    """A vhost of this test session's own, deleted afterwards: another run on the same broker
-    (a developer's second terminal, `make run`) never sees this one's events, nor it theirs."""
+def broker() -> Iterator[Tenant]:
+    """A vhost of this test session's own, provisioned from infra/rabbitmq/definitions.json
+    with service users of its own (`<random prefix><service>`), all deleted afterwards: another
+    run on the same broker (a parallel session, `make run`) never sees this one's events or
+    users, nor it theirs. The session's consumers expect its users (AMQP_USER_PREFIX)."""
     vhost = f"{TEST_VHOST}-{uuid.uuid4().hex[:8]}"
-    uri = os.environ.get("CAREPATH_TEST_AMQP_URI") or DEFAULT_AMQP + ensure_vhost(vhost)
+    try:
+        tenant = open_tenant(vhost)
+    except Exception as exc:
+        pytest.fail(f"cannot provision RabbitMQ on 127.0.0.1 ({exc}); `make test` starts it")
+    previous = os.environ.get("AMQP_USER_PREFIX")
+    os.environ["AMQP_USER_PREFIX"] = tenant.prefix
+    yield tenant
+    if previous is None:
+        os.environ.pop("AMQP_USER_PREFIX", None)
+    else:
+        os.environ["AMQP_USER_PREFIX"] = previous
+    tenant.close()
+
+
+@pytest.fixture(scope="session")
+def amqp_uri(broker: Tenant) -> str:
+    """The broker's administrator in this session's vhost: a test's own look at queues (and
+    the forger's connection in the tests of the broker's trust)."""
+    uri = admin_uri(broker)
     try:
         pika.BlockingConnection(pika.URLParameters(uri)).close()
     except Exception as exc:
         pytest.fail(f"RabbitMQ is not reachable at {uri} ({exc}); `make test` starts it")
-    yield uri
-    if uri.endswith(vhost):
-        delete_vhost(vhost)
+    return uri
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +77,16 @@ def postgres_url(postgres_admin_url: str) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-STORES = ("referrals", "admissions", "discharges", "medications", "registry", "pathway", "audit")
+STORES = (
+    "referrals",
+    "admissions",
+    "discharges",
+    "medications",
+    "registry",
+    "pathway",
+    "audit",
+    "revocations",
+)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

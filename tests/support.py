@@ -3,12 +3,14 @@ harness running the real processes' parts (gRPC servers, relay, projector) in th
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -19,6 +21,7 @@ from datetime import date
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar, cast
+from urllib.parse import quote
 
 import grpc
 import pika
@@ -50,20 +53,50 @@ from services.referrals.application import ReferralsApplication
 from services.registry import api as registry_api
 from services.registry.application import RegistryApplication
 from services.registry.importer import import_facts, read_file
+from shared import config
 from shared.access.enforce import AccessControl
 from shared.access.model import Basis, relationships
 from shared.amqp import BatchPublisher
 from shared.audit.log import accesses
-from shared.auth import Actor, OrgKind, bearer_metadata, mint_token
+from shared.auth import Actor, OrgKind, TokenVerifier, bearer_metadata
+from shared.broker import Tenant, declare_like, provision_tenant, rabbitmqctl
 from shared.config import StoreSettings
 from shared.grpc_server import Server, start_server
 from shared.ids import FNR_SYSTEM
+from shared.issuer import Issuer, open_issuer
 from shared.outbox import OutboxRelay, PositionStore
+from shared.revocation import RevocationList
 from shared.store import CarepathApplication
 
 T = TypeVar("T")
 
-SECRET = "test-secret-0123456789-0123456789-abcdef"
+#: The tests' token issuer: an ES256 key pair made once per test session, kept as the local
+#: development issuer is (ISSUER_HOME/dev-issuer: key 0600, JWKS), so a viewer process started
+#: with CAREPATH_VAR_DIR=ISSUER_HOME and CAREPATH_DEV_ISSUER=1 mints with the same key.
+ISSUER_HOME = Path(tempfile.mkdtemp(prefix="carepath-issuer-"))
+atexit.register(shutil.rmtree, ISSUER_HOME, ignore_errors=True)
+ISSUER: Issuer = open_issuer(ISSUER_HOME / "dev-issuer")
+#: The configuration that makes a server trust ISSUER, as production configures HelseID.
+TOKEN_ENV = {
+    "CAREPATH_TOKEN_ISSUER": ISSUER.iss,
+    "CAREPATH_TOKEN_AUDIENCE": ISSUER.aud,
+    "CAREPATH_JWKS_FILE": str(ISSUER.jwks_path),
+    "CAREPATH_TOKEN_SCOPE": ISSUER.scope,
+}
+
+
+def token_verifier(
+    revocations_url: str, revocations: RevocationList | None = None, **env: str
+) -> TokenVerifier:
+    """A verifier trusting ISSUER, configured as a service process is (`config.token_settings`
+    over TOKEN_ENV and `env`), its revocation list at `revocations_url` (or `revocations`, one
+    list shared by a test system's servers to spare database connections)."""
+    settings = config.token_settings(
+        {**TOKEN_ENV, "REVOCATIONS_DATABASE_URL": revocations_url, **env}
+    )
+    if revocations is None:
+        return TokenVerifier.from_settings(settings)
+    return TokenVerifier(settings, revocations)
 
 
 def make_fnr(day: int, month: int, year2: int, individual: int) -> str:
@@ -101,8 +134,8 @@ def dump_read_model(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def auth(actor: Actor) -> tuple[tuple[str, str]]:
-    """gRPC call metadata with a bearer token for `actor` (signed with the tests' key)."""
-    return bearer_metadata(mint_token(actor, SECRET))
+    """gRPC call metadata with a bearer token for `actor` (signed by the tests' issuer)."""
+    return bearer_metadata(ISSUER.mint(actor))
 
 
 def events_in(app: CarepathApplication) -> int:
@@ -116,29 +149,44 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def ensure_vhost(vhost: str) -> str:
-    """A RabbitMQ vhost of its own (tests, bench), so a running `make run` never sees their
-    events; the default vhost when rabbitmqctl is not at hand. Returns it URL-encoded."""
-    ctl = shutil.which("rabbitmqctl")
-    if not ctl:
-        return "%2F"
-    subprocess.run([ctl, "add_vhost", vhost], capture_output=True, check=False)
-    done = subprocess.run(
-        [ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+#: The local broker's administrator (Debian's rabbitmq-server: guest, from loopback only).
+ADMIN_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def open_tenant(vhost: str) -> Tenant:
+    """A RabbitMQ vhost of its own (tests, bench), provisioned from the definitions with
+    service users of its own, so a running `make run` or another test session never sees its
+    events nor shares its users; the local administrator may look into it (`admin_uri`)."""
+    tenant = provision_tenant(vhost)
+    subprocess.run(
+        [rabbitmqctl(), "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
         capture_output=True,
-        check=False,
+        check=True,
     )
-    return vhost if done.returncode == 0 else "%2F"
+    return tenant
 
 
-def delete_vhost(vhost: str) -> None:
-    ctl = shutil.which("rabbitmqctl")
-    if ctl:
-        subprocess.run([ctl, "delete_vhost", vhost], capture_output=True, check=False)
+def admin_uri(tenant: Tenant) -> str:
+    """The administrator in the tenant's vhost (a test's own look at queues and exchanges)."""
+    return ADMIN_AMQP + quote(tenant.vhost, safe="")
 
 
 def unique_queue(prefix: str = "test") -> str:
     return f"{prefix}.{uuid.uuid4().hex[:10]}"
+
+
+def projector_copy(broker: Tenant, queue: str) -> None:
+    """Declare `queue` as the definitions declare and bind `pathway.projector` (the
+    administrator does: the pathway's user may consume it, not bind it)."""
+    connection = pika.BlockingConnection(pika.URLParameters(admin_uri(broker)))
+    declare_like(connection.channel(), projector.QUEUE, queue)
+    connection.close()
+
+
+def projector_queue(label: str) -> str:
+    """A name for a test's own copy of the projector's queue (one the pathway's broker user
+    may consume: `pathway.projector.<partition>`)."""
+    return f"pathway.projector.{label}-{uuid.uuid4().hex[:10]}"
 
 
 def bind_test_queue(uri: str, exchange: str, queue: str) -> None:
@@ -190,6 +238,8 @@ class Harness:
     pathway_server: Server
     projector: projector.Projector
     access: dict[str, AccessControl]
+    #: Each server's token verifier (one per server, as one per process in production).
+    tokens: dict[str, TokenVerifier]
 
     @property
     def referrals_app(self) -> ReferralsApplication:
@@ -268,7 +318,10 @@ class Harness:
 
 
 @contextmanager
-def running_system(urls: dict[str, str], amqp_uri: str, queue: str) -> Iterator[Harness]:
+def running_system(urls: dict[str, str], broker: Tenant, queue: str) -> Iterator[Harness]:
+    """Every service on `urls`, each relay and the projector (on its own copy `queue` of the
+    projector's queue) connected to the broker as its service's user."""
+    projector_copy(broker, queue)
     engine = readmodel.create_engine(urls["pathway"])
     migrate.upgrade(engine)
     apps: dict[str, CarepathApplication] = {}
@@ -276,22 +329,27 @@ def running_system(urls: dict[str, str], amqp_uri: str, queue: str) -> Iterator[
     relays: dict[str, OutboxRelay] = {}
     positions: list[PositionStore] = []
     access: dict[str, AccessControl] = {}
+    revocations = RevocationList(urls["revocations"])
+    tokens = {
+        name: token_verifier(urls["revocations"], revocations)
+        for name in (*DOMAIN_SERVICES, "pathway")
+    }
     shared_access = AccessControl.for_urls(urls["pathway"], urls["audit"], "test-system")
     for name, (app_class, api_module) in DOMAIN_SERVICES.items():
         url = urls[name]
         app = apps[name] = app_class.from_url(url)
         position = PositionStore(StoreSettings(url).relay_position_url(), f"{name}-amqp")
         positions.append(position)
-        relays[name] = OutboxRelay(name, app, BatchPublisher(amqp_uri, name), position)
+        relays[name] = OutboxRelay(name, app, BatchPublisher(broker.uri(name), name), position)
         control = access[name] = shared_access.for_service(api_module.resolvers(app))
         servers[name] = start_server(
             "127.0.0.1:0",
             api_module.register(app, control),
             api_module.SERVICE_NAMES,
-            SECRET,
+            tokens[name],
             control,
         )
-    proj = projector.Projector(engine, amqp_uri, queue=queue)
+    proj = projector.Projector(engine, broker.uri("pathway"), queue=queue)
     stop = threading.Event()
     threads = [threading.Thread(target=r.run, args=(stop,), daemon=True) for r in relays.values()]
     threads.append(threading.Thread(target=proj.run, args=(stop,), daemon=True))
@@ -300,21 +358,21 @@ def running_system(urls: dict[str, str], amqp_uri: str, queue: str) -> Iterator[
         "127.0.0.1:0",
         pathway_api.register(engine, control),
         pathway_api.SERVICE_NAMES,
-        SECRET,
+        tokens["pathway"],
         control,
     )
     for t in threads:
         t.start()
-    # The relays publish to whatever queue is bound: wait until the projector's is.
     if not proj.ready.wait(timeout=30):
-        raise AssertionError("the projector did not declare its queue within 30 s")
+        raise AssertionError("the projector did not consume its queue within 30 s")
     try:
-        yield Harness(apps, servers, relays, engine, pathway_server, proj, access)
+        yield Harness(apps, servers, relays, engine, pathway_server, proj, access, tokens)
     finally:
         stop.set()
         for server in (*servers.values(), pathway_server):
             server.stop(0)
         shared_access.close()
+        revocations.close()
         for t in threads:
             t.join(timeout=10)
         for position in positions:
@@ -324,31 +382,43 @@ def running_system(urls: dict[str, str], amqp_uri: str, queue: str) -> Iterator[
             app.close()
 
 
+def run_projector(
+    engine: Engine, broker: Tenant, queue: str
+) -> tuple[projector.Projector, threading.Event]:
+    """The projector, as the pathway's broker user, on its own copy of the projector's queue
+    (bound as the definitions bind `pathway.projector`)."""
+    projector_copy(broker, queue)
+    consumer = projector.Projector(engine, broker.uri("pathway"), queue=queue)
+    stop = threading.Event()
+    threading.Thread(target=consumer.run, args=(stop,), daemon=True).start()
+    return consumer, stop
+
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def queue_exists(amqp_uri: str, queue: str) -> bool:
+def consumers(amqp_uri: str, queue: str) -> int:
+    """How many consumers the queue has (0 when it does not exist)."""
     conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
     try:
-        conn.channel().queue_declare(queue, passive=True)
-        return True
+        return int(conn.channel().queue_declare(queue, passive=True).method.consumer_count)
     except ChannelClosedByBroker:
-        return False
+        return 0
     finally:
         conn.close()
 
 
-def delete_queues(amqp_uri: str, queues: list[str]) -> None:
+def purge_queues(amqp_uri: str, queues: list[str]) -> None:
     conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
     ch = conn.channel()
     for queue in queues:
-        ch.queue_delete(queue)
+        ch.queue_purge(queue)
     conn.close()
 
 
 def event_queues(module: str) -> list[str]:
-    """The queues `nameko run` declares for a module's @event_handler entrypoints, named as
-    nameko names them: evt-<source>-<event>--<service>.<method>."""
+    """The queues of a module's @event_handler entrypoints, named as nameko names them:
+    evt-<source>-<event>--<service>.<method>."""
     found = []
     for cls in vars(importlib.import_module(module)).values():
         if not (isinstance(cls, type) and cls.__module__ == module and hasattr(cls, "name")):
@@ -364,29 +434,38 @@ def event_queues(module: str) -> list[str]:
 
 
 @contextmanager
-def nameko(module: str, amqp_uri: str, urls: dict[str, str]) -> Iterator[None]:
-    """`nameko run` of `module`, ready once the queues of its event handlers exist; the queues
-    are deleted afterwards."""
+def nameko(
+    module: str, broker: Tenant, urls: dict[str, str], purge_first: bool = True
+) -> Iterator[None]:
+    """The reaction process of `module` (`python -m shared.run_reactions`), connected as its
+    service's broker user; ready once it consumes every queue of its event handlers (the
+    definitions declared them, so they hold what was published before: earlier tests' events,
+    purged first unless `purge_first` is False). The queues are purged afterwards too."""
     queues = event_queues(module)
+    admin = admin_uri(broker)
+    if purge_first:
+        purge_queues(admin, queues)
+    service = module.split(".")[1]
     env = {
         **os.environ,
-        "AMQP_URI": amqp_uri,
+        **broker.env(service),
         "PSYCOPG_WAIT_FUNC": "wait_select",
+        "PYTHONWARNINGS": "ignore",
         **{f"{name.upper()}_DATABASE_URL": url for name, url in urls.items()},
     }
-    command = [str(Path(sys.executable).with_name("nameko")), "run", "--config"]
-    process = subprocess.Popen([*command, "infra/nameko.yml", module], env=env, cwd=ROOT)
+    command = [sys.executable, "-m", "shared.run_reactions", module]
+    process = subprocess.Popen(command, env=env, cwd=ROOT)
     try:
         wait_for(
-            lambda: all(queue_exists(amqp_uri, q) for q in queues),
+            lambda: all(consumers(admin, q) for q in queues),
             timeout=60,
-            what=f"the queues of {module}",
+            what=f"the consumers of {module}",
         )
         yield
     finally:
         process.terminate()
         process.wait(timeout=20)
-        delete_queues(amqp_uri, queues)
+        purge_queues(admin, queues)
 
 
 def demo_module() -> ModuleType:
@@ -399,12 +478,12 @@ def demo_module() -> ModuleType:
 
 
 @contextmanager
-def demo_reactions(amqp_uri: str, urls: dict[str, str]) -> Iterator[None]:
+def demo_reactions(broker: Tenant, urls: dict[str, str]) -> Iterator[None]:
     """The nameko processes the demo story needs: discharges' view of the stays and the
     admissions reaction that closes a stay on discharge."""
     with (
-        nameko("services.discharges.reactions", amqp_uri, urls),
-        nameko("services.admissions.reactions", amqp_uri, urls),
+        nameko("services.discharges.reactions", broker, urls),
+        nameko("services.admissions.reactions", broker, urls),
     ):
         yield
 
@@ -434,4 +513,4 @@ def load_demo(system: Harness, demo: ModuleType) -> int:
         demo.COORDINATOR.her_id,
         Basis.RESIDENCE_MUNICIPALITY,
     )
-    return int(demo.load(demo_clients(system, demo), SECRET))
+    return int(demo.load(demo_clients(system, demo), ISSUER))

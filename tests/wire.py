@@ -4,7 +4,6 @@ and each class of malformation a consumer must dead-letter (with the words its r
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,11 +18,12 @@ from sqlalchemy.engine import Engine
 from services.pathway import readmodel
 from services.pathway.projector import Projector
 from shared.amqp import DEAD_LETTER_QUEUE, declare_dead_letter
+from shared.broker import Tenant
 from shared.events import Envelope, Payload
 from shared.events.admissions import PatientAdmitted
 from shared.events.discharges import PatientDischarged
 from shared.ids import FNR_SYSTEM
-from tests.support import drain_queue, make_fnr, unique_queue, wait_for
+from tests.support import drain_queue, make_fnr, projector_queue, run_projector, wait_for
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(17, 5, 52, 331)}
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -154,19 +154,24 @@ def malformed(m: Malformation) -> bytes:
 # --- the consumers on the broker ------------------------------------------------------------
 
 
-def publish(uri: str, messages: list[tuple[str, str, bytes]]) -> None:
-    """Publish raw bodies (exchange, routing key, body), confirmed, as anyone with the broker's
-    write permission could."""
-    conn = pika.BlockingConnection(pika.URLParameters(uri))
+def publish(broker: Tenant, service: str, messages: list[tuple[str, bytes]]) -> None:
+    """Publish raw bodies (routing key, body) to `<service>.events`, confirmed, as the service's
+    own broker user (its `user_id`): what a bug in that service, or someone holding its
+    credentials, could publish."""
+    conn = pika.BlockingConnection(pika.URLParameters(broker.uri(service)))
     try:
         ch = conn.channel()
         ch.confirm_delivery()
-        for exchange, routing_key, body in messages:
+        for routing_key, body in messages:
             ch.basic_publish(
-                exchange,
+                f"{service}.events",
                 routing_key,
                 body,
-                pika.BasicProperties(content_type="application/json", delivery_mode=2),
+                pika.BasicProperties(
+                    content_type="application/json",
+                    delivery_mode=2,
+                    user_id=broker.user(service),
+                ),
             )
     finally:
         conn.close()
@@ -202,21 +207,17 @@ def stored(engine: Engine, event_ids: list[str]) -> set[str]:
 
 
 @contextmanager
-def projecting(engine: Engine, uri: str) -> Iterator[Projector]:
-    """A projector on its own queue, consuming until the block ends."""
-    queue = unique_queue("pathway.it")
-    projector = Projector(engine, uri, queue=queue)
-    stop = threading.Event()
-    thread = threading.Thread(target=projector.run, args=(stop,), daemon=True)
-    thread.start()
+def projecting(engine: Engine, broker: Tenant, amqp_uri: str) -> Iterator[Projector]:
+    """A projector, as the pathway's broker user, on its own copy of the projector's queue,
+    consuming until the block ends."""
+    queue = projector_queue("contract")
+    consumer, stop = run_projector(engine, broker, queue)
     try:
-        wait_for(projector.ready.is_set, what="the projector's queue")
-        yield projector
-        assert thread.is_alive(), "the projector stopped"
+        wait_for(consumer.ready.is_set, what="the projector's queue")
+        yield consumer
     finally:
         stop.set()
-        thread.join(timeout=10)
-        drain_queue(uri, queue)
+        drain_queue(amqp_uri, queue)
 
 
 # --- any message at all (hypothesis) ------------------------------------------------------------

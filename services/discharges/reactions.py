@@ -2,7 +2,7 @@
 
 Runs as its own process (never beside a gRPC server):
 
-    PSYCOPG_WAIT_FUNC=wait_select nameko run --config infra/nameko.yml services.discharges.reactions
+    PSYCOPG_WAIT_FUNC=wait_select python -m shared.run_reactions services.discharges.reactions
 
 (`PSYCOPG_WAIT_FUNC=wait_select` is required on PostgreSQL: psycopg 3 otherwise blocks
 eventlet's hub.)
@@ -17,6 +17,10 @@ FAILED_PRECONDITION ("the stay is not admitted (unknown to discharges; ... retry
 honest: the caller retries. A stay closed moments ago may likewise still be accepted as open
 until StayClosed arrives; the admissions service then refuses the close it is asked for and
 the discharge reaction there treats an already closed stay as done.
+
+Only events the admissions service published are taken (their `user_id`, checked by the
+entrypoint): the view follows the admissions store and acts on no other aggregate, so it needs
+no further decision of the access policy.
 
 Updates are idempotent and order-tolerant (keyed on the stay's aggregate_version), so
 redelivery and reordering cannot corrupt the view.

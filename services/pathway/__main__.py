@@ -16,7 +16,7 @@ from services.pathway.rebuild import rebuild
 from shared import config
 from shared.access.enforce import AccessControl
 from shared.grpc_server import start_server
-from shared.process import setup_logging, stop_event
+from shared.process import setup_logging, stop_event, token_verifier
 from shared.store import CarepathApplication
 
 SERVICE = "pathway"
@@ -56,16 +56,19 @@ def main() -> None:
         count = rebuild(engine, source_stores())
         log.info("rebuilt the read model from %d events", count)
     elif args.process == "project":
+        # Another partition of the projector's queue: `pathway.projector.<name>` (the names the
+        # pathway's broker user may consume), declared and bound by the operator.
         queue = os.environ.get("PATHWAY_QUEUE", QUEUE)
-        Projector(engine, config.amqp_uri(), queue=queue).run(stop_event())
+        Projector(engine, config.amqp_uri(SERVICE), queue=queue).run(stop_event())
     else:
         address = config.grpc_address(SERVICE)
+        tokens = token_verifier()
         access = AccessControl.from_config(SERVICE, api.resolvers(engine))
         server = start_server(
             address,
             api.register(engine, access),
             api.SERVICE_NAMES,
-            config.jwt_secret(),
+            tokens,
             access,
             max_workers=api.MAX_WORKERS,
         )

@@ -1,6 +1,9 @@
 """The projector: every service's events → the pathway read model.
 
-One durable queue (`pathway.projector`) bound to every `<service>.events` exchange. Messages
+One quorum queue (`pathway.projector`), bound to every `<service>.events` exchange by the
+broker's definitions (infra/rabbitmq/definitions.json). A message is projected only when its
+`user_id` is the broker user of the service whose exchange it came from; anything else is
+dead-lettered with the reason. Messages
 are taken in batches (prefetch window), written in one transaction per batch, and acked with
 one multiple-ack after the commit. Duplicates are dropped on `event_id`; every patient touched
 by a batch is re-folded from all of its stored events, so order of arrival cannot matter.
@@ -136,13 +139,9 @@ def store_events(conn: Connection, envelopes: Sequence[Envelope]) -> set[str]:
 
 
 def declare_topology(channel: BlockingChannel, queue: str = QUEUE) -> None:
-    amqp.declare_dead_letter(channel)
-    channel.queue_declare(
-        queue, durable=True, arguments={"x-dead-letter-exchange": amqp.DEAD_LETTER_EXCHANGE}
-    )
-    for service in amqp.SERVICES:
-        amqp.declare_exchange(channel, service)
-        channel.queue_bind(queue, amqp.exchange_name(service), routing_key="#")
+    """The projector's queue, as the definitions declare it (its bindings are theirs: the
+    pathway's broker user may not bind a queue to another service's exchange)."""
+    amqp.declare_queue(channel, queue)
 
 
 class Projector:
@@ -162,11 +161,15 @@ class Projector:
         self._max_batch = max_batch
         self._on_batch = on_batch
         self.projected = 0
-        #: Set once the queue and its bindings exist (nothing published after is missed).
+        #: Set once the queue exists and is consumed.
         self.ready = threading.Event()
 
     def _check(self, delivery: amqp.Delivery) -> Envelope:
-        """The one check a message passes before it is projected (raises ContractError)."""
+        """The one check a message passes before it is projected (raises ContractError): its
+        sender (the `user_id` of the exchange's service), then the event contract."""
+        refusal = amqp.sender_refusal(delivery.exchange, delivery.user_id)
+        if refusal is not None:
+            raise events.ContractError(refusal)
         return events.parse(delivery.body, delivery.exchange, delivery.routing_key)
 
     def _reject(self, channel: BlockingChannel, delivery: amqp.Delivery, reason: str) -> None:
@@ -228,6 +231,7 @@ class Projector:
                 backoff = min(5.0, backoff * 2)
                 continue
             backoff = 0.2
+            reachable = True
             try:
                 channel = connection.channel()
                 declare_topology(channel, self._queue)
@@ -244,8 +248,23 @@ class Projector:
             except UNAVAILABLE as exc:
                 # Nothing was acked: closing the channel returns the batch to the queue.
                 log.warning("read model unavailable (%s); retrying", type(exc).__name__)
-                stop.wait(backoff)
+                reachable = False
             finally:
                 if connection.is_open:
                     with contextlib.suppress(AMQPError, OSError):
                         connection.close()
+            if not reachable:
+                self._await_read_model(stop)
+
+    def _await_read_model(self, stop: threading.Event) -> None:
+        """Consume again only once the read model answers: every return of a batch counts
+        towards the queue's delivery limit, so an outage must cost one return, not one per
+        retry."""
+        backoff = 0.2
+        while not stop.wait(backoff):
+            try:
+                with self._engine.connect() as conn:
+                    conn.execute(sa.text("SELECT 1"))
+                return
+            except sa.exc.OperationalError:
+                backoff = min(5.0, backoff * 2)

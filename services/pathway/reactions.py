@@ -2,12 +2,13 @@
 
 Runs as its own process (never beside a gRPC server):
 
-    nameko run --config infra/nameko.yml services.pathway.reactions
+    python -m shared.run_reactions services.pathway.reactions
 
-DeadlineBreached goes to the `pathway.events` exchange (routing key = event type) with the
-public envelope as body and the usual message properties, published by the same batched
-publisher as the relays: one confirm per tick, not one per breach. It is an announcement to
-whoever listens now, so it is not held back while no queue is bound.
+DeadlineBreached goes to the `pathway.events` exchange (routing key = event type), published as
+the pathway's broker user, with the public envelope as body and the usual message properties
+(`user_id` included), by the same batched publisher as the relays: one confirm per tick, not
+one per breach. It is an announcement to whoever listens now, so it is not held back while no
+queue is bound.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Announcements(DependencyProvider):  # type: ignore[misc]
     """Publishes a batch of envelopes to `pathway.events` (one connection per container)."""
 
     def setup(self) -> None:
-        self.publisher = BatchPublisher(config.amqp_uri(), "pathway", mandatory=False)
+        self.publisher = BatchPublisher(config.amqp_uri("pathway"), "pathway", mandatory=False)
 
     def stop(self) -> None:
         self.publisher.close()

@@ -4,14 +4,15 @@ who has looked at their data (innsynslogg), refused attempts and akuttilgang inc
 The page only ever shows the signed-in citizen's own data: the patient is the token's own
 `pid`, never a path or query parameter, so no address reaches anyone else's data; and
 PathwayService and AccessService check the same (basis SELF) and put each read on the audit
-log. The citizen's token lives in a cookie of its own (HttpOnly, SameSite=Strict, path
-/innbygger): the coordinators' pages never receive it and refuse a citizen's token, and this
-page refuses every token but a citizen's.
+log. The citizen's session has a cookie of its own (HttpOnly, SameSite=Strict, path
+/innbygger): the coordinators' pages never receive it and refuse a citizen's session, and this
+page refuses every session but a citizen's. Forms carry CSRF tokens as the coordinators' do.
 
 Pages:
     /innbygger              the pathway and the access list (`?side=` pages the list)
-    /innbygger/logg-inn     sign in (development: give a fødselsnummer; always: paste a token)
-    /innbygger/logg-ut      sign out
+    /innbygger/logg-inn     sign in (development, when turned on: give a fødselsnummer;
+                            always: paste a token from ID-porten via Helsenorge)
+    /innbygger/logg-ut      sign out (POST)
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from starlette.routing import Route
 from carepath.v1 import common_pb2, pathway_pb2, registry_pb2
 from services.viewer import present
 from services.viewer.web import CITIZEN, Problem, Web
-from shared.auth import Actor, OrgKind, Unauthenticated, mint_token, verify_token
+from shared.auth import Actor, OrgKind, Unauthenticated
 from shared.ids import IdentifierError, NationalId
 
 log = logging.getLogger(__name__)
@@ -53,48 +54,58 @@ def own_patient(actor: Actor) -> common_pb2.PatientIdentifier:
 def routes(web: Web) -> list[Route]:
     settings = web.settings
 
-    def render_sign_in(status: int = 200, error: str | None = None) -> Response:
-        return web.render(
-            "citizen_signin.html", status, dev=settings.dev_sign_in, error=error, citizen=True
+    def render_sign_in(request: Request, status: int = 200, error: str | None = None) -> Response:
+        return web.render_sign_in(
+            request,
+            "citizen_signin.html",
+            status,
+            dev=settings.dev_sign_in,
+            error=error,
+            citizen=True,
         )
 
     async def sign_in_page(request: Request) -> Response:
-        return render_sign_in()
+        return render_sign_in(request)
 
     async def sign_in(request: Request) -> Response:
         form = await request.form()
+        web.check_sign_in_form(request, form)
         token = str(form.get("token") or "").strip()
 
         def refused(reason: str) -> Response:
-            return render_sign_in(400, f"Innloggingen mislyktes: {reason}")
+            return render_sign_in(request, 400, f"Innloggingen mislyktes: {reason}")
 
         if token:
             try:
-                actor = verify_token(token, settings.jwt_secret)
+                actor = settings.tokens(token)
             except Unauthenticated:
                 return refused("tokenet er ugyldig eller utløpt.")
             if actor.org_kind is not OrgKind.CITIZEN:
                 return refused("tokenet gjelder ikke en innbygger.")
-        elif settings.dev_sign_in:
+        elif settings.dev_sign_in and settings.issuer:
             try:
                 actor = Actor.citizen(str(form.get("fodselsnummer") or "").replace(" ", ""))
             except IdentifierError:
                 return refused("fødselsnummeret er ikke gyldig (11 sifre).")
-            token = mint_token(actor, settings.jwt_secret)
+            token = settings.issuer.mint(actor)
         else:
             return refused("logg inn gjennom ID-porten, eller lim inn et token.")
         response = RedirectResponse(SIGN_IN.home, status_code=303)
-        web.keep_token(response, SIGN_IN, token)
+        web.start_session(request, response, SIGN_IN, actor, token)
         log.info("citizen signed in")  # never who: a personal identifier is not logged
         return response
 
     async def sign_out(request: Request) -> Response:
+        form = await request.form()
+        session = web.signed_in(request, SIGN_IN)
+        web.check_form(form, session)
         response = RedirectResponse(SIGN_IN.page, status_code=303)
-        web.forget_token(response, SIGN_IN)
+        web.end_session(request, response, SIGN_IN)
         return response
 
     async def page(request: Request) -> Response:
-        actor, token = web.signed_in(request, SIGN_IN)
+        session = web.signed_in(request, SIGN_IN)
+        actor, token = session.actor, session.token
         patient = own_patient(actor)
         side = request.query_params.get("side", "")
         if side and not side.isdigit():
@@ -118,7 +129,11 @@ def routes(web: Web) -> list[Route]:
             service="Innsynstjenesten",
             denied=DENIED,
         )
-        return web.render("citizen.html", **context(actor, patient, pathway, accesses, side))
+        return web.render(
+            "citizen.html",
+            csrf=session.csrf,
+            **context(actor, patient, pathway, accesses, side),
+        )
 
     return [
         Route(SIGN_IN.home, page),

@@ -7,12 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import Harness, drain_queue, running_system, unique_queue
+from shared.broker import Tenant
+from tests.support import Harness, drain_queue, projector_queue, running_system
 
 
 @pytest.fixture
-def system(backend: dict[str, str], amqp_uri: str) -> Iterator[Harness]:
-    queue = unique_queue("pathway.e2e")
-    with running_system(backend, amqp_uri, queue) as harness:
+def system(backend: dict[str, str], broker: Tenant, amqp_uri: str) -> Iterator[Harness]:
+    queue = projector_queue("e2e")
+    with running_system(backend, broker, queue) as harness:
         yield harness
     drain_queue(amqp_uri, queue)

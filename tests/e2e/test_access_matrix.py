@@ -76,6 +76,7 @@ from shared.access.model import blocks as access_blocks
 from shared.access.policy import Rule, TargetKind
 from shared.access.table import RULES
 from shared.auth import Actor, OrgKind
+from shared.broker import Tenant
 from shared.domain import CommandContext
 from shared.ids import FNR_SYSTEM
 from tests.conftest import (
@@ -93,8 +94,8 @@ from tests.support import (
     auth,
     drain_queue,
     make_fnr,
+    projector_queue,
     running_system,
-    unique_queue,
     wait_for,
 )
 
@@ -1590,11 +1591,13 @@ def tell(world: World) -> dict[tuple[str, str], Story]:
 
 
 @pytest.fixture(scope="module")
-def matrix(amqp_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
+def matrix(
+    broker: Tenant, amqp_uri: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Matrix]:
     base = tmp_path_factory.mktemp("access-matrix")
     urls = {name: f"sqlite:///{base}/{name}.sqlite" for name in STORES}
-    queue = unique_queue("pathway.matrix")
-    with running_system(urls, amqp_uri, queue) as system:
+    queue = projector_queue("matrix")
+    with running_system(urls, broker, queue) as system:
         world = World(system, Clients.of(system), datetime.now(UTC).replace(microsecond=0))
         world.now -= timedelta(minutes=1)
         yield Matrix(world, tell(world))

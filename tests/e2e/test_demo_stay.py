@@ -23,18 +23,19 @@ from carepath.v1 import (
 )
 from services.pathway import migrate, readmodel
 from services.pathway.rebuild import rebuild
-from shared.auth import bearer_metadata, mint_token
+from shared.auth import bearer_metadata
+from shared.broker import Tenant
 from shared.ids import FNR_SYSTEM
 from tests.support import (
-    SECRET,
+    ISSUER,
     Harness,
     demo_module,
     demo_reactions,
     drain_queue,
     dump_read_model,
     load_demo,
+    projector_queue,
     running_system,
-    unique_queue,
     wait_for,
 )
 
@@ -43,7 +44,7 @@ OSLO = ZoneInfo("Europe/Oslo")
 
 def pathway_of(system: Harness, demo: ModuleType) -> Callable[..., pathway_pb2.Pathway]:
     stub = pathway_pb2_grpc.PathwayServiceStub(system.channel(system.pathway_server))
-    token = bearer_metadata(mint_token(demo.COORDINATOR, SECRET))
+    token = bearer_metadata(ISSUER.mint(demo.COORDINATOR))
 
     def get(**kw: object) -> pathway_pb2.Pathway:
         return stub.GetPathway(
@@ -65,13 +66,13 @@ def at_oslo(*args: int) -> Timestamp:
 
 
 def test_the_demo_stay_tells_the_whole_story_and_rebuilds_identically(
-    backend: dict[str, str], amqp_uri: str, tmp_path: object
+    backend: dict[str, str], broker: Tenant, amqp_uri: str, tmp_path: object
 ) -> None:
     demo = demo_module()
-    queue = unique_queue("pathway.demo")
+    queue = projector_queue("demo")
     with (
-        running_system(backend, amqp_uri, queue) as system,
-        demo_reactions(amqp_uri, backend),
+        running_system(backend, broker, queue) as system,
+        demo_reactions(broker, backend),
     ):
         expected = load_demo(system, demo)
         get = pathway_of(system, demo)

@@ -24,6 +24,7 @@ from carepath.v1 import (
     pathway_pb2_grpc,
 )
 from services.discharges.application import DischargesApplication
+from shared.broker import Tenant
 from shared.ids import FNR_SYSTEM
 from tests.conftest import HOSPITAL, MUNICIPALITY
 from tests.support import (
@@ -32,8 +33,8 @@ from tests.support import (
     drain_queue,
     make_fnr,
     nameko,
+    projector_queue,
     running_system,
-    unique_queue,
     wait_for,
 )
 
@@ -48,11 +49,11 @@ def meta(command_id: str, *when: int) -> common_pb2.CommandMetadata:
 
 
 @pytest.fixture
-def system(backend: dict[str, str], amqp_uri: str) -> Iterator[Harness]:
-    queue = unique_queue("pathway.e2e")
+def system(backend: dict[str, str], broker: Tenant, amqp_uri: str) -> Iterator[Harness]:
+    queue = projector_queue("e2e")
     with (
-        running_system(backend, amqp_uri, queue) as harness,
-        nameko("services.discharges.reactions", amqp_uri, backend),
+        running_system(backend, broker, queue) as harness,
+        nameko("services.discharges.reactions", broker, backend),
     ):
         yield harness
     drain_queue(amqp_uri, queue)

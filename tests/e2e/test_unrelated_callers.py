@@ -39,6 +39,7 @@ from shared.access.model import Basis
 from shared.access.policy import Rule, TargetKind
 from shared.access.table import RULES
 from shared.auth import Actor, OrgKind
+from shared.broker import Tenant
 from shared.ids import DNR_SYSTEM, FNR_SYSTEM, HNR_SYSTEM
 from tests.conftest import (
     GP,
@@ -49,7 +50,7 @@ from tests.conftest import (
     OTHER_MUNICIPALITY,
     STORES,
 )
-from tests.support import Harness, auth, drain_queue, make_fnr, running_system, unique_queue
+from tests.support import Harness, auth, drain_queue, make_fnr, projector_queue, running_system
 
 KNOWN = [make_fnr(9, 9, 39, 100 + 10 * i) for i in range(3)]
 STRANGER = make_fnr(8, 8, 58, 100)
@@ -80,13 +81,15 @@ def _let_in_without_a_relationship(rule: Rule, actor: Actor) -> bool:
 
 
 @pytest.fixture(scope="module")
-def world(amqp_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def world(
+    broker: Tenant, amqp_uri: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
     """The system with three patients the registers know (their municipality and fastlege are
     MUNICIPALITY and GP), a referral and a stay of each: real ids for the generator."""
     tmp = tmp_path_factory.mktemp("unrelated")
     urls = {name: f"sqlite:///{tmp}/{name}.sqlite" for name in STORES}
-    queue = unique_queue("pathway.unrelated")
-    with running_system(urls, amqp_uri, queue) as system:
+    queue = projector_queue("unrelated")
+    with running_system(urls, broker, queue) as system:
         ids: list[str] = []
         referrals = referrals_pb2_grpc.ReferralServiceStub(system.channel(system.referrals_server))
         admissions = admissions_pb2_grpc.AdmissionServiceStub(

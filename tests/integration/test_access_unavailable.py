@@ -19,7 +19,7 @@ from shared.access.enforce import AccessControl
 from shared.grpc_server import Server, start_server
 from shared.ids import FNR_SYSTEM
 from tests.conftest import GP
-from tests.support import SECRET, auth, make_fnr
+from tests.support import auth, make_fnr, token_verifier
 
 PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(6, 6, 66, 120))
 
@@ -30,11 +30,13 @@ def served(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
     access = AccessControl.for_urls(
         f"sqlite:///{tmp_path}/pathway.sqlite", f"sqlite:///{tmp_path}/audit.sqlite", "medications"
     )
+    tokens = token_verifier(f"sqlite:///{tmp_path}/revocations.sqlite")
     server = start_server(
-        "127.0.0.1:0", api.register(app, access), api.SERVICE_NAMES, SECRET, access
+        "127.0.0.1:0", api.register(app, access), api.SERVICE_NAMES, tokens, access
     )
     yield server, tmp_path
     server.stop(0)
+    tokens.close()
     access.close()
     app.close()
 

@@ -14,6 +14,7 @@ from services.admissions.domain import AdmissionType, CloseReason, MessageType
 from shared.amqp import BatchPublisher
 from shared.apprec import AppRecStatus
 from shared.auth import Actor
+from shared.broker import Tenant
 from shared.config import StoreSettings
 from shared.domain import CommandContext
 from shared.events import Envelope
@@ -66,13 +67,15 @@ def a_whole_stay(app: AdmissionsApplication) -> uuid.UUID:
 
 
 def test_a_stays_events_are_published_to_admissions_events_as_envelopes(
-    store: tuple[AdmissionsApplication, PositionStore], amqp_uri: str
+    store: tuple[AdmissionsApplication, PositionStore], broker: Tenant, amqp_uri: str
 ) -> None:
     app, positions = store
     queue = unique_queue("admissions")
     bind_test_queue(amqp_uri, "admissions.events", queue)
     stay_id = a_whole_stay(app)
-    relay = OutboxRelay("admissions", app, BatchPublisher(amqp_uri, "admissions"), positions)
+    relay = OutboxRelay(
+        "admissions", app, BatchPublisher(broker.uri("admissions"), "admissions"), positions
+    )
     while relay.relay_once():
         pass
     assert relay.position == app.recorder.max_notification_id()

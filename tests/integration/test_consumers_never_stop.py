@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from services.discharges.application import KnownStays
 from services.pathway import migrate, readmodel
+from shared.broker import Tenant
 from shared.config import StoreSettings
 from tests.support import nameko, wait_for
 from tests.wire import (
@@ -69,9 +70,9 @@ ROUNDS = settings(
 )
 
 
-def publish_round(amqp_uri: str, round_: list[list[tuple[str, Any]]]) -> list[tuple[bytes, str]]:
+def publish_round(broker: Tenant, round_: list[list[tuple[str, Any]]]) -> list[tuple[bytes, str]]:
     messages = [any_message(m) for m in round_]
-    publish(amqp_uri, [("admissions.events", "PatientAdmitted", body) for body, _ in messages])
+    publish(broker, "admissions", [("PatientAdmitted", body) for body, _ in messages])
     return messages
 
 
@@ -84,16 +85,16 @@ def engine(backend: dict[str, str]) -> Iterator[Engine]:
 
 
 def test_the_projector_projects_or_dead_letters_every_message_and_never_stops(
-    engine: Engine, amqp_uri: str
+    engine: Engine, broker: Tenant, amqp_uri: str
 ) -> None:
     empty_dead_letters(amqp_uri)
     outcomes = {"projected": 0, "parked": 0}
-    with projecting(engine, amqp_uri) as projector:
+    with projecting(engine, broker, amqp_uri) as projector:
 
         @ROUNDS
         @given(ROUND)
         def every_message_projected_or_parked(round_: list[list[tuple[str, Any]]]) -> None:
-            messages = publish_round(amqp_uri, round_)
+            messages = publish_round(broker, round_)
             parked: list[bytes] = []
             ids = [event_id for _, event_id in messages]
 
@@ -114,18 +115,18 @@ def test_the_projector_projects_or_dead_letters_every_message_and_never_stops(
 
 
 @pytest.fixture
-def stay_view(amqp_uri: str, tmp_path: Any) -> Iterator[KnownStays]:
+def stay_view(broker: Tenant, tmp_path: Any) -> Iterator[KnownStays]:
     url = f"sqlite:///{tmp_path}/discharges.sqlite"
     stays = KnownStays(StoreSettings(url).sqlalchemy_url())
     try:
-        with nameko("services.discharges.reactions", amqp_uri, {"discharges": url}):
+        with nameko("services.discharges.reactions", broker, {"discharges": url}):
             yield stays
     finally:
         stays.close()
 
 
 def test_a_reaction_applies_or_dead_letters_every_message_and_never_stops(
-    stay_view: KnownStays, amqp_uri: str
+    stay_view: KnownStays, broker: Tenant, amqp_uri: str
 ) -> None:
     empty_dead_letters(amqp_uri)
     outcomes = {"applied": 0, "parked": 0}
@@ -133,7 +134,7 @@ def test_a_reaction_applies_or_dead_letters_every_message_and_never_stops(
     @ROUNDS
     @given(ROUND)
     def every_message_applied_or_parked(round_: list[list[tuple[str, Any]]]) -> None:
-        messages = publish_round(amqp_uri, round_)
+        messages = publish_round(broker, round_)
         parked: list[bytes] = []
 
         def known(event_id: str) -> bool:

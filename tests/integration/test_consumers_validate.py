@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from services.discharges.application import KnownStays
 from services.pathway import migrate, readmodel
+from shared.broker import Tenant
 from shared.config import StoreSettings
 from shared.events import referrals as rf
 from shared.events.admissions import MAX_WARD
@@ -43,36 +44,36 @@ def engine(backend: dict[str, str]) -> Iterator[Engine]:
 
 @pytest.mark.parametrize("m", MALFORMATIONS, ids=lambda m: m.name)
 def test_the_projector_dead_letters_a_malformed_message_and_projects_the_next(
-    m: Malformation, engine: Engine, amqp_uri: str
+    m: Malformation, engine: Engine, broker: Tenant, amqp_uri: str
 ) -> None:
     empty_dead_letters(amqp_uri)
     good = envelope(admitted())
-    with projecting(engine, amqp_uri):
+    with projecting(engine, broker, amqp_uri):
         publish(
-            amqp_uri,
-            [
-                ("admissions.events", "PatientAdmitted", malformed(m)),
-                ("admissions.events", "PatientAdmitted", good.to_json()),
-            ],
+            broker,
+            "admissions",
+            [("PatientAdmitted", malformed(m)), ("PatientAdmitted", good.to_json())],
         )
         wait_for(lambda: stored(engine, [good.event_id]), what="the good admission projected")
     ((reason, _body),) = dead_letters(amqp_uri)
     assert m.reason in reason
 
 
-def test_a_ward_as_long_as_the_contract_allows_is_projected(engine: Engine, amqp_uri: str) -> None:
+def test_a_ward_as_long_as_the_contract_allows_is_projected(
+    engine: Engine, broker: Tenant, amqp_uri: str
+) -> None:
     """The read model holds every value the contract lets through (no dead letter for a
     well-formed admission because a column is shorter than its bound)."""
     empty_dead_letters(amqp_uri)
     longest = envelope(admitted(ward="W" * MAX_WARD))
-    with projecting(engine, amqp_uri):
-        publish(amqp_uri, [("admissions.events", "PatientAdmitted", longest.to_json())])
+    with projecting(engine, broker, amqp_uri):
+        publish(broker, "admissions", [("PatientAdmitted", longest.to_json())])
         wait_for(lambda: stored(engine, [longest.event_id]), what="the admission projected")
     assert dead_letters(amqp_uri) == []
 
 
 def test_a_milestone_the_fold_cannot_take_is_dead_lettered_and_the_rest_projected(
-    engine: Engine, amqp_uri: str
+    engine: Engine, broker: Tenant, amqp_uri: str
 ) -> None:
     """Surgery has no standard time in the lymphoma pathway: the message is well-formed, but
     the fold refuses it. Only it is parked; the batch around it is projected."""
@@ -108,12 +109,9 @@ def test_a_milestone_the_fold_cannot_take_is_dead_lettered_and_the_rest_projecte
         version=4,
     )
     after = envelope(admitted())
-    with projecting(engine, amqp_uri) as projector:
-        publish(
-            amqp_uri,
-            [("referrals.events", e.event_type, e.to_json()) for e in [*history, impossible]]
-            + [("admissions.events", "PatientAdmitted", after.to_json())],
-        )
+    with projecting(engine, broker, amqp_uri) as projector:
+        publish(broker, "referrals", [(e.event_type, e.to_json()) for e in [*history, impossible]])
+        publish(broker, "admissions", [("PatientAdmitted", after.to_json())])
         ids = [e.event_id for e in [*history, after]]
         wait_for(lambda: stored(engine, ids) == set(ids), what="the rest projected")
         wait_for(lambda: projector.projected == len(ids), what="the batch finished")
@@ -124,12 +122,12 @@ def test_a_milestone_the_fold_cannot_take_is_dead_lettered_and_the_rest_projecte
 
 
 @pytest.fixture(scope="module")
-def stay_view(amqp_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KnownStays]:
+def stay_view(broker: Tenant, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KnownStays]:
     """The discharges' reaction that keeps its view of the stays, running for the module."""
     url = f"sqlite:///{tmp_path_factory.mktemp('discharges')}/discharges.sqlite"
     stays = KnownStays(StoreSettings(url).sqlalchemy_url())
     try:
-        with nameko("services.discharges.reactions", amqp_uri, {"discharges": url}):
+        with nameko("services.discharges.reactions", broker, {"discharges": url}):
             yield stays
     finally:
         stays.close()
@@ -137,16 +135,14 @@ def stay_view(amqp_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.mark.parametrize("m", MALFORMATIONS, ids=lambda m: m.name)
 def test_a_reaction_dead_letters_a_malformed_message_and_reacts_to_the_next(
-    m: Malformation, stay_view: KnownStays, amqp_uri: str
+    m: Malformation, stay_view: KnownStays, broker: Tenant, amqp_uri: str
 ) -> None:
     empty_dead_letters(amqp_uri)
     good = envelope(admitted())
     publish(
-        amqp_uri,
-        [
-            ("admissions.events", "PatientAdmitted", malformed(m)),
-            ("admissions.events", "PatientAdmitted", good.to_json()),
-        ],
+        broker,
+        "admissions",
+        [("PatientAdmitted", malformed(m)), ("PatientAdmitted", good.to_json())],
     )
     wait_for(lambda: stay_view.get(UUID(good.aggregate_id)), what="the good stay known")
     ((reason, _body),) = wait_for(lambda: dead_letters(amqp_uri), what="the malformed one parked")

@@ -18,6 +18,7 @@ from services.pathway.projector import project
 from services.referrals.application import ReferralsApplication
 from services.referrals.domain import CancerPathway, Priority
 from shared.apprec import AppRecStatus
+from shared.broker import Tenant
 from shared.domain import CommandContext
 from shared.events import Envelope
 from shared.events.pathway import DeadlineBreached
@@ -81,23 +82,23 @@ def test_a_deadline_not_yet_passed_is_not_a_breach(engine: Engine) -> None:
 
 
 def test_the_reactions_process_dispatches_breaches_to_the_pathway_exchange(
-    engine: Engine, backend: dict[str, str], amqp_uri: str
+    engine: Engine, backend: dict[str, str], broker: Tenant, amqp_uri: str
 ) -> None:
-    """The real process: `nameko run` with the timer, the read model and the broker."""
+    """The real process (`python -m shared.run_reactions`) with the timer, the read model and
+    the broker, as the pathway's broker user."""
     with engine.begin() as conn:
         project(conn, overdue_referral(received_days_ago=30))
     queue = unique_queue("pathway.breaches")
     bind_test_queue(amqp_uri, "pathway.events", queue)
     env = {
         **os.environ,
-        "AMQP_URI": amqp_uri,
+        **broker.env("pathway"),
         "PATHWAY_DATABASE_URL": backend["pathway"],
         "PATHWAY_DEADLINE_INTERVAL": "0.2",
         "PSYCOPG_WAIT_FUNC": "wait_select",
     }
-    nameko = Path(sys.executable).with_name("nameko")
     process = subprocess.Popen(
-        [str(nameko), "run", "--config", "infra/nameko.yml", "services.pathway.reactions"],
+        [sys.executable, "-m", "shared.run_reactions", "services.pathway.reactions"],
         env=env,
         cwd=Path(__file__).resolve().parents[2],
     )

@@ -12,6 +12,7 @@ import pytest
 from services.medications.application import MedicationsApplication
 from services.medications.domain import ReconciliationSource, medication_list_id
 from shared.amqp import BatchPublisher
+from shared.broker import Tenant
 from shared.config import StoreSettings
 from shared.domain import CommandContext
 from shared.events import Envelope
@@ -35,7 +36,7 @@ def store(backend: dict[str, str]) -> Iterator[tuple[MedicationsApplication, Pos
 
 
 def test_a_patients_medication_history_is_published_as_envelopes(
-    store: tuple[MedicationsApplication, PositionStore], amqp_uri: str
+    store: tuple[MedicationsApplication, PositionStore], broker: Tenant, amqp_uri: str
 ) -> None:
     app, positions = store
     queue = unique_queue("medications")
@@ -57,7 +58,9 @@ def test_a_patients_medication_history_is_published_as_envelopes(
         None,
     )
 
-    relay = OutboxRelay("medications", app, BatchPublisher(amqp_uri, "medications"), positions)
+    relay = OutboxRelay(
+        "medications", app, BatchPublisher(broker.uri("medications"), "medications"), positions
+    )
     assert relay.relay_once() == 4
     envelopes = [Envelope.from_json(b) for b in drain_queue(amqp_uri, queue)]
 

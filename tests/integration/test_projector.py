@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
@@ -12,17 +11,25 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from services.pathway import migrate, readmodel
-from services.pathway.projector import Projector, project
+from services.pathway.projector import project
 from services.referrals.application import ReferralsApplication
 from services.referrals.domain import CancerPathway, Priority
 from shared.amqp import DEAD_LETTER_QUEUE, BatchPublisher
 from shared.apprec import AppRecStatus
+from shared.broker import Tenant
 from shared.domain import CommandContext
 from shared.events import Envelope
 from shared.ids import FNR_SYSTEM
 from shared.outbox import iter_all_envelopes
 from tests.conftest import GP, HOSPITAL
-from tests.support import drain_queue, dump_read_model, make_fnr, unique_queue, wait_for
+from tests.support import (
+    drain_queue,
+    dump_read_model,
+    make_fnr,
+    projector_queue,
+    run_projector,
+    wait_for,
+)
 
 T0 = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
 
@@ -63,30 +70,23 @@ def reference(envelopes: list[Envelope], tmp_path: object) -> dict[str, list[tup
     return dump_read_model(engine)
 
 
-def run_projector(engine: Engine, amqp_uri: str, queue: str) -> tuple[Projector, threading.Event]:
-    projector = Projector(engine, amqp_uri, queue=queue)
-    stop = threading.Event()
-    threading.Thread(target=projector.run, args=(stop,), daemon=True).start()
-    return projector, stop
-
-
 def events_stored(engine: Engine) -> int:
     return len(dump_read_model(engine)["pathway_events"])
 
 
 def test_duplicated_and_reordered_delivery_leaves_the_same_read_model(
-    engine: Engine, amqp_uri: str, tmp_path: object
+    engine: Engine, broker: Tenant, amqp_uri: str, tmp_path: object
 ) -> None:
     envelopes = many_pathways(40)
     expected = reference(envelopes, tmp_path)
-    queue = unique_queue("pathway.it")
-    projector, stop = run_projector(engine, amqp_uri, queue)
+    queue = projector_queue("it")
+    projector, stop = run_projector(engine, broker, queue)
     try:
-        wait_for(lambda: projector_ready(amqp_uri, queue), what="the projector's queue")
+        assert projector.ready.wait(30), "the projector consumes its queue"
         rng = random.Random(11)
         delivered = envelopes + rng.sample(envelopes, len(envelopes) // 2)
         rng.shuffle(delivered)
-        publisher = BatchPublisher(amqp_uri, "referrals")
+        publisher = BatchPublisher(broker.uri("referrals"), "referrals")
         for i in range(0, len(delivered), 37):  # several batches, interleaved with projection
             publisher.publish(delivered[i : i + 37])
         publisher.close()
@@ -98,33 +98,21 @@ def test_duplicated_and_reordered_delivery_leaves_the_same_read_model(
     drain_queue(amqp_uri, queue)
 
 
-def projector_ready(uri: str, queue: str) -> bool:
-    conn = pika.BlockingConnection(pika.URLParameters(uri))
-    try:
-        ch = conn.channel()
-        ch.queue_declare(queue, passive=True)
-        return True
-    except pika.exceptions.ChannelClosedByBroker:
-        return False
-    finally:
-        if conn.is_open:
-            conn.close()
-
-
 def test_a_poison_message_goes_to_the_dead_letter_queue_with_its_reason(
-    engine: Engine, amqp_uri: str
+    engine: Engine, broker: Tenant, amqp_uri: str
 ) -> None:
-    queue = unique_queue("pathway.it")
-    _projector, stop = run_projector(engine, amqp_uri, queue)
+    queue = projector_queue("it")
+    projector, stop = run_projector(engine, broker, queue)
     try:
-        wait_for(lambda: projector_ready(amqp_uri, queue), what="the projector's queue")
+        assert projector.ready.wait(30), "the projector consumes its queue"
         drain_queue(amqp_uri, DEAD_LETTER_QUEUE, delete=False)
         good = many_pathways(1)
-        conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+        conn = pika.BlockingConnection(pika.URLParameters(broker.uri("referrals")))
         ch = conn.channel()
-        ch.basic_publish("referrals.events", "ReferralSent", b"{not json")
+        sent_by_referrals = pika.BasicProperties(user_id=broker.user("referrals"))
+        ch.basic_publish("referrals.events", "ReferralSent", b"{not json", sent_by_referrals)
         for e in good:
-            ch.basic_publish("referrals.events", e.event_type, e.to_json())
+            ch.basic_publish("referrals.events", e.event_type, e.to_json(), sent_by_referrals)
         conn.close()
         wait_for(lambda: events_stored(engine) == len(good), what="the good events projected")
     finally:

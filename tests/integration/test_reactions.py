@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pika
-from pika.exceptions import UnroutableError
 
 from services.admissions.application import AdmissionsApplication
 from services.admissions.domain import AdmissionType, StayState
@@ -22,6 +21,7 @@ from services.referrals.domain import Priority, ReferralState
 from shared.amqp import DEAD_LETTER_QUEUE, BatchPublisher, declare_dead_letter
 from shared.apprec import AppRecStatus
 from shared.auth import Actor
+from shared.broker import Tenant
 from shared.config import StoreSettings
 from shared.domain import CommandContext
 from shared.events import Envelope
@@ -41,10 +41,11 @@ def ctx(actor: Actor, command_id: str, hours_ago: float = 0) -> CommandContext:
     return CommandContext(command_id, NOW - timedelta(hours=hours_ago), actor, "reactions")
 
 
-def relay(app: CarepathApplication, url: str, amqp_uri: str) -> int:
-    """Publish everything `app` stored so far, as its relay process does."""
+def relay(app: CarepathApplication, url: str, broker: Tenant) -> int:
+    """Publish everything `app` stored so far, as its relay process does (as its service's
+    broker user)."""
     positions = PositionStore(StoreSettings(url).relay_position_url(), f"{app.name}-amqp")
-    publisher = BatchPublisher(amqp_uri, app.name)
+    publisher = BatchPublisher(broker.uri(app.name), app.name)
     try:
         return OutboxRelay(app.name, app, publisher, positions).relay_once()
     finally:
@@ -69,14 +70,14 @@ def admit(
 
 
 def test_an_admission_published_by_admissions_lets_discharges_accept_readiness(
-    backend: dict[str, str], amqp_uri: str
+    backend: dict[str, str], broker: Tenant
 ) -> None:
     admissions = AdmissionsApplication.from_url(backend["admissions"])
     discharges = DischargesApplication.from_url(backend["discharges"])
     try:
-        with nameko("services.discharges.reactions", amqp_uri, backend):
+        with nameko("services.discharges.reactions", broker, backend):
             stay_id = admit(admissions)
-            assert relay(admissions, backend["admissions"], amqp_uri) >= 1
+            assert relay(admissions, backend["admissions"], broker) >= 1
             known = wait_for(lambda: discharges.stays.get(stay_id), what="the stay to be known")
             assert (known.state, known.hospital_her_id) == ("OPEN", HOSPITAL.her_id)
             ready = discharges.declare_ready(ctx(HOSPITAL, "ready", 24), stay_id)
@@ -87,19 +88,19 @@ def test_an_admission_published_by_admissions_lets_discharges_accept_readiness(
 
 
 def test_a_discharge_closes_the_stay_in_admissions_once_however_often_delivered(
-    backend: dict[str, str], amqp_uri: str
+    backend: dict[str, str], broker: Tenant
 ) -> None:
     admissions = AdmissionsApplication.from_url(backend["admissions"])
     discharges = DischargesApplication.from_url(backend["discharges"])
     try:
-        with nameko("services.admissions.reactions", amqp_uri, backend):
+        with nameko("services.admissions.reactions", broker, backend):
             stays = [admit(admissions, command_id=f"admit-{i}") for i in range(2)]
             for stay_id in stays:
                 discharges.stays.admitted(
                     str(stay_id), PATIENT, HOSPITAL.her_id, MUNICIPALITY.her_id
                 )
             discharges.discharge(ctx(HOSPITAL, "out", 1), stays[0], Destination.HOME, None)
-            relay(discharges, backend["discharges"], amqp_uri)
+            relay(discharges, backend["discharges"], broker)
             wait_for(
                 lambda: admissions.get_stay(stays[0]).state is StayState.CLOSED,
                 what="the stay to be closed",
@@ -110,12 +111,12 @@ def test_a_discharge_closes_the_stay_in_admissions_once_however_often_delivered(
                 for e in iter_all_envelopes("discharges", discharges)
                 if e.event_type == "PatientDischarged"
             ]
-            publisher = BatchPublisher(amqp_uri, "discharges")
+            publisher = BatchPublisher(broker.uri("discharges"), "discharges")
             publisher.publish([discharged, discharged])  # redelivered twice
             publisher.close()
             # A later discharge, processed after the duplicates, tells when they were handled.
             discharges.discharge(ctx(HOSPITAL, "out-2", 1), stays[1], Destination.HOME, None)
-            relay(discharges, backend["discharges"], amqp_uri)
+            relay(discharges, backend["discharges"], broker)
             wait_for(
                 lambda: admissions.get_stay(stays[1]).state is StayState.CLOSED,
                 what="the second stay to be closed",
@@ -129,7 +130,7 @@ def test_a_discharge_closes_the_stay_in_admissions_once_however_often_delivered(
 
 
 def test_an_elective_admission_for_an_accepted_referral_completes_it(
-    backend: dict[str, str], amqp_uri: str
+    backend: dict[str, str], broker: Tenant
 ) -> None:
     admissions = AdmissionsApplication.from_url(backend["admissions"])
     referrals = ReferralsApplication.from_url(backend["referrals"])
@@ -139,9 +140,9 @@ def test_an_elective_admission_for_an_accepted_referral_completes_it(
         )
         referrals.record_receipt(ctx(HOSPITAL, "rec", 199), referral.id, AppRecStatus.OK, [])
         referrals.accept(ctx(HOSPITAL, "acc", 150), referral.id, date.today())
-        with nameko("services.referrals.reactions", amqp_uri, backend):
+        with nameko("services.referrals.reactions", broker, backend):
             admit(admissions, referral_id=referral.id)
-            relay(admissions, backend["admissions"], amqp_uri)
+            relay(admissions, backend["admissions"], broker)
             completed = wait_for(
                 lambda: referrals.get_referral(referral.id).state is ReferralState.COMPLETED,
                 what="the referral to be completed",
@@ -154,7 +155,7 @@ def test_an_elective_admission_for_an_accepted_referral_completes_it(
 
 
 def test_a_discharge_that_cannot_close_its_stay_is_dead_lettered_with_the_reason(
-    backend: dict[str, str], amqp_uri: str
+    backend: dict[str, str], broker: Tenant, amqp_uri: str
 ) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(amqp_uri))
     channel = connection.channel()
@@ -180,24 +181,10 @@ def test_a_discharge_that_cannot_close_its_stay_is_dead_lettered_with_the_reason
         ),
     )
     try:
-        with nameko("services.admissions.reactions", amqp_uri, backend):
-            # nameko declares its queue before binding it: publish until the broker routes it
-            channel.confirm_delivery()
-
-            def routed() -> bool:
-                try:
-                    channel.basic_publish(
-                        "discharges.events",
-                        "PatientDischarged",
-                        envelope.to_json(),
-                        pika.BasicProperties(content_type="application/json", delivery_mode=2),
-                        mandatory=True,
-                    )
-                except UnroutableError:
-                    return False
-                return True
-
-            wait_for(routed, what="the reaction's queue bound to discharges.events")
+        with nameko("services.admissions.reactions", broker, backend):
+            publisher = BatchPublisher(broker.uri("discharges"), "discharges")
+            publisher.publish([envelope])
+            publisher.close()
 
             def parked() -> tuple[object, bytes] | None:
                 method, props, body = channel.basic_get(DEAD_LETTER_QUEUE, auto_ack=True)
@@ -207,5 +194,5 @@ def test_a_discharge_that_cannot_close_its_stay_is_dead_lettered_with_the_reason
     finally:
         connection.close()
     assert Envelope.from_json(body).event_id == envelope.event_id
-    assert "NotFound" in props.headers["x-carepath-reason"]  # type: ignore[attr-defined]
+    assert "no such resource" in props.headers["x-carepath-reason"]  # type: ignore[attr-defined]
     assert props.headers["x-original-exchange"] == "discharges.events"  # type: ignore[attr-defined]

@@ -16,6 +16,8 @@ import pytest
 from services.referrals.application import ReferralsApplication
 from services.referrals.domain import Priority
 from shared.amqp import BatchPublisher, PublishError
+from shared.broker import Tenant
+from shared.broker import rabbitmqctl as rabbitmqctl_path
 from shared.config import StoreSettings
 from shared.domain import CommandContext
 from shared.events import Envelope
@@ -64,13 +66,15 @@ def broker_up(uri: str) -> bool:
 
 
 def test_every_stored_event_is_published_with_its_envelope(
-    store: tuple[ReferralsApplication, PositionStore], amqp_uri: str
+    store: tuple[ReferralsApplication, PositionStore], broker: Tenant, amqp_uri: str
 ) -> None:
     app, positions = store
     queue = unique_queue()
     bind_test_queue(amqp_uri, "referrals.events", queue)
     send_referrals(app, 1200, "pub")
-    relay = OutboxRelay("referrals", app, BatchPublisher(amqp_uri, "referrals"), positions)
+    relay = OutboxRelay(
+        "referrals", app, BatchPublisher(broker.uri("referrals"), "referrals"), positions
+    )
     while relay.relay_once():
         pass
     assert relay.position == app.recorder.max_notification_id()
@@ -81,16 +85,20 @@ def test_every_stored_event_is_published_with_its_envelope(
 
 
 def test_a_restarted_relay_resumes_from_its_tracked_position(
-    store: tuple[ReferralsApplication, PositionStore], amqp_uri: str
+    store: tuple[ReferralsApplication, PositionStore], broker: Tenant, amqp_uri: str
 ) -> None:
     app, positions = store
     queue = unique_queue()
     bind_test_queue(amqp_uri, "referrals.events", queue)
     send_referrals(app, 30, "a")
-    first = OutboxRelay("referrals", app, BatchPublisher(amqp_uri, "referrals"), positions)
+    first = OutboxRelay(
+        "referrals", app, BatchPublisher(broker.uri("referrals"), "referrals"), positions
+    )
     assert first.relay_once() == 30
     send_referrals(app, 20, "b")
-    second = OutboxRelay("referrals", app, BatchPublisher(amqp_uri, "referrals"), positions)
+    second = OutboxRelay(
+        "referrals", app, BatchPublisher(broker.uri("referrals"), "referrals"), positions
+    )
     assert second.position == 30
     assert second.relay_once() == 20
     assert len(drain_queue(amqp_uri, queue)) == 50
@@ -113,12 +121,14 @@ def test_an_unreachable_broker_is_a_publish_error_not_a_loss(
 
 
 def test_commands_accepted_while_the_broker_is_stopped_are_all_published_after_restart(
-    store: tuple[ReferralsApplication, PositionStore], amqp_uri: str
+    store: tuple[ReferralsApplication, PositionStore], broker: Tenant, amqp_uri: str
 ) -> None:
     app, positions = store
     queue = unique_queue()
     bind_test_queue(amqp_uri, "referrals.events", queue)
-    relay = OutboxRelay("referrals", app, BatchPublisher(amqp_uri, "referrals"), positions)
+    relay = OutboxRelay(
+        "referrals", app, BatchPublisher(broker.uri("referrals"), "referrals"), positions
+    )
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop,), kwargs={"max_backoff": 0.5})
     thread.start()
@@ -145,17 +155,29 @@ def test_commands_accepted_while_the_broker_is_stopped_are_all_published_after_r
 
 
 def test_events_are_kept_until_a_queue_is_bound_to_take_them(
-    store: tuple[ReferralsApplication, PositionStore], amqp_uri: str
+    store: tuple[ReferralsApplication, PositionStore], broker: Tenant, amqp_uri: str
 ) -> None:
     """RabbitMQ confirms and drops a message no queue is bound to: the relay must not count
     such a batch as published."""
     app, positions = store
+    listed = subprocess.run(
+        [rabbitmqctl_path(), "-q", "list_bindings", "-p", broker.vhost, "source_name",
+         "destination_name", "routing_key"],
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    bound = [
+        (queue, key)
+        for source, queue, key in (line.split("\t") for line in listed)
+        if source == "referrals.events"
+    ]
     conn = pika.BlockingConnection(pika.URLParameters(amqp_uri))
     ch = conn.channel()
-    ch.exchange_delete("referrals.events")  # no bindings at all
-    conn.close()
+    for queue, key in bound:  # no bindings at all (the definitions' and other tests' copies)
+        ch.queue_unbind(queue, "referrals.events", key)
     send_referrals(app, 5, "nobody")
-    relay = OutboxRelay("referrals", app, BatchPublisher(amqp_uri, "referrals"), positions)
+    relay = OutboxRelay(
+        "referrals", app, BatchPublisher(broker.uri("referrals"), "referrals"), positions
+    )
     with pytest.raises(PublishError, match="unroutable"):
         relay.relay_once()
     assert relay.position == 0
@@ -163,3 +185,6 @@ def test_events_are_kept_until_a_queue_is_bound_to_take_them(
     bind_test_queue(amqp_uri, "referrals.events", queue)
     assert relay.relay_once() == 5
     assert len(drain_queue(amqp_uri, queue)) == 5
+    for queue, key in bound:  # as they were
+        ch.queue_bind(queue, "referrals.events", key)
+    conn.close()

@@ -11,6 +11,7 @@ from services.referrals.application import ReferralsApplication
 from services.referrals.domain import Priority
 from shared.amqp import BatchPublisher
 from shared.apprec import AppRecStatus
+from shared.broker import Tenant
 from shared.config import StoreSettings
 from shared.domain import CommandContext
 from shared.events import Envelope
@@ -23,7 +24,7 @@ T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
 
 
 def test_a_stored_event_that_breaks_the_contract_is_dead_lettered_and_the_rest_published(
-    backend: dict[str, str], amqp_uri: str
+    backend: dict[str, str], broker: Tenant, amqp_uri: str
 ) -> None:
     app = ReferralsApplication.from_url(backend["referrals"])
     positions = PositionStore(StoreSettings(backend["referrals"]).sqlalchemy_url(), "test-relay")
@@ -47,7 +48,9 @@ def test_a_stored_event_that_breaks_the_contract_is_dead_lettered_and_the_rest_p
         queue = unique_queue()
         bind_test_queue(amqp_uri, "referrals.events", queue)
         empty_dead_letters(amqp_uri)
-        relay = OutboxRelay("referrals", app, BatchPublisher(amqp_uri, "referrals"), positions)
+        relay = OutboxRelay(
+            "referrals", app, BatchPublisher(broker.uri("referrals"), "referrals"), positions
+        )
         while relay.relay_once():
             pass
         assert relay.position == app.recorder.max_notification_id()

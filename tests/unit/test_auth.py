@@ -1,62 +1,410 @@
-"""Caller identity from bearer tokens."""
+"""Caller identity from access tokens as HelseID issues them: asymmetric signatures checked
+against the issuer's JWKS, iss/aud/iat/exp/jti required, the lifetime capped, revocation."""
 
 from __future__ import annotations
 
+import json
+import os
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from shared import config
 from shared.auth import (
+    HER_ID_CLAIM,
+    HPR_CLAIM,
+    ORG_KIND_CLAIM,
+    ORGNR_CHILD_CLAIM,
+    ORGNR_PARENT_CLAIM,
     Actor,
+    IssuerUnavailable,
     OrgKind,
     TokenVerifier,
     Unauthenticated,
-    mint_token,
-    verify_token,
 )
+from shared.config import ConfigError
+from shared.issuer import Issuer, open_issuer
 
-SECRET = "unit-test-secret-0123456789-abcdefgh"
-
-
-def test_a_token_names_the_organisation_and_the_person() -> None:
-    actor = Actor(her_id="8134021", org_kind=OrgKind.GP, hpr="9144900")
-    assert verify_token(mint_token(actor, SECRET), SECRET) == actor
-
-
-def test_an_expired_token_is_refused() -> None:
-    token = mint_token(Actor("59", OrgKind.HOSPITAL), SECRET, ttl_seconds=-10)
-    with pytest.raises(Unauthenticated, match="expired"):
-        verify_token(token, SECRET)
+GP = Actor(her_id="8134021", org_kind=OrgKind.GP, hpr="9144900")
+HOSPITAL = Actor(her_id="59", org_kind=OrgKind.HOSPITAL, hpr="4210953")
+ISS = "https://helseid-sts.test.example"
+AUD = "test:carepath"
 
 
-def test_a_token_signed_with_another_key_is_refused() -> None:
-    token = mint_token(Actor("59", OrgKind.HOSPITAL), "another-key-0123456789-0123456789")
-    with pytest.raises(Unauthenticated, match="invalid token"):
-        verify_token(token, SECRET)
+@pytest.fixture
+def issuer(tmp_path: Path) -> Issuer:
+    made = Issuer.generate(ISS, AUD, jwks_path=tmp_path / "jwks.json")
+    made.write_jwks(made.jwks_path)
+    return made
+
+
+def settings(tmp_path: Path, **env: str) -> config.TokenSettings:
+    base = {
+        "CAREPATH_TOKEN_ISSUER": ISS,
+        "CAREPATH_TOKEN_AUDIENCE": AUD,
+        "CAREPATH_JWKS_FILE": str(tmp_path / "jwks.json"),
+        "REVOCATIONS_DATABASE_URL": f"sqlite:///{tmp_path}/revocations.sqlite",
+    }
+    return config.token_settings({**base, **env})
+
+
+@pytest.fixture
+def verify(tmp_path: Path, issuer: Issuer) -> Iterator[TokenVerifier]:
+    verifier = TokenVerifier.from_settings(settings(tmp_path))
+    yield verifier
+    verifier.close()
+
+
+def refused(verify: TokenVerifier, token: str, reason: str) -> None:
+    with pytest.raises(Unauthenticated, match=reason):
+        verify(token)
+
+
+def test_a_token_names_the_organisation_and_the_person(issuer: Issuer, verify: TokenVerifier):
+    assert verify(issuer.mint(GP)) == GP
+
+
+def test_a_citizens_token_names_the_person_by_helseids_pid_claim(
+    issuer: Issuer, verify: TokenVerifier
+) -> None:
+    token = issuer.mint(Actor.citizen("12034248069"))
+    assert jwt.decode(token, options={"verify_signature": False})[
+        "helseid://claims/identity/pid"
+    ] == ("12034248069")
+    assert verify(token) == Actor.citizen("12034248069")
+
+
+def test_the_hpr_number_travels_in_helseids_claim(issuer: Issuer) -> None:
+    claims = jwt.decode(issuer.mint(GP), options={"verify_signature": False})
+    assert claims[HPR_CLAIM] == "9144900"
+    assert claims[HER_ID_CLAIM] == "8134021" and claims[ORG_KIND_CLAIM] == "GP"
+    assert {"iss", "aud", "iat", "exp", "jti", "sub", "scope", "client_id"} <= set(claims)
+
+
+def test_helseids_organisation_numbers_are_accepted_and_kept_on_the_actor(
+    issuer: Issuer, verify: TokenVerifier
+) -> None:
+    token = issuer.mint(GP, **{ORGNR_PARENT_CLAIM: "974703300", ORGNR_CHILD_CLAIM: "983974899"})
+    assert verify(token).orgnr == "983974899"  # the acting unit: the child
+
+
+def test_an_organisation_number_with_a_wrong_check_digit_is_refused(
+    issuer: Issuer, verify: TokenVerifier
+) -> None:
+    refused(verify, issuer.mint(GP, **{ORGNR_PARENT_CLAIM: "974703301"}), "organisation number")
+
+
+def test_a_token_signed_with_another_key_is_refused(tmp_path: Path, verify: TokenVerifier):
+    trusted_kid = json.loads((tmp_path / "jwks.json").read_text())["keys"][0]["kid"]
+    forger = Issuer.generate(ISS, AUD)
+    token = jwt.encode(
+        jwt.decode(forger.mint(GP), options={"verify_signature": False}),
+        forger.key,
+        algorithm="ES256",
+        headers={"kid": trusted_kid},
+    )
+    refused(verify, token, "Signature verification failed")
+
+
+def test_a_key_the_issuer_adds_to_its_jwks_file_is_trusted_without_a_restart(
+    tmp_path: Path, issuer: Issuer, verify: TokenVerifier
+) -> None:
+    rotated = Issuer.generate(ISS, AUD)
+    assert verify(issuer.mint(GP)) == GP
+    both = {"keys": [*issuer.jwks()["keys"], *rotated.jwks()["keys"]]}
+    (tmp_path / "jwks.json").write_text(json.dumps(both))
+    assert verify(rotated.mint(HOSPITAL)) == HOSPITAL
+
+
+def test_a_token_from_a_key_the_issuer_never_published_is_refused(verify: TokenVerifier):
+    refused(verify, Issuer.generate(ISS, AUD).mint(GP), "unknown key")
+
+
+def test_an_unsigned_token_alg_none_is_refused(issuer: Issuer, verify: TokenVerifier) -> None:
+    claims = jwt.decode(issuer.mint(GP), options={"verify_signature": False})
+    token = jwt.encode(claims, None, algorithm="none", headers={"kid": issuer.kid})
+    refused(verify, token, "alg 'none' is not accepted")
+
+
+def test_hs256_signed_with_the_public_key_as_secret_is_refused(
+    issuer: Issuer, verify: TokenVerifier
+) -> None:
+    """Algorithm confusion: the issuer's public key is public, so an HMAC made with it proves
+    nothing."""
+    public_pem = issuer.key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    claims = jwt.decode(issuer.mint(GP), options={"verify_signature": False})
+    header = {"alg": "HS256", "typ": "JWT", "kid": issuer.kid}
+    signing_input = b".".join(
+        jwt.utils.base64url_encode(json.dumps(part).encode()) for part in (header, claims)
+    )
+    import hashlib
+    import hmac
+
+    mac = hmac.new(public_pem, signing_input, hashlib.sha256).digest()
+    token = (signing_input + b"." + jwt.utils.base64url_encode(mac)).decode()
+    refused(verify, token, "alg 'HS256' is not accepted")
+
+
+def test_a_token_from_another_issuer_is_refused(tmp_path: Path, issuer: Issuer) -> None:
+    verify = TokenVerifier.from_settings(settings(tmp_path))
+    refused(verify, issuer.mint(GP, iss="https://someone-else.example"), "(?i)issuer")
+
+
+def test_a_token_for_another_api_is_refused(issuer: Issuer, verify: TokenVerifier) -> None:
+    refused(verify, issuer.mint(GP, aud="nhn:another-api"), "(?i)audience")
+
+
+@pytest.mark.parametrize("claim", ["iat", "exp", "jti", "iss", "aud"])
+def test_a_token_without_a_required_claim_is_refused(
+    issuer: Issuer, verify: TokenVerifier, claim: str
+) -> None:
+    refused(verify, issuer.mint(GP, **{claim: None}), claim)
+
+
+def test_a_token_living_longer_than_an_hour_is_refused(issuer: Issuer, verify: TokenVerifier):
+    refused(verify, issuer.mint(GP, ttl_seconds=10 * 365 * 24 * 3600), "longer than 3600 s")
+
+
+def test_a_token_of_exactly_the_cap_is_accepted(issuer: Issuer, verify: TokenVerifier):
+    assert verify(issuer.mint(GP, ttl_seconds=3600)) == GP
+
+
+def test_an_expired_token_is_refused(issuer: Issuer, verify: TokenVerifier) -> None:
+    now = int(time.time())
+    refused(verify, issuer.mint(GP, iat=now - 600, nbf=now - 600, exp=now - 60), "expired")
+
+
+def test_a_token_issued_in_the_future_is_refused(issuer: Issuer, verify: TokenVerifier):
+    later = int(time.time()) + 600
+    refused(verify, issuer.mint(GP, iat=later, nbf=later, exp=later + 60), "not yet valid")
+
+
+def test_a_token_without_the_required_scope_is_refused(tmp_path: Path, issuer: Issuer) -> None:
+    verify = TokenVerifier.from_settings(
+        settings(tmp_path, CAREPATH_TOKEN_SCOPE="test:carepath/api")
+    )
+    refused(verify, issuer.mint(GP, scope="test:other/api"), "scope")
+    assert verify(issuer.mint(GP, scope="openid test:carepath/api")) == GP
 
 
 @pytest.mark.parametrize(
     "claims",
     [
-        {"iss": "carepath", "exp": 9999999999, "org_her_id": "abc", "org_kind": "GP"},
-        {"iss": "carepath", "exp": 9999999999, "org_her_id": "59", "org_kind": "PHARMACY"},
-        {"iss": "carepath", "exp": 9999999999, "org_kind": "GP"},
-        {"iss": "someone-else", "exp": 9999999999, "org_her_id": "59", "org_kind": "GP"},
+        {HER_ID_CLAIM: "abc"},
+        {ORG_KIND_CLAIM: "PHARMACY"},
+        {HER_ID_CLAIM: None},
+        {ORG_KIND_CLAIM: None},
+        {"carepath://claims/roles": "SUPERVISOR"},
     ],
 )
-def test_tokens_with_bad_claims_are_refused(claims: dict[str, object]) -> None:
-    with pytest.raises(Unauthenticated):
-        verify_token(jwt.encode(claims, SECRET, algorithm="HS256"), SECRET)
+def test_tokens_with_bad_identity_claims_are_refused(
+    issuer: Issuer, verify: TokenVerifier, claims: dict[str, Any]
+) -> None:
+    refused(verify, issuer.mint(GP, **claims), "invalid token claims")
 
 
-def test_a_remembered_token_still_expires() -> None:
+def test_a_remembered_token_still_expires(tmp_path: Path, issuer: Issuer) -> None:
     """The server remembers a checked token, never past its expiry."""
     now = [time.time()]
-    verify = TokenVerifier(SECRET, clock=lambda: now[0])
-    gp = Actor(her_id="8134021", org_kind=OrgKind.GP, hpr="9144900")
-    token = mint_token(gp, SECRET, ttl_seconds=60)
-    assert verify(token) == verify(token) == gp
-    now[0] += 61
-    with pytest.raises(Unauthenticated, match="expired"):
-        verify(token)
+    verify = TokenVerifier(
+        settings(tmp_path),
+        TokenVerifier.from_settings(settings(tmp_path)).revocations,
+        clock=lambda: now[0],
+    )
+    token = issuer.mint(GP, ttl_seconds=60)
+    assert verify(token) == verify(token) == GP
+    now[0] += 61 + verify.settings.leeway
+    refused(verify, token, "expired")
+
+
+def test_a_revoked_token_is_refused_by_every_verifier_within_the_bound(
+    tmp_path: Path, issuer: Issuer
+) -> None:
+    """The viewer revokes at logout; a server process that has the token remembered refuses
+    it as soon as its copy of the list is older than the bound (1 s)."""
+    now = [time.time()]
+    server = TokenVerifier(
+        settings(tmp_path),
+        TokenVerifier.from_settings(settings(tmp_path)).revocations,
+        clock=lambda: now[0],
+    )
+    server.revocations._clock = lambda: now[0]
+    viewer = TokenVerifier.from_settings(settings(tmp_path))
+    token = issuer.mint(GP)
+    assert server(token) == GP
+    assert viewer.revoke(token)
+    now[0] += server.settings.revocation_refresh + 0.01
+    refused(server, token, "revoked")
+    refused(viewer, token, "revoked")
+
+
+def test_revoking_an_invalid_token_does_nothing(verify: TokenVerifier) -> None:
+    assert not verify.revoke("not-a-jwt")
+
+
+def test_expired_revocations_are_pruned(tmp_path: Path, issuer: Issuer) -> None:
+    verify = TokenVerifier.from_settings(settings(tmp_path))
+    verify.revocations.revoke("old-token", time.time() - 10)
+    verify.revocations.revoke("new-token", time.time() + 600)
+    with verify.revocations.engine.connect() as conn:
+        rows = {r[0] for r in conn.exec_driver_sql("SELECT jti FROM revoked_tokens")}
+    assert rows == {"new-token"}
+
+
+#: What the test's JWKS endpoint serves (a test may change it before the first fetch).
+JWKS_BODY: dict[str, Any] = {}
+
+
+@pytest.fixture
+def jwks_server(issuer: Issuer) -> Iterator[str]:
+    JWKS_BODY.clear()
+    JWKS_BODY.update(issuer.jwks())
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(JWKS_BODY).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/openid-configuration/jwks"
+    server.shutdown()
+
+
+def test_the_issuers_keys_can_come_from_its_jwks_url(
+    tmp_path: Path, issuer: Issuer, jwks_server: str
+) -> None:
+    verify = TokenVerifier.from_settings(
+        settings(tmp_path, CAREPATH_JWKS_FILE="", CAREPATH_JWKS_URL=jwks_server)
+    )
+    assert verify.settings.jwks_file is None
+    assert verify(issuer.mint(GP)) == GP
+    refused(verify, Issuer.generate(ISS, AUD).mint(GP), "unknown key")
+
+
+def test_a_fetched_jwks_with_a_symmetric_key_is_refused_whole(
+    tmp_path: Path, issuer: Issuer, jwks_server: str
+) -> None:
+    verify = TokenVerifier.from_settings(
+        settings(tmp_path, CAREPATH_JWKS_FILE="", CAREPATH_JWKS_URL=jwks_server)
+    )
+    JWKS_BODY["keys"] = [*issuer.jwks()["keys"], {"kty": "oct", "kid": "s", "k": "c2VjcmV0"}]
+    with pytest.raises(IssuerUnavailable, match="symmetric"):
+        verify(issuer.mint(GP))
+
+
+def write_jwks(path: Path, keys: list[dict[str, Any]]) -> None:
+    path.write_text(json.dumps({"keys": keys}))
+
+
+def test_a_jwks_with_a_symmetric_key_is_refused(tmp_path: Path) -> None:
+    write_jwks(tmp_path / "jwks.json", [{"kty": "oct", "kid": "k", "k": "c2VjcmV0"}])
+    with pytest.raises(ConfigError, match="symmetric"):
+        TokenVerifier.from_settings(settings(tmp_path))
+
+
+def test_a_short_rsa_key_is_refused(tmp_path: Path) -> None:
+    short = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(short))
+    write_jwks(tmp_path / "jwks.json", [{**jwk, "kid": "short", "alg": "RS256"}])
+    with pytest.raises(ConfigError, match="RSA-1024"):
+        TokenVerifier.from_settings(settings(tmp_path))
+
+
+def test_an_rsa_key_of_2048_bits_is_accepted_for_rs256(tmp_path: Path) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    write_jwks(tmp_path / "jwks.json", [{**jwk, "kid": "rsa", "alg": "RS256"}])
+    verify = TokenVerifier.from_settings(settings(tmp_path))
+    now = int(time.time())
+    claims = {
+        "iss": ISS,
+        "aud": AUD,
+        "iat": now,
+        "exp": now + 300,
+        "jti": "j1",
+        "sub": "9144900",
+        ORG_KIND_CLAIM: "GP",
+        HER_ID_CLAIM: "8134021",
+        HPR_CLAIM: "9144900",
+    }
+    assert verify(jwt.encode(claims, key, algorithm="RS256", headers={"kid": "rsa"})) == GP
+
+
+def test_the_rfc_example_key_that_projects_ship_as_a_default_is_refused(tmp_path: Path):
+    rfc7515_a3 = {
+        "kty": "EC",
+        "crv": "P-256",
+        "kid": "dev-signing-key-1",
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+        "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+    }
+    write_jwks(tmp_path / "jwks.json", [rfc7515_a3])
+    with pytest.raises(ConfigError, match="published example key"):
+        TokenVerifier.from_settings(settings(tmp_path))
+
+
+def test_without_a_configured_issuer_nothing_is_trusted(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no token issuer configured"):
+        config.token_settings({"CAREPATH_VAR_DIR": str(tmp_path)})
+
+
+def test_the_jwks_must_come_from_one_place(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="exactly one"):
+        settings(tmp_path, CAREPATH_JWKS_URL="https://helseid-sts.nhn.no/jwks")
+    with pytest.raises(ConfigError, match="https"):
+        settings(tmp_path, CAREPATH_JWKS_FILE="", CAREPATH_JWKS_URL="http://issuer.example/jwks")
+
+
+def test_the_development_issuer_is_used_only_when_turned_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CAREPATH_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.delenv("CAREPATH_DEV_ISSUER", raising=False)
+    with pytest.raises(ConfigError, match="no token issuer configured"):
+        config.token_settings({})
+    dev = config.token_settings({"CAREPATH_DEV_ISSUER": "1"})
+    assert dev.jwks_file == tmp_path / "var" / "dev-issuer" / "jwks.json"
+
+
+def test_the_development_issuer_is_private_and_reused(tmp_path: Path) -> None:
+    first = open_issuer(tmp_path / "var" / "dev-issuer")
+    again = open_issuer(tmp_path / "var" / "dev-issuer")
+    assert first.kid == again.kid
+    assert (tmp_path / "var" / "dev-issuer").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "var" / "dev-issuer" / "signing-key.pem").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_signing_key_others_can_read_is_refused(tmp_path: Path) -> None:
+    home = tmp_path / "dev-issuer"
+    open_issuer(home)
+    os.chmod(home / "signing-key.pem", 0o644)
+    with pytest.raises(ConfigError, match="readable by others"):
+        open_issuer(home)
+
+
+def test_var_is_created_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAREPATH_VAR_DIR", str(tmp_path / "var"))
+    assert config.var_dir().stat().st_mode & 0o777 == 0o700
+
+
+def test_the_issuers_key_is_p256(issuer: Issuer) -> None:
+    assert isinstance(issuer.key.curve, ec.SECP256R1)
+    assert issuer.jwks()["keys"][0]["alg"] == "ES256"

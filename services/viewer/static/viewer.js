@@ -40,6 +40,9 @@
         });
     }
     source.addEventListener("endring", refresh);
+    // The session has ended (idle too long, or expired): reloading leads to the sign-in page,
+    // so the patient's data do not stay on an unattended screen.
+    source.addEventListener("utlopt", function () { source.close(); window.location.reload(); });
     region.addEventListener("focusout", function () { if (pending) { pending = false; setTimeout(refresh, 0); } });
   }
   document.addEventListener("DOMContentLoaded", function () {

@@ -1,0 +1,165 @@
+"""infra/rabbitmq/definitions.json against the code: every reaction's queue declared, bound and
+readable by its own service only, the queues' arguments exactly those the processes declare
+with, and the sender check consumers use."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from services.pathway.projector import QUEUE as PROJECTOR_QUEUE
+from shared import config
+from shared.amqp import (
+    DEAD_LETTER_EXCHANGE,
+    DEAD_LETTER_QUEUE,
+    DEAD_LETTER_QUEUE_ARGUMENTS,
+    QUEUE_ARGUMENTS,
+    SERVICES,
+    sender_refusal,
+)
+from shared.broker import load_definitions, render
+from tests.support import event_queues
+
+#: The reaction modules and the service (broker user) each runs as.
+REACTIONS = {
+    "services.admissions.reactions": "admissions",
+    "services.discharges.reactions": "discharges",
+    "services.referrals.reactions": "referrals",
+    "services.pathway.reactions": "pathway",
+}
+DEFINITIONS = load_definitions()
+
+
+def permissions(service: str) -> dict[str, str]:
+    (found,) = [p for p in DEFINITIONS["permissions"] if p["user"] == f"carepath-{service}"]
+    return dict(found)
+
+
+def may(pattern: str, name: str) -> bool:
+    """RabbitMQ's reading of a permission pattern ('' grants nothing)."""
+    return bool(pattern) and re.search(pattern, name) is not None
+
+
+def queue(name: str) -> dict[str, Any]:
+    (found,) = [q for q in DEFINITIONS["queues"] if q["name"] == name]
+    return dict(found)
+
+
+def bindings_to(name: str) -> set[tuple[str, str]]:
+    return {
+        (b["source"], b["routing_key"]) for b in DEFINITIONS["bindings"] if b["destination"] == name
+    }
+
+
+@pytest.mark.parametrize("module", REACTIONS)
+def test_every_reaction_queue_is_declared_and_bound_to_its_event(module: str) -> None:
+    for name in event_queues(module):
+        source, event_type = name.removeprefix("evt-").split("--")[0].split("-")
+        assert queue(name)["arguments"] == QUEUE_ARGUMENTS
+        assert bindings_to(name) == {(f"{source}.events", event_type)}
+
+
+@pytest.mark.parametrize("module", REACTIONS)
+def test_a_reaction_service_may_read_its_own_queues_and_no_other(module: str) -> None:
+    service = REACTIONS[module]
+    own = set(event_queues(module)) | ({PROJECTOR_QUEUE} if service == "pathway" else set())
+    for q in DEFINITIONS["queues"]:
+        assert may(permissions(service)["read"], q["name"]) is (q["name"] in own), q["name"]
+        assert may(permissions(service)["configure"], q["name"]) is (q["name"] in own)
+
+
+def test_the_projector_queue_takes_every_services_events_and_only_the_pathway_reads_it() -> None:
+    assert queue(PROJECTOR_QUEUE)["arguments"] == QUEUE_ARGUMENTS
+    assert bindings_to(PROJECTOR_QUEUE) == {(f"{s}.events", "#") for s in SERVICES}
+    readers = [s for s in config.BROKER_SERVICES if may(permissions(s)["read"], PROJECTOR_QUEUE)]
+    assert readers == ["pathway"]
+
+
+def test_each_service_may_write_its_own_exchange_only() -> None:
+    exchanges = [e["name"] for e in DEFINITIONS["exchanges"] if e["name"].endswith(".events")]
+    assert sorted(exchanges) == sorted(f"{s}.events" for s in config.BROKER_SERVICES)
+    for service in config.BROKER_SERVICES:
+        writable = [e for e in exchanges if may(permissions(service)["write"], e)]
+        assert writable == [f"{service}.events"]
+
+
+def test_every_service_may_dead_letter_and_no_service_may_read_the_dead_letters() -> None:
+    """Consumers park what they cannot apply; every relay parks a stored event that breaks the
+    event contract (shared.outbox)."""
+    for service in config.BROKER_SERVICES:
+        assert may(permissions(service)["write"], DEAD_LETTER_EXCHANGE)
+        assert not may(permissions(service)["read"], DEAD_LETTER_QUEUE)
+
+
+def test_the_dead_letter_queue_does_not_dead_letter_into_itself() -> None:
+    assert queue(DEAD_LETTER_QUEUE)["arguments"] == DEAD_LETTER_QUEUE_ARGUMENTS
+    assert "x-dead-letter-exchange" not in DEAD_LETTER_QUEUE_ARGUMENTS
+    assert bindings_to(DEAD_LETTER_QUEUE) == {(DEAD_LETTER_EXCHANGE, "")}
+
+
+def test_a_session_gets_its_own_vhost_users_and_passwords_and_no_operator() -> None:
+    passwords = {s: f"pw-{s}" for s in config.BROKER_SERVICES}
+    rendered = render("carepath-test-1", "t1234-", passwords)
+    assert [u["name"] for u in rendered["users"]] == [f"t1234-{s}" for s in config.BROKER_SERVICES]
+    assert {u["password"] for u in rendered["users"]} == set(passwords.values())
+    assert {p["user"] for p in rendered["permissions"]} == {
+        f"t1234-{s}" for s in config.BROKER_SERVICES
+    }
+    entities = [
+        *rendered["permissions"],
+        *rendered["exchanges"],
+        *rendered["queues"],
+        *rendered["bindings"],
+    ]
+    assert {e["vhost"] for e in entities} == {"carepath-test-1"}
+    assert len(rendered["queues"]) == len(DEFINITIONS["queues"])
+
+
+def test_an_event_is_trusted_only_from_its_services_user(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AMQP_USER_PREFIX", "carepath-")
+    assert sender_refusal("discharges.events", "carepath-discharges") is None
+    assert sender_refusal("discharges.events", "carepath-admissions") == (
+        "untrusted sender on discharges.events: 'carepath-admissions', "
+        "expected user_id 'carepath-discharges'"
+    )
+    assert sender_refusal("discharges.events", None) == (
+        "untrusted sender on discharges.events: no user_id, expected user_id 'carepath-discharges'"
+    )
+    assert sender_refusal("", "carepath-discharges") == (
+        "not from a service's events exchange (exchange '')"
+    )
+    assert sender_refusal("vendor.events", "carepath-vendor") is not None
+
+
+def test_a_process_connects_as_its_services_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMQP_URI", "amqps://broker.example:5671/carepath?heartbeat=30")
+    monkeypatch.setenv("AMQP_USER_PREFIX", "prod-")
+    monkeypatch.setenv("AMQP_PASSWORD", "s3cret/with:odd@chars")
+    assert config.amqp_user("admissions") == "prod-admissions"
+    assert config.amqp_uri("admissions") == (
+        "amqps://prod-admissions:s3cret%2Fwith%3Aodd%40chars@broker.example:5671/carepath"
+        "?heartbeat=30"
+    )
+
+
+def test_credentials_in_amqp_uri_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/%2F")
+    with pytest.raises(ValueError, match="AMQP_URI must not carry a user or password"):
+        config.amqp_uri("referrals")
+
+
+def test_development_passwords_are_random_kept_once_and_private(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setenv("CAREPATH_VAR_DIR", str(tmp_path))
+    monkeypatch.delenv("AMQP_PASSWORD", raising=False)
+    first = config.development_amqp_passwords()
+    assert set(first) == set(config.BROKER_SERVICES)
+    assert len(set(first.values())) == len(first)
+    assert config.development_amqp_passwords() == first
+    assert (tmp_path / "amqp-passwords.json").stat().st_mode & 0o777 == 0o600
+    assert config.amqp_password("pathway") == first["pathway"]

@@ -24,8 +24,9 @@ proto-check: proto ## fail when the committed generated code differs from the .p
 	@git diff --exit-code --stat -- protos || \
 		(echo "generated protobuf code is stale: run 'make proto' and commit" >&2; exit 1)
 
-docs: $(STAMP) ## print the access table (shared/access/table.py) as docs/access.md
+docs: $(STAMP) ## generate docs/access.md (access table) and docs/events.md + docs/events/ (event contract)
 	$(PY) -m shared.access.doc > docs/access.md
+	$(PY) -m shared.events.doc docs
 
 # `make run` and `make token` (only these) turn on the local development issuer: an ES256 key
 # pair and its JWKS in var/dev-issuer, which every process started by honcho trusts.

@@ -19,6 +19,7 @@ prefetch window and acknowledges a whole batch with one `multiple=True` ack.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import ssl
 import time
@@ -31,7 +32,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError
 
 from shared import config
-from shared.envelope import Envelope
+from shared.events import Envelope
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +254,44 @@ class BatchPublisher:
             self._connection.process_data_events(time_limit=seconds)
         except (AMQPError, OSError):
             self.close()
+
+    def park(self, letters: Sequence[tuple[str, str, str]]) -> None:
+        """Put stored events that cannot be published — (event_id, event_type, reason) — on
+        carepath.dead-letter, confirmed, so the relay can move past them without losing them.
+        Raises PublishError."""
+        if not letters:
+            return
+        try:
+            connection, impl = self._open()
+            self._nacked = False
+            for event_id, event_type, reason in letters:
+                body = {"event_id": event_id, "event_type": event_type, "source": self._service}
+                impl.basic_publish(
+                    DEAD_LETTER_EXCHANGE,
+                    event_type,
+                    json.dumps(body).encode(),
+                    pika.BasicProperties(
+                        message_id=event_id,
+                        delivery_mode=2,
+                        content_type="application/json",
+                        headers={
+                            "x-carepath-reason": reason[:500],
+                            "x-original-exchange": self._exchange,
+                            "x-original-routing-key": event_type,
+                        },
+                    ),
+                )
+                self._next_tag += 1
+            deadline = time.monotonic() + self._timeout
+            while self._acked_upto < self._next_tag and not self._nacked:
+                if time.monotonic() > deadline:
+                    raise PublishError(f"no confirm within {self._timeout}s")
+                connection.process_data_events(time_limit=0.001)
+            if self._nacked:
+                raise PublishError("broker nacked the dead letters")
+        except (AMQPError, OSError) as exc:
+            self.close()
+            raise PublishError(f"{type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:
         if self._connection is not None and self._connection.is_open:

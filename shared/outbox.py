@@ -5,6 +5,12 @@ relay reads notifications after its tracked position, maps them to public envelo
 them as one confirmed batch and only then advances the position. While RabbitMQ is down the
 services keep accepting commands; the relay retries with back-off and catches up. A crash
 between publish and position update republishes the batch: consumers dedupe on `event_id`.
+
+Each published domain event is mapped to its public payload by the service's explicit mapping
+(`services/<service>/contract.py`, `CarepathApplication.contract`), never by copying its
+attributes. A stored event whose payload breaks the contract is dead-lettered with the reason
+instead of published; a domain event without a mapping stops the relay (a release bug; nothing
+is skipped) until it is mapped.
 """
 
 from __future__ import annotations
@@ -13,12 +19,14 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 
 from shared.amqp import PublishError
-from shared.envelope import Envelope
+from shared.events import ContractError, Envelope
+from shared.events.envelope import describe
 from shared.sql import create_tables, engine
 from shared.store import CarepathApplication
 
@@ -35,6 +43,8 @@ relay_positions = sa.Table(
 
 class Publisher(Protocol):
     def publish(self, envelopes: Sequence[Envelope]) -> None: ...
+
+    def park(self, letters: Sequence[tuple[str, str, str]]) -> None: ...
 
     def idle(self, seconds: float) -> None: ...
 
@@ -71,26 +81,74 @@ class PositionStore:
         self._engine.dispose()
 
 
+class BrokenPayload(ContractError):
+    """A stored domain event whose payload breaks the contract (for instance stored before a
+    bound existed): it is dead-lettered by the relay with the reason, never published."""
+
+    def __init__(self, event_id: str, event_type: str, reason: str) -> None:
+        super().__init__(reason)
+        self.event_id = event_id
+        self.event_type = event_type
+
+
 @dataclass(frozen=True)
 class OutboxBatch:
     envelopes: list[Envelope]
     position: int  # notification id of the last notification read
     read: int  # notifications read (internal ones included)
+    #: Stored events that break the contract: (event_id, event_type, reason).
+    broken: list[tuple[str, str, str]]
+
+
+def to_envelope(source: str, app: CarepathApplication, event: Any) -> Envelope:
+    """A stored domain event as its public envelope, by the service's explicit mapping
+    (app.contract). Raises ContractError for an event with no mapping or a payload that breaks
+    the contract: nothing unchecked is published."""
+    name = type(event).__name__
+    mapping = app.contract.get(name)
+    if mapping is None:
+        raise ContractError(f"{source} has no contract mapping for its domain event {name}")
+    aggregate_id = str(event.originator_id)
+    version = int(event.originator_version)
+    try:
+        payload = mapping(event)
+    except ValidationError as exc:
+        event_id = Envelope.make_event_id(aggregate_id, version)
+        reason = f"{source} {name} breaks its contract: {describe(exc)}"
+        raise BrokenPayload(event_id, name, reason) from exc
+    meta: dict[str, Any] = event.meta
+    return Envelope(
+        event_id=Envelope.make_event_id(aggregate_id, version),
+        aggregate_id=aggregate_id,
+        aggregate_version=version,
+        patient=dict(meta["patient"]),
+        occurred_at=meta["occurred_at"],
+        recorded_at=event.timestamp.isoformat(),
+        actor=dict(meta["actor"]),
+        correlation_id=meta.get("correlation_id") or meta["command_id"],
+        causation_id=meta["command_id"],
+        data=payload,
+    )
 
 
 def read_envelopes(source: str, app: CarepathApplication, after: int, limit: int) -> OutboxBatch:
     """Envelopes of the notifications after position `after` (at most `limit` read), and the
-    new position. Events the application declares internal are read past, never published.
-    Used by the relay and by read-model rebuilds, so both see identical envelopes."""
+    new position. Events the application declares internal are read past, never published;
+    events whose payload breaks the contract are listed as `broken`. Used by the relay and by
+    read-model rebuilds, so both see identical envelopes."""
     notifications = app.recorder.select_notifications(after, limit, inclusive_of_start=False)
-    events = (app.mapper.to_domain_event(n) for n in notifications)
-    envelopes = [
-        Envelope.from_domain_event(source, e)
-        for e in events
-        if type(e).__name__ not in app.internal_event_types
-    ]
+    envelopes: list[Envelope] = []
+    broken: list[tuple[str, str, str]] = []
+    for notification in notifications:
+        event = app.mapper.to_domain_event(notification)
+        if type(event).__name__ in app.internal_event_types:
+            continue
+        try:
+            envelopes.append(to_envelope(source, app, event))
+        except BrokenPayload as exc:
+            broken.append((exc.event_id, exc.event_type, str(exc)))
     position = notifications[-1].id if notifications else after
-    return OutboxBatch(envelopes, position, len(notifications))
+    return OutboxBatch(envelopes, position, len(notifications), broken)
 
 
 def iter_batches(
@@ -103,6 +161,8 @@ def iter_batches(
         if not read.read:
             return
         position = read.position
+        for event_id, _, reason in read.broken:  # the relay dead-lettered them: not projected
+            log.warning("%s event %s left out: %s", source, event_id, reason)
         yield read.envelopes
 
 
@@ -142,6 +202,9 @@ class OutboxRelay:
         if not batch.read:
             return 0
         self._publisher.publish(batch.envelopes)
+        for event_id, _, reason in batch.broken:
+            log.error("relay %s: event %s dead-lettered: %s", self.source, event_id, reason)
+        self._publisher.park(batch.broken)
         self._positions.set(batch.position)
         self._position = batch.position
         return batch.read
@@ -157,6 +220,13 @@ class OutboxRelay:
         while not stop.is_set():
             try:
                 published = self.relay_once()
+            except ContractError as exc:  # a release bug: keep the position, nothing is lost
+                log.error(
+                    "relay %s: not published: %s; retrying in %.1fs", self.source, exc, backoff
+                )
+                stop.wait(backoff)
+                backoff = min(max_backoff, backoff * 2)
+                continue
             except PublishError as exc:
                 log.warning(
                     "relay %s: not published (%s); %d events waiting, retrying in %.1fs",

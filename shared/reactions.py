@@ -1,7 +1,6 @@
-"""What every nameko reaction shares: the entrypoint that accepts only its source service's
-events (`event_handler`), the access policy's word on what a reaction does (`policy_refusal`),
-the command a reaction issues (idempotent, from the event), the application it acts on, a place
-for events it cannot apply, and the process entry point.
+"""What every nameko reaction shares: the checked entrypoint every reaction handler is declared
+with (`reaction`), the access policy's word on what a reaction does (`policy_refusal`), the
+command a reaction issues (idempotent, from the event), and the application it acts on.
 
 Reactions run in their own processes (never beside a gRPC server):
 
@@ -9,33 +8,54 @@ Reactions run in their own processes (never beside a gRPC server):
 
 which runs the module's nameko services connected as the service's own broker user
 (`shared.config.amqp_uri`; the service is the module's package: `admissions`).
+
+`@reaction("admissions", "PatientAdmitted")` is nameko's `@event_handler` with one check in
+front (`ReactionHandler.check`): the message's `user_id` must be the broker user of the service
+whose exchange it came from (`shared.amqp.sender_refusal`), and its body must keep the event
+contract, its source the exchange's service and its event type the routing key
+(`shared.events.parse`). The handler then receives the typed `Envelope` (its `data` is the
+payload class of the event type), never the raw body. A message that fails the check, and a
+message the handler raises on (`NotApplied` with a reason, or any other error), is published
+to `carepath.dead-letter` with the reason and acked: no message stops a reaction, and none is
+silently dropped. Only an unavailable store (the database down) returns the message to the
+queue, to be tried again (after the queue's delivery limit RabbitMQ dead-letters it).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+import sqlalchemy as sa
 from kombu import Exchange, Queue  # type: ignore[attr-defined]
 from nameko.amqp.publish import Publisher as AmqpPublisher
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import EventHandler
+from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider
-from nameko.messaging import Publisher
 
-from shared import config
+from shared import config, events
 from shared.access.enforce import Resource
 from shared.access.policy import Facts, decide
 from shared.access.table import rule_for
 from shared.amqp import DEAD_LETTER_EXCHANGE, QUEUE_ARGUMENTS, sender_refusal
 from shared.auth import Actor
 from shared.domain import CommandContext
+from shared.events import ContractError, Envelope
 from shared.store import CarepathApplication
 from shared.times import utc_iso
 
 log = logging.getLogger(__name__)
+
+A = TypeVar("A", bound=CarepathApplication)
+
+#: Failures of a reaction's store, not of the event: the event is returned to the queue.
+UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
+
+
+class NotApplied(Exception):
+    """A reaction could not apply an event; the reason goes with it to the dead-letter queue."""
 
 
 def _dead_letter_exchange() -> Exchange:
@@ -43,22 +63,11 @@ def _dead_letter_exchange() -> Exchange:
     return Exchange(DEAD_LETTER_EXCHANGE, type="fanout", durable=True, passive=True)  # type: ignore[no-untyped-call]
 
 
-class TrustedEventHandler(EventHandler):  # type: ignore[misc]
-    """nameko's `@event_handler`, as every carepath reaction uses it:
-
-    - an event is handed to the handler only when its `user_id` is the broker user of the
-      service whose exchange it came from (`shared.amqp.sender_refusal`); anything else is
-      put on the dead-letter queue with the reason, and acked;
-    - the queue is declared as infra/rabbitmq/definitions.json declares it (a quorum queue with
-      a delivery limit and carepath.dlx) and never bound or its exchange declared here: the
-      definitions bind it, and the service's user may not read another service's exchange;
-    - a handler that raises returns the event to the queue (`requeue_on_error`): it is tried
-      again, and after the queue's delivery limit RabbitMQ dead-letters it.
-    """
-
-    def __init__(self, source_service: str, event_type: str, **kwargs: Any) -> None:
-        kwargs.setdefault("requeue_on_error", True)
-        super().__init__(source_service, event_type, **kwargs)
+class ReactionHandler(EventHandler):  # type: ignore[misc]
+    """nameko's event handler as every carepath reaction uses it (see the module docstring).
+    Its queue is declared as infra/rabbitmq/definitions.json declares it (a quorum queue with a
+    delivery limit and carepath.dlx) and never bound or its exchange declared here: the
+    definitions bind it, and the service's user may not read another service's exchange."""
 
     def setup(self) -> None:
         super().setup()
@@ -69,14 +78,64 @@ class TrustedEventHandler(EventHandler):  # type: ignore[misc]
             self.container.config[AMQP_URI_CONFIG_KEY], exchange=exchange, declare=[exchange]
         )
 
+    def check(self, body: Any, message: Any) -> Envelope:
+        """The one check a message passes before a handler acts (raises ContractError): its
+        sender, then the contract."""
+        info = message.delivery_info
+        refusal = sender_refusal(str(info.get("exchange", "")), message.properties.get("user_id"))
+        if refusal is not None:
+            raise ContractError(refusal)
+        return events.parse(body, info["exchange"], info["routing_key"])
+
     def handle_message(self, body: Any, message: Any) -> None:
-        exchange = str(message.delivery_info.get("exchange", ""))
-        refusal = sender_refusal(exchange, message.properties.get("user_id"))
-        if refusal is None:
-            super().handle_message(body, message)
+        try:
+            envelope = self.check(body, message)
+        except Exception as exc:
+            log.debug("check failed", exc_info=not isinstance(exc, ContractError))
+            reason = (
+                str(exc) if isinstance(exc, ContractError) else f"not checked: {type(exc).__name__}"
+            )
+            self.park(message, reason)
             return
-        log.warning("dead-lettering a message from %s: %s", exchange, refusal)
-        routing_key = str(message.delivery_info.get("routing_key", ""))
+        try:
+            self.container.spawn_worker(
+                self,
+                (envelope,),
+                {},
+                context_data=self.unpack_message_headers(message),
+                handle_result=lambda ctx, result=None, exc_info=None: self._handled(
+                    message, result, exc_info
+                ),
+            )
+        except ContainerBeingKilled:
+            self.queue_consumer.requeue_message(message)
+
+    def _handled(self, message: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
+        if exc_info is not None and isinstance(exc_info[1], UNAVAILABLE):
+            # The store is down, not the message wrong: it goes back to the queue, untouched.
+            log.warning("%s: store unavailable; event returned to the queue", self.method_name)
+            self.queue_consumer.requeue_message(message)
+            return result, None
+        if exc_info is not None:
+            exc = exc_info[1]
+            reason = (
+                str(exc)
+                if isinstance(exc, NotApplied)  # the handler's own words
+                else f"not applied by {self.method_name}: {type(exc).__name__}: {exc}"
+            )
+            self.park(message, reason)
+            return result, None  # handled: parked with its reason
+        self.queue_consumer.ack_message(message)
+        return result, exc_info
+
+    def park(self, message: Any, reason: str) -> None:
+        """Dead-letter the message as it arrived (its raw body) with the reason, and ack it; if
+        the dead-letter exchange cannot be reached, the message goes back to its queue instead
+        (never lost; the queue's delivery limit dead-letters it if this keeps failing)."""
+        info = message.delivery_info
+        exchange = str(info.get("exchange", ""))
+        routing_key = str(info.get("routing_key", ""))
+        log.warning("dead-lettering a message from %s: %s", exchange, reason)
         try:
             self.dead_letters.publish(
                 message.body,
@@ -84,25 +143,27 @@ class TrustedEventHandler(EventHandler):  # type: ignore[misc]
                 content_type=message.content_type or "application/octet-stream",
                 content_encoding=message.content_encoding or "binary",
                 headers={
-                    "x-carepath-reason": refusal[:500],
+                    "x-carepath-reason": reason[:500],
                     "x-original-exchange": exchange,
                     "x-original-routing-key": routing_key,
                     "x-original-user-id": message.properties.get("user_id") or "",
                 },
             )
-        except Exception:  # the queue's delivery limit dead-letters it if this keeps failing
+        except Exception:
             log.exception("could not dead-letter a message from %s; returned it", exchange)
             self.queue_consumer.requeue_message(message)
             return
         self.queue_consumer.ack_message(message)
 
 
-#: `@event_handler(source_service, event_type)` for every carepath reaction.
-event_handler = TrustedEventHandler.decorator
+#: `@reaction(source, event_type)`: a reaction handler, checked (see the module's docstring).
+reaction: Callable[..., Callable[[Callable[..., None]], Callable[..., None]]] = (
+    ReactionHandler.decorator
+)
 
 
-def policy_refusal(call: str, envelope: dict[str, Any], resource: Resource | None) -> str | None:
-    """Why the access policy does not let the organisation that caused `envelope` have a
+def policy_refusal(call: str, event: Envelope, resource: Resource | None) -> str | None:
+    """Why the access policy does not let the organisation that caused `event` have a
     reaction act on `resource` as the gRPC call `call` ("AdmissionService/CloseStay") would;
     None when it does.
 
@@ -115,27 +176,24 @@ def policy_refusal(call: str, envelope: dict[str, Any], resource: Resource | Non
         return f"{call}: no rule in the access table"
     if resource is None:
         return f"{call}: no such resource"
-    if resource.patient != envelope["patient"]:
+    if resource.patient != event.patient:
         return f"{call}: the event's patient is not the resource's"
-    actor = Actor.from_dict(envelope["actor"])
-    at = utc_iso(datetime.fromisoformat(envelope["recorded_at"]))
+    actor = Actor.from_dict(event.actor)
+    at = utc_iso(event.recorded)
     decision = decide(rule, actor, resource.patient, Facts(relationships=resource.parties), at)
     if decision.allowed:
         return None
     return f"{call} refused to {actor.org_kind.value} {actor.her_id}: {decision.reason}"
 
 
-A = TypeVar("A", bound=CarepathApplication)
-
-
-def reaction_context(envelope: dict[str, Any], prefix: str) -> CommandContext:
+def reaction_context(envelope: Envelope, prefix: str) -> CommandContext:
     """The command a reaction issues: its id derives from the event's id (so a redelivery is a
     retry that returns the first result), the actor and clinical time are the event's."""
     return CommandContext(
-        command_id=f"{prefix}:{envelope['event_id']}",
-        occurred_at=datetime.fromisoformat(envelope["occurred_at"]),
-        actor=Actor.from_dict(envelope["actor"]),
-        correlation_id=envelope["correlation_id"],
+        command_id=f"{prefix}:{envelope.event_id}",
+        occurred_at=envelope.occurred,
+        actor=Actor.from_dict(envelope.actor),
+        correlation_id=envelope.correlation_id,
     )
 
 
@@ -153,33 +211,3 @@ class ApplicationProvider(DependencyProvider, Generic[A]):  # type: ignore[misc]
 
     def get_dependency(self, worker_ctx: Any) -> A:
         return self.app
-
-
-Park = Callable[[dict[str, Any], str], None]
-
-
-class DeadLetters(Publisher):  # type: ignore[misc]
-    """Parks an event a reaction could not apply on `carepath.dead-letter`, with the reason,
-    instead of dropping it (nameko acks a handled message either way)."""
-
-    def __init__(self) -> None:
-        super().__init__(exchange=_dead_letter_exchange())
-
-    def get_dependency(self, worker_ctx: Any) -> Park:
-        publish = super().get_dependency(worker_ctx)
-
-        def park(envelope: dict[str, Any], reason: str) -> None:
-            log.warning(
-                "event %s parked on the dead-letter queue: %s", envelope["event_id"], reason
-            )
-            publish(
-                envelope,
-                routing_key=envelope["event_type"],
-                headers={
-                    "x-carepath-reason": reason[:500],
-                    "x-original-exchange": f"{envelope['source']}.events",
-                    "x-original-routing-key": envelope["event_type"],
-                },
-            )
-
-        return park

@@ -7,7 +7,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import date
-from typing import Any, Self, TypeVar
+from types import MappingProxyType
+from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import parse_qsl
 from uuid import UUID
 
@@ -24,6 +25,7 @@ from shared.batching import GroupWriter, Outcomes
 from shared.config import POSTGRES_PARAMETERS, StoreSettings
 from shared.domain import CarepathAggregate, CommandContext, command_key, handled_key
 from shared.errors import DomainError, NotFound
+from shared.events import Contract
 
 A = TypeVar("A", bound=CarepathAggregate)
 T = TypeVar("T")
@@ -115,6 +117,8 @@ class CarepathApplication(Application[UUID]):
     #: Event class names kept inside the service (bookkeeping such as indexes): the relay
     #: reads past them and never publishes them.
     internal_event_types: frozenset[str] = frozenset()
+    #: How each published domain event maps to its public payload (services/<svc>/contract.py).
+    contract: ClassVar[Contract] = MappingProxyType({})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
+from services.admissions.contract import CONTRACT
 from services.admissions.domain import (
     AdmissionType,
     CloseReason,
@@ -36,6 +37,7 @@ def _index_lock(index_id: UUID) -> threading.Lock:
 
 class AdmissionsApplication(CarepathApplication):
     name = "admissions"
+    contract = CONTRACT
     internal_event_types = frozenset({"StayIndexCreated", "StayIndexed"})
 
     def admit_patient(

@@ -16,18 +16,19 @@ id, so a second delivery returns the first result and writes nothing.
 from __future__ import annotations
 
 import logging
-from typing import Any
 from uuid import UUID
 
 from services.admissions.api import resolvers
 from services.admissions.application import AdmissionsApplication
 from services.admissions.domain import CloseReason
 from shared.errors import DomainError, InvalidTransition
+from shared.events import Envelope
+from shared.events.discharges import PatientDischarged
 from shared.reactions import (
     ApplicationProvider,
-    DeadLetters,
-    event_handler,
+    NotApplied,
     policy_refusal,
+    reaction,
     reaction_context,
 )
 
@@ -38,20 +39,18 @@ class AdmissionsReactions:
     name = "admissions_reactions"
 
     admissions = ApplicationProvider(AdmissionsApplication)
-    park = DeadLetters()
 
-    @event_handler("discharges", "PatientDischarged")  # type: ignore[untyped-decorator]
-    def handle_patient_discharged(self, envelope: dict[str, Any]) -> None:
-        ctx = reaction_context(envelope, "discharge")
-        stay_id = UUID(envelope["data"]["stay_id"])
-        stay = resolvers(self.admissions)["stay"](stay_id)
-        refusal = policy_refusal("AdmissionService/CloseStay", envelope, stay)
+    @reaction("discharges", "PatientDischarged")
+    def handle_patient_discharged(self, event: Envelope) -> None:
+        discharged = event.payload(PatientDischarged)
+        ctx = reaction_context(event, "discharge")
+        stay = resolvers(self.admissions)["stay"](UUID(discharged.stay_id))
+        refusal = policy_refusal("AdmissionService/CloseStay", event, stay)
         if refusal is not None:
-            self.park(envelope, f"stay not closed: {refusal}")
-            return
+            raise NotApplied(f"stay not closed: {refusal}")
         try:
-            self.admissions.close_stay(ctx, stay_id, CloseReason.DISCHARGED)
+            self.admissions.close_stay(ctx, UUID(discharged.stay_id), CloseReason.DISCHARGED)
         except InvalidTransition:
-            log.debug("stay already closed by another path (event %s)", envelope["event_id"])
+            log.debug("stay already closed by another path (event %s)", event.event_id)
         except DomainError as exc:  # e.g. the stay moved hospital after the discharge check
-            self.park(envelope, f"stay not closed: {type(exc).__name__}: {exc}")
+            raise NotApplied(f"stay not closed: {type(exc).__name__}: {exc}") from exc

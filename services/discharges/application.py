@@ -11,6 +11,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from services.discharges.contract import CONTRACT
 from services.discharges.domain import (
     Destination,
     Discharge,
@@ -151,6 +152,7 @@ class KnownStays:
 
 class DischargesApplication(CarepathApplication):
     name = "discharges"
+    contract = CONTRACT
     internal_event_types = frozenset({"DischargeOpened"})
 
     def __init__(self, *args: Any, stays: KnownStays | None = None, **kwargs: Any) -> None:

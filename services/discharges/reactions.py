@@ -35,7 +35,9 @@ from nameko.extensions import DependencyProvider
 
 from services.discharges.application import KnownStays
 from shared import config
-from shared.reactions import event_handler
+from shared.events import Envelope
+from shared.events.admissions import PatientAdmitted, PatientTransferred, StayClosed
+from shared.reactions import reaction
 
 log = logging.getLogger(__name__)
 
@@ -59,33 +61,32 @@ class DischargeStays:
 
     stays = Stays()
 
-    @event_handler("admissions", "PatientAdmitted")  # type: ignore[untyped-decorator]
-    def handle_patient_admitted(self, envelope: dict[str, Any]) -> None:
-        data = envelope["data"]
+    @reaction("admissions", "PatientAdmitted")
+    def handle_patient_admitted(self, event: Envelope) -> None:
+        admitted = event.payload(PatientAdmitted)
         self.stays.admitted(
-            envelope["aggregate_id"],
-            envelope["patient"],
-            data["hospital_her_id"],
-            data["municipality_her_id"],
+            event.aggregate_id,
+            event.patient,
+            admitted.hospital_her_id,
+            admitted.municipality_her_id,
         )
-        log.debug("stay known: %s", envelope["event_id"])
+        log.debug("stay known: %s", event.event_id)
 
-    @event_handler("admissions", "PatientTransferred")  # type: ignore[untyped-decorator]
-    def handle_patient_transferred(self, envelope: dict[str, Any]) -> None:
+    @reaction("admissions", "PatientTransferred")
+    def handle_patient_transferred(self, event: Envelope) -> None:
+        transferred = event.payload(PatientTransferred)
         self.stays.transferred(
-            envelope["aggregate_id"],
-            envelope["patient"],
-            int(envelope["aggregate_version"]),
-            envelope["data"]["to_hospital_her_id"],
+            event.aggregate_id,
+            event.patient,
+            event.aggregate_version,
+            transferred.to_hospital_her_id,
         )
-        log.debug("stay transferred: %s", envelope["event_id"])
+        log.debug("stay transferred: %s", event.event_id)
 
-    @event_handler("admissions", "StayClosed")  # type: ignore[untyped-decorator]
-    def handle_stay_closed(self, envelope: dict[str, Any]) -> None:
+    @reaction("admissions", "StayClosed")
+    def handle_stay_closed(self, event: Envelope) -> None:
+        event.payload(StayClosed)
         self.stays.closed(
-            envelope["aggregate_id"],
-            envelope["patient"],
-            int(envelope["aggregate_version"]),
-            envelope["actor"]["her_id"],
+            event.aggregate_id, event.patient, event.aggregate_version, event.actor["her_id"]
         )
-        log.debug("stay closed: %s", envelope["event_id"])
+        log.debug("stay closed: %s", event.event_id)

@@ -10,6 +10,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
+from services.medications.contract import CONTRACT
 from services.medications.domain import (
     Change,
     MedicationList,
@@ -27,6 +28,7 @@ WHAT = "medication list"
 
 class MedicationsApplication(CarepathApplication):
     name = "medications"
+    contract = CONTRACT
 
     def prescribe(
         self,

@@ -24,8 +24,11 @@ from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from services.medications.contract import CONTRACT
 from shared.domain import CarepathAggregate, CommandContext, command_key
 from shared.errors import InvalidArgument, InvalidTransition, NotFound
+from shared.events import Payload, current_payload
+from shared.events import medications as ev
 
 
 class EntryState(enum.StrEnum):
@@ -91,7 +94,7 @@ class Change:
     occurred_at: datetime
     actor: Mapping[str, str]
     command_id: str
-    data: Mapping[str, Any]
+    data: Payload  # the change's public payload (shared.events.medications)
 
     @classmethod
     def of(cls, event: Any) -> Change:
@@ -103,7 +106,7 @@ class Change:
             occurred_at=datetime.fromisoformat(meta["occurred_at"]),
             actor=meta["actor"],
             command_id=meta["command_id"],
-            data=vars(event),
+            data=CONTRACT[type(event).__name__](event),
         )
 
     @property
@@ -210,42 +213,51 @@ def fold(
 
 
 def _apply(view: MedicationListView, change: Change) -> None:
-    data = change.data
-    if change.event_type == "MedicationPrescribed":
-        view.entries[data["entry_id"]] = Entry(
-            entry_id=data["entry_id"],
-            atc_code=data["medication"]["atc_code"],
-            name=data["medication"]["name"],
-            dose=data["dose"],
-            reason=data["reason"],
-            source_her_id=data["source_her_id"],
-            source_kind=data["source_kind"],
-            prescribed_at=change.occurred_at,
-            prescribed_by=change.actor,
-            last_changed_at=change.occurred_at,
-            last_changed_by=change.actor,
-        )
-    elif change.event_type == "MedicationListReconciled":
-        view.last_reconciliation = Reconciliation(
-            reconciled_at=change.occurred_at,
-            reconciled_by=change.actor,
-            sources=tuple(data["sources"]),
-            note=data["note"],
-        )
-    elif change.event_type in _ENTRY_CHANGES:
-        action, allowed, after = _ENTRY_CHANGES[change.event_type]
-        entry = view.entries.get(data["entry_id"])
-        if entry is None:
-            raise IllegalChange(change.version, "not yet prescribed", action)
-        if entry.state not in allowed:
-            raise IllegalChange(change.version, entry.state.value, action)
-        if "dose" in data:
-            entry.dose = data["dose"]
-        if after is not None:
-            entry.state = after
-            entry.state_reason = data.get("reason") if after is not EntryState.ACTIVE else None
-        entry.last_changed_at = change.occurred_at
-        entry.last_changed_by = change.actor
+    match change.data:
+        case ev.MedicationPrescribed() as prescribed:
+            view.entries[prescribed.entry_id] = Entry(
+                entry_id=prescribed.entry_id,
+                atc_code=prescribed.medication.atc_code,
+                name=prescribed.medication.name,
+                dose=prescribed.dose,
+                reason=prescribed.reason,
+                source_her_id=prescribed.source_her_id,
+                source_kind=prescribed.source_kind,
+                prescribed_at=change.occurred_at,
+                prescribed_by=change.actor,
+                last_changed_at=change.occurred_at,
+                last_changed_by=change.actor,
+            )
+        case ev.MedicationListReconciled(sources=sources, note=note):
+            view.last_reconciliation = Reconciliation(
+                reconciled_at=change.occurred_at,
+                reconciled_by=change.actor,
+                sources=tuple(sources),
+                note=note,
+            )
+        case (
+            ev.MedicationDoseChanged()
+            | ev.MedicationPaused()
+            | ev.MedicationResumed()
+            | ev.MedicationDiscontinued()
+        ) as entry_change:
+            action, allowed, after = _ENTRY_CHANGES[change.event_type]
+            entry = view.entries.get(entry_change.entry_id)
+            if entry is None:
+                raise IllegalChange(change.version, "not yet prescribed", action)
+            if entry.state not in allowed:
+                raise IllegalChange(change.version, entry.state.value, action)
+            if isinstance(entry_change, ev.MedicationDoseChanged):
+                entry.dose = entry_change.dose
+            if after is not None:
+                entry.state = after
+                entry.state_reason = (
+                    entry_change.reason
+                    if isinstance(entry_change, ev.MedicationPaused | ev.MedicationDiscontinued)
+                    else None
+                )
+            entry.last_changed_at = change.occurred_at
+            entry.last_changed_by = change.actor
     # MedicationListStarted only opens the history.
 
 
@@ -387,7 +399,7 @@ class MedicationList(CarepathAggregate):
             occurred_at=ctx.occurred_at,
             actor=meta["actor"],
             command_id=ctx.command_id,
-            data=data,
+            data=current_payload("medications", event_class.__name__)(**data),
         )
         try:
             fold(self.id, self.patient, [*self.changes, proposed])

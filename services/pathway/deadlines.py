@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from services.pathway import readmodel as rm
-from shared.envelope import SCHEMA_VERSION, Envelope
+from shared.events import Envelope
+from shared.events.pathway import DeadlineBreached, WaitingOn
 from shared.times import utc_iso
 
 #: The projector's own organisation-less actor for events it derives.
@@ -39,9 +40,6 @@ def unannounced_breaches(engine: Engine, now: datetime, limit: int = 500) -> lis
 def breach_envelope(row: Any, now: datetime) -> Envelope:
     return Envelope(
         event_id=f"{row['task_id']}:breached:{row['due']}",
-        event_type="DeadlineBreached",
-        schema_version=SCHEMA_VERSION,
-        source="pathway",
         aggregate_id=row["aggregate_id"],
         aggregate_version=0,
         patient={"system": row["system"], "value": row["value"]},
@@ -50,14 +48,14 @@ def breach_envelope(row: Any, now: datetime) -> Envelope:
         actor=dict(SYSTEM_ACTOR),
         correlation_id=row["aggregate_id"],
         causation_id=row["task_id"],
-        data={
-            "task_id": row["task_id"],
-            "kind": row["kind"],
-            "description": row["description"],
-            "waiting_on": {"her_id": row["waiting_on_her_id"], "kind": row["waiting_on_kind"]},
-            "since": row["since"],
-            "due": row["due"],
-        },
+        data=DeadlineBreached(
+            task_id=row["task_id"],
+            kind=row["kind"],
+            description=row["description"],
+            waiting_on=WaitingOn(her_id=row["waiting_on_her_id"], kind=row["waiting_on_kind"]),
+            since=row["since"],
+            due=row["due"],
+        ),
     )
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
 
 from services.pathway.messages import PloMessage
 from shared import rules
-from shared.envelope import Envelope
+from shared.events import Envelope
+from shared.events import discharges as dc
 from shared.times import utc_iso
 
 OSLO = rules.OSLO
@@ -47,52 +47,60 @@ class DischargeView:
 def fold_discharge(history: list[Envelope]) -> DischargeView | None:
     view: DischargeView | None = None
     for e in sorted(history, key=lambda e: e.aggregate_version):
-        d: dict[str, Any] = e.data
         when = utc_iso(e.occurred_at)
         if view is None:
-            if e.event_type != "PatientDeclaredReadyForDischarge" and "stay_id" not in d:
-                return None  # the first event has not arrived yet: wait for it
+            match e.data:  # the first published event names the stay
+                case dc.PatientDeclaredReadyForDischarge() as ready:
+                    hospital, municipality = ready.hospital_her_id, ready.municipality_her_id
+                case dc.PatientDischarged():
+                    hospital, municipality = e.actor.get("her_id", ""), ""
+                case _:
+                    return None  # the first event has not arrived yet: wait for it
             view = DischargeView(
                 discharge_id=e.aggregate_id,
-                stay_id=d["stay_id"],
-                hospital_her_id=d.get("hospital_her_id") or e.actor.get("her_id", ""),
-                municipality_her_id=d.get("municipality_her_id") or "",
+                stay_id=e.data.stay_id,
+                hospital_her_id=hospital,
+                municipality_her_id=municipality,
             )
-        match e.event_type:
-            case "PatientDeclaredReadyForDischarge":
-                view.municipality_her_id = d["municipality_her_id"]
+        match e.data:
+            case dc.PatientDeclaredReadyForDischarge(
+                municipality_her_id=municipality, message_id=message_id
+            ):
+                view.municipality_her_id = municipality
                 view.periods.append(ReadyPeriod(ready_at=when))
-                view.messages[d["message_id"]] = PloMessage(
+                view.messages[message_id] = PloMessage(
                     "Melding om utskrivningsklar pasient",
-                    d["municipality_her_id"],
+                    municipality,
                     "MUNICIPALITY",
                     when,
                     e.event_id,
                 )
-            case "MunicipalityAnsweredReadiness" if view.ready:
+            case dc.MunicipalityAnsweredReadiness() as answer if view.ready:
                 period = view.ready
-                period.answered_at, period.can_receive = when, bool(d["can_receive"])
-                period.receive_on = d.get("receive_on")
-            case "ReadinessWithdrawn" if view.ready:
+                period.answered_at, period.can_receive = when, answer.can_receive
+                period.receive_on = answer.receive_on
+            case dc.ReadinessWithdrawn() if view.ready:
                 view.ready.ended_at = when
-            case "PatientDischarged":
+            case dc.PatientDischarged() as discharged:
                 if view.ready:
                     view.ready.ended_at = when
                 view.discharged_at = when
-                view.destination = d["destination"]
-                view.destination_her_id = d.get("destination_her_id")
-                if d.get("report_message_id"):  # to the nursing home, else the home nursing
-                    to = d.get("destination_her_id") or view.municipality_her_id
-                    view.messages[d["report_message_id"]] = PloMessage(
+                view.destination = discharged.destination
+                view.destination_her_id = discharged.destination_her_id
+                if discharged.report_message_id:  # to the nursing home, else the home nursing
+                    to = discharged.destination_her_id or view.municipality_her_id
+                    view.messages[discharged.report_message_id] = PloMessage(
                         "Utskrivningsrapport", to, "MUNICIPALITY", when, e.event_id
                     )
-            case "EpicrisisSent":
-                kind = "MUNICIPALITY" if d["to_her_id"] == view.municipality_her_id else "GP"
-                view.messages[d["message_id"]] = PloMessage(
-                    "Epikrise", d["to_her_id"], kind, when, e.event_id
+            case dc.EpicrisisSent(message_id=message_id, to_her_id=to_her_id):
+                kind = "MUNICIPALITY" if to_her_id == view.municipality_her_id else "GP"
+                view.messages[message_id] = PloMessage(
+                    "Epikrise", to_her_id, kind, when, e.event_id
                 )
-            case "MessageReceiptRecorded" if d["message_id"] in view.messages:
-                view.messages[d["message_id"]].status = d["status"]
+            case dc.MessageReceiptRecorded(message_id=message_id, status=status) if (
+                message_id in view.messages
+            ):
+                view.messages[message_id].status = status
     return view
 
 

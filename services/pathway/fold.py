@@ -11,7 +11,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from services.pathway.discharges import DischargeView, fold_discharge
 from services.pathway.messages import PloMessage
@@ -32,7 +31,9 @@ from services.pathway.summaries import (
 )
 from shared import rules
 from shared.access.model import blocks, relationships
-from shared.envelope import Envelope
+from shared.events import Envelope, Payload
+from shared.events import admissions as adm
+from shared.events import referrals as rf
 from shared.times import utc_iso
 
 OPEN_REFERRAL_STATES = frozenset({"SENT", "RECEIVED", "FORWARDED", "ACCEPTED"})
@@ -155,60 +156,60 @@ class PatientPathway:
 def _fold_referral(history: list[Envelope]) -> ReferralView | None:
     view: ReferralView | None = None
     for e in sorted(history, key=lambda e: e.aggregate_version):
-        d: dict[str, Any] = e.data
-        if e.event_type == "ReferralSent":
+        if isinstance(e.data, rf.ReferralSent):
+            sent = e.data
             view = ReferralView(
                 referral_id=e.aggregate_id,
                 state="SENT",
-                priority=d["priority"],
-                cancer_pathway=d.get("cancer_pathway"),
-                sender_her_id=d["sender_her_id"],
-                receiver_her_id=d["receiver_her_id"],
+                priority=sent.priority,
+                cancer_pathway=sent.cancer_pathway,
+                sender_her_id=sent.sender_her_id,
+                receiver_her_id=sent.receiver_her_id,
                 sent_at=utc_iso(e.occurred_at),
                 updated_at=utc_iso(e.occurred_at),
                 waiting_since=utc_iso(e.occurred_at),
             )
             view.messages.append(
-                PloMessage("Henvisning", d["receiver_her_id"], "HOSPITAL", view.sent_at, e.event_id)
+                PloMessage("Henvisning", sent.receiver_her_id, "HOSPITAL", view.sent_at, e.event_id)
             )
-            view.receivers.append((d["receiver_her_id"], view.sent_at, None))
+            view.receivers.append((sent.receiver_her_id, view.sent_at, None))
             continue
         if view is None:  # later events arrived before ReferralSent: wait for it
             return None
-        match e.event_type:
-            case "ReferralReceiptRecorded":
-                view.state = "RECEIPT_REJECTED" if d["status"] == "REJECTED" else "RECEIVED"
+        match e.data:
+            case rf.ReferralReceiptRecorded(status=status):
+                view.state = "RECEIPT_REJECTED" if status == "REJECTED" else "RECEIVED"
                 view.waiting_since = utc_iso(e.occurred_at)
-                view.messages[-1].status = d["status"]
+                view.messages[-1].status = status
                 if view.state == "RECEIVED" and view.cancer_started_at is None:
                     view.cancer_started_at = utc_iso(e.occurred_at)
-            case "ReferralAccepted":
+            case rf.ReferralAccepted():
                 view.state = "ACCEPTED"
-            case "ReferralRejected":
+            case rf.ReferralRejected():
                 view.state = "REJECTED"
-            case "ReferralForwarded":
+            case rf.ReferralForwarded(to_her_id=to_her_id):
                 view.state = "FORWARDED"
-                view.receiver_her_id = d["to_her_id"]
+                view.receiver_her_id = to_her_id
                 view.waiting_since = utc_iso(e.occurred_at)
                 her_id, since, _ = view.receivers[-1]
                 view.receivers[-1] = (her_id, since, view.waiting_since)
-                view.receivers.append((d["to_her_id"], view.waiting_since, None))
+                view.receivers.append((to_her_id, view.waiting_since, None))
                 view.messages.append(
                     PloMessage(
                         "Henvisning (videresendt)",
-                        d["to_her_id"],
+                        to_her_id,
                         "HOSPITAL",
                         view.waiting_since,
                         e.event_id,
                     )
                 )
-            case "ReferralCompleted":
+            case rf.ReferralCompleted():
                 view.state = "COMPLETED"
-            case "ReferralCancelled":
+            case rf.ReferralCancelled():
                 view.state = "CANCELLED"
-            case "CancerPathwayMilestoneReached":
-                view.cancer_reached[d["milestone"]] = utc_iso(e.occurred_at)
-                view.cancer_treatment = d.get("treatment") or view.cancer_treatment
+            case rf.CancerPathwayMilestoneReached(milestone=milestone, treatment=treatment):
+                view.cancer_reached[milestone] = utc_iso(e.occurred_at)
+                view.cancer_treatment = treatment or view.cancer_treatment
         view.updated_at = max(view.updated_at, utc_iso(e.occurred_at))
         if not view.is_open and view.closed_at is None:
             view.closed_at = utc_iso(e.occurred_at)
@@ -240,55 +241,53 @@ class StayView:
     hospitals: list[tuple[str, str]] = field(default_factory=list)
 
 
-#: Which kind of organisation receives each PLO message of a stay.
-MESSAGE_RECEIVER_KIND = {
-    "AdmissionNoticeSent": ("ADMISSION_NOTICE", "MUNICIPALITY"),
-    "AdmissionReportReceived": ("ADMISSION_REPORT", "HOSPITAL"),
-    "HealthInformationSent": ("HEALTH_INFORMATION", "MUNICIPALITY"),
-}
-MESSAGE_NAMES = {
-    "ADMISSION_NOTICE": "Melding om innlagt pasient",
-    "ADMISSION_REPORT": "Innleggelsesrapport",
-    "HEALTH_INFORMATION": "Helseopplysninger",
+#: Each PLO message of a stay: its name and the kind of organisation that receives it.
+MESSAGE_NAMES: dict[type[Payload], tuple[str, str]] = {
+    adm.AdmissionNoticeSent: ("Melding om innlagt pasient", "MUNICIPALITY"),
+    adm.AdmissionReportReceived: ("Innleggelsesrapport", "HOSPITAL"),
+    adm.HealthInformationSent: ("Helseopplysninger", "MUNICIPALITY"),
 }
 
 
 def _fold_stay(history: list[Envelope]) -> StayView | None:
     view: StayView | None = None
     for e in sorted(history, key=lambda e: e.aggregate_version):
-        d: dict[str, Any] = e.data
         when = utc_iso(e.occurred_at)
-        if e.event_type == "PatientAdmitted":
+        if isinstance(e.data, adm.PatientAdmitted):
+            admitted = e.data
             view = StayView(
                 stay_id=e.aggregate_id,
-                hospital_her_id=d["hospital_her_id"],
-                ward=d["ward"],
+                hospital_her_id=admitted.hospital_her_id,
+                ward=admitted.ward,
                 admitted_at=when,
                 since=when,
-                existing_service_user=bool(d.get("existing_service_user")),
-                hospitals=[(d["hospital_her_id"], when)],
+                existing_service_user=admitted.existing_service_user,
+                hospitals=[(admitted.hospital_her_id, when)],
             )
             continue
         if view is None:  # later events arrived before the admission: wait for it
             return None
-        if e.event_type in MESSAGE_RECEIVER_KIND:
-            message_type, to_kind = MESSAGE_RECEIVER_KIND[e.event_type]
-            view.messages[d["message_id"]] = PloMessage(
-                MESSAGE_NAMES[message_type], d["to_her_id"], to_kind, when, e.event_id
-            )
-            if e.event_type == "HealthInformationSent":
-                view.health_information_sent = True
-        elif e.event_type == "MessageReceiptRecorded" and d["message_id"] in view.messages:
-            view.messages[d["message_id"]].status = d["status"]
-        elif e.event_type == "PatientTransferred":
-            view.hospital_her_id, view.ward, view.since = (
-                d["to_hospital_her_id"],
-                d["to_ward"],
-                when,
-            )
-            view.hospitals.append((d["to_hospital_her_id"], when))
-        elif e.event_type == "StayClosed":
-            view.closed_at = when
+        match e.data:
+            case (
+                adm.AdmissionNoticeSent()
+                | adm.AdmissionReportReceived()
+                | adm.HealthInformationSent()
+            ):
+                name, to_kind = MESSAGE_NAMES[type(e.data)]
+                view.messages[e.data.message_id] = PloMessage(
+                    name, e.data.to_her_id, to_kind, when, e.event_id
+                )
+                if isinstance(e.data, adm.HealthInformationSent):
+                    view.health_information_sent = True
+            case adm.MessageReceiptRecorded(message_id=message_id, status=status) if (
+                message_id in view.messages
+            ):
+                view.messages[message_id].status = status
+            case adm.PatientTransferred(to_hospital_her_id=hospital, to_ward=ward):
+                view.hospital_her_id, view.ward, view.since = hospital, ward, when
+                view.hospitals.append((hospital, when))
+            case adm.StayClosed():
+                view.closed_at = when
     return view
 
 

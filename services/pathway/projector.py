@@ -7,6 +7,13 @@ dead-lettered with the reason. Messages
 are taken in batches (prefetch window), written in one transaction per batch, and acked with
 one multiple-ack after the commit. Duplicates are dropped on `event_id`; every patient touched
 by a batch is re-folded from all of its stored events, so order of arrival cannot matter.
+
+No message stops the projector: each is checked against the event contract first
+(`shared.events.parse`, one call per message in `_check`), and one that fails goes to the
+dead-letter queue with the reason. When a batch of checked messages still cannot be projected
+(the fold or the read model refuses one), the batch is projected again one message per
+transaction: the ones refused are dead-lettered with the exception's reason, the rest committed.
+Only an unreachable read model leaves the batch unacked, to be delivered again.
 """
 
 from __future__ import annotations
@@ -25,13 +32,24 @@ from sqlalchemy.engine import Connection, Engine
 from services.pathway import readmodel as rm
 from services.pathway.fold import Row, derive_rows
 from services.pathway.relations import directory_rows
-from shared import amqp
-from shared.envelope import Envelope, EnvelopeError
+from shared import amqp, events
+from shared.events import Envelope
 from shared.times import utc_iso
 
 log = logging.getLogger(__name__)
 
 QUEUE = "pathway.projector"
+#: Failures of the read model's database, not of a message: nothing is acked, the batch is
+#: redelivered once the database is back.
+UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
+
+
+def failure(exc: Exception) -> str:
+    """Why a message was not projected, without SQL parameters (they hold personal data)."""
+    if isinstance(exc, sa.exc.StatementError) and exc.orig is not None:
+        detail = str(exc.orig).splitlines()[0] if str(exc.orig) else ""
+        return f"{type(exc.orig).__name__}: {detail}"[:300]
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def _event_row(e: Envelope) -> dict[str, object]:
@@ -146,25 +164,59 @@ class Projector:
         #: Set once the queue exists and is consumed.
         self.ready = threading.Event()
 
+    def _check(self, delivery: amqp.Delivery) -> Envelope:
+        """The one check a message passes before it is projected (raises ContractError): its
+        sender (the `user_id` of the exchange's service), then the event contract."""
+        refusal = amqp.sender_refusal(delivery.exchange, delivery.user_id)
+        if refusal is not None:
+            raise events.ContractError(refusal)
+        return events.parse(delivery.body, delivery.exchange, delivery.routing_key)
+
+    def _reject(self, channel: BlockingChannel, delivery: amqp.Delivery, reason: str) -> None:
+        log.warning("dead-lettering a message from %s: %s", delivery.exchange, reason)
+        amqp.dead_letter(channel, delivery, reason)
+
     def _handle(self, channel: BlockingChannel, batch: list[amqp.Delivery]) -> None:
-        envelopes: list[Envelope] = []
+        checked: list[tuple[amqp.Delivery, Envelope]] = []
         for delivery in batch:
-            refusal = amqp.sender_refusal(delivery.exchange, delivery.user_id)
-            if refusal is not None:
-                log.warning("dead-lettering a message from %s: %s", delivery.exchange, refusal)
-                amqp.dead_letter(channel, delivery, refusal)
-                continue
             try:
-                envelopes.append(Envelope.from_json(delivery.body))
-            except EnvelopeError as exc:
-                log.warning("dead-lettering a message from %s: %s", delivery.exchange, exc)
-                amqp.dead_letter(channel, delivery, str(exc))
-        with self._engine.begin() as conn:
-            changed = project(conn, envelopes)
+                checked.append((delivery, self._check(delivery)))
+            except events.ContractError as exc:
+                self._reject(channel, delivery, str(exc))
+            except Exception as exc:
+                log.exception("the check failed on a message from %s", delivery.exchange)
+                self._reject(channel, delivery, f"not checked: {type(exc).__name__}")
+        try:
+            with self._engine.begin() as conn:
+                changed = project(conn, [e for _, e in checked])
+            projected = len(checked)
+        except UNAVAILABLE:
+            raise
+        except Exception:
+            log.warning("a batch of %d did not project; projecting one at a time", len(checked))
+            changed, projected = self._project_one_at_a_time(channel, checked)
         amqp.ack_batch(channel, batch)
-        self.projected += len(envelopes)
+        self.projected += projected
         if self._on_batch:
             self._on_batch(changed)
+
+    def _project_one_at_a_time(
+        self, channel: BlockingChannel, checked: list[tuple[amqp.Delivery, Envelope]]
+    ) -> tuple[set[str], int]:
+        """Each message in its own transaction: the ones the fold or the read model rejects are
+        dead-lettered with the reason, the rest are projected."""
+        changed: set[str] = set()
+        projected = 0
+        for delivery, envelope in checked:
+            try:
+                with self._engine.begin() as conn:
+                    changed |= project(conn, [envelope])
+                projected += 1
+            except UNAVAILABLE:
+                raise
+            except Exception as exc:
+                self._reject(channel, delivery, f"not projected: {failure(exc)}")
+        return changed, projected
 
     def run(self, stop: threading.Event) -> None:
         backoff = 0.2
@@ -193,7 +245,7 @@ class Projector:
                 channel.cancel()
             except (AMQPError, OSError) as exc:
                 log.warning("lost the broker (%s); reconnecting", type(exc).__name__)
-            except sa.exc.OperationalError as exc:
+            except UNAVAILABLE as exc:
                 # Nothing was acked: closing the channel returns the batch to the queue.
                 log.warning("read model unavailable (%s); retrying", type(exc).__name__)
                 reachable = False

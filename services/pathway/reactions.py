@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from services.pathway import deadlines, migrate, readmodel
 from shared import config
 from shared.amqp import BatchPublisher, PublishError
-from shared.envelope import Envelope
+from shared.events import Envelope
 
 log = logging.getLogger(__name__)
 

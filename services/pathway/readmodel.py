@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from shared import sql
 from shared.access import model as access_model
-from shared.envelope import Envelope
+from shared.events import Envelope
 from shared.times import utc_iso
 
 metadata = sa.MetaData()
@@ -52,7 +52,7 @@ patients = sa.Table(
     # Where the patient is now (HOSPITAL, …; UNSPECIFIED when carepath does not know).
     sa.Column("location_kind", sa.String(30), nullable=False, server_default="UNSPECIFIED"),
     sa.Column("location_her_id", sa.String(20), nullable=True),
-    sa.Column("location_ward", sa.String(100), nullable=True),
+    sa.Column("location_ward", sa.String(200), nullable=True),
     sa.Column("location_since", sa.String(32), nullable=True),
     # Start of the readiness period still running (utskrivningsklar, not yet discharged).
     sa.Column("ready_for_discharge_since", sa.String(32), nullable=True),
@@ -154,8 +154,9 @@ def envelope_text(envelope: Envelope) -> str:
 def histories(
     conn: Connection, keys: Sequence[str], recorded_by: datetime | None = None
 ) -> dict[str, list[Envelope]]:
-    """Every stored event of these patients (only those recorded by `recorded_by`), parsed
-    and upcast like any message, in chunks of 500 patients per query."""
+    """Every stored event of these patients (only those recorded by `recorded_by`), upcast and
+    typed (Envelope.from_stored: they were checked when they arrived), in chunks of 500
+    patients per query."""
     found: dict[str, list[Envelope]] = {key: [] for key in keys}
     for i in range(0, len(keys), 500):
         query = sa.select(events.c.patient_key, events.c.envelope).where(
@@ -164,5 +165,5 @@ def histories(
         if recorded_by is not None:
             query = query.where(events.c.recorded_at <= utc_iso(recorded_by))
         for key, body in conn.execute(query):
-            found[key].append(Envelope.from_json(body))
+            found[key].append(Envelope.from_stored(body))
     return found

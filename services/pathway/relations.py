@@ -21,7 +21,8 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from shared.access.model import Basis, grace_after_end
-from shared.envelope import Envelope
+from shared.events import Envelope
+from shared.events import registry as reg
 from shared.registers import Period, Record, separate, successive
 from shared.times import day_after, day_start, utc_iso
 
@@ -29,11 +30,9 @@ if TYPE_CHECKING:
     from services.pathway.fold import PatientPathway
 
 SOURCE = "registry"
-REGISTRATION_EVENTS = frozenset(
-    {"ResidenceRecorded", "TemporaryResidenceRecorded", "FastlegeAssigned"}
-)
-BLOCK_EVENTS = frozenset({"AccessBlocked", "AccessBlockLifted"})
-DIRECTORY_EVENTS = frozenset({"OrganisationRegistered", "OrganisationChanged"})
+REGISTRATION_EVENTS = (reg.ResidenceRecorded, reg.TemporaryResidenceRecorded, reg.FastlegeAssigned)
+BLOCK_EVENTS = (reg.AccessBlocked, reg.AccessBlockLifted)
+DIRECTORY_EVENTS = (reg.OrganisationRegistered, reg.OrganisationChanged)
 
 Row = dict[str, object]
 
@@ -61,8 +60,8 @@ class RegisterFacts:
         return self.residence[-1].her_id if self.residence else None
 
 
-def _day(value: object) -> date | None:
-    return date.fromisoformat(str(value)) if value else None
+def _day(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
 
 
 def register_facts(history: Iterable[Envelope]) -> RegisterFacts:
@@ -70,40 +69,36 @@ def register_facts(history: Iterable[Envelope]) -> RegisterFacts:
     residence: list[Record] = []
     temporary: list[Record] = []
     fastlege: list[Record] = []
-    events = [e for e in history if e.source == SOURCE and e.event_type in REGISTRATION_EVENTS]
+    events = [e for e in history if isinstance(e.data, REGISTRATION_EVENTS)]
     for e in sorted(events, key=lambda e: (e.aggregate_id, e.aggregate_version)):
-        d = e.data
-        start = date.fromisoformat(str(d["valid_from"]))
-        match e.event_type:
-            case "ResidenceRecorded":
-                residence.append(Record(str(d["municipality_her_id"]), start))
-            case "TemporaryResidenceRecorded":
-                temporary.append(
-                    Record(str(d["municipality_her_id"]), start, _day(d.get("valid_to")))
-                )
-            case "FastlegeAssigned":
-                fastlege.append(
-                    Record(str(d["gp_her_id"]), start, _day(d.get("valid_to")), str(d["gp_hpr"]))
-                )
+        match e.data:
+            case reg.ResidenceRecorded() as d:
+                residence.append(Record(d.municipality_her_id, date.fromisoformat(d.valid_from)))
+            case reg.TemporaryResidenceRecorded() as d:
+                start = date.fromisoformat(d.valid_from)
+                temporary.append(Record(d.municipality_her_id, start, _day(d.valid_to)))
+            case reg.FastlegeAssigned() as d:
+                start = date.fromisoformat(d.valid_from)
+                fastlege.append(Record(d.gp_her_id, start, _day(d.valid_to), d.gp_hpr))
     return RegisterFacts(successive(residence), separate(temporary), successive(fastlege))
 
 
 def block_rows(key: str, history: Iterable[Envelope]) -> list[Row]:
     """The patient's blocks still in force."""
     active: dict[str, Row] = {}
-    events = [e for e in history if e.source == SOURCE and e.event_type in BLOCK_EVENTS]
+    events = [e for e in history if isinstance(e.data, BLOCK_EVENTS)]
     for e in sorted(events, key=lambda e: (e.aggregate_id, e.aggregate_version)):
-        block_id = str(e.data["block_id"])
-        if e.event_type == "AccessBlocked":
-            active[block_id] = {
-                "patient_key": key,
-                "block_id": block_id,
-                "her_id": e.data.get("her_id"),
-                "hpr": e.data.get("hpr"),
-                "blocked_at": utc_iso(e.occurred_at),
-            }
-        else:
-            active.pop(block_id, None)
+        match e.data:
+            case reg.AccessBlocked() as blocked:
+                active[blocked.block_id] = {
+                    "patient_key": key,
+                    "block_id": blocked.block_id,
+                    "her_id": blocked.her_id,
+                    "hpr": blocked.hpr,
+                    "blocked_at": utc_iso(e.occurred_at),
+                }
+            case reg.AccessBlockLifted(block_id=block_id):
+                active.pop(block_id, None)
     return [active[b] for b in sorted(active)]
 
 
@@ -169,16 +164,21 @@ def relationship_rows(key: str, pathway: PatientPathway) -> list[Row]:
 def directory_rows(history: Iterable[Envelope]) -> list[Row]:
     """The organisation directory from its events (the newest entry of each HER-id)."""
     latest: dict[str, Row] = {}
-    events = [e for e in history if e.source == SOURCE and e.event_type in DIRECTORY_EVENTS]
+    events = [e for e in history if isinstance(e.data, DIRECTORY_EVENTS)]
     for e in sorted(events, key=lambda e: (e.aggregate_id, e.aggregate_version)):
-        d = e.data
-        her_id = str(d.get("her_id") or latest.get(e.aggregate_id, {}).get("her_id") or "")
-        if not her_id:
-            continue
+        match e.data:
+            case reg.OrganisationRegistered(her_id=her_id) as d:
+                pass
+            case reg.OrganisationChanged() as d:
+                her_id = str(latest.get(e.aggregate_id, {}).get("her_id") or "")
+                if not her_id:  # changed before registered: wait for the registration
+                    continue
+            case _:
+                continue
         latest[e.aggregate_id] = {
             "her_id": her_id,
-            "kind": str(d["kind"]),
-            "name": str(d["name"]),
-            "parent_her_id": d.get("parent_her_id") or None,
+            "kind": d.kind,
+            "name": d.name,
+            "parent_her_id": d.parent_her_id,
         }
     return sorted(latest.values(), key=lambda r: str(r["her_id"]))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from shared.envelope import Envelope
+from shared.events import Envelope, Payload
+from shared.events import admissions as adm
+from shared.events import discharges as dc
+from shared.events import medications as med
+from shared.events import referrals as rf
 
 DESTINATION_NAMES = {
     "HOME": "hjemmet",
@@ -54,91 +56,91 @@ class Summariser:
         self._medications: dict[str, str] = {}
 
     def __call__(self, envelope: Envelope) -> str:
-        data = envelope.data
-        if envelope.source == "medications":
-            return self._medication(envelope.event_type, data)
-        return _summary(envelope.event_type, data, envelope.actor)
+        if isinstance(envelope.data, med.MedicationListEvent):
+            return self._medication(envelope.data)
+        return _summary(envelope.data, envelope.actor)
 
-    def _medication(self, event_type: str, data: dict[str, Any]) -> str:
-        if event_type == "MedicationPrescribed":
-            name = f"{data['medication']['name']} ({data['medication']['atc_code']})"
-            self._medications[data["entry_id"]] = name
-            return f"Legemiddel forskrevet: {name}, {data['dose']}"
-        name = self._medications.get(str(data.get("entry_id")), "legemiddel")
-        match event_type:
-            case "MedicationListStarted":
+    def _medication(self, data: Payload) -> str:
+        if isinstance(data, med.MedicationPrescribed):
+            name = f"{data.medication.name} ({data.medication.atc_code})"
+            self._medications[data.entry_id] = name
+            return f"Legemiddel forskrevet: {name}, {data.dose}"
+        name = self._medications.get(getattr(data, "entry_id", ""), "legemiddel")
+        match data:
+            case med.MedicationListStarted():
                 return "Felles legemiddelliste opprettet"
-            case "MedicationDoseChanged":
-                return f"Dosering endret for {name}: {data['dose']}"
-            case "MedicationPaused":
+            case med.MedicationDoseChanged(dose=dose):
+                return f"Dosering endret for {name}: {dose}"
+            case med.MedicationPaused():
                 return f"{name} midlertidig stanset"
-            case "MedicationResumed":
+            case med.MedicationResumed():
                 return f"{name} gjenopptatt"
-            case "MedicationDiscontinued":
+            case med.MedicationDiscontinued():
                 return f"{name} seponert"
-            case "MedicationListReconciled":
-                sources = ", ".join(SOURCE_NAMES.get(s, s) for s in data.get("sources", []))
-                return f"Legemiddellisten samstemt (kilder: {sources})"
-        return event_type
+            case med.MedicationListReconciled(sources=sources):
+                consulted = ", ".join(SOURCE_NAMES.get(s, s) for s in sources)
+                return f"Legemiddellisten samstemt (kilder: {consulted})"
+        return data.event_type()
 
 
-def _summary(event_type: str, data: dict[str, Any], actor: dict[str, str]) -> str:
-    match event_type:
-        case "ReferralSent":
-            pathway = CANCER_PATHWAY_NAMES.get(data.get("cancer_pathway") or "", "")
-            urgency = "hastehenvisning" if data.get("priority") == "URGENT" else "henvisning"
+RECEIPT_STATUS_NAMES = {
+    "OK": "mottatt",
+    "OK_ERROR_IN_PART": "mottatt med feil i deler",
+    "REJECTED": "avvist ved mottak",
+}
+
+
+def _summary(data: Payload, actor: dict[str, str]) -> str:
+    match data:
+        case rf.ReferralSent() as sent:
+            pathway = CANCER_PATHWAY_NAMES.get(sent.cancer_pathway or "", "")
+            urgency = "hastehenvisning" if sent.priority == "URGENT" else "henvisning"
             suffix = f", pakkeforløp {pathway}" if pathway else ""
-            return f"Fastlegen sendte {urgency} til sykehus {data['receiver_her_id']}{suffix}"
-        case "ReferralReceiptRecorded":
-            status = {
-                "OK": "mottatt",
-                "OK_ERROR_IN_PART": "mottatt med feil i deler",
-                "REJECTED": "avvist ved mottak",
-            }[data["status"]]
-            return f"Henvisning {status} (applikasjonskvittering {data['status']})"
-        case "ReferralAccepted":
-            return f"Henvisning vurdert: rett til helsehjelp, planlagt {data['planned_date']}"
-        case "ReferralRejected":
+            return f"Fastlegen sendte {urgency} til sykehus {sent.receiver_her_id}{suffix}"
+        case rf.ReferralReceiptRecorded(status=status):
+            return f"Henvisning {RECEIPT_STATUS_NAMES[status]} (applikasjonskvittering {status})"
+        case rf.ReferralAccepted(planned_date=planned):
+            return f"Henvisning vurdert: rett til helsehjelp, planlagt {planned}"
+        case rf.ReferralRejected():
             return "Henvisning vurdert: avslått"
-        case "ReferralForwarded":
-            return f"Henvisning videresendt til sykehus {data['to_her_id']}"
-        case "ReferralCompleted":
+        case rf.ReferralForwarded(to_her_id=to_her_id):
+            return f"Henvisning videresendt til sykehus {to_her_id}"
+        case rf.ReferralCompleted():
             return "Henvisning avsluttet: helsehjelpen er gitt"
-        case "ReferralCancelled":
+        case rf.ReferralCancelled():
             return "Henvisning trukket tilbake av fastlegen"
-        case "CancerPathwayMilestoneReached":
-            line = f"Pakkeforløp: {CANCER_MILESTONE_NAMES[data['milestone']]}"
-            treatment = TREATMENT_NAMES.get(data.get("treatment") or "")
-            return f"{line} ({treatment})" if treatment else line
-        case "PatientAdmitted":
-            how = "akutt" if data["admission_type"] == "ACUTE" else "planlagt"
-            return f"Innlagt {how} på sykehus {data['hospital_her_id']}, {data['ward']}"
-        case "AdmissionNoticeSent":
-            return f"Melding om innlagt pasient sendt til kommune {data['to_her_id']}"
-        case "AdmissionReportReceived":
-            return f"Innleggelsesrapport sendt fra kommunen til sykehus {data['to_her_id']}"
-        case "HealthInformationSent":
-            first = "" if data.get("first") else " (oppdatering)"
-            return f"Helseopplysninger sendt til kommune {data['to_her_id']}{first}"
-        case "MessageReceiptRecorded":
-            return f"Applikasjonskvittering {data['status']} registrert"
-        case "PatientTransferred":
-            return f"Overflyttet til sykehus {data['to_hospital_her_id']}, {data['to_ward']}"
-        case "StayClosed":
+        case rf.CancerPathwayMilestoneReached(milestone=milestone, treatment=treatment):
+            line = f"Pakkeforløp: {CANCER_MILESTONE_NAMES[milestone]}"
+            cure = TREATMENT_NAMES.get(treatment or "")
+            return f"{line} ({cure})" if cure else line
+        case adm.PatientAdmitted() as admitted:
+            how = "akutt" if admitted.admission_type == "ACUTE" else "planlagt"
+            return f"Innlagt {how} på sykehus {admitted.hospital_her_id}, {admitted.ward}"
+        case adm.AdmissionNoticeSent(to_her_id=to_her_id):
+            return f"Melding om innlagt pasient sendt til kommune {to_her_id}"
+        case adm.AdmissionReportReceived(to_her_id=to_her_id):
+            return f"Innleggelsesrapport sendt fra kommunen til sykehus {to_her_id}"
+        case adm.HealthInformationSent(to_her_id=to_her_id, first=first):
+            update = "" if first else " (oppdatering)"
+            return f"Helseopplysninger sendt til kommune {to_her_id}{update}"
+        case adm.MessageReceiptRecorded(status=status) | dc.MessageReceiptRecorded(status=status):
+            return f"Applikasjonskvittering {status} registrert"
+        case adm.PatientTransferred(to_hospital_her_id=hospital, to_ward=ward):
+            return f"Overflyttet til sykehus {hospital}, {ward}"
+        case adm.StayClosed():
             return "Sykehusoppholdet avsluttet: utskrevet"
-        case "PatientDeclaredReadyForDischarge":
-            return f"Pasienten meldt utskrivningsklar til kommune {data['municipality_her_id']}"
-        case "MunicipalityAnsweredReadiness":
-            if data.get("can_receive"):
-                return f"Kommunen kan ta imot pasienten {data.get('receive_on')}"
+        case dc.PatientDeclaredReadyForDischarge(municipality_her_id=municipality):
+            return f"Pasienten meldt utskrivningsklar til kommune {municipality}"
+        case dc.MunicipalityAnsweredReadiness(can_receive=True, receive_on=receive_on):
+            return f"Kommunen kan ta imot pasienten {receive_on}"
+        case dc.MunicipalityAnsweredReadiness():
             return "Kommunen kan ikke ta imot pasienten ennå"
-        case "ReadinessWithdrawn":
+        case dc.ReadinessWithdrawn():
             return "Avmelding: pasienten trenger mer sykehusbehandling"
-        case "PatientDischarged":
-            where = DESTINATION_NAMES.get(data["destination"], data["destination"])
-            return f"Utskrevet til {where}"
-        case "EpicrisisSent":
-            return f"Epikrise sendt til {data['to_her_id']}"
+        case dc.PatientDischarged(destination=destination):
+            return f"Utskrevet til {DESTINATION_NAMES.get(destination, destination)}"
+        case dc.EpicrisisSent(to_her_id=to_her_id):
+            return f"Epikrise sendt til {to_her_id}"
         case _:
             who = LEVEL_NAMES.get(actor.get("org_kind", ""), "ukjent")
-            return f"{event_type} ({who})"
+            return f"{data.event_type()} ({who})"

@@ -18,7 +18,7 @@ from services.pathway import readmodel as rm
 from services.pathway.fold import PatientPathway, fold, rows_of
 from shared.access.model import Basis, blocks, relationships
 from shared.auth import Actor
-from shared.envelope import Envelope
+from shared.events import Envelope
 from shared.times import utc_iso
 
 Row = Mapping[Any, Any]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from uuid import UUID
 
+from services.referrals.contract import CONTRACT
 from services.referrals.domain import (
     CancerMilestone,
     CancerPathway,
@@ -22,6 +23,7 @@ WHAT = "referral"
 
 class ReferralsApplication(CarepathApplication):
     name = "referrals"
+    contract = CONTRACT
 
     def send_referral(
         self,

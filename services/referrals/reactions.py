@@ -17,48 +17,47 @@ alone. Idempotent: the command id derives from the event id.
 from __future__ import annotations
 
 import logging
-from typing import Any
 from uuid import UUID
 
 from services.referrals.api import resolvers
 from services.referrals.application import ReferralsApplication
 from shared.errors import DomainError
+from shared.events import Envelope
+from shared.events.admissions import PatientAdmitted
 from shared.reactions import (
     ApplicationProvider,
-    DeadLetters,
-    Park,
-    event_handler,
+    NotApplied,
     policy_refusal,
+    reaction,
     reaction_context,
 )
 
 log = logging.getLogger(__name__)
 
 
-def complete_on_admission(app: ReferralsApplication, envelope: dict[str, Any], park: Park) -> None:
+def complete_on_admission(app: ReferralsApplication, event: Envelope) -> None:
     """Complete the elective admission's referral when the access policy and the referral's
-    rules allow it (the receiving hospital, an ACCEPTED referral)."""
-    data = envelope["data"]
-    if data.get("admission_type") != "ELECTIVE" or not data.get("referral_id"):
+    rules allow it (the receiving hospital, an ACCEPTED referral); raises NotApplied when the
+    policy refuses."""
+    admitted = event.payload(PatientAdmitted)
+    if admitted.admission_type != "ELECTIVE" or not admitted.referral_id:
         return
-    referral_id = UUID(data["referral_id"])
+    referral_id = UUID(admitted.referral_id)
     referral = resolvers(app)["referral"](referral_id)
-    refusal = policy_refusal("ReferralService/CompleteReferral", envelope, referral)
+    refusal = policy_refusal("ReferralService/CompleteReferral", event, referral)
     if refusal is not None:
-        park(envelope, f"referral not completed: {refusal}")
-        return
+        raise NotApplied(f"referral not completed: {refusal}")
     try:
-        app.complete(reaction_context(envelope, "admission"), referral_id)
+        app.complete(reaction_context(event, "admission"), referral_id)
     except DomainError as exc:  # not (or no longer) ACCEPTED: not this reaction's business
-        log.debug("admission %s leaves its referral: %s", envelope["event_id"], type(exc).__name__)
+        log.debug("admission %s leaves its referral: %s", event.event_id, type(exc).__name__)
 
 
 class ReferralsReactions:
     name = "referrals_reactions"
 
     referrals = ApplicationProvider(ReferralsApplication)
-    park = DeadLetters()
 
-    @event_handler("admissions", "PatientAdmitted")  # type: ignore[untyped-decorator]
-    def handle_patient_admitted(self, envelope: dict[str, Any]) -> None:
-        complete_on_admission(self.referrals, envelope, self.park)
+    @reaction("admissions", "PatientAdmitted")
+    def handle_patient_admitted(self, event: Envelope) -> None:
+        complete_on_admission(self.referrals, event)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import date
 from uuid import UUID
 
+from services.registry.contract import CONTRACT
 from services.registry.domain import (
     AccessBlocks,
     Organisation,
@@ -27,6 +28,7 @@ BLOCKS = "blocks"
 
 class RegistryApplication(CarepathApplication):
     name = "registry"
+    contract = CONTRACT
     internal_event_types = frozenset({"RegistrationStarted", "AccessBlocksStarted"})
 
     # --- registrations ---------------------------------------------------------------------

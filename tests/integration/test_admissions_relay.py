@@ -17,7 +17,8 @@ from shared.auth import Actor
 from shared.broker import Tenant
 from shared.config import StoreSettings
 from shared.domain import CommandContext
-from shared.envelope import Envelope
+from shared.events import Envelope
+from shared.events import admissions as adm
 from shared.ids import FNR_SYSTEM
 from shared.outbox import OutboxRelay, PositionStore
 from tests.conftest import HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL
@@ -96,29 +97,21 @@ def test_a_stays_events_are_published_to_admissions_events_as_envelopes(
         "StayClosed",
     ]
     data = {e.event_type: e.data for e in stay_events}
-    assert set(data["PatientAdmitted"]) == {
-        "hospital_her_id",
-        "ward",
-        "admission_type",
-        "referral_id",
-        "municipality_her_id",
-        "municipal_services_likely",
-        "existing_service_user",
-    }
-    assert data["PatientAdmitted"]["admission_type"] == "ELECTIVE"
-    assert set(data["AdmissionReportReceived"]) == {"message_id", "from_her_id", "to_her_id"}
-    assert data["AdmissionNoticeSent"] == {
-        "message_id": data["MessageReceiptRecorded"]["message_id"],
-        "to_her_id": MUNICIPALITY.her_id,
-    }
-    assert data["MessageReceiptRecorded"]["status"] == "OK"
-    assert data["MessageReceiptRecorded"]["errors"] == []
-    assert data["HealthInformationSent"]["first"] is True
-    assert data["PatientTransferred"] == {
-        "to_hospital_her_id": OTHER_HOSPITAL.her_id,
-        "to_ward": "Rehab",
-    }
-    assert data["StayClosed"] == {"reason": "DISCHARGED"}
+    admitted = stay_events[0].payload(adm.PatientAdmitted)
+    assert admitted.admission_type == "ELECTIVE"
+    assert admitted.municipality_her_id == MUNICIPALITY.her_id
+    report = stay_events[1].payload(adm.AdmissionReportReceived)
+    assert (report.from_her_id, report.to_her_id) == (MUNICIPALITY.her_id, HOSPITAL.her_id)
+    receipt = stay_events[3].payload(adm.MessageReceiptRecorded)
+    assert data["AdmissionNoticeSent"] == adm.AdmissionNoticeSent(
+        message_id=receipt.message_id, to_her_id=MUNICIPALITY.her_id
+    )
+    assert (receipt.status, receipt.errors) == ("OK", [])
+    assert stay_events[4].payload(adm.HealthInformationSent).first is True
+    assert data["PatientTransferred"] == adm.PatientTransferred(
+        to_hospital_her_id=OTHER_HOSPITAL.her_id, to_ward="Rehab"
+    )
+    assert data["StayClosed"] == adm.StayClosed(reason="DISCHARGED")
     assert stay_events[-1].actor["her_id"] == OTHER_HOSPITAL.her_id
     assert stay_events[-1].occurred == T0 + timedelta(hours=90)
     assert not {e.event_type for e in envelopes} & INDEX_EVENTS  # bookkeeping stays inside

@@ -34,7 +34,8 @@ from shared.apprec import AppRecStatus
 from shared.auth import Actor
 from shared.broker import Tenant, load_definitions, rabbitmqctl
 from shared.domain import CommandContext
-from shared.envelope import SCHEMA_VERSION, Envelope
+from shared.events import Envelope
+from shared.events.discharges import PatientDischarged
 from shared.ids import FNR_SYSTEM
 from shared.outbox import iter_all_envelopes
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL
@@ -303,12 +304,10 @@ def test_a_forged_event_is_dead_lettered_by_the_projector_and_changes_nothing(
 
 def discharged(stay_id: uuid.UUID, actor: Actor) -> Envelope:
     """A PatientDischarged of the stay, as the discharges service would publish it."""
+    discharge_id = str(uuid.uuid4())
     return Envelope(
-        event_id=f"{uuid.uuid4()}:3",
-        event_type="PatientDischarged",
-        schema_version=SCHEMA_VERSION,
-        source="discharges",
-        aggregate_id=str(uuid.uuid4()),
+        event_id=f"{discharge_id}:3",
+        aggregate_id=discharge_id,
         aggregate_version=3,
         patient=PATIENT,
         occurred_at=NOW.isoformat(),
@@ -316,7 +315,12 @@ def discharged(stay_id: uuid.UUID, actor: Actor) -> Envelope:
         actor={"her_id": actor.her_id, "org_kind": actor.org_kind.value},
         correlation_id="trust",
         causation_id="discharge",
-        data={"stay_id": str(stay_id), "destination": "HOME", "destination_her_id": None},
+        data=PatientDischarged(
+            stay_id=str(stay_id),
+            destination="HOME",
+            destination_her_id=None,
+            report_message_id=None,
+        ),
     )
 
 

@@ -20,7 +20,8 @@ from services.referrals.domain import CancerPathway, Priority
 from shared.apprec import AppRecStatus
 from shared.broker import Tenant
 from shared.domain import CommandContext
-from shared.envelope import Envelope
+from shared.events import Envelope
+from shared.events.pathway import DeadlineBreached
 from shared.ids import FNR_SYSTEM
 from shared.outbox import iter_all_envelopes
 from tests.conftest import GP, HOSPITAL
@@ -63,12 +64,13 @@ def test_each_breach_is_announced_once(engine: Engine) -> None:
         project(conn, overdue_referral(received_days_ago=30))
     published: list[Envelope] = []
     assert deadlines.announce_breaches(engine, published.extend) == 2
-    assert {e.data["kind"] for e in published} == {
+    breaches = [e.payload(DeadlineBreached) for e in published]
+    assert {b.kind for b in breaches} == {
         "REFERRAL_ASSESSMENT",
         "CANCER_FIRST_APPOINTMENT",
     }
     assert all(e.event_type == "DeadlineBreached" and e.patient == PATIENT for e in published)
-    assert all(e.data["waiting_on"]["her_id"] == HOSPITAL.her_id for e in published)
+    assert all(b.waiting_on.her_id == HOSPITAL.her_id for b in breaches)
     assert deadlines.announce_breaches(engine, published.extend) == 0
     assert len(published) == 2
 

@@ -15,7 +15,8 @@ from shared.amqp import BatchPublisher
 from shared.broker import Tenant
 from shared.config import StoreSettings
 from shared.domain import CommandContext
-from shared.envelope import Envelope
+from shared.events import Envelope
+from shared.events import medications as med
 from shared.ids import FNR_SYSTEM
 from shared.outbox import OutboxRelay, PositionStore
 from tests.conftest import GP, HOSPITAL
@@ -75,19 +76,21 @@ def test_a_patients_medication_history_is_published_as_envelopes(
     }
     assert all(e.patient == PATIENT for e in envelopes)
     started, prescribed_env, paused, reconciled = envelopes
-    assert started.data == {}
-    assert prescribed_env.data == {
-        "entry_id": entry_id,
-        "medication": {"atc_code": "B01AA03", "name": "Warfarin"},
-        "dose": "5 mg x 1",
-        "reason": None,
-        "source_her_id": GP.her_id,
-        "source_kind": "GP",
-    }
+    assert started.data == med.MedicationListStarted()
+    assert prescribed_env.data == med.MedicationPrescribed(
+        entry_id=entry_id,
+        medication=med.Medication(atc_code="B01AA03", name="Warfarin"),
+        dose="5 mg x 1",
+        reason=None,
+        source_her_id=GP.her_id,
+        source_kind="GP",
+    )
     assert (paused.data, paused.actor["her_id"], paused.causation_id) == (
-        {"entry_id": entry_id, "reason": "Pause før operasjon"},
+        med.MedicationPaused(entry_id=entry_id, reason="Pause før operasjon"),
         HOSPITAL.her_id,
         "pause",
     )
-    assert reconciled.data == {"sources": ["PATIENT", "GP_RECORD"], "note": None}
+    assert reconciled.data == med.MedicationListReconciled(
+        sources=["PATIENT", "GP_RECORD"], note=None
+    )
     assert reconciled.occurred_at == (T0 + timedelta(days=4)).isoformat()

@@ -18,7 +18,7 @@ from shared.amqp import DEAD_LETTER_QUEUE, BatchPublisher
 from shared.apprec import AppRecStatus
 from shared.broker import Tenant
 from shared.domain import CommandContext
-from shared.envelope import Envelope
+from shared.events import Envelope
 from shared.ids import FNR_SYSTEM
 from shared.outbox import iter_all_envelopes
 from tests.conftest import GP, HOSPITAL

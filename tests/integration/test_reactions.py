@@ -24,7 +24,8 @@ from shared.auth import Actor
 from shared.broker import Tenant
 from shared.config import StoreSettings
 from shared.domain import CommandContext
-from shared.envelope import SCHEMA_VERSION, Envelope
+from shared.events import Envelope
+from shared.events.discharges import PatientDischarged
 from shared.ids import FNR_SYSTEM
 from shared.outbox import OutboxRelay, PositionStore, iter_all_envelopes
 from shared.store import CarepathApplication
@@ -161,12 +162,10 @@ def test_a_discharge_that_cannot_close_its_stay_is_dead_lettered_with_the_reason
     declare_dead_letter(channel)
     channel.queue_purge(DEAD_LETTER_QUEUE)
     unknown_stay = str(uuid.uuid4())
+    discharge_id = str(uuid.uuid4())
     envelope = Envelope(
-        event_id=f"{uuid.uuid4()}:2",
-        event_type="PatientDischarged",
-        schema_version=SCHEMA_VERSION,
-        source="discharges",
-        aggregate_id=str(uuid.uuid4()),
+        event_id=f"{discharge_id}:2",
+        aggregate_id=discharge_id,
         aggregate_version=2,
         patient=PATIENT,
         occurred_at=NOW.isoformat(),
@@ -174,7 +173,12 @@ def test_a_discharge_that_cannot_close_its_stay_is_dead_lettered_with_the_reason
         actor={"her_id": HOSPITAL.her_id, "org_kind": "HOSPITAL"},
         correlation_id="c",
         causation_id="discharge",
-        data={"stay_id": unknown_stay, "destination": "HOME", "destination_her_id": None},
+        data=PatientDischarged(
+            stay_id=unknown_stay,
+            destination="HOME",
+            destination_her_id=None,
+            report_message_id=None,
+        ),
     )
     try:
         with nameko("services.admissions.reactions", broker, backend):

@@ -20,7 +20,7 @@ from shared.broker import Tenant
 from shared.broker import rabbitmqctl as rabbitmqctl_path
 from shared.config import StoreSettings
 from shared.domain import CommandContext
-from shared.envelope import Envelope
+from shared.events import Envelope
 from shared.ids import FNR_SYSTEM
 from shared.outbox import OutboxRelay, PositionStore
 from tests.conftest import GP, HOSPITAL

@@ -13,7 +13,8 @@ from services.referrals.application import ReferralsApplication
 from services.referrals.domain import CancerMilestone, CancerPathway, Priority, Treatment
 from shared.apprec import AppRecStatus
 from shared.domain import CommandContext
-from shared.envelope import Envelope, EnvelopeError
+from shared.events import ContractError, Envelope
+from shared.events.referrals import ReferralAccepted, ReferralSent
 from shared.ids import FNR_SYSTEM
 from shared.outbox import iter_all_envelopes
 from tests.conftest import GP, HOSPITAL, OTHER_HOSPITAL
@@ -52,14 +53,14 @@ def test_envelope_carries_the_public_contract() -> None:
     assert sent.actor == {"her_id": GP.her_id, "org_kind": "GP", "hpr": GP.hpr}
     assert sent.occurred_at == T0.isoformat()
     assert sent.causation_id == "s1" and sent.correlation_id == "corr"
-    assert sent.data["receiver_her_id"] == HOSPITAL.her_id
-    assert "meta" not in sent.data and "originator_topic" not in sent.data
+    assert sent.payload(ReferralSent).receiver_her_id == HOSPITAL.her_id
+    assert set(json.loads(sent.to_json())["data"]) == set(ReferralSent.model_fields)
     assert Envelope.from_json(sent.to_json()) == sent
 
 
 def test_envelope_dates_in_data_are_iso_strings() -> None:
     accepted = next(e for e in story() if e.event_type == "ReferralAccepted")
-    assert accepted.data["planned_date"] == "2026-03-09"
+    assert accepted.payload(ReferralAccepted).planned_date == "2026-03-09"
     json.loads(accepted.to_json())
 
 
@@ -68,12 +69,11 @@ def test_envelope_dates_in_data_are_iso_strings() -> None:
     [
         (b"not json", "not JSON"),
         (b"[1]", "not a JSON object"),
-        (b'{"schema_version": 1}', "missing fields"),
-        (b'{"schema_version": 99}', "unknown schema_version"),
+        (b'{"schema_version": 1}', "event_id: Field required"),
     ],
 )
 def test_malformed_bodies_are_named_for_the_dead_letter_queue(body: bytes, reason: str) -> None:
-    with pytest.raises(EnvelopeError, match=reason):
+    with pytest.raises(ContractError, match=reason):
         Envelope.from_json(body)
 
 

@@ -5,12 +5,12 @@ Envelopes are built as the discharges service publishes them (its wire contract)
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
 
 from services.pathway.discharges import fold_discharge, payment_periods
 from services.pathway.fold import derive_rows, fold
 from shared import rules
-from shared.envelope import SCHEMA_VERSION, Envelope
+from shared.events import Envelope, Payload
+from shared.events import discharges as dc
 from shared.ids import FNR_SYSTEM
 from shared.times import utc_iso
 from tests.support import make_fnr
@@ -20,16 +20,13 @@ HOSPITAL = {"her_id": "59", "org_kind": "HOSPITAL"}
 MUNICIPALITY = {"her_id": "4201", "org_kind": "MUNICIPALITY"}
 DISCHARGE = "6f1c1f7e-5a54-5b38-9a0c-2b1f3f8d0001"
 STAY = "6f1c1f7e-5a54-5b38-9a0c-2b1f3f8d0002"
+NOTICE = "6f1c1f7e-5a54-5b38-9a0c-2b1f3f8d0003"
+REPORT = "6f1c1f7e-5a54-5b38-9a0c-2b1f3f8d0004"
 
 
-def event(
-    version: int, event_type: str, when: datetime, actor: dict[str, str], **data: Any
-) -> Envelope:
+def event(version: int, data: Payload, when: datetime, actor: dict[str, str]) -> Envelope:
     return Envelope(
         event_id=f"{DISCHARGE}:{version}",
-        event_type=event_type,
-        schema_version=SCHEMA_VERSION,
-        source="discharges",
         aggregate_id=DISCHARGE,
         aggregate_version=version,
         patient=PATIENT,
@@ -45,39 +42,34 @@ def event(
 FRIDAY = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
 READY = event(
     1,
-    "PatientDeclaredReadyForDischarge",
+    dc.PatientDeclaredReadyForDischarge(
+        stay_id=STAY, hospital_her_id="59", municipality_her_id="4201", message_id=NOTICE
+    ),
     FRIDAY,
     HOSPITAL,
-    stay_id=STAY,
-    hospital_her_id="59",
-    municipality_her_id="4201",
-    message_id="m1",
 )
 CANNOT = event(
     2,
-    "MunicipalityAnsweredReadiness",
+    dc.MunicipalityAnsweredReadiness(can_receive=False, receive_on=None),
     datetime(2024, 3, 1, 13, 0, tzinfo=UTC),
     MUNICIPALITY,
-    can_receive=False,
-    receive_on=None,
 )
 TUESDAY = event(
     3,
-    "MunicipalityAnsweredReadiness",
+    dc.MunicipalityAnsweredReadiness(can_receive=True, receive_on="2024-03-05"),
     datetime(2024, 3, 4, 9, 0, tzinfo=UTC),
     MUNICIPALITY,
-    can_receive=True,
-    receive_on="2024-03-05",
 )
 DISCHARGED = event(
     4,
-    "PatientDischarged",
+    dc.PatientDischarged(
+        stay_id=STAY,
+        destination="SHORT_TERM_NURSING_HOME",
+        destination_her_id="88001",
+        report_message_id=REPORT,
+    ),
     datetime(2024, 3, 5, 11, 0, tzinfo=UTC),
     HOSPITAL,
-    stay_id=STAY,
-    destination="SHORT_TERM_NURSING_HOME",
-    destination_her_id="88001",
-    report_message_id="m2",
 )
 
 
@@ -102,7 +94,7 @@ def test_while_the_municipality_cannot_receive_the_days_run_until_today() -> Non
 
 def test_a_withdrawal_ends_the_payment_period() -> None:
     withdrawn = event(
-        3, "ReadinessWithdrawn", datetime(2024, 3, 2, 8, 0, tzinfo=UTC), HOSPITAL, reason="Feber"
+        3, dc.ReadinessWithdrawn(reason="Feber"), datetime(2024, 3, 2, 8, 0, tzinfo=UTC), HOSPITAL
     )
     view = fold_discharge([READY, CANNOT, withdrawn])
     assert view is not None

@@ -14,7 +14,7 @@ from services.referrals.application import ReferralsApplication
 from services.referrals.domain import Priority
 from services.registry.application import RegistryApplication
 from shared.domain import CommandContext
-from shared.envelope import Envelope
+from shared.events import Envelope
 from shared.ids import FNR_SYSTEM
 from shared.outbox import iter_all_envelopes
 from shared.registers import Record, separate, successive

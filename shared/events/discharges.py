@@ -1,0 +1,106 @@
+"""Events of the discharges service (exchange `discharges.events`): readiness for discharge
+(utskrivningsklar), the municipality's answer, withdrawal (avmelding), the discharge and its
+messages (utskrivningsrapport, epikrise) with their application receipts."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from shared.events.base import AppRecErrors, AppRecStatus, Day, HerId, Payload, Text, Uuid
+
+Destination = Literal[
+    "HOME",
+    "HOME_WITH_SERVICES",
+    "SHORT_TERM_NURSING_HOME",
+    "LONG_TERM_NURSING_HOME",
+    "OTHER_HOSPITAL",
+]
+
+
+class DischargeEvent(Payload):
+    """An event of one stay's discharge (the envelope's aggregate_id is the discharge's id)."""
+
+    source: ClassVar[str] = "discharges"
+
+
+class PatientDeclaredReadyForDischarge(DischargeEvent):
+    """The responsible hospital declared the patient ready for discharge (utskrivningsklar) and
+    sent *Melding om utskrivningsklar pasient* to the home municipality.
+
+    A readiness period starts: the municipality must answer, and from this day it pays for each
+    day it cannot receive the patient."""
+
+    stay_id: Uuid
+    """The hospital stay (admissions' aggregate id)."""
+    hospital_her_id: HerId
+    """The hospital responsible for the stay."""
+    municipality_her_id: HerId
+    """The municipality notified (the stay's home municipality)."""
+    message_id: Uuid
+    """The readiness notice's id; its application receipt names it."""
+
+
+class MunicipalityAnsweredReadiness(DischargeEvent):
+    """The home municipality answered whether, and from which day, it can receive the patient
+    declared ready."""
+
+    can_receive: bool
+    """Whether it can receive the patient."""
+    receive_on: Day | None
+    """The day it can receive the patient (set exactly when can_receive is true); municipal
+    payment for the period ends that day."""
+
+
+class ReadinessWithdrawn(DischargeEvent):
+    """Avmelding: the patient needs more hospital care; the readiness period ends (no payment
+    for the days after)."""
+
+    reason: Text
+    """Why: clinical free text from the hospital."""
+
+
+class PatientDischarged(DischargeEvent):
+    """The patient was discharged (utskrevet) from the stay, to a destination. The stay closes
+    (admissions reacts with StayClosed)."""
+
+    stay_id: Uuid
+    """The hospital stay (admissions' aggregate id)."""
+    destination: Destination
+    """Where the patient goes."""
+    destination_her_id: HerId | None
+    """The receiving nursing home or hospital, for the destinations that name one."""
+    report_message_id: Uuid | None
+    """The *Utskrivningsrapport* sent to municipal care with the discharge, when the destination
+    needs one."""
+
+
+class EpicrisisSent(DischargeEvent):
+    """The discharging hospital sent the *epikrise* to one recipient (the GP or the home
+    municipality)."""
+
+    message_id: Uuid
+    """The message's id; its application receipt names it."""
+    to_her_id: HerId
+    """The recipient."""
+
+
+class MessageReceiptRecorded(DischargeEvent):
+    """The receiver of one of the discharge's messages recorded its application receipt
+    (AppRec)."""
+
+    message_id: Uuid
+    """The message answered."""
+    status: AppRecStatus
+    """The receipt's status."""
+    errors: AppRecErrors
+    """The errors found (none for OK; at least one otherwise)."""
+
+
+EVENTS: tuple[type[Payload], ...] = (
+    PatientDeclaredReadyForDischarge,
+    MunicipalityAnsweredReadiness,
+    ReadinessWithdrawn,
+    PatientDischarged,
+    EpicrisisSent,
+    MessageReceiptRecorded,
+)

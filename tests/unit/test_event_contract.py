@@ -1,0 +1,157 @@
+"""The event contract: declared once, mapped explicitly at the relay, documented from the
+declaration, and checked by every consumer before it acts."""
+
+from __future__ import annotations
+
+import json
+from types import ModuleType
+from typing import Any
+
+import pytest
+from eventsourcing.domain import Aggregate
+
+from services.admissions import domain as admissions_domain
+from services.admissions.application import AdmissionsApplication
+from services.discharges import domain as discharges_domain
+from services.discharges.application import DischargesApplication
+from services.medications import domain as medications_domain
+from services.medications.application import MedicationsApplication
+from services.referrals import domain as referrals_domain
+from services.referrals.application import ReferralsApplication
+from services.referrals.domain import Priority
+from services.registry import domain as registry_domain
+from services.registry.application import RegistryApplication
+from shared.domain import CommandContext
+from shared.events import BY_SOURCE, UPCASTS, ContractError, Envelope, parse
+from shared.events.admissions import PatientAdmitted
+from shared.events.doc import render
+from shared.outbox import read_envelopes
+from shared.store import CarepathApplication
+from tests.conftest import GP
+from tests.support import ROOT
+from tests.wire import MALFORMATIONS, NOW, PATIENT, Malformation, admitted, envelope, malformed
+
+SERVICES: list[tuple[type[CarepathApplication], ModuleType]] = [
+    (ReferralsApplication, referrals_domain),
+    (AdmissionsApplication, admissions_domain),
+    (DischargesApplication, discharges_domain),
+    (MedicationsApplication, medications_domain),
+    (RegistryApplication, registry_domain),
+]
+
+
+def domain_event_names(domain: ModuleType) -> set[str]:
+    """Every event class of every aggregate of a domain module."""
+    names = set()
+    for aggregate in vars(domain).values():
+        if isinstance(aggregate, type) and issubclass(aggregate, Aggregate):
+            if aggregate.__module__ != domain.__name__:
+                continue
+            names |= {
+                name
+                for name, cls in vars(aggregate).items()
+                if isinstance(cls, type)
+                and issubclass(cls, Aggregate.Event)
+                and name not in {"Event", "Created"}
+            }
+    return names
+
+
+@pytest.mark.parametrize(("app", "domain"), SERVICES, ids=lambda s: getattr(s, "name", ""))
+def test_every_published_domain_event_has_its_mapping_to_the_contract(
+    app: type[CarepathApplication], domain: ModuleType
+) -> None:
+    published = domain_event_names(domain) - app.internal_event_types
+    assert published, "the domain module declares events"
+    assert set(app.contract) == published, "map each published event in services/<svc>/contract.py"
+
+
+@pytest.mark.parametrize(("app", "domain"), SERVICES, ids=lambda s: getattr(s, "name", ""))
+def test_every_mapped_event_is_declared_in_its_services_contract(
+    app: type[CarepathApplication], domain: ModuleType
+) -> None:
+    declared = {cls.event_type() for cls in BY_SOURCE[app.name]}
+    assert set(app.contract) == declared
+    for name, mapping in app.contract.items():
+        assert mapping.__annotations__["return"].endswith(name)
+
+
+def test_the_event_documents_are_what_the_contract_declares() -> None:
+    """docs/events.md and docs/events/ are generated (`make docs`); a stale copy fails here."""
+    files = render()
+    for path, text in files.items():
+        assert (ROOT / "docs" / path).read_text() == text, f"run `make docs` ({path})"
+    on_disk = {str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs/events").glob("*/*")}
+    assert on_disk == {p for p in files if p.startswith("events/")}, "run `make docs`"
+
+
+def test_a_good_message_is_read_as_its_typed_payload() -> None:
+    sent = envelope(admitted())
+    received = parse(sent.to_json(), "admissions.events", "PatientAdmitted")
+    assert received == sent
+    assert received.payload(type(sent.data)).ward == "Medisinsk post 3"
+
+
+@pytest.mark.parametrize("m", MALFORMATIONS, ids=lambda m: m.name)
+def test_each_class_of_malformed_message_is_rejected_with_its_reason(m: Malformation) -> None:
+    with pytest.raises(ContractError) as rejected:
+        parse(malformed(m), "admissions.events", "PatientAdmitted")
+    assert m.reason in str(rejected.value)
+
+
+def test_a_rejection_never_repeats_the_offending_value() -> None:
+    """Reasons reach logs and dead-letter headers: field and rule, never the (personal) value."""
+    raw = json.loads(envelope(admitted()).to_json())
+    raw["data"]["ward"] = "Pasient Kari Nordmann " * 20
+    with pytest.raises(ContractError) as rejected:
+        parse(json.dumps(raw), "admissions.events", "PatientAdmitted")
+    assert "Nordmann" not in str(rejected.value)
+
+
+def test_an_event_id_that_is_not_its_aggregate_and_version_is_rejected() -> None:
+    good = envelope(admitted())
+    forged = Envelope(**{**vars_of(good), "event_id": f"{good.aggregate_id}:7"})
+    with pytest.raises(ContractError, match="event_id must be"):
+        parse(forged.to_json(), "admissions.events", "PatientAdmitted")
+
+
+def vars_of(e: Envelope) -> dict[str, object]:
+    return {name: getattr(e, name) for name in e.__dataclass_fields__}
+
+
+def test_the_read_models_own_copy_reads_back_as_the_same_typed_event() -> None:
+    sent = envelope(admitted())
+    assert Envelope.from_stored(sent.to_json()) == sent
+
+
+def test_an_older_version_is_upcast_before_it_is_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No event type has a second version yet; the hook is there for the first one."""
+
+    def from_v0(raw: dict[str, Any]) -> dict[str, Any]:
+        data = dict(raw["data"])
+        data["ward"] = data.pop("post")
+        return {**raw, "schema_version": 1, "data": data}
+
+    monkeypatch.setitem(UPCASTS, ("admissions", "PatientAdmitted", 0), from_v0)
+    raw = json.loads(envelope(admitted()).to_json())
+    raw["schema_version"] = 0
+    raw["data"]["post"] = raw["data"].pop("ward")
+    upcast = parse(json.dumps(raw), "admissions.events", "PatientAdmitted")
+    assert upcast.schema_version == 1
+    assert upcast.payload(PatientAdmitted).ward == "Medisinsk post 3"
+
+
+def test_an_unmapped_domain_event_is_never_published(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A domain event the service forgot to map stops at the relay with the reason (the relay
+    keeps its position and retries; nothing unchecked goes out)."""
+    app = ReferralsApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    app.send_referral(
+        CommandContext("s1", NOW, GP, "corr"), PATIENT, "59", "Smerter", Priority.ROUTINE, None
+    )
+    monkeypatch.setattr(app, "contract", {})
+    with pytest.raises(
+        ContractError, match="no contract mapping for its domain event ReferralSent"
+    ):
+        read_envelopes("referrals", app, 0, 10)

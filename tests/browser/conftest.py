@@ -57,7 +57,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory, broker: Tenant, amqp_uri: str
 
         def loaded() -> bool:
             try:
-                return len(stub.GetPathway(request, metadata=token).timeline) >= expected
+                timeline = stub.GetPathway(request, metadata=token).timeline
+                # the commands' events, and the stay closed by the reaction to the discharge
+                closed = any(e.event_type == "StayClosed" for e in timeline)
+                return len(timeline) >= expected and closed
             except Exception:
                 return False
 

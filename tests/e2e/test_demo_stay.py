@@ -82,7 +82,10 @@ def test_the_demo_stay_tells_the_whole_story_and_rebuilds_identically(
                 reply = get()
             except grpc.RpcError:
                 return None
-            return reply if len(reply.timeline) >= expected else None
+            # The commands' own events, and the stay closed by admissions' reaction to the
+            # discharge (it comes last, through the broker twice).
+            closed = any(e.event_type == "StayClosed" for e in reply.timeline)
+            return reply if len(reply.timeline) >= expected and closed else None
 
         reply = wait_for(complete, timeout=60, what="the whole demo story in the pathway")
         types = [e.event_type for e in reply.timeline]

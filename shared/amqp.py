@@ -51,6 +51,10 @@ QUEUE_ARGUMENTS: dict[str, Any] = {
 DEAD_LETTER_QUEUE_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}
 
 
+#: One message to publish: exchange, routing key, body, properties, mandatory.
+_Message = tuple[str, str, bytes, pika.BasicProperties, bool]
+
+
 class PublishError(Exception):
     """The broker did not confirm a batch (nack, timeout or lost connection). Nothing is
     dropped: the caller keeps its position and publishes the batch again."""
@@ -210,29 +214,39 @@ class BatchPublisher:
         return self._connection, self._channel._impl
 
     def publish(self, envelopes: Sequence[Envelope]) -> None:
-        if not envelopes:
+        self._send(
+            [
+                (
+                    self._exchange,
+                    envelope.event_type,
+                    envelope.to_json(),
+                    properties(envelope, self._user),
+                    self._mandatory,
+                )
+                for envelope in envelopes
+            ],
+            "the batch",
+        )
+
+    def _send(self, messages: Sequence[_Message], what: str) -> None:
+        """Publish `messages` and wait once for the broker's confirms of all of them. Raises
+        PublishError (and drops the connection, so the next attempt starts clean)."""
+        if not messages:
             return
         try:
             connection, impl = self._open()
             self._nacked = False
             self._returned = 0
-            for envelope in envelopes:
-                impl.basic_publish(
-                    self._exchange,
-                    envelope.event_type,
-                    envelope.to_json(),
-                    properties(envelope, self._user),
-                    mandatory=self._mandatory,
-                )
+            for exchange, routing_key, body, props, mandatory in messages:
+                impl.basic_publish(exchange, routing_key, body, props, mandatory=mandatory)
                 self._next_tag += 1
-            target = self._next_tag
             deadline = time.monotonic() + self._timeout
-            while self._acked_upto < target and not self._nacked:
+            while self._acked_upto < self._next_tag and not self._nacked:
                 if time.monotonic() > deadline:
                     raise PublishError(f"no confirm within {self._timeout}s")
                 connection.process_data_events(time_limit=0.001)
             if self._nacked:
-                raise PublishError("broker nacked the batch")
+                raise PublishError(f"broker nacked {what}")
             if self._returned:  # a return arrives before the confirm of its message
                 raise PublishError(
                     f"{self._returned} unroutable: no queue is bound to {self._exchange} yet"
@@ -259,39 +273,26 @@ class BatchPublisher:
         """Put stored events that cannot be published — (event_id, event_type, reason) — on
         carepath.dead-letter, confirmed, so the relay can move past them without losing them.
         Raises PublishError."""
-        if not letters:
-            return
-        try:
-            connection, impl = self._open()
-            self._nacked = False
-            for event_id, event_type, reason in letters:
-                body = {"event_id": event_id, "event_type": event_type, "source": self._service}
-                impl.basic_publish(
+        self._send(
+            [
+                (
                     DEAD_LETTER_EXCHANGE,
                     event_type,
-                    json.dumps(body).encode(),
+                    json.dumps(
+                        {"event_id": event_id, "event_type": event_type, "source": self._service}
+                    ).encode(),
                     pika.BasicProperties(
                         message_id=event_id,
                         delivery_mode=2,
                         content_type="application/json",
-                        headers={
-                            "x-carepath-reason": reason[:500],
-                            "x-original-exchange": self._exchange,
-                            "x-original-routing-key": event_type,
-                        },
+                        headers=dead_letter_headers(reason, self._exchange, event_type),
                     ),
+                    False,
                 )
-                self._next_tag += 1
-            deadline = time.monotonic() + self._timeout
-            while self._acked_upto < self._next_tag and not self._nacked:
-                if time.monotonic() > deadline:
-                    raise PublishError(f"no confirm within {self._timeout}s")
-                connection.process_data_events(time_limit=0.001)
-            if self._nacked:
-                raise PublishError("broker nacked the dead letters")
-        except (AMQPError, OSError) as exc:
-            self.close()
-            raise PublishError(f"{type(exc).__name__}: {exc}") from exc
+                for event_id, event_type, reason in letters
+            ],
+            "the dead letters",
+        )
 
     def close(self) -> None:
         if self._connection is not None and self._connection.is_open:
@@ -353,6 +354,21 @@ def ack_batch(channel: BlockingChannel, batch: Sequence[Delivery]) -> None:
         channel.basic_ack(delivery_tag=max(d.delivery_tag for d in batch), multiple=True)
 
 
+def dead_letter_headers(
+    reason: str, exchange: str, routing_key: str, user_id: str | None = None
+) -> dict[str, str]:
+    """What a dead-lettered message carries besides its body: why it was parked (cut to 500
+    characters) and where it came from, for whoever moves it back."""
+    headers = {
+        "x-carepath-reason": reason[:500],
+        "x-original-exchange": exchange,
+        "x-original-routing-key": routing_key,
+    }
+    if user_id is not None:
+        headers["x-original-user-id"] = user_id
+    return headers
+
+
 def dead_letter(channel: BlockingChannel, delivery: Delivery, reason: str) -> None:
     """Park a poison message with the reason; it is acked with its batch, never dropped."""
     channel.basic_publish(
@@ -361,11 +377,8 @@ def dead_letter(channel: BlockingChannel, delivery: Delivery, reason: str) -> No
         delivery.body,
         pika.BasicProperties(
             delivery_mode=2,
-            headers={
-                "x-carepath-reason": reason[:500],
-                "x-original-exchange": delivery.exchange,
-                "x-original-routing-key": delivery.routing_key,
-                "x-original-user-id": delivery.user_id or "",
-            },
+            headers=dead_letter_headers(
+                reason, delivery.exchange, delivery.routing_key, delivery.user_id or ""
+            ),
         ),
     )

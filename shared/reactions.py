@@ -39,7 +39,12 @@ from shared import config, events
 from shared.access.enforce import Resource
 from shared.access.policy import Facts, decide
 from shared.access.table import rule_for
-from shared.amqp import DEAD_LETTER_EXCHANGE, QUEUE_ARGUMENTS, sender_refusal
+from shared.amqp import (
+    DEAD_LETTER_EXCHANGE,
+    QUEUE_ARGUMENTS,
+    dead_letter_headers,
+    sender_refusal,
+)
 from shared.auth import Actor
 from shared.domain import CommandContext
 from shared.events import ContractError, Envelope
@@ -142,12 +147,9 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
                 routing_key=routing_key,
                 content_type=message.content_type or "application/octet-stream",
                 content_encoding=message.content_encoding or "binary",
-                headers={
-                    "x-carepath-reason": reason[:500],
-                    "x-original-exchange": exchange,
-                    "x-original-routing-key": routing_key,
-                    "x-original-user-id": message.properties.get("user_id") or "",
-                },
+                headers=dead_letter_headers(
+                    reason, exchange, routing_key, message.properties.get("user_id") or ""
+                ),
             )
         except Exception:
             log.exception("could not dead-letter a message from %s; returned it", exchange)

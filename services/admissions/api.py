@@ -20,8 +20,6 @@ from shared.errors import InvalidArgument, NotFound
 from shared.grpc_server import current_actor
 from shared.times import utc_iso
 
-#: Ward names are short labels ("Medisinsk sengepost 3"), not clinical text.
-
 STATE_TO_PB = {
     "OPEN": admissions_pb2.STAY_STATE_OPEN,
     "CLOSED": admissions_pb2.STAY_STATE_CLOSED,

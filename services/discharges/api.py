@@ -20,8 +20,6 @@ from shared.errors import InvalidArgument, NotFound
 from shared.grpc_server import current_actor
 from shared.times import utc_iso
 
-#: A withdrawal reason is a short note ("ny pneumoni, trenger iv-behandling").
-
 STATE_TO_PB = {
     "NOT_READY": discharges_pb2.DISCHARGE_STATE_NOT_READY,
     "READY": discharges_pb2.DISCHARGE_STATE_READY,

@@ -262,14 +262,6 @@ def referral_sent(patient: dict[str, str]) -> list[Envelope]:
     return list(iter_all_envelopes("referrals", app))
 
 
-@pytest.fixture
-def engine(backend: dict[str, str]) -> Iterator[Engine]:
-    engine = readmodel.create_engine(backend["pathway"])
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
 def test_a_forged_event_is_dead_lettered_by_the_projector_and_changes_nothing(
     engine: Engine, broker: Tenant, amqp_uri: str, empty_dead_letters: None
 ) -> None:

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from services.discharges.application import KnownStays
-from services.pathway import migrate, readmodel
 from shared.broker import Tenant
 from shared.config import StoreSettings
 from tests.support import nameko, wait_for
@@ -74,14 +73,6 @@ def publish_round(broker: Tenant, round_: list[list[tuple[str, Any]]]) -> list[t
     messages = [any_message(m) for m in round_]
     publish(broker, "admissions", [("PatientAdmitted", body) for body, _ in messages])
     return messages
-
-
-@pytest.fixture
-def engine(backend: dict[str, str]) -> Iterator[Engine]:
-    engine = readmodel.create_engine(backend["pathway"])
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def test_the_projector_projects_or_dead_letters_every_message_and_never_stops(

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from services.discharges.application import KnownStays
-from services.pathway import migrate, readmodel
 from shared.broker import Tenant
 from shared.config import StoreSettings
 from shared.events import referrals as rf
@@ -32,14 +31,6 @@ from tests.wire import (
     publish,
     stored,
 )
-
-
-@pytest.fixture
-def engine(backend: dict[str, str]) -> Iterator[Engine]:
-    engine = readmodel.create_engine(backend["pathway"])
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.mark.parametrize("m", MALFORMATIONS, ids=lambda m: m.name)

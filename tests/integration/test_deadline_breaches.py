@@ -6,14 +6,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy.engine import Engine
 
-from services.pathway import deadlines, migrate, readmodel
+from services.pathway import deadlines
 from services.pathway.projector import project
 from services.referrals.application import ReferralsApplication
 from services.referrals.domain import CancerPathway, Priority
@@ -29,14 +27,6 @@ from tests.support import bind_test_queue, drain_queue, make_fnr, unique_queue, 
 
 NOW = datetime.now(UTC)
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(3, 3, 33, 100)}
-
-
-@pytest.fixture
-def engine(backend: dict[str, str]) -> Iterator[Engine]:
-    engine = readmodel.create_engine(backend["pathway"])
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def overdue_referral(received_days_ago: int, accepted: bool = False) -> list[Envelope]:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pika
-import pytest
 from sqlalchemy.engine import Engine
 
 from services.pathway import migrate, readmodel
@@ -51,14 +49,6 @@ def many_pathways(patients: int) -> list[Envelope]:
         else:
             app.cancel(c(GP, "x", 2), r.id, "Bedring")
     return list(iter_all_envelopes("referrals", app))
-
-
-@pytest.fixture
-def engine(backend: dict[str, str]) -> Iterator[Engine]:
-    engine = readmodel.create_engine(backend["pathway"])
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def reference(envelopes: list[Envelope], tmp_path: object) -> dict[str, list[tuple[object, ...]]]:

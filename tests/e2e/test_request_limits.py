@@ -36,7 +36,7 @@ from services.pathway import readmodel
 from shared.auth import Actor, OrgKind
 from shared.broker import Tenant
 from shared.ids import FNR_SYSTEM
-from tests.conftest import GP, HOSPITAL, MUNICIPALITY, STORES
+from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_GP, OTHER_MUNICIPALITY, STORES
 from tests.support import (
     REGISTER_ADAPTER,
     Harness,
@@ -467,3 +467,30 @@ def test_random_free_text_never_gives_an_internal_error(
         except grpc.RpcError as exc:
             answers.append(exc.code())
     assert set(answers) <= ANSWERS_TO_INPUT
+
+
+def test_an_unrelated_municipality_with_anothers_page_token_gets_nothing(stubs: Stubs) -> None:
+    """A page token is no key: replayed by a municipality with no care relationship, the same
+    worklist query is refused by the access policy like any other call of theirs."""
+    first = stubs.pathway.ListPathways(worklist(page_size=1), metadata=auth(MUNICIPALITY))
+    replayed = worklist(page_size=1, page_token=first.next_page_token)
+    error_ = refused(stubs.pathway.ListPathways, replayed, OTHER_MUNICIPALITY)
+    assert error_.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_a_bound_tells_an_unrelated_caller_nothing_about_who_exists(stubs: Stubs) -> None:
+    """Bounds are checked before the policy, on the request alone: an over-long dose from an
+    unrelated GP gets the same answer for a patient carepath knows as for one it does not."""
+    unknown = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(3, 3, 33, 300))
+    details = []
+    for n, patient in enumerate((FIRST, unknown)):
+        request = medications_pb2.PrescribeMedicationRequest(
+            metadata=meta(f"unrelated-dose-{n}"),
+            patient=patient,
+            medication=medications_pb2.Medication(atc_code="N02BE01", name="Paracetamol"),
+            dose="x" * 10_000,
+        )
+        error_ = refused(stubs.medications.PrescribeMedication, request, OTHER_GP)
+        assert error_.code() == grpc.StatusCode.INVALID_ARGUMENT
+        details.append(error_.details())
+    assert details[0] == details[1]

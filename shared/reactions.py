@@ -17,8 +17,9 @@ contract, its source the exchange's service and its event type the routing key
 payload class of the event type), never the raw body. A message that fails the check, and a
 message the handler raises on (`NotApplied` with a reason, or any other error), is published
 to `carepath.dead-letter` with the reason and acked: no message stops a reaction, and none is
-silently dropped. Only an unavailable store (the database down) returns the message to the
-queue, to be tried again (after the queue's delivery limit RabbitMQ dead-letters it).
+silently dropped. Only an unavailable store (the database down, a session ended) returns the
+message to the queue after a back-off (shared.retry), to be tried again (after the queue's
+delivery limit RabbitMQ dead-letters it).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import logging
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-import sqlalchemy as sa
 from kombu import Exchange, Queue  # type: ignore[attr-defined]
 from nameko.amqp.publish import Publisher as AmqpPublisher
 from nameko.constants import AMQP_URI_CONFIG_KEY
@@ -48,6 +48,7 @@ from shared.amqp import (
 from shared.auth import Actor
 from shared.domain import CommandContext
 from shared.events import ContractError, Envelope
+from shared.retry import UNAVAILABLE, Backoff
 from shared.store import CarepathApplication
 from shared.times import utc_iso
 
@@ -55,8 +56,8 @@ log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=CarepathApplication)
 
-#: Failures of a reaction's store, not of the event: the event is returned to the queue.
-UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
+#: Failures of a reaction's store, not of the event (shared.retry.UNAVAILABLE): the event is
+#: returned to the queue after a back-off.
 
 
 class NotApplied(Exception):
@@ -78,6 +79,7 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
         super().setup()
         name: str = self.queue.name  # type: ignore[has-type]
         self.queue = Queue(name, durable=True, queue_arguments=QUEUE_ARGUMENTS)  # type: ignore[no-untyped-call]
+        self.backoff = Backoff()
         exchange = _dead_letter_exchange()
         self.dead_letters = AmqpPublisher(
             self.container.config[AMQP_URI_CONFIG_KEY], exchange=exchange, declare=[exchange]
@@ -117,10 +119,14 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
 
     def _handled(self, message: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
         if exc_info is not None and isinstance(exc_info[1], UNAVAILABLE):
-            # The store is down, not the message wrong: it goes back to the queue, untouched.
-            log.warning("%s: store unavailable; event returned to the queue", self.method_name)
+            # The store is down, not the message wrong: it goes back to the queue, untouched,
+            # after a back-off (a redelivery at once would only fail again).
+            self.backoff.failed(
+                log, f"{self.method_name}: store unavailable, event returned", exc_info[1]
+            )
             self.queue_consumer.requeue_message(message)
             return result, None
+        self.backoff.reset()
         if exc_info is not None:
             exc = exc_info[1]
             reason = (
@@ -206,7 +212,9 @@ class ApplicationProvider(DependencyProvider, Generic[A]):  # type: ignore[misc]
         self.app_class = app_class
 
     def setup(self) -> None:
-        self.app = self.app_class.from_url(config.database_url(self.app_class.name))
+        self.app = self.app_class.from_url(
+            config.database_url(self.app_class.name), config.pool("store-reactions")
+        )
 
     def stop(self) -> None:
         self.app.close()

@@ -4,22 +4,88 @@ schemas that evolve (the pathway read model, the audit log)."""
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.pool import StaticPool
+from psycopg_pool import ConnectionPool, PoolTimeout
+from sqlalchemy.pool import NullPool, StaticPool
 
-#: Any constant: the advisory lock every carepath process takes while it changes a schema.
-_SCHEMA_LOCK = 0x63617265
+from shared import config
+
+#: Any constant: the advisory lock every carepath process takes while it changes a schema
+#: (its own tables and the event store's; PostgreSQL's advisory locks are per database).
+SCHEMA_LOCK = 0x63617265
 
 
-def engine(url: str, **pool: Any) -> sa.Engine:
-    """An engine for `url`. PostgreSQL URLs use psycopg 3. A SQLite file gets WAL and a busy
-    timeout, so one writer and many readers (several processes) work side by side instead of
-    failing at once; `sqlite://` (in memory, tests) is one connection shared by every thread."""
+#: Seconds a caller waits for a pooled connection (as eventsourcing's POSTGRES_CONNECT_TIMEOUT).
+CONNECT_TIMEOUT = 5.0
+
+# psycopg's pool reports each failed connection attempt and each connection it closes; an
+# outage is reported once per attempt by whoever retries (shared.retry), not by the pool.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+
+
+class _PostgresPool:
+    """psycopg's pool under a SQLAlchemy engine (SQLAlchemy's NullPool hands every checkout
+    to it and a close gives the connection back: psycopg's `close_returns`, made for this).
+    Unlike SQLAlchemy's QueuePool it closes connections left unused beyond `idle`, so an idle
+    process holds only what its pool keeps (shared.config.POOLS); each connection is checked
+    before it is handed out, so one the server ended is replaced, not used."""
+
+    def __init__(self, conninfo: str, pool: config.Pool, name: str) -> None:
+        self._conninfo = conninfo
+        self._pool_settings = pool
+        self._name = name
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+
+    def connect(self) -> psycopg.Connection[Any]:
+        """A connection of the pool; when none comes within the timeout, the server is asked
+        directly, so the caller learns why (refused, bad certificate, "too many clients")."""
+        if self._pool is None:
+            self._pool = ConnectionPool(
+                self._conninfo,
+                min_size=self._pool_settings.idle,
+                max_size=self._pool_settings.size,
+                max_idle=config.pool_max_idle(),
+                close_returns=True,
+                check=ConnectionPool.check_connection,
+                name=self._name,
+                open=False,
+            )
+        self._pool.open(wait=False)
+        try:
+            return self._pool.getconn(timeout=CONNECT_TIMEOUT)
+        except PoolTimeout:
+            psycopg.connect(self._conninfo, connect_timeout=int(CONNECT_TIMEOUT)).close()
+            raise
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+def libpq_conninfo(url: sa.URL) -> str:
+    """The libpq connection string of a SQLAlchemy PostgreSQL URL (its query's parameters,
+    `sslmode=verify-full` above all, included)."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def engine(url: str, pool: config.Pool | None = None) -> sa.Engine:
+    """An engine for `url`. PostgreSQL URLs use psycopg 3, pooled by psycopg's pool sized
+    `pool` (default: `POOLS["store-tool"]`, one connection, none kept when idle). A SQLite
+    file gets WAL and a busy timeout, so one writer and many readers (several processes) work
+    side by side instead of failing at once; `sqlite://` (in memory, tests) is one connection
+    shared by every thread."""
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url == "sqlite://":
@@ -27,7 +93,13 @@ def engine(url: str, **pool: Any) -> sa.Engine:
             url, connect_args={"check_same_thread": False}, poolclass=StaticPool
         )
     if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True, **pool)
+        parsed = sa.make_url(url)
+        pg = _PostgresPool(
+            libpq_conninfo(parsed), pool or config.POOLS["store-tool"], str(parsed.database)
+        )
+        created = sa.create_engine(url, creator=pg.connect, poolclass=NullPool)
+        sa.event.listen(created, "engine_disposed", lambda _engine: pg.close())
+        return created
     created = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @sa.event.listens_for(created, "connect")
@@ -41,36 +113,65 @@ def engine(url: str, **pool: Any) -> sa.Engine:
     return created
 
 
+@contextmanager
+def sqlite_schema_lock(database: str | None) -> Iterator[None]:
+    """One process at a time changes the schema of this SQLite file: an exclusive lock on a
+    file beside it (`<database>.schema-lock`), which the others wait for. SQLite has no
+    advisory lock, and its own locks fail a second creator ("database is locked") instead of
+    making it wait; in-memory databases need none."""
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
+        yield
+        return
+    path = Path(f"{database}.schema-lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+@contextmanager
+def postgres_schema_lock(connect: Any) -> Iterator[None]:
+    """One process at a time changes the schema of this PostgreSQL database: the advisory
+    lock SCHEMA_LOCK, held by a connection of its own (`connect()`, a psycopg connection) for
+    as long as the block runs, so whatever creates the tables may use any other connection."""
+    with connect() as lock_connection:
+        lock_connection.autocommit = True
+        lock_connection.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+        try:
+            yield
+        finally:
+            lock_connection.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+
+
 def _schema_lock(conn: sa.Connection) -> None:
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
 
 
 def create_tables(metadata: sa.MetaData, engine: sa.Engine) -> None:
-    """Create the missing tables. Two processes starting together on one database (a gRPC
-    server and its nameko reactions) race in CREATE TABLE: on PostgreSQL the creation runs
-    under an advisory lock; on SQLite the loser of the race looks again."""
-    for attempt in range(2):
-        try:
-            with engine.begin() as conn:
-                _schema_lock(conn)
-                metadata.create_all(conn)
-            return
-        except sa.exc.OperationalError:
-            # SQLite has no advisory lock: another process created the table between our
-            # check and our CREATE. Checking again finds it.
-            if attempt or engine.dialect.name != "sqlite":
-                raise
+    """Create the missing tables, one process at a time: any number of processes may start
+    together on one database (a service's server, relay and reactions). On PostgreSQL the
+    creation runs under the advisory schema lock; on SQLite under the file lock beside it."""
+    with sqlite_schema_lock(_sqlite_file(engine)), engine.begin() as conn:
+        _schema_lock(conn)
+        metadata.create_all(conn)
+
+
+def _sqlite_file(engine: sa.Engine) -> str | None:
+    return engine.url.database if engine.dialect.name == "sqlite" else None
 
 
 def migrate(engine: sa.Engine, migrations: Path, version_table: str = "alembic_version") -> None:
-    """Bring a schema to its newest Alembic revision (under the schema lock on PostgreSQL,
-    since every process of a service migrates as it starts). Each schema keeps its own
-    version table, so two schemas may share a database."""
+    """Bring a schema to its newest Alembic revision, under the schema lock (every process
+    of a service migrates as it starts, and `migrate` does it once before them). Each schema
+    keeps its own version table, so two schemas may share a database."""
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations))
     cfg.attributes["version_table"] = version_table
-    with engine.begin() as connection:
+    with sqlite_schema_lock(_sqlite_file(engine)), engine.begin() as connection:
         _schema_lock(connection)
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")

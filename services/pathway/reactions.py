@@ -37,7 +37,7 @@ class ReadModel(DependencyProvider):  # type: ignore[misc]
     """The pathway read model's engine (one per container)."""
 
     def setup(self) -> None:
-        self.engine = readmodel.create_engine(config.database_url("pathway"))
+        self.engine = readmodel.create_engine(config.database_url("pathway"), "reactions")
         migrate.upgrade(self.engine)
 
     def stop(self) -> None:

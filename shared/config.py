@@ -404,6 +404,7 @@ class StoreSettings:
                 # A pooled connection is checked before it is handed out, so a session the
                 # server ended (a restart, pg_terminate_backend) costs a reconnect, not an error.
                 "POSTGRES_PRE_PING": "y",
+                "POSTGRES_CONNECT_TIMEOUT": "5",  # as every pool's (shared.sql.CONNECT_TIMEOUT)
                 POSTGRES_MAX_IDLE: str(pool_max_idle()),
             }
             if parts.query:  # sslmode=verify-full&sslrootcert=... and other libpq parameters

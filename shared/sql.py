@@ -28,10 +28,28 @@ SCHEMA_LOCK = 0x63617265
 
 #: Seconds a caller waits for a pooled connection (as eventsourcing's POSTGRES_CONNECT_TIMEOUT).
 CONNECT_TIMEOUT = 5.0
+#: Seconds psycopg's pool keeps trying to open one connection (its delays double from 1 s)
+#: before it gives that attempt up; the next caller starts a new one. Its default (5 minutes)
+#: would leave a pool waiting out a long delay after the database is back: the back-off that
+#: matters is the caller's (shared.retry), capped at seconds.
+RECONNECT_TIMEOUT = 5.0
 
 # psycopg's pool reports each failed connection attempt and each connection it closes; an
 # outage is reported once per attempt by whoever retries (shared.retry), not by the pool.
 logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+
+
+class _PooledConnection(psycopg.Connection[Any]):
+    """A connection of a `_PostgresPool`: closing it gives it back to its pool, a broken one
+    included (psycopg's `close_returns` skips a connection already closed by the server, which
+    the pool would then count as in use for ever)."""
+
+    def close(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if self.closed and pool is not None:
+            pool.putconn(self)  # the pool sees it broken and forgets it
+            return
+        super().close()
 
 
 class _PostgresPool:
@@ -45,25 +63,38 @@ class _PostgresPool:
         self._conninfo = conninfo
         self._pool_settings = pool
         self._name = name
-        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._pool: ConnectionPool[_PooledConnection] | None = None
 
-    def connect(self) -> psycopg.Connection[Any]:
-        """A connection of the pool; when none comes within the timeout, the server is asked
-        directly, so the caller learns why (refused, bad certificate, "too many clients")."""
+    def connect(self) -> _PooledConnection:
+        """A live connection of the pool: one the server ended (a restart, a terminated
+        session) is dropped and the next taken at once (psycopg's own `check` would sleep
+        between tries with its back-off). When none comes within the timeout, the server is
+        asked directly, so the caller learns why (refused, bad certificate, "too many
+        clients")."""
         if self._pool is None:
             self._pool = ConnectionPool(
                 self._conninfo,
                 min_size=self._pool_settings.idle,
                 max_size=self._pool_settings.size,
                 max_idle=config.pool_max_idle(),
+                reconnect_timeout=RECONNECT_TIMEOUT,
                 close_returns=True,
-                check=ConnectionPool.check_connection,
+                connection_class=_PooledConnection,
                 name=self._name,
                 open=False,
             )
-        self._pool.open(wait=False)
+        pool = self._pool
+        pool.open(wait=False)
         try:
-            return self._pool.getconn(timeout=CONNECT_TIMEOUT)
+            for _ in range(pool.max_size + 1):
+                connection = pool.getconn(timeout=CONNECT_TIMEOUT)
+                try:
+                    ConnectionPool.check_connection(connection)
+                except psycopg.Error:
+                    pool.putconn(connection)  # broken: the pool replaces it
+                    continue
+                return connection
+            return pool.getconn(timeout=CONNECT_TIMEOUT)
         except PoolTimeout:
             psycopg.connect(self._conninfo, connect_timeout=int(CONNECT_TIMEOUT)).close()
             raise

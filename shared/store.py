@@ -28,7 +28,7 @@ from shared.config import POSTGRES_MAX_IDLE, POSTGRES_PARAMETERS, Pool, StoreSet
 from shared.domain import CarepathAggregate, CommandContext, command_key, handled_key
 from shared.errors import DomainError, NotFound
 from shared.events import Contract
-from shared.sql import postgres_schema_lock, sqlite_schema_lock
+from shared.sql import RECONNECT_TIMEOUT, postgres_schema_lock, sqlite_schema_lock
 
 A = TypeVar("A", bound=CarepathAggregate)
 
@@ -54,6 +54,7 @@ class PostgresFactory(_EventsourcingPostgresFactory):
         max_idle = self.env.get(POSTGRES_MAX_IDLE)
         if max_idle:
             pool.max_idle = float(max_idle)
+        pool.reconnect_timeout = RECONNECT_TIMEOUT  # as every pool's (shared.sql)
 
     def _connect(self) -> psycopg.Connection[Any]:
         given = self.datastore.pool.kwargs

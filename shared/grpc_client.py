@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import grpc
 
-from shared import config
+from shared import config, tracing
 from shared.config import ClientTLS
 
 
@@ -24,11 +24,14 @@ def credentials(tls: ClientTLS) -> grpc.ChannelCredentials:
 
 
 def channel(address: str, tls: ClientTLS | None = None) -> grpc.Channel:
-    """A channel to `address` ("host:port"); `tls` None: as configured in the environment."""
+    """A channel to `address` ("host:port"); `tls` None: as configured in the environment.
+    Every call carries the caller's trace context (`traceparent` metadata)."""
     tls = tls or config.grpc_client_tls()
     if tls is None:
-        return grpc.insecure_channel(address)
-    return grpc.secure_channel(address, credentials(tls))
+        plain = grpc.insecure_channel(address)
+    else:
+        plain = grpc.secure_channel(address, credentials(tls))
+    return grpc.intercept_channel(plain, tracing.ClientInterceptor())
 
 
 def aio_channel(address: str, tls: ClientTLS | None = None) -> grpc.aio.Channel:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any, NamedTuple
 
 import grpc
@@ -149,10 +149,20 @@ def producer_span(header: str, exchange: str, message_id: str, event_type: str) 
 _command: ContextVar[tuple[str, str] | None] = ContextVar("carepath_command", default=None)
 
 
-def handling(command_id: str, correlation_id: str) -> None:
+def handling(command_id: str, correlation_id: str) -> Token[tuple[str, str] | None]:
     """Name the command this call or worker handles (the logs' `command_id` and
-    `correlation_id`); reset when the RPC ends (`ServerInterceptor`) or the worker does."""
-    _command.set((command_id, correlation_id))
+    `correlation_id`); reset when the RPC ends (`ServerInterceptor`) or the worker does, or
+    with the token returned."""
+    return _command.set((command_id, correlation_id))
+
+
+def not_handling() -> Token[tuple[str, str] | None]:
+    """No command named (until reset with the token returned)."""
+    return _command.set(None)
+
+
+def reset(token: Token[tuple[str, str] | None]) -> None:
+    _command.reset(token)
 
 
 def current_command() -> tuple[str, str] | None:
@@ -178,7 +188,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
 
         @contextlib.contextmanager
         def traced(context: grpc.ServicerContext) -> Iterator[None]:
-            token = _command.set(None)
+            token = not_handling()
             try:
                 with tracer.start_as_current_span(
                     method.lstrip("/"),
@@ -198,7 +208,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
                         if code in _SERVER_ERRORS:
                             span.set_status(Status(StatusCode.ERROR, code.name))
             finally:
-                _command.reset(token)
+                reset(token)
 
         if handler.unary_unary:
             unary = handler.unary_unary

@@ -30,7 +30,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.trace.v1 import trace_pb2
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pika.exceptions import ChannelClosedByBroker
@@ -452,21 +452,41 @@ def event_queues(module: str) -> list[str]:
     return found
 
 
-_SPANS: InMemorySpanExporter | None = None
+class _Recorder(SimpleSpanProcessor):
+    """Keeps the spans that end while a test records (`recorded_spans`), none otherwise."""
+
+    def __init__(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.active = False
+        super().__init__(self.exporter)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.active:
+            super().on_end(span)
 
 
-def recorded_spans() -> InMemorySpanExporter:
-    """Every span this test process ends from now on, kept in memory (the SDK's exporter, on
-    the process's tracer provider as `shared.tracing.setup` installs it)."""
-    global _SPANS
-    if _SPANS is None:
+_RECORDER: _Recorder | None = None
+
+
+@contextmanager
+def recorded_spans() -> Iterator[InMemorySpanExporter]:
+    """Every span this test process ends inside the block, kept in memory (the SDK's
+    exporter, on the process's tracer provider as `shared.tracing.setup` installs it)."""
+    global _RECORDER
+    if _RECORDER is None:
         provider = trace.get_tracer_provider()
         if not isinstance(provider, TracerProvider):
             provider = TracerProvider()
             trace.set_tracer_provider(provider)
-        _SPANS = InMemorySpanExporter()
-        provider.add_span_processor(SimpleSpanProcessor(_SPANS))
-    return _SPANS
+        _RECORDER = _Recorder()
+        provider.add_span_processor(_RECORDER)
+    _RECORDER.exporter.clear()
+    _RECORDER.active = True
+    try:
+        yield _RECORDER.exporter
+    finally:
+        _RECORDER.active = False
+        _RECORDER.exporter.clear()
 
 
 @dataclass

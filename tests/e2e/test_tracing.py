@@ -26,6 +26,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import trace
 from opentelemetry.proto.trace.v1 import trace_pb2
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from carepath.v1 import (
@@ -49,7 +50,6 @@ from tests.support import (
     make_fnr,
     nameko,
     otlp_collector,
-    recorded_spans,
     wait_for,
 )
 
@@ -151,9 +151,9 @@ def span_id(span: ReadableSpan) -> int:
 
 
 def test_a_discharge_is_one_trace_from_the_hospitals_call_to_the_read_model_and_the_reaction(
-    system: Harness, broker: Tenant, backend: dict[str, str]
+    system: Harness, broker: Tenant, backend: dict[str, str], spans: InMemorySpanExporter
 ) -> None:
-    exporter = recorded_spans()
+    exporter = spans
     with otlp_collector() as collector, admissions_reactions(broker, backend, collector):
         stay_id = admitted_and_ready(system)
         exporter.clear()

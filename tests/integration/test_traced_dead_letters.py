@@ -10,6 +10,7 @@ from uuid import UUID
 from opentelemetry import trace
 from opentelemetry.proto.trace.v1 import trace_pb2
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext, StatusCode
 from sqlalchemy.engine import Engine
 
@@ -17,7 +18,7 @@ from services.discharges.application import KnownStays
 from shared import tracing
 from shared.broker import Tenant
 from shared.config import StoreSettings
-from tests.support import ExportedSpan, nameko, otlp_collector, recorded_spans, wait_for
+from tests.support import ExportedSpan, nameko, otlp_collector, wait_for
 from tests.wire import (
     MALFORMATIONS,
     admitted,
@@ -45,9 +46,8 @@ def header(context: SpanContext) -> dict[str, str]:
 
 
 def test_the_projectors_span_of_a_dead_lettered_message_ends_as_an_error_with_the_reason(
-    engine: Engine, broker: Tenant, amqp_uri: str
+    engine: Engine, broker: Tenant, amqp_uri: str, spans: InMemorySpanExporter
 ) -> None:
-    spans = recorded_spans()
     empty_dead_letters(amqp_uri)
     bad_context, good_context = publishing("bad publish"), publishing("good publish")
     good = envelope(admitted())

@@ -211,10 +211,11 @@ class AccessServiceStub:
     policy does not entitle (the same answer whether or not the patient is known);
     FAILED_PRECONDITION for a block that is already lifted; NOT_FOUND for an unknown block.
     UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
-    reached; ABORTED (retry) from BlockAccess, LiftBlock and RequestEmergencyAccess when a
-    concurrent change of the patient's blocks or grants won. Reasons: common.proto.
-      BlockAccess, RequestEmergencyAccess: INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED,
-      UNAVAILABLE.
+    reached; ABORTED (retry) from BlockAccess and LiftBlock when a concurrent change of the
+    patient's blocks won. Reasons: common.proto.
+      BlockAccess: INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      RequestEmergencyAccess: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE (the grant is
+      its own audit row: AUDIT_UNAVAILABLE when it cannot be written).
       LiftBlock: INVALID_ARGUMENT, FAILED_PRECONDITION (already lifted), NOT_FOUND,
       PERMISSION_DENIED, ABORTED, UNAVAILABLE.
       GetBlocks, ListEmergencyAccesses, ListAccesses: INVALID_ARGUMENT, PERMISSION_DENIED,
@@ -259,10 +260,11 @@ class AccessServiceAsyncStub(AccessServiceStub):
     policy does not entitle (the same answer whether or not the patient is known);
     FAILED_PRECONDITION for a block that is already lifted; NOT_FOUND for an unknown block.
     UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
-    reached; ABORTED (retry) from BlockAccess, LiftBlock and RequestEmergencyAccess when a
-    concurrent change of the patient's blocks or grants won. Reasons: common.proto.
-      BlockAccess, RequestEmergencyAccess: INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED,
-      UNAVAILABLE.
+    reached; ABORTED (retry) from BlockAccess and LiftBlock when a concurrent change of the
+    patient's blocks won. Reasons: common.proto.
+      BlockAccess: INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      RequestEmergencyAccess: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE (the grant is
+      its own audit row: AUDIT_UNAVAILABLE when it cannot be written).
       LiftBlock: INVALID_ARGUMENT, FAILED_PRECONDITION (already lifted), NOT_FOUND,
       PERMISSION_DENIED, ABORTED, UNAVAILABLE.
       GetBlocks, ListEmergencyAccesses, ListAccesses: INVALID_ARGUMENT, PERMISSION_DENIED,
@@ -303,10 +305,11 @@ class AccessServiceServicer(metaclass=_abc_1.ABCMeta):
     policy does not entitle (the same answer whether or not the patient is known);
     FAILED_PRECONDITION for a block that is already lifted; NOT_FOUND for an unknown block.
     UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
-    reached; ABORTED (retry) from BlockAccess, LiftBlock and RequestEmergencyAccess when a
-    concurrent change of the patient's blocks or grants won. Reasons: common.proto.
-      BlockAccess, RequestEmergencyAccess: INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED,
-      UNAVAILABLE.
+    reached; ABORTED (retry) from BlockAccess and LiftBlock when a concurrent change of the
+    patient's blocks won. Reasons: common.proto.
+      BlockAccess: INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      RequestEmergencyAccess: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE (the grant is
+      its own audit row: AUDIT_UNAVAILABLE when it cannot be written).
       LiftBlock: INVALID_ARGUMENT, FAILED_PRECONDITION (already lifted), NOT_FOUND,
       PERMISSION_DENIED, ABORTED, UNAVAILABLE.
       GetBlocks, ListEmergencyAccesses, ListAccesses: INVALID_ARGUMENT, PERMISSION_DENIED,

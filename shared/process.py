@@ -76,9 +76,13 @@ def setup_logging(process: str) -> None:
     stderr (`LOG_FORMAT=json`, the default), or one readable line (`LOG_FORMAT=text`).
     Personal identifiers and clinical text are never logged at INFO: log ids of aggregates,
     events and commands, counts and states only."""
+    try:
+        text = config.log_format() == "text"
+    except config.ConfigError as exc:
+        sys.exit(f"carepath: {exc}")
     tracing.setup(process)
     handler = logging.StreamHandler(sys.stderr)
-    if config.log_format() == "text":
+    if text:
         handler.setFormatter(TextLogFormatter(process))
     else:
         handler.setFormatter(JsonLogFormatter(process))

@@ -26,7 +26,7 @@ from eventsourcing.sqlite import SQLiteFactory as _EventsourcingSQLiteFactory
 from shared.batching import GroupWriter, Outcomes
 from shared.config import POSTGRES_MAX_IDLE, POSTGRES_PARAMETERS, Pool, StoreSettings, pool
 from shared.domain import CarepathAggregate, CommandContext, command_key, handled_key
-from shared.errors import DomainError, NotFound
+from shared.errors import Conflict, NotFound
 from shared.events import Contract
 from shared.sql import RECONNECT_TIMEOUT, postgres_schema_lock, sqlite_schema_lock
 
@@ -98,10 +98,6 @@ class DateAsISO(Transcoding):
 
     def decode(self, data: str) -> date:
         return date.fromisoformat(data)
-
-
-class Conflict(DomainError):
-    """The aggregate kept changing under the command (→ FAILED_PRECONDITION; safe to retry)."""
 
 
 #: One command's new events.

@@ -26,6 +26,7 @@ from services.pathway import deadlines, migrate, readmodel
 from shared import config
 from shared.amqp import BatchPublisher, PublishError
 from shared.events import Envelope
+from shared.retry import until_available
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class ReadModel(DependencyProvider):  # type: ignore[misc]
 
     def setup(self) -> None:
         self.engine = readmodel.create_engine(config.database_url("pathway"), "reactions")
-        migrate.upgrade(self.engine)
+        until_available(lambda: migrate.upgrade(self.engine), log, "read model")
 
     def stop(self) -> None:
         self.engine.dispose()

@@ -410,9 +410,10 @@ class StoreSettings:
                 "POSTGRES_PASSWORD": unquote(parts.password or ""),
                 "POSTGRES_POOL_SIZE": str(self.pool.idle),
                 "POSTGRES_MAX_OVERFLOW": str(self.pool.size - self.pool.idle),
-                # A pooled connection is checked before it is handed out, so a session the
-                # server ended (a restart, pg_terminate_backend) costs a reconnect, not an error.
-                "POSTGRES_PRE_PING": "y",
+                # No check before each use (it cost a quarter of the store's save rate): a
+                # session the server ended fails one unit of work, which is retried (the relay,
+                # the reactions: shared.retry; a command: UNAVAILABLE, the client's retry
+                # policy) on a new connection; psycopg's pool drops the broken one.
                 "POSTGRES_CONNECT_TIMEOUT": "5",  # as every pool's (shared.sql.CONNECT_TIMEOUT)
                 POSTGRES_MAX_IDLE: str(pool_max_idle()),
             }

@@ -24,6 +24,9 @@ from tests.support import ROOT, wait_for
 APPLICATION = "carepath-budget"
 IDLE_BUDGET = 30
 LOAD_BUDGET = 60
+#: What the idle sizes of shared.config.POOLS add up to for these 17 processes, plus the audit
+#: writers' own connections and the deadline timer's (docs/operations.md).
+SETTLED = 20
 COMMANDS = 400
 
 
@@ -103,11 +106,18 @@ def test_the_idle_system_holds_at_most_30_connections_and_under_load_with_a_rebu
             done.set()
             sampler.join(timeout=10)
         assert result["visible"] == COMMANDS
-        print(f"connections: idle {idle}, peak under load with a rebuild {peak[0]}")
         assert 0 < peak[0] < LOAD_BUDGET
         again = wait_for(
             lambda: (n := held(postgres_admin_url, databases)) <= IDLE_BUDGET and n,
             timeout=60,
             what="the pools to shrink back once the load is over",
         )
-        assert again <= IDLE_BUDGET
+        # Settled: what the pools keep once every connection beyond their idle size has
+        # gone unused for DB_POOL_MAX_IDLE_SECONDS (they close one per period).
+        settled = wait_for(
+            lambda: (n := held(postgres_admin_url, databases)) <= SETTLED and n,
+            timeout=60,
+            what=f"the pools to settle at their idle sizes (at most {SETTLED})",
+        )
+        print(f"connections: idle {idle}, peak under load with a rebuild {peak[0]}, after")
+        print(f"the load {again}, settled {settled}")

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,19 +98,34 @@ def tls_broker(authority: Authority, directory: Path) -> Iterator[Tenant]:
     """A RabbitMQ node of its own that speaks only AMQPS and requires a client certificate
     signed by `authority`, provisioned from the definitions as every broker is (a vhost with
     the service users); yields that tenant."""
+    with throwaway_broker(directory, authority) as (tenant, _):
+        yield tenant
+
+
+@contextmanager
+def throwaway_broker(
+    directory: Path, authority: Authority | None = None
+) -> Iterator[tuple[Tenant, Callable[..., None]]]:
+    """A RabbitMQ node of its own, plain AMQP on loopback (or, with `authority`, only AMQPS
+    with a client certificate), provisioned from the definitions; yields the tenant and
+    `rabbitmqctl(*args)` for this node (`stop_app` / `start_app` take the broker away and
+    bring it back with its data)."""
     directory.mkdir(parents=True, exist_ok=True)
     node = f"carepath-tls-{uuid.uuid4().hex[:8]}@localhost"
     port, dist_port = free_port(), free_port()
     conf = directory / "rabbitmq.conf"
-    conf.write_text(
-        "listeners.tcp = none\n"
-        f"listeners.ssl.default = 127.0.0.1:{port}\n"
-        f"ssl_options.cacertfile = {authority.ca}\n"
-        f"ssl_options.certfile = {authority.server_cert}\n"
-        f"ssl_options.keyfile = {authority.server_key}\n"
-        "ssl_options.verify = verify_peer\n"
-        "ssl_options.fail_if_no_peer_cert = true\n"
-    )
+    if authority is None:
+        conf.write_text(f"listeners.tcp.default = 127.0.0.1:{port}\n")
+    else:
+        conf.write_text(
+            "listeners.tcp = none\n"
+            f"listeners.ssl.default = 127.0.0.1:{port}\n"
+            f"ssl_options.cacertfile = {authority.ca}\n"
+            f"ssl_options.certfile = {authority.server_cert}\n"
+            f"ssl_options.keyfile = {authority.server_key}\n"
+            "ssl_options.verify = verify_peer\n"
+            "ssl_options.fail_if_no_peer_cert = true\n"
+        )
     # Provisioned as production's broker is: the definitions imported at boot (service users
     # with passwords of their own, the topology), plus a loopback-only administrator for the
     # tests' own admin steps (copies of the projector's queue, purges).
@@ -149,11 +164,21 @@ def tls_broker(authority: Authority, directory: Path) -> Iterator[Tenant]:
     server = subprocess.Popen(
         [_rabbitmq_bin("rabbitmq-server")], env=env, stdout=log, stderr=subprocess.STDOUT
     )
-    uri = f"amqps://guest:guest@localhost:{port}/{VHOST}"
+    scheme = "amqp" if authority is None else "amqps"
+    uri = f"{scheme}://guest:guest@localhost:{port}/{VHOST}"
+
+    def rabbitmqctl(*args: str) -> None:
+        subprocess.run(
+            [_rabbitmq_bin("rabbitmqctl"), "-n", node, *args],
+            env=env,
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
 
     def accepts_tls() -> bool:
         if server.poll() is not None:
-            raise AssertionError(f"the TLS broker exited; see {directory / 'server.out'}")
+            raise AssertionError(f"the throwaway broker exited; see {directory / 'server.out'}")
         try:
             amqp.connect(uri, "tls-probe").close()
         except Exception:
@@ -161,8 +186,8 @@ def tls_broker(authority: Authority, directory: Path) -> Iterator[Tenant]:
         return True
 
     try:
-        wait_for(accepts_tls, timeout=90, what="the throwaway AMQPS broker")
-        yield Tenant(f"amqps://localhost:{port}/{VHOST}", VHOST, prefix, passwords)
+        wait_for(accepts_tls, timeout=90, what="the throwaway broker")
+        yield Tenant(f"{scheme}://localhost:{port}/{VHOST}", VHOST, prefix, passwords), rabbitmqctl
     finally:
         subprocess.run(
             [_rabbitmq_bin("rabbitmqctl"), "-n", node, "stop"],

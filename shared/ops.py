@@ -277,8 +277,10 @@ class Ops:
                 channel = connection.channel()
                 try:
                     declared = channel.queue_declare(queue, passive=True)
-                except ChannelClosedByBroker:  # not declared (yet): nothing waits in it
-                    count = 0
+                except ChannelClosedByBroker as exc:
+                    if exc.reply_code != 404:  # refused: not a depth to report as 0
+                        raise
+                    count = 0  # not declared (yet): nothing waits in it
                 else:
                     count = int(declared.method.message_count)
                     channel.close()

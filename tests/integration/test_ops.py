@@ -140,7 +140,8 @@ def started_system(
     queue = projector_queue("ops")
     projector_copy(broker, queue)
     purge_queues(admin_uri(broker), event_queues(REACTIONS))
-    ports = {name: free_port() for name in ("projector", "relay", "server", "reactions", "grpc")}
+    names = ("projector", "relay", "server", "reactions", "grpc", "pathway", "pathway-grpc")
+    ports = {name: free_port() for name in (*names, "viewer", "viewer-http")}
     with ExitStack() as stack:
 
         def start(name: str, args: list[str], service: str, **extra: str) -> None:
@@ -151,12 +152,23 @@ def started_system(
         wait_for(lambda: ready(ports["projector"]), 90, "the projector ready")
         start("relay", ["services.registry", "relay"], "registry")
         start("reactions", ["shared.run_reactions", REACTIONS], "admissions")
-        if with_server:
-            address = f"127.0.0.1:{ports['grpc']}"
+        servers: list[str] = []
+        if with_server:  # the registry's and the pathway's servers, and the viewer of both
+            registry, pathway = (f"127.0.0.1:{ports[n]}" for n in ("grpc", "pathway-grpc"))
             start(
-                "server", ["services.registry", "serve"], "registry", REGISTRY_GRPC_ADDRESS=address
+                "server", ["services.registry", "serve"], "registry", REGISTRY_GRPC_ADDRESS=registry
             )
-        for name in ("relay", "reactions", *(["server"] if with_server else [])):
+            start("pathway", ["services.pathway", "serve"], "pathway", PATHWAY_GRPC_ADDRESS=pathway)
+            start(
+                "viewer",
+                ["services.viewer"],
+                "pathway",
+                PATHWAY_GRPC_ADDRESS=pathway,
+                REGISTRY_GRPC_ADDRESS=registry,
+                VIEWER_HTTP_ADDRESS=f"127.0.0.1:{ports['viewer-http']}",
+            )
+            servers = ["server", "pathway", "viewer"]
+        for name in ("relay", "reactions", *servers):
             wait_for(lambda name=name: ready(ports[name]), 90, f"the {name} ready")
         yield ports
         stack.close()
@@ -209,7 +221,7 @@ def test_series_move_and_readiness_follows_the_database(
         address = f"127.0.0.1:{ports['grpc']}"
         assert health(address) == health_pb2.HealthCheckResponse.SERVING
         assert probe(ports["server"]) == 0
-        for name in ("projector", "relay", "server", "reactions"):
+        for name in ("projector", "relay", "server", "reactions", "pathway", "viewer"):
             assert get(ports[name], "/healthz")[0] == 200, name
             assert value(ports[name], "carepath_ready") == 1, name
 
@@ -248,7 +260,7 @@ def test_series_move_and_readiness_follows_the_database(
         database = postgres_url.rsplit("/", 1)[1]
         set_connections(postgres_admin_url, database, allowed=False)
         try:
-            for name in ("projector", "server", "reactions"):
+            for name in ("projector", "server", "reactions", "pathway", "viewer"):
                 wait_for(lambda name=name: not_ready(ports[name]), 30, f"the {name} not ready")
             assert probe(server) == 1
             wait_for(
@@ -259,7 +271,7 @@ def test_series_move_and_readiness_follows_the_database(
             assert get(server, "/healthz")[0] == 200  # alive, only not ready
         finally:
             set_connections(postgres_admin_url, database, allowed=True)
-        for name in ("projector", "server", "reactions"):
+        for name in ("projector", "server", "reactions", "pathway", "viewer"):
             wait_for(lambda name=name: ready(ports[name]), 30, f"the {name} ready again")
         wait_for(
             lambda: health(address) == health_pb2.HealthCheckResponse.SERVING,

@@ -180,3 +180,33 @@ def test_the_endpoint_and_the_probe() -> None:
     assert probe("--port", str(free_port())).returncode == 1  # nothing listens
     unset = probe()
     assert unset.returncode == 1 and "OPS_PORT" in unset.stderr
+
+
+def test_the_scrape_passes_promtools_lint() -> None:
+    """Every series with a child, as Prometheus reads it (`promtool check metrics`: names,
+    units, `_total` counters)."""
+    for histogram in (ops.RPC_DURATION, ops.RELAY_BATCH, ops.PROJECTOR_BATCH):
+        labels = ["x"] * len(histogram._labelnames)
+        histogram.labels(*labels).observe(1)
+    for metric in (
+        ops.COMMANDS_STORED,
+        ops.RELAY_PUBLISHED,
+        ops.RELAY_DEAD_LETTERED,
+        ops.PROJECTED,
+        ops.PROJECTOR_DEAD_LETTERED,
+        ops.REACTION_OUTCOMES,
+    ):
+        metric.labels(*["x"] * len(metric._labelnames)).inc()
+    server = ops.serve(0, ops.Ops(), host="127.0.0.1")
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            text = answer.read()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert b"carepath_rpc_duration_seconds_bucket" in text
+    checked = subprocess.run(
+        [promtool(), "check", "metrics"], input=text, capture_output=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -198,6 +198,7 @@ class Ops:
         self.dead_letter_queues: list[str] = []
         self.projector_queue: str | None = None
         self.projection = _Projection()
+        self.process = "carepath"
         self.interval = 2.0
         self.ready = False
         self.last_round = 0.0
@@ -270,7 +271,7 @@ class Ops:
 
         assert self.broker_uri is not None
         if self._broker is None or not self._broker.is_open:
-            self._broker = amqp.connect(self.broker_uri, "carepath-ops")
+            self._broker = amqp.connect(self.broker_uri, f"{self.process}-ops")
         connection: pika.BlockingConnection = self._broker
         try:
             for queue in [*self.queues, *self.dead_letter_queues]:
@@ -365,6 +366,7 @@ class Ops:
     def start(self, process: str) -> None:
         """Run a first round now, then check in the background; serve the endpoint when
         OPS_PORT is set."""
+        self.process = process
         self.interval = config.ops_check_interval()
         self._stop.clear()
         self.run_checks()

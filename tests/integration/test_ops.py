@@ -135,8 +135,10 @@ def environment(broker: Tenant, urls: dict[str, str], service: str) -> dict[str,
 def started_system(
     broker: Tenant, urls: dict[str, str], logs: Path, with_server: bool = True
 ) -> Iterator[dict[str, int]]:
-    """The projector (on its own copy of the queue), the registry's relay (and its server),
-    and the admissions reactions; yields each one's OPS_PORT (and the gRPC port) once ready."""
+    """The projector (on its own copy of the queue), the registry's relay, the admissions
+    reactions and (`with_server`) the registry's and the pathway's gRPC servers and the viewer,
+    each with an OPS_PORT of its own; yields the ports (`grpc`: the registry's gRPC port) once
+    every one is ready."""
     queue = projector_queue("ops")
     projector_copy(broker, queue)
     purge_queues(admin_uri(broker), event_queues(REACTIONS))
@@ -194,10 +196,15 @@ def record_residence(address: str, n: int, tag: str) -> None:
                 municipality_her_id="4201" if i < n else "not a HER-id",
                 valid_from=common_pb2.Date(year=2020, month=1, day=1),
             )
+            if i < n:
+                stub.RecordResidence(request, metadata=auth(REGISTER_ADAPTER), timeout=30)
+                continue
             try:
                 stub.RecordResidence(request, metadata=auth(REGISTER_ADAPTER), timeout=30)
             except grpc.RpcError as exc:
-                assert i == n and exc.code() == grpc.StatusCode.INVALID_ARGUMENT, exc
+                assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, exc
+            else:
+                raise AssertionError("a residence with a bad HER-id was accepted")
 
 
 def set_connections(admin_url: str, database: str, allowed: bool) -> None:

@@ -35,6 +35,7 @@ from tests.support import (
     TOKEN_ENV,
     admin_uri,
     auth,
+    drain_queue,
     event_queues,
     free_port,
     make_fnr,
@@ -263,6 +264,38 @@ def test_series_move_and_readiness_follows_the_database(
                 "carepath_dead_letter_messages",
                 frozenset({("queue", amqp.DEAD_LETTER_QUEUE)}),
             ) in samples(ports[name])
+
+        # A PatientDischarged without its sender's user_id reaches the admissions reaction and
+        # the projector, and each dead-letters it: counted, and the dead-letter depth is 2.
+        admin = admin_uri(broker)
+        drain_queue(admin, amqp.DEAD_LETTER_QUEUE, delete=False)
+        conn = amqp.connect(admin, "test")
+        conn.channel().basic_publish("discharges.events", "PatientDischarged", b"{}")
+        conn.close()
+        wait_for(
+            lambda: (
+                value(
+                    ports["reactions"], "carepath_reaction_outcomes_total", outcome="dead_lettered"
+                )
+                == 1
+            ),
+            what="the reaction counting the forged event as dead-lettered",
+        )
+        wait_for(
+            lambda: value(projector, "carepath_projector_dead_lettered_total") == 1,
+            what="the projector counting the forged event as dead-lettered",
+        )
+        for name in ("projector", "reactions"):
+            wait_for(
+                lambda name=name: (
+                    value(
+                        ports[name], "carepath_dead_letter_messages", queue=amqp.DEAD_LETTER_QUEUE
+                    )
+                    == 2
+                ),
+                what=f"the {name} seeing both dead letters",
+            )
+        drain_queue(admin, amqp.DEAD_LETTER_QUEUE, delete=False)
 
         database = postgres_url.rsplit("/", 1)[1]
         set_connections(postgres_admin_url, database, allowed=False)

@@ -25,7 +25,7 @@ from shared import ops
 from shared.batching import GroupWriter, Outcomes
 from shared.config import POSTGRES_PARAMETERS, StoreSettings
 from shared.domain import CarepathAggregate, CommandContext, command_key, handled_key
-from shared.errors import DomainError, NotFound
+from shared.errors import Conflict, NotFound
 from shared.events import Contract
 
 A = TypeVar("A", bound=CarepathAggregate)
@@ -70,10 +70,6 @@ class DateAsISO(Transcoding):
 
     def decode(self, data: str) -> date:
         return date.fromisoformat(data)
-
-
-class Conflict(DomainError):
-    """The aggregate kept changing under the command (→ FAILED_PRECONDITION; safe to retry)."""
 
 
 #: One command's new events.

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/carepath/v1/*.proto)
 
-.PHONY: setup run test lint fmt proto proto-check docs bench bench-compare token lock services clean
+.PHONY: setup run test lint fmt proto proto-check docs bench bench-compare chaos token lock services clean
 
 setup: $(STAMP) ## create the virtualenv and install the pinned dependencies
 
@@ -60,6 +60,13 @@ fmt: $(STAMP)
 bench: $(STAMP) ## end-to-end throughput and latency, with the raw limits of the slowest legs
 	@bash infra/ensure-rabbitmq.sh
 	$(PY) -m bench.workload $(BENCH_ARGS)
+
+# Its own RabbitMQ node and PostgreSQL cluster (own ports and directories): the ensure scripts
+# only make sure the server binaries are installed (and the machine's servers up, as for tests).
+chaos: $(STAMP) ## the fault run (about 5 minutes): broker restarts, kill -9s, the database stopped; a loss/duplicate table (CHAOS_ARGS="--plan short")
+	@bash infra/ensure-rabbitmq.sh
+	@bash infra/ensure-postgres.sh
+	$(PY) -m bench.chaos $(CHAOS_ARGS)
 
 bench-compare: $(STAMP) ## the benchmark on BASE=<commit> and this tree, alternating (ROUNDS=3)
 	@bash infra/ensure-rabbitmq.sh

@@ -294,7 +294,12 @@ def rebuild_difference(cluster: PostgresCluster, env: dict[str, str], live: str)
         rebuild_env = {**env, "PATHWAY_DATABASE_URL": urls["rebuilt"]}
         command = [sys.executable, "-m", "services.pathway", "rebuild"]
         subprocess.run(command, env=rebuild_env, check=True, timeout=600)
-        ours, theirs = read_model(live), read_model(urls["rebuilt"])
+        return rows_differing(live, urls["rebuilt"])
+
+
+def rows_differing(one: str, other: str) -> int:
+    """Rows of the read model at `one` not at `other` and the other way round."""
+    ours, theirs = read_model(one), read_model(other)
     return sum(sum(((ours[t] - theirs[t]) + (theirs[t] - ours[t])).values()) for t in ours)
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -544,7 +543,6 @@ def main() -> None:
         database_down=plan.database_down,
     )
     workdir = Path(tempfile.mkdtemp(prefix="carepath-chaos-"))
-    os.chmod(workdir, 0o755)
     result = run(plan, args.clients, args.settle, workdir)
     print(report(args.plan, plan, result))
     if result.failures:

@@ -159,6 +159,16 @@ class Supervisor:
             proc.process.kill()
             proc.process.wait()
 
+    def error_lines(self) -> dict[str, int]:
+        """Lines at ERROR (and tracebacks) each process logged: what an operator would see."""
+        counts = {}
+        for name, proc in self.procs.items():
+            with open(proc.log.name, errors="replace") as f:
+                n = sum(1 for line in f if " ERROR " in line or line.startswith("Traceback"))
+            if n:
+                counts[name] = n
+        return counts
+
     def exits(self) -> dict[str, list[int]]:
         return {name: proc.exits for name, proc in self.procs.items() if proc.exits}
 
@@ -431,6 +441,7 @@ class Result:
     exits: dict[str, list[int]]
     errors: Counter[str]
     failed: dict[int, str]
+    error_lines: dict[str, int]
 
 
 def run(plan: Plan, clients: int, settle_for: float, workdir: Path) -> Result:
@@ -499,7 +510,9 @@ def run(plan: Plan, clients: int, settle_for: float, workdir: Path) -> Result:
         failures.append(f"the rebuilt read model differs in {difference} rows")
     if sum(dead.values()):
         failures.append(f"dead letters: {dead}")
-    return Result(rows, failures, faults, sup.exits(), driver.errors, driver.failed)
+    return Result(
+        rows, failures, faults, sup.exits(), driver.errors, driver.failed, sup.error_lines()
+    )
 
 
 def report(plan_name: str, plan: Plan, result: Result) -> str:
@@ -512,6 +525,8 @@ def report(plan_name: str, plan: Plan, result: Result) -> str:
         + (", ".join(f"{k} x{len(v)}" for k, v in result.exits.items()) or "none"),
         "errors the clients saw (then retried): "
         + (", ".join(f"{k} x{v}" for k, v in result.errors.most_common()) or "none"),
+        "ERROR lines and tracebacks in the processes' logs: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(result.error_lines.items())) or "none"),
         "",
     ]
     width = max(len(r[0]) for r in result.rows)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -63,6 +64,8 @@ FINAL = {
     grpc.StatusCode.PERMISSION_DENIED,
     grpc.StatusCode.UNAUTHENTICATED,
 }
+#: A log line at ERROR (plain or JSON logs) or a traceback's first line.
+ERROR_LINE = re.compile(r"\bERROR\b|^Traceback")
 #: How long a client keeps retrying one command.
 RETRY_FOR = 120.0
 
@@ -164,7 +167,7 @@ class Supervisor:
         counts = {}
         for name, proc in self.procs.items():
             with open(proc.log.name, errors="replace") as f:
-                n = sum(1 for line in f if " ERROR " in line or line.startswith("Traceback"))
+                n = sum(1 for line in f if ERROR_LINE.search(line))
             if n:
                 counts[name] = n
         return counts

@@ -2,7 +2,8 @@
 PostgreSQL cluster of the run's own (own ports, own data directories; tests/throwaway.py —
 never the machine's broker or database), paced commands from the benchmark's clients
 (bench/workload.py, mixed workload) while the run restarts the broker, kill -9s the projector,
-a relay and a gRPC server, and stops the database for a while. A supervisor restarts every
+a relay and a gRPC server (each frozen for 3 s first, so it dies with work in hand), and stops
+the database for a while. A supervisor restarts every
 process that dies, as compose's `restart: unless-stopped` would, and counts the exits it did
 not cause. Then the system settles and the run prints
 
@@ -31,6 +32,7 @@ import json
 import logging
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -66,6 +68,8 @@ FINAL = {
 }
 #: A log line at ERROR (plain or JSON logs) or a traceback's first line.
 ERROR_LINE = re.compile(r"\bERROR\b|^Traceback")
+#: How long a process is frozen before it is killed (so that it dies with work in hand).
+FROZEN = 3.0
 #: How long a client keeps retrying one command.
 RETRY_FOR = 120.0
 
@@ -154,10 +158,15 @@ class Supervisor:
                     time.sleep(1)
                     self._start(proc)
 
-    def kill9(self, name: str) -> None:
+    def kill9(self, name: str, frozen: float = FROZEN) -> None:
+        """SIGSTOP the process for `frozen` seconds, then SIGKILL it: it dies with work in
+        hand (a projector's prefetched batch, a relay's backlog, a server's calls in flight,
+        whose clients then retry commands that may already be stored)."""
+        proc = self.procs[name]
+        assert proc.process is not None
+        proc.process.send_signal(signal.SIGSTOP)
+        time.sleep(frozen)
         with self.lock:
-            proc = self.procs[name]
-            assert proc.process is not None
             proc.killed = True
             proc.process.kill()
             proc.process.wait()
@@ -402,15 +411,15 @@ def inject(
             what = "broker restarted"
         elif fault == "projector":
             sup.kill9("pathway-project")
-            what = "kill -9 pathway-project"
+            what = f"kill -9 pathway-project, frozen {FROZEN:.0f} s first"
         elif fault == "relay":
             name = RELAYS[turns[fault] % len(RELAYS)]
             sup.kill9(name)
-            what = f"kill -9 {name}"
+            what = f"kill -9 {name}, frozen {FROZEN:.0f} s first"
         elif fault == "grpc":
             name = SERVERS[turns[fault] % len(SERVERS)]
             sup.kill9(name)
-            what = f"kill -9 {name}"
+            what = f"kill -9 {name}, frozen {FROZEN:.0f} s first"
         elif fault == "database":
             cluster.stop("fast")
             time.sleep(plan.database_down)

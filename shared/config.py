@@ -199,6 +199,25 @@ def grpc_address(service: str) -> str:
     return os.environ.get(f"{service.upper()}_GRPC_ADDRESS", DEFAULT_GRPC_ADDRESSES[service])
 
 
+#: How long a stopping gRPC server lets running calls finish (`GRPC_GRACE_SECONDS`). Shorter
+#: than the stop timeout of whoever stops it (compose's `stop_grace_period`, 10 s by default),
+#: so calls end and the process exits before it is killed.
+DEFAULT_GRPC_GRACE_SECONDS = 5.0
+
+
+def grpc_grace_seconds() -> float:
+    value = os.environ.get("GRPC_GRACE_SECONDS", "").strip()
+    if not value:
+        return DEFAULT_GRPC_GRACE_SECONDS
+    try:
+        grace = float(value)
+    except ValueError:
+        raise ConfigError(f"GRPC_GRACE_SECONDS: not a number of seconds: {value!r}") from None
+    if not 0 <= grace <= 300:
+        raise ConfigError(f"GRPC_GRACE_SECONDS: between 0 and 300 seconds, not {value}")
+    return grace
+
+
 #: Default HTTP address of each web process; `<SERVICE>_HTTP_ADDRESS` overrides.
 DEFAULT_HTTP_ADDRESSES = {"viewer": "127.0.0.1:8080"}
 

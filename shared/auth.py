@@ -543,7 +543,10 @@ def bearer_metadata(token: str) -> tuple[tuple[str, str]]:
 def _directory_orgnr(her_id: str) -> str | None:
     """The organisation number the directory (ACCESS_DATABASE_URL) has for a HER-id; None when
     it has none or cannot be read (the token then names the organisation by HER-id only)."""
-    directory = OrganisationDirectory(config.access_database_url())
+    url = config.access_database_url()
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None  # no read model yet (and none is created by asking)
+    directory = OrganisationDirectory(url)
     try:
         return directory.orgnr_of(her_id)
     except Exception:

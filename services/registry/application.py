@@ -22,8 +22,8 @@ from services.registry.domain import (
     registration_id_for,
 )
 from shared.domain import CarepathAggregate, CommandContext
-from shared.errors import NotFound
-from shared.store import CONFLICT_RETRIES, CarepathApplication, Conflict
+from shared.errors import Conflict, NotFound
+from shared.store import CONFLICT_RETRIES, CarepathApplication
 
 REGISTRATION = "registration"
 ORGANISATION = "organisation"

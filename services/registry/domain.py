@@ -310,7 +310,8 @@ class OrgnrHolder(CarepathAggregate):
         if self.her_id is not None:
             raise AlreadyExists(
                 f"orgnr: {self.orgnr} belongs to another organisation of the directory "
-                f"(HER-id {self.her_id}); change or clear that entry first"
+                f"(HER-id {self.her_id}); change or clear that entry first",
+                field="orgnr",
             )
         self._given(meta=ctx.meta({}), her_id=her_id)
 

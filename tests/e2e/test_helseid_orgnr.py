@@ -22,6 +22,8 @@ import jwt
 import pytest
 import sqlalchemy as sa
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from stdnum.no import orgnr as stdnum_orgnr
 
 from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, registry_pb2, registry_pb2_grpc
@@ -206,6 +208,8 @@ def test_an_organisation_number_stays_with_one_organisation(
         register(system, new_her_id(), common_pb2.ORGANISATION_KIND_GP, orgnr)
     assert taken.value.code() is grpc.StatusCode.ALREADY_EXISTS
     assert taken.value.details().startswith(f"orgnr: {orgnr} belongs to another organisation")
+    info = error_info(taken.value)
+    assert (info.reason, dict(info.metadata)) == ("ALREADY_EXISTS", {"field": "orgnr"})
     with pytest.raises(grpc.RpcError) as malformed:
         register(system, new_her_id(), common_pb2.ORGANISATION_KIND_GP, orgnr[:-1] + "x")
     assert malformed.value.code() is grpc.StatusCode.INVALID_ARGUMENT
@@ -217,6 +221,17 @@ def test_an_organisation_number_stays_with_one_organisation(
     assert register(system, gp, common_pb2.ORGANISATION_KIND_GP, orgnr).orgnr == orgnr
     in_directory(system, gp, orgnr)
     in_directory(system, her_id, renumbered)
+
+
+def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info
+    raise AssertionError("no ErrorInfo in the status details")
 
 
 def mint_with_make_token(backend: dict[str, str], *args: str) -> str:

@@ -35,8 +35,10 @@ class RegistryServiceStub:
     UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
     reached; ABORTED (retry) from the record/assign/register commands when a concurrent change
     of the same patient or organisation won. ErrorInfo reasons and the retry policy: common.proto.
-    RecordResidence, RecordTemporaryResidence, AssignFastlege, RegisterOrganisation:
+    RecordResidence, RecordTemporaryResidence, AssignFastlege:
     INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+    RegisterOrganisation: INVALID_ARGUMENT, ALREADY_EXISTS (`orgnr` held by another
+    organisation), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
     GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
@@ -88,8 +90,10 @@ class RegistryServiceServicer:
     UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
     reached; ABORTED (retry) from the record/assign/register commands when a concurrent change
     of the same patient or organisation won. ErrorInfo reasons and the retry policy: common.proto.
-    RecordResidence, RecordTemporaryResidence, AssignFastlege, RegisterOrganisation:
+    RecordResidence, RecordTemporaryResidence, AssignFastlege:
     INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+    RegisterOrganisation: INVALID_ARGUMENT, ALREADY_EXISTS (`orgnr` held by another
+    organisation), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
     GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
@@ -199,8 +203,10 @@ class RegistryService:
     UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
     reached; ABORTED (retry) from the record/assign/register commands when a concurrent change
     of the same patient or organisation won. ErrorInfo reasons and the retry policy: common.proto.
-    RecordResidence, RecordTemporaryResidence, AssignFastlege, RegisterOrganisation:
+    RecordResidence, RecordTemporaryResidence, AssignFastlege:
     INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+    RegisterOrganisation: INVALID_ARGUMENT, ALREADY_EXISTS (`orgnr` held by another
+    organisation), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
     GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 

@@ -48,8 +48,10 @@ class RegistryServiceStub:
     UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
     reached; ABORTED (retry) from the record/assign/register commands when a concurrent change
     of the same patient or organisation won. ErrorInfo reasons and the retry policy: common.proto.
-      RecordResidence, RecordTemporaryResidence, AssignFastlege, RegisterOrganisation:
+      RecordResidence, RecordTemporaryResidence, AssignFastlege:
       INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      RegisterOrganisation: INVALID_ARGUMENT, ALREADY_EXISTS (`orgnr` held by another
+      organisation), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
       GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
@@ -100,8 +102,10 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
     reached; ABORTED (retry) from the record/assign/register commands when a concurrent change
     of the same patient or organisation won. ErrorInfo reasons and the retry policy: common.proto.
-      RecordResidence, RecordTemporaryResidence, AssignFastlege, RegisterOrganisation:
+      RecordResidence, RecordTemporaryResidence, AssignFastlege:
       INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      RegisterOrganisation: INVALID_ARGUMENT, ALREADY_EXISTS (`orgnr` held by another
+      organisation), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
       GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
@@ -148,8 +152,10 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
     reached; ABORTED (retry) from the record/assign/register commands when a concurrent change
     of the same patient or organisation won. ErrorInfo reasons and the retry policy: common.proto.
-      RecordResidence, RecordTemporaryResidence, AssignFastlege, RegisterOrganisation:
+      RecordResidence, RecordTemporaryResidence, AssignFastlege:
       INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      RegisterOrganisation: INVALID_ARGUMENT, ALREADY_EXISTS (`orgnr` held by another
+      organisation), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
       GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 

@@ -51,7 +51,7 @@ from stdnum.no import orgnr as stdnum_orgnr
 
 from shared import config
 from shared.config import ConfigError, TokenSettings
-from shared.directory import OrganisationDirectory
+from shared.directory import DirectoryEntry, OrganisationDirectory
 from shared.ids import HerId, HprNumber, IdentifierError, NationalId
 from shared.revocation import RevocationList
 from shared.rules import rules
@@ -224,10 +224,20 @@ def mapped(found: Claimed, directory: OrganisationDirectory | None) -> Actor:
         return found.actor
     if directory is None:
         raise Unauthenticated("the organisation number cannot be mapped: no directory")
+    return resolve(found, _lookup(directory, found.orgnr))
+
+
+def _lookup(directory: OrganisationDirectory, orgnr: str) -> DirectoryEntry | None:
     try:
-        entry = directory.lookup(found.orgnr)
+        return directory.lookup(orgnr)
     except Exception as exc:
         raise IssuerUnavailable(f"the organisation directory cannot be read ({exc})") from exc
+
+
+def resolve(found: Claimed, entry: DirectoryEntry | None) -> Actor:
+    """The caller a token with an organisation number names, by the directory's `entry` for
+    that number; raises Unauthenticated when there is none or the carepath claims disagree."""
+    assert found.orgnr is not None
     if entry is None:
         raise Unauthenticated(
             f"organisation number {found.orgnr} is not an organisation of carepath's directory"
@@ -379,13 +389,19 @@ class Verified:
     expires_at: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Checked:
-    """A token whose signature and claims were checked: remembered until it expires."""
+    """A token whose signature and claims were checked: remembered until it expires, with
+    its answer for the directory entry it was last mapped by (the entry objects stay the same
+    until the directory's copy is read again, so an unchanged entry costs no new answer)."""
 
     claimed: Claimed
     jti: str
     expires_at: float
+    answer: Verified | None = None  # a token without an organisation number
+    #: The directory entry it was last mapped by, and its answer then (one tuple: assigned
+    #: at once, so concurrent calls never pair one entry with another's answer).
+    mapping: tuple[DirectoryEntry, Verified] | None = None
 
 
 class TokenVerifier:
@@ -462,7 +478,24 @@ class TokenVerifier:
             raise IssuerUnavailable(f"the revocation list cannot be read ({exc})") from exc
         if revoked:
             raise Unauthenticated("token has been revoked")
-        return Verified(mapped(hit.claimed, self.directory), hit.jti, hit.expires_at)
+        return self._answer(hit)
+
+    def _answer(self, hit: _Checked) -> Verified:
+        """The caller of a checked token, the organisation of its number as the directory
+        says now."""
+        orgnr = hit.claimed.orgnr
+        if orgnr is None:
+            if hit.answer is None:
+                hit.answer = Verified(hit.claimed.actor, hit.jti, hit.expires_at)
+            return hit.answer
+        entry = _lookup(self.directory, orgnr)
+        mapping = hit.mapping
+        if mapping is not None and mapping[0] is entry:
+            return mapping[1]
+        answer = Verified(resolve(hit.claimed, entry), hit.jti, hit.expires_at)
+        assert entry is not None  # resolve refuses a number the directory does not hold
+        hit.mapping = (entry, answer)
+        return answer
 
     def revoke(self, token: str) -> bool:
         """Put a valid token on the revocation list (every process refuses it within the

@@ -176,7 +176,7 @@ def _orgnr(claims: dict[str, Any]) -> str | None:
 class Claimed:
     """What a checked token's claims say, before the directory is asked. Without `orgnr`,
     `actor` is the caller; with it, the directory names the organisation (`actor` then has
-    an empty HER-id until `Mapped` fills it in), and `her_id`/`kind` are the carepath claims
+    an empty HER-id until `resolve` fills it in), and `her_id`/`kind` are the carepath claims
     the token carried too, which must agree."""
 
     actor: Actor
@@ -202,29 +202,14 @@ def claimed(claims: dict[str, Any]) -> Claimed:
     hpr = HprNumber.parse(str(claims[HPR_CLAIM])).value if claims.get(HPR_CLAIM) else None
     if orgnr is None:
         if her_id is None or kind is None:
-            raise KeyError("the organisation: no organisation number (orgnr_child/orgnr_parent)")
+            raise ValueError(
+                "no organisation number (orgnr_child/orgnr_parent), nor carepath's her_id and kind"
+            )
         actor = Actor(her_id=her_id, org_kind=kind, hpr=hpr, roles=frozenset(roles))
         return Claimed(actor)
     # The directory names the organisation; the kind here is a placeholder it replaces.
     actor = Actor(her_id="", org_kind=kind or OrgKind.MUNICIPALITY, hpr=hpr, roles=frozenset(roles))
     return Claimed(actor, orgnr, her_id, kind)
-
-
-def actor_of(claims: dict[str, Any], directory: OrganisationDirectory | None = None) -> Actor:
-    """The actor a verified token's claims name, its organisation from `directory` when the
-    token carries an organisation number; raises Unauthenticated (or IssuerUnavailable), or
-    ValueError/KeyError/IdentifierError for claims that cannot be read."""
-    return mapped(claimed(claims), directory)
-
-
-def mapped(found: Claimed, directory: OrganisationDirectory | None) -> Actor:
-    """The caller: the claimed actor, or for a token with an organisation number, the
-    organisation the directory says holds it (checked against the carepath claims)."""
-    if found.orgnr is None:
-        return found.actor
-    if directory is None:
-        raise Unauthenticated("the organisation number cannot be mapped: no directory")
-    return resolve(found, _lookup(directory, found.orgnr))
 
 
 def _lookup(directory: OrganisationDirectory, orgnr: str) -> DirectoryEntry | None:

@@ -23,6 +23,8 @@ queue, to be tried again (after the queue's delivery limit RabbitMQ dead-letters
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -34,8 +36,9 @@ from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import EventHandler
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider
+from opentelemetry.trace import Span
 
-from shared import config, events
+from shared import config, events, tracing
 from shared.access.enforce import Resource
 from shared.access.policy import Facts, decide
 from shared.access.table import rule_for
@@ -93,6 +96,10 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
         return events.parse(body, info["exchange"], info["routing_key"])
 
     def handle_message(self, body: Any, message: Any) -> None:
+        # The message's span (shared.tracing), a child of its publishing: ended once it is
+        # acked, parked or returned.
+        header = (message.headers or {}).get(tracing.TRACEPARENT)
+        span = tracing.consumer_span(header if isinstance(header, str) else None, self.queue.name)
         try:
             envelope = self.check(body, message)
         except Exception as exc:
@@ -101,25 +108,32 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
                 str(exc) if isinstance(exc, ContractError) else f"not checked: {type(exc).__name__}"
             )
             self.park(message, reason)
+            tracing.finish(span, reason)
             return
+        span.update_name(f"process {envelope.event_type}")
+        span.set_attribute("messaging.message.id", envelope.event_id)
+        # The worker continues the span (`reaction`): its commands are stored in this trace.
+        traced = dataclasses.replace(envelope, traceparent=tracing.traceparent(span))
         try:
             self.container.spawn_worker(
                 self,
-                (envelope,),
+                (traced,),
                 {},
                 context_data=self.unpack_message_headers(message),
                 handle_result=lambda ctx, result=None, exc_info=None: self._handled(
-                    message, result, exc_info
+                    message, result, exc_info, span
                 ),
             )
         except ContainerBeingKilled:
             self.queue_consumer.requeue_message(message)
+            tracing.finish(span, "returned to the queue: the container is stopping")
 
-    def _handled(self, message: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
+    def _handled(self, message: Any, result: Any, exc_info: Any, span: Span) -> tuple[Any, Any]:
         if exc_info is not None and isinstance(exc_info[1], UNAVAILABLE):
             # The store is down, not the message wrong: it goes back to the queue, untouched.
             log.warning("%s: store unavailable; event returned to the queue", self.method_name)
             self.queue_consumer.requeue_message(message)
+            tracing.finish(span, "store unavailable; returned to the queue")
             return result, None
         if exc_info is not None:
             exc = exc_info[1]
@@ -129,8 +143,10 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
                 else f"not applied by {self.method_name}: {type(exc).__name__}: {exc}"
             )
             self.park(message, reason)
+            tracing.finish(span, reason)
             return result, None  # handled: parked with its reason
         self.queue_consumer.ack_message(message)
+        tracing.finish(span)
         return result, exc_info
 
     def park(self, message: Any, reason: str) -> None:
@@ -158,10 +174,25 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
         self.queue_consumer.ack_message(message)
 
 
-#: `@reaction(source, event_type)`: a reaction handler, checked (see the module's docstring).
-reaction: Callable[..., Callable[[Callable[..., None]], Callable[..., None]]] = (
-    ReactionHandler.decorator
-)
+def reaction(
+    source: str, event_type: str, **options: Any
+) -> Callable[[Callable[[Any, Envelope], None]], Callable[[Any, Envelope], None]]:
+    """`@reaction(source, event_type)`: a reaction handler, checked (see the module's
+    docstring), that runs in its message's trace (the logs and the commands it issues carry
+    it)."""
+
+    def decorate(handler: Callable[[Any, Envelope], None]) -> Callable[[Any, Envelope], None]:
+        @functools.wraps(handler)
+        def traced(service: Any, event: Envelope) -> None:
+            with tracing.continued(event.traceparent):
+                handler(service, event)
+
+        entrypoint: Callable[[Any, Envelope], None] = ReactionHandler.decorator(
+            source, event_type, **options
+        )(traced)
+        return entrypoint
+
+    return decorate
 
 
 def policy_refusal(call: str, event: Envelope, resource: Resource | None) -> str | None:
@@ -190,12 +221,16 @@ def policy_refusal(call: str, event: Envelope, resource: Resource | None) -> str
 
 def reaction_context(envelope: Envelope, prefix: str) -> CommandContext:
     """The command a reaction issues: its id derives from the event's id (so a redelivery is a
-    retry that returns the first result), the actor and clinical time are the event's."""
+    retry that returns the first result), the actor and clinical time are the event's, and it
+    belongs to the event's trace (the reaction's span)."""
+    command_id = f"{prefix}:{envelope.event_id}"
+    tracing.handling(command_id, envelope.correlation_id)
     return CommandContext(
-        command_id=f"{prefix}:{envelope.event_id}",
+        command_id=command_id,
         occurred_at=envelope.occurred,
         actor=Actor.from_dict(envelope.actor),
         correlation_id=envelope.correlation_id,
+        traceparent=tracing.traceparent() or envelope.traceparent,
     )
 
 

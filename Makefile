@@ -73,7 +73,7 @@ bench-compare: $(STAMP) ## the benchmark on BASE=<commit> and this tree, alterna
 	@bash infra/ensure-rabbitmq.sh
 	$(PY) -m bench.compare --rounds $(or $(ROUNDS),3) $(BASE) $(BENCH_ARGS)
 
-token: $(STAMP) ## mint a token from the development issuer: make token ARGS="--her-id 1234567 --kind GP --hpr 9144900" (or --kind CITIZEN --pid ...)
+token: $(STAMP) ## mint a token from the development issuer: make token ARGS="--her-id 1234567 --kind GP --hpr 9144900" (or --orgnr 846281940 --hpr ..., or --kind CITIZEN --pid ...)
 	@$(PY) -m shared.auth $(ARGS)
 
 # requirements.lock: everything, dev and test tools included (make setup, CI).

@@ -250,6 +250,10 @@ class TokenSettings:
     max_lifetime: int
     leeway: int
     revocation_refresh: float
+    #: The organisation directory (orgnr → HER-id and kind, shared/directory.py): the access
+    #: facts' database (`ACCESS_DATABASE_URL`, by default the pathway read model's).
+    directory_url: str = ""
+    directory_refresh: float = 10.0
 
 
 def token_settings(environ: Mapping[str, str] | None = None) -> TokenSettings:
@@ -303,6 +307,8 @@ def token_settings(environ: Mapping[str, str] | None = None) -> TokenSettings:
         max_lifetime=int(limits["max_lifetime_seconds"]),
         leeway=int(limits["leeway_seconds"]),
         revocation_refresh=float(limits["revocation_refresh_seconds"]),
+        directory_url=access_database_url(env),
+        directory_refresh=float(limits["directory_refresh_seconds"]),
     )
 
 
@@ -389,10 +395,15 @@ class StoreSettings:
         return self.url
 
 
-def access_database_url() -> str:
-    """Where the access policy reads care relationships and blocks: `ACCESS_DATABASE_URL`,
-    else the pathway read model's database (its projector keeps them)."""
-    return os.environ.get("ACCESS_DATABASE_URL") or database_url("pathway")
+def access_database_url(environ: Mapping[str, str] | None = None) -> str:
+    """Where the access policy reads care relationships, blocks and the organisation directory:
+    `ACCESS_DATABASE_URL`, else the pathway read model's database (its projector keeps them)."""
+    env = os.environ if environ is None else environ
+    return (
+        env.get("ACCESS_DATABASE_URL")
+        or env.get("PATHWAY_DATABASE_URL")
+        or f"sqlite:///{var_dir() / 'pathway.sqlite'}"
+    )
 
 
 def nameko_amqp_ssl(uri: str) -> dict[str, str] | None:

@@ -144,6 +144,8 @@ def failure(method: str, exc: BaseException) -> Failure:
         return Failure(
             grpc.StatusCode.INVALID_ARGUMENT, str(exc), "INVALID_ARGUMENT", exc, field=exc.field
         )
+    if isinstance(exc, errors.AlreadyExists) and exc.field:
+        return Failure(grpc.StatusCode.ALREADY_EXISTS, str(exc), "ALREADY_EXISTS", field=exc.field)
     if isinstance(exc, errors.InvalidTransition):
         return Failure(
             grpc.StatusCode.FAILED_PRECONDITION,

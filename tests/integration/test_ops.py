@@ -44,7 +44,7 @@ from tests.support import (
     purge_queues,
     wait_for,
 )
-from tests.tls import throwaway_broker
+from tests.throwaway import RabbitNode
 
 REACTIONS = "services.admissions.reactions"
 
@@ -327,19 +327,21 @@ def test_readiness_follows_the_broker(tmp_path: Path) -> None:
         name: f"sqlite:///{tmp_path}/{name}.sqlite"
         for name in ("registry", "admissions", "pathway", "audit", "revocations")
     }
-    with (
-        throwaway_broker(tmp_path / "rabbitmq") as (tenant, rabbitmqctl),
-        started_system(tenant, urls, tmp_path, with_server=False) as ports,
-    ):
-        rabbitmqctl("stop_app")
-        try:
+    node = RabbitNode(tmp_path / "rabbitmq", "carepath-ops")
+    node.start(timeout=90)
+    try:
+        with started_system(node.tenant, urls, tmp_path, with_server=False) as ports:
+            node.stop()
+            try:
+                for name in ("projector", "relay", "reactions"):
+                    wait_for(lambda name=name: not_ready(ports[name]), 60, f"{name} not ready")
+                assert probe(ports["relay"]) == 1
+                assert "broker" in get(ports["relay"], "/readyz")[1]
+                assert get(ports["reactions"], "/healthz")[0] == 200  # eventlet: alive
+            finally:
+                node.start(timeout=90)
             for name in ("projector", "relay", "reactions"):
-                wait_for(lambda name=name: not_ready(ports[name]), 60, f"{name} not ready")
-            assert probe(ports["relay"]) == 1
-            assert "broker" in get(ports["relay"], "/readyz")[1]
-            assert get(ports["reactions"], "/healthz")[0] == 200  # eventlet: alive
-        finally:
-            rabbitmqctl("start_app")
-        for name in ("projector", "relay", "reactions"):
-            wait_for(lambda name=name: ready(ports[name]), 90, f"{name} ready again")
-        assert probe(ports["relay"]) == 0
+                wait_for(lambda name=name: ready(ports[name]), 90, f"{name} ready again")
+            assert probe(ports["relay"]) == 0
+    finally:
+        node.stop()

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/carepath/v1/*.proto)
 
-.PHONY: setup run test lint fmt proto proto-check docs bench bench-compare chaos token lock services clean
+.PHONY: setup run test lint fmt proto proto-check docs bench bench-compare chaos token lock services clean ops-check
 
 setup: $(STAMP) ## create the virtualenv and install the pinned dependencies
 
@@ -53,6 +53,12 @@ lint: $(STAMP) ## ruff + mypy (generated code excluded)
 	$(VENV)/bin/ruff check shared services tests bench infra
 	$(VENV)/bin/ruff format --check shared services tests bench infra
 	$(VENV)/bin/mypy shared services
+
+ops-check: $(STAMP) ## promtool: the Prometheus configs and alert rules (and their unit cases), and the dashboard's queries
+	promtool check config infra/prometheus/prometheus.yml
+	promtool check config infra/prometheus/prometheus-local.yml
+	promtool test rules infra/prometheus/alerts-test.yml
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit/test_ops.py
 
 fmt: $(STAMP)
 	$(VENV)/bin/ruff format shared services tests bench infra

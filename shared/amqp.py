@@ -179,6 +179,13 @@ class BatchPublisher:
         self._acked_upto = 0
         self._nacked = False
         self._returned = 0
+        self._next_connect = 0.0
+        self._connect_backoff = 0.5
+
+    @property
+    def connected(self) -> bool:
+        """The connection to the broker is open (readiness, shared/ops.py)."""
+        return self._connection is not None and self._connection.is_open
 
     def _on_return(self, *_: Any) -> None:
         self._returned += 1
@@ -282,6 +289,18 @@ class BatchPublisher:
         """Wait while there is nothing to publish, keeping the connection's heartbeats going
         (a BlockingConnection only answers heartbeats while it processes events)."""
         if self._connection is None or not self._connection.is_open:
+            # Nothing to publish and no connection: open one (backing off up to 5 s while the
+            # broker is down), so an idle relay knows whether the broker is reachable.
+            if time.monotonic() >= self._next_connect:
+                try:
+                    self._open()
+                    self._connect_backoff = 0.5
+                    return
+                except (AMQPError, OSError, PublishError) as exc:
+                    self.close()
+                    self._connect_backoff = min(5.0, self._connect_backoff * 2)
+                    self._next_connect = time.monotonic() + self._connect_backoff
+                    log.debug("broker unavailable (%s)", type(exc).__name__)
             time.sleep(seconds)
             return
         try:

@@ -226,6 +226,27 @@ def http_address(service: str) -> str:
     return os.environ.get(f"{service.upper()}_HTTP_ADDRESS", DEFAULT_HTTP_ADDRESSES[service])
 
 
+def ops_port() -> int | None:
+    """`OPS_PORT`: where the process serves /metrics, /healthz and /readyz (shared/ops.py);
+    unset or empty: nowhere."""
+    text = os.environ.get("OPS_PORT", "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) > 65535:
+        raise ConfigError(f"OPS_PORT must be a port number, not {text!r}")
+    return int(text)
+
+
+def ops_check_interval() -> float:
+    """`OPS_CHECK_INTERVAL_SECONDS` (default 2): how often a process checks its dependencies
+    for readiness and gRPC health."""
+    text = os.environ.get("OPS_CHECK_INTERVAL_SECONDS", "").strip()
+    value = float(text) if text else 2.0
+    if value <= 0:
+        raise ConfigError(f"OPS_CHECK_INTERVAL_SECONDS must be positive, not {text!r}")
+    return value
+
+
 def dev_issuer_enabled(environ: Mapping[str, str] | None = None) -> bool:
     """`CAREPATH_DEV_ISSUER=1` (set by `make run` and `make token`, never by default): the local
     development issuer under var/dev-issuer signs and is trusted."""

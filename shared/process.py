@@ -13,11 +13,11 @@ from typing import Any
 from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 
-from shared import config, tracing
+from shared import config, ops, tracing
 from shared.access.enforce import AccessControl
 from shared.amqp import BatchPublisher
 from shared.auth import TokenVerifier
-from shared.grpc_server import start_server
+from shared.grpc_server import Server, start_server
 from shared.outbox import OutboxRelay, PositionStore
 from shared.store import CarepathApplication
 
@@ -163,8 +163,24 @@ def service_main(
         tls=server_tls(),
     )
     logging.getLogger(service).info("%s listening on %s", ", ".join(api.SERVICE_NAMES), address)
+    ops.OPS.check("store", app.recorder.max_notification_id)
+    follow_health(server, f"{service}-serve", access, tokens)
     server.wait_for_signal()
+    ops.OPS.stop()
     access.close()
+
+
+def follow_health(
+    server: Server, process: str, access: AccessControl, tokens: TokenVerifier
+) -> None:
+    """Check the server's databases in the background (its store is checked already; here
+    the access facts, the audit log and the revocation list) and set its gRPC health from
+    them: NOT_SERVING while one is unreachable, SERVING when all answer. Serves OPS_PORT."""
+    ops.OPS.check("access facts", ops.database(access.facts.engine))
+    ops.OPS.check("audit log", ops.database(access.audit.engine))
+    ops.OPS.check("revocations", ops.database(tokens.revocations.engine))
+    ops.OPS.on_change(server.set_serving)
+    ops.OPS.start(process)
 
 
 def run_relay(app: CarepathApplication) -> None:
@@ -172,9 +188,17 @@ def run_relay(app: CarepathApplication) -> None:
     service = app.name
     url = config.database_url(service)
     positions = PositionStore(config.StoreSettings(url).relay_position_url(), f"{service}-amqp")
-    relay = OutboxRelay(service, app, BatchPublisher(config.amqp_uri(service), service), positions)
+    publisher = BatchPublisher(config.amqp_uri(service), service)
+    relay = OutboxRelay(service, app, publisher, positions)
     log = logging.getLogger(f"{service}.relay")
     log.info("relaying %s events from position %d", service, relay.position)
+    # Ready: the store's head is readable (it is the backlog gauge too), the position is
+    # readable, and the publisher's connection is open (an idle relay keeps one open).
+    ops.OPS.check("store", relay.backlog)
+    ops.OPS.check("relay position", positions.get)
+    ops.OPS.check("broker", lambda: publisher.connected)
+    ops.OPS.start(f"{service}-relay")
     relay.run(stop_event())
+    ops.OPS.stop()
     positions.close()
     log.info("stopped at position %d", relay.position)

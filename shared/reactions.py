@@ -38,12 +38,13 @@ from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider
 from opentelemetry.trace import Span
 
-from shared import config, events, tracing
+from shared import config, events, ops, tracing
 from shared.access.enforce import Resource
 from shared.access.policy import Facts, decide
 from shared.access.table import rule_for
 from shared.amqp import (
     DEAD_LETTER_EXCHANGE,
+    DEAD_LETTER_QUEUE,
     QUEUE_ARGUMENTS,
     dead_letter_headers,
     sender_refusal,
@@ -85,6 +86,20 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
         self.dead_letters = AmqpPublisher(
             self.container.config[AMQP_URI_CONFIG_KEY], exchange=exchange, declare=[exchange]
         )
+        HANDLERS.append(self)
+        ops.OPS.watch_queues(
+            self.container.config[AMQP_URI_CONFIG_KEY], [name], dead_letters=[DEAD_LETTER_QUEUE]
+        )
+
+    @property
+    def consuming(self) -> bool:
+        """nameko's consumer of this handler's queue is attached on an open channel."""
+        consumer = self.queue_consumer._consumers.get(self)
+        channel = getattr(consumer, "channel", None)
+        return bool(channel is not None and channel.is_open and channel.connection is not None)
+
+    def _outcome(self, outcome: str) -> None:
+        ops.REACTION_OUTCOMES.labels(self.container.service_name, self.method_name, outcome).inc()
 
     def check(self, body: Any, message: Any) -> Envelope:
         """The one check a message passes before a handler acts (raises ContractError): its
@@ -133,6 +148,7 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
             # The store is down, not the message wrong: it goes back to the queue, untouched.
             log.warning("%s: store unavailable; event returned to the queue", self.method_name)
             self.queue_consumer.requeue_message(message)
+            self._outcome("retried")
             tracing.finish(span, "store unavailable; returned to the queue")
             return result, None
         if exc_info is not None:
@@ -146,6 +162,7 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
             tracing.finish(span, reason)
             return result, None  # handled: parked with its reason
         self.queue_consumer.ack_message(message)
+        self._outcome("applied")
         tracing.finish(span)
         return result, exc_info
 
@@ -170,8 +187,19 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
         except Exception:
             log.exception("could not dead-letter a message from %s; returned it", exchange)
             self.queue_consumer.requeue_message(message)
+            self._outcome("retried")
             return
         self.queue_consumer.ack_message(message)
+        self._outcome("dead_lettered")
+
+
+#: The process's reaction handlers, once their containers set them up (readiness).
+HANDLERS: list[ReactionHandler] = []
+
+
+def consuming() -> bool:
+    """Every reaction handler of the process consumes its queue (False before they start)."""
+    return bool(HANDLERS) and all(handler.consuming for handler in HANDLERS)
 
 
 def reaction(
@@ -242,6 +270,7 @@ class ApplicationProvider(DependencyProvider, Generic[A]):  # type: ignore[misc]
 
     def setup(self) -> None:
         self.app = self.app_class.from_url(config.database_url(self.app_class.name))
+        ops.OPS.check(f"store {self.app_class.name}", self.app.recorder.max_notification_id)
 
     def stop(self) -> None:
         self.app.close()

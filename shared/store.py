@@ -21,6 +21,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.postgres import PostgresFactory as _EventsourcingPostgresFactory
 
+from shared import ops
 from shared.batching import GroupWriter, Outcomes
 from shared.config import POSTGRES_PARAMETERS, StoreSettings
 from shared.domain import CarepathAggregate, CommandContext, command_key, handled_key
@@ -123,6 +124,7 @@ class CarepathApplication(Application[UUID]):
     def save_command(self, *aggregates: CarepathAggregate) -> None:
         """Save what one command changed (one transaction), batched with concurrent commands."""
         self._group_commit.save(aggregates)
+        ops.COMMANDS_STORED.labels(self.name).inc()
 
     @classmethod
     def from_url(cls, url: str, connections: int = 8) -> Self:

@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 from services.pathway import readmodel as rm
 from services.pathway.fold import Row, derive_rows
 from services.pathway.relations import directory_rows
-from shared import amqp, events, tracing
+from shared import amqp, events, ops, tracing
 from shared.events import Envelope
 from shared.times import utc_iso
 
@@ -167,6 +167,8 @@ class Projector:
         self._spans: dict[int, Span] = {}
         #: Set once the queue exists and is consumed.
         self.ready = threading.Event()
+        #: True while the queue is consumed on an open connection (readiness, shared/ops.py).
+        self.consuming = False
 
     def _check(self, delivery: amqp.Delivery) -> Envelope:
         """The one check a message passes before it is projected (raises ContractError): its
@@ -179,6 +181,7 @@ class Projector:
     def _reject(self, channel: BlockingChannel, delivery: amqp.Delivery, reason: str) -> None:
         log.warning("dead-lettering a message from %s: %s", delivery.exchange, reason)
         amqp.dead_letter(channel, delivery, reason)
+        ops.PROJECTOR_DEAD_LETTERED.labels(self._queue).inc()
         span = self._spans.pop(delivery.delivery_tag, None)
         if span is not None:
             span.set_attribute("carepath.dead_lettered", True)
@@ -227,6 +230,7 @@ class Projector:
             span.end()
         self._spans = {}
         self.projected += projected
+        ops.OPS.projected(self._queue, [e.recorded.timestamp() for _, e in checked], projected)
         if self._on_batch:
             self._on_batch(changed)
 
@@ -265,6 +269,7 @@ class Projector:
             try:
                 connection = amqp.connect(self._uri, "pathway-projector")
             except (AMQPError, OSError) as exc:
+                ops.OPS.beat()
                 log.warning(
                     "broker unavailable (%s); retrying in %.1fs", type(exc).__name__, backoff
                 )
@@ -277,8 +282,10 @@ class Projector:
                 channel = connection.channel()
                 declare_topology(channel, self._queue)
                 self.ready.set()
+                self.consuming = True
                 log.info("consuming %s", self._queue)
                 for batch in amqp.consume_batches(channel, self._queue, self._max_batch):
+                    ops.OPS.beat()
                     if batch:
                         self._handle(channel, batch)
                     if stop.is_set():
@@ -291,6 +298,7 @@ class Projector:
                 log.warning("read model unavailable (%s); retrying", type(exc).__name__)
                 reachable = False
             finally:
+                self.consuming = False
                 if connection.is_open:
                     with contextlib.suppress(AMQPError, OSError):
                         connection.close()
@@ -303,6 +311,7 @@ class Projector:
         retry."""
         backoff = 0.2
         while not stop.wait(backoff):
+            ops.OPS.beat()
             try:
                 with self._engine.connect() as conn:
                     conn.execute(sa.text("SELECT 1"))

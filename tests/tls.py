@@ -115,7 +115,7 @@ def tls_broker(authority: Authority, directory: Path) -> Iterator[Tenant]:
     # with passwords of their own, the topology), plus a loopback-only administrator for the
     # tests' own admin steps (copies of the projector's queue, purges).
     prefix = f"tls{uuid.uuid4().hex[:6]}-"
-    passwords = {s: secrets.token_urlsafe(18) for s in config.BROKER_SERVICES}
+    passwords = {s: secrets.token_urlsafe(18) for s in config.BROKER_ACCOUNTS}
     definitions = render(VHOST, prefix, passwords)
     definitions["users"].append({"name": "guest", "password": "guest", "tags": "administrator"})
     definitions["permissions"].append(

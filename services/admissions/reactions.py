@@ -31,6 +31,7 @@ from shared.reactions import (
     reaction,
     reaction_context,
 )
+from shared.store import Conflict
 
 log = logging.getLogger(__name__)
 
@@ -52,5 +53,7 @@ class AdmissionsReactions:
             self.admissions.close_stay(ctx, UUID(discharged.stay_id), CloseReason.DISCHARGED)
         except InvalidTransition:
             log.debug("stay already closed by another path (event %s)", event.event_id)
+        except Conflict:
+            raise  # the stay changed under the command: tried again later (shared.reactions)
         except DomainError as exc:  # e.g. the stay moved hospital after the discharge check
             raise NotApplied(f"stay not closed: {type(exc).__name__}: {exc}") from exc

@@ -31,6 +31,7 @@ from shared.reactions import (
     reaction,
     reaction_context,
 )
+from shared.store import Conflict
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ def complete_on_admission(app: ReferralsApplication, event: Envelope) -> None:
         raise NotApplied(f"referral not completed: {refusal}")
     try:
         app.complete(reaction_context(event, "admission"), referral_id)
+    except Conflict:
+        raise  # the referral changed under the command: tried again later (shared.reactions)
     except DomainError as exc:  # not (or no longer) ACCEPTED: not this reaction's business
         log.debug("admission %s leaves its referral: %s", event.event_id, type(exc).__name__)
 

@@ -154,7 +154,7 @@ def refusal(one: Letter) -> str | None:
 def take_all(channel: BlockingChannel) -> list[Letter]:
     """Every letter on the queue, unacknowledged: held by this channel until acked (removed)
     or the channel closes (returned to the queue)."""
-    letters = []
+    letters: list[Letter] = []
     while True:
         method, props, body = channel.basic_get(amqp.DEAD_LETTER_QUEUE, auto_ack=False)
         if method is None:

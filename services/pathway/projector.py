@@ -12,9 +12,11 @@ No message stops the projector: each is checked against the event contract first
 (`shared.events.parse`, one call per message in `_check`), and one that fails goes to the
 dead-letter queue with the reason. When a batch of checked messages still cannot be projected
 (the fold or the read model refuses one), the batch is projected again one message per
-transaction: the rest are committed, and each one refused is sent to be tried again later
-through carepath.retry.<n> (as every consumer does, `shared.amqp.send_to_retry`), and
-dead-lettered with the exception's reason after `shared.limits.redelivery_attempts()` attempts.
+transaction: the rest are committed; one the rules refuse (`MissingRule`: the rule data has no
+such pathway, milestone or rate) is dead-lettered at once with the reason, and one that fails
+otherwise is sent to be tried again later through carepath.retry.<n> (as every consumer does,
+`shared.amqp.send_to_retry`) and dead-lettered with the exception's reason after
+`shared.limits.redelivery_attempts()` attempts.
 Only an unreachable read model leaves the batch unacked, to be delivered again once it answers.
 Dead letters and retries are confirmed by the broker before the batch is acked.
 """
@@ -38,6 +40,7 @@ from services.pathway.fold import Row, derive_rows
 from services.pathway.relations import directory_rows
 from shared import amqp, events, limits
 from shared.events import Envelope
+from shared.rules import MissingRule
 from shared.times import utc_iso
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,9 @@ QUEUE = "pathway.projector"
 #: Failures of the read model's database, not of a message: nothing is acked, the batch is
 #: redelivered once the database is back.
 UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
+#: The fold's refusals of a message (the rules have no answer for it): trying it again cannot
+#: help until the rules change, so it is dead-lettered at once (and replayed after the fix).
+REFUSALS = (MissingRule,)
 
 
 def _event_row(e: Envelope) -> dict[str, object]:
@@ -256,6 +262,8 @@ class Projector:
                 projected += 1
             except UNAVAILABLE:
                 raise
+            except REFUSALS as exc:
+                self._reject(channel, delivery, f"not projected: {amqp.failure(exc)}", origin)
             except Exception as exc:
                 self._failed(channel, delivery, origin, f"not projected: {amqp.failure(exc)}")
         return changed, projected

@@ -8,7 +8,8 @@ SQLite store, with the reaction running as its own process (`python -m shared.ru
   attempt count and consumer; `python -m shared.deadletters list` shows it, `replay` applies it
   once the cause is fixed, a replay of an event already applied changes nothing, and `discard`
   removes a letter only with `--yes`;
-- the projector's dead letters too: listed under its queue, and a replay is checked again.
+- the projector's too: an event the read model fails on is tried again and projected once it
+  can; its dead letters are listed under its queue, and a replay is checked again.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sqlalchemy.engine import Engine
 
 from services.admissions.application import AdmissionsApplication
 from services.admissions.domain import AdmissionType, StayState
+from services.pathway import readmodel
 from shared import amqp
 from shared.amqp import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, BatchPublisher
 from shared.auth import Actor
@@ -40,7 +42,7 @@ from shared.events.discharges import PatientDischarged
 from shared.ids import FNR_SYSTEM
 from tests.conftest import HOSPITAL, MUNICIPALITY
 from tests.support import ROOT, drain_queue, make_fnr, nameko, wait_for
-from tests.wire import admitted, envelope, projecting, stored
+from tests.wire import admitted, envelope, projecting, publish, stored
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(21, 6, 58, 240)}
 NOW = datetime.now(UTC)
@@ -317,3 +319,58 @@ def test_the_projectors_dead_letters_are_listed_and_a_replay_is_checked_again(
         assert done.returncode == 0, done.stdout + done.stderr
         wait_for(lambda: stored(engine, [genuine.event_id]), 30, "the replayed event projected")
     assert "0 dead letters" in listed(broker)
+
+
+def refuse_insert(engine: Engine, event_id: str) -> None:
+    """A trigger in the read model that refuses to store this one event (an error that is not
+    the database being unavailable, as a bug or a constraint would raise)."""
+    table = readmodel.events.name
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER refuse_one BEFORE INSERT ON {table} "
+                f"WHEN NEW.event_id = '{event_id}' "
+                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse_one() RETURNS trigger AS $$ BEGIN "
+                f"IF NEW.event_id = '{event_id}' THEN RAISE EXCEPTION 'refused by the test'; "
+                "END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER refuse_one BEFORE INSERT ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_one()"
+            )
+
+
+def accept_inserts(engine: Engine) -> None:
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("DROP TRIGGER refuse_one")
+        else:
+            conn.exec_driver_sql(f"DROP TRIGGER refuse_one ON {readmodel.events.name}")
+            conn.exec_driver_sql("DROP FUNCTION refuse_one()")
+
+
+def test_the_projector_tries_a_failing_event_again_and_projects_it_once_it_can(
+    engine: Engine, broker: Tenant, amqp_uri: str, no_dead_letters: None
+) -> None:
+    """The read model refuses one event of a batch (not unavailable: an error of its own): the
+    rest of the batch is projected, that one waits in carepath.retry.1, then .2, and is
+    projected once the read model takes it; nothing is dead-lettered."""
+    failing = envelope(admitted())
+    other = envelope(admitted())
+    refuse_insert(engine, failing.event_id)
+    with projecting(engine, broker, amqp_uri):
+        publish(
+            broker,
+            "admissions",
+            [("PatientAdmitted", failing.to_json()), ("PatientAdmitted", other.to_json())],
+        )
+        wait_for(lambda: stored(engine, [other.event_id]), 30, "the rest of the batch")
+        wait_for(lambda: messages_in(amqp_uri, "carepath.retry.2"), 60, "a second, longer wait")
+        assert not stored(engine, [failing.event_id])
+        accept_inserts(engine)
+        wait_for(lambda: stored(engine, [failing.event_id]), 60, "the event projected")
+    assert messages_in(amqp_uri, DEAD_LETTER_QUEUE) == 0

@@ -66,6 +66,16 @@ from shared.times import utc_iso
 
 log = logging.getLogger(__name__)
 
+
+def _not_a_handled_failure(record: logging.LogRecord) -> bool:
+    """nameko logs every exception a handler raises at ERROR with its traceback, whose text may
+    hold SQL parameters (personal data); ReactionHandler logs each outcome itself (the reason
+    without them; the traceback at DEBUG), so nameko's line is left out."""
+    return not str(record.msg).startswith(("error handling worker", "(expected) error handling"))
+
+
+logging.getLogger("nameko.containers").addFilter(_not_a_handled_failure)
+
 A = TypeVar("A", bound=CarepathApplication)
 
 
@@ -160,6 +170,7 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
             self.queue_consumer.ack_message(message)
             return result, exc_info
         exc = exc_info[1]
+        log.debug("%s raised", self.method_name, exc_info=exc_info)
         attempts = origin.attempts + 1
         if isinstance(exc, NotApplied):  # the handler's own words: refused, not failed
             self.park(message, origin, str(exc), attempts)

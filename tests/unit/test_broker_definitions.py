@@ -4,6 +4,7 @@ with, and the sender check consumers use."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -216,3 +217,17 @@ def test_development_passwords_are_random_kept_once_and_private(
     assert config.development_amqp_passwords() == first
     assert (tmp_path / "amqp-passwords.json").stat().st_mode & 0o777 == 0o600
     assert config.amqp_password("pathway") == first["pathway"]
+
+
+def test_an_account_added_later_gets_a_password_and_the_others_keep_theirs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """A var/amqp-passwords.json written before the dead-letter operator's user existed."""
+    monkeypatch.setenv("CAREPATH_VAR_DIR", str(tmp_path))
+    older = {s: f"pw-{s}" for s in config.BROKER_SERVICES}
+    (tmp_path / "amqp-passwords.json").write_text(json.dumps(older))
+    passwords = config.development_amqp_passwords()
+    assert {s: passwords[s] for s in config.BROKER_SERVICES} == older
+    assert passwords[DEADLETTERS_USER] not in older.values()
+    assert config.development_amqp_passwords() == passwords
+    assert (tmp_path / "amqp-passwords.json").stat().st_mode & 0o777 == 0o600

@@ -359,7 +359,10 @@ def load(clients: Clients, issuer: Issuer) -> int:
 def once_related(command: Callable[[], T], timeout: float = 30.0) -> T:
     """Run a command refused (PERMISSION_DENIED) until what it depends on, recorded by another
     service, has reached this one: the caller's relationship with the patient (registry,
-    admissions) in the access policy, or a stay in discharges' view of the stays."""
+    admissions) in the access policy, or a stay in discharges' view of the stays. The channel's
+    retry policy (shared.grpc_client) already retries UNAVAILABLE and ABORTED; a refusal is not
+    retryable for every client (it must not tell whether the patient or stay exists), only for
+    this one, which has just recorded what it waits for (docs/errors.md)."""
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -1,5 +1,14 @@
-"""Named domain errors. Domain code raises these; `shared.grpc_server` maps them to gRPC
-status codes in one place, so every service answers bad input the same way."""
+"""Named domain errors. Domain code raises these; `shared.grpc_server.failure` maps them (and the
+store's infrastructure errors) to gRPC status codes in one place, so every service answers the
+same way. What a client does with each code (docs/errors.md):
+
+- INVALID_ARGUMENT, FAILED_PRECONDITION, ALREADY_EXISTS, NOT_FOUND, PERMISSION_DENIED: the
+  request or the state is wrong; the same request will fail again (fix it, don't retry);
+- UNAVAILABLE (a store, the audit log or the token issuer cannot be reached or is locked; a fact
+  another service records has not reached this one yet) and ABORTED (a concurrent change of the
+  same aggregate): retry the same command, with the same command id, after a backoff; the
+  service config of `shared.grpc_client` does so for every carepath client.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +19,8 @@ class DomainError(Exception):
 
 
 class InvalidArgument(DomainError):
-    """A field of the request is missing or malformed (→ INVALID_ARGUMENT)."""
+    """A field of the request is missing or malformed (→ INVALID_ARGUMENT, with a
+    google.rpc.BadRequest field violation naming `field`)."""
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")
@@ -19,7 +29,8 @@ class InvalidArgument(DomainError):
 
 
 class InvalidTransition(DomainError):
-    """The command is impossible in the aggregate's current state (→ FAILED_PRECONDITION)."""
+    """The command is impossible in the aggregate's current state (→ FAILED_PRECONDITION).
+    Only for what stays impossible: retrying the same command cannot help."""
 
     def __init__(self, what: str, current_state: str, action: str) -> None:
         super().__init__(f"cannot {action}: {what} is {current_state}")
@@ -36,3 +47,13 @@ class NotFound(DomainError):
 
 class NotPermitted(DomainError):
     """The caller's organisation may not do this (→ PERMISSION_DENIED)."""
+
+
+class Conflict(DomainError):
+    """The aggregate kept changing under the command through every in-process attempt
+    (→ ABORTED: retry the same command; it re-runs the rules on the new state)."""
+
+
+class NotYetKnown(DomainError):
+    """A fact the command needs is recorded by another service and has not reached this one
+    yet (its events are on the way: → UNAVAILABLE, retry with backoff)."""

@@ -22,11 +22,16 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from typing import Any, NoReturn
 
+import eventsourcing.persistence as es
 import grpc
 import psycopg
 import sqlalchemy as sa
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
 
 from shared import errors, limits
 from shared.access import enforce
@@ -40,13 +45,33 @@ log = logging.getLogger(__name__)
 #: Methods anyone may call without a token (orchestrators probe health; tools use reflection).
 PUBLIC_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
-_STATUS_OF: list[tuple[type[Exception], grpc.StatusCode]] = [
-    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
-    (errors.InvalidTransition, grpc.StatusCode.FAILED_PRECONDITION),
-    (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
-    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
-    (errors.NotPermitted, grpc.StatusCode.PERMISSION_DENIED),
+#: The domain of every google.rpc.ErrorInfo a carepath service sends.
+ERROR_DOMAIN = "carepath.no"
+
+#: The other domain errors → status code and ErrorInfo reason (InvalidArgument and
+#: InvalidTransition carry more detail: see `failure`).
+_DOMAIN_ERRORS: list[tuple[type[errors.DomainError], grpc.StatusCode, str]] = [
+    (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS, "ALREADY_EXISTS"),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND, "NOT_FOUND"),
+    (errors.NotPermitted, grpc.StatusCode.PERMISSION_DENIED, "NO_ACCESS"),
+    (errors.Conflict, grpc.StatusCode.ABORTED, "CONFLICT"),
+    (errors.NotYetKnown, grpc.StatusCode.UNAVAILABLE, "NOT_YET_KNOWN"),
 ]
+
+#: A database the call needs cannot be reached, is locked past its timeout, lost its
+#: connection or has no connection free in time: the event stores (eventsourcing wraps the
+#: drivers' errors in its own), SQLAlchemy (read model, audit log, policy facts) and the drivers
+#: themselves (psycopg_pool's PoolTimeout is a psycopg.OperationalError).
+_STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    es.OperationalError,
+    es.InterfaceError,
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.TimeoutError,
+    sqlite3.OperationalError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
 
 
 def current_actor() -> Actor:
@@ -54,37 +79,100 @@ def current_actor() -> Actor:
     return enforce.current_call().actor
 
 
-def status_for(exc: errors.DomainError) -> grpc.StatusCode:
-    for cls, code in _STATUS_OF:
-        if isinstance(exc, cls):
-            return code
-    return grpc.StatusCode.FAILED_PRECONDITION
+class Failure(Exception):
+    """A call's failure as the caller gets it: status code, a human-readable message (safe to
+    return: no personal data, no internals), and the google.rpc details — a BadRequest field
+    violation for a field error, an ErrorInfo (reason, ERROR_DOMAIN, metadata) always."""
 
-
-class _Failed(Exception):
-    """A call's failure, already mapped to its status and safe message."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        reason: str,
+        violation: errors.InvalidArgument | None = None,
+        **metadata: str,
+    ) -> None:
         super().__init__(message)
-        self.code, self.message = code, message
+        self.code, self.message, self.reason = code, message, reason
+        self.violation, self.metadata = violation, metadata
+
+    def status(self) -> grpc.Status:
+        """The rich status (grpc-status-details-bin) for `context.abort_with_status`."""
+        details: list[Message] = []
+        if self.violation is not None:
+            violation = error_details_pb2.BadRequest.FieldViolation(
+                field=self.violation.field, description=self.violation.reason
+            )
+            details.append(error_details_pb2.BadRequest(field_violations=[violation]))
+        details.append(
+            error_details_pb2.ErrorInfo(
+                reason=self.reason, domain=ERROR_DOMAIN, metadata=self.metadata
+            )
+        )
+        packed = []
+        for detail in details:
+            any_ = any_pb2.Any()
+            any_.Pack(detail)
+            packed.append(any_)
+        status: grpc.Status = rpc_status.to_status(
+            status_pb2.Status(code=self.code.value[0], message=self.message, details=packed)
+        )
+        return status
 
 
-def _failure(method: str, exc: Exception) -> _Failed:
-    if isinstance(exc, _Failed):
+def failure(method: str, exc: BaseException) -> Failure:
+    """The one mapping of what a call raised to what its caller gets (docs/errors.md).
+
+    Transient conditions are UNAVAILABLE (a store unreachable, locked or out of connections;
+    the token issuer or the audit log unreachable; a fact not here yet) or ABORTED (a
+    concurrent change won), and the clients' retry policy (shared.grpc_client) retries them
+    with the same command id; FAILED_PRECONDITION is only for an impossible transition."""
+    if isinstance(exc, Failure):
         return exc
+    if isinstance(exc, Unauthenticated):
+        return Failure(grpc.StatusCode.UNAUTHENTICATED, str(exc), "UNAUTHENTICATED")
+    if isinstance(exc, IssuerUnavailable):
+        log.warning("%s: token not checked (%s)", method, exc)
+        return Failure(
+            grpc.StatusCode.UNAVAILABLE, "tokens cannot be checked now; retry", "AUTH_UNAVAILABLE"
+        )
+    if isinstance(exc, Refused):
+        # The same answer, word for word and detail for detail, whether or not the patient or
+        # resource exists (shared/access/enforce.py).
+        return Failure(grpc.StatusCode.PERMISSION_DENIED, enforce.REFUSAL, "NO_ACCESS")
+    if isinstance(exc, errors.InvalidArgument):
+        return Failure(
+            grpc.StatusCode.INVALID_ARGUMENT, str(exc), "INVALID_ARGUMENT", exc, field=exc.field
+        )
+    if isinstance(exc, errors.InvalidTransition):
+        return Failure(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            str(exc),
+            "INVALID_TRANSITION",
+            state=exc.current_state,
+        )
     if isinstance(exc, errors.DomainError):
-        return _Failed(status_for(exc), str(exc))
-    if isinstance(
-        exc, sa.exc.OperationalError | sqlite3.OperationalError | psycopg.OperationalError
+        for cls, code, reason in _DOMAIN_ERRORS:
+            if isinstance(exc, cls):
+                return Failure(code, str(exc), reason)
+        return Failure(grpc.StatusCode.FAILED_PRECONDITION, str(exc), "FAILED_PRECONDITION")
+    if isinstance(exc, es.IntegrityError):
+        # A version conflict the application did not retry itself.
+        log.warning("%s: concurrent change (%s)", method, type(exc).__name__)
+        return Failure(grpc.StatusCode.ABORTED, "the data changed concurrently; retry", "CONFLICT")
+    if isinstance(exc, _STORE_UNAVAILABLE) or (
+        isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
     ):
-        # A database the call needs is down or locked (also met straight on the driver, by the
-        # policy's facts and the audit log): try again later.
+        # Also met straight on the driver, by the policy's facts and the audit log. The
+        # driver's text may name tables or values: only the type is logged.
         log.warning("%s: database unavailable (%s)", method, type(exc).__name__)
-        return _Failed(grpc.StatusCode.UNAVAILABLE, "a database is unavailable; retry")
+        return Failure(
+            grpc.StatusCode.UNAVAILABLE, "a database is unavailable; retry", "STORE_UNAVAILABLE"
+        )
     # Unexpected: the traceback may hold request values (personal data), so only DEBUG.
     log.error("%s failed: %s", method, type(exc).__name__)
     log.debug("%s failed", method, exc_info=exc)
-    return _Failed(grpc.StatusCode.INTERNAL, "internal error")
+    return Failure(grpc.StatusCode.INTERNAL, "internal error", "INTERNAL")
 
 
 class CarepathInterceptor(grpc.ServerInterceptor):
@@ -108,37 +196,34 @@ class CarepathInterceptor(grpc.ServerInterceptor):
             self._access.record(call, outcome)
         except Exception as exc:
             log.error("%s: audit log unavailable (%s)", call.rule_name, type(exc).__name__)
-            raise _Failed(
-                grpc.StatusCode.UNAVAILABLE, "the access could not be put on record; retry"
+            raise Failure(
+                grpc.StatusCode.UNAVAILABLE,
+                "the access could not be put on record; retry",
+                "AUDIT_UNAVAILABLE",
             ) from exc
 
     def _admit(self, method: str, request: Any, context: grpc.ServicerContext) -> Call:
-        """Authenticate and decide; a refusal is recorded and raised as `_Failed`."""
+        """Authenticate and decide; a refusal is recorded and raised as `Failure`."""
         try:
             actor = self._authenticate(context)
-        except Unauthenticated as exc:
-            raise _Failed(grpc.StatusCode.UNAUTHENTICATED, str(exc)) from exc
-        except IssuerUnavailable as exc:
-            log.warning("%s: token not checked (%s)", method, exc)
-            raise _Failed(
-                grpc.StatusCode.UNAVAILABLE, "tokens cannot be checked now; retry"
-            ) from exc
+        except (Unauthenticated, IssuerUnavailable) as exc:
+            raise failure(method, exc) from exc
         metadata = dict(context.invocation_metadata())
         rule = rule_for(method)
         name = method.rsplit(".", 1)[-1]
         if rule is None:
             call = self._access.refused(name, actor, metadata, "no access rule for this call")
             self._record(call, grpc.StatusCode.PERMISSION_DENIED.name)
-            raise _Failed(grpc.StatusCode.PERMISSION_DENIED, enforce.REFUSAL)
+            raise Failure(grpc.StatusCode.PERMISSION_DENIED, enforce.REFUSAL, "NO_ACCESS")
         try:
             limits.check(request)  # bounds before anything reads the request
             return self._access.admit(rule, actor, request, metadata)
         except Refused as refused:
             log.debug("%s refused: %s", name, refused.call.decision.reason)
             self._record(refused.call, grpc.StatusCode.PERMISSION_DENIED.name)
-            raise _Failed(grpc.StatusCode.PERMISSION_DENIED, enforce.REFUSAL) from None
+            raise failure(method, refused) from None
         except Exception as exc:
-            failed = _failure(method, exc)
+            failed = failure(method, exc)
             call = self._access.refused(name, actor, metadata, str(failed))
             self._record(call, failed.code.name)
             raise failed from exc
@@ -153,27 +238,27 @@ class CarepathInterceptor(grpc.ServerInterceptor):
         if handler is None or method.startswith(PUBLIC_PREFIXES):
             return handler
 
-        def abort(context: grpc.ServicerContext, failed: _Failed) -> NoReturn:
-            context.abort(failed.code, failed.message)
-            raise AssertionError("unreachable")  # context.abort raises
+        def abort(context: grpc.ServicerContext, failed: Failure) -> NoReturn:
+            context.abort_with_status(failed.status())
+            raise AssertionError("unreachable")  # context.abort_with_status raises
 
         def unary(behavior: Callable[..., Any]) -> Callable[..., Any]:
             def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
                 try:
                     call = self._admit(method, request, context)
-                except _Failed as failed:
+                except Failure as failed:
                     abort(context, failed)
                 token = enforce.enter(call)
                 try:
                     try:
                         reply = behavior(request, context)
                     except Exception as exc:
-                        failure = _failure(method, exc)
-                        self._record(call, failure.code.name)
-                        raise failure from exc
+                        mapped = failure(method, exc)
+                        self._record(call, mapped.code.name)
+                        raise mapped from exc
                     self._record(call, grpc.StatusCode.OK.name)
                     return reply
-                except _Failed as failed:
+                except Failure as failed:
                     abort(context, failed)
                 finally:
                     enforce.leave(token)
@@ -184,20 +269,20 @@ class CarepathInterceptor(grpc.ServerInterceptor):
             def wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 try:
                     call = self._admit(method, request, context)
-                except _Failed as failed:
+                except Failure as failed:
                     abort(context, failed)
                 token = enforce.enter(call)
                 try:
                     try:
                         self._record(call, grpc.StatusCode.OK.name)  # the stream is opened
                         yield from behavior(request, context)
-                    except _Failed:
+                    except Failure:
                         raise
                     except Exception as exc:
-                        failure = _failure(method, exc)
-                        self._record(call, failure.code.name)
-                        raise failure from exc
-                except _Failed as failed:
+                        mapped = failure(method, exc)
+                        self._record(call, mapped.code.name)
+                        raise mapped from exc
+                except Failure as failed:
                     abort(context, failed)
                 finally:
                     enforce.leave(token)

@@ -24,7 +24,7 @@ from eventsourcing.postgres import PostgresFactory as _EventsourcingPostgresFact
 from shared.batching import GroupWriter, Outcomes
 from shared.config import POSTGRES_PARAMETERS, StoreSettings
 from shared.domain import CarepathAggregate, CommandContext, command_key, handled_key
-from shared.errors import DomainError, NotFound
+from shared.errors import Conflict, NotFound
 from shared.events import Contract
 
 A = TypeVar("A", bound=CarepathAggregate)
@@ -69,10 +69,6 @@ class DateAsISO(Transcoding):
 
     def decode(self, data: str) -> date:
         return date.fromisoformat(data)
-
-
-class Conflict(DomainError):
-    """The aggregate kept changing under the command (→ FAILED_PRECONDITION; safe to retry)."""
 
 
 #: One command's new events.

@@ -20,8 +20,8 @@ from services.admissions.domain import (
 )
 from shared.apprec import AppRecStatus
 from shared.domain import CommandContext
-from shared.errors import NotFound
-from shared.store import CONFLICT_RETRIES, CarepathApplication, Conflict
+from shared.errors import Conflict, NotFound
+from shared.store import CONFLICT_RETRIES, CarepathApplication
 
 WHAT = "stay"
 INDEX = "patient's stays"

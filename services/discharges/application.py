@@ -22,8 +22,9 @@ from services.discharges.domain import (
 from shared.apprec import AppRecStatus
 from shared.config import StoreSettings
 from shared.domain import CommandContext
+from shared.errors import Conflict
 from shared.sql import create_tables, engine
-from shared.store import CONFLICT_RETRIES, CarepathApplication, Conflict, started
+from shared.store import CONFLICT_RETRIES, CarepathApplication, started
 
 WHAT = "discharge"
 

@@ -25,7 +25,7 @@ from eventsourcing.domain import event
 from shared.apprec import AppRecStatus, answered, check_message_receipt, new_message
 from shared.auth import OrgKind
 from shared.domain import CarepathAggregate, CommandContext
-from shared.errors import InvalidArgument, InvalidTransition, NotPermitted
+from shared.errors import InvalidArgument, InvalidTransition, NotPermitted, NotYetKnown
 from shared.rules import OSLO
 
 __all__ = [
@@ -108,11 +108,9 @@ def opening_context(ctx: CommandContext) -> CommandContext:
 def require_open_stay(stay: KnownStay | None, stay_id: UUID, action: str) -> KnownStay:
     """Readiness and discharge only for a stay admitted and still open."""
     if stay is None:
-        raise InvalidTransition(
-            f"the stay {stay_id}",
-            "not admitted (unknown to discharges; if it was admitted just now, retry)",
-            action,
-        )
+        # Discharges learns of stays from admissions' events: a stay admitted moments ago may
+        # not have arrived yet, so this is transient (UNAVAILABLE, retried), not impossible.
+        raise NotYetKnown(f"cannot {action}: the stay {stay_id} is not known to discharges yet")
     if stay.state != "OPEN":
         raise InvalidTransition(f"the stay {stay_id}", stay.state, action)
     return stay

@@ -12,9 +12,12 @@ coupling. The discharges service keeps accepting readiness and discharges while 
 down or slow, and no command waits on another service's latency (no synchronous chain between
 the services; only the broker joins them). The price is eventual consistency: the view lags
 the admissions store by the relay's and this consumer's delay (normally well under a second).
-A readiness or discharge command for a stay admitted moments ago may be refused with
-FAILED_PRECONDITION ("the stay is not admitted (unknown to discharges; ... retry)"), which is
-honest: the caller retries. A stay closed moments ago may likewise still be accepted as open
+A readiness or discharge command for a stay admitted moments ago may be refused: the access
+policy finds no such stay in this view yet and answers PERMISSION_DENIED, the same answer as
+for a stay that does not exist or is not the caller's (a refusal never tells which), so that
+caller retries by hand for a while (infra/demo.py `once_related`). Past the policy, a stay
+the view does not know is UNAVAILABLE ("not known to discharges yet", NotYetKnown), which the
+clients' retry policy retries. A stay closed moments ago may likewise still be accepted as open
 until StayClosed arrives; the admissions service then refuses the close it is asked for and
 the discharge reaction there treats an already closed stay as done.
 

@@ -20,8 +20,8 @@ from services.medications.domain import (
     medication_list_id,
 )
 from shared.domain import CommandContext
-from shared.errors import NotFound
-from shared.store import CONFLICT_RETRIES, CarepathApplication, Conflict
+from shared.errors import Conflict, NotFound
+from shared.store import CONFLICT_RETRIES, CarepathApplication
 
 WHAT = "medication list"
 

@@ -95,7 +95,7 @@ def test_while_the_revocation_list_cannot_be_read_calls_are_unavailable_not_let_
     try:
         wait_for(
             lambda: calls(system, token) == {"registry": unavailable, "pathway": unavailable},
-            timeout=10,
+            timeout=30,  # each UNAVAILABLE call is retried by the channel's policy first
             what="calls answered UNAVAILABLE without the revocation list",
         )
     finally:

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_status import rpc_status
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -492,5 +493,5 @@ def test_a_bound_tells_an_unrelated_caller_nothing_about_who_exists(stubs: Stubs
         )
         error_ = refused(stubs.medications.PrescribeMedication, request, OTHER_GP)
         assert error_.code() == grpc.StatusCode.INVALID_ARGUMENT
-        details.append(error_.details())
-    assert details[0] == details[1]
+        details.append((error_.details(), rpc_status.from_call(error_)))
+    assert details[0] == details[1]  # the message and the BadRequest/ErrorInfo details

@@ -15,6 +15,7 @@ from carepath.v1 import common_pb2, medications_pb2, medications_pb2_grpc
 from services.medications import api
 from services.medications.application import MedicationsApplication
 from services.pathway import migrate, readmodel
+from shared import grpc_client
 from shared.access.enforce import AccessControl
 from shared.grpc_server import Server, start_server
 from shared.ids import FNR_SYSTEM
@@ -42,7 +43,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
 
 
 def read(server: Server) -> None:
-    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+    with grpc_client.channel(f"127.0.0.1:{server.port}") as channel:  # retries UNAVAILABLE
         medications_pb2_grpc.MedicationServiceStub(channel).GetMedicationList(
             medications_pb2.GetMedicationListRequest(patient=PATIENT), metadata=auth(GP)
         )

@@ -13,7 +13,7 @@ from services.discharges.domain import Destination, DischargeState, MessageType
 from shared.apprec import AppRecStatus
 from shared.auth import Actor
 from shared.domain import CommandContext
-from shared.errors import InvalidArgument, InvalidTransition, NotPermitted
+from shared.errors import InvalidArgument, InvalidTransition, NotPermitted, NotYetKnown
 from shared.ids import FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_MUNICIPALITY
 from tests.support import make_fnr
@@ -96,9 +96,14 @@ def test_a_discharge_without_readiness_is_allowed(app: DischargesApplication) ->
     assert report["to_her_id"] == MUNICIPALITY.her_id
 
 
-def test_readiness_for_a_stay_never_admitted_is_refused(app: DischargesApplication) -> None:
-    with pytest.raises(InvalidTransition, match=r"not admitted \(unknown to discharges"):
+def test_readiness_for_a_stay_not_known_yet_is_refused_as_transient(
+    app: DischargesApplication,
+) -> None:
+    """Discharges cannot tell a stay never admitted from one whose admission has not reached
+    its view yet: NotYetKnown (UNAVAILABLE, retried), not an impossible transition."""
+    with pytest.raises(NotYetKnown, match="not known to discharges yet"):
         app.declare_ready(ctx(HOSPITAL, "ready"), uuid.uuid4())
+    assert not issubclass(NotYetKnown, InvalidTransition)
 
 
 def test_readiness_for_a_closed_stay_is_refused_naming_the_state(

@@ -45,6 +45,16 @@ class AdmissionServiceStub:
     PERMISSION_DENIED when the caller may not act on or read the stay — the same for a stay that
     does not exist; NOT_FOUND for an unknown message of a stay the caller may act on;
     UNAUTHENTICATED without a token.
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from every command when a concurrent change of the same patient's stays won.
+    ErrorInfo reasons and the retry policy: common.proto.
+      AdmitPatient: INVALID_ARGUMENT, PERMISSION_DENIED (not a hospital), ABORTED, UNAVAILABLE.
+      SendAdmissionNotice, RecordAdmissionReport, SendHealthInformation, TransferPatient,
+      CloseStay: INVALID_ARGUMENT, FAILED_PRECONDITION (stay CLOSED), PERMISSION_DENIED,
+      ABORTED, UNAVAILABLE.
+      RecordMessageReceipt: INVALID_ARGUMENT, FAILED_PRECONDITION (already answered), NOT_FOUND
+      (message), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      GetStay, ListStays: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
     @_typing.overload
@@ -103,6 +113,16 @@ class AdmissionServiceAsyncStub(AdmissionServiceStub):
     PERMISSION_DENIED when the caller may not act on or read the stay — the same for a stay that
     does not exist; NOT_FOUND for an unknown message of a stay the caller may act on;
     UNAUTHENTICATED without a token.
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from every command when a concurrent change of the same patient's stays won.
+    ErrorInfo reasons and the retry policy: common.proto.
+      AdmitPatient: INVALID_ARGUMENT, PERMISSION_DENIED (not a hospital), ABORTED, UNAVAILABLE.
+      SendAdmissionNotice, RecordAdmissionReport, SendHealthInformation, TransferPatient,
+      CloseStay: INVALID_ARGUMENT, FAILED_PRECONDITION (stay CLOSED), PERMISSION_DENIED,
+      ABORTED, UNAVAILABLE.
+      RecordMessageReceipt: INVALID_ARGUMENT, FAILED_PRECONDITION (already answered), NOT_FOUND
+      (message), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      GetStay, ListStays: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -157,6 +177,16 @@ class AdmissionServiceServicer(metaclass=_abc_1.ABCMeta):
     PERMISSION_DENIED when the caller may not act on or read the stay — the same for a stay that
     does not exist; NOT_FOUND for an unknown message of a stay the caller may act on;
     UNAUTHENTICATED without a token.
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from every command when a concurrent change of the same patient's stays won.
+    ErrorInfo reasons and the retry policy: common.proto.
+      AdmitPatient: INVALID_ARGUMENT, PERMISSION_DENIED (not a hospital), ABORTED, UNAVAILABLE.
+      SendAdmissionNotice, RecordAdmissionReport, SendHealthInformation, TransferPatient,
+      CloseStay: INVALID_ARGUMENT, FAILED_PRECONDITION (stay CLOSED), PERMISSION_DENIED,
+      ABORTED, UNAVAILABLE.
+      RecordMessageReceipt: INVALID_ARGUMENT, FAILED_PRECONDITION (already answered), NOT_FOUND
+      (message), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      GetStay, ListStays: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
     @_abc_1.abstractmethod

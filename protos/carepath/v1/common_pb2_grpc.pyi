@@ -9,6 +9,31 @@ a string field holds at most 128 characters and a repeated field at most 100 ent
 its comment gives another bound; every google.protobuf.Timestamp lies between 1900-01-01 and
 9999-12-31 (UTC) with nanos 0–999 999 999. A request beyond a bound is refused with
 INVALID_ARGUMENT naming the field and the bound, and changes nothing.
+
+Errors, in every service (docs/errors.md; shared/grpc_server.py `failure` maps them). The
+status message is human readable and names the field or the state; the status details
+(grpc-status-details-bin, read with grpcio-status `rpc_status.from_call`) carry a
+google.rpc.ErrorInfo with domain "carepath.no", a reason and metadata without personal data,
+and for INVALID_ARGUMENT also a google.rpc.BadRequest with one field violation (field and
+description). Final codes (the same request fails again; fix it, do not retry):
+  INVALID_ARGUMENT     INVALID_ARGUMENT: a field is missing, malformed or beyond its bound
+                       (ErrorInfo metadata "field");
+  FAILED_PRECONDITION  INVALID_TRANSITION: the command is impossible in the current state
+                       (metadata "state"), never for a transient condition;
+  NOT_FOUND            NOT_FOUND: to a caller with access, something named is not there;
+  PERMISSION_DENIED    NO_ACCESS: the same message and details whether or not the patient
+                       or resource exists;
+  UNAUTHENTICATED      UNAUTHENTICATED: no valid bearer token;
+  INTERNAL             INTERNAL: a fault of carepath's (logged; the message says no more).
+Retryable codes (transient; retry the same request, a command with the same command_id,
+which is applied once; the service config of shared/grpc_client.py does so with backoff):
+  UNAVAILABLE  STORE_UNAVAILABLE (a database cannot be reached, is locked or has no free
+               connection), AUDIT_UNAVAILABLE (the call cannot be put on record),
+               AUTH_UNAVAILABLE (tokens cannot be checked), NOT_YET_KNOWN (a fact another
+               service records has not reached this one yet); also a server down/restarting;
+  ABORTED      CONFLICT: a concurrent change of the same data won every in-process attempt
+               (commands only); the retry re-runs the rules on the new state.
+ALREADY_EXISTS is not returned by any RPC: a repeated command answers its first result.
 """
 
 from collections import abc as _abc

@@ -37,8 +37,8 @@ class DischargeServiceStub:
     The discharges service knows the stays from the admissions service's events (its own view,
     eventually consistent): a stay admitted a moment ago may still be unknown to it, and is then
     refused like any stay the caller has no relationship with (PERMISSION_DENIED; retry); it never
-    accepts readiness or discharge for a stay that was never admitted or is already closed
-    (FAILED_PRECONDITION).
+    accepts readiness or discharge for a stay that was never admitted (PERMISSION_DENIED) or is
+    already closed (FAILED_PRECONDITION).
 
     Who may act (docs/access.md): the hospital responsible for the stay declares readiness,
     withdraws it, discharges and sends the epikrise; the municipality the patient lives or stays
@@ -50,6 +50,18 @@ class DischargeServiceStub:
     the message already answered); PERMISSION_DENIED when the caller may not act on or read the
     discharge — the same for a stay that does not exist; NOT_FOUND (to a caller with access) for
     a stay without a discharge or an unknown message; UNAUTHENTICATED without a token.
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from every command when a concurrent change of the same discharge won.
+    ErrorInfo reasons and the retry policy: common.proto.
+    A stay this service's view does not know is refused by the access policy (PERMISSION_DENIED,
+    above); should a command get past it, it is UNAVAILABLE with reason NOT_YET_KNOWN (retry),
+    never FAILED_PRECONDITION.
+      DeclareReadyForDischarge, AnswerReadiness, WithdrawReadiness, DischargePatient,
+      SendEpicrisis: INVALID_ARGUMENT, FAILED_PRECONDITION (stay CLOSED, wrong READY/DISCHARGED
+      state), PERMISSION_DENIED, ABORTED, UNAVAILABLE (also NOT_YET_KNOWN).
+      RecordMessageReceipt: INVALID_ARGUMENT, FAILED_PRECONDITION (already answered), NOT_FOUND,
+      PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      GetDischarge: INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, UNAVAILABLE.
     """
 
     @_typing.overload
@@ -97,8 +109,8 @@ class DischargeServiceAsyncStub(DischargeServiceStub):
     The discharges service knows the stays from the admissions service's events (its own view,
     eventually consistent): a stay admitted a moment ago may still be unknown to it, and is then
     refused like any stay the caller has no relationship with (PERMISSION_DENIED; retry); it never
-    accepts readiness or discharge for a stay that was never admitted or is already closed
-    (FAILED_PRECONDITION).
+    accepts readiness or discharge for a stay that was never admitted (PERMISSION_DENIED) or is
+    already closed (FAILED_PRECONDITION).
 
     Who may act (docs/access.md): the hospital responsible for the stay declares readiness,
     withdraws it, discharges and sends the epikrise; the municipality the patient lives or stays
@@ -110,6 +122,18 @@ class DischargeServiceAsyncStub(DischargeServiceStub):
     the message already answered); PERMISSION_DENIED when the caller may not act on or read the
     discharge — the same for a stay that does not exist; NOT_FOUND (to a caller with access) for
     a stay without a discharge or an unknown message; UNAUTHENTICATED without a token.
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from every command when a concurrent change of the same discharge won.
+    ErrorInfo reasons and the retry policy: common.proto.
+    A stay this service's view does not know is refused by the access policy (PERMISSION_DENIED,
+    above); should a command get past it, it is UNAVAILABLE with reason NOT_YET_KNOWN (retry),
+    never FAILED_PRECONDITION.
+      DeclareReadyForDischarge, AnswerReadiness, WithdrawReadiness, DischargePatient,
+      SendEpicrisis: INVALID_ARGUMENT, FAILED_PRECONDITION (stay CLOSED, wrong READY/DISCHARGED
+      state), PERMISSION_DENIED, ABORTED, UNAVAILABLE (also NOT_YET_KNOWN).
+      RecordMessageReceipt: INVALID_ARGUMENT, FAILED_PRECONDITION (already answered), NOT_FOUND,
+      PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      GetDischarge: INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, UNAVAILABLE.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -153,8 +177,8 @@ class DischargeServiceServicer(metaclass=_abc_1.ABCMeta):
     The discharges service knows the stays from the admissions service's events (its own view,
     eventually consistent): a stay admitted a moment ago may still be unknown to it, and is then
     refused like any stay the caller has no relationship with (PERMISSION_DENIED; retry); it never
-    accepts readiness or discharge for a stay that was never admitted or is already closed
-    (FAILED_PRECONDITION).
+    accepts readiness or discharge for a stay that was never admitted (PERMISSION_DENIED) or is
+    already closed (FAILED_PRECONDITION).
 
     Who may act (docs/access.md): the hospital responsible for the stay declares readiness,
     withdraws it, discharges and sends the epikrise; the municipality the patient lives or stays
@@ -166,6 +190,18 @@ class DischargeServiceServicer(metaclass=_abc_1.ABCMeta):
     the message already answered); PERMISSION_DENIED when the caller may not act on or read the
     discharge — the same for a stay that does not exist; NOT_FOUND (to a caller with access) for
     a stay without a discharge or an unknown message; UNAUTHENTICATED without a token.
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from every command when a concurrent change of the same discharge won.
+    ErrorInfo reasons and the retry policy: common.proto.
+    A stay this service's view does not know is refused by the access policy (PERMISSION_DENIED,
+    above); should a command get past it, it is UNAVAILABLE with reason NOT_YET_KNOWN (retry),
+    never FAILED_PRECONDITION.
+      DeclareReadyForDischarge, AnswerReadiness, WithdrawReadiness, DischargePatient,
+      SendEpicrisis: INVALID_ARGUMENT, FAILED_PRECONDITION (stay CLOSED, wrong READY/DISCHARGED
+      state), PERMISSION_DENIED, ABORTED, UNAVAILABLE (also NOT_YET_KNOWN).
+      RecordMessageReceipt: INVALID_ARGUMENT, FAILED_PRECONDITION (already answered), NOT_FOUND,
+      PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      GetDischarge: INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, UNAVAILABLE.
     """
 
     @_abc_1.abstractmethod

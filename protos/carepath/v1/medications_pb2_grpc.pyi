@@ -50,6 +50,15 @@ class MedicationServiceStub:
     DISCONTINUED one); NOT_FOUND (to a caller with access) for a patient without a list or an
     unknown entry; PERMISSION_DENIED for a caller without access, whether or not the list exists;
     UNAUTHENTICATED without a token.
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from every command when a concurrent change of the same list won.
+    ErrorInfo reasons and the retry policy: common.proto.
+      PrescribeMedication, ReconcileMedicationList: INVALID_ARGUMENT, FAILED_PRECONDITION,
+      PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      ChangeDose, PauseMedication, ResumeMedication, DiscontinueMedication: INVALID_ARGUMENT,
+      FAILED_PRECONDITION (entry state), NOT_FOUND (list or entry), PERMISSION_DENIED, ABORTED,
+      UNAVAILABLE.
+      GetMedicationList: INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, UNAVAILABLE.
     """
 
     @_typing.overload
@@ -100,6 +109,15 @@ class MedicationServiceAsyncStub(MedicationServiceStub):
     DISCONTINUED one); NOT_FOUND (to a caller with access) for a patient without a list or an
     unknown entry; PERMISSION_DENIED for a caller without access, whether or not the list exists;
     UNAUTHENTICATED without a token.
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from every command when a concurrent change of the same list won.
+    ErrorInfo reasons and the retry policy: common.proto.
+      PrescribeMedication, ReconcileMedicationList: INVALID_ARGUMENT, FAILED_PRECONDITION,
+      PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      ChangeDose, PauseMedication, ResumeMedication, DiscontinueMedication: INVALID_ARGUMENT,
+      FAILED_PRECONDITION (entry state), NOT_FOUND (list or entry), PERMISSION_DENIED, ABORTED,
+      UNAVAILABLE.
+      GetMedicationList: INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, UNAVAILABLE.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -146,6 +164,15 @@ class MedicationServiceServicer(metaclass=_abc_1.ABCMeta):
     DISCONTINUED one); NOT_FOUND (to a caller with access) for a patient without a list or an
     unknown entry; PERMISSION_DENIED for a caller without access, whether or not the list exists;
     UNAUTHENTICATED without a token.
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from every command when a concurrent change of the same list won.
+    ErrorInfo reasons and the retry policy: common.proto.
+      PrescribeMedication, ReconcileMedicationList: INVALID_ARGUMENT, FAILED_PRECONDITION,
+      PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      ChangeDose, PauseMedication, ResumeMedication, DiscontinueMedication: INVALID_ARGUMENT,
+      FAILED_PRECONDITION (entry state), NOT_FOUND (list or entry), PERMISSION_DENIED, ABORTED,
+      UNAVAILABLE.
+      GetMedicationList: INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, UNAVAILABLE.
     """
 
     @_abc_1.abstractmethod

@@ -33,6 +33,12 @@ class PathwayServiceStub:
     care relationship with the patient, see docs/access.md) and is recorded in the audit log
     (who, organisation, basis, purpose, outcome, when) so the citizen can see who looked.
     A caller without access gets PERMISSION_DENIED whether or not carepath knows the patient.
+    Reads only: never ABORTED or FAILED_PRECONDITION. UNAVAILABLE (retry) when the read model,
+    the audit log or the token issuer cannot be reached. Reasons: common.proto.
+      GetPathway: INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, UNAVAILABLE.
+      ListPathways: INVALID_ARGUMENT (also a foreign page token), PERMISSION_DENIED, UNAVAILABLE.
+      WatchPathway: INVALID_ARGUMENT, PERMISSION_DENIED (also ending an open stream when access
+      ends), UNAVAILABLE.
     """
 
     @_typing.overload
@@ -65,6 +71,12 @@ class PathwayServiceAsyncStub(PathwayServiceStub):
     care relationship with the patient, see docs/access.md) and is recorded in the audit log
     (who, organisation, basis, purpose, outcome, when) so the citizen can see who looked.
     A caller without access gets PERMISSION_DENIED whether or not carepath knows the patient.
+    Reads only: never ABORTED or FAILED_PRECONDITION. UNAVAILABLE (retry) when the read model,
+    the audit log or the token issuer cannot be reached. Reasons: common.proto.
+      GetPathway: INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, UNAVAILABLE.
+      ListPathways: INVALID_ARGUMENT (also a foreign page token), PERMISSION_DENIED, UNAVAILABLE.
+      WatchPathway: INVALID_ARGUMENT, PERMISSION_DENIED (also ending an open stream when access
+      ends), UNAVAILABLE.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -93,6 +105,12 @@ class PathwayServiceServicer(metaclass=_abc_1.ABCMeta):
     care relationship with the patient, see docs/access.md) and is recorded in the audit log
     (who, organisation, basis, purpose, outcome, when) so the citizen can see who looked.
     A caller without access gets PERMISSION_DENIED whether or not carepath knows the patient.
+    Reads only: never ABORTED or FAILED_PRECONDITION. UNAVAILABLE (retry) when the read model,
+    the audit log or the token issuer cannot be reached. Reasons: common.proto.
+      GetPathway: INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, UNAVAILABLE.
+      ListPathways: INVALID_ARGUMENT (also a foreign page token), PERMISSION_DENIED, UNAVAILABLE.
+      WatchPathway: INVALID_ARGUMENT, PERMISSION_DENIED (also ending an open stream when access
+      ends), UNAVAILABLE.
     """
 
     @_abc_1.abstractmethod

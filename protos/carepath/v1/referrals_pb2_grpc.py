@@ -37,6 +37,14 @@ class ReferralServiceStub:
     state when a transition is impossible; PERMISSION_DENIED when the caller may not act on or
     read the referral — the same for a referral that does not exist; UNAUTHENTICATED without a
     token.
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from every command when a concurrent change of the same referral won.
+    ErrorInfo reasons and the retry policy: common.proto.
+    SendReferral: INVALID_ARGUMENT, PERMISSION_DENIED (not a GP office), ABORTED, UNAVAILABLE.
+    RecordReferralReceipt, AcceptReferral, RejectReferral, ForwardReferral, CompleteReferral,
+    RecordCancerPathwayMilestone, CancelReferral: INVALID_ARGUMENT, FAILED_PRECONDITION
+    (referral state, milestone order), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+    GetReferral: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
     def __init__(self, channel):
@@ -104,6 +112,14 @@ class ReferralServiceServicer:
     state when a transition is impossible; PERMISSION_DENIED when the caller may not act on or
     read the referral — the same for a referral that does not exist; UNAUTHENTICATED without a
     token.
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from every command when a concurrent change of the same referral won.
+    ErrorInfo reasons and the retry policy: common.proto.
+    SendReferral: INVALID_ARGUMENT, PERMISSION_DENIED (not a GP office), ABORTED, UNAVAILABLE.
+    RecordReferralReceipt, AcceptReferral, RejectReferral, ForwardReferral, CompleteReferral,
+    RecordCancerPathwayMilestone, CancelReferral: INVALID_ARGUMENT, FAILED_PRECONDITION
+    (referral state, milestone order), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+    GetReferral: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
     def SendReferral(self, request, context):
@@ -244,6 +260,14 @@ class ReferralService:
     state when a transition is impossible; PERMISSION_DENIED when the caller may not act on or
     read the referral — the same for a referral that does not exist; UNAUTHENTICATED without a
     token.
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from every command when a concurrent change of the same referral won.
+    ErrorInfo reasons and the retry policy: common.proto.
+    SendReferral: INVALID_ARGUMENT, PERMISSION_DENIED (not a GP office), ABORTED, UNAVAILABLE.
+    RecordReferralReceipt, AcceptReferral, RejectReferral, ForwardReferral, CompleteReferral,
+    RecordCancerPathwayMilestone, CancelReferral: INVALID_ARGUMENT, FAILED_PRECONDITION
+    (referral state, milestone order), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+    GetReferral: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
     @staticmethod

@@ -40,6 +40,14 @@ class ReferralServiceStub:
     state when a transition is impossible; PERMISSION_DENIED when the caller may not act on or
     read the referral — the same for a referral that does not exist; UNAUTHENTICATED without a
     token.
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from every command when a concurrent change of the same referral won.
+    ErrorInfo reasons and the retry policy: common.proto.
+      SendReferral: INVALID_ARGUMENT, PERMISSION_DENIED (not a GP office), ABORTED, UNAVAILABLE.
+      RecordReferralReceipt, AcceptReferral, RejectReferral, ForwardReferral, CompleteReferral,
+      RecordCancerPathwayMilestone, CancelReferral: INVALID_ARGUMENT, FAILED_PRECONDITION
+      (referral state, milestone order), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      GetReferral: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
     @_typing.overload
@@ -88,6 +96,14 @@ class ReferralServiceAsyncStub(ReferralServiceStub):
     state when a transition is impossible; PERMISSION_DENIED when the caller may not act on or
     read the referral — the same for a referral that does not exist; UNAUTHENTICATED without a
     token.
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from every command when a concurrent change of the same referral won.
+    ErrorInfo reasons and the retry policy: common.proto.
+      SendReferral: INVALID_ARGUMENT, PERMISSION_DENIED (not a GP office), ABORTED, UNAVAILABLE.
+      RecordReferralReceipt, AcceptReferral, RejectReferral, ForwardReferral, CompleteReferral,
+      RecordCancerPathwayMilestone, CancelReferral: INVALID_ARGUMENT, FAILED_PRECONDITION
+      (referral state, milestone order), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      GetReferral: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -132,6 +148,14 @@ class ReferralServiceServicer(metaclass=_abc_1.ABCMeta):
     state when a transition is impossible; PERMISSION_DENIED when the caller may not act on or
     read the referral — the same for a referral that does not exist; UNAUTHENTICATED without a
     token.
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from every command when a concurrent change of the same referral won.
+    ErrorInfo reasons and the retry policy: common.proto.
+      SendReferral: INVALID_ARGUMENT, PERMISSION_DENIED (not a GP office), ABORTED, UNAVAILABLE.
+      RecordReferralReceipt, AcceptReferral, RejectReferral, ForwardReferral, CompleteReferral,
+      RecordCancerPathwayMilestone, CancelReferral: INVALID_ARGUMENT, FAILED_PRECONDITION
+      (referral state, milestone order), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      GetReferral: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
     @_abc_1.abstractmethod

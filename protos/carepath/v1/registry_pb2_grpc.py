@@ -32,6 +32,12 @@ class RegistryServiceStub:
 
     Errors: INVALID_ARGUMENT names the field and the rule; PERMISSION_DENIED for callers that
     are not the register adapter (writes) or not entitled to read (see docs/access.md).
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from the record/assign/register commands when a concurrent change
+    of the same patient or organisation won. ErrorInfo reasons and the retry policy: common.proto.
+    RecordResidence, RecordTemporaryResidence, AssignFastlege, RegisterOrganisation:
+    INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+    GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
     def __init__(self, channel):
@@ -79,6 +85,12 @@ class RegistryServiceServicer:
 
     Errors: INVALID_ARGUMENT names the field and the rule; PERMISSION_DENIED for callers that
     are not the register adapter (writes) or not entitled to read (see docs/access.md).
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from the record/assign/register commands when a concurrent change
+    of the same patient or organisation won. ErrorInfo reasons and the retry policy: common.proto.
+    RecordResidence, RecordTemporaryResidence, AssignFastlege, RegisterOrganisation:
+    INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+    GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
     def RecordResidence(self, request, context):
@@ -178,6 +190,12 @@ class RegistryService:
 
     Errors: INVALID_ARGUMENT names the field and the rule; PERMISSION_DENIED for callers that
     are not the register adapter (writes) or not entitled to read (see docs/access.md).
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from the record/assign/register commands when a concurrent change
+    of the same patient or organisation won. ErrorInfo reasons and the retry policy: common.proto.
+    RecordResidence, RecordTemporaryResidence, AssignFastlege, RegisterOrganisation:
+    INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+    GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
     @staticmethod
@@ -349,6 +367,16 @@ class AccessServiceStub:
     Errors: INVALID_ARGUMENT names the field and the rule; PERMISSION_DENIED for every caller the
     policy does not entitle (the same answer whether or not the patient is known);
     FAILED_PRECONDITION for a block that is already lifted; NOT_FOUND for an unknown block.
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from BlockAccess and LiftBlock when a concurrent change of the
+    patient's blocks won. Reasons: common.proto.
+    BlockAccess: INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+    RequestEmergencyAccess: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE (the grant is
+    its own audit row: AUDIT_UNAVAILABLE when it cannot be written).
+    LiftBlock: INVALID_ARGUMENT, FAILED_PRECONDITION (already lifted), NOT_FOUND,
+    PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+    GetBlocks, ListEmergencyAccesses, ListAccesses: INVALID_ARGUMENT, PERMISSION_DENIED,
+    UNAVAILABLE.
     """
 
     def __init__(self, channel):
@@ -395,6 +423,16 @@ class AccessServiceServicer:
     Errors: INVALID_ARGUMENT names the field and the rule; PERMISSION_DENIED for every caller the
     policy does not entitle (the same answer whether or not the patient is known);
     FAILED_PRECONDITION for a block that is already lifted; NOT_FOUND for an unknown block.
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from BlockAccess and LiftBlock when a concurrent change of the
+    patient's blocks won. Reasons: common.proto.
+    BlockAccess: INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+    RequestEmergencyAccess: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE (the grant is
+    its own audit row: AUDIT_UNAVAILABLE when it cannot be written).
+    LiftBlock: INVALID_ARGUMENT, FAILED_PRECONDITION (already lifted), NOT_FOUND,
+    PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+    GetBlocks, ListEmergencyAccesses, ListAccesses: INVALID_ARGUMENT, PERMISSION_DENIED,
+    UNAVAILABLE.
     """
 
     def BlockAccess(self, request, context):
@@ -495,6 +533,16 @@ class AccessService:
     Errors: INVALID_ARGUMENT names the field and the rule; PERMISSION_DENIED for every caller the
     policy does not entitle (the same answer whether or not the patient is known);
     FAILED_PRECONDITION for a block that is already lifted; NOT_FOUND for an unknown block.
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from BlockAccess and LiftBlock when a concurrent change of the
+    patient's blocks won. Reasons: common.proto.
+    BlockAccess: INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+    RequestEmergencyAccess: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE (the grant is
+    its own audit row: AUDIT_UNAVAILABLE when it cannot be written).
+    LiftBlock: INVALID_ARGUMENT, FAILED_PRECONDITION (already lifted), NOT_FOUND,
+    PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+    GetBlocks, ListEmergencyAccesses, ListAccesses: INVALID_ARGUMENT, PERMISSION_DENIED,
+    UNAVAILABLE.
     """
 
     @staticmethod

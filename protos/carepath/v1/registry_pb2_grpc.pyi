@@ -45,6 +45,12 @@ class RegistryServiceStub:
 
     Errors: INVALID_ARGUMENT names the field and the rule; PERMISSION_DENIED for callers that
     are not the register adapter (writes) or not entitled to read (see docs/access.md).
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from the record/assign/register commands when a concurrent change
+    of the same patient or organisation won. ErrorInfo reasons and the retry policy: common.proto.
+      RecordResidence, RecordTemporaryResidence, AssignFastlege, RegisterOrganisation:
+      INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
     @_typing.overload
@@ -85,6 +91,12 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
 
     Errors: INVALID_ARGUMENT names the field and the rule; PERMISSION_DENIED for callers that
     are not the register adapter (writes) or not entitled to read (see docs/access.md).
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from the record/assign/register commands when a concurrent change
+    of the same patient or organisation won. ErrorInfo reasons and the retry policy: common.proto.
+      RecordResidence, RecordTemporaryResidence, AssignFastlege, RegisterOrganisation:
+      INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -121,6 +133,12 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Errors: INVALID_ARGUMENT names the field and the rule; PERMISSION_DENIED for callers that
     are not the register adapter (writes) or not entitled to read (see docs/access.md).
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from the record/assign/register commands when a concurrent change
+    of the same patient or organisation won. ErrorInfo reasons and the retry policy: common.proto.
+      RecordResidence, RecordTemporaryResidence, AssignFastlege, RegisterOrganisation:
+      INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
     @_abc_1.abstractmethod
@@ -192,6 +210,16 @@ class AccessServiceStub:
     Errors: INVALID_ARGUMENT names the field and the rule; PERMISSION_DENIED for every caller the
     policy does not entitle (the same answer whether or not the patient is known);
     FAILED_PRECONDITION for a block that is already lifted; NOT_FOUND for an unknown block.
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from BlockAccess and LiftBlock when a concurrent change of the
+    patient's blocks won. Reasons: common.proto.
+      BlockAccess: INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      RequestEmergencyAccess: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE (the grant is
+      its own audit row: AUDIT_UNAVAILABLE when it cannot be written).
+      LiftBlock: INVALID_ARGUMENT, FAILED_PRECONDITION (already lifted), NOT_FOUND,
+      PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      GetBlocks, ListEmergencyAccesses, ListAccesses: INVALID_ARGUMENT, PERMISSION_DENIED,
+      UNAVAILABLE.
     """
 
     @_typing.overload
@@ -231,6 +259,16 @@ class AccessServiceAsyncStub(AccessServiceStub):
     Errors: INVALID_ARGUMENT names the field and the rule; PERMISSION_DENIED for every caller the
     policy does not entitle (the same answer whether or not the patient is known);
     FAILED_PRECONDITION for a block that is already lifted; NOT_FOUND for an unknown block.
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from BlockAccess and LiftBlock when a concurrent change of the
+    patient's blocks won. Reasons: common.proto.
+      BlockAccess: INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      RequestEmergencyAccess: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE (the grant is
+      its own audit row: AUDIT_UNAVAILABLE when it cannot be written).
+      LiftBlock: INVALID_ARGUMENT, FAILED_PRECONDITION (already lifted), NOT_FOUND,
+      PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      GetBlocks, ListEmergencyAccesses, ListAccesses: INVALID_ARGUMENT, PERMISSION_DENIED,
+      UNAVAILABLE.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -266,6 +304,16 @@ class AccessServiceServicer(metaclass=_abc_1.ABCMeta):
     Errors: INVALID_ARGUMENT names the field and the rule; PERMISSION_DENIED for every caller the
     policy does not entitle (the same answer whether or not the patient is known);
     FAILED_PRECONDITION for a block that is already lifted; NOT_FOUND for an unknown block.
+    UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
+    reached; ABORTED (retry) from BlockAccess and LiftBlock when a concurrent change of the
+    patient's blocks won. Reasons: common.proto.
+      BlockAccess: INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      RequestEmergencyAccess: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE (the grant is
+      its own audit row: AUDIT_UNAVAILABLE when it cannot be written).
+      LiftBlock: INVALID_ARGUMENT, FAILED_PRECONDITION (already lifted), NOT_FOUND,
+      PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      GetBlocks, ListEmergencyAccesses, ListAccesses: INVALID_ARGUMENT, PERMISSION_DENIED,
+      UNAVAILABLE.
     """
 
     @_abc_1.abstractmethod

@@ -40,7 +40,8 @@ run: $(STAMP) ## start everything on the embedded default (SQLite under var/, lo
 	$(PY) -m services.pathway migrate
 	$(PY) -m services.audit migrate
 	$(PY) -m services.registry import infra/demo-registry.json
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH PYTHONUNBUFFERED=1 $(VENV)/bin/honcho -d . -f infra/Procfile start
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH PYTHONUNBUFFERED=1 LOG_FORMAT=$(or $(LOG_FORMAT),text) \
+	  $(VENV)/bin/honcho -d . -f infra/Procfile start
 
 test: $(STAMP) ## unit, integration and end-to-end tests against the real broker and databases
 	@bash infra/ensure-rabbitmq.sh

@@ -43,7 +43,7 @@ import sqlalchemy as sa
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError
 
-from shared import config
+from shared import config, tracing
 from shared.events import ContractError, Envelope
 
 log = logging.getLogger(__name__)
@@ -160,9 +160,11 @@ def declare_dead_letter(channel: BlockingChannel) -> None:
     channel.queue_bind(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE)
 
 
-def properties(envelope: Envelope, user_id: str) -> pika.BasicProperties:
-    """The message properties of an envelope published by broker user `user_id`."""
+def properties(envelope: Envelope, user_id: str, traceparent: str = "") -> pika.BasicProperties:
+    """The message properties of an envelope published by broker user `user_id`; with the
+    W3C trace context of its publishing in the header `traceparent` (shared.tracing)."""
     return pika.BasicProperties(
+        headers={tracing.TRACEPARENT: traceparent} if traceparent else None,
         message_id=envelope.event_id,
         type=envelope.event_type,
         timestamp=int(envelope.recorded.timestamp()),
@@ -241,19 +243,37 @@ class BatchPublisher:
         return self._connection, self._channel._impl
 
     def publish(self, envelopes: Sequence[Envelope]) -> None:
-        self._send(
-            [
-                (
-                    self._exchange,
-                    envelope.event_type,
-                    envelope.to_json(),
-                    properties(envelope, self._user),
-                    self._mandatory,
-                )
-                for envelope in envelopes
-            ],
-            "the batch",
-        )
+        """Publish the batch; each event stored with a trace context is published in a span
+        of that trace (shared.tracing), which the consumers continue from its header."""
+        spans = [
+            tracing.producer_span(e.traceparent, self._exchange, e.event_id, e.event_type)
+            if e.traceparent
+            else None
+            for e in envelopes
+        ]
+        error: str | None = "not sent"
+        try:
+            self._send(
+                [
+                    (
+                        self._exchange,
+                        envelope.event_type,
+                        envelope.to_json(),
+                        properties(envelope, self._user, tracing.traceparent(span) if span else ""),
+                        self._mandatory,
+                    )
+                    for envelope, span in zip(envelopes, spans, strict=True)
+                ],
+                "the batch",
+            )
+            error = None
+        except PublishError as exc:
+            error = f"not confirmed: {exc}"
+            raise
+        finally:
+            for span in spans:
+                if span is not None:
+                    tracing.finish(span, error)
 
     def _send(self, messages: Sequence[_Message], what: str) -> None:
         """Publish `messages` and wait once for the broker's confirms of all of them. Raises
@@ -339,6 +359,8 @@ class Delivery:
     #: The validated `user_id` property: the broker user that published the message.
     user_id: str | None = None
     headers: Mapping[str, Any] | None = None
+    #: The W3C trace context of its publishing (header `traceparent`), if any.
+    traceparent: str | None = None
 
 
 def consume_batches(
@@ -370,12 +392,20 @@ def consume_batches(
                     redelivered=method.redelivered,
                     user_id=props.user_id,
                     headers=props.headers,
+                    traceparent=traceparent_header(props),
                 )
             )
             if len(batch) >= max_batch or time.monotonic() >= deadline:
                 break
         yield batch
         batch = []
+
+
+def traceparent_header(props: pika.BasicProperties) -> str | None:
+    value = (props.headers or {}).get(tracing.TRACEPARENT)
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    return value if isinstance(value, str) else None
 
 
 def ack_batch(channel: BlockingChannel, batch: Sequence[Delivery]) -> None:
@@ -521,10 +551,14 @@ def send_to_retry(
             delivery_mode=2,
             content_type="application/json",
             user_id=own_user,
-            headers=dead_letter_headers(
-                reason, origin.exchange, origin.routing_key, origin.user_id or "",
-                consumer=consumer, attempts=attempts,
-            ),
+            headers={
+                **dead_letter_headers(
+                    reason, origin.exchange, origin.routing_key, origin.user_id or "",
+                    consumer=consumer, attempts=attempts,
+                ),
+                # the retry stays in the trace of its publishing
+                **({tracing.TRACEPARENT: delivery.traceparent} if delivery.traceparent else {}),
+            },
         ),
         mandatory=True,
     )  # fmt: skip

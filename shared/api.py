@@ -10,6 +10,7 @@ from uuid import UUID
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import common_pb2
+from shared import tracing
 from shared.auth import Actor, OrgKind
 from shared.domain import CommandContext
 from shared.errors import InvalidArgument
@@ -42,8 +43,13 @@ def command_context(
     if occurred > now + CLOCK_SKEW:
         raise InvalidArgument(f"{field}.occurred_at", "is in the future")
     correlation = meta.correlation_id.strip() or command_id
+    tracing.handling(command_id, correlation)
     return CommandContext(
-        command_id=command_id, occurred_at=occurred, actor=actor, correlation_id=correlation
+        command_id=command_id,
+        occurred_at=occurred,
+        actor=actor,
+        correlation_id=correlation,
+        traceparent=tracing.traceparent(),  # the RPC's span (shared.tracing.ServerInterceptor)
     )
 
 

@@ -297,6 +297,15 @@ def log_level() -> str:
     return os.environ.get("LOG_LEVEL", "INFO").upper()
 
 
+def log_format() -> str:
+    """`LOG_FORMAT`: `json` (the default: one object per line, for a log collector) or `text`
+    (one readable line; `make run` uses it)."""
+    value = os.environ.get("LOG_FORMAT", "json").strip().lower()
+    if value not in ("json", "text"):
+        raise ConfigError(f"LOG_FORMAT must be json or text, not {value!r}")
+    return value
+
+
 #: eventsourcing.postgres with the URL's libpq parameters (shared.store.PostgresFactory).
 POSTGRES_FACTORY = "shared.store:PostgresFactory"
 #: The environment key that carries them (a URL query string) to that factory.

@@ -17,22 +17,28 @@ from shared.auth import Actor
 
 @dataclass(frozen=True, slots=True)
 class CommandContext:
-    """Who asked, when it happened clinically, and the client's idempotency key."""
+    """Who asked, when it happened clinically, and the client's idempotency key; and the
+    trace the command belongs to (a W3C `traceparent`, shared.tracing), stored with its events
+    so the relay and every consumer continue it."""
 
     command_id: str
     occurred_at: datetime
     actor: Actor
     correlation_id: str
+    traceparent: str = ""
 
     def meta(self, patient: dict[str, str]) -> dict[str, Any]:
         """The JSON-safe metadata stored on every event (mapped to the public envelope)."""
-        return {
+        meta = {
             "command_id": self.command_id,
             "occurred_at": self.occurred_at.astimezone(UTC).isoformat(),
             "actor": self.actor.as_dict(),
             "correlation_id": self.correlation_id,
             "patient": dict(patient),
         }
+        if self.traceparent:
+            meta["traceparent"] = self.traceparent
+        return meta
 
 
 def command_key(her_id: str, command_id: str) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 import grpc
 
-from shared import config
+from shared import config, tracing
 from shared.config import ClientTLS
 
 
@@ -66,11 +66,14 @@ OPTIONS: list[tuple[str, Any]] = [
 
 
 def channel(address: str, tls: ClientTLS | None = None) -> grpc.Channel:
-    """A channel to `address` ("host:port"); `tls` None: as configured in the environment."""
+    """A channel to `address` ("host:port"); `tls` None: as configured in the environment.
+    Every call carries the caller's trace context (`traceparent` metadata)."""
     tls = tls or config.grpc_client_tls()
     if tls is None:
-        return grpc.insecure_channel(address, OPTIONS)
-    return grpc.secure_channel(address, credentials(tls), OPTIONS)
+        plain = grpc.insecure_channel(address, OPTIONS)
+    else:
+        plain = grpc.secure_channel(address, credentials(tls), OPTIONS)
+    return grpc.intercept_channel(plain, tracing.ClientInterceptor())
 
 
 def aio_channel(address: str, tls: ClientTLS | None = None) -> grpc.aio.Channel:

@@ -33,7 +33,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from shared import errors, limits
+from shared import errors, limits, tracing
 from shared.access import enforce
 from shared.access.enforce import AccessControl, Call, Refused
 from shared.access.table import rule_for
@@ -353,7 +353,8 @@ def start_server(
     without, plaintext (`make run` on loopback)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-        interceptors=[CarepathInterceptor(tokens, access)],
+        # The trace's span first, so the policy's and the call's logs carry its ids.
+        interceptors=[tracing.ServerInterceptor(), CarepathInterceptor(tokens, access)],
         options=[("grpc.so_reuseport", 0)],
     )
     register(server)

@@ -128,6 +128,7 @@ def to_envelope(source: str, app: CarepathApplication, event: Any) -> Envelope:
         correlation_id=meta.get("correlation_id") or meta["command_id"],
         causation_id=meta["command_id"],
         data=payload,
+        traceparent=meta.get("traceparent", ""),
     )
 
 

@@ -10,7 +10,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from shared import config
+from opentelemetry import trace
+from pythonjsonlogger.json import JsonFormatter
+
+from shared import config, tracing
 from shared.access.enforce import AccessControl
 from shared.amqp import BatchPublisher
 from shared.auth import TokenVerifier
@@ -19,14 +22,75 @@ from shared.outbox import OutboxRelay, PositionStore
 from shared.store import CarepathApplication
 
 
+class JsonLogFormatter(JsonFormatter):
+    """One JSON object per line: time (UTC, ISO 8601), level, process, logger, message, and
+    where known trace_id / span_id (the current span, shared.tracing), command_id and
+    correlation_id (the command being handled)."""
+
+    def __init__(self, process: str) -> None:
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger"},
+            static_fields={"process": process},
+            timestamp="time",
+        )
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message: dict[str, Any]
+    ) -> None:
+        super().add_fields(log_data, record, message)
+        log_data.update(log_context())
+
+
+class TextLogFormatter(logging.Formatter):
+    """One readable line (`LOG_FORMAT=text`, which `make run` uses): time, process, level,
+    logger, message, and the trace and command ids where known."""
+
+    def __init__(self, process: str) -> None:
+        super().__init__(f"%(asctime)s {process} %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        ids = log_context()
+        if not ids:
+            return line
+        return f"{line} [{' '.join(f'{k}={v}' for k, v in ids.items())}]"
+
+
+def log_context() -> dict[str, str]:
+    """The ids a log line carries besides its message: the current span's trace and span
+    (shared.tracing) and the command being handled. Ids only, never personal data."""
+    ids: dict[str, str] = {}
+    span = trace.get_current_span().get_span_context()
+    if span.is_valid:
+        ids["trace_id"] = format(span.trace_id, "032x")
+        ids["span_id"] = format(span.span_id, "016x")
+    command = tracing.current_command()
+    if command is not None:
+        ids["command_id"], ids["correlation_id"] = command
+    return ids
+
+
 def setup_logging(process: str) -> None:
-    """Plain one-line logs to stderr. Personal identifiers and clinical text are never logged
-    at INFO: log ids of aggregates and events, counts and states only."""
-    logging.basicConfig(
-        level=config.log_level(),
-        stream=sys.stderr,
-        format=f"%(asctime)s {process} %(levelname)s %(name)s: %(message)s",
-    )
+    """Every process's logs and traces (shared.tracing.setup): one JSON object per line on
+    stderr (`LOG_FORMAT=json`, the default), or one readable line (`LOG_FORMAT=text`).
+    Personal identifiers and clinical text are never logged at INFO: log ids of aggregates,
+    events and commands, counts and states only."""
+    try:
+        text = config.log_format() == "text"
+    except config.ConfigError as exc:
+        sys.exit(f"carepath: {exc}")
+    tracing.setup(process)
+    handler = logging.StreamHandler(sys.stderr)
+    if text:
+        handler.setFormatter(TextLogFormatter(process))
+    else:
+        handler.setFormatter(JsonLogFormatter(process))
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(config.log_level())
     logging.getLogger("pika").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
 

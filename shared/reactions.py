@@ -32,6 +32,8 @@ A message whose retry or dead letter the broker does not confirm goes back to it
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -42,8 +44,9 @@ from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY
 from nameko.events import EventHandler
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider
+from opentelemetry.trace import Span
 
-from shared import config, events, limits
+from shared import config, events, limits, tracing
 from shared.access.enforce import Resource
 from shared.access.policy import Facts, decide
 from shared.access.table import rule_for
@@ -142,6 +145,10 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
             str(info.get("routing_key", "")),
             message.properties.get("user_id") or "",
         )
+        # The message's span (shared.tracing), a child of its publishing: ended once it is
+        # acked, parked, sent to be tried again or returned.
+        header = (message.headers or {}).get(tracing.TRACEPARENT)
+        span = tracing.consumer_span(header if isinstance(header, str) else None, self.queue.name)
         try:
             origin = self.origin(message)
             envelope = self.check(body, message, origin)
@@ -151,41 +158,54 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
                 str(exc) if isinstance(exc, ContractError) else f"not checked: {type(exc).__name__}"
             )
             self.park(message, origin, reason, origin.attempts + 1)
+            tracing.finish(span, reason)
             return
+        span.update_name(f"process {envelope.event_type}")
+        span.set_attribute("messaging.message.id", envelope.event_id)
+        # The worker continues the span (`reaction`): its commands are stored in this trace.
+        traced = dataclasses.replace(envelope, traceparent=tracing.traceparent(span))
         try:
             self.container.spawn_worker(
                 self,
-                (envelope,),
+                (traced,),
                 {},
                 context_data=self.unpack_message_headers(message),
                 handle_result=lambda ctx, result=None, exc_info=None: self._handled(
-                    message, origin, result, exc_info
+                    message, origin, result, exc_info, span
                 ),
             )
         except ContainerBeingKilled:
             self.queue_consumer.requeue_message(message)
+            tracing.finish(span, "returned to the queue: the container is stopping")
 
-    def _handled(self, message: Any, origin: Origin, result: Any, exc_info: Any) -> tuple[Any, Any]:
+    def _handled(
+        self, message: Any, origin: Origin, result: Any, exc_info: Any, span: Span
+    ) -> tuple[Any, Any]:
         if exc_info is None:
             self.queue_consumer.ack_message(message)
+            tracing.finish(span)
             return result, exc_info
         exc = exc_info[1]
         log.debug("%s raised", self.method_name, exc_info=exc_info)
         attempts = origin.attempts + 1
         if isinstance(exc, NotApplied):  # the handler's own words: refused, not failed
             self.park(message, origin, str(exc), attempts)
+            tracing.finish(span, str(exc))
             return result, None
         reason = f"not applied by {self.method_name}: {failure(exc)}"
         if attempts >= self.attempts:
-            self.park(message, origin, f"{reason} (gave up after {attempts} attempts)", attempts)
+            reason = f"{reason} (gave up after {attempts} attempts)"
+            self.park(message, origin, reason, attempts)
         else:
             self.retry(message, origin, reason, attempts)
+        tracing.finish(span, reason)
         return result, None  # handled: tried again later, or parked with its reason
 
     def retry(self, message: Any, origin: Origin, reason: str, attempts: int) -> None:
         """Send the message to carepath.retry.<attempts>, which returns it to this queue after
         its delay, and ack it; if the broker does not confirm, it goes back to its queue."""
         exchange = retry_exchange(attempts)
+        trace = (message.headers or {}).get(tracing.TRACEPARENT)  # the retry stays in its trace
         log.warning(
             "%s: attempt %d of %d failed (%s); trying again after %s",
             self.method_name, attempts, self.attempts, reason, exchange,
@@ -197,10 +217,13 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
                 content_type=message.content_type or "application/octet-stream",
                 content_encoding=message.content_encoding or "binary",
                 user_id=self.own_user,
-                headers=dead_letter_headers(
-                    reason, origin.exchange, origin.routing_key, origin.user_id or "",
-                    consumer=self.queue.name, attempts=attempts,
-                ),
+                headers={
+                    **dead_letter_headers(
+                        reason, origin.exchange, origin.routing_key, origin.user_id or "",
+                        consumer=self.queue.name, attempts=attempts,
+                    ),
+                    **({tracing.TRACEPARENT: trace} if isinstance(trace, str) else {}),
+                },
             )  # fmt: skip
         except Exception:
             log.exception("could not send a message to %s; returned it", exchange)
@@ -233,10 +256,25 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
         self.queue_consumer.ack_message(message)
 
 
-#: `@reaction(source, event_type)`: a reaction handler, checked (see the module's docstring).
-reaction: Callable[..., Callable[[Callable[..., None]], Callable[..., None]]] = (
-    ReactionHandler.decorator
-)
+def reaction(
+    source: str, event_type: str, **options: Any
+) -> Callable[[Callable[[Any, Envelope], None]], Callable[[Any, Envelope], None]]:
+    """`@reaction(source, event_type)`: a reaction handler, checked (see the module's
+    docstring), that runs in its message's trace (the logs and the commands it issues carry
+    it)."""
+
+    def decorate(handler: Callable[[Any, Envelope], None]) -> Callable[[Any, Envelope], None]:
+        @functools.wraps(handler)
+        def traced(service: Any, event: Envelope) -> None:
+            with tracing.continued(event.traceparent):
+                handler(service, event)
+
+        entrypoint: Callable[[Any, Envelope], None] = ReactionHandler.decorator(
+            source, event_type, **options
+        )(traced)
+        return entrypoint
+
+    return decorate
 
 
 def policy_refusal(call: str, event: Envelope, resource: Resource | None) -> str | None:
@@ -265,12 +303,16 @@ def policy_refusal(call: str, event: Envelope, resource: Resource | None) -> str
 
 def reaction_context(envelope: Envelope, prefix: str) -> CommandContext:
     """The command a reaction issues: its id derives from the event's id (so a redelivery is a
-    retry that returns the first result), the actor and clinical time are the event's."""
+    retry that returns the first result), the actor and clinical time are the event's, and it
+    belongs to the event's trace (the reaction's span)."""
+    command_id = f"{prefix}:{envelope.event_id}"
+    tracing.handling(command_id, envelope.correlation_id)
     return CommandContext(
-        command_id=f"{prefix}:{envelope.event_id}",
+        command_id=command_id,
         occurred_at=envelope.occurred,
         actor=Actor.from_dict(envelope.actor),
         correlation_id=envelope.correlation_id,
+        traceparent=tracing.traceparent() or envelope.traceparent,
     )
 
 

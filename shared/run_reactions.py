@@ -14,26 +14,24 @@ eventlet.monkey_patch()
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
-import sys  # noqa: E402
 
 from nameko.cli.run import import_service, run  # noqa: E402
 from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY  # noqa: E402
 
 from shared import config  # noqa: E402
+from shared.process import setup_logging  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m shared.run_reactions services.<service>.reactions`: `nameko run` of the module,
-    connected as the service's broker user, with JSON messages and one-line logs."""
+    connected as the service's broker user, with JSON messages, the logs and traces of every process
+    (shared.process.setup_logging)."""
     parser = argparse.ArgumentParser(prog="python -m shared.run_reactions")
     parser.add_argument("module", help="services.<service>.reactions")
     args = parser.parse_args(argv)
     service = args.module.split(".")[1]
-    logging.basicConfig(
-        level=config.log_level(),
-        stream=sys.stderr,
-        format=f"%(asctime)s {service}-reactions %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(f"{service}-reactions")
+    logging.getLogger(__name__).info("running %s", args.module)
     uri = config.amqp_uri(service)
     settings: dict[str, object] = {AMQP_URI_CONFIG_KEY: uri, "serializer": "json"}
     ssl = config.nameko_amqp_ssl(

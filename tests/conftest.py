@@ -13,10 +13,11 @@ from collections.abc import Iterator
 import pika
 import psycopg
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared.auth import Actor, OrgKind
 from shared.broker import Tenant
-from tests.support import admin_uri, open_tenant
+from tests.support import admin_uri, open_tenant, recorded_spans
 
 TEST_VHOST = "carepath-test"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/carepath_test"
@@ -97,6 +98,13 @@ def backend(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> dict[
         return {name: f"sqlite:///{tmp_path}/{name}.sqlite" for name in STORES}
     url = request.getfixturevalue("postgres_url")
     return {name: url for name in STORES}
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """The spans this test process ends during the test (the SDK's in-memory exporter)."""
+    with recorded_spans() as exporter:
+        yield exporter
 
 
 GP = Actor(her_id="8134021", org_kind=OrgKind.GP, hpr="9144900")

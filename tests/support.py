@@ -15,17 +15,24 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar, cast
+from typing import IO, Any, TypeVar, cast
 
 import grpc
 import pika
 import sqlalchemy as sa
 from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry import trace
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.trace.v1 import trace_pb2
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pika.exceptions import ChannelClosedByBroker
 from sqlalchemy.engine import Engine
 from stdnum.no import fodselsnummer
@@ -445,14 +452,104 @@ def event_queues(module: str) -> list[str]:
     return found
 
 
+class _Recorder(SimpleSpanProcessor):
+    """Keeps the spans that end while a test records (`recorded_spans`), none otherwise."""
+
+    def __init__(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.active = False
+        super().__init__(self.exporter)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.active:
+            super().on_end(span)
+
+
+_RECORDER: _Recorder | None = None
+
+
+@contextmanager
+def recorded_spans() -> Iterator[InMemorySpanExporter]:
+    """Every span this test process ends inside the block, kept in memory (the SDK's
+    exporter, on the process's tracer provider as `shared.tracing.setup` installs it)."""
+    global _RECORDER
+    if _RECORDER is None:
+        provider = trace.get_tracer_provider()
+        if not isinstance(provider, TracerProvider):
+            provider = TracerProvider()
+            trace.set_tracer_provider(provider)
+        _RECORDER = _Recorder()
+        provider.add_span_processor(_RECORDER)
+    _RECORDER.exporter.clear()
+    _RECORDER.active = True
+    try:
+        yield _RECORDER.exporter
+    finally:
+        _RECORDER.active = False
+        _RECORDER.exporter.clear()
+
+
+@dataclass
+class ExportedSpan:
+    """A span another process exported over OTLP, as the collector received it."""
+
+    service: str
+    span: trace_pb2.Span
+
+
+class Collector(trace_service_pb2_grpc.TraceServiceServicer):
+    """An OTLP/gRPC trace receiver on loopback, where processes started by a test export
+    their spans (`OTEL_EXPORTER_OTLP_ENDPOINT=collector.endpoint`), as to a real collector."""
+
+    def __init__(self) -> None:
+        self.spans: list[ExportedSpan] = []
+        self._lock = threading.Lock()
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self, self._server)  # type: ignore[no-untyped-call]
+        self.endpoint = f"http://127.0.0.1:{self._server.add_insecure_port('127.0.0.1:0')}"
+        self._server.start()
+
+    def Export(
+        self, request: trace_service_pb2.ExportTraceServiceRequest, context: grpc.ServicerContext
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
+        with self._lock:
+            for resource_spans in request.resource_spans:
+                names = [
+                    a.value.string_value
+                    for a in resource_spans.resource.attributes
+                    if a.key == "service.name"
+                ]
+                for scope in resource_spans.scope_spans:
+                    self.spans.extend(ExportedSpan(names[0], s) for s in scope.spans)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+    def stop(self) -> None:
+        self._server.stop(0)
+
+
+@contextmanager
+def otlp_collector() -> Iterator[Collector]:
+    collector = Collector()
+    try:
+        yield collector
+    finally:
+        collector.stop()
+
+
 @contextmanager
 def nameko(
-    module: str, broker: Tenant, urls: dict[str, str], purge_first: bool = True
+    module: str,
+    broker: Tenant,
+    urls: dict[str, str],
+    purge_first: bool = True,
+    env: dict[str, str] | None = None,
+    stderr: IO[str] | None = None,
 ) -> Iterator[None]:
     """The reaction process of `module` (`python -m shared.run_reactions`), connected as its
-    service's broker user; ready once it consumes every queue of its event handlers (the
-    definitions declared them, so they hold what was published before: earlier tests' events,
-    purged first unless `purge_first` is False). The queues are purged afterwards too."""
+    service's broker user (with `env` besides, its logs to `stderr` if given); ready once it
+    consumes every queue of its event handlers (the definitions declared them, so they hold
+    what was published before: earlier tests' events, purged first unless `purge_first` is
+    False). The queues are purged afterwards too."""
     queues = event_queues(module)
     admin = admin_uri(broker)
     if purge_first:
@@ -464,9 +561,10 @@ def nameko(
         "PSYCOPG_WAIT_FUNC": "wait_select",
         "PYTHONWARNINGS": "ignore",
         **{f"{name.upper()}_DATABASE_URL": url for name, url in urls.items()},
+        **(env or {}),
     }
     command = [sys.executable, "-m", "shared.run_reactions", module]
-    process = subprocess.Popen(command, env=env, cwd=ROOT)
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=stderr)
     try:
         wait_for(
             lambda: all(consumers(admin, q) for q in queues),

@@ -154,10 +154,15 @@ def malformed(m: Malformation) -> bytes:
 # --- the consumers on the broker ------------------------------------------------------------
 
 
-def publish(broker: Tenant, service: str, messages: list[tuple[str, bytes]]) -> None:
+def publish(
+    broker: Tenant,
+    service: str,
+    messages: list[tuple[str, bytes]],
+    headers: dict[str, str] | None = None,
+) -> None:
     """Publish raw bodies (routing key, body) to `<service>.events`, confirmed, as the service's
-    own broker user (its `user_id`): what a bug in that service, or someone holding its
-    credentials, could publish."""
+    own broker user (its `user_id`), with `headers` if given: what a bug in that service, or
+    someone holding its credentials, could publish."""
     conn = pika.BlockingConnection(pika.URLParameters(broker.uri(service)))
     try:
         ch = conn.channel()
@@ -171,6 +176,7 @@ def publish(broker: Tenant, service: str, messages: list[tuple[str, bytes]]) -> 
                     content_type="application/json",
                     delivery_mode=2,
                     user_id=broker.user(service),
+                    headers=headers,
                 ),
             )
     finally:

@@ -28,9 +28,11 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pika
 import sqlalchemy as sa
+from opentelemetry.trace import Link, Span
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError
 from sqlalchemy.engine import Connection, Engine
@@ -38,7 +40,7 @@ from sqlalchemy.engine import Connection, Engine
 from services.pathway import readmodel as rm
 from services.pathway.fold import Row, derive_rows
 from services.pathway.relations import directory_rows
-from shared import amqp, events, limits
+from shared import amqp, events, limits, tracing
 from shared.events import Envelope
 from shared.rules import MissingRule
 from shared.times import utc_iso
@@ -165,6 +167,8 @@ class Projector:
         self._own_user = str(pika.URLParameters(amqp_uri).credentials.username)
         self._attempts = limits.redelivery_attempts()
         self.projected = 0
+        #: The spans of the batch being handled, by delivery tag (shared.tracing).
+        self._spans: dict[int, Span] = {}
         #: Set once the queue exists and is consumed.
         self.ready = threading.Event()
 
@@ -200,6 +204,15 @@ class Projector:
             channel, delivery, reason, origin=origin, consumer=self._queue, attempts=attempts,
             own_user=self._own_user,
         )  # fmt: skip
+        self._settled(delivery, reason, dead_lettered=True)
+
+    def _settled(self, delivery: amqp.Delivery, reason: str, dead_lettered: bool) -> None:
+        span = self._spans.pop(delivery.delivery_tag, None)
+        if span is not None:
+            span.set_attribute(
+                "carepath.dead_lettered" if dead_lettered else "carepath.retried", True
+            )
+            tracing.finish(span, reason)
 
     def _failed(
         self, channel: BlockingChannel, delivery: amqp.Delivery, origin: amqp.Origin, reason: str
@@ -218,8 +231,23 @@ class Projector:
             channel, delivery, reason, origin=origin, consumer=self._queue,
             own_user=self._own_user, attempts=attempts,
         )  # fmt: skip
+        self._settled(delivery, reason, dead_lettered=False)
 
     def _handle(self, channel: BlockingChannel, batch: list[amqp.Delivery]) -> None:
+        # One span per traced message, a child of its publishing; ended when it is settled.
+        self._spans = {
+            d.delivery_tag: tracing.consumer_span(d.traceparent, self._queue)
+            for d in batch
+            if d.traceparent
+        }
+        try:
+            self._settle(channel, batch)
+        finally:  # what is left was not settled: the batch goes back to the queue
+            for span in self._spans.values():
+                tracing.finish(span, "not projected; returned to the queue")
+            self._spans = {}
+
+    def _settle(self, channel: BlockingChannel, batch: list[amqp.Delivery]) -> None:
         checked: list[tuple[amqp.Delivery, amqp.Origin, Envelope]] = []
         for delivery in batch:
             origin: amqp.Origin | None = None
@@ -231,8 +259,13 @@ class Projector:
             except Exception as exc:
                 log.exception("the check failed on a message from %s", delivery.exchange)
                 self._reject(channel, delivery, f"not checked: {type(exc).__name__}", origin)
+        for delivery, _origin, envelope in checked:
+            span = self._spans.get(delivery.delivery_tag)
+            if span is not None:
+                span.update_name(f"process {envelope.event_type}")
+                span.set_attribute("messaging.message.id", envelope.event_id)
         try:
-            with self._engine.begin() as conn:
+            with self._writing([d for d, _, _ in checked]), self._engine.begin() as conn:
                 changed = project(conn, [e for _, _, e in checked])
             projected = len(checked)
         except UNAVAILABLE:
@@ -241,9 +274,23 @@ class Projector:
             log.warning("a batch of %d did not project; projecting one at a time", len(checked))
             changed, projected = self._project_one_at_a_time(channel, checked)
         amqp.ack_batch(channel, batch)
+        for span in self._spans.values():
+            span.end()
+        self._spans = {}
         self.projected += projected
         if self._on_batch:
             self._on_batch(changed)
+
+    def _writing(self, checked: Sequence[amqp.Delivery]) -> Any:
+        """The span of one read-model transaction, linked to the span of every message in it."""
+        spans = [self._spans[d.delivery_tag] for d in checked if d.delivery_tag in self._spans]
+        return tracing.tracer.start_as_current_span(
+            "write pathway read model",
+            links=[Link(span.get_span_context()) for span in spans],
+            attributes={"carepath.batch.size": len(checked)},
+            record_exception=False,  # SQL errors may quote values (personal data)
+            set_status_on_exception=False,
+        )
 
     def _project_one_at_a_time(
         self,
@@ -257,7 +304,7 @@ class Projector:
         projected = 0
         for delivery, origin, envelope in checked:
             try:
-                with self._engine.begin() as conn:
+                with self._writing([delivery]), self._engine.begin() as conn:
                     changed |= project(conn, [envelope])
                 projected += 1
             except UNAVAILABLE:

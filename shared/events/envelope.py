@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -158,6 +158,9 @@ class Envelope:
     correlation_id: str
     causation_id: str
     data: Payload
+    #: Transport, not contract: the W3C trace context of the command that stored the event
+    #: (from its metadata), sent as the AMQP header `traceparent`, never in the body.
+    traceparent: str = field(default="", compare=False)
 
     @property
     def event_type(self) -> str:
@@ -235,9 +238,12 @@ class Envelope:
             data = payload_class.model_validate(raw["data"])
         except ValidationError as exc:
             raise ContractError(describe(exc, "data.")) from None
-        fields = {name: raw[name] for name in cls.__dataclass_fields__ if name != "data"}
+        fields = {name: raw[name] for name in cls.__dataclass_fields__ if name not in _NOT_STORED}
         return cls(**fields, data=data)
 
+
+#: Envelope fields that are not read from a stored body: the payload, and the transport's.
+_NOT_STORED = {"data", "traceparent"}
 
 #: Upcasts: (source, event_type, version) → the step that turns that version's raw envelope
 #: into the next version's. Version 1 is the first of every event type, so there are none yet;

@@ -205,6 +205,25 @@ def grpc_address(service: str) -> str:
     return os.environ.get(f"{service.upper()}_GRPC_ADDRESS", DEFAULT_GRPC_ADDRESSES[service])
 
 
+#: How long a stopping gRPC server lets running calls finish (`GRPC_GRACE_SECONDS`). Shorter
+#: than the stop timeout of whoever stops it (compose's `stop_grace_period`, 10 s by default),
+#: so calls end and the process exits before it is killed.
+DEFAULT_GRPC_GRACE_SECONDS = 5.0
+
+
+def grpc_grace_seconds() -> float:
+    value = os.environ.get("GRPC_GRACE_SECONDS", "").strip()
+    if not value:
+        return DEFAULT_GRPC_GRACE_SECONDS
+    try:
+        grace = float(value)
+    except ValueError:
+        raise ConfigError(f"GRPC_GRACE_SECONDS: not a number of seconds: {value!r}") from None
+    if not 0 <= grace <= 300:
+        raise ConfigError(f"GRPC_GRACE_SECONDS: between 0 and 300 seconds, not {value}")
+    return grace
+
+
 #: Default HTTP address of each web process; `<SERVICE>_HTTP_ADDRESS` overrides.
 DEFAULT_HTTP_ADDRESSES = {"viewer": "127.0.0.1:8080"}
 
@@ -237,6 +256,10 @@ class TokenSettings:
     max_lifetime: int
     leeway: int
     revocation_refresh: float
+    #: The organisation directory (orgnr → HER-id and kind, shared/directory.py): the access
+    #: facts' database (`ACCESS_DATABASE_URL`, by default the pathway read model's).
+    directory_url: str = ""
+    directory_refresh: float = 10.0
 
 
 def token_settings(environ: Mapping[str, str] | None = None) -> TokenSettings:
@@ -290,6 +313,8 @@ def token_settings(environ: Mapping[str, str] | None = None) -> TokenSettings:
         max_lifetime=int(limits["max_lifetime_seconds"]),
         leeway=int(limits["leeway_seconds"]),
         revocation_refresh=float(limits["revocation_refresh_seconds"]),
+        directory_url=access_database_url(env),
+        directory_refresh=float(limits["directory_refresh_seconds"]),
     )
 
 
@@ -376,10 +401,15 @@ class StoreSettings:
         return self.url
 
 
-def access_database_url() -> str:
-    """Where the access policy reads care relationships and blocks: `ACCESS_DATABASE_URL`,
-    else the pathway read model's database (its projector keeps them)."""
-    return os.environ.get("ACCESS_DATABASE_URL") or database_url("pathway")
+def access_database_url(environ: Mapping[str, str] | None = None) -> str:
+    """Where the access policy reads care relationships, blocks and the organisation directory:
+    `ACCESS_DATABASE_URL`, else the pathway read model's database (its projector keeps them)."""
+    env = os.environ if environ is None else environ
+    return (
+        env.get("ACCESS_DATABASE_URL")
+        or env.get("PATHWAY_DATABASE_URL")
+        or f"sqlite:///{var_dir() / 'pathway.sqlite'}"
+    )
 
 
 def nameko_amqp_ssl(uri: str) -> dict[str, str] | None:

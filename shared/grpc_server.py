@@ -33,7 +33,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from shared import errors, limits, tracing
+from shared import config, errors, limits, tracing
 from shared.access import enforce
 from shared.access.enforce import AccessControl, Call, Refused
 from shared.access.table import rule_for
@@ -144,6 +144,8 @@ def failure(method: str, exc: BaseException) -> Failure:
         return Failure(
             grpc.StatusCode.INVALID_ARGUMENT, str(exc), "INVALID_ARGUMENT", exc, field=exc.field
         )
+    if isinstance(exc, errors.AlreadyExists) and exc.field:
+        return Failure(grpc.StatusCode.ALREADY_EXISTS, str(exc), "ALREADY_EXISTS", field=exc.field)
     if isinstance(exc, errors.InvalidTransition):
         return Failure(
             grpc.StatusCode.FAILED_PRECONDITION,
@@ -328,13 +330,15 @@ class Server:
         self.grpc_server.stop(grace).wait()
 
     def wait_for_signal(self) -> None:
-        """Block until SIGTERM/SIGINT, then shut down gracefully."""
+        """Block until SIGTERM/SIGINT, then shut down gracefully: running calls get
+        `GRPC_GRACE_SECONDS` (read now, so a bad setting fails the start, not the stop)."""
+        grace = config.grpc_grace_seconds()
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         stop.wait()
         log.info("shutting down")
-        self.stop()
+        self.stop(grace)
 
 
 def start_server(

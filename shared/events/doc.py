@@ -45,7 +45,8 @@ declaration is dead-lettered by the relay with the reason.
 
 Versions: a change a consumer could trip on is a new `schema_version` of that event type, and
 consumers upcast older versions on read (`shared.events.envelope.UPCASTS`). Every event type is
-at version 1.
+at version 1 but the directory's `OrganisationRegistered` and `OrganisationChanged`, at version 2
+(they gained `orgnr`; a version 1 event reads as version 2 with `orgnr` null).
 """
 
 

@@ -22,6 +22,9 @@ DEFAULT_AMQP_URI = "amqp://127.0.0.1:5672/%2F"
 DEFAULT_AMQP_USER_PREFIX = "carepath-"
 #: The services with a broker user: the relays' publishers and the consumers.
 BROKER_SERVICES = ("referrals", "admissions", "discharges", "medications", "registry", "pathway")
+#: Every broker user provisioned with the services (`<prefix><account>`): the services' and
+#: the dead-letter operator's (`python -m shared.deadletters`), which publishes no events.
+BROKER_ACCOUNTS = (*BROKER_SERVICES, "deadletters")
 
 #: Default gRPC address of each service; `<SERVICE>_GRPC_ADDRESS` overrides.
 DEFAULT_GRPC_ADDRESSES = {
@@ -78,15 +81,18 @@ def amqp_password(service: str) -> str:
 
 
 def development_amqp_passwords() -> dict[str, str]:
-    """Random passwords of the development broker users, created once (never fixed)."""
+    """Random passwords of the development broker users, created once (never fixed); an account
+    added since the file was written gets one then."""
     path = var_dir() / "amqp-passwords.json"
-    if not path.exists():
+    passwords: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    if any(a not in passwords for a in BROKER_ACCOUNTS):
+        for account in BROKER_ACCOUNTS:
+            passwords.setdefault(account, secrets.token_urlsafe(24))
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            json.dump({s: secrets.token_urlsafe(24) for s in BROKER_SERVICES}, f)
+            json.dump(passwords, f)
         tmp.replace(path)
-    passwords: dict[str, str] = json.loads(path.read_text())
     return passwords
 
 

@@ -82,7 +82,7 @@ class RabbitNode:
                 "ssl_options.fail_if_no_peer_cert = true\n"
             )
         self.prefix = f"n{uuid.uuid4().hex[:6]}-"
-        self.passwords = {s: secrets.token_urlsafe(18) for s in config.BROKER_SERVICES}
+        self.passwords = {s: secrets.token_urlsafe(18) for s in config.BROKER_ACCOUNTS}
         definitions = render(vhost, self.prefix, self.passwords)
         definitions["users"].append(
             {"name": ADMIN_USER, "password": ADMIN_PASSWORD, "tags": "administrator"}

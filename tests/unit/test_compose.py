@@ -62,7 +62,15 @@ def placeholders() -> dict[str, str]:
 def test_the_compose_file_names_its_secrets() -> None:
     broker_users = {
         f"AMQP_PASSWORD_{who}"
-        for who in ("REFERRALS", "ADMISSIONS", "DISCHARGES", "MEDICATIONS", "REGISTRY", "PATHWAY")
+        for who in (
+            "REFERRALS",
+            "ADMISSIONS",
+            "DISCHARGES",
+            "MEDICATIONS",
+            "REGISTRY",
+            "PATHWAY",
+            "DEADLETTERS",
+        )
     }
     assert {"POSTGRES_PASSWORD", "AMQP_PASSWORD_OPERATOR", *broker_users} <= set(required_secrets())
 

@@ -112,14 +112,18 @@ def broker() -> Iterator[Tenant]:
 
 
 @contextmanager
-def database(backend: str, workdir: Path) -> Iterator[dict[str, str]]:
+def database(
+    backend: str, workdir: Path, admin: str | None = None, stores: tuple[str, ...] = STORES
+) -> Iterator[dict[str, str]]:
+    """A database per store: SQLite files in `workdir`, or PostgreSQL databases of the run's
+    own on the server of `admin` (by default the machine's), dropped afterwards."""
     if backend == "sqlite":
-        yield {name: f"sqlite:///{workdir}/{name}.sqlite" for name in STORES}
+        yield {name: f"sqlite:///{workdir}/{name}.sqlite" for name in stores}
         return
-    admin = os.environ.get(
+    admin = admin or os.environ.get(
         "CAREPATH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
     )
-    names = {k: f"carepath_bench_{k}_{uuid.uuid4().hex[:8]}" for k in STORES}
+    names = {k: f"carepath_bench_{k}_{uuid.uuid4().hex[:8]}" for k in stores}
     with psycopg.connect(admin, autocommit=True) as conn:
         for name in names.values():
             conn.execute(f'CREATE DATABASE "{name}"')
@@ -132,50 +136,71 @@ def database(backend: str, workdir: Path) -> Iterator[dict[str, str]]:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@contextmanager
-def system(
-    urls: dict[str, str], tenant: Tenant, workdir: Path
-) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
-    """Every service of the workload as real processes; yields their gRPC addresses and the
-    environment they run in (for one-off commands against the same stores)."""
-    addresses = {name: f"127.0.0.1:{free_port()}" for name in SERVICES}
-    env = {
+def system_env(urls: dict[str, str], tenant: Tenant, workdir: Path) -> dict[str, str]:
+    """The environment every process of the system runs in (the broker's address and user
+    prefix, every store, every gRPC address on a free port, the run's token issuer); each
+    process adds its own service's broker password (`process_env`)."""
+    return {
         **os.environ,
         **{f"{name.upper()}_DATABASE_URL": urls[name] for name in (*SERVICES, "pathway", "audit")},
-        **{f"{name.upper()}_GRPC_ADDRESS": address for name, address in addresses.items()},
+        **{f"{name.upper()}_GRPC_ADDRESS": f"127.0.0.1:{free_port()}" for name in SERVICES},
         "AMQP_URI": tenant.address,
         "AMQP_USER_PREFIX": tenant.prefix,
         "PATHWAY_GRPC_ADDRESS": f"127.0.0.1:{free_port()}",
-        "PATHWAY_QUEUE": projector_queue("bench"),
         "CAREPATH_TOKEN_ISSUER": ISSUER.iss,
         "CAREPATH_TOKEN_AUDIENCE": ISSUER.aud,
         "CAREPATH_JWKS_FILE": str(ISSUER.write_jwks(workdir / "jwks.json")),
         "CAREPATH_VAR_DIR": str(workdir),
         "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
     }
-    projector_copy(tenant, env["PATHWAY_QUEUE"])
+
+
+def addresses_of(env: dict[str, str]) -> dict[str, str]:
+    return {name: env[f"{name.upper()}_GRPC_ADDRESS"] for name in SERVICES}
+
+
+def processes(env: dict[str, str], tenant: Tenant) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """The long-running processes of the system, by name: command and environment (each
+    with its own service's broker password only)."""
     py = sys.executable
 
-    def as_user(service: str) -> dict[str, str]:  # each process gets its own password only
-        return {**env, "AMQP_PASSWORD": tenant.passwords[service]}
+    def as_user(service: str, **extra: str) -> dict[str, str]:
+        return {**env, "AMQP_PASSWORD": tenant.passwords[service], **extra}
 
-    subprocess.run([py, "-m", "services.pathway", "migrate"], env=env, check=True)
-    subprocess.run([py, "-m", "services.audit", "migrate"], env=env, check=True)
-    procs = [subprocess.Popen([py, "-m", "services.pathway", "project"], env=as_user("pathway"))]
-    procs.append(
-        subprocess.Popen(
+    found = {
+        "pathway-project": ([py, "-m", "services.pathway", "project"], as_user("pathway")),
+        "discharges-stays": (
             [py, "-m", "shared.run_reactions", "services.discharges.reactions"],
-            env={
-                **as_user("discharges"),
-                "PYTHONWARNINGS": "ignore",
-                "PSYCOPG_WAIT_FUNC": "wait_select",
-            },
-        )
-    )
+            as_user("discharges", PYTHONWARNINGS="ignore", PSYCOPG_WAIT_FUNC="wait_select"),
+        ),
+    }
     for name in SERVICES:
         for process in ("serve", "relay"):
-            command = [py, "-m", f"services.{name}", process]
-            procs.append(subprocess.Popen(command, env=as_user(name)))
+            found[f"{name}-{process}"] = ([py, "-m", f"services.{name}", process], as_user(name))
+    return found
+
+
+def migrate(env: dict[str, str]) -> None:
+    """The read model's and the audit log's schema, before the processes start."""
+    for service in ("pathway", "audit"):
+        subprocess.run(
+            [sys.executable, "-m", f"services.{service}", "migrate"], env=env, check=True
+        )
+
+
+@contextmanager
+def system(
+    urls: dict[str, str], tenant: Tenant, workdir: Path
+) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
+    """Every service of the workload as real processes; yields their gRPC addresses and the
+    environment they run in (for one-off commands against the same stores)."""
+    env = {**system_env(urls, tenant, workdir), "PATHWAY_QUEUE": projector_queue("bench")}
+    projector_copy(tenant, env["PATHWAY_QUEUE"])
+    migrate(env)
+    procs = [
+        subprocess.Popen(command, env=penv) for command, penv in processes(env, tenant).values()
+    ]
+    addresses = addresses_of(env)
     try:
         for address in addresses.values():
             grpc.channel_ready_future(grpc_client.channel(address)).result(timeout=30)

@@ -12,6 +12,16 @@ Trust: each service publishes as its own broker user and sets `user_id` to it (R
 a `user_id` that is not the connection's user); consumers accept an event from
 `<service>.events` only when its `user_id` is that service's user (`sender_refusal`).
 
+Redelivery (`retry_exchange`, `origin_of`): a consumer that fails on a message for a reason that
+may pass (its store down or locked, an unexpected error) does not park it but publishes it, as
+its own broker user, to `carepath.retry.<n>` (n = the attempt, up to RETRY_LEVELS): a queue
+whose TTL (1 s, 10 s, 60 s in the definitions) dead-letters it through the default exchange back
+to the consumer's own queue, and to no other consumer. After `shared.limits.redelivery_attempts()`
+attempts it is dead-lettered with its reason. A contract or policy refusal is dead-lettered at
+once. A message that comes back (exchange "") is trusted only from the consumer's own broker
+user (a retry) or the dead-letter operator's (`python -m shared.deadletters replay`); its origin
+and attempt count travel in the headers `dead_letter_headers` writes.
+
 Publishing waits for publisher confirms once per batch, not per message; consuming uses a
 prefetch window and acknowledges a whole batch with one `multiple=True` ack.
 """
@@ -23,16 +33,18 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pika
+import sqlalchemy as sa
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError
 
 from shared import config, tracing
-from shared.events import Envelope
+from shared.events import ContractError, Envelope
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +68,21 @@ QUEUE_ARGUMENTS: dict[str, Any] = {
 }
 #: The dead-letter queue keeps what it is given: no delivery limit, no dead-letter exchange.
 DEAD_LETTER_QUEUE_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}
+#: `carepath.retry.1` .. `carepath.retry.<RETRY_LEVELS>`: an exchange and a queue each, the
+#: queue's TTL growing with n (infra/rabbitmq/definitions.json); later attempts wait in the last.
+RETRY_PREFIX = "carepath.retry."
+RETRY_LEVELS = 3
+#: The broker user of `python -m shared.deadletters` (`<prefix>deadletters`): reads the
+#: dead-letter queue and republishes into a consumer's queue.
+DEADLETTERS_USER = "deadletters"
+#: Headers of a dead letter and of a message on its way to be tried again.
+REASON_HEADER = "x-carepath-reason"
+ATTEMPTS_HEADER = "x-carepath-attempts"
+CONSUMER_HEADER = "x-carepath-consumer"
+AT_HEADER = "x-carepath-dead-lettered-at"
+ORIGINAL_EXCHANGE = "x-original-exchange"
+ORIGINAL_ROUTING_KEY = "x-original-routing-key"
+ORIGINAL_USER_ID = "x-original-user-id"
 
 
 #: One message to publish: exchange, routing key, body, properties, mandatory.
@@ -186,6 +213,13 @@ class BatchPublisher:
         self._acked_upto = 0
         self._nacked = False
         self._returned = 0
+        self._next_connect = 0.0
+        self._connect_backoff = 0.5
+
+    @property
+    def connected(self) -> bool:
+        """The connection to the broker is open (readiness, shared/ops.py)."""
+        return self._connection is not None and self._connection.is_open
 
     def _on_return(self, *_: Any) -> None:
         self._returned += 1
@@ -289,6 +323,18 @@ class BatchPublisher:
         """Wait while there is nothing to publish, keeping the connection's heartbeats going
         (a BlockingConnection only answers heartbeats while it processes events)."""
         if self._connection is None or not self._connection.is_open:
+            # Nothing to publish and no connection: open one (backing off up to 5 s while the
+            # broker is down), so an idle relay knows whether the broker is reachable.
+            if time.monotonic() >= self._next_connect:
+                try:
+                    self._open()
+                    self._connect_backoff = 0.5
+                    return
+                except (AMQPError, OSError, PublishError) as exc:
+                    self.close()
+                    self._connect_backoff = min(5.0, self._connect_backoff * 2)
+                    self._next_connect = time.monotonic() + self._connect_backoff
+                    log.debug("broker unavailable (%s)", type(exc).__name__)
             time.sleep(seconds)
             return
         try:
@@ -338,6 +384,7 @@ class Delivery:
     redelivered: bool
     #: The validated `user_id` property: the broker user that published the message.
     user_id: str | None = None
+    headers: Mapping[str, Any] | None = None
     #: The W3C trace context of its publishing (header `traceparent`), if any.
     traceparent: str | None = None
 
@@ -370,6 +417,7 @@ def consume_batches(
                     body=body,
                     redelivered=method.redelivered,
                     user_id=props.user_id,
+                    headers=props.headers,
                     traceparent=traceparent_header(props),
                 )
             )
@@ -392,30 +440,151 @@ def ack_batch(channel: BlockingChannel, batch: Sequence[Delivery]) -> None:
 
 
 def dead_letter_headers(
-    reason: str, exchange: str, routing_key: str, user_id: str | None = None
-) -> dict[str, str]:
-    """What a dead-lettered message carries besides its body: why it was parked (cut to 500
-    characters) and where it came from, for whoever moves it back."""
-    headers = {
-        "x-carepath-reason": reason[:500],
-        "x-original-exchange": exchange,
-        "x-original-routing-key": routing_key,
+    reason: str,
+    exchange: str,
+    routing_key: str,
+    user_id: str | None = None,
+    *,
+    consumer: str | None = None,
+    attempts: int | None = None,
+) -> dict[str, Any]:
+    """What a dead-lettered message (and a message sent to be tried again) carries besides its
+    body: why (cut to 500 characters), when, where it came from, the consumer that gave up on
+    it (its queue) and how often it was tried, for whoever moves it back."""
+    headers: dict[str, Any] = {
+        REASON_HEADER: reason[:500],
+        ORIGINAL_EXCHANGE: exchange,
+        ORIGINAL_ROUTING_KEY: routing_key,
+        AT_HEADER: datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if user_id is not None:
-        headers["x-original-user-id"] = user_id
+        headers[ORIGINAL_USER_ID] = user_id
+    if consumer is not None:
+        headers[CONSUMER_HEADER] = consumer
+    if attempts is not None:
+        headers[ATTEMPTS_HEADER] = attempts
     return headers
 
 
-def dead_letter(channel: BlockingChannel, delivery: Delivery, reason: str) -> None:
-    """Park a poison message with the reason; it is acked with its batch, never dropped."""
+def failure(exc: BaseException) -> str:
+    """Why a consumer did not apply a message, for its dead letter and its log line: the
+    exception's type and first line, without SQL parameters (they hold personal data)."""
+    if isinstance(exc, sa.exc.StatementError) and exc.orig is not None:
+        detail = str(exc.orig).splitlines()[0] if str(exc.orig) else ""
+        return f"{type(exc.orig).__name__}: {detail}"[:300]
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {detail}"[:300]
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a message was first published (its exchange, routing key and `user_id`), and how
+    often a consumer has tried it already (0 unless it came back to be tried again)."""
+
+    exchange: str
+    routing_key: str
+    user_id: str | None
+    attempts: int = 0
+
+
+def origin_of(
+    exchange: str,
+    routing_key: str,
+    user_id: str | None,
+    headers: Mapping[str, Any] | None,
+    own_user: str,
+) -> Origin:
+    """The origin of a message a consumer (connected as `own_user`) received. A message from an
+    events exchange is its own origin. One that came through the default exchange was put back
+    into this consumer's queue: by the consumer itself after a failure (via carepath.retry.<n>)
+    or by the dead-letter operator (a replay); only their `user_id` (RabbitMQ vouches for it) is
+    trusted to carry the origin in its headers, which the sender check then judges as if the
+    message had just arrived. Raises ContractError for anyone else."""
+    if exchange != "":
+        return Origin(exchange, routing_key, user_id)
+    trusted = (own_user, config.amqp_user(DEADLETTERS_USER))
+    if user_id not in trusted:
+        got = repr(user_id) if user_id else "no user_id"
+        raise ContractError(
+            f"put back into {routing_key} by {got}, not by its consumer or operator"
+        )
+    headers = headers or {}
+    original = headers.get(ORIGINAL_EXCHANGE)
+    if not isinstance(original, str) or not original:
+        raise ContractError(f"put back into {routing_key} without {ORIGINAL_EXCHANGE}")
+    original_user = headers.get(ORIGINAL_USER_ID)
+    attempts = headers.get(ATTEMPTS_HEADER, 0)
+    return Origin(
+        original,
+        str(headers.get(ORIGINAL_ROUTING_KEY, "")),
+        original_user if isinstance(original_user, str) and original_user else None,
+        attempts if isinstance(attempts, int) and attempts >= 0 else 0,
+    )
+
+
+def retry_exchange(attempts: int) -> str:
+    """Where a message tried `attempts` times waits before its next attempt."""
+    return f"{RETRY_PREFIX}{max(1, min(attempts, RETRY_LEVELS))}"
+
+
+def dead_letter(
+    channel: BlockingChannel,
+    delivery: Delivery,
+    reason: str,
+    *,
+    origin: Origin | None = None,
+    consumer: str | None = None,
+    attempts: int | None = None,
+    own_user: str | None = None,
+) -> None:
+    """Park a poison message with the reason; it is acked with its batch, never dropped. A
+    consumer parks as its own broker user (`own_user`, RabbitMQ vouches for it): only a letter
+    its consumer's service parked is replayed into its queue (`shared.deadletters`)."""
+    o = origin or Origin(delivery.exchange, delivery.routing_key, delivery.user_id or "")
     channel.basic_publish(
         DEAD_LETTER_EXCHANGE,
-        delivery.routing_key,
+        o.routing_key,
         delivery.body,
         pika.BasicProperties(
             delivery_mode=2,
+            user_id=own_user,
             headers=dead_letter_headers(
-                reason, delivery.exchange, delivery.routing_key, delivery.user_id or ""
+                reason, o.exchange, o.routing_key, o.user_id or "",
+                consumer=consumer, attempts=attempts,
             ),
         ),
-    )
+    )  # fmt: skip
+
+
+def send_to_retry(
+    channel: BlockingChannel,
+    delivery: Delivery,
+    reason: str,
+    *,
+    origin: Origin,
+    consumer: str,
+    own_user: str,
+    attempts: int,
+) -> None:
+    """Send a message tried `attempts` times back to `consumer`'s queue after the delay of
+    carepath.retry.<attempts> (published as `own_user`, mandatory: a retry queue that is not
+    there fails the publish instead of losing the message)."""
+    channel.basic_publish(
+        retry_exchange(attempts),
+        consumer,
+        delivery.body,
+        pika.BasicProperties(
+            delivery_mode=2,
+            content_type="application/json",
+            user_id=own_user,
+            headers={
+                **dead_letter_headers(
+                    reason, origin.exchange, origin.routing_key, origin.user_id or "",
+                    consumer=consumer, attempts=attempts,
+                ),
+                # the retry stays in the trace of its publishing
+                **({tracing.TRACEPARENT: delivery.traceparent} if delivery.traceparent else {}),
+            },
+        ),
+        mandatory=True,
+    )  # fmt: skip

@@ -14,7 +14,7 @@ from shared import tracing
 from shared.auth import Actor, OrgKind
 from shared.domain import CommandContext
 from shared.errors import InvalidArgument
-from shared.ids import HerId, HprNumber, IdentifierError, parse_patient_identifier
+from shared.ids import HerId, HprNumber, IdentifierError, Orgnr, parse_patient_identifier
 
 #: Clocks differ between systems; clinical times this far ahead of ours are still accepted.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -73,6 +73,17 @@ def patient_to_pb(value: dict[str, str]) -> common_pb2.PatientIdentifier:
 def her_id(value: str, field: str) -> str:
     try:
         return HerId.parse(value.strip()).value
+    except IdentifierError as exc:
+        raise InvalidArgument(field, str(exc)) from exc
+
+
+def orgnr(value: str, field: str) -> str | None:
+    """An optional organisation number (empty: none)."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return Orgnr.parse(value).value
     except IdentifierError as exc:
         raise InvalidArgument(field, str(exc)) from exc
 

@@ -11,16 +11,24 @@ never `none`, never HS* (a public key is never used as an HMAC secret).
 Claims (docs/identity.md has the table and the reasons):
 - HelseID's own where they exist: `helseid://claims/hpr/hpr_number` (the health
   professional's HPR-number), `helseid://claims/identity/pid` (a citizen's fødselsnummer or
-  D-number), `helseid://claims/client/claims/orgnr_parent` / `orgnr_child` (organisation
-  numbers: accepted, checked, kept on the actor), `scope`, `client_id`, `sub`;
-- carepath's, namespaced, where HelseID has none: `carepath://claims/org/her_id` (the
-  organisation's HER-id, which carepath's access policy and events use),
-  `carepath://claims/org/kind` (MUNICIPALITY/GP/HOSPITAL/REGISTRY, or CITIZEN) and
-  `carepath://claims/roles` (e.g. ["SUPERVISOR"], or a system role of rules.toml
-  `[access] system_roles`).
+  D-number), `helseid://claims/client/claims/orgnr_child` / `orgnr_parent` (the organisation
+  number: the child unit's, else the parent's), `scope`, `client_id`, `sub`;
+- carepath's, namespaced, where HelseID has none: `carepath://claims/roles` (e.g.
+  ["SUPERVISOR"], or a system role of rules.toml `[access] system_roles`), and, for tokens
+  without an organisation number (the development issuer's, a citizen's),
+  `carepath://claims/org/her_id` and `carepath://claims/org/kind`
+  (MUNICIPALITY/GP/HOSPITAL/REGISTRY, or CITIZEN).
+
+A token with an organisation number is the organisation the registry's directory says holds
+that number (shared/directory.py): its HER-id and kind come from there, on every call, from a
+copy at most `[tokens] directory_refresh_seconds` old. A number the directory does not hold is
+UNAUTHENTICATED; a token that also carries the carepath HER-id or kind claims must agree with
+the directory, else it is UNAUTHENTICATED too.
 
 `python -m shared.auth --her-id 1234567 --kind GP` (or `make token`) mints a token from the
-local development issuer (shared/issuer.py; only with CAREPATH_DEV_ISSUER=1).
+local development issuer (shared/issuer.py; only with CAREPATH_DEV_ISSUER=1), with the
+organisation's number from the directory when it has one; `--orgnr N` mints one shaped as
+HelseID issues it (no carepath organisation claims).
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +51,7 @@ from stdnum.no import orgnr as stdnum_orgnr
 
 from shared import config
 from shared.config import ConfigError, TokenSettings
+from shared.directory import DirectoryEntry, OrganisationDirectory
 from shared.ids import HerId, HprNumber, IdentifierError, NationalId
 from shared.revocation import RevocationList
 from shared.rules import rules
@@ -132,7 +141,9 @@ class Actor:
 
 
 def actor_claims(actor: Actor) -> dict[str, Any]:
-    """The identity claims naming `actor` (an issuer adds iss, aud, iat, exp, jti, ...)."""
+    """The identity claims naming `actor` (an issuer adds iss, aud, iat, exp, jti, ...): the
+    carepath organisation claims, and the organisation number when the actor has one (as
+    HelseID names the organisation; the verifier then checks both against the directory)."""
     claims: dict[str, Any] = {
         "sub": actor.pid or actor.hpr or actor.her_id,
         ORG_KIND_CLAIM: actor.org_kind.value,
@@ -161,21 +172,73 @@ def _orgnr(claims: dict[str, Any]) -> str | None:
         raise ValueError(f"{value!r} is not an organisation number") from exc
 
 
-def actor_of(claims: dict[str, Any]) -> Actor:
-    """The actor a verified token's claims name; raises ValueError/KeyError/IdentifierError."""
-    kind = OrgKind(claims[ORG_KIND_CLAIM])
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What a checked token's claims say, before the directory is asked. Without `orgnr`,
+    `actor` is the caller; with it, the directory names the organisation (`actor` then has
+    an empty HER-id until `resolve` fills it in), and `her_id`/`kind` are the carepath claims
+    the token carried too, which must agree."""
+
+    actor: Actor
+    orgnr: str | None = None
+    her_id: str | None = None
+    kind: OrgKind | None = None
+
+
+def claimed(claims: dict[str, Any]) -> Claimed:
+    """What a verified token's claims say; raises ValueError/KeyError/IdentifierError."""
     roles = claims.get(ROLES_CLAIM) or []
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise ValueError("roles must be a list of names")
+    kind = OrgKind(claims[ORG_KIND_CLAIM]) if ORG_KIND_CLAIM in claims else None
     if kind is OrgKind.CITIZEN:
         if HER_ID_CLAIM in claims or HPR_CLAIM in claims or roles:
             raise ValueError("a citizen token names no organisation, HPR or roles")
-        return Actor.citizen(str(claims[PID_CLAIM]))
-    her_id = HerId.parse(str(claims[HER_ID_CLAIM])).value
+        if ORGNR_CHILD_CLAIM in claims or ORGNR_PARENT_CLAIM in claims:
+            raise ValueError("a citizen token names no organisation number")
+        return Claimed(Actor.citizen(str(claims[PID_CLAIM])))
+    orgnr = _orgnr(claims)
+    her_id = HerId.parse(str(claims[HER_ID_CLAIM])).value if HER_ID_CLAIM in claims else None
     hpr = HprNumber.parse(str(claims[HPR_CLAIM])).value if claims.get(HPR_CLAIM) else None
-    return Actor(
-        her_id=her_id, org_kind=kind, hpr=hpr, roles=frozenset(roles), orgnr=_orgnr(claims)
-    )
+    if orgnr is None:
+        if her_id is None or kind is None:
+            raise ValueError(
+                "no organisation number (orgnr_child/orgnr_parent), nor carepath's her_id and kind"
+            )
+        actor = Actor(her_id=her_id, org_kind=kind, hpr=hpr, roles=frozenset(roles))
+        return Claimed(actor)
+    # The directory names the organisation; the kind here is a placeholder it replaces.
+    actor = Actor(her_id="", org_kind=kind or OrgKind.MUNICIPALITY, hpr=hpr, roles=frozenset(roles))
+    return Claimed(actor, orgnr, her_id, kind)
+
+
+def _lookup(directory: OrganisationDirectory, orgnr: str) -> DirectoryEntry | None:
+    try:
+        return directory.lookup(orgnr)
+    except Exception as exc:
+        raise IssuerUnavailable(f"the organisation directory cannot be read ({exc})") from exc
+
+
+def resolve(found: Claimed, entry: DirectoryEntry | None) -> Actor:
+    """The caller a token with an organisation number names, by the directory's `entry` for
+    that number; raises Unauthenticated when there is none or the carepath claims disagree."""
+    assert found.orgnr is not None
+    if entry is None:
+        raise Unauthenticated(
+            f"organisation number {found.orgnr} is not an organisation of carepath's directory"
+        )
+    kind = OrgKind(entry.kind)
+    if found.her_id is not None and found.her_id != entry.her_id:
+        raise Unauthenticated(
+            f"invalid token claims: {HER_ID_CLAIM} {found.her_id} is not the organisation "
+            f"the directory holds organisation number {found.orgnr} for"
+        )
+    if found.kind is not None and found.kind is not kind:
+        raise Unauthenticated(
+            f"invalid token claims: {ORG_KIND_CLAIM} {found.kind.value} is not the kind of "
+            f"organisation number {found.orgnr} in the directory"
+        )
+    return replace(found.actor, her_id=entry.her_id, org_kind=kind, orgnr=found.orgnr)
 
 
 # --- the issuer's keys ------------------------------------------------------------------------
@@ -311,6 +374,21 @@ class Verified:
     expires_at: float
 
 
+@dataclass(slots=True)
+class _Checked:
+    """A token whose signature and claims were checked: remembered until it expires, with
+    its answer for the directory entry it was last mapped by (the entry objects stay the same
+    until the directory's copy is read again, so an unchanged entry costs no new answer)."""
+
+    claimed: Claimed
+    jti: str
+    expires_at: float
+    answer: Verified | None = None  # a token without an organisation number
+    #: The directory entry it was last mapped by, and its answer then (one tuple: assigned
+    #: at once, so concurrent calls never pair one entry with another's answer).
+    mapping: tuple[DirectoryEntry, Verified] | None = None
+
+
 class TokenVerifier:
     """Checks bearer tokens for one process, against one issuer's keys, and the revocation
     list.
@@ -319,7 +397,10 @@ class TokenVerifier:
     call, and checking its signature every time cost more than deciding the call. A token's
     claims cannot change under its signature, so a remembered answer stays right, except for
     expiry (checked on every call) and revocation (the list is consulted on every call, from a
-    copy at most `[tokens] revocation_refresh_seconds` old)."""
+    copy at most `[tokens] revocation_refresh_seconds` old), and the organisation of a token
+    with an organisation number (asked of the directory on every call, from a copy at most
+    `[tokens] directory_refresh_seconds` old: a directory change counts at once for every
+    token)."""
 
     def __init__(
         self,
@@ -327,9 +408,13 @@ class TokenVerifier:
         revocations: RevocationList,
         size: int = 4096,
         clock: Callable[[], float] = time.time,
+        directory: OrganisationDirectory | None = None,
     ) -> None:
         self.settings = settings
         self.revocations = revocations
+        self.directory = directory or OrganisationDirectory(
+            settings.directory_url, settings.directory_refresh
+        )
         self._keys: FileKeys | UrlKeys = (
             FileKeys(settings.jwks_file)
             if settings.jwks_file is not None
@@ -337,7 +422,7 @@ class TokenVerifier:
         )
         self._size = size
         self._clock = clock
-        self._seen: OrderedDict[str, Verified] = OrderedDict()
+        self._seen: OrderedDict[str, _Checked] = OrderedDict()
         self._lock = threading.Lock()
 
     @classmethod
@@ -351,6 +436,7 @@ class TokenVerifier:
 
     def close(self) -> None:
         self.revocations.close()
+        self.directory.close()
 
     def __call__(self, token: str) -> Actor:
         return self.verify(token).actor
@@ -377,7 +463,24 @@ class TokenVerifier:
             raise IssuerUnavailable(f"the revocation list cannot be read ({exc})") from exc
         if revoked:
             raise Unauthenticated("token has been revoked")
-        return hit
+        return self._answer(hit)
+
+    def _answer(self, hit: _Checked) -> Verified:
+        """The caller of a checked token, the organisation of its number as the directory
+        says now."""
+        orgnr = hit.claimed.orgnr
+        if orgnr is None:
+            if hit.answer is None:
+                hit.answer = Verified(hit.claimed.actor, hit.jti, hit.expires_at)
+            return hit.answer
+        entry = _lookup(self.directory, orgnr)
+        mapping = hit.mapping
+        if mapping is not None and mapping[0] is entry:
+            return mapping[1]
+        answer = Verified(resolve(hit.claimed, entry), hit.jti, hit.expires_at)
+        assert entry is not None  # resolve refuses a number the directory does not hold
+        hit.mapping = (entry, answer)
+        return answer
 
     def revoke(self, token: str) -> bool:
         """Put a valid token on the revocation list (every process refuses it within the
@@ -392,7 +495,7 @@ class TokenVerifier:
             raise IssuerUnavailable(f"the revocation list cannot be written ({exc})") from exc
         return True
 
-    def _check(self, token: str) -> Verified:
+    def _check(self, token: str) -> _Checked:
         s = self.settings
         try:
             header = jwt.get_unverified_header(token)
@@ -436,10 +539,10 @@ class TokenVerifier:
         if not isinstance(claims["jti"], str) or not claims["jti"]:
             raise Unauthenticated("invalid token: jti must be a non-empty string")
         try:
-            actor = actor_of(claims)
+            found = claimed(claims)
         except (IdentifierError, ValueError, KeyError) as exc:
             raise Unauthenticated(f"invalid token claims: {exc}") from exc
-        return Verified(actor, claims["jti"], float(expires_at))
+        return _Checked(found, claims["jti"], float(expires_at))
 
 
 def _scopes(value: Any) -> list[str]:
@@ -455,14 +558,33 @@ def bearer_metadata(token: str) -> tuple[tuple[str, str]]:
     return (("authorization", f"Bearer {token}"),)
 
 
+def _directory_orgnr(her_id: str) -> str | None:
+    """The organisation number the directory (ACCESS_DATABASE_URL) has for a HER-id; None when
+    it has none or cannot be read (the token then names the organisation by HER-id only)."""
+    url = config.access_database_url()
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None  # no read model yet (and none is created by asking)
+    directory = OrganisationDirectory(url)
+    try:
+        return directory.orgnr_of(her_id)
+    except Exception:
+        return None
+    finally:
+        directory.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     from shared.issuer import dev_issuer
 
     parser = argparse.ArgumentParser(
-        description="Mint a token from carepath's local development issuer (var/dev-issuer)."
+        description="Mint a token from carepath's local development issuer (var/dev-issuer). "
+        "An organisation's token carries its organisation number from the directory, as "
+        "HelseID's do, besides the carepath HER-id and kind claims; --orgnr alone mints one "
+        "shaped as HelseID issues it (the organisation named by its number only)."
     )
     parser.add_argument("--her-id", help="HER-id of the caller's organisation")
-    parser.add_argument("--kind", required=True, choices=[k.value for k in OrgKind])
+    parser.add_argument("--kind", choices=[k.value for k in OrgKind])
+    parser.add_argument("--orgnr", help="organisation number only (the directory maps it)")
     parser.add_argument("--hpr", help="HPR-number of the health professional")
     parser.add_argument("--pid", help="CITIZEN: the person's own fødselsnummer or D-number")
     parser.add_argument("--role", action="append", default=[], help="a role (repeatable)")
@@ -471,24 +593,37 @@ def main(argv: list[str] | None = None) -> None:
     cap = int(rules()["tokens"]["max_lifetime_seconds"])
     if not 0 < args.ttl <= cap:
         parser.error(f"--ttl must be 1..{cap} seconds (the services refuse longer tokens)")
-    if args.kind == OrgKind.CITIZEN:
+    claims: dict[str, Any] = {}
+    hpr = HprNumber.parse(args.hpr).value if args.hpr else None
+    if args.orgnr:
+        if args.her_id or args.kind or args.pid:
+            parser.error("--orgnr names the organisation alone (no --her-id, --kind or --pid)")
+        try:
+            orgnr = str(stdnum_orgnr.validate(args.orgnr))
+        except Exception:
+            parser.error("--orgnr is not an organisation number")
+        actor = Actor("", OrgKind.MUNICIPALITY, hpr, frozenset(args.role), orgnr=orgnr)
+        claims = {HER_ID_CLAIM: None, ORG_KIND_CLAIM: None, "sub": hpr or orgnr}
+    elif args.kind == OrgKind.CITIZEN:
         if not args.pid:
             parser.error("--kind CITIZEN needs --pid")
         actor = Actor.citizen(args.pid)
     else:
-        if not args.her_id:
-            parser.error(f"--kind {args.kind} needs --her-id")
+        if not args.her_id or not args.kind:
+            parser.error("give --her-id and --kind (or --orgnr, or --kind CITIZEN --pid)")
+        her_id = HerId.parse(args.her_id).value
         actor = Actor(
-            her_id=HerId.parse(args.her_id).value,
+            her_id=her_id,
             org_kind=OrgKind(args.kind),
-            hpr=HprNumber.parse(args.hpr).value if args.hpr else None,
+            hpr=hpr,
             roles=frozenset(args.role),
+            orgnr=_directory_orgnr(her_id),
         )
     try:
         issuer = dev_issuer()
     except ConfigError as exc:
         sys.exit(f"carepath: {exc}")
-    print(issuer.mint(actor, args.ttl))
+    print(issuer.mint(actor, args.ttl, **claims))
 
 
 if __name__ == "__main__":

@@ -50,16 +50,17 @@ def load_definitions(path: Path = DEFINITIONS) -> dict[str, Any]:
 
 
 def service_of_user(name: str) -> str | None:
-    """The service a user of the file belongs to (None for the operator's users)."""
+    """The account a user of the file is (a service, or the dead-letter operator's
+    `deadletters`); None for the operator's own users (the administrator)."""
     service = name.removeprefix(FILE_PREFIX)
-    return service if service != name and service in config.BROKER_SERVICES else None
+    return service if service != name and service in config.BROKER_ACCOUNTS else None
 
 
 def render(
     vhost: str, prefix: str, passwords: Mapping[str, str], path: Path = DEFINITIONS
 ) -> dict[str, Any]:
-    """The definitions for `vhost`, with service users named `<prefix><service>` and their
-    passwords; the operator's users are left out."""
+    """The definitions for `vhost`, with the accounts' users (`config.BROKER_ACCOUNTS`) named
+    `<prefix><account>` and their passwords; the operator's administrator is left out."""
     source = load_definitions(path)
 
     def user(name: str) -> str:
@@ -170,7 +171,7 @@ def mismatched_queues(vhost: str, definitions: Mapping[str, Any]) -> list[str]:
 def remove(vhost: str, prefix: str) -> None:
     """Delete the vhost (its queues, exchanges and permissions) and the service users."""
     _ctl("delete_vhost", vhost)
-    for service in config.BROKER_SERVICES:
+    for service in config.BROKER_ACCOUNTS:
         _ctl("delete_user", f"{prefix}{service}")
 
 
@@ -206,7 +207,7 @@ class Tenant:
 def provision_tenant(vhost: str, host: str = "amqp://127.0.0.1:5672") -> Tenant:
     """A fresh vhost with the definitions' topology and users under a random prefix."""
     prefix = f"t{secrets.token_hex(4)}-"
-    passwords = {s: secrets.token_urlsafe(18) for s in config.BROKER_SERVICES}
+    passwords = {s: secrets.token_urlsafe(18) for s in config.BROKER_ACCOUNTS}
     provision(vhost, prefix, passwords)
     return Tenant(f"{host}/{quote(vhost, safe='')}", vhost, prefix, passwords)
 

@@ -22,6 +22,9 @@ DEFAULT_AMQP_URI = "amqp://127.0.0.1:5672/%2F"
 DEFAULT_AMQP_USER_PREFIX = "carepath-"
 #: The services with a broker user: the relays' publishers and the consumers.
 BROKER_SERVICES = ("referrals", "admissions", "discharges", "medications", "registry", "pathway")
+#: Every broker user provisioned with the services (`<prefix><account>`): the services' and
+#: the dead-letter operator's (`python -m shared.deadletters`), which publishes no events.
+BROKER_ACCOUNTS = (*BROKER_SERVICES, "deadletters")
 
 #: Default gRPC address of each service; `<SERVICE>_GRPC_ADDRESS` overrides.
 DEFAULT_GRPC_ADDRESSES = {
@@ -78,15 +81,18 @@ def amqp_password(service: str) -> str:
 
 
 def development_amqp_passwords() -> dict[str, str]:
-    """Random passwords of the development broker users, created once (never fixed)."""
+    """Random passwords of the development broker users, created once (never fixed); an account
+    added since the file was written gets one then."""
     path = var_dir() / "amqp-passwords.json"
-    if not path.exists():
+    passwords: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    if any(a not in passwords for a in BROKER_ACCOUNTS):
+        for account in BROKER_ACCOUNTS:
+            passwords.setdefault(account, secrets.token_urlsafe(24))
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            json.dump({s: secrets.token_urlsafe(24) for s in BROKER_SERVICES}, f)
+            json.dump(passwords, f)
         tmp.replace(path)
-    passwords: dict[str, str] = json.loads(path.read_text())
     return passwords
 
 
@@ -199,12 +205,52 @@ def grpc_address(service: str) -> str:
     return os.environ.get(f"{service.upper()}_GRPC_ADDRESS", DEFAULT_GRPC_ADDRESSES[service])
 
 
+#: How long a stopping gRPC server lets running calls finish (`GRPC_GRACE_SECONDS`). Shorter
+#: than the stop timeout of whoever stops it (compose's `stop_grace_period`, 10 s by default),
+#: so calls end and the process exits before it is killed.
+DEFAULT_GRPC_GRACE_SECONDS = 5.0
+
+
+def grpc_grace_seconds() -> float:
+    value = os.environ.get("GRPC_GRACE_SECONDS", "").strip()
+    if not value:
+        return DEFAULT_GRPC_GRACE_SECONDS
+    try:
+        grace = float(value)
+    except ValueError:
+        raise ConfigError(f"GRPC_GRACE_SECONDS: not a number of seconds: {value!r}") from None
+    if not 0 <= grace <= 300:
+        raise ConfigError(f"GRPC_GRACE_SECONDS: between 0 and 300 seconds, not {value}")
+    return grace
+
+
 #: Default HTTP address of each web process; `<SERVICE>_HTTP_ADDRESS` overrides.
 DEFAULT_HTTP_ADDRESSES = {"viewer": "127.0.0.1:8080"}
 
 
 def http_address(service: str) -> str:
     return os.environ.get(f"{service.upper()}_HTTP_ADDRESS", DEFAULT_HTTP_ADDRESSES[service])
+
+
+def ops_port() -> int | None:
+    """`OPS_PORT`: where the process serves /metrics, /healthz and /readyz (shared/ops.py);
+    unset or empty: nowhere."""
+    text = os.environ.get("OPS_PORT", "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) > 65535:
+        raise ConfigError(f"OPS_PORT must be a port number, not {text!r}")
+    return int(text)
+
+
+def ops_check_interval() -> float:
+    """`OPS_CHECK_INTERVAL_SECONDS` (default 2): how often a process checks its dependencies
+    for readiness and gRPC health."""
+    text = os.environ.get("OPS_CHECK_INTERVAL_SECONDS", "").strip()
+    value = float(text) if text else 2.0
+    if value <= 0:
+        raise ConfigError(f"OPS_CHECK_INTERVAL_SECONDS must be positive, not {text!r}")
+    return value
 
 
 def dev_issuer_enabled(environ: Mapping[str, str] | None = None) -> bool:
@@ -231,6 +277,10 @@ class TokenSettings:
     max_lifetime: int
     leeway: int
     revocation_refresh: float
+    #: The organisation directory (orgnr → HER-id and kind, shared/directory.py): the access
+    #: facts' database (`ACCESS_DATABASE_URL`, by default the pathway read model's).
+    directory_url: str = ""
+    directory_refresh: float = 10.0
 
 
 def token_settings(environ: Mapping[str, str] | None = None) -> TokenSettings:
@@ -284,6 +334,8 @@ def token_settings(environ: Mapping[str, str] | None = None) -> TokenSettings:
         max_lifetime=int(limits["max_lifetime_seconds"]),
         leeway=int(limits["leeway_seconds"]),
         revocation_refresh=float(limits["revocation_refresh_seconds"]),
+        directory_url=access_database_url(env),
+        directory_refresh=float(limits["directory_refresh_seconds"]),
     )
 
 
@@ -346,6 +398,8 @@ POOLS: dict[str, Pool] = {
     "facts": Pool(0, 2),
     "audit": Pool(0, 1),
     "revocations": Pool(0, 1),
+    # Per token verifier: the organisation directory its HelseID orgnr mapping reads.
+    "directory": Pool(0, 1),
     # A relay's position (written after each published batch), discharges' known stays.
     "positions": Pool(0, 1),
     "known-stays": Pool(0, 2),
@@ -442,10 +496,15 @@ class StoreSettings:
         return self.url
 
 
-def access_database_url() -> str:
-    """Where the access policy reads care relationships and blocks: `ACCESS_DATABASE_URL`,
-    else the pathway read model's database (its projector keeps them)."""
-    return os.environ.get("ACCESS_DATABASE_URL") or database_url("pathway")
+def access_database_url(environ: Mapping[str, str] | None = None) -> str:
+    """Where the access policy reads care relationships, blocks and the organisation directory:
+    `ACCESS_DATABASE_URL`, else the pathway read model's database (its projector keeps them)."""
+    env = os.environ if environ is None else environ
+    return (
+        env.get("ACCESS_DATABASE_URL")
+        or env.get("PATHWAY_DATABASE_URL")
+        or f"sqlite:///{var_dir() / 'pathway.sqlite'}"
+    )
 
 
 def nameko_amqp_ssl(uri: str) -> dict[str, str] | None:

@@ -38,7 +38,12 @@ class InvalidTransition(DomainError):
 
 
 class AlreadyExists(DomainError):
-    """→ ALREADY_EXISTS"""
+    """→ ALREADY_EXISTS; `field` names the request field whose value is taken (ErrorInfo
+    metadata `field`), e.g. an organisation number another organisation holds."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class NotFound(DomainError):

@@ -18,6 +18,7 @@ import logging
 import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from typing import Any, NoReturn
@@ -33,7 +34,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from shared import errors, limits, tracing
+from shared import config, errors, limits, ops, tracing
 from shared.access import enforce
 from shared.access.enforce import AccessControl, Call, Refused
 from shared.access.table import rule_for
@@ -144,6 +145,8 @@ def failure(method: str, exc: BaseException) -> Failure:
         return Failure(
             grpc.StatusCode.INVALID_ARGUMENT, str(exc), "INVALID_ARGUMENT", exc, field=exc.field
         )
+    if isinstance(exc, errors.AlreadyExists) and exc.field:
+        return Failure(grpc.StatusCode.ALREADY_EXISTS, str(exc), "ALREADY_EXISTS", field=exc.field)
     if isinstance(exc, errors.InvalidTransition):
         return Failure(
             grpc.StatusCode.FAILED_PRECONDITION,
@@ -305,6 +308,59 @@ class CarepathInterceptor(grpc.ServerInterceptor):
         raise RuntimeError(f"{method}: client-streaming calls are not supported")
 
 
+class MetricsInterceptor(grpc.ServerInterceptor):
+    """Counts and times every call (health and reflection aside) by service, method and the
+    status it ended with: `carepath_rpc_duration_seconds` (shared/ops.py). Outermost, so it
+    sees the status the other interceptors mapped."""
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or method.startswith(PUBLIC_PREFIXES):
+            return handler
+        service, _, name = method.lstrip("/").partition("/")
+
+        def observe(context: grpc.ServicerContext, started: float, failed: bool) -> None:
+            code = context.code()  # type: ignore[attr-defined]
+            status = code.name if code is not None else ("UNKNOWN" if failed else "OK")
+            ops.RPC_DURATION.labels(service, name, status).observe(time.perf_counter() - started)
+
+        if handler.unary_unary:
+            behavior = handler.unary_unary
+
+            def unary(request: Any, context: grpc.ServicerContext) -> Any:
+                started, failed = time.perf_counter(), True
+                try:
+                    reply = behavior(request, context)
+                    failed = False
+                    return reply
+                finally:
+                    observe(context, started, failed)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream:
+            stream = handler.unary_stream
+
+            def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                started, failed = time.perf_counter(), True
+                try:
+                    yield from stream(request, context)
+                    failed = False
+                finally:
+                    observe(context, started, failed)
+
+            return grpc.unary_stream_rpc_method_handler(
+                streaming, handler.request_deserializer, handler.response_serializer
+            )
+        return handler
+
+
 def server_credentials(tls: ServerTLS) -> grpc.ServerCredentials:
     client_ca = tls.client_ca.read_bytes() if tls.client_ca else None
     return grpc.ssl_server_credentials(
@@ -317,10 +373,28 @@ def server_credentials(tls: ServerTLS) -> grpc.ServerCredentials:
 class Server:
     """A started gRPC server with its health servicer."""
 
-    def __init__(self, server: grpc.Server, health_servicer: health.HealthServicer, port: int):
+    def __init__(
+        self,
+        server: grpc.Server,
+        health_servicer: health.HealthServicer,
+        port: int,
+        service_names: Sequence[str] = (),
+    ):
         self.grpc_server = server
         self.health = health_servicer
         self.port = port
+        self.service_names = tuple(service_names)
+
+    def set_serving(self, serving: bool) -> None:
+        """Health of every service of the server (and the server's own, ""): SERVING or
+        NOT_SERVING (shared.ops follows the store and the other dependencies with it)."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in (*self.service_names, ""):
+            self.health.set(name, status)
 
     def stop(self, grace: float = 10.0) -> None:
         """Report NOT_SERVING, let running calls finish (up to `grace`), then stop."""
@@ -328,13 +402,15 @@ class Server:
         self.grpc_server.stop(grace).wait()
 
     def wait_for_signal(self) -> None:
-        """Block until SIGTERM/SIGINT, then shut down gracefully."""
+        """Block until SIGTERM/SIGINT, then shut down gracefully: running calls get
+        `GRPC_GRACE_SECONDS` (read now, so a bad setting fails the start, not the stop)."""
+        grace = config.grpc_grace_seconds()
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         stop.wait()
         log.info("shutting down")
-        self.stop()
+        self.stop(grace)
 
 
 def start_server(
@@ -353,8 +429,13 @@ def start_server(
     without, plaintext (`make run` on loopback)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-        # The trace's span first, so the policy's and the call's logs carry its ids.
-        interceptors=[tracing.ServerInterceptor(), CarepathInterceptor(tokens, access)],
+        # Metrics outermost (they see the status the others mapped), then the trace's span,
+        # so the policy's and the call's logs carry its ids.
+        interceptors=[
+            MetricsInterceptor(),
+            tracing.ServerInterceptor(),
+            CarepathInterceptor(tokens, access),
+        ],
         options=[("grpc.so_reuseport", 0)],
     )
     register(server)
@@ -373,4 +454,4 @@ def start_server(
     if port == 0:
         raise RuntimeError(f"cannot listen on {address}")
     server.start()
-    return Server(server, health_servicer, port)
+    return Server(server, health_servicer, port, service_names)

@@ -56,6 +56,7 @@ from typing import Final, Literal
 
 from stdnum.exceptions import InvalidComponent, ValidationError
 from stdnum.no import fodselsnummer as _stdnum_fnr
+from stdnum.no import orgnr as _stdnum_orgnr
 
 __all__ = [
     "DNR_SYSTEM",
@@ -69,6 +70,7 @@ __all__ = [
     "IdentifierError",
     "NationalId",
     "NationalIdKind",
+    "Orgnr",
     "parse_patient_identifier",
 ]
 
@@ -221,6 +223,31 @@ class HerId:
 
     @classmethod
     def parse(cls, value: str) -> HerId:
+        """Validate ``value``; raises :class:`IdentifierError` with the reason."""
+        return cls(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Orgnr:
+    """An organisation number of Enhetsregisteret (organisasjonsnummer): 9 digits with a mod-11
+    check digit (python-stdnum `stdnum.no.orgnr`). HelseID names a client's organisation by it
+    (`orgnr_parent`, `orgnr_child`); the registry's directory maps it to a HER-id.
+
+    Only the compact spelling is accepted (no spaces or dots), so equality is reliable.
+    """
+
+    value: str
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[0-9]{9}", self.value):
+            raise IdentifierError("an organisation number is 9 digits")
+        try:
+            _stdnum_orgnr.validate(self.value)
+        except ValidationError:
+            raise IdentifierError("is not an organisation number (wrong check digit)") from None
+
+    @classmethod
+    def parse(cls, value: str) -> Orgnr:
         """Validate ``value``; raises :class:`IdentifierError` with the reason."""
         return cls(value)
 

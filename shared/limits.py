@@ -6,10 +6,14 @@ nanos 0–999 999 999).
 
 A refusal is INVALID_ARGUMENT naming the field by its path in the request
 (`receipt.errors[2].description`) and the bound; nothing has been stored then.
+
+Also here: how often a consumer tries a message before it dead-letters it
+(`redelivery_attempts`, [redelivery] in limits.toml).
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -53,6 +57,16 @@ def limits() -> Limits:
         lengths={k: int(v) for k, v in data["max_length"].items()},
         items={k: int(v) for k, v in data["max_items"].items()},
     )
+
+
+def redelivery_attempts() -> int:
+    """How often a consumer tries a message that failed for a reason that may pass before it
+    dead-letters it ([redelivery] in limits.toml; CAREPATH_REDELIVERY_ATTEMPTS overrides)."""
+    configured = os.environ.get("CAREPATH_REDELIVERY_ATTEMPTS")
+    if configured:
+        return max(1, int(configured))
+    with LIMITS_FILE.open("rb") as f:
+        return max(1, int(tomllib.load(f)["redelivery"]["attempts"]))
 
 
 def check(request: Message, prefix: str = "") -> None:

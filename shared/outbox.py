@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from shared import config
+from shared import config, ops
 from shared.amqp import PublishError
 from shared.events import ContractError, Envelope
 from shared.events.envelope import describe
@@ -192,13 +192,17 @@ class OutboxRelay:
         self._positions = positions
         self._batch_size = batch_size
         self._position = positions.get()
+        ops.RELAY_POSITION.labels(source).set(self._position)
 
     @property
     def position(self) -> int:
         return self._position
 
     def backlog(self) -> int:
-        return max(0, (self._app.recorder.max_notification_id() or 0) - self._position)
+        """Stored notifications not published yet (also kept as the backlog gauge)."""
+        backlog = max(0, (self._app.recorder.max_notification_id() or 0) - self._position)
+        ops.RELAY_BACKLOG.labels(self.source).set(backlog)
+        return backlog
 
     def relay_once(self) -> int:
         """Publish one batch; return how many notifications it read. Raises PublishError."""
@@ -211,6 +215,11 @@ class OutboxRelay:
         self._publisher.park(batch.broken)
         self._positions.set(batch.position)
         self._position = batch.position
+        ops.RELAY_POSITION.labels(self.source).set(batch.position)
+        ops.RELAY_PUBLISHED.labels(self.source).inc(len(batch.envelopes))
+        ops.RELAY_BATCH.labels(self.source).observe(batch.read)
+        if batch.broken:
+            ops.RELAY_DEAD_LETTERED.labels(self.source).inc(len(batch.broken))
         return batch.read
 
     def run(
@@ -228,6 +237,7 @@ class OutboxRelay:
         backoff = Backoff(cap=max_backoff)
         what = f"relay {self.source}"
         while not stop.is_set():
+            ops.OPS.beat()
             try:
                 published = self.relay_once()
             except ContractError as exc:  # a release bug: keep the position, nothing is lost

@@ -14,11 +14,11 @@ from typing import Any
 from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 
-from shared import config, tracing
+from shared import config, ops, tracing
 from shared.access.enforce import AccessControl
 from shared.amqp import BatchPublisher
 from shared.auth import TokenVerifier
-from shared.grpc_server import start_server
+from shared.grpc_server import Server, start_server
 from shared.outbox import OutboxRelay, PositionStore
 from shared.retry import until_available
 from shared.store import CarepathApplication
@@ -179,8 +179,24 @@ def service_main(
         tls=server_tls(),
     )
     log.info("%s listening on %s", ", ".join(api.SERVICE_NAMES), address)
+    ops.OPS.check("store", app.recorder.max_notification_id)
+    follow_health(server, f"{service}-serve", access, tokens)
     server.wait_for_signal()
+    ops.OPS.stop()
     access.close()
+
+
+def follow_health(
+    server: Server, process: str, access: AccessControl, tokens: TokenVerifier
+) -> None:
+    """Check the server's databases in the background (its store is checked already; here
+    the access facts, the audit log and the revocation list) and set its gRPC health from
+    them: NOT_SERVING while one is unreachable, SERVING when all answer. Serves OPS_PORT."""
+    ops.OPS.check("access facts", ops.database(access.facts.engine))
+    ops.OPS.check("audit log", ops.database(access.audit.engine))
+    ops.OPS.check("revocations", ops.database(tokens.revocations.engine))
+    ops.OPS.on_change(server.set_serving)
+    ops.OPS.start(process)
 
 
 def position_store(service: str) -> PositionStore:
@@ -201,6 +217,13 @@ def run_relay(app: CarepathApplication) -> None:
         lambda: OutboxRelay(service, app, publisher, positions), log, "relay position", stop=stop
     )
     log.info("relaying %s events from position %d", service, relay.position)
+    # Ready: the store's head is readable (it is the backlog gauge too), the position is
+    # readable, and the publisher's connection is open (an idle relay keeps one open).
+    ops.OPS.check("store", relay.backlog)
+    ops.OPS.check("relay position", positions.get)
+    ops.OPS.check("broker", lambda: publisher.connected)
+    ops.OPS.start(f"{service}-relay")
     relay.run(stop)
+    ops.OPS.stop()
     positions.close()
     log.info("stopped at position %d", relay.position)

@@ -14,12 +14,20 @@ front (`ReactionHandler.check`): the message's `user_id` must be the broker user
 whose exchange it came from (`shared.amqp.sender_refusal`), and its body must keep the event
 contract, its source the exchange's service and its event type the routing key
 (`shared.events.parse`). The handler then receives the typed `Envelope` (its `data` is the
-payload class of the event type), never the raw body. A message that fails the check, and a
-message the handler raises on (`NotApplied` with a reason, or any other error), is published
-to `carepath.dead-letter` with the reason and acked: no message stops a reaction, and none is
-silently dropped. Only an unavailable store (the database down, a session ended) returns the
-message to the queue after a back-off (shared.retry), to be tried again (after the queue's
-delivery limit RabbitMQ dead-letters it).
+payload class of the event type), never the raw body.
+
+What happens to a message, so that none stops a reaction and none is dropped or parked
+silently:
+- applied: acked;
+- refused (it fails the check, or the handler raises `NotApplied` with a reason: the access
+  policy, the domain): published to `carepath.dead-letter` at once with the reason, and acked;
+- failed for a reason that may pass (any other exception: the store down, locked or
+  misbehaving): published, as the service's own broker user, to `carepath.retry.<n>`, whose TTL
+  (1 s, 10 s, 60 s) sends it back to this reaction's queue only, and acked; after
+  `shared.limits.redelivery_attempts()` attempts (8 by default) it is dead-lettered with the
+  reason, the attempt count and the reaction's queue in its headers
+  (`shared.amqp.dead_letter_headers`), for `python -m shared.deadletters` to list and replay.
+A message whose retry or dead letter the broker does not confirm goes back to its queue.
 """
 
 from __future__ import annotations
@@ -30,46 +38,60 @@ import logging
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from kombu import Exchange, Queue  # type: ignore[attr-defined]
+from kombu import Connection, Exchange, Queue  # type: ignore[attr-defined]
 from nameko.amqp.publish import Publisher as AmqpPublisher
-from nameko.constants import AMQP_URI_CONFIG_KEY
+from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY
 from nameko.events import EventHandler
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider
 from opentelemetry.trace import Span
 
-from shared import config, events, tracing
+from shared import config, events, limits, ops, tracing
 from shared.access.enforce import Resource
 from shared.access.policy import Facts, decide
 from shared.access.table import rule_for
 from shared.amqp import (
     DEAD_LETTER_EXCHANGE,
+    DEAD_LETTER_QUEUE,
     QUEUE_ARGUMENTS,
+    RETRY_LEVELS,
+    Origin,
     dead_letter_headers,
+    failure,
+    origin_of,
+    retry_exchange,
     sender_refusal,
 )
 from shared.auth import Actor
 from shared.domain import CommandContext
 from shared.events import ContractError, Envelope
-from shared.retry import UNAVAILABLE, Backoff, until_available
+from shared.retry import until_available
 from shared.store import CarepathApplication
 from shared.times import utc_iso
 
 log = logging.getLogger(__name__)
 
-A = TypeVar("A", bound=CarepathApplication)
 
-#: Failures of a reaction's store, not of the event (shared.retry.UNAVAILABLE): the event is
-#: returned to the queue after a back-off.
+def _not_a_handled_failure(record: logging.LogRecord) -> bool:
+    """nameko logs every exception a handler raises at ERROR with its traceback, whose text may
+    hold SQL parameters (personal data); ReactionHandler logs each outcome itself (the reason
+    without them; the traceback at DEBUG), so nameko's line is left out."""
+    return not str(record.msg).startswith(("error handling worker", "(expected) error handling"))
+
+
+logging.getLogger("nameko.containers").addFilter(_not_a_handled_failure)
+
+A = TypeVar("A", bound=CarepathApplication)
 
 
 class NotApplied(Exception):
     """A reaction could not apply an event; the reason goes with it to the dead-letter queue."""
 
 
-def _dead_letter_exchange() -> Exchange:
-    """carepath.dlx, checked passively: a service may publish to it, not configure it."""
-    return Exchange(DEAD_LETTER_EXCHANGE, type="fanout", durable=True, passive=True)  # type: ignore[no-untyped-call]
+def _passive(name: str) -> Exchange:
+    """An exchange of the definitions, checked passively: a service may publish to it, not
+    configure it."""
+    return Exchange(name, type="fanout", durable=True, passive=True)  # type: ignore[no-untyped-call]
 
 
 class ReactionHandler(EventHandler):  # type: ignore[misc]
@@ -82,34 +104,74 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
         super().setup()
         name: str = self.queue.name  # type: ignore[has-type]
         self.queue = Queue(name, durable=True, queue_arguments=QUEUE_ARGUMENTS)  # type: ignore[no-untyped-call]
-        self.backoff = Backoff()
-        exchange = _dead_letter_exchange()
-        self.dead_letters = AmqpPublisher(
-            self.container.config[AMQP_URI_CONFIG_KEY], exchange=exchange, declare=[exchange]
+        uri = self.container.config[AMQP_URI_CONFIG_KEY]
+        ssl = self.container.config.get(AMQP_SSL_CONFIG_KEY)
+        #: The broker user this process publishes as (a retry comes back with it).
+        self.own_user = str(Connection(uri).userid)  # type: ignore[no-untyped-call]
+        self.attempts = limits.redelivery_attempts()
+        exchange = _passive(DEAD_LETTER_EXCHANGE)
+        self.dead_letters = AmqpPublisher(uri, ssl=ssl, exchange=exchange, declare=[exchange])
+        self.retries = {
+            n: AmqpPublisher(
+                uri, ssl=ssl, exchange=_passive(retry_exchange(n)), mandatory=True,
+                declare=[_passive(retry_exchange(n))],
+            )
+            for n in range(1, RETRY_LEVELS + 1)
+        }  # fmt: skip
+        HANDLERS.append(self)
+        ops.OPS.watch_queues(uri, [name], dead_letters=[DEAD_LETTER_QUEUE])
+
+    def origin(self, message: Any) -> Origin:
+        """Where the message was first published and how often it was tried (raises
+        ContractError for a message put back by someone other than this service or the
+        dead-letter operator)."""
+        info = message.delivery_info
+        return origin_of(
+            str(info.get("exchange", "")),
+            str(info.get("routing_key", "")),
+            message.properties.get("user_id"),
+            message.headers,
+            self.own_user,
         )
 
-    def check(self, body: Any, message: Any) -> Envelope:
+    @property
+    def consuming(self) -> bool:
+        """nameko's consumer of this handler's queue is attached on an open channel."""
+        consumer = self.queue_consumer._consumers.get(self)
+        channel = getattr(consumer, "channel", None)
+        return bool(channel is not None and channel.is_open and channel.connection is not None)
+
+    def _outcome(self, outcome: str) -> None:
+        ops.REACTION_OUTCOMES.labels(self.container.service_name, self.method_name, outcome).inc()
+
+    def check(self, body: Any, message: Any, origin: Origin) -> Envelope:
         """The one check a message passes before a handler acts (raises ContractError): its
         sender, then the contract."""
-        info = message.delivery_info
-        refusal = sender_refusal(str(info.get("exchange", "")), message.properties.get("user_id"))
+        refusal = sender_refusal(origin.exchange, origin.user_id)
         if refusal is not None:
             raise ContractError(refusal)
-        return events.parse(body, info["exchange"], info["routing_key"])
+        return events.parse(body, origin.exchange, origin.routing_key)
 
     def handle_message(self, body: Any, message: Any) -> None:
+        info = message.delivery_info
+        origin = Origin(
+            str(info.get("exchange", "")),
+            str(info.get("routing_key", "")),
+            message.properties.get("user_id") or "",
+        )
         # The message's span (shared.tracing), a child of its publishing: ended once it is
-        # acked, parked or returned.
+        # acked, parked, sent to be tried again or returned.
         header = (message.headers or {}).get(tracing.TRACEPARENT)
         span = tracing.consumer_span(header if isinstance(header, str) else None, self.queue.name)
         try:
-            envelope = self.check(body, message)
+            origin = self.origin(message)
+            envelope = self.check(body, message, origin)
         except Exception as exc:
             log.debug("check failed", exc_info=not isinstance(exc, ContractError))
             reason = (
                 str(exc) if isinstance(exc, ContractError) else f"not checked: {type(exc).__name__}"
             )
-            self.park(message, reason)
+            self.park(message, origin, reason, origin.attempts + 1)
             tracing.finish(span, reason)
             return
         span.update_name(f"process {envelope.event_type}")
@@ -123,61 +185,102 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
                 {},
                 context_data=self.unpack_message_headers(message),
                 handle_result=lambda ctx, result=None, exc_info=None: self._handled(
-                    message, result, exc_info, span
+                    message, origin, result, exc_info, span
                 ),
             )
         except ContainerBeingKilled:
             self.queue_consumer.requeue_message(message)
             tracing.finish(span, "returned to the queue: the container is stopping")
 
-    def _handled(self, message: Any, result: Any, exc_info: Any, span: Span) -> tuple[Any, Any]:
-        if exc_info is not None and isinstance(exc_info[1], UNAVAILABLE):
-            # The store is down, not the message wrong: it goes back to the queue, untouched,
-            # after a back-off (a redelivery at once would only fail again).
-            self.backoff.failed(
-                log, f"{self.method_name}: store unavailable, event returned", exc_info[1]
-            )
-            self.queue_consumer.requeue_message(message)
-            tracing.finish(span, "store unavailable; returned to the queue")
+    def _handled(
+        self, message: Any, origin: Origin, result: Any, exc_info: Any, span: Span
+    ) -> tuple[Any, Any]:
+        if exc_info is None:
+            self.queue_consumer.ack_message(message)
+            self._outcome("applied")
+            tracing.finish(span)
+            return result, exc_info
+        exc = exc_info[1]
+        log.debug("%s raised", self.method_name, exc_info=exc_info)
+        attempts = origin.attempts + 1
+        if isinstance(exc, NotApplied):  # the handler's own words: refused, not failed
+            self.park(message, origin, str(exc), attempts)
+            tracing.finish(span, str(exc))
             return result, None
-        self.backoff.reset()
-        if exc_info is not None:
-            exc = exc_info[1]
-            reason = (
-                str(exc)
-                if isinstance(exc, NotApplied)  # the handler's own words
-                else f"not applied by {self.method_name}: {type(exc).__name__}: {exc}"
-            )
-            self.park(message, reason)
-            tracing.finish(span, reason)
-            return result, None  # handled: parked with its reason
-        self.queue_consumer.ack_message(message)
-        tracing.finish(span)
-        return result, exc_info
+        reason = f"not applied by {self.method_name}: {failure(exc)}"
+        if attempts >= self.attempts:
+            reason = f"{reason} (gave up after {attempts} attempts)"
+            self.park(message, origin, reason, attempts)
+        else:
+            self.retry(message, origin, reason, attempts)
+        tracing.finish(span, reason)
+        return result, None  # handled: tried again later, or parked with its reason
 
-    def park(self, message: Any, reason: str) -> None:
-        """Dead-letter the message as it arrived (its raw body) with the reason, and ack it; if
-        the dead-letter exchange cannot be reached, the message goes back to its queue instead
-        (never lost; the queue's delivery limit dead-letters it if this keeps failing)."""
-        info = message.delivery_info
-        exchange = str(info.get("exchange", ""))
-        routing_key = str(info.get("routing_key", ""))
-        log.warning("dead-lettering a message from %s: %s", exchange, reason)
+    def retry(self, message: Any, origin: Origin, reason: str, attempts: int) -> None:
+        """Send the message to carepath.retry.<attempts>, which returns it to this queue after
+        its delay, and ack it; if the broker does not confirm, it goes back to its queue."""
+        exchange = retry_exchange(attempts)
+        trace = (message.headers or {}).get(tracing.TRACEPARENT)  # the retry stays in its trace
+        log.warning(
+            "%s: attempt %d of %d failed (%s); trying again after %s",
+            self.method_name, attempts, self.attempts, reason, exchange,
+        )  # fmt: skip
         try:
-            self.dead_letters.publish(
+            self.retries[int(exchange.rsplit(".", 1)[1])].publish(
                 message.body,
-                routing_key=routing_key,
+                routing_key=self.queue.name,
                 content_type=message.content_type or "application/octet-stream",
                 content_encoding=message.content_encoding or "binary",
-                headers=dead_letter_headers(
-                    reason, exchange, routing_key, message.properties.get("user_id") or ""
-                ),
-            )
+                user_id=self.own_user,
+                headers={
+                    **dead_letter_headers(
+                        reason, origin.exchange, origin.routing_key, origin.user_id or "",
+                        consumer=self.queue.name, attempts=attempts,
+                    ),
+                    **({tracing.TRACEPARENT: trace} if isinstance(trace, str) else {}),
+                },
+            )  # fmt: skip
         except Exception:
-            log.exception("could not dead-letter a message from %s; returned it", exchange)
+            log.exception("could not send a message to %s; returned it", exchange)
             self.queue_consumer.requeue_message(message)
             return
         self.queue_consumer.ack_message(message)
+        self._outcome("retried")
+
+    def park(self, message: Any, origin: Origin, reason: str, attempts: int) -> None:
+        """Dead-letter the message as it arrived (its raw body) with the reason, its origin,
+        this queue and the attempt count, and ack it; if the dead-letter exchange cannot be
+        reached, the message goes back to its queue instead (never lost; the queue's delivery
+        limit dead-letters it if this keeps failing)."""
+        log.warning("dead-lettering a message from %s: %s", origin.exchange, reason)
+        try:
+            self.dead_letters.publish(
+                message.body,
+                routing_key=origin.routing_key,
+                content_type=message.content_type or "application/octet-stream",
+                content_encoding=message.content_encoding or "binary",
+                user_id=self.own_user,  # parked by this service: replayable into this queue
+                headers=dead_letter_headers(
+                    reason, origin.exchange, origin.routing_key, origin.user_id or "",
+                    consumer=self.queue.name, attempts=attempts,
+                ),
+            )  # fmt: skip
+        except Exception:
+            log.exception("could not dead-letter a message from %s; returned it", origin.exchange)
+            self.queue_consumer.requeue_message(message)
+            self._outcome("retried")
+            return
+        self.queue_consumer.ack_message(message)
+        self._outcome("dead_lettered")
+
+
+#: The process's reaction handlers, once their containers set them up (readiness).
+HANDLERS: list[ReactionHandler] = []
+
+
+def consuming() -> bool:
+    """Every reaction handler of the process consumes its queue (False before they start)."""
+    return bool(HANDLERS) and all(handler.consuming for handler in HANDLERS)
 
 
 def reaction(
@@ -253,6 +356,7 @@ class ApplicationProvider(DependencyProvider, Generic[A]):  # type: ignore[misc]
             log,
             f"{self.app_class.name} store",
         )
+        ops.OPS.check(f"store {self.app_class.name}", self.app.recorder.max_notification_id)
 
     def stop(self) -> None:
         self.app.close()

@@ -13,7 +13,6 @@ token that has expired is refused anyway.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
@@ -42,11 +41,15 @@ class RevocationList:
     ) -> None:
         self.engine = sql.engine(url, config.pool("revocations"))
         sql.create_tables(metadata, self.engine)
-        self._refresh = refresh
         self._clock = clock
-        self._revoked: frozenset[str] = frozenset()
-        self._read_at = float("-inf")
-        self._lock = threading.Lock()
+        self._revoked = sql.Snapshot(self._read, refresh, lambda: self._clock())
+
+    def _read(self) -> frozenset[str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(revoked_tokens.c.jti).where(revoked_tokens.c.expires_at >= self._clock())
+            )
+            return frozenset(row.jti for row in rows)
 
     def revoke(self, jti: str, expires_at: float) -> None:
         """Withdraw the token `jti` (valid until `expires_at`); revoking twice is harmless."""
@@ -62,22 +65,12 @@ class RevocationList:
                 )
         except sa.exc.IntegrityError:
             pass  # revoked already
-        with self._lock:
-            self._revoked = self._revoked | {jti}
+        self._revoked.update(lambda revoked: revoked | {jti})
 
     def is_revoked(self, jti: str) -> bool:
         """Whether `jti` is revoked, by a copy at most `refresh` seconds old (read again now if
         it is older; a database error propagates rather than answering from a stale copy)."""
-        now = self._clock()
-        with self._lock:
-            if now - self._read_at > self._refresh:
-                with self.engine.connect() as conn:
-                    rows = conn.execute(
-                        sa.select(revoked_tokens.c.jti).where(revoked_tokens.c.expires_at >= now)
-                    )
-                    self._revoked = frozenset(row.jti for row in rows)
-                self._read_at = now
-            return jti in self._revoked
+        return jti in self._revoked.get()
 
     def close(self) -> None:
         self.engine.dispose()

@@ -18,7 +18,7 @@ import logging  # noqa: E402
 from nameko.cli.run import import_service, run  # noqa: E402
 from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY  # noqa: E402
 
-from shared import config  # noqa: E402
+from shared import config, ops, reactions  # noqa: E402
 from shared.process import setup_logging  # noqa: E402
 
 
@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> None:
     )  # an amqps:// AMQP_URI: the AMQP_TLS_* files, as kombu takes them
     if ssl:
         settings[AMQP_SSL_CONFIG_KEY] = ssl
+    # Ready once every handler consumes its queue and the stores answer (they add their checks
+    # as their containers start); the endpoint serves on a green thread beside nameko's.
+    ops.OPS.check("consumers", reactions.consuming)
+    ops.OPS.start(f"{service}-reactions")
     run(import_service(args.module), settings)
 
 

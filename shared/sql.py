@@ -1,16 +1,20 @@
 """SQL helpers shared by every store that is not an event store: engines, table creation for a
-service's own small tables (outbox positions, known stays), and Alembic migrations for the
-schemas that evolve (the pathway read model, the audit log)."""
+service's own small tables (outbox positions, known stays), Alembic migrations for the
+schemas that evolve (the pathway read model, the audit log), and `Snapshot`: a small table's
+contents kept in memory for a bounded time (the revocation list, the organisation directory
+the token verifier maps organisation numbers with)."""
 
 from __future__ import annotations
 
 import fcntl
 import logging
 import os
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import psycopg
 import sqlalchemy as sa
@@ -24,6 +28,8 @@ from shared import config
 #: Any constant: the advisory lock every carepath process takes while it changes a schema
 #: (its own tables and the event store's; PostgreSQL's advisory locks are per database).
 SCHEMA_LOCK = 0x63617265
+
+T = TypeVar("T")
 
 
 #: Seconds a caller waits for a pooled connection (as eventsourcing's POSTGRES_CONNECT_TIMEOUT).
@@ -206,3 +212,36 @@ def migrate(engine: sa.Engine, migrations: Path, version_table: str = "alembic_v
         _schema_lock(connection)
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")
+
+
+class Snapshot(Generic[T]):
+    """What `read` returns, kept in memory and read again by the first `get` that finds the
+    copy older than `refresh` seconds: a bounded staleness for one query per `refresh` at most,
+    not one per call. A failed read propagates (the caller is not answered from a copy older
+    than the bound) and the next `get` tries again."""
+
+    def __init__(
+        self, read: Callable[[], T], refresh: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._read = read
+        self._refresh = refresh
+        self._clock = clock
+        self._value: T | None = None
+        self._read_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def get(self, max_age: float | None = None) -> T:
+        """The copy, read again first when it is older than `refresh` (or `max_age`)."""
+        with self._lock:
+            now = self._clock()
+            bound = self._refresh if max_age is None else min(max_age, self._refresh)
+            if self._value is None or now - self._read_at > bound:
+                self._value = self._read()
+                self._read_at = now
+            return self._value
+
+    def update(self, change: Callable[[T], T]) -> None:
+        """Change the copy in place (a write this process made), if there is one."""
+        with self._lock:
+            if self._value is not None:
+                self._value = change(self._value)

@@ -23,6 +23,7 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresFactory as _EventsourcingPostgresFactory
 from eventsourcing.sqlite import SQLiteFactory as _EventsourcingSQLiteFactory
 
+from shared import ops
 from shared.batching import GroupWriter, Outcomes
 from shared.config import POSTGRES_MAX_IDLE, POSTGRES_PARAMETERS, Pool, StoreSettings, pool
 from shared.domain import CarepathAggregate, CommandContext, command_key, handled_key
@@ -152,6 +153,7 @@ class CarepathApplication(Application[UUID]):
     def save_command(self, *aggregates: CarepathAggregate) -> None:
         """Save what one command changed (one transaction), batched with concurrent commands."""
         self._group_commit.save(aggregates)
+        ops.COMMANDS_STORED.labels(self.name).inc()
 
     @classmethod
     def from_url(cls, url: str, pool: Pool | None = None) -> Self:

@@ -67,6 +67,7 @@ from shared.audit.log import accesses
 from shared.auth import Actor, OrgKind, TokenVerifier, bearer_metadata
 from shared.broker import Tenant, declare_like, provision_tenant, rabbitmqctl
 from shared.config import ClientTLS, ServerTLS, StoreSettings
+from shared.directory import OrganisationDirectory
 from shared.grpc_server import Server, start_server
 from shared.ids import FNR_SYSTEM
 from shared.issuer import Issuer, open_issuer
@@ -92,17 +93,21 @@ TOKEN_ENV = {
 
 
 def token_verifier(
-    revocations_url: str, revocations: RevocationList | None = None, **env: str
+    revocations_url: str,
+    revocations: RevocationList | None = None,
+    directory: OrganisationDirectory | None = None,
+    **env: str,
 ) -> TokenVerifier:
     """A verifier trusting ISSUER, configured as a service process is (`config.token_settings`
     over TOKEN_ENV and `env`), its revocation list at `revocations_url` (or `revocations`, one
-    list shared by a test system's servers to spare database connections)."""
+    list shared by a test system's servers to spare database connections), its organisation
+    directory at `ACCESS_DATABASE_URL` of `env` (or `directory`, shared likewise)."""
     settings = config.token_settings(
         {**TOKEN_ENV, "REVOCATIONS_DATABASE_URL": revocations_url, **env}
     )
     if revocations is None:
         return TokenVerifier.from_settings(settings)
-    return TokenVerifier(settings, revocations)
+    return TokenVerifier(settings, revocations, directory=directory)
 
 
 def make_fnr(day: int, month: int, year2: int, individual: int) -> str:
@@ -345,8 +350,9 @@ def running_system(
     positions: list[PositionStore] = []
     access: dict[str, AccessControl] = {}
     revocations = RevocationList(urls["revocations"])
+    directory = OrganisationDirectory(urls["pathway"])
     tokens = {
-        name: token_verifier(urls["revocations"], revocations)
+        name: token_verifier(urls["revocations"], revocations, directory)
         for name in (*DOMAIN_SERVICES, "pathway")
     }
     shared_access = AccessControl.for_urls(urls["pathway"], urls["audit"], "test-system")
@@ -392,6 +398,7 @@ def running_system(
             server.stop(0)
         shared_access.close()
         revocations.close()
+        directory.close()
         for t in threads:
             t.join(timeout=10)
         for position in positions:

@@ -21,7 +21,7 @@ from uuid import UUID
 from services.admissions.api import resolvers
 from services.admissions.application import AdmissionsApplication
 from services.admissions.domain import CloseReason
-from shared.errors import DomainError, InvalidTransition
+from shared.errors import Conflict, DomainError, InvalidTransition, NotYetKnown
 from shared.events import Envelope
 from shared.events.discharges import PatientDischarged
 from shared.reactions import (
@@ -52,5 +52,7 @@ class AdmissionsReactions:
             self.admissions.close_stay(ctx, UUID(discharged.stay_id), CloseReason.DISCHARGED)
         except InvalidTransition:
             log.debug("stay already closed by another path (event %s)", event.event_id)
+        except (Conflict, NotYetKnown):
+            raise  # retryable (the stay changed under the command): tried again later
         except DomainError as exc:  # e.g. the stay moved hospital after the discharge check
             raise NotApplied(f"stay not closed: {type(exc).__name__}: {exc}") from exc

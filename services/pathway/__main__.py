@@ -13,10 +13,10 @@ import os
 from services.pathway import api, migrate, readmodel
 from services.pathway.projector import QUEUE, Projector
 from services.pathway.rebuild import rebuild
-from shared import config
+from shared import amqp, config, ops
 from shared.access.enforce import AccessControl
 from shared.grpc_server import start_server
-from shared.process import server_tls, setup_logging, stop_event, token_verifier
+from shared.process import follow_health, server_tls, setup_logging, stop_event, token_verifier
 from shared.retry import until_available
 from shared.store import CarepathApplication
 
@@ -62,7 +62,14 @@ def main() -> None:
         # Another partition of the projector's queue: `pathway.projector.<name>` (the names the
         # pathway's broker user may consume), declared and bound by the operator.
         queue = os.environ.get("PATHWAY_QUEUE", QUEUE)
-        Projector(engine, config.amqp_uri(SERVICE), queue=queue).run(stop_event())
+        uri = config.amqp_uri(SERVICE)
+        projector = Projector(engine, uri, queue=queue)
+        ops.OPS.check("read model", ops.database(engine))
+        ops.OPS.check("consumer", lambda: projector.consuming)
+        ops.OPS.watch_queues(uri, dead_letters=[amqp.DEAD_LETTER_QUEUE], projector=queue)
+        ops.OPS.start("pathway-project")
+        projector.run(stop_event())
+        ops.OPS.stop()
     else:
         address = config.grpc_address(SERVICE)
         tokens = token_verifier()
@@ -79,7 +86,10 @@ def main() -> None:
             tls=server_tls(),
         )
         log.info("PathwayService listening on %s", address)
+        ops.OPS.check("read model", ops.database(engine))
+        follow_health(server, "pathway-serve", access, tokens)
         server.wait_for_signal()
+        ops.OPS.stop()
         access.close()
 
 

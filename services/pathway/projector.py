@@ -12,8 +12,13 @@ No message stops the projector: each is checked against the event contract first
 (`shared.events.parse`, one call per message in `_check`), and one that fails goes to the
 dead-letter queue with the reason. When a batch of checked messages still cannot be projected
 (the fold or the read model refuses one), the batch is projected again one message per
-transaction: the ones refused are dead-lettered with the exception's reason, the rest committed.
-Only an unreachable read model leaves the batch unacked, to be delivered again.
+transaction: the rest are committed; one the rules refuse (`MissingRule`: the rule data has no
+such pathway, milestone or rate) is dead-lettered at once with the reason, and one that fails
+otherwise is sent to be tried again later through carepath.retry.<n> (as every consumer does,
+`shared.amqp.send_to_retry`) and dead-lettered with the exception's reason after
+`shared.limits.redelivery_attempts()` attempts.
+Only an unreachable read model leaves the batch unacked, to be delivered again once it answers.
+Dead letters and retries are confirmed by the broker before the batch is acked.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import pika
 import sqlalchemy as sa
 from opentelemetry.trace import Link, Span
 from pika.adapters.blocking_connection import BlockingChannel
@@ -34,9 +40,10 @@ from sqlalchemy.engine import Connection, Engine
 from services.pathway import readmodel as rm
 from services.pathway.fold import Row, derive_rows
 from services.pathway.relations import directory_rows
-from shared import amqp, events, tracing
+from shared import amqp, events, limits, ops, tracing
 from shared.events import Envelope
 from shared.retry import UNAVAILABLE, Backoff
+from shared.rules import MissingRule
 from shared.times import utc_iso
 
 log = logging.getLogger(__name__)
@@ -44,14 +51,9 @@ log = logging.getLogger(__name__)
 QUEUE = "pathway.projector"
 #: Failures of the read model's database, not of a message (shared.retry.UNAVAILABLE): nothing
 #: is acked, the batch is redelivered once the database is back.
-
-
-def failure(exc: Exception) -> str:
-    """Why a message was not projected, without SQL parameters (they hold personal data)."""
-    if isinstance(exc, sa.exc.StatementError) and exc.orig is not None:
-        detail = str(exc.orig).splitlines()[0] if str(exc.orig) else ""
-        return f"{type(exc.orig).__name__}: {detail}"[:300]
-    return f"{type(exc).__name__}: {exc}"[:300]
+#: The fold's refusals of a message (the rules have no answer for it): trying it again cannot
+#: help until the rules change, so it is dead-lettered at once (and replayed after the fix).
+REFUSALS = (MissingRule,)
 
 
 def _event_row(e: Envelope) -> dict[str, object]:
@@ -162,27 +164,77 @@ class Projector:
         self._uri = amqp_uri
         self._max_batch = max_batch
         self._on_batch = on_batch
+        self._own_user = str(pika.URLParameters(amqp_uri).credentials.username)
+        self._attempts = limits.redelivery_attempts()
         self.projected = 0
         #: The spans of the batch being handled, by delivery tag (shared.tracing).
         self._spans: dict[int, Span] = {}
         #: Set once the queue exists and is consumed.
         self.ready = threading.Event()
+        #: True while the queue is consumed on an open connection (readiness, shared/ops.py).
+        self.consuming = False
 
-    def _check(self, delivery: amqp.Delivery) -> Envelope:
+    def _origin(self, delivery: amqp.Delivery) -> amqp.Origin:
+        """Where the message was first published (raises ContractError for a message put back
+        into the queue by someone other than the pathway or the dead-letter operator)."""
+        return amqp.origin_of(
+            delivery.exchange,
+            delivery.routing_key,
+            delivery.user_id,
+            delivery.headers,
+            self._own_user,
+        )
+
+    def _check(self, delivery: amqp.Delivery, origin: amqp.Origin) -> Envelope:
         """The one check a message passes before it is projected (raises ContractError): its
         sender (the `user_id` of the exchange's service), then the event contract."""
-        refusal = amqp.sender_refusal(delivery.exchange, delivery.user_id)
+        refusal = amqp.sender_refusal(origin.exchange, origin.user_id)
         if refusal is not None:
             raise events.ContractError(refusal)
-        return events.parse(delivery.body, delivery.exchange, delivery.routing_key)
+        return events.parse(delivery.body, origin.exchange, origin.routing_key)
 
-    def _reject(self, channel: BlockingChannel, delivery: amqp.Delivery, reason: str) -> None:
+    def _reject(
+        self,
+        channel: BlockingChannel,
+        delivery: amqp.Delivery,
+        reason: str,
+        origin: amqp.Origin | None = None,
+    ) -> None:
         log.warning("dead-lettering a message from %s: %s", delivery.exchange, reason)
-        amqp.dead_letter(channel, delivery, reason)
+        attempts = (origin.attempts if origin else 0) + 1
+        amqp.dead_letter(
+            channel, delivery, reason, origin=origin, consumer=self._queue, attempts=attempts,
+            own_user=self._own_user,
+        )  # fmt: skip
+        ops.PROJECTOR_DEAD_LETTERED.labels(self._queue).inc()
+        self._settled(delivery, reason, dead_lettered=True)
+
+    def _settled(self, delivery: amqp.Delivery, reason: str, dead_lettered: bool) -> None:
         span = self._spans.pop(delivery.delivery_tag, None)
         if span is not None:
-            span.set_attribute("carepath.dead_lettered", True)
+            span.set_attribute(
+                "carepath.dead_lettered" if dead_lettered else "carepath.retried", True
+            )
             tracing.finish(span, reason)
+
+    def _failed(
+        self, channel: BlockingChannel, delivery: amqp.Delivery, origin: amqp.Origin, reason: str
+    ) -> None:
+        """A checked message the read model refused: tried again later, or dead-lettered once
+        it has been tried `redelivery_attempts()` times."""
+        attempts = origin.attempts + 1
+        if attempts >= self._attempts:
+            self._reject(channel, delivery, f"{reason} (gave up after {attempts} attempts)", origin)
+            return
+        log.warning(
+            "attempt %d of %d to project a message failed (%s); trying again after %s",
+            attempts, self._attempts, reason, amqp.retry_exchange(attempts),
+        )  # fmt: skip
+        amqp.send_to_retry(
+            channel, delivery, reason, origin=origin, consumer=self._queue,
+            own_user=self._own_user, attempts=attempts,
+        )  # fmt: skip
+        self._settled(delivery, reason, dead_lettered=False)
 
     def _handle(self, channel: BlockingChannel, batch: list[amqp.Delivery]) -> None:
         # One span per traced message, a child of its publishing; ended when it is settled.
@@ -199,23 +251,25 @@ class Projector:
             self._spans = {}
 
     def _settle(self, channel: BlockingChannel, batch: list[amqp.Delivery]) -> None:
-        checked: list[tuple[amqp.Delivery, Envelope]] = []
+        checked: list[tuple[amqp.Delivery, amqp.Origin, Envelope]] = []
         for delivery in batch:
+            origin: amqp.Origin | None = None
             try:
-                checked.append((delivery, self._check(delivery)))
+                origin = self._origin(delivery)
+                checked.append((delivery, origin, self._check(delivery, origin)))
             except events.ContractError as exc:
-                self._reject(channel, delivery, str(exc))
+                self._reject(channel, delivery, str(exc), origin)
             except Exception as exc:
                 log.exception("the check failed on a message from %s", delivery.exchange)
-                self._reject(channel, delivery, f"not checked: {type(exc).__name__}")
-        for delivery, envelope in checked:
+                self._reject(channel, delivery, f"not checked: {type(exc).__name__}", origin)
+        for delivery, _origin, envelope in checked:
             span = self._spans.get(delivery.delivery_tag)
             if span is not None:
                 span.update_name(f"process {envelope.event_type}")
                 span.set_attribute("messaging.message.id", envelope.event_id)
         try:
-            with self._writing(checked), self._engine.begin() as conn:
-                changed = project(conn, [e for _, e in checked])
+            with self._writing([d for d, _, _ in checked]), self._engine.begin() as conn:
+                changed = project(conn, [e for _, _, e in checked])
             projected = len(checked)
         except UNAVAILABLE:
             raise
@@ -227,12 +281,13 @@ class Projector:
             span.end()
         self._spans = {}
         self.projected += projected
+        ops.OPS.projected(self._queue, [e.recorded.timestamp() for _, _, e in checked], projected)
         if self._on_batch:
             self._on_batch(changed)
 
-    def _writing(self, checked: Sequence[tuple[amqp.Delivery, Envelope]]) -> Any:
+    def _writing(self, checked: Sequence[amqp.Delivery]) -> Any:
         """The span of one read-model transaction, linked to the span of every message in it."""
-        spans = [self._spans[d.delivery_tag] for d, _ in checked if d.delivery_tag in self._spans]
+        spans = [self._spans[d.delivery_tag] for d in checked if d.delivery_tag in self._spans]
         return tracing.tracer.start_as_current_span(
             "write pathway read model",
             links=[Link(span.get_span_context()) for span in spans],
@@ -242,21 +297,26 @@ class Projector:
         )
 
     def _project_one_at_a_time(
-        self, channel: BlockingChannel, checked: list[tuple[amqp.Delivery, Envelope]]
+        self,
+        channel: BlockingChannel,
+        checked: list[tuple[amqp.Delivery, amqp.Origin, Envelope]],
     ) -> tuple[set[str], int]:
         """Each message in its own transaction: the ones the fold or the read model rejects are
-        dead-lettered with the reason, the rest are projected."""
+        tried again later (or dead-lettered with the reason after the last attempt), the rest
+        are projected."""
         changed: set[str] = set()
         projected = 0
-        for delivery, envelope in checked:
+        for delivery, origin, envelope in checked:
             try:
-                with self._writing([(delivery, envelope)]), self._engine.begin() as conn:
+                with self._writing([delivery]), self._engine.begin() as conn:
                     changed |= project(conn, [envelope])
                 projected += 1
             except UNAVAILABLE:
                 raise
+            except REFUSALS as exc:
+                self._reject(channel, delivery, f"not projected: {amqp.failure(exc)}", origin)
             except Exception as exc:
-                self._reject(channel, delivery, f"not projected: {failure(exc)}")
+                self._failed(channel, delivery, origin, f"not projected: {amqp.failure(exc)}")
         return changed, projected
 
     def run(self, stop: threading.Event) -> None:
@@ -268,16 +328,20 @@ class Projector:
             try:
                 connection = amqp.connect(self._uri, "pathway-projector")
             except (AMQPError, OSError) as exc:
+                ops.OPS.beat()
                 backoff.failed(log, "projector: broker unavailable", exc, stop)
                 continue
             reachable = True
             try:
                 channel = connection.channel()
+                channel.confirm_delivery()  # dead letters and retries confirmed before the ack
                 declare_topology(channel, self._queue)
                 self.ready.set()
+                self.consuming = True
                 log.info("consuming %s", self._queue)
                 backoff.reset()
                 for batch in amqp.consume_batches(channel, self._queue, self._max_batch):
+                    ops.OPS.beat()
                     if batch:
                         self._handle(channel, batch)
                     if stop.is_set():
@@ -290,6 +354,7 @@ class Projector:
                 log.warning("projector: read model unavailable (%s)", type(exc).__name__)
                 reachable = False
             finally:
+                self.consuming = False
                 if connection.is_open:
                     with contextlib.suppress(AMQPError, OSError):
                         connection.close()
@@ -302,6 +367,7 @@ class Projector:
         retry."""
         backoff = Backoff()
         while not stop.is_set():
+            ops.OPS.beat()
             try:
                 with self._engine.connect() as conn:
                     conn.execute(sa.text("SELECT 1"))

@@ -180,5 +180,6 @@ def directory_rows(history: Iterable[Envelope]) -> list[Row]:
             "kind": d.kind,
             "name": d.name,
             "parent_her_id": d.parent_her_id,
+            "orgnr": d.orgnr,
         }
     return sorted(latest.values(), key=lambda r: str(r["her_id"]))

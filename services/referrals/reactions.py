@@ -21,7 +21,7 @@ from uuid import UUID
 
 from services.referrals.api import resolvers
 from services.referrals.application import ReferralsApplication
-from shared.errors import DomainError
+from shared.errors import Conflict, DomainError, NotYetKnown
 from shared.events import Envelope
 from shared.events.admissions import PatientAdmitted
 from shared.reactions import (
@@ -49,6 +49,8 @@ def complete_on_admission(app: ReferralsApplication, event: Envelope) -> None:
         raise NotApplied(f"referral not completed: {refusal}")
     try:
         app.complete(reaction_context(event, "admission"), referral_id)
+    except (Conflict, NotYetKnown):
+        raise  # may pass (a concurrent change): tried again later (shared.reactions)
     except DomainError as exc:  # not (or no longer) ACCEPTED: not this reaction's business
         log.debug("admission %s leaves its referral: %s", event.event_id, type(exc).__name__)
 

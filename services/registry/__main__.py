@@ -38,7 +38,10 @@ def run_import(app: RegistryApplication, argv: list[str]) -> None:
     except ImportError_ as exc:
         sys.exit(f"registry import: nothing imported: {exc}")
     adapter = Actor(her_id=HerId.parse(args.her_id).value, org_kind=OrgKind.REGISTRY)
-    recorded = import_facts(app, facts, adapter)
+    try:
+        recorded = import_facts(app, facts, adapter)
+    except ImportError_ as exc:
+        sys.exit(f"registry import: nothing imported: {exc}")
     log.info("imported %d facts from %s: %d new events", len(facts), args.file.name, recorded)
     app.close()
 

@@ -69,7 +69,11 @@ def registration_to_pb(
 
 def organisation_to_pb(o: Organisation) -> registry_pb2.OrganisationEntry:
     return registry_pb2.OrganisationEntry(
-        her_id=o.her_id, kind=KIND_TO_PB[o.kind], name=o.name, parent_her_id=o.parent_her_id or ""
+        her_id=o.her_id,
+        kind=KIND_TO_PB[o.kind],
+        name=o.name,
+        parent_her_id=o.parent_her_id or "",
+        orgnr=o.orgnr or "",
     )
 
 
@@ -160,8 +164,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             if request.parent_her_id.strip()
             else None
         )
+        orgnr = api.orgnr(request.orgnr, "orgnr")
         organisation = self._app.register_organisation(
-            ctx, her_id, KIND_FROM_PB[request.kind], name, parent
+            ctx, her_id, KIND_FROM_PB[request.kind], name, parent, orgnr
         )
         return organisation_to_pb(organisation)
 

@@ -7,29 +7,36 @@ from collections.abc import Iterable
 from datetime import date
 from uuid import UUID
 
+from eventsourcing.persistence import IntegrityError
+
 from services.registry.contract import CONTRACT
 from services.registry.domain import (
     AccessBlocks,
     Organisation,
+    OrgnrHolder,
     Registration,
     RegistryKind,
     access_blocks_id_for,
     organisation_id_for,
+    orgnr_holder_id_for,
     registration_id_for,
 )
-from shared.domain import CommandContext
-from shared.errors import NotFound
-from shared.store import CarepathApplication
+from shared.domain import CarepathAggregate, CommandContext
+from shared.errors import Conflict, NotFound
+from shared.store import CONFLICT_RETRIES, CarepathApplication
 
 REGISTRATION = "registration"
 ORGANISATION = "organisation"
+ORGNR = "organisation number"
 BLOCKS = "blocks"
 
 
 class RegistryApplication(CarepathApplication):
     name = "registry"
     contract = CONTRACT
-    internal_event_types = frozenset({"RegistrationStarted", "AccessBlocksStarted"})
+    internal_event_types = frozenset(
+        {"RegistrationStarted", "AccessBlocksStarted", "OrgnrTaken", "OrgnrGiven", "OrgnrReleased"}
+    )
 
     # --- registrations ---------------------------------------------------------------------
 
@@ -93,15 +100,56 @@ class RegistryApplication(CarepathApplication):
         kind: RegistryKind,
         name: str,
         parent_her_id: str | None,
+        orgnr: str | None = None,
     ) -> Organisation:
-        return self.change(
-            Organisation,
-            organisation_id_for(her_id),
-            ctx,
-            ORGANISATION,
-            lambda o: o.change(ctx, kind, name, parent_her_id),
-            create=lambda: Organisation.register(ctx, her_id, kind, name, parent_her_id),
-        )
+        """Record the organisation's entry as it is now. Its organisation number's holder (and
+        the holder of the number it had before) is saved in the same transaction, so two
+        organisations never hold one number: ALREADY_EXISTS naming `orgnr` when another does."""
+        for _ in range(CONFLICT_RETRIES):
+            try:
+                organisation = self.load(Organisation, organisation_id_for(her_id), ORGANISATION)
+            except NotFound:
+                organisation = Organisation.register(ctx, her_id, kind, name, parent_her_id, orgnr)
+                before = None
+            else:
+                if organisation.has_handled(ctx):
+                    return self.first_result(
+                        Organisation, organisation_id_for(her_id), ctx, ORGANISATION
+                    )
+                before = organisation.orgnr
+                organisation.change(ctx, kind, name, parent_her_id, orgnr)
+            changed: list[CarepathAggregate] = [organisation]
+            if orgnr is not None and orgnr != before:
+                changed.append(self._holder_given(ctx, orgnr, her_id))
+            if before is not None and before != orgnr:
+                holder = self._holder(before)
+                if holder is not None:
+                    holder.release(ctx, her_id)
+                    changed.append(holder)
+            try:
+                self.save_command(*changed)
+            except IntegrityError:
+                continue
+            return organisation
+        raise Conflict(f"{ORGANISATION} changed concurrently; retry the command")
+
+    def _holder(self, orgnr: str) -> OrgnrHolder | None:
+        try:
+            return self.load(OrgnrHolder, orgnr_holder_id_for(orgnr), ORGNR)
+        except NotFound:
+            return None
+
+    def _holder_given(self, ctx: CommandContext, orgnr: str, her_id: str) -> OrgnrHolder:
+        holder = self._holder(orgnr)
+        if holder is None:
+            return OrgnrHolder.take(ctx, orgnr, her_id)
+        holder.give_to(ctx, her_id)  # AlreadyExists while another organisation holds it
+        return holder
+
+    def orgnr_holder(self, orgnr: str) -> str | None:
+        """The HER-id holding an organisation number now (None: nobody)."""
+        holder = self._holder(orgnr)
+        return holder.her_id if holder is not None else None
 
     def organisations(self, her_ids: Iterable[str]) -> list[Organisation]:
         """The known ones of these HER-ids, in the order given (unknown ones left out)."""

@@ -1,6 +1,7 @@
 """The registry service's domain events → the public contract (shared.events.registry), one
 mapping per published event type. The relay publishes only what is mapped here;
-RegistrationStarted and AccessBlocksStarted are bookkeeping and stay inside."""
+RegistrationStarted, AccessBlocksStarted and the organisation numbers' holders (OrgnrTaken,
+OrgnrGiven, OrgnrReleased) are bookkeeping and stay inside."""
 
 from __future__ import annotations
 
@@ -28,12 +29,21 @@ def fastlege_assigned(e: Any) -> ev.FastlegeAssigned:
 
 def organisation_registered(e: Any) -> ev.OrganisationRegistered:
     return ev.OrganisationRegistered(
-        her_id=e.her_id, kind=e.kind, name=e.name, parent_her_id=e.parent_her_id
+        her_id=e.her_id,
+        kind=e.kind,
+        name=e.name,
+        parent_her_id=e.parent_her_id,
+        orgnr=getattr(e, "orgnr", None),  # stored before organisation numbers: none
     )
 
 
 def organisation_changed(e: Any) -> ev.OrganisationChanged:
-    return ev.OrganisationChanged(kind=e.kind, name=e.name, parent_her_id=e.parent_her_id)
+    return ev.OrganisationChanged(
+        kind=e.kind,
+        name=e.name,
+        parent_her_id=e.parent_her_id,
+        orgnr=getattr(e, "orgnr", None),  # stored before organisation numbers: none
+    )
 
 
 def access_blocked(e: Any) -> ev.AccessBlocked:

@@ -3,7 +3,11 @@
 - `Registration` (one per patient): where the patient lives (Folkeregisteret's residence and
   temporary residence — oppholdskommune) and who their fastlege is (Fastlegeregisteret), each
   fact with its dates. Only the register adapter records them.
-- `Organisation` (one per HER-id): Adresseregisteret's entry — kind, name, parent.
+- `Organisation` (one per HER-id): Adresseregisteret's entry — kind, name, parent and
+  organisation number (Enhetsregisteret's, which HelseID names callers by).
+- `OrgnrHolder` (one per organisation number): which HER-id holds it. Saved in one transaction
+  with the organisation's own event, it keeps an organisation number to one organisation at a
+  time (bookkeeping: its events are never published).
 - `AccessBlocks` (one per patient): the organisations and health professionals the patient has
   blocked (sperring), and lifted blocks.
 
@@ -23,16 +27,18 @@ from eventsourcing.domain import event
 
 from shared.auth import OrgKind
 from shared.domain import CarepathAggregate, CommandContext, command_key
-from shared.errors import InvalidArgument, InvalidTransition, NotFound
+from shared.errors import AlreadyExists, InvalidArgument, InvalidTransition, NotFound
 from shared.registers import Period, Record, separate, successive
 
 __all__ = [
     "AccessBlocks",
     "Organisation",
+    "OrgnrHolder",
     "Registration",
     "RegistryKind",
     "access_blocks_id_for",
     "organisation_id_for",
+    "orgnr_holder_id_for",
     "registration_id_for",
 ]
 
@@ -52,6 +58,10 @@ def registration_id_for(patient: dict[str, str]) -> UUID:
 
 def organisation_id_for(her_id: str) -> UUID:
     return uuid5(NAMESPACE_URL, f"carepath:organisation:{her_id}")
+
+
+def orgnr_holder_id_for(orgnr: str) -> UUID:
+    return uuid5(NAMESPACE_URL, f"carepath:orgnr:{orgnr}")
 
 
 def access_blocks_id_for(patient: dict[str, str]) -> UUID:
@@ -202,6 +212,7 @@ class Organisation(CarepathAggregate):
         kind: RegistryKind,
         name: str,
         parent_her_id: str | None,
+        orgnr: str | None = None,
     ) -> Organisation:
         if parent_her_id == her_id:
             raise InvalidArgument("parent_her_id", "must differ from the organisation's HER-id")
@@ -211,6 +222,7 @@ class Organisation(CarepathAggregate):
             kind=kind.value,
             name=name,
             parent_her_id=parent_her_id,
+            orgnr=orgnr,
         )
 
     @staticmethod
@@ -219,31 +231,104 @@ class Organisation(CarepathAggregate):
 
     @event("OrganisationRegistered")
     def __init__(
-        self, meta: dict[str, Any], her_id: str, kind: str, name: str, parent_her_id: str | None
+        self,
+        meta: dict[str, Any],
+        her_id: str,
+        kind: str,
+        name: str,
+        parent_her_id: str | None,
+        orgnr: str | None = None,  # events stored before organisation numbers have none
     ) -> None:
         self.her_id = her_id
         self.kind = RegistryKind(kind)
         self.name = name
         self.parent_her_id = parent_her_id
+        self.orgnr = orgnr
         self._handled(meta)
 
     def change(
-        self, ctx: CommandContext, kind: RegistryKind, name: str, parent_her_id: str | None
+        self,
+        ctx: CommandContext,
+        kind: RegistryKind,
+        name: str,
+        parent_her_id: str | None,
+        orgnr: str | None = None,
     ) -> None:
-        """The directory's entry changed (a new name, another parent); same facts: nothing."""
+        """The directory's entry changed (a new name, another parent, another organisation
+        number); same facts: nothing."""
         if parent_her_id == self.her_id:
             raise InvalidArgument("parent_her_id", "must differ from the organisation's HER-id")
-        if (kind, name, parent_her_id) == (self.kind, self.name, self.parent_her_id):
+        if (kind, name, parent_her_id, orgnr) == (
+            self.kind,
+            self.name,
+            self.parent_her_id,
+            self.orgnr,
+        ):
             return
-        self._changed(meta=ctx.meta({}), kind=kind.value, name=name, parent_her_id=parent_her_id)
+        self._changed(
+            meta=ctx.meta({}), kind=kind.value, name=name, parent_her_id=parent_her_id, orgnr=orgnr
+        )
 
     @event("OrganisationChanged")
     def _changed(
-        self, meta: dict[str, Any], kind: str, name: str, parent_her_id: str | None
+        self,
+        meta: dict[str, Any],
+        kind: str,
+        name: str,
+        parent_her_id: str | None,
+        orgnr: str | None = None,
     ) -> None:
         self.kind = RegistryKind(kind)
         self.name = name
         self.parent_her_id = parent_her_id
+        self.orgnr = orgnr
+        self._handled(meta)
+
+
+class OrgnrHolder(CarepathAggregate):
+    """Which organisation holds one organisation number (None: nobody now)."""
+
+    @classmethod
+    def take(cls, ctx: CommandContext, orgnr: str, her_id: str) -> OrgnrHolder:
+        return cls(meta=ctx.meta({}), orgnr=orgnr, her_id=her_id)
+
+    @staticmethod
+    def create_id(orgnr: str, **_: Any) -> UUID:
+        return orgnr_holder_id_for(orgnr)
+
+    @event("OrgnrTaken")
+    def __init__(self, meta: dict[str, Any], orgnr: str, her_id: str) -> None:
+        self.orgnr = orgnr
+        self.her_id: str | None = her_id
+        self._handled(meta)
+
+    def give_to(self, ctx: CommandContext, her_id: str) -> None:
+        """`her_id` holds the number from now on; ALREADY_EXISTS (naming `orgnr`) while
+        another organisation holds it."""
+        if self.her_id == her_id:
+            return
+        if self.her_id is not None:
+            raise AlreadyExists(
+                f"orgnr: {self.orgnr} belongs to another organisation of the directory "
+                f"(HER-id {self.her_id}); change or clear that entry first",
+                field="orgnr",
+            )
+        self._given(meta=ctx.meta({}), her_id=her_id)
+
+    @event("OrgnrGiven")
+    def _given(self, meta: dict[str, Any], her_id: str) -> None:
+        self.her_id = her_id
+        self._handled(meta)
+
+    def release(self, ctx: CommandContext, her_id: str) -> None:
+        """`her_id` no longer holds the number (its entry has another, or none)."""
+        if self.her_id != her_id:
+            return
+        self._released(meta=ctx.meta({}))
+
+    @event("OrgnrReleased")
+    def _released(self, meta: dict[str, Any]) -> None:
+        self.her_id = None
         self._handled(meta)
 
 

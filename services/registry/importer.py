@@ -3,7 +3,7 @@
 The file is JSON (the demo's is infra/demo-registry.json):
 
     {"organisations": [{"her_id": "4201", "kind": "MUNICIPALITY", "name": "Ås kommune",
-                        "parent_her_id": ""}],
+                        "parent_her_id": "", "orgnr": "974760673"}],
      "patients": [{"patient": {"system": "urn:oid:2.16.578.1.12.4.1.4.1", "value": "..."},
                    "residence": [{"municipality_her_id": "4201", "valid_from": "1990-01-01"}],
                    "temporary_residence": [{"municipality_her_id": "4202",
@@ -13,8 +13,14 @@ The file is JSON (the demo's is infra/demo-registry.json):
 
 The whole file is checked before anything is written (a bad entry is named by its place and
 field, and nothing changes); then the facts are recorded as the register adapter would record
-them over gRPC, by the same domain rules, a few hundred aggregates per transaction. Facts
-already recorded change nothing, so importing the same file twice records nothing new.
+them over gRPC, by the same domain rules: each organisation as `RegisterOrganisation` records
+it (with its organisation number's holder, in one transaction), the patients' facts a few
+hundred aggregates per transaction. Facts already recorded change nothing, so importing the
+same file twice records nothing new.
+
+`orgnr` (optional) is the organisation's number in Enhetsregisteret; a number must be unique in
+the file, and one another organisation of the directory already holds is refused before
+anything is written (unless the file gives that organisation another number).
 """
 
 from __future__ import annotations
@@ -29,10 +35,8 @@ from typing import Any
 
 from services.registry.application import RegistryApplication
 from services.registry.domain import (
-    Organisation,
     Registration,
     RegistryKind,
-    organisation_id_for,
     registration_id_for,
 )
 from shared import api
@@ -47,6 +51,28 @@ MAX_NAME = 200
 
 class ImportError_(ValueError):
     """The file cannot be imported; the message names the entry and field."""
+
+
+@dataclass(frozen=True)
+class OrganisationFact:
+    """One checked organisation entry, recorded as RegisterOrganisation records it."""
+
+    where: str
+    her_id: str
+    kind: RegistryKind
+    name: str
+    parent: str | None
+    orgnr: str | None
+
+    @property
+    def command_id(self) -> str:
+        return _command_id(self.her_id, self.kind, self.name, self.parent, self.orgnr)
+
+    def record(self, app: RegistryApplication, ctx: CommandContext) -> int:
+        """Record the entry; returns the events it recorded."""
+        before = sum(o.version for o in app.organisations([self.her_id]))
+        app.register_organisation(ctx, self.her_id, self.kind, self.name, self.parent, self.orgnr)
+        return sum(o.version for o in app.organisations([self.her_id])) - before
 
 
 @dataclass(frozen=True)
@@ -97,8 +123,9 @@ def _command_id(*parts: Any) -> str:
     return "import:" + sha256(json.dumps(parts, default=str).encode()).hexdigest()[:40]
 
 
-def _organisation_facts(entries: list[Any]) -> list[Fact]:
+def _organisation_facts(entries: list[Any]) -> list[OrganisationFact]:
     facts = []
+    numbers: dict[str, str] = {}
     for i, entry in enumerate(entries):
         where = f"organisations[{i}]"
         her_id = _her_id(entry.get("her_id"), f"{where}.her_id")
@@ -111,29 +138,15 @@ def _organisation_facts(entries: list[Any]) -> list[Fact]:
             raise ImportError_(f"{where}.name: is required (1–{MAX_NAME} characters)")
         parent_text = str(entry.get("parent_her_id") or "")
         parent = _her_id(parent_text, f"{where}.parent_her_id") if parent_text else None
-
-        def apply(
-            ctx: CommandContext,
-            found: CarepathAggregate | None,
-            her_id: str = her_id,
-            kind: RegistryKind = kind,
-            name: str = name,
-            parent: str | None = parent,
-        ) -> CarepathAggregate:
-            if found is None:
-                return Organisation.register(ctx, her_id, kind, name, parent)
-            assert isinstance(found, Organisation)
-            found.change(ctx, kind, name, parent)
-            return found
-
-        facts.append(
-            Fact(
-                organisation_id_for(her_id),
-                "organisation",
-                _command_id(her_id, kind, name, parent),
-                apply,
-            )
-        )
+        try:
+            orgnr = api.orgnr(str(entry.get("orgnr") or ""), f"{where}.orgnr")
+        except InvalidArgument as exc:
+            raise ImportError_(str(exc)) from exc
+        if orgnr is not None:
+            if orgnr in numbers:
+                raise ImportError_(f"{where}.orgnr: {orgnr} is given to {numbers[orgnr]} too")
+            numbers[orgnr] = where
+        facts.append(OrganisationFact(where, her_id, kind, name, parent, orgnr))
     return facts
 
 
@@ -195,7 +208,7 @@ def _patient_facts(entries: list[Any]) -> list[Fact]:
     return facts
 
 
-def read_file(path: Path) -> list[Fact]:
+def read_file(path: Path) -> list[OrganisationFact | Fact]:
     """Every fact of the file, checked; raises ImportError_ naming the first bad entry."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -204,22 +217,53 @@ def read_file(path: Path) -> list[Fact]:
     if not isinstance(document, dict):
         raise ImportError_(f"{path}: expected an object with organisations and patients")
     try:
-        return _organisation_facts(list(document.get("organisations") or [])) + _patient_facts(
-            list(document.get("patients") or [])
-        )
+        organisations = _organisation_facts(list(document.get("organisations") or []))
+        patients = _patient_facts(list(document.get("patients") or []))
+        return [*organisations, *patients]
     except (AttributeError, TypeError) as exc:
         raise ImportError_(f"{path}: an entry is not an object ({exc})") from exc
 
 
-def import_facts(app: RegistryApplication, facts: list[Fact], adapter: Actor) -> int:
-    """Record the facts as `adapter` (a REGISTRY caller); returns the events recorded."""
+def _in_order(
+    app: RegistryApplication, organisations: list[OrganisationFact]
+) -> list[OrganisationFact]:
+    """The organisations in the order they can be recorded: an organisation number another
+    organisation holds now is taken after that organisation is given its new one (or none);
+    ImportError_ (nothing written) when the holder keeps it."""
+    given = {o.her_id: o.orgnr for o in organisations}
+    now, later = [], []
+    for o in organisations:
+        holder = app.orgnr_holder(o.orgnr) if o.orgnr is not None else None
+        if holder is None or holder == o.her_id:
+            now.append(o)
+        elif holder in given and given[holder] != o.orgnr:
+            later.append(o)
+        else:
+            raise ImportError_(
+                f"{o.where}.orgnr: {o.orgnr} belongs to another organisation of the directory "
+                f"(HER-id {holder})"
+            )
+    return now + later
+
+
+def import_facts(
+    app: RegistryApplication, facts: list[OrganisationFact | Fact], adapter: Actor
+) -> int:
+    """Record the facts as `adapter` (a REGISTRY caller); returns the events recorded. Raises
+    ImportError_ before writing anything when an organisation number belongs to another
+    organisation of the directory."""
     if adapter.org_kind is not OrgKind.REGISTRY:
         raise ValueError("the register adapter records register facts")
     now = datetime.now(UTC)
+    organisations = [f for f in facts if isinstance(f, OrganisationFact)]
+    patients = [f for f in facts if isinstance(f, Fact)]
     recorded = 0
-    for start in range(0, len(facts), BATCH):
+    for entry in _in_order(app, organisations):
+        ctx = CommandContext(entry.command_id, now, adapter, entry.command_id)
+        recorded += entry.record(app, ctx)
+    for start in range(0, len(patients), BATCH):
         touched: dict[Any, CarepathAggregate] = {}
-        for fact in facts[start : start + BATCH]:
+        for fact in patients[start : start + BATCH]:
             ctx = CommandContext(fact.command_id, now, adapter, fact.command_id)
             found = touched.get(fact.aggregate_id)
             if found is None:

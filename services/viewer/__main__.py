@@ -31,7 +31,7 @@ import uvicorn
 from services.viewer.app import create_app
 from services.viewer.session import DEFAULT_IDLE_SECONDS, DEFAULT_MAX_SECONDS
 from services.viewer.web import Settings
-from shared import config
+from shared import config, ops
 from shared.issuer import dev_issuer
 from shared.process import setup_logging, token_verifier
 
@@ -63,6 +63,10 @@ def main() -> None:
         public_origin=os.environ.get("VIEWER_PUBLIC_ORIGIN") or None,
     )
     proxies = os.environ.get("VIEWER_TRUSTED_PROXIES", "").strip()
+    # Ready while the services it shows answer SERVING; OPS_PORT serves /metrics and health.
+    ops.OPS.check("pathway", ops.grpc_service(settings.pathway_address))
+    ops.OPS.check("registry", ops.grpc_service(settings.registry_address))
+    ops.OPS.start("viewer")
     log.info(
         "pathway viewer on http://%s:%s (pathway service %s, registry %s; development "
         "sign-in %s, idle timeout %.0f s)",

@@ -258,6 +258,7 @@ class AccessControl:
                 purpose=call.purpose.value,
                 emergency_reason=emergency[0] if emergency else None,
                 emergency_text=(emergency[1] or None) if emergency else None,
+                actor_orgnr=actor.orgnr,
             )
 
         if call.disclosed and outcome == "OK":

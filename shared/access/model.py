@@ -161,4 +161,6 @@ organisations = sa.Table(
     sa.Column("kind", sa.String(20), nullable=False),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("parent_her_id", sa.String(20), nullable=True),
+    # Enhetsregisteret's number (HelseID names callers by it; shared.auth maps it to her_id).
+    sa.Column("orgnr", sa.String(9), nullable=True),
 )

@@ -2,9 +2,10 @@
 its own (not the rebuildable read model: it is not derived from events and must outlive any
 rebuild).
 
-Each row says when, which request, who (organisation, kind, HPR), which patient, which call,
-its outcome (the gRPC status), the access basis, the coded purpose and, for akuttilgang, the
-reason.
+Each row says when, which request, who (organisation, kind, HPR, and the organisation number
+when the caller's token named the organisation by one, as HelseID's do), which patient, which
+call, its outcome (the gRPC status), the access basis, the coded purpose and, for akuttilgang,
+the reason.
 
 Every process writes its own hash chain (`chain`: its service's name and a random suffix, begun
 when it starts): row n of a chain stores the hash of row n-1 of that chain and its own hash over
@@ -73,6 +74,8 @@ audit_log = sa.Table(
     sa.Column("purpose", sa.String(40), nullable=False),
     sa.Column("emergency_reason", sa.String(60), nullable=True),
     sa.Column("emergency_text", sa.Text, nullable=True),
+    # Added by migration 0002; NULL in rows written before it, and for tokens without one.
+    sa.Column("actor_orgnr", sa.String(9), nullable=True),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
 )
@@ -100,14 +103,20 @@ class Entry(NamedTuple):
     purpose: str
     emergency_reason: str | None = None
     emergency_text: str | None = None
+    #: The caller's organisation number (added later: see row_hash).
+    actor_orgnr: str | None = None
 
 
 ENTRY_FIELDS = Entry._fields
 
 
 def row_hash(prev_hash: str, chain: str, seq: int, entry: Entry) -> str:
-    """The row's hash: over the previous row's hash, its chain and place, and every field."""
-    payload = json.dumps([prev_hash, chain, seq, *entry], separators=(",", ":"))
+    """The row's hash: over the previous row's hash, its chain and place, and every field.
+    `actor_orgnr` came later: it is hashed (last) only when set, so a row without one hashes
+    as rows did before it existed and the log's older rows verify unchanged; a row with one
+    covers it (removing or changing it breaks the hash)."""
+    fields = list(entry) if entry.actor_orgnr is not None else list(entry[:-1])
+    payload = json.dumps([prev_hash, chain, seq, *fields], separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

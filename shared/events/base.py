@@ -15,6 +15,7 @@ from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from stdnum.no import orgnr as stdnum_orgnr
 
 #: Longest free text any field carries (the APIs bound their text fields at or below this).
 MAX_TEXT = 10_000
@@ -36,8 +37,19 @@ def _calendar_day(value: str) -> str:
     return value
 
 
+def _organisation_number(value: str) -> str:
+    if not stdnum_orgnr.is_valid(value):
+        raise ValueError("is not an organisation number (wrong check digit)")
+    return value
+
+
 #: An organisation's HER-id in Adresseregisteret: 1–9 digits, no leading zero.
 HerId = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,8}$")]
+#: An organisation number of Enhetsregisteret: 9 digits whose last is a mod-11 check digit
+#: (as HelseID names organisations, `orgnr_parent`/`orgnr_child`).
+Orgnr = Annotated[
+    str, StringConstraints(pattern=r"^[0-9]{9}$"), AfterValidator(_organisation_number)
+]
 #: A health professional's number in Helsepersonellregisteret: 1–9 digits, no leading zero.
 Hpr = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,8}$")]
 #: A carepath id (referral, stay, discharge, message, entry, block): a lower-case UUID.

@@ -34,8 +34,10 @@ Every consumer in carepath checks each message against this contract before it a
 (`shared.events.parse`): the envelope's `source` must be the service whose exchange it came on,
 the event type and version must be known here, and every field must have its type and stay in
 its bounds; the fields are closed (an unknown field is an error). A message that fails, and a
-message the projector's fold or a reaction cannot apply, goes to the queue
-`carepath.dead-letter` with the reason in its `x-carepath-reason` header; the consumer goes on.
+message the projector's fold or a reaction refuses, goes to the queue `carepath.dead-letter`
+with the reason in its `x-carepath-reason` header; one a consumer fails on otherwise (its store
+down, an unexpected error) is tried again later and dead-lettered only after a limit
+(docs/operations.md, "Dead letters"). The consumer goes on.
 
 Publishers: each service's relay maps its domain events to these payloads explicitly
 (`services/<service>/contract.py`) and publishes nothing else; a stored event that breaks its
@@ -43,7 +45,8 @@ declaration is dead-lettered by the relay with the reason.
 
 Versions: a change a consumer could trip on is a new `schema_version` of that event type, and
 consumers upcast older versions on read (`shared.events.envelope.UPCASTS`). Every event type is
-at version 1.
+at version 1 but the directory's `OrganisationRegistered` and `OrganisationChanged`, at version 2
+(they gained `orgnr`; a version 1 event reads as version 2 with `orgnr` null).
 """
 
 

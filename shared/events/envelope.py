@@ -245,10 +245,21 @@ class Envelope:
 #: Envelope fields that are not read from a stored body: the payload, and the transport's.
 _NOT_STORED = {"data", "traceparent"}
 
+
+def _without_orgnr(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 of the directory's events had no organisation number: none then."""
+    data = raw.get("data")
+    if isinstance(data, dict):
+        data = {**data, "orgnr": None}
+    return {**raw, "schema_version": 2, "data": data}
+
+
 #: Upcasts: (source, event_type, version) → the step that turns that version's raw envelope
-#: into the next version's. Version 1 is the first of every event type, so there are none yet;
-#: a later version adds its step here and consumers only ever see the newest shape.
-UPCASTS: dict[tuple[str, str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
+#: into the next version's; consumers only ever see the newest shape.
+UPCASTS: dict[tuple[str, str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    ("registry", "OrganisationRegistered", 1): _without_orgnr,
+    ("registry", "OrganisationChanged", 1): _without_orgnr,
+}
 
 
 def upcast(raw: dict[str, Any]) -> dict[str, Any]:

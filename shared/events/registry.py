@@ -9,7 +9,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import StringConstraints
 
-from shared.events.base import Day, HerId, Hpr, Payload, Uuid
+from shared.events.base import Day, HerId, Hpr, Orgnr, Payload, Uuid
 
 #: Longest organisation name in the directory (the registry API's and importer's bound).
 MAX_ORGANISATION_NAME = 200
@@ -60,9 +60,12 @@ class FastlegeAssigned(RegistryEvent):
 
 class OrganisationRegistered(RegistryEvent):
     """Adresseregisteret: an organisation entered the directory (no patient: the envelope's
-    patient is {})."""
+    patient is {}).
+
+    Version 2 added `orgnr`; a version 1 event reads as version 2 with `orgnr` null."""
 
     about_patient: ClassVar[bool] = False
+    schema_version: ClassVar[int] = 2
 
     her_id: HerId
     """The organisation's HER-id."""
@@ -72,12 +75,19 @@ class OrganisationRegistered(RegistryEvent):
     """Its name for people."""
     parent_her_id: HerId | None
     """The organisation it belongs to (a service of a municipality), if any."""
+    orgnr: Orgnr | None
+    """Its organisation number in Enhetsregisteret (HelseID names callers by it), if any; one
+    organisation holds a number at a time."""
 
 
 class OrganisationChanged(RegistryEvent):
-    """Adresseregisteret: an organisation's entry changed (a new name, another parent)."""
+    """Adresseregisteret: an organisation's entry changed (a new name, another parent, another
+    organisation number).
+
+    Version 2 added `orgnr`; a version 1 event reads as version 2 with `orgnr` null."""
 
     about_patient: ClassVar[bool] = False
+    schema_version: ClassVar[int] = 2
 
     kind: DirectoryKind
     """Its kind."""
@@ -85,6 +95,8 @@ class OrganisationChanged(RegistryEvent):
     """Its name for people."""
     parent_her_id: HerId | None
     """The organisation it belongs to, if any."""
+    orgnr: Orgnr | None
+    """Its organisation number in Enhetsregisteret, if any (null: it has none now)."""
 
 
 class AccessBlocked(RegistryEvent):

@@ -5,6 +5,8 @@ edits, removes or cuts off rows, `python -m services.audit verify` names what ha
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -129,3 +131,72 @@ def test_an_intact_log_verifies(engine: sa.Engine, backend: dict[str, str]) -> N
     audit.append(engine, "pathway", [entry(9)])
     result = verify_command(backend["audit"])
     assert result.returncode == 0 and "intact" in result.stdout
+
+
+def test_rows_written_before_organisation_numbers_verify_after_the_migration(
+    backend: dict[str, str],
+) -> None:
+    """A log written at schema revision 0001 (no actor_orgnr), hashed as rows were then, is
+    migrated to the newest schema; its old rows verify unchanged, and rows that carry the
+    caller's organisation number chain on after them."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = sql.engine(backend["audit"])
+    cfg = Config()
+    cfg.set_main_option("script_location", str(audit.MIGRATIONS))
+    cfg.attributes["version_table"] = audit.VERSION_TABLE
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "0001")
+    old_fields = [f for f in audit.ENTRY_FIELDS if f != "actor_orgnr"]
+    prev = audit.GENESIS
+    with engine.begin() as conn:
+        for seq in (1, 2, 3):
+            values = entry(seq)._asdict()
+            del values["actor_orgnr"]
+            payload = [prev, "pathway-old", seq, *(values[f] for f in old_fields)]
+            digest = hashlib.sha256(json.dumps(payload, separators=(",", ":")).encode()).hexdigest()
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO audit_log (chain, seq, {', '.join(old_fields)}, prev_hash, hash)"
+                    f" VALUES ('pathway-old', {seq}, {', '.join(':' + f for f in old_fields)},"
+                    " :prev_hash, :hash)"
+                ),
+                {**values, "prev_hash": prev, "hash": digest},
+            )
+            prev = digest
+        conn.execute(
+            sa.text("INSERT INTO audit_head (chain, seq, hash) VALUES ('pathway-old', 3, :h)"),
+            {"h": prev},
+        )
+    audit.migrate(engine)
+    head = audit.append(engine, "pathway-old", [entry(4)._replace(actor_orgnr="883016610")])
+    assert head[0] == 4
+    writer = AuditLog(engine, "pathway")
+    writer.record([entry(5)._replace(actor_orgnr="883016610"), entry(6)])
+    writer.close()
+    result = verify_command(backend["audit"])
+    assert result.returncode == 0, result.stdout
+    assert "audit log: intact" in result.stdout
+    with engine.connect() as conn:
+        orgnrs = conn.execute(
+            sa.select(audit.audit_log.c.seq, audit.audit_log.c.actor_orgnr)
+            .where(audit.audit_log.c.chain == "pathway-old")
+            .order_by(audit.audit_log.c.seq)
+        ).all()
+    assert [tuple(r) for r in orgnrs] == [(1, None), (2, None), (3, None), (4, "883016610")]
+    engine.dispose()
+
+
+@pytest.mark.parametrize("changed", [None, "974760673"])
+def test_verify_catches_a_removed_or_changed_organisation_number(
+    engine: sa.Engine, changed: str | None
+) -> None:
+    audit.append(engine, "pathway", [entry(n)._replace(actor_orgnr="883016610") for n in (1, 2)])
+    assert audit.verify(engine) == []
+    log = audit.audit_log
+    with engine.begin() as conn:
+        _bypass_triggers(conn)
+        conn.execute(log.update().where(log.c.seq == 2).values(actor_orgnr=changed))
+    assert audit.verify(engine) == ["pathway: row 2 was changed (its hash does not match)"]

@@ -168,6 +168,28 @@ def test_a_consumer_cannot_bind_its_own_queue_to_another_exchange(broker: Tenant
     assert answer.startswith("403 ACCESS_REFUSED")
 
 
+def test_the_dead_letter_operator_may_read_only_the_dead_letters_and_put_back_only(
+    broker: Tenant,
+) -> None:
+    """`python -m shared.deadletters` runs as a user that reads carepath.dead-letter and writes
+    the default exchange (a replay into a consumer's queue), nothing else; a service that
+    consumes nothing may not send a message to be tried again."""
+    operator = broker.uri("deadletters")
+
+    def read(queue: str) -> Any:
+        return lambda channel: channel.basic_get(queue)
+
+    def publish(exchange: str) -> Any:
+        return lambda channel: channel.basic_publish(exchange, "PatientDischarged", b"{}")
+
+    assert refused(operator, read(PROJECTOR_QUEUE)).startswith("403 ACCESS_REFUSED")
+    assert refused(operator, read(CLOSE_ON_DISCHARGE)).startswith("403 ACCESS_REFUSED")
+    assert refused(operator, publish("discharges.events")).startswith("403 ACCESS_REFUSED")
+    assert refused(operator, publish("carepath.retry.1")).startswith("403 ACCESS_REFUSED")
+    assert refused(broker.uri("medications"), publish("carepath.retry.1")).startswith("403")
+    assert refused(broker.uri("admissions"), publish("")).startswith("403 ACCESS_REFUSED")
+
+
 # --- the topology is the definitions' --------------------------------------------------------
 
 

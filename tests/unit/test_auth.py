@@ -1,5 +1,7 @@
 """Caller identity from access tokens as HelseID issues them: asymmetric signatures checked
-against the issuer's JWKS, iss/aud/iat/exp/jti required, the lifetime capped, revocation."""
+against the issuer's JWKS, iss/aud/iat/exp/jti required, the lifetime capped, revocation, and
+the organisation number mapped to HER-id and kind by the organisation directory (a SQLite
+file with the read model's table, as the pathway projector keeps it)."""
 
 from __future__ import annotations
 
@@ -14,10 +16,13 @@ from typing import Any
 
 import jwt
 import pytest
+import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from shared import config
+from shared import config, sql
+from shared.access.model import metadata as access_metadata
+from shared.access.model import organisations
 from shared.auth import (
     HER_ID_CLAIM,
     HPR_CLAIM,
@@ -31,6 +36,7 @@ from shared.auth import (
     Unauthenticated,
 )
 from shared.config import ConfigError
+from shared.directory import OrganisationDirectory
 from shared.issuer import Issuer, open_issuer
 
 GP = Actor(her_id="8134021", org_kind=OrgKind.GP, hpr="9144900")
@@ -46,12 +52,40 @@ def issuer(tmp_path: Path) -> Issuer:
     return made
 
 
+#: The directory the verifier maps organisation numbers with: orgnr → (HER-id, kind, name).
+DIRECTORY = {
+    "983974899": ("8134021", "GP", "Fjordvik legesenter"),
+    "974703300": ("4201", "MUNICIPALITY", "Fjordvik kommune"),
+    "974760673": ("59", "HOSPITAL", "Sykehuset Fjordvik"),
+}
+UNKNOWN_ORGNR = "923609016"  # valid check digit, in no directory here
+
+
+def directory_url(tmp_path: Path) -> str:
+    """The read model's organisation table at tmp_path, created with DIRECTORY on first use."""
+    url = f"sqlite:///{tmp_path}/pathway.sqlite"
+    engine = sql.engine(url)
+    if not sa.inspect(engine).has_table(organisations.name):
+        access_metadata.create_all(engine, tables=[organisations])
+        with engine.begin() as conn:
+            conn.execute(
+                organisations.insert(),
+                [
+                    {"her_id": h, "kind": k, "name": n, "parent_her_id": None, "orgnr": o}
+                    for o, (h, k, n) in DIRECTORY.items()
+                ],
+            )
+    engine.dispose()
+    return url
+
+
 def settings(tmp_path: Path, **env: str) -> config.TokenSettings:
     base = {
         "CAREPATH_TOKEN_ISSUER": ISS,
         "CAREPATH_TOKEN_AUDIENCE": AUD,
         "CAREPATH_JWKS_FILE": str(tmp_path / "jwks.json"),
         "REVOCATIONS_DATABASE_URL": f"sqlite:///{tmp_path}/revocations.sqlite",
+        "ACCESS_DATABASE_URL": directory_url(tmp_path),
     }
     return config.token_settings({**base, **env})
 
@@ -94,6 +128,149 @@ def test_helseids_organisation_numbers_are_accepted_and_kept_on_the_actor(
 ) -> None:
     token = issuer.mint(GP, **{ORGNR_PARENT_CLAIM: "974703300", ORGNR_CHILD_CLAIM: "983974899"})
     assert verify(token).orgnr == "983974899"  # the acting unit: the child
+
+
+def helseid_token(issuer: Issuer, hpr: str | None = "9144900", **orgnr: str) -> str:
+    """A token shaped as HelseID issues it: organisation numbers and the HPR-number, no
+    carepath organisation claims."""
+    claims = {HER_ID_CLAIM: None, ORG_KIND_CLAIM: None, "sub": hpr or "client"}
+    return issuer.mint(Actor("", OrgKind.GP, hpr), **claims, **orgnr)
+
+
+def test_a_helseid_token_is_the_organisation_the_directory_holds_its_number_for(
+    issuer: Issuer, verify: TokenVerifier
+) -> None:
+    token = helseid_token(issuer, **{ORGNR_CHILD_CLAIM: "983974899"})
+    assert HER_ID_CLAIM not in jwt.decode(token, options={"verify_signature": False})
+    assert verify(token) == Actor("8134021", OrgKind.GP, "9144900", orgnr="983974899")
+
+
+def test_the_child_unit_names_the_organisation_before_the_parent(
+    issuer: Issuer, verify: TokenVerifier
+) -> None:
+    both = {ORGNR_PARENT_CLAIM: "974703300", ORGNR_CHILD_CLAIM: "974760673"}
+    assert verify(helseid_token(issuer, **both)).her_id == "59"
+    only_parent = verify(helseid_token(issuer, **{ORGNR_PARENT_CLAIM: "974703300"}))
+    assert (only_parent.her_id, only_parent.org_kind) == ("4201", OrgKind.MUNICIPALITY)
+
+
+def test_a_system_token_without_a_person_is_mapped_too(
+    issuer: Issuer, verify: TokenVerifier
+) -> None:
+    actor = verify(helseid_token(issuer, hpr=None, **{ORGNR_PARENT_CLAIM: "974760673"}))
+    assert (actor.her_id, actor.org_kind, actor.hpr) == ("59", OrgKind.HOSPITAL, None)
+
+
+def test_an_organisation_number_the_directory_does_not_hold_is_refused(
+    issuer: Issuer, verify: TokenVerifier
+) -> None:
+    token = helseid_token(issuer, **{ORGNR_CHILD_CLAIM: UNKNOWN_ORGNR})
+    refused(verify, token, "not an organisation of carepath's directory")
+    # ... also when the token names a HER-id of its own: the directory decides
+    refused(verify, issuer.mint(GP, **{ORGNR_CHILD_CLAIM: UNKNOWN_ORGNR}), "directory")
+
+
+def test_a_carepath_her_id_claim_that_disagrees_with_the_directory_is_refused(
+    issuer: Issuer, verify: TokenVerifier
+) -> None:
+    # GP's HER-id is 8134021; the hospital's number belongs to HER-id 59.
+    token = issuer.mint(GP, **{ORGNR_CHILD_CLAIM: "974760673"})
+    refused(verify, token, f"{HER_ID_CLAIM} 8134021 is not the organisation")
+
+
+def test_a_carepath_kind_claim_that_disagrees_with_the_directory_is_refused(
+    issuer: Issuer, verify: TokenVerifier
+) -> None:
+    token = issuer.mint(GP, **{ORGNR_CHILD_CLAIM: "983974899", ORG_KIND_CLAIM: "HOSPITAL"})
+    refused(verify, token, f"{ORG_KIND_CLAIM} HOSPITAL is not the kind")
+
+
+def test_carepath_claims_that_agree_with_the_directory_are_accepted(
+    issuer: Issuer, verify: TokenVerifier
+) -> None:
+    token = issuer.mint(GP, **{ORGNR_CHILD_CLAIM: "983974899"})
+    assert verify(token) == Actor("8134021", OrgKind.GP, "9144900", orgnr="983974899")
+
+
+def test_a_token_naming_no_organisation_at_all_is_refused(
+    issuer: Issuer, verify: TokenVerifier
+) -> None:
+    refused(verify, helseid_token(issuer), "no organisation number")
+
+
+def test_a_citizen_token_with_an_organisation_number_is_refused(
+    issuer: Issuer, verify: TokenVerifier
+) -> None:
+    token = issuer.mint(Actor.citizen("12034248069"), **{ORGNR_CHILD_CLAIM: "983974899"})
+    refused(verify, token, "names no organisation number")
+
+
+def test_two_entries_claiming_one_number_map_to_nobody(
+    tmp_path: Path, issuer: Issuer, verify: TokenVerifier
+) -> None:
+    """A read model caught between two of the registry's events: refused, not guessed."""
+    engine = sql.engine(directory_url(tmp_path))
+    with engine.begin() as conn:
+        conn.execute(
+            organisations.insert().values(
+                her_id="90234",
+                kind="HOSPITAL",
+                name="Nordvik",
+                parent_her_id=None,
+                orgnr="974760673",
+            )
+        )
+    engine.dispose()
+    refused(verify, helseid_token(issuer, **{ORGNR_CHILD_CLAIM: "974760673"}), "directory")
+
+
+def test_the_directory_is_read_once_per_refresh_not_once_per_call(
+    tmp_path: Path, issuer: Issuer
+) -> None:
+    now = [1000.0]
+    directory = OrganisationDirectory(directory_url(tmp_path), refresh=10.0, clock=lambda: now[0])
+    statements: list[str] = []
+    sa.event.listen(directory.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    verifier = TokenVerifier(
+        settings(tmp_path),
+        TokenVerifier.from_settings(settings(tmp_path)).revocations,
+        directory=directory,
+    )
+    tokens = [helseid_token(issuer, **{ORGNR_CHILD_CLAIM: "983974899"}) for _ in range(3)]
+    for _ in range(50):
+        for token in tokens:
+            assert verifier(token).her_id == "8134021"
+    assert len(statements) == 1
+    # The directory changes: the number now belongs to the hospital. Within the bound the
+    # copy answers; after it, every token (remembered ones too) follows the directory.
+    engine = sql.engine(directory_url(tmp_path))
+    with engine.begin() as conn:
+        conn.execute(
+            organisations.update().where(organisations.c.her_id == "8134021").values(orgnr=None)
+        )
+        conn.execute(
+            organisations.update().where(organisations.c.her_id == "59").values(orgnr="983974899")
+        )
+    engine.dispose()
+    now[0] += 5
+    assert verifier(tokens[0]).her_id == "8134021"
+    now[0] += 6
+    assert verifier(tokens[0]) == Actor("59", OrgKind.HOSPITAL, "9144900", orgnr="983974899")
+    assert len(statements) == 2
+    verifier.close()
+
+
+def test_an_unreadable_directory_is_unavailable_not_a_guess(tmp_path: Path, issuer: Issuer) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    verifier = TokenVerifier.from_settings(
+        settings(tmp_path, ACCESS_DATABASE_URL=f"sqlite:///{empty}/no-directory.sqlite")
+    )
+    with pytest.raises(IssuerUnavailable, match="directory cannot be read"):
+        verifier(helseid_token(issuer, **{ORGNR_CHILD_CLAIM: "983974899"}))
+    # A token without an organisation number does not need the directory.
+    assert verifier(issuer.mint(GP)) == GP
+    verifier.close()
 
 
 def test_an_organisation_number_with_a_wrong_check_digit_is_refused(

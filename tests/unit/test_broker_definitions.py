@@ -4,19 +4,23 @@ with, and the sender check consumers use."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 import pytest
 
 from services.pathway.projector import QUEUE as PROJECTOR_QUEUE
-from shared import config
+from shared import config, limits
 from shared.amqp import (
     DEAD_LETTER_EXCHANGE,
     DEAD_LETTER_QUEUE,
     DEAD_LETTER_QUEUE_ARGUMENTS,
+    DEADLETTERS_USER,
     QUEUE_ARGUMENTS,
+    RETRY_LEVELS,
     SERVICES,
+    retry_exchange,
     sender_refusal,
 )
 from shared.broker import load_definitions, render
@@ -99,13 +103,63 @@ def test_the_dead_letter_queue_does_not_dead_letter_into_itself() -> None:
     assert bindings_to(DEAD_LETTER_QUEUE) == {(DEAD_LETTER_EXCHANGE, "")}
 
 
+#: The services that consume (and so may send a failed message to be tried again).
+CONSUMERS = sorted(set(REACTIONS.values()))
+RETRY_QUEUES = [f"carepath.retry.{n}" for n in range(1, RETRY_LEVELS + 1)]
+
+
+def test_each_retry_queue_waits_longer_and_returns_a_message_to_its_consumers_queue() -> None:
+    """carepath.retry.<n>: a quorum queue behind its own exchange whose TTL sends a message
+    back through the default exchange (routing key = the consumer's queue), never dropping it
+    (at-least-once dead-lettering)."""
+    ttls = []
+    for name in RETRY_QUEUES:
+        arguments = queue(name)["arguments"]
+        assert arguments["x-queue-type"] == "quorum"
+        assert arguments["x-dead-letter-exchange"] == ""
+        assert "x-dead-letter-routing-key" not in arguments
+        assert arguments["x-dead-letter-strategy"] == "at-least-once"
+        assert arguments["x-overflow"] == "reject-publish"
+        assert bindings_to(name) == {(name, "")}
+        ttls.append(arguments["x-message-ttl"])
+    assert ttls == sorted(set(ttls))
+    assert [retry_exchange(n) for n in (0, 1, 2, 3, 4, 99)] == [
+        RETRY_QUEUES[0], *RETRY_QUEUES, RETRY_QUEUES[-1], RETRY_QUEUES[-1],
+    ]  # fmt: skip
+    assert limits.redelivery_attempts() == 8
+
+
+def test_only_consumers_may_send_to_be_tried_again_and_only_the_operator_reads_dead_letters() -> (
+    None
+):
+    exchanges = [e["name"] for e in DEFINITIONS["exchanges"]]
+    for service in config.BROKER_SERVICES:
+        writable = [e for e in exchanges if may(permissions(service)["write"], e)]
+        expected = [*RETRY_QUEUES] if service in CONSUMERS else []
+        assert [e for e in writable if e.startswith("carepath.retry.")] == expected, service
+    operator = permissions(DEADLETTERS_USER)
+    assert operator["configure"] == ""
+    assert [q["name"] for q in DEFINITIONS["queues"] if may(operator["read"], q["name"])] == [
+        DEAD_LETTER_QUEUE
+    ]
+    # RabbitMQ checks a publish to the default exchange ("") as a write to amq.default.
+    assert [e for e in [*exchanges, "amq.default"] if may(operator["write"], e)] == ["amq.default"]
+
+
+def test_the_redelivery_limit_may_be_set_for_a_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAREPATH_REDELIVERY_ATTEMPTS", "3")
+    assert limits.redelivery_attempts() == 3
+
+
 def test_a_session_gets_its_own_vhost_users_and_passwords_and_no_operator() -> None:
-    passwords = {s: f"pw-{s}" for s in config.BROKER_SERVICES}
+    """Its own service users and dead-letter operator (`deadletters`), never the broker's
+    administrator."""
+    passwords = {s: f"pw-{s}" for s in config.BROKER_ACCOUNTS}
     rendered = render("carepath-test-1", "t1234-", passwords)
-    assert [u["name"] for u in rendered["users"]] == [f"t1234-{s}" for s in config.BROKER_SERVICES]
+    assert [u["name"] for u in rendered["users"]] == [f"t1234-{s}" for s in config.BROKER_ACCOUNTS]
     assert {u["password"] for u in rendered["users"]} == set(passwords.values())
     assert {p["user"] for p in rendered["permissions"]} == {
-        f"t1234-{s}" for s in config.BROKER_SERVICES
+        f"t1234-{s}" for s in config.BROKER_ACCOUNTS
     }
     entities = [
         *rendered["permissions"],
@@ -158,8 +212,22 @@ def test_development_passwords_are_random_kept_once_and_private(
     monkeypatch.setenv("CAREPATH_VAR_DIR", str(tmp_path))
     monkeypatch.delenv("AMQP_PASSWORD", raising=False)
     first = config.development_amqp_passwords()
-    assert set(first) == set(config.BROKER_SERVICES)
+    assert set(first) == set(config.BROKER_ACCOUNTS)
     assert len(set(first.values())) == len(first)
     assert config.development_amqp_passwords() == first
     assert (tmp_path / "amqp-passwords.json").stat().st_mode & 0o777 == 0o600
     assert config.amqp_password("pathway") == first["pathway"]
+
+
+def test_an_account_added_later_gets_a_password_and_the_others_keep_theirs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """A var/amqp-passwords.json written before the dead-letter operator's user existed."""
+    monkeypatch.setenv("CAREPATH_VAR_DIR", str(tmp_path))
+    older = {s: f"pw-{s}" for s in config.BROKER_SERVICES}
+    (tmp_path / "amqp-passwords.json").write_text(json.dumps(older))
+    passwords = config.development_amqp_passwords()
+    assert {s: passwords[s] for s in config.BROKER_SERVICES} == older
+    assert passwords[DEADLETTERS_USER] not in older.values()
+    assert config.development_amqp_passwords() == passwords
+    assert (tmp_path / "amqp-passwords.json").stat().st_mode & 0o777 == 0o600

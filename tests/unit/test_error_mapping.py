@@ -1,7 +1,7 @@
 """The one mapping from what a call raised to what its caller gets (shared.grpc_server.failure):
 status code, message, and the google.rpc details in grpc-status-details-bin. The e2e tests
-(tests/e2e/test_error_model.py) see the same over real gRPC; here every branch, including the
-codes no RPC reaches today (ALREADY_EXISTS)."""
+(tests/e2e/test_error_model.py) see the same over real gRPC; here every branch, including
+ALREADY_EXISTS (RegisterOrganisation's taken `orgnr`, tests/e2e/test_helseid_orgnr.py)."""
 
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ from services.registry import domain as registry_domain
 from services.registry.application import RegistryApplication
 from shared.domain import CommandContext
 from shared.events import BY_SOURCE, UPCASTS, ContractError, Envelope, parse
+from shared.events import registry as registry_events
 from shared.events.admissions import PatientAdmitted
 from shared.events.doc import render
 from shared.outbox import read_envelopes
@@ -127,7 +128,7 @@ def test_the_read_models_own_copy_reads_back_as_the_same_typed_event() -> None:
 def test_an_older_version_is_upcast_before_it_is_checked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """No event type has a second version yet; the hook is there for the first one."""
+    """The hook itself, on an event type with one version (a made-up version 0)."""
 
     def from_v0(raw: dict[str, Any]) -> dict[str, Any]:
         data = dict(raw["data"])
@@ -141,6 +142,34 @@ def test_an_older_version_is_upcast_before_it_is_checked(
     upcast = parse(json.dumps(raw), "admissions.events", "PatientAdmitted")
     assert upcast.schema_version == 1
     assert upcast.payload(PatientAdmitted).ward == "Medisinsk post 3"
+
+
+@pytest.mark.parametrize("event_type", ["OrganisationRegistered", "OrganisationChanged"])
+def test_a_directory_event_of_version_1_reads_as_version_2_without_an_orgnr(
+    event_type: str,
+) -> None:
+    """Version 2 added `orgnr`: a version 1 message (published or stored before) is upcast,
+    and an organisation number with a wrong check digit is refused."""
+    fields = {"kind": "MUNICIPALITY", "name": "Fjordvik kommune", "parent_her_id": None}
+    if event_type == "OrganisationRegistered":
+        fields["her_id"] = "4201"
+    cls = getattr(registry_events, event_type)
+    sent = envelope(cls(**fields, orgnr="883016610"), patient={})
+    raw = json.loads(sent.to_json())
+    assert raw["schema_version"] == 2
+    raw["schema_version"] = 1
+    del raw["data"]["orgnr"]
+    for read in (
+        parse(json.dumps(raw), "registry.events", event_type),
+        Envelope.from_stored(json.dumps(raw)),
+    ):
+        assert read.schema_version == 2
+        assert read.payload(cls).orgnr is None
+        assert read.payload(cls).name == "Fjordvik kommune"
+    raw = json.loads(sent.to_json())
+    raw["data"]["orgnr"] = "883016611"
+    with pytest.raises(ContractError, match=r"data\.orgnr"):
+        parse(json.dumps(raw), "registry.events", event_type)
 
 
 def test_an_unmapped_domain_event_is_never_published(monkeypatch: pytest.MonkeyPatch) -> None:

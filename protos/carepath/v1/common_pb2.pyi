@@ -33,7 +33,9 @@ which is applied once; the service config of shared/grpc_client.py does so with 
                service records has not reached this one yet); also a server down/restarting;
   ABORTED      CONFLICT: a concurrent change of the same data won every in-process attempt
                (commands only); the retry re-runs the rules on the new state.
-ALREADY_EXISTS is not returned by any RPC: a repeated command answers its first result.
+ALREADY_EXISTS  ALREADY_EXISTS (metadata `field`): a value that must be unique is another's
+               (RegisterOrganisation's `orgnr`); not retryable. A repeated command is not
+               ALREADY_EXISTS: it answers its first result.
 """
 
 from collections import abc as _abc

@@ -159,6 +159,7 @@ class RegisterOrganisationRequest(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     PARENT_HER_ID_FIELD_NUMBER: _builtins.int
+    ORGNR_FIELD_NUMBER: _builtins.int
     her_id: _builtins.str
     kind: _common_pb2.OrganisationKind.ValueType
     """MUNICIPALITY, GP or HOSPITAL (a REGISTRY adapter is registered too, as REGISTRY)."""
@@ -168,6 +169,11 @@ class RegisterOrganisationRequest(_message.Message):
     """
     parent_her_id: _builtins.str
     """HER-id of the parent organisation; empty for a top-level one."""
+    orgnr: _builtins.str
+    """Organisation number in Enhetsregisteret (9 digits, mod-11 check digit; HelseID's
+    `orgnr_child`/`orgnr_parent`); empty when it has none. INVALID_ARGUMENT naming `orgnr`
+    when malformed; ALREADY_EXISTS naming `orgnr` when another organisation holds it.
+    """
     @_builtins.property
     def metadata(self) -> _common_pb2.CommandMetadata: ...
     def __init__(
@@ -178,10 +184,11 @@ class RegisterOrganisationRequest(_message.Message):
         kind: _common_pb2.OrganisationKind.ValueType = ...,
         name: _builtins.str = ...,
         parent_her_id: _builtins.str = ...,
+        orgnr: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["her_id", b"her_id", "kind", b"kind", "metadata", b"metadata", "name", b"name", "parent_her_id", b"parent_her_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["her_id", b"her_id", "kind", b"kind", "metadata", b"metadata", "name", b"name", "orgnr", b"orgnr", "parent_her_id", b"parent_her_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -363,11 +370,14 @@ class OrganisationEntry(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     PARENT_HER_ID_FIELD_NUMBER: _builtins.int
+    ORGNR_FIELD_NUMBER: _builtins.int
     her_id: _builtins.str
     kind: _common_pb2.OrganisationKind.ValueType
     name: _builtins.str
     parent_her_id: _builtins.str
     """Empty for a top-level organisation."""
+    orgnr: _builtins.str
+    """Organisation number in Enhetsregisteret; empty when it has none."""
     def __init__(
         self,
         *,
@@ -375,10 +385,11 @@ class OrganisationEntry(_message.Message):
         kind: _common_pb2.OrganisationKind.ValueType = ...,
         name: _builtins.str = ...,
         parent_her_id: _builtins.str = ...,
+        orgnr: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["her_id", b"her_id", "kind", b"kind", "name", b"name", "parent_her_id", b"parent_her_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["her_id", b"her_id", "kind", b"kind", "name", b"name", "orgnr", b"orgnr", "parent_her_id", b"parent_her_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

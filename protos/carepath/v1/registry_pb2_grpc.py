@@ -35,8 +35,10 @@ class RegistryServiceStub:
     UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
     reached; ABORTED (retry) from the record/assign/register commands when a concurrent change
     of the same patient or organisation won. ErrorInfo reasons and the retry policy: common.proto.
-    RecordResidence, RecordTemporaryResidence, AssignFastlege, RegisterOrganisation:
+    RecordResidence, RecordTemporaryResidence, AssignFastlege:
     INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+    RegisterOrganisation: INVALID_ARGUMENT, ALREADY_EXISTS (`orgnr` held by another
+    organisation), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
     GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
@@ -88,8 +90,10 @@ class RegistryServiceServicer:
     UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
     reached; ABORTED (retry) from the record/assign/register commands when a concurrent change
     of the same patient or organisation won. ErrorInfo reasons and the retry policy: common.proto.
-    RecordResidence, RecordTemporaryResidence, AssignFastlege, RegisterOrganisation:
+    RecordResidence, RecordTemporaryResidence, AssignFastlege:
     INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+    RegisterOrganisation: INVALID_ARGUMENT, ALREADY_EXISTS (`orgnr` held by another
+    organisation), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
     GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
@@ -119,8 +123,14 @@ class RegistryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RegisterOrganisation(self, request, context):
-        """An organisation of Adresseregisteret: its HER-id, kind, name and parent (a hospital
-        department's health trust, a nursing home's municipality). Recorded again when it changes.
+        """An organisation of Adresseregisteret: its HER-id, kind, name, parent (a hospital
+        department's health trust, a nursing home's municipality) and organisation number.
+        Recorded again when it changes (the request is the whole entry: an empty `orgnr` removes
+        the number). An organisation number belongs to one organisation at a time: giving one
+        that another HER-id holds is ALREADY_EXISTS naming `orgnr` (nothing is recorded; change
+        or clear the other entry first). Access tokens from HelseID name the caller by this
+        number, so the directory is how carepath finds the caller's HER-id and kind
+        (docs/identity.md).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -193,8 +203,10 @@ class RegistryService:
     UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
     reached; ABORTED (retry) from the record/assign/register commands when a concurrent change
     of the same patient or organisation won. ErrorInfo reasons and the retry policy: common.proto.
-    RecordResidence, RecordTemporaryResidence, AssignFastlege, RegisterOrganisation:
+    RecordResidence, RecordTemporaryResidence, AssignFastlege:
     INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+    RegisterOrganisation: INVALID_ARGUMENT, ALREADY_EXISTS (`orgnr` held by another
+    organisation), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
     GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 

@@ -48,8 +48,10 @@ class RegistryServiceStub:
     UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
     reached; ABORTED (retry) from the record/assign/register commands when a concurrent change
     of the same patient or organisation won. ErrorInfo reasons and the retry policy: common.proto.
-      RecordResidence, RecordTemporaryResidence, AssignFastlege, RegisterOrganisation:
+      RecordResidence, RecordTemporaryResidence, AssignFastlege:
       INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      RegisterOrganisation: INVALID_ARGUMENT, ALREADY_EXISTS (`orgnr` held by another
+      organisation), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
       GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
@@ -71,8 +73,14 @@ class RegistryServiceStub:
     previous one the day before it starts.
     """
     RegisterOrganisation: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RegisterOrganisationRequest, _registry_pb2.OrganisationEntry]
-    """An organisation of Adresseregisteret: its HER-id, kind, name and parent (a hospital
-    department's health trust, a nursing home's municipality). Recorded again when it changes.
+    """An organisation of Adresseregisteret: its HER-id, kind, name, parent (a hospital
+    department's health trust, a nursing home's municipality) and organisation number.
+    Recorded again when it changes (the request is the whole entry: an empty `orgnr` removes
+    the number). An organisation number belongs to one organisation at a time: giving one
+    that another HER-id holds is ALREADY_EXISTS naming `orgnr` (nothing is recorded; change
+    or clear the other entry first). Access tokens from HelseID name the caller by this
+    number, so the directory is how carepath finds the caller's HER-id and kind
+    (docs/identity.md).
     """
     GetRegistration: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetRegistrationRequest, _registry_pb2.Registration]
     """The patient's registration: every residence, temporary residence and fastlege period.
@@ -94,8 +102,10 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
     reached; ABORTED (retry) from the record/assign/register commands when a concurrent change
     of the same patient or organisation won. ErrorInfo reasons and the retry policy: common.proto.
-      RecordResidence, RecordTemporaryResidence, AssignFastlege, RegisterOrganisation:
+      RecordResidence, RecordTemporaryResidence, AssignFastlege:
       INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      RegisterOrganisation: INVALID_ARGUMENT, ALREADY_EXISTS (`orgnr` held by another
+      organisation), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
       GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
@@ -114,8 +124,14 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     previous one the day before it starts.
     """
     RegisterOrganisation: _aio.UnaryUnaryMultiCallable[_registry_pb2.RegisterOrganisationRequest, _registry_pb2.OrganisationEntry]  # type: ignore[assignment]
-    """An organisation of Adresseregisteret: its HER-id, kind, name and parent (a hospital
-    department's health trust, a nursing home's municipality). Recorded again when it changes.
+    """An organisation of Adresseregisteret: its HER-id, kind, name, parent (a hospital
+    department's health trust, a nursing home's municipality) and organisation number.
+    Recorded again when it changes (the request is the whole entry: an empty `orgnr` removes
+    the number). An organisation number belongs to one organisation at a time: giving one
+    that another HER-id holds is ALREADY_EXISTS naming `orgnr` (nothing is recorded; change
+    or clear the other entry first). Access tokens from HelseID name the caller by this
+    number, so the directory is how carepath finds the caller's HER-id and kind
+    (docs/identity.md).
     """
     GetRegistration: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetRegistrationRequest, _registry_pb2.Registration]  # type: ignore[assignment]
     """The patient's registration: every residence, temporary residence and fastlege period.
@@ -136,8 +152,10 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     UNAVAILABLE (retry) from every RPC when a store, the audit log or the token issuer cannot be
     reached; ABORTED (retry) from the record/assign/register commands when a concurrent change
     of the same patient or organisation won. ErrorInfo reasons and the retry policy: common.proto.
-      RecordResidence, RecordTemporaryResidence, AssignFastlege, RegisterOrganisation:
+      RecordResidence, RecordTemporaryResidence, AssignFastlege:
       INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      RegisterOrganisation: INVALID_ARGUMENT, ALREADY_EXISTS (`orgnr` held by another
+      organisation), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
       GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
@@ -178,8 +196,14 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _registry_pb2.RegisterOrganisationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.OrganisationEntry, _abc.Awaitable[_registry_pb2.OrganisationEntry]]:
-        """An organisation of Adresseregisteret: its HER-id, kind, name and parent (a hospital
-        department's health trust, a nursing home's municipality). Recorded again when it changes.
+        """An organisation of Adresseregisteret: its HER-id, kind, name, parent (a hospital
+        department's health trust, a nursing home's municipality) and organisation number.
+        Recorded again when it changes (the request is the whole entry: an empty `orgnr` removes
+        the number). An organisation number belongs to one organisation at a time: giving one
+        that another HER-id holds is ALREADY_EXISTS naming `orgnr` (nothing is recorded; change
+        or clear the other entry first). Access tokens from HelseID name the caller by this
+        number, so the directory is how carepath finds the caller's HER-id and kind
+        (docs/identity.md).
         """
 
     @_abc_1.abstractmethod

@@ -63,6 +63,10 @@ class PositionStore:
         self._relay = relay
         create_tables(_metadata, self._engine)
 
+    @property
+    def engine(self) -> sa.Engine:
+        return self._engine
+
     def get(self) -> int:
         with self._engine.connect() as conn:
             row = conn.execute(

@@ -220,7 +220,7 @@ def run_relay(app: CarepathApplication) -> None:
     # Ready: the store's head is readable (it is the backlog gauge too), the position is
     # readable, and the publisher's connection is open (an idle relay keeps one open).
     ops.OPS.check("store", relay.backlog)
-    ops.OPS.check("relay position", positions.get)
+    ops.OPS.check("relay position", ops.database(positions.engine))
     ops.OPS.check("broker", lambda: publisher.connected)
     ops.OPS.start(f"{service}-relay")
     relay.run(stop)

@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,7 +67,7 @@ class _PostgresPool:
     before it is handed out, so one the server ended is replaced, not used."""
 
     def __init__(self, conninfo: str, pool: config.Pool, name: str) -> None:
-        self._conninfo = conninfo
+        self.conninfo = conninfo
         self._pool_settings = pool
         self._name = name
         self._pool: ConnectionPool[_PooledConnection] | None = None
@@ -79,7 +80,7 @@ class _PostgresPool:
         clients")."""
         if self._pool is None:
             self._pool = ConnectionPool(
-                self._conninfo,
+                self.conninfo,
                 min_size=self._pool_settings.idle,
                 max_size=self._pool_settings.size,
                 max_idle=config.pool_max_idle(),
@@ -102,13 +103,31 @@ class _PostgresPool:
                 return connection
             return pool.getconn(timeout=CONNECT_TIMEOUT)
         except PoolTimeout:
-            psycopg.connect(self._conninfo, connect_timeout=int(CONNECT_TIMEOUT)).close()
+            psycopg.connect(self.conninfo, connect_timeout=int(CONNECT_TIMEOUT)).close()
             raise
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+
+#: The psycopg pool under each PostgreSQL engine `engine` made (for `ping`).
+_POSTGRES_POOLS: weakref.WeakKeyDictionary[sa.Engine, _PostgresPool] = weakref.WeakKeyDictionary()
+
+
+def ping(engine: sa.Engine) -> None:
+    """Raise unless the database of `engine` answers (a health check, every few seconds).
+    On PostgreSQL with a connection of its own, opened and closed: a pooled one taken that
+    often would keep every pool from ever shrinking to its idle size (shared.config.POOLS), so
+    an idle system would hold a connection per check."""
+    pg = _POSTGRES_POOLS.get(engine)
+    if pg is None:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return
+    with psycopg.connect(pg.conninfo, connect_timeout=int(CONNECT_TIMEOUT)) as conn:
+        conn.execute("SELECT 1")
 
 
 def libpq_conninfo(url: sa.URL) -> str:
@@ -136,6 +155,7 @@ def engine(url: str, pool: config.Pool | None = None) -> sa.Engine:
         )
         created = sa.create_engine(url, creator=pg.connect, poolclass=NullPool)
         sa.event.listen(created, "engine_disposed", lambda _engine: pg.close())
+        _POSTGRES_POOLS[created] = pg
         return created
     created = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 

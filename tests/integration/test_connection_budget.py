@@ -26,7 +26,7 @@ IDLE_BUDGET = 30
 LOAD_BUDGET = 60
 #: What the idle sizes of shared.config.POOLS add up to for these 17 processes, plus the audit
 #: writers' own connections and the deadline timer's (docs/operations.md).
-SETTLED = 20
+SETTLED = 24
 COMMANDS = 400
 
 

@@ -117,6 +117,8 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
             )
             for n in range(1, RETRY_LEVELS + 1)
         }  # fmt: skip
+        HANDLERS.append(self)
+        ops.OPS.watch_queues(uri, [name], dead_letters=[DEAD_LETTER_QUEUE])
 
     def origin(self, message: Any) -> Origin:
         """Where the message was first published and how often it was tried (raises
@@ -129,10 +131,6 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
             message.properties.get("user_id"),
             message.headers,
             self.own_user,
-        )
-        HANDLERS.append(self)
-        ops.OPS.watch_queues(
-            self.container.config[AMQP_URI_CONFIG_KEY], [name], dead_letters=[DEAD_LETTER_QUEUE]
         )
 
     @property

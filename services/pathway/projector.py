@@ -281,7 +281,7 @@ class Projector:
             span.end()
         self._spans = {}
         self.projected += projected
-        ops.OPS.projected(self._queue, [e.recorded.timestamp() for _, e in checked], projected)
+        ops.OPS.projected(self._queue, [e.recorded.timestamp() for _, _, e in checked], projected)
         if self._on_batch:
             self._on_batch(changed)
 

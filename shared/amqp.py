@@ -48,6 +48,13 @@ from shared.events import ContractError, Envelope
 
 log = logging.getLogger(__name__)
 
+# pika reports a failed connection attempt in about seven ERROR lines and a traceback, and a
+# lost connection in several more, then raises. Whoever retries reports each attempt in one
+# WARNING line of its own (shared.retry.Backoff.failed), so pika's own lines are left out.
+# These loggers are below `pika`, whose level the process's logging setup sets.
+for _noisy in ("pika.adapters", "pika.connection", "pika.channel"):
+    logging.getLogger(_noisy).setLevel(logging.CRITICAL)
+
 DEAD_LETTER_EXCHANGE = "carepath.dlx"
 DEAD_LETTER_QUEUE = "carepath.dead-letter"
 SERVICES = ("referrals", "admissions", "discharges", "medications", "registry")

@@ -354,18 +354,86 @@ def log_format() -> str:
 
 #: eventsourcing.postgres with the URL's libpq parameters (shared.store.PostgresFactory).
 POSTGRES_FACTORY = "shared.store:PostgresFactory"
+#: eventsourcing.sqlite, its tables created one process at a time (shared.store.SQLiteFactory).
+SQLITE_FACTORY = "shared.store:SQLiteFactory"
 #: The environment key that carries them (a URL query string) to that factory.
 POSTGRES_PARAMETERS = "POSTGRES_LIBPQ_PARAMETERS"
+#: The environment key that carries the pools' idle time to that factory.
+POSTGRES_MAX_IDLE = "POSTGRES_POOL_MAX_IDLE"
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A process's connections to one PostgreSQL database (SQLite has no pool to size):
+    `idle` kept open while nothing happens, at most `size` under load. A connection beyond
+    `idle` that stays unused is closed after `pool_max_idle()` seconds (one per period)."""
+
+    idle: int
+    size: int
+
+
+#: Every PostgreSQL pool of every process, by what it is for: the connection budget
+#: (docs/operations.md adds them up: at most 30 held by the idle system, under 60 under load
+#: with a rebuild beside it). `DB_POOL_<NAME>=idle:size` (e.g. `DB_POOL_STORE_SERVE=1:6`)
+#: overrides one.
+POOLS: dict[str, Pool] = {
+    # Event stores (eventsourcing). A gRPC server loads aggregates on several threads but
+    # saves one batch at a time (shared.store.GroupCommit).
+    "store-serve": Pool(1, 4),
+    # A relay reads one batch at a time, and polls: its one connection is always in use.
+    "store-relay": Pool(1, 1),
+    # A reaction process acts on another service's store a message at a time.
+    "store-reactions": Pool(0, 2),
+    # One-off commands: migrate, the registry's import, the stores a rebuild reads.
+    "store-tool": Pool(0, 1),
+    # The pathway read model (SQLAlchemy): PathwayService's readers, the projector's one
+    # writer, the deadline timer, and one-off commands (migrate, rebuild).
+    "read-model-serve": Pool(1, 6),
+    "read-model-project": Pool(0, 1),
+    "read-model-reactions": Pool(0, 1),
+    "read-model-tool": Pool(0, 1),
+    # Per gRPC server: the access policy's facts (one query per call), the audit log (its
+    # writer has a connection of its own besides; the pool serves the emergency-access
+    # reads), the revocation list (read at most once a second).
+    "facts": Pool(0, 2),
+    "audit": Pool(0, 1),
+    "revocations": Pool(0, 1),
+    # Per token verifier: the organisation directory its HelseID orgnr mapping reads.
+    "directory": Pool(0, 1),
+    # A relay's position (written after each published batch), discharges' known stays.
+    "positions": Pool(0, 1),
+    "known-stays": Pool(0, 2),
+}
+
+
+def pool(name: str) -> Pool:
+    """The pool `name` of POOLS, or `DB_POOL_<NAME>=idle:size` when set."""
+    text = os.environ.get(f"DB_POOL_{name.upper().replace('-', '_')}", "").strip()
+    if not text:
+        return POOLS[name]
+    idle, _, size = text.partition(":")
+    try:
+        configured = Pool(int(idle), int(size))
+    except ValueError:
+        raise ConfigError(f"DB_POOL_{name.upper()}: expected idle:size, not {text!r}") from None
+    if configured.idle < 0 or configured.size < max(1, configured.idle):
+        raise ConfigError(f"DB_POOL_{name.upper()}: need 0 <= idle <= size and size >= 1")
+    return configured
+
+
+def pool_max_idle() -> float:
+    """`DB_POOL_MAX_IDLE_SECONDS` (default 30): how long a connection beyond a pool's `idle`
+    may stay unused before it is closed."""
+    return float(os.environ.get("DB_POOL_MAX_IDLE_SECONDS", "30"))
 
 
 @dataclass(frozen=True)
 class StoreSettings:
-    """Settings of one service's event store, as the eventsourcing library wants them.
-    `connections`: the PostgreSQL pool the library opens at start (and as many more under
-    load): a server's threads share a few, a relay needs one."""
+    """Settings of one service's event store, as the eventsourcing library wants them, with
+    the PostgreSQL pool of the process's role (`POOLS`)."""
 
     url: str
-    connections: int = 8
+    pool: Pool = POOLS["store-serve"]
 
     def eventsourcing_env(self, service: str) -> dict[str, str]:
         """Translate a database URL into eventsourcing's environment variables.
@@ -380,9 +448,9 @@ class StoreSettings:
         if scheme == "sqlite":
             path = self.url.split("sqlite:///", 1)[1] if "sqlite:///" in self.url else ""
             if not path or path == ":memory:":
-                return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": ":memory:"}
+                return {"PERSISTENCE_MODULE": SQLITE_FACTORY, "SQLITE_DBNAME": ":memory:"}
             return {
-                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "PERSISTENCE_MODULE": SQLITE_FACTORY,
                 "SQLITE_DBNAME": path,
                 "SQLITE_LOCK_TIMEOUT": "10",
             }
@@ -394,8 +462,14 @@ class StoreSettings:
                 "POSTGRES_PORT": str(parts.port or 5432),
                 "POSTGRES_USER": unquote(parts.username or "postgres"),
                 "POSTGRES_PASSWORD": unquote(parts.password or ""),
-                "POSTGRES_POOL_SIZE": str(self.connections),
-                "POSTGRES_MAX_OVERFLOW": str(self.connections),
+                "POSTGRES_POOL_SIZE": str(self.pool.idle),
+                "POSTGRES_MAX_OVERFLOW": str(self.pool.size - self.pool.idle),
+                # No check before each use (it cost a quarter of the store's save rate): a
+                # session the server ended fails one unit of work, which is retried (the relay,
+                # the reactions: shared.retry; a command: UNAVAILABLE, the client's retry
+                # policy) on a new connection; psycopg's pool drops the broken one.
+                "POSTGRES_CONNECT_TIMEOUT": "5",  # as every pool's (shared.sql.CONNECT_TIMEOUT)
+                POSTGRES_MAX_IDLE: str(pool_max_idle()),
             }
             if parts.query:  # sslmode=verify-full&sslrootcert=... and other libpq parameters
                 env[POSTGRES_PARAMETERS] = parts.query

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from shared import sql
+from shared import config, sql
 from shared.access.model import organisations
 
 
@@ -47,7 +47,7 @@ class OrganisationDirectory:
     def __init__(
         self, url: str, refresh: float = 10.0, clock: Callable[[], float] = time.time
     ) -> None:
-        self.engine = sql.engine(url, pool_size=1, max_overflow=1)
+        self.engine = sql.engine(url, config.pool("directory"))
         self._mapping = sql.Snapshot(self._read, refresh, clock)
 
     def _read(self) -> Mapping:

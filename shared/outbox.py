@@ -3,7 +3,8 @@
 A command is stored first (and acknowledged to the caller), published later by the relay: the
 relay reads notifications after its tracked position, maps them to public envelopes, publishes
 them as one confirmed batch and only then advances the position. While RabbitMQ is down the
-services keep accepting commands; the relay retries with back-off and catches up. A crash
+services keep accepting commands; the relay retries with back-off and catches up, and so it
+does while its database is unreachable (shared.retry). A crash
 between publish and position update republishes the batch: consumers dedupe on `event_id`.
 
 Each published domain event is mapped to its public payload by the service's explicit mapping
@@ -24,10 +25,11 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from shared import ops
+from shared import config, ops
 from shared.amqp import PublishError
 from shared.events import ContractError, Envelope
 from shared.events.envelope import describe
+from shared.retry import MAX_DELAY, UNAVAILABLE, Backoff
 from shared.sql import create_tables, engine
 from shared.store import CarepathApplication
 
@@ -57,9 +59,13 @@ class PositionStore:
     database beside its events."""
 
     def __init__(self, sqlalchemy_url: str, relay: str) -> None:
-        self._engine = engine(sqlalchemy_url)
+        self._engine = engine(sqlalchemy_url, config.pool("positions"))
         self._relay = relay
         create_tables(_metadata, self._engine)
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self._engine
 
     def get(self) -> int:
         with self._engine.connect() as conn:
@@ -224,33 +230,30 @@ class OutboxRelay:
         self,
         stop: threading.Event,
         idle_wait: float = 0.02,
-        max_backoff: float = 5.0,
+        max_backoff: float = MAX_DELAY,
         on_published: Callable[[int], None] | None = None,
     ) -> None:
-        backoff = 0.2
+        """Publish until `stop` is set. Nothing that fails stops the relay: a lost database
+        (its store or its position), a lost broker and an event without a contract mapping
+        are retried with back-off (shared.retry), from the position last written. A batch
+        published whose position could not be written is published again: consumers dedupe
+        on `event_id`."""
+        backoff = Backoff(cap=max_backoff)
+        what = f"relay {self.source}"
         while not stop.is_set():
             ops.OPS.beat()
             try:
                 published = self.relay_once()
             except ContractError as exc:  # a release bug: keep the position, nothing is lost
-                log.error(
-                    "relay %s: not published: %s; retrying in %.1fs", self.source, exc, backoff
-                )
-                stop.wait(backoff)
-                backoff = min(max_backoff, backoff * 2)
+                backoff.failed(log, f"{what}: not published", str(exc), stop)
                 continue
             except PublishError as exc:
-                log.warning(
-                    "relay %s: not published (%s); %d events waiting, retrying in %.1fs",
-                    self.source,
-                    exc,
-                    self.backlog(),
-                    backoff,
-                )
-                stop.wait(backoff)
-                backoff = min(max_backoff, backoff * 2)
+                backoff.failed(log, f"{what}: broker", f"not published ({exc})", stop)
                 continue
-            backoff = 0.2
+            except UNAVAILABLE as exc:
+                backoff.failed(log, f"{what}: database unavailable", exc, stop)
+                continue
+            backoff.reset()
             if published:
                 log.debug(
                     "relay %s: published %d, position %d", self.source, published, self._position

@@ -1,4 +1,5 @@
-"""Process plumbing shared by every service entry point: logging and the relay process."""
+"""Process plumbing shared by every service entry point: logging, `migrate`, and the relay
+process."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from shared.amqp import BatchPublisher
 from shared.auth import TokenVerifier
 from shared.grpc_server import Server, start_server
 from shared.outbox import OutboxRelay, PositionStore
+from shared.retry import until_available
 from shared.store import CarepathApplication
 
 
@@ -126,33 +128,47 @@ def service_main(
     api: Any,
     commands: dict[str, Callable[[Any, list[str]], None]] | None = None,
 ) -> None:
-    """The entry point of every domain service: `python -m services.<name> serve|relay` (and
-    the service's own `commands`, e.g. the registry's `import FILE`).
+    """The entry point of every domain service: `python -m services.<name> serve|relay|migrate`
+    (and the service's own `commands`, e.g. the registry's `import FILE`).
 
     One composition root: the application on the store configured for the service, served by
     the shared gRPC bootstrap (`api.register`, `api.SERVICE_NAMES`) behind the access policy
     and the audit log (`api.resolvers` finds the patient of a referral, stay or discharge),
-    or relayed to RabbitMQ."""
+    or relayed to RabbitMQ. `migrate` creates the service's tables once (its event store, the
+    relay's position, its own views) and exits; every other process creates what is missing
+    too, under the schema lock, so none depends on `migrate` having run first. A store that
+    cannot be reached yet is waited for, with back-off."""
     service = app_class.name
     commands = commands or {}
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
-    parser.add_argument("process", choices=["serve", "relay", *commands])
+    parser.add_argument("process", choices=["serve", "relay", "migrate", *commands])
     parser.add_argument("args", nargs="*")
     args, rest = parser.parse_known_args()
     if rest and args.process not in commands:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     setup_logging(f"{service}-{args.process}")
-    # A relay reads one batch at a time: one connection (PostgreSQL's are few).
-    connections = 1 if args.process == "relay" else 8
-    app = app_class.from_url(config.database_url(service), connections)
+    log = logging.getLogger(service)
+    # Each process's PostgreSQL pool is sized for its role (shared.config.POOLS).
+    role = {"serve": "store-serve", "relay": "store-relay"}.get(args.process, "store-tool")
+    url = config.database_url(service)
+    app = until_available(
+        lambda: app_class.from_url(url, config.pool(role)), log, f"{service} store"
+    )
     if args.process == "relay":
         run_relay(app)
+        return
+    if args.process == "migrate":
+        position_store(service).close()
+        app.close()
+        log.info("%s schema is current", service)
         return
     if args.process in commands:
         commands[args.process](app, [*args.args, *rest])
         return
     tokens = token_verifier()
-    access = AccessControl.from_config(service, api.resolvers(app))
+    access = until_available(
+        lambda: AccessControl.from_config(service, api.resolvers(app)), log, "access facts"
+    )
     address = config.grpc_address(service)
     server = start_server(
         address,
@@ -162,7 +178,7 @@ def service_main(
         access,
         tls=server_tls(),
     )
-    logging.getLogger(service).info("%s listening on %s", ", ".join(api.SERVICE_NAMES), address)
+    log.info("%s listening on %s", ", ".join(api.SERVICE_NAMES), address)
     ops.OPS.check("store", app.recorder.max_notification_id)
     follow_health(server, f"{service}-serve", access, tokens)
     server.wait_for_signal()
@@ -183,22 +199,31 @@ def follow_health(
     ops.OPS.start(process)
 
 
-def run_relay(app: CarepathApplication) -> None:
-    """Run the outbox relay of `app` until SIGTERM/SIGINT."""
-    service = app.name
+def position_store(service: str) -> PositionStore:
+    """The relay's position of `service` (its table created if missing)."""
     url = config.database_url(service)
-    positions = PositionStore(config.StoreSettings(url).relay_position_url(), f"{service}-amqp")
-    publisher = BatchPublisher(config.amqp_uri(service), service)
-    relay = OutboxRelay(service, app, publisher, positions)
+    return PositionStore(config.StoreSettings(url).relay_position_url(), f"{service}-amqp")
+
+
+def run_relay(app: CarepathApplication) -> None:
+    """Run the outbox relay of `app` until SIGTERM/SIGINT; a lost database or broker is
+    waited for, with back-off (shared.retry), never a reason to exit."""
+    service = app.name
     log = logging.getLogger(f"{service}.relay")
+    stop = stop_event()
+    positions = until_available(lambda: position_store(service), log, "relay position", stop=stop)
+    publisher = BatchPublisher(config.amqp_uri(service), service)
+    relay = until_available(
+        lambda: OutboxRelay(service, app, publisher, positions), log, "relay position", stop=stop
+    )
     log.info("relaying %s events from position %d", service, relay.position)
     # Ready: the store's head is readable (it is the backlog gauge too), the position is
     # readable, and the publisher's connection is open (an idle relay keeps one open).
     ops.OPS.check("store", relay.backlog)
-    ops.OPS.check("relay position", positions.get)
+    ops.OPS.check("relay position", ops.database(positions.engine))
     ops.OPS.check("broker", lambda: publisher.connected)
     ops.OPS.start(f"{service}-relay")
-    relay.run(stop_event())
+    relay.run(stop)
     ops.OPS.stop()
     positions.close()
     log.info("stopped at position %d", relay.position)

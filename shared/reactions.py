@@ -65,6 +65,7 @@ from shared.amqp import (
 from shared.auth import Actor
 from shared.domain import CommandContext
 from shared.events import ContractError, Envelope
+from shared.retry import until_available
 from shared.store import CarepathApplication
 from shared.times import utc_iso
 
@@ -349,7 +350,12 @@ class ApplicationProvider(DependencyProvider, Generic[A]):  # type: ignore[misc]
         self.app_class = app_class
 
     def setup(self) -> None:
-        self.app = self.app_class.from_url(config.database_url(self.app_class.name))
+        url = config.database_url(self.app_class.name)
+        self.app = until_available(
+            lambda: self.app_class.from_url(url, config.pool("store-reactions")),
+            log,
+            f"{self.app_class.name} store",
+        )
         ops.OPS.check(f"store {self.app_class.name}", self.app.recorder.max_notification_id)
 
     def stop(self) -> None:

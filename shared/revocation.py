@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from shared import sql
+from shared import config, sql
 
 metadata = sa.MetaData()
 
@@ -39,7 +39,7 @@ class RevocationList:
     def __init__(
         self, url: str, refresh: float = 1.0, clock: Callable[[], float] = time.time
     ) -> None:
-        self.engine = sql.engine(url, pool_size=1, max_overflow=1)
+        self.engine = sql.engine(url, config.pool("revocations"))
         sql.create_tables(metadata, self.engine)
         self._clock = clock
         self._revoked = sql.Snapshot(self._read, refresh, lambda: self._clock())

@@ -6,27 +6,142 @@ the token verifier maps organisation numbers with)."""
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
 import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.pool import StaticPool
+from psycopg_pool import ConnectionPool, PoolTimeout
+from sqlalchemy.pool import NullPool, StaticPool
+
+from shared import config
+
+#: Any constant: the advisory lock every carepath process takes while it changes a schema
+#: (its own tables and the event store's; PostgreSQL's advisory locks are per database).
+SCHEMA_LOCK = 0x63617265
 
 T = TypeVar("T")
 
-#: Any constant: the advisory lock every carepath process takes while it changes a schema.
-_SCHEMA_LOCK = 0x63617265
+
+#: Seconds a caller waits for a pooled connection (as eventsourcing's POSTGRES_CONNECT_TIMEOUT).
+CONNECT_TIMEOUT = 5.0
+#: Seconds psycopg's pool keeps trying to open one connection (its delays double from 1 s)
+#: before it gives that attempt up; the next caller starts a new one. Its default (5 minutes)
+#: would leave a pool waiting out a long delay after the database is back: the back-off that
+#: matters is the caller's (shared.retry), capped at seconds.
+RECONNECT_TIMEOUT = 5.0
+
+# psycopg's pool reports each failed connection attempt and each connection it closes; an
+# outage is reported once per attempt by whoever retries (shared.retry), not by the pool.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
-def engine(url: str, **pool: Any) -> sa.Engine:
-    """An engine for `url`. PostgreSQL URLs use psycopg 3. A SQLite file gets WAL and a busy
-    timeout, so one writer and many readers (several processes) work side by side instead of
-    failing at once; `sqlite://` (in memory, tests) is one connection shared by every thread."""
+class _PooledConnection(psycopg.Connection[Any]):
+    """A connection of a `_PostgresPool`: closing it gives it back to its pool, a broken one
+    included (psycopg's `close_returns` skips a connection already closed by the server, which
+    the pool would then count as in use for ever)."""
+
+    def close(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if self.closed and pool is not None:
+            pool.putconn(self)  # the pool sees it broken and forgets it
+            return
+        super().close()
+
+
+class _PostgresPool:
+    """psycopg's pool under a SQLAlchemy engine (SQLAlchemy's NullPool hands every checkout
+    to it and a close gives the connection back: psycopg's `close_returns`, made for this).
+    Unlike SQLAlchemy's QueuePool it closes connections left unused beyond `idle`, so an idle
+    process holds only what its pool keeps (shared.config.POOLS); each connection is checked
+    before it is handed out, so one the server ended is replaced, not used."""
+
+    def __init__(self, conninfo: str, pool: config.Pool, name: str) -> None:
+        self.conninfo = conninfo
+        self._pool_settings = pool
+        self._name = name
+        self._pool: ConnectionPool[_PooledConnection] | None = None
+
+    def connect(self) -> _PooledConnection:
+        """A live connection of the pool: one the server ended (a restart, a terminated
+        session) is dropped and the next taken at once (psycopg's own `check` would sleep
+        between tries with its back-off). When none comes within the timeout, the server is
+        asked directly, so the caller learns why (refused, bad certificate, "too many
+        clients")."""
+        if self._pool is None:
+            self._pool = ConnectionPool(
+                self.conninfo,
+                min_size=self._pool_settings.idle,
+                max_size=self._pool_settings.size,
+                max_idle=config.pool_max_idle(),
+                reconnect_timeout=RECONNECT_TIMEOUT,
+                close_returns=True,
+                connection_class=_PooledConnection,
+                name=self._name,
+                open=False,
+            )
+        pool = self._pool
+        pool.open(wait=False)
+        try:
+            for _ in range(pool.max_size + 1):
+                connection = pool.getconn(timeout=CONNECT_TIMEOUT)
+                try:
+                    ConnectionPool.check_connection(connection)
+                except psycopg.Error:
+                    pool.putconn(connection)  # broken: the pool replaces it
+                    continue
+                return connection
+            return pool.getconn(timeout=CONNECT_TIMEOUT)
+        except PoolTimeout:
+            psycopg.connect(self.conninfo, connect_timeout=int(CONNECT_TIMEOUT)).close()
+            raise
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+#: The psycopg pool under each PostgreSQL engine `engine` made (for `ping`).
+_POSTGRES_POOLS: weakref.WeakKeyDictionary[sa.Engine, _PostgresPool] = weakref.WeakKeyDictionary()
+
+
+def ping(engine: sa.Engine) -> None:
+    """Raise unless the database of `engine` answers (a health check, every few seconds).
+    On PostgreSQL with a connection of its own, opened and closed: a pooled one taken that
+    often would keep every pool from ever shrinking to its idle size (shared.config.POOLS), so
+    an idle system would hold a connection per check."""
+    pg = _POSTGRES_POOLS.get(engine)
+    if pg is None:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return
+    with psycopg.connect(pg.conninfo, connect_timeout=int(CONNECT_TIMEOUT)) as conn:
+        conn.execute("SELECT 1")
+
+
+def libpq_conninfo(url: sa.URL) -> str:
+    """The libpq connection string of a SQLAlchemy PostgreSQL URL (its query's parameters,
+    `sslmode=verify-full` above all, included)."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def engine(url: str, pool: config.Pool | None = None) -> sa.Engine:
+    """An engine for `url`. PostgreSQL URLs use psycopg 3, pooled by psycopg's pool sized
+    `pool` (default: `POOLS["store-tool"]`, one connection, none kept when idle). A SQLite
+    file gets WAL and a busy timeout, so one writer and many readers (several processes) work
+    side by side instead of failing at once; `sqlite://` (in memory, tests) is one connection
+    shared by every thread."""
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url == "sqlite://":
@@ -34,7 +149,14 @@ def engine(url: str, **pool: Any) -> sa.Engine:
             url, connect_args={"check_same_thread": False}, poolclass=StaticPool
         )
     if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True, **pool)
+        parsed = sa.make_url(url)
+        pg = _PostgresPool(
+            libpq_conninfo(parsed), pool or config.POOLS["store-tool"], str(parsed.database)
+        )
+        created = sa.create_engine(url, creator=pg.connect, poolclass=NullPool)
+        sa.event.listen(created, "engine_disposed", lambda _engine: pg.close())
+        _POSTGRES_POOLS[created] = pg
+        return created
     created = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @sa.event.listens_for(created, "connect")
@@ -48,36 +170,65 @@ def engine(url: str, **pool: Any) -> sa.Engine:
     return created
 
 
+@contextmanager
+def sqlite_schema_lock(database: str | None) -> Iterator[None]:
+    """One process at a time changes the schema of this SQLite file: an exclusive lock on a
+    file beside it (`<database>.schema-lock`), which the others wait for. SQLite has no
+    advisory lock, and its own locks fail a second creator ("database is locked") instead of
+    making it wait; in-memory databases need none."""
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
+        yield
+        return
+    path = Path(f"{database}.schema-lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+@contextmanager
+def postgres_schema_lock(connect: Any) -> Iterator[None]:
+    """One process at a time changes the schema of this PostgreSQL database: the advisory
+    lock SCHEMA_LOCK, held by a connection of its own (`connect()`, a psycopg connection) for
+    as long as the block runs, so whatever creates the tables may use any other connection."""
+    with connect() as lock_connection:
+        lock_connection.autocommit = True
+        lock_connection.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+        try:
+            yield
+        finally:
+            lock_connection.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+
+
 def _schema_lock(conn: sa.Connection) -> None:
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
 
 
 def create_tables(metadata: sa.MetaData, engine: sa.Engine) -> None:
-    """Create the missing tables. Two processes starting together on one database (a gRPC
-    server and its nameko reactions) race in CREATE TABLE: on PostgreSQL the creation runs
-    under an advisory lock; on SQLite the loser of the race looks again."""
-    for attempt in range(2):
-        try:
-            with engine.begin() as conn:
-                _schema_lock(conn)
-                metadata.create_all(conn)
-            return
-        except sa.exc.OperationalError:
-            # SQLite has no advisory lock: another process created the table between our
-            # check and our CREATE. Checking again finds it.
-            if attempt or engine.dialect.name != "sqlite":
-                raise
+    """Create the missing tables, one process at a time: any number of processes may start
+    together on one database (a service's server, relay and reactions). On PostgreSQL the
+    creation runs under the advisory schema lock; on SQLite under the file lock beside it."""
+    with sqlite_schema_lock(_sqlite_file(engine)), engine.begin() as conn:
+        _schema_lock(conn)
+        metadata.create_all(conn)
+
+
+def _sqlite_file(engine: sa.Engine) -> str | None:
+    return engine.url.database if engine.dialect.name == "sqlite" else None
 
 
 def migrate(engine: sa.Engine, migrations: Path, version_table: str = "alembic_version") -> None:
-    """Bring a schema to its newest Alembic revision (under the schema lock on PostgreSQL,
-    since every process of a service migrates as it starts). Each schema keeps its own
-    version table, so two schemas may share a database."""
+    """Bring a schema to its newest Alembic revision, under the schema lock (every process
+    of a service migrates as it starts, and `migrate` does it once before them). Each schema
+    keeps its own version table, so two schemas may share a database."""
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations))
     cfg.attributes["version_table"] = version_table
-    with engine.begin() as connection:
+    with sqlite_schema_lock(_sqlite_file(engine)), engine.begin() as connection:
         _schema_lock(connection)
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")

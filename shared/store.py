@@ -4,7 +4,6 @@ database URL, the transcodings our events need, and idempotent command handling.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import date
 from types import MappingProxyType
@@ -12,49 +11,79 @@ from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import parse_qsl
 from uuid import UUID
 
+import psycopg
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
+    ApplicationRecorder,
     IntegrityError,
     JSONTranscoder,
-    ProgrammingError,
+    OperationalError,
     Transcoding,
 )
 from eventsourcing.postgres import PostgresFactory as _EventsourcingPostgresFactory
+from eventsourcing.sqlite import SQLiteFactory as _EventsourcingSQLiteFactory
 
 from shared import ops
 from shared.batching import GroupWriter, Outcomes
-from shared.config import POSTGRES_PARAMETERS, StoreSettings
+from shared.config import POSTGRES_MAX_IDLE, POSTGRES_PARAMETERS, Pool, StoreSettings, pool
 from shared.domain import CarepathAggregate, CommandContext, command_key, handled_key
 from shared.errors import Conflict, NotFound
 from shared.events import Contract
+from shared.sql import RECONNECT_TIMEOUT, postgres_schema_lock, sqlite_schema_lock
 
 A = TypeVar("A", bound=CarepathAggregate)
-T = TypeVar("T")
-
-
-def started(construct: Callable[[], T]) -> T:
-    """Construct an application. A service's server and relay start together and both create
-    the store's tables: the one that loses the race (PostgreSQL's catalogue refuses the second
-    CREATE) builds again on the tables the other made, instead of exiting."""
-    try:
-        return construct()
-    except (IntegrityError, ProgrammingError):
-        time.sleep(0.5)
-        return construct()
 
 
 class PostgresFactory(_EventsourcingPostgresFactory):
     """eventsourcing.postgres, plus the libpq parameters of the store's URL (TLS above all:
-    `sslmode=verify-full`, `sslrootcert`, `sslcert`, `sslkey`), which its settings lack.
-    They are given to the connection pool before it opens its first connection."""
+    `sslmode=verify-full`, `sslrootcert`, `sslcert`, `sslkey`), which its settings lack, and
+    the pool's idle time (shared.config.POOLS). Both are given to the connection pool before
+    it opens its first connection.
+
+    The store's tables are created under the schema lock (shared.sql): a service's server,
+    relay and reactions start together, and PostgreSQL's catalogue refuses concurrent CREATEs
+    of one table (a duplicate `pg_type` row, "tuple concurrently updated")."""
 
     def __init__(self, env: Any) -> None:
         super().__init__(env)
+        pool = self.datastore.pool
         query = self.env.get(POSTGRES_PARAMETERS)
         if query:
-            kwargs = self.datastore.pool.kwargs
+            kwargs = pool.kwargs
             assert isinstance(kwargs, dict)
             kwargs.update(parse_qsl(query, strict_parsing=True))
+        max_idle = self.env.get(POSTGRES_MAX_IDLE)
+        if max_idle:
+            pool.max_idle = float(max_idle)
+        pool.reconnect_timeout = RECONNECT_TIMEOUT  # as every pool's (shared.sql)
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        given = self.datastore.pool.kwargs
+        assert isinstance(given, dict)
+        kwargs = dict(given)
+        kwargs.pop("row_factory", None)
+        kwargs.setdefault("connect_timeout", 5)
+        try:
+            return psycopg.connect(**kwargs)
+        except psycopg.OperationalError as exc:  # as the store's own connections report it
+            raise OperationalError(str(exc)) from exc
+
+    def application_recorder(self) -> ApplicationRecorder:
+        with postgres_schema_lock(self._connect):
+            return super().application_recorder()
+
+
+class SQLiteFactory(_EventsourcingSQLiteFactory):
+    """eventsourcing.sqlite, its tables created one process at a time (shared.sql's file
+    lock): SQLite fails a concurrent creator ("database is locked") instead of waiting."""
+
+    def application_recorder(self) -> ApplicationRecorder:
+        with sqlite_schema_lock(self.env.get(self.SQLITE_DBNAME)):
+            return super().application_recorder()
+
+
+def default_pool() -> Pool:
+    return pool("store-serve")
 
 
 #: Attempts for a command that races with another change of the same aggregate.
@@ -127,9 +156,11 @@ class CarepathApplication(Application[UUID]):
         ops.COMMANDS_STORED.labels(self.name).inc()
 
     @classmethod
-    def from_url(cls, url: str, connections: int = 8) -> Self:
-        env = StoreSettings(url, connections).eventsourcing_env(cls.name)
-        return started(lambda: cls(env=env))
+    def from_url(cls, url: str, pool: Pool | None = None) -> Self:
+        """The application on the store at `url`, with the PostgreSQL pool `pool` (default: a
+        gRPC server's, `POOLS["store-serve"]`); its tables are created if missing."""
+        env = StoreSettings(url, pool or default_pool()).eventsourcing_env(cls.name)
+        return cls(env=env)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

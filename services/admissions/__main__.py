@@ -1,7 +1,9 @@
-"""Admissions service processes: `serve` (gRPC API) and `relay` (outbox → RabbitMQ).
+"""Admissions service processes: `serve` (gRPC API), `relay` (outbox → RabbitMQ)
+and `migrate` (its tables, once; docs/operations.md).
 
 python -m services.admissions serve
 python -m services.admissions relay
+python -m services.admissions migrate
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""Discharges service processes: `serve` (gRPC API) and `relay` (outbox → RabbitMQ).
+"""Discharges service processes: `serve` (gRPC API), `relay` (outbox → RabbitMQ)
+and `migrate` (its tables, once; docs/operations.md).
 
 python -m services.discharges serve
 python -m services.discharges relay
+python -m services.discharges migrate
 """
 
 from __future__ import annotations

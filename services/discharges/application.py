@@ -20,11 +20,11 @@ from services.discharges.domain import (
     require_open_stay,
 )
 from shared.apprec import AppRecStatus
-from shared.config import StoreSettings
+from shared.config import Pool, StoreSettings, pool
 from shared.domain import CommandContext
 from shared.errors import Conflict
 from shared.sql import create_tables, engine
-from shared.store import CONFLICT_RETRIES, CarepathApplication, started
+from shared.store import CONFLICT_RETRIES, CarepathApplication, default_pool
 
 WHAT = "discharge"
 
@@ -51,7 +51,7 @@ class KnownStays:
     not overwrite newer facts (CLOSED is final), and redelivery changes nothing."""
 
     def __init__(self, sqlalchemy_url: str = "sqlite://") -> None:
-        self._engine = engine(sqlalchemy_url)
+        self._engine = engine(sqlalchemy_url, pool("known-stays"))
         self._lock = threading.Lock()
         create_tables(_metadata, self._engine)
 
@@ -161,10 +161,10 @@ class DischargesApplication(CarepathApplication):
         self.stays = stays or KnownStays()
 
     @classmethod
-    def from_url(cls, url: str, connections: int = 8) -> Self:
-        settings = StoreSettings(url, connections)
+    def from_url(cls, url: str, pool: Pool | None = None) -> Self:
+        settings = StoreSettings(url, pool or default_pool())
         env = settings.eventsourcing_env(cls.name)
-        return started(lambda: cls(env=env, stays=KnownStays(settings.sqlalchemy_url())))
+        return cls(env=env, stays=KnownStays(settings.sqlalchemy_url()))
 
     def close(self) -> None:
         super().close()

@@ -41,6 +41,7 @@ from shared import config
 from shared.events import Envelope
 from shared.events.admissions import PatientAdmitted, PatientTransferred, StayClosed
 from shared.reactions import reaction
+from shared.retry import until_available
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class Stays(DependencyProvider):  # type: ignore[misc]
 
     def setup(self) -> None:
         url = config.StoreSettings(config.database_url("discharges")).sqlalchemy_url()
-        self.stays = KnownStays(url)
+        self.stays = until_available(lambda: KnownStays(url), log, "known stays")
 
     def stop(self) -> None:
         self.stays.close()

@@ -1,7 +1,9 @@
-"""Medications service processes: `serve` (gRPC API) and `relay` (outbox → RabbitMQ).
+"""Medications service processes: `serve` (gRPC API), `relay` (outbox → RabbitMQ)
+and `migrate` (its tables, once; docs/operations.md).
 
 python -m services.medications serve
 python -m services.medications relay
+python -m services.medications migrate
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from shared import amqp, config, ops
 from shared.access.enforce import AccessControl
 from shared.grpc_server import start_server
 from shared.process import follow_health, server_tls, setup_logging, stop_event, token_verifier
+from shared.retry import until_available
 from shared.store import CarepathApplication
 
 SERVICE = "pathway"
@@ -32,7 +33,7 @@ def source_stores() -> dict[str, CarepathApplication]:
     from services.registry.application import RegistryApplication
 
     return {
-        app.name: app.from_url(config.database_url(app.name))
+        app.name: app.from_url(config.database_url(app.name), config.pool("store-tool"))
         for app in (
             ReferralsApplication,
             AdmissionsApplication,
@@ -48,8 +49,10 @@ def main() -> None:
     parser.add_argument("process", choices=["project", "serve", "migrate", "rebuild"])
     args = parser.parse_args()
     setup_logging(f"{SERVICE}-{args.process}")
-    engine = readmodel.create_engine(config.database_url(SERVICE))
-    migrate.upgrade(engine)
+    # Each process's PostgreSQL pool is sized for its role (shared.config.POOLS).
+    role = {"serve": "serve", "project": "project"}.get(args.process, "tool")
+    engine = readmodel.create_engine(config.database_url(SERVICE), role)
+    until_available(lambda: migrate.upgrade(engine), log, "read model")
     if args.process == "migrate":
         log.info("read model schema is current")
     elif args.process == "rebuild":
@@ -70,7 +73,9 @@ def main() -> None:
     else:
         address = config.grpc_address(SERVICE)
         tokens = token_verifier()
-        access = AccessControl.from_config(SERVICE, api.resolvers(engine))
+        access = until_available(
+            lambda: AccessControl.from_config(SERVICE, api.resolvers(engine)), log, "access facts"
+        )
         server = start_server(
             address,
             api.register(engine, access),

@@ -42,15 +42,15 @@ from services.pathway.fold import Row, derive_rows
 from services.pathway.relations import directory_rows
 from shared import amqp, events, limits, ops, tracing
 from shared.events import Envelope
+from shared.retry import UNAVAILABLE, Backoff
 from shared.rules import MissingRule
 from shared.times import utc_iso
 
 log = logging.getLogger(__name__)
 
 QUEUE = "pathway.projector"
-#: Failures of the read model's database, not of a message: nothing is acked, the batch is
-#: redelivered once the database is back.
-UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
+#: Failures of the read model's database, not of a message (shared.retry.UNAVAILABLE): nothing
+#: is acked, the batch is redelivered once the database is back.
 #: The fold's refusals of a message (the rules have no answer for it): trying it again cannot
 #: help until the rules change, so it is dead-lettered at once (and replayed after the fix).
 REFUSALS = (MissingRule,)
@@ -320,19 +320,17 @@ class Projector:
         return changed, projected
 
     def run(self, stop: threading.Event) -> None:
-        backoff = 0.2
+        """Consume until `stop` is set. A lost broker or read model is waited for with
+        back-off (shared.retry) and consuming resumes; nothing acked is lost, nothing unacked
+        is kept (the broker delivers it again)."""
+        backoff = Backoff()
         while not stop.is_set():
             try:
                 connection = amqp.connect(self._uri, "pathway-projector")
             except (AMQPError, OSError) as exc:
                 ops.OPS.beat()
-                log.warning(
-                    "broker unavailable (%s); retrying in %.1fs", type(exc).__name__, backoff
-                )
-                stop.wait(backoff)
-                backoff = min(5.0, backoff * 2)
+                backoff.failed(log, "projector: broker unavailable", exc, stop)
                 continue
-            backoff = 0.2
             reachable = True
             try:
                 channel = connection.channel()
@@ -341,6 +339,7 @@ class Projector:
                 self.ready.set()
                 self.consuming = True
                 log.info("consuming %s", self._queue)
+                backoff.reset()
                 for batch in amqp.consume_batches(channel, self._queue, self._max_batch):
                     ops.OPS.beat()
                     if batch:
@@ -349,10 +348,10 @@ class Projector:
                         break
                 channel.cancel()
             except (AMQPError, OSError) as exc:
-                log.warning("lost the broker (%s); reconnecting", type(exc).__name__)
+                backoff.failed(log, "projector: lost the broker", exc, stop)
             except UNAVAILABLE as exc:
                 # Nothing was acked: closing the channel returns the batch to the queue.
-                log.warning("read model unavailable (%s); retrying", type(exc).__name__)
+                log.warning("projector: read model unavailable (%s)", type(exc).__name__)
                 reachable = False
             finally:
                 self.consuming = False
@@ -366,12 +365,12 @@ class Projector:
         """Consume again only once the read model answers: every return of a batch counts
         towards the queue's delivery limit, so an outage must cost one return, not one per
         retry."""
-        backoff = 0.2
-        while not stop.wait(backoff):
+        backoff = Backoff()
+        while not stop.is_set():
             ops.OPS.beat()
             try:
                 with self._engine.connect() as conn:
                     conn.execute(sa.text("SELECT 1"))
                 return
-            except sa.exc.OperationalError:
-                backoff = min(5.0, backoff * 2)
+            except UNAVAILABLE as exc:
+                backoff.failed(log, "projector: read model unavailable", exc, stop)

@@ -26,6 +26,7 @@ from services.pathway import deadlines, migrate, readmodel
 from shared import config
 from shared.amqp import BatchPublisher, PublishError
 from shared.events import Envelope
+from shared.retry import until_available
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,8 @@ class ReadModel(DependencyProvider):  # type: ignore[misc]
     """The pathway read model's engine (one per container)."""
 
     def setup(self) -> None:
-        self.engine = readmodel.create_engine(config.database_url("pathway"))
-        migrate.upgrade(self.engine)
+        self.engine = readmodel.create_engine(config.database_url("pathway"), "reactions")
+        until_available(lambda: migrate.upgrade(self.engine), log, "read model")
 
     def stop(self) -> None:
         self.engine.dispose()

@@ -14,7 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from shared import sql
+from shared import config, sql
 from shared.access import model as access_model
 from shared.events import Envelope
 from shared.times import utc_iso
@@ -140,10 +140,11 @@ def patient_key(patient: dict[str, str]) -> str:
     return f"{patient['system']}|{patient['value']}" if patient else DIRECTORY_KEY
 
 
-def create_engine(url: str) -> Engine:
+def create_engine(url: str, role: str = "serve") -> Engine:
     """An engine for the read model: the projector (writer) and the API (reader) work side by
-    side (shared.sql.engine: WAL on SQLite, a pool on PostgreSQL)."""
-    return sql.engine(url, pool_size=10, max_overflow=10)
+    side (shared.sql.engine: WAL on SQLite; on PostgreSQL the pool of the process's role,
+    `read-model-<role>` of shared.config.POOLS: serve, project, reactions, tool)."""
+    return sql.engine(url, config.pool(f"read-model-{role}"))
 
 
 def envelope_text(envelope: Envelope) -> str:

@@ -1,7 +1,9 @@
-"""Referrals service processes: `serve` (gRPC API) and `relay` (outbox → RabbitMQ).
+"""Referrals service processes: `serve` (gRPC API), `relay` (outbox → RabbitMQ)
+and `migrate` (its tables, once; docs/operations.md).
 
 python -m services.referrals serve
 python -m services.referrals relay
+python -m services.referrals migrate
 """
 
 from __future__ import annotations

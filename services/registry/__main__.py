@@ -1,8 +1,10 @@
 """Registry service processes: `serve` (RegistryService and AccessService over gRPC), `relay`
-(outbox → RabbitMQ) and `import FILE` (a register extract, see importer.py).
+(outbox → RabbitMQ), `migrate` (its tables, once; docs/operations.md) and `import FILE` (a
+register extract, see importer.py).
 
 python -m services.registry serve
 python -m services.registry relay
+python -m services.registry migrate
 python -m services.registry import infra/demo-registry.json [--her-id 112374]
 """
 

@@ -161,11 +161,11 @@ class AccessControl:
         service: str,
         resolvers: Mapping[str, Resolver] | None = None,
     ) -> AccessControl:
-        # Small pools: one writer at a time extends the audit log (shared.batching), and a
-        # call holds a facts connection for one query (PostgreSQL's connections are few).
-        audit_engine = engine(audit_url, pool_size=2, max_overflow=4)
+        # Small pools (shared.config.POOLS): the audit log's writer has its own connection and
+        # a call holds a facts connection for one query (PostgreSQL's connections are few).
+        audit_engine = engine(audit_url, config.pool("audit"))
         migrate_audit(audit_engine)
-        facts = FactStore(engine(facts_url, pool_size=4, max_overflow=8), audit_engine)
+        facts = FactStore(engine(facts_url, config.pool("facts")), audit_engine)
         return cls(facts, AuditLog(audit_engine, service), resolvers)
 
     def for_service(self, resolvers: Mapping[str, Resolver]) -> AccessControl:

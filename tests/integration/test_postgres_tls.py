@@ -15,7 +15,7 @@ from eventsourcing.persistence import OperationalError
 
 from services.referrals.application import ReferralsApplication
 from services.referrals.domain import Priority
-from shared.config import StoreSettings
+from shared.config import StoreSettings, pool
 from shared.domain import CommandContext
 from shared.ids import FNR_SYSTEM
 from shared.sql import engine
@@ -46,7 +46,7 @@ def verified(url: str, ca: Path) -> str:
 def test_the_event_store_connects_with_verify_full_and_keeps_a_referral(
     server_url: str, authority: Authority
 ) -> None:
-    app = ReferralsApplication.from_url(verified(server_url, authority.ca), connections=1)
+    app = ReferralsApplication.from_url(verified(server_url, authority.ca), pool("store-relay"))
     try:
         app.send_referral(
             CommandContext("tls-1", datetime.now(UTC), GP, "tls-1"),
@@ -74,7 +74,7 @@ def test_a_server_certificate_from_another_ca_is_refused_by_both(
     server_url: str, tmp_path: Path
 ) -> None:
     stranger = verified(server_url, make_authority(tmp_path / "other").ca)
-    env = StoreSettings(stranger, 1).eventsourcing_env("referrals")
+    env = StoreSettings(stranger, pool("store-relay")).eventsourcing_env("referrals")
     with pytest.raises(OperationalError):  # its pool gives up after POSTGRES_CONNECT_TIMEOUT
         ReferralsApplication(env={**env, "POSTGRES_CONNECT_TIMEOUT": "3"})
     with pytest.raises(sa.exc.OperationalError, match="certificate verify failed"):

@@ -147,6 +147,7 @@ def test_every_long_running_container_has_a_healthcheck(rendered: dict[str, Any]
         if name not in jobs:
             assert svc["healthcheck"]["test"] == PROBE, name
             assert svc["environment"]["OPS_PORT"] == "9100", name
+            assert svc["environment"]["OPS_HOST"] == "0.0.0.0", name  # for the scraper
 
 
 def test_one_migrate_job_that_every_carepath_process_waits_for(rendered: dict[str, Any]) -> None:

@@ -45,7 +45,7 @@ from services.pathway import migrate, readmodel
 from shared import grpc_client
 from shared.access.enforce import AccessControl
 from shared.audit.log import audit_log
-from shared.config import StoreSettings
+from shared.config import Pool, StoreSettings
 from shared.grpc_server import ERROR_DOMAIN, Server, start_server
 from shared.ids import FNR_SYSTEM
 from shared.store import CarepathApplication
@@ -319,7 +319,7 @@ def test_postgres_unreachable_is_unavailable_and_the_same_command_applies_once_a
     netloc += f":{parts.password}" if parts.password else ""
     relayed = urlunsplit(parts._replace(netloc=f"{netloc}@127.0.0.1:{relay.port}"))
     store = {
-        **StoreSettings(relayed, connections=1).eventsourcing_env("admissions"),
+        **StoreSettings(relayed, Pool(idle=1, size=1)).eventsourcing_env("admissions"),
         "POSTGRES_CONNECT_TIMEOUT": "1",
     }
     try:
@@ -360,7 +360,7 @@ def test_terminated_postgres_sessions_are_retried_transparently(
     does): the pool replaces a connection the server closed, or the attempt that meets it is
     UNAVAILABLE and the retry policy's next one gets a new connection. The caller sees only
     the stay, stored once."""
-    store = StoreSettings(postgres_url, connections=1).eventsourcing_env("admissions")
+    store = StoreSettings(postgres_url, Pool(idle=1, size=1)).eventsourcing_env("admissions")
     with alone(tmp_path, store) as served, grpc_client.channel(served.address) as channel:
         stub = admissions_pb2_grpc.AdmissionServiceStub(channel)
         stub.AdmitPatient(admit("reference", OTHER), metadata=auth(HOSPITAL))

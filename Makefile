@@ -37,8 +37,7 @@ run: $(STAMP) ## start everything on the embedded default (SQLite under var/, lo
 	@mkdir -p -m 700 var && chmod 700 var
 	$(PY) -m shared.issuer
 	$(PY) -m shared.broker provision --replace-mismatched
-	$(PY) -m services.pathway migrate
-	$(PY) -m services.audit migrate
+	$(PY) -m services migrate
 	$(PY) -m services.registry import infra/demo-registry.json
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH PYTHONUNBUFFERED=1 LOG_FORMAT=$(or $(LOG_FORMAT),text) \
 	  $(VENV)/bin/honcho -d . -f infra/Procfile start

@@ -183,11 +183,8 @@ def processes(env: dict[str, str], tenant: Tenant) -> dict[str, tuple[list[str],
 
 
 def migrate(env: dict[str, str]) -> None:
-    """The read model's and the audit log's schema, before the processes start."""
-    for service in ("pathway", "audit"):
-        subprocess.run(
-            [sys.executable, "-m", f"services.{service}", "migrate"], env=env, check=True
-        )
+    """Every store's schema (`python -m services migrate`), before the processes start."""
+    subprocess.run([sys.executable, "-m", "services", "migrate"], env=env, check=True)
 
 
 @contextmanager

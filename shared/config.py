@@ -243,6 +243,12 @@ def ops_port() -> int | None:
     return int(text)
 
 
+def ops_host() -> str:
+    """`OPS_HOST` (default 127.0.0.1, loopback only): the address the ops endpoint listens on;
+    compose sets 0.0.0.0 so that Prometheus in another container can scrape it."""
+    return os.environ.get("OPS_HOST", "").strip() or "127.0.0.1"
+
+
 def ops_check_interval() -> float:
     """`OPS_CHECK_INTERVAL_SECONDS` (default 2): how often a process checks its dependencies
     for readiness and gRPC health."""

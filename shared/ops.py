@@ -371,7 +371,7 @@ class Ops:
         self._thread.start()
         port = config.ops_port()
         if port is not None:
-            self._server = serve(port, self)
+            self._server = serve(port, self, config.ops_host())
             log.info("%s: metrics and health on port %d", process, self._server.server_port)
 
     def stop(self) -> None:
@@ -390,7 +390,7 @@ OPS = Ops()
 # --- the HTTP endpoint --------------------------------------------------------------------
 
 
-def serve(port: int, ops: Ops, host: str = "0.0.0.0") -> ThreadingHTTPServer:
+def serve(port: int, ops: Ops, host: str = "127.0.0.1") -> ThreadingHTTPServer:
     """/metrics, /healthz and /readyz on `port` (0: a free one), in a daemon thread (under
     eventlet a green thread: the standard library is patched)."""
 

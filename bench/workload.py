@@ -4,7 +4,9 @@ visible in the pathway read model, and, in the same run, the raw limits of the s
 confirms and consume with prefetch + multiple acks).
 
 Workloads: `referrals` (SendReferral only) and `mixed` (a quarter each of SendReferral,
-AdmitPatient, PrescribeMedication and DeclareReadyForDischarge, over all four domain services).
+AdmitPatient, PrescribeMedication and DeclareReadyForDischarge, over all four domain services);
+`history` (bench/history.py): ChangeDose on one patient's list of 30, 2,000 and 10,000 events,
+with and without snapshots.
 A readiness needs a stay the discharges service knows (its own view, kept by the nameko
 `discharges_stays` process from the admissions events), so the mixed workload admits those
 stays before the clock starts and waits until discharges knows every one of them.
@@ -555,11 +557,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--workload", choices=["mixed", "referrals"], default="mixed")
+    parser.add_argument("--workload", choices=["mixed", "referrals", "history"], default="mixed")
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--commands", type=int, default=3000)
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
+    if args.workload == "history":  # one patient, in process: no system, no broker
+        from bench import history
+
+        history.run(args.backend, min(args.commands, 100))
+        return
     with (
         broker() as tenant,
         tempfile.TemporaryDirectory(prefix="carepath-bench-") as tmp,

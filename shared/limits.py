@@ -8,7 +8,8 @@ A refusal is INVALID_ARGUMENT naming the field by its path in the request
 (`receipt.errors[2].description`) and the bound; nothing has been stored then.
 
 Also here: how often a consumer tries a message before it dead-letters it
-(`redelivery_attempts`, [redelivery] in limits.toml).
+(`redelivery_attempts`, [redelivery] in limits.toml), and every how many events a growing
+aggregate gets a snapshot (`snapshot_interval`, [snapshots]).
 """
 
 from __future__ import annotations
@@ -67,6 +68,16 @@ def redelivery_attempts() -> int:
         return max(1, int(configured))
     with LIMITS_FILE.open("rb") as f:
         return max(1, int(tomllib.load(f)["redelivery"]["attempts"]))
+
+
+def snapshot_interval() -> int:
+    """Every how many events a snapshotted aggregate gets a snapshot ([snapshots] in limits.toml;
+    CAREPATH_SNAPSHOT_INTERVAL overrides)."""
+    configured = os.environ.get("CAREPATH_SNAPSHOT_INTERVAL")
+    if configured:
+        return max(1, int(configured))
+    with LIMITS_FILE.open("rb") as f:
+        return max(1, int(tomllib.load(f)["snapshots"]["interval"]))
 
 
 def check(request: Message, prefix: str = "") -> None:

@@ -4,6 +4,7 @@ database URL, the transcodings our events need, and idempotent command handling.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import date
 from types import MappingProxyType
@@ -14,6 +15,7 @@ from uuid import UUID
 import psycopg
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
+    AggregateRecorder,
     ApplicationRecorder,
     IntegrityError,
     JSONTranscoder,
@@ -29,9 +31,13 @@ from shared.config import POSTGRES_MAX_IDLE, POSTGRES_PARAMETERS, Pool, StoreSet
 from shared.domain import CarepathAggregate, CommandContext, command_key, handled_key
 from shared.errors import Conflict, NotFound
 from shared.events import Contract
+from shared.limits import snapshot_interval
+from shared.snapshots import CarepathSnapshot
 from shared.sql import RECONNECT_TIMEOUT, postgres_schema_lock, sqlite_schema_lock
 
 A = TypeVar("A", bound=CarepathAggregate)
+
+log = logging.getLogger(__name__)
 
 
 class PostgresFactory(_EventsourcingPostgresFactory):
@@ -72,6 +78,11 @@ class PostgresFactory(_EventsourcingPostgresFactory):
         with postgres_schema_lock(self._connect):
             return super().application_recorder()
 
+    def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
+        """The snapshot table, created under the same lock."""
+        with postgres_schema_lock(self._connect):
+            return super().aggregate_recorder(purpose)
+
 
 class SQLiteFactory(_EventsourcingSQLiteFactory):
     """eventsourcing.sqlite, its tables created one process at a time (shared.sql's file
@@ -80,6 +91,11 @@ class SQLiteFactory(_EventsourcingSQLiteFactory):
     def application_recorder(self) -> ApplicationRecorder:
         with sqlite_schema_lock(self.env.get(self.SQLITE_DBNAME)):
             return super().application_recorder()
+
+    def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
+        """The snapshot table, created under the same lock."""
+        with sqlite_schema_lock(self.env.get(self.SQLITE_DBNAME)):
+            return super().aggregate_recorder(purpose)
 
 
 def default_pool() -> Pool:
@@ -101,8 +117,9 @@ class DateAsISO(Transcoding):
         return date.fromisoformat(data)
 
 
-#: One command's new events.
+#: One command's new events, and the snapshots to store once they are committed.
 Events = tuple[Any, ...]
+Command = tuple[Events, tuple[CarepathSnapshot, ...]]
 
 
 class GroupCommit:
@@ -115,24 +132,66 @@ class GroupCommit:
     queued as events: collecting empties an aggregate, so a retry of a conflicting batch must
     save the events themselves, never the (by then empty) aggregates.
 
+    A command whose events reach a multiple of `interval` on an aggregate of a `snapshotted`
+    class also takes that aggregate's snapshot, in the caller's thread from the aggregate in
+    hand (no read: its state is the state its events record). The batch's snapshots are
+    stored right after the batch's events commit, in one write, and only those of commands
+    that committed; a snapshot that fails to store is logged and the commands stand (the next
+    one due takes its place).
+
     One writer at a time also means one writer for SQLite, which otherwise makes concurrent
     writers poll its busy handler."""
 
-    def __init__(self, save: Callable[..., Any], max_batch: int = 500) -> None:
+    def __init__(
+        self,
+        save: Callable[..., Any],
+        max_batch: int = 500,
+        put_snapshots: Callable[[list[CarepathSnapshot]], object] | None = None,
+        snapshotted: tuple[type[CarepathAggregate], ...] = (),
+        interval: int = 0,
+    ) -> None:
         self._save = save
+        self._put_snapshots = put_snapshots
+        self._snapshotted = snapshotted if put_snapshots is not None else ()
+        self._interval = interval
         self._writer = GroupWriter(self._commit, max_batch)
 
     def save(self, aggregates: tuple[CarepathAggregate, ...]) -> None:
         """Save one command's aggregates together; returns once committed (or raises)."""
-        self._writer.submit(tuple(event for a in aggregates for event in a.collect_events()))
+        events: list[Any] = []
+        snapshots: list[CarepathSnapshot] = []
+        for aggregate in aggregates:
+            new = aggregate.collect_events()
+            events.extend(new)
+            if new and self._snapshot_due(aggregate, len(new)):
+                snapshots.append(CarepathSnapshot.take(aggregate))
+        self._writer.submit((tuple(events), tuple(snapshots)))
 
-    def _commit(self, batch: list[Events]) -> Outcomes:
+    def _snapshot_due(self, aggregate: CarepathAggregate, new: int) -> bool:
+        """Whether the command's `new` events on `aggregate` reach a multiple of the interval."""
+        if not isinstance(aggregate, self._snapshotted):
+            return False
+        return aggregate.version // self._interval > (aggregate.version - new) // self._interval
+
+    def _commit(self, batch: list[Command]) -> Outcomes:
+        outcomes = self._write(batch)
+        snapshots = [
+            s for (_, taken), o in zip(batch, outcomes, strict=True) if o is None for s in taken
+        ]
+        if snapshots and self._put_snapshots is not None:
+            try:
+                self._put_snapshots(snapshots)
+            except Exception as exc:  # the commands are committed; a later snapshot will do
+                log.warning("snapshots not stored (%s): %s", type(exc).__name__, exc)
+        return outcomes
+
+    def _write(self, batch: list[Command]) -> Outcomes:
         try:
-            self._save(*(event for events in batch for event in events))
+            self._save(*(event for events, _ in batch for event in events))
         except IntegrityError:
             if len(batch) == 1:
                 return [IntegrityError("conflict")]
-            return [outcome for single in batch for outcome in self._commit([single])]
+            return [outcome for single in batch for outcome in self._write([single])]
         return [None] * len(batch)
 
 
@@ -145,10 +204,26 @@ class CarepathApplication(Application[UUID]):
     internal_event_types: frozenset[str] = frozenset()
     #: How each published domain event maps to its public payload (services/<svc>/contract.py).
     contract: ClassVar[Contract] = MappingProxyType({})
+    #: Aggregate classes whose history grows with the patient's life: each gets a snapshot
+    #: every `shared.limits.snapshot_interval()` events (shared.snapshots), kept in the store's
+    #: snapshot table, so loading one reads its newest snapshot and the events after it.
+    snapshotted: ClassVar[tuple[type[CarepathAggregate], ...]] = ()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._group_commit = GroupCommit(self.save)
+        snapshots = self.snapshots
+        self._group_commit = GroupCommit(
+            self.save,
+            put_snapshots=snapshots.put if snapshots is not None else None,
+            snapshotted=self.snapshotted,
+            interval=snapshot_interval(),
+        )
+
+    def construct_env(self, name: str, env: Any = None) -> Any:
+        """eventsourcing's environment, with its snapshot table when `snapshotted` names a class."""
+        if self.snapshotted:
+            env = {**(env or {}), "IS_SNAPSHOTTING_ENABLED": "y"}
+        return super().construct_env(name, env)
 
     def save_command(self, *aggregates: CarepathAggregate) -> None:
         """Save what one command changed (one transaction), batched with concurrent commands."""

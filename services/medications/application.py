@@ -29,6 +29,8 @@ WHAT = "medication list"
 class MedicationsApplication(CarepathApplication):
     name = "medications"
     contract = CONTRACT
+    #: A home-care patient's list takes years of changes; every command loads it.
+    snapshotted = (MedicationList,)
 
     def prescribe(
         self,

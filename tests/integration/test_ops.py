@@ -300,7 +300,7 @@ def test_series_move_and_readiness_follows_the_database(
         database = postgres_url.rsplit("/", 1)[1]
         set_connections(postgres_admin_url, database, allowed=False)
         try:
-            for name in ("projector", "server", "reactions", "pathway", "viewer"):
+            for name in ("projector", "relay", "server", "reactions", "pathway", "viewer"):
                 wait_for(lambda name=name: not_ready(ports[name]), 30, f"the {name} not ready")
             assert probe(server) == 1
             wait_for(
@@ -311,7 +311,7 @@ def test_series_move_and_readiness_follows_the_database(
             assert get(server, "/healthz")[0] == 200  # alive, only not ready
         finally:
             set_connections(postgres_admin_url, database, allowed=True)
-        for name in ("projector", "server", "reactions", "pathway", "viewer"):
+        for name in ("projector", "relay", "server", "reactions", "pathway", "viewer"):
             wait_for(lambda name=name: ready(ports[name]), 30, f"the {name} ready again")
         wait_for(
             lambda: health(address) == health_pb2.HealthCheckResponse.SERVING,

@@ -39,7 +39,16 @@ from shared.auth import (
     OrgKind,
     bearer_metadata,
 )
-from tests.support import ISSUER, ISSUER_HOME, REGISTER_ADAPTER, ROOT, Harness, auth, wait_for
+from tests.support import (
+    ISSUER,
+    ISSUER_HOME,
+    REGISTER_ADAPTER,
+    ROOT,
+    Harness,
+    auth,
+    events_in,
+    wait_for,
+)
 
 HPR = "1203921"
 
@@ -65,7 +74,12 @@ def helseid_token(hpr: str | None = HPR, **claims: Any) -> str:
 
 
 def register(
-    system: Harness, her_id: str, kind: int, orgnr: str, parent: str = ""
+    system: Harness,
+    her_id: str,
+    kind: int,
+    orgnr: str,
+    parent: str = "",
+    metadata: tuple[tuple[str, str], ...] | None = None,
 ) -> registry_pb2.OrganisationEntry:
     stub = registry_pb2_grpc.RegistryServiceStub(system.channel(system.servers["registry"]))
     meta = common_pb2.CommandMetadata(
@@ -75,7 +89,7 @@ def register(
         metadata=meta, her_id=her_id, kind=kind, name=f"Org {her_id}", parent_her_id=parent,
         orgnr=orgnr,
     )  # fmt: skip
-    return stub.RegisterOrganisation(request, metadata=auth(REGISTER_ADAPTER))
+    return stub.RegisterOrganisation(request, metadata=metadata or auth(REGISTER_ADAPTER))
 
 
 def in_directory(system: Harness, her_id: str, orgnr: str) -> None:
@@ -221,6 +235,51 @@ def test_an_organisation_number_stays_with_one_organisation(
     assert register(system, gp, common_pb2.ORGANISATION_KIND_GP, orgnr).orgnr == orgnr
     in_directory(system, gp, orgnr)
     in_directory(system, her_id, renumbered)
+
+
+def test_only_the_register_keeper_gives_out_numbers(
+    system: Harness, municipality: tuple[str, str]
+) -> None:
+    """As an unrelated caller would try it: the municipality itself (its HelseID token), a
+    hospital and a GP each try to take the municipality's number, to renumber the
+    municipality, and to probe a free and a malformed number. Every attempt is
+    PERMISSION_DENIED with the same details (no telling a held number from a free one),
+    audited as refused, and the directory is unchanged."""
+    her_id, orgnr = municipality
+    callers = {
+        "the municipality, by its number": bearer_metadata(
+            helseid_token(**{ORGNR_CHILD_CLAIM: orgnr})
+        ),
+        "a hospital": auth(Actor(new_her_id(), OrgKind.HOSPITAL, "9144900")),
+        "a GP": auth(Actor(new_her_id(), OrgKind.GP, "9144901")),
+    }
+    attempts = {
+        "take the held number": (new_her_id(), common_pb2.ORGANISATION_KIND_HOSPITAL, orgnr),
+        "renumber the holder": (her_id, common_pb2.ORGANISATION_KIND_MUNICIPALITY, new_orgnr()),
+        "a free number": (new_her_id(), common_pb2.ORGANISATION_KIND_GP, new_orgnr()),
+        "a malformed number": (new_her_id(), common_pb2.ORGANISATION_KIND_GP, "12345678x"),
+    }
+    answers = set()
+    stored_before = events_in(system.apps["registry"])
+    for caller, metadata in callers.items():
+        for attempt, (target, kind, number) in attempts.items():
+            request_id = f"orgnr-probe-{uuid.uuid4().hex[:12]}"
+            with pytest.raises(grpc.RpcError) as refused:
+                register(
+                    system, target, kind, number,
+                    metadata=(*metadata, ("x-request-id", request_id)),
+                )  # fmt: skip
+            code = refused.value.code()
+            assert code is grpc.StatusCode.PERMISSION_DENIED, (caller, attempt, code)
+            answers.add((refused.value.details(), error_info(refused.value).SerializeToString()))
+            assert audit_row(system, request_id).outcome == "PERMISSION_DENIED", (caller, attempt)
+    assert len(answers) == 1, answers  # one answer, whatever the number
+    assert events_in(system.apps["registry"]) == stored_before  # nothing recorded
+    # The number is still the municipality's, and only the municipality's.
+    o = organisations
+    with system.engine.connect() as conn:
+        holders = conn.execute(sa.select(o.c.her_id).where(o.c.orgnr == orgnr)).scalars().all()
+    assert holders == [her_id]
 
 
 def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:

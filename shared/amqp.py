@@ -45,6 +45,7 @@ from pika.exceptions import AMQPError
 
 from shared import config, tracing
 from shared.events import ContractError, Envelope
+from shared.retry import MAX_DELAY, Backoff
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ class BatchPublisher:
         self._nacked = False
         self._returned = 0
         self._next_connect = 0.0
-        self._connect_backoff = 0.5
+        self._connect_backoff = Backoff(first=0.5, cap=MAX_DELAY)
 
     @property
     def connected(self) -> bool:
@@ -328,12 +329,11 @@ class BatchPublisher:
             if time.monotonic() >= self._next_connect:
                 try:
                     self._open()
-                    self._connect_backoff = 0.5
+                    self._connect_backoff.reset()
                     return
                 except (AMQPError, OSError, PublishError) as exc:
                     self.close()
-                    self._connect_backoff = min(5.0, self._connect_backoff * 2)
-                    self._next_connect = time.monotonic() + self._connect_backoff
+                    self._next_connect = time.monotonic() + self._connect_backoff.next_delay()
                     log.debug("broker unavailable (%s)", type(exc).__name__)
             time.sleep(seconds)
             return

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +24,6 @@ from typing import Any, NoReturn
 
 import eventsourcing.persistence as es
 import grpc
-import psycopg
 import sqlalchemy as sa
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
@@ -40,6 +38,7 @@ from shared.access.enforce import AccessControl, Call, Refused
 from shared.access.table import rule_for
 from shared.auth import Actor, IssuerUnavailable, TokenVerifier, Unauthenticated
 from shared.config import ServerTLS
+from shared.retry import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -58,21 +57,6 @@ _DOMAIN_ERRORS: list[tuple[type[errors.DomainError], grpc.StatusCode, str]] = [
     (errors.Conflict, grpc.StatusCode.ABORTED, "CONFLICT"),
     (errors.NotYetKnown, grpc.StatusCode.UNAVAILABLE, "NOT_YET_KNOWN"),
 ]
-
-#: A database the call needs cannot be reached, is locked past its timeout, lost its
-#: connection or has no connection free in time: the event stores (eventsourcing wraps the
-#: drivers' errors in its own), SQLAlchemy (read model, audit log, policy facts) and the drivers
-#: themselves (psycopg_pool's PoolTimeout is a psycopg.OperationalError).
-_STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
-    es.OperationalError,
-    es.InterfaceError,
-    sa.exc.OperationalError,
-    sa.exc.InterfaceError,
-    sa.exc.TimeoutError,
-    sqlite3.OperationalError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-)
 
 
 def current_actor() -> Actor:
@@ -163,7 +147,7 @@ def failure(method: str, exc: BaseException) -> Failure:
         # A version conflict the application did not retry itself.
         log.warning("%s: concurrent change (%s)", method, type(exc).__name__)
         return Failure(grpc.StatusCode.ABORTED, "the data changed concurrently; retry", "CONFLICT")
-    if isinstance(exc, _STORE_UNAVAILABLE) or (
+    if isinstance(exc, UNAVAILABLE) or (
         isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
     ):
         # Also met straight on the driver, by the policy's facts and the audit log. The

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -28,12 +29,19 @@ import sqlalchemy as sa
 
 T = TypeVar("T")
 
-#: The database is not reachable now: retry with back-off, the work itself is fine.
+#: A database is not reachable now, is locked past its timeout, lost its connection or has no
+#: connection free in time: retry with back-off, the work itself is fine. The event stores
+#: (eventsourcing wraps the drivers' errors in its own), SQLAlchemy (read model, audit log,
+#: policy facts) and the drivers themselves (psycopg_pool's PoolTimeout is a
+#: psycopg.OperationalError). The one definition: the gRPC servers answer these UNAVAILABLE
+#: (shared.grpc_server), the relays and the projector wait and try again.
 UNAVAILABLE: tuple[type[Exception], ...] = (
     sa.exc.OperationalError,
     sa.exc.InterfaceError,
+    sa.exc.TimeoutError,
     es.OperationalError,
     es.InterfaceError,
+    sqlite3.OperationalError,
     psycopg.OperationalError,
     psycopg.InterfaceError,
 )

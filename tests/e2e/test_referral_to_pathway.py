@@ -4,7 +4,7 @@ store (SQLite and PostgreSQL), the outbox relay, RabbitMQ, the projector and the
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +17,7 @@ from services.pathway import migrate, readmodel
 from services.pathway.rebuild import rebuild
 from shared.ids import DNR_SYSTEM, FNR_SYSTEM
 from shared.outbox import iter_all_envelopes
+from shared.rules import OSLO
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_GP, OTHER_HOSPITAL, OTHER_MUNICIPALITY
 from tests.support import (
     Harness,
@@ -437,8 +438,13 @@ def test_a_received_referral_waits_on_the_hospital_for_assessment_within_ten_wor
     assert task.waiting_on.her_id == HOSPITAL.her_id
     assert task.waiting_on.kind == common_pb2.ORGANISATION_KIND_HOSPITAL
     assert not task.breached
-    due = task.due.ToDatetime(tzinfo=UTC)
-    assert timedelta(days=12) <= due - NOW <= timedelta(days=20)  # 10 working days + holidays
+    # Ten working days after the day of receipt (in Oslo), to that day's end: 12 to 14
+    # calendar days after it, more with holidays. Counted in days from the receipt's date,
+    # not from the clock (a receipt late on a Sunday is due 12 days and under an hour later).
+    due = task.due.ToDatetime(tzinfo=UTC).astimezone(OSLO)
+    received_day = (NOW - timedelta(hours=1)).astimezone(OSLO).date()
+    assert 12 <= (due.date() - received_day).days <= 20  # 10 working days + holidays
+    assert (due + timedelta(microseconds=1)).time() == time(0)  # to the end of the day
 
 
 def test_an_overdue_assessment_and_cancer_pathway_limit_are_flagged_as_breached(

@@ -12,10 +12,10 @@ from eventsourcing.persistence import IntegrityError
 
 from services.medications.contract import CONTRACT
 from services.medications.domain import (
-    Change,
     MedicationList,
     MedicationListView,
     ReconciliationSource,
+    change_of,
     fold,
     medication_list_id,
 )
@@ -90,7 +90,7 @@ class MedicationsApplication(CarepathApplication):
         """The list now, or as it stood at clinical time `as_of`: a fold of the stored events,
         so late-reported changes count from their clinical time on."""
         list_id = medication_list_id(patient)
-        changes = [Change.of(e) for e in self.repository.event_store.get(list_id)]
+        changes = [change_of(e) for e in self.repository.event_store.get(list_id)]
         if not changes:
             raise NotFound(f"{WHAT} not found")
         return fold(list_id, patient, changes, as_of)

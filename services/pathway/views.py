@@ -12,13 +12,13 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from services.medications.domain import Change, MedicationListView
-from services.medications.domain import fold as medication_fold
 from services.pathway import readmodel as rm
 from services.pathway.fold import PatientPathway, fold, rows_of
 from shared.access.model import Basis, blocks, relationships
 from shared.auth import Actor
 from shared.events import Envelope
+from shared.medication_list import Change, MedicationListView
+from shared.medication_list import fold as medication_fold
 from shared.times import utc_iso
 
 Row = Mapping[Any, Any]

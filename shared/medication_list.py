@@ -1,0 +1,190 @@
+"""The patient's shared medication list, folded: one pure reading of its recorded changes that
+the medications service (its commands' rule check, its reads) and the pathway's read model both
+use. Imports nothing of SQL, gRPC or a service.
+
+Clinical time rules the list. Each change is placed at its `occurred_at`; a change reported
+late lands in its clinical place. `fold` answers both "the list now" and "the list as of any
+past moment": the recorded changes in order of occurred_at, then version.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from shared.domain import command_key
+from shared.events import Payload
+from shared.events import medications as ev
+
+
+class EntryState(enum.StrEnum):
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    DISCONTINUED = "DISCONTINUED"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One recorded change of the list, as the fold reads it (from the aggregate's events or
+    from the event store; both give the same changes)."""
+
+    event_type: str
+    version: int
+    occurred_at: datetime
+    actor: Mapping[str, str]
+    command_id: str
+    data: Payload  # the change's public payload (shared.events.medications)
+
+    @property
+    def clinical_order(self) -> tuple[datetime, int]:
+        return (self.occurred_at, self.version)
+
+    @property
+    def command_key(self) -> str:
+        """Command ids are unique per calling organisation."""
+        return command_key(self.actor["her_id"], self.command_id)
+
+
+@dataclass(slots=True)
+class Entry:
+    entry_id: str
+    atc_code: str
+    name: str
+    dose: str
+    reason: str | None
+    source_her_id: str
+    source_kind: str
+    prescribed_at: datetime
+    prescribed_by: Mapping[str, str]
+    last_changed_at: datetime
+    last_changed_by: Mapping[str, str]
+    state: EntryState = EntryState.ACTIVE
+    state_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciliation:
+    reconciled_at: datetime
+    reconciled_by: Mapping[str, str]
+    sources: tuple[str, ...]
+    note: str | None
+
+
+@dataclass(slots=True)
+class MedicationListView:
+    """The list as it stood at `as_of` (None: now), computed from `version` recorded changes."""
+
+    list_id: UUID
+    patient: Mapping[str, str]
+    version: int
+    as_of: datetime | None = None
+    entries: dict[str, Entry] = field(default_factory=dict)
+    last_reconciliation: Reconciliation | None = None
+
+    def ordered_entries(self) -> list[Entry]:
+        return list(self.entries.values())  # the fold inserts them in prescription order
+
+
+class IllegalChange(Exception):
+    """A change the history cannot take at its clinical place (internal to the rule check)."""
+
+    def __init__(self, version: int, state: str, action: str) -> None:
+        super().__init__(f"cannot {action}: the medication is {state}")
+        self.version = version
+        self.state = state
+        self.action = action
+
+
+#: For each entry change: the action's wording, the states it may happen in, the state after
+#: (None: unchanged).
+ENTRY_CHANGES: dict[str, tuple[str, frozenset[EntryState], EntryState | None]] = {
+    "MedicationDoseChanged": (
+        "change the dose",
+        frozenset({EntryState.ACTIVE, EntryState.PAUSED}),
+        None,
+    ),
+    "MedicationPaused": ("pause", frozenset({EntryState.ACTIVE}), EntryState.PAUSED),
+    "MedicationResumed": ("resume", frozenset({EntryState.PAUSED}), EntryState.ACTIVE),
+    "MedicationDiscontinued": (
+        "discontinue",
+        frozenset({EntryState.ACTIVE, EntryState.PAUSED}),
+        EntryState.DISCONTINUED,
+    ),
+}
+
+
+def fold(
+    list_id: UUID,
+    patient: Mapping[str, str],
+    changes: Iterable[Change],
+    as_of: datetime | None = None,
+) -> MedicationListView:
+    """The list as it stood at clinical time `as_of` (None: everything recorded).
+
+    Pure: only the changes that occurred at or before `as_of` count, applied in clinical order
+    (occurred_at, then version), so a late-reported change lands in its clinical place. Raises
+    IllegalChange when a change is impossible where it stands (the rule check relies on it)."""
+    recorded = list(changes)
+    view = MedicationListView(
+        list_id=list_id,
+        patient=patient,
+        version=max((c.version for c in recorded), default=0),
+        as_of=as_of,
+    )
+    for change in sorted(recorded, key=lambda c: c.clinical_order):
+        if as_of is not None and change.occurred_at > as_of:
+            break
+        _apply(view, change)
+    return view
+
+
+def _apply(view: MedicationListView, change: Change) -> None:
+    match change.data:
+        case ev.MedicationPrescribed() as prescribed:
+            view.entries[prescribed.entry_id] = Entry(
+                entry_id=prescribed.entry_id,
+                atc_code=prescribed.medication.atc_code,
+                name=prescribed.medication.name,
+                dose=prescribed.dose,
+                reason=prescribed.reason,
+                source_her_id=prescribed.source_her_id,
+                source_kind=prescribed.source_kind,
+                prescribed_at=change.occurred_at,
+                prescribed_by=change.actor,
+                last_changed_at=change.occurred_at,
+                last_changed_by=change.actor,
+            )
+        case ev.MedicationListReconciled(sources=sources, note=note):
+            view.last_reconciliation = Reconciliation(
+                reconciled_at=change.occurred_at,
+                reconciled_by=change.actor,
+                sources=tuple(sources),
+                note=note,
+            )
+        case (
+            ev.MedicationDoseChanged()
+            | ev.MedicationPaused()
+            | ev.MedicationResumed()
+            | ev.MedicationDiscontinued()
+        ) as entry_change:
+            action, allowed, after = ENTRY_CHANGES[change.event_type]
+            entry = view.entries.get(entry_change.entry_id)
+            if entry is None:
+                raise IllegalChange(change.version, "not yet prescribed", action)
+            if entry.state not in allowed:
+                raise IllegalChange(change.version, entry.state.value, action)
+            if isinstance(entry_change, ev.MedicationDoseChanged):
+                entry.dose = entry_change.dose
+            if after is not None:
+                entry.state = after
+                entry.state_reason = (
+                    entry_change.reason
+                    if isinstance(entry_change, ev.MedicationPaused | ev.MedicationDiscontinued)
+                    else None
+                )
+            entry.last_changed_at = change.occurred_at
+            entry.last_changed_by = change.actor
+    # MedicationListStarted only opens the history.

@@ -3,6 +3,7 @@ together (in-memory store)."""
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
@@ -11,10 +12,14 @@ from eventsourcing.application import AggregateNotFoundError
 
 from services.medications.application import MedicationsApplication
 from services.medications.domain import (
+    Change,
     Entry,
     EntryState,
+    MedicationList,
     MedicationListView,
     ReconciliationSource,
+    change_of,
+    fold,
     medication_list_id,
 )
 from shared.auth import Actor
@@ -360,3 +365,71 @@ def test_a_reconciliation_finding_no_medications_starts_an_empty_list(
         ctx(MUNICIPALITY, "rec", at(3)), PATIENT, [ReconciliationSource.NEXT_OF_KIN], None
     )
     assert view.entries == {} and view.last_reconciliation is not None
+
+
+# --- the list now, kept change by change ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_list_kept_change_by_change_equals_the_fold_of_its_history(
+    app: MedicationsApplication, seed: int
+) -> None:
+    """Commands at random clinical times, many of them reported late: whatever each command
+    answers (or refuses), the list the aggregate keeps (and answers with) is the fold of the
+    recorded changes, and so is every past list."""
+    rng = random.Random(seed)
+    entries = [
+        prescribe(app, f"rx-{k}", at(1 + k), drug=d)[1] for k, d in enumerate((METFORMIN, WARFARIN))
+    ]
+    for i in range(120):
+        when = at(3 + i // 6, rng.randrange(24))
+        c = ctx((GP, HOSPITAL, MUNICIPALITY)[i % 3], f"c-{i}", when)
+        target = rng.choice(entries)
+        kind = rng.randrange(7)
+        try:
+            if kind == 0:
+                view = app.change_dose(c, PATIENT, target, f"{i} mg", None)
+            elif kind == 1:
+                view = app.pause(c, PATIENT, target, f"pause {i}")
+            elif kind == 2:
+                view = app.resume(c, PATIENT, target)
+            elif kind == 3 and rng.random() < 0.2:
+                view = app.discontinue(c, PATIENT, target, f"stopp {i}")
+            elif kind == 4:
+                view = app.reconcile(c, PATIENT, [ReconciliationSource.PATIENT], f"runde {i}")
+            elif kind == 5 and rng.random() < 0.3:
+                view, new = prescribe(app, f"rx-late-{i}", when, drug=("N02BE01", f"P{i}"))
+                entries.append(new)
+            else:
+                continue
+        except (InvalidTransition, InvalidArgument):
+            continue
+        folded = fold(view.list_id, PATIENT, stored_changes(app))
+        assert view == folded
+        assert list(view.entries) == list(folded.entries)  # prescription order
+    for day in range(1, 25):
+        assert app.get_list(PATIENT, as_of=at(day)) == fold(
+            medication_list_id(PATIENT), PATIENT, stored_changes(app), at(day)
+        )
+
+
+def stored_changes(app: MedicationsApplication) -> list[Change]:
+    return [change_of(e) for e in app.repository.event_store.get(medication_list_id(PATIENT))]
+
+
+def test_the_list_keeps_no_history_only_the_list_now(app: MedicationsApplication) -> None:
+    _, metformin = prescribe(app)
+    for i in range(30):
+        app.change_dose(ctx(GP, f"d-{i}", at(2 + i % 20, i % 24)), PATIENT, metformin, f"{i}", None)
+    aggregate = app.load(MedicationList, medication_list_id(PATIENT), "list")
+    assert set(vars(aggregate)) == {
+        "_id",
+        "_version",
+        "_pending_events",
+        "_created_on",
+        "_modified_on",
+        "patient",
+        "now",
+        "handled",
+    }
+    assert len(aggregate.handled) == 12 * 31  # one token per command (the first made two events)

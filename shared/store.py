@@ -36,6 +36,7 @@ from shared.snapshots import CarepathSnapshot
 from shared.sql import RECONNECT_TIMEOUT, postgres_schema_lock, sqlite_schema_lock
 
 A = TypeVar("A", bound=CarepathAggregate)
+R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
@@ -263,6 +264,29 @@ class CarepathApplication(Application[UUID]):
             raise NotFound(f"{what} not found")
         return self.load(cls, aggregate_id, what, version=version)
 
+    def transact(
+        self,
+        attempt: Callable[[], tuple[R, tuple[CarepathAggregate, ...]]],
+        what: str,
+    ) -> R:
+        """The one load → change → save: `attempt` loads what the command needs and changes
+        it, returning the command's result and the aggregates it changed (none: nothing to
+        save, such as a repeated command answered with its first result); they are saved
+        together, in one transaction batched with concurrent commands (GroupCommit). When a
+        concurrent change got there first (the store refuses the events' versions), the
+        command is attempted again on reloaded aggregates, so its rules run on what was saved;
+        after CONFLICT_RETRIES attempts the caller is told to retry (Conflict)."""
+        for _ in range(CONFLICT_RETRIES):
+            result, changed = attempt()
+            if not changed:
+                return result
+            try:
+                self.save_command(*changed)
+            except IntegrityError:
+                continue
+            return result
+        raise Conflict(f"{what} changed concurrently; retry the command")
+
     def create_once(
         self,
         cls: type[A],
@@ -271,16 +295,17 @@ class CarepathApplication(Application[UUID]):
         what: str,
         create: Callable[[], A],
     ) -> A:
-        """Create an aggregate whose id derives from the command; a retry returns the first."""
-        try:
-            return self.first_result(cls, aggregate_id, ctx, what)
-        except NotFound:
-            aggregate = create()
-        try:
-            self.save_command(aggregate)
-        except IntegrityError:  # the same command raced with itself
-            return self.first_result(cls, aggregate_id, ctx, what)
-        return aggregate
+        """Create an aggregate whose id derives from the command; a retry returns the first
+        (and so does the same command racing with itself: its second attempt finds the first)."""
+
+        def attempt() -> tuple[A, tuple[CarepathAggregate, ...]]:
+            try:
+                return self.first_result(cls, aggregate_id, ctx, what), ()
+            except NotFound:
+                aggregate = create()
+                return aggregate, (aggregate,)
+
+        return self.transact(attempt, what)
 
     def change(
         self,
@@ -293,8 +318,9 @@ class CarepathApplication(Application[UUID]):
     ) -> A:
         """Load (or, with `create`, start when there is none yet) → change → save, answering a
         repeated command with its first result and re-running the rules when a concurrent
-        change got there first."""
-        for _ in range(CONFLICT_RETRIES):
+        change got there first (`transact`)."""
+
+        def attempt() -> tuple[A, tuple[CarepathAggregate, ...]]:
             try:
                 aggregate = self.load(cls, aggregate_id, what)
             except NotFound:
@@ -303,11 +329,8 @@ class CarepathApplication(Application[UUID]):
                 aggregate = create()
             else:
                 if aggregate.has_handled(ctx):
-                    return self.first_result(cls, aggregate_id, ctx, what)
+                    return self.first_result(cls, aggregate_id, ctx, what), ()
             change(aggregate)
-            try:
-                self.save_command(aggregate)
-            except IntegrityError:
-                continue
-            return aggregate
-        raise Conflict(f"{what} changed concurrently; retry the command")
+            return aggregate, (aggregate,)
+
+        return self.transact(attempt, what)

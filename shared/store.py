@@ -5,6 +5,7 @@ database URL, the transcodings our events need, and idempotent command handling.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import date
 from types import MappingProxyType
@@ -105,6 +106,8 @@ def default_pool() -> Pool:
 
 #: Attempts for a command that races with another change of the same aggregate.
 CONFLICT_RETRIES = 5
+#: Locks that serialise, within one process, the commands `transact` is given a `serial` for.
+SERIAL_LOCKS = 64
 
 
 class DateAsISO(Transcoding):
@@ -219,6 +222,7 @@ class CarepathApplication(Application[UUID]):
             snapshotted=self.snapshotted,
             interval=snapshot_interval(),
         )
+        self._serial_locks = tuple(threading.Lock() for _ in range(SERIAL_LOCKS))
 
     def construct_env(self, name: str, env: Any = None) -> Any:
         """eventsourcing's environment, with its snapshot table when `snapshotted` names a class."""
@@ -268,6 +272,7 @@ class CarepathApplication(Application[UUID]):
         self,
         attempt: Callable[[], tuple[R, tuple[CarepathAggregate, ...]]],
         what: str,
+        serial: UUID | None = None,
     ) -> R:
         """The one load → change → save: `attempt` loads what the command needs and changes
         it, returning the command's result and the aggregates it changed (none: nothing to
@@ -275,7 +280,22 @@ class CarepathApplication(Application[UUID]):
         together, in one transaction batched with concurrent commands (GroupCommit). When a
         concurrent change got there first (the store refuses the events' versions), the
         command is attempted again on reloaded aggregates, so its rules run on what was saved;
-        after CONFLICT_RETRIES attempts the caller is told to retry (Conflict)."""
+        after CONFLICT_RETRIES attempts the caller is told to retry (Conflict).
+
+        `serial` names an aggregate that every command of its kind changes (a patient's index
+        of stays): such commands are run one at a time in this process (one of SERIAL_LOCKS
+        locks, chosen by the id), so they never conflict with each other however many arrive
+        at once; another process's still may, and is attempted again."""
+        if serial is None:
+            return self._transact(attempt, what)
+        with self._serial_locks[serial.int % len(self._serial_locks)]:
+            return self._transact(attempt, what)
+
+    def _transact(
+        self,
+        attempt: Callable[[], tuple[R, tuple[CarepathAggregate, ...]]],
+        what: str,
+    ) -> R:
         for _ in range(CONFLICT_RETRIES):
             result, changed = attempt()
             if not changed:

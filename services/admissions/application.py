@@ -40,9 +40,10 @@ class AdmissionsApplication(CarepathApplication):
         municipal_services_likely: bool,
         existing_service_user: bool,
     ) -> Stay:
-        """Create the stay and add it to the patient's index in one transaction; a concurrent
-        admission of the same patient conflicts on the index and is attempted again with the
-        index reloaded (`transact`), and a repeated admission answers with its first stay."""
+        """Create the stay and add it to the patient's index in one transaction. Admissions of
+        one patient are run one at a time in this process (`transact`'s `serial`: the index);
+        one from another process conflicts on the index and is attempted again with the index
+        reloaded. A repeated admission answers with its first stay."""
         stay_id = stay_id_for(ctx.actor.her_id, ctx.command_id)
         index_id = patient_stays_id_for(patient)
 
@@ -69,7 +70,7 @@ class AdmissionsApplication(CarepathApplication):
                 index.add(ctx, patient, stay.id)
             return stay, (stay, index)
 
-        return self.transact(attempt, "the patient's stays")
+        return self.transact(attempt, "the patient's stays", serial=index_id)
 
     def send_admission_notice(self, ctx: CommandContext, stay_id: UUID) -> Stay:
         return self.change(Stay, stay_id, ctx, WHAT, lambda s: s.send_admission_notice(ctx))

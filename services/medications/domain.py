@@ -192,11 +192,13 @@ class MedicationList(CarepathAggregate):
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
         """A snapshot of version 1 (every change, and the command keys as a set) as version 2."""
+        changes = sorted(state.pop("changes"), key=lambda c: c.version)
         now = ListNow()
-        for change in sorted(state.pop("changes"), key=lambda c: c.version):
+        for change in changes:
             now.place(change)
         state["now"] = now
-        keys = sorted(state.pop("command_keys", set()))
+        state.pop("command_keys", None)  # the changes' own keys, in the order they came
+        keys = dict.fromkeys(c.command_key for c in changes)
         state["handled"] = "".join("," + handled_token(k) for k in keys)
 
     @classmethod

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
 from types import MappingProxyType
 from typing import Any, ClassVar, Self, TypeVar
@@ -119,6 +119,16 @@ class DateAsISO(Transcoding):
 
     def decode(self, data: str) -> date:
         return date.fromisoformat(data)
+
+
+def project(aggregate: Any, events: Iterable[Any]) -> Any:
+    """The aggregate after `events` (its snapshot or None, then the stored events after it):
+    eventsourcing's `project_aggregate` without its per-event `isinstance` check against a
+    runtime-checkable protocol, which costs ~0.1 ms an event (measured: most of a load's
+    replay) to tell what every event of a carepath store is, an event that can `mutate`."""
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
 
 
 #: One command's new events, and the snapshots to store once they are committed.
@@ -248,7 +258,9 @@ class CarepathApplication(Application[UUID]):
 
     def load(self, cls: type[A], aggregate_id: UUID, what: str, version: int | None = None) -> A:
         try:
-            aggregate: CarepathAggregate = self.repository.get(aggregate_id, version=version)
+            aggregate: CarepathAggregate = self.repository.get(
+                aggregate_id, version=version, projector_func=project
+            )
         except AggregateNotFoundError as exc:
             raise NotFound(f"{what} not found") from exc
         if not isinstance(aggregate, cls):

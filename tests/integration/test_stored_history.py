@@ -37,6 +37,7 @@ from services.pathway.rebuild import rebuild
 from services.referrals.application import ReferralsApplication
 from services.referrals.domain import ReferralState
 from services.registry.application import RegistryApplication
+from services.registry.domain import Organisation, RegistryKind, organisation_id_for
 from shared.access.enforce import AccessControl
 from shared.auth import Actor, OrgKind
 from shared.domain import CommandContext
@@ -46,7 +47,7 @@ from shared.ids import FNR_SYSTEM
 from shared.outbox import iter_all_envelopes
 from shared.snapshots import CarepathSnapshot
 from shared.store import CarepathApplication
-from tests.support import auth, token_verifier
+from tests.support import REGISTER_ADAPTER, auth, token_verifier
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "stores"
 #: The stores main wrote at 402824b (make_fixture.py there).
@@ -134,8 +135,8 @@ def stores(tmp_path: Path) -> Iterator[dict[str, Any]]:
         app.close()
 
 
-def at(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def at(year: int, month: int, day: int, hour: int = 0) -> datetime:
+    return datetime(year, month, day, hour, tzinfo=UTC)
 
 
 def test_every_aggregate_loads_with_the_state_its_commands_gave_it(
@@ -246,6 +247,92 @@ def test_the_notification_logs_read_as_the_newest_contract(stores: dict[str, Any
         if e.event_type == "OrganisationRegistered"
     ]
     assert {(o.her_id, o.orgnr) for o in directory} >= {("4201", "883016610"), ("59", "819935181")}
+
+
+@pytest.fixture
+def upcast_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every stored directory event the upcasters bring from class version 1 to 2 (the event
+    type and the organisation's HER-id or new name), counted as they run."""
+    calls: list[tuple[str, str]] = []
+    for cls, key in (
+        (Organisation.OrganisationRegistered, "her_id"),
+        (Organisation.OrganisationChanged, "name"),
+    ):
+        upcast = cls.upcast_v1_v2
+
+        def counted(
+            state: dict[str, Any], upcast: Any = upcast, cls: Any = cls, key: str = key
+        ) -> None:
+            calls.append((cls.__name__, state[key]))
+            upcast(state)
+
+        monkeypatch.setattr(cls, "upcast_v1_v2", staticmethod(counted))
+    return calls
+
+
+def test_the_stored_organisation_events_are_read_through_their_upcaster(
+    stores: dict[str, Any], upcast_calls: list[tuple[str, str]]
+) -> None:
+    """The directory's events as main stored them at 402824b (class version 1, with `orgnr`)
+    are brought to class version 2 by the event class's own upcaster (eventsourcing's)."""
+    registry: RegistryApplication = stores["registry"]
+    (event, *_) = registry.events.get(organisation_id_for("4201"))
+    assert upcast_calls == [("OrganisationRegistered", "4201")]
+    assert isinstance(event, Organisation.OrganisationRegistered)
+    assert type(event).class_version == 2
+    assert event.orgnr == "883016610"
+
+
+#: The registry's store main wrote at d607f53, before organisation numbers.
+AT_D607F53 = FIXTURES / "2026-11-30-d607f53-registry"
+DEMO_DIRECTORY = ("112374", "4201", "88001", "4301", "8134021", "59", "90234")
+
+
+@pytest.fixture
+def registry_before_orgnr(tmp_path: Path) -> Iterator[RegistryApplication]:
+    copy = tmp_path / "before-orgnr"
+    shutil.copytree(AT_D607F53, copy)
+    app = RegistryApplication.from_url(f"sqlite:///{copy}/registry.sqlite")
+    yield app
+    app.close()
+
+
+def test_a_directory_stored_before_organisation_numbers_reads_with_none_and_takes_them(
+    registry_before_orgnr: RegistryApplication, upcast_calls: list[tuple[str, str]]
+) -> None:
+    """Stored without the field (class version 1, before 428c37b), each organisation reads
+    through the upcaster with no number, publishes as OrganisationRegistered v2 with `orgnr`
+    null, and takes a number by a command of this checkout (stored at class version 2, read
+    without upcasting)."""
+    registry = registry_before_orgnr
+    organisations = registry.organisations(DEMO_DIRECTORY)
+    assert [(o.her_id, o.orgnr) for o in organisations] == [(h, None) for h in DEMO_DIRECTORY]
+    assert sorted(upcast_calls) == sorted(("OrganisationRegistered", h) for h in DEMO_DIRECTORY)
+    published = [
+        e.payload(registry_events.OrganisationRegistered)
+        for e in iter_all_envelopes("registry", registry)
+        if e.event_type == "OrganisationRegistered"
+    ]
+    assert sorted((o.her_id, o.orgnr) for o in published) == sorted(
+        (h, None) for h in DEMO_DIRECTORY
+    )
+    assert [p.her_id for p in registry.get_registration(PATIENT).residence_periods()] == ["4201"]
+
+    upcast_calls.clear()
+    ctx = CommandContext("orgnr-4201", at(2024, 12, 2, 9), REGISTER_ADAPTER, "stored-history")
+    registry.register_organisation(
+        ctx, "4201", RegistryKind.MUNICIPALITY, "Fjordvik kommune", None, "883016610"
+    )
+    (renumbered,) = registry.organisations(["4201"])
+    assert (renumbered.orgnr, renumbered.version) == ("883016610", 2)
+    assert registry.orgnr_holder("883016610") == "4201"
+    (_, changed) = registry.events.get(organisation_id_for("4201"))
+    assert isinstance(changed, Organisation.OrganisationChanged)
+    assert changed.orgnr == "883016610"
+    # the new event is stored at class version 2: read again, only the old one is upcast
+    (_, stored) = registry.recorder.select_events(organisation_id_for("4201"))
+    assert b'"class_version":2' in stored.state
+    assert {call for call in upcast_calls} == {("OrganisationRegistered", "4201")}
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ from services.registry.domain import Organisation, RegistryKind, organisation_id
 from shared.access.enforce import AccessControl
 from shared.auth import Actor, OrgKind
 from shared.domain import CommandContext
+from shared.events import parse
 from shared.events import registry as registry_events
 from shared.grpc_server import start_server
 from shared.ids import FNR_SYSTEM
@@ -199,9 +200,8 @@ def test_the_medication_list_loads_from_the_stored_snapshots_and_takes_new_comma
     give exactly the list a replay of the stored events gives, now and at past versions."""
     medications: MedicationsApplication = stores["medications"]
     assert medications.snapshots is not None
-    taken = list(medications.snapshots.get(LIST_ID))
+    taken = [s for s in medications.snapshots.get(LIST_ID) if isinstance(s, CarepathSnapshot)]
     assert [s.originator_version for s in taken] == [10, 20]
-    assert all(isinstance(s, CarepathSnapshot) for s in taken)
 
     def replayed(version: int | None = None) -> MedicationList:
         aggregate: MedicationList = Repository(event_store=medications.events).get(
@@ -209,6 +209,9 @@ def test_the_medication_list_loads_from_the_stored_snapshots_and_takes_new_comma
         )
         return aggregate
 
+    for snapshot in taken:  # each stored snapshot on its own
+        from_snapshot = snapshot.mutate(None)
+        assert vars(from_snapshot) == vars(replayed(snapshot.originator_version))
     for version in (10, 15, 20, 29):  # from a snapshot alone, a snapshot and later events
         loaded = medications.load(MedicationList, LIST_ID, "medication list", version=version)
         assert loaded.version == version
@@ -240,7 +243,8 @@ def test_the_notification_logs_read_as_the_newest_contract(stores: dict[str, Any
     for source, app in stores.items():
         envelopes = list(iter_all_envelopes(source, app))
         assert Counter(e.event_type for e in envelopes) == PUBLISHED[source], source
-        assert all(e.schema_version == e.data.schema_version for e in envelopes)
+        for envelope in envelopes:  # as the relay publishes them, they pass every consumer's check
+            assert parse(envelope.to_json(), f"{source}.events", envelope.event_type) == envelope
     directory = [
         e.payload(registry_events.OrganisationRegistered)
         for e in iter_all_envelopes("registry", stores["registry"])

@@ -366,7 +366,7 @@ def rebuilt(
     engine.dispose()
 
 
-def oslo_noon(year: int, month: int, day: int) -> Timestamp:
+def timestamp(year: int, month: int, day: int) -> Timestamp:
     t = Timestamp()
     t.FromDatetime(at(year, month, day, 11))
     return t
@@ -416,7 +416,7 @@ def test_a_rebuild_from_the_stored_history_tells_the_whole_pathway(
         "Metformin": ("500 mg x 2", medications_pb2.MEDICATION_STATE_ACTIVE),
         "Ramipril": ("2.5 mg x 1", medications_pb2.MEDICATION_STATE_ACTIVE),
     }
-    before = get(medications_at=oslo_noon(2024, 7, 20))
+    before = get(medications_at=timestamp(2024, 7, 20))
     assert {e.medication.name: e.dose for e in before.medications.entries} == {
         "Warfarin": "3.75 mg x 1",
         "Metformin": "500 mg x 2",

@@ -10,6 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import common_pb2, pathway_pb2, referrals_pb2, registry_pb2
 from services.viewer import present
+from services.viewer.picture import RIGHT, picture
 from shared import rules
 from shared.access.table import RULES
 
@@ -63,16 +64,16 @@ def stay_pathway(breached: bool) -> pathway_pb2.Pathway:
 
 
 def test_an_open_stay_is_a_bar_in_the_hospital_lane_running_to_the_end() -> None:
-    pic = present.picture(stay_pathway(False), datetime(2024, 11, 13, tzinfo=UTC))
+    pic = picture(stay_pathway(False), datetime(2024, 11, 13, tzinfo=UTC))
     (bar,) = pic.bars
     hospital_y = dict((name, y) for y, name in pic.lanes)["Sykehus"]
     assert bar.css == "stay" and bar.open_end and bar.y == hospital_y - 9
-    assert bar.x + bar.width == pic.width - present.RIGHT
+    assert bar.x + bar.width == pic.width - RIGHT
     assert "Medisin 3" in bar.title and "pågår" in bar.title
 
 
 def test_messages_are_marked_by_receipt_and_deadlines_turn_red_when_breached() -> None:
-    pic = present.picture(stay_pathway(True), datetime(2024, 11, 14, tzinfo=UTC))
+    pic = picture(stay_pathway(True), datetime(2024, 11, 14, tzinfo=UTC))
     kinds = {(m.kind, m.css) for m in pic.marks}
     assert ("message", "message ok") in kinds
     assert ("deadline", "deadline breached") in kinds
@@ -113,7 +114,7 @@ def test_an_organisation_the_directory_does_not_know_keeps_its_kind_and_her_id()
 
 
 def test_the_picture_names_the_hospital_the_receiver_and_who_is_waited_on() -> None:
-    pic = present.picture(named(stay_pathway(True)), datetime(2024, 11, 14, tzinfo=UTC))
+    pic = picture(named(stay_pathway(True)), datetime(2024, 11, 14, tzinfo=UTC))
     (stay,) = pic.bars
     assert "Sykehuset Fjordvik" in stay.title and "59" not in stay.title
     titles = " ".join(m.title for m in pic.marks)
@@ -122,7 +123,7 @@ def test_the_picture_names_the_hospital_the_receiver_and_who_is_waited_on() -> N
 
 
 def test_without_the_directory_the_picture_falls_back_to_kind_and_her_id() -> None:
-    pic = present.picture(stay_pathway(True), datetime(2024, 11, 14, tzinfo=UTC))
+    pic = picture(stay_pathway(True), datetime(2024, 11, 14, tzinfo=UTC))
     assert "Sykehus 59" in pic.bars[0].title
     assert "venter på sykehus 59" in " ".join(m.title for m in pic.marks)
 
@@ -131,7 +132,7 @@ def test_the_lanes_say_which_organisations_they_stand_for() -> None:
     reply = named(stay_pathway(False))
     reply.relations.residence_municipality_her_id = "4201"
     reply.relations.fastlege_her_id = "8134021"
-    pic = present.picture(reply, datetime(2024, 11, 13, tzinfo=UTC))
+    pic = picture(reply, datetime(2024, 11, 13, tzinfo=UTC))
     assert pic.who == [
         ("Kommune", "Fjordvik kommune"),
         ("Fastlege", "Fjordvik legesenter"),
@@ -148,7 +149,7 @@ def test_the_payment_bar_names_the_paying_municipality() -> None:
         days=4,
         amount_nok=22980,
     )
-    pic = present.picture(reply, datetime(2024, 11, 20, tzinfo=UTC))
+    pic = picture(reply, datetime(2024, 11, 20, tzinfo=UTC))
     waiting = next(b for b in pic.bars if b.css == "waiting")
     assert waiting.title.endswith("betales av Fjordvik kommune")
 

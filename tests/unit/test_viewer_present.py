@@ -16,6 +16,7 @@ from shared.access.table import RULES
 
 HOSPITAL = common_pb2.ORGANISATION_KIND_HOSPITAL
 MUNICIPALITY = common_pb2.ORGANISATION_KIND_MUNICIPALITY
+GP = common_pb2.ORGANISATION_KIND_GP
 
 
 def ts(*args: int) -> Timestamp:
@@ -81,9 +82,30 @@ def test_messages_are_marked_by_receipt_and_deadlines_turn_red_when_breached() -
     assert "1 melding, 1 åpen frist, 1 overskredet" in pic.description
 
 
+def test_each_lane_shows_what_happened_at_its_level_and_what_waits_on_it() -> None:
+    reply = stay_pathway(False)
+    reply.timeline.add(
+        event_id="g:1", level=GP, occurred_at=ts(2024, 11, 12, 9, 0), summary="Henvisning"
+    )
+    reply.tasks.add(
+        description="Svar på forespørsel",
+        waiting_on=common_pb2.Organisation(her_id="8134021", kind=GP),
+        due=ts(2024, 11, 13, 9, 0),
+    )
+    pic = picture(reply, datetime(2024, 11, 13, tzinfo=UTC))
+    lane = {y: name for y, name in pic.lanes}
+    assert {(lane[m.y], m.kind) for m in pic.marks} == {
+        ("Fastlege", "event"),
+        ("Fastlege", "deadline"),
+        ("Sykehus", "event"),
+        ("Sykehus", "message"),
+        ("Sykehus", "deadline"),
+    }
+    assert [(lane[b.y + 9], b.css) for b in pic.bars] == [("Sykehus", "stay")]
+
+
 # --- organisations by name ---------------------------------------------------------------
 
-GP = common_pb2.ORGANISATION_KIND_GP
 DIRECTORY = [
     registry_pb2.OrganisationEntry(her_id="4201", kind=MUNICIPALITY, name="Fjordvik kommune"),
     registry_pb2.OrganisationEntry(her_id="59", kind=HOSPITAL, name="Sykehuset Fjordvik"),

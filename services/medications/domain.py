@@ -124,7 +124,7 @@ Recorded = Callable[[], Iterable[Change]]
 
 def handled_token(key: str) -> str:
     """A command key as 11 characters (64 bits of BLAKE2b, URL-safe base64): the list keeps
-    one per command it handled, in one string (`MedicationList.handled`)."""
+    one per command it handled, in pages of a few kilobytes (`MedicationList.handled`)."""
     digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
     return base64.urlsafe_b64encode(digest).decode()[:11]
 

@@ -17,6 +17,7 @@ from eventsourcing.utils import get_topic
 
 from services.medications.application import MedicationsApplication
 from services.medications.domain import (
+    TOKEN_WIDTH,
     Change,
     EntryState,
     MedicationList,
@@ -227,7 +228,7 @@ def test_a_snapshot_holds_the_list_now_and_one_token_per_command_not_the_history
         "class_version",
     }
     assert newest.state["class_version"] == 2
-    assert len("".join(newest.state["handled"])) == 12 * 39  # started with the first prescription
+    assert len("".join(newest.state["handled"])) == TOKEN_WIDTH * 39  # the first made 2 events
 
     # commands on the list loaded from it: on time, and late, each answered with the fold
     view = app.change_dose(ctx(100, T0 + timedelta(days=30)), PATIENT, warfarin, "9 mg", None)

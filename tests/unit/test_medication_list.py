@@ -10,16 +10,20 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.application import AggregateNotFoundError
 
+from services.medications import domain
 from services.medications.application import MedicationsApplication
 from services.medications.domain import (
+    TOKEN_WIDTH,
     Change,
     Entry,
     EntryState,
     MedicationList,
     MedicationListView,
     ReconciliationSource,
+    add_token,
     change_of,
     fold,
+    has_token,
     medication_list_id,
 )
 from shared.auth import Actor
@@ -432,4 +436,26 @@ def test_the_list_keeps_no_history_only_the_list_now(app: MedicationsApplication
         "now",
         "handled",
     }
-    assert len("".join(aggregate.handled)) == 12 * 31  # a token per command (the first: 2 events)
+    assert len("".join(aggregate.handled)) == TOKEN_WIDTH * 31  # per command (the first: 2 events)
+
+
+def test_a_token_is_found_only_at_a_tokens_place() -> None:
+    pages: list[str] = []
+    for token in ("abcdef", "ghijkl", "ghijkl", "mnopqr"):
+        add_token(pages, token)
+    assert pages == ["abcdefghijklmnopqr"]  # a command's second event adds nothing
+    assert has_token(pages, "ghijkl") and not has_token(pages, "defghi")
+
+
+def test_a_token_shared_with_another_command_costs_a_read_and_the_command_runs(
+    app: MedicationsApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every command's token the same: each new command seems handled, the store has no
+    result for it, and it runs; a repeated one still answers with its first result."""
+    monkeypatch.setattr(domain, "handled_token", lambda key: "AAAAAA")
+    _, metformin = prescribe(app)
+    paused = app.pause(ctx(GP, "p", at(2)), PATIENT, metformin, "Kontrast")
+    resumed = app.resume(ctx(GP, "r", at(3)), PATIENT, metformin)
+    assert entry(resumed, metformin).state is EntryState.ACTIVE and resumed.version == 4
+    assert app.pause(ctx(GP, "p", at(2)), PATIENT, metformin, "Kontrast") == paused
+    assert events_in(app) == 4

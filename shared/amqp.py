@@ -199,14 +199,21 @@ class BatchPublisher:
     """
 
     def __init__(
-        self, uri: str, service: str, confirm_timeout: float = 30.0, mandatory: bool = True
+        self,
+        uri: str,
+        service: str,
+        confirm_timeout: float = 30.0,
+        mandatory: bool = True,
+        exchange: str | None = None,
     ) -> None:
         self._uri = uri
         #: The connection's user: RabbitMQ checks `user_id` against it.
         self._user = pika.URLParameters(uri).credentials.username
         self._mandatory = mandatory
         self._service = service
-        self._exchange = exchange_name(service)
+        #: `<service>.events`, unless the publisher writes another exchange (the vendor
+        #: delivery writes carepath.vendor: `send`).
+        self._exchange = exchange or exchange_name(service)
         self._timeout = confirm_timeout
         self._connection: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
@@ -241,7 +248,7 @@ class BatchPublisher:
             self.close()
             connection = connect(self._uri, f"{self._service}-relay")
             channel = connection.channel()
-            check_exchange(channel, self._service)
+            channel.exchange_declare(self._exchange, passive=True)  # as check_exchange
             channel._impl.add_on_return_callback(self._on_return)
             selected: list[bool] = []
             channel._impl.confirm_delivery(
@@ -289,6 +296,14 @@ class BatchPublisher:
             for span in spans:
                 if span is not None:
                     tracing.finish(span, error)
+
+    def send(self, messages: Sequence[tuple[str, bytes, pika.BasicProperties]]) -> None:
+        """Publish (routing key, body, properties) to the publisher's exchange, mandatory, and
+        wait once for the broker's confirms of all of them. Raises PublishError."""
+        self._send(
+            [(self._exchange, key, body, props, self._mandatory) for key, body, props in messages],
+            "the batch",
+        )
 
     def _send(self, messages: Sequence[_Message], what: str) -> None:
         """Publish `messages` and wait once for the broker's confirms of all of them. Raises

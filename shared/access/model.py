@@ -38,6 +38,7 @@ class Basis(enum.StrEnum):
     ORGANISATION_DIRECTORY = "ORGANISATION_DIRECTORY"
     SUPERVISOR = "SUPERVISOR"
     OWN_ORGANISATION = "OWN_ORGANISATION"
+    OPERATOR = "OPERATOR"
 
 
 #: Bases that are care relationships: facts about one organisation and one patient, with time
@@ -72,6 +73,9 @@ class Purpose(enum.StrEnum):
     REGISTER_MAINTENANCE = "REGISTER_MAINTENANCE"
     ACCESS_REVIEW = "ACCESS_REVIEW"
     ACCESS_MANAGEMENT = "ACCESS_MANAGEMENT"
+    #: A vendor subscription for capacity and logistics planning (services/streams): events
+    #: without the patient's identifier.
+    SERVICE_PLANNING = "SERVICE_PLANNING"
 
 
 class EmergencyReason(enum.StrEnum):
@@ -126,6 +130,8 @@ def system_roles() -> frozenset[str]:
 
 
 SUPERVISOR_ROLE = "SUPERVISOR"
+#: carepath's own operators: they manage the vendors' event subscriptions (services/streams).
+OPERATOR_ROLE = "OPERATOR"
 
 metadata = sa.MetaData()
 

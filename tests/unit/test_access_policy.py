@@ -12,6 +12,7 @@ from carepath.v1 import (
     pathway_pb2,
     referrals_pb2,
     registry_pb2,
+    streams_pb2,
 )
 from shared.access.doc import render
 from shared.access.model import Basis, Relationship
@@ -49,6 +50,7 @@ def test_every_call_of_every_service_has_exactly_one_rule() -> None:
             medications_pb2,
             pathway_pb2,
             registry_pb2,
+            streams_pb2,
         )
         for service in module.DESCRIPTOR.services_by_name.values()
         for method in service.methods

@@ -11,6 +11,9 @@ one; the vendors' subscriptions serve one municipality each.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -85,6 +88,7 @@ class World:
     passwords: dict[str, str]
     delivery: Delivery
     admin_server: Server
+    urls: dict[str, str]
 
     def vendor(self, name: str) -> pika.BlockingConnection:
         """A plain pika connection with the subscription's provisioned credentials."""
@@ -174,7 +178,7 @@ def world(
             system.tokens["pathway"],
             control,
         )
-        world = World(system, broker, subscriptions, {}, delivery, admin_server)
+        world = World(system, broker, subscriptions, {}, delivery, admin_server, urls)
         try:
             yield world
         finally:
@@ -448,3 +452,62 @@ def test_duplicates_unknowns_and_callers_without_the_operator_role(world: World)
         with pytest.raises(grpc.RpcError) as caught:
             stub.ListSubscriptions(streams_pb2.ListSubscriptionsRequest(), metadata=auth(caller))
         assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+# --- the operator's command line -----------------------------------------------------------------
+
+
+def cli(world: World, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m services.streams subscriptions ...` as an operator runs it, configured for
+    this test's broker vhost and databases."""
+    env = {
+        **os.environ,
+        "AMQP_URI": world.broker.address,
+        "AMQP_USER_PREFIX": world.broker.prefix,
+        "STREAMS_DATABASE_URL": world.urls["streams"],
+        "ACCESS_DATABASE_URL": world.urls["pathway"],
+        "AUDIT_DATABASE_URL": world.urls["audit"],
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "services.streams", "subscriptions", *args],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_an_operator_manages_subscriptions_from_the_command_line(world: World) -> None:
+    created = cli(
+        world, "create", "cli-ehr", "--vendor-her-id", VENDOR[0], "--purpose", "HEALTH_CARE",
+        "--served", MUNICIPALITY.her_id, "--event-type", "MedicationPrescribed",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    shown = json.loads(created.stdout)
+    assert (shown["name"], shown["state"], shown["queue"]) == (
+        "cli-ehr",
+        "ACTIVE",
+        "vendor.cli-ehr",
+    )
+    world.passwords["cli-ehr"] = shown["broker_password"]
+    world.vendor("cli-ehr").close()  # the password shown once works
+    again = cli(
+        world, "create", "cli-ehr", "--vendor-her-id", VENDOR[0], "--purpose", "HEALTH_CARE",
+        "--served", MUNICIPALITY.her_id,
+    )  # fmt: skip
+    assert again.returncode != 0 and "exists already" in again.stderr
+    listed = [json.loads(line) for line in cli(world, "list").stdout.splitlines()]
+    assert "cli-ehr" in [s["name"] for s in listed]
+    assert all("broker_password" not in s for s in listed)
+    paused = cli(world, "pause", "cli-ehr")
+    assert json.loads(paused.stdout)["state"] == "PAUSED"
+    deleted = cli(world, "delete", "cli-ehr")
+    assert json.loads(deleted.stdout)["state"] == "DELETED"
+    with pytest.raises(ProbableAuthenticationError):
+        world.vendor("cli-ehr")
+    with world.system.audit_engine.connect() as conn:
+        calls = [
+            row.call
+            for row in conn.execute(
+                sa.text("SELECT call FROM audit_log WHERE call LIKE 'SubscriptionAdminService/%'")
+            )
+        ]
+    assert {"SubscriptionAdminService/CreateSubscription",
+            "SubscriptionAdminService/DeleteSubscription"} <= set(calls)  # fmt: skip

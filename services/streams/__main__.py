@@ -61,7 +61,7 @@ def run_delivery(app: StreamsApplication, argv: list[str]) -> None:
     ops.OPS.check("stream log", ops.database(log_engine))
     ops.OPS.check("access facts", ops.database(access.facts.engine))
     ops.OPS.check("audit log", ops.database(access.audit.engine))
-    ops.OPS.check("broker", delivery.ready.is_set)
+    ops.OPS.check("broker", lambda: delivery.consuming)
     ops.OPS.start("streams-deliver")
     delivery.run(stop)
     ops.OPS.stop()

@@ -31,6 +31,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -63,6 +64,8 @@ QUEUE_ARGUMENTS = {**amqp.QUEUE_ARGUMENTS, "x-single-active-consumer": True}
 #: The `call` of a delivery's audit row: `VendorDelivery/<subscription>`.
 AUDIT_CALL = "VendorDelivery"
 POSITION_HEADER = "x-carepath-position"
+#: How long a batch waits for the projector to fold its own events into the access facts.
+FACTS_WAIT = 10.0
 CONTRACT_HEADER = "x-carepath-contract"
 
 
@@ -95,6 +98,8 @@ class Delivery:
         self._routes: list[Route] = []
         self._head = -1
         self.ready = threading.Event()
+        #: Consuming on an open connection now (readiness).
+        self.consuming = False
         self.delivered = 0
 
     # --- subscriptions ---------------------------------------------------------------------
@@ -165,6 +170,7 @@ class Delivery:
         if not wanted:
             return [], []
         positions = streamlog.append(self._log, [e for e, _ in wanted])
+        self._await_facts([e.event_id for e, _ in wanted if e.patient])
         now = self._clock()
         visible = self._visible(wanted, now)
         at = utc_iso(now)
@@ -200,6 +206,28 @@ class Delivery:
                         )
                     )
         return messages, entries
+
+    def _await_facts(self, event_ids: Sequence[str]) -> None:
+        """Decide on facts that include the batch's own events: an event may itself make an
+        organisation a party (a message's receiver, a stay's hospital), and the projector
+        folds it into the access facts in parallel. Waited for up to FACTS_WAIT seconds;
+        then the facts as they are decide (a WARNING says so: the projector is behind).
+        Facts another service's earlier event creates are not waited for (no order across
+        services; README, "For vendors")."""
+        pending = set(event_ids)
+        delay, waited = 0.02, 0.0
+        while pending:
+            pending -= self._facts.applied(pending)
+            if not pending or waited >= FACTS_WAIT:
+                break
+            time.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 1.0)
+        if pending:
+            log.warning(
+                "deciding on the access facts without %d events the projector has not folded",
+                len(pending),
+            )
 
     def _visible(self, wanted: Sequence[tuple[Envelope, list[Route]]], now: datetime) -> Visible:
         """Per served organisation, which of the batch's patients it may see now."""
@@ -241,6 +269,7 @@ class Delivery:
                 channel.confirm_delivery()  # dead letters confirmed before the batch's ack
                 declare_queue(channel, self._queue)
                 self.ready.set()
+                self.consuming = True
                 log.info("consuming %s", self._queue)
                 backoff.reset()
                 for batch in amqp.consume_batches(channel, self._queue, self._max_batch):
@@ -257,6 +286,7 @@ class Delivery:
             except UNAVAILABLE as exc:
                 backoff.failed(log, "delivery: database unavailable", exc, stop)
             finally:
+                self.consuming = False
                 if connection.is_open:
                     with contextlib.suppress(AMQPError, OSError):
                         connection.close()

@@ -26,6 +26,7 @@ from shared.access.model import (
     RELATIONSHIPS,
     Basis,
     Relationship,
+    applied_events,
     blocks,
     emergency_duration,
     organisations,
@@ -157,6 +158,18 @@ class FactStore:
             for key, held in found.items()
             if key not in blocked
         }
+
+    def applied(self, event_ids: Iterable[str]) -> set[str]:
+        """Of these events, those the projector has folded into the facts already."""
+        ids = sorted(set(event_ids))
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                query = sa.select(applied_events.c.event_id).where(
+                    applied_events.c.event_id.in_(ids[i : i + 500])
+                )
+                found.update(conn.execute(query).scalars())
+        return found
 
     def relations(self, patient_key: str, now: datetime) -> list[Relationship]:
         """Every relationship of the patient that holds now (for the pathway's register

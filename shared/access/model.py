@@ -160,6 +160,11 @@ blocks = sa.Table(
     sa.Column("blocked_at", sa.String(32), nullable=False),
 )
 
+#: The projector's record of the events it has folded (services/pathway/readmodel.py, table
+#: `pathway_events`): a consumer that decides on the facts an event itself creates (the vendor
+#: delivery) waits until the event is there. Read only, never created from here.
+applied_events = sa.table("pathway_events", sa.column("event_id"))
+
 organisations = sa.Table(
     "registry_organisations",
     metadata,

@@ -511,3 +511,41 @@ def test_an_operator_manages_subscriptions_from_the_command_line(world: World) -
         ]
     assert {"SubscriptionAdminService/CreateSubscription",
             "SubscriptionAdminService/DeleteSubscription"} <= set(calls)  # fmt: skip
+
+
+def test_a_message_that_cannot_be_trusted_is_dead_lettered_and_delivery_goes_on(
+    world: World,
+) -> None:
+    """A message on medications.events that the medications service did not publish (the
+    broker's administrator forges one) goes to carepath.dead-letter with the reason; the next
+    real event is still delivered."""
+    subscribe(world, "after-forgery", MUNICIPALITY.her_id)
+    forged_id = f"forged-{uuid.uuid4()}"
+    connection = pika.BlockingConnection(pika.URLParameters(admin_uri(world.broker)))
+    channel = connection.channel()
+    channel.basic_publish(
+        "medications.events", "MedicationPrescribed", b'{"event_id": "x"}',
+        pika.BasicProperties(message_id=forged_id, user_id="guest"),
+    )  # fmt: skip
+    world.prescribe(MUNICIPALITY, P3, "After the forged one")
+    (message,) = received(world, "after-forgery", 1)
+    assert message["patient"] == P3
+
+    def parked() -> Any:
+        """The delivery's dead letter, if there yet (every letter is looked at unacked and
+        returned to the queue when the channel closes)."""
+        look = connection.channel()
+        try:
+            while True:
+                method, props, _ = look.basic_get("carepath.dead-letter", auto_ack=False)
+                if method is None:
+                    return None
+                headers = props.headers or {}
+                if headers.get("x-carepath-consumer") == DELIVERY_QUEUE:
+                    return headers
+        finally:
+            look.close()
+
+    headers = wait_for(parked, 30, "the forged message among the dead letters")
+    assert "untrusted sender on medications.events: 'guest'" in headers["x-carepath-reason"]
+    connection.close()

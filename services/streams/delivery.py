@@ -14,7 +14,7 @@ carepath's dead-letter and retry exchanges). Batch at every hop:
    patients its served organisations may see now are asked of the access facts, once per
    organisation and batch (`FactStore.members`: a care relationship under the access policy,
    no block of that organisation by the patient — who lives where comes from the registry,
-   never from the event);
+   never from the event), and a patient's block of the vendor's own organisation holds too;
 4. every delivery of a patient's event is put on the audit log (one transaction for the
    batch: which subscription, which patient, which event, when, on what basis and purpose);
 5. the minimised messages are published to `carepath.vendor`, routed to each subscription's
@@ -173,6 +173,11 @@ class Delivery:
         self._await_facts([e.event_id for e, _ in wanted if e.patient])
         now = self._clock()
         visible = self._visible(wanted, now)
+        keys = {k for e, _ in wanted if (k := _patient_key(e)) is not None}
+        vendors = {r.vendor.her_id for _, rs in wanted for r in rs}
+        vendor_blocked = {
+            her_id: frozenset(self._facts.blocked(her_id, keys)) for her_id in vendors
+        }
         at = utc_iso(now)
         messages: list[tuple[str, bytes, pika.BasicProperties]] = []
         entries: list[Entry] = []
@@ -181,7 +186,7 @@ class Delivery:
             for route in candidates:
                 seen = None
                 if key is not None:
-                    seen = seen_by(route, key, visible)
+                    seen = seen_by(route, key, visible, vendor_blocked[route.vendor.her_id])
                     if seen is None:
                         continue
                 position = positions[envelope.event_id]

@@ -74,9 +74,14 @@ class Route:
 Visible = Mapping[str, Mapping[str, Basis]]
 
 
-def seen_by(route: Route, patient_key: str, visible: Visible) -> tuple[Organisation, Basis] | None:
+def seen_by(
+    route: Route, patient_key: str, visible: Visible, vendor_blocked: frozenset[str] = frozenset()
+) -> tuple[Organisation, Basis] | None:
     """The first served organisation that may see the patient, with its basis; None: the
-    event is not delivered to this subscription."""
+    event is not delivered to this subscription — nor when the patient has blocked the
+    vendor's own organisation (`vendor_blocked`: the patients who have)."""
+    if patient_key in vendor_blocked:
+        return None
     for organisation in route.served:
         basis = visible.get(organisation.her_id, {}).get(patient_key)
         if basis is not None:

@@ -171,6 +171,18 @@ class FactStore:
                 found.update(conn.execute(query).scalars())
         return found
 
+    def blocked(self, her_id: str, keys: Iterable[str]) -> set[str]:
+        """Of these patients, those who have blocked the organisation `her_id`."""
+        keys = sorted(set(keys))
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for i in range(0, len(keys), 500):
+                query = sa.select(blocks.c.patient_key).where(
+                    blocks.c.patient_key.in_(keys[i : i + 500]), blocks.c.her_id == her_id
+                )
+                found.update(conn.execute(query).scalars())
+        return found
+
     def relations(self, patient_key: str, now: datetime) -> list[Relationship]:
         """Every relationship of the patient that holds now (for the pathway's register
         facts: residence, temporary residence, fastlege)."""

@@ -69,6 +69,7 @@ from tests.support import (
 P1 = {"system": FNR_SYSTEM, "value": make_fnr(12, 3, 42, 480)}  # lives in Fjordvik
 P2 = {"system": FNR_SYSTEM, "value": make_fnr(1, 2, 53, 300)}  # lives in the other municipality
 P3 = {"system": FNR_SYSTEM, "value": make_fnr(7, 9, 38, 200)}  # lives in Fjordvik
+P4 = {"system": FNR_SYSTEM, "value": make_fnr(23, 5, 61, 150)}  # lives in Fjordvik
 VENDOR = ("7766001", "Fjordvik EPJ AS")
 OTHER_VENDOR = ("7766002", "Nordkyst Velferdsteknologi AS")
 OPERATOR = Actor("112374", OrgKind.REGISTRY, roles=frozenset({OPERATOR_ROLE}))
@@ -154,6 +155,7 @@ def world(
             register_organisation(system, her_id, kind, name)
         system.register(P1, municipality=MUNICIPALITY.her_id, gp=GP)
         system.register(P3, municipality=MUNICIPALITY.her_id, gp=GP)
+        system.register(P4, municipality=MUNICIPALITY.her_id, gp=GP)
         system.register(P2, municipality=OTHER_MUNICIPALITY.her_id, gp=GP)
         app = StreamsApplication.from_url(urls["streams"])
         facts = system.access["pathway"].facts
@@ -332,6 +334,27 @@ def test_a_patients_block_stops_delivery_to_the_blocked_municipalitys_subscripti
     got = received(world, "blocked-ehr", 1)
     assert [m["patient"] for m in got] == [P3]
     assert queued(world, "blocked-ehr") == 0
+
+
+def test_a_patients_block_of_the_vendors_own_organisation_stops_its_delivery(
+    world: World,
+) -> None:
+    subscribe(world, "vendor-blocked", MUNICIPALITY.her_id, vendor=OTHER_VENDOR[0])
+    registry = world.system.apps["registry"]
+    registry.block(ctx(REGISTER_ADAPTER), P4, OTHER_VENDOR[0], None)  # type: ignore[attr-defined]
+
+    def blocked() -> bool:
+        b = blocks
+        query = sa.select(b.c.block_id).where(b.c.her_id == OTHER_VENDOR[0])
+        with world.system.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
+    wait_for(blocked, 30, "the block in the access facts")
+    world.prescribe(MUNICIPALITY, P4, "Blocked from the vendor")
+    world.prescribe(MUNICIPALITY, P3, "Sentinel after the blocked one")
+    got = received(world, "vendor-blocked", 1)
+    assert [m["patient"] for m in got] == [P3]
+    assert queued(world, "vendor-blocked") == 0
 
 
 def test_pause_stops_delivery_and_resume_restarts_it_without_loss(world: World) -> None:

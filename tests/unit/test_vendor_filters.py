@@ -166,6 +166,8 @@ def test_a_patient_is_seen_through_the_first_served_organisation_that_may_see_th
     assert seen_by(both, KEY, visible) == (NORDKYST, Basis.TEMPORARY_RESIDENCE_MUNICIPALITY)
     # a block of Fjordvik (or no relationship) leaves the patient out of Fjordvik's members
     assert seen_by(route(), KEY, visible) is None
+    # a block of the vendor's own organisation holds whoever it serves
+    assert seen_by(both, KEY, visible, vendor_blocked=frozenset({KEY})) is None
 
 
 def test_each_purpose_has_its_source_and_an_audit_purpose() -> None:

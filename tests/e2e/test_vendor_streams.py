@@ -475,6 +475,17 @@ def test_duplicates_unknowns_and_callers_without_the_operator_role(world: World)
         with pytest.raises(grpc.RpcError) as caught:
             stub.ListSubscriptions(streams_pb2.ListSubscriptionsRequest(), metadata=auth(caller))
         assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with world.system.audit_engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT actor_her_id, outcome, basis FROM audit_log WHERE call = "
+                "'SubscriptionAdminService/ListSubscriptions' OR call = "
+                "'SubscriptionAdminService/CreateSubscription'"
+            )
+        ).all()
+    refused = {(r.actor_her_id, r.outcome) for r in rows if r.outcome == "PERMISSION_DENIED"}
+    assert {(MUNICIPALITY.her_id, "PERMISSION_DENIED"), ("112374", "PERMISSION_DENIED")} <= refused
+    assert ("112374", "OK", "OPERATOR") in {(r.actor_her_id, r.outcome, r.basis) for r in rows}
 
 
 # --- the operator's command line -----------------------------------------------------------------

@@ -49,7 +49,8 @@ from carepath.v1 import (
     referrals_pb2_grpc,
 )
 from shared import config, grpc_client
-from shared.auth import Actor, OrgKind, bearer_metadata
+from shared.actors import Actor, OrgKind
+from shared.auth import bearer_metadata
 from shared.ids import FNR_SYSTEM
 from shared.issuer import Issuer, dev_issuer
 

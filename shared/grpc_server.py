@@ -36,7 +36,8 @@ from shared import config, errors, limits, ops, tracing
 from shared.access import enforce
 from shared.access.enforce import AccessControl, Call, Refused
 from shared.access.table import rule_for
-from shared.auth import Actor, IssuerUnavailable, TokenVerifier, Unauthenticated
+from shared.actors import Actor
+from shared.auth import IssuerUnavailable, TokenVerifier, Unauthenticated
 from shared.config import ServerTLS
 from shared.retry import UNAVAILABLE
 

@@ -50,6 +50,7 @@ from shared import config, events, limits, ops, tracing
 from shared.access.enforce import Resource
 from shared.access.policy import Facts, decide
 from shared.access.table import rule_for
+from shared.actors import Actor
 from shared.amqp import (
     DEAD_LETTER_EXCHANGE,
     DEAD_LETTER_QUEUE,
@@ -62,7 +63,6 @@ from shared.amqp import (
     retry_exchange,
     sender_refusal,
 )
-from shared.auth import Actor
 from shared.domain import CommandContext
 from shared.events import ContractError, Envelope
 from shared.retry import until_available

@@ -58,7 +58,8 @@ from services.viewer.web import (
     Web,
 )
 from shared import rules
-from shared.auth import Actor, OrgKind, Unauthenticated, bearer_metadata
+from shared.actors import Actor, OrgKind
+from shared.auth import Unauthenticated, bearer_metadata
 from shared.ids import HerId, HprNumber, IdentifierError, NationalId
 
 log = logging.getLogger(__name__)

@@ -75,7 +75,7 @@ from shared.access.model import RELATIONSHIPS, Basis, relationships
 from shared.access.model import blocks as access_blocks
 from shared.access.policy import Rule, TargetKind
 from shared.access.table import RULES
-from shared.auth import Actor, OrgKind
+from shared.actors import Actor, OrgKind
 from shared.broker import Tenant
 from shared.domain import CommandContext
 from shared.ids import FNR_SYSTEM

@@ -33,8 +33,8 @@ from services.admissions.application import AdmissionsApplication
 from services.admissions.domain import AdmissionType, StayState
 from services.pathway import readmodel
 from shared import amqp
+from shared.actors import Actor
 from shared.amqp import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, BatchPublisher
-from shared.auth import Actor
 from shared.broker import Tenant
 from shared.domain import CommandContext
 from shared.events import Envelope

@@ -10,8 +10,8 @@ import pytest
 
 from services.discharges.application import DischargesApplication, KnownStays
 from services.discharges.domain import Destination, DischargeState, MessageType
+from shared.actors import Actor
 from shared.apprec import AppRecStatus
-from shared.auth import Actor
 from shared.domain import CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotPermitted, NotYetKnown
 from shared.ids import FNR_SYSTEM

@@ -20,8 +20,8 @@ from services.admissions.domain import (
     StayState,
 )
 from shared.access.model import Basis
+from shared.actors import Actor
 from shared.apprec import AppRecStatus
-from shared.auth import Actor
 from shared.domain import CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotFound, NotPermitted
 from shared.ids import FNR_SYSTEM

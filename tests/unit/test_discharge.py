@@ -8,8 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from services.discharges.application import DischargesApplication, KnownStays
+from services.discharges.application import DischargesApplication
 from services.discharges.domain import Destination, DischargeState, MessageType
+from services.discharges.known_stays import KnownStays
 from shared.actors import Actor
 from shared.apprec import AppRecStatus
 from shared.domain import CommandContext

@@ -26,7 +26,7 @@ from shared.actors import OrgKind
 from shared.apprec import MessageReceipts
 from shared.domain import CarepathAggregate, CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotPermitted, NotYetKnown
-from shared.rules import OSLO
+from shared.times import OSLO
 
 __all__ = [
     "Destination",

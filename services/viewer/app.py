@@ -61,6 +61,7 @@ from shared import rules
 from shared.actors import Actor, OrgKind
 from shared.auth import Unauthenticated, bearer_metadata
 from shared.ids import HerId, HprNumber, IdentifierError, NationalId
+from shared.times import OSLO
 
 log = logging.getLogger(__name__)
 
@@ -338,7 +339,7 @@ def create_app(settings: Settings) -> ASGIApp:
             "emergency": present.emergency(reply),
             "place": present.place(reply.location, names),
             "register_facts": present.register_facts(reply.relations, names),
-            "picture": present.picture(reply, now.astimezone(present.OSLO), WINDOWS[window][1]),
+            "picture": present.picture(reply, now.astimezone(OSLO), WINDOWS[window][1]),
             "windows": {key: label for key, (label, _) in WINDOWS.items()},
             "window": window,
             "medications_at": at,

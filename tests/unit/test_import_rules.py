@@ -26,14 +26,18 @@ FORBIDDEN = (
     "nameko",
     "eventlet",
 )
-#: The domain: every service's aggregates, the pure folds, and the value types they share.
+#: The domain (docs/architecture.md): every service's aggregates and the mapping of their events
+#: to the contract, the pure folds, and the values and declarations they share.
 DOMAIN = sorted(
     [
         *ROOT.glob("services/*/domain.py"),
+        *ROOT.glob("services/*/contract.py"),
+        *ROOT.glob("shared/events/*.py"),
         *ROOT.glob("services/pathway/folding/**/*.py"),
         ROOT / "shared/medication_list.py",
         ROOT / "shared/domain.py",
         ROOT / "shared/actors.py",
+        ROOT / "shared/ids.py",
         ROOT / "shared/apprec.py",
         ROOT / "shared/errors.py",
         ROOT / "shared/rules.py",

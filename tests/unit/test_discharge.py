@@ -88,6 +88,10 @@ def test_epicrisis_to_gp_and_municipality_each_answered_by_its_receiver(
         app.record_message_receipt(
             ctx(GP, "r3"), STAY, uuid.UUID(by_receiver[GP.her_id]), AppRecStatus.OK, []
         )
+    # The receipt rules are the stay's too (shared.apprec.MessageReceipts); the event is the
+    # discharge's own, as stored discharges name it.
+    topics = [e.topic for e in app.recorder.select_events(d.id)]
+    assert topics[-1] == "services.discharges.domain:Discharge.MessageReceiptRecorded"
 
 
 def test_a_discharge_without_readiness_is_allowed(app: DischargesApplication) -> None:

@@ -11,15 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import common_pb2, medications_pb2, pathway_pb2, referrals_pb2, registry_pb2
 from services.pathway.summaries import CANCER_MILESTONE_NAMES
 from shared.ids import IdentifierError, NationalId
-
-OSLO = ZoneInfo("Europe/Oslo")
+from shared.times import OSLO
 
 MONTHS = (
     "januar",

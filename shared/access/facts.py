@@ -33,8 +33,8 @@ from shared.access.model import (
     relationships,
 )
 from shared.access.policy import EmergencyGrant, Facts, Rule
+from shared.actors import Actor, OrgKind
 from shared.audit import log as audit
-from shared.auth import Actor, OrgKind
 from shared.times import utc_iso
 
 

@@ -15,7 +15,7 @@ from shared.access.model import OPERATOR_ROLE
 from shared.access.model import Basis as B
 from shared.access.model import Purpose as P
 from shared.access.policy import Action, Rule, Target
-from shared.auth import OrgKind
+from shared.actors import OrgKind
 
 GP, HOSPITAL, MUNICIPALITY = OrgKind.GP, OrgKind.HOSPITAL, OrgKind.MUNICIPALITY
 REGISTRY, CITIZEN = OrgKind.REGISTRY, OrgKind.CITIZEN

@@ -18,7 +18,7 @@ from shared.access.doc import render
 from shared.access.model import Basis, Relationship
 from shared.access.policy import EmergencyGrant, Facts, decide
 from shared.access.table import RULES, rule_for
-from shared.auth import Actor, OrgKind
+from shared.actors import Actor, OrgKind
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_GP, OTHER_MUNICIPALITY
 from tests.support import ROOT, make_fnr
 

@@ -33,14 +33,15 @@ from services.streams.purposes import SubscriptionPurpose
 from shared import config, ops
 from shared.access.enforce import AccessControl
 from shared.access.model import OPERATOR_ROLE, Basis, Purpose
+from shared.actors import Actor, OrgKind
 from shared.audit.log import Entry
-from shared.auth import Actor, OrgKind
 from shared.domain import CommandContext
 from shared.errors import DomainError
 from shared.grpc_server import Failure
 from shared.ids import HerId
-from shared.process import service_main, stop_event
+from shared.process import service_main
 from shared.retry import until_available
+from shared.signals import stop_event
 from shared.sql import engine
 from shared.times import utc_iso
 

@@ -19,7 +19,7 @@ from shared import api
 from shared.access.enforce import AccessControl, Resolver, current_call
 from shared.access.facts import FactStore
 from shared.access.model import organisations
-from shared.auth import CARE_KINDS, OrgKind
+from shared.actors import CARE_KINDS, OrgKind
 from shared.broker import ProvisionError
 from shared.domain import CommandContext
 from shared.errors import InvalidArgument

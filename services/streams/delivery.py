@@ -47,10 +47,11 @@ from services.streams.provisioning import VENDOR_EXCHANGE
 from services.streams.purposes import PURPOSES
 from shared import amqp, events, ops
 from shared.access.facts import FactStore
+from shared.access.model import Purpose
 from shared.access.table import CLINICAL_READERS
+from shared.actors import Actor, OrgKind
 from shared.amqp import BatchPublisher, PublishError
 from shared.audit.log import AuditLog, Entry
-from shared.auth import Actor, OrgKind
 from shared.events import Envelope
 from shared.retry import UNAVAILABLE, Backoff
 from shared.times import utc_iso
@@ -207,7 +208,7 @@ class Delivery:
                             call=f"{AUDIT_CALL}/{route.name}",
                             outcome="DELIVERED",
                             basis=basis.value,
-                            purpose=PURPOSES[route.purpose].audit_purpose.value,
+                            purpose=Purpose(PURPOSES[route.purpose].audit_purpose).value,
                         )
                     )
         return messages, entries

@@ -12,8 +12,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from shared.access.model import Purpose
-
 
 class SubscriptionPurpose(enum.StrEnum):
     """Why a vendor's system receives the events (proto `SubscriptionPurpose` without its
@@ -37,8 +35,9 @@ class PurposeRule:
     patient_identifier: bool
     #: The acting health professional's HPR-number (`actor.hpr`) is delivered.
     health_personnel: bool
-    #: The purpose recorded on each delivery's audit row (shared.access.model.Purpose).
-    audit_purpose: Purpose
+    #: The purpose recorded on each delivery's audit row (a shared.access.model.Purpose value;
+    #: named, not imported: this module is pure, the domain reads it).
+    audit_purpose: str
     source: str
 
 
@@ -47,7 +46,7 @@ PURPOSES: dict[SubscriptionPurpose, PurposeRule] = {
         means="the served organisation's record system files the event in the patient's record",
         patient_identifier=True,
         health_personnel=True,
-        audit_purpose=Purpose.HEALTH_CARE,
+        audit_purpose="HEALTH_CARE",
         source="helsepersonelloven § 39 and § 45 (documentation; information to co-operating "
         "personnel as the care needs), pasientjournalloven § 19",
     ),
@@ -55,7 +54,7 @@ PURPOSES: dict[SubscriptionPurpose, PurposeRule] = {
         means="the served organisation's coordination tool shows the patient's pathway",
         patient_identifier=True,
         health_personnel=False,
-        audit_purpose=Purpose.CARE_COORDINATION,
+        audit_purpose="CARE_COORDINATION",
         source="helse- og omsorgstjenesteloven kap. 6 (co-operation between municipality and "
         "hospital), pasientjournalloven § 19; carepath documented default: no HPR-numbers",
     ),
@@ -63,7 +62,7 @@ PURPOSES: dict[SubscriptionPurpose, PurposeRule] = {
         means="capacity and logistics planning without identifying the patient",
         patient_identifier=False,
         health_personnel=False,
-        audit_purpose=Purpose.SERVICE_PLANNING,
+        audit_purpose="SERVICE_PLANNING",
         source="personvernforordningen art. 5 nr. 1 bokstav c (dataminimering); carepath "
         "documented default",
     ),

@@ -45,8 +45,8 @@ from services.streams.provisioning import VENDOR_EXCHANGE, VendorBroker
 from services.streams.purposes import SubscriptionPurpose
 from shared import config
 from shared.access.model import OPERATOR_ROLE, blocks, organisations
+from shared.actors import Actor, OrgKind
 from shared.audit.log import AuditLog, accesses
-from shared.auth import Actor, OrgKind
 from shared.broker import Tenant
 from shared.domain import CommandContext
 from shared.grpc_server import Server, start_server

@@ -26,7 +26,7 @@ from services.medications.domain import (
     has_token,
     medication_list_id,
 )
-from shared.auth import Actor
+from shared.actors import Actor
 from shared.domain import CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotFound
 from shared.ids import FNR_SYSTEM

@@ -14,11 +14,11 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import IO, Any, TypeVar, cast
@@ -46,29 +46,23 @@ from carepath.v1 import (
     registry_pb2,
     registry_pb2_grpc,
 )
-from services.admissions import api as admissions_api
-from services.admissions.application import AdmissionsApplication
-from services.discharges import api as discharges_api
-from services.discharges.application import DischargesApplication
-from services.medications import api as medications_api
-from services.medications.application import MedicationsApplication
+from services import bootstrap as bootstrap_services
 from services.pathway import api as pathway_api
 from services.pathway import migrate, projector, readmodel
-from services.referrals import api as referrals_api
 from services.referrals.application import ReferralsApplication
-from services.registry import api as registry_api
 from services.registry.application import RegistryApplication
 from services.registry.importer import import_facts, read_file
-from shared import amqp, config, grpc_client
+from shared import amqp, bootstrap, config, grpc_client
 from shared.access.enforce import AccessControl
 from shared.access.model import Basis, relationships
-from shared.amqp import BatchPublisher
 from shared.audit.log import accesses
 from shared.auth import Actor, OrgKind, TokenVerifier, bearer_metadata
+from shared.bootstrap import DomainService
 from shared.broker import Tenant, declare_like, provision_tenant, rabbitmqctl
-from shared.config import ClientTLS, ServerTLS, StoreSettings
+from shared.config import ClientTLS, ServerTLS
 from shared.directory import OrganisationDirectory
-from shared.grpc_server import Server, start_server
+from shared.domain import CommandContext
+from shared.grpc_server import Server
 from shared.ids import FNR_SYSTEM
 from shared.issuer import Issuer, open_issuer
 from shared.outbox import OutboxRelay, PositionStore
@@ -76,6 +70,7 @@ from shared.revocation import RevocationList
 from shared.store import CarepathApplication
 
 T = TypeVar("T")
+A = TypeVar("A", bound=CarepathApplication)
 
 #: The tests' token issuer: an ES256 key pair made once per test session, kept as the local
 #: development issuer is (ISSUER_HOME/dev-issuer: key 0600, JWKS), so a viewer process started
@@ -108,6 +103,43 @@ def token_verifier(
     if revocations is None:
         return TokenVerifier.from_settings(settings)
     return TokenVerifier(settings, revocations, directory=directory)
+
+
+#: The tests' "now", to the second: the clinical time commands are dated from unless a story
+#: sets its own clock.
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def meta(
+    command_id: str | None = None,
+    at: datetime | None = None,
+    *,
+    hours: float = 0,
+    days: float = 0,
+) -> common_pb2.CommandMetadata:
+    """A command's metadata, as a gRPC client sends it: its `command_id` (a fresh one when
+    None) and when it occurred: at `at` (by default NOW) moved by `hours` and `days`
+    (negative: before)."""
+    occurred_at = Timestamp()
+    occurred_at.FromDatetime((at or NOW) + timedelta(hours=hours, days=days))
+    return common_pb2.CommandMetadata(
+        command_id=command_id or f"cmd-{uuid.uuid4().hex[:12]}", occurred_at=occurred_at
+    )
+
+
+def ctx(
+    actor: Actor,
+    command_id: str,
+    at: datetime | None = None,
+    *,
+    hours: float = 0,
+    days: float = 0,
+    correlation_id: str = "story",
+) -> CommandContext:
+    """A command's context, as an application receives it: `actor`'s command `command_id`,
+    occurred at `at` (by default NOW) moved by `hours` and `days` (negative: before)."""
+    occurred_at = (at or NOW) + timedelta(hours=hours, days=days)
+    return CommandContext(command_id, occurred_at, actor, correlation_id)
 
 
 def make_fnr(day: int, month: int, year2: int, individual: int) -> str:
@@ -224,17 +256,50 @@ def drain_queue(uri: str, queue: str, delete: bool = True) -> list[bytes]:
     return bodies
 
 
-#: The domain services a test system runs: application class and gRPC api module.
-DOMAIN_SERVICES: dict[str, tuple[type[CarepathApplication], Any]] = {
-    "referrals": (ReferralsApplication, referrals_api),
-    "medications": (MedicationsApplication, medications_api),
-    "admissions": (AdmissionsApplication, admissions_api),
-    "discharges": (DischargesApplication, discharges_api),
-    "registry": (RegistryApplication, registry_api),
-}
+#: The domain services a test system runs (each its gRPC server and its outbox relay).
+DOMAIN_SERVICES = bootstrap_services.DOMAIN_SERVICES
 
 #: The register adapter that records the tests' register facts.
 REGISTER_ADAPTER = Actor(her_id="112374", org_kind=OrgKind.REGISTRY)
+
+
+#: A server of a test listens on a free port of the loopback interface.
+LOOPBACK = "127.0.0.1:0"
+
+
+@contextmanager
+def grpc_server(
+    service: DomainService[A], app: A, urls: Mapping[str, str], tls: ServerTLS | None = None
+) -> Iterator[Server]:
+    """`service`'s gRPC server over `app` on loopback, built by the composition root as its
+    `serve` process builds it: the access facts at `urls["pathway"]`, the audit log at
+    `urls["audit"]`, the revocation list at `urls["revocations"]`, tokens of ISSUER."""
+    facts = AccessControl.for_urls(urls["pathway"], urls["audit"], service.name)
+    access = bootstrap.access_control(service.name, service.api.resolvers(app), facts)
+    tokens = token_verifier(urls["revocations"])
+    server = bootstrap.grpc_server(app, service.api, access, tokens, LOOPBACK, tls)
+    try:
+        yield server
+    finally:
+        server.stop(0)
+        tokens.close()
+        facts.close()
+
+
+@contextmanager
+def outbox_relay(
+    app: CarepathApplication, url: str, broker: Tenant, **options: int
+) -> Iterator[OutboxRelay]:
+    """`app`'s outbox relay, built by the composition root as its `relay` process builds it:
+    its position beside the store at `url`, publishing as its service's broker user of
+    `broker`; `options` (batch_size) as OutboxRelay takes them."""
+    positions = bootstrap.position_store(app.name, url)
+    publisher = bootstrap.event_publisher(app.name, broker.uri(app.name))
+    try:
+        yield bootstrap.outbox_relay(app, positions, publisher, **options)
+    finally:
+        publisher.close()
+        positions.close()
 
 
 @dataclass
@@ -356,33 +421,28 @@ def running_system(
         for name in (*DOMAIN_SERVICES, "pathway")
     }
     shared_access = AccessControl.for_urls(urls["pathway"], urls["audit"], "test-system")
-    for name, (app_class, api_module) in DOMAIN_SERVICES.items():
+    for name, service in DOMAIN_SERVICES.items():
         url = urls[name]
-        app = apps[name] = app_class.from_url(url)
-        position = PositionStore(StoreSettings(url).relay_position_url(), f"{name}-amqp")
+        app = apps[name] = bootstrap.application(service.application, url=url)
+        position = bootstrap.position_store(name, url)
         positions.append(position)
-        relays[name] = OutboxRelay(name, app, BatchPublisher(broker.uri(name), name), position)
-        control = access[name] = shared_access.for_service(api_module.resolvers(app))
-        servers[name] = start_server(
-            "127.0.0.1:0",
-            api_module.register(app, control),
-            api_module.SERVICE_NAMES,
-            tokens[name],
-            control,
-            tls=server_tls,
+        publisher = bootstrap.event_publisher(name, broker.uri(name))
+        relays[name] = bootstrap.outbox_relay(app, position, publisher)
+        control = access[name] = bootstrap.access_control(
+            name, service.api.resolvers(app), shared_access
+        )
+        servers[name] = bootstrap.grpc_server(
+            app, service.api, control, tokens[name], LOOPBACK, server_tls
         )
     proj = projector.Projector(engine, broker.uri("pathway"), queue=queue)
     stop = threading.Event()
     threads = [threading.Thread(target=r.run, args=(stop,), daemon=True) for r in relays.values()]
     threads.append(threading.Thread(target=proj.run, args=(stop,), daemon=True))
-    control = access["pathway"] = shared_access.for_service(pathway_api.resolvers(engine))
-    pathway_server = start_server(
-        "127.0.0.1:0",
-        pathway_api.register(engine, control),
-        pathway_api.SERVICE_NAMES,
-        tokens["pathway"],
-        control,
-        tls=server_tls,
+    control = access["pathway"] = bootstrap.access_control(
+        "pathway", pathway_api.resolvers(engine), shared_access
+    )
+    pathway_server = bootstrap.grpc_server(
+        engine, pathway_api, control, tokens["pathway"], LOOPBACK, server_tls
     )
     for t in threads:
         t.start()

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from shared.broker import Tenant
 from tests.support import (
@@ -136,7 +136,7 @@ class Process:
     command: Command
     popen: subprocess.Popen[bytes]
     log_path: Path | None
-    _log: IO[bytes] | None = field(repr=False)
+    _log: IO[Any] | None = field(repr=False)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
@@ -174,14 +174,19 @@ class Process:
             self._log.close()
 
 
-def launch(command: Command, env: Mapping[str, str], log_path: Path | None = None) -> Process:
+def launch(command: Command, env: Mapping[str, str], log: Path | IO[Any] | None = None) -> Process:
     """Start `command` as production starts it: from the repository's root, in `env` with the
-    command's own variables over it; its output to `log_path` (by default the caller's)."""
-    log = log_path.open("wb") if log_path else None
+    command's own variables over it. Its output goes to the file `log` (stdout and stderr), or
+    its logs (stderr) to the open stream `log`; by default to the caller's."""
+    if isinstance(log, Path):
+        opened: IO[Any] | None = log.open("wb")
+        stdout, stderr = opened, opened
+    else:
+        opened, stdout, stderr = None, None, log
     popen = subprocess.Popen(
-        command.argv, env={**env, **command.env}, cwd=ROOT, stdout=log, stderr=log
+        command.argv, env={**env, **command.env}, cwd=ROOT, stdout=stdout, stderr=stderr
     )
-    return Process(command, popen, log_path, log)
+    return Process(command, popen, log if isinstance(log, Path) else None, opened)
 
 
 @contextmanager
@@ -241,3 +246,57 @@ def running(
             yield processes
     finally:
         purge_queues(admin, reaction_queues)
+
+
+@contextmanager
+def nameko(
+    module: str,
+    broker: Tenant,
+    urls: dict[str, str],
+    purge_first: bool = True,
+    env: dict[str, str] | None = None,
+    stderr: IO[str] | None = None,
+) -> Iterator[Process]:
+    """The reaction process of `module` (`python -m shared.run_reactions`), connected as its
+    service's broker user (with `env` besides, its logs to `stderr` if given); ready once it
+    consumes every queue of its event handlers (the definitions declared them, so they hold
+    what was published before: earlier tests' events, purged first unless `purge_first` is
+    False). The queues are purged afterwards too."""
+    queues = event_queues(module)
+    admin = admin_uri(broker)
+    if purge_first:
+        purge_queues(admin, queues)
+    service = module.split(".")[1]
+    settings = {
+        **os.environ,
+        **broker.env(service),
+        "PSYCOPG_WAIT_FUNC": "wait_select",
+        "PYTHONWARNINGS": "ignore",
+        **{f"{name.upper()}_DATABASE_URL": url for name, url in urls.items()},
+        **(env or {}),
+    }
+    command = Command(
+        f"{service}-reactions", [sys.executable, "-m", "shared.run_reactions", module], {}
+    )
+    process = launch(command, settings, stderr)
+    try:
+        wait_for(
+            lambda: all(consumers(admin, q) for q in queues),
+            timeout=60,
+            what=f"the consumers of {module}",
+        )
+        yield process
+    finally:
+        process.stop()
+        purge_queues(admin, queues)
+
+
+@contextmanager
+def demo_reactions(broker: Tenant, urls: dict[str, str]) -> Iterator[None]:
+    """The nameko processes the demo story needs: discharges' view of the stays and the
+    admissions reaction that closes a stay on discharge."""
+    with (
+        nameko("services.discharges.reactions", broker, urls),
+        nameko("services.admissions.reactions", broker, urls),
+    ):
+        yield

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import atexit
 import importlib.util
-import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -21,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import IO, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import grpc
 import pika
@@ -603,48 +601,6 @@ def otlp_collector() -> Iterator[Collector]:
         collector.stop()
 
 
-@contextmanager
-def nameko(
-    module: str,
-    broker: Tenant,
-    urls: dict[str, str],
-    purge_first: bool = True,
-    env: dict[str, str] | None = None,
-    stderr: IO[str] | None = None,
-) -> Iterator[None]:
-    """The reaction process of `module` (`python -m shared.run_reactions`), connected as its
-    service's broker user (with `env` besides, its logs to `stderr` if given); ready once it
-    consumes every queue of its event handlers (the definitions declared them, so they hold
-    what was published before: earlier tests' events, purged first unless `purge_first` is
-    False). The queues are purged afterwards too."""
-    queues = event_queues(module)
-    admin = admin_uri(broker)
-    if purge_first:
-        purge_queues(admin, queues)
-    service = module.split(".")[1]
-    env = {
-        **os.environ,
-        **broker.env(service),
-        "PSYCOPG_WAIT_FUNC": "wait_select",
-        "PYTHONWARNINGS": "ignore",
-        **{f"{name.upper()}_DATABASE_URL": url for name, url in urls.items()},
-        **(env or {}),
-    }
-    command = [sys.executable, "-m", "shared.run_reactions", module]
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=stderr)
-    try:
-        wait_for(
-            lambda: all(consumers(admin, q) for q in queues),
-            timeout=60,
-            what=f"the consumers of {module}",
-        )
-        yield
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        purge_queues(admin, queues)
-
-
 def demo_module() -> ModuleType:
     """infra/demo.py, the demo `make run` loads (a script, not a package module)."""
     spec = importlib.util.spec_from_file_location("carepath_demo", ROOT / "infra" / "demo.py")
@@ -652,17 +608,6 @@ def demo_module() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@contextmanager
-def demo_reactions(broker: Tenant, urls: dict[str, str]) -> Iterator[None]:
-    """The nameko processes the demo story needs: discharges' view of the stays and the
-    admissions reaction that closes a stay on discharge."""
-    with (
-        nameko("services.discharges.reactions", broker, urls),
-        nameko("services.admissions.reactions", broker, urls),
-    ):
-        yield
 
 
 def demo_clients(system: Harness, demo: ModuleType) -> Any:

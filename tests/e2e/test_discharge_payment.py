@@ -26,13 +26,13 @@ from services.discharges.application import DischargesApplication
 from shared.broker import Tenant
 from shared.ids import FNR_SYSTEM
 from tests.conftest import HOSPITAL, MUNICIPALITY
+from tests.processes import nameko
 from tests.support import (
     Harness,
     auth,
     drain_queue,
     make_fnr,
     meta,
-    nameko,
     projector_queue,
     running_system,
     wait_for,

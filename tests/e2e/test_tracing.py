@@ -40,6 +40,7 @@ from shared.broker import Tenant
 from shared.ids import FNR_SYSTEM
 from shared.process import JsonLogFormatter
 from tests.conftest import HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL
+from tests.processes import nameko
 from tests.support import (
     Collector,
     ExportedSpan,
@@ -47,7 +48,6 @@ from tests.support import (
     auth,
     make_fnr,
     meta,
-    nameko,
     otlp_collector,
     wait_for,
 )

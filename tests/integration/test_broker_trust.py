@@ -38,13 +38,13 @@ from shared.events.discharges import PatientDischarged
 from shared.ids import FNR_SYSTEM
 from shared.outbox import iter_all_envelopes
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL
+from tests.processes import nameko
 from tests.support import (
     ctx,
     drain_queue,
     dump_read_model,
     event_queues,
     make_fnr,
-    nameko,
     projector_copy,
     projector_queue,
     run_projector,

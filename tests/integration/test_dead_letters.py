@@ -39,7 +39,8 @@ from shared.events import Envelope
 from shared.events.discharges import PatientDischarged
 from shared.ids import FNR_SYSTEM
 from tests.conftest import HOSPITAL, MUNICIPALITY
-from tests.support import ROOT, ctx, drain_queue, make_fnr, nameko, wait_for
+from tests.processes import nameko
+from tests.support import ROOT, ctx, drain_queue, make_fnr, wait_for
 from tests.wire import admitted, envelope, projecting, publish, stored
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(21, 6, 58, 240)}

@@ -22,13 +22,13 @@ from shared.ids import FNR_SYSTEM
 from shared.outbox import iter_all_envelopes
 from shared.retry import until_available
 from tests.conftest import HOSPITAL, MUNICIPALITY
+from tests.processes import nameko
 from tests.support import (
     admin_uri,
     consumers,
     ctx,
     event_queues,
     make_fnr,
-    nameko,
     projector_queue,
     run_projector,
     wait_for,

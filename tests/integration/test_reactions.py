@@ -27,7 +27,8 @@ from shared.ids import FNR_SYSTEM
 from shared.outbox import iter_all_envelopes
 from shared.store import CarepathApplication
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY
-from tests.support import ctx, make_fnr, nameko, outbox_relay, wait_for
+from tests.processes import nameko
+from tests.support import ctx, make_fnr, outbox_relay, wait_for
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(12, 4, 47, 310)}
 NOW = datetime.now(UTC)

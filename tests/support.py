@@ -1,5 +1,8 @@
-"""Helpers shared by the tests: patients, waiting for a condition, read-model dumps and a
-harness running the real processes' parts (gRPC servers, relay, projector) in threads."""
+"""Helpers shared by the tests: patients, the one builder of a command's metadata (`meta`) and
+of its context (`ctx`), waiting for a condition, read-model dumps, and the real processes'
+parts built by the composition root (shared/bootstrap.py) as the processes build them: one
+service's gRPC server on loopback (`grpc_server`), a store's outbox relay (`outbox_relay`) and
+the whole path in threads (`running_system`). Real subprocesses: tests/processes.py."""
 
 from __future__ import annotations
 

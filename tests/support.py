@@ -58,7 +58,7 @@ from shared.access.enforce import AccessControl
 from shared.access.model import Basis, relationships
 from shared.audit.log import accesses
 from shared.auth import Actor, OrgKind, TokenVerifier, bearer_metadata
-from shared.bootstrap import DomainService
+from shared.bootstrap import Api
 from shared.broker import Tenant, declare_like, provision_tenant, rabbitmqctl
 from shared.config import ClientTLS, ServerTLS
 from shared.directory import OrganisationDirectory
@@ -71,7 +71,6 @@ from shared.revocation import RevocationList
 from shared.store import CarepathApplication
 
 T = TypeVar("T")
-A = TypeVar("A", bound=CarepathApplication)
 
 #: The tests' token issuer: an ES256 key pair made once per test session, kept as the local
 #: development issuer is (ISSUER_HOME/dev-issuer: key 0600, JWKS), so a viewer process started
@@ -270,15 +269,21 @@ LOOPBACK = "127.0.0.1:0"
 
 @contextmanager
 def grpc_server(
-    service: DomainService[A], app: A, urls: Mapping[str, str], tls: ServerTLS | None = None
+    name: str,
+    api: Api,
+    target: Any,
+    urls: Mapping[str, str],
+    tls: ServerTLS | None = None,
+    **token_env: str,
 ) -> Iterator[Server]:
-    """`service`'s gRPC server over `app` on loopback, built by the composition root as its
-    `serve` process builds it: the access facts at `urls["pathway"]`, the audit log at
-    `urls["audit"]`, the revocation list at `urls["revocations"]`, tokens of ISSUER."""
-    facts = AccessControl.for_urls(urls["pathway"], urls["audit"], service.name)
-    access = bootstrap.access_control(service.name, service.api.resolvers(app), facts)
-    tokens = token_verifier(urls["revocations"])
-    server = bootstrap.grpc_server(app, service.api, access, tokens, LOOPBACK, tls)
+    """`api`'s gRPC server over `target` (an application, or the read model) on loopback, built
+    by the composition root as a `serve` process builds it, writing the audit log as `name`:
+    the access facts at `urls["pathway"]`, the audit log at `urls["audit"]`, the revocation
+    list at `urls["revocations"]`, tokens of ISSUER (with `token_env` besides)."""
+    facts = AccessControl.for_urls(urls["pathway"], urls["audit"], name)
+    access = bootstrap.access_control(name, api.resolvers(target), facts)
+    tokens = token_verifier(urls["revocations"], None, None, **token_env)
+    server = bootstrap.grpc_server(target, api, access, tokens, LOOPBACK, tls)
     try:
         yield server
     finally:

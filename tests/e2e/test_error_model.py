@@ -37,8 +37,8 @@ from carepath.v1 import (
     medications_pb2,
     medications_pb2_grpc,
 )
+from services.admissions import api as admissions_api
 from services.admissions.application import AdmissionsApplication
-from services.bootstrap import ADMISSIONS
 from services.pathway import migrate, readmodel
 from shared import grpc_client
 from shared.audit.log import audit_log
@@ -124,7 +124,7 @@ def alone(tmp_path: Path, store: dict[str, str]) -> Iterator[Alone]:
     migrate.upgrade(readmodel.create_engine(urls["pathway"]))
     audit = sa.create_engine(urls["audit"])
     try:
-        with grpc_server(ADMISSIONS, app, urls) as server:
+        with grpc_server("admissions", admissions_api, app, urls) as server:
             yield Alone(app, server, audit)
     finally:
         audit.dispose()

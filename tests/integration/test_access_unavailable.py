@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from carepath.v1 import common_pb2, medications_pb2, medications_pb2_grpc
-from services.bootstrap import MEDICATIONS
+from services.medications import api
 from services.medications.application import MedicationsApplication
 from services.pathway import migrate, readmodel
 from shared import grpc_client
@@ -30,7 +30,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
     urls = {
         name: f"sqlite:///{tmp_path}/{name}.sqlite" for name in ("pathway", "audit", "revocations")
     }
-    with grpc_server(MEDICATIONS, app, urls) as server:
+    with grpc_server("medications", api, app, urls) as server:
         yield server, tmp_path
     app.close()
 

@@ -25,7 +25,7 @@ from shared.access.enforce import AccessControl, Resolver
 from shared.amqp import BatchPublisher
 from shared.auth import TokenVerifier
 from shared.config import ServerTLS, StoreSettings
-from shared.grpc_server import Server, start_server
+from shared.grpc_server import DEFAULT_MAX_WORKERS, Server, start_server
 from shared.outbox import OutboxRelay, PositionStore, Publisher
 from shared.retry import until_available
 from shared.store import CarepathApplication
@@ -33,9 +33,6 @@ from shared.store import CarepathApplication
 log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=CarepathApplication)
-
-#: Worker threads of a gRPC server whose api module names none (`MAX_WORKERS`).
-DEFAULT_MAX_WORKERS = 32
 
 
 class Api(Protocol):
@@ -98,7 +95,8 @@ def grpc_server(
 ) -> Server:
     """`api`'s servicer(s) over `target` (the application, or the read model), started on
     `address` ("host:port"; port 0 picks a free one) by the shared server bootstrap, every
-    call authenticated by `tokens` and passing `access`; TLS with `tls`."""
+    call authenticated by `tokens` and passing `access`; TLS with `tls`; as many worker threads
+    as the api module's `MAX_WORKERS` when it names them."""
     return start_server(
         address,
         api.register(target, access),

@@ -1,4 +1,5 @@
-"""What each domain service is made of, named once: its application and its gRPC api module.
+"""What each service with a store is made of, named once: its application and its gRPC api
+module.
 
 `python -m services.<name>` serves, relays and migrates the service of this table
 (shared.process.service_main, wired by shared/bootstrap.py); the pathway's rebuild reads their
@@ -18,6 +19,8 @@ from services.referrals import api as referrals_api
 from services.referrals.application import ReferralsApplication
 from services.registry import api as registry_api
 from services.registry.application import RegistryApplication
+from services.streams import api as streams_api
+from services.streams.application import StreamsApplication
 from shared.bootstrap import DomainService
 
 REFERRALS = DomainService(ReferralsApplication, referrals_api)
@@ -25,8 +28,11 @@ ADMISSIONS = DomainService(AdmissionsApplication, admissions_api)
 DISCHARGES = DomainService(DischargesApplication, discharges_api)
 MEDICATIONS = DomainService(MedicationsApplication, medications_api)
 REGISTRY = DomainService(RegistryApplication, registry_api)
+#: The vendors' subscriptions: a service with a store of its own, not a source of the pathway.
+STREAMS = DomainService(StreamsApplication, streams_api)
 
-#: Every domain service by name, in the order their stores are read on a rebuild.
+#: The domain services whose events make the pathway, by name, in the order their stores are
+#: read on a rebuild (and every test system runs them).
 DOMAIN_SERVICES: dict[str, DomainService] = {  # type: ignore[type-arg]
     service.name: service for service in (REFERRALS, ADMISSIONS, DISCHARGES, MEDICATIONS, REGISTRY)
 }

@@ -56,8 +56,9 @@ from services.registry.importer import import_facts, read_file
 from shared import amqp, bootstrap, config, grpc_client
 from shared.access.enforce import AccessControl
 from shared.access.model import Basis, relationships
+from shared.actors import Actor, OrgKind
 from shared.audit.log import accesses
-from shared.auth import Actor, OrgKind, TokenVerifier, bearer_metadata
+from shared.auth import TokenVerifier, bearer_metadata
 from shared.bootstrap import Api
 from shared.broker import Tenant, declare_like, provision_tenant, rabbitmqctl
 from shared.config import ClientTLS, ServerTLS
@@ -110,6 +111,11 @@ def token_verifier(
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
+def fresh_command_id() -> str:
+    """A command id no other command of the session has (a client's new command)."""
+    return f"cmd-{uuid.uuid4().hex[:12]}"
+
+
 def meta(
     command_id: str | None = None,
     at: datetime | None = None,
@@ -123,23 +129,24 @@ def meta(
     occurred_at = Timestamp()
     occurred_at.FromDatetime((at or NOW) + timedelta(hours=hours, days=days))
     return common_pb2.CommandMetadata(
-        command_id=command_id or f"cmd-{uuid.uuid4().hex[:12]}", occurred_at=occurred_at
+        command_id=command_id or fresh_command_id(), occurred_at=occurred_at
     )
 
 
 def ctx(
     actor: Actor,
-    command_id: str,
+    command_id: str | None = None,
     at: datetime | None = None,
     *,
     hours: float = 0,
     days: float = 0,
     correlation_id: str = "story",
 ) -> CommandContext:
-    """A command's context, as an application receives it: `actor`'s command `command_id`,
-    occurred at `at` (by default NOW) moved by `hours` and `days` (negative: before)."""
+    """A command's context, as an application receives it: `actor`'s command `command_id` (a
+    fresh one when None), occurred at `at` (by default NOW) moved by `hours` and `days`
+    (negative: before)."""
     occurred_at = (at or NOW) + timedelta(hours=hours, days=days)
-    return CommandContext(command_id, occurred_at, actor, correlation_id)
+    return CommandContext(command_id or fresh_command_id(), occurred_at, actor, correlation_id)
 
 
 def make_fnr(day: int, month: int, year2: int, individual: int) -> str:

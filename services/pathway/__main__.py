@@ -14,8 +14,9 @@ from services.pathway import api, migrate, readmodel
 from services.pathway.projector import QUEUE, Projector
 from services.pathway.rebuild import rebuild
 from shared import amqp, bootstrap, config, ops
-from shared.process import follow_health, server_tls, setup_logging, stop_event, token_verifier
+from shared.process import follow_health, server_tls, setup_logging, token_verifier
 from shared.retry import until_available
+from shared.signals import stop_event
 from shared.store import CarepathApplication
 
 SERVICE = "pathway"

@@ -1,5 +1,5 @@
 """The composition root's shape: shared/ knows no service (services/bootstrap.py names them), and
-every domain service with a store is named there once, with its application and its api."""
+every service with a store is named there once, with its application and its api."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 from services.__main__ import STORES
-from services.bootstrap import DOMAIN_SERVICES
+from services.bootstrap import DOMAIN_SERVICES, STREAMS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,9 +32,10 @@ def test_the_shared_library_imports_no_service() -> None:
     assert {path: mods for path, mods in offending.items() if mods} == {}
 
 
-def test_every_domain_service_with_a_store_is_named_once_with_its_application_and_api() -> None:
-    assert set(DOMAIN_SERVICES) == set(STORES) - {"pathway", "audit"}
-    for name, service in DOMAIN_SERVICES.items():
+def test_every_service_with_a_store_is_named_once_with_its_application_and_api() -> None:
+    named = {**DOMAIN_SERVICES, STREAMS.name: STREAMS}
+    assert set(named) == set(STORES) - {"pathway", "audit"}
+    for name, service in named.items():
         assert service.name == name
         assert service.api.SERVICE_NAMES, name
         assert service.application.__module__ == f"services.{name}.application"

@@ -29,6 +29,20 @@ from pathlib import Path
 RATE = 100
 #: Library frames worth naming in the inclusive table besides this repository's.
 FOCUS = ("eventsourcing", "sqlalchemy", "pika", "grpc", "psycopg", "opentelemetry", "pydantic")
+#: Frames that wait (py-spy counts a thread blocked in these as running): a stack ending in one
+#: is idle and left out of the shares.
+IDLE = frozenset(
+    {
+        "pika.adapters.select_connection:PollPoller.poll",
+        "threading:Condition.wait",
+        "threading:Event.wait",
+        "threading:Thread._wait_for_tstate_lock",
+        "concurrent.futures.thread:_worker",
+        "grpc._server:_serve",
+        "eventlet.hubs.epolls:Hub.do_poll",
+        "",
+    }
+)
 #: How a frame of a collapsed stack looks: `function (path/to/file.py:123)`.
 FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^:()]+)(?::(?P<line>\d+))?\)$")
 
@@ -67,11 +81,23 @@ def children() -> dict[str, int]:
     return found
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Recorder:
-    """py-spy attached to each named process until `stop()`."""
+    """py-spy attached to each named process until `stop()`, and each one's CPU time over the
+    same span."""
 
     def __init__(self, directory: Path, pids: dict[str, int], rate: int = RATE) -> None:
         directory.mkdir(parents=True, exist_ok=True)
+        self.pids = pids
+        self.cpu = {name: -cpu_seconds(pid) for name, pid in pids.items()}
         self.directory = directory
         self.files = {name: directory / f"{name}.txt" for name in pids}
         binary = py_spy()
@@ -83,6 +109,8 @@ class Recorder:
             self._spies.append(spy)
 
     def stop(self) -> None:
+        for name, pid in self.pids.items():
+            self.cpu[name] += cpu_seconds(pid)
         for spy in self._spies:
             spy.send_signal(signal.SIGINT)
         for spy in self._spies:
@@ -123,9 +151,11 @@ def summarise(path: Path, top: int = 15) -> tuple[int, Frames, Frames]:
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        total += count
         frames = [_frame_name(f) for f in stack.split(";")]
         frames = [f for f in frames if not f[0].startswith("process ")]  # py-spy's thread label
+        if not frames or frames[-1][0] in IDLE:
+            continue
+        total += count
         if frames:
             own[frames[-1][0]] += count
         seen = set()
@@ -140,19 +170,24 @@ def summarise(path: Path, top: int = 15) -> tuple[int, Frames, Frames]:
     return total, own.most_common(top), heavy[: top + 5]
 
 
-def report(files: dict[str, Path], seconds: float, top: int = 12) -> None:
-    """Print each process's share and its heaviest frames."""
+def report(
+    files: dict[str, Path], seconds: float, cpu: dict[str, float] | None = None, top: int = 12
+) -> None:
+    """Print each process's CPU time (when measured) and busy samples, and its heaviest
+    frames."""
     sums = {name: summarise(path, top) for name, path in files.items() if path.exists()}
-    grand = sum(total for total, _, _ in sums.values()) or 1
-    print(f"\nprofile (py-spy, {RATE}/s, running threads only, {seconds:.0f} s):")
-    print(f"{'process':<22} {'samples':>8} {'CPU s':>7} {'share':>6}")
-    ranked = sorted(sums.items(), key=lambda kv: -kv[1][0])
+    cpu = cpu or {}
+    grand = sum(cpu.values()) or 1
+    print(f"\nprofile over {seconds:.1f} s (py-spy at {RATE}/s; waiting stacks left out):")
+    print(f"{'process':<22} {'CPU s':>7} {'of all':>7} {'cores':>6} {'busy samples':>13}")
+    ranked = sorted(sums.items(), key=lambda kv: -cpu.get(kv[0], kv[1][0] / RATE))
     for name, (total, _, _) in ranked:
-        print(f"{name:<22} {total:>8} {total / RATE:>7.1f} {total / grand:>6.0%}")
+        used = cpu.get(name, 0.0)
+        print(f"{name:<22} {used:>7.1f} {used / grand:>7.0%} {used / seconds:>6.2f} {total:>13}")
     for name, (total, own, incl) in ranked:
         if not total:
             continue
-        print(f"\n== {name}: {total} samples ({total / RATE / seconds:.0%} of one core)")
+        print(f"\n== {name}: {cpu.get(name, 0):.1f} CPU s, {total} busy samples")
         print("   self                                                          %")
         for frame, count in own:
             print(f"   {frame[:62]:<62} {count / total:>5.1%}")
@@ -161,11 +196,39 @@ def report(files: dict[str, Path], seconds: float, top: int = 12) -> None:
             print(f"   {frame[:62]:<62} {count / total:>5.1%}")
 
 
+def under(path: Path, function: str, top: int = 15) -> tuple[int, Frames]:
+    """(samples with `function` on the stack, its callees' shares): where that frame's time
+    goes, one level down (`(self)`: in the function itself)."""
+    total = 0
+    callees: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        names = [_frame_name(f)[0] for f in stack.split(";")]
+        at = next((i for i, n in enumerate(names) if n.endswith(function)), None)
+        if at is None:
+            continue
+        total += int(count_text)
+        callees[names[at + 1] if at + 1 < len(names) else "(self)"] += int(count_text)
+    return total, callees.most_common(top)
+
+
 def main() -> None:
-    """`python -m bench.profile DIR`: the report of raw files recorded earlier."""
+    """`python -m bench.profile DIR [SECONDS] [FUNCTION]`: the report of raw files recorded
+    earlier, or, with FUNCTION (`module:function` or its tail), its callees in each."""
     directory = Path(sys.argv[1])
     seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
-    report({p.stem: p for p in sorted(directory.glob("*.txt"))}, seconds)
+    files = {p.stem: p for p in sorted(directory.glob("*.txt"))}
+    if len(sys.argv) > 3:
+        for name, path in files.items():
+            total, callees = under(path, sys.argv[3])
+            if total:
+                print(f"\n== {name}: {sys.argv[3]} on {total} samples; its callees:")
+                for frame, count in callees:
+                    print(f"   {frame[:70]:<70} {count / total:>5.1%}")
+        return
+    report(files, seconds)
 
 
 if __name__ == "__main__":

@@ -171,10 +171,14 @@ def summarise(path: Path, top: int = 15) -> tuple[int, Frames, Frames]:
 
 
 def report(
-    files: dict[str, Path], seconds: float, cpu: dict[str, float] | None = None, top: int = 12
+    files: dict[str, Path],
+    seconds: float,
+    cpu: dict[str, float] | None = None,
+    top: int = 12,
+    commands: int = 0,
 ) -> None:
-    """Print each process's CPU time (when measured) and busy samples, and its heaviest
-    frames."""
+    """Print each process's CPU time (when measured; per command, given `commands`) and busy
+    samples, and its heaviest frames."""
     sums = {name: summarise(path, top) for name, path in files.items() if path.exists()}
     cpu = cpu or {}
     grand = sum(cpu.values()) or 1

@@ -202,7 +202,7 @@ def system(
     addresses = addresses_of(env)
     try:
         for address in addresses.values():
-            grpc.channel_ready_future(grpc_client.channel(address)).result(timeout=30)
+            grpc.channel_ready_future(grpc_client.channel(address)).result(timeout=120)
         time.sleep(1)
         failed = [p.args for p in procs if p.poll() is not None]
         if failed:
@@ -618,7 +618,9 @@ def main() -> None:
                 if args.profile:
                     from bench import profile
 
-                    recorder = profile.Recorder(args.profile, profile.children())
+                    # The system's processes, and this one (the clients and the watcher).
+                    pids = {**profile.children(), "bench-clients": os.getpid()}
+                    recorder = profile.Recorder(args.profile, pids)
                     time.sleep(1)  # py-spy attached before the clock starts
                 started = time.perf_counter()
                 ours = run_commands(workload, urls, args.commands, args.clients)
@@ -685,7 +687,7 @@ def main() -> None:
     if recorder:
         from bench import profile
 
-        profile.report(recorder.files, profiled, recorder.cpu)
+        profile.report(recorder.files, profiled, recorder.cpu, commands=args.commands)
 
 
 def print_table(title: str, rows: list[tuple[str, str, str]]) -> None:

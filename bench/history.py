@@ -17,8 +17,8 @@ medications relay, the pathway projector and the pathway's gRPC server run as pr
 RabbitMQ vhost of the run's own (as `make bench` runs them); the list's history reaches the read
 model through the relay and the projector, and the patient's register facts (the bench's GP
 office as fastlege) through `project()`. Measured:
-- command → visible: a `ChangeDose` (in process, as above) until its event is in the read
-  model, one after another;
+- command → visible: from a `ChangeDose`'s answer (in process, as above) until its event is
+  in the read model, one command after another;
 - `GetPathway` p50/p99 for the patient, by the GP, over gRPC (token, policy, audit log).
 
     make bench BENCH_ARGS="--workload history"                     # SQLite
@@ -186,8 +186,8 @@ def measure_read(
             visible(engine, f"{list_id}:{size}", timeout=600)  # the whole history arrived
             to_visible = []
             for n in range(commands):
-                start = time.perf_counter()
                 view = app.change_dose(ctx(i + n), PATIENT, UUID(entry), f"{i + n} mg x 2", None)
+                start = time.perf_counter()  # from the command's answer, as the mixed workload
                 visible(engine, f"{list_id}:{view.version}")
                 to_visible.append(time.perf_counter() - start)
             stub = pathway_pb2_grpc.PathwayServiceStub(grpc_client.channel(address))

@@ -183,11 +183,23 @@ def report(
     cpu = cpu or {}
     grand = sum(cpu.values()) or 1
     print(f"\nprofile over {seconds:.1f} s (py-spy at {RATE}/s; waiting stacks left out):")
-    print(f"{'process':<22} {'CPU s':>7} {'of all':>7} {'cores':>6} {'busy samples':>13}")
+    print(
+        f"{'process':<22} {'CPU s':>7} {'of all':>7} {'cores':>6} {'CPU ms/command':>15} "
+        f"{'busy samples':>13}"
+    )
     ranked = sorted(sums.items(), key=lambda kv: -cpu.get(kv[0], kv[1][0] / RATE))
+    per = 1e3 / commands if commands else 0.0
     for name, (total, _, _) in ranked:
         used = cpu.get(name, 0.0)
-        print(f"{name:<22} {used:>7.1f} {used / grand:>7.0%} {used / seconds:>6.2f} {total:>13}")
+        print(
+            f"{name:<22} {used:>7.1f} {used / grand:>7.0%} {used / seconds:>6.2f} "
+            f"{used * per:>15.2f} {total:>13}"
+        )
+    if cpu:
+        all_cpu = sum(cpu.values())
+        print(
+            f"{'all':<22} {all_cpu:>7.1f} {'':>7} {all_cpu / seconds:>6.2f} {all_cpu * per:>15.2f}"
+        )
     for name, (total, own, incl) in ranked:
         if not total:
             continue

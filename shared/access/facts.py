@@ -147,7 +147,11 @@ class FactStore:
                 rows = conn.execute(
                     sa.select(r.c.patient_key, r.c.basis).where(
                         r.c.patient_key.in_(chunk),
-                        r.c.her_id == actor.her_id,
+                        # `her_id || ''`: not a term the (her_id, basis) index can serve, so
+                        # SQLite looks the page's patients up by ix_access_relationships_patient
+                        # instead of walking every relationship of the organisation (0.7 s for
+                        # a municipality of 48,000 patients, 0.4 ms by patient).
+                        r.c.her_id + "" == actor.her_id,
                         r.c.basis.in_([b.value for b in bases]),
                         r.c.valid_from <= stamp,
                         sa.or_(r.c.valid_to.is_(None), r.c.valid_to > stamp),

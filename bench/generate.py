@@ -36,8 +36,8 @@ from services.referrals.application import ReferralsApplication
 from services.referrals.domain import Priority, Referral
 from services.registry.application import RegistryApplication
 from services.registry.domain import Registration
+from shared.actors import Actor, OrgKind
 from shared.apprec import AppRecStatus
-from shared.auth import Actor, OrgKind
 from shared.domain import CarepathAggregate, CommandContext
 from shared.events import Envelope
 from shared.ids import FNR_SYSTEM

@@ -17,7 +17,9 @@ is skipped) until it is mapped.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -188,6 +190,51 @@ def iter_all_envelopes(
         yield from envelopes
 
 
+#: Seconds an idle relay on SQLite goes at most without reading its store (StoreChanges).
+RECHECK = 1.0
+
+
+class StoreChanges:
+    """Whether a SQLite event store may hold new notifications since the last look, without
+    reading it: SQLite's `PRAGMA data_version` on a connection of its own changes whenever
+    another connection (any process) commits to the file. An idle relay then costs a pragma
+    per poll instead of a read transaction of the notification log, and still sees a commit
+    within one poll. The store is read anyway every RECHECK seconds, and whenever the pragma
+    fails."""
+
+    def __init__(self, path: str, recheck: float = RECHECK) -> None:
+        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._recheck = recheck
+        self._version: int | None = None
+        self._read_at = float("-inf")
+
+    @classmethod
+    def of(cls, app: CarepathApplication) -> StoreChanges | None:
+        """The watch of `app`'s store when it is a SQLite file; None otherwise."""
+        datastore = getattr(app.recorder, "datastore", None)
+        path = getattr(getattr(datastore, "pool", None), "db_name", None)
+        if not isinstance(path, str) or not path or ":memory:" in path or "mode=memory" in path:
+            return None
+        return cls(path)
+
+    def changed(self) -> bool:
+        """True when the store may have changed since the last call that returned True (then
+        read it); call it before each read."""
+        try:
+            version = int(self._connection.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            version = None
+        now = time.monotonic()
+        if version is not None and version == self._version and now - self._read_at < self._recheck:
+            return False
+        self._version = version
+        self._read_at = now
+        return True
+
+    def close(self) -> None:
+        self._connection.close()
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -203,6 +250,7 @@ class OutboxRelay:
         self._positions = positions
         self._batch_size = batch_size
         self._position = positions.get()
+        self._changes = StoreChanges.of(app)
         ops.RELAY_POSITION.labels(source).set(self._position)
 
     @property
@@ -247,8 +295,14 @@ class OutboxRelay:
         on `event_id`."""
         backoff = Backoff(cap=max_backoff)
         what = f"relay {self.source}"
+        caught_up = False  # the last read found less than a batch: the store is read through
         while not stop.is_set():
             ops.OPS.beat()
+            changed = self._changes is None or self._changes.changed()
+            if caught_up and not changed:
+                self._publisher.idle(idle_wait)
+                continue
+            caught_up = False
             try:
                 published = self.relay_once()
             except ContractError as exc:  # a release bug: keep the position, nothing is lost
@@ -269,5 +323,8 @@ class OutboxRelay:
                     on_published(published)
                 if published == self._batch_size:
                     continue
+            caught_up = True
             self._publisher.idle(idle_wait)
         self._publisher.close()
+        if self._changes is not None:
+            self._changes.close()

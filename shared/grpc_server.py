@@ -30,7 +30,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from shared import config, errors, limits, ops, tracing
+from shared import config, errors, limits, ops, per_call, tracing
 from shared.access import enforce
 from shared.access.enforce import AccessControl, Call, Refused
 from shared.access.table import rule_for
@@ -235,6 +235,10 @@ class CarepathInterceptor(grpc.ServerInterceptor):
 
         def unary(behavior: Callable[..., Any]) -> Callable[..., Any]:
             def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
+                with per_call.scope():  # the resolver and the servicer read a row once
+                    return admitted(request, context)
+
+            def admitted(request: Any, context: grpc.ServicerContext) -> Any:
                 try:
                     call = self._admit(method, request, context)
                 except Failure as failed:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from services.discharges.domain import KnownStay
 from shared.config import pool
 from shared.errors import Conflict
+from shared.per_call import read_once
 from shared.sql import create_tables, engine
 from shared.store import CONFLICT_RETRIES
 
@@ -49,7 +50,11 @@ class KnownStays:
         self._engine.dispose()
 
     def get(self, stay_id: UUID) -> KnownStay | None:
-        """The stay, or None when unknown (or PatientAdmitted not seen yet)."""
+        """The stay, or None when unknown (or PatientAdmitted not seen yet); read once per
+        gRPC call (the access resolver's reading is the command's, shared.per_call)."""
+        return read_once(("discharges.known_stay", stay_id), lambda: self._read(stay_id))
+
+    def _read(self, stay_id: UUID) -> KnownStay | None:
         with self._engine.connect() as conn:
             row = conn.execute(
                 sa.select(known_stays).where(known_stays.c.stay_id == str(stay_id))

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import common_pb2, medications_pb2, pathway_pb2, referrals_pb2, registry_pb2
-from services.pathway.summaries import CANCER_MILESTONE_NAMES
+from services.pathway.folding.summaries import CANCER_MILESTONE_NAMES
 from shared.ids import IdentifierError, NationalId
 
 OSLO = ZoneInfo("Europe/Oslo")

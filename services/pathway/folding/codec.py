@@ -1,7 +1,7 @@
 """The folded state as text, for the read model to keep between batches (pure, no I/O).
 
-The text is deterministic (the same state gives the same text), so a rebuild's states equal the
-live ones byte for byte. FORMAT names the shape: a state stored in another format is not read
+The text is deterministic (the same state gives the same text, keys sorted), so a rebuild's
+states equal the live ones byte for byte. FORMAT names the shape: a state stored in another format is not read
 (the projector replays that patient's history instead), so changing the fold only needs
 FORMAT raised.
 """
@@ -51,7 +51,11 @@ def dump(state: PatientState) -> str:
         "registrations": [dataclasses.astuple(r) for r in state.registrations],
         "blocks": [dataclasses.astuple(b) for b in state.blocks],
     }
-    return json.dumps(plain, default=_plain, ensure_ascii=False, separators=(",", ":"))
+    # Keys sorted: an actor's keys come in the order of the message or of the store. Nothing
+    # the fold keeps in a dict depends on its order (ordered things are lists).
+    return json.dumps(
+        plain, default=_plain, ensure_ascii=False, separators=(",", ":"), sort_keys=True
+    )
 
 
 def _aggregates(folded: dict[str, Folded]) -> list[Any]:

@@ -1,9 +1,9 @@
 """The folded state as text, for the read model to keep between batches (pure, no I/O).
 
 The text is deterministic (the same state gives the same text, keys sorted), so a rebuild's
-states equal the live ones byte for byte. FORMAT names the shape: a state stored in another format is not read
-(the projector replays that patient's history instead), so changing the fold only needs
-FORMAT raised.
+states equal the live ones byte for byte. FORMAT names the shape: a state stored in another
+format is not read (the projector replays that patient's history instead), so changing the
+fold only needs FORMAT raised.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Queries on the read model (the only place that reads it)."""
+"""Queries on the read model: every read that answers someone (the gRPC API, the change feed,
+the deadline watch) is here; the projector reads only what it writes with (its stored fold
+states and, to fold a patient again, their stored events)."""
 
 from __future__ import annotations
 
@@ -258,5 +260,21 @@ def changes_after(engine: Engine, sequence: int) -> list[Row]:
     """The next page of the change feed after `sequence`, oldest first."""
     c = rm.changes
     query = sa.select(c).where(c.c.sequence > sequence).order_by(c.c.sequence).limit(CHANGES_PAGE)
+    with engine.connect() as conn:
+        return list(conn.execute(query).mappings())
+
+
+def unannounced_breaches(engine: Engine, now: datetime, limit: int = 500) -> list[Any]:
+    """Open tasks past their due time whose breach has not been announced yet, earliest first
+    (services/pathway/deadlines.py announces them)."""
+    t, b, p = rm.tasks, rm.breaches, rm.patients
+    announced = sa.select(b.c.task_id).where(b.c.task_id == t.c.task_id, b.c.due == t.c.due)
+    query = (
+        sa.select(t, p.c.system, p.c.value)
+        .join(p, p.c.patient_key == t.c.patient_key)
+        .where(t.c.due < utc_iso(now), ~sa.exists(announced))
+        .order_by(t.c.due, t.c.task_id)
+        .limit(limit)
+    )
     with engine.connect() as conn:
         return list(conn.execute(query).mappings())

@@ -44,7 +44,7 @@ from services.pathway import readmodel as rm
 from services.pathway.folding import codec
 from services.pathway.folding.pathway import NotInOrder, PatientState
 from services.pathway.folding.registers import organisations
-from services.pathway.rows import Row, answer_rows, derive_rows, timeline_rows
+from services.pathway.rows import Row, answer_rows, replayed, timeline_rows
 from shared import amqp, events, limits, ops, tracing
 from shared.events import Envelope
 from shared.retry import UNAVAILABLE, Backoff
@@ -90,6 +90,14 @@ def _states(conn: Connection, keys: Sequence[str]) -> dict[str, PatientState]:
         for key, text in conn.execute(query):
             found[key] = codec.load(text)
     return found
+
+
+def _with_state(key: str, state: PatientState, rows: dict[str, list[Row]]) -> dict[str, list[Row]]:
+    """The rows and the fold state they came from (kept for the next batch)."""
+    text = codec.dump(state)
+    return rows | {
+        rm.patient_states.name: [{"patient_key": key, "format": codec.FORMAT, "state": text}]
+    }
 
 
 class _Writes:
@@ -138,10 +146,10 @@ def apply(conn: Connection, new: Mapping[str, Sequence[Envelope]]) -> None:
             continue
         rows = answer_rows(key, state)
         rows["pathway_timeline"] = timeline_rows(key, start, timeline)
-        writes.replace(key, rows, rm.REWRITTEN)
+        writes.replace(key, _with_state(key, state, rows), rm.REWRITTEN)
     for chunk in _chunks(again):
         for key, history in rm.histories(conn, chunk).items():
-            writes.replace(key, derive_rows(key, history), rm.DERIVED)
+            writes.replace(key, _with_state(key, *replayed(key, history)), rm.DERIVED)
     writes.write(conn)
     patients = writes.rows[rm.patients.name]
     if patients:
@@ -168,7 +176,7 @@ def refold(conn: Connection, keys: Sequence[str]) -> None:
             if key == rm.DIRECTORY_KEY:
                 refold_directory(conn, history)
                 continue
-            writes.replace(key, derive_rows(key, history), rm.DERIVED)
+            writes.replace(key, _with_state(key, *replayed(key, history)), rm.DERIVED)
     writes.write(conn)
 
 

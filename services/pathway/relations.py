@@ -16,12 +16,15 @@ and never from an event's actor claiming to be the patient's municipality.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from services.pathway.folding.pathway import PatientPathway
-from services.pathway.folding.registers import BlockChange
 from shared.access.model import Basis, grace_after_end
-from shared.registers import Period
 from shared.times import day_after, day_start, utc_iso
+
+if TYPE_CHECKING:
+    from services.pathway.folding.pathway import PatientPathway
+    from services.pathway.folding.registers import BlockChange
+    from shared.registers import Period
 
 Row = dict[str, object]
 

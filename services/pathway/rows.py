@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.pathway.folding import codec
 from services.pathway.folding.discharges import payment_spans
 from services.pathway.folding.medications import EntryVersion, ReconciliationVersion
-from services.pathway.folding.pathway import PatientState, TimelineEntry, pathway_of, replay
+from services.pathway.folding.model import ReferralView
+from services.pathway.folding.pathway import (
+    PatientPathway,
+    PatientState,
+    TimelineEntry,
+    pathway_of,
+    replay,
+)
 from services.pathway.relations import block_rows, relationship_rows
 from shared.access.model import blocks, relationships
 from shared.events import Envelope
@@ -46,21 +52,53 @@ def timeline_rows(key: str, start: int, entries: Sequence[TimelineEntry]) -> lis
 
 def answer_rows(key: str, state: PatientState) -> Rows:
     """The rows of readmodel.REWRITTEN for one patient: the pathway's (when there is a clinical
-    event), the access facts' (always: a patient the registers name may not have a pathway
-    yet) and the fold's state. Takes the medication versions made since the last call (they
-    are appended: `medication_rows`)."""
+    event) and the access facts' (always: a patient the registers name may not have a pathway
+    yet); the fold's state itself is the projector's to store. Takes the medication versions
+    made since the last call (they are appended: `medication_rows`)."""
     versions = state.medications.take() if state.medications else []
     pathway = pathway_of(state)
     found: Rows = {
         relationships.name: relationship_rows(key, pathway),
         blocks.name: block_rows(key, pathway.blocks),
-        "pathway_patient_states": [
-            {"patient_key": key, "format": codec.FORMAT, "state": codec.dump(state)}
-        ],
     }
-    if state.patient is None or state.last is None:
-        return found | medication_rows(key, versions)
-    patient: Row = {
+    if state.patient is not None and state.last is not None:
+        found |= _pathway_rows(key, state, pathway)
+    return found | medication_rows(key, versions)
+
+
+def _pathway_rows(key: str, state: PatientState, pathway: PatientPathway) -> Rows:
+    found: Rows = {
+        "pathway_patients": [_patient_row(key, state, pathway)],
+        "pathway_referrals": [_referral_row(key, r) for r in pathway.referrals],
+        "pathway_tasks": [{"patient_key": key, **vars(t)} for t in pathway.tasks],
+        "pathway_stays": [
+            {
+                "patient_key": key,
+                "stay_id": s.stay_id,
+                "hospital_her_id": s.hospital_her_id,
+                "ward": s.ward,
+                "admitted_at": s.admitted_at,
+                "closed_at": s.closed_at,
+            }
+            for s in pathway.stays
+        ],
+        "pathway_messages": [
+            {"patient_key": key, "position": position, **vars(m)}
+            for position, m in enumerate(pathway.messages)
+        ],
+        "pathway_payments": _payment_rows(key, pathway),
+    }
+    if state.medications is not None:
+        view = state.medications.view
+        found["pathway_medication_lists"] = [
+            {"patient_key": key, "list_id": str(view.list_id), "version": view.version}
+        ]
+    return found
+
+
+def _patient_row(key: str, state: PatientState, pathway: PatientPathway) -> Row:
+    assert state.patient is not None and state.last is not None
+    return {
         "patient_key": key,
         "system": state.patient["system"],
         "value": state.patient["value"],
@@ -79,41 +117,29 @@ def answer_rows(key: str, state: PatientState) -> Rows:
             (d.ready.ready_at for d in pathway.discharges if d.ready), default=None
         ),
     }
-    found["pathway_patients"] = [patient]
-    found["pathway_referrals"] = [
-        {
-            "referral_id": r.referral_id,
-            "patient_key": key,
-            "state": r.state,
-            "priority": r.priority,
-            "cancer_pathway": r.cancer_pathway,
-            "sender_her_id": r.sender_her_id,
-            "receiver_her_id": r.receiver_her_id,
-            "sent_at": r.sent_at,
-            "updated_at": r.updated_at,
-            "is_open": r.is_open,
-            "cancer_milestones": [vars(m) for m in r.cancer_milestones()] or None,
-        }
-        for r in pathway.referrals
-    ]
-    found["pathway_tasks"] = [{"patient_key": key, **vars(t)} for t in pathway.tasks]
-    found["pathway_stays"] = [
-        {
-            "patient_key": key,
-            "stay_id": s.stay_id,
-            "hospital_her_id": s.hospital_her_id,
-            "ward": s.ward,
-            "admitted_at": s.admitted_at,
-            "closed_at": s.closed_at,
-        }
-        for s in pathway.stays
-    ]
-    found["pathway_messages"] = [
-        {"patient_key": key, "position": position, **vars(m)}
-        for position, m in enumerate(pathway.messages)
-    ]
+
+
+def _referral_row(key: str, r: ReferralView) -> Row:
+    return {
+        "referral_id": r.referral_id,
+        "patient_key": key,
+        "state": r.state,
+        "priority": r.priority,
+        "cancer_pathway": r.cancer_pathway,
+        "sender_her_id": r.sender_her_id,
+        "receiver_her_id": r.receiver_her_id,
+        "sent_at": r.sent_at,
+        "updated_at": r.updated_at,
+        "is_open": r.is_open,
+        "cancer_milestones": [vars(m) for m in r.cancer_milestones()] or None,
+    }
+
+
+def _payment_rows(key: str, pathway: PatientPathway) -> list[Row]:
+    """Each readiness period, with its payer: the municipality the registers say the patient
+    stayed or lived in on the ready day (computed here, so a later register event rewrites it)."""
     spans = [span for d in pathway.discharges for span in payment_spans(d)]
-    found["pathway_payments"] = [
+    return [
         {
             "patient_key": key,
             "position": position,
@@ -125,12 +151,6 @@ def answer_rows(key: str, state: PatientState) -> Rows:
         }
         for position, span in enumerate(spans)
     ]
-    if state.medications is not None:
-        view = state.medications.view
-        found["pathway_medication_lists"] = [
-            {"patient_key": key, "list_id": str(view.list_id), "version": view.version}
-        ]
-    return found | medication_rows(key, versions)
 
 
 def medication_rows(key: str, versions: Sequence[EntryVersion | ReconciliationVersion]) -> Rows:
@@ -182,10 +202,15 @@ def medication_rows(key: str, versions: Sequence[EntryVersion | ReconciliationVe
     }
 
 
-def derive_rows(key: str, history: Sequence[Envelope]) -> Rows:
-    """Every row of one patient from all of their events (a replay)."""
+def replayed(key: str, history: Sequence[Envelope]) -> tuple[PatientState, Rows]:
+    """The state and every row of one patient from all of their events (a replay)."""
     state, timeline = replay(history)
     rows = answer_rows(key, state)
     if timeline:
         rows["pathway_timeline"] = timeline_rows(key, 0, timeline)
-    return rows
+    return state, rows
+
+
+def derive_rows(key: str, history: Sequence[Envelope]) -> Rows:
+    """Every row of one patient from all of their events (a replay)."""
+    return replayed(key, history)[1]

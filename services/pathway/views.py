@@ -122,6 +122,24 @@ def _replayed(
     )
 
 
+def _entry(row: Row) -> Entry:
+    return Entry(
+        entry_id=row["entry_id"],
+        atc_code=row["atc_code"],
+        name=row["name"],
+        dose=row["dose"],
+        reason=row["reason"],
+        source_her_id=row["source_her_id"],
+        source_kind=row["source_kind"],
+        prescribed_at=datetime.fromisoformat(row["prescribed_at"]),
+        prescribed_by=row["prescribed_by"],
+        last_changed_at=datetime.fromisoformat(row["last_changed_at"]),
+        last_changed_by=row["last_changed_by"],
+        state=EntryState(row["state"]),
+        state_reason=row["state_reason"],
+    )
+
+
 def _medication_list(
     conn: Connection, key: str, clinical_at: datetime | None
 ) -> MedicationListView | None:
@@ -154,21 +172,7 @@ def _medication_list(
         as_of=clinical_at,
     )
     for row in conn.execute(query).mappings():
-        view.entries[row["entry_id"]] = Entry(
-            entry_id=row["entry_id"],
-            atc_code=row["atc_code"],
-            name=row["name"],
-            dose=row["dose"],
-            reason=row["reason"],
-            source_her_id=row["source_her_id"],
-            source_kind=row["source_kind"],
-            prescribed_at=datetime.fromisoformat(row["prescribed_at"]),
-            prescribed_by=row["prescribed_by"],
-            last_changed_at=datetime.fromisoformat(row["last_changed_at"]),
-            last_changed_by=row["last_changed_by"],
-            state=EntryState(row["state"]),
-            state_reason=row["state_reason"],
-        )
+        view.entries[row["entry_id"]] = _entry(row)
     rec = sa.select(r).where(r.c.patient_key == key)
     if stamp is not None:
         rec = rec.where(r.c.valid_from <= stamp)

@@ -14,13 +14,16 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from services.pathway.folding.discharges import DischargeView, ReadyPeriod
 from services.pathway.folding.medications import MedicationProjection
-from services.pathway.folding.messages import PloMessage
+from services.pathway.folding.model import (
+    DischargeView,
+    PloMessage,
+    ReadyPeriod,
+    ReferralView,
+    StayView,
+)
 from services.pathway.folding.pathway import Folded, PatientState
-from services.pathway.folding.referrals import ReferralView
 from services.pathway.folding.registers import BlockChange, Registration
-from services.pathway.folding.stays import StayView
 from shared.medication_list import Entry, EntryState, MedicationListView
 
 FORMAT = 1

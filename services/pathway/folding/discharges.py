@@ -3,45 +3,16 @@ answer, payment periods, the destination and the discharge messages (pure, no I/
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 
-from services.pathway.folding.messages import PloMessage
+from services.pathway.folding.model import DischargeView, PloMessage, ReadyPeriod
 from shared import rules
 from shared.events import Envelope
 from shared.events import discharges as dc
 from shared.times import utc_iso
 
 OSLO = rules.OSLO
-
-
-@dataclass
-class ReadyPeriod:
-    ready_at: str
-    answered_at: str | None = None
-    can_receive: bool | None = None
-    receive_on: str | None = None  # ISO date
-    ended_at: str | None = None  # withdrawn (avmelding) or discharged
-
-
-@dataclass
-class DischargeView:
-    discharge_id: str
-    stay_id: str
-    hospital_her_id: str
-    municipality_her_id: str
-    periods: list[ReadyPeriod] = field(default_factory=list)
-    discharged_at: str | None = None
-    destination: str | None = None
-    destination_her_id: str | None = None
-    messages: dict[str, PloMessage] = field(default_factory=dict)
-
-    @property
-    def ready(self) -> ReadyPeriod | None:
-        """The readiness period still running, if any."""
-        if self.periods and self.periods[-1].ended_at is None:
-            return self.periods[-1]
-        return None
 
 
 def step_discharge(view: DischargeView | None, e: Envelope) -> DischargeView | None:

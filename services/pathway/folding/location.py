@@ -2,23 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from services.pathway.folding.discharges import DischargeView
-from services.pathway.folding.stays import StayView
-
-
-@dataclass(frozen=True)
-class Location:
-    """Where the patient is: kind (HOSPITAL, …; UNSPECIFIED when unknown), where, since."""
-
-    kind: str
-    her_id: str | None
-    ward: str | None
-    since: str | None
-
-
-UNKNOWN = Location("UNSPECIFIED", None, None, None)
+from services.pathway.folding.model import UNKNOWN, DischargeView, Location, StayView
 
 
 def location(stays: list[StayView], discharges: list[DischargeView]) -> Location:

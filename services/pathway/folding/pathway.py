@@ -16,12 +16,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.pathway.folding.discharges import DischargeView, step_discharge
-from services.pathway.folding.location import UNKNOWN, Location, location
+from services.pathway.folding.discharges import step_discharge
+from services.pathway.folding.location import location
 from services.pathway.folding.medications import SOURCE as MEDICATIONS
 from services.pathway.folding.medications import MedicationProjection
-from services.pathway.folding.messages import PloMessage
-from services.pathway.folding.referrals import ReferralView, step_referral
+from services.pathway.folding.model import (
+    UNKNOWN,
+    DischargeView,
+    Location,
+    PloMessage,
+    ReferralView,
+    StayView,
+    Task,
+)
+from services.pathway.folding.referrals import step_referral
 from services.pathway.folding.registers import (
     SOURCE as REGISTRY,
 )
@@ -34,9 +42,9 @@ from services.pathway.folding.registers import (
     facts_of,
     registration,
 )
-from services.pathway.folding.stays import StayView, step_stay
+from services.pathway.folding.stays import step_stay
 from services.pathway.folding.summaries import Summariser
-from services.pathway.folding.tasks import Task, discharge_tasks, referral_tasks, stay_tasks
+from services.pathway.folding.tasks import discharge_tasks, referral_tasks, stay_tasks
 from shared.events import Envelope
 from shared.times import utc_iso
 

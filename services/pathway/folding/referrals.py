@@ -3,78 +3,10 @@ its cancer pathway's milestones (pure, no I/O)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
-
-from services.pathway.folding.messages import PloMessage
-from shared import rules
+from services.pathway.folding.model import PloMessage, ReferralView
 from shared.events import Envelope
 from shared.events import referrals as rf
 from shared.times import utc_iso
-
-OPEN_REFERRAL_STATES = frozenset({"SENT", "RECEIVED", "FORWARDED", "ACCEPTED"})
-#: A cancer pathway stops being followed when its referral is declined or withdrawn.
-CANCER_PATHWAY_ENDED = frozenset({"REJECTED", "CANCELLED", "RECEIPT_REJECTED"})
-CANCER_MILESTONES = tuple(m.upper() for m in rules.CANCER_MILESTONES)
-
-
-@dataclass(frozen=True)
-class CancerMilestoneStatus:
-    """One milestone of a cancer pathway: its segment's start, due time and standard days, and
-    when it was reached (UTC ISO strings; None while unknown)."""
-
-    milestone: str
-    segment_start: str | None
-    due: str | None
-    reached_at: str | None
-    standard_days: int
-    treatment: str | None
-
-
-@dataclass
-class ReferralView:
-    referral_id: str
-    state: str
-    priority: str
-    cancer_pathway: str | None
-    sender_her_id: str
-    receiver_her_id: str
-    sent_at: str
-    updated_at: str
-    waiting_since: str  # clinical time the current wait began (sent, forwarded, received)
-    cancer_started_at: str | None = None  # the first receipt: the cancer pathway's clock
-    cancer_reached: dict[str, str] = field(default_factory=dict)  # milestone → clinical time
-    cancer_treatment: str | None = None
-    messages: list[PloMessage] = field(default_factory=list)  # sent, then each forward
-    #: Each receiving hospital in turn: (HER-id, since, until the forward; None: still it).
-    receivers: list[tuple[str, str, str | None]] = field(default_factory=list)
-    closed_at: str | None = None  # clinical time it stopped being open
-
-    @property
-    def is_open(self) -> bool:
-        return self.state in OPEN_REFERRAL_STATES
-
-    def cancer_milestones(self) -> list[CancerMilestoneStatus]:
-        """Every milestone of the referral's cancer pathway against its standard time; each
-        segment starts when the previous milestone is reached (the receipt for the first)."""
-        if not self.cancer_pathway or not self.cancer_started_at:
-            return []
-        statuses = []
-        start: str | None = self.cancer_started_at
-        for milestone in CANCER_MILESTONES:
-            treatment = self.cancer_treatment if milestone == "TREATMENT_START" else None
-            days, due = 0, None
-            if milestone != "TREATMENT_START" or treatment:
-                days = rules.cancer_segment_days(self.cancer_pathway, milestone, treatment)
-                if start:
-                    begun = datetime.fromisoformat(start)
-                    due = utc_iso(
-                        rules.cancer_segment_due(self.cancer_pathway, milestone, begun, treatment)
-                    )
-            reached = self.cancer_reached.get(milestone)
-            statuses.append(CancerMilestoneStatus(milestone, start, due, reached, days, treatment))
-            start = reached
-        return statuses
 
 
 def step_referral(view: ReferralView | None, e: Envelope) -> ReferralView | None:

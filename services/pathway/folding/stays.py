@@ -3,28 +3,10 @@ messages with their receipts, whether the health information went out (pure, no 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from services.pathway.folding.messages import PloMessage
+from services.pathway.folding.model import PloMessage, StayView
 from shared.events import Envelope, Payload
 from shared.events import admissions as adm
 from shared.times import utc_iso
-
-
-@dataclass
-class StayView:
-    stay_id: str
-    hospital_her_id: str  # the responsible hospital now
-    ward: str
-    admitted_at: str
-    since: str  # admitted, or moved to the current hospital/ward
-    existing_service_user: bool
-    closed_at: str | None = None
-    health_information_sent: bool = False
-    messages: dict[str, PloMessage] = field(default_factory=dict)
-    #: Every hospital responsible in turn, with when it became responsible.
-    hospitals: list[tuple[str, str]] = field(default_factory=list)
-
 
 #: Each PLO message of a stay: its name and the kind of organisation that receives it.
 MESSAGE_NAMES: dict[type[Payload], tuple[str, str]] = {

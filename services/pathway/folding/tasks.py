@@ -3,13 +3,16 @@ referrals, stays and discharges (pure, no I/O)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
-from services.pathway.folding.discharges import DischargeView
-from services.pathway.folding.messages import PloMessage
-from services.pathway.folding.referrals import CANCER_PATHWAY_ENDED, ReferralView
-from services.pathway.folding.stays import StayView
+from services.pathway.folding.model import (
+    CANCER_PATHWAY_ENDED,
+    DischargeView,
+    PloMessage,
+    ReferralView,
+    StayView,
+    Task,
+)
 from services.pathway.folding.summaries import (
     CANCER_MILESTONE_NAMES,
     CANCER_PATHWAY_NAMES,
@@ -17,20 +20,6 @@ from services.pathway.folding.summaries import (
 )
 from shared import rules
 from shared.times import utc_iso
-
-
-@dataclass(frozen=True)
-class Task:
-    """Something waiting on an organisation, with its due time (UTC ISO strings)."""
-
-    task_id: str
-    kind: str
-    description: str
-    waiting_on_her_id: str
-    waiting_on_kind: str
-    since: str
-    due: str
-    aggregate_id: str
 
 
 def receipt_tasks(messages: dict[str, PloMessage], aggregate_id: str) -> list[Task]:

@@ -15,8 +15,6 @@ gRPC servers are plain processes with threads — never inside nameko/eventlet (
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
@@ -36,14 +34,20 @@ from shared import config, errors, limits, ops, tracing
 from shared.access import enforce
 from shared.access.enforce import AccessControl, Call, Refused
 from shared.access.table import rule_for
-from shared.auth import Actor, IssuerUnavailable, TokenVerifier, Unauthenticated
+from shared.actors import Actor
+from shared.auth import IssuerUnavailable, TokenVerifier, Unauthenticated
 from shared.config import ServerTLS
 from shared.retry import UNAVAILABLE
+from shared.signals import stop_event
 
 log = logging.getLogger(__name__)
 
 #: Methods anyone may call without a token (orchestrators probe health; tools use reflection).
 PUBLIC_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+#: Worker threads of a server (one call each) unless its api module asks for more
+#: (`MAX_WORKERS`: PathwayService's long-lived WatchPathway streams hold one each).
+DEFAULT_MAX_WORKERS = 32
 
 #: The domain of every google.rpc.ErrorInfo a carepath service sends.
 ERROR_DOMAIN = "carepath.no"
@@ -389,10 +393,7 @@ class Server:
         """Block until SIGTERM/SIGINT, then shut down gracefully: running calls get
         `GRPC_GRACE_SECONDS` (read now, so a bad setting fails the start, not the stop)."""
         grace = config.grpc_grace_seconds()
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-        stop.wait()
+        stop_event().wait()
         log.info("shutting down")
         self.stop(grace)
 
@@ -403,7 +404,7 @@ def start_server(
     service_names: Sequence[str],
     tokens: TokenVerifier,
     access: AccessControl,
-    max_workers: int = 32,
+    max_workers: int = DEFAULT_MAX_WORKERS,
     tls: ServerTLS | None = None,
 ) -> Server:
     """Build, register and start a server on `address` ("host:port"; port 0 picks a free one),

@@ -46,10 +46,11 @@ from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider
 from opentelemetry.trace import Span
 
-from shared import config, events, limits, ops, tracing
+from shared import bootstrap, events, limits, ops, tracing
 from shared.access.enforce import Resource
 from shared.access.policy import Facts, decide
 from shared.access.table import rule_for
+from shared.actors import Actor
 from shared.amqp import (
     DEAD_LETTER_EXCHANGE,
     DEAD_LETTER_QUEUE,
@@ -62,10 +63,8 @@ from shared.amqp import (
     retry_exchange,
     sender_refusal,
 )
-from shared.auth import Actor
 from shared.domain import CommandContext
 from shared.events import ContractError, Envelope
-from shared.retry import until_available
 from shared.store import CarepathApplication
 from shared.times import utc_iso
 
@@ -232,13 +231,10 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
                 content_type=message.content_type or "application/octet-stream",
                 content_encoding=message.content_encoding or "binary",
                 user_id=self.own_user,
-                headers={
-                    **dead_letter_headers(
-                        reason, origin.exchange, origin.routing_key, origin.user_id or "",
-                        consumer=self.queue.name, attempts=attempts,
-                    ),
-                    **({tracing.TRACEPARENT: trace} if isinstance(trace, str) else {}),
-                },
+                headers=dead_letter_headers(
+                    reason, origin, consumer=self.queue.name, attempts=attempts,
+                    traceparent=trace if isinstance(trace, str) else None,
+                ),
             )  # fmt: skip
         except Exception:
             log.exception("could not send a message to %s; returned it", exchange)
@@ -261,8 +257,7 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
                 content_encoding=message.content_encoding or "binary",
                 user_id=self.own_user,  # parked by this service: replayable into this queue
                 headers=dead_letter_headers(
-                    reason, origin.exchange, origin.routing_key, origin.user_id or "",
-                    consumer=self.queue.name, attempts=attempts,
+                    reason, origin, consumer=self.queue.name, attempts=attempts
                 ),
             )  # fmt: skip
         except Exception:
@@ -350,12 +345,7 @@ class ApplicationProvider(DependencyProvider, Generic[A]):  # type: ignore[misc]
         self.app_class = app_class
 
     def setup(self) -> None:
-        url = config.database_url(self.app_class.name)
-        self.app = until_available(
-            lambda: self.app_class.from_url(url, config.pool("store-reactions")),
-            log,
-            f"{self.app_class.name} store",
-        )
+        self.app = bootstrap.application(self.app_class, "store-reactions")
         ops.OPS.check(f"store {self.app_class.name}", self.app.recorder.max_notification_id)
 
     def stop(self) -> None:

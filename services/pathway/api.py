@@ -21,7 +21,7 @@ from shared.access.enforce import AccessControl, Resolver, current_call
 from shared.access.facts import FactStore
 from shared.access.model import MUNICIPALITY_MEMBERSHIP, Basis, Relationship
 from shared.errors import InvalidArgument, NotFound, NotPermitted
-from shared.times import utc_iso
+from shared.times import OSLO, utc_iso
 
 #: Read-model organisation kinds ("HOSPITAL", ...) are OrgKind values.
 LEVEL_TO_PB: dict[str, common_pb2.OrganisationKind.ValueType] = {
@@ -278,7 +278,7 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
             )
         reply.location.CopyFrom(_location_to_pb(view.patient))
         reply.municipality_her_id = view.patient["municipality_her_id"] or ""
-        today = moment.astimezone(rules.OSLO).date()
+        today = moment.astimezone(OSLO).date()
         reply.payments.extend(_payment_to_pb(p, today) for p in view.payments)
         reply.messages.extend(_message_to_pb(m) for m in view.messages)
         reply.stays.extend(_stay_to_pb(s) for s in view.stays)

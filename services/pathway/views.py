@@ -18,7 +18,7 @@ from services.pathway import readmodel as rm
 from services.pathway.folding.medications import medication_list
 from services.pathway.rows import derive_rows
 from shared.access.model import Basis, blocks, relationships
-from shared.auth import Actor
+from shared.actors import Actor
 from shared.medication_list import Entry, EntryState, MedicationListView, Reconciliation
 from shared.times import utc_iso
 

@@ -1,6 +1,6 @@
 """What the viewer shows, in Norwegian bokmål and Oslo time: labels for the API's enums, dates
-and amounts the Norwegian way, organisations by the names the directory gives them, the access
-log in plain words for the citizen, and the pathway picture's geometry (lanes, bars, marks).
+and amounts the Norwegian way, organisations by the names the directory gives them, and the access
+log in plain words for the citizen. The pathway picture's geometry is services/viewer/picture.py.
 
 Pure functions over the PathwayService and AccessService replies; the templates only place what
 these return.
@@ -10,17 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
+from datetime import UTC, date, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import common_pb2, medications_pb2, pathway_pb2, referrals_pb2, registry_pb2
 from services.pathway.folding.summaries import CANCER_MILESTONE_NAMES
 from shared.ids import IdentifierError, NationalId
-
-OSLO = ZoneInfo("Europe/Oslo")
+from shared.times import OSLO
 
 MONTHS = (
     "januar",
@@ -74,13 +71,6 @@ CANCER_MILESTONE = {
     ): text.capitalize()
     for name, text in CANCER_MILESTONE_NAMES.items()
 }
-
-#: The three lanes of the picture, top to bottom.
-LANES = (
-    (MUNICIPALITY, "Kommune"),
-    (GP, "Fastlege"),
-    (HOSPITAL, "Sykehus"),
-)
 
 
 def oslo(ts: Timestamp | datetime) -> datetime:
@@ -183,33 +173,6 @@ def emergency(reply: pathway_pb2.Pathway) -> bool:
     return reply.access_basis == common_pb2.ACCESS_BASIS_EMERGENCY
 
 
-def lane_organisations(reply: pathway_pb2.Pathway, names: Directory) -> list[tuple[str, str]]:
-    """Who the picture's lanes stand for: per lane, the organisations of the registers and of
-    the events, messages and stays, by name, in the order they appear."""
-    found: dict[int, dict[str, None]] = {kind: {} for kind, _ in LANES}
-    r = reply.relations
-    for her_id, kind in (
-        (r.residence_municipality_her_id, MUNICIPALITY),
-        (r.temporary_residence_municipality_her_id, MUNICIPALITY),
-        (r.fastlege_her_id, GP),
-    ):
-        if her_id:
-            found[kind][her_id] = None
-    for entry in reply.timeline:
-        if entry.level in found and entry.actor.organisation.her_id:
-            found[entry.level][entry.actor.organisation.her_id] = None
-    for message in reply.messages:
-        if message.to.kind in found and message.to.her_id:
-            found[message.to.kind][message.to.her_id] = None
-    for stay in reply.stays:
-        found[HOSPITAL][stay.hospital_her_id] = None
-    return [
-        (lane, ", ".join(names.name(her_id, kind) for her_id in found[kind]))
-        for kind, lane in LANES
-        if found[kind]
-    ]
-
-
 # --- the citizen's view ------------------------------------------------------------------
 
 REFERRAL_STATE = {
@@ -310,7 +273,15 @@ CALL = {
     "AccessService/RequestEmergencyAccess": "Ba om akuttilgang til opplysningene dine",
     "AccessService/ListEmergencyAccesses": "Kontrollerte en akuttilgang til opplysningene dine",
     "AccessService/ListAccesses": "Så hvem som har sett på opplysningene dine",
+    "SubscriptionAdminService/CreateSubscription": "Opprettet et abonnement for et fagsystem",
+    "SubscriptionAdminService/ListSubscriptions": "Så abonnementene for fagsystemer",
+    "SubscriptionAdminService/PauseSubscription": "Stanset et abonnement for et fagsystem",
+    "SubscriptionAdminService/ResumeSubscription": "Startet et abonnement for et fagsystem igjen",
+    "SubscriptionAdminService/DeleteSubscription": "Slettet et abonnement for et fagsystem",
 }
+#: A vendor subscription's delivery of an event about the citizen (services/streams): the call
+#: is `VendorDelivery/<subscription>`, the organisation the one whose system received it.
+VENDOR_DELIVERY = "VendorDelivery/"
 #: The ground a caller was let in on, as the citizen reads it.
 BASIS = {
     common_pb2.ACCESS_BASIS_UNSPECIFIED: "Ingen",
@@ -329,6 +300,7 @@ BASIS = {
     common_pb2.ACCESS_BASIS_ORGANISATION_DIRECTORY: "Adresseregisteret",
     common_pb2.ACCESS_BASIS_SUPERVISOR: "Kontroll av akuttilgang",
     common_pb2.ACCESS_BASIS_OWN_ORGANISATION: "Kommunens egen arbeidsliste",
+    common_pb2.ACCESS_BASIS_OPERATOR: "Driften av carepath",
 }
 PURPOSE = {
     common_pb2.ACCESS_PURPOSE_UNSPECIFIED: "Ikke oppgitt",
@@ -339,6 +311,7 @@ PURPOSE = {
     common_pb2.ACCESS_PURPOSE_REGISTER_MAINTENANCE: "Oppdatering av registeropplysninger",
     common_pb2.ACCESS_PURPOSE_ACCESS_REVIEW: "Kontroll av tilgang",
     common_pb2.ACCESS_PURPOSE_ACCESS_MANAGEMENT: "Styring av hvem som får se opplysningene",
+    common_pb2.ACCESS_PURPOSE_SERVICE_PLANNING: "Planlegging av tjenester (uten å vite hvem du er)",
 }
 EMERGENCY_REASON = {
     common_pb2.EMERGENCY_REASON_LIFE_THREATENING: "Livet eller helsen din var i fare",
@@ -354,6 +327,7 @@ OUTCOME = {
     "UNAUTHENTICATED": ("Avvist: ikke innlogget", True),
     "NOT_FOUND": ("Fant ingen opplysninger", False),
     "INVALID_ARGUMENT": ("Ugyldig forespørsel", False),
+    "DELIVERED": ("Fikk tilsendt", False),
 }
 
 
@@ -387,7 +361,12 @@ def access_line(record: registry_pb2.AccessRecord) -> AccessLine:
         if record.actor.person.hpr_number
         else "",
         by_self=record.by_self,
-        what=CALL.get(record.call, record.call),
+        what=(
+            f"Fagsystemet fikk tilsendt en hendelse om deg (abonnement "
+            f"{record.call.removeprefix(VENDOR_DELIVERY)})"
+            if record.call.startswith(VENDOR_DELIVERY)
+            else CALL.get(record.call, record.call)
+        ),
         basis=BASIS.get(record.basis, "Ukjent"),
         purpose=PURPOSE.get(record.purpose, "Ukjent"),
         outcome=outcome,
@@ -395,18 +374,6 @@ def access_line(record: registry_pb2.AccessRecord) -> AccessLine:
         emergency=record.emergency,
         emergency_reason=EMERGENCY_REASON.get(record.emergency_reason, ""),
     )
-
-
-def count(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
-
-
-def lane_name(kind: int) -> str:
-    return next((name for lane, name in LANES if lane == kind), "Annet")
-
-
-def _midnight(value: common_pb2.Date) -> datetime:
-    return datetime(value.year, value.month, value.day, tzinfo=OSLO)
 
 
 def age(value: str, today: date | None = None) -> int | None:
@@ -419,228 +386,3 @@ def age(value: str, today: date | None = None) -> int | None:
         return None
     today = today or datetime.now(OSLO).date()
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
-
-
-# --- the picture ------------------------------------------------------------------------
-
-
-@dataclass
-class Mark:
-    x: float
-    y: float
-    kind: str  # event | message | deadline | milestone
-    css: str
-    title: str
-
-
-@dataclass
-class Bar:
-    x: float
-    y: float
-    width: float
-    css: str
-    label: str
-    title: str
-    open_end: bool = False
-
-
-@dataclass
-class Tick:
-    x: float
-    label: str
-
-
-@dataclass
-class Picture:
-    width: int
-    height: int
-    lanes: list[tuple[float, str]] = field(default_factory=list)
-    bars: list[Bar] = field(default_factory=list)
-    marks: list[Mark] = field(default_factory=list)
-    ticks: list[Tick] = field(default_factory=list)
-    now_x: float | None = None
-    description: str = ""
-    left: int = 0  # where the time axis starts (the lane names stand before it)
-    #: Per lane, the organisations it stands for, by name.
-    who: list[tuple[str, str]] = field(default_factory=list)
-
-
-LEFT, RIGHT, TOP, LANE_HEIGHT = 110, 20, 30, 56
-
-
-def picture(
-    reply: pathway_pb2.Pathway, now: datetime, window_days: int | None = None, width: int = 1000
-) -> Picture:
-    """Lanes for municipality, GP and hospital over the span of the pathway: stays as bars in
-    the hospital lane, the utskrivningsklar waiting period as a bar in the municipality lane (it
-    pays), each message as a mark in its sender's lane coloured by its receipt, other events as
-    dots, and each open deadline as a marker in the lane of the organisation it waits on, red
-    when breached. With `window_days`, only that many days up to the latest event are drawn.
-    Organisations are named as the reply's directory entries name them."""
-    names = Directory.of(reply.organisations)
-    lane_y = {kind: TOP + i * LANE_HEIGHT + LANE_HEIGHT / 2 for i, (kind, _) in enumerate(LANES)}
-    pic = Picture(width=width, height=int(TOP + len(LANES) * LANE_HEIGHT + 10), left=LEFT)
-    pic.lanes = [(lane_y[kind], name) for kind, name in LANES]
-    pic.who = lane_organisations(reply, names)
-    moments = [oslo(e.occurred_at) for e in reply.timeline]
-    moments += [oslo(t.due) for t in reply.tasks]
-    if not moments:
-        return pic
-    start = min(moments) - timedelta(days=2)
-    end = max(moments) + timedelta(days=2)
-    if window_days:
-        latest = max(oslo(e.occurred_at) for e in reply.timeline) if reply.timeline else end
-        start = max(start, latest - timedelta(days=window_days))
-    span = (end - start).total_seconds() or 1.0
-    inner = width - LEFT - RIGHT
-
-    def shown(moment: datetime) -> bool:
-        return start <= moment <= end
-
-    def x(moment: datetime) -> float:
-        clipped = min(max(moment, start), end)
-        return round(LEFT + inner * (clipped - start).total_seconds() / span, 1)
-
-    if start <= now <= end:
-        pic.now_x = x(now)
-    pic.ticks = _month_ticks(start, end, x) or [
-        Tick(x(start), day(start)),
-        Tick(x(end), day(end)),
-    ]
-
-    hospital, municipality = lane_y[HOSPITAL], lane_y[MUNICIPALITY]
-    for stay in reply.stays:
-        begin = oslo(stay.admitted_at)
-        finish = oslo(stay.closed_at) if stay.HasField("closed_at") else end
-        if finish < start:
-            continue
-        closed = f"utskrevet {when(stay.closed_at)}" if stay.HasField("closed_at") else "pågår"
-        pic.bars.append(
-            Bar(
-                x=x(begin),
-                y=hospital - 9,
-                width=max(x(finish) - x(begin), 4),
-                css="stay",
-                label=stay.ward,
-                title=f"Innlagt {when(stay.admitted_at)}, {stay.ward}, "
-                f"{names.name(stay.hospital_her_id, HOSPITAL)}; {closed}",
-                open_end=not stay.HasField("closed_at"),
-            )
-        )
-    for period in reply.payments:
-        begin = _midnight(period.ready_on)
-        until = _midnight(period.until)
-        amount = (
-            kroner(period.amount_nok) if not period.amount_unavailable_reason else "beløp ukjent"
-        )
-        pic.bars.append(
-            Bar(
-                x=x(begin),
-                y=municipality - 9,
-                width=max(x(until) - x(begin), 4),
-                css="waiting",
-                label=f"Utskrivningsklar: {period.days} døgn, {amount}",
-                title=f"Utskrivningsklar fra {day(period.ready_on)}: {period.days} døgn à "
-                f"kommunal betaling, {amount}"
-                + (
-                    f", betales av {names.name(period.municipality_her_id, MUNICIPALITY)}"
-                    if period.municipality_her_id
-                    else ""
-                ),
-                open_end=period.ongoing,
-            )
-        )
-    messages = {m.event_id: m for m in reply.messages}
-    for entry in reply.timeline:
-        y = lane_y.get(entry.level)
-        if y is None or not shown(oslo(entry.occurred_at)):
-            continue
-        message = messages.get(entry.event_id)
-        if message is not None:
-            label, css = RECEIPT[message.receipt]
-            pic.marks.append(
-                Mark(
-                    x(oslo(entry.occurred_at)),
-                    y,
-                    "message",
-                    f"message {css}",
-                    f"{message.name} til {names.organisation(message.to)}, "
-                    f"{when(message.sent_at)}: "
-                    f"{label.lower()}",
-                )
-            )
-        else:
-            pic.marks.append(
-                Mark(
-                    x(oslo(entry.occurred_at)),
-                    y,
-                    "event",
-                    "event",
-                    f"{when(entry.occurred_at)}: {entry.summary}",
-                )
-            )
-    for task in reply.tasks:
-        y = lane_y.get(task.waiting_on.kind)
-        if y is None or not shown(oslo(task.due)):
-            continue
-        state = "overskredet" if task.breached else "frist"
-        pic.marks.append(
-            Mark(
-                x(oslo(task.due)),
-                y,
-                "deadline",
-                "deadline breached" if task.breached else "deadline",
-                f"Frist {when(task.due)} ({state}): {task.description}; venter på "
-                f"{names.organisation(task.waiting_on, in_text=True)}",
-            )
-        )
-    for referral in reply.summary.referrals:
-        for milestone in referral.cancer_milestones:
-            if not milestone.HasField("due") or not shown(oslo(milestone.due)):
-                continue
-            reached = (
-                f"nådd {when(milestone.reached_at)}"
-                if milestone.HasField("reached_at")
-                else "ikke nådd"
-            )
-            late = " – forsinket" if milestone.late else ""
-            pic.marks.append(
-                Mark(
-                    x(oslo(milestone.due)),
-                    hospital,
-                    "deadline",
-                    "deadline breached" if milestone.late else "deadline met",
-                    f"Pakkeforløp, {CANCER_MILESTONE[milestone.milestone].lower()}: frist "
-                    f"{when(milestone.due)}, {reached}{late}",
-                )
-            )
-    breached = sum(1 for t in reply.tasks if t.breached)
-    pic.description = (
-        f"Pasientforløp fra {day(start + timedelta(days=2))} til {day(end - timedelta(days=2))}: "
-        f"{len(reply.stays)} sykehusopphold, "
-        f"{count(len(reply.messages), 'melding', 'meldinger')}, "
-        f"{count(len(reply.tasks), 'åpen frist', 'åpne frister')}, {breached} overskredet."
-    )
-    return pic
-
-
-def _month_ticks(start: datetime, end: datetime, x: Any) -> list[Tick]:
-    """One tick per month (or per year over long spans), labelled in Norwegian."""
-    months = (end.year - start.year) * 12 + end.month - start.month
-    step = 1 if months <= 14 else 3 if months <= 40 else 12
-    ticks: list[Tick] = []
-    year, month = start.year, start.month
-    while True:
-        month += 1
-        if month > 12:
-            year, month = year + 1, 1
-        moment = datetime(year, month, 1, tzinfo=OSLO)
-        if moment > end:
-            return ticks
-        if (month - 1) % step == 0:
-            label = (
-                f"{SHORT_MONTHS[month - 1]} {year}"
-                if month == 1 or step > 1
-                else SHORT_MONTHS[month - 1]
-            )
-            ticks.append(Tick(x(moment), label))

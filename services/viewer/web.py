@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from carepath.v1 import pathway_pb2_grpc, registry_pb2_grpc
-from services.viewer import present
+from services.viewer import picture, present
 from services.viewer.session import (
     DEFAULT_IDLE_SECONDS,
     DEFAULT_MAX_SECONDS,
@@ -35,14 +35,8 @@ from services.viewer.session import (
     new_secret,
 )
 from shared import grpc_client
-from shared.auth import (
-    Actor,
-    IssuerUnavailable,
-    OrgKind,
-    TokenVerifier,
-    Unauthenticated,
-    bearer_metadata,
-)
+from shared.actors import Actor, OrgKind
+from shared.auth import IssuerUnavailable, TokenVerifier, Unauthenticated, bearer_metadata
 from shared.issuer import Issuer
 
 log = logging.getLogger(__name__)
@@ -122,6 +116,10 @@ class Problem(Exception):
         self.status, self.title, self.detail = status, title, detail
 
 
+class Refused(Exception):
+    """A sign-in refused: the reason, which the sign-in page shows."""
+
+
 class SignInNeeded(Exception):
     """No valid token: the user must sign in (again) on the sign-in page of their kind."""
 
@@ -172,7 +170,8 @@ def grpc_problem(code: grpc.StatusCode, service: str, denied: str) -> Problem:
 
 
 class Web:
-    """The viewer's shared parts, built once by `create_app` (its composition root)."""
+    """The viewer's shared parts, built once by `create_app` (its composition root), which
+    keeps them on the application's state; each page gets them with `web_of(request)`."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -187,7 +186,7 @@ class Web:
             day=present.day,
             iso=present.iso,
             kroner=present.kroner,
-            lane_name=present.lane_name,
+            lane_name=picture.lane_name,
             institution=present.institution,
             LOCATION=present.LOCATION,
             MEDICATION_STATE=present.MEDICATION_STATE,
@@ -328,3 +327,9 @@ class Web:
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise Problem(400, "Ugyldig forespørsel", exc.details() or "") from exc
             raise grpc_problem(exc.code(), service, denied) from exc
+
+
+def web_of(request: Request) -> Web:
+    """The viewer's shared parts, where `create_app` put them: `app.state.web`."""
+    web: Web = request.app.state.web
+    return web

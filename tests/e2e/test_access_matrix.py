@@ -43,13 +43,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
 import sqlalchemy as sa
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import (
     admissions_pb2,
@@ -75,10 +73,12 @@ from shared.access.model import RELATIONSHIPS, Basis, relationships
 from shared.access.model import blocks as access_blocks
 from shared.access.policy import Rule, TargetKind
 from shared.access.table import RULES
-from shared.auth import Actor, OrgKind
+from shared.actors import Actor, OrgKind
 from shared.broker import Tenant
 from shared.domain import CommandContext
 from shared.ids import FNR_SYSTEM
+from shared.times import OSLO
+from tests import support
 from tests.conftest import (
     GP,
     HOSPITAL,
@@ -432,7 +432,6 @@ def situations_of(rule: Rule) -> set[str]:
 
 # --- the stories told before the cells --------------------------------------------------------
 
-OSLO = ZoneInfo("Europe/Oslo")
 LONG_AGO = date(2000, 1, 1)
 
 
@@ -501,12 +500,6 @@ class World:
         return self.now - timedelta(days=days, hours=hours)
 
 
-def timestamp(at: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(at)
-    return ts
-
-
 def date_pb(day: date) -> common_pb2.Date:
     return common_pb2.Date(year=day.year, month=day.month, day=day.day)
 
@@ -550,15 +543,12 @@ class Story:
 
     def meta(self, at: datetime | None = None) -> common_pb2.CommandMetadata:
         self.commands += 1
-        return common_pb2.CommandMetadata(
-            command_id=f"matrix-{self.index}-{self.commands}",
-            occurred_at=timestamp(at or self.world.now),
-        )
+        return support.meta(f"matrix-{self.index}-{self.commands}", at or self.world.now)
 
     def context(self, actor: Actor, at: datetime) -> CommandContext:
         self.commands += 1
         command_id = f"matrix-{self.index}-{self.commands}"
-        return CommandContext(command_id, at, actor, command_id)
+        return support.ctx(actor, command_id, at, correlation_id=command_id)
 
     def expect(self, who: Actor, basis: Basis, ended: bool = False) -> None:
         self.facts.append(Fact("relationship", self.key, who.her_id, basis.value, ended))

@@ -13,10 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from services.discharges.application import KnownStays
+from services.discharges.known_stays import KnownStays
 from shared.broker import Tenant
 from shared.config import StoreSettings
-from tests.support import nameko, wait_for
+from tests.processes import nameko
+from tests.support import wait_for
 from tests.wire import (
     DROP,
     PATHS,

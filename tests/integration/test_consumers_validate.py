@@ -13,12 +13,13 @@ from uuid import UUID
 import pytest
 from sqlalchemy.engine import Engine
 
-from services.discharges.application import KnownStays
+from services.discharges.known_stays import KnownStays
 from shared.broker import Tenant
 from shared.config import StoreSettings
 from shared.events import referrals as rf
 from shared.events.admissions import MAX_WARD
-from tests.support import nameko, wait_for
+from tests.processes import nameko
+from tests.support import wait_for
 from tests.wire import (
     MALFORMATIONS,
     Malformation,

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +34,13 @@ from services.admissions.domain import AdmissionType, StayState
 from services.pathway import readmodel
 from shared import amqp
 from shared.amqp import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, BatchPublisher
-from shared.auth import Actor
 from shared.broker import Tenant
-from shared.domain import CommandContext
 from shared.events import Envelope
 from shared.events.discharges import PatientDischarged
 from shared.ids import FNR_SYSTEM
 from tests.conftest import HOSPITAL, MUNICIPALITY
-from tests.support import ROOT, drain_queue, make_fnr, nameko, wait_for
+from tests.processes import nameko
+from tests.support import ROOT, ctx, drain_queue, make_fnr, wait_for
 from tests.wire import admitted, envelope, projecting, publish, stored
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(21, 6, 58, 240)}
@@ -51,10 +50,6 @@ MODULE = "services.admissions.reactions"
 CLOSE_ON_DISCHARGE = (
     "evt-discharges-PatientDischarged--admissions_reactions.handle_patient_discharged"
 )
-
-
-def ctx(actor: Actor, command_id: str, hours_ago: float = 0) -> CommandContext:
-    return CommandContext(command_id, NOW - timedelta(hours=hours_ago), actor, "dead-letters")
 
 
 def discharged(stay_id: uuid.UUID) -> Envelope:
@@ -79,7 +74,8 @@ def discharged(stay_id: uuid.UUID) -> Envelope:
 
 def open_stay(app: AdmissionsApplication) -> uuid.UUID:
     stay = app.admit_patient(
-        ctx(HOSPITAL, f"admit-{uuid.uuid4().hex[:6]}", 48), PATIENT, "Kirurgisk sengepost 2",
+        ctx(HOSPITAL, f"admit-{uuid.uuid4().hex[:6]}", NOW, hours=-48), PATIENT,
+        "Kirurgisk sengepost 2",
         AdmissionType.ACUTE, None, MUNICIPALITY.her_id, True, False,
     )  # fmt: skip
     return stay.id
@@ -303,9 +299,11 @@ def test_the_projectors_dead_letters_are_listed_and_a_replay_is_checked_again(
         # A letter another service slipped in, claiming the event came from admissions, is
         # not replayed: every service may park, only the pathway parks for the projector.
         headers = amqp.dead_letter_headers(
-            "not projected: test", "admissions.events", "PatientAdmitted",
-            broker.user("admissions"), consumer=queue, attempts=8,
-        )  # fmt: skip
+            "not projected: test",
+            amqp.Origin("admissions.events", "PatientAdmitted", broker.user("admissions")),
+            consumer=queue,
+            attempts=8,
+        )
         put_letter(broker, "referrals", headers, genuine.to_json(), "PatientAdmitted")
         done = deadletters(broker, "replay", "--queue", queue, "--event-id", genuine.event_id)
         assert done.returncode == 1

@@ -10,11 +10,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import common_pb2, pathway_pb2, referrals_pb2, registry_pb2
 from services.viewer import present
+from services.viewer.picture import RIGHT, picture
 from shared import rules
 from shared.access.table import RULES
 
 HOSPITAL = common_pb2.ORGANISATION_KIND_HOSPITAL
 MUNICIPALITY = common_pb2.ORGANISATION_KIND_MUNICIPALITY
+GP = common_pb2.ORGANISATION_KIND_GP
 
 
 def ts(*args: int) -> Timestamp:
@@ -63,16 +65,16 @@ def stay_pathway(breached: bool) -> pathway_pb2.Pathway:
 
 
 def test_an_open_stay_is_a_bar_in_the_hospital_lane_running_to_the_end() -> None:
-    pic = present.picture(stay_pathway(False), datetime(2024, 11, 13, tzinfo=UTC))
+    pic = picture(stay_pathway(False), datetime(2024, 11, 13, tzinfo=UTC))
     (bar,) = pic.bars
     hospital_y = dict((name, y) for y, name in pic.lanes)["Sykehus"]
     assert bar.css == "stay" and bar.open_end and bar.y == hospital_y - 9
-    assert bar.x + bar.width == pic.width - present.RIGHT
+    assert bar.x + bar.width == pic.width - RIGHT
     assert "Medisin 3" in bar.title and "pågår" in bar.title
 
 
 def test_messages_are_marked_by_receipt_and_deadlines_turn_red_when_breached() -> None:
-    pic = present.picture(stay_pathway(True), datetime(2024, 11, 14, tzinfo=UTC))
+    pic = picture(stay_pathway(True), datetime(2024, 11, 14, tzinfo=UTC))
     kinds = {(m.kind, m.css) for m in pic.marks}
     assert ("message", "message ok") in kinds
     assert ("deadline", "deadline breached") in kinds
@@ -80,9 +82,30 @@ def test_messages_are_marked_by_receipt_and_deadlines_turn_red_when_breached() -
     assert "1 melding, 1 åpen frist, 1 overskredet" in pic.description
 
 
+def test_each_lane_shows_what_happened_at_its_level_and_what_waits_on_it() -> None:
+    reply = stay_pathway(False)
+    reply.timeline.add(
+        event_id="g:1", level=GP, occurred_at=ts(2024, 11, 12, 9, 0), summary="Henvisning"
+    )
+    reply.tasks.add(
+        description="Svar på forespørsel",
+        waiting_on=common_pb2.Organisation(her_id="8134021", kind=GP),
+        due=ts(2024, 11, 13, 9, 0),
+    )
+    pic = picture(reply, datetime(2024, 11, 13, tzinfo=UTC))
+    lane = {y: name for y, name in pic.lanes}
+    assert {(lane[m.y], m.kind) for m in pic.marks} == {
+        ("Fastlege", "event"),
+        ("Fastlege", "deadline"),
+        ("Sykehus", "event"),
+        ("Sykehus", "message"),
+        ("Sykehus", "deadline"),
+    }
+    assert [(lane[b.y + 9], b.css) for b in pic.bars] == [("Sykehus", "stay")]
+
+
 # --- organisations by name ---------------------------------------------------------------
 
-GP = common_pb2.ORGANISATION_KIND_GP
 DIRECTORY = [
     registry_pb2.OrganisationEntry(her_id="4201", kind=MUNICIPALITY, name="Fjordvik kommune"),
     registry_pb2.OrganisationEntry(her_id="59", kind=HOSPITAL, name="Sykehuset Fjordvik"),
@@ -113,7 +136,7 @@ def test_an_organisation_the_directory_does_not_know_keeps_its_kind_and_her_id()
 
 
 def test_the_picture_names_the_hospital_the_receiver_and_who_is_waited_on() -> None:
-    pic = present.picture(named(stay_pathway(True)), datetime(2024, 11, 14, tzinfo=UTC))
+    pic = picture(named(stay_pathway(True)), datetime(2024, 11, 14, tzinfo=UTC))
     (stay,) = pic.bars
     assert "Sykehuset Fjordvik" in stay.title and "59" not in stay.title
     titles = " ".join(m.title for m in pic.marks)
@@ -122,7 +145,7 @@ def test_the_picture_names_the_hospital_the_receiver_and_who_is_waited_on() -> N
 
 
 def test_without_the_directory_the_picture_falls_back_to_kind_and_her_id() -> None:
-    pic = present.picture(stay_pathway(True), datetime(2024, 11, 14, tzinfo=UTC))
+    pic = picture(stay_pathway(True), datetime(2024, 11, 14, tzinfo=UTC))
     assert "Sykehus 59" in pic.bars[0].title
     assert "venter på sykehus 59" in " ".join(m.title for m in pic.marks)
 
@@ -131,7 +154,7 @@ def test_the_lanes_say_which_organisations_they_stand_for() -> None:
     reply = named(stay_pathway(False))
     reply.relations.residence_municipality_her_id = "4201"
     reply.relations.fastlege_her_id = "8134021"
-    pic = present.picture(reply, datetime(2024, 11, 13, tzinfo=UTC))
+    pic = picture(reply, datetime(2024, 11, 13, tzinfo=UTC))
     assert pic.who == [
         ("Kommune", "Fjordvik kommune"),
         ("Fastlege", "Fjordvik legesenter"),
@@ -148,7 +171,7 @@ def test_the_payment_bar_names_the_paying_municipality() -> None:
         days=4,
         amount_nok=22980,
     )
-    pic = present.picture(reply, datetime(2024, 11, 20, tzinfo=UTC))
+    pic = picture(reply, datetime(2024, 11, 20, tzinfo=UTC))
     waiting = next(b for b in pic.bars if b.css == "waiting")
     assert waiting.title.endswith("betales av Fjordvik kommune")
 
@@ -294,3 +317,16 @@ def test_every_call_basis_and_purpose_of_the_access_policy_has_plain_norwegian_w
     assert reasons <= set(present.EMERGENCY_REASON)
     unknown = present.access_line(record(call="NewService/NewCall", outcome="ABORTED"))
     assert (unknown.what, unknown.outcome) == ("NewService/NewCall", "Feil (ABORTED)")
+
+
+def test_a_vendor_systems_delivery_reads_as_such_in_the_citizens_access_list() -> None:
+    line = present.access_line(
+        record(
+            call="VendorDelivery/fjordvik-ehr",
+            outcome="DELIVERED",
+            basis=common_pb2.ACCESS_BASIS_RESIDENCE_MUNICIPALITY,
+            purpose=common_pb2.ACCESS_PURPOSE_HEALTH_CARE,
+        )
+    )
+    assert line.what == "Fagsystemet fikk tilsendt en hendelse om deg (abonnement fjordvik-ehr)"
+    assert (line.outcome, line.refused, line.basis) == ("Fikk tilsendt", False, "Kommunen du bor i")

@@ -7,12 +7,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from services.pathway.folding.model import DischargeView, PloMessage, ReadyPeriod
-from shared import rules
 from shared.events import Envelope
 from shared.events import discharges as dc
-from shared.times import utc_iso
-
-OSLO = rules.OSLO
+from shared.times import OSLO, utc_iso
 
 
 def step_discharge(view: DischargeView | None, e: Envelope) -> DischargeView | None:

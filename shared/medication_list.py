@@ -27,6 +27,18 @@ class EntryState(enum.StrEnum):
     DISCONTINUED = "DISCONTINUED"
 
 
+class ReconciliationSource(enum.StrEnum):
+    """What a reconciliation (legemiddelsamstemming) checked the list against."""
+
+    PATIENT = "PATIENT"
+    NEXT_OF_KIN = "NEXT_OF_KIN"
+    GP_RECORD = "GP_RECORD"
+    HOSPITAL_RECORD = "HOSPITAL_RECORD"
+    MUNICIPAL_CARE_RECORD = "MUNICIPAL_CARE_RECORD"
+    PRESCRIPTION_INTERMEDIARY = "PRESCRIPTION_INTERMEDIARY"  # Reseptformidleren
+    MULTIDOSE_PHARMACY = "MULTIDOSE_PHARMACY"
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """One recorded change of the list, as the fold reads it (from the aggregate's events or

@@ -12,7 +12,6 @@ import grpc
 from sqlalchemy.engine import Engine
 
 from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2, registry_pb2
-from services.medications.api import list_to_pb as medication_list_to_pb
 from services.pathway import views
 from services.pathway.feed import ChangeFeed
 from services.pathway.folding.discharges import PaymentSpan
@@ -20,6 +19,7 @@ from shared import api, pages, rules
 from shared.access.enforce import AccessControl, Resolver, current_call
 from shared.access.facts import FactStore
 from shared.access.model import MUNICIPALITY_MEMBERSHIP, Basis, Relationship
+from shared.api import medication_list_to_pb
 from shared.errors import InvalidArgument, NotFound, NotPermitted
 from shared.times import OSLO, utc_iso
 

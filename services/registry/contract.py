@@ -33,7 +33,7 @@ def organisation_registered(e: Any) -> ev.OrganisationRegistered:
         kind=e.kind,
         name=e.name,
         parent_her_id=e.parent_her_id,
-        orgnr=getattr(e, "orgnr", None),  # stored before organisation numbers: none
+        orgnr=e.orgnr,
     )
 
 
@@ -42,7 +42,7 @@ def organisation_changed(e: Any) -> ev.OrganisationChanged:
         kind=e.kind,
         name=e.name,
         parent_her_id=e.parent_her_id,
-        orgnr=getattr(e, "orgnr", None),  # stored before organisation numbers: none
+        orgnr=e.orgnr,
     )
 
 

@@ -204,6 +204,39 @@ class Registration(CarepathAggregate):
 class Organisation(CarepathAggregate):
     """One communication party of Adresseregisteret."""
 
+    # Its two events are declared with their class versions (eventsourcing's upcasting): at
+    # version 2 both carry the organisation number. Before organisation numbers (428c37b) they
+    # were stored without the field, and until this declaration without a class version (1);
+    # the upcasters bring every stored event to version 2 as it is read, so the handlers below
+    # see one shape.
+
+    class OrganisationRegistered(CarepathAggregate.Created):
+        meta: dict[str, Any]
+        her_id: str
+        kind: str
+        name: str
+        parent_her_id: str | None
+        orgnr: str | None
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state.setdefault("orgnr", None)  # stored before organisation numbers: none
+
+    class OrganisationChanged(CarepathAggregate.Event):
+        meta: dict[str, Any]
+        kind: str
+        name: str
+        parent_her_id: str | None
+        orgnr: str | None
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state.setdefault("orgnr", None)  # stored before organisation numbers: none
+
     @classmethod
     def register(
         cls,
@@ -229,7 +262,7 @@ class Organisation(CarepathAggregate):
     def create_id(her_id: str, **_: Any) -> UUID:
         return organisation_id_for(her_id)
 
-    @event("OrganisationRegistered")
+    @event(OrganisationRegistered)
     def __init__(
         self,
         meta: dict[str, Any],
@@ -237,7 +270,7 @@ class Organisation(CarepathAggregate):
         kind: str,
         name: str,
         parent_her_id: str | None,
-        orgnr: str | None = None,  # events stored before organisation numbers have none
+        orgnr: str | None,
     ) -> None:
         self.her_id = her_id
         self.kind = RegistryKind(kind)
@@ -269,14 +302,14 @@ class Organisation(CarepathAggregate):
             meta=ctx.meta({}), kind=kind.value, name=name, parent_her_id=parent_her_id, orgnr=orgnr
         )
 
-    @event("OrganisationChanged")
+    @event(OrganisationChanged)
     def _changed(
         self,
         meta: dict[str, Any],
         kind: str,
         name: str,
         parent_her_id: str | None,
-        orgnr: str | None = None,
+        orgnr: str | None,
     ) -> None:
         self.kind = RegistryKind(kind)
         self.name = name

@@ -47,6 +47,14 @@ Versions: a change a consumer could trip on is a new `schema_version` of that ev
 consumers upcast older versions on read (`shared.events.envelope.UPCASTS`). Every event type is
 at version 1 but the directory's `OrganisationRegistered` and `OrganisationChanged`, at version 2
 (they gained `orgnr`; a version 1 event reads as version 2 with `orgnr` null).
+
+Inside each service, its stored domain events evolve the same way: a stored event whose shape
+changes gets a new `class_version` on its event class and an `upcast_v<N>_v<N+1>` step
+(eventsourcing's upcasting, e.g. the registry's `Organisation.OrganisationRegistered`), so a
+store written by an earlier release reads as the newest shape, and a changed snapshot state
+likewise on its aggregate class. `tests/integration/test_stored_history.py` opens stores that
+earlier releases wrote (`tests/fixtures/stores/`, with how to write one) and reads every
+aggregate, the notification logs and a rebuilt pathway from them.
 """
 
 

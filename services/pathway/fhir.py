@@ -48,7 +48,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Any
+from typing import Any, TypeVar
 
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.communication import Communication
@@ -63,6 +63,7 @@ from fhir.resources.R4B.resource import Resource
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from fhir.resources.R4B.task import Task
 from google.protobuf.timestamp_pb2 import Timestamp
+from pydantic import ValidationError
 
 from carepath.v1 import common_pb2, medications_pb2, pathway_pb2, referrals_pb2, registry_pb2
 from shared.ids import (
@@ -135,6 +136,26 @@ _MEDICATION_STATUS = {
 }
 
 
+class InvalidExport(Exception):
+    """A resource failed FHIR validation: a fault of carepath's mapping (→ INTERNAL). The
+    message names the resource type, the element and the kind of error, never the value (the
+    library's own message quotes the input, which is personal data)."""
+
+
+M = TypeVar("M", bound=Resource)
+
+
+def _valid(model: type[M], data: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        where = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['type']}"
+            for error in exc.errors()
+        )
+        raise InvalidExport(f"{model.__name__}: {where}") from None
+
+
 def _instant(ts: Timestamp) -> str:
     return ts.ToDatetime(tzinfo=UTC).isoformat()
 
@@ -183,7 +204,7 @@ class _Bundle:
                     resource["type"] = [{"text": _ORG_KIND_TEXT[entry.kind]}]
                 if entry.parent_her_id:
                     resource["partOf"] = self.organisation(entry.parent_her_id)
-            self.add(Organization.model_validate(resource))
+            self.add(_valid(Organization, resource))
         reference: dict[str, Any] = {
             "reference": _url(self.organisations[her_id]),
             "identifier": {"system": HER_SYSTEM, "value": her_id},
@@ -198,11 +219,12 @@ class _Bundle:
         if hpr not in self.practitioners:
             self.practitioners[hpr] = _id("Practitioner", hpr)
             self.add(
-                Practitioner.model_validate(
+                _valid(
+                    Practitioner,
                     {
                         "id": self.practitioners[hpr],
                         "identifier": [{"system": HPR_SYSTEM, "value": hpr}],
-                    }
+                    },
                 )
             )
         return {
@@ -244,7 +266,7 @@ def _patient(b: _Bundle) -> str:
         resource["generalPractitioner"] = [b.organisation(relations.fastlege_her_id)]
         if relations.fastlege_hpr_number:
             resource["generalPractitioner"].append(b.practitioner(relations.fastlege_hpr_number))
-    return b.add(Patient.model_validate(resource))
+    return b.add(_valid(Patient, resource))
 
 
 def _episode(b: _Bundle, patient: str) -> str:
@@ -274,7 +296,7 @@ def _episode(b: _Bundle, patient: str) -> str:
         resource["referralRequest"] = [
             {"reference": _url(r.referral_id)} for r in p.summary.referrals
         ]
-    return b.add(EpisodeOfCare.model_validate(resource))
+    return b.add(_valid(EpisodeOfCare, resource))
 
 
 def _referrals(b: _Bundle, patient: str) -> dict[str, str]:
@@ -297,7 +319,7 @@ def _referrals(b: _Bundle, patient: str) -> dict[str, str]:
             resource["requester"] = b.organisation(r.sender_her_id)
         if r.receiver_her_id:
             resource["performer"] = [b.organisation(r.receiver_her_id)]
-        refs[r.referral_id] = b.add(ServiceRequest.model_validate(resource))
+        refs[r.referral_id] = b.add(_valid(ServiceRequest, resource))
     return refs
 
 
@@ -321,7 +343,7 @@ def _stays(b: _Bundle, patient: str, episode: str) -> dict[str, str]:
             resource["serviceProvider"] = b.organisation(s.hospital_her_id)
         if s.ward:
             resource["location"] = [{"location": {"display": s.ward}}]
-        refs[s.stay_id] = b.add(Encounter.model_validate(resource))
+        refs[s.stay_id] = b.add(_valid(Encounter, resource))
     return refs
 
 
@@ -352,7 +374,7 @@ def _messages(
                 resource["basedOn"] = [{"reference": referrals[event.aggregate_id]}]
             if event.aggregate_id in stays:
                 resource["encounter"] = {"reference": stays[event.aggregate_id]}
-        refs[m.event_id] = b.add(Communication.model_validate(resource))
+        refs[m.event_id] = b.add(_valid(Communication, resource))
     return refs
 
 
@@ -379,7 +401,7 @@ def _tasks(b: _Bundle, patient: str, focus: dict[str, str]) -> None:
             resource["owner"] = b.organisation(t.waiting_on.her_id)
         if t.aggregate_id in focus:
             resource["focus"] = {"reference": focus[t.aggregate_id]}
-        b.add(Task.model_validate(resource))
+        b.add(_valid(Task, resource))
 
 
 def _medications(b: _Bundle, patient: str, episode: str) -> dict[str, str]:
@@ -411,7 +433,7 @@ def _medications(b: _Bundle, patient: str, episode: str) -> dict[str, str]:
             resource["reasonCode"] = [{"text": e.reason}]
         if e.state_reason:
             resource["statusReason"] = [{"text": e.state_reason}]
-        refs[e.entry_id] = b.add(MedicationStatement.model_validate(resource))
+        refs[e.entry_id] = b.add(_valid(MedicationStatement, resource))
     return refs
 
 
@@ -468,7 +490,7 @@ def _provenance(
                 else {"who": {"display": f"carepath {event.source}"}}
             ],
         }
-        b.add(Provenance.model_validate(resource))
+        b.add(_valid(Provenance, resource))
 
 
 def _unique(items: Iterable[str]) -> list[str]:
@@ -487,14 +509,15 @@ def bundle(pathway: pathway_pb2.Pathway) -> Bundle:
     medications = _medications(b, patient, episode)
     _provenance(b, episode, referrals, stays, messages, medications)
     as_of = _instant(pathway.as_of)
-    return Bundle.model_validate(
+    return _valid(
+        Bundle,
         {
             "id": _id("Bundle", pathway.patient.system, pathway.patient.value, as_of),
             "meta": {"lastUpdated": as_of},
             "type": "collection",
             "timestamp": as_of,
             "entry": [{"fullUrl": _url(str(r.id)), "resource": r} for r in b.resources],
-        }
+        },
     )
 
 

@@ -399,3 +399,13 @@ def test_a_pathway_with_nothing_open_is_a_finished_episode() -> None:
     (episode,) = resources(fhir.bundle(pathway))["EpisodeOfCare"]
     assert episode.status == "finished"
     assert episode.period.end == AS_OF - timedelta(days=2.9)
+
+
+def test_a_resource_that_fails_validation_names_the_element_never_the_value() -> None:
+    pathway = rich_pathway()
+    pathway.medications.entries[0].medication.atc_code = " A10 BA02"  # not a FHIR code
+    with pytest.raises(fhir.InvalidExport) as failed:
+        fhir.bundle(pathway)
+    assert str(failed.value) == (
+        "MedicationStatement: medicationCodeableConcept.coding.0.code: string_pattern_mismatch"
+    )

@@ -291,9 +291,9 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
     def ExportFhir(
         self, request: pathway_pb2.ExportFhirRequest, context: grpc.ServicerContext
     ) -> pathway_pb2.ExportFhirResponse:
-        """GetPathway's own answer for this caller, mapped to a FHIR Bundle: the same access
-        rule (shared/access/table.py), the same audit row and the same NOT_FOUND. The Bundle
-        holds personal health data: never logged."""
+        """GetPathway's own answer for this caller, mapped to a FHIR Bundle: GetPathway's
+        access rule (its own row in shared/access/table.py), audited as GetPathway is (one row,
+        named ExportFhir), the same NOT_FOUND. The Bundle is personal health data: never logged."""
         pathway = self.GetPathway(_pathway_request(request), context)
         return pathway_pb2.ExportFhirResponse(
             bundle_json=fhir.bundle_json(pathway), fhir_version=fhir.FHIR_VERSION

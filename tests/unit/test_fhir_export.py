@@ -409,3 +409,24 @@ def test_a_resource_that_fails_validation_names_the_element_never_the_value() ->
     assert str(failed.value) == (
         "MedicationStatement: medicationCodeableConcept.coding.0.code: string_pattern_mismatch"
     )
+
+
+def test_an_event_without_a_named_actor_is_attributed_to_the_recording_service() -> None:
+    pathway = rich_pathway()
+    pathway.timeline.append(
+        pathway_pb2.TimelineEntry(
+            event_id="deadline:1",
+            event_type="DeadlineBreached",
+            source="pathway",
+            occurred_at=at(0.5),
+            recorded_at=at(0.5),
+            aggregate_id="deadline",
+        )
+    )
+    found = resources(fhir.bundle(pathway))
+    (breached,) = [
+        p for p in found["Provenance"] if p.activity.coding[0].code == "DeadlineBreached"
+    ]
+    assert breached.agent[0].who.display == "carepath pathway"
+    assert [t.reference for t in breached.target] == [f"urn:uuid:{found['EpisodeOfCare'][0].id}"]
+    assert breached.activity.text == "DeadlineBreached"

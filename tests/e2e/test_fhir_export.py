@@ -8,6 +8,7 @@ access."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,7 +77,7 @@ def by_type(bundle: Bundle) -> dict[str, list[Any]]:
 
 
 def test_the_demo_pathway_exports_as_a_valid_bundle_saying_what_get_pathway_says(
-    backend: dict[str, str], broker: Tenant, amqp_uri: str
+    backend: dict[str, str], broker: Tenant, amqp_uri: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     demo = demo_module()
     queue = projector_queue("fhir")
@@ -107,7 +108,9 @@ def test_the_demo_pathway_exports_as_a_valid_bundle_saying_what_get_pathway_says
             return reply if len(reply.timeline) >= expected and closed and reply.tasks else None
 
         wait_for(complete, timeout=60, what="the demo story and the new referral in the pathway")
-        answer = export(stub, patient, demo.COORDINATOR)
+        with caplog.at_level(logging.INFO):
+            answer = export(stub, patient, demo.COORDINATOR)
+        assert demo.PATIENT not in caplog.text  # neither the number nor the Bundle is logged
         reply = get(stub, patient, demo.COORDINATOR)
 
         assert answer.fhir_version == "4.3.0"

@@ -61,7 +61,8 @@ from carepath.v1 import (
 )
 from services.pathway import readmodel
 from shared import grpc_client
-from shared.auth import Actor, OrgKind, bearer_metadata
+from shared.actors import Actor, OrgKind
+from shared.auth import bearer_metadata
 from shared.broker import Tenant
 from shared.config import StoreSettings
 from shared.domain import CarepathAggregate

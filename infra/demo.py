@@ -21,7 +21,6 @@ projection within moments; the demo retries a command its caller is refused unti
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -29,7 +28,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
-from zoneinfo import ZoneInfo
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -49,15 +47,17 @@ from carepath.v1 import (
     referrals_pb2_grpc,
 )
 from shared import config, grpc_client
-from shared.auth import Actor, OrgKind, bearer_metadata
+from shared.actors import Actor, OrgKind
+from shared.auth import bearer_metadata
 from shared.ids import FNR_SYSTEM
 from shared.issuer import Issuer, dev_issuer
+from shared.signals import stop_event
+from shared.times import OSLO
 
 PATIENT = "12034248069"
 #: The synthetic register extract `make run` imports before the demo loads.
 REGISTRY_FILE = Path(__file__).with_name("demo-registry.json")
 GP = Actor(her_id="8134021", org_kind=OrgKind.GP, hpr="9144900")
-OSLO = ZoneInfo("Europe/Oslo")
 NURSING_HOME = "88001"  # a municipal short-term place
 T = TypeVar("T")
 HOSPITAL_A = Actor(her_id="59", org_kind=OrgKind.HOSPITAL, hpr="4210953")
@@ -481,9 +481,7 @@ def main() -> None:
         flush=True,
     )
     if args.then_wait:  # honcho stops every process when one exits: stay until told to stop
-        signals = {signal.SIGTERM, signal.SIGINT}
-        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-        signal.sigwait(signals)
+        stop_event().wait()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,16 @@ import subprocess
 import sys
 
 #: Every service with a store, in the order their schemas are created.
-STORES = ("referrals", "admissions", "discharges", "medications", "registry", "pathway", "audit")
+STORES = (
+    "referrals",
+    "admissions",
+    "discharges",
+    "medications",
+    "registry",
+    "streams",
+    "pathway",
+    "audit",
+)
 
 
 def migrate_all() -> None:

@@ -199,14 +199,21 @@ class BatchPublisher:
     """
 
     def __init__(
-        self, uri: str, service: str, confirm_timeout: float = 30.0, mandatory: bool = True
+        self,
+        uri: str,
+        service: str,
+        confirm_timeout: float = 30.0,
+        mandatory: bool = True,
+        exchange: str | None = None,
     ) -> None:
         self._uri = uri
         #: The connection's user: RabbitMQ checks `user_id` against it.
         self._user = pika.URLParameters(uri).credentials.username
         self._mandatory = mandatory
         self._service = service
-        self._exchange = exchange_name(service)
+        #: `<service>.events`, unless the publisher writes another exchange (the vendor
+        #: delivery writes carepath.vendor: `send`).
+        self._exchange = exchange or exchange_name(service)
         self._timeout = confirm_timeout
         self._connection: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
@@ -241,7 +248,7 @@ class BatchPublisher:
             self.close()
             connection = connect(self._uri, f"{self._service}-relay")
             channel = connection.channel()
-            check_exchange(channel, self._service)
+            channel.exchange_declare(self._exchange, passive=True)  # as check_exchange
             channel._impl.add_on_return_callback(self._on_return)
             selected: list[bool] = []
             channel._impl.confirm_delivery(
@@ -289,6 +296,14 @@ class BatchPublisher:
             for span in spans:
                 if span is not None:
                     tracing.finish(span, error)
+
+    def send(self, messages: Sequence[tuple[str, bytes, pika.BasicProperties]]) -> None:
+        """Publish (routing key, body, properties) to the publisher's exchange, mandatory, and
+        wait once for the broker's confirms of all of them. Raises PublishError."""
+        self._send(
+            [(self._exchange, key, body, props, self._mandatory) for key, body, props in messages],
+            "the batch",
+        )
 
     def _send(self, messages: Sequence[_Message], what: str) -> None:
         """Publish `messages` and wait once for the broker's confirms of all of them. Raises
@@ -358,7 +373,9 @@ class BatchPublisher:
                         message_id=event_id,
                         delivery_mode=2,
                         content_type="application/json",
-                        headers=dead_letter_headers(reason, self._exchange, event_type),
+                        headers=dead_letter_headers(
+                            reason, Origin(self._exchange, event_type, None)
+                        ),
                     ),
                     False,
                 )
@@ -441,28 +458,32 @@ def ack_batch(channel: BlockingChannel, batch: Sequence[Delivery]) -> None:
 
 def dead_letter_headers(
     reason: str,
-    exchange: str,
-    routing_key: str,
-    user_id: str | None = None,
+    origin: Origin,
     *,
     consumer: str | None = None,
     attempts: int | None = None,
+    traceparent: str | None = None,
 ) -> dict[str, Any]:
-    """What a dead-lettered message (and a message sent to be tried again) carries besides its
-    body: why (cut to 500 characters), when, where it came from, the consumer that gave up on
-    it (its queue) and how often it was tried, for whoever moves it back."""
+    """What a dead-lettered message (and a message sent to be tried again, or replayed) carries
+    besides its body: why (cut to 500 characters), when, where it came from (its `origin`: the
+    exchange, routing key and, when known, the publishing broker user), the consumer that gave
+    up on it (its queue) and how often it was tried, for whoever moves it back; and the trace
+    it belongs to, where it goes on in it (a retry). The one writer of these headers: every
+    consumer (the projector, each reaction), the relay and the dead-letter operator use it."""
     headers: dict[str, Any] = {
         REASON_HEADER: reason[:500],
-        ORIGINAL_EXCHANGE: exchange,
-        ORIGINAL_ROUTING_KEY: routing_key,
+        ORIGINAL_EXCHANGE: origin.exchange,
+        ORIGINAL_ROUTING_KEY: origin.routing_key,
         AT_HEADER: datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    if user_id is not None:
-        headers[ORIGINAL_USER_ID] = user_id
+    if origin.user_id:
+        headers[ORIGINAL_USER_ID] = origin.user_id
     if consumer is not None:
         headers[CONSUMER_HEADER] = consumer
     if attempts is not None:
         headers[ATTEMPTS_HEADER] = attempts
+    if traceparent:
+        headers[tracing.TRACEPARENT] = traceparent
     return headers
 
 
@@ -540,7 +561,7 @@ def dead_letter(
     """Park a poison message with the reason; it is acked with its batch, never dropped. A
     consumer parks as its own broker user (`own_user`, RabbitMQ vouches for it): only a letter
     its consumer's service parked is replayed into its queue (`shared.deadletters`)."""
-    o = origin or Origin(delivery.exchange, delivery.routing_key, delivery.user_id or "")
+    o = origin or Origin(delivery.exchange, delivery.routing_key, delivery.user_id)
     channel.basic_publish(
         DEAD_LETTER_EXCHANGE,
         o.routing_key,
@@ -548,12 +569,9 @@ def dead_letter(
         pika.BasicProperties(
             delivery_mode=2,
             user_id=own_user,
-            headers=dead_letter_headers(
-                reason, o.exchange, o.routing_key, o.user_id or "",
-                consumer=consumer, attempts=attempts,
-            ),
+            headers=dead_letter_headers(reason, o, consumer=consumer, attempts=attempts),
         ),
-    )  # fmt: skip
+    )
 
 
 def send_to_retry(
@@ -577,14 +595,13 @@ def send_to_retry(
             delivery_mode=2,
             content_type="application/json",
             user_id=own_user,
-            headers={
-                **dead_letter_headers(
-                    reason, origin.exchange, origin.routing_key, origin.user_id or "",
-                    consumer=consumer, attempts=attempts,
-                ),
-                # the retry stays in the trace of its publishing
-                **({tracing.TRACEPARENT: delivery.traceparent} if delivery.traceparent else {}),
-            },
+            headers=dead_letter_headers(
+                reason,
+                origin,
+                consumer=consumer,
+                attempts=attempts,
+                traceparent=delivery.traceparent,  # it stays in the trace of its publishing
+            ),
         ),
         mandatory=True,
-    )  # fmt: skip
+    )

@@ -1,20 +1,27 @@
 """Conversions between common.proto messages and domain values, with the validation every
-gRPC API applies the same way (errors name the field and the rule)."""
+gRPC API applies the same way (errors name the field and the rule); among them the AppRec
+receipts and the PLO messages they answer (shared.apprec), and the parties those messages make."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import common_pb2
 from shared import tracing
-from shared.auth import Actor, OrgKind
+from shared.access.model import Basis, Relationship
+from shared.actors import Actor, OrgKind
+from shared.apprec import AppRecStatus
 from shared.domain import CommandContext
 from shared.errors import InvalidArgument
 from shared.ids import HerId, HprNumber, IdentifierError, Orgnr, parse_patient_identifier
+from shared.times import utc_iso
+
+M = TypeVar("M")
 
 #: Clocks differ between systems; clinical times this far ahead of ours are still accepted.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -155,3 +162,67 @@ def basis_to_pb(basis: str | None) -> common_pb2.AccessBasis.ValueType:
 def purpose_to_pb(purpose: str) -> common_pb2.AccessPurpose.ValueType:
     """A coded purpose (shared.access.model.Purpose value) in the contract."""
     return common_pb2.AccessPurpose.Value(f"ACCESS_PURPOSE_{purpose}")
+
+
+# --- receipts (AppRec) and the messages they answer (shared.apprec) ----------------------------
+
+_RECEIPT_FROM_PB = {
+    common_pb2.APP_REC_STATUS_OK: AppRecStatus.OK,
+    common_pb2.APP_REC_STATUS_REJECTED: AppRecStatus.REJECTED,
+    common_pb2.APP_REC_STATUS_OK_ERROR_IN_PART: AppRecStatus.OK_ERROR_IN_PART,
+}
+_RECEIPT_TO_PB = {v: k for k, v in _RECEIPT_FROM_PB.items()}
+
+
+def receipt_from_request(request: Any) -> tuple[AppRecStatus, list[dict[str, str]]]:
+    """The `receipt` field of a request as (status, errors); INVALID_ARGUMENT when missing."""
+    if not request.HasField("receipt"):
+        raise InvalidArgument("receipt", "is required")
+    if request.receipt.status not in _RECEIPT_FROM_PB:
+        raise InvalidArgument("receipt.status", "is required (OK, REJECTED or OK_ERROR_IN_PART)")
+    errors = [
+        {"code": e.code.strip(), "description": e.description.strip()}
+        for e in request.receipt.errors
+    ]
+    return _RECEIPT_FROM_PB[request.receipt.status], errors
+
+
+def receipt_to_pb(receipt: dict[str, Any]) -> common_pb2.AppRec:
+    return common_pb2.AppRec(
+        status=_RECEIPT_TO_PB[AppRecStatus(receipt["status"])],
+        errors=[common_pb2.AppRecError(**e) for e in receipt["errors"]],
+    )
+
+
+def message_to_pb(pb_class: Callable[..., M], message: dict[str, Any], type_pb: int) -> M:
+    """A message with its receipt (or `unanswered`) as the service's reply type."""
+    pb: Any = pb_class(
+        message_id=message["message_id"],
+        type=type_pb,
+        from_her_id=message["from_her_id"],
+        to_her_id=message["to_her_id"],
+        sent_at=timestamp(message["sent_at"]),
+        unanswered=message["receipt"] is None,
+    )
+    receipt = message["receipt"]
+    if receipt is not None:
+        pb.receipt.CopyFrom(receipt_to_pb(receipt))
+        pb.receipt_recorded_at.CopyFrom(timestamp(receipt["recorded_at"]))
+    return cast(M, pb)
+
+
+def message_parties(
+    messages: Iterable[dict[str, Any]], municipal_types: Collection[str], open_until: str | None
+) -> list[Relationship]:
+    """The parties a resource's messages make (for the access policy, at once, from the
+    resource itself): each message's receiver, for its receipt (RECEIPT_DUE: it owes it, or
+    repeats the one it gave, which returns the first result; a second one the message itself
+    refuses), and each municipality sent one of `municipal_types` about a stay, while the stay
+    is open (MESSAGE_RECEIVER; `open_until`: when the stay closed, None while open)."""
+    parties = [Relationship.party(m["to_her_id"], Basis.RECEIPT_DUE) for m in messages]
+    parties += [
+        Relationship(m["to_her_id"], Basis.MESSAGE_RECEIVER, utc_iso(m["sent_at"]), open_until)
+        for m in messages
+        if m["type"] in municipal_types
+    ]
+    return parties

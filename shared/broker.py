@@ -117,6 +117,11 @@ def _ctl(*args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
+def ctl(*args: str) -> str:
+    """Run one rabbitmqctl command on the local node (its output); raises ProvisionError."""
+    return _ctl(*args).stdout
+
+
 def import_definitions(definitions: Mapping[str, Any]) -> None:
     """Import into the running local node (users, permissions and topology; existing
     entities with the same definition are left as they are)."""

@@ -22,9 +22,11 @@ DEFAULT_AMQP_URI = "amqp://127.0.0.1:5672/%2F"
 DEFAULT_AMQP_USER_PREFIX = "carepath-"
 #: The services with a broker user: the relays' publishers and the consumers.
 BROKER_SERVICES = ("referrals", "admissions", "discharges", "medications", "registry", "pathway")
-#: Every broker user provisioned with the services (`<prefix><account>`): the services' and
-#: the dead-letter operator's (`python -m shared.deadletters`), which publishes no events.
-BROKER_ACCOUNTS = (*BROKER_SERVICES, "deadletters")
+#: Every broker user provisioned with the services (`<prefix><account>`): the services', the
+#: dead-letter operator's (`python -m shared.deadletters`), which publishes no events, and the
+#: vendor delivery's (`python -m services.streams deliver`), which reads every service's events
+#: and writes only the vendor exchange.
+BROKER_ACCOUNTS = (*BROKER_SERVICES, "deadletters", "streams")
 
 #: Default gRPC address of each service; `<SERVICE>_GRPC_ADDRESS` overrides.
 DEFAULT_GRPC_ADDRESSES = {
@@ -34,6 +36,7 @@ DEFAULT_GRPC_ADDRESSES = {
     "discharges": "127.0.0.1:50053",
     "medications": "127.0.0.1:50054",
     "registry": "127.0.0.1:50055",
+    "streams": "127.0.0.1:50056",
 }
 
 
@@ -409,6 +412,9 @@ POOLS: dict[str, Pool] = {
     # A relay's position (written after each published batch), discharges' known stays.
     "positions": Pool(0, 1),
     "known-stays": Pool(0, 2),
+    # The vendor delivery (services/streams): its stream log (one writer), the access facts it
+    # filters by (one query per served organisation and batch).
+    "stream-log": Pool(0, 1),
 }
 
 

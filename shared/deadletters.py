@@ -194,12 +194,7 @@ def replay_one(channel: BlockingChannel, one: Letter, own_user: str) -> None:
     assert one.consumer is not None and one.origin is not None
     props = one.properties
     headers = amqp.dead_letter_headers(
-        f"replayed: {one.reason}",
-        one.origin.exchange,
-        one.origin.routing_key,
-        one.origin.user_id or "",
-        consumer=one.consumer,
-        attempts=0,
+        f"replayed: {one.reason}", one.origin, consumer=one.consumer, attempts=0
     )
     channel.basic_publish(
         "",

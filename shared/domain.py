@@ -12,7 +12,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate
 
-from shared.auth import Actor
+from shared.actors import Actor
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,6 @@ gRPC servers are plain processes with threads — never inside nameko/eventlet (
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
@@ -36,9 +34,11 @@ from shared import config, errors, limits, ops, tracing
 from shared.access import enforce
 from shared.access.enforce import AccessControl, Call, Refused
 from shared.access.table import rule_for
-from shared.auth import Actor, IssuerUnavailable, TokenVerifier, Unauthenticated
+from shared.actors import Actor
+from shared.auth import IssuerUnavailable, TokenVerifier, Unauthenticated
 from shared.config import ServerTLS
 from shared.retry import UNAVAILABLE
+from shared.signals import stop_event
 
 log = logging.getLogger(__name__)
 
@@ -389,10 +389,7 @@ class Server:
         """Block until SIGTERM/SIGINT, then shut down gracefully: running calls get
         `GRPC_GRACE_SECONDS` (read now, so a bad setting fails the start, not the stop)."""
         grace = config.grpc_grace_seconds()
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-        stop.wait()
+        stop_event().wait()
         log.info("shutting down")
         self.stop(grace)
 

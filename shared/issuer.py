@@ -68,7 +68,7 @@ class Issuer:
         return path
 
     def mint(self, actor: Any, ttl_seconds: int = 3600, **claims: Any) -> str:
-        """A signed access token for `actor` (a shared.auth.Actor), valid `ttl_seconds`;
+        """A signed access token for `actor` (a shared.actors.Actor), valid `ttl_seconds`;
         `claims` are added or override (tests shape bad tokens with them)."""
         from shared.auth import actor_claims
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +19,7 @@ from shared.auth import TokenVerifier
 from shared.grpc_server import Server, start_server
 from shared.outbox import OutboxRelay, PositionStore
 from shared.retry import until_available
+from shared.signals import stop_event
 from shared.store import CarepathApplication
 
 
@@ -95,14 +94,6 @@ def setup_logging(process: str) -> None:
     root.setLevel(config.log_level())
     logging.getLogger("pika").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-
-
-def stop_event() -> threading.Event:
-    """An event set by SIGTERM or SIGINT."""
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
 
 
 def token_verifier() -> TokenVerifier:

@@ -50,6 +50,7 @@ from shared import config, events, limits, ops, tracing
 from shared.access.enforce import Resource
 from shared.access.policy import Facts, decide
 from shared.access.table import rule_for
+from shared.actors import Actor
 from shared.amqp import (
     DEAD_LETTER_EXCHANGE,
     DEAD_LETTER_QUEUE,
@@ -62,7 +63,6 @@ from shared.amqp import (
     retry_exchange,
     sender_refusal,
 )
-from shared.auth import Actor
 from shared.domain import CommandContext
 from shared.events import ContractError, Envelope
 from shared.retry import until_available
@@ -232,13 +232,10 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
                 content_type=message.content_type or "application/octet-stream",
                 content_encoding=message.content_encoding or "binary",
                 user_id=self.own_user,
-                headers={
-                    **dead_letter_headers(
-                        reason, origin.exchange, origin.routing_key, origin.user_id or "",
-                        consumer=self.queue.name, attempts=attempts,
-                    ),
-                    **({tracing.TRACEPARENT: trace} if isinstance(trace, str) else {}),
-                },
+                headers=dead_letter_headers(
+                    reason, origin, consumer=self.queue.name, attempts=attempts,
+                    traceparent=trace if isinstance(trace, str) else None,
+                ),
             )  # fmt: skip
         except Exception:
             log.exception("could not send a message to %s; returned it", exchange)
@@ -261,8 +258,7 @@ class ReactionHandler(EventHandler):  # type: ignore[misc]
                 content_encoding=message.content_encoding or "binary",
                 user_id=self.own_user,  # parked by this service: replayable into this queue
                 headers=dead_letter_headers(
-                    reason, origin.exchange, origin.routing_key, origin.user_id or "",
-                    consumer=self.queue.name, attempts=attempts,
+                    reason, origin, consumer=self.queue.name, attempts=attempts
                 ),
             )  # fmt: skip
         except Exception:

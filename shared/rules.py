@@ -13,11 +13,11 @@ from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import holidays
 
-OSLO = ZoneInfo("Europe/Oslo")
+from shared.times import OSLO
+
 RULES_FILE = Path(__file__).with_name("rules.toml")
 
 

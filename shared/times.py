@@ -5,8 +5,10 @@ calendar dates of the registers as the Oslo days they mean."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
-from shared.rules import OSLO
+#: Norway's time zone: the calendar days of deadlines, payments and registers are Oslo days.
+OSLO = ZoneInfo("Europe/Oslo")
 
 
 def utc_iso(value: str | datetime) -> str:

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from shared.auth import Actor, OrgKind
+from shared.actors import Actor, OrgKind
 from shared.broker import Tenant
 from tests.support import admin_uri, open_tenant, recorded_spans
 

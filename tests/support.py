@@ -62,9 +62,10 @@ from services.registry.importer import import_facts, read_file
 from shared import amqp, config, grpc_client
 from shared.access.enforce import AccessControl
 from shared.access.model import Basis, relationships
+from shared.actors import Actor, OrgKind
 from shared.amqp import BatchPublisher
 from shared.audit.log import accesses
-from shared.auth import Actor, OrgKind, TokenVerifier, bearer_metadata
+from shared.auth import TokenVerifier, bearer_metadata
 from shared.broker import Tenant, declare_like, provision_tenant, rabbitmqctl
 from shared.config import ClientTLS, ServerTLS, StoreSettings
 from shared.directory import OrganisationDirectory

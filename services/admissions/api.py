@@ -15,7 +15,6 @@ from services.admissions.domain import AdmissionType, CloseReason, MessageType, 
 from shared import api
 from shared.access.enforce import AccessControl, Resolver, Resource
 from shared.access.model import Basis, Relationship, grace_after_end
-from shared.apprec import message_parties, message_to_pb, receipt_from_request
 from shared.errors import InvalidArgument, NotFound
 from shared.grpc_server import current_actor
 from shared.times import utc_iso
@@ -63,7 +62,9 @@ def stay_to_pb(stay: Stay) -> admissions_pb2.Stay:
             for t in stay.transfers
         ],
         messages=[
-            message_to_pb(admissions_pb2.StayMessage, m, MESSAGE_TYPE_TO_PB[MessageType(m["type"])])
+            api.message_to_pb(
+                admissions_pb2.StayMessage, m, MESSAGE_TYPE_TO_PB[MessageType(m["type"])]
+            )
             for m in stay.messages.values()
         ],
         version=stay.version,
@@ -133,7 +134,7 @@ class AdmissionServicer(admissions_pb2_grpc.AdmissionServiceServicer):
         ctx = api.command_context(request, current_actor())
         stay_id = api.uuid_field(request.stay_id, "stay_id")
         message_id = api.uuid_field(request.message_id, "message_id")
-        status, errors = receipt_from_request(request)
+        status, errors = api.receipt_from_request(request)
         stay = self._app.record_message_receipt(ctx, stay_id, message_id, status, errors)
         return stay_to_pb(stay)
 
@@ -182,7 +183,7 @@ def stay_parties(stay: Stay) -> list[Relationship]:
     if closed is not None:
         until = utc_iso(datetime.fromisoformat(closed) + grace_after_end(Basis.STAY_HOSPITAL))
     parties = [Relationship.party(h, Basis.STAY_HOSPITAL, until) for h in stay.hospitals]
-    return parties + message_parties(stay.messages.values(), MUNICIPAL_MESSAGES, closed)
+    return parties + api.message_parties(stay.messages.values(), MUNICIPAL_MESSAGES, closed)
 
 
 def resolvers(app: AdmissionsApplication) -> dict[str, Resolver]:

@@ -18,8 +18,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import event
 
 from shared import rules
-from shared.apprec import AppRecStatus, answered, check_message_receipt, new_message
-from shared.auth import OrgKind
+from shared.actors import OrgKind
+from shared.apprec import MessageReceipts
 from shared.domain import CarepathAggregate, CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotPermitted
 
@@ -78,7 +78,7 @@ class AdmissionNoticeAlreadySent(InvalidTransition):
         )
 
 
-class Stay(CarepathAggregate):
+class Stay(MessageReceipts, CarepathAggregate):
     """One hospital stay of one patient, from admission to discharge."""
 
     @classmethod
@@ -165,16 +165,6 @@ class Stay(CarepathAggregate):
             return None
         return rules.health_information_due(datetime.fromisoformat(self.admitted_at))
 
-    def _add_message(
-        self,
-        meta: dict[str, Any],
-        message_id: str,
-        kind: MessageType,
-        from_her_id: str,
-        to_her_id: str,
-    ) -> None:
-        self.messages[message_id] = new_message(meta, message_id, kind, from_her_id, to_her_id)
-
     # --- commands: messages --------------------------------------------------------------------
 
     def send_admission_notice(self, ctx: CommandContext) -> None:
@@ -193,9 +183,7 @@ class Stay(CarepathAggregate):
 
     @event("AdmissionNoticeSent")
     def _admission_notice_sent(self, meta: dict[str, Any], message_id: str, to_her_id: str) -> None:
-        self._add_message(
-            meta, message_id, MessageType.ADMISSION_NOTICE, meta["actor"]["her_id"], to_her_id
-        )
+        self._add_message(meta, message_id, MessageType.ADMISSION_NOTICE, to_her_id)
         self._handled(meta)
 
     def record_admission_report(self, ctx: CommandContext) -> None:
@@ -218,7 +206,7 @@ class Stay(CarepathAggregate):
     def _admission_report_received(
         self, meta: dict[str, Any], message_id: str, from_her_id: str, to_her_id: str
     ) -> None:
-        self._add_message(meta, message_id, MessageType.ADMISSION_REPORT, from_her_id, to_her_id)
+        self._add_message(meta, message_id, MessageType.ADMISSION_REPORT, to_her_id, from_her_id)
         self._handled(meta)
 
     def send_health_information(self, ctx: CommandContext) -> None:
@@ -236,34 +224,7 @@ class Stay(CarepathAggregate):
     def _health_information_sent(
         self, meta: dict[str, Any], message_id: str, to_her_id: str, first: bool
     ) -> None:
-        self._add_message(
-            meta, message_id, MessageType.HEALTH_INFORMATION, meta["actor"]["her_id"], to_her_id
-        )
-        self._handled(meta)
-
-    def record_message_receipt(
-        self,
-        ctx: CommandContext,
-        message_id: UUID,
-        status: AppRecStatus,
-        errors: list[dict[str, str]],
-    ) -> None:
-        """The receiver's AppRec. Allowed after discharge too: receipts often come late."""
-        message = check_message_receipt(
-            self.messages.get(str(message_id)), ctx.actor.her_id, status, errors, "stay"
-        )
-        self._message_receipt_recorded(
-            meta=ctx.meta(self.patient),
-            message_id=message["message_id"],
-            status=status.value,
-            errors=errors,
-        )
-
-    @event("MessageReceiptRecorded")
-    def _message_receipt_recorded(
-        self, meta: dict[str, Any], message_id: str, status: str, errors: list[dict[str, str]]
-    ) -> None:
-        answered(self.messages[message_id], meta, status, errors)
+        self._add_message(meta, message_id, MessageType.HEALTH_INFORMATION, to_her_id)
         self._handled(meta)
 
     # --- commands: the stay --------------------------------------------------------------------

@@ -15,7 +15,6 @@ from services.discharges.domain import Destination, Discharge, MessageType
 from shared import api
 from shared.access.enforce import AccessControl, Resolver, Resource
 from shared.access.model import Basis, Relationship, grace_after_end
-from shared.apprec import message_parties, message_to_pb, receipt_from_request
 from shared.errors import InvalidArgument, NotFound
 from shared.grpc_server import current_actor
 from shared.times import utc_iso
@@ -72,7 +71,7 @@ def discharge_to_pb(discharge: Discharge) -> discharges_pb2.Discharge:
         readiness_periods=[_period_to_pb(p) for p in discharge.readiness_periods],
         destination_her_id=discharge.destination_her_id or "",
         messages=[
-            message_to_pb(
+            api.message_to_pb(
                 discharges_pb2.DischargeMessage, m, MESSAGE_TYPE_TO_PB[MessageType(m["type"])]
             )
             for m in discharge.messages.values()
@@ -153,7 +152,7 @@ class DischargeServicer(discharges_pb2_grpc.DischargeServiceServicer):
         ctx = api.command_context(request, current_actor())
         stay_id = api.uuid_field(request.stay_id, "stay_id")
         message_id = api.uuid_field(request.message_id, "message_id")
-        status, errors = receipt_from_request(request)
+        status, errors = api.receipt_from_request(request)
         discharge = self._app.record_message_receipt(ctx, stay_id, message_id, status, errors)
         return discharge_to_pb(discharge)
 
@@ -195,7 +194,7 @@ def resolvers(app: DischargesApplication) -> dict[str, Resolver]:
                 # Closed without a discharge (discharges does not know when): the discharge's
                 # own parties end with the stay, so only the patient's relationships (with the
                 # stay's real end, from the pathway) and receipts still owed count.
-                parties += message_parties(found.messages.values(), (), None)
+                parties += api.message_parties(found.messages.values(), (), None)
             else:
                 until = None
                 if ended is not None:
@@ -205,7 +204,9 @@ def resolvers(app: DischargesApplication) -> dict[str, Resolver]:
                 hospitals.update(p["hospital_her_id"] for p in found.readiness_periods)
                 parties += [Relationship.party(h, Basis.STAY_HOSPITAL, until) for h in hospitals]
                 open_until = None if stay_open else ended
-                parties += message_parties(found.messages.values(), MUNICIPAL_MESSAGES, open_until)
+                parties += api.message_parties(
+                    found.messages.values(), MUNICIPAL_MESSAGES, open_until
+                )
         patient = known.patient if known is not None else found.patient  # type: ignore[union-attr]
         return Resource(patient, parties)
 

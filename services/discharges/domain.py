@@ -22,11 +22,11 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
-from shared.apprec import AppRecStatus, answered, check_message_receipt, new_message
-from shared.auth import OrgKind
+from shared.actors import OrgKind
+from shared.apprec import MessageReceipts
 from shared.domain import CarepathAggregate, CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotPermitted, NotYetKnown
-from shared.rules import OSLO
+from shared.times import OSLO
 
 __all__ = [
     "Destination",
@@ -121,7 +121,7 @@ def require_hospital(ctx: CommandContext, stay: KnownStay, action: str) -> None:
         raise NotPermitted(f"only the hospital responsible for the stay may {action}")
 
 
-class Discharge(CarepathAggregate):
+class Discharge(MessageReceipts, CarepathAggregate):
     """The discharge of one stay: readiness periods, the discharge and its messages."""
 
     @classmethod
@@ -163,12 +163,6 @@ class Discharge(CarepathAggregate):
 
     def _message_id(self, ctx: CommandContext) -> str:
         return str(message_id_for(self.id, ctx.actor.her_id, ctx.command_id))
-
-    def _add_message(
-        self, meta: dict[str, Any], message_id: str, kind: MessageType, to_her_id: str
-    ) -> None:
-        from_her_id = meta["actor"]["her_id"]
-        self.messages[message_id] = new_message(meta, message_id, kind, from_her_id, to_her_id)
 
     # --- commands: readiness -------------------------------------------------------------------
 
@@ -341,29 +335,4 @@ class Discharge(CarepathAggregate):
     @event("EpicrisisSent")
     def _epicrisis_sent(self, meta: dict[str, Any], message_id: str, to_her_id: str) -> None:
         self._add_message(meta, message_id, MessageType.EPICRISIS, to_her_id)
-        self._handled(meta)
-
-    def record_message_receipt(
-        self,
-        ctx: CommandContext,
-        message_id: UUID,
-        status: AppRecStatus,
-        errors: list[dict[str, str]],
-    ) -> None:
-        """The receiver's AppRec, once per message; receipts often come after discharge."""
-        message = check_message_receipt(
-            self.messages.get(str(message_id)), ctx.actor.her_id, status, errors, "discharge"
-        )
-        self._message_receipt_recorded(
-            meta=ctx.meta(self.patient),
-            message_id=message["message_id"],
-            status=status.value,
-            errors=errors,
-        )
-
-    @event("MessageReceiptRecorded")
-    def _message_receipt_recorded(
-        self, meta: dict[str, Any], message_id: str, status: str, errors: list[dict[str, str]]
-    ) -> None:
-        answered(self.messages[message_id], meta, status, errors)
         self._handled(meta)

@@ -36,7 +36,7 @@ from typing import Any
 
 from nameko.extensions import DependencyProvider
 
-from services.discharges.application import KnownStays
+from services.discharges.known_stays import KnownStays
 from shared import config
 from shared.events import Envelope
 from shared.events.admissions import PatientAdmitted, PatientTransferred, StayClosed

@@ -20,7 +20,7 @@ from services.medications.domain import (
 )
 from shared import api
 from shared.access.enforce import AccessControl, Resolver
-from shared.auth import OrgKind
+from shared.actors import OrgKind
 from shared.errors import InvalidArgument
 from shared.grpc_server import current_actor
 

@@ -16,8 +16,9 @@ from services.pathway.rebuild import rebuild
 from shared import amqp, config, ops
 from shared.access.enforce import AccessControl
 from shared.grpc_server import start_server
-from shared.process import follow_health, server_tls, setup_logging, stop_event, token_verifier
+from shared.process import follow_health, server_tls, setup_logging, token_verifier
 from shared.retry import until_available
+from shared.signals import stop_event
 from shared.store import CarepathApplication
 
 SERVICE = "pathway"

@@ -20,7 +20,7 @@ from shared.access.enforce import AccessControl, Resolver, current_call
 from shared.access.facts import FactStore
 from shared.access.model import MUNICIPALITY_MEMBERSHIP, Basis, Relationship
 from shared.errors import InvalidArgument, NotFound, NotPermitted
-from shared.times import utc_iso
+from shared.times import OSLO, utc_iso
 
 #: Read-model organisation kinds ("HOSPITAL", ...) are OrgKind values.
 LEVEL_TO_PB: dict[str, common_pb2.OrganisationKind.ValueType] = {
@@ -264,7 +264,7 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         reply.municipality_her_id = view.patient["municipality_her_id"] or ""
         folded = view.pathway
         for discharge in folded.discharges:
-            for period in payment_periods(discharge, moment.astimezone(rules.OSLO).date()):
+            for period in payment_periods(discharge, moment.astimezone(OSLO).date()):
                 payer = folded.register.municipality_on(period.ready_on)
                 reply.payments.append(_payment_to_pb(period, payer))
         reply.messages.extend(_message_to_pb(m) for m in folded.messages)

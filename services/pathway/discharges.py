@@ -7,12 +7,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from services.pathway.messages import PloMessage
-from shared import rules
 from shared.events import Envelope
 from shared.events import discharges as dc
-from shared.times import utc_iso
-
-OSLO = rules.OSLO
+from shared.times import OSLO, utc_iso
 
 
 @dataclass

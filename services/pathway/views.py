@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from services.pathway import readmodel as rm
 from services.pathway.fold import PatientPathway, fold, rows_of
 from shared.access.model import Basis, blocks, relationships
-from shared.auth import Actor
+from shared.actors import Actor
 from shared.events import Envelope
 from shared.medication_list import Change, MedicationListView
 from shared.medication_list import fold as medication_fold

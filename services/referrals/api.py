@@ -20,7 +20,6 @@ from services.referrals.domain import (
 from shared import api
 from shared.access.enforce import AccessControl, Resolver, Resource
 from shared.access.model import Basis, Relationship
-from shared.apprec import receipt_from_request, receipt_to_pb
 from shared.errors import InvalidArgument, NotFound
 from shared.grpc_server import current_actor
 
@@ -78,7 +77,7 @@ def referral_to_pb(referral: Referral) -> referrals_pb2.Referral:
     if referral.received_at:
         pb.received_at.CopyFrom(api.timestamp(referral.received_at))
     if referral.last_receipt:
-        pb.last_receipt.CopyFrom(receipt_to_pb(referral.last_receipt))
+        pb.last_receipt.CopyFrom(api.receipt_to_pb(referral.last_receipt))
     if referral.planned_date:
         pb.planned_date.CopyFrom(api.date_to_pb(referral.planned_date))
     for milestone, reached_at in referral.cancer_milestones.items():
@@ -123,7 +122,7 @@ class ReferralServicer(referrals_pb2_grpc.ReferralServiceServicer):
     ) -> referrals_pb2.Referral:
         ctx = api.command_context(request, current_actor())
         referral_id = _referral_id(request)
-        status, errors = receipt_from_request(request)
+        status, errors = api.receipt_from_request(request)
         referral = self._app.record_receipt(ctx, referral_id, status, errors)
         return referral_to_pb(referral)
 

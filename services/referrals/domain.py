@@ -16,8 +16,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import event
 
 from shared import rules
+from shared.actors import OrgKind
 from shared.apprec import AppRecStatus, check_receipt
-from shared.auth import OrgKind
 from shared.domain import CarepathAggregate, CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotPermitted
 

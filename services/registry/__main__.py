@@ -18,7 +18,7 @@ from pathlib import Path
 from services.registry import api
 from services.registry.application import RegistryApplication
 from services.registry.importer import ImportError_, import_facts, read_file
-from shared.auth import Actor, OrgKind
+from shared.actors import Actor, OrgKind
 from shared.ids import HerId
 from shared.process import service_main
 

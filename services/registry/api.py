@@ -16,8 +16,8 @@ from services.registry.domain import AccessBlocks, Organisation, Registration, R
 from shared import api, pages
 from shared.access.enforce import AccessControl, Resolver, current_call
 from shared.access.model import Basis, EmergencyReason, emergency_duration
+from shared.actors import OrgKind
 from shared.audit import log as audit
-from shared.auth import OrgKind
 from shared.errors import InvalidArgument
 from shared.registers import Period
 

@@ -25,7 +25,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
-from shared.auth import OrgKind
+from shared.actors import OrgKind
 from shared.domain import CarepathAggregate, CommandContext, command_key
 from shared.errors import AlreadyExists, InvalidArgument, InvalidTransition, NotFound
 from shared.registers import Period, Record, separate, successive

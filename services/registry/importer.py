@@ -40,7 +40,7 @@ from services.registry.domain import (
     registration_id_for,
 )
 from shared import api
-from shared.auth import Actor, OrgKind
+from shared.actors import Actor, OrgKind
 from shared.domain import CarepathAggregate, CommandContext
 from shared.errors import InvalidArgument, NotFound
 from shared.ids import IdentifierError, parse_patient_identifier

@@ -24,7 +24,6 @@ from services.viewer.present import (
     GP,
     HOSPITAL,
     MUNICIPALITY,
-    OSLO,
     RECEIPT,
     SHORT_MONTHS,
     Directory,
@@ -33,6 +32,7 @@ from services.viewer.present import (
     oslo,
     when,
 )
+from shared.times import OSLO
 
 #: The three lanes of the picture, top to bottom.
 LANES = (

@@ -11,15 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import common_pb2, medications_pb2, pathway_pb2, referrals_pb2, registry_pb2
 from services.pathway.summaries import CANCER_MILESTONE_NAMES
 from shared.ids import IdentifierError, NationalId
-
-OSLO = ZoneInfo("Europe/Oslo")
+from shared.times import OSLO
 
 MONTHS = (
     "januar",
@@ -276,7 +274,15 @@ CALL = {
     "AccessService/RequestEmergencyAccess": "Ba om akuttilgang til opplysningene dine",
     "AccessService/ListEmergencyAccesses": "Kontrollerte en akuttilgang til opplysningene dine",
     "AccessService/ListAccesses": "Så hvem som har sett på opplysningene dine",
+    "SubscriptionAdminService/CreateSubscription": "Opprettet et abonnement for et fagsystem",
+    "SubscriptionAdminService/ListSubscriptions": "Så abonnementene for fagsystemer",
+    "SubscriptionAdminService/PauseSubscription": "Stanset et abonnement for et fagsystem",
+    "SubscriptionAdminService/ResumeSubscription": "Startet et abonnement for et fagsystem igjen",
+    "SubscriptionAdminService/DeleteSubscription": "Slettet et abonnement for et fagsystem",
 }
+#: A vendor subscription's delivery of an event about the citizen (services/streams): the call
+#: is `VendorDelivery/<subscription>`, the organisation the one whose system received it.
+VENDOR_DELIVERY = "VendorDelivery/"
 #: The ground a caller was let in on, as the citizen reads it.
 BASIS = {
     common_pb2.ACCESS_BASIS_UNSPECIFIED: "Ingen",
@@ -295,6 +301,7 @@ BASIS = {
     common_pb2.ACCESS_BASIS_ORGANISATION_DIRECTORY: "Adresseregisteret",
     common_pb2.ACCESS_BASIS_SUPERVISOR: "Kontroll av akuttilgang",
     common_pb2.ACCESS_BASIS_OWN_ORGANISATION: "Kommunens egen arbeidsliste",
+    common_pb2.ACCESS_BASIS_OPERATOR: "Driften av carepath",
 }
 PURPOSE = {
     common_pb2.ACCESS_PURPOSE_UNSPECIFIED: "Ikke oppgitt",
@@ -305,6 +312,7 @@ PURPOSE = {
     common_pb2.ACCESS_PURPOSE_REGISTER_MAINTENANCE: "Oppdatering av registeropplysninger",
     common_pb2.ACCESS_PURPOSE_ACCESS_REVIEW: "Kontroll av tilgang",
     common_pb2.ACCESS_PURPOSE_ACCESS_MANAGEMENT: "Styring av hvem som får se opplysningene",
+    common_pb2.ACCESS_PURPOSE_SERVICE_PLANNING: "Planlegging av tjenester (uten å vite hvem du er)",
 }
 EMERGENCY_REASON = {
     common_pb2.EMERGENCY_REASON_LIFE_THREATENING: "Livet eller helsen din var i fare",
@@ -320,6 +328,7 @@ OUTCOME = {
     "UNAUTHENTICATED": ("Avvist: ikke innlogget", True),
     "NOT_FOUND": ("Fant ingen opplysninger", False),
     "INVALID_ARGUMENT": ("Ugyldig forespørsel", False),
+    "DELIVERED": ("Fikk tilsendt", False),
 }
 
 
@@ -353,7 +362,12 @@ def access_line(record: registry_pb2.AccessRecord) -> AccessLine:
         if record.actor.person.hpr_number
         else "",
         by_self=record.by_self,
-        what=CALL.get(record.call, record.call),
+        what=(
+            f"Fagsystemet fikk tilsendt en hendelse om deg (abonnement "
+            f"{record.call.removeprefix(VENDOR_DELIVERY)})"
+            if record.call.startswith(VENDOR_DELIVERY)
+            else CALL.get(record.call, record.call)
+        ),
         basis=BASIS.get(record.basis, "Ukjent"),
         purpose=PURPOSE.get(record.purpose, "Ukjent"),
         outcome=outcome,

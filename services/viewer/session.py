@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
-from shared.auth import Actor
+from shared.actors import Actor
 
 #: Idle timeout when none is configured: a documented default, not a cited rule. No Norwegian
 #: (Normen) figure was found for a web session's idle time; OWASP's Session Management Cheat

@@ -35,14 +35,8 @@ from services.viewer.session import (
     new_secret,
 )
 from shared import grpc_client
-from shared.auth import (
-    Actor,
-    IssuerUnavailable,
-    OrgKind,
-    TokenVerifier,
-    Unauthenticated,
-    bearer_metadata,
-)
+from shared.actors import Actor, OrgKind
+from shared.auth import IssuerUnavailable, TokenVerifier, Unauthenticated, bearer_metadata
 from shared.issuer import Issuer
 
 log = logging.getLogger(__name__)

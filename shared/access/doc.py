@@ -42,6 +42,10 @@ OTHER_GROUNDS = {
     Basis.ORGANISATION_DIRECTORY: "any authenticated caller: the directory holds no personal data",
     Basis.SUPERVISOR: "a care organisation's supervisor (token role SUPERVISOR), its own org only",
     Basis.OWN_ORGANISATION: "a municipality's own worklist (each patient listed on its own basis)",
+    Basis.OPERATOR: (
+        "one of carepath's operators (token role OPERATOR, an organisation of kind REGISTRY: "
+        "carepath's own operating organisation in the directory) managing vendor subscriptions"
+    ),
 }
 
 DECISIONS = """\
@@ -57,6 +61,10 @@ DECISIONS = """\
 - A relationship's clock is clinical time (`occurred_at`), like the rest of the pathway.
 - Calls without a valid token are answered `UNAUTHENTICATED` and not put on the audit log (they
   name no one); everything else is.
+- Vendor subscriptions are managed by carepath's operators only: a REGISTRY caller (carepath's
+  own operating organisation, as the register adapter is) whose token has the role OPERATOR.
+  Care organisations and vendors cannot create or change one; a subscription's deliveries are
+  then decided per patient by the served organisations' relationships (services/streams).
 - The stay window (30 days) and the emergency access duration (4 hours) are documented defaults
   (see the sources above).
 """

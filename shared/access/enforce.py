@@ -28,9 +28,9 @@ from shared.access.facts import FactStore
 from shared.access.model import Basis, Purpose, Relationship
 from shared.access.policy import Decision, Facts, Rule, TargetKind, decide, deny
 from shared.access.table import rule_for
+from shared.actors import Actor
 from shared.audit.log import AuditLog, Entry
 from shared.audit.log import migrate as migrate_audit
-from shared.auth import Actor
 from shared.errors import InvalidArgument
 from shared.sql import engine
 from shared.times import utc_iso

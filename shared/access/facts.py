@@ -26,14 +26,15 @@ from shared.access.model import (
     RELATIONSHIPS,
     Basis,
     Relationship,
+    applied_events,
     blocks,
     emergency_duration,
     organisations,
     relationships,
 )
 from shared.access.policy import EmergencyGrant, Facts, Rule
+from shared.actors import Actor, OrgKind
 from shared.audit import log as audit
-from shared.auth import Actor, OrgKind
 from shared.times import utc_iso
 
 
@@ -157,6 +158,30 @@ class FactStore:
             for key, held in found.items()
             if key not in blocked
         }
+
+    def applied(self, event_ids: Iterable[str]) -> set[str]:
+        """Of these events, those the projector has folded into the facts already."""
+        ids = sorted(set(event_ids))
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                query = sa.select(applied_events.c.event_id).where(
+                    applied_events.c.event_id.in_(ids[i : i + 500])
+                )
+                found.update(conn.execute(query).scalars())
+        return found
+
+    def blocked(self, her_id: str, keys: Iterable[str]) -> set[str]:
+        """Of these patients, those who have blocked the organisation `her_id`."""
+        keys = sorted(set(keys))
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for i in range(0, len(keys), 500):
+                query = sa.select(blocks.c.patient_key).where(
+                    blocks.c.patient_key.in_(keys[i : i + 500]), blocks.c.her_id == her_id
+                )
+                found.update(conn.execute(query).scalars())
+        return found
 
     def relations(self, patient_key: str, now: datetime) -> list[Relationship]:
         """Every relationship of the patient that holds now (for the pathway's register

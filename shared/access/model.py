@@ -38,6 +38,7 @@ class Basis(enum.StrEnum):
     ORGANISATION_DIRECTORY = "ORGANISATION_DIRECTORY"
     SUPERVISOR = "SUPERVISOR"
     OWN_ORGANISATION = "OWN_ORGANISATION"
+    OPERATOR = "OPERATOR"
 
 
 #: Bases that are care relationships: facts about one organisation and one patient, with time
@@ -72,6 +73,9 @@ class Purpose(enum.StrEnum):
     REGISTER_MAINTENANCE = "REGISTER_MAINTENANCE"
     ACCESS_REVIEW = "ACCESS_REVIEW"
     ACCESS_MANAGEMENT = "ACCESS_MANAGEMENT"
+    #: A vendor subscription for capacity and logistics planning (services/streams): events
+    #: without the patient's identifier.
+    SERVICE_PLANNING = "SERVICE_PLANNING"
 
 
 class EmergencyReason(enum.StrEnum):
@@ -126,6 +130,8 @@ def system_roles() -> frozenset[str]:
 
 
 SUPERVISOR_ROLE = "SUPERVISOR"
+#: carepath's own operators: they manage the vendors' event subscriptions (services/streams).
+OPERATOR_ROLE = "OPERATOR"
 
 metadata = sa.MetaData()
 
@@ -153,6 +159,11 @@ blocks = sa.Table(
     sa.Column("hpr", sa.String(20), nullable=True),
     sa.Column("blocked_at", sa.String(32), nullable=False),
 )
+
+#: The projector's record of the events it has folded (services/pathway/readmodel.py, table
+#: `pathway_events`): a consumer that decides on the facts an event itself creates (the vendor
+#: delivery) waits until the event is there. Read only, never created from here.
+applied_events = sa.table("pathway_events", sa.column("event_id"))
 
 organisations = sa.Table(
     "registry_organisations",

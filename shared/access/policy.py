@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from shared.access.model import RELATIONSHIPS, Basis, Purpose, Relationship, system_roles
-from shared.auth import CARE_KINDS, Actor, OrgKind
+from shared.actors import CARE_KINDS, Actor, OrgKind
 
 
 class Action(enum.StrEnum):

@@ -11,10 +11,11 @@ refuses the call.
 
 from __future__ import annotations
 
+from shared.access.model import OPERATOR_ROLE
 from shared.access.model import Basis as B
 from shared.access.model import Purpose as P
 from shared.access.policy import Action, Rule, Target
-from shared.auth import OrgKind
+from shared.actors import OrgKind
 
 GP, HOSPITAL, MUNICIPALITY = OrgKind.GP, OrgKind.HOSPITAL, OrgKind.MUNICIPALITY
 REGISTRY, CITIZEN = OrgKind.REGISTRY, OrgKind.CITIZEN
@@ -89,6 +90,7 @@ def _rules() -> list[Rule]:
     referrals, admissions = "ReferralService", "AdmissionService"
     discharges, medications = "DischargeService", "MedicationService"
     pathway, registry, access = "PathwayService", "RegistryService", "AccessService"
+    streams = "SubscriptionAdminService"
     clinical_read = (*CLINICAL_READERS, B.EMERGENCY)
     return [
         # --- referrals -----------------------------------------------------------------------
@@ -208,6 +210,19 @@ def _rules() -> list[Rule]:
         rule(access, "ListAccesses", READ, {CITIZEN}, (B.SELF,), PATIENT,
              "the citizen themself: who touched their data", blockable=False,
              purpose=P.CITIZEN_INSIGHT),
+        # --- vendor subscriptions (services/streams) ---------------------------------------
+        *(
+            rule(streams, method, action, {REGISTRY}, (B.OPERATOR,), Target.none(),
+                 "carepath's operators: the vendors' subscriptions", blockable=False,
+                 roles=frozenset({OPERATOR_ROLE}), purpose=P.ACCESS_MANAGEMENT)
+            for method, action in (
+                ("CreateSubscription", WRITE),
+                ("ListSubscriptions", READ),
+                ("PauseSubscription", WRITE),
+                ("ResumeSubscription", WRITE),
+                ("DeleteSubscription", WRITE),
+            )
+        ),
     ]  # fmt: skip
 
 

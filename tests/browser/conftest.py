@@ -13,6 +13,7 @@ from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc
 from shared.auth import bearer_metadata
 from shared.broker import Tenant
 from shared.ids import FNR_SYSTEM
+from shared.times import OSLO
 from tests.browser.support import CHROMIUM, CHROMIUM_ARGS, Demo, viewer_process
 from tests.conftest import STORES
 from tests.support import (
@@ -86,7 +87,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, broker: Tenant, amqp_uri: str
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(
-        viewport={"width": 1280, "height": 800}, locale="nb-NO", timezone_id="Europe/Oslo"
+        viewport={"width": 1280, "height": 800}, locale="nb-NO", timezone_id=OSLO.key
     )
     page = context.new_page()
     page.set_default_timeout(15_000)

@@ -16,7 +16,8 @@ from types import ModuleType
 from playwright.sync_api import Locator, Page, expect
 
 from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc
-from shared.auth import Actor, OrgKind, bearer_metadata
+from shared.actors import Actor, OrgKind
+from shared.auth import bearer_metadata
 from shared.ids import FNR_SYSTEM
 from tests.support import ISSUER, ROOT, Harness, free_port, wait_for
 

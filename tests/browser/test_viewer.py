@@ -29,7 +29,8 @@ from carepath.v1 import (
     registry_pb2,
     registry_pb2_grpc,
 )
-from shared.auth import Actor, bearer_metadata
+from shared.actors import Actor
+from shared.auth import bearer_metadata
 from shared.ids import FNR_SYSTEM
 from tests.browser.support import (
     ASLI,

@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
@@ -75,10 +74,11 @@ from shared.access.model import RELATIONSHIPS, Basis, relationships
 from shared.access.model import blocks as access_blocks
 from shared.access.policy import Rule, TargetKind
 from shared.access.table import RULES
-from shared.auth import Actor, OrgKind
+from shared.actors import Actor, OrgKind
 from shared.broker import Tenant
 from shared.domain import CommandContext
 from shared.ids import FNR_SYSTEM
+from shared.times import OSLO
 from tests.conftest import (
     GP,
     HOSPITAL,
@@ -439,7 +439,6 @@ def situations_of(rule: Rule) -> set[str]:
 
 # --- the stories told before the cells --------------------------------------------------------
 
-OSLO = ZoneInfo("Europe/Oslo")
 LONG_AGO = date(2000, 1, 1)
 
 

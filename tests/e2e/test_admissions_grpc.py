@@ -19,7 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from carepath.v1 import admissions_pb2, admissions_pb2_grpc, common_pb2
 from services.admissions.application import AdmissionsApplication
 from shared.access.model import Basis
-from shared.auth import Actor
+from shared.actors import Actor
 from shared.grpc_server import Server
 from shared.ids import DNR_SYSTEM, FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL, OTHER_MUNICIPALITY

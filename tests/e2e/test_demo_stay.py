@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from types import ModuleType
-from zoneinfo import ZoneInfo
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -26,6 +25,7 @@ from services.pathway.rebuild import rebuild
 from shared.auth import bearer_metadata
 from shared.broker import Tenant
 from shared.ids import FNR_SYSTEM
+from shared.times import OSLO
 from tests.support import (
     ISSUER,
     Harness,
@@ -38,8 +38,6 @@ from tests.support import (
     running_system,
     wait_for,
 )
-
-OSLO = ZoneInfo("Europe/Oslo")
 
 
 def pathway_of(system: Harness, demo: ModuleType) -> Callable[..., pathway_pb2.Pathway]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
@@ -26,6 +25,7 @@ from carepath.v1 import (
 from services.discharges.application import DischargesApplication
 from shared.broker import Tenant
 from shared.ids import FNR_SYSTEM
+from shared.times import OSLO
 from tests.conftest import HOSPITAL, MUNICIPALITY
 from tests.support import (
     Harness,
@@ -38,7 +38,6 @@ from tests.support import (
     wait_for,
 )
 
-OSLO = ZoneInfo("Europe/Oslo")
 PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(24, 12, 38, 200))
 
 

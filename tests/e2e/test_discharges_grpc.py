@@ -27,7 +27,7 @@ from carepath.v1 import (
 )
 from services.discharges.application import DischargesApplication
 from shared.access.model import Basis
-from shared.auth import Actor
+from shared.actors import Actor
 from shared.grpc_server import Server
 from shared.ids import FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL, OTHER_MUNICIPALITY

@@ -28,6 +28,7 @@ from stdnum.no import orgnr as stdnum_orgnr
 
 from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, registry_pb2, registry_pb2_grpc
 from shared.access.model import organisations
+from shared.actors import Actor, OrgKind
 from shared.audit import log as audit
 from shared.auth import (
     HER_ID_CLAIM,
@@ -35,8 +36,6 @@ from shared.auth import (
     ORG_KIND_CLAIM,
     ORGNR_CHILD_CLAIM,
     ORGNR_PARENT_CLAIM,
-    Actor,
-    OrgKind,
     bearer_metadata,
 )
 from tests.support import (

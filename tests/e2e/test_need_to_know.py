@@ -31,7 +31,7 @@ from carepath.v1 import (
 )
 from shared.access.enforce import REFUSAL
 from shared.access.model import Basis
-from shared.auth import Actor, OrgKind
+from shared.actors import Actor, OrgKind
 from shared.ids import FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_GP, OTHER_MUNICIPALITY
 from tests.support import REGISTER_ADAPTER, Harness, auth, make_fnr, wait_for

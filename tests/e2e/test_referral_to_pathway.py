@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
@@ -17,7 +16,7 @@ from services.pathway import migrate, readmodel
 from services.pathway.rebuild import rebuild
 from shared.ids import DNR_SYSTEM, FNR_SYSTEM
 from shared.outbox import iter_all_envelopes
-from shared.rules import OSLO
+from shared.times import OSLO
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_GP, OTHER_HOSPITAL, OTHER_MUNICIPALITY
 from tests.support import (
     Harness,
@@ -555,18 +554,17 @@ def test_a_referral_received_the_day_before_easter_is_due_after_the_easter_holid
     referrals: referrals_pb2_grpc.ReferralServiceStub,
     pathway: pathway_pb2_grpc.PathwayServiceStub,
 ) -> None:
-    oslo = ZoneInfo("Europe/Oslo")
     sent = referrals.SendReferral(
         send_request(
             "easter",
-            metadata=meta_at("easter", datetime(2026, 4, 2, 9, tzinfo=oslo)),
+            metadata=meta_at("easter", datetime(2026, 4, 2, 9, tzinfo=OSLO)),
             cancer_pathway=0,
         ),
         metadata=auth(GP),
     )
     referrals.RecordReferralReceipt(
         referrals_pb2.RecordReferralReceiptRequest(
-            metadata=meta_at("easter-rcpt", datetime(2026, 4, 4, 10, tzinfo=oslo)),
+            metadata=meta_at("easter-rcpt", datetime(2026, 4, 4, 10, tzinfo=OSLO)),
             referral_id=sent.referral_id,
             receipt=common_pb2.AppRec(status=common_pb2.APP_REC_STATUS_OK),
         ),
@@ -574,7 +572,7 @@ def test_a_referral_received_the_day_before_easter_is_due_after_the_easter_holid
     )
     reply = wait_for(pathway_with(pathway, 2), what="the receipt")
     (task,) = reply.tasks
-    due = task.due.ToDatetime(tzinfo=UTC).astimezone(oslo)
+    due = task.due.ToDatetime(tzinfo=UTC).astimezone(OSLO)
     # Easter Sunday and Monday are holidays: ten working days run 7–10, 13–17 and 20 April.
     assert (due.date().isoformat(), due.hour) == ("2026-04-20", 23)
     assert task.breached

@@ -34,7 +34,7 @@ from carepath.v1 import (
     registry_pb2_grpc,
 )
 from services.pathway import readmodel
-from shared.auth import Actor, OrgKind
+from shared.actors import Actor, OrgKind
 from shared.broker import Tenant
 from shared.ids import FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_GP, OTHER_MUNICIPALITY, STORES

@@ -38,7 +38,7 @@ from carepath.v1 import (
 from shared.access.model import Basis
 from shared.access.policy import Rule, TargetKind
 from shared.access.table import RULES
-from shared.auth import Actor, OrgKind
+from shared.actors import Actor, OrgKind
 from shared.broker import Tenant
 from shared.ids import DNR_SYSTEM, FNR_SYSTEM, HNR_SYSTEM
 from tests.conftest import (

@@ -11,9 +11,9 @@ import pytest
 
 from services.admissions.application import AdmissionsApplication
 from services.admissions.domain import AdmissionType, CloseReason, MessageType
+from shared.actors import Actor
 from shared.amqp import BatchPublisher
 from shared.apprec import AppRecStatus
-from shared.auth import Actor
 from shared.broker import Tenant
 from shared.config import StoreSettings
 from shared.domain import CommandContext

@@ -29,9 +29,9 @@ from services.pathway import migrate, readmodel
 from services.pathway.projector import QUEUE as PROJECTOR_QUEUE
 from services.referrals.application import ReferralsApplication
 from services.referrals.domain import Priority, ReferralState
+from shared.actors import Actor
 from shared.amqp import DEAD_LETTER_QUEUE, QUEUE_ARGUMENTS, BatchPublisher
 from shared.apprec import AppRecStatus
-from shared.auth import Actor
 from shared.broker import Tenant, load_definitions, rabbitmqctl
 from shared.domain import CommandContext
 from shared.events import Envelope

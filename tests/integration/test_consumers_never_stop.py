@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from services.discharges.application import KnownStays
+from services.discharges.known_stays import KnownStays
 from shared.broker import Tenant
 from shared.config import StoreSettings
 from tests.support import nameko, wait_for

@@ -13,7 +13,7 @@ from uuid import UUID
 import pytest
 from sqlalchemy.engine import Engine
 
-from services.discharges.application import KnownStays
+from services.discharges.known_stays import KnownStays
 from shared.broker import Tenant
 from shared.config import StoreSettings
 from shared.events import referrals as rf

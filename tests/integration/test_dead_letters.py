@@ -33,8 +33,8 @@ from services.admissions.application import AdmissionsApplication
 from services.admissions.domain import AdmissionType, StayState
 from services.pathway import readmodel
 from shared import amqp
+from shared.actors import Actor
 from shared.amqp import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, BatchPublisher
-from shared.auth import Actor
 from shared.broker import Tenant
 from shared.domain import CommandContext
 from shared.events import Envelope
@@ -303,9 +303,11 @@ def test_the_projectors_dead_letters_are_listed_and_a_replay_is_checked_again(
         # A letter another service slipped in, claiming the event came from admissions, is
         # not replayed: every service may park, only the pathway parks for the projector.
         headers = amqp.dead_letter_headers(
-            "not projected: test", "admissions.events", "PatientAdmitted",
-            broker.user("admissions"), consumer=queue, attempts=8,
-        )  # fmt: skip
+            "not projected: test",
+            amqp.Origin("admissions.events", "PatientAdmitted", broker.user("admissions")),
+            consumer=queue,
+            attempts=8,
+        )
         put_letter(broker, "referrals", headers, genuine.to_json(), "PatientAdmitted")
         done = deadletters(broker, "replay", "--queue", queue, "--event-id", genuine.event_id)
         assert done.returncode == 1

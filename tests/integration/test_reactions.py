@@ -18,9 +18,9 @@ from services.discharges.application import DischargesApplication
 from services.discharges.domain import Destination
 from services.referrals.application import ReferralsApplication
 from services.referrals.domain import Priority, ReferralState
+from shared.actors import Actor
 from shared.amqp import DEAD_LETTER_QUEUE, BatchPublisher, declare_dead_letter
 from shared.apprec import AppRecStatus
-from shared.auth import Actor
 from shared.broker import Tenant
 from shared.config import StoreSettings
 from shared.domain import CommandContext

@@ -39,7 +39,7 @@ from services.referrals.domain import ReferralState
 from services.registry.application import RegistryApplication
 from services.registry.domain import Organisation, RegistryKind, organisation_id_for
 from shared.access.enforce import AccessControl
-from shared.auth import Actor, OrgKind
+from shared.actors import Actor, OrgKind
 from shared.domain import CommandContext
 from shared.events import parse
 from shared.events import registry as registry_events

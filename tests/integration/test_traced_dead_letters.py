@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanContext, StatusCode
 from sqlalchemy.engine import Engine
 
-from services.discharges.application import KnownStays
+from services.discharges.known_stays import KnownStays
 from shared import tracing
 from shared.broker import Tenant
 from shared.config import StoreSettings

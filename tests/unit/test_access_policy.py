@@ -12,12 +12,13 @@ from carepath.v1 import (
     pathway_pb2,
     referrals_pb2,
     registry_pb2,
+    streams_pb2,
 )
 from shared.access.doc import render
 from shared.access.model import Basis, Relationship
 from shared.access.policy import EmergencyGrant, Facts, decide
 from shared.access.table import RULES, rule_for
-from shared.auth import Actor, OrgKind
+from shared.actors import Actor, OrgKind
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_GP, OTHER_MUNICIPALITY
 from tests.support import ROOT, make_fnr
 
@@ -49,6 +50,7 @@ def test_every_call_of_every_service_has_exactly_one_rule() -> None:
             medications_pb2,
             pathway_pb2,
             registry_pb2,
+            streams_pb2,
         )
         for service in module.DESCRIPTOR.services_by_name.values()
         for method in service.methods

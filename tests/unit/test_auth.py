@@ -23,15 +23,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from shared import config, sql
 from shared.access.model import metadata as access_metadata
 from shared.access.model import organisations
+from shared.actors import Actor, OrgKind
 from shared.auth import (
     HER_ID_CLAIM,
     HPR_CLAIM,
     ORG_KIND_CLAIM,
     ORGNR_CHILD_CLAIM,
     ORGNR_PARENT_CLAIM,
-    Actor,
     IssuerUnavailable,
-    OrgKind,
     TokenVerifier,
     Unauthenticated,
 )

@@ -71,6 +71,7 @@ def test_the_compose_file_names_its_secrets() -> None:
             "REGISTRY",
             "PATHWAY",
             "DEADLETTERS",
+            "STREAMS",
         )
     }
     assert {"POSTGRES_PASSWORD", "AMQP_PASSWORD_OPERATOR", *broker_users} <= set(required_secrets())

@@ -8,10 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from services.discharges.application import DischargesApplication, KnownStays
+from services.discharges.application import DischargesApplication
 from services.discharges.domain import Destination, DischargeState, MessageType
+from services.discharges.known_stays import KnownStays
+from shared.actors import Actor
 from shared.apprec import AppRecStatus
-from shared.auth import Actor
 from shared.domain import CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotPermitted, NotYetKnown
 from shared.ids import FNR_SYSTEM
@@ -87,6 +88,10 @@ def test_epicrisis_to_gp_and_municipality_each_answered_by_its_receiver(
         app.record_message_receipt(
             ctx(GP, "r3"), STAY, uuid.UUID(by_receiver[GP.her_id]), AppRecStatus.OK, []
         )
+    # The receipt rules are the stay's too (shared.apprec.MessageReceipts); the event is the
+    # discharge's own, as stored discharges name it.
+    topics = [e.topic for e in app.recorder.select_events(d.id)]
+    assert topics[-1] == "services.discharges.domain:Discharge.MessageReceiptRecorded"
 
 
 def test_a_discharge_without_readiness_is_allowed(app: DischargesApplication) -> None:

@@ -17,7 +17,7 @@ from services.medications.domain import (
     ReconciliationSource,
     medication_list_id,
 )
-from shared.auth import Actor
+from shared.actors import Actor
 from shared.domain import CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotFound
 from shared.ids import FNR_SYSTEM

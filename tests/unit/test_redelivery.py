@@ -23,9 +23,7 @@ def prefix(monkeypatch: pytest.MonkeyPatch) -> None:
 def headers(attempts: int = 2) -> dict[str, object]:
     return amqp.dead_letter_headers(
         "not applied by handle_patient_discharged: OperationalError: database is locked",
-        "discharges.events",
-        "PatientDischarged",
-        "carepath-discharges",
+        amqp.Origin("discharges.events", "PatientDischarged", "carepath-discharges"),
         consumer=QUEUE,
         attempts=attempts,
     )
@@ -117,7 +115,9 @@ def test_a_letter_the_broker_dead_lettered_is_replayable_with_its_own_sender() -
 def test_a_letter_a_relay_parked_names_no_consumer_and_is_not_replayed() -> None:
     props = pika.BasicProperties(
         message_id="r1:1",
-        headers=amqp.dead_letter_headers("breaks its declaration", "referrals.events", "X"),
+        headers=amqp.dead_letter_headers(
+            "breaks its declaration", amqp.Origin("referrals.events", "X", None)
+        ),
     )
     one = letter(3, props, b'{"event_id": "r1:1", "event_type": "X", "source": "referrals"}')
     assert one.consumer is None

@@ -18,8 +18,8 @@ from services.referrals.domain import (
     Treatment,
 )
 from shared.access.model import Basis
+from shared.actors import Actor
 from shared.apprec import AppRecStatus
-from shared.auth import Actor
 from shared.domain import CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotFound, NotPermitted
 from shared.ids import FNR_SYSTEM

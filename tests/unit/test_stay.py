@@ -20,8 +20,8 @@ from services.admissions.domain import (
     StayState,
 )
 from shared.access.model import Basis
+from shared.actors import Actor
 from shared.apprec import AppRecStatus
-from shared.auth import Actor
 from shared.domain import CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotFound, NotPermitted
 from shared.ids import FNR_SYSTEM
@@ -365,3 +365,17 @@ def test_command_ids_are_the_calling_organisations_own(app: AdmissionsApplicatio
     assert message(stay, MessageType.ADMISSION_REPORT)["to_her_id"] == HOSPITAL.her_id
     again = app.record_admission_report(ctx(MUNICIPALITY, "msg-1", 2), stay.id)
     assert events_in(app) == before + 1 and again.version == stay.version
+
+
+def test_a_receipt_is_stored_as_the_stays_own_event_as_stays_already_stored_hold_it(
+    app: AdmissionsApplication,
+) -> None:
+    """The receipt rules are shared with the discharge (shared.apprec.MessageReceipts), but
+    the event stays the stay's: stored stays name it `Stay.MessageReceiptRecorded`."""
+    stay = app.send_admission_notice(ctx(HOSPITAL, "notice", 0.5), admit(app).id)
+    notice = message(stay, MessageType.ADMISSION_NOTICE)
+    app.record_message_receipt(
+        ctx(MUNICIPALITY, "r1", 1), stay.id, uuid.UUID(notice["message_id"]), AppRecStatus.OK, []
+    )
+    topics = [e.topic for e in app.recorder.select_events(stay.id)]
+    assert topics[-1] == "services.admissions.domain:Stay.MessageReceiptRecorded"

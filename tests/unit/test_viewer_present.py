@@ -317,3 +317,16 @@ def test_every_call_basis_and_purpose_of_the_access_policy_has_plain_norwegian_w
     assert reasons <= set(present.EMERGENCY_REASON)
     unknown = present.access_line(record(call="NewService/NewCall", outcome="ABORTED"))
     assert (unknown.what, unknown.outcome) == ("NewService/NewCall", "Feil (ABORTED)")
+
+
+def test_a_vendor_systems_delivery_reads_as_such_in_the_citizens_access_list() -> None:
+    line = present.access_line(
+        record(
+            call="VendorDelivery/fjordvik-ehr",
+            outcome="DELIVERED",
+            basis=common_pb2.ACCESS_BASIS_RESIDENCE_MUNICIPALITY,
+            purpose=common_pb2.ACCESS_PURPOSE_HEALTH_CARE,
+        )
+    )
+    assert line.what == "Fagsystemet fikk tilsendt en hendelse om deg (abonnement fjordvik-ehr)"
+    assert (line.outcome, line.refused, line.basis) == ("Fikk tilsendt", False, "Kommunen du bor i")

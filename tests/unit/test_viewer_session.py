@@ -9,7 +9,7 @@ from starlette.requests import Request
 
 from services.viewer.guard import same_origin
 from services.viewer.session import Sessions
-from shared.auth import Actor, OrgKind
+from shared.actors import Actor, OrgKind
 
 COORDINATOR = Actor(her_id="4201", org_kind=OrgKind.MUNICIPALITY, hpr="1203921")
 PATIENT = ("pasient", "urn:oid:2.16.578.1.12.4.1.4.1", "12034248069")

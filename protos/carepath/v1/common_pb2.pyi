@@ -136,6 +136,10 @@ class _AccessPurposeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AccessP
     """A supervisor reviewing emergency accesses of their organisation (kontroll av tilgang)."""
     ACCESS_PURPOSE_ACCESS_MANAGEMENT: _AccessPurpose.ValueType  # 7
     """The citizen (or a caller on their behalf) managing who may see their data (sperring)."""
+    ACCESS_PURPOSE_SERVICE_PLANNING: _AccessPurpose.ValueType  # 8
+    """Capacity and logistics planning from a vendor subscription, without the patient's
+    identifier (services/streams).
+    """
 
 class AccessPurpose(_AccessPurpose, metaclass=_AccessPurposeEnumTypeWrapper):
     """Why personal health data is touched. Recorded with every call in the audit log, so the
@@ -160,6 +164,10 @@ ACCESS_PURPOSE_ACCESS_REVIEW: AccessPurpose.ValueType  # 6
 """A supervisor reviewing emergency accesses of their organisation (kontroll av tilgang)."""
 ACCESS_PURPOSE_ACCESS_MANAGEMENT: AccessPurpose.ValueType  # 7
 """The citizen (or a caller on their behalf) managing who may see their data (sperring)."""
+ACCESS_PURPOSE_SERVICE_PLANNING: AccessPurpose.ValueType  # 8
+"""Capacity and logistics planning from a vendor subscription, without the patient's
+identifier (services/streams).
+"""
 Global___AccessPurpose: _TypeAlias = AccessPurpose  # noqa: Y015
 
 class _AccessBasis:
@@ -202,6 +210,8 @@ class _AccessBasisEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AccessBas
     """The organisation's own supervisor reviewing its emergency accesses."""
     ACCESS_BASIS_OWN_ORGANISATION: _AccessBasis.ValueType  # 15
     """An organisation reading its own list (a municipality's worklist)."""
+    ACCESS_BASIS_OPERATOR: _AccessBasis.ValueType  # 16
+    """One of carepath's operators (token role OPERATOR): managing vendor subscriptions."""
 
 class AccessBasis(_AccessBasis, metaclass=_AccessBasisEnumTypeWrapper):
     """What gave a caller access: the care relationship (or other ground) the access policy found.
@@ -243,6 +253,8 @@ ACCESS_BASIS_SUPERVISOR: AccessBasis.ValueType  # 14
 """The organisation's own supervisor reviewing its emergency accesses."""
 ACCESS_BASIS_OWN_ORGANISATION: AccessBasis.ValueType  # 15
 """An organisation reading its own list (a municipality's worklist)."""
+ACCESS_BASIS_OPERATOR: AccessBasis.ValueType  # 16
+"""One of carepath's operators (token role OPERATOR): managing vendor subscriptions."""
 Global___AccessBasis: _TypeAlias = AccessBasis  # noqa: Y015
 
 class _EmergencyReason:

@@ -30,7 +30,8 @@ from starlette.routing import Route
 from carepath.v1 import common_pb2, pathway_pb2, registry_pb2
 from services.viewer import present
 from services.viewer.web import CITIZEN, Refused, Web, web_of
-from shared.auth import Actor, OrgKind, Unauthenticated
+from shared.actors import Actor, OrgKind
+from shared.auth import Unauthenticated
 from shared.ids import IdentifierError, NationalId
 
 log = logging.getLogger(__name__)

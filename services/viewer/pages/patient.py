@@ -24,6 +24,7 @@ from services.viewer.session import Session
 from services.viewer.web import Problem, web_of
 from shared import rules
 from shared.ids import IdentifierError, NationalId
+from shared.times import OSLO
 
 #: The picture's time windows: label and days up to the latest event (None: all of it).
 WINDOWS: dict[str, tuple[str, int | None]] = {
@@ -121,7 +122,7 @@ async def patient_context(request: Request, activity: bool = True) -> dict[str, 
         "emergency": present.emergency(reply),
         "place": present.place(reply.location, names),
         "register_facts": present.register_facts(reply.relations, names),
-        "picture": picture(reply, now.astimezone(present.OSLO), WINDOWS[window][1]),
+        "picture": picture(reply, now.astimezone(OSLO), WINDOWS[window][1]),
         "windows": {key: label for key, (label, _) in WINDOWS.items()},
         "window": window,
         "medications_at": at,

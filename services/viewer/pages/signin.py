@@ -18,7 +18,8 @@ from starlette.routing import Route
 from carepath.v1 import common_pb2, registry_pb2
 from services.viewer.pages.common import signed_in
 from services.viewer.web import COORDINATOR, Refused, Web, web_of
-from shared.auth import Actor, OrgKind, Unauthenticated
+from shared.actors import Actor, OrgKind
+from shared.auth import Unauthenticated
 from shared.ids import HerId, HprNumber, IdentifierError
 
 log = logging.getLogger(__name__)

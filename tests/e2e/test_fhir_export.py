@@ -26,16 +26,16 @@ from carepath.v1 import (
 )
 from services.pathway import fhir
 from shared.access.enforce import REFUSAL
+from shared.actors import Actor
 from shared.api import timestamp as ts
-from shared.auth import Actor
 from shared.broker import Tenant
 from shared.ids import FNR_SYSTEM
 from tests.conftest import MUNICIPALITY, OTHER_MUNICIPALITY
+from tests.processes import demo_reactions
 from tests.support import (
     Harness,
     auth,
     demo_module,
-    demo_reactions,
     drain_queue,
     load_demo,
     make_fnr,

@@ -12,7 +12,7 @@ import grpc
 from sqlalchemy.engine import Engine
 
 from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2, registry_pb2
-from services.pathway import views
+from services.pathway import fhir, views
 from services.pathway.feed import ChangeFeed
 from services.pathway.folding.discharges import PaymentSpan
 from shared import api, pages, rules
@@ -186,6 +186,11 @@ def _directory(facts: FactStore, her_ids: set[str]) -> list[registry_pb2.Organis
     ]
 
 
+def _pathway_request(request: pathway_pb2.ExportFhirRequest) -> pathway_pb2.GetPathwayRequest:
+    """The GetPathway request an export answers (the patient and purpose the policy admitted)."""
+    return pathway_pb2.GetPathwayRequest(patient=request.patient, purpose=request.purpose)
+
+
 def _named_in(pathway: pathway_pb2.Pathway) -> set[str]:
     """Every HER-id the answer names (for the directory's names)."""
     named = {pathway.municipality_her_id, pathway.location.her_id}
@@ -290,6 +295,17 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         named = _named_in(reply) | {call.actor.her_id}  # the reader's own name too
         reply.organisations.extend(_directory(self._access.facts, named - {""}))
         return reply
+
+    def ExportFhir(
+        self, request: pathway_pb2.ExportFhirRequest, context: grpc.ServicerContext
+    ) -> pathway_pb2.ExportFhirResponse:
+        """GetPathway's own answer for this caller, mapped to a FHIR Bundle: GetPathway's
+        access rule (its own row in shared/access/table.py), audited as GetPathway is (one row,
+        named ExportFhir), the same NOT_FOUND. The Bundle is personal health data: never logged."""
+        pathway = self.GetPathway(_pathway_request(request), context)
+        return pathway_pb2.ExportFhirResponse(
+            bundle_json=fhir.bundle_json(pathway), fhir_version=fhir.FHIR_VERSION
+        )
 
     def ListPathways(
         self, request: pathway_pb2.ListPathwaysRequest, context: grpc.ServicerContext

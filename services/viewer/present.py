@@ -227,6 +227,7 @@ def open_referrals(reply: pathway_pb2.Pathway, names: Directory) -> list[Referra
 #: What each call did, as the citizen reads it in the access list ("Service/Method").
 CALL = {
     "PathwayService/GetPathway": "Så pasientforløpet ditt",
+    "PathwayService/ExportFhir": "Hentet pasientforløpet ditt som FHIR-eksport",
     "PathwayService/ListPathways": "Så deg på kommunens arbeidsliste",
     "PathwayService/WatchPathway": "Fulgte med på endringer i forløpet ditt",
     "ReferralService/SendReferral": "Sendte en henvisning",

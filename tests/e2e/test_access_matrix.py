@@ -339,6 +339,13 @@ EXPECTED: dict[str, dict[str, grpc.StatusCode]] = {
         "unrelated": DENIED, "expired": DENIED, "blocked": DENIED, "emergency": OK,
         "citizen-self": OK, "citizen-other": DENIED,
     },
+    "PathwayService/ExportFhir": {
+        "FASTLEGE": OK, "REFERRAL_SENDER": OK, "RESIDENCE_MUNICIPALITY": OK,
+        "TEMPORARY_RESIDENCE_MUNICIPALITY": OK, "MESSAGE_RECEIVER": OK,
+        "REFERRAL_RECEIVER": OK, "STAY_HOSPITAL": OK,
+        "unrelated": DENIED, "expired": DENIED, "blocked": DENIED, "emergency": OK,
+        "citizen-self": OK, "citizen-other": DENIED,
+    },
     "PathwayService/ListPathways": {
         "OWN_ORGANISATION": OK,
         "unrelated": DENIED, "blocked": OK, "emergency": DENIED,
@@ -1211,6 +1218,7 @@ SCENES: dict[str, dict[str, Scene]] = {
     "MedicationService/ReconcileMedicationList": relationship_scenes(PRESCRIBERS, nothing),
     "MedicationService/GetMedicationList": relationship_scenes(CLINICAL, a_medication),
     "PathwayService/GetPathway": relationship_scenes(CLINICAL, a_pathway),
+    "PathwayService/ExportFhir": relationship_scenes(CLINICAL, a_pathway),
     "PathwayService/ListPathways": {
         "OWN_ORGANISATION": Scene(MUNICIPALITY, the_municipalitys_patient),
         "blocked": Scene(MUNICIPALITY, chain(the_municipalitys_patient, blocks(MUNICIPALITY))),
@@ -1388,6 +1396,9 @@ REQUESTS: dict[str, Callable[[Story, Actor], Message]] = {
         patient=s.pb
     ),
     "PathwayService/GetPathway": lambda s, caller: pathway_pb2.GetPathwayRequest(
+        patient=s.pb, purpose=purpose(caller)
+    ),
+    "PathwayService/ExportFhir": lambda s, caller: pathway_pb2.ExportFhirRequest(
         patient=s.pb, purpose=purpose(caller)
     ),
     "PathwayService/ListPathways": lambda s, caller: pathway_pb2.ListPathwaysRequest(

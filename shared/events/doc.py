@@ -56,10 +56,10 @@ at version 1 but these, at version 2:
   serves or pays — but since 2019 the municipality that pays for days ready for discharge is the
   one the patient stays in (oppholdskommunen), and who may see the patient follows the
   registers, never this field; three other events carry a `municipality_her_id` that means
-  another thing (the residence, the stay, the municipality notified). A rename is the smallest
-  change a consumer trips on (a v1 reader finds its field missing), so it shows the whole path
-  once: a new schema version, the upcast for stored and queued events, a downcast for vendors
-  still on the old contract.
+  another thing (the residence, the temporary stay, the municipality notified of readiness). A
+  rename is the smallest change a consumer trips on (a v1 reader finds its field missing), so
+  it shows the whole path once: a new schema version, the upcast for stored and queued events,
+  a downcast for vendors still on the old contract.
 
 Vendor subscriptions state the *contract version* they receive (`contract_version`, README
 "For vendors"): version 1 is the contract as first published to vendors (`PatientAdmitted`

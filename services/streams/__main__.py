@@ -25,6 +25,7 @@ import sys
 import uuid
 from datetime import UTC, datetime
 
+from services.bootstrap import STREAMS
 from services.streams import api
 from services.streams.application import StreamsApplication
 from services.streams.delivery import Delivery
@@ -176,9 +177,7 @@ def run_subscriptions(app: StreamsApplication, argv: list[str]) -> None:
 
 
 def main() -> None:
-    service_main(
-        StreamsApplication, api, {"deliver": run_delivery, "subscriptions": run_subscriptions}
-    )
+    service_main(STREAMS, {"deliver": run_delivery, "subscriptions": run_subscriptions})
 
 
 if __name__ == "__main__":

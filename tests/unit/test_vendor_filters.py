@@ -5,7 +5,6 @@ purpose and its free-text choice allow; and the subscription's own rules."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 import pytest
 
@@ -15,7 +14,6 @@ from services.streams.filters import Route, free_text_paths, minimised, seen_by,
 from services.streams.purposes import PURPOSES, SubscriptionPurpose
 from shared.access.model import Basis, Purpose
 from shared.actors import Actor, OrgKind
-from shared.domain import CommandContext
 from shared.errors import AlreadyExists, InvalidArgument, InvalidTransition
 from shared.events import CURRENT_CONTRACT, PAYLOADS, Envelope
 from shared.events.admissions import PatientAdmitted, PatientAdmittedV1
@@ -23,7 +21,7 @@ from shared.events.medications import MedicationPrescribed
 from shared.events.referrals import ReferralReceiptRecorded
 from shared.events.registry import AccessBlocked, FastlegeAssigned
 from shared.ids import FNR_SYSTEM
-from tests.support import make_fnr
+from tests.support import ctx, make_fnr
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(12, 3, 42, 480)}
 KEY = f"{PATIENT['system']}|{PATIENT['value']}"
@@ -216,10 +214,6 @@ def test_each_purpose_has_its_source_and_an_audit_purpose() -> None:
 # --- the subscription's own rules ---------------------------------------------------------------
 
 
-def ctx(command_id: str) -> CommandContext:
-    return CommandContext(command_id, datetime.now(UTC), OPERATOR, command_id)
-
-
 @pytest.fixture
 def app(tmp_path: object) -> StreamsApplication:
     return StreamsApplication.from_url(f"sqlite:///{tmp_path}/streams.sqlite")
@@ -227,8 +221,8 @@ def app(tmp_path: object) -> StreamsApplication:
 
 def create(app: StreamsApplication, command_id: str, name: str = "fjordvik-ehr") -> Subscription:
     return app.create_subscription(
-        ctx(command_id), name, VENDOR, SubscriptionPurpose.HEALTH_CARE, ["PatientAdmitted"], [],
-        [FJORDVIK], False,
+        ctx(OPERATOR, command_id), name, VENDOR, SubscriptionPurpose.HEALTH_CARE,
+        ["PatientAdmitted"], [], [FJORDVIK], False,
     )  # fmt: skip
 
 
@@ -236,14 +230,20 @@ def test_a_subscription_is_paused_resumed_and_deleted_each_change_an_event(
     app: StreamsApplication,
 ) -> None:
     create(app, "c1")
-    assert app.pause_subscription(ctx("c2"), "fjordvik-ehr").state is SubscriptionState.PAUSED
-    assert app.resume_subscription(ctx("c3"), "fjordvik-ehr").state is SubscriptionState.ACTIVE
-    deleted = app.delete_subscription(ctx("c4"), "fjordvik-ehr")
+    assert (
+        app.pause_subscription(ctx(OPERATOR, "c2"), "fjordvik-ehr").state
+        is SubscriptionState.PAUSED
+    )
+    assert (
+        app.resume_subscription(ctx(OPERATOR, "c3"), "fjordvik-ehr").state
+        is SubscriptionState.ACTIVE
+    )
+    deleted = app.delete_subscription(ctx(OPERATOR, "c4"), "fjordvik-ehr")
     assert (deleted.state, deleted.version) == (SubscriptionState.DELETED, 4)
     assert app.subscriptions() == []
     assert [s.name for s in app.subscriptions(include_deleted=True)] == ["fjordvik-ehr"]
     with pytest.raises(InvalidTransition):
-        app.resume_subscription(ctx("c5"), "fjordvik-ehr")
+        app.resume_subscription(ctx(OPERATOR, "c5"), "fjordvik-ehr")
 
 
 def test_a_name_is_taken_once_and_a_retried_creation_returns_the_first(
@@ -270,7 +270,7 @@ def test_a_subscription_receives_the_current_contract_version_unless_it_names_on
 ) -> None:
     assert create(app, "c1").contract_version == CURRENT_CONTRACT
     older = app.create_subscription(
-        ctx("c2"), "nordkyst-ehr", VENDOR, SubscriptionPurpose.HEALTH_CARE, [], [],
+        ctx(OPERATOR, "c2"), "nordkyst-ehr", VENDOR, SubscriptionPurpose.HEALTH_CARE, [], [],
         [NORDKYST], False, 1,
     )  # fmt: skip
     assert app.get_subscription("nordkyst-ehr").contract_version == older.contract_version == 1
@@ -283,7 +283,7 @@ def test_a_contract_version_carepath_does_not_serve_is_refused(
 ) -> None:
     with pytest.raises(InvalidArgument) as caught:
         app.create_subscription(
-            ctx("c1"), "fjordvik-ehr", VENDOR, SubscriptionPurpose.HEALTH_CARE, [], [],
+            ctx(OPERATOR, "c1"), "fjordvik-ehr", VENDOR, SubscriptionPurpose.HEALTH_CARE, [], [],
             [FJORDVIK], False, version,
         )  # fmt: skip
     assert caught.value.field == "contract_version"

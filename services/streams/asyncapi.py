@@ -179,7 +179,7 @@ def document(version: int = CURRENT_CONTRACT) -> dict[str, Any]:
         messages[name] = {
             "name": cls.event_type(),
             "title": f"{cls.event_type()} (schema version {cls.schema_version})",
-            "summary": cls.published_when(),
+            "summary": " ".join(cls.published_when().split()),
             "description": f"From `{cls.source}.events`; the whole event's JSON Schema as "
             f"carepath checks it: docs/{schema_path(cls)}. Its `patient` is {patient}.",
             "contentType": "application/json",

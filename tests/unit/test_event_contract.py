@@ -22,7 +22,18 @@ from services.referrals.domain import Priority
 from services.registry import domain as registry_domain
 from services.registry.application import RegistryApplication
 from shared.domain import CommandContext
-from shared.events import BY_SOURCE, UPCASTS, ContractError, Envelope, downcast, parse
+from shared.events import (
+    BY_SOURCE,
+    CONTRACT_VERSIONS,
+    DOWNCASTS,
+    PAYLOADS,
+    UPCASTS,
+    ContractError,
+    Envelope,
+    current_payload,
+    downcast,
+    parse,
+)
 from shared.events import registry as registry_events
 from shared.events.admissions import PatientAdmitted, PatientAdmittedV1
 from shared.events.discharges import PatientDischarged
@@ -221,3 +232,15 @@ def test_the_read_models_stored_copy_of_a_version_1_patient_admitted_reads_as_ve
     sent = envelope(admitted())
     kept_before = json.dumps(downcast(json.loads(sent.to_json()), 1))
     assert Envelope.from_stored(kept_before) == sent
+
+
+def test_every_served_contract_version_can_be_reached_by_downcasts() -> None:
+    """Each older schema version a vendor contract version names has a chain of downcasts
+    from the newest, and its payload class is declared (its schema is in docs/events/)."""
+    for version, older in CONTRACT_VERSIONS.items():
+        for (source, event_type), schema_version in older.items():
+            newest = current_payload(source, event_type).schema_version
+            assert schema_version < newest, (version, event_type)
+            for step in range(schema_version + 1, newest + 1):
+                assert (source, event_type, step) in DOWNCASTS, (version, event_type, step)
+            assert (source, event_type, schema_version) in PAYLOADS

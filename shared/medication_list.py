@@ -142,6 +142,14 @@ def fold(
     return view
 
 
+def apply(view: MedicationListView, change: Change) -> None:
+    """One more change applied to the list in place, at the end of its clinical order (the
+    step of `fold`, for readers that keep the folded list and add changes as they come).
+    Raises IllegalChange, leaving the list as it was, when the change is impossible there.
+    `view.version` is the caller's to keep (fold counts every recorded change)."""
+    _apply(view, change)
+
+
 def _apply(view: MedicationListView, change: Change) -> None:
     match change.data:
         case ev.MedicationPrescribed() as prescribed:

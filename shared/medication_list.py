@@ -27,6 +27,18 @@ class EntryState(enum.StrEnum):
     DISCONTINUED = "DISCONTINUED"
 
 
+class ReconciliationSource(enum.StrEnum):
+    """What a reconciliation (legemiddelsamstemming) checked the list against."""
+
+    PATIENT = "PATIENT"
+    NEXT_OF_KIN = "NEXT_OF_KIN"
+    GP_RECORD = "GP_RECORD"
+    HOSPITAL_RECORD = "HOSPITAL_RECORD"
+    MUNICIPAL_CARE_RECORD = "MUNICIPAL_CARE_RECORD"
+    PRESCRIPTION_INTERMEDIARY = "PRESCRIPTION_INTERMEDIARY"  # Reseptformidleren
+    MULTIDOSE_PHARMACY = "MULTIDOSE_PHARMACY"
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """One recorded change of the list, as the fold reads it (from the aggregate's events or
@@ -140,6 +152,14 @@ def fold(
             break
         _apply(view, change)
     return view
+
+
+def apply(view: MedicationListView, change: Change) -> None:
+    """One more change applied to the list in place, at the end of its clinical order (the
+    step of `fold`, for readers that keep the folded list and add changes as they come).
+    Raises IllegalChange, leaving the list as it was, when the change is impossible there.
+    `view.version` is the caller's to keep (fold counts every recorded change)."""
+    _apply(view, change)
 
 
 def _apply(view: MedicationListView, change: Change) -> None:

@@ -18,7 +18,6 @@ on the list now, a late-reported one with `fold` over the whole history, read fr
 from __future__ import annotations
 
 import base64
-import enum
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -39,6 +38,7 @@ from shared.medication_list import (
     ListNow,
     MedicationListView,
     Reconciliation,
+    ReconciliationSource,
     fold,
 )
 
@@ -50,20 +50,9 @@ __all__ = [
     "ListNow",
     "MedicationListView",
     "Reconciliation",
+    "ReconciliationSource",
     "fold",
 ]
-
-
-class ReconciliationSource(enum.StrEnum):
-    """What a reconciliation (legemiddelsamstemming) checked the list against."""
-
-    PATIENT = "PATIENT"
-    NEXT_OF_KIN = "NEXT_OF_KIN"
-    GP_RECORD = "GP_RECORD"
-    HOSPITAL_RECORD = "HOSPITAL_RECORD"
-    MUNICIPAL_CARE_RECORD = "MUNICIPAL_CARE_RECORD"
-    PRESCRIPTION_INTERMEDIARY = "PRESCRIPTION_INTERMEDIARY"  # Reseptformidleren
-    MULTIDOSE_PHARMACY = "MULTIDOSE_PHARMACY"
 
 
 #: ATC at substance level (WHO ATC/DDD index): main group, 2 digits, 2 letters, 2 digits.

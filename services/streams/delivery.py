@@ -42,7 +42,7 @@ from sqlalchemy.engine import Engine
 
 from services.streams import streamlog
 from services.streams.application import StreamsApplication
-from services.streams.filters import VENDOR_CONTRACT, Route, Visible, seen_by, vendor_body
+from services.streams.filters import Route, Visible, seen_by, vendor_body, vendor_contract
 from services.streams.provisioning import VENDOR_EXCHANGE
 from services.streams.purposes import PURPOSES
 from shared import amqp, events, ops
@@ -192,9 +192,8 @@ class Delivery:
                         continue
                 position = positions[envelope.event_id]
                 body, _ = vendor_body(envelope, route, position)
-                messages.append(
-                    (route.queue, _json(body), _properties(envelope, position, self._own_user))
-                )
+                properties = _properties(envelope, position, self._own_user, route)
+                messages.append((route.queue, _json(body), properties))
                 if seen is not None:
                     organisation, basis = seen
                     entries.append(
@@ -308,7 +307,7 @@ def _json(body: dict[str, object]) -> bytes:
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
 
-def _properties(envelope: Envelope, position: int, user: str) -> pika.BasicProperties:
+def _properties(envelope: Envelope, position: int, user: str, route: Route) -> pika.BasicProperties:
     """The vendor trusts the message because `user_id` is carepath's streams user (RabbitMQ
     refuses any other on this connection)."""
     return pika.BasicProperties(
@@ -320,5 +319,8 @@ def _properties(envelope: Envelope, position: int, user: str) -> pika.BasicPrope
         correlation_id=envelope.correlation_id,
         app_id=envelope.source,
         user_id=user,
-        headers={POSITION_HEADER: position, CONTRACT_HEADER: VENDOR_CONTRACT},
+        headers={
+            POSITION_HEADER: position,
+            CONTRACT_HEADER: vendor_contract(route.contract_version),
+        },
     )

@@ -93,7 +93,7 @@ def test_a_stays_events_are_published_to_admissions_events_as_envelopes(
     data = {e.event_type: e.data for e in stay_events}
     admitted = stay_events[0].payload(adm.PatientAdmitted)
     assert admitted.admission_type == "ELECTIVE"
-    assert admitted.municipality_her_id == MUNICIPALITY.her_id
+    assert admitted.home_municipality_her_id == MUNICIPALITY.her_id
     report = stay_events[1].payload(adm.AdmissionReportReceived)
     assert (report.from_her_id, report.to_her_id) == (MUNICIPALITY.her_id, HOSPITAL.her_id)
     receipt = stay_events[3].payload(adm.MessageReceiptRecorded)

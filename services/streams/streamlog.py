@@ -85,3 +85,30 @@ def head(engine: Engine) -> int:
     """The newest position (0: none yet)."""
     with engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.max(stream_events.c.position))).scalar() or 0)
+
+
+def page(engine: Engine, after: int, limit: int) -> list[tuple[int, str]]:
+    """At most `limit` events after position `after`, in position order: (position, the
+    stored envelope's JSON)."""
+    t = stream_events
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(t.c.position, t.c.envelope)
+            .where(t.c.position > after)
+            .order_by(t.c.position)
+            .limit(limit)
+        )
+        return [(int(position), envelope) for position, envelope in rows]
+
+
+def before_time(engine: Engine, recorded_at: str) -> int:
+    """The position just before the first event recorded at or after `recorded_at` (a stored
+    time, shared.times.utc_iso): a stream from that time begins after it."""
+    t = stream_events
+    with engine.connect() as conn:
+        first = conn.execute(
+            sa.select(sa.func.min(t.c.position)).where(t.c.recorded_at >= recorded_at)
+        ).scalar()
+    if first is None:
+        return head(engine)
+    return int(first) - 1

@@ -558,7 +558,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--workload", choices=["mixed", "referrals", "history"], default="mixed")
+    parser.add_argument(
+        "--workload", choices=["mixed", "referrals", "history", "streams"], default="mixed"
+    )
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--commands", type=int, default=3000)
     parser.add_argument("--clients", type=int, default=8)
@@ -567,6 +569,11 @@ def main() -> None:
         from bench import history
 
         history.run(args.backend, min(args.commands, 100))
+        return
+    if args.workload == "streams":  # the vendors' streams: bench/streams.py
+        from bench import streams
+
+        streams.run(args.backend, args.commands if "--commands" in sys.argv else 2000)
         return
     with (
         broker() as tenant,

@@ -122,8 +122,8 @@ def until_heartbeat(responses: Iterator[streams_pb2.SubscribeResponse]) -> list[
     raise AssertionError("the stream ended")
 
 
-def logged(world: World) -> int:
-    return streamlog.head(engine(world.urls["streams"]))
+def logged(streams: Streams) -> int:
+    return streamlog.head(streams.log)
 
 
 def test_a_reader_that_disconnects_mid_replay_resumes_missing_nothing_and_nothing_twice(
@@ -204,7 +204,7 @@ def test_a_paused_subscriptions_stream_ends_and_will_not_open(
     streams: Streams,
 ) -> None:
     subscribe(world, "stream-paused", MUNICIPALITY.her_id)
-    responses = streams.open("stream-paused", after=logged(world))
+    responses = streams.open("stream-paused", after=logged(streams))
     assert responses.__next__().WhichOneof("item") == "heartbeat"  # open and quiet
     world.subscriptions.pause(ctx(), "stream-paused")
     with pytest.raises(grpc.RpcError) as caught:
@@ -215,14 +215,14 @@ def test_a_paused_subscriptions_stream_ends_and_will_not_open(
         next(streams.open("stream-paused"))
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     world.subscriptions.resume(ctx(), "stream-paused")
-    responses = streams.open("stream-paused", after=logged(world))
+    responses = streams.open("stream-paused", after=logged(streams))
     assert next(responses).WhichOneof("item") == "heartbeat"
     responses.cancel()  # type: ignore[attr-defined]
 
 
 def test_a_quiet_stream_gets_heartbeats(world: World, streams: Streams) -> None:  # noqa: F811
     subscribe(world, "stream-quiet", MUNICIPALITY.her_id)
-    head = logged(world)
+    head = logged(streams)
     responses = streams.open("stream-quiet", after=head)
     beats = [next(responses) for _ in range(3)]
     responses.cancel()  # type: ignore[attr-defined]
@@ -271,7 +271,7 @@ def test_a_stalled_reader_holds_at_most_a_page_in_the_server(
     held_back = servicer.sent - before
     assert held_back < pending // 2  # the transport's window, not the backlog
     assert servicer.in_flight <= SETTINGS.page  # what the server holds: at most a page
-    head = logged(world)
+    head = logged(streams)
     rest = events(responses, pending)  # the reader reads again: all of it, in order, once
     responses.cancel()  # type: ignore[attr-defined]
     assert [e.position for e in rest] == list(range(first[0].position + 1, head + 1))

@@ -69,6 +69,7 @@ from shared.domain import CarepathAggregate
 from shared.ids import FNR_SYSTEM
 from shared.issuer import Issuer
 from shared.store import CarepathApplication
+from tests.processes import Command, launched
 from tests.support import (
     admin_uri,
     free_port,
@@ -197,23 +198,18 @@ def system(
     env = {**system_env(urls, tenant, workdir), "PATHWAY_QUEUE": projector_queue("bench")}
     projector_copy(tenant, env["PATHWAY_QUEUE"])
     migrate(env)
-    procs = [
-        subprocess.Popen(command, env=penv) for command, penv in processes(env, tenant).values()
-    ]
+    commands = [Command(name, argv, penv) for name, (argv, penv) in processes(env, tenant).items()]
     addresses = addresses_of(env)
     try:
-        for address in addresses.values():
-            grpc.channel_ready_future(grpc_client.channel(address)).result(timeout=30)
-        time.sleep(1)
-        failed = [p.args for p in procs if p.poll() is not None]
-        if failed:
-            raise SystemExit(f"bench: a process of the system exited: {failed}")
-        yield addresses, env
+        with launched(commands, {}) as procs:
+            for address in addresses.values():
+                grpc.channel_ready_future(grpc_client.channel(address)).result(timeout=30)
+            time.sleep(1)
+            failed = [p.command.name for p in procs if not p.alive()]
+            if failed:
+                raise SystemExit(f"bench: a process of the system exited: {failed}")
+            yield addresses, env
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=15)
         conn = pika.BlockingConnection(pika.URLParameters(admin_uri(tenant)))
         conn.channel().queue_delete(env["PATHWAY_QUEUE"])
         conn.close()

@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 #: Methods anyone may call without a token (orchestrators probe health; tools use reflection).
 PUBLIC_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
+#: Worker threads of a server (one call each) unless its api module asks for more
+#: (`MAX_WORKERS`: PathwayService's long-lived WatchPathway streams hold one each).
+DEFAULT_MAX_WORKERS = 32
+
 #: The domain of every google.rpc.ErrorInfo a carepath service sends.
 ERROR_DOMAIN = "carepath.no"
 
@@ -400,7 +404,7 @@ def start_server(
     service_names: Sequence[str],
     tokens: TokenVerifier,
     access: AccessControl,
-    max_workers: int = 32,
+    max_workers: int = DEFAULT_MAX_WORKERS,
     tls: ServerTLS | None = None,
 ) -> Server:
     """Build, register and start a server on `address` ("host:port"; port 0 picks a free one),

@@ -12,12 +12,11 @@ from typing import Any
 from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 
-from shared import config, ops, tracing
+from shared import bootstrap, config, ops, tracing
 from shared.access.enforce import AccessControl
-from shared.amqp import BatchPublisher
 from shared.auth import TokenVerifier
-from shared.grpc_server import Server, start_server
-from shared.outbox import OutboxRelay, PositionStore
+from shared.bootstrap import DomainService
+from shared.grpc_server import Server
 from shared.retry import until_available
 from shared.signals import stop_event
 from shared.store import CarepathApplication
@@ -115,63 +114,50 @@ def server_tls() -> config.ServerTLS | None:
 
 
 def service_main(
-    app_class: type[CarepathApplication],
-    api: Any,
+    service: DomainService[Any],
     commands: dict[str, Callable[[Any, list[str]], None]] | None = None,
 ) -> None:
     """The entry point of every domain service: `python -m services.<name> serve|relay|migrate`
     (and the service's own `commands`, e.g. the registry's `import FILE`).
 
-    One composition root: the application on the store configured for the service, served by
-    the shared gRPC bootstrap (`api.register`, `api.SERVICE_NAMES`) behind the access policy
-    and the audit log (`api.resolvers` finds the patient of a referral, stay or discharge),
-    or relayed to RabbitMQ. `migrate` creates the service's tables once (its event store, the
-    relay's position, its own views) and exits; every other process creates what is missing
-    too, under the schema lock, so none depends on `migrate` having run first. A store that
-    cannot be reached yet is waited for, with back-off."""
-    service = app_class.name
+    The graph is built by the composition root (shared/bootstrap.py) from the service's
+    configuration: the application on its store, served by the shared gRPC bootstrap behind
+    the access policy and the audit log, or relayed to RabbitMQ. `migrate` creates the
+    service's tables once (its event store, the relay's position, its own views) and exits;
+    every other process creates what is missing too, under the schema lock, so none depends on
+    `migrate` having run first. A store that cannot be reached yet is waited for, with
+    back-off."""
+    name = service.name
     commands = commands or {}
-    parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
+    parser = argparse.ArgumentParser(prog=f"python -m services.{name}")
     parser.add_argument("process", choices=["serve", "relay", "migrate", *commands])
     parser.add_argument("args", nargs="*")
     args, rest = parser.parse_known_args()
     if rest and args.process not in commands:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    setup_logging(f"{service}-{args.process}")
-    log = logging.getLogger(service)
+    setup_logging(f"{name}-{args.process}")
+    log = logging.getLogger(name)
     # Each process's PostgreSQL pool is sized for its role (shared.config.POOLS).
     role = {"serve": "store-serve", "relay": "store-relay"}.get(args.process, "store-tool")
-    url = config.database_url(service)
-    app = until_available(
-        lambda: app_class.from_url(url, config.pool(role)), log, f"{service} store"
-    )
+    app = bootstrap.application(service.application, role)
     if args.process == "relay":
         run_relay(app)
         return
     if args.process == "migrate":
-        position_store(service).close()
+        bootstrap.position_store(name).close()
         app.close()
-        log.info("%s schema is current", service)
+        log.info("%s schema is current", name)
         return
     if args.process in commands:
         commands[args.process](app, [*args.args, *rest])
         return
     tokens = token_verifier()
-    access = until_available(
-        lambda: AccessControl.from_config(service, api.resolvers(app)), log, "access facts"
-    )
-    address = config.grpc_address(service)
-    server = start_server(
-        address,
-        api.register(app, access),
-        api.SERVICE_NAMES,
-        tokens,
-        access,
-        tls=server_tls(),
-    )
-    log.info("%s listening on %s", ", ".join(api.SERVICE_NAMES), address)
+    access = bootstrap.access_control(name, service.api.resolvers(app))
+    address = config.grpc_address(name)
+    server = bootstrap.grpc_server(app, service.api, access, tokens, address, server_tls())
+    log.info("%s listening on %s", ", ".join(service.api.SERVICE_NAMES), address)
     ops.OPS.check("store", app.recorder.max_notification_id)
-    follow_health(server, f"{service}-serve", access, tokens)
+    follow_health(server, f"{name}-serve", access, tokens)
     server.wait_for_signal()
     ops.OPS.stop()
     access.close()
@@ -190,22 +176,18 @@ def follow_health(
     ops.OPS.start(process)
 
 
-def position_store(service: str) -> PositionStore:
-    """The relay's position of `service` (its table created if missing)."""
-    url = config.database_url(service)
-    return PositionStore(config.StoreSettings(url).relay_position_url(), f"{service}-amqp")
-
-
 def run_relay(app: CarepathApplication) -> None:
     """Run the outbox relay of `app` until SIGTERM/SIGINT; a lost database or broker is
     waited for, with back-off (shared.retry), never a reason to exit."""
     service = app.name
     log = logging.getLogger(f"{service}.relay")
     stop = stop_event()
-    positions = until_available(lambda: position_store(service), log, "relay position", stop=stop)
-    publisher = BatchPublisher(config.amqp_uri(service), service)
+    positions = until_available(
+        lambda: bootstrap.position_store(service), log, "relay position", stop=stop
+    )
+    publisher = bootstrap.event_publisher(service)
     relay = until_available(
-        lambda: OutboxRelay(service, app, publisher, positions), log, "relay position", stop=stop
+        lambda: bootstrap.outbox_relay(app, positions, publisher), log, "relay position", stop=stop
     )
     log.info("relaying %s events from position %d", service, relay.position)
     # Ready: the store's head is readable (it is the backlog gauge too), the position is

@@ -46,7 +46,7 @@ from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider
 from opentelemetry.trace import Span
 
-from shared import config, events, limits, ops, tracing
+from shared import bootstrap, events, limits, ops, tracing
 from shared.access.enforce import Resource
 from shared.access.policy import Facts, decide
 from shared.access.table import rule_for
@@ -65,7 +65,6 @@ from shared.amqp import (
 )
 from shared.domain import CommandContext
 from shared.events import ContractError, Envelope
-from shared.retry import until_available
 from shared.store import CarepathApplication
 from shared.times import utc_iso
 
@@ -346,12 +345,7 @@ class ApplicationProvider(DependencyProvider, Generic[A]):  # type: ignore[misc]
         self.app_class = app_class
 
     def setup(self) -> None:
-        url = config.database_url(self.app_class.name)
-        self.app = until_available(
-            lambda: self.app_class.from_url(url, config.pool("store-reactions")),
-            log,
-            f"{self.app_class.name} store",
-        )
+        self.app = bootstrap.application(self.app_class, "store-reactions")
         ops.OPS.check(f"store {self.app_class.name}", self.app.recorder.max_notification_id)
 
     def stop(self) -> None:

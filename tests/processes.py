@@ -1,6 +1,7 @@
-"""The system's processes as `make run` starts them (infra/Procfile), as real subprocesses of a
-test: each with its stores, the test session's broker vhost and users, free ports and the
-tests' token issuer; its log in a file the test reads to see that it came up."""
+"""The system's processes as `make run` starts them (infra/Procfile), as real subprocesses: the
+one launcher of the tests and the benchmarks (`launch`, `launched`, `running`). Each process
+runs with its stores, the session's broker vhost and users, free ports and the token issuer;
+its log in a file the test reads to see that it came up."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from shared.broker import Tenant
 from tests.support import (
@@ -130,13 +131,15 @@ def system_env(urls: Mapping[str, str], broker: Tenant, workdir: Path) -> dict[s
 
 @dataclass
 class Process:
+    """One process of the system, started as production starts it (`launch`)."""
+
     command: Command
     popen: subprocess.Popen[bytes]
-    log_path: Path
-    _log: IO[bytes] = field(repr=False)
+    log_path: Path | None
+    _log: IO[Any] | None = field(repr=False)
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -153,26 +156,65 @@ class Process:
             raise AssertionError(f"{self.command.name} exited:\n{self.log()[-3000:]}")
         return marker in self.log()
 
-    def stop(self) -> None:
-        if self.alive():
-            self.popen.send_signal(signal.SIGTERM)
+    def terminate(self) -> None:
+        """SIGTERM, as an orchestrator (or honcho) stops a process; `stop` waits for it."""
+        with suppress(ProcessLookupError):
+            if self.alive():
+                self.popen.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+        self.terminate()
         try:
-            self.popen.wait(timeout=20)
+            self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait()
-        self._log.close()
+        if self._log is not None:
+            self._log.close()
 
 
-def start(command: Command, env: Mapping[str, str], broker: Tenant, workdir: Path) -> Process:
-    """Start one process as its service's broker user; its output goes to a log file."""
-    log_path = workdir / f"{command.name}-{os.urandom(3).hex()}.log"
-    log = log_path.open("wb")
-    full = {**env, **command.env}
-    if command.service in broker.passwords:
-        full["AMQP_PASSWORD"] = broker.passwords[command.service]
-    popen = subprocess.Popen(command.argv, env=full, cwd=ROOT, stdout=log, stderr=log)
-    return Process(command, popen, log_path, log)
+def launch(command: Command, env: Mapping[str, str], log: Path | IO[Any] | None = None) -> Process:
+    """Start `command` as production starts it: from the repository's root, in `env` with the
+    command's own variables over it. Its output goes to the file `log` (stdout and stderr), or
+    its logs (stderr) to the open stream `log`; by default to the caller's."""
+    if isinstance(log, Path):
+        opened: IO[Any] | None = log.open("wb")
+        stdout, stderr = opened, opened
+    else:
+        opened, stdout, stderr = None, None, log
+    popen = subprocess.Popen(
+        command.argv, env={**env, **command.env}, cwd=ROOT, stdout=stdout, stderr=stderr
+    )
+    return Process(command, popen, log if isinstance(log, Path) else None, opened)
+
+
+@contextmanager
+def launched(
+    commands: list[Command], env: Mapping[str, str], logs: Path | None = None
+) -> Iterator[list[Process]]:
+    """Every command started at once (`launch`; each one's output to `logs/<name>.log` when
+    `logs` is given), and stopped afterwards: SIGTERM to all of them first, then each waited
+    for (SIGKILL after 20 s)."""
+    processes: list[Process] = []
+    try:
+        for command in commands:
+            log_path = logs / f"{command.name}-{os.urandom(3).hex()}.log" if logs else None
+            processes.append(launch(command, env, log_path))
+        yield processes
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.stop()
+
+
+def as_service_user(command: Command, broker: Tenant) -> Command:
+    """`command` connected as its service's broker user (its password in its environment)."""
+    password = broker.passwords.get(command.service)
+    if password is None:
+        return command
+    return replace(command, env={**command.env, "AMQP_PASSWORD": password})
 
 
 @contextmanager
@@ -183,28 +225,78 @@ def running(
     workdir: Path,
     timeout: float = 120.0,
 ) -> Iterator[list[Process]]:
-    """Every command started at once; yields once each came up (reactions: once they consume
-    every queue of their handlers), and stops them all afterwards."""
+    """Every command started at once, each as its service's broker user with its log in
+    `workdir`; yields once each came up (reactions: once they consume every queue of their
+    handlers), and stops them all afterwards."""
     reaction_queues = [q for c in commands if c.reactions for q in event_queues(c.reactions)]
     admin = admin_uri(broker)
     if any(c.argv[-1] == "project" for c in commands):
         projector_copy(broker, env["PATHWAY_QUEUE"])
     purge_queues(admin, reaction_queues)
-    processes = [start(c, env, broker, workdir) for c in commands]
+    users = [as_service_user(c, broker) for c in commands]
     try:
-        for process in processes:
-            wait_for(process.ready, timeout, f"{process.command.name} to come up")
-        wait_for(
-            lambda: all(consumers(admin, q) for q in reaction_queues),
-            timeout,
-            "the reactions to consume",
-        )
-        yield processes
+        with launched(users, env, workdir) as processes:
+            for process in processes:
+                wait_for(process.ready, timeout, f"{process.command.name} to come up")
+            wait_for(
+                lambda: all(consumers(admin, q) for q in reaction_queues),
+                timeout,
+                "the reactions to consume",
+            )
+            yield processes
     finally:
-        for process in processes:
-            with suppress(ProcessLookupError):
-                if process.alive():
-                    process.popen.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.stop()
         purge_queues(admin, reaction_queues)
+
+
+@contextmanager
+def nameko(
+    module: str,
+    broker: Tenant,
+    urls: dict[str, str],
+    purge_first: bool = True,
+    env: dict[str, str] | None = None,
+    stderr: IO[str] | None = None,
+) -> Iterator[Process]:
+    """The reaction process of `module` (`python -m shared.run_reactions`), connected as its
+    service's broker user (with `env` besides, its logs to `stderr` if given); ready once it
+    consumes every queue of its event handlers (the definitions declared them, so they hold
+    what was published before: earlier tests' events, purged first unless `purge_first` is
+    False). The queues are purged afterwards too."""
+    queues = event_queues(module)
+    admin = admin_uri(broker)
+    if purge_first:
+        purge_queues(admin, queues)
+    service = module.split(".")[1]
+    settings = {
+        **os.environ,
+        **broker.env(service),
+        "PSYCOPG_WAIT_FUNC": "wait_select",
+        "PYTHONWARNINGS": "ignore",
+        **{f"{name.upper()}_DATABASE_URL": url for name, url in urls.items()},
+        **(env or {}),
+    }
+    command = Command(
+        f"{service}-reactions", [sys.executable, "-m", "shared.run_reactions", module], {}
+    )
+    process = launch(command, settings, stderr)
+    try:
+        wait_for(
+            lambda: all(consumers(admin, q) for q in queues),
+            timeout=60,
+            what=f"the consumers of {module}",
+        )
+        yield process
+    finally:
+        process.stop()
+        purge_queues(admin, queues)
+
+
+@contextmanager
+def demo_reactions(broker: Tenant, urls: dict[str, str]) -> Iterator[None]:
+    """The nameko processes the demo story needs: discharges' view of the stays and the
+    admissions reaction that closes a stay on discharge."""
+    with (
+        nameko("services.discharges.reactions", broker, urls),
+        nameko("services.admissions.reactions", broker, urls),
+    ):
+        yield

@@ -1,27 +1,28 @@
-"""Helpers shared by the tests: patients, waiting for a condition, read-model dumps and a
-harness running the real processes' parts (gRPC servers, relay, projector) in threads."""
+"""Helpers shared by the tests: patients, the one builder of a command's metadata (`meta`) and
+of its context (`ctx`), waiting for a condition, read-model dumps, and the real processes'
+parts built by the composition root (shared/bootstrap.py) as the processes build them: one
+service's gRPC server on loopback (`grpc_server`), a store's outbox relay (`outbox_relay`) and
+the whole path in threads (`running_system`). Real subprocesses: tests/processes.py."""
 
 from __future__ import annotations
 
 import atexit
 import importlib.util
-import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import IO, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import grpc
 import pika
@@ -46,30 +47,24 @@ from carepath.v1 import (
     registry_pb2,
     registry_pb2_grpc,
 )
-from services.admissions import api as admissions_api
-from services.admissions.application import AdmissionsApplication
-from services.discharges import api as discharges_api
-from services.discharges.application import DischargesApplication
-from services.medications import api as medications_api
-from services.medications.application import MedicationsApplication
+from services import bootstrap as bootstrap_services
 from services.pathway import api as pathway_api
 from services.pathway import migrate, projector, readmodel
-from services.referrals import api as referrals_api
 from services.referrals.application import ReferralsApplication
-from services.registry import api as registry_api
 from services.registry.application import RegistryApplication
 from services.registry.importer import import_facts, read_file
-from shared import amqp, config, grpc_client
+from shared import amqp, bootstrap, config, grpc_client
 from shared.access.enforce import AccessControl
 from shared.access.model import Basis, relationships
 from shared.actors import Actor, OrgKind
-from shared.amqp import BatchPublisher
 from shared.audit.log import accesses
 from shared.auth import TokenVerifier, bearer_metadata
+from shared.bootstrap import Api
 from shared.broker import Tenant, declare_like, provision_tenant, rabbitmqctl
-from shared.config import ClientTLS, ServerTLS, StoreSettings
+from shared.config import ClientTLS, ServerTLS
 from shared.directory import OrganisationDirectory
-from shared.grpc_server import Server, start_server
+from shared.domain import CommandContext
+from shared.grpc_server import Server
 from shared.ids import FNR_SYSTEM
 from shared.issuer import Issuer, open_issuer
 from shared.outbox import OutboxRelay, PositionStore
@@ -109,6 +104,49 @@ def token_verifier(
     if revocations is None:
         return TokenVerifier.from_settings(settings)
     return TokenVerifier(settings, revocations, directory=directory)
+
+
+#: The tests' "now", to the second: the clinical time commands are dated from unless a story
+#: sets its own clock.
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def fresh_command_id() -> str:
+    """A command id no other command of the session has (a client's new command)."""
+    return f"cmd-{uuid.uuid4().hex[:12]}"
+
+
+def meta(
+    command_id: str | None = None,
+    at: datetime | None = None,
+    *,
+    hours: float = 0,
+    days: float = 0,
+) -> common_pb2.CommandMetadata:
+    """A command's metadata, as a gRPC client sends it: its `command_id` (a fresh one when
+    None) and when it occurred: at `at` (by default NOW) moved by `hours` and `days`
+    (negative: before)."""
+    occurred_at = Timestamp()
+    occurred_at.FromDatetime((at or NOW) + timedelta(hours=hours, days=days))
+    return common_pb2.CommandMetadata(
+        command_id=command_id or fresh_command_id(), occurred_at=occurred_at
+    )
+
+
+def ctx(
+    actor: Actor,
+    command_id: str | None = None,
+    at: datetime | None = None,
+    *,
+    hours: float = 0,
+    days: float = 0,
+    correlation_id: str = "story",
+) -> CommandContext:
+    """A command's context, as an application receives it: `actor`'s command `command_id` (a
+    fresh one when None), occurred at `at` (by default NOW) moved by `hours` and `days`
+    (negative: before)."""
+    occurred_at = (at or NOW) + timedelta(hours=hours, days=days)
+    return CommandContext(command_id or fresh_command_id(), occurred_at, actor, correlation_id)
 
 
 def make_fnr(day: int, month: int, year2: int, individual: int) -> str:
@@ -225,17 +263,56 @@ def drain_queue(uri: str, queue: str, delete: bool = True) -> list[bytes]:
     return bodies
 
 
-#: The domain services a test system runs: application class and gRPC api module.
-DOMAIN_SERVICES: dict[str, tuple[type[CarepathApplication], Any]] = {
-    "referrals": (ReferralsApplication, referrals_api),
-    "medications": (MedicationsApplication, medications_api),
-    "admissions": (AdmissionsApplication, admissions_api),
-    "discharges": (DischargesApplication, discharges_api),
-    "registry": (RegistryApplication, registry_api),
-}
+#: The domain services a test system runs (each its gRPC server and its outbox relay).
+DOMAIN_SERVICES = bootstrap_services.DOMAIN_SERVICES
 
 #: The register adapter that records the tests' register facts.
 REGISTER_ADAPTER = Actor(her_id="112374", org_kind=OrgKind.REGISTRY)
+
+
+#: A server of a test listens on a free port of the loopback interface.
+LOOPBACK = "127.0.0.1:0"
+
+
+@contextmanager
+def grpc_server(
+    name: str,
+    api: Api,
+    target: Any,
+    urls: Mapping[str, str],
+    tls: ServerTLS | None = None,
+    **token_env: str,
+) -> Iterator[Server]:
+    """`api`'s gRPC server over `target` (an application, or the read model) on loopback, built
+    by the composition root as a `serve` process builds it, writing the audit log as `name`:
+    the access facts at `urls["pathway"]`, the audit log at `urls["audit"]`, the revocation
+    list at `urls["revocations"]`, tokens of ISSUER (with `token_env` besides)."""
+    facts = AccessControl.for_urls(urls["pathway"], urls["audit"], name)
+    access = bootstrap.access_control(name, api.resolvers(target), facts)
+    tokens = token_verifier(urls["revocations"], None, None, **token_env)
+    server = bootstrap.grpc_server(target, api, access, tokens, LOOPBACK, tls)
+    try:
+        yield server
+    finally:
+        server.stop(0)
+        tokens.close()
+        facts.close()
+
+
+@contextmanager
+def outbox_relay(
+    app: CarepathApplication, url: str, broker: Tenant, **options: int
+) -> Iterator[OutboxRelay]:
+    """`app`'s outbox relay, built by the composition root as its `relay` process builds it:
+    its position beside the store at `url`, publishing as its service's broker user of
+    `broker`; `options` (batch_size) as OutboxRelay takes them."""
+    positions = bootstrap.position_store(app.name, url)
+    publisher = bootstrap.event_publisher(app.name, broker.uri(app.name))
+    try:
+        yield bootstrap.outbox_relay(app, positions, publisher, **options)
+    finally:
+        publisher.close()
+        positions.close()
 
 
 @dataclass
@@ -357,33 +434,28 @@ def running_system(
         for name in (*DOMAIN_SERVICES, "pathway")
     }
     shared_access = AccessControl.for_urls(urls["pathway"], urls["audit"], "test-system")
-    for name, (app_class, api_module) in DOMAIN_SERVICES.items():
+    for name, service in DOMAIN_SERVICES.items():
         url = urls[name]
-        app = apps[name] = app_class.from_url(url)
-        position = PositionStore(StoreSettings(url).relay_position_url(), f"{name}-amqp")
+        app = apps[name] = bootstrap.application(service.application, url=url)
+        position = bootstrap.position_store(name, url)
         positions.append(position)
-        relays[name] = OutboxRelay(name, app, BatchPublisher(broker.uri(name), name), position)
-        control = access[name] = shared_access.for_service(api_module.resolvers(app))
-        servers[name] = start_server(
-            "127.0.0.1:0",
-            api_module.register(app, control),
-            api_module.SERVICE_NAMES,
-            tokens[name],
-            control,
-            tls=server_tls,
+        publisher = bootstrap.event_publisher(name, broker.uri(name))
+        relays[name] = bootstrap.outbox_relay(app, position, publisher)
+        control = access[name] = bootstrap.access_control(
+            name, service.api.resolvers(app), shared_access
+        )
+        servers[name] = bootstrap.grpc_server(
+            app, service.api, control, tokens[name], LOOPBACK, server_tls
         )
     proj = projector.Projector(engine, broker.uri("pathway"), queue=queue)
     stop = threading.Event()
     threads = [threading.Thread(target=r.run, args=(stop,), daemon=True) for r in relays.values()]
     threads.append(threading.Thread(target=proj.run, args=(stop,), daemon=True))
-    control = access["pathway"] = shared_access.for_service(pathway_api.resolvers(engine))
-    pathway_server = start_server(
-        "127.0.0.1:0",
-        pathway_api.register(engine, control),
-        pathway_api.SERVICE_NAMES,
-        tokens["pathway"],
-        control,
-        tls=server_tls,
+    control = access["pathway"] = bootstrap.access_control(
+        "pathway", pathway_api.resolvers(engine), shared_access
+    )
+    pathway_server = bootstrap.grpc_server(
+        engine, pathway_api, control, tokens["pathway"], LOOPBACK, server_tls
     )
     for t in threads:
         t.start()
@@ -544,48 +616,6 @@ def otlp_collector() -> Iterator[Collector]:
         collector.stop()
 
 
-@contextmanager
-def nameko(
-    module: str,
-    broker: Tenant,
-    urls: dict[str, str],
-    purge_first: bool = True,
-    env: dict[str, str] | None = None,
-    stderr: IO[str] | None = None,
-) -> Iterator[None]:
-    """The reaction process of `module` (`python -m shared.run_reactions`), connected as its
-    service's broker user (with `env` besides, its logs to `stderr` if given); ready once it
-    consumes every queue of its event handlers (the definitions declared them, so they hold
-    what was published before: earlier tests' events, purged first unless `purge_first` is
-    False). The queues are purged afterwards too."""
-    queues = event_queues(module)
-    admin = admin_uri(broker)
-    if purge_first:
-        purge_queues(admin, queues)
-    service = module.split(".")[1]
-    env = {
-        **os.environ,
-        **broker.env(service),
-        "PSYCOPG_WAIT_FUNC": "wait_select",
-        "PYTHONWARNINGS": "ignore",
-        **{f"{name.upper()}_DATABASE_URL": url for name, url in urls.items()},
-        **(env or {}),
-    }
-    command = [sys.executable, "-m", "shared.run_reactions", module]
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=stderr)
-    try:
-        wait_for(
-            lambda: all(consumers(admin, q) for q in queues),
-            timeout=60,
-            what=f"the consumers of {module}",
-        )
-        yield
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        purge_queues(admin, queues)
-
-
 def demo_module() -> ModuleType:
     """infra/demo.py, the demo `make run` loads (a script, not a package module)."""
     spec = importlib.util.spec_from_file_location("carepath_demo", ROOT / "infra" / "demo.py")
@@ -593,17 +623,6 @@ def demo_module() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@contextmanager
-def demo_reactions(broker: Tenant, urls: dict[str, str]) -> Iterator[None]:
-    """The nameko processes the demo story needs: discharges' view of the stays and the
-    admissions reaction that closes a stay on discharge."""
-    with (
-        nameko("services.discharges.reactions", broker, urls),
-        nameko("services.admissions.reactions", broker, urls),
-    ):
-        yield
 
 
 def demo_clients(system: Harness, demo: ModuleType) -> Any:

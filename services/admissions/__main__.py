@@ -8,13 +8,12 @@ python -m services.admissions migrate
 
 from __future__ import annotations
 
-from services.admissions import api
-from services.admissions.application import AdmissionsApplication
+from services.bootstrap import ADMISSIONS
 from shared.process import service_main
 
 
 def main() -> None:
-    service_main(AdmissionsApplication, api)
+    service_main(ADMISSIONS)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,12 @@ python -m services.discharges migrate
 
 from __future__ import annotations
 
-from services.discharges import api
-from services.discharges.application import DischargesApplication
+from services.bootstrap import DISCHARGES
 from shared.process import service_main
 
 
 def main() -> None:
-    service_main(DischargesApplication, api)
+    service_main(DISCHARGES)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,12 @@ python -m services.medications migrate
 
 from __future__ import annotations
 
-from services.medications import api
-from services.medications.application import MedicationsApplication
+from services.bootstrap import MEDICATIONS
 from shared.process import service_main
 
 
 def main() -> None:
-    service_main(MedicationsApplication, api)
+    service_main(MEDICATIONS)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,7 @@ import os
 from services.pathway import api, migrate, readmodel
 from services.pathway.projector import QUEUE, Projector
 from services.pathway.rebuild import rebuild
-from shared import amqp, config, ops
-from shared.access.enforce import AccessControl
-from shared.grpc_server import start_server
+from shared import amqp, bootstrap, config, ops
 from shared.process import follow_health, server_tls, setup_logging, token_verifier
 from shared.retry import until_available
 from shared.signals import stop_event
@@ -26,22 +24,13 @@ log = logging.getLogger(SERVICE)
 
 
 def source_stores() -> dict[str, CarepathApplication]:
-    """The domain services' stores, for rebuilds (each at its configured URL)."""
-    from services.admissions.application import AdmissionsApplication
-    from services.discharges.application import DischargesApplication
-    from services.medications.application import MedicationsApplication
-    from services.referrals.application import ReferralsApplication
-    from services.registry.application import RegistryApplication
+    """The domain services' stores, for rebuilds (each at its configured URL). Only a rebuild
+    reads them: the other pathway processes do not load the domain services."""
+    from services.bootstrap import DOMAIN_SERVICES
 
     return {
-        app.name: app.from_url(config.database_url(app.name), config.pool("store-tool"))
-        for app in (
-            ReferralsApplication,
-            AdmissionsApplication,
-            DischargesApplication,
-            MedicationsApplication,
-            RegistryApplication,
-        )
+        name: bootstrap.application(service.application, "store-tool")
+        for name, service in DOMAIN_SERVICES.items()
     }
 
 
@@ -74,18 +63,8 @@ def main() -> None:
     else:
         address = config.grpc_address(SERVICE)
         tokens = token_verifier()
-        access = until_available(
-            lambda: AccessControl.from_config(SERVICE, api.resolvers(engine)), log, "access facts"
-        )
-        server = start_server(
-            address,
-            api.register(engine, access),
-            api.SERVICE_NAMES,
-            tokens,
-            access,
-            max_workers=api.MAX_WORKERS,
-            tls=server_tls(),
-        )
+        access = bootstrap.access_control(SERVICE, api.resolvers(engine))
+        server = bootstrap.grpc_server(engine, api, access, tokens, address, server_tls())
         log.info("PathwayService listening on %s", address)
         ops.OPS.check("read model", ops.database(engine))
         follow_health(server, "pathway-serve", access, tokens)

@@ -8,13 +8,12 @@ python -m services.referrals migrate
 
 from __future__ import annotations
 
-from services.referrals import api
-from services.referrals.application import ReferralsApplication
+from services.bootstrap import REFERRALS
 from shared.process import service_main
 
 
 def main() -> None:
-    service_main(ReferralsApplication, api)
+    service_main(REFERRALS)
 
 
 if __name__ == "__main__":

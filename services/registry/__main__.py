@@ -15,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-from services.registry import api
+from services.bootstrap import REGISTRY
 from services.registry.application import RegistryApplication
 from services.registry.importer import ImportError_, import_facts, read_file
 from shared.actors import Actor, OrgKind
@@ -47,7 +47,7 @@ def run_import(app: RegistryApplication, argv: list[str]) -> None:
 
 
 def main() -> None:
-    service_main(RegistryApplication, api, {"import": run_import})
+    service_main(REGISTRY, {"import": run_import})
 
 
 if __name__ == "__main__":

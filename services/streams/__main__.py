@@ -27,13 +27,14 @@ import sys
 import uuid
 from datetime import UTC, datetime
 
+from services.bootstrap import STREAMS
 from services.streams import api, stream
 from services.streams.application import StreamsApplication
 from services.streams.delivery import Delivery
 from services.streams.domain import Subscription
 from services.streams.provisioning import VendorBroker
 from services.streams.purposes import SubscriptionPurpose
-from shared import config, ops
+from shared import bootstrap, config, ops
 from shared.access.enforce import AccessControl
 from shared.access.model import OPERATOR_ROLE, Basis, Purpose
 from shared.actors import Actor, OrgKind
@@ -81,7 +82,7 @@ def run_stream(app: StreamsApplication, argv: list[str]) -> None:
 
 async def _serve_stream(app: StreamsApplication) -> None:
     tokens = token_verifier()
-    access = until_available(lambda: AccessControl.from_config("streams-stream"), log, "access")
+    access = bootstrap.access_control("streams-stream", {})
     pool = config.pool("stream-serve")
     log_engine = engine(config.database_url("streams"), pool)
     settings = stream.StreamSettings(
@@ -206,8 +207,7 @@ def run_subscriptions(app: StreamsApplication, argv: list[str]) -> None:
 
 def main() -> None:
     service_main(
-        StreamsApplication,
-        api,
+        STREAMS,
         {"deliver": run_delivery, "stream": run_stream, "subscriptions": run_subscriptions},
     )
 

@@ -16,12 +16,12 @@ from shared.ids import FNR_SYSTEM
 from shared.times import OSLO
 from tests.browser.support import CHROMIUM, CHROMIUM_ARGS, Demo, viewer_process
 from tests.conftest import STORES
+from tests.processes import demo_reactions
 from tests.support import (
     ISSUER,
     ISSUER_HOME,
     TOKEN_ENV,
     demo_module,
-    demo_reactions,
     drain_queue,
     load_demo,
     projector_queue,

@@ -4,7 +4,6 @@ its own process, and the steps a user takes (sign in, open a patient)."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc
 from shared.actors import Actor, OrgKind
 from shared.auth import bearer_metadata
 from shared.ids import FNR_SYSTEM
+from tests.processes import Command, launch
 from tests.support import ISSUER, ROOT, Harness, free_port, wait_for
 
 CHROMIUM = os.environ.get("CAREPATH_CHROMIUM", "/usr/bin/chromium")
@@ -76,19 +76,14 @@ class Demo:
 def viewer_process(env: dict[str, str], log: Path) -> Iterator[str]:
     """`python -m services.viewer` on a free port, its log (stderr) in `log`; yields its URL."""
     address = f"127.0.0.1:{free_port()}"
+    command = Command("viewer", [sys.executable, "-m", "services.viewer"], {})
     with log.open("ab") as stderr:
-        viewer = subprocess.Popen(
-            [sys.executable, "-m", "services.viewer"],
-            env={**env, "VIEWER_HTTP_ADDRESS": address},
-            cwd=ROOT,
-            stderr=stderr,
-        )
+        viewer = launch(command, {**env, "VIEWER_HTTP_ADDRESS": address}, stderr)
         try:
             wait_for(lambda: _healthy(f"http://{address}/helse"), what="the viewer")
             yield f"http://{address}"
         finally:
-            viewer.terminate()
-            viewer.wait(timeout=20)
+            viewer.stop()
 
 
 def _healthy(url: str) -> bool:

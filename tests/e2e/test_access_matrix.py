@@ -48,7 +48,6 @@ import grpc
 import pytest
 import sqlalchemy as sa
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import (
     admissions_pb2,
@@ -79,6 +78,7 @@ from shared.broker import Tenant
 from shared.domain import CommandContext
 from shared.ids import FNR_SYSTEM
 from shared.times import OSLO
+from tests import support
 from tests.conftest import (
     GP,
     HOSPITAL,
@@ -500,12 +500,6 @@ class World:
         return self.now - timedelta(days=days, hours=hours)
 
 
-def timestamp(at: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(at)
-    return ts
-
-
 def date_pb(day: date) -> common_pb2.Date:
     return common_pb2.Date(year=day.year, month=day.month, day=day.day)
 
@@ -549,15 +543,12 @@ class Story:
 
     def meta(self, at: datetime | None = None) -> common_pb2.CommandMetadata:
         self.commands += 1
-        return common_pb2.CommandMetadata(
-            command_id=f"matrix-{self.index}-{self.commands}",
-            occurred_at=timestamp(at or self.world.now),
-        )
+        return support.meta(f"matrix-{self.index}-{self.commands}", at or self.world.now)
 
     def context(self, actor: Actor, at: datetime) -> CommandContext:
         self.commands += 1
         command_id = f"matrix-{self.index}-{self.commands}"
-        return CommandContext(command_id, at, actor, command_id)
+        return support.ctx(actor, command_id, at, correlation_id=command_id)
 
     def expect(self, who: Actor, basis: Basis, ended: bool = False) -> None:
         self.facts.append(Fact("relationship", self.key, who.her_id, basis.value, ended))

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import grpc
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import admissions_pb2, admissions_pb2_grpc, common_pb2
 from services.admissions.application import AdmissionsApplication
@@ -23,11 +22,10 @@ from shared.actors import Actor
 from shared.grpc_server import Server
 from shared.ids import DNR_SYSTEM, FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL, OTHER_MUNICIPALITY
-from tests.support import Harness, auth, events_in, make_fnr
+from tests.support import NOW, Harness, auth, events_in, make_fnr, meta
 
 FNR = make_fnr(3, 11, 38, 410)
 PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=FNR)
-NOW = datetime.now(UTC).replace(microsecond=0)
 UNKNOWN_ID = "0b7f5b57-1d0e-4f55-a1f3-1f1b8f1f0000"
 
 
@@ -56,17 +54,11 @@ def admissions(system: Harness) -> Admissions:
     return Admissions(app, server, stub)
 
 
-def meta(command_id: str, hours_ago: float = 0) -> common_pb2.CommandMetadata:
-    ts = Timestamp()
-    ts.FromDatetime(NOW - timedelta(hours=hours_ago))
-    return common_pb2.CommandMetadata(command_id=command_id, occurred_at=ts)
-
-
 def admit_request(
     command_id: str = "admit-1", **overrides: Any
 ) -> admissions_pb2.AdmitPatientRequest:
     request = admissions_pb2.AdmitPatientRequest(
-        metadata=meta(command_id, hours_ago=30),
+        metadata=meta(command_id, hours=-30),
         patient=PATIENT,
         ward="Medisinsk sengepost 3",
         admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
@@ -92,7 +84,7 @@ def receipt(
     stay: admissions_pb2.Stay, message_id: str, command_id: str, **apprec: Any
 ) -> admissions_pb2.RecordMessageReceiptRequest:
     return admissions_pb2.RecordMessageReceiptRequest(
-        metadata=meta(command_id, hours_ago=1),
+        metadata=meta(command_id, hours=-1),
         stay_id=stay.stay_id,
         message_id=message_id,
         receipt=common_pb2.AppRec(**(apprec or {"status": common_pb2.APP_REC_STATUS_OK})),
@@ -107,15 +99,21 @@ def test_an_acute_stay_with_its_messages_and_receipts_is_read_back_by_both_sides
     assert stay.state == admissions_pb2.STAY_STATE_OPEN
     assert stay.health_information_due_at.ToDatetime(tzinfo=UTC) == NOW - timedelta(hours=6)
     stub.RecordAdmissionReport(
-        admissions_pb2.RecordAdmissionReportRequest(metadata=meta("rep", 29), stay_id=stay.stay_id),
+        admissions_pb2.RecordAdmissionReportRequest(
+            metadata=meta("rep", hours=-29), stay_id=stay.stay_id
+        ),
         metadata=auth(MUNICIPALITY),
     )
     stub.SendAdmissionNotice(
-        admissions_pb2.SendAdmissionNoticeRequest(metadata=meta("not", 28), stay_id=stay.stay_id),
+        admissions_pb2.SendAdmissionNoticeRequest(
+            metadata=meta("not", hours=-28), stay_id=stay.stay_id
+        ),
         metadata=auth(HOSPITAL),
     )
     stay = stub.SendHealthInformation(
-        admissions_pb2.SendHealthInformationRequest(metadata=meta("hi", 20), stay_id=stay.stay_id),
+        admissions_pb2.SendHealthInformationRequest(
+            metadata=meta("hi", hours=-20), stay_id=stay.stay_id
+        ),
         metadata=auth(HOSPITAL),
     )
     assert [m.type for m in stay.messages] == [
@@ -143,7 +141,7 @@ def test_an_acute_stay_with_its_messages_and_receipts_is_read_back_by_both_sides
     assert stay.messages[1].receipt.errors[0].code == "E10"
     closed = stub.CloseStay(
         admissions_pb2.CloseStayRequest(
-            metadata=meta("out", 0),
+            metadata=meta("out"),
             stay_id=stay.stay_id,
             reason=admissions_pb2.STAY_CLOSE_REASON_DISCHARGED,
         ),
@@ -160,7 +158,7 @@ def test_an_acute_stay_with_its_messages_and_receipts_is_read_back_by_both_sides
 
 def test_list_stays_returns_the_patients_stays_newest_first(admissions: Admissions) -> None:
     older = admissions.stub.AdmitPatient(
-        admit_request("old", metadata=meta("old", hours_ago=24 * 60)), metadata=auth(HOSPITAL)
+        admit_request("old", metadata=meta("old", hours=-(24 * 60))), metadata=auth(HOSPITAL)
     )
     newer = admitted(admissions, "new")
     reply = admissions.stub.ListStays(
@@ -195,7 +193,7 @@ def test_concurrent_admissions_of_one_patient_are_all_listed(admissions: Admissi
 
     def admit(i: int) -> str:
         actor = HOSPITAL if i % 2 else OTHER_HOSPITAL
-        request = admit_request(f"race-{i}", metadata=meta(f"race-{i}", hours_ago=i))
+        request = admit_request(f"race-{i}", metadata=meta(f"race-{i}", hours=-i))
         return str(admissions.stub.AdmitPatient(request, metadata=auth(actor)).stay_id)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -210,7 +208,7 @@ def test_a_transfer_hands_the_stay_to_the_other_hospital(admissions: Admissions)
     stay = admitted(admissions)
     moved = admissions.stub.TransferPatient(
         admissions_pb2.TransferPatientRequest(
-            metadata=meta("move", 10),
+            metadata=meta("move", hours=-10),
             stay_id=stay.stay_id,
             to_hospital_her_id=OTHER_HOSPITAL.her_id,
             to_ward="Nevrologisk avdeling",
@@ -223,7 +221,9 @@ def test_a_transfer_hands_the_stay_to_the_other_hospital(admissions: Admissions)
     )
     assert moved.transfers[0].from_ward == "Medisinsk sengepost 3"
     notice = admissions.stub.SendAdmissionNotice(
-        admissions_pb2.SendAdmissionNoticeRequest(metadata=meta("n", 9), stay_id=stay.stay_id),
+        admissions_pb2.SendAdmissionNoticeRequest(
+            metadata=meta("n", hours=-9), stay_id=stay.stay_id
+        ),
         metadata=auth(OTHER_HOSPITAL),
     )
     assert notice.messages[0].from_her_id == OTHER_HOSPITAL.her_id
@@ -252,7 +252,7 @@ BAD_ADMISSIONS = [
         _admit(metadata=common_pb2.CommandMetadata(command_id="")),
         "metadata.command_id",
     ),
-    ("time in the future", _admit(metadata=meta("x", hours_ago=-2)), "metadata.occurred_at"),
+    ("time in the future", _admit(metadata=meta("x", hours=2)), "metadata.occurred_at"),
     ("no patient", _admit(patient=None), "patient"),
     (
         "bad check digit",
@@ -390,7 +390,7 @@ def _bad_commands(stay_id: str, message_id: str) -> list[tuple[str, str, Any, st
             "CloseStay",
             "before the admission",
             pb.CloseStayRequest(
-                metadata=meta("b11", hours_ago=48),
+                metadata=meta("b11", hours=-48),
                 stay_id=stay_id,
                 reason=pb.STAY_CLOSE_REASON_DISCHARGED,
             ),
@@ -404,7 +404,9 @@ def test_bad_commands_on_a_stay_get_invalid_argument_naming_the_field(
 ) -> None:
     stay = admitted(admissions)
     stay = admissions.stub.SendAdmissionNotice(
-        admissions_pb2.SendAdmissionNoticeRequest(metadata=meta("n", 29), stay_id=stay.stay_id),
+        admissions_pb2.SendAdmissionNoticeRequest(
+            metadata=meta("n", hours=-29), stay_id=stay.stay_id
+        ),
         metadata=auth(HOSPITAL),
     )
     message_id = stay.messages[0].message_id
@@ -424,7 +426,7 @@ def test_commands_on_a_closed_stay_are_failed_precondition_naming_the_state(
     stay = admitted(admissions)
     admissions.stub.CloseStay(
         admissions_pb2.CloseStayRequest(
-            metadata=meta("out", 2),
+            metadata=meta("out", hours=-2),
             stay_id=stay.stay_id,
             reason=admissions_pb2.STAY_CLOSE_REASON_DISCHARGED,
         ),
@@ -434,7 +436,7 @@ def test_commands_on_a_closed_stay_are_failed_precondition_naming_the_state(
     with pytest.raises(grpc.RpcError) as err:
         admissions.stub.SendHealthInformation(
             admissions_pb2.SendHealthInformationRequest(
-                metadata=meta("hi", 1), stay_id=stay.stay_id
+                metadata=meta("hi", hours=-1), stay_id=stay.stay_id
             ),
             metadata=auth(HOSPITAL),
         )
@@ -451,11 +453,15 @@ def test_a_second_receipt_is_failed_precondition_naming_the_message(
     message's receiver) — while a retry of the first receipt returns its first result."""
     stay = admitted(admissions)
     admissions.stub.SendAdmissionNotice(
-        admissions_pb2.SendAdmissionNoticeRequest(metadata=meta("n", 21), stay_id=stay.stay_id),
+        admissions_pb2.SendAdmissionNoticeRequest(
+            metadata=meta("n", hours=-21), stay_id=stay.stay_id
+        ),
         metadata=auth(HOSPITAL),
     )
     stay = admissions.stub.SendHealthInformation(
-        admissions_pb2.SendHealthInformationRequest(metadata=meta("hi", 20), stay_id=stay.stay_id),
+        admissions_pb2.SendHealthInformationRequest(
+            metadata=meta("hi", hours=-20), stay_id=stay.stay_id
+        ),
         metadata=auth(HOSPITAL),
     )
     notice_id, message_id = (m.message_id for m in stay.messages)
@@ -505,7 +511,7 @@ def test_organisations_outside_the_stay_get_permission_denied(
     request = (
         request_type(stay_id=stay.stay_id)
         if rpc == "GetStay"
-        else request_type(metadata=meta("x", 1), stay_id=stay.stay_id)
+        else request_type(metadata=meta("x", hours=-1), stay_id=stay.stay_id)
     )
     with pytest.raises(grpc.RpcError) as err:
         getattr(admissions.stub, rpc)(request, metadata=auth(actor))
@@ -517,7 +523,9 @@ def test_organisations_outside_the_stay_get_permission_denied(
 def test_a_receipt_by_the_sender_is_permission_denied(admissions: Admissions) -> None:
     stay = admitted(admissions)
     stay = admissions.stub.SendAdmissionNotice(
-        admissions_pb2.SendAdmissionNoticeRequest(metadata=meta("n", 29), stay_id=stay.stay_id),
+        admissions_pb2.SendAdmissionNoticeRequest(
+            metadata=meta("n", hours=-29), stay_id=stay.stay_id
+        ),
         metadata=auth(HOSPITAL),
     )
     with pytest.raises(grpc.RpcError) as err:
@@ -552,7 +560,9 @@ def test_an_unknown_stay_is_refused_like_another_patients_and_an_unknown_message
         )
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     stay = admissions.stub.SendAdmissionNotice(
-        admissions_pb2.SendAdmissionNoticeRequest(metadata=meta("n", 1), stay_id=stay.stay_id),
+        admissions_pb2.SendAdmissionNoticeRequest(
+            metadata=meta("n", hours=-1), stay_id=stay.stay_id
+        ),
         metadata=auth(HOSPITAL),
     )
     with pytest.raises(grpc.RpcError) as err:
@@ -578,7 +588,7 @@ def test_the_municipality_named_in_an_admission_gets_no_access_by_that_alone(
         (
             "RecordAdmissionReport",
             admissions_pb2.RecordAdmissionReportRequest(
-                metadata=meta("rep", 1), stay_id=stay.stay_id
+                metadata=meta("rep", hours=-1), stay_id=stay.stay_id
             ),
         ),
     ):

@@ -26,11 +26,11 @@ from shared.auth import bearer_metadata
 from shared.broker import Tenant
 from shared.ids import FNR_SYSTEM
 from shared.times import OSLO
+from tests.processes import demo_reactions
 from tests.support import (
     ISSUER,
     Harness,
     demo_module,
-    demo_reactions,
     drain_queue,
     dump_read_model,
     load_demo,

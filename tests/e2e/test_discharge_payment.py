@@ -11,7 +11,6 @@ from uuid import UUID
 
 import grpc
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import (
     admissions_pb2,
@@ -27,24 +26,19 @@ from shared.broker import Tenant
 from shared.ids import FNR_SYSTEM
 from shared.times import OSLO
 from tests.conftest import HOSPITAL, MUNICIPALITY
+from tests.processes import nameko
 from tests.support import (
     Harness,
     auth,
     drain_queue,
     make_fnr,
-    nameko,
+    meta,
     projector_queue,
     running_system,
     wait_for,
 )
 
 PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(24, 12, 38, 200))
-
-
-def meta(command_id: str, *when: int) -> common_pb2.CommandMetadata:
-    ts = Timestamp()
-    ts.FromDatetime(datetime(*when, tzinfo=OSLO))  # type: ignore[misc]
-    return common_pb2.CommandMetadata(command_id=command_id, occurred_at=ts)
 
 
 @pytest.fixture
@@ -76,7 +70,7 @@ def test_ready_on_30_december_received_on_3_january_costs_two_days_of_each_years
     )
     stay = admissions.AdmitPatient(
         admissions_pb2.AdmitPatientRequest(
-            metadata=meta("admit", 2023, 12, 20, 10),
+            metadata=meta("admit", datetime(2023, 12, 20, 10, tzinfo=OSLO)),
             patient=PATIENT,
             ward="Ortopedisk sengepost",
             admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
@@ -92,13 +86,13 @@ def test_ready_on_30_december_received_on_3_january_costs_two_days_of_each_years
     wait_for(lambda: known.stays.get(UUID(stay.stay_id)), what="discharges to know the stay")
     discharges.DeclareReadyForDischarge(
         discharges_pb2.DeclareReadyForDischargeRequest(
-            metadata=meta("ready", 2023, 12, 30, 9), stay_id=stay.stay_id
+            metadata=meta("ready", datetime(2023, 12, 30, 9, tzinfo=OSLO)), stay_id=stay.stay_id
         ),
         metadata=auth(HOSPITAL),
     )
     discharges.AnswerReadiness(
         discharges_pb2.AnswerReadinessRequest(
-            metadata=meta("answer", 2023, 12, 30, 12),
+            metadata=meta("answer", datetime(2023, 12, 30, 12, tzinfo=OSLO)),
             stay_id=stay.stay_id,
             can_receive=True,
             receive_on=common_pb2.Date(year=2024, month=1, day=3),
@@ -107,7 +101,7 @@ def test_ready_on_30_december_received_on_3_january_costs_two_days_of_each_years
     )
     discharges.DischargePatient(
         discharges_pb2.DischargePatientRequest(
-            metadata=meta("discharge", 2024, 1, 3, 11),
+            metadata=meta("discharge", datetime(2024, 1, 3, 11, tzinfo=OSLO)),
             stay_id=stay.stay_id,
             destination=discharges_pb2.DISCHARGE_DESTINATION_HOME_WITH_SERVICES,
         ),

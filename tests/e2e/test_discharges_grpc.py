@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import grpc
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import (
     admissions_pb2,
@@ -31,10 +30,9 @@ from shared.actors import Actor
 from shared.grpc_server import Server
 from shared.ids import FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL, OTHER_MUNICIPALITY
-from tests.support import Harness, auth, events_in, make_fnr
+from tests.support import NOW, Harness, auth, events_in, make_fnr, meta
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(3, 11, 38, 410)}
-NOW = datetime.now(UTC).replace(microsecond=0)
 NURSING_HOME = "812345"
 STAY = str(uuid.UUID("6a1f0c2e-5b1d-4c36-9d59-7f7a3c9e0001"))
 UNKNOWN_ID = "0b7f5b57-1d0e-4f55-a1f3-1f1b8f1f0000"
@@ -65,16 +63,10 @@ def discharges(system: Harness) -> Discharges:
     return Discharges(app, server, discharges_pb2_grpc.DischargeServiceStub(system.channel(server)))
 
 
-def meta(command_id: str, hours_ago: float = 0) -> common_pb2.CommandMetadata:
-    ts = Timestamp()
-    ts.FromDatetime(NOW - timedelta(hours=hours_ago))
-    return common_pb2.CommandMetadata(command_id=command_id, occurred_at=ts)
-
-
 def ready(d: Discharges, command_id: str = "ready") -> discharges_pb2.Discharge:
     return d.stub.DeclareReadyForDischarge(
         discharges_pb2.DeclareReadyForDischargeRequest(
-            metadata=meta(command_id, hours_ago=48), stay_id=STAY
+            metadata=meta(command_id, hours=-48), stay_id=STAY
         ),
         metadata=auth(HOSPITAL),
     )
@@ -83,7 +75,7 @@ def ready(d: Discharges, command_id: str = "ready") -> discharges_pb2.Discharge:
 def discharged(d: Discharges) -> discharges_pb2.Discharge:
     return d.stub.DischargePatient(
         discharges_pb2.DischargePatientRequest(
-            metadata=meta("out", hours_ago=2),
+            metadata=meta("out", hours=-2),
             stay_id=STAY,
             destination=discharges_pb2.DISCHARGE_DESTINATION_SHORT_TERM_NURSING_HOME,
             destination_her_id=NURSING_HOME,
@@ -95,7 +87,7 @@ def discharged(d: Discharges) -> discharges_pb2.Discharge:
 def epicrisis(d: Discharges, to: str, command_id: str) -> discharges_pb2.Discharge:
     return d.stub.SendEpicrisis(
         discharges_pb2.SendEpicrisisRequest(
-            metadata=meta(command_id, 1), stay_id=STAY, to_her_id=to
+            metadata=meta(command_id, hours=-1), stay_id=STAY, to_her_id=to
         ),
         metadata=auth(HOSPITAL),
     )
@@ -108,7 +100,7 @@ def test_ready_answered_discharged_with_report_and_epicrisis_read_back_by_the_mu
     receive_on = (NOW - timedelta(hours=24)).date()
     discharges.stub.AnswerReadiness(
         discharges_pb2.AnswerReadinessRequest(
-            metadata=meta("answer", 40),
+            metadata=meta("answer", hours=-40),
             stay_id=STAY,
             can_receive=True,
             receive_on=common_pb2.Date(
@@ -234,7 +226,7 @@ def test_readiness_for_a_closed_stay_is_failed_precondition(
     )
     stay = admissions.AdmitPatient(
         admissions_pb2.AdmitPatientRequest(
-            metadata=meta("admit", 72),
+            metadata=meta("admit", hours=-72),
             patient=common_pb2.PatientIdentifier(**PATIENT),
             ward="Medisinsk sengepost 3",
             admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
@@ -244,7 +236,7 @@ def test_readiness_for_a_closed_stay_is_failed_precondition(
     )
     closed = admissions.CloseStay(
         admissions_pb2.CloseStayRequest(
-            metadata=meta("out", 50),
+            metadata=meta("out", hours=-50),
             stay_id=stay.stay_id,
             reason=admissions_pb2.STAY_CLOSE_REASON_DISCHARGED,
         ),
@@ -256,7 +248,7 @@ def test_readiness_for_a_closed_stay_is_failed_precondition(
     with pytest.raises(grpc.RpcError) as err:
         discharges.stub.DeclareReadyForDischarge(
             discharges_pb2.DeclareReadyForDischargeRequest(
-                metadata=meta("ready", 48), stay_id=stay.stay_id
+                metadata=meta("ready", hours=-48), stay_id=stay.stay_id
             ),
             metadata=auth(HOSPITAL),
         )
@@ -268,7 +260,9 @@ def test_readiness_for_a_closed_stay_is_failed_precondition(
 def test_answering_a_patient_not_ready_is_failed_precondition(discharges: Discharges) -> None:
     ready(discharges)
     discharges.stub.WithdrawReadiness(
-        discharges_pb2.WithdrawReadinessRequest(metadata=meta("w", 24), stay_id=STAY, reason="x"),
+        discharges_pb2.WithdrawReadinessRequest(
+            metadata=meta("w", hours=-24), stay_id=STAY, reason="x"
+        ),
         metadata=auth(HOSPITAL),
     )
     with pytest.raises(grpc.RpcError) as err:

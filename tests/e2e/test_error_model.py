@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -28,7 +27,6 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -43,29 +41,21 @@ from services.admissions import api as admissions_api
 from services.admissions.application import AdmissionsApplication
 from services.pathway import migrate, readmodel
 from shared import grpc_client
-from shared.access.enforce import AccessControl
 from shared.audit.log import audit_log
 from shared.config import Pool, StoreSettings
-from shared.grpc_server import ERROR_DOMAIN, Server, start_server
+from shared.grpc_server import ERROR_DOMAIN, Server
 from shared.ids import FNR_SYSTEM
 from shared.store import CarepathApplication
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL
-from tests.support import Harness, auth, free_port, make_fnr, token_verifier, wait_for
+from tests.support import Harness, auth, free_port, grpc_server, make_fnr, meta, wait_for
 
-NOW = datetime.now(UTC).replace(microsecond=0)
 PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(14, 2, 61, 220))
 OTHER = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(15, 3, 62, 230))
 
 
-def meta(command_id: str, hours_ago: float = 1) -> common_pb2.CommandMetadata:
-    ts = Timestamp()
-    ts.FromDatetime(NOW - timedelta(hours=hours_ago))
-    return common_pb2.CommandMetadata(command_id=command_id, occurred_at=ts)
-
-
 def admit(command_id: str, patient: common_pb2.PatientIdentifier = PATIENT, **fields: Any) -> Any:
     return admissions_pb2.AdmitPatientRequest(
-        metadata=meta(command_id),
+        metadata=meta(command_id, hours=-1),
         patient=patient,
         ward=fields.get("ward", "Medisinsk sengepost 3"),
         admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
@@ -128,29 +118,16 @@ class Alone:
 @contextmanager
 def alone(tmp_path: Path, store: dict[str, str]) -> Iterator[Alone]:
     app = AdmissionsApplication(env=store)
-    facts_url, audit_url = (
-        f"sqlite:///{tmp_path}/pathway.sqlite",
-        f"sqlite:///{tmp_path}/audit.sqlite",
-    )
-    migrate.upgrade(readmodel.create_engine(facts_url))
-    access = AccessControl.for_urls(facts_url, audit_url, "admissions")
-    control = access.for_service(admissions_api.resolvers(app))
-    tokens = token_verifier(f"sqlite:///{tmp_path}/revocations.sqlite")
-    server = start_server(
-        "127.0.0.1:0",
-        admissions_api.register(app, control),
-        admissions_api.SERVICE_NAMES,
-        tokens,
-        control,
-    )
-    audit = sa.create_engine(audit_url)
+    urls = {
+        name: f"sqlite:///{tmp_path}/{name}.sqlite" for name in ("pathway", "audit", "revocations")
+    }
+    migrate.upgrade(readmodel.create_engine(urls["pathway"]))
+    audit = sa.create_engine(urls["audit"])
     try:
-        yield Alone(app, server, audit)
+        with grpc_server("admissions", admissions_api, app, urls) as server:
+            yield Alone(app, server, audit)
     finally:
-        server.stop(0)
         audit.dispose()
-        tokens.close()
-        access.close()
         app.close()
 
 
@@ -401,7 +378,7 @@ def test_concurrent_changes_of_one_list_are_each_applied_once(system: Harness) -
 
     def prescribe(n: int) -> medications_pb2.MedicationList:
         request = medications_pb2.PrescribeMedicationRequest(
-            metadata=meta(f"rx-{n}", hours_ago=48),
+            metadata=meta(f"rx-{n}", hours=-48),
             patient=PATIENT,
             medication=medications_pb2.Medication(atc_code="A10BA02", name=f"Metformin {n}"),
             dose="500 mg x 2",
@@ -453,11 +430,11 @@ def test_other_errors_carry_error_info_with_a_reason(system: Harness) -> None:
     stub = admissions_pb2_grpc.AdmissionServiceStub(system.channel(system.servers["admissions"]))
     stay = stub.AdmitPatient(admit("info-admit"), metadata=auth(HOSPITAL))
     notice = admissions_pb2.SendAdmissionNoticeRequest(
-        metadata=meta("info-notice"), stay_id=stay.stay_id
+        metadata=meta("info-notice", hours=-1), stay_id=stay.stay_id
     )
     stub.SendAdmissionNotice(notice, metadata=auth(HOSPITAL))
     receipt = admissions_pb2.RecordMessageReceiptRequest(
-        metadata=meta("info-receipt"),
+        metadata=meta("info-receipt", hours=-1),
         stay_id=stay.stay_id,
         message_id="0b7f5b57-1d0e-4f55-a1f3-1f1b8f1f0000",
         receipt=common_pb2.AppRec(status=common_pb2.APP_REC_STATUS_OK),
@@ -467,7 +444,7 @@ def test_other_errors_carry_error_info_with_a_reason(system: Harness) -> None:
     assert (error_info(error).reason, dict(error_info(error).metadata)) == ("NOT_FOUND", {})
 
     close = admissions_pb2.CloseStayRequest(
-        metadata=meta("info-close"),
+        metadata=meta("info-close", hours=-1),
         stay_id=stay.stay_id,
         reason=admissions_pb2.STAY_CLOSE_REASON_DISCHARGED,
     )

@@ -32,19 +32,19 @@ from shared.events import Envelope
 from shared.sql import engine
 from tests.conftest import MUNICIPALITY, OTHER_MUNICIPALITY
 from tests.e2e.test_vendor_streams import (  # noqa: F401 - `world` is the module's fixture
+    OPERATOR,
     OTHER_VENDOR,
     P1,
     P2,
     P3,
     VENDOR,
     World,
-    ctx,
     received,
     register_organisation,
     subscribe,
     world,
 )
-from tests.support import auth, wait_for
+from tests.support import auth, ctx, wait_for
 
 #: Small pages, so a reader disconnects mid-replay; a short heartbeat, a quick head watcher.
 SETTINGS = StreamSettings(heartbeat=0.3, page=5, poll=0.05)
@@ -206,7 +206,7 @@ def test_a_paused_subscriptions_stream_ends_and_will_not_open(
     subscribe(world, "stream-paused", MUNICIPALITY.her_id)
     responses = streams.open("stream-paused", after=logged(streams))
     assert responses.__next__().WhichOneof("item") == "heartbeat"  # open and quiet
-    world.subscriptions.pause(ctx(), "stream-paused")
+    world.subscriptions.pause(ctx(OPERATOR), "stream-paused")
     with pytest.raises(grpc.RpcError) as caught:
         for _ in responses:
             pass
@@ -214,7 +214,7 @@ def test_a_paused_subscriptions_stream_ends_and_will_not_open(
     with pytest.raises(grpc.RpcError) as caught:
         next(streams.open("stream-paused"))
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    world.subscriptions.resume(ctx(), "stream-paused")
+    world.subscriptions.resume(ctx(OPERATOR), "stream-paused")
     responses = streams.open("stream-paused", after=logged(streams))
     assert next(responses).WhichOneof("item") == "heartbeat"
     responses.cancel()  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ municipality an admission names, puts them on its coordinator's list."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import grpc
@@ -21,25 +21,19 @@ from carepath.v1 import (
     pathway_pb2_grpc,
 )
 from shared.access.model import Basis
-from shared.api import timestamp as ts
 from shared.ids import FNR_SYSTEM
 from tests.conftest import HOSPITAL, MUNICIPALITY, OTHER_MUNICIPALITY
 from tests.support import (
+    NOW,
     Harness,
     auth,
     make_fnr,
+    meta,
     wait_for,
 )
 
-NOW = datetime.now(UTC).replace(microsecond=0)
 PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(12, 3, 42, 480))
 OTHER = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(7, 7, 37, 120))
-
-
-def meta(command_id: str, hours_ago: float) -> common_pb2.CommandMetadata:
-    return common_pb2.CommandMetadata(
-        command_id=command_id, occurred_at=ts(NOW - timedelta(hours=hours_ago))
-    )
 
 
 @pytest.fixture(autouse=True)
@@ -68,7 +62,7 @@ def admit(
 ) -> admissions_pb2.Stay:
     return admissions.AdmitPatient(
         admissions_pb2.AdmitPatientRequest(
-            metadata=meta(command_id, hours_ago),
+            metadata=meta(command_id, hours=-hours_ago),
             patient=patient,
             ward="Medisinsk sengepost 3",
             admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
@@ -109,12 +103,14 @@ def test_an_admission_report_before_the_notice_and_the_24_hour_deadline(
     stay = admit(admissions, PATIENT, "admit", hours_ago=3)
     report = admissions.RecordAdmissionReport(
         admissions_pb2.RecordAdmissionReportRequest(
-            metadata=meta("report", 2), stay_id=stay.stay_id
+            metadata=meta("report", hours=-2), stay_id=stay.stay_id
         ),
         metadata=auth(MUNICIPALITY),
     )
     admissions.SendAdmissionNotice(
-        admissions_pb2.SendAdmissionNoticeRequest(metadata=meta("notice", 1), stay_id=stay.stay_id),
+        admissions_pb2.SendAdmissionNoticeRequest(
+            metadata=meta("notice", hours=-1), stay_id=stay.stay_id
+        ),
         metadata=auth(HOSPITAL),
     )
     reply = wait_for(pathway_with(pathway, 3), what="the stay in the pathway")
@@ -140,7 +136,7 @@ def test_an_admission_report_before_the_notice_and_the_24_hour_deadline(
     report_id = report.messages[0].message_id
     admissions.RecordMessageReceipt(
         admissions_pb2.RecordMessageReceiptRequest(
-            metadata=meta("ack-report", 0.5),
+            metadata=meta("ack-report", hours=-0.5),
             stay_id=stay.stay_id,
             message_id=report_id,
             receipt=common_pb2.AppRec(status=common_pb2.APP_REC_STATUS_OK),
@@ -148,7 +144,9 @@ def test_an_admission_report_before_the_notice_and_the_24_hour_deadline(
         metadata=auth(HOSPITAL),
     )
     admissions.SendHealthInformation(
-        admissions_pb2.SendHealthInformationRequest(metadata=meta("hi", 0.2), stay_id=stay.stay_id),
+        admissions_pb2.SendHealthInformationRequest(
+            metadata=meta("hi", hours=-0.2), stay_id=stay.stay_id
+        ),
         metadata=auth(HOSPITAL),
     )
     reply = wait_for(pathway_with(pathway, 5), what="the receipt and health information")
@@ -284,7 +282,9 @@ def test_a_patient_living_elsewhere_joins_the_list_only_when_a_message_is_sent_t
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
     admissions.SendAdmissionNotice(
-        admissions_pb2.SendAdmissionNoticeRequest(metadata=meta("notice", 1), stay_id=stay.stay_id),
+        admissions_pb2.SendAdmissionNoticeRequest(
+            metadata=meta("notice", hours=-1), stay_id=stay.stay_id
+        ),
         metadata=auth(HOSPITAL),
     )
     system.wait_for_relationship(key, MUNICIPALITY.her_id, Basis.MESSAGE_RECEIVER)

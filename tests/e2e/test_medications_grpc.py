@@ -8,7 +8,7 @@ doctors change the list while the patient is admitted there."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -27,12 +27,11 @@ from shared.access.model import Basis
 from shared.grpc_server import Server
 from shared.ids import FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL
-from tests.support import Harness, auth, events_in, make_fnr
+from tests.support import NOW, Harness, auth, events_in, make_fnr, meta
 
 FNR = make_fnr(12, 3, 42, 480)
 PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=FNR)
 OTHER_PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(1, 2, 53, 300))
-NOW = datetime.now(UTC).replace(microsecond=0)
 METFORMIN = medications_pb2.Medication(atc_code="A10BA02", name="Metformin")
 WARFARIN = medications_pb2.Medication(atc_code="B01AA03", name="Warfarin")
 
@@ -45,10 +44,6 @@ def ts(days_ago: float) -> Timestamp:
     stamp = Timestamp()
     stamp.FromDatetime(NOW - timedelta(days=days_ago))
     return stamp
-
-
-def meta(command_id: str, days_ago: float = 0) -> common_pb2.CommandMetadata:
-    return common_pb2.CommandMetadata(command_id=command_id, occurred_at=ts(days_ago))
 
 
 def registered_as(patient: common_pb2.PatientIdentifier) -> dict[str, str]:
@@ -70,7 +65,7 @@ def in_hospital(system: Harness) -> admissions_pb2.Stay:
     )
     stay = admissions.AdmitPatient(
         admissions_pb2.AdmitPatientRequest(
-            metadata=meta("admit", days_ago=21),
+            metadata=meta("admit", days=-21),
             patient=PATIENT,
             ward="Medisinsk sengepost 3",
             admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
@@ -102,7 +97,7 @@ def prescribe_request(
     command_id: str = "rx-1", **overrides: Any
 ) -> medications_pb2.PrescribeMedicationRequest:
     request = medications_pb2.PrescribeMedicationRequest(
-        metadata=meta(command_id, days_ago=30),
+        metadata=meta(command_id, days=-30),
         patient=PATIENT,
         medication=METFORMIN,
         dose="500 mg x 2",
@@ -145,7 +140,7 @@ def test_a_prescription_is_paused_resumed_and_discontinued_over_grpc(
 
     reply = medications.PauseMedication(
         medications_pb2.PauseMedicationRequest(
-            metadata=meta("pause", 20), patient=PATIENT, entry_id=metformin, reason="Kontrast"
+            metadata=meta("pause", days=-20), patient=PATIENT, entry_id=metformin, reason="Kontrast"
         ),
         metadata=auth(HOSPITAL),
     )
@@ -157,14 +152,14 @@ def test_a_prescription_is_paused_resumed_and_discontinued_over_grpc(
     )
     reply = medications.ResumeMedication(
         medications_pb2.ResumeMedicationRequest(
-            metadata=meta("resume", 18), patient=PATIENT, entry_id=metformin
+            metadata=meta("resume", days=-18), patient=PATIENT, entry_id=metformin
         ),
         metadata=auth(HOSPITAL),
     )
     assert entry(reply, metformin).state == ACTIVE
     reply = medications.DiscontinueMedication(
         medications_pb2.DiscontinueMedicationRequest(
-            metadata=meta("stop", 1), patient=PATIENT, entry_id=metformin, reason="Nyresvikt"
+            metadata=meta("stop", days=-1), patient=PATIENT, entry_id=metformin, reason="Nyresvikt"
         ),
         metadata=auth(GP),
     )
@@ -179,7 +174,10 @@ def test_the_list_on_discharge_day_differs_from_the_list_now(
     _, metformin = prescribe(medications)
     medications.ChangeDose(
         medications_pb2.ChangeDoseRequest(
-            metadata=meta("gp-dose", 2), patient=PATIENT, entry_id=metformin, dose="1000 mg x 2"
+            metadata=meta("gp-dose", days=-2),
+            patient=PATIENT,
+            entry_id=metformin,
+            dose="1000 mg x 2",
         ),
         metadata=auth(GP),
     )
@@ -202,7 +200,10 @@ def test_a_late_reported_pause_lands_at_its_clinical_time(
     _, warfarin = prescribe(medications, medication=WARFARIN, dose="5 mg x 1")
     medications.PauseMedication(
         medications_pb2.PauseMedicationRequest(
-            metadata=meta("late-pause", 20), patient=PATIENT, entry_id=warfarin, reason="Operasjon"
+            metadata=meta("late-pause", days=-20),
+            patient=PATIENT,
+            entry_id=warfarin,
+            reason="Operasjon",
         ),
         metadata=auth(HOSPITAL),
     )
@@ -224,7 +225,7 @@ def test_a_reconciliation_is_recorded_with_its_sources(
     prescribe(medications)
     reply = medications.ReconcileMedicationList(
         medications_pb2.ReconcileMedicationListRequest(
-            metadata=meta("rec", 3),
+            metadata=meta("rec", days=-3),
             patient=PATIENT,
             sources=[
                 medications_pb2.RECONCILIATION_SOURCE_PATIENT,
@@ -273,7 +274,7 @@ BAD_REQUESTS: list[tuple[str, str, Any, str]] = [
     (
         "time in the future",
         "PrescribeMedication",
-        _bad_prescription("metadata", meta("x", days_ago=-1)),
+        _bad_prescription("metadata", meta("x", days=1)),
         "metadata.occurred_at",
     ),
     ("no patient", "PrescribeMedication", _bad_prescription("patient", None), "patient"),

@@ -5,14 +5,12 @@ looked, and the audit of every call — allowed or refused, found or not."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Any
 
 import grpc
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import (
     admissions_pb2,
@@ -34,19 +32,12 @@ from shared.access.model import Basis
 from shared.actors import Actor, OrgKind
 from shared.ids import FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_GP, OTHER_MUNICIPALITY
-from tests.support import REGISTER_ADAPTER, Harness, auth, make_fnr, wait_for
+from tests.support import REGISTER_ADAPTER, Harness, auth, make_fnr, meta, wait_for
 
 FNR = make_fnr(4, 4, 44, 120)
 PATIENT = {"system": FNR_SYSTEM, "value": FNR}
 PB = common_pb2.PatientIdentifier(**PATIENT)
 CARE = common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
-ids = itertools.count()
-
-
-def meta(hours_ago: float = 0) -> common_pb2.CommandMetadata:
-    ts = Timestamp()
-    ts.FromDatetime(datetime.now(UTC) - timedelta(hours=hours_ago))
-    return common_pb2.CommandMetadata(command_id=f"cmd-{next(ids)}", occurred_at=ts)
 
 
 class Clients:
@@ -81,7 +72,7 @@ class Clients:
     def admit(self, municipality: str = MUNICIPALITY.her_id) -> admissions_pb2.Stay:
         return self.admissions.AdmitPatient(
             admissions_pb2.AdmitPatientRequest(
-                metadata=meta(2),
+                metadata=meta(hours=-2),
                 patient=PB,
                 ward="Medisinsk sengepost 3",
                 admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
@@ -162,7 +153,7 @@ def test_a_hospital_messaging_a_municipality_makes_it_a_receiver_while_the_stay_
     c = clients
     stay = c.admit(municipality=OTHER_MUNICIPALITY.her_id)
     c.admissions.SendAdmissionNotice(
-        admissions_pb2.SendAdmissionNoticeRequest(metadata=meta(1), stay_id=stay.stay_id),
+        admissions_pb2.SendAdmissionNoticeRequest(metadata=meta(hours=-1), stay_id=stay.stay_id),
         metadata=auth(HOSPITAL),
     )
     c.system.wait_for_relationship(PATIENT, OTHER_MUNICIPALITY.her_id, Basis.MESSAGE_RECEIVER)
@@ -402,7 +393,7 @@ def test_a_stay_closed_without_a_discharge_ends_the_discharges_parties_with_it(
     c = clients
     stay = c.admissions.AdmitPatient(
         admissions_pb2.AdmitPatientRequest(
-            metadata=meta(45 * 24),
+            metadata=meta(hours=-(45 * 24)),
             patient=PB,
             ward="Medisinsk sengepost 3",
             admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
@@ -419,13 +410,13 @@ def test_a_stay_closed_without_a_discharge_ends_the_discharges_parties_with_it(
     )
     discharges.DeclareReadyForDischarge(
         discharges_pb2.DeclareReadyForDischargeRequest(
-            metadata=meta(40 * 24), stay_id=stay.stay_id
+            metadata=meta(hours=-(40 * 24)), stay_id=stay.stay_id
         ),
         metadata=auth(HOSPITAL),
     )
     closed = c.admissions.CloseStay(
         admissions_pb2.CloseStayRequest(
-            metadata=meta(35 * 24),
+            metadata=meta(hours=-(35 * 24)),
             stay_id=stay.stay_id,
             reason=admissions_pb2.STAY_CLOSE_REASON_DISCHARGED,
         ),

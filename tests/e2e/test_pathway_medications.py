@@ -4,7 +4,7 @@ the register adapter does); the hospital changes the dose while the patient is a
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -22,18 +22,15 @@ from shared.api import timestamp as ts
 from shared.ids import FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY
 from tests.support import (
+    NOW,
     Harness,
     auth,
     make_fnr,
+    meta,
     wait_for,
 )
 
 PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(12, 3, 42, 480))
-NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-def meta(command_id: str, when: datetime) -> common_pb2.CommandMetadata:
-    return common_pb2.CommandMetadata(command_id=command_id, occurred_at=ts(when))
 
 
 REGISTERED = {"system": PATIENT.system, "value": PATIENT.value}

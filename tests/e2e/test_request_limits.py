@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -45,6 +44,7 @@ from tests.support import (
     drain_queue,
     events_in,
     make_fnr,
+    meta,
     projector_queue,
     running_system,
     wait_for,
@@ -55,12 +55,6 @@ pytestmark = pytest.mark.broker
 FIRST = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(21, 6, 48, 300))
 SECOND = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(22, 7, 51, 300))
 COORDINATION = common_pb2.ACCESS_PURPOSE_CARE_COORDINATION
-
-
-def meta(command_id: str, hours_ago: float = 1) -> common_pb2.CommandMetadata:
-    ts = Timestamp()
-    ts.FromDatetime(datetime.now(UTC) - timedelta(hours=hours_ago))
-    return common_pb2.CommandMetadata(command_id=command_id, occurred_at=ts)
 
 
 @dataclass
@@ -101,7 +95,7 @@ def world(
             system.register(registered, municipality=MUNICIPALITY.her_id, gp=GP)
             reply = referrals.SendReferral(
                 referrals_pb2.SendReferralRequest(
-                    metadata=meta(f"limits-send-{n}", hours_ago=5 - n),
+                    metadata=meta(f"limits-send-{n}", hours=-(5 - n)),
                     patient=patient,
                     receiver_her_id=HOSPITAL.her_id,
                     reason="Langvarig hoste.",
@@ -265,7 +259,7 @@ def test_a_receipt_with_a_million_character_description_is_refused_and_one_withi
 ) -> None:
     sent = stubs.referrals.SendReferral(
         referrals_pb2.SendReferralRequest(
-            metadata=meta("apprec-story", hours_ago=3),
+            metadata=meta("apprec-story", hours=-3),
             patient=FIRST,
             receiver_her_id=HOSPITAL.her_id,
             reason="Kontroll etter funn på røntgen.",
@@ -276,7 +270,7 @@ def test_a_receipt_with_a_million_character_description_is_refused_and_one_withi
     wait_for_referrals(world, sent.referral_id)
     before = stored(world)
     receipt = referrals_pb2.RecordReferralReceiptRequest(
-        metadata=meta("apprec-huge", hours_ago=2),
+        metadata=meta("apprec-huge", hours=-2),
         referral_id=sent.referral_id,
         receipt=rejected(error("E10", "Mangler opplysninger. " * 50_000)),
     )
@@ -443,7 +437,7 @@ def test_random_free_text_never_gives_an_internal_error(
             stubs.referrals.SendReferral,
             referrals_pb2.SendReferralRequest(
                 metadata=common_pb2.CommandMetadata(
-                    command_id=command_id, occurred_at=meta("x", 3).occurred_at
+                    command_id=command_id, occurred_at=meta("x", hours=-3).occurred_at
                 ),
                 patient=FIRST,
                 receiver_her_id=HOSPITAL.her_id,
@@ -455,7 +449,7 @@ def test_random_free_text_never_gives_an_internal_error(
         (
             stubs.referrals.RecordReferralReceipt,
             referrals_pb2.RecordReferralReceiptRequest(
-                metadata=meta(command_id or "r"),
+                metadata=meta(command_id or "r", hours=-1),
                 referral_id="00000000-0000-0000-0000-000000000000",
                 receipt=rejected(error(code, description)),
             ),
@@ -486,7 +480,7 @@ def test_a_bound_tells_an_unrelated_caller_nothing_about_who_exists(stubs: Stubs
     details = []
     for n, patient in enumerate((FIRST, unknown)):
         request = medications_pb2.PrescribeMedicationRequest(
-            metadata=meta(f"unrelated-dose-{n}"),
+            metadata=meta(f"unrelated-dose-{n}", hours=-1),
             patient=patient,
             medication=medications_pb2.Medication(atc_code="N02BE01", name="Paracetamol"),
             dose="x" * 10_000,

@@ -33,15 +33,8 @@ from shared.broker import Tenant
 from shared.config import ClientTLS
 from shared.ids import FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, STORES
-from tests.support import (
-    Harness,
-    auth,
-    make_fnr,
-    nameko,
-    projector_queue,
-    running_system,
-    wait_for,
-)
+from tests.processes import nameko
+from tests.support import Harness, auth, make_fnr, projector_queue, running_system, wait_for
 from tests.tls import Authority, make_authority, tls_broker
 
 pytestmark = pytest.mark.broker

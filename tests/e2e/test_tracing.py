@@ -15,14 +15,12 @@ import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
 import grpc
 import pytest
 import sqlalchemy as sa
-from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import trace
 from opentelemetry.proto.trace.v1 import trace_pb2
 from opentelemetry.sdk.trace import ReadableSpan
@@ -42,13 +40,14 @@ from shared.broker import Tenant
 from shared.ids import FNR_SYSTEM
 from shared.process import JsonLogFormatter
 from tests.conftest import HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL
+from tests.processes import nameko
 from tests.support import (
     Collector,
     ExportedSpan,
     Harness,
     auth,
     make_fnr,
-    nameko,
+    meta,
     otlp_collector,
     wait_for,
 )
@@ -57,15 +56,6 @@ FNR = make_fnr(17, 5, 41, 230)
 PATIENT = {"system": FNR_SYSTEM, "value": FNR}
 #: Clinical text with a name in it: it must reach no log line.
 WARD = "Medisinsk sengepost 3, rom hos Kari Nordmann"
-NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-def meta(command: str, hours_ago: float) -> common_pb2.CommandMetadata:
-    ts = Timestamp()
-    ts.FromDatetime(NOW - timedelta(hours=hours_ago))
-    return common_pb2.CommandMetadata(
-        command_id=f"{command}-{uuid.uuid4().hex[:8]}", occurred_at=ts
-    )
 
 
 @contextmanager
@@ -93,7 +83,7 @@ def admitted_and_ready(system: Harness) -> str:
     )
     stay = admissions.AdmitPatient(
         admissions_pb2.AdmitPatientRequest(
-            metadata=meta("admit", hours_ago=30),
+            metadata=meta(f"admit-{uuid.uuid4().hex[:8]}", hours=-30),
             patient=common_pb2.PatientIdentifier(**PATIENT),
             ward=WARD,
             admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
@@ -107,7 +97,7 @@ def admitted_and_ready(system: Harness) -> str:
     app.stays.admitted(stay.stay_id, PATIENT, HOSPITAL.her_id, MUNICIPALITY.her_id)
     discharges(system).DeclareReadyForDischarge(
         discharges_pb2.DeclareReadyForDischargeRequest(
-            metadata=meta("ready", hours_ago=20), stay_id=stay.stay_id
+            metadata=meta(f"ready-{uuid.uuid4().hex[:8]}", hours=-20), stay_id=stay.stay_id
         ),
         metadata=auth(HOSPITAL),
     )
@@ -121,7 +111,7 @@ def discharges(system: Harness) -> discharges_pb2_grpc.DischargeServiceStub:
 def discharge(system: Harness, stay_id: str, by: object = HOSPITAL) -> None:
     discharges(system).DischargePatient(
         discharges_pb2.DischargePatientRequest(
-            metadata=meta("out", hours_ago=2),
+            metadata=meta(f"out-{uuid.uuid4().hex[:8]}", hours=-2),
             stay_id=stay_id,
             destination=discharges_pb2.DISCHARGE_DESTINATION_HOME,
         ),

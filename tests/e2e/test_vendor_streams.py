@@ -18,7 +18,6 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ import grpc
 import pika
 import pytest
 import sqlalchemy as sa
-from google.protobuf.timestamp_pb2 import Timestamp
 from pika.exceptions import ChannelClosedByBroker, ProbableAuthenticationError
 
 from carepath.v1 import (
@@ -43,23 +41,25 @@ from services.streams.delivery import QUEUE as DELIVERY_QUEUE
 from services.streams.delivery import Delivery
 from services.streams.provisioning import VENDOR_EXCHANGE, VendorBroker
 from services.streams.purposes import SubscriptionPurpose
-from shared import config
+from shared import bootstrap, config
 from shared.access.model import OPERATOR_ROLE, blocks, organisations
 from shared.actors import Actor, OrgKind
 from shared.audit.log import AuditLog, accesses
 from shared.broker import Tenant
-from shared.domain import CommandContext
-from shared.grpc_server import Server, start_server
+from shared.grpc_server import Server
 from shared.ids import FNR_SYSTEM
 from shared.sql import engine
 from tests.conftest import GP, MUNICIPALITY, OTHER_MUNICIPALITY
 from tests.support import (
+    LOOPBACK,
     REGISTER_ADAPTER,
     Harness,
     admin_uri,
     auth,
+    ctx,
     drain_queue,
     make_fnr,
+    meta,
     projector_queue,
     purge_queues,
     running_system,
@@ -73,12 +73,6 @@ P4 = {"system": FNR_SYSTEM, "value": make_fnr(23, 5, 61, 150)}  # lives in Fjord
 VENDOR = ("7766001", "Fjordvik EPJ AS")
 OTHER_VENDOR = ("7766002", "Nordkyst Velferdsteknologi AS")
 OPERATOR = Actor("112374", OrgKind.REGISTRY, roles=frozenset({OPERATOR_ROLE}))
-NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-def ctx(actor: Actor = OPERATOR) -> CommandContext:
-    command = f"t-{uuid.uuid4()}"
-    return CommandContext(command, datetime.now(UTC), actor, command)
 
 
 @dataclass
@@ -101,13 +95,9 @@ class World:
         stub = medications_pb2_grpc.MedicationServiceStub(
             self.system.channel(self.system.servers["medications"])
         )
-        stamp = Timestamp()
-        stamp.FromDatetime(NOW - timedelta(days=1))
         stub.PrescribeMedication(
             medications_pb2.PrescribeMedicationRequest(
-                metadata=common_pb2.CommandMetadata(
-                    command_id=f"rx-{uuid.uuid4()}", occurred_at=stamp
-                ),
+                metadata=meta(f"rx-{uuid.uuid4()}", days=-1),
                 patient=common_pb2.PatientIdentifier(**patient),
                 medication=medications_pb2.Medication(atc_code="A10BA02", name="Metformin"),
                 dose="500 mg x 2",
@@ -169,16 +159,14 @@ def world(
         thread = threading.Thread(target=delivery.run, args=(stop,), daemon=True)
         thread.start()
         assert delivery.ready.wait(30), "the delivery did not consume its queue"
-        control = system.access["pathway"].for_service({})
+        control = bootstrap.access_control(
+            "streams", streams_api.resolvers(app), system.access["pathway"]
+        )
         # The server provisions on AMQP_URI's vhost, as a process configured for it does.
         patch = pytest.MonkeyPatch()
         patch.setenv("AMQP_URI", broker.address)
-        admin_server = start_server(
-            "127.0.0.1:0",
-            streams_api.register(app, control),
-            streams_api.SERVICE_NAMES,
-            system.tokens["pathway"],
-            control,
+        admin_server = bootstrap.grpc_server(
+            app, streams_api, control, system.tokens["pathway"], LOOPBACK
         )
         world = World(system, broker, subscriptions, {}, delivery, admin_server, urls)
         try:
@@ -189,7 +177,7 @@ def world(
             stop.set()
             thread.join(timeout=15)
             for s in app.subscriptions():
-                subscriptions.delete(ctx(), s.name)
+                subscriptions.delete(ctx(OPERATOR), s.name)
             audit.close()
             log_engine.dispose()
             app.close()
@@ -206,7 +194,7 @@ def subscribe(
     vendor: str = VENDOR[0],
 ) -> None:
     _, password = world.subscriptions.create(
-        ctx(), name, vendor, "", purpose, list(event_types), [], [served], free_text
+        ctx(OPERATOR), name, vendor, "", purpose, list(event_types), [], [served], free_text
     )
     world.passwords[name] = password
 
@@ -359,12 +347,12 @@ def test_a_patients_block_of_the_vendors_own_organisation_stops_its_delivery(
 
 def test_pause_stops_delivery_and_resume_restarts_it_without_loss(world: World) -> None:
     subscribe(world, "paused-ehr", MUNICIPALITY.her_id)
-    world.subscriptions.pause(ctx(), "paused-ehr")
+    world.subscriptions.pause(ctx(OPERATOR), "paused-ehr")
     world.prescribe(MUNICIPALITY, P3, "While paused")
     wait_for(lambda: queued(world, "paused-ehr") == 1, 30, "the event queued while paused")
     consume = lambda ch: ch.basic_consume("vendor.paused-ehr", lambda *_: None)  # noqa: E731
     assert refused(world, "paused-ehr", consume) == 403
-    world.subscriptions.resume(ctx(), "paused-ehr")
+    world.subscriptions.resume(ctx(OPERATOR), "paused-ehr")
     (message,) = received(world, "paused-ehr", 1)
     assert message["patient"] == P3
 
@@ -384,7 +372,7 @@ def test_deliveries_are_audited(world: World) -> None:
 
 def test_a_deleted_subscriptions_queue_and_user_are_gone(world: World) -> None:
     subscribe(world, "deleted-ehr", MUNICIPALITY.her_id)
-    world.subscriptions.delete(ctx(), "deleted-ehr")
+    world.subscriptions.delete(ctx(OPERATOR), "deleted-ehr")
     with pytest.raises(ProbableAuthenticationError):
         world.vendor("deleted-ehr")
     connection = pika.BlockingConnection(pika.URLParameters(admin_uri(world.broker)))
@@ -401,10 +389,8 @@ def admin(world: World) -> streams_pb2_grpc.SubscriptionAdminServiceStub:
 
 
 def create_request(subscription: str, **overrides: Any) -> streams_pb2.CreateSubscriptionRequest:
-    stamp = Timestamp()
-    stamp.FromDatetime(NOW)
     request = streams_pb2.CreateSubscriptionRequest(
-        metadata=common_pb2.CommandMetadata(command_id=f"c-{uuid.uuid4()}", occurred_at=stamp),
+        metadata=meta(f"c-{uuid.uuid4()}"),
         name=subscription,
         vendor_her_id=VENDOR[0],
         subscription_purpose=streams_pb2.SUBSCRIPTION_PURPOSE_CARE_COORDINATION,

@@ -16,11 +16,10 @@ from services.medications import api
 from services.medications.application import MedicationsApplication
 from services.pathway import migrate, readmodel
 from shared import grpc_client
-from shared.access.enforce import AccessControl
-from shared.grpc_server import Server, start_server
+from shared.grpc_server import Server
 from shared.ids import FNR_SYSTEM
 from tests.conftest import GP
-from tests.support import auth, make_fnr, token_verifier
+from tests.support import auth, grpc_server, make_fnr
 
 PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(6, 6, 66, 120))
 
@@ -28,17 +27,11 @@ PATIENT = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=make_fnr(6, 6, 6
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
     app = MedicationsApplication.from_url(f"sqlite:///{tmp_path}/medications.sqlite")
-    access = AccessControl.for_urls(
-        f"sqlite:///{tmp_path}/pathway.sqlite", f"sqlite:///{tmp_path}/audit.sqlite", "medications"
-    )
-    tokens = token_verifier(f"sqlite:///{tmp_path}/revocations.sqlite")
-    server = start_server(
-        "127.0.0.1:0", api.register(app, access), api.SERVICE_NAMES, tokens, access
-    )
-    yield server, tmp_path
-    server.stop(0)
-    tokens.close()
-    access.close()
+    urls = {
+        name: f"sqlite:///{tmp_path}/{name}.sqlite" for name in ("pathway", "audit", "revocations")
+    }
+    with grpc_server("medications", api, app, urls) as server:
+        yield server, tmp_path
     app.close()
 
 

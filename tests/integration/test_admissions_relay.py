@@ -11,18 +11,13 @@ import pytest
 
 from services.admissions.application import AdmissionsApplication
 from services.admissions.domain import AdmissionType, CloseReason, MessageType
-from shared.actors import Actor
-from shared.amqp import BatchPublisher
 from shared.apprec import AppRecStatus
 from shared.broker import Tenant
-from shared.config import StoreSettings
-from shared.domain import CommandContext
 from shared.events import Envelope
 from shared.events import admissions as adm
 from shared.ids import FNR_SYSTEM
-from shared.outbox import OutboxRelay, PositionStore
 from tests.conftest import HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL
-from tests.support import bind_test_queue, drain_queue, make_fnr, unique_queue
+from tests.support import bind_test_queue, ctx, drain_queue, make_fnr, outbox_relay, unique_queue
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(3, 11, 38, 410)}
 T0 = datetime(2026, 10, 5, 22, 15, tzinfo=UTC)
@@ -31,21 +26,16 @@ INDEX_EVENTS = {"StayIndexCreated", "StayIndexed"}
 
 
 @pytest.fixture
-def store(backend: dict[str, str]) -> Iterator[tuple[AdmissionsApplication, PositionStore]]:
+def store(backend: dict[str, str]) -> Iterator[AdmissionsApplication]:
     app = AdmissionsApplication.from_url(backend["admissions"])
-    positions = PositionStore(StoreSettings(backend["admissions"]).sqlalchemy_url(), "adm-relay")
-    yield app, positions
-    positions.close()
+    yield app
     app.close()
 
 
 def a_whole_stay(app: AdmissionsApplication) -> uuid.UUID:
-    def ctx(actor: Actor, command_id: str, hours: float) -> CommandContext:
-        return CommandContext(command_id, T0 + timedelta(hours=hours), actor, "stay")
-
     referral_id = uuid.uuid4()
     stay = app.admit_patient(
-        ctx(HOSPITAL, "admit", 0),
+        ctx(HOSPITAL, "admit", T0),
         PATIENT,
         "Kirurgisk sengepost 2",
         AdmissionType.ELECTIVE,
@@ -54,30 +44,34 @@ def a_whole_stay(app: AdmissionsApplication) -> uuid.UUID:
         True,
         False,
     )
-    app.record_admission_report(ctx(MUNICIPALITY, "report", 1), stay.id)
-    stay = app.send_admission_notice(ctx(HOSPITAL, "notice", 2), stay.id)
+    app.record_admission_report(ctx(MUNICIPALITY, "report", T0, hours=1), stay.id)
+    stay = app.send_admission_notice(ctx(HOSPITAL, "notice", T0, hours=2), stay.id)
     notice = next(m for m in stay.messages.values() if m["type"] == MessageType.ADMISSION_NOTICE)
     app.record_message_receipt(
-        ctx(MUNICIPALITY, "rcpt", 3), stay.id, uuid.UUID(notice["message_id"]), AppRecStatus.OK, []
+        ctx(MUNICIPALITY, "rcpt", T0, hours=3),
+        stay.id,
+        uuid.UUID(notice["message_id"]),
+        AppRecStatus.OK,
+        [],
     )
-    app.send_health_information(ctx(HOSPITAL, "hi", 4), stay.id)
-    app.transfer_patient(ctx(HOSPITAL, "move", 20), stay.id, OTHER_HOSPITAL.her_id, "Rehab")
-    app.close_stay(ctx(OTHER_HOSPITAL, "out", 90), stay.id, CloseReason.DISCHARGED)
+    app.send_health_information(ctx(HOSPITAL, "hi", T0, hours=4), stay.id)
+    app.transfer_patient(
+        ctx(HOSPITAL, "move", T0, hours=20), stay.id, OTHER_HOSPITAL.her_id, "Rehab"
+    )
+    app.close_stay(ctx(OTHER_HOSPITAL, "out", T0, hours=90), stay.id, CloseReason.DISCHARGED)
     return stay.id
 
 
 def test_a_stays_events_are_published_to_admissions_events_as_envelopes(
-    store: tuple[AdmissionsApplication, PositionStore], broker: Tenant, amqp_uri: str
+    store: AdmissionsApplication, backend: dict[str, str], broker: Tenant, amqp_uri: str
 ) -> None:
-    app, positions = store
+    app = store
     queue = unique_queue("admissions")
     bind_test_queue(amqp_uri, "admissions.events", queue)
     stay_id = a_whole_stay(app)
-    relay = OutboxRelay(
-        "admissions", app, BatchPublisher(broker.uri("admissions"), "admissions"), positions
-    )
-    while relay.relay_once():
-        pass
+    with outbox_relay(app, backend["admissions"], broker) as relay:
+        while relay.relay_once():
+            pass
     assert relay.position == app.recorder.max_notification_id()
 
     envelopes = [Envelope.from_json(b) for b in drain_queue(amqp_uri, queue)]

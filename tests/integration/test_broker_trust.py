@@ -12,7 +12,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pika
@@ -33,18 +33,18 @@ from shared.actors import Actor
 from shared.amqp import DEAD_LETTER_QUEUE, QUEUE_ARGUMENTS, BatchPublisher
 from shared.apprec import AppRecStatus
 from shared.broker import Tenant, load_definitions, rabbitmqctl
-from shared.domain import CommandContext
 from shared.events import Envelope
 from shared.events.discharges import PatientDischarged
 from shared.ids import FNR_SYSTEM
 from shared.outbox import iter_all_envelopes
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL
+from tests.processes import nameko
 from tests.support import (
+    ctx,
     drain_queue,
     dump_read_model,
     event_queues,
     make_fnr,
-    nameko,
     projector_copy,
     projector_queue,
     run_projector,
@@ -58,10 +58,6 @@ CLOSE_ON_DISCHARGE = (
     "evt-discharges-PatientDischarged--admissions_reactions.handle_patient_discharged"
 )
 STAYS_VIEW = "evt-admissions-PatientAdmitted--discharges_stays.handle_patient_admitted"
-
-
-def ctx(actor: Actor, command_id: str, hours_ago: float = 0) -> CommandContext:
-    return CommandContext(command_id, NOW - timedelta(hours=hours_ago), actor, "trust")
 
 
 def refused(uri: str, attempt: Any) -> str:
@@ -225,7 +221,7 @@ def test_an_admission_published_before_the_reaction_ever_ran_reaches_it(
     drain_queue(amqp_uri, STAYS_VIEW, delete=False)
     try:
         stay = admissions.admit_patient(
-            ctx(HOSPITAL, "admit-early", 5), PATIENT, "Medisinsk sengepost 1",
+            ctx(HOSPITAL, "admit-early", NOW, hours=-5), PATIENT, "Medisinsk sengepost 1",
             AdmissionType.ACUTE, None, MUNICIPALITY.her_id, True, False,
         )  # fmt: skip
         publisher = BatchPublisher(broker.uri("admissions"), "admissions")
@@ -278,7 +274,7 @@ def test_a_message_returned_too_often_is_dead_lettered_by_the_broker(
 def referral_sent(patient: dict[str, str]) -> list[Envelope]:
     app = ReferralsApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
     app.send_referral(
-        ctx(GP, f"send-{uuid.uuid4().hex[:6]}", 2), patient, HOSPITAL.her_id, "x",
+        ctx(GP, f"send-{uuid.uuid4().hex[:6]}", NOW, hours=-2), patient, HOSPITAL.her_id, "x",
         Priority.ROUTINE, None,
     )  # fmt: skip
     return list(iter_all_envelopes("referrals", app))
@@ -347,7 +343,8 @@ def admissions(backend: dict[str, str]) -> Iterator[AdmissionsApplication]:
 
 def open_stay(app: AdmissionsApplication) -> uuid.UUID:
     stay = app.admit_patient(
-        ctx(HOSPITAL, f"admit-{uuid.uuid4().hex[:6]}", 48), PATIENT, "Kirurgisk sengepost 2",
+        ctx(HOSPITAL, f"admit-{uuid.uuid4().hex[:6]}", NOW, hours=-48), PATIENT,
+        "Kirurgisk sengepost 2",
         AdmissionType.ACUTE, None, MUNICIPALITY.her_id, True, False,
     )  # fmt: skip
     return stay.id
@@ -411,12 +408,19 @@ def test_an_admission_for_another_hospitals_referral_does_not_complete_it(
     admissions = AdmissionsApplication.from_url(backend["admissions"])
     try:
         referral = referrals.send_referral(
-            ctx(GP, "send", 200), PATIENT, HOSPITAL.her_id, "kneprotese", Priority.ROUTINE, None
+            ctx(GP, "send", NOW, hours=-200),
+            PATIENT,
+            HOSPITAL.her_id,
+            "kneprotese",
+            Priority.ROUTINE,
+            None,
         )
-        referrals.record_receipt(ctx(HOSPITAL, "rec", 199), referral.id, AppRecStatus.OK, [])
-        referrals.accept(ctx(HOSPITAL, "acc", 150), referral.id, date.today())
+        referrals.record_receipt(
+            ctx(HOSPITAL, "rec", NOW, hours=-199), referral.id, AppRecStatus.OK, []
+        )
+        referrals.accept(ctx(HOSPITAL, "acc", NOW, hours=-150), referral.id, date.today())
         admissions.admit_patient(
-            ctx(OTHER_HOSPITAL, "admit-elsewhere", 1), PATIENT, "Ortopedisk sengepost",
+            ctx(OTHER_HOSPITAL, "admit-elsewhere", NOW, hours=-1), PATIENT, "Ortopedisk sengepost",
             AdmissionType.ELECTIVE, referral.id, MUNICIPALITY.her_id, True, False,
         )  # fmt: skip
         with nameko("services.referrals.reactions", broker, backend):

@@ -17,7 +17,7 @@ import pytest
 
 from bench.workload import ISSUER, SERVICES, Workload, run_commands
 from shared.broker import Tenant
-from tests.processes import STORES, procfile, running, system_env
+from tests.processes import STORES, launch, procfile, running, service_command, system_env
 from tests.support import ROOT, wait_for
 
 #: The system's processes name themselves so (libpq's PGAPPNAME).
@@ -96,12 +96,10 @@ def test_the_idle_system_holds_at_most_30_connections_and_under_load_with_a_rebu
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        rebuild = subprocess.Popen(
-            [sys.executable, "-m", "services.pathway", "rebuild"], env=env, cwd=ROOT
-        )
+        rebuild = launch(service_command("pathway", "rebuild"), env)
         try:
             result = run_commands(workload, databases, COMMANDS, 8)
-            assert rebuild.wait(timeout=300) == 0
+            assert rebuild.popen.wait(timeout=300) == 0
         finally:
             done.set()
             sampler.join(timeout=10)

@@ -16,7 +16,8 @@ from sqlalchemy.engine import Engine
 from services.discharges.known_stays import KnownStays
 from shared.broker import Tenant
 from shared.config import StoreSettings
-from tests.support import nameko, wait_for
+from tests.processes import nameko
+from tests.support import wait_for
 from tests.wire import (
     DROP,
     PATHS,

@@ -18,7 +18,8 @@ from shared.broker import Tenant
 from shared.config import StoreSettings
 from shared.events import referrals as rf
 from shared.events.admissions import MAX_WARD
-from tests.support import nameko, wait_for
+from tests.processes import nameko
+from tests.support import wait_for
 from tests.wire import (
     MALFORMATIONS,
     Malformation,

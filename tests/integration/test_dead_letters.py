@@ -21,7 +21,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +33,14 @@ from services.admissions.application import AdmissionsApplication
 from services.admissions.domain import AdmissionType, StayState
 from services.pathway import readmodel
 from shared import amqp
-from shared.actors import Actor
 from shared.amqp import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, BatchPublisher
 from shared.broker import Tenant
-from shared.domain import CommandContext
 from shared.events import Envelope
 from shared.events.discharges import PatientDischarged
 from shared.ids import FNR_SYSTEM
 from tests.conftest import HOSPITAL, MUNICIPALITY
-from tests.support import ROOT, drain_queue, make_fnr, nameko, wait_for
+from tests.processes import nameko
+from tests.support import ROOT, ctx, drain_queue, make_fnr, wait_for
 from tests.wire import admitted, envelope, projecting, publish, stored
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(21, 6, 58, 240)}
@@ -51,10 +50,6 @@ MODULE = "services.admissions.reactions"
 CLOSE_ON_DISCHARGE = (
     "evt-discharges-PatientDischarged--admissions_reactions.handle_patient_discharged"
 )
-
-
-def ctx(actor: Actor, command_id: str, hours_ago: float = 0) -> CommandContext:
-    return CommandContext(command_id, NOW - timedelta(hours=hours_ago), actor, "dead-letters")
 
 
 def discharged(stay_id: uuid.UUID) -> Envelope:
@@ -79,7 +74,8 @@ def discharged(stay_id: uuid.UUID) -> Envelope:
 
 def open_stay(app: AdmissionsApplication) -> uuid.UUID:
     stay = app.admit_patient(
-        ctx(HOSPITAL, f"admit-{uuid.uuid4().hex[:6]}", 48), PATIENT, "Kirurgisk sengepost 2",
+        ctx(HOSPITAL, f"admit-{uuid.uuid4().hex[:6]}", NOW, hours=-48), PATIENT,
+        "Kirurgisk sengepost 2",
         AdmissionType.ACUTE, None, MUNICIPALITY.her_id, True, False,
     )  # fmt: skip
     return stay.id

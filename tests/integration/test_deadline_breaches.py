@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
@@ -23,6 +19,7 @@ from shared.events.pathway import DeadlineBreached
 from shared.ids import FNR_SYSTEM
 from shared.outbox import iter_all_envelopes
 from tests.conftest import GP, HOSPITAL
+from tests.processes import nameko
 from tests.support import bind_test_queue, drain_queue, make_fnr, unique_queue, wait_for
 
 NOW = datetime.now(UTC)
@@ -80,20 +77,10 @@ def test_the_reactions_process_dispatches_breaches_to_the_pathway_exchange(
         project(conn, overdue_referral(received_days_ago=30))
     queue = unique_queue("pathway.breaches")
     bind_test_queue(amqp_uri, "pathway.events", queue)
-    env = {
-        **os.environ,
-        **broker.env("pathway"),
-        "PATHWAY_DATABASE_URL": backend["pathway"],
-        "PATHWAY_DEADLINE_INTERVAL": "0.2",
-        "PSYCOPG_WAIT_FUNC": "wait_select",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "shared.run_reactions", "services.pathway.reactions"],
-        env=env,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    try:
-        bodies: list[bytes] = []
+    urls = {"pathway": backend["pathway"]}
+    interval = {"PATHWAY_DEADLINE_INTERVAL": "0.2"}
+    bodies: list[bytes] = []
+    with nameko("services.pathway.reactions", broker, urls, env=interval):
         wait_for(
             lambda: bodies.extend(drain_queue(amqp_uri, queue, delete=False)) or len(bodies) >= 2,
             timeout=60,
@@ -101,9 +88,6 @@ def test_the_reactions_process_dispatches_breaches_to_the_pathway_exchange(
         )
         time.sleep(1.0)  # several more timer ticks: nothing is announced twice
         bodies.extend(drain_queue(amqp_uri, queue))
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
     envelopes = [Envelope.from_json(b) for b in bodies]
     assert {e.event_type for e in envelopes} == {"DeadlineBreached"}
     assert len({e.event_id for e in envelopes}) == len(envelopes) == 2

@@ -4,19 +4,13 @@ two register commands race for it (the real stores: SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
 
 from services.registry.application import RegistryApplication
 from services.registry.domain import RegistryKind
-from shared.domain import CommandContext
 from shared.errors import AlreadyExists
-from tests.support import REGISTER_ADAPTER
+from tests.support import REGISTER_ADAPTER, ctx
 
 ORGNR = "974760673"
-
-
-def ctx(command_id: str) -> CommandContext:
-    return CommandContext(command_id, datetime.now(UTC), REGISTER_ADAPTER, command_id)
 
 
 def test_two_organisations_racing_for_one_number_leave_it_with_one(
@@ -32,7 +26,8 @@ def test_two_organisations_racing_for_one_number_leave_it_with_one(
             start.wait()
             try:
                 app.register_organisation(
-                    ctx(f"race-{her_id}"), her_id, RegistryKind.GP, f"Legekontor {her_id}", None,
+                    ctx(REGISTER_ADAPTER, f"race-{her_id}"), her_id, RegistryKind.GP,
+                    f"Legekontor {her_id}", None,
                     ORGNR,
                 )  # fmt: skip
                 outcomes[her_id] = "OK"
@@ -60,16 +55,18 @@ def test_a_number_given_up_can_be_taken_and_a_repeated_command_changes_nothing(
     app = RegistryApplication.from_url(backend["registry"])
     try:
         first = app.register_organisation(
-            ctx("a-1"), "6001", RegistryKind.HOSPITAL, "Sykehus A", None, ORGNR
+            ctx(REGISTER_ADAPTER, "a-1"), "6001", RegistryKind.HOSPITAL, "Sykehus A", None, ORGNR
         )
         again = app.register_organisation(
-            ctx("a-1"), "6001", RegistryKind.HOSPITAL, "Sykehus A", None, ORGNR
+            ctx(REGISTER_ADAPTER, "a-1"), "6001", RegistryKind.HOSPITAL, "Sykehus A", None, ORGNR
         )
         assert again.version == first.version
-        app.register_organisation(ctx("a-2"), "6001", RegistryKind.HOSPITAL, "Sykehus A", None)
+        app.register_organisation(
+            ctx(REGISTER_ADAPTER, "a-2"), "6001", RegistryKind.HOSPITAL, "Sykehus A", None
+        )
         assert app.orgnr_holder(ORGNR) is None
         taken = app.register_organisation(
-            ctx("b-1"), "6002", RegistryKind.HOSPITAL, "Sykehus B", None, ORGNR
+            ctx(REGISTER_ADAPTER, "b-1"), "6002", RegistryKind.HOSPITAL, "Sykehus B", None, ORGNR
         )
         assert (taken.orgnr, app.orgnr_holder(ORGNR)) == (ORGNR, "6002")
         assert [o.orgnr for o in app.organisations(["6001"])] == [None]

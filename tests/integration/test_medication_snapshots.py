@@ -16,16 +16,13 @@ from eventsourcing.application import Repository
 
 from services.medications.application import MedicationsApplication
 from services.medications.domain import MedicationList, ReconciliationSource, medication_list_id
-from shared.amqp import BatchPublisher
 from shared.broker import Tenant
-from shared.config import StoreSettings
 from shared.domain import CommandContext
 from shared.events import Envelope
 from shared.ids import FNR_SYSTEM
-from shared.outbox import OutboxRelay, PositionStore
 from shared.snapshots import CarepathSnapshot
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY
-from tests.support import bind_test_queue, drain_queue, make_fnr, unique_queue
+from tests.support import bind_test_queue, ctx, drain_queue, make_fnr, outbox_relay, unique_queue
 
 T0 = datetime(2024, 1, 8, 9, 0, tzinfo=UTC)
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(12, 3, 42, 480)}
@@ -33,9 +30,9 @@ LIST_ID = medication_list_id(PATIENT)
 ACTORS = (GP, HOSPITAL, MUNICIPALITY)
 
 
-def ctx(i: int, when: datetime | None = None) -> CommandContext:
-    actor = ACTORS[i % len(ACTORS)]
-    return CommandContext(f"c-{i}", when or T0 + timedelta(hours=i), actor, f"corr-{i}")
+def command(i: int, when: datetime | None = None) -> CommandContext:
+    """The story's i-th command, by its actors in turn, an hour after the one before."""
+    return ctx(ACTORS[i % len(ACTORS)], f"c-{i}", when or T0 + timedelta(hours=i))
 
 
 @pytest.fixture
@@ -51,25 +48,25 @@ def app(
 def history(app: MedicationsApplication, commands: int) -> UUID:
     """A list with every kind of change (two entries, backdated and late-reported changes,
     reconciliations), `commands` commands long; returns the first entry's id."""
-    first = app.prescribe(ctx(0), PATIENT, "B01AA03", "Warfarin", "5 mg x 1", None)
+    first = app.prescribe(command(0), PATIENT, "B01AA03", "Warfarin", "5 mg x 1", None)
     (warfarin,) = first.entries
-    second = app.prescribe(ctx(1), PATIENT, "A10BA02", "Metformin", "500 mg x 2", "Diabetes")
+    second = app.prescribe(command(1), PATIENT, "A10BA02", "Metformin", "500 mg x 2", "Diabetes")
     (metformin,) = set(second.entries) - {warfarin}
     for i in range(2, commands):
         when = T0 + timedelta(hours=i)
         match (i - 2) % 5:
             case 0:
-                app.pause(ctx(i, when), PATIENT, UUID(metformin), "før operasjon")
+                app.pause(command(i, when), PATIENT, UUID(metformin), "før operasjon")
             case 1:
-                app.resume(ctx(i, when), PATIENT, UUID(metformin))
+                app.resume(command(i, when), PATIENT, UUID(metformin))
             case 2:
-                app.change_dose(ctx(i, when), PATIENT, UUID(warfarin), f"{i} mg x 1", None)
+                app.change_dose(command(i, when), PATIENT, UUID(warfarin), f"{i} mg x 1", None)
             case 3:  # reported late: its clinical time is before the last change's
                 late = when - timedelta(minutes=90)
-                app.change_dose(ctx(i, late), PATIENT, UUID(warfarin), f"{i}.5 mg", "sent")
+                app.change_dose(command(i, late), PATIENT, UUID(warfarin), f"{i}.5 mg", "sent")
             case _:
                 sources = [ReconciliationSource.PATIENT, ReconciliationSource.GP_RECORD]
-                app.reconcile(ctx(i, when), PATIENT, sources, f"runde {i}")
+                app.reconcile(command(i, when), PATIENT, sources, f"runde {i}")
     return UUID(warfarin)
 
 
@@ -113,8 +110,8 @@ def test_a_repeated_command_answers_with_its_first_result_after_a_snapshot(
     app: MedicationsApplication,
 ) -> None:
     warfarin = history(app, 12)
-    first = app.change_dose(ctx(5, T0 + timedelta(hours=5)), PATIENT, warfarin, "5 mg", None)
-    again = app.change_dose(ctx(5, T0 + timedelta(hours=5)), PATIENT, warfarin, "5 mg", None)
+    first = app.change_dose(command(5, T0 + timedelta(hours=5)), PATIENT, warfarin, "5 mg", None)
+    again = app.change_dose(command(5, T0 + timedelta(hours=5)), PATIENT, warfarin, "5 mg", None)
     assert again == first
     assert app.load(MedicationList, LIST_ID, "medication list").version == 13
 
@@ -140,10 +137,10 @@ def test_a_command_on_a_list_of_2000_changes_reads_a_bounded_number_of_rows(
     app = MedicationsApplication.from_url(backend["medications"])
     try:
         # 2,050 changes made by the domain, saved in commands of 7 events at a time
-        medication_list = MedicationList.start(ctx(0), PATIENT)
-        entry = medication_list.prescribe(ctx(1), "B01AA03", "Warfarin", "5 mg x 1", None)
+        medication_list = MedicationList.start(command(0), PATIENT)
+        entry = medication_list.prescribe(command(1), "B01AA03", "Warfarin", "5 mg x 1", None)
         for i in range(2, 2050):
-            medication_list.change_dose(ctx(i), entry, f"{i} mg", None)
+            medication_list.change_dose(command(i), entry, f"{i} mg", None)
             if i % 7 == 0:
                 app.save_command(medication_list)
         app.save_command(medication_list)
@@ -154,7 +151,7 @@ def test_a_command_on_a_list_of_2000_changes_reads_a_bounded_number_of_rows(
 
         events = Counted(app.recorder)
         snapshots = Counted(app.snapshots.recorder)
-        app.change_dose(ctx(2050), PATIENT, UUID(entry), "1 mg", None)
+        app.change_dose(command(2050), PATIENT, UUID(entry), "1 mg", None)
         assert snapshots.rows == 1  # the newest
         assert events.rows == 2050 - taken[-1] < 100  # the events after it, fewer than 100
         assert state(app.load(MedicationList, LIST_ID, "list")) == state(replayed(app))
@@ -167,7 +164,6 @@ def test_snapshots_are_never_published(
 ) -> None:
     monkeypatch.setenv("CAREPATH_SNAPSHOT_INTERVAL", "2")
     app = MedicationsApplication.from_url(backend["medications"])
-    positions = PositionStore(StoreSettings(backend["medications"]).sqlalchemy_url(), "snap")
     try:
         history(app, 5)  # 6 events: snapshots at 2, 4 and 6
         assert app.snapshots is not None
@@ -178,11 +174,9 @@ def test_snapshots_are_never_published(
 
         queue = unique_queue("medsnap")
         bind_test_queue(amqp_uri, "medications.events", queue)
-        relay = OutboxRelay(
-            "medications", app, BatchPublisher(broker.uri("medications"), "medications"), positions
-        )
-        assert relay.relay_once() == 6
-        assert relay.relay_once() == 0
+        with outbox_relay(app, backend["medications"], broker) as relay:
+            assert relay.relay_once() == 6
+            assert relay.relay_once() == 0
         published = [Envelope.from_json(b).event_type for b in drain_queue(amqp_uri, queue)]
         assert published == [
             "MedicationListStarted",
@@ -193,5 +187,4 @@ def test_snapshots_are_never_published(
             "MedicationDoseChanged",
         ]
     finally:
-        positions.close()
         app.close()

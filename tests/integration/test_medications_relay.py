@@ -11,34 +11,29 @@ import pytest
 
 from services.medications.application import MedicationsApplication
 from services.medications.domain import ReconciliationSource, medication_list_id
-from shared.amqp import BatchPublisher
 from shared.broker import Tenant
-from shared.config import StoreSettings
 from shared.domain import CommandContext
 from shared.events import Envelope
 from shared.events import medications as med
 from shared.ids import FNR_SYSTEM
-from shared.outbox import OutboxRelay, PositionStore
 from tests.conftest import GP, HOSPITAL
-from tests.support import bind_test_queue, drain_queue, make_fnr, unique_queue
+from tests.support import bind_test_queue, drain_queue, make_fnr, outbox_relay, unique_queue
 
 T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(12, 3, 42, 480)}
 
 
 @pytest.fixture
-def store(backend: dict[str, str]) -> Iterator[tuple[MedicationsApplication, PositionStore]]:
+def store(backend: dict[str, str]) -> Iterator[MedicationsApplication]:
     app = MedicationsApplication.from_url(backend["medications"])
-    positions = PositionStore(StoreSettings(backend["medications"]).sqlalchemy_url(), "test-meds")
-    yield app, positions
-    positions.close()
+    yield app
     app.close()
 
 
 def test_a_patients_medication_history_is_published_as_envelopes(
-    store: tuple[MedicationsApplication, PositionStore], broker: Tenant, amqp_uri: str
+    store: MedicationsApplication, backend: dict[str, str], broker: Tenant, amqp_uri: str
 ) -> None:
-    app, positions = store
+    app = store
     queue = unique_queue("medications")
     bind_test_queue(amqp_uri, "medications.events", queue)
     prescribed = app.prescribe(
@@ -58,10 +53,8 @@ def test_a_patients_medication_history_is_published_as_envelopes(
         None,
     )
 
-    relay = OutboxRelay(
-        "medications", app, BatchPublisher(broker.uri("medications"), "medications"), positions
-    )
-    assert relay.relay_once() == 4
+    with outbox_relay(app, backend["medications"], broker) as relay:
+        assert relay.relay_once() == 4
     envelopes = [Envelope.from_json(b) for b in drain_queue(amqp_uri, queue)]
 
     assert [e.event_type for e in envelopes] == [

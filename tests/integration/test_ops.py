@@ -29,6 +29,7 @@ from carepath.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 from shared import amqp
 from shared.broker import Tenant
 from shared.ids import FNR_SYSTEM
+from tests.processes import Command, launched
 from tests.support import (
     REGISTER_ADAPTER,
     ROOT,
@@ -47,24 +48,6 @@ from tests.support import (
 from tests.throwaway import RabbitNode
 
 REACTIONS = "services.admissions.reactions"
-
-
-@contextmanager
-def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`python -m <args>` as production runs it, stopped (SIGTERM) afterwards."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", *args], env=env, cwd=ROOT, stdout=out, stderr=out
-        )
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def get(port: int, path: str) -> tuple[int, str]:
@@ -149,7 +132,8 @@ def started_system(
 
         def start(name: str, args: list[str], service: str, **extra: str) -> None:
             env = {**environment(broker, urls, service), "OPS_PORT": str(ports[name]), **extra}
-            stack.enter_context(process(args, env, logs / f"{name}.log"))
+            command = Command(name, [sys.executable, "-m", *args], {})
+            stack.enter_context(launched([command], env, logs))
 
         start("projector", ["services.pathway", "project"], "pathway", PATHWAY_QUEUE=queue)
         wait_for(lambda: ready(ports["projector"]), 90, "the projector ready")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -17,20 +16,19 @@ from services.admissions.application import AdmissionsApplication
 from services.admissions.domain import AdmissionType, Stay
 from services.discharges.application import DischargesApplication
 from services.pathway import migrate, readmodel
-from shared.amqp import BatchPublisher
+from shared import bootstrap
 from shared.broker import Tenant
-from shared.config import StoreSettings, pool
-from shared.domain import CommandContext
 from shared.ids import FNR_SYSTEM
-from shared.outbox import OutboxRelay, PositionStore, iter_all_envelopes
+from shared.outbox import iter_all_envelopes
 from shared.retry import until_available
 from tests.conftest import HOSPITAL, MUNICIPALITY
+from tests.processes import nameko
 from tests.support import (
     admin_uri,
     consumers,
+    ctx,
     event_queues,
     make_fnr,
-    nameko,
     projector_queue,
     run_projector,
     wait_for,
@@ -54,10 +52,6 @@ def terminate_sessions(url: str) -> int:
     return sum(1 for (ok,) in rows if ok)
 
 
-def ctx(i: int) -> CommandContext:
-    return CommandContext(f"outlive-{i}", datetime.now(UTC), HOSPITAL, f"outlive-{i}")
-
-
 def terminate_in_flight(engine: sa.Engine, url: str, statement: str, times: int) -> list[int]:
     """The first `times` statements starting with `statement` on `engine` meet a terminated
     session: right before each runs, its own session is ended by the server
@@ -79,7 +73,7 @@ def terminate_in_flight(engine: sa.Engine, url: str, statement: str, times: int)
 def admit(admissions: AdmissionsApplication, i: int) -> Stay:
     patient = {"system": FNR_SYSTEM, "value": make_fnr(1 + i % 28, 6, 47, 100 + i)}
     return admissions.admit_patient(
-        ctx(i), patient, "Medisinsk sengepost 2", AdmissionType.ACUTE, None,
+        ctx(HOSPITAL, f"outlive-{i}"), patient, "Medisinsk sengepost 2", AdmissionType.ACUTE, None,
         MUNICIPALITY.her_id, True, False,
     )  # fmt: skip
 
@@ -95,13 +89,13 @@ def test_relay_projector_and_reaction_outlive_terminated_database_sessions(
     discharges = DischargesApplication.from_url(postgres_url)
     engine = readmodel.create_engine(postgres_url, "project")
     migrate.upgrade(engine)
-    positions = PositionStore(StoreSettings(postgres_url).relay_position_url(), "admissions-amqp")
-    relayed = AdmissionsApplication.from_url(postgres_url, pool("store-relay"))
-    relay = OutboxRelay(
-        "admissions",
+    # The relay as its process builds it (shared/bootstrap.py), on the relay's own pool.
+    positions = bootstrap.position_store("admissions", postgres_url)
+    relayed = bootstrap.application(AdmissionsApplication, "store-relay", postgres_url)
+    relay = bootstrap.outbox_relay(
         relayed,
-        BatchPublisher(broker.uri("admissions"), "admissions"),
         positions,
+        bootstrap.event_publisher("admissions", broker.uri("admissions")),
         batch_size=5,  # many batches, many position writes to meet a terminated session
     )
     # The relay's position write and the projector's batch each meet a terminated session a

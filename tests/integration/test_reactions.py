@@ -18,46 +18,35 @@ from services.discharges.application import DischargesApplication
 from services.discharges.domain import Destination
 from services.referrals.application import ReferralsApplication
 from services.referrals.domain import Priority, ReferralState
-from shared.actors import Actor
 from shared.amqp import DEAD_LETTER_QUEUE, BatchPublisher, declare_dead_letter
 from shared.apprec import AppRecStatus
 from shared.broker import Tenant
-from shared.config import StoreSettings
-from shared.domain import CommandContext
 from shared.events import Envelope
 from shared.events.discharges import PatientDischarged
 from shared.ids import FNR_SYSTEM
-from shared.outbox import OutboxRelay, PositionStore, iter_all_envelopes
+from shared.outbox import iter_all_envelopes
 from shared.store import CarepathApplication
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY
-from tests.support import make_fnr, nameko, wait_for
+from tests.processes import nameko
+from tests.support import ctx, make_fnr, outbox_relay, wait_for
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(12, 4, 47, 310)}
 NOW = datetime.now(UTC)
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def ctx(actor: Actor, command_id: str, hours_ago: float = 0) -> CommandContext:
-    return CommandContext(command_id, NOW - timedelta(hours=hours_ago), actor, "reactions")
-
-
 def relay(app: CarepathApplication, url: str, broker: Tenant) -> int:
     """Publish everything `app` stored so far, as its relay process does (as its service's
     broker user)."""
-    positions = PositionStore(StoreSettings(url).relay_position_url(), f"{app.name}-amqp")
-    publisher = BatchPublisher(broker.uri(app.name), app.name)
-    try:
-        return OutboxRelay(app.name, app, publisher, positions).relay_once()
-    finally:
-        publisher.close()
-        positions.close()
+    with outbox_relay(app, url, broker) as relayed:
+        return relayed.relay_once()
 
 
 def admit(
     app: AdmissionsApplication, referral_id: uuid.UUID | None = None, command_id: str = "admit"
 ) -> uuid.UUID:
     stay = app.admit_patient(
-        ctx(HOSPITAL, command_id, hours_ago=72),
+        ctx(HOSPITAL, command_id, NOW, hours=-72),
         PATIENT,
         "Kirurgisk sengepost 2",
         AdmissionType.ELECTIVE if referral_id else AdmissionType.ACUTE,
@@ -80,7 +69,7 @@ def test_an_admission_published_by_admissions_lets_discharges_accept_readiness(
             assert relay(admissions, backend["admissions"], broker) >= 1
             known = wait_for(lambda: discharges.stays.get(stay_id), what="the stay to be known")
             assert (known.state, known.hospital_her_id) == ("OPEN", HOSPITAL.her_id)
-            ready = discharges.declare_ready(ctx(HOSPITAL, "ready", 24), stay_id)
+            ready = discharges.declare_ready(ctx(HOSPITAL, "ready", NOW, hours=-24), stay_id)
             assert ready.municipality_her_id == MUNICIPALITY.her_id
     finally:
         admissions.close()
@@ -99,7 +88,9 @@ def test_a_discharge_closes_the_stay_in_admissions_once_however_often_delivered(
                 discharges.stays.admitted(
                     str(stay_id), PATIENT, HOSPITAL.her_id, MUNICIPALITY.her_id
                 )
-            discharges.discharge(ctx(HOSPITAL, "out", 1), stays[0], Destination.HOME, None)
+            discharges.discharge(
+                ctx(HOSPITAL, "out", NOW, hours=-1), stays[0], Destination.HOME, None
+            )
             relay(discharges, backend["discharges"], broker)
             wait_for(
                 lambda: admissions.get_stay(stays[0]).state is StayState.CLOSED,
@@ -115,7 +106,9 @@ def test_a_discharge_closes_the_stay_in_admissions_once_however_often_delivered(
             publisher.publish([discharged, discharged])  # redelivered twice
             publisher.close()
             # A later discharge, processed after the duplicates, tells when they were handled.
-            discharges.discharge(ctx(HOSPITAL, "out-2", 1), stays[1], Destination.HOME, None)
+            discharges.discharge(
+                ctx(HOSPITAL, "out-2", NOW, hours=-1), stays[1], Destination.HOME, None
+            )
             relay(discharges, backend["discharges"], broker)
             wait_for(
                 lambda: admissions.get_stay(stays[1]).state is StayState.CLOSED,
@@ -136,10 +129,17 @@ def test_an_elective_admission_for_an_accepted_referral_completes_it(
     referrals = ReferralsApplication.from_url(backend["referrals"])
     try:
         referral = referrals.send_referral(
-            ctx(GP, "send", 200), PATIENT, HOSPITAL.her_id, "kneprotese", Priority.ROUTINE, None
+            ctx(GP, "send", NOW, hours=-200),
+            PATIENT,
+            HOSPITAL.her_id,
+            "kneprotese",
+            Priority.ROUTINE,
+            None,
         )
-        referrals.record_receipt(ctx(HOSPITAL, "rec", 199), referral.id, AppRecStatus.OK, [])
-        referrals.accept(ctx(HOSPITAL, "acc", 150), referral.id, date.today())
+        referrals.record_receipt(
+            ctx(HOSPITAL, "rec", NOW, hours=-199), referral.id, AppRecStatus.OK, []
+        )
+        referrals.accept(ctx(HOSPITAL, "acc", NOW, hours=-150), referral.id, date.today())
         with nameko("services.referrals.reactions", broker, backend):
             admit(admissions, referral_id=referral.id)
             relay(admissions, backend["admissions"], broker)

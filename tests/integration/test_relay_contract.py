@@ -9,15 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 from services.referrals.application import ReferralsApplication
 from services.referrals.domain import Priority
-from shared.amqp import BatchPublisher
 from shared.apprec import AppRecStatus
 from shared.broker import Tenant
-from shared.config import StoreSettings
 from shared.domain import CommandContext
 from shared.events import Envelope
-from shared.outbox import OutboxRelay, PositionStore
 from tests.conftest import GP, HOSPITAL
-from tests.support import bind_test_queue, drain_queue, unique_queue
+from tests.support import bind_test_queue, drain_queue, outbox_relay, unique_queue
 from tests.wire import PATIENT, dead_letters, empty_dead_letters
 
 T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
@@ -27,7 +24,6 @@ def test_a_stored_event_that_breaks_the_contract_is_dead_lettered_and_the_rest_p
     backend: dict[str, str], broker: Tenant, amqp_uri: str
 ) -> None:
     app = ReferralsApplication.from_url(backend["referrals"])
-    positions = PositionStore(StoreSettings(backend["referrals"]).sqlalchemy_url(), "test-relay")
     try:
         sent = app.send_referral(
             CommandContext("s", T0, GP, "c"),
@@ -48,12 +44,10 @@ def test_a_stored_event_that_breaks_the_contract_is_dead_lettered_and_the_rest_p
         queue = unique_queue()
         bind_test_queue(amqp_uri, "referrals.events", queue)
         empty_dead_letters(amqp_uri)
-        relay = OutboxRelay(
-            "referrals", app, BatchPublisher(broker.uri("referrals"), "referrals"), positions
-        )
-        while relay.relay_once():
-            pass
-        assert relay.position == app.recorder.max_notification_id()
+        with outbox_relay(app, backend["referrals"], broker) as relay:
+            while relay.relay_once():
+                pass
+            assert relay.position == app.recorder.max_notification_id()
         published = [Envelope.from_json(b) for b in drain_queue(amqp_uri, queue)]
         assert [e.event_type for e in published] == ["ReferralSent", "ReferralCancelled"]
         ((reason, body),) = dead_letters(amqp_uri)
@@ -67,5 +61,4 @@ def test_a_stored_event_that_breaks_the_contract_is_dead_lettered_and_the_rest_p
             in reason
         )
     finally:
-        positions.close()
         app.close()

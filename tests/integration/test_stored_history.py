@@ -27,6 +27,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from carepath.v1 import common_pb2, medications_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2
 from services.admissions.application import AdmissionsApplication
 from services.admissions.domain import StayState
+from services.bootstrap import DOMAIN_SERVICES
 from services.discharges.application import DischargesApplication
 from services.discharges.domain import Destination, DischargeState
 from services.medications.application import MedicationsApplication
@@ -38,17 +39,15 @@ from services.referrals.application import ReferralsApplication
 from services.referrals.domain import ReferralState
 from services.registry.application import RegistryApplication
 from services.registry.domain import Organisation, RegistryKind, organisation_id_for
-from shared.access.enforce import AccessControl
+from shared import bootstrap
 from shared.actors import Actor, OrgKind
 from shared.domain import CommandContext
 from shared.events import parse
 from shared.events import registry as registry_events
-from shared.grpc_server import start_server
 from shared.ids import FNR_SYSTEM
 from shared.outbox import iter_all_envelopes
 from shared.snapshots import CarepathSnapshot
-from shared.store import CarepathApplication
-from tests.support import REGISTER_ADAPTER, auth, token_verifier
+from tests.support import REGISTER_ADAPTER, auth, grpc_server
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "stores"
 #: The stores main wrote at 402824b (make_fixture.py there).
@@ -115,14 +114,6 @@ PUBLISHED = {
     ),
 }
 
-APPS: dict[str, type[CarepathApplication]] = {
-    "referrals": ReferralsApplication,
-    "admissions": AdmissionsApplication,
-    "discharges": DischargesApplication,
-    "medications": MedicationsApplication,
-    "registry": RegistryApplication,
-}
-
 
 @pytest.fixture
 def stores(tmp_path: Path) -> Iterator[dict[str, Any]]:
@@ -130,7 +121,10 @@ def stores(tmp_path: Path) -> Iterator[dict[str, Any]]:
     this checkout's applications."""
     copy = tmp_path / "stores"
     shutil.copytree(AT_402824B, copy)
-    apps = {name: cls.from_url(f"sqlite:///{copy}/{name}.sqlite") for name, cls in APPS.items()}
+    apps = {
+        name: bootstrap.application(service.application, url=f"sqlite:///{copy}/{name}.sqlite")
+        for name, service in DOMAIN_SERVICES.items()
+    }
     yield apps
     for app in apps.values():
         app.close()
@@ -345,24 +339,18 @@ def rebuilt(
 ) -> Iterator[pathway_pb2_grpc.PathwayServiceStub]:
     """The pathway read model rebuilt from the fixture's stores, served by the pathway's gRPC
     server as its process serves it."""
-    urls = {name: f"sqlite:///{tmp_path}/{name}.sqlite" for name in ("pathway", "audit", "rev")}
+    urls = {
+        name: f"sqlite:///{tmp_path}/{name}.sqlite" for name in ("pathway", "audit", "revocations")
+    }
     engine = readmodel.create_engine(urls["pathway"])
     migrate.upgrade(engine)
     assert rebuild(engine, stores) == sum(sum(c.values()) for c in PUBLISHED.values())
-    access = AccessControl.for_urls(urls["pathway"], urls["audit"], "stored-history")
-    control = access.for_service(pathway_api.resolvers(engine))
-    server = start_server(
-        "127.0.0.1:0",
-        pathway_api.register(engine, control),
-        pathway_api.SERVICE_NAMES,
-        token_verifier(urls["rev"], ACCESS_DATABASE_URL=urls["pathway"]),
-        control,
-    )
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
-    yield pathway_pb2_grpc.PathwayServiceStub(channel)
-    channel.close()
-    server.stop(0)
-    access.close()
+    with grpc_server(
+        "stored-history", pathway_api, engine, urls, ACCESS_DATABASE_URL=urls["pathway"]
+    ) as server:
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+        yield pathway_pb2_grpc.PathwayServiceStub(channel)
+        channel.close()
     engine.dispose()
 
 

@@ -18,7 +18,8 @@ from services.discharges.known_stays import KnownStays
 from shared import tracing
 from shared.broker import Tenant
 from shared.config import StoreSettings
-from tests.support import ExportedSpan, nameko, otlp_collector, wait_for
+from tests.processes import nameko
+from tests.support import ExportedSpan, otlp_collector, wait_for
 from tests.wire import (
     MALFORMATIONS,
     admitted,

@@ -4,30 +4,24 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import pytest
 
 from services.discharges.application import DischargesApplication
 from services.discharges.domain import Destination, DischargeState, MessageType
 from services.discharges.known_stays import KnownStays
-from shared.actors import Actor
 from shared.apprec import AppRecStatus
-from shared.domain import CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotPermitted, NotYetKnown
 from shared.ids import FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_MUNICIPALITY
-from tests.support import make_fnr
+from tests.support import ctx, make_fnr
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(3, 11, 38, 410)}
 NURSING_HOME = "812345"
 STAY = uuid.uuid4()
 FRIDAY = datetime(2026, 10, 9, 9, 0, tzinfo=UTC)
 TUESDAY = date(2026, 10, 13)
-
-
-def ctx(actor: Actor, command_id: str, days: float = 0) -> CommandContext:
-    return CommandContext(command_id, FRIDAY + timedelta(days=days), actor, "discharge-story")
 
 
 @pytest.fixture
@@ -40,11 +34,14 @@ def app() -> DischargesApplication:
 def test_ready_on_friday_received_on_tuesday_in_a_short_term_nursing_home(
     app: DischargesApplication,
 ) -> None:
-    app.declare_ready(ctx(HOSPITAL, "ready"), STAY)
-    app.answer_readiness(ctx(MUNICIPALITY, "no", 0.2), STAY, False, None)
-    app.answer_readiness(ctx(MUNICIPALITY, "tue", 1), STAY, True, TUESDAY)
+    app.declare_ready(ctx(HOSPITAL, "ready", FRIDAY), STAY)
+    app.answer_readiness(ctx(MUNICIPALITY, "no", FRIDAY, days=0.2), STAY, False, None)
+    app.answer_readiness(ctx(MUNICIPALITY, "tue", FRIDAY, days=1), STAY, True, TUESDAY)
     d = app.discharge(
-        ctx(HOSPITAL, "out", 4), STAY, Destination.SHORT_TERM_NURSING_HOME, NURSING_HOME
+        ctx(HOSPITAL, "out", FRIDAY, days=4),
+        STAY,
+        Destination.SHORT_TERM_NURSING_HOME,
+        NURSING_HOME,
     )
     assert d.state is DischargeState.DISCHARGED
     (period,) = d.readiness_periods
@@ -65,19 +62,23 @@ def test_ready_on_friday_received_on_tuesday_in_a_short_term_nursing_home(
 def test_epicrisis_to_gp_and_municipality_each_answered_by_its_receiver(
     app: DischargesApplication,
 ) -> None:
-    app.discharge(ctx(HOSPITAL, "out"), STAY, Destination.HOME, None)
-    app.send_epicrisis(ctx(HOSPITAL, "epi-gp"), STAY, GP.her_id)
-    d = app.send_epicrisis(ctx(HOSPITAL, "epi-m"), STAY, MUNICIPALITY.her_id)
+    app.discharge(ctx(HOSPITAL, "out", FRIDAY), STAY, Destination.HOME, None)
+    app.send_epicrisis(ctx(HOSPITAL, "epi-gp", FRIDAY), STAY, GP.her_id)
+    d = app.send_epicrisis(ctx(HOSPITAL, "epi-m", FRIDAY), STAY, MUNICIPALITY.her_id)
     by_receiver = {m["to_her_id"]: m["message_id"] for m in d.messages.values()}
     with pytest.raises(NotPermitted):
         app.record_message_receipt(
-            ctx(MUNICIPALITY, "r0"), STAY, uuid.UUID(by_receiver[GP.her_id]), AppRecStatus.OK, []
+            ctx(MUNICIPALITY, "r0", FRIDAY),
+            STAY,
+            uuid.UUID(by_receiver[GP.her_id]),
+            AppRecStatus.OK,
+            [],
         )
     app.record_message_receipt(
-        ctx(GP, "r1"), STAY, uuid.UUID(by_receiver[GP.her_id]), AppRecStatus.OK, []
+        ctx(GP, "r1", FRIDAY), STAY, uuid.UUID(by_receiver[GP.her_id]), AppRecStatus.OK, []
     )
     d = app.record_message_receipt(
-        ctx(MUNICIPALITY, "r2"),
+        ctx(MUNICIPALITY, "r2", FRIDAY),
         STAY,
         uuid.UUID(by_receiver[MUNICIPALITY.her_id]),
         AppRecStatus.REJECTED,
@@ -86,7 +87,7 @@ def test_epicrisis_to_gp_and_municipality_each_answered_by_its_receiver(
     assert {m["receipt"]["status"] for m in d.messages.values()} == {"OK", "REJECTED"}
     with pytest.raises(InvalidTransition, match="already answered"):
         app.record_message_receipt(
-            ctx(GP, "r3"), STAY, uuid.UUID(by_receiver[GP.her_id]), AppRecStatus.OK, []
+            ctx(GP, "r3", FRIDAY), STAY, uuid.UUID(by_receiver[GP.her_id]), AppRecStatus.OK, []
         )
     # The receipt rules are the stay's too (shared.apprec.MessageReceipts); the event is the
     # discharge's own, as stored discharges name it.
@@ -95,7 +96,7 @@ def test_epicrisis_to_gp_and_municipality_each_answered_by_its_receiver(
 
 
 def test_a_discharge_without_readiness_is_allowed(app: DischargesApplication) -> None:
-    d = app.discharge(ctx(HOSPITAL, "out"), STAY, Destination.HOME_WITH_SERVICES, None)
+    d = app.discharge(ctx(HOSPITAL, "out", FRIDAY), STAY, Destination.HOME_WITH_SERVICES, None)
     assert d.readiness_periods == []
     (report,) = d.messages.values()
     assert report["to_her_id"] == MUNICIPALITY.her_id
@@ -107,7 +108,7 @@ def test_readiness_for_a_stay_not_known_yet_is_refused_as_transient(
     """Discharges cannot tell a stay never admitted from one whose admission has not reached
     its view yet: NotYetKnown (UNAVAILABLE, retried), not an impossible transition."""
     with pytest.raises(NotYetKnown, match="not known to discharges yet"):
-        app.declare_ready(ctx(HOSPITAL, "ready"), uuid.uuid4())
+        app.declare_ready(ctx(HOSPITAL, "ready", FRIDAY), uuid.uuid4())
     assert not issubclass(NotYetKnown, InvalidTransition)
 
 
@@ -116,55 +117,55 @@ def test_readiness_for_a_closed_stay_is_refused_naming_the_state(
 ) -> None:
     app.stays.closed(str(STAY), PATIENT, 2, HOSPITAL.her_id)
     with pytest.raises(InvalidTransition, match="is CLOSED"):
-        app.declare_ready(ctx(HOSPITAL, "ready"), STAY)
+        app.declare_ready(ctx(HOSPITAL, "ready", FRIDAY), STAY)
 
 
 def test_a_withdrawal_ends_the_period_and_a_new_readiness_starts_another(
     app: DischargesApplication,
 ) -> None:
-    app.declare_ready(ctx(HOSPITAL, "ready-1"), STAY)
+    app.declare_ready(ctx(HOSPITAL, "ready-1", FRIDAY), STAY)
     with pytest.raises(InvalidTransition, match="already READY"):
-        app.declare_ready(ctx(HOSPITAL, "ready-again"), STAY)
-    d = app.withdraw_readiness(ctx(HOSPITAL, "avmeld", 1), STAY, "ny pneumoni")
+        app.declare_ready(ctx(HOSPITAL, "ready-again", FRIDAY), STAY)
+    d = app.withdraw_readiness(ctx(HOSPITAL, "avmeld", FRIDAY, days=1), STAY, "ny pneumoni")
     assert d.state is DischargeState.NOT_READY
-    d = app.declare_ready(ctx(HOSPITAL, "ready-2", 3), STAY)
+    d = app.declare_ready(ctx(HOSPITAL, "ready-2", FRIDAY, days=3), STAY)
     assert d.state is DischargeState.READY
     assert [p["withdrawn_at"] is not None for p in d.readiness_periods] == [True, False]
     assert len({p["message_id"] for p in d.readiness_periods}) == 2
 
 
 def test_an_answer_by_another_municipality_is_refused(app: DischargesApplication) -> None:
-    app.declare_ready(ctx(HOSPITAL, "ready"), STAY)
+    app.declare_ready(ctx(HOSPITAL, "ready", FRIDAY), STAY)
     with pytest.raises(NotPermitted):
-        app.answer_readiness(ctx(OTHER_MUNICIPALITY, "a"), STAY, True, TUESDAY)
+        app.answer_readiness(ctx(OTHER_MUNICIPALITY, "a", FRIDAY), STAY, True, TUESDAY)
 
 
 def test_receive_on_is_required_and_not_before_the_ready_day(app: DischargesApplication) -> None:
-    app.declare_ready(ctx(HOSPITAL, "ready"), STAY)
+    app.declare_ready(ctx(HOSPITAL, "ready", FRIDAY), STAY)
     with pytest.raises(InvalidArgument, match=r"^receive_on: is required"):
-        app.answer_readiness(ctx(MUNICIPALITY, "a1"), STAY, True, None)
+        app.answer_readiness(ctx(MUNICIPALITY, "a1", FRIDAY), STAY, True, None)
     with pytest.raises(InvalidArgument, match=r"^receive_on: must not be before"):
-        app.answer_readiness(ctx(MUNICIPALITY, "a2"), STAY, True, date(2026, 10, 8))
+        app.answer_readiness(ctx(MUNICIPALITY, "a2", FRIDAY), STAY, True, date(2026, 10, 8))
 
 
 def test_only_the_responsible_hospital_declares_readiness(app: DischargesApplication) -> None:
     app.stays.transferred(str(STAY), PATIENT, 2, "90234")
     with pytest.raises(NotPermitted):
-        app.declare_ready(ctx(HOSPITAL, "ready"), STAY)
+        app.declare_ready(ctx(HOSPITAL, "ready", FRIDAY), STAY)
 
 
 def test_the_patient_is_discharged_once(app: DischargesApplication) -> None:
-    app.discharge(ctx(HOSPITAL, "out"), STAY, Destination.HOME, None)
+    app.discharge(ctx(HOSPITAL, "out", FRIDAY), STAY, Destination.HOME, None)
     with pytest.raises(InvalidTransition, match="already DISCHARGED"):
-        app.discharge(ctx(HOSPITAL, "out-2"), STAY, Destination.HOME, None)
+        app.discharge(ctx(HOSPITAL, "out-2", FRIDAY), STAY, Destination.HOME, None)
 
 
 def test_a_repeated_command_returns_the_first_result_and_records_nothing(
     app: DischargesApplication,
 ) -> None:
-    first = app.declare_ready(ctx(HOSPITAL, "ready"), STAY)
-    app.answer_readiness(ctx(MUNICIPALITY, "no"), STAY, False, None)
-    again = app.declare_ready(ctx(HOSPITAL, "ready"), STAY)
+    first = app.declare_ready(ctx(HOSPITAL, "ready", FRIDAY), STAY)
+    app.answer_readiness(ctx(MUNICIPALITY, "no", FRIDAY), STAY, False, None)
+    again = app.declare_ready(ctx(HOSPITAL, "ready", FRIDAY), STAY)
     assert again.version == first.version == 2
     assert again.readiness_periods == first.readiness_periods
     assert app.recorder.max_notification_id() == 3

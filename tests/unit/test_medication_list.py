@@ -18,11 +18,10 @@ from services.medications.domain import (
     medication_list_id,
 )
 from shared.actors import Actor
-from shared.domain import CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotFound
 from shared.ids import FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY
-from tests.support import events_in, make_fnr
+from tests.support import ctx, events_in, make_fnr
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(12, 3, 42, 480)}
 METFORMIN = ("A10BA02", "Metformin")
@@ -31,12 +30,6 @@ WARFARIN = ("B01AA03", "Warfarin")
 
 def at(day: int, hour: int = 9) -> datetime:
     return datetime(2026, 9, day, hour, tzinfo=UTC)
-
-
-def ctx(actor: Actor, command_id: str, when: datetime) -> CommandContext:
-    return CommandContext(
-        command_id=command_id, occurred_at=when, actor=actor, correlation_id="story"
-    )
 
 
 FIRST_OF_SEPTEMBER = at(1)

@@ -18,28 +18,17 @@ from services.referrals.domain import (
     Treatment,
 )
 from shared.access.model import Basis
-from shared.actors import Actor
 from shared.apprec import AppRecStatus
-from shared.domain import CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotFound, NotPermitted
 from shared.ids import FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_GP, OTHER_HOSPITAL
-from tests.support import events_in, make_fnr
+from tests.support import ctx, events_in, make_fnr
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(12, 3, 42, 480)}
 T0 = datetime(2026, 9, 1, 8, 30, tzinfo=UTC)
 FIRST = CancerMilestone.FIRST_APPOINTMENT
 DONE = CancerMilestone.INVESTIGATION_COMPLETED
 START = CancerMilestone.TREATMENT_START
-
-
-def ctx(actor: Actor, command_id: str, hours: float = 0) -> CommandContext:
-    return CommandContext(
-        command_id=command_id,
-        occurred_at=T0 + timedelta(hours=hours),
-        actor=actor,
-        correlation_id="story",
-    )
 
 
 @pytest.fixture
@@ -56,17 +45,17 @@ def send(app: ReferralsApplication, command_id: str = "send-1", **kw: object):  
         "cancer_pathway": CancerPathway.COLORECTAL,
     }
     args.update(kw)
-    return app.send_referral(ctx(GP, command_id), **args)  # type: ignore[arg-type]
+    return app.send_referral(ctx(GP, command_id, T0), **args)  # type: ignore[arg-type]
 
 
 def test_a_referral_is_received_accepted_and_completed(app: ReferralsApplication) -> None:
     r = send(app)
     assert r.state is ReferralState.SENT
-    r = app.record_receipt(ctx(HOSPITAL, "rcpt", 1), r.id, AppRecStatus.OK, [])
+    r = app.record_receipt(ctx(HOSPITAL, "rcpt", T0, hours=1), r.id, AppRecStatus.OK, [])
     assert r.state is ReferralState.RECEIVED
-    r = app.accept(ctx(HOSPITAL, "acc", 24), r.id, date(2026, 9, 10))
+    r = app.accept(ctx(HOSPITAL, "acc", T0, hours=24), r.id, date(2026, 9, 10))
     assert (r.state, r.planned_date) == (ReferralState.ACCEPTED, date(2026, 9, 10))
-    r = app.complete(ctx(HOSPITAL, "done", 300), r.id)
+    r = app.complete(ctx(HOSPITAL, "done", T0, hours=300), r.id)
     assert r.state is ReferralState.COMPLETED
     assert r.version == 4
 
@@ -76,7 +65,9 @@ def test_a_receipt_with_errors_in_part_still_counts_as_received(
 ) -> None:
     r = send(app)
     errors = [{"code": "E35", "description": "Vedlegg mangler"}]
-    r = app.record_receipt(ctx(HOSPITAL, "rcpt", 1), r.id, AppRecStatus.OK_ERROR_IN_PART, errors)
+    r = app.record_receipt(
+        ctx(HOSPITAL, "rcpt", T0, hours=1), r.id, AppRecStatus.OK_ERROR_IN_PART, errors
+    )
     assert r.state is ReferralState.RECEIVED
     assert r.last_receipt == {"status": "OK_ERROR_IN_PART", "errors": errors}
 
@@ -84,10 +75,10 @@ def test_a_receipt_with_errors_in_part_still_counts_as_received(
 def test_a_rejected_receipt_closes_the_referral(app: ReferralsApplication) -> None:
     r = send(app)
     errors = [{"code": "E10", "description": "Ugyldig meldingsformat"}]
-    r = app.record_receipt(ctx(HOSPITAL, "rcpt", 1), r.id, AppRecStatus.REJECTED, errors)
+    r = app.record_receipt(ctx(HOSPITAL, "rcpt", T0, hours=1), r.id, AppRecStatus.REJECTED, errors)
     assert r.state is ReferralState.RECEIPT_REJECTED
     with pytest.raises(InvalidTransition, match="RECEIPT_REJECTED"):
-        app.accept(ctx(HOSPITAL, "acc", 2), r.id, date(2026, 9, 10))
+        app.accept(ctx(HOSPITAL, "acc", T0, hours=2), r.id, date(2026, 9, 10))
 
 
 @pytest.mark.parametrize(
@@ -104,7 +95,7 @@ def test_an_apprec_must_carry_errors_exactly_when_not_ok(
     r = send(app)
     before = events_in(app)
     with pytest.raises(InvalidArgument, match=re.escape(field)):
-        app.record_receipt(ctx(HOSPITAL, "rcpt", 1), r.id, status, errors)
+        app.record_receipt(ctx(HOSPITAL, "rcpt", T0, hours=1), r.id, status, errors)
     assert events_in(app) == before
 
 
@@ -112,61 +103,63 @@ def test_a_forwarded_referral_waits_for_the_new_hospitals_receipt(
     app: ReferralsApplication,
 ) -> None:
     r = send(app)
-    app.record_receipt(ctx(HOSPITAL, "rcpt", 1), r.id, AppRecStatus.OK, [])
-    r = app.forward(ctx(HOSPITAL, "fwd", 2), r.id, OTHER_HOSPITAL.her_id, "Kortere ventetid")
+    app.record_receipt(ctx(HOSPITAL, "rcpt", T0, hours=1), r.id, AppRecStatus.OK, [])
+    r = app.forward(
+        ctx(HOSPITAL, "fwd", T0, hours=2), r.id, OTHER_HOSPITAL.her_id, "Kortere ventetid"
+    )
     assert (r.state, r.receiver_her_id) == (ReferralState.FORWARDED, OTHER_HOSPITAL.her_id)
     with pytest.raises(NotPermitted, match="receiving hospital"):
-        app.accept(ctx(HOSPITAL, "late", 3), r.id, date(2026, 9, 20))
-    r = app.record_receipt(ctx(OTHER_HOSPITAL, "rcpt-b", 3), r.id, AppRecStatus.OK, [])
-    r = app.accept(ctx(OTHER_HOSPITAL, "acc-b", 4), r.id, date(2026, 9, 20))
+        app.accept(ctx(HOSPITAL, "late", T0, hours=3), r.id, date(2026, 9, 20))
+    r = app.record_receipt(ctx(OTHER_HOSPITAL, "rcpt-b", T0, hours=3), r.id, AppRecStatus.OK, [])
+    r = app.accept(ctx(OTHER_HOSPITAL, "acc-b", T0, hours=4), r.id, date(2026, 9, 20))
     assert r.state is ReferralState.ACCEPTED
 
 
 def test_forwarding_to_the_same_hospital_is_refused(app: ReferralsApplication) -> None:
     r = send(app)
-    app.record_receipt(ctx(HOSPITAL, "rcpt", 1), r.id, AppRecStatus.OK, [])
+    app.record_receipt(ctx(HOSPITAL, "rcpt", T0, hours=1), r.id, AppRecStatus.OK, [])
     with pytest.raises(InvalidArgument, match="new_receiver_her_id"):
-        app.forward(ctx(HOSPITAL, "fwd", 2), r.id, HOSPITAL.her_id, "x")
+        app.forward(ctx(HOSPITAL, "fwd", T0, hours=2), r.id, HOSPITAL.her_id, "x")
 
 
 def test_only_the_referring_gp_may_cancel(app: ReferralsApplication) -> None:
     r = send(app)
     with pytest.raises(NotPermitted):
-        app.cancel(ctx(OTHER_GP, "c1", 1), r.id, "feil pasient")
+        app.cancel(ctx(OTHER_GP, "c1", T0, hours=1), r.id, "feil pasient")
     with pytest.raises(NotPermitted):
-        app.cancel(ctx(HOSPITAL, "c2", 1), r.id, "feil pasient")
-    r = app.cancel(ctx(GP, "c3", 1), r.id, "Bedring")
+        app.cancel(ctx(HOSPITAL, "c2", T0, hours=1), r.id, "feil pasient")
+    r = app.cancel(ctx(GP, "c3", T0, hours=1), r.id, "Bedring")
     assert r.state is ReferralState.CANCELLED
 
 
 def test_a_cancelled_referral_cannot_be_received(app: ReferralsApplication) -> None:
     r = send(app)
-    app.cancel(ctx(GP, "c", 1), r.id, "Bedring")
+    app.cancel(ctx(GP, "c", T0, hours=1), r.id, "Bedring")
     with pytest.raises(
         InvalidTransition, match="cannot record a receipt: the referral is CANCELLED"
     ):
-        app.record_receipt(ctx(HOSPITAL, "rcpt", 2), r.id, AppRecStatus.OK, [])
+        app.record_receipt(ctx(HOSPITAL, "rcpt", T0, hours=2), r.id, AppRecStatus.OK, [])
 
 
 def test_a_referral_cannot_be_completed_before_it_is_accepted(app: ReferralsApplication) -> None:
     r = send(app)
     with pytest.raises(InvalidTransition, match="SENT"):
-        app.complete(ctx(HOSPITAL, "done", 1), r.id)
+        app.complete(ctx(HOSPITAL, "done", T0, hours=1), r.id)
 
 
 def test_only_gp_offices_send_referrals(app: ReferralsApplication) -> None:
     with pytest.raises(NotPermitted):
         app.send_referral(
-            ctx(MUNICIPALITY, "m1"), PATIENT, HOSPITAL.her_id, "x", Priority.ROUTINE, None
+            ctx(MUNICIPALITY, "m1", T0), PATIENT, HOSPITAL.her_id, "x", Priority.ROUTINE, None
         )
     assert events_in(app) == 0
 
 
 def test_planned_date_before_the_assessment_is_refused(app: ReferralsApplication) -> None:
     r = send(app)
-    app.record_receipt(ctx(HOSPITAL, "rcpt", 1), r.id, AppRecStatus.OK, [])
+    app.record_receipt(ctx(HOSPITAL, "rcpt", T0, hours=1), r.id, AppRecStatus.OK, [])
     with pytest.raises(InvalidArgument, match="planned_date"):
-        app.accept(ctx(HOSPITAL, "acc", 48), r.id, date(2026, 8, 1))
+        app.accept(ctx(HOSPITAL, "acc", T0, hours=48), r.id, date(2026, 8, 1))
 
 
 def test_a_repeated_send_returns_the_first_referral_and_writes_nothing(
@@ -181,11 +174,11 @@ def test_a_repeated_send_returns_the_first_referral_and_writes_nothing(
 
 def test_a_repeated_transition_returns_its_first_result(app: ReferralsApplication) -> None:
     r = send(app)
-    app.record_receipt(ctx(HOSPITAL, "rcpt", 1), r.id, AppRecStatus.OK, [])
-    accepted = app.accept(ctx(HOSPITAL, "acc", 2), r.id, date(2026, 9, 10))
-    app.complete(ctx(HOSPITAL, "done", 3), r.id)
+    app.record_receipt(ctx(HOSPITAL, "rcpt", T0, hours=1), r.id, AppRecStatus.OK, [])
+    accepted = app.accept(ctx(HOSPITAL, "acc", T0, hours=2), r.id, date(2026, 9, 10))
+    app.complete(ctx(HOSPITAL, "done", T0, hours=3), r.id)
     before = events_in(app)
-    again = app.accept(ctx(HOSPITAL, "acc", 2), r.id, date(2026, 9, 10))
+    again = app.accept(ctx(HOSPITAL, "acc", T0, hours=2), r.id, date(2026, 9, 10))
     assert again.state is ReferralState.ACCEPTED and again.version == accepted.version
     assert events_in(app) == before
 
@@ -195,7 +188,7 @@ def test_the_same_command_id_from_two_gp_offices_names_two_referrals(
 ) -> None:
     a = send(app, "same")
     b = app.send_referral(
-        ctx(OTHER_GP, "same"), PATIENT, HOSPITAL.her_id, "x", Priority.ROUTINE, None
+        ctx(OTHER_GP, "same", T0), PATIENT, HOSPITAL.her_id, "x", Priority.ROUTINE, None
     )
     assert a.id != b.id
 
@@ -204,7 +197,7 @@ def test_unknown_referral_is_not_found(app: ReferralsApplication) -> None:
     import uuid
 
     with pytest.raises(NotFound):
-        app.complete(ctx(HOSPITAL, "x"), uuid.uuid4())
+        app.complete(ctx(HOSPITAL, "x", T0), uuid.uuid4())
 
 
 def test_a_referrals_parties_are_its_sender_and_its_receiver_now(
@@ -219,8 +212,8 @@ def test_a_referrals_parties_are_its_sender_and_its_receiver_now(
         (GP.her_id, Basis.REFERRAL_SENDER),
         (HOSPITAL.her_id, Basis.REFERRAL_RECEIVER),
     ]
-    app.record_receipt(ctx(HOSPITAL, "rcpt", 1), r.id, AppRecStatus.OK, [])
-    app.forward(ctx(HOSPITAL, "fwd", 2), r.id, OTHER_HOSPITAL.her_id, "shorter wait")
+    app.record_receipt(ctx(HOSPITAL, "rcpt", T0, hours=1), r.id, AppRecStatus.OK, [])
+    app.forward(ctx(HOSPITAL, "fwd", T0, hours=2), r.id, OTHER_HOSPITAL.her_id, "shorter wait")
     forwarded = resolve(r.id)
     assert forwarded is not None
     assert forwarded.parties[1].her_id == OTHER_HOSPITAL.her_id
@@ -229,16 +222,20 @@ def test_a_referrals_parties_are_its_sender_and_its_receiver_now(
 
 def received(app: ReferralsApplication):  # type: ignore[no-untyped-def]
     r = send(app)
-    return app.record_receipt(ctx(HOSPITAL, "rcpt", 1), r.id, AppRecStatus.OK, [])
+    return app.record_receipt(ctx(HOSPITAL, "rcpt", T0, hours=1), r.id, AppRecStatus.OK, [])
 
 
 def test_a_colorectal_pathway_reaches_its_milestones_in_order(app: ReferralsApplication) -> None:
     r = received(app)
-    r = app.record_cancer_milestone(ctx(HOSPITAL, "m1", 48), r.id, FIRST, None)
-    r = app.accept(ctx(HOSPITAL, "acc", 50), r.id, date(2026, 9, 4))
-    r = app.record_cancer_milestone(ctx(HOSPITAL, "m2", 200), r.id, DONE, Treatment.SURGERY)
-    r = app.complete(ctx(HOSPITAL, "done", 210), r.id)  # the pathway outlives the referral
-    r = app.record_cancer_milestone(ctx(HOSPITAL, "m3", 300), r.id, START, None)
+    r = app.record_cancer_milestone(ctx(HOSPITAL, "m1", T0, hours=48), r.id, FIRST, None)
+    r = app.accept(ctx(HOSPITAL, "acc", T0, hours=50), r.id, date(2026, 9, 4))
+    r = app.record_cancer_milestone(
+        ctx(HOSPITAL, "m2", T0, hours=200), r.id, DONE, Treatment.SURGERY
+    )
+    r = app.complete(
+        ctx(HOSPITAL, "done", T0, hours=210), r.id
+    )  # the pathway outlives the referral
+    r = app.record_cancer_milestone(ctx(HOSPITAL, "m3", T0, hours=300), r.id, START, None)
     assert list(r.cancer_milestones) == ["FIRST_APPOINTMENT", "INVESTIGATION_COMPLETED", START]
     assert r.cancer_treatment is Treatment.SURGERY
     assert r.cancer_started_at == (T0 + timedelta(hours=1)).isoformat()
@@ -247,28 +244,30 @@ def test_a_colorectal_pathway_reaches_its_milestones_in_order(app: ReferralsAppl
 def test_milestones_come_in_order_and_once(app: ReferralsApplication) -> None:
     r = received(app)
     with pytest.raises(InvalidTransition, match="record INVESTIGATION_COMPLETED"):
-        app.record_cancer_milestone(ctx(HOSPITAL, "m2", 5), r.id, DONE, Treatment.SURGERY)
-    app.record_cancer_milestone(ctx(HOSPITAL, "m1", 5), r.id, FIRST, None)
+        app.record_cancer_milestone(ctx(HOSPITAL, "m2", T0, hours=5), r.id, DONE, Treatment.SURGERY)
+    app.record_cancer_milestone(ctx(HOSPITAL, "m1", T0, hours=5), r.id, FIRST, None)
     with pytest.raises(InvalidTransition, match="FIRST_APPOINTMENT"):
-        app.record_cancer_milestone(ctx(HOSPITAL, "m1-again", 6), r.id, FIRST, None)
+        app.record_cancer_milestone(ctx(HOSPITAL, "m1-again", T0, hours=6), r.id, FIRST, None)
     with pytest.raises(InvalidArgument, match="occurred_at"):
-        app.record_cancer_milestone(ctx(HOSPITAL, "m2", 4), r.id, DONE, Treatment.SURGERY)
+        app.record_cancer_milestone(ctx(HOSPITAL, "m2", T0, hours=4), r.id, DONE, Treatment.SURGERY)
 
 
 def test_the_investigation_ends_with_a_treatment_the_pathway_has_a_standard_for(
     app: ReferralsApplication,
 ) -> None:
     r = received(app)
-    app.record_cancer_milestone(ctx(HOSPITAL, "m1", 5), r.id, FIRST, None)
+    app.record_cancer_milestone(ctx(HOSPITAL, "m1", T0, hours=5), r.id, FIRST, None)
     before = events_in(app)
     with pytest.raises(InvalidArgument, match=r"^treatment: is required"):
-        app.record_cancer_milestone(ctx(HOSPITAL, "m2", 9), r.id, DONE, None)
+        app.record_cancer_milestone(ctx(HOSPITAL, "m2", T0, hours=9), r.id, DONE, None)
     lymphoma = send(app, "send-2", cancer_pathway=CancerPathway.LYMPHOMA)
-    app.record_receipt(ctx(HOSPITAL, "rcpt-2", 1), lymphoma.id, AppRecStatus.OK, [])
-    app.record_cancer_milestone(ctx(HOSPITAL, "l1", 5), lymphoma.id, FIRST, None)
+    app.record_receipt(ctx(HOSPITAL, "rcpt-2", T0, hours=1), lymphoma.id, AppRecStatus.OK, [])
+    app.record_cancer_milestone(ctx(HOSPITAL, "l1", T0, hours=5), lymphoma.id, FIRST, None)
     before = events_in(app)
     with pytest.raises(InvalidArgument, match="no standard time"):
-        app.record_cancer_milestone(ctx(HOSPITAL, "l2", 9), lymphoma.id, DONE, Treatment.SURGERY)
+        app.record_cancer_milestone(
+            ctx(HOSPITAL, "l2", T0, hours=9), lymphoma.id, DONE, Treatment.SURGERY
+        )
     assert events_in(app) == before
 
 
@@ -277,11 +276,11 @@ def test_only_the_receiving_hospital_records_milestones_of_a_cancer_referral(
 ) -> None:
     r = received(app)
     with pytest.raises(NotPermitted):
-        app.record_cancer_milestone(ctx(OTHER_HOSPITAL, "m1", 5), r.id, FIRST, None)
+        app.record_cancer_milestone(ctx(OTHER_HOSPITAL, "m1", T0, hours=5), r.id, FIRST, None)
     plain = send(app, "send-3", cancer_pathway=None, priority=Priority.ROUTINE)
-    app.record_receipt(ctx(HOSPITAL, "rcpt-3", 1), plain.id, AppRecStatus.OK, [])
+    app.record_receipt(ctx(HOSPITAL, "rcpt-3", T0, hours=1), plain.id, AppRecStatus.OK, [])
     with pytest.raises(InvalidTransition, match="without a cancer pathway"):
-        app.record_cancer_milestone(ctx(HOSPITAL, "p1", 5), plain.id, FIRST, None)
+        app.record_cancer_milestone(ctx(HOSPITAL, "p1", T0, hours=5), plain.id, FIRST, None)
     sent = send(app, "send-4")
     with pytest.raises(InvalidTransition, match="is SENT"):
-        app.record_cancer_milestone(ctx(HOSPITAL, "s1", 5), sent.id, FIRST, None)
+        app.record_cancer_milestone(ctx(HOSPITAL, "s1", T0, hours=5), sent.id, FIRST, None)

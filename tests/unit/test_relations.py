@@ -13,23 +13,18 @@ from services.pathway.fold import derive_rows, fold
 from services.referrals.application import ReferralsApplication
 from services.referrals.domain import Priority
 from services.registry.application import RegistryApplication
-from shared.domain import CommandContext
 from shared.events import Envelope
 from shared.ids import FNR_SYSTEM
 from shared.outbox import iter_all_envelopes
 from shared.registers import Record, separate, successive
 from shared.store import CarepathApplication
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_GP, OTHER_MUNICIPALITY
-from tests.support import REGISTER_ADAPTER, make_fnr
+from tests.support import REGISTER_ADAPTER, ctx, make_fnr
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(7, 7, 47, 480)}
 KEY = f"{PATIENT['system']}|{PATIENT['value']}"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
-
-
-def ctx(actor, command_id, hours=0.0):  # type: ignore[no-untyped-def]
-    return CommandContext(command_id, T0 + timedelta(hours=hours), actor, "corr")
 
 
 def envelopes(*apps: CarepathApplication) -> list[Envelope]:
@@ -44,10 +39,10 @@ def relationships(history: list[Envelope]) -> set[tuple[str, str, str | None]]:
 def registered() -> RegistryApplication:
     registry = RegistryApplication(env=POPO)
     registry.record_residence(
-        ctx(REGISTER_ADAPTER, "r"), PATIENT, MUNICIPALITY.her_id, date(2000, 1, 1)
+        ctx(REGISTER_ADAPTER, "r", T0), PATIENT, MUNICIPALITY.her_id, date(2000, 1, 1)
     )
     registry.assign_fastlege(
-        ctx(REGISTER_ADAPTER, "f"), PATIENT, GP.her_id, GP.hpr or "", date(2015, 1, 1), None
+        ctx(REGISTER_ADAPTER, "f", T0), PATIENT, GP.her_id, GP.hpr or "", date(2015, 1, 1), None
     )
     return registry
 
@@ -69,7 +64,7 @@ def test_an_admission_naming_another_municipality_gives_it_nothing() -> None:
     its own."""
     admissions = AdmissionsApplication(env=POPO)
     stay = admissions.admit_patient(
-        ctx(HOSPITAL, "a"),
+        ctx(HOSPITAL, "a", T0),
         PATIENT,
         "Med 3",
         AdmissionType.ACUTE,
@@ -84,8 +79,8 @@ def test_an_admission_naming_another_municipality_gives_it_nothing() -> None:
     assert (MUNICIPALITY.her_id, "RESIDENCE_MUNICIPALITY", None) in found
     assert fold(history).municipality_her_id == MUNICIPALITY.her_id
     # a message actually sent there makes it a receiver while the stay is open
-    admissions.send_admission_notice(ctx(HOSPITAL, "n", 1), stay.id)
-    admissions.close_stay(ctx(HOSPITAL, "c", 30), stay.id, CloseReason.DISCHARGED)
+    admissions.send_admission_notice(ctx(HOSPITAL, "n", T0, hours=1), stay.id)
+    admissions.close_stay(ctx(HOSPITAL, "c", T0, hours=30), stay.id, CloseReason.DISCHARGED)
     closed = (T0 + timedelta(hours=30)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     found = relationships(envelopes(registered(), admissions))
     assert (OTHER_MUNICIPALITY.her_id, "MESSAGE_RECEIVER", closed) in found
@@ -98,7 +93,7 @@ def test_a_municipal_actor_on_an_event_makes_no_home_municipality() -> None:
     actor is that municipality) does not make it the patient's municipality."""
     medications = MedicationsApplication(env=POPO)
     medications.prescribe(
-        ctx(OTHER_MUNICIPALITY, "rx"), PATIENT, "A10BA02", "Metformin", "500 mg x 2", None
+        ctx(OTHER_MUNICIPALITY, "rx", T0), PATIENT, "A10BA02", "Metformin", "500 mg x 2", None
     )
     history = envelopes(registered(), medications)
     assert fold(history).municipality_her_id == MUNICIPALITY.her_id
@@ -108,12 +103,12 @@ def test_a_municipal_actor_on_an_event_makes_no_home_municipality() -> None:
 def test_a_referral_makes_its_sender_and_receiver_parties_while_it_is_open() -> None:
     referrals = ReferralsApplication(env=POPO)
     r = referrals.send_referral(
-        ctx(OTHER_GP, "s"), PATIENT, HOSPITAL.her_id, "Smerter", Priority.ROUTINE, None
+        ctx(OTHER_GP, "s", T0), PATIENT, HOSPITAL.her_id, "Smerter", Priority.ROUTINE, None
     )
     found = relationships(envelopes(referrals))
     assert (OTHER_GP.her_id, "REFERRAL_SENDER", None) in found
     assert (HOSPITAL.her_id, "REFERRAL_RECEIVER", None) in found
-    referrals.cancel(ctx(OTHER_GP, "x", 5), r.id, "Bedring")
+    referrals.cancel(ctx(OTHER_GP, "x", T0, hours=5), r.id, "Bedring")
     ended = (T0 + timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     found = relationships(envelopes(referrals))
     assert (OTHER_GP.her_id, "REFERRAL_SENDER", ended) in found
@@ -122,10 +117,10 @@ def test_a_referral_makes_its_sender_and_receiver_parties_while_it_is_open() -> 
 
 def test_blocks_in_force_are_kept_and_lifted_ones_dropped() -> None:
     registry = registered()
-    blocks = registry.block(ctx(REGISTER_ADAPTER, "b1"), PATIENT, OTHER_GP.her_id, None)
-    registry.block(ctx(REGISTER_ADAPTER, "b2"), PATIENT, None, "1234567")
+    blocks = registry.block(ctx(REGISTER_ADAPTER, "b1", T0), PATIENT, OTHER_GP.her_id, None)
+    registry.block(ctx(REGISTER_ADAPTER, "b2", T0), PATIENT, None, "1234567")
     lifted = next(b for b, v in blocks.blocks.items() if v["her_id"] == OTHER_GP.her_id)
-    registry.lift_block(ctx(REGISTER_ADAPTER, "l1"), PATIENT, UUID(lifted))
+    registry.lift_block(ctx(REGISTER_ADAPTER, "l1", T0), PATIENT, UUID(lifted))
     rows = derive_rows(KEY, envelopes(registry))["access_blocks"]
     assert [(r["her_id"], r["hpr"]) for r in rows] == [(None, "1234567")]
 

@@ -20,27 +20,16 @@ from services.admissions.domain import (
     StayState,
 )
 from shared.access.model import Basis
-from shared.actors import Actor
 from shared.apprec import AppRecStatus
-from shared.domain import CommandContext
 from shared.errors import InvalidArgument, InvalidTransition, NotFound, NotPermitted
 from shared.ids import FNR_SYSTEM
 from shared.times import utc_iso
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_HOSPITAL, OTHER_MUNICIPALITY
-from tests.support import events_in, make_fnr
+from tests.support import ctx, events_in, make_fnr
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(3, 11, 38, 410)}
 OTHER_PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(17, 6, 51, 220)}
 T0 = datetime(2026, 10, 5, 22, 15, tzinfo=UTC)
-
-
-def ctx(actor: Actor, command_id: str, hours: float = 0) -> CommandContext:
-    return CommandContext(
-        command_id=command_id,
-        occurred_at=T0 + timedelta(hours=hours),
-        actor=actor,
-        correlation_id="stay-story",
-    )
 
 
 @pytest.fixture
@@ -62,7 +51,7 @@ def admit(
     }
     actor = kw.pop("actor", HOSPITAL)
     args.update(kw)
-    return app.admit_patient(ctx(actor, command_id, hours), **args)
+    return app.admit_patient(ctx(actor, command_id, T0, hours=hours), **args)
 
 
 def message(stay: Stay, kind: MessageType, index: int = -1) -> dict[str, Any]:
@@ -80,9 +69,9 @@ def test_an_acute_admission_exchanges_notice_report_and_health_information_with_
     )
     assert stay.health_information_due_at == T0 + timedelta(hours=24)
 
-    stay = app.send_admission_notice(ctx(HOSPITAL, "notice", 0.5), stay.id)
-    stay = app.record_admission_report(ctx(MUNICIPALITY, "report", 2), stay.id)
-    stay = app.send_health_information(ctx(HOSPITAL, "helse", 10), stay.id)
+    stay = app.send_admission_notice(ctx(HOSPITAL, "notice", T0, hours=0.5), stay.id)
+    stay = app.record_admission_report(ctx(MUNICIPALITY, "report", T0, hours=2), stay.id)
+    stay = app.send_health_information(ctx(HOSPITAL, "helse", T0, hours=10), stay.id)
     notice = message(stay, MessageType.ADMISSION_NOTICE)
     report = message(stay, MessageType.ADMISSION_REPORT)
     health = message(stay, MessageType.HEALTH_INFORMATION)
@@ -93,14 +82,22 @@ def test_an_acute_admission_exchanges_notice_report_and_health_information_with_
     assert all(m["receipt"] is None for m in stay.messages.values())
 
     stay = app.record_message_receipt(
-        ctx(MUNICIPALITY, "r1", 1), stay.id, uuid.UUID(notice["message_id"]), AppRecStatus.OK, []
+        ctx(MUNICIPALITY, "r1", T0, hours=1),
+        stay.id,
+        uuid.UUID(notice["message_id"]),
+        AppRecStatus.OK,
+        [],
     )
     stay = app.record_message_receipt(
-        ctx(HOSPITAL, "r2", 3), stay.id, uuid.UUID(report["message_id"]), AppRecStatus.OK, []
+        ctx(HOSPITAL, "r2", T0, hours=3),
+        stay.id,
+        uuid.UUID(report["message_id"]),
+        AppRecStatus.OK,
+        [],
     )
     errors = [{"code": "E35", "description": "Vedlegg mangler"}]
     stay = app.record_message_receipt(
-        ctx(MUNICIPALITY, "r3", 11),
+        ctx(MUNICIPALITY, "r3", T0, hours=11),
         stay.id,
         uuid.UUID(health["message_id"]),
         AppRecStatus.OK_ERROR_IN_PART,
@@ -116,8 +113,8 @@ def test_the_innleggelsesrapport_may_arrive_before_the_admission_notice(
     app: AdmissionsApplication,
 ) -> None:
     stay = admit(app)
-    stay = app.record_admission_report(ctx(MUNICIPALITY, "report", 0.2), stay.id)
-    stay = app.send_admission_notice(ctx(HOSPITAL, "notice", 1), stay.id)
+    stay = app.record_admission_report(ctx(MUNICIPALITY, "report", T0, hours=0.2), stay.id)
+    stay = app.send_admission_notice(ctx(HOSPITAL, "notice", T0, hours=1), stay.id)
     assert [m["type"] for m in stay.messages.values()] == ["ADMISSION_REPORT", "ADMISSION_NOTICE"]
 
 
@@ -127,15 +124,15 @@ def test_only_the_home_municipality_sends_the_innleggelsesrapport(
     stay = admit(app)
     for actor in (OTHER_MUNICIPALITY, HOSPITAL):
         with pytest.raises(NotPermitted):
-            app.record_admission_report(ctx(actor, f"report-{actor.her_id}", 1), stay.id)
+            app.record_admission_report(ctx(actor, f"report-{actor.her_id}", T0, hours=1), stay.id)
 
 
 def test_the_first_helseopplysninger_are_marked_first_and_may_be_sent_again(
     app: AdmissionsApplication,
 ) -> None:
     stay = admit(app)
-    app.send_health_information(ctx(HOSPITAL, "h1", 5), stay.id)
-    app.send_health_information(ctx(HOSPITAL, "h2", 30), stay.id)
+    app.send_health_information(ctx(HOSPITAL, "h1", T0, hours=5), stay.id)
+    app.send_health_information(ctx(HOSPITAL, "h2", T0, hours=30), stay.id)
     sent = [e for e in app.events.get(stay.id) if type(e).__name__ == "HealthInformationSent"]
     firsts = [vars(e)["first"] for e in sent]
     assert firsts == [True, False]
@@ -145,13 +142,17 @@ def test_a_receipt_from_an_organisation_other_than_the_receiver_is_refused(
     app: AdmissionsApplication,
 ) -> None:
     stay = admit(app)
-    stay = app.send_admission_notice(ctx(HOSPITAL, "notice", 1), stay.id)
+    stay = app.send_admission_notice(ctx(HOSPITAL, "notice", T0, hours=1), stay.id)
     notice_id = uuid.UUID(message(stay, MessageType.ADMISSION_NOTICE)["message_id"])
     before = events_in(app)
     for actor in (HOSPITAL, OTHER_MUNICIPALITY, GP):
         with pytest.raises(NotPermitted, match="receiver"):
             app.record_message_receipt(
-                ctx(actor, f"r-{actor.her_id}", 2), stay.id, notice_id, AppRecStatus.OK, []
+                ctx(actor, f"r-{actor.her_id}", T0, hours=2),
+                stay.id,
+                notice_id,
+                AppRecStatus.OK,
+                [],
             )
     assert events_in(app) == before
 
@@ -160,14 +161,14 @@ def test_a_second_receipt_for_the_same_message_is_refused_naming_it(
     app: AdmissionsApplication,
 ) -> None:
     stay = admit(app)
-    stay = app.send_admission_notice(ctx(HOSPITAL, "notice", 1), stay.id)
+    stay = app.send_admission_notice(ctx(HOSPITAL, "notice", T0, hours=1), stay.id)
     notice_id = message(stay, MessageType.ADMISSION_NOTICE)["message_id"]
     app.record_message_receipt(
-        ctx(MUNICIPALITY, "r1", 2), stay.id, uuid.UUID(notice_id), AppRecStatus.OK, []
+        ctx(MUNICIPALITY, "r1", T0, hours=2), stay.id, uuid.UUID(notice_id), AppRecStatus.OK, []
     )
     with pytest.raises(InvalidTransition, match=re.escape(notice_id)):
         app.record_message_receipt(
-            ctx(MUNICIPALITY, "r2", 3),
+            ctx(MUNICIPALITY, "r2", T0, hours=3),
             stay.id,
             uuid.UUID(notice_id),
             AppRecStatus.REJECTED,
@@ -187,11 +188,13 @@ def test_an_apprec_must_carry_errors_exactly_when_not_ok(
     app: AdmissionsApplication, status: AppRecStatus, errors: list[dict[str, str]], field: str
 ) -> None:
     stay = admit(app)
-    stay = app.send_admission_notice(ctx(HOSPITAL, "notice", 1), stay.id)
+    stay = app.send_admission_notice(ctx(HOSPITAL, "notice", T0, hours=1), stay.id)
     notice_id = uuid.UUID(message(stay, MessageType.ADMISSION_NOTICE)["message_id"])
     before = events_in(app)
     with pytest.raises(InvalidArgument, match=re.escape(field)):
-        app.record_message_receipt(ctx(MUNICIPALITY, "r", 2), stay.id, notice_id, status, errors)
+        app.record_message_receipt(
+            ctx(MUNICIPALITY, "r", T0, hours=2), stay.id, notice_id, status, errors
+        )
     assert events_in(app) == before
 
 
@@ -199,24 +202,26 @@ def test_a_receipt_for_an_unknown_message_is_not_found(app: AdmissionsApplicatio
     stay = admit(app)
     with pytest.raises(NotFound, match="message"):
         app.record_message_receipt(
-            ctx(MUNICIPALITY, "r", 1), stay.id, uuid.uuid4(), AppRecStatus.OK, []
+            ctx(MUNICIPALITY, "r", T0, hours=1), stay.id, uuid.uuid4(), AppRecStatus.OK, []
         )
 
 
 def test_a_transfer_to_another_hospital_hands_the_stay_over(app: AdmissionsApplication) -> None:
     stay = admit(app)
-    stay = app.send_admission_notice(ctx(HOSPITAL, "notice", 1), stay.id)
-    stay = app.transfer_patient(ctx(HOSPITAL, "move", 20), stay.id, OTHER_HOSPITAL.her_id, "Slag")
+    stay = app.send_admission_notice(ctx(HOSPITAL, "notice", T0, hours=1), stay.id)
+    stay = app.transfer_patient(
+        ctx(HOSPITAL, "move", T0, hours=20), stay.id, OTHER_HOSPITAL.her_id, "Slag"
+    )
     assert (stay.hospital_her_id, stay.ward, stay.admitting_hospital_her_id) == (
         OTHER_HOSPITAL.her_id,
         "Slag",
         HOSPITAL.her_id,
     )
     with pytest.raises(NotPermitted, match="responsible"):
-        app.send_health_information(ctx(HOSPITAL, "late", 21), stay.id)
-    stay = app.send_admission_notice(ctx(OTHER_HOSPITAL, "notice-b", 21), stay.id)
-    stay = app.send_health_information(ctx(OTHER_HOSPITAL, "h-b", 22), stay.id)
-    report = app.record_admission_report(ctx(MUNICIPALITY, "report", 23), stay.id)
+        app.send_health_information(ctx(HOSPITAL, "late", T0, hours=21), stay.id)
+    stay = app.send_admission_notice(ctx(OTHER_HOSPITAL, "notice-b", T0, hours=21), stay.id)
+    stay = app.send_health_information(ctx(OTHER_HOSPITAL, "h-b", T0, hours=22), stay.id)
+    report = app.record_admission_report(ctx(MUNICIPALITY, "report", T0, hours=23), stay.id)
     assert message(report, MessageType.ADMISSION_REPORT)["to_her_id"] == OTHER_HOSPITAL.her_id
     # both hospitals of the stay are its parties (the access policy lets both read it)
     hospitals = [p.her_id for p in stay_parties(stay) if p.basis is Basis.STAY_HOSPITAL]
@@ -225,36 +230,42 @@ def test_a_transfer_to_another_hospital_hands_the_stay_over(app: AdmissionsAppli
 
 def test_a_move_between_wards_keeps_the_hospital_responsible(app: AdmissionsApplication) -> None:
     stay = admit(app)
-    stay = app.transfer_patient(ctx(HOSPITAL, "move", 4), stay.id, HOSPITAL.her_id, "Intensiv")
+    stay = app.transfer_patient(
+        ctx(HOSPITAL, "move", T0, hours=4), stay.id, HOSPITAL.her_id, "Intensiv"
+    )
     assert (stay.hospital_her_id, stay.ward) == (HOSPITAL.her_id, "Intensiv")
     assert stay.transfers[0]["from_ward"] == "Medisinsk sengepost 3"
     with pytest.raises(InvalidArgument, match="to_ward"):
-        app.transfer_patient(ctx(HOSPITAL, "again", 5), stay.id, HOSPITAL.her_id, "Intensiv")
+        app.transfer_patient(
+            ctx(HOSPITAL, "again", T0, hours=5), stay.id, HOSPITAL.her_id, "Intensiv"
+        )
 
 
 def test_the_admission_notice_is_sent_once_per_responsible_hospital(
     app: AdmissionsApplication,
 ) -> None:
     stay = admit(app)
-    app.send_admission_notice(ctx(HOSPITAL, "notice", 1), stay.id)
+    app.send_admission_notice(ctx(HOSPITAL, "notice", T0, hours=1), stay.id)
     with pytest.raises(InvalidTransition, match="admission notice"):
-        app.send_admission_notice(ctx(HOSPITAL, "notice-again", 2), stay.id)
+        app.send_admission_notice(ctx(HOSPITAL, "notice-again", T0, hours=2), stay.id)
 
 
 def test_a_closed_stay_refuses_new_messages_but_takes_late_receipts(
     app: AdmissionsApplication,
 ) -> None:
     stay = admit(app)
-    stay = app.send_health_information(ctx(HOSPITAL, "h1", 5), stay.id)
-    stay = app.close_stay(ctx(HOSPITAL, "discharge", 72), stay.id, CloseReason.DISCHARGED)
+    stay = app.send_health_information(ctx(HOSPITAL, "h1", T0, hours=5), stay.id)
+    stay = app.close_stay(ctx(HOSPITAL, "discharge", T0, hours=72), stay.id, CloseReason.DISCHARGED)
     assert (stay.state, stay.close_reason) == (StayState.CLOSED, CloseReason.DISCHARGED)
     before = events_in(app)
     refused = [
-        lambda: app.send_admission_notice(ctx(HOSPITAL, "n", 73), stay.id),
-        lambda: app.send_health_information(ctx(HOSPITAL, "h2", 73), stay.id),
-        lambda: app.record_admission_report(ctx(MUNICIPALITY, "rep", 73), stay.id),
-        lambda: app.transfer_patient(ctx(HOSPITAL, "t", 73), stay.id, OTHER_HOSPITAL.her_id, "A"),
-        lambda: app.close_stay(ctx(HOSPITAL, "c2", 73), stay.id, CloseReason.DISCHARGED),
+        lambda: app.send_admission_notice(ctx(HOSPITAL, "n", T0, hours=73), stay.id),
+        lambda: app.send_health_information(ctx(HOSPITAL, "h2", T0, hours=73), stay.id),
+        lambda: app.record_admission_report(ctx(MUNICIPALITY, "rep", T0, hours=73), stay.id),
+        lambda: app.transfer_patient(
+            ctx(HOSPITAL, "t", T0, hours=73), stay.id, OTHER_HOSPITAL.her_id, "A"
+        ),
+        lambda: app.close_stay(ctx(HOSPITAL, "c2", T0, hours=73), stay.id, CloseReason.DISCHARGED),
     ]
     for command in refused:
         with pytest.raises(InvalidTransition, match="the stay is CLOSED"):
@@ -262,7 +273,7 @@ def test_a_closed_stay_refuses_new_messages_but_takes_late_receipts(
     assert events_in(app) == before
     health_id = uuid.UUID(message(stay, MessageType.HEALTH_INFORMATION)["message_id"])
     stay = app.record_message_receipt(
-        ctx(MUNICIPALITY, "late-receipt", 80), stay.id, health_id, AppRecStatus.OK, []
+        ctx(MUNICIPALITY, "late-receipt", T0, hours=80), stay.id, health_id, AppRecStatus.OK, []
     )
     assert message(stay, MessageType.HEALTH_INFORMATION)["receipt"]["status"] == "OK"
 
@@ -271,7 +282,9 @@ def test_only_the_responsible_hospital_discharges(app: AdmissionsApplication) ->
     stay = admit(app)
     for actor in (OTHER_HOSPITAL, MUNICIPALITY):
         with pytest.raises(NotPermitted):
-            app.close_stay(ctx(actor, f"c-{actor.her_id}", 5), stay.id, CloseReason.DISCHARGED)
+            app.close_stay(
+                ctx(actor, f"c-{actor.her_id}", T0, hours=5), stay.id, CloseReason.DISCHARGED
+            )
 
 
 def test_only_hospitals_admit(app: AdmissionsApplication) -> None:
@@ -294,10 +307,10 @@ def test_a_repeated_admission_returns_the_first_stay_and_writes_nothing(
 
 def test_a_repeated_message_returns_its_first_result(app: AdmissionsApplication) -> None:
     stay = admit(app)
-    sent = app.send_health_information(ctx(HOSPITAL, "h1", 5), stay.id)
-    app.send_health_information(ctx(HOSPITAL, "h2", 6), stay.id)
+    sent = app.send_health_information(ctx(HOSPITAL, "h1", T0, hours=5), stay.id)
+    app.send_health_information(ctx(HOSPITAL, "h2", T0, hours=6), stay.id)
     before = events_in(app)
-    again = app.send_health_information(ctx(HOSPITAL, "h1", 5), stay.id)
+    again = app.send_health_information(ctx(HOSPITAL, "h1", T0, hours=5), stay.id)
     assert again.version == sent.version and list(again.messages) == list(sent.messages)
     assert events_in(app) == before
 
@@ -338,11 +351,11 @@ def test_a_stays_parties_are_its_hospitals_and_the_receivers_of_its_messages(
     assert [(p.her_id, p.basis) for p in stay_parties(stay)] == [
         (HOSPITAL.her_id, Basis.STAY_HOSPITAL)
     ]
-    stay = app.send_admission_notice(ctx(HOSPITAL, "notice", 1), stay.id)
+    stay = app.send_admission_notice(ctx(HOSPITAL, "notice", T0, hours=1), stay.id)
     parties = {(p.her_id, p.basis) for p in stay_parties(stay)}
     assert (MUNICIPALITY.her_id, Basis.MESSAGE_RECEIVER) in parties
     assert (MUNICIPALITY.her_id, Basis.RECEIPT_DUE) in parties
-    stay = app.close_stay(ctx(HOSPITAL, "out", 30), stay.id, CloseReason.DISCHARGED)
+    stay = app.close_stay(ctx(HOSPITAL, "out", T0, hours=30), stay.id, CloseReason.DISCHARGED)
     receiver = next(p for p in stay_parties(stay) if p.basis is Basis.MESSAGE_RECEIVER)
     assert receiver.valid_to == utc_iso(stay.closed_at or "")  # only while the stay was open
     with pytest.raises(NotFound):
@@ -358,12 +371,12 @@ def test_command_ids_are_the_calling_organisations_own(app: AdmissionsApplicatio
     """The municipality happens to pick the id the hospital used for the notice: it is another
     organisation's command, so it is recorded, not answered with the notice's result."""
     stay = admit(app)
-    stay = app.send_admission_notice(ctx(HOSPITAL, "msg-1", 1), stay.id)
+    stay = app.send_admission_notice(ctx(HOSPITAL, "msg-1", T0, hours=1), stay.id)
     before = events_in(app)
-    stay = app.record_admission_report(ctx(MUNICIPALITY, "msg-1", 2), stay.id)
+    stay = app.record_admission_report(ctx(MUNICIPALITY, "msg-1", T0, hours=2), stay.id)
     assert events_in(app) == before + 1
     assert message(stay, MessageType.ADMISSION_REPORT)["to_her_id"] == HOSPITAL.her_id
-    again = app.record_admission_report(ctx(MUNICIPALITY, "msg-1", 2), stay.id)
+    again = app.record_admission_report(ctx(MUNICIPALITY, "msg-1", T0, hours=2), stay.id)
     assert events_in(app) == before + 1 and again.version == stay.version
 
 
@@ -372,10 +385,14 @@ def test_a_receipt_is_stored_as_the_stays_own_event_as_stays_already_stored_hold
 ) -> None:
     """The receipt rules are shared with the discharge (shared.apprec.MessageReceipts), but
     the event stays the stay's: stored stays name it `Stay.MessageReceiptRecorded`."""
-    stay = app.send_admission_notice(ctx(HOSPITAL, "notice", 0.5), admit(app).id)
+    stay = app.send_admission_notice(ctx(HOSPITAL, "notice", T0, hours=0.5), admit(app).id)
     notice = message(stay, MessageType.ADMISSION_NOTICE)
     app.record_message_receipt(
-        ctx(MUNICIPALITY, "r1", 1), stay.id, uuid.UUID(notice["message_id"]), AppRecStatus.OK, []
+        ctx(MUNICIPALITY, "r1", T0, hours=1),
+        stay.id,
+        uuid.UUID(notice["message_id"]),
+        AppRecStatus.OK,
+        [],
     )
     topics = [e.topic for e in app.recorder.select_events(stay.id)]
     assert topics[-1] == "services.admissions.domain:Stay.MessageReceiptRecorded"

@@ -4,8 +4,6 @@ purpose and its free-text choice allow; and the subscription's own rules."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from services.streams.application import StreamsApplication
@@ -14,14 +12,13 @@ from services.streams.filters import Route, free_text_paths, minimised, seen_by,
 from services.streams.purposes import PURPOSES, SubscriptionPurpose
 from shared.access.model import Basis, Purpose
 from shared.actors import Actor, OrgKind
-from shared.domain import CommandContext
 from shared.errors import AlreadyExists, InvalidArgument, InvalidTransition
 from shared.events import PAYLOADS, Envelope
 from shared.events.medications import MedicationPrescribed
 from shared.events.referrals import ReferralReceiptRecorded
 from shared.events.registry import AccessBlocked, FastlegeAssigned
 from shared.ids import FNR_SYSTEM
-from tests.support import make_fnr
+from tests.support import ctx, make_fnr
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(12, 3, 42, 480)}
 KEY = f"{PATIENT['system']}|{PATIENT['value']}"
@@ -180,10 +177,6 @@ def test_each_purpose_has_its_source_and_an_audit_purpose() -> None:
 # --- the subscription's own rules ---------------------------------------------------------------
 
 
-def ctx(command_id: str) -> CommandContext:
-    return CommandContext(command_id, datetime.now(UTC), OPERATOR, command_id)
-
-
 @pytest.fixture
 def app(tmp_path: object) -> StreamsApplication:
     return StreamsApplication.from_url(f"sqlite:///{tmp_path}/streams.sqlite")
@@ -191,8 +184,8 @@ def app(tmp_path: object) -> StreamsApplication:
 
 def create(app: StreamsApplication, command_id: str, name: str = "fjordvik-ehr") -> Subscription:
     return app.create_subscription(
-        ctx(command_id), name, VENDOR, SubscriptionPurpose.HEALTH_CARE, ["PatientAdmitted"], [],
-        [FJORDVIK], False,
+        ctx(OPERATOR, command_id), name, VENDOR, SubscriptionPurpose.HEALTH_CARE,
+        ["PatientAdmitted"], [], [FJORDVIK], False,
     )  # fmt: skip
 
 
@@ -200,14 +193,20 @@ def test_a_subscription_is_paused_resumed_and_deleted_each_change_an_event(
     app: StreamsApplication,
 ) -> None:
     create(app, "c1")
-    assert app.pause_subscription(ctx("c2"), "fjordvik-ehr").state is SubscriptionState.PAUSED
-    assert app.resume_subscription(ctx("c3"), "fjordvik-ehr").state is SubscriptionState.ACTIVE
-    deleted = app.delete_subscription(ctx("c4"), "fjordvik-ehr")
+    assert (
+        app.pause_subscription(ctx(OPERATOR, "c2"), "fjordvik-ehr").state
+        is SubscriptionState.PAUSED
+    )
+    assert (
+        app.resume_subscription(ctx(OPERATOR, "c3"), "fjordvik-ehr").state
+        is SubscriptionState.ACTIVE
+    )
+    deleted = app.delete_subscription(ctx(OPERATOR, "c4"), "fjordvik-ehr")
     assert (deleted.state, deleted.version) == (SubscriptionState.DELETED, 4)
     assert app.subscriptions() == []
     assert [s.name for s in app.subscriptions(include_deleted=True)] == ["fjordvik-ehr"]
     with pytest.raises(InvalidTransition):
-        app.resume_subscription(ctx("c5"), "fjordvik-ehr")
+        app.resume_subscription(ctx(OPERATOR, "c5"), "fjordvik-ehr")
 
 
 def test_a_name_is_taken_once_and_a_retried_creation_returns_the_first(

@@ -259,8 +259,9 @@ def _memory(pid: int) -> tuple[float, int]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["Threads"])
 
 
-async def _open_idle(address: str, count: int, head: int) -> list[Any]:
-    """`count` open streams at the head (10 connections), each past its first heartbeat."""
+async def _idle_streams(address: str, count: int, head: int, pid: int) -> tuple[float, int]:
+    """RSS (MiB) and threads of the stream server while `count` streams are open at the head
+    (10 connections), each past its first heartbeat."""
     metadata = bearer_metadata(ISSUER.mint(VENDOR))
     channels = [grpc.aio.insecure_channel(address) for _ in range(10)]
     calls = []
@@ -273,7 +274,12 @@ async def _open_idle(address: str, count: int, head: int) -> list[Any]:
             )
         )
     await asyncio.gather(*(c.read() for c in calls))
-    return [calls, channels]
+    measured = _memory(pid)
+    for c in calls:
+        c.cancel()
+    for channel in channels:
+        await channel.close()
+    return measured
 
 
 def run(backend: str, n: int, clients: int = 8) -> None:
@@ -310,15 +316,11 @@ def run(backend: str, n: int, clients: int = 8) -> None:
                     password, workload.numbers,
                 )  # fmt: skip
                 rss_before, threads_before = _memory(stream_process.pid)
-                loop = asyncio.new_event_loop()
                 head = streamlog.head(log_engine)
                 log_engine.dispose()
-                held = loop.run_until_complete(_open_idle(address, IDLE_STREAMS, head))
-                rss_open, threads_open = _memory(stream_process.pid)
-                for c in held[0]:
-                    c.cancel()
-                loop.run_until_complete(asyncio.gather(*(ch.close() for ch in held[1])))
-                loop.close()
+                rss_open, threads_open = asyncio.run(
+                    _idle_streams(address, IDLE_STREAMS, head, stream_process.pid)
+                )
 
     rows = [
         ("replay from position 0 (events/s)", f"{replay:.0f}", f"{replay / raw:.2f} of raw read"),

@@ -24,6 +24,7 @@ Database work runs on a bounded pool of worker threads (`POOLS["stream-serve"]`)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -97,7 +98,8 @@ class Watcher:
         self._log = log_engine
         self._poll = poll
         self._executor = executor
-        self._moved = asyncio.Condition()
+        #: Set (and replaced by a new one) whenever the head or the subscriptions change.
+        self._moved = asyncio.Event()
         self._routes: dict[str, Route] = {}
         self._app_head = -1
         self.head = 0
@@ -132,19 +134,16 @@ class Watcher:
                 self._routes = routes
             if head > self.head or routes is not None:
                 self.head = max(self.head, head)
-                async with self._moved:
-                    self._moved.notify_all()
+                moved, self._moved = self._moved, asyncio.Event()
+                moved.set()
             await asyncio.sleep(self._poll)
 
     async def wait(self, after: int, timeout: float) -> None:
         """Until the head is beyond `after`, the subscriptions changed, or `timeout`."""
-        try:
-            async with self._moved:
-                if self.head > after:
-                    return
-                await asyncio.wait_for(self._moved.wait(), timeout)
-        except TimeoutError:
-            pass
+        if self.head > after:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._moved.wait(), timeout)
 
 
 class EventStreamServicer(streams_pb2_grpc.EventStreamServiceServicer):

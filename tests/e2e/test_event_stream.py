@@ -16,11 +16,13 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import grpc
 import pytest
 import sqlalchemy as sa
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import streams_pb2, streams_pb2_grpc
 from services.registry.domain import RegistryKind
@@ -275,3 +277,43 @@ def test_a_stalled_reader_holds_at_most_a_page_in_the_server(
     rest = events(responses, pending)  # the reader reads again: all of it, in order, once
     responses.cancel()  # type: ignore[attr-defined]
     assert [e.position for e in rest] == list(range(first[0].position + 1, head + 1))
+
+
+def test_a_stream_delivery_is_on_the_audit_log_as_the_queues_is(
+    world: World,  # noqa: F811
+    streams: Streams,
+) -> None:
+    subscribe(world, "stream-audited", MUNICIPALITY.her_id)
+    world.prescribe(MUNICIPALITY, P3, "Revidert")
+    (message,) = received(world, "stream-audited", 1)
+    responses = streams.open("stream-audited", after=message["position"] - 1)
+    (event,) = events(responses, 1)
+    responses.cancel()  # type: ignore[attr-defined]
+    key = f"{P3['system']}|{P3['value']}"
+    rows = [
+        r for r in accesses(world.system.audit_engine, key, 1000, None)
+        if r.call == "VendorDelivery/stream-audited"
+    ]  # fmt: skip
+    assert len(rows) == 2  # the queue's delivery and the stream's
+    assert {(r.request_id, r.actor_her_id, r.outcome, r.basis) for r in rows} == {
+        (event.event_id, MUNICIPALITY.her_id, "DELIVERED", "RESIDENCE_MUNICIPALITY")
+    }
+
+
+def test_a_stream_from_a_time_begins_with_the_first_event_recorded_then(
+    world: World,  # noqa: F811
+    streams: Streams,
+) -> None:
+    subscribe(world, "stream-since", MUNICIPALITY.her_id)
+    world.prescribe(MUNICIPALITY, P1, "Fra et tidspunkt")
+    (message,) = received(world, "stream-since", 1)
+    since = Timestamp()
+    since.FromDatetime(datetime.fromisoformat(message["recorded_at"]))
+    stub = streams_pb2_grpc.EventStreamServiceStub(streams.channel)
+    responses = stub.Subscribe(
+        streams_pb2.SubscribeRequest(subscription="stream-since", from_time=since),
+        metadata=auth(VENDOR_ACTOR),
+    )
+    got = until_heartbeat(responses)
+    responses.cancel()
+    assert [e.event_id for e in got] == [message["event_id"]]

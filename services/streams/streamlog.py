@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from shared.events import Envelope
 from shared.sql import create_tables
+from shared.times import utc_iso
 
 metadata = sa.MetaData()
 
@@ -29,6 +30,7 @@ stream_events = sa.Table(
     sa.Column("source", sa.String(40), nullable=False),
     sa.Column("event_type", sa.String(100), nullable=False),
     sa.Column("patient_key", sa.String(120), nullable=True),
+    # shared.times.utc_iso (sortable as text: a stream from a time compares it).
     sa.Column("recorded_at", sa.String(40), nullable=False),
     # The public envelope as checked (shared.events), not yet minimised for anyone.
     sa.Column("envelope", sa.Text, nullable=False),
@@ -60,7 +62,7 @@ def append(engine: Engine, envelopes: Sequence[Envelope]) -> dict[str, int]:
                         "patient_key": (
                             f"{e.patient['system']}|{e.patient['value']}" if e.patient else None
                         ),
-                        "recorded_at": e.recorded_at,
+                        "recorded_at": utc_iso(e.recorded_at),
                         "envelope": e.to_json().decode(),
                     }
                     for e in new.values()

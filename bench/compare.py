@@ -24,6 +24,7 @@ ROWS = {
     "end-to-end commands/s (sent → all visible)": "end-to-end commands/s",
     "gRPC commands/s (accepted)": "gRPC commands/s",
     "raw: bare Application.save": "bare save/s",
+    "composed limit 1 / Σ(1 / leg)": "composed limit/s",
 }
 
 

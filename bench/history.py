@@ -12,6 +12,15 @@ The latency is the medications application's command (load → rules → save), 
 gRPC call, the token and the access policy in front of it cost the same at every size (the
 mixed workload measures them).
 
+Then the read side, with snapshots as configured, at each size on a fresh system: the
+medications relay, the pathway projector and the pathway's gRPC server run as processes on a
+RabbitMQ vhost of the run's own (as `make bench` runs them); the list's history reaches the read
+model through the relay and the projector, and the patient's register facts (the bench's GP
+office as fastlege) through `project()`. Measured:
+- command → visible: from a `ChangeDose`'s answer (in process, as above) until its event is
+  in the read model, one command after another;
+- `GetPathway` p50/p99 for the patient, by the GP, over gRPC (token, policy, audit log).
+
     make bench BENCH_ARGS="--workload history"                     # SQLite
     make bench BENCH_ARGS="--workload history --backend postgres --commands 50"
 """
@@ -19,19 +28,45 @@ mixed workload measures them).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
-from bench.workload import GP, database, percentile, raw_save_rate
+import grpc
+import sqlalchemy as sa
+
+from bench import generate
+from bench.workload import (
+    GP,
+    ISSUER,
+    broker,
+    database,
+    percentile,
+    processes,
+    raw_save_rate,
+    system_env,
+)
+from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc
 from services.medications.application import MedicationsApplication
-from services.medications.domain import MedicationList
+from services.medications.domain import MedicationList, medication_list_id
+from services.pathway import migrate, readmodel
+from services.pathway.projector import project
+from services.registry.application import RegistryApplication
+from services.registry.domain import Registration
+from shared import grpc_client
+from shared.auth import bearer_metadata
+from shared.broker import Tenant
 from shared.domain import CommandContext
 from shared.ids import FNR_SYSTEM
 from shared.limits import snapshot_interval
-from tests.support import make_fnr
+from shared.outbox import to_envelope
+from tests.support import free_port, make_fnr, projector_copy, projector_queue
 
 SIZES = (30, 2_000, 10_000)
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(12, 3, 42, 480)}
@@ -83,6 +118,96 @@ def measure(url: str, size: int, interval: int, commands: int) -> list[float]:
         app.close()
 
 
+def register(url: str) -> None:
+    """The patient's register facts (the bench's GP office as fastlege, 4201 as home) straight
+    into the read model through the projector's batch path: the GP may then read the pathway."""
+    ctx0 = CommandContext("h-reg", T0, generate.REGISTRY, "h-reg")
+    registration = Registration.start(ctx0, PATIENT)
+    registration.record_residence(ctx0, generate.MUNICIPALITY.her_id, T0.date())
+    registration.assign_fastlege(ctx0, GP.her_id, GP.hpr or "", T0.date(), None)
+    envelopes = [
+        to_envelope("registry", RegistryApplication, e)  # type: ignore[arg-type]
+        for e in registration.collect_events()
+        if type(e).__name__ not in RegistryApplication.internal_event_types
+    ]
+    engine = readmodel.create_engine(url, "tool")
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        project(conn, envelopes)
+    engine.dispose()
+
+
+@contextmanager
+def read_side(urls: dict[str, str], tenant: Tenant, workdir: Path) -> Iterator[str]:
+    """The medications relay, the pathway projector and the pathway server as processes;
+    yields the server's address."""
+    env = {**system_env(urls, tenant, workdir), "PATHWAY_QUEUE": projector_queue("history")}
+    address = env["PATHWAY_GRPC_ADDRESS"] = f"127.0.0.1:{free_port()}"
+    projector_copy(tenant, env["PATHWAY_QUEUE"])
+    known = processes(env, tenant)
+    wanted = [known["medications-relay"], known["pathway-project"]]
+    wanted.append(
+        ([sys.executable, "-m", "services.pathway", "serve"], known["pathway-project"][1])
+    )
+    procs = [subprocess.Popen(command, env=penv) for command, penv in wanted]
+    try:
+        grpc.channel_ready_future(grpc_client.channel(address)).result(timeout=60)
+        yield address
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=15)
+
+
+def visible(engine: sa.Engine, event_id: str, timeout: float = 60) -> None:
+    column = readmodel.events.c.event_id
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if conn.execute(sa.select(column).where(column == event_id)).first():
+                return
+        time.sleep(0.002)
+    raise SystemExit(f"bench: {event_id} not visible after {timeout} s")
+
+
+def measure_read(
+    urls: dict[str, str], tenant: Tenant, workdir: Path, size: int, commands: int
+) -> tuple[list[float], list[float]]:
+    """(command → visible, GetPathway) latencies (s) on a list of `size` events."""
+    os.environ["CAREPATH_SNAPSHOT_INTERVAL"] = str(snapshot_interval())
+    register(urls["pathway"])
+    app = MedicationsApplication.from_url(urls["medications"])
+    engine = readmodel.create_engine(urls["pathway"])
+    list_id = medication_list_id(PATIENT)
+    try:
+        entry, i = grow(app, size)
+        with read_side(urls, tenant, workdir) as address:
+            visible(engine, f"{list_id}:{size}", timeout=600)  # the whole history arrived
+            to_visible = []
+            for n in range(commands):
+                view = app.change_dose(ctx(i + n), PATIENT, UUID(entry), f"{i + n} mg x 2", None)
+                start = time.perf_counter()  # from the command's answer, as the mixed workload
+                visible(engine, f"{list_id}:{view.version}")
+                to_visible.append(time.perf_counter() - start)
+            stub = pathway_pb2_grpc.PathwayServiceStub(grpc_client.channel(address))
+            request = pathway_pb2.GetPathwayRequest(
+                patient=common_pb2.PatientIdentifier(**PATIENT),
+                purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION,
+            )
+            token = bearer_metadata(ISSUER.mint(GP))
+            reads = []
+            for n in range(commands + 3):
+                start = time.perf_counter()
+                stub.GetPathway(request, metadata=token, timeout=60)
+                if n >= 3:  # the first ones warm the server
+                    reads.append(time.perf_counter() - start)
+        return to_visible, reads
+    finally:
+        engine.dispose()
+        app.close()
+
+
 def run(backend: str, commands: int) -> None:
     configured = snapshot_interval()
     settings = (("snapshots", configured), ("no snapshots", OFF))
@@ -94,6 +219,14 @@ def run(backend: str, commands: int) -> None:
                 for size in SIZES:
                     results[label, size] = measure(urls[f"h{k}_{size}"], size, interval, commands)
             save = raw_save_rate(urls["raw"], 2000)
+        reads: dict[int, tuple[list[float], list[float]]] = {}
+        with broker() as tenant:
+            for size in SIZES:
+                print(f"history: the read side at {size} events", flush=True)
+                workdir = Path(tmp) / f"read-{size}"
+                workdir.mkdir()
+                with database(backend, workdir) as urls:
+                    reads[size] = measure_read(urls, tenant, workdir, size, commands)
 
     print(
         f"\ncarepath bench: history, ChangeDose on one patient's medication list, {commands} "
@@ -118,3 +251,23 @@ def run(backend: str, commands: int) -> None:
             ratios.append(f"{ratio:.2f}")
         print(f"{f'p50 {size}/{SIZES[0]}':>8}  " + "  ".join(f"{r:>28}" for r in ratios))
     print(f"\nraw: bare Application.save ({backend}) /s: {save:.0f}  (goal: ratios ≤ 1.5)")
+    print(
+        "\nread side, snapshots as configured (relay, projector and pathway server as processes)\n"
+    )
+    columns = ("command → visible p50 / p99 (ms)", "GetPathway p50 / p99 (ms)")
+    head = f"{'events':>8}  {columns[0]:>34}  {columns[1]:>28}"
+    print(head)
+    print("-" * len(head))
+    for size in SIZES:
+        cells = [
+            f"{percentile(lat, 0.5) * 1e3:.1f} / {percentile(lat, 0.99) * 1e3:.1f}"
+            for lat in reads[size]
+        ]
+        print(f"{size:>8}  {cells[0]:>34}  {cells[1]:>28}")
+    for size in SIZES[1:]:
+        ratios = [
+            percentile(large, 0.5) / percentile(small, 0.5)
+            for small, large in zip(reads[SIZES[0]], reads[size], strict=True)
+        ]
+        label = f"p50 {size}/{SIZES[0]}"
+        print(f"{label:>8}  {ratios[0]:>34.2f}  {ratios[1]:>28.2f}")

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from carepath.v1 import common_pb2
+from carepath.v1 import common_pb2, medications_pb2
 from shared import tracing
 from shared.access.model import Basis, Relationship
 from shared.actors import Actor, OrgKind
@@ -19,6 +19,12 @@ from shared.apprec import AppRecStatus
 from shared.domain import CommandContext
 from shared.errors import InvalidArgument
 from shared.ids import HerId, HprNumber, IdentifierError, Orgnr, parse_patient_identifier
+from shared.medication_list import (
+    Entry,
+    EntryState,
+    MedicationListView,
+    ReconciliationSource,
+)
 from shared.times import utc_iso
 
 M = TypeVar("M")
@@ -226,3 +232,55 @@ def message_parties(
         if m["type"] in municipal_types
     ]
     return parties
+
+
+# --- the shared medication list (services/medications and the pathway answer with it) ---------
+
+MEDICATION_STATE_TO_PB = {
+    s: medications_pb2.MedicationState.Value(f"MEDICATION_STATE_{s.value}") for s in EntryState
+}
+SOURCE_FROM_PB = {
+    medications_pb2.ReconciliationSource.Value(f"RECONCILIATION_SOURCE_{s.value}"): s
+    for s in ReconciliationSource
+}
+SOURCE_TO_PB = {s.value: pb for pb, s in SOURCE_FROM_PB.items()}
+
+
+def medication_entry_to_pb(entry: Entry) -> medications_pb2.MedicationEntry:
+    return medications_pb2.MedicationEntry(
+        entry_id=entry.entry_id,
+        medication=medications_pb2.Medication(atc_code=entry.atc_code, name=entry.name),
+        dose=entry.dose,
+        reason=entry.reason or "",
+        state=MEDICATION_STATE_TO_PB[entry.state],
+        source=common_pb2.Organisation(
+            her_id=entry.source_her_id, kind=ORG_KIND_TO_PB[OrgKind(entry.source_kind)]
+        ),
+        prescribed_by=actor_to_pb(dict(entry.prescribed_by)),
+        prescribed_at=timestamp(entry.prescribed_at),
+        last_changed_at=timestamp(entry.last_changed_at),
+        last_changed_by=actor_to_pb(dict(entry.last_changed_by)),
+        state_reason=entry.state_reason or "",
+    )
+
+
+def medication_list_to_pb(view: MedicationListView) -> medications_pb2.MedicationList:
+    pb = medications_pb2.MedicationList(
+        list_id=str(view.list_id),
+        patient=patient_to_pb(dict(view.patient)),
+        entries=[medication_entry_to_pb(e) for e in view.ordered_entries()],
+        version=view.version,
+    )
+    if view.as_of is not None:
+        pb.as_of.CopyFrom(timestamp(view.as_of))
+    if view.last_reconciliation is not None:
+        rec = view.last_reconciliation
+        pb.last_reconciliation.CopyFrom(
+            medications_pb2.Reconciliation(
+                reconciled_at=timestamp(rec.reconciled_at),
+                reconciled_by=actor_to_pb(dict(rec.reconciled_by)),
+                sources=[SOURCE_TO_PB[s] for s in rec.sources],
+                note=rec.note or "",
+            )
+        )
+    return pb

@@ -64,6 +64,7 @@ __all__ = [
     "HER_SYSTEM",
     "HNR_SYSTEM",
     "HPR_SYSTEM",
+    "ORGNR_SYSTEM",
     "CheckDigitRule",
     "HerId",
     "HprNumber",
@@ -79,6 +80,7 @@ DNR_SYSTEM: Final = "urn:oid:2.16.578.1.12.4.1.4.2"  # D-number
 HNR_SYSTEM: Final = "urn:oid:2.16.578.1.12.4.1.4.3"  # H-number and FH-number
 HPR_SYSTEM: Final = "urn:oid:2.16.578.1.12.4.1.4.4"  # Helsepersonellregisteret number
 HER_SYSTEM: Final = "urn:oid:2.16.578.1.12.4.1.2"  # Adresseregisteret HER-id
+ORGNR_SYSTEM: Final = "urn:oid:2.16.578.1.12.4.1.4.101"  # Enhetsregisteret organisasjonsnummer
 
 #: Which check-digit rule a national identity number satisfied.
 CheckDigitRule = Literal["classic", "2032"]

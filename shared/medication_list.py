@@ -9,6 +9,7 @@ past moment": the recorded changes in order of occurred_at, then version.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,18 @@ class EntryState(enum.StrEnum):
     ACTIVE = "ACTIVE"
     PAUSED = "PAUSED"
     DISCONTINUED = "DISCONTINUED"
+
+
+class ReconciliationSource(enum.StrEnum):
+    """What a reconciliation (legemiddelsamstemming) checked the list against."""
+
+    PATIENT = "PATIENT"
+    NEXT_OF_KIN = "NEXT_OF_KIN"
+    GP_RECORD = "GP_RECORD"
+    HOSPITAL_RECORD = "HOSPITAL_RECORD"
+    MUNICIPAL_CARE_RECORD = "MUNICIPAL_CARE_RECORD"
+    PRESCRIPTION_INTERMEDIARY = "PRESCRIPTION_INTERMEDIARY"  # Reseptformidleren
+    MULTIDOSE_PHARMACY = "MULTIDOSE_PHARMACY"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +154,14 @@ def fold(
     return view
 
 
+def apply(view: MedicationListView, change: Change) -> None:
+    """One more change applied to the list in place, at the end of its clinical order (the
+    step of `fold`, for readers that keep the folded list and add changes as they come).
+    Raises IllegalChange, leaving the list as it was, when the change is impossible there.
+    `view.version` is the caller's to keep (fold counts every recorded change)."""
+    _apply(view, change)
+
+
 def _apply(view: MedicationListView, change: Change) -> None:
     match change.data:
         case ev.MedicationPrescribed() as prescribed:
@@ -188,3 +209,124 @@ def _apply(view: MedicationListView, change: Change) -> None:
             entry.last_changed_at = change.occurred_at
             entry.last_changed_by = change.actor
     # MedicationListStarted only opens the history.
+
+
+# --- the list now, kept change by change ----------------------------------------------------
+
+#: Where a change stands clinically: its occurred_at, then its version.
+Order = tuple[datetime, int]
+
+
+@dataclass(slots=True)
+class EntryClock:
+    """The clinical order of the changes that last set an entry's fields: its prescription,
+    its dose (prescription or dose change) and its state (prescription, pause, resume or
+    discontinuation)."""
+
+    prescribed: Order
+    dose: Order
+    state: Order
+
+    @property
+    def changed(self) -> Order:
+        """The entry's clinically latest change: every change sets its dose or its state."""
+        return max(self.dose, self.state)
+
+
+@dataclass(slots=True)
+class ListNow:
+    """The list now, kept one change at a time in recorded order, whatever the changes'
+    clinical order: each field remembers the clinical order of the change that set it, so a
+    late-reported change sets only what no clinically later change has set. For recorded
+    changes (each possible at its clinical place, as the commands' rule check ensures) it
+    equals `fold` of the same changes, at a cost per change of O(1) (O(entries) for a late
+    prescription, which takes its place in prescription order), not O(history).
+
+    `latest` is the clinically latest change placed: a change at or after it is "on time", and
+    its rule check needs nothing but this (`check`); one before it is late, and only `fold`
+    over the whole history can tell whether every later change is still possible."""
+
+    entries: dict[str, Entry] = field(default_factory=dict)
+    clocks: dict[str, EntryClock] = field(default_factory=dict)
+    last_reconciliation: Reconciliation | None = None
+    reconciled: Order | None = None
+    latest: Order | None = None
+
+    def on_time(self, occurred_at: datetime) -> bool:
+        """Whether a change at `occurred_at` comes after every change placed (clinically)."""
+        return self.latest is None or occurred_at >= self.latest[0]
+
+    def check(self, change: Change) -> None:
+        """Raise IllegalChange when the on-time `change` is impossible on the list now."""
+        if change.event_type not in ENTRY_CHANGES:
+            return
+        action, allowed, _ = ENTRY_CHANGES[change.event_type]
+        entry = self.entries.get(change.data.entry_id)  # type: ignore[attr-defined]
+        if entry is None:
+            raise IllegalChange(change.version, "not yet prescribed", action)
+        if entry.state not in allowed:
+            raise IllegalChange(change.version, entry.state.value, action)
+
+    def place(self, change: Change) -> None:
+        """Take a recorded change into the list now, at its clinical place."""
+        order = change.clinical_order
+        match change.data:
+            case ev.MedicationPrescribed() as prescribed:
+                entry_id = prescribed.entry_id
+                view = MedicationListView(list_id=UUID(int=0), patient={}, version=change.version)
+                _apply(view, change)
+                self.entries[entry_id] = view.entries[entry_id]
+                self.clocks[entry_id] = EntryClock(order, order, order)
+                if self.latest is not None and order < self.latest:  # late: prescription order
+                    ordered = sorted(self.clocks, key=lambda e: self.clocks[e].prescribed)
+                    self.entries = {e: self.entries[e] for e in ordered}
+            case ev.MedicationListReconciled(sources=sources, note=note):
+                if self.reconciled is None or order > self.reconciled:
+                    self.reconciled = order
+                    self.last_reconciliation = Reconciliation(
+                        reconciled_at=change.occurred_at,
+                        reconciled_by=change.actor,
+                        sources=tuple(sources),
+                        note=note,
+                    )
+            case (
+                ev.MedicationDoseChanged()
+                | ev.MedicationPaused()
+                | ev.MedicationResumed()
+                | ev.MedicationDiscontinued()
+            ) as entry_change:
+                entry = self.entries[entry_change.entry_id]
+                clock = self.clocks[entry_change.entry_id]
+                if order > clock.changed:
+                    entry.last_changed_at = change.occurred_at
+                    entry.last_changed_by = change.actor
+                if isinstance(entry_change, ev.MedicationDoseChanged):
+                    if order > clock.dose:
+                        clock.dose = order
+                        entry.dose = entry_change.dose
+                elif order > clock.state:
+                    clock.state = order
+                    entry.state = ENTRY_CHANGES[change.event_type][2] or entry.state
+                    entry.state_reason = (
+                        entry_change.reason
+                        if isinstance(entry_change, ev.MedicationPaused | ev.MedicationDiscontinued)
+                        else None
+                    )
+        # MedicationListStarted only opens the history: it places nothing.
+        if change.event_type != "MedicationListStarted" and (
+            self.latest is None or order > self.latest
+        ):
+            self.latest = order
+
+    def view(
+        self, list_id: UUID, patient: Mapping[str, str], version: int, as_of: datetime | None = None
+    ) -> MedicationListView:
+        """The list now as a view (copies: the caller may keep it while the list changes)."""
+        return MedicationListView(
+            list_id=list_id,
+            patient=patient,
+            version=version,
+            as_of=as_of,
+            entries={k: dataclasses.replace(e) for k, e in self.entries.items()},
+            last_reconciliation=self.last_reconciliation,
+        )

@@ -39,6 +39,7 @@ STORES = (
     "discharges",
     "medications",
     "registry",
+    "streams",
     "pathway",
     "audit",
     "revocations",
@@ -48,6 +49,7 @@ READY = {
     "serve": "listening on",
     "relay": "relaying",
     "project": "consuming",
+    "deliver": "consuming",
     "migrate": "schema is current",
     "viewer": "pathway viewer on",
 }
@@ -112,6 +114,7 @@ def system_env(urls: Mapping[str, str], broker: Tenant, workdir: Path) -> dict[s
                 "discharges",
                 "medications",
                 "registry",
+                "streams",
             )
         },
         "VIEWER_HTTP_ADDRESS": f"127.0.0.1:{free_port()}",

@@ -1,13 +1,10 @@
-"""Stay commands: load → change → save, idempotent on the client's command_id; and the two
-queries (one stay, every stay of a patient)."""
+"""Stay commands: load → change → save (`CarepathApplication.transact`), idempotent on the
+client's command_id; and the two queries (one stay, every stay of a patient)."""
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 from uuid import UUID
-
-from eventsourcing.persistence import IntegrityError
 
 from services.admissions.contract import CONTRACT
 from services.admissions.domain import (
@@ -19,20 +16,12 @@ from services.admissions.domain import (
     stay_id_for,
 )
 from shared.apprec import AppRecStatus
-from shared.domain import CommandContext
-from shared.errors import Conflict, NotFound
-from shared.store import CONFLICT_RETRIES, CarepathApplication
+from shared.domain import CarepathAggregate, CommandContext
+from shared.errors import NotFound
+from shared.store import CarepathApplication
 
 WHAT = "stay"
 INDEX = "patient's stays"
-
-#: Admissions of one patient in this process are serialised by one of these (chosen by the
-#: patient's index id), so they never race on the index; other processes still may, and retry.
-_INDEX_LOCKS = tuple(threading.Lock() for _ in range(64))
-
-
-def _index_lock(index_id: UUID) -> threading.Lock:
-    return _INDEX_LOCKS[index_id.int % len(_INDEX_LOCKS)]
 
 
 class AdmissionsApplication(CarepathApplication):
@@ -51,40 +40,37 @@ class AdmissionsApplication(CarepathApplication):
         municipal_services_likely: bool,
         existing_service_user: bool,
     ) -> Stay:
-        """Create the stay and add it to the patient's index in one transaction.
-
-        Admissions of one patient are serialised within this process; one from another
-        process conflicts on the index and is retried with the index reloaded."""
+        """Create the stay and add it to the patient's index in one transaction. Admissions of
+        one patient are run one at a time in this process (`transact`'s `serial`: the index);
+        one from another process conflicts on the index and is attempted again with the index
+        reloaded. A repeated admission answers with its first stay."""
         stay_id = stay_id_for(ctx.actor.her_id, ctx.command_id)
         index_id = patient_stays_id_for(patient)
-        with _index_lock(index_id):
-            for _ in range(CONFLICT_RETRIES):
-                try:
-                    return self.first_result(Stay, stay_id, ctx, WHAT)  # a repeated admission
-                except NotFound:
-                    pass
-                stay = Stay.admit(
-                    ctx,
-                    patient,
-                    ward,
-                    admission_type,
-                    referral_id,
-                    municipality_her_id,
-                    municipal_services_likely,
-                    existing_service_user,
-                )
-                try:
-                    index = self.load(PatientStays, index_id, INDEX)
-                except NotFound:
-                    index = PatientStays.start(ctx, patient, stay.id)
-                else:
-                    index.add(ctx, patient, stay.id)
-                try:
-                    self.save_command(stay, index)
-                except IntegrityError:  # the same command, or another process's admission, raced
-                    continue
-                return stay
-        raise Conflict("the patient's stays changed concurrently; retry the command")
+
+        def attempt() -> tuple[Stay, tuple[CarepathAggregate, ...]]:
+            try:
+                return self.first_result(Stay, stay_id, ctx, WHAT), ()  # a repeated admission
+            except NotFound:
+                pass
+            stay = Stay.admit(
+                ctx,
+                patient,
+                ward,
+                admission_type,
+                referral_id,
+                municipality_her_id,
+                municipal_services_likely,
+                existing_service_user,
+            )
+            try:
+                index = self.load(PatientStays, index_id, INDEX)
+            except NotFound:
+                index = PatientStays.start(ctx, patient, stay.id)
+            else:
+                index.add(ctx, patient, stay.id)
+            return stay, (stay, index)
+
+        return self.transact(attempt, "the patient's stays", serial=index_id)
 
     def send_admission_notice(self, ctx: CommandContext, stay_id: UUID) -> Stay:
         return self.change(Stay, stay_id, ctx, WHAT, lambda s: s.send_admission_notice(ctx))

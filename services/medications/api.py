@@ -10,68 +10,14 @@ from uuid import UUID
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from carepath.v1 import common_pb2, medications_pb2, medications_pb2_grpc
+from carepath.v1 import medications_pb2, medications_pb2_grpc
 from services.medications.application import MedicationsApplication
-from services.medications.domain import (
-    Entry,
-    EntryState,
-    MedicationListView,
-    ReconciliationSource,
-)
+from services.medications.domain import ReconciliationSource
 from shared import api
 from shared.access.enforce import AccessControl, Resolver
-from shared.actors import OrgKind
+from shared.api import SOURCE_FROM_PB, medication_list_to_pb
 from shared.errors import InvalidArgument
 from shared.grpc_server import current_actor
-
-STATE_TO_PB = {
-    s: medications_pb2.MedicationState.Value(f"MEDICATION_STATE_{s.value}") for s in EntryState
-}
-SOURCE_FROM_PB = {
-    medications_pb2.ReconciliationSource.Value(f"RECONCILIATION_SOURCE_{s.value}"): s
-    for s in ReconciliationSource
-}
-SOURCE_TO_PB = {s.value: pb for pb, s in SOURCE_FROM_PB.items()}
-
-
-def entry_to_pb(entry: Entry) -> medications_pb2.MedicationEntry:
-    return medications_pb2.MedicationEntry(
-        entry_id=entry.entry_id,
-        medication=medications_pb2.Medication(atc_code=entry.atc_code, name=entry.name),
-        dose=entry.dose,
-        reason=entry.reason or "",
-        state=STATE_TO_PB[entry.state],
-        source=common_pb2.Organisation(
-            her_id=entry.source_her_id, kind=api.ORG_KIND_TO_PB[OrgKind(entry.source_kind)]
-        ),
-        prescribed_by=api.actor_to_pb(dict(entry.prescribed_by)),
-        prescribed_at=api.timestamp(entry.prescribed_at),
-        last_changed_at=api.timestamp(entry.last_changed_at),
-        last_changed_by=api.actor_to_pb(dict(entry.last_changed_by)),
-        state_reason=entry.state_reason or "",
-    )
-
-
-def list_to_pb(view: MedicationListView) -> medications_pb2.MedicationList:
-    pb = medications_pb2.MedicationList(
-        list_id=str(view.list_id),
-        patient=api.patient_to_pb(dict(view.patient)),
-        entries=[entry_to_pb(e) for e in view.ordered_entries()],
-        version=view.version,
-    )
-    if view.as_of is not None:
-        pb.as_of.CopyFrom(api.timestamp(view.as_of))
-    if view.last_reconciliation is not None:
-        rec = view.last_reconciliation
-        pb.last_reconciliation.CopyFrom(
-            medications_pb2.Reconciliation(
-                reconciled_at=api.timestamp(rec.reconciled_at),
-                reconciled_by=api.actor_to_pb(dict(rec.reconciled_by)),
-                sources=[SOURCE_TO_PB[s] for s in rec.sources],
-                note=rec.note or "",
-            )
-        )
-    return pb
 
 
 def _entry_id(request: Any) -> UUID:
@@ -113,7 +59,7 @@ class MedicationServicer(medications_pb2_grpc.MedicationServiceServicer):
         dose = api.text(request.dose, "dose")
         reason = _optional_text(request.reason, "reason")
         view = self._app.prescribe(ctx, patient, request.medication.atc_code, name, dose, reason)
-        return list_to_pb(view)
+        return medication_list_to_pb(view)
 
     def ChangeDose(
         self, request: medications_pb2.ChangeDoseRequest, context: grpc.ServicerContext
@@ -123,7 +69,7 @@ class MedicationServicer(medications_pb2_grpc.MedicationServiceServicer):
         entry_id = _entry_id(request)
         dose = api.text(request.dose, "dose")
         reason = _optional_text(request.reason, "reason")
-        return list_to_pb(self._app.change_dose(ctx, patient, entry_id, dose, reason))
+        return medication_list_to_pb(self._app.change_dose(ctx, patient, entry_id, dose, reason))
 
     def PauseMedication(
         self, request: medications_pb2.PauseMedicationRequest, context: grpc.ServicerContext
@@ -132,14 +78,14 @@ class MedicationServicer(medications_pb2_grpc.MedicationServiceServicer):
         patient = api.patient(request)
         entry_id = _entry_id(request)
         reason = api.text(request.reason, "reason")
-        return list_to_pb(self._app.pause(ctx, patient, entry_id, reason))
+        return medication_list_to_pb(self._app.pause(ctx, patient, entry_id, reason))
 
     def ResumeMedication(
         self, request: medications_pb2.ResumeMedicationRequest, context: grpc.ServicerContext
     ) -> medications_pb2.MedicationList:
         ctx = api.command_context(request, current_actor())
         patient = api.patient(request)
-        return list_to_pb(self._app.resume(ctx, patient, _entry_id(request)))
+        return medication_list_to_pb(self._app.resume(ctx, patient, _entry_id(request)))
 
     def DiscontinueMedication(
         self,
@@ -150,7 +96,7 @@ class MedicationServicer(medications_pb2_grpc.MedicationServiceServicer):
         patient = api.patient(request)
         entry_id = _entry_id(request)
         reason = api.text(request.reason, "reason")
-        return list_to_pb(self._app.discontinue(ctx, patient, entry_id, reason))
+        return medication_list_to_pb(self._app.discontinue(ctx, patient, entry_id, reason))
 
     def ReconcileMedicationList(
         self,
@@ -161,13 +107,13 @@ class MedicationServicer(medications_pb2_grpc.MedicationServiceServicer):
         patient = api.patient(request)
         sources = _sources(request.sources)
         note = _optional_text(request.note, "note")
-        return list_to_pb(self._app.reconcile(ctx, patient, sources, note))
+        return medication_list_to_pb(self._app.reconcile(ctx, patient, sources, note))
 
     def GetMedicationList(
         self, request: medications_pb2.GetMedicationListRequest, context: grpc.ServicerContext
     ) -> medications_pb2.MedicationList:
         patient = api.patient(request)
-        return list_to_pb(self._app.get_list(patient, _as_of(request)))
+        return medication_list_to_pb(self._app.get_list(patient, _as_of(request)))
 
 
 SERVICE_NAMES = (medications_pb2.DESCRIPTOR.services_by_name["MedicationService"].full_name,)

@@ -1,5 +1,7 @@
-"""Medication list commands and queries: load (or start) → change → save, idempotent on the
-calling organisation's command_id; queries fold the stored events in clinical order."""
+"""Medication list commands and queries: load (or start) → change → save
+(`CarepathApplication.transact`), idempotent on the calling organisation's command_id; the list
+now comes from the aggregate (its newest snapshot and the events after it), a past list from a
+fold of the stored events in clinical order."""
 
 from __future__ import annotations
 
@@ -7,21 +9,19 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
-
 from services.medications.contract import CONTRACT
 from services.medications.domain import (
     MedicationList,
     MedicationListView,
     ReconciliationSource,
+    Recorded,
     change_of,
     fold,
     medication_list_id,
 )
-from shared.domain import CommandContext
-from shared.errors import Conflict, NotFound
-from shared.store import CONFLICT_RETRIES, CarepathApplication
+from shared.domain import CarepathAggregate, CommandContext, command_key
+from shared.errors import NotFound
+from shared.store import CarepathApplication
 
 WHAT = "medication list"
 
@@ -43,7 +43,7 @@ class MedicationsApplication(CarepathApplication):
     ) -> MedicationListView:
         """The first prescription for a patient also starts the patient's list."""
         return self._command(
-            ctx, patient, lambda m: m.prescribe(ctx, atc_code, name, dose, reason), start=True
+            ctx, patient, lambda m, _: m.prescribe(ctx, atc_code, name, dose, reason), start=True
         )
 
     def change_dose(
@@ -55,23 +55,25 @@ class MedicationsApplication(CarepathApplication):
         reason: str | None,
     ) -> MedicationListView:
         return self._command(
-            ctx, patient, lambda m: m.change_dose(ctx, str(entry_id), dose, reason)
+            ctx, patient, lambda m, rec: m.change_dose(ctx, str(entry_id), dose, reason, rec)
         )
 
     def pause(
         self, ctx: CommandContext, patient: Mapping[str, str], entry_id: UUID, reason: str
     ) -> MedicationListView:
-        return self._command(ctx, patient, lambda m: m.pause(ctx, str(entry_id), reason))
+        return self._command(ctx, patient, lambda m, rec: m.pause(ctx, str(entry_id), reason, rec))
 
     def resume(
         self, ctx: CommandContext, patient: Mapping[str, str], entry_id: UUID
     ) -> MedicationListView:
-        return self._command(ctx, patient, lambda m: m.resume(ctx, str(entry_id)))
+        return self._command(ctx, patient, lambda m, rec: m.resume(ctx, str(entry_id), rec))
 
     def discontinue(
         self, ctx: CommandContext, patient: Mapping[str, str], entry_id: UUID, reason: str
     ) -> MedicationListView:
-        return self._command(ctx, patient, lambda m: m.discontinue(ctx, str(entry_id), reason))
+        return self._command(
+            ctx, patient, lambda m, rec: m.discontinue(ctx, str(entry_id), reason, rec)
+        )
 
     def reconcile(
         self,
@@ -82,24 +84,41 @@ class MedicationsApplication(CarepathApplication):
     ) -> MedicationListView:
         """A reconciliation may be the first thing recorded (it may find no medications)."""
         sources = list(sources)
-        return self._command(ctx, patient, lambda m: m.reconcile(ctx, sources, note), start=True)
+        return self._command(ctx, patient, lambda m, _: m.reconcile(ctx, sources, note), start=True)
 
     def get_list(
         self, patient: Mapping[str, str], as_of: datetime | None = None
     ) -> MedicationListView:
-        """The list now, or as it stood at clinical time `as_of`: a fold of the stored events,
+        """The list now (the aggregate's, from its newest snapshot on), or as it stood at
+        clinical time `as_of`: before the latest change that is a fold of the stored events,
         so late-reported changes count from their clinical time on."""
         list_id = medication_list_id(patient)
-        changes = [change_of(e) for e in self.repository.event_store.get(list_id)]
-        if not changes:
-            raise NotFound(f"{WHAT} not found")
-        return fold(list_id, patient, changes, as_of)
+        medication_list = self.load(MedicationList, list_id, WHAT)
+        if as_of is None or medication_list.now.on_time(as_of):
+            return medication_list.view(as_of)
+        return fold(list_id, patient, self._recorded(list_id)(), as_of)
+
+    def _recorded(self, list_id: UUID) -> Recorded:
+        """The list's stored changes, read when called."""
+        return lambda: [change_of(e) for e in self.repository.event_store.get(list_id)]
+
+    def _first_result(
+        self, list_id: UUID, patient: Mapping[str, str], ctx: CommandContext
+    ) -> MedicationListView | None:
+        """The list as it stood right after the command's last event (None: the command is
+        not recorded, its token in `handled` was another key's)."""
+        key = command_key(ctx.actor.her_id, ctx.command_id)
+        changes = list(self._recorded(list_id)())
+        versions = [c.version for c in changes if c.command_key == key]
+        if not versions:
+            return None
+        return fold(list_id, patient, [c for c in changes if c.version <= max(versions)])
 
     def _command(
         self,
         ctx: CommandContext,
         patient: Mapping[str, str],
-        command: Callable[[MedicationList], object],
+        command: Callable[[MedicationList, Recorded], object],
         start: bool = False,
     ) -> MedicationListView:
         """Load the patient's list (or start it, when `start`), run the command, save.
@@ -107,20 +126,20 @@ class MedicationsApplication(CarepathApplication):
         A repeated command answers with its first result; a concurrent change (including
         another first command starting the same list) re-runs the rules on the saved list."""
         list_id = medication_list_id(patient)
-        for _ in range(CONFLICT_RETRIES):
+
+        def attempt() -> tuple[MedicationListView, tuple[CarepathAggregate, ...]]:
             try:
-                medication_list: MedicationList = self.repository.get(list_id)
-            except AggregateNotFoundError:
+                medication_list = self.load(MedicationList, list_id, WHAT)
+            except NotFound:
                 if not start:
-                    raise NotFound(f"{WHAT} not found") from None
+                    raise
                 medication_list = MedicationList.start(ctx, patient)
             else:
                 if medication_list.has_handled(ctx):
-                    return medication_list.result_of(ctx)
-            command(medication_list)
-            try:
-                self.save_command(medication_list)
-            except IntegrityError:
-                continue
-            return medication_list.view()
-        raise Conflict(f"{WHAT} changed concurrently; retry the command")
+                    first = self._first_result(list_id, patient, ctx)
+                    if first is not None:
+                        return first, ()
+            command(medication_list, self._recorded(list_id))
+            return medication_list.view(), (medication_list,)
+
+        return self.transact(attempt, WHAT)

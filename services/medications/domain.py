@@ -7,24 +7,26 @@ kind caring for the patient now — GP office, hospital, or municipality, becaus
 its source.
 
 Clinical time rules the list. Each change is placed at its `occurred_at`; a change reported
-late lands in its clinical place. `fold` is the one reading of the history: a pure function
-over the recorded changes (in order of occurred_at, then version) that answers both "the list
-now" and "the list as of any past moment". Commands check their rule with the same fold, with
-the proposed change inserted: it must be possible at its clinical time and must leave every
-later recorded change possible.
+late lands in its clinical place. `fold` (shared.medication_list) is the one reading of the
+history: a pure function over the recorded changes (in order of occurred_at, then version)
+that answers both "the list now" and "the list as of any past moment"; the aggregate keeps the
+list now change by change (`ListNow`, equal to the fold). A change must be possible at its
+clinical time and must leave every later recorded change possible: an on-time change is checked
+on the list now, a late-reported one with `fold` over the whole history, read from the store.
 """
 
 from __future__ import annotations
 
-import enum
+import base64
+import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from services.medications.contract import CONTRACT
-from shared.domain import CarepathAggregate, CommandContext, command_key
+from shared.domain import CarepathAggregate, CommandContext, command_key, handled_key
 from shared.errors import InvalidArgument, InvalidTransition, NotFound
 from shared.events import current_payload
 from shared.medication_list import (
@@ -33,8 +35,10 @@ from shared.medication_list import (
     Entry,
     EntryState,
     IllegalChange,
+    ListNow,
     MedicationListView,
     Reconciliation,
+    ReconciliationSource,
     fold,
 )
 
@@ -43,22 +47,12 @@ __all__ = [
     "Entry",
     "EntryState",
     "IllegalChange",
+    "ListNow",
     "MedicationListView",
     "Reconciliation",
+    "ReconciliationSource",
     "fold",
 ]
-
-
-class ReconciliationSource(enum.StrEnum):
-    """What a reconciliation (legemiddelsamstemming) checked the list against."""
-
-    PATIENT = "PATIENT"
-    NEXT_OF_KIN = "NEXT_OF_KIN"
-    GP_RECORD = "GP_RECORD"
-    HOSPITAL_RECORD = "HOSPITAL_RECORD"
-    MUNICIPAL_CARE_RECORD = "MUNICIPAL_CARE_RECORD"
-    PRESCRIPTION_INTERMEDIARY = "PRESCRIPTION_INTERMEDIARY"  # Reseptformidleren
-    MULTIDOSE_PHARMACY = "MULTIDOSE_PHARMACY"
 
 
 #: ATC at substance level (WHO ATC/DDD index): main group, 2 digits, 2 letters, 2 digits.
@@ -112,9 +106,70 @@ def change_of(event: Any) -> Change:
 # --- the aggregate ----------------------------------------------------------------------------
 
 
+#: The recorded changes of the list, read from the event store when a command needs its whole
+#: history (a late-reported change; shared.medication_list.ListNow).
+Recorded = Callable[[], Iterable[Change]]
+
+
+#: Characters of a command's token (URL-safe base64: 36 bits of the key's BLAKE2b hash).
+TOKEN_WIDTH = 6
+#: Tokens in one page of `MedicationList.handled`: appending copies one page, not them all.
+TOKENS_PER_PAGE = 512
+
+
+def handled_token(key: str) -> str:
+    """A command key as TOKEN_WIDTH characters: the list keeps one per command it handled,
+    in pages of a few kilobytes (`MedicationList.handled`)."""
+    digest = hashlib.blake2b(key.encode(), digest_size=6).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:TOKEN_WIDTH]
+
+
+def add_token(pages: list[str], token: str) -> None:
+    """Add a command's token to the pages of handled commands (once: a command's events come
+    one after another)."""
+    if pages and pages[-1].endswith(token):
+        return
+    if not pages or len(pages[-1]) >= TOKENS_PER_PAGE * TOKEN_WIDTH:
+        pages.append(token)
+    else:
+        pages[-1] += token
+
+
+def has_token(pages: list[str], token: str) -> bool:
+    """Whether a page holds `token` at a token's place (not across two tokens)."""
+    for page in pages:
+        found = page.find(token)
+        while found != -1:
+            if found % TOKEN_WIDTH == 0:
+                return True
+            found = page.find(token, found + 1)
+    return False
+
+
 class MedicationList(CarepathAggregate):
-    """The patient's medication list. Commands check their rule with `fold` and trigger a
-    past-tense event; applying an event only records it, so replay never re-checks rules."""
+    """The patient's medication list. Commands check their rule and trigger a past-tense
+    event; applying an event only records it, so replay never re-checks rules.
+
+    The aggregate keeps the list now (`now`, shared.medication_list.ListNow), not its history,
+    so a command costs the same on a list of 30 changes and of 10,000 (loaded from its newest
+    snapshot and the events after it). A change at or after the clinically latest change is
+    checked against the list now. A late-reported change (clinical time before the latest)
+    must leave every later recorded change possible, which only the whole history can tell:
+    such a command reads the list's recorded changes from the event store (`recorded`), so a
+    late report costs a read of the history. Past views (`as_of` before the latest change, a
+    past version) are the application's, from the store.
+
+    Repeated commands: `handled` holds one 6-character token per command handled (36 bits of
+    its key's hash, `handled_token`) in pages of TOKENS_PER_PAGE tokens, so the snapshot keeps
+    6 bytes a command in a few strings (60 KB at 10,000 commands, 20 values to read and
+    write), not every command's key and version; which version a repeated command reached is
+    looked up in the store, on the retry only (and a token that matched another command's
+    then finds none, and the command runs).
+
+    class_version 2: version 1 kept every change (`changes`) and the command keys as a set;
+    `upcast_v1_v2` turns a snapshot of that shape into this one."""
+
+    class_version = 2
 
     class Event(CarepathAggregate.Event):
         meta: dict[str, Any]
@@ -153,6 +208,19 @@ class MedicationList(CarepathAggregate):
         sources: list[str]
         note: str | None
 
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A snapshot of version 1 (every change, and the command keys as a set) as version 2."""
+        changes = sorted(state.pop("changes"), key=lambda c: c.version)
+        now = ListNow()
+        for change in changes:
+            now.place(change)
+        state["now"] = now
+        state.pop("command_keys", None)  # the changes' own keys, in the order they came
+        state["handled"] = []
+        for change in changes:
+            add_token(state["handled"], handled_token(change.command_key))
+
     @classmethod
     def start(cls, ctx: CommandContext, patient: Mapping[str, str]) -> MedicationList:
         """Open the patient's list; saved together with the command that needed it."""
@@ -163,21 +231,31 @@ class MedicationList(CarepathAggregate):
     def _recorded(self, event: Event) -> None:
         if isinstance(event, MedicationList.MedicationListStarted):
             self.patient: dict[str, str] = event.meta["patient"]
-            self.changes: list[Change] = []
-        self.changes.append(change_of(event))
+            self.now = ListNow()
+            self.handled: list[str] = []
+        self.now.place(change_of(event))
         self._handled(event.meta)
+
+    def _handled(self, meta: dict[str, Any]) -> None:
+        add_token(self.handled, handled_token(handled_key(meta)))
+
+    def has_handled(self, ctx: CommandContext) -> bool:
+        """Whether the command may have been handled: a token of another key may match
+        (1 in 7 million per command on a list of 10,000 commands), which costs only the
+        store's look-up of the command's result, which then finds none
+        (MedicationsApplication): a token needs to tell commands apart almost always, never
+        always, so it is short."""
+        return has_token(self.handled, handled_token(command_key(ctx.actor.her_id, ctx.command_id)))
 
     # --- reading ---------------------------------------------------------------------------
 
-    def view(self, as_of: datetime | None = None, version: int | None = None) -> MedicationListView:
-        changes = [c for c in self.changes if version is None or c.version <= version]
-        return fold(self.id, self.patient, changes, as_of)
-
-    def result_of(self, ctx: CommandContext) -> MedicationListView:
-        """The list as it stood right after the command (its last event, when it had two)."""
-        key = command_key(ctx.actor.her_id, ctx.command_id)
-        version = max(c.version for c in self.changes if c.command_key == key)
-        return self.view(version=version)
+    def view(self, as_of: datetime | None = None) -> MedicationListView:
+        """The list now, or as of clinical time `as_of` when that is at or after the latest
+        change (the same list). An earlier `as_of` is a past list: `fold` of the recorded
+        changes (MedicationsApplication.get_list)."""
+        if as_of is not None and not self.now.on_time(as_of):
+            raise ValueError("a past list is folded from the recorded changes")
+        return self.now.view(self.id, self.patient, self.version, as_of)
 
     # --- commands --------------------------------------------------------------------------
 
@@ -199,24 +277,40 @@ class MedicationList(CarepathAggregate):
         return entry_id
 
     def change_dose(
-        self, ctx: CommandContext, entry_id: str, dose: str, reason: str | None
+        self,
+        ctx: CommandContext,
+        entry_id: str,
+        dose: str,
+        reason: str | None,
+        recorded: Recorded | None = None,
     ) -> None:
         self._check_entry(entry_id, ctx)
-        if self.view(as_of=ctx.occurred_at).entries[entry_id].dose == dose:
+        if self.now.on_time(ctx.occurred_at):
+            in_force = self.now.entries[entry_id].dose
+        else:
+            then = fold(self.id, self.patient, self._history(recorded), ctx.occurred_at)
+            in_force = then.entries[entry_id].dose
+        if in_force == dose:
             raise InvalidArgument("dose", "is the dose already in force")
-        self._propose(ctx, self.MedicationDoseChanged, entry_id=entry_id, dose=dose, reason=reason)
+        self._propose(
+            ctx, recorded, self.MedicationDoseChanged, entry_id=entry_id, dose=dose, reason=reason
+        )
 
-    def pause(self, ctx: CommandContext, entry_id: str, reason: str) -> None:
+    def pause(
+        self, ctx: CommandContext, entry_id: str, reason: str, recorded: Recorded | None = None
+    ) -> None:
         self._check_entry(entry_id, ctx)
-        self._propose(ctx, self.MedicationPaused, entry_id=entry_id, reason=reason)
+        self._propose(ctx, recorded, self.MedicationPaused, entry_id=entry_id, reason=reason)
 
-    def resume(self, ctx: CommandContext, entry_id: str) -> None:
+    def resume(self, ctx: CommandContext, entry_id: str, recorded: Recorded | None = None) -> None:
         self._check_entry(entry_id, ctx)
-        self._propose(ctx, self.MedicationResumed, entry_id=entry_id)
+        self._propose(ctx, recorded, self.MedicationResumed, entry_id=entry_id)
 
-    def discontinue(self, ctx: CommandContext, entry_id: str, reason: str) -> None:
+    def discontinue(
+        self, ctx: CommandContext, entry_id: str, reason: str, recorded: Recorded | None = None
+    ) -> None:
         self._check_entry(entry_id, ctx)
-        self._propose(ctx, self.MedicationDiscontinued, entry_id=entry_id, reason=reason)
+        self._propose(ctx, recorded, self.MedicationDiscontinued, entry_id=entry_id, reason=reason)
 
     def reconcile(
         self, ctx: CommandContext, sources: Iterable[ReconciliationSource], note: str | None
@@ -232,14 +326,31 @@ class MedicationList(CarepathAggregate):
 
     def _check_entry(self, entry_id: str, ctx: CommandContext) -> None:
         """The entry must be on the list and prescribed by the command's clinical time."""
-        entry = self.view().entries.get(entry_id)
+        entry = self.now.entries.get(entry_id)
         if entry is None:
             raise NotFound("medication entry not found on the patient's list")
         if ctx.occurred_at < entry.prescribed_at:
             raise InvalidArgument("metadata.occurred_at", "is before the medication was prescribed")
 
-    def _propose(self, ctx: CommandContext, event_class: type[Event], **data: Any) -> None:
-        """Trigger the change if the history can take it at its clinical place."""
+    def _history(self, recorded: Recorded | None) -> list[Change]:
+        """Every change of the list: the stored ones (`recorded`, up to the version this
+        aggregate was loaded at) and those of this command not yet saved."""
+        if recorded is None:
+            raise TypeError("a late-reported change needs the list's recorded changes")
+        pending = [change_of(e) for e in self.pending_events]
+        stored_version = self.version - len(pending)
+        return [*(c for c in recorded() if c.version <= stored_version), *pending]
+
+    def _propose(
+        self,
+        ctx: CommandContext,
+        recorded: Recorded | None,
+        event_class: type[Event],
+        **data: Any,
+    ) -> None:
+        """Trigger the change if the list can take it at its clinical place: on the list now
+        when it is on time; otherwise in the whole history, where it must leave every later
+        recorded change possible."""
         meta = ctx.meta(self.patient)
         proposed = Change(
             event_type=event_class.__name__,
@@ -250,7 +361,10 @@ class MedicationList(CarepathAggregate):
             data=current_payload("medications", event_class.__name__)(**data),
         )
         try:
-            fold(self.id, self.patient, [*self.changes, proposed])
+            if self.now.on_time(proposed.occurred_at):
+                self.now.check(proposed)
+            else:
+                fold(self.id, self.patient, [*self._history(recorded), proposed])
         except IllegalChange as exc:
             action = ENTRY_CHANGES[event_class.__name__][0]
             if exc.version == proposed.version:

@@ -1,5 +1,6 @@
 """Pathway processes: `project` (RabbitMQ → read model), `serve` (PathwayService over gRPC),
-`migrate` (schema to the newest revision), `rebuild` (read model from the services' stores).
+`migrate` (schema to the newest revision, then every patient without a current fold state
+folded once), `rebuild` (read model from the services' stores).
 
     python -m services.pathway project|serve|migrate|rebuild
 """
@@ -11,7 +12,7 @@ import logging
 import os
 
 from services.pathway import api, migrate, readmodel
-from services.pathway.projector import QUEUE, Projector
+from services.pathway.projector import QUEUE, Projector, refold_stale
 from services.pathway.rebuild import rebuild
 from shared import amqp, bootstrap, config, ops
 from shared.process import follow_health, server_tls, setup_logging, token_verifier
@@ -45,6 +46,11 @@ def main() -> None:
     until_available(lambda: migrate.upgrade(engine), log, "read model")
     if args.process == "migrate":
         log.info("read model schema is current")
+        # After a migration that adds tables, or a change of the fold (codec.FORMAT): the
+        # patients without a current fold state, folded once from their stored events.
+        stale = refold_stale(engine)
+        if stale:
+            log.info("folded %d patients again from their stored events", stale)
     elif args.process == "rebuild":
         count = rebuild(engine, source_stores())
         log.info("rebuilt the read model from %d events", count)

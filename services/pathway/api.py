@@ -1,24 +1,25 @@
-"""PathwayService over gRPC: the patient's timeline and summary from the read model."""
+"""PathwayService over gRPC: the patient's whole pathway mapped from the read model's rows
+(services/pathway/views.py); nothing is folded on the read path, except an `as_of` answer,
+which replays the history recorded by then."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import grpc
 from sqlalchemy.engine import Engine
 
 from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2, registry_pb2
-from services.medications.api import list_to_pb as medication_list_to_pb
-from services.pathway import views
-from services.pathway.discharges import PaymentPeriod, payment_periods
+from services.pathway import fhir, views
 from services.pathway.feed import ChangeFeed
-from services.pathway.messages import PloMessage
+from services.pathway.folding.discharges import PaymentSpan
 from shared import api, pages, rules
 from shared.access.enforce import AccessControl, Resolver, current_call
 from shared.access.facts import FactStore
 from shared.access.model import MUNICIPALITY_MEMBERSHIP, Basis, Relationship
+from shared.api import medication_list_to_pb
 from shared.errors import InvalidArgument, NotFound, NotPermitted
 from shared.times import OSLO, utc_iso
 
@@ -71,14 +72,26 @@ def _task_to_pb(t: Any, now: str) -> pathway_pb2.OpenTask:
     )
 
 
-def _message_to_pb(m: PloMessage) -> pathway_pb2.MessageStatus:
+def _message_to_pb(m: Any) -> pathway_pb2.MessageStatus:
     return pathway_pb2.MessageStatus(
-        event_id=m.event_id,
-        name=m.name,
-        to=common_pb2.Organisation(her_id=m.to_her_id, kind=LEVEL_TO_PB[m.to_kind]),
-        sent_at=api.timestamp(m.sent_at),
-        receipt=_enum(common_pb2.AppRecStatus, "APP_REC_STATUS", m.status),
+        event_id=m["event_id"],
+        name=m["name"],
+        to=common_pb2.Organisation(her_id=m["to_her_id"], kind=LEVEL_TO_PB[m["to_kind"]]),
+        sent_at=api.timestamp(m["sent_at"]),
+        receipt=_enum(common_pb2.AppRecStatus, "APP_REC_STATUS", m["status"]),
     )
+
+
+def _stay_to_pb(s: Any) -> pathway_pb2.StayPeriod:
+    pb = pathway_pb2.StayPeriod(
+        stay_id=s["stay_id"],
+        hospital_her_id=s["hospital_her_id"],
+        ward=s["ward"],
+        admitted_at=api.timestamp(s["admitted_at"]),
+    )
+    if s["closed_at"]:
+        pb.closed_at.CopyFrom(api.timestamp(s["closed_at"]))
+    return pb
 
 
 def _location_to_pb(patient: Any) -> pathway_pb2.Location:
@@ -114,12 +127,20 @@ def _worklist_filter(request: pathway_pb2.ListPathwaysRequest) -> views.Worklist
     )
 
 
-def _payment_to_pb(period: PaymentPeriod, payer: str | None) -> pathway_pb2.PaymentPeriod:
-    """`payer`: the municipality the registers say the patient stayed or lived in on the ready
+def _payment_to_pb(row: Any, today: date) -> pathway_pb2.PaymentPeriod:
+    """A stored readiness period as it stands on `today` (a running one counts up to it). The
+    payer is the municipality the registers say the patient stayed or lived in on the ready
     day (since 2019 the oppholdskommune pays); the discharge's municipality when unknown."""
+    span = PaymentSpan(
+        stay_id=row["stay_id"],
+        municipality_her_id=row["municipality_her_id"],
+        ready_on=date.fromisoformat(row["ready_on"]),
+        ends_on=date.fromisoformat(row["ends_on"]) if row["ends_on"] else None,
+    )
+    period = span.on(today)
     pb = pathway_pb2.PaymentPeriod(
         stay_id=period.stay_id,
-        municipality_her_id=payer or period.municipality_her_id,
+        municipality_her_id=row["payer_her_id"] or period.municipality_her_id,
         ready_on=api.date_to_pb(period.ready_on),
         until=api.date_to_pb(period.until),
         days=(period.until - period.ready_on).days,
@@ -165,6 +186,11 @@ def _directory(facts: FactStore, her_ids: set[str]) -> list[registry_pb2.Organis
     ]
 
 
+def _pathway_request(request: pathway_pb2.ExportFhirRequest) -> pathway_pb2.GetPathwayRequest:
+    """The GetPathway request an export answers (the patient and purpose the policy admitted)."""
+    return pathway_pb2.GetPathwayRequest(patient=request.patient, purpose=request.purpose)
+
+
 def _named_in(pathway: pathway_pb2.Pathway) -> set[str]:
     """Every HER-id the answer names (for the directory's names)."""
     named = {pathway.municipality_her_id, pathway.location.her_id}
@@ -206,15 +232,15 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         call = current_call()
         patient, key = call.patient or {}, call.patient_key or ""
         as_of = request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else None
-        view = views.get_pathway(self._engine, key, as_of)
-        if view is None:
-            raise NotFound("no pathway for this patient")
-        moment = as_of or datetime.now(UTC)
         medications_at = (
             request.medications_at.ToDatetime(tzinfo=UTC)
             if request.HasField("medications_at")
             else None
         )
+        view = views.get_pathway(self._engine, key, as_of, medications_at)
+        if view is None:
+            raise NotFound("no pathway for this patient")
+        moment = as_of or datetime.now(UTC)
         reply = pathway_pb2.Pathway(patient=api.patient_to_pb(patient), as_of=api.timestamp(moment))
         for row in view.timeline:
             actor = {"her_id": row["actor_her_id"], "org_kind": row["level"]}
@@ -257,31 +283,29 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
             )
         reply.location.CopyFrom(_location_to_pb(view.patient))
         reply.municipality_her_id = view.patient["municipality_her_id"] or ""
-        folded = view.pathway
-        for discharge in folded.discharges:
-            for period in payment_periods(discharge, moment.astimezone(OSLO).date()):
-                payer = folded.register.municipality_on(period.ready_on)
-                reply.payments.append(_payment_to_pb(period, payer))
-        reply.messages.extend(_message_to_pb(m) for m in folded.messages)
-        for stay in sorted(folded.stays, key=lambda s: (s.admitted_at, s.stay_id)):
-            stay_pb = pathway_pb2.StayPeriod(
-                stay_id=stay.stay_id,
-                hospital_her_id=stay.hospital_her_id,
-                ward=stay.ward,
-                admitted_at=api.timestamp(stay.admitted_at),
-            )
-            if stay.closed_at:
-                stay_pb.closed_at.CopyFrom(api.timestamp(stay.closed_at))
-            reply.stays.append(stay_pb)
-        medications = views.medication_list(view.history, medications_at)
-        if medications is not None:
-            reply.medications.CopyFrom(medication_list_to_pb(medications))
+        today = moment.astimezone(OSLO).date()
+        reply.payments.extend(_payment_to_pb(p, today) for p in view.payments)
+        reply.messages.extend(_message_to_pb(m) for m in view.messages)
+        reply.stays.extend(_stay_to_pb(s) for s in view.stays)
+        if view.medications is not None:
+            reply.medications.CopyFrom(medication_list_to_pb(view.medications))
         reply.tasks.extend(_task_to_pb(t, utc_iso(moment)) for t in view.tasks)
         reply.relations.CopyFrom(_relations_to_pb(self._access.facts.relations(key, moment)))
         reply.access_basis = api.basis_to_pb(call.decision.basis)
         named = _named_in(reply) | {call.actor.her_id}  # the reader's own name too
         reply.organisations.extend(_directory(self._access.facts, named - {""}))
         return reply
+
+    def ExportFhir(
+        self, request: pathway_pb2.ExportFhirRequest, context: grpc.ServicerContext
+    ) -> pathway_pb2.ExportFhirResponse:
+        """GetPathway's own answer for this caller, mapped to a FHIR Bundle: GetPathway's
+        access rule (its own row in shared/access/table.py), audited as GetPathway is (one row,
+        named ExportFhir), the same NOT_FOUND. The Bundle is personal health data: never logged."""
+        pathway = self.GetPathway(_pathway_request(request), context)
+        return pathway_pb2.ExportFhirResponse(
+            bundle_json=fhir.bundle_json(pathway), fhir_version=fhir.FHIR_VERSION
+        )
 
     def ListPathways(
         self, request: pathway_pb2.ListPathwaysRequest, context: grpc.ServicerContext

@@ -11,30 +11,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from services.pathway import readmodel as rm
+from services.pathway import views
 from shared.events import Envelope
 from shared.events.pathway import DeadlineBreached, WaitingOn
 from shared.times import utc_iso
 
 #: The projector's own organisation-less actor for events it derives.
 SYSTEM_ACTOR = {"her_id": "", "org_kind": "SYSTEM"}
-
-
-def unannounced_breaches(engine: Engine, now: datetime, limit: int = 500) -> list[Any]:
-    t, b, p = rm.tasks, rm.breaches, rm.patients
-    announced = sa.select(b.c.task_id).where(b.c.task_id == t.c.task_id, b.c.due == t.c.due)
-    query = (
-        sa.select(t, p.c.system, p.c.value)
-        .join(p, p.c.patient_key == t.c.patient_key)
-        .where(t.c.due < utc_iso(now), ~sa.exists(announced))
-        .order_by(t.c.due, t.c.task_id)
-        .limit(limit)
-    )
-    with engine.connect() as conn:
-        return list(conn.execute(query).mappings())
 
 
 def breach_envelope(row: Any, now: datetime) -> Envelope:
@@ -65,7 +51,7 @@ def announce_breaches(
     """Publish DeadlineBreached for every breach not yet announced (one batch, one confirm);
     returns how many."""
     now = now or datetime.now(UTC)
-    rows = unannounced_breaches(engine, now)
+    rows = views.unannounced_breaches(engine, now)
     if rows:
         publish([breach_envelope(row, now) for row in rows])
         with engine.begin() as conn:

@@ -5,8 +5,11 @@ broker's definitions (infra/rabbitmq/definitions.json). A message is projected o
 `user_id` is the broker user of the service whose exchange it came from; anything else is
 dead-lettered with the reason. Messages
 are taken in batches (prefetch window), written in one transaction per batch, and acked with
-one multiple-ack after the commit. Duplicates are dropped on `event_id`; every patient touched
-by a batch is re-folded from all of its stored events, so order of arrival cannot matter.
+one multiple-ack after the commit. Duplicates are dropped on `event_id`; each patient's new
+events are added to the patient's stored fold state (services/pathway/folding), and a patient
+whose new event sorts before what the state already holds is folded again from all of their
+stored events, so order of arrival cannot matter and a batch costs what it adds, not the
+patient's history.
 
 No message stops the projector: each is checked against the event contract first
 (`shared.events.parse`, one call per message in `_check`), and one that fails goes to the
@@ -26,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,8 +41,10 @@ from pika.exceptions import AMQPError
 from sqlalchemy.engine import Connection, Engine
 
 from services.pathway import readmodel as rm
-from services.pathway.fold import Row, derive_rows
-from services.pathway.relations import directory_rows
+from services.pathway.folding import codec
+from services.pathway.folding.pathway import NotInOrder, PatientState
+from services.pathway.folding.registers import organisations
+from services.pathway.rows import Row, answer_rows, replayed, timeline_rows
 from shared import amqp, events, limits, ops, tracing
 from shared.events import Envelope
 from shared.retry import UNAVAILABLE, Backoff
@@ -74,26 +79,79 @@ def _chunks(items: Sequence[str], size: int = 500) -> list[Sequence[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def refold(conn: Connection, keys: Sequence[str]) -> None:
-    """Recompute the derived rows of these patients from their stored events, and append
-    one change-feed row per patient (WatchPathway)."""
-    if not keys:
-        return
-    histories = rm.histories(conn, keys)
+def _states(conn: Connection, keys: Sequence[str]) -> dict[str, PatientState]:
+    """The stored fold states of these patients (those of the current format)."""
+    found: dict[str, PatientState] = {}
+    s = rm.patient_states
     for chunk in _chunks(keys):
+        query = sa.select(s.c.patient_key, s.c.state).where(
+            s.c.patient_key.in_(chunk), s.c.format == codec.FORMAT
+        )
+        for key, text in conn.execute(query):
+            found[key] = codec.load(text)
+    return found
+
+
+def _with_state(key: str, state: PatientState, rows: dict[str, list[Row]]) -> dict[str, list[Row]]:
+    """The rows and the fold state they came from (kept for the next batch)."""
+    text = codec.dump(state)
+    return rows | {
+        rm.patient_states.name: [{"patient_key": key, "format": codec.FORMAT, "state": text}]
+    }
+
+
+class _Writes:
+    """The rows one batch deletes and inserts, written table by table (executemany)."""
+
+    def __init__(self) -> None:
+        self.cleared: dict[str, list[str]] = {table.name: [] for table in rm.DERIVED}
+        self.rows: dict[str, list[Row]] = {table.name: [] for table in rm.DERIVED}
+
+    def replace(self, key: str, rows: dict[str, list[Row]], tables: Sequence[sa.Table]) -> None:
+        for table in tables:
+            self.cleared[table.name].append(key)
+        for name, table_rows in rows.items():
+            self.rows[name].extend(table_rows)
+
+    def write(self, conn: Connection) -> None:
         for table in rm.DERIVED:
-            conn.execute(table.delete().where(table.c.patient_key.in_(chunk)))
-    rows: dict[str, list[Row]] = {table.name: [] for table in rm.DERIVED}
-    for key, history in histories.items():
-        if key == rm.DIRECTORY_KEY:
-            refold_directory(conn, history)
+            for chunk in _chunks(self.cleared[table.name]):
+                conn.execute(table.delete().where(table.c.patient_key.in_(chunk)))
+        for table in rm.DERIVED:
+            if self.rows[table.name]:
+                conn.execute(table.insert(), self.rows[table.name])
+
+
+def apply(conn: Connection, new: Mapping[str, Sequence[Envelope]]) -> None:
+    """Add each patient's new events to their stored fold state and write what changed; a
+    patient without a current state, or with an event that sorts before what the state holds,
+    is folded again from all of their stored events (refold). Appends one change-feed row per
+    patient with a pathway (WatchPathway)."""
+    keys = sorted(k for k in new if k != rm.DIRECTORY_KEY)
+    if rm.DIRECTORY_KEY in new:
+        refold_directory(conn, rm.histories(conn, [rm.DIRECTORY_KEY])[rm.DIRECTORY_KEY])
+    states = _states(conn, keys)
+    writes = _Writes()
+    again: list[str] = []
+    for key in keys:
+        state = states.get(key)
+        if state is None:
+            again.append(key)
             continue
-        for name, table_rows in derive_rows(key, history).items():
-            rows[name].extend(table_rows)
-    for table in rm.DERIVED:
-        if rows[table.name]:
-            conn.execute(table.insert(), rows[table.name])
-    patients = rows[rm.patients.name]
+        start = state.count
+        try:
+            timeline = state.add(new[key])
+        except NotInOrder:
+            again.append(key)
+            continue
+        rows = answer_rows(key, state)
+        rows["pathway_timeline"] = timeline_rows(key, start, timeline)
+        writes.replace(key, _with_state(key, state, rows), rm.REWRITTEN)
+    for chunk in _chunks(again):
+        for key, history in rm.histories(conn, chunk).items():
+            writes.replace(key, _with_state(key, *replayed(key, history)), rm.DERIVED)
+    writes.write(conn)
+    patients = writes.rows[rm.patients.name]
     if patients:
         now = utc_iso(datetime.now(UTC))
         conn.execute(
@@ -104,29 +162,63 @@ def refold(conn: Connection, keys: Sequence[str]) -> None:
                     "municipality_her_id": p["municipality_her_id"],
                     "changed_at": now,
                 }
-                for p in patients
+                for p in sorted(patients, key=lambda p: str(p["patient_key"]))
             ],
         )
+
+
+def refold(conn: Connection, keys: Sequence[str]) -> None:
+    """Fold these patients again from all of their stored events (a rebuild, a patient whose
+    stored state is missing or of another format)."""
+    writes = _Writes()
+    for chunk in _chunks(keys):
+        for key, history in rm.histories(conn, chunk).items():
+            if key == rm.DIRECTORY_KEY:
+                refold_directory(conn, history)
+                continue
+            writes.replace(key, _with_state(key, *replayed(key, history)), rm.DERIVED)
+    writes.write(conn)
+
+
+def refold_stale(engine: Engine, chunk: int = 500) -> int:
+    """Fold every patient whose stored state is missing or of an older format (after a
+    migration or a change of the fold), `chunk` patients per transaction; returns how many."""
+    e, s = rm.events, rm.patient_states
+    current = sa.select(s.c.patient_key).where(
+        s.c.patient_key == e.c.patient_key, s.c.format == codec.FORMAT
+    )
+    query = (
+        sa.select(e.c.patient_key)
+        .where(e.c.patient_key != rm.DIRECTORY_KEY, ~current.exists())
+        .distinct()
+        .order_by(e.c.patient_key)
+    )
+    with engine.connect() as conn:
+        stale = list(conn.execute(query).scalars())
+    for keys in _chunks(stale, chunk):
+        with engine.begin() as conn:
+            refold(conn, keys)
+    return len(stale)
 
 
 def refold_directory(conn: Connection, history: Sequence[Envelope]) -> None:
     """The organisation directory again from all of its events."""
     conn.execute(rm.DIRECTORY.delete())
-    entries = directory_rows(history)
+    entries = organisations(history)
     if entries:
         conn.execute(rm.DIRECTORY.insert(), entries)
 
 
 def project(conn: Connection, envelopes: Sequence[Envelope]) -> set[str]:
-    """Store the new events of a batch and re-fold the patients they touch. Returns the
+    """Store the new events of a batch and add them to the patients they touch. Returns the
     patient keys changed (empty when everything was a duplicate)."""
-    keys = store_events(conn, envelopes)
-    refold(conn, sorted(keys))
-    return keys
+    new = store_events(conn, envelopes)
+    apply(conn, new)
+    return set(new)
 
 
-def store_events(conn: Connection, envelopes: Sequence[Envelope]) -> set[str]:
-    """Store the events not stored yet (deduplicated on event_id); returns their patients."""
+def store_events(conn: Connection, envelopes: Sequence[Envelope]) -> dict[str, list[Envelope]]:
+    """Store the events not stored yet (deduplicated on event_id); returns them by patient."""
     unique = {e.event_id: e for e in envelopes}
     known: set[str] = set()
     for chunk in _chunks(list(unique)):
@@ -136,10 +228,12 @@ def store_events(conn: Connection, envelopes: Sequence[Envelope]) -> set[str]:
             ).scalars()
         )
     new = [e for event_id, e in unique.items() if event_id not in known]
-    if not new:
-        return set()
-    conn.execute(rm.events.insert(), [_event_row(e) for e in new])
-    return {rm.patient_key(e.patient) for e in new}
+    if new:
+        conn.execute(rm.events.insert(), [_event_row(e) for e in new])
+    by_patient: dict[str, list[Envelope]] = {}
+    for e in new:
+        by_patient.setdefault(rm.patient_key(e.patient), []).append(e)
+    return by_patient
 
 
 def declare_topology(channel: BlockingChannel, queue: str = QUEUE) -> None:

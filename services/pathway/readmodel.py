@@ -106,6 +106,109 @@ tasks = sa.Table(
     sa.Column("aggregate_id", sa.String(64), nullable=False),
 )
 
+stays = sa.Table(
+    "pathway_stays",
+    metadata,
+    sa.Column("patient_key", sa.String(120), primary_key=True),
+    sa.Column("stay_id", sa.String(64), primary_key=True),
+    sa.Column("hospital_her_id", sa.String(20), nullable=False),
+    sa.Column("ward", sa.String(200), nullable=False),
+    sa.Column("admitted_at", sa.String(32), nullable=False),
+    sa.Column("closed_at", sa.String(32), nullable=True),
+)
+
+#: Every PLO message between organisations with its receipt (AppRec), in the order sent.
+messages = sa.Table(
+    "pathway_messages",
+    metadata,
+    sa.Column("patient_key", sa.String(120), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("event_id", sa.String(100), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("to_her_id", sa.String(20), nullable=False),
+    sa.Column("to_kind", sa.String(20), nullable=False),
+    sa.Column("sent_at", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(20), nullable=True),
+)
+
+#: Each readiness period the municipality pays for: its first day and, once known, the first
+#: day not paid (NULL: still running, so the days are counted up to the day it is read).
+payments = sa.Table(
+    "pathway_payments",
+    metadata,
+    sa.Column("patient_key", sa.String(120), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("stay_id", sa.String(64), nullable=False),
+    sa.Column("municipality_her_id", sa.String(20), nullable=False),
+    # The oppholdskommune on the ready day from the registers (NULL: unknown).
+    sa.Column("payer_her_id", sa.String(20), nullable=True),
+    sa.Column("ready_on", sa.String(10), nullable=False),
+    sa.Column("ends_on", sa.String(10), nullable=True),
+)
+
+#: The shared medication list: one row per list, its entries in list order, and each entry's
+#: versions (one per change, valid from the change's clinical time) and the reconciliations,
+#: so the list at any clinical time is read, not folded.
+medication_lists = sa.Table(
+    "pathway_medication_lists",
+    metadata,
+    sa.Column("patient_key", sa.String(120), primary_key=True),
+    sa.Column("list_id", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+medication_entries = sa.Table(
+    "pathway_medication_entries",
+    metadata,
+    sa.Column("patient_key", sa.String(120), primary_key=True),
+    sa.Column("entry_id", sa.String(64), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+)
+
+medication_versions = sa.Table(
+    "pathway_medication_versions",
+    metadata,
+    sa.Column("patient_key", sa.String(120), primary_key=True),
+    sa.Column("entry_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("valid_from", sa.String(32), nullable=False),
+    sa.Column("atc_code", sa.String(20), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("dose", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("source_her_id", sa.String(20), nullable=False),
+    sa.Column("source_kind", sa.String(20), nullable=False),
+    sa.Column("prescribed_at", sa.String(32), nullable=False),
+    sa.Column("prescribed_by", sa.JSON, nullable=False),
+    sa.Column("last_changed_at", sa.String(32), nullable=False),
+    sa.Column("last_changed_by", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("state_reason", sa.Text, nullable=True),
+    sa.Index("ix_pathway_medication_versions_at", "patient_key", "entry_id", "valid_from", "seq"),
+)
+
+medication_reconciliations = sa.Table(
+    "pathway_medication_reconciliations",
+    metadata,
+    sa.Column("patient_key", sa.String(120), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("valid_from", sa.String(32), nullable=False),
+    sa.Column("reconciled_by", sa.JSON, nullable=False),
+    sa.Column("sources", sa.JSON, nullable=False),
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Index("ix_pathway_medication_reconciliations_at", "patient_key", "valid_from", "seq"),
+)
+
+#: The fold's state of each patient (services/pathway/folding/codec.py), so the projector adds
+#: a batch on top of it instead of folding the patient's whole history again.
+patient_states = sa.Table(
+    "pathway_patient_states",
+    metadata,
+    sa.Column("patient_key", sa.String(120), primary_key=True),
+    sa.Column("format", sa.Integer, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+)
+
 #: Change feed for WatchPathway: one row per patient per committed projector batch. Not
 #: derived from events (rebuilds append to it), so it is not part of rebuild comparisons.
 changes = sa.Table(
@@ -126,9 +229,23 @@ breaches = sa.Table(
     sa.Column("announced_at", sa.String(32), nullable=False),
 )
 
-#: Tables derived from `pathway_events` by the fold (cleared and refilled per patient): the
-#: pathway's, and the access facts every service's policy reads (shared.access.model).
-DERIVED = (timeline, referrals, tasks, patients, access_model.relationships, access_model.blocks)
+#: Tables derived from `pathway_events` by the fold: the pathway's, the fold's state and the
+#: access facts every service's policy reads (shared.access.model). A batch rewrites a touched
+#: patient's rows of REWRITTEN and appends to APPENDED; a replay rewrites both.
+REWRITTEN = (
+    patients,
+    referrals,
+    tasks,
+    stays,
+    messages,
+    payments,
+    medication_lists,
+    patient_states,
+    access_model.relationships,
+    access_model.blocks,
+)
+APPENDED = (timeline, medication_entries, medication_versions, medication_reconciliations)
+DERIVED = (*REWRITTEN, *APPENDED)
 #: The organisation directory, derived from the registry's events about no patient (stored
 #: under this key in `pathway_events`).
 DIRECTORY_KEY = "~directory"

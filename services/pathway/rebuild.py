@@ -27,7 +27,7 @@ def rebuild(engine: Engine, stores: Mapping[str, CarepathApplication], batch: in
             conn.execute(table.delete())
         for source, app in sorted(stores.items()):
             for envelopes in iter_batches(source, app, batch):
-                touched |= store_events(conn, envelopes)
+                touched |= set(store_events(conn, envelopes))
                 total += len(envelopes)
         keys = sorted(touched)
         for i in range(0, len(keys), 500):

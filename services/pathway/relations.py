@@ -1,4 +1,4 @@
-"""The care relationships and blocks of one patient, from their events (pure, no I/O).
+"""The care relationships and blocks of one patient as access-fact rows, from the fold.
 
 What the access policy decides on (shared.access), derived by the same fold as the pathway:
 - the register facts the registry published: residence and temporary residence
@@ -15,91 +15,32 @@ and never from an event's actor claiming to be the patient's municipality.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from shared.access.model import Basis, grace_after_end
-from shared.events import Envelope
-from shared.events import registry as reg
-from shared.registers import Period, Record, separate, successive
 from shared.times import day_after, day_start, utc_iso
 
 if TYPE_CHECKING:
-    from services.pathway.fold import PatientPathway
-
-SOURCE = "registry"
-REGISTRATION_EVENTS = (reg.ResidenceRecorded, reg.TemporaryResidenceRecorded, reg.FastlegeAssigned)
-BLOCK_EVENTS = (reg.AccessBlocked, reg.AccessBlockLifted)
-DIRECTORY_EVENTS = (reg.OrganisationRegistered, reg.OrganisationChanged)
+    from services.pathway.folding.pathway import PatientPathway
+    from services.pathway.folding.registers import BlockChange
+    from shared.registers import Period
 
 Row = dict[str, object]
 
 
-@dataclass(frozen=True)
-class RegisterFacts:
-    """The patient's register periods, oldest first."""
-
-    residence: list[Period]
-    temporary_residence: list[Period]
-    fastlege: list[Period]
-
-    def municipality_on(self, day: date) -> str | None:
-        """Who pays for a day in hospital ready for discharge: the municipality the patient
-        stays in (oppholdskommune) that day, else the one they live in."""
-        for periods in (self.temporary_residence, self.residence):
-            held = [p for p in periods if p.holds_on(day)]
-            if held:
-                return held[-1].her_id
-        return None
-
-    @property
-    def home_municipality(self) -> str | None:
-        """The latest residence the registers name (None: unknown)."""
-        return self.residence[-1].her_id if self.residence else None
-
-
-def _day(value: str | None) -> date | None:
-    return date.fromisoformat(value) if value else None
-
-
-def register_facts(history: Iterable[Envelope]) -> RegisterFacts:
-    """The registry's periods for the patient, read in the order they were recorded."""
-    residence: list[Record] = []
-    temporary: list[Record] = []
-    fastlege: list[Record] = []
-    events = [e for e in history if isinstance(e.data, REGISTRATION_EVENTS)]
-    for e in sorted(events, key=lambda e: (e.aggregate_id, e.aggregate_version)):
-        match e.data:
-            case reg.ResidenceRecorded() as d:
-                residence.append(Record(d.municipality_her_id, date.fromisoformat(d.valid_from)))
-            case reg.TemporaryResidenceRecorded() as d:
-                start = date.fromisoformat(d.valid_from)
-                temporary.append(Record(d.municipality_her_id, start, _day(d.valid_to)))
-            case reg.FastlegeAssigned() as d:
-                start = date.fromisoformat(d.valid_from)
-                fastlege.append(Record(d.gp_her_id, start, _day(d.valid_to), d.gp_hpr))
-    return RegisterFacts(successive(residence), separate(temporary), successive(fastlege))
-
-
-def block_rows(key: str, history: Iterable[Envelope]) -> list[Row]:
-    """The patient's blocks still in force."""
-    active: dict[str, Row] = {}
-    events = [e for e in history if isinstance(e.data, BLOCK_EVENTS)]
-    for e in sorted(events, key=lambda e: (e.aggregate_id, e.aggregate_version)):
-        match e.data:
-            case reg.AccessBlocked() as blocked:
-                active[blocked.block_id] = {
-                    "patient_key": key,
-                    "block_id": blocked.block_id,
-                    "her_id": blocked.her_id,
-                    "hpr": blocked.hpr,
-                    "blocked_at": utc_iso(e.occurred_at),
-                }
-            case reg.AccessBlockLifted(block_id=block_id):
-                active.pop(block_id, None)
-    return [active[b] for b in sorted(active)]
+def block_rows(key: str, blocks: list[BlockChange]) -> list[Row]:
+    """The patient's blocks still in force (PatientPathway.blocks)."""
+    return [
+        {
+            "patient_key": key,
+            "block_id": b.block_id,
+            "her_id": b.her_id,
+            "hpr": b.hpr,
+            "blocked_at": b.blocked_at,
+        }
+        for b in blocks
+    ]
 
 
 def _until(end: str | None, basis: Basis) -> str | None:
@@ -159,27 +100,3 @@ def relationship_rows(key: str, pathway: PatientPathway) -> list[Row]:
             found, key=lambda f: tuple(x or "" for x in f)
         )
     ]
-
-
-def directory_rows(history: Iterable[Envelope]) -> list[Row]:
-    """The organisation directory from its events (the newest entry of each HER-id)."""
-    latest: dict[str, Row] = {}
-    events = [e for e in history if isinstance(e.data, DIRECTORY_EVENTS)]
-    for e in sorted(events, key=lambda e: (e.aggregate_id, e.aggregate_version)):
-        match e.data:
-            case reg.OrganisationRegistered(her_id=her_id) as d:
-                pass
-            case reg.OrganisationChanged() as d:
-                her_id = str(latest.get(e.aggregate_id, {}).get("her_id") or "")
-                if not her_id:  # changed before registered: wait for the registration
-                    continue
-            case _:
-                continue
-        latest[e.aggregate_id] = {
-            "her_id": her_id,
-            "kind": d.kind,
-            "name": d.name,
-            "parent_her_id": d.parent_her_id,
-            "orgnr": d.orgnr,
-        }
-    return sorted(latest.values(), key=lambda r: str(r["her_id"]))

@@ -1,4 +1,6 @@
-"""Queries on the read model (the only place that reads it)."""
+"""Queries on the read model: every read that answers someone (the gRPC API, the change feed,
+the deadline watch) is here; the projector reads only what it writes with (its stored fold
+states and, to fold a patient again, their stored events)."""
 
 from __future__ import annotations
 
@@ -13,12 +15,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from services.pathway import readmodel as rm
-from services.pathway.fold import PatientPathway, fold, rows_of
+from services.pathway.folding.medications import medication_list
+from services.pathway.rows import derive_rows
 from shared.access.model import Basis, blocks, relationships
 from shared.actors import Actor
-from shared.events import Envelope
-from shared.medication_list import Change, MedicationListView
-from shared.medication_list import fold as medication_fold
+from shared.medication_list import Entry, EntryState, MedicationListView, Reconciliation
 from shared.times import utc_iso
 
 Row = Mapping[Any, Any]
@@ -42,36 +43,34 @@ def snapshot(engine: Engine) -> Iterator[Connection]:
 
 @dataclass(frozen=True)
 class PathwayView:
-    """The patient's read-model rows and, from the same snapshot, their events and the fold of
-    them (messages, stays, discharges and medications are computed from it on read)."""
+    """The patient's read-model rows, from one snapshot (or, `as_of`, from a replay)."""
 
     patient: Row
     timeline: Sequence[Row]
     referrals: Sequence[Row]
     tasks: Sequence[Row]
-    history: list[Envelope]
-    pathway: PatientPathway
+    stays: Sequence[Row]  # in order of admission
+    messages: Sequence[Row]  # in the order sent
+    payments: Sequence[Row]  # readiness periods (rows.answer_rows)
+    medications: MedicationListView | None  # at the clinical time asked for
 
 
-def get_pathway(engine: Engine, key: str, as_of: datetime | None = None) -> PathwayView | None:
-    """The patient's pathway now (from the read model), or as it was known at `as_of`:
-    only the events recorded by then, folded exactly as the projector folds them. Either way
-    the patient's events are read once, in the same snapshot as the rows."""
+def get_pathway(
+    engine: Engine,
+    key: str,
+    as_of: datetime | None = None,
+    medications_at: datetime | None = None,
+) -> PathwayView | None:
+    """The patient's pathway now, from the read model's rows only (no fold: its size is the
+    answer's, not the patient's history) with the medication list at clinical time
+    `medications_at` (None: now).
+
+    `as_of` (recorded time) asks what was known at a past moment: that answer REPLAYS the
+    patient's history — only the events recorded by then, folded exactly as the projector
+    folds them into exactly the same rows — so it costs a fold of the history."""
+    if as_of is not None:
+        return _replayed(engine, key, as_of, medications_at)
     with snapshot(engine) as conn:
-        history = rm.histories(conn, [key], as_of)[key]
-        pathway = fold(history)
-        if as_of is not None:
-            derived = rows_of(key, pathway)
-            if not derived:
-                return None
-            return PathwayView(
-                patient=derived["pathway_patients"][0],
-                timeline=derived["pathway_timeline"],
-                referrals=derived["pathway_referrals"],
-                tasks=derived["pathway_tasks"],
-                history=history,
-                pathway=pathway,
-            )
         patient = (
             conn.execute(sa.select(rm.patients).where(rm.patients.c.patient_key == key))
             .mappings()
@@ -91,9 +90,101 @@ def get_pathway(engine: Engine, key: str, as_of: datetime | None = None) -> Path
                 rm.referrals, rm.referrals.c.sent_at.desc(), rm.referrals.c.referral_id.desc()
             ),
             tasks=rows(rm.tasks, rm.tasks.c.due, rm.tasks.c.task_id),
-            history=history,
-            pathway=pathway,
+            stays=rows(rm.stays, rm.stays.c.admitted_at, rm.stays.c.stay_id),
+            messages=rows(rm.messages, rm.messages.c.position),
+            payments=rows(rm.payments, rm.payments.c.position),
+            medications=_medication_list(conn, key, medications_at),
         )
+
+
+def _replayed(
+    engine: Engine, key: str, as_of: datetime, medications_at: datetime | None
+) -> PathwayView | None:
+    """The pathway as known at `as_of`, replayed from the events recorded by then."""
+    with snapshot(engine) as conn:
+        history = rm.histories(conn, [key], as_of)[key]
+    derived = derive_rows(key, history)
+    if "pathway_patients" not in derived:
+        return None
+
+    def ordered(name: str, *by: str) -> list[Row]:
+        return sorted(derived[name], key=lambda r: tuple(r[k] for k in by))
+
+    return PathwayView(
+        patient=derived["pathway_patients"][0],
+        timeline=derived["pathway_timeline"],
+        referrals=derived["pathway_referrals"],
+        tasks=derived["pathway_tasks"],
+        stays=ordered("pathway_stays", "admitted_at", "stay_id"),
+        messages=derived["pathway_messages"],
+        payments=derived["pathway_payments"],
+        medications=medication_list(history, medications_at),
+    )
+
+
+def _entry(row: Row) -> Entry:
+    return Entry(
+        entry_id=row["entry_id"],
+        atc_code=row["atc_code"],
+        name=row["name"],
+        dose=row["dose"],
+        reason=row["reason"],
+        source_her_id=row["source_her_id"],
+        source_kind=row["source_kind"],
+        prescribed_at=datetime.fromisoformat(row["prescribed_at"]),
+        prescribed_by=row["prescribed_by"],
+        last_changed_at=datetime.fromisoformat(row["last_changed_at"]),
+        last_changed_by=row["last_changed_by"],
+        state=EntryState(row["state"]),
+        state_reason=row["state_reason"],
+    )
+
+
+def _medication_list(
+    conn: Connection, key: str, clinical_at: datetime | None
+) -> MedicationListView | None:
+    """The list at clinical time `clinical_at` (None: now): for each entry on it, its latest
+    version valid from then or before (one index seek per entry), and the latest
+    reconciliation by then."""
+    lists = rm.medication_lists
+    found = conn.execute(sa.select(lists).where(lists.c.patient_key == key)).mappings().first()
+    if found is None:
+        return None
+    v, e, r = rm.medication_versions, rm.medication_entries, rm.medication_reconciliations
+    stamp = utc_iso(clinical_at) if clinical_at is not None else None
+    at = v.alias("version_at")
+    latest = sa.select(at.c.seq).where(
+        at.c.patient_key == e.c.patient_key, at.c.entry_id == e.c.entry_id
+    )
+    if stamp is not None:
+        latest = latest.where(at.c.valid_from <= stamp)
+    latest = latest.order_by(at.c.valid_from.desc(), at.c.seq.desc()).limit(1).correlate(e)
+    query = (
+        sa.select(v)
+        .join(e, sa.and_(e.c.patient_key == v.c.patient_key, e.c.entry_id == v.c.entry_id))
+        .where(e.c.patient_key == key, v.c.seq == latest.scalar_subquery())
+        .order_by(e.c.position)
+    )
+    view = MedicationListView(
+        list_id=UUID(found["list_id"]),
+        patient=dict(zip(("system", "value"), key.split("|", 1), strict=True)),
+        version=int(found["version"]),
+        as_of=clinical_at,
+    )
+    for row in conn.execute(query).mappings():
+        view.entries[row["entry_id"]] = _entry(row)
+    rec = sa.select(r).where(r.c.patient_key == key)
+    if stamp is not None:
+        rec = rec.where(r.c.valid_from <= stamp)
+    last = conn.execute(rec.order_by(r.c.valid_from.desc(), r.c.seq.desc()).limit(1)).mappings()
+    for row in last:
+        view.last_reconciliation = Reconciliation(
+            reconciled_at=datetime.fromisoformat(row["valid_from"]),
+            reconciled_by=row["reconciled_by"],
+            sources=tuple(row["sources"]),
+            note=row["note"],
+        )
+    return view
 
 
 @dataclass(frozen=True)
@@ -177,24 +268,17 @@ def changes_after(engine: Engine, sequence: int) -> list[Row]:
         return list(conn.execute(query).mappings())
 
 
-def medication_list(
-    history: Sequence[Envelope], clinical_at: datetime | None
-) -> MedicationListView | None:
-    """The patient's shared medication list from their medications events, folded by the
-    medications service's own pure fold at clinical time `clinical_at` (None: all known)."""
-    envelopes = [env for env in history if env.source == "medications"]
-    if not envelopes:
-        return None
-    changes = [
-        Change(
-            event_type=env.event_type,
-            version=env.aggregate_version,
-            occurred_at=env.occurred,
-            actor=env.actor,
-            command_id=env.causation_id,
-            data=env.data,
-        )
-        for env in envelopes
-    ]
-    first = envelopes[0]
-    return medication_fold(UUID(first.aggregate_id), first.patient, changes, clinical_at)
+def unannounced_breaches(engine: Engine, now: datetime, limit: int = 500) -> list[Any]:
+    """Open tasks past their due time whose breach has not been announced yet, earliest first
+    (services/pathway/deadlines.py announces them)."""
+    t, b, p = rm.tasks, rm.breaches, rm.patients
+    announced = sa.select(b.c.task_id).where(b.c.task_id == t.c.task_id, b.c.due == t.c.due)
+    query = (
+        sa.select(t, p.c.system, p.c.value)
+        .join(p, p.c.patient_key == t.c.patient_key)
+        .where(t.c.due < utc_iso(now), ~sa.exists(announced))
+        .order_by(t.c.due, t.c.task_id)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return list(conn.execute(query).mappings())

@@ -7,8 +7,6 @@ from collections.abc import Iterable
 from datetime import date
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError
-
 from services.registry.contract import CONTRACT
 from services.registry.domain import (
     AccessBlocks,
@@ -22,8 +20,8 @@ from services.registry.domain import (
     registration_id_for,
 )
 from shared.domain import CarepathAggregate, CommandContext
-from shared.errors import Conflict, NotFound
-from shared.store import CONFLICT_RETRIES, CarepathApplication
+from shared.errors import NotFound
+from shared.store import CarepathApplication
 
 REGISTRATION = "registration"
 ORGANISATION = "organisation"
@@ -105,7 +103,8 @@ class RegistryApplication(CarepathApplication):
         """Record the organisation's entry as it is now. Its organisation number's holder (and
         the holder of the number it had before) is saved in the same transaction, so two
         organisations never hold one number: ALREADY_EXISTS naming `orgnr` when another does."""
-        for _ in range(CONFLICT_RETRIES):
+
+        def attempt() -> tuple[Organisation, tuple[CarepathAggregate, ...]]:
             try:
                 organisation = self.load(Organisation, organisation_id_for(her_id), ORGANISATION)
             except NotFound:
@@ -113,9 +112,10 @@ class RegistryApplication(CarepathApplication):
                 before = None
             else:
                 if organisation.has_handled(ctx):
-                    return self.first_result(
+                    first = self.first_result(
                         Organisation, organisation_id_for(her_id), ctx, ORGANISATION
                     )
+                    return first, ()
                 before = organisation.orgnr
                 organisation.change(ctx, kind, name, parent_her_id, orgnr)
             changed: list[CarepathAggregate] = [organisation]
@@ -126,12 +126,9 @@ class RegistryApplication(CarepathApplication):
                 if holder is not None:
                     holder.release(ctx, her_id)
                     changed.append(holder)
-            try:
-                self.save_command(*changed)
-            except IntegrityError:
-                continue
-            return organisation
-        raise Conflict(f"{ORGANISATION} changed concurrently; retry the command")
+            return organisation, tuple(changed)
+
+        return self.transact(attempt, ORGANISATION)
 
     def _holder(self, orgnr: str) -> OrgnrHolder | None:
         try:

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import common_pb2, medications_pb2, pathway_pb2, referrals_pb2, registry_pb2
-from services.pathway.summaries import CANCER_MILESTONE_NAMES
+from services.pathway.folding.summaries import CANCER_MILESTONE_NAMES
 from shared.ids import IdentifierError, NationalId
 from shared.times import OSLO
 
@@ -227,6 +227,7 @@ def open_referrals(reply: pathway_pb2.Pathway, names: Directory) -> list[Referra
 #: What each call did, as the citizen reads it in the access list ("Service/Method").
 CALL = {
     "PathwayService/GetPathway": "Så pasientforløpet ditt",
+    "PathwayService/ExportFhir": "Hentet pasientforløpet ditt som FHIR-eksport",
     "PathwayService/ListPathways": "Så deg på kommunens arbeidsliste",
     "PathwayService/WatchPathway": "Fulgte med på endringer i forløpet ditt",
     "ReferralService/SendReferral": "Sendte en henvisning",

@@ -84,14 +84,24 @@ class FactStore:
         ):
             return Facts(relationships=own)
         connection = self.engine.raw_connection()
+        # One statement, on every call: on PostgreSQL run it outside a transaction, which
+        # saves the BEGIN and, when the connection goes back to the pool, the ROLLBACK (two of
+        # the call's four round trips to the server); the statement sees one snapshot either way.
+        autocommit = self.engine.dialect.name == "postgresql"
         try:
+            if autocommit:
+                connection.driver_connection.autocommit = True  # type: ignore[union-attr]
             cursor = connection.cursor()
             her_id, hpr = actor.her_id, actor.hpr or ""
             cursor.execute(self._facts, (patient_key, her_id, patient_key, her_id, hpr))
             rows = cursor.fetchall()
             cursor.close()
         finally:
-            connection.close()
+            try:
+                if autocommit:  # the pool's next user gets the connection as it was
+                    connection.driver_connection.autocommit = False  # type: ignore[union-attr]
+            finally:
+                connection.close()
         found = [
             Relationship(her, Basis(basis), start, end, person)
             for basis, her, person, start, end in rows
@@ -138,7 +148,11 @@ class FactStore:
                 rows = conn.execute(
                     sa.select(r.c.patient_key, r.c.basis).where(
                         r.c.patient_key.in_(chunk),
-                        r.c.her_id == actor.her_id,
+                        # `her_id || ''`: not a term the (her_id, basis) index can serve, so
+                        # SQLite looks the page's patients up by ix_access_relationships_patient
+                        # instead of walking every relationship of the organisation (0.7 s for
+                        # a municipality of 48,000 patients, 0.4 ms by patient).
+                        r.c.her_id + "" == actor.her_id,
                         r.c.basis.in_([b.value for b in bases]),
                         r.c.valid_from <= stamp,
                         sa.or_(r.c.valid_to.is_(None), r.c.valid_to > stamp),

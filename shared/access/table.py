@@ -167,6 +167,9 @@ def _rules() -> list[Rule]:
         rule(pathway, "GetPathway", READ, {*CARE, CITIZEN}, (*clinical_read, B.SELF), PATIENT,
              "whoever cares for the patient; the citizen themself", person=True,
              purpose=P.CARE_COORDINATION, purpose_required=True),
+        rule(pathway, "ExportFhir", READ, {*CARE, CITIZEN}, (*clinical_read, B.SELF), PATIENT,
+             "as GetPathway (it is GetPathway's answer as a FHIR Bundle)", person=True,
+             purpose=P.CARE_COORDINATION, purpose_required=True),
         rule(pathway, "ListPathways", READ, {MUNICIPALITY}, (B.OWN_ORGANISATION,),
              Target.own_organisation("municipality_her_id"),
              "a municipality's worklist: the patients it has a relationship with now "

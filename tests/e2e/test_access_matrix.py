@@ -27,7 +27,10 @@ The situations of a call (`situations_of`):
   a health professional, never a citizen acting for themself;
 - `emergency`: a health professional without a relationship who has requested emergency access
   (akuttilgang) to the patient first;
-- `citizen-self` and `citizen-other`: a CITIZEN token for the patient, and for someone else.
+- `citizen-self` and `citizen-other`: a CITIZEN token for the patient, and for someone else;
+- `no-role`: for a call that needs a token role, a caller of the kind and organisation the
+  call is for whose token lacks it (a doctor of the supervisor's hospital; carepath's own
+  REGISTRY organisation as the register adapter, not an operator).
 
 A refused call is told the same generic words whatever the reason (REFUSAL); a granted call
 about a patient is on the audit log with the ground its cell is named after.
@@ -39,6 +42,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -63,19 +67,26 @@ from carepath.v1 import (
     referrals_pb2_grpc,
     registry_pb2,
     registry_pb2_grpc,
+    streams_pb2,
+    streams_pb2_grpc,
 )
+from services.bootstrap import STREAMS
 from services.discharges.application import DischargesApplication
 from services.medications.application import MedicationsApplication
 from services.medications.domain import ReconciliationSource
 from services.pathway import readmodel
+from services.streams.provisioning import VendorBroker
+from shared import bootstrap
+from shared import broker as rabbitmq
 from shared.access.enforce import REFUSAL
-from shared.access.model import RELATIONSHIPS, Basis, relationships
+from shared.access.model import OPERATOR_ROLE, RELATIONSHIPS, Basis, organisations, relationships
 from shared.access.model import blocks as access_blocks
 from shared.access.policy import Rule, TargetKind
 from shared.access.table import RULES
 from shared.actors import Actor, OrgKind
 from shared.broker import Tenant
 from shared.domain import CommandContext
+from shared.grpc_server import Server
 from shared.ids import FNR_SYSTEM
 from shared.times import OSLO
 from tests import support
@@ -93,6 +104,7 @@ from tests.support import (
     Harness,
     auth,
     drain_queue,
+    grpc_server,
     make_fnr,
     projector_queue,
     running_system,
@@ -127,6 +139,16 @@ EMERGENCY_DOCTORS = {
 SUPERVISOR = Actor(
     her_id="91999", org_kind=OrgKind.HOSPITAL, hpr="5632777", roles=frozenset({"SUPERVISOR"})
 )
+#: One of carepath's operators: its own operating organisation (the register adapter's, kind
+#: REGISTRY) with the token role OPERATOR. The register adapter itself has no such role.
+OPERATOR = Actor(
+    her_id=REGISTER_ADAPTER.her_id, org_kind=OrgKind.REGISTRY, roles=frozenset({OPERATOR_ROLE})
+)
+#: The vendor whose subscriptions the operator manages (a REGISTRY organisation of the
+#: directory, as vendors are), and the municipality its system serves (a directory entry of its
+#: own, so that no other cell's organisation gains one).
+VENDOR = Actor(her_id="7766101", org_kind=OrgKind.REGISTRY)
+SERVED = Actor(her_id="4604", org_kind=OrgKind.MUNICIPALITY)
 #: Callers that are citizens: the cell's patient, or another person.
 THE_PATIENT = "the patient themself"
 SOMEONE_ELSE = Actor.citizen(make_fnr(30, 6, 85, 120))
@@ -147,6 +169,21 @@ SOMEONE_ELSE = Actor.citizen(make_fnr(30, 6, 85, 120))
 #   the citizen, neither of which a block applies to: the adapter still reads.
 # - ListOrganisations is open to every authenticated caller, citizens included.
 # - RequestEmergencyAccess is what a health professional without a relationship may call.
+# - A call that needs a token role refuses a caller of the right kind without it (no-role):
+#   a doctor of the supervisor's own hospital for ListEmergencyAccesses; the vendor itself for
+#   the subscription calls.
+# - The SubscriptionAdminService calls are carepath's operators' alone (OPERATOR: a REGISTRY
+#   organisation whose token has the role OPERATOR). What each other caller gets, and why:
+#   the vendor (no-role) is a REGISTRY organisation of the directory too, so the role is all
+#   that keeps it from creating a subscription for itself, widening its own filters (pause,
+#   delete and re-create) or pausing a competitor's: DENIED. The register adapter — carepath's
+#   own organisation without the role — is refused likewise (tests/e2e/test_vendor_streams.py,
+#   with the refusal on the audit log). A care organisation's health professional (unrelated)
+#   is of the wrong kind: DENIED; breaking the glass (emergency) opens one patient's record,
+#   never an administrative call: DENIED. Citizens, about themselves or anyone: DENIED. A
+#   patient's block of carepath's organisation does not stop an operator (blocked: OK): the
+#   calls are about no patient; what a subscription may deliver about a patient who blocked
+#   its served organisation is decided per event by the delivery (services/streams).
 # fmt: off
 EXPECTED: dict[str, dict[str, grpc.StatusCode]] = {
     # --- referrals -------------------------------------------------------------------------
@@ -339,6 +376,13 @@ EXPECTED: dict[str, dict[str, grpc.StatusCode]] = {
         "unrelated": DENIED, "expired": DENIED, "blocked": DENIED, "emergency": OK,
         "citizen-self": OK, "citizen-other": DENIED,
     },
+    "PathwayService/ExportFhir": {
+        "FASTLEGE": OK, "REFERRAL_SENDER": OK, "RESIDENCE_MUNICIPALITY": OK,
+        "TEMPORARY_RESIDENCE_MUNICIPALITY": OK, "MESSAGE_RECEIVER": OK,
+        "REFERRAL_RECEIVER": OK, "STAY_HOSPITAL": OK,
+        "unrelated": DENIED, "expired": DENIED, "blocked": DENIED, "emergency": OK,
+        "citizen-self": OK, "citizen-other": DENIED,
+    },
     "PathwayService/ListPathways": {
         "OWN_ORGANISATION": OK,
         "unrelated": DENIED, "blocked": OK, "emergency": DENIED,
@@ -403,13 +447,39 @@ EXPECTED: dict[str, dict[str, grpc.StatusCode]] = {
         "citizen-self": DENIED, "citizen-other": DENIED,
     },
     "AccessService/ListEmergencyAccesses": {
-        "SUPERVISOR": OK,
+        "SUPERVISOR": OK, "no-role": DENIED,
         "unrelated": DENIED, "blocked": OK, "emergency": DENIED,
         "citizen-self": DENIED, "citizen-other": DENIED,
     },
     "AccessService/ListAccesses": {
         "unrelated": DENIED, "emergency": DENIED,
         "citizen-self": OK, "citizen-other": DENIED,
+    },
+    # --- vendor subscriptions ----------------------------------------------------------------
+    "SubscriptionAdminService/CreateSubscription": {
+        "OPERATOR": OK, "no-role": DENIED,
+        "unrelated": DENIED, "blocked": OK, "emergency": DENIED,
+        "citizen-self": DENIED, "citizen-other": DENIED,
+    },
+    "SubscriptionAdminService/ListSubscriptions": {
+        "OPERATOR": OK, "no-role": DENIED,
+        "unrelated": DENIED, "blocked": OK, "emergency": DENIED,
+        "citizen-self": DENIED, "citizen-other": DENIED,
+    },
+    "SubscriptionAdminService/PauseSubscription": {
+        "OPERATOR": OK, "no-role": DENIED,
+        "unrelated": DENIED, "blocked": OK, "emergency": DENIED,
+        "citizen-self": DENIED, "citizen-other": DENIED,
+    },
+    "SubscriptionAdminService/ResumeSubscription": {
+        "OPERATOR": OK, "no-role": DENIED,
+        "unrelated": DENIED, "blocked": OK, "emergency": DENIED,
+        "citizen-self": DENIED, "citizen-other": DENIED,
+    },
+    "SubscriptionAdminService/DeleteSubscription": {
+        "OPERATOR": OK, "no-role": DENIED,
+        "unrelated": DENIED, "blocked": OK, "emergency": DENIED,
+        "citizen-self": DENIED, "citizen-other": DENIED,
     },
 }
 # fmt: on
@@ -427,6 +497,8 @@ def situations_of(rule: Rule) -> set[str]:
         found.add("expired")
     if rule.bases[0] is not Basis.SELF:
         found.add("blocked")
+    if rule.roles:
+        found.add("no-role")
     return found
 
 
@@ -456,9 +528,13 @@ class Clients:
     registry: registry_pb2_grpc.RegistryServiceStub
     access: registry_pb2_grpc.AccessServiceStub
     pathway: pathway_pb2_grpc.PathwayServiceStub
+    streams: streams_pb2_grpc.SubscriptionAdminServiceStub
 
     @classmethod
-    def of(cls, system: Harness) -> Clients:
+    def of(cls, system: Harness, streams: Server) -> Clients:
+        """Stubs of the system's servers, and of the streams service's (`streams`: not a
+        source of the pathway, so served beside the system)."""
+
         def channel(name: str) -> grpc.Channel:
             return system.channel(system.servers[name])
 
@@ -471,6 +547,7 @@ class Clients:
             registry=registry_pb2_grpc.RegistryServiceStub(registry),
             access=registry_pb2_grpc.AccessServiceStub(registry),
             pathway=pathway_pb2_grpc.PathwayServiceStub(system.channel(system.pathway_server)),
+            streams=streams_pb2_grpc.SubscriptionAdminServiceStub(system.channel(streams)),
         )
 
 
@@ -483,6 +560,7 @@ STUB_OF = {
     "RegistryService": "registry",
     "AccessService": "access",
     "PathwayService": "pathway",
+    "SubscriptionAdminService": "streams",
 }
 
 
@@ -522,6 +600,7 @@ class Story:
     message: str = ""
     entry: str = ""
     block: str = ""
+    subscription: str = ""
     fnr: str = field(init=False)
     patient: dict[str, str] = field(init=False)
     key: str = field(init=False)
@@ -857,6 +936,36 @@ class Story:
             metadata=auth(doctor),
         )
 
+    # --- the vendor's subscription (carepath's operator) ---------------------------------------
+
+    def vendor_subscribes(self) -> None:
+        """The operator creates the cell's own subscription for the vendor: its own name, so
+        its own queue and broker user (removed when the matrix ends)."""
+        self.subscription = subscription_name(self)
+        self.c.streams.CreateSubscription(create_subscription(self), metadata=auth(OPERATOR))
+
+    def subscription_paused(self) -> None:
+        self.c.streams.PauseSubscription(
+            streams_pb2.SubscriptionCommand(metadata=self.meta(), name=self.subscription),
+            metadata=auth(OPERATOR),
+        )
+
+
+def subscription_name(s: Story) -> str:
+    return f"matrix-{s.index}"
+
+
+def create_subscription(s: Story) -> streams_pb2.CreateSubscriptionRequest:
+    """The vendor's system files the served municipality's prescriptions in its record."""
+    return streams_pb2.CreateSubscriptionRequest(
+        metadata=s.meta(),
+        name=subscription_name(s),
+        vendor_her_id=VENDOR.her_id,
+        subscription_purpose=streams_pb2.SUBSCRIPTION_PURPOSE_HEALTH_CARE,
+        event_types=["MedicationPrescribed"],
+        served_her_ids=[SERVED.her_id],
+    )
+
 
 #: A story step: plain commands, or a generator whose every `yield` waits until the pathway
 #: projector has folded what the story did so far (the next command depends on it).
@@ -1070,6 +1179,16 @@ def keeper_scenes(target: Step = nothing, blockable_caller: bool = True) -> dict
     return {**scenes, **for_everyone(target, OrgKind.HOSPITAL)}
 
 
+def operator_scenes(target: Step) -> dict[str, Scene]:
+    """The operator's calls on the vendors' subscriptions; the vendor itself has no role."""
+    return {
+        "OPERATOR": Scene(OPERATOR, target),
+        "no-role": Scene(VENDOR, target),
+        "blocked": Scene(OPERATOR, chain(target, blocks(OPERATOR))),
+        **for_everyone(target, OrgKind.HOSPITAL),
+    }
+
+
 # --- what each call needs to find ------------------------------------------------------------
 
 
@@ -1153,6 +1272,15 @@ def the_municipalitys_patient(s: Story) -> None:
     s.lives_in(MUNICIPALITY)
 
 
+def a_subscription(s: Story) -> None:
+    s.vendor_subscribes()
+
+
+def a_paused_subscription(s: Story) -> None:
+    s.vendor_subscribes()
+    s.subscription_paused()
+
+
 CLINICAL = RULES["/carepath.v1.ReferralService/GetReferral"].bases
 PRESCRIBERS = RULES["/carepath.v1.MedicationService/PrescribeMedication"].bases
 ER_DOCTOR = EMERGENCY_DOCTORS[OrgKind.HOSPITAL]
@@ -1211,6 +1339,7 @@ SCENES: dict[str, dict[str, Scene]] = {
     "MedicationService/ReconcileMedicationList": relationship_scenes(PRESCRIBERS, nothing),
     "MedicationService/GetMedicationList": relationship_scenes(CLINICAL, a_medication),
     "PathwayService/GetPathway": relationship_scenes(CLINICAL, a_pathway),
+    "PathwayService/ExportFhir": relationship_scenes(CLINICAL, a_pathway),
     "PathwayService/ListPathways": {
         "OWN_ORGANISATION": Scene(MUNICIPALITY, the_municipalitys_patient),
         "blocked": Scene(MUNICIPALITY, chain(the_municipalitys_patient, blocks(MUNICIPALITY))),
@@ -1236,10 +1365,17 @@ SCENES: dict[str, dict[str, Scene]] = {
     },
     "AccessService/ListEmergencyAccesses": {
         "SUPERVISOR": Scene(SUPERVISOR, nothing),
+        "no-role": Scene(ER_DOCTOR, nothing),
         "blocked": Scene(SUPERVISOR, blocks(SUPERVISOR)),
         **for_everyone(nothing, OrgKind.HOSPITAL),
     },
     "AccessService/ListAccesses": for_everyone(nothing, OrgKind.HOSPITAL),
+    "SubscriptionAdminService/CreateSubscription": operator_scenes(nothing),
+    # The list holds the other cells' subscriptions, all created before the first cell.
+    "SubscriptionAdminService/ListSubscriptions": operator_scenes(nothing),
+    "SubscriptionAdminService/PauseSubscription": operator_scenes(a_subscription),
+    "SubscriptionAdminService/ResumeSubscription": operator_scenes(a_paused_subscription),
+    "SubscriptionAdminService/DeleteSubscription": operator_scenes(a_subscription),
 }
 
 
@@ -1390,6 +1526,9 @@ REQUESTS: dict[str, Callable[[Story, Actor], Message]] = {
     "PathwayService/GetPathway": lambda s, caller: pathway_pb2.GetPathwayRequest(
         patient=s.pb, purpose=purpose(caller)
     ),
+    "PathwayService/ExportFhir": lambda s, caller: pathway_pb2.ExportFhirRequest(
+        patient=s.pb, purpose=purpose(caller)
+    ),
     "PathwayService/ListPathways": lambda s, caller: pathway_pb2.ListPathwaysRequest(
         municipality_her_id=MUNICIPALITY.her_id, purpose=purpose(caller)
     ),
@@ -1444,6 +1583,19 @@ REQUESTS: dict[str, Callable[[Story, Actor], Message]] = {
     ),
     "AccessService/ListEmergencyAccesses": lambda s, _: registry_pb2.ListEmergencyAccessesRequest(),
     "AccessService/ListAccesses": lambda s, _: registry_pb2.ListAccessesRequest(patient=s.pb),
+    "SubscriptionAdminService/CreateSubscription": lambda s, _: create_subscription(s),
+    "SubscriptionAdminService/ListSubscriptions": lambda s, _: (
+        streams_pb2.ListSubscriptionsRequest()
+    ),
+    "SubscriptionAdminService/PauseSubscription": lambda s, _: streams_pb2.SubscriptionCommand(
+        metadata=s.meta(), name=s.subscription
+    ),
+    "SubscriptionAdminService/ResumeSubscription": lambda s, _: streams_pb2.SubscriptionCommand(
+        metadata=s.meta(), name=s.subscription
+    ),
+    "SubscriptionAdminService/DeleteSubscription": lambda s, _: streams_pb2.SubscriptionCommand(
+        metadata=s.meta(), name=s.subscription
+    ),
 }
 
 
@@ -1585,13 +1737,62 @@ def matrix(
     broker: Tenant, amqp_uri: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Matrix]:
     base = tmp_path_factory.mktemp("access-matrix")
-    urls = {name: f"sqlite:///{base}/{name}.sqlite" for name in STORES}
+    urls = {name: f"sqlite:///{base}/{name}.sqlite" for name in (*STORES, STREAMS.name)}
     queue = projector_queue("matrix")
-    with running_system(urls, broker, queue) as system:
-        world = World(system, Clients.of(system), datetime.now(UTC).replace(microsecond=0))
+    with running_system(urls, broker, queue) as system, streams_server(broker, urls) as streams:
+        world = World(system, Clients.of(system, streams), datetime.now(UTC).replace(microsecond=0))
         world.now -= timedelta(minutes=1)
+        the_directory_knows_the_vendor(world)
         yield Matrix(world, tell(world))
     drain_queue(amqp_uri, queue)
+
+
+@contextmanager
+def streams_server(broker: Tenant, urls: dict[str, str]) -> Iterator[Server]:
+    """The streams service's gRPC server (services/bootstrap.py's STREAMS, built as its
+    `serve` process builds it), provisioning on this session's vhost with its users' prefix
+    (AMQP_URI, AMQP_USER_PREFIX), as a process configured for it does. The broker user of
+    every subscription not deleted is deleted afterwards; the queues go with the session's
+    vhost (one rabbitmqctl call each rather than VendorBroker.delete's three: they take
+    seconds each)."""
+    app = bootstrap.application(STREAMS.application, url=urls["streams"])
+    patch = pytest.MonkeyPatch()
+    patch.setenv("AMQP_URI", broker.address)
+    try:
+        with grpc_server(STREAMS.name, STREAMS.api, app, urls) as server:
+            yield server
+    finally:
+        vendors = VendorBroker(broker.vhost, broker.prefix)
+        for s in app.subscriptions():
+            rabbitmq.ctl("delete_user", vendors.user(s.name))
+        patch.undo()
+        app.close()
+
+
+def the_directory_knows_the_vendor(world: World) -> None:
+    """The register adapter registers the vendor and the municipality its system serves: a
+    subscription names organisations of the directory (the access facts, once folded)."""
+    for who, kind, name in (
+        (VENDOR, common_pb2.ORGANISATION_KIND_REGISTRY, "Matrise EPJ AS"),
+        (SERVED, common_pb2.ORGANISATION_KIND_MUNICIPALITY, "Matrise kommune"),
+    ):
+        world.clients.registry.RegisterOrganisation(
+            registry_pb2.RegisterOrganisationRequest(
+                metadata=support.meta(f"matrix-organisation-{who.her_id}", world.now),
+                her_id=who.her_id,
+                kind=kind,
+                name=name,
+            ),
+            metadata=auth(REGISTER_ADAPTER),
+        )
+    o = organisations
+    query = sa.select(o.c.her_id).where(o.c.her_id.in_([VENDOR.her_id, SERVED.her_id]))
+
+    def known() -> bool:
+        with world.system.engine.connect() as conn:
+            return len(conn.execute(query).all()) == 2
+
+    wait_for(known, timeout=60, what="the vendor and the municipality it serves in the directory")
 
 
 # --- the tests ----------------------------------------------------------------------------------

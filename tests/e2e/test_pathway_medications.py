@@ -4,7 +4,7 @@ the register adapter does); the hospital changes the dose while the patient is a
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -17,6 +17,7 @@ from carepath.v1 import (
     pathway_pb2,
     pathway_pb2_grpc,
 )
+from services.pathway import readmodel
 from shared.access.model import Basis
 from shared.api import timestamp as ts
 from shared.ids import FNR_SYSTEM
@@ -109,3 +110,43 @@ def test_a_dose_changed_in_hospital_shows_now_and_the_old_dose_as_of_before(
     assert [e.dose for e in before.medications.entries] == ["5 mg x 1"]
     ten_years_ago = pathway(system, medications_at=ts(NOW - timedelta(days=3650)))
     assert list(ten_years_ago.medications.entries) == []
+
+
+def test_the_pathway_and_its_medication_list_are_read_without_the_event_history(
+    system: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GetPathway maps the read model's rows: not one read of the patient's events, for the
+    list now nor at an earlier clinical time (only an `as_of` answer replays them)."""
+    meds = medications_pb2_grpc.MedicationServiceStub(system.channel(system.servers["medications"]))
+    meds.PrescribeMedication(
+        medications_pb2.PrescribeMedicationRequest(
+            metadata=meta("rx-spy", NOW - timedelta(days=10)),
+            patient=PATIENT,
+            medication=medications_pb2.Medication(atc_code="A10BA02", name="Metformin"),
+            dose="500 mg x 2",
+        ),
+        metadata=auth(GP),
+    )
+    wait_for(lambda: _listed(system), what="the medication list in the pathway")
+    reads: list[object] = []
+    histories = readmodel.histories
+
+    def spy(*args: object, **kwargs: object) -> object:
+        reads.append(args)
+        return histories(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(readmodel, "histories", spy)
+    now = pathway(system)
+    before = pathway(system, medications_at=ts(NOW - timedelta(days=11)))
+    assert not reads
+    assert [e.dose for e in now.medications.entries] == ["500 mg x 2"]
+    assert list(before.medications.entries) == []
+    pathway(system, as_of=ts(datetime.now(UTC)))
+    assert reads  # the recorded-time answer replays the history
+
+
+def _listed(system: Harness) -> bool:
+    try:
+        return bool(pathway(system).medications.entries)
+    except Exception:  # NOT_FOUND until the first event is projected
+        return False

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 
 from shared.broker import Tenant
-from tests.processes import Command, running, service_command, system_env
+from tests.processes import STORES, Command, running, service_command, system_env
 
 #: The processes of each service that start together (`migrate` among them, racing too).
 SERVICES: dict[str, tuple[str, ...]] = {
@@ -23,7 +23,6 @@ SERVICES: dict[str, tuple[str, ...]] = {
     "registry": ("serve", "relay", "migrate"),
     "pathway": ("serve", "project", "migrate"),
 }
-STORES = ("referrals", "admissions", "discharges", "medications", "registry", "pathway")
 
 
 def commands(service: str) -> list[Command]:
@@ -50,7 +49,7 @@ def test_every_process_of_a_service_comes_up_together_on_a_fresh_postgres_twenty
         name = fresh_database(postgres_admin_url)
         try:
             url = f"{base}/{name}"
-            urls = {store: url for store in (*STORES, "audit", "revocations")}
+            urls = {store: url for store in STORES}
             workdir = tmp_path / f"round-{round_}"
             env = system_env(urls, broker, workdir)
             with running(commands(service), env, broker, workdir) as processes:
@@ -65,10 +64,7 @@ def test_every_process_of_a_service_comes_up_together_on_fresh_sqlite_files(
     for service in ("discharges", "pathway"):
         workdir = tmp_path / service
         workdir.mkdir()
-        urls = {
-            store: f"sqlite:///{workdir}/{store}.sqlite"
-            for store in (*STORES, "audit", "revocations")
-        }
+        urls = {store: f"sqlite:///{workdir}/{store}.sqlite" for store in STORES}
         env = system_env(urls, broker, workdir)
         with running(commands(service), env, broker, workdir) as processes:
             assert all(p.alive() for p in processes if p.command.argv[-1] != "migrate")

@@ -13,14 +13,25 @@ from uuid import UUID
 
 import pytest
 from eventsourcing.application import Repository
+from eventsourcing.utils import get_topic
 
 from services.medications.application import MedicationsApplication
-from services.medications.domain import MedicationList, ReconciliationSource, medication_list_id
+from services.medications.domain import (
+    TOKEN_WIDTH,
+    Change,
+    EntryState,
+    MedicationList,
+    ReconciliationSource,
+    change_of,
+    fold,
+    medication_list_id,
+)
 from shared.broker import Tenant
 from shared.domain import CommandContext
+from shared.errors import InvalidTransition
 from shared.events import Envelope
 from shared.ids import FNR_SYSTEM
-from shared.snapshots import CarepathSnapshot
+from shared.snapshots import CarepathSnapshot, pack
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY
 from tests.support import bind_test_queue, ctx, drain_queue, make_fnr, outbox_relay, unique_queue
 
@@ -186,5 +197,114 @@ def test_snapshots_are_never_published(
             "MedicationResumed",
             "MedicationDoseChanged",
         ]
+    finally:
+        app.close()
+
+
+def stored(app: MedicationsApplication, version: int | None = None) -> list[Change]:
+    return [change_of(e) for e in app.events.get(LIST_ID, lte=version)]
+
+
+def test_a_snapshot_holds_the_list_now_and_one_token_per_command_not_the_history(
+    app: MedicationsApplication,
+) -> None:
+    warfarin = history(app, 47)
+    assert app.snapshots is not None
+    (newest,) = app.snapshots.get(LIST_ID, desc=True, limit=1)
+    assert newest.originator_version == 40
+    assert set(newest.state) == {
+        "_created_on",
+        "_modified_on",
+        "patient",
+        "now",
+        "handled",
+        "class_version",
+    }
+    assert newest.state["class_version"] == 2
+    assert len("".join(newest.state["handled"])) == TOKEN_WIDTH * 39  # the first made 2 events
+
+    # commands on the list loaded from it: on time, and late, each answered with the fold
+    view = app.change_dose(command(100, T0 + timedelta(days=30)), PATIENT, warfarin, "9 mg", None)
+    assert view == fold(LIST_ID, PATIENT, stored(app)) and view.version == 49
+    late = T0 + timedelta(hours=20, minutes=30)
+    view = app.change_dose(command(101, late), PATIENT, warfarin, "8 mg", "sent late")
+    assert view == fold(LIST_ID, PATIENT, stored(app))
+    assert view.entries[str(warfarin)].dose == "9 mg"  # the change of day 30 is the latest
+    assert app.get_list(PATIENT, as_of=late).entries[str(warfarin)].dose == "8 mg"
+    assert state(app.load(MedicationList, LIST_ID, "list")) == state(replayed(app))
+
+
+def test_a_late_report_after_a_snapshot_lands_in_its_clinical_place_or_is_refused(
+    app: MedicationsApplication,
+) -> None:
+    """History: metformin paused at hour 2 + 5k and resumed at 3 + 5k, up to hour 33; the
+    latest change is at hour 36. The list loads from its snapshot at 30; a late report folds
+    the history read from the store."""
+    history(app, 37)
+    metformin = next(e for e, v in app.get_list(PATIENT).entries.items() if v.name == "Metformin")
+    # between the resume of hour 28 and the pause of hour 32: a late pause there would make
+    # the recorded pause of hour 32 impossible
+    with pytest.raises(InvalidTransition, match="later recorded change"):
+        app.pause(command(200, T0 + timedelta(hours=30)), PATIENT, UUID(metformin), "sent late")
+    assert app.load(MedicationList, LIST_ID, "list").version == 38  # nothing written
+    # a late discontinuation after the last recorded change of metformin is possible, and it
+    # lands in its clinical place: the list now is discontinued, as of before it is not
+    when = T0 + timedelta(hours=34, minutes=30)
+    assert not app.load(MedicationList, LIST_ID, "list").now.on_time(when)  # hour 36 recorded
+    view = app.discontinue(command(201, when), PATIENT, UUID(metformin), "bivirkninger")
+    assert view.entries[metformin].state is EntryState.DISCONTINUED
+    assert view == fold(LIST_ID, PATIENT, stored(app))
+    before = app.get_list(PATIENT, as_of=when - timedelta(minutes=1))
+    assert before.entries[metformin].state is not EntryState.DISCONTINUED
+    assert state(app.load(MedicationList, LIST_ID, "list")) == state(replayed(app))
+
+
+@pytest.mark.parametrize("module", ["shared.medication_list", "services.medications.domain"])
+def test_a_snapshot_of_the_old_shape_still_loads(
+    backend: dict[str, str], monkeypatch: pytest.MonkeyPatch, module: str
+) -> None:
+    """A snapshot as main took it before the list kept only the list now (class_version 1:
+    every change, and the command keys as a set; its changes named by the module the Change
+    class lived in then or now) loads as the replay does, and answers commands."""
+    monkeypatch.setenv("CAREPATH_SNAPSHOT_INTERVAL", "1000")
+    app = MedicationsApplication.from_url(backend["medications"])
+    try:
+        warfarin = history(app, 25)
+        changes = stored(app, 20)
+        at_20 = vars(replayed(app, 20))
+        old_state = {
+            "_created_on": at_20["_created_on"],
+            "_modified_on": at_20["_modified_on"],
+            "patient": dict(PATIENT),
+            "changes": changes,
+            "command_keys": {c.command_key for c in changes},
+        }
+        packed = pack(old_state)
+        for change in packed["changes"]:
+            change["t"] = f"{module}:Change"
+        assert app.snapshots is not None
+        app.snapshots.put(
+            [
+                CarepathSnapshot(
+                    originator_id=LIST_ID,
+                    originator_version=20,
+                    timestamp=CarepathSnapshot.create_timestamp(),
+                    topic=get_topic(MedicationList),
+                    state=packed,
+                )
+            ]
+        )
+        loaded = app.load(MedicationList, LIST_ID, "list")
+        assert state(loaded) == state(replayed(app))
+        assert state(app.load(MedicationList, LIST_ID, "list", version=20)) == state(
+            replayed(app, 20)
+        )
+        # a repeated command from before the snapshot is known, a new one lands
+        first = command(4, T0 + timedelta(hours=4))
+        assert app.change_dose(first, PATIENT, warfarin, "4 mg x 1", None).version == 6
+        view = app.change_dose(
+            command(300, T0 + timedelta(days=9)), PATIENT, warfarin, "1 mg", None
+        )
+        assert view == fold(LIST_ID, PATIENT, stored(app)) and view.version == 27
     finally:
         app.close()

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pika
+import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from services.pathway import migrate, readmodel
+from services.pathway import migrate, readmodel, views
+from services.pathway.folding.medications import medication_list
 from services.pathway.projector import project
 from services.referrals.application import ReferralsApplication
 from services.referrals.domain import CancerPathway, Priority
@@ -28,6 +32,8 @@ from tests.support import (
     run_projector,
     wait_for,
 )
+from tests.unit.test_incremental_fold import KEY, long_history
+from tests.unit.test_incremental_fold import T0 as HISTORY_T0
 
 T0 = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
 
@@ -114,3 +120,62 @@ def test_a_poison_message_goes_to_the_dead_letter_queue_with_its_reason(
     assert method is not None and body == b"{not json"
     assert "not JSON" in props.headers["x-carepath-reason"]
     drain_queue(amqp_uri, queue)
+
+
+def test_a_long_history_projected_batch_by_batch_equals_one_replay_and_reads_no_history(
+    engine: Engine, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A patient with hundreds of events: each batch is added to the stored fold state (the
+    patient's history is read again only for the first batch and the late reports), and the
+    read model ends exactly as one fold of everything."""
+    history = long_history(200)
+    expected = reference(history, tmp_path)
+    reads: list[int] = []
+    histories = readmodel.histories
+
+    def spy(conn: Any, keys: Any, recorded_by: Any = None) -> Any:
+        reads.append(len(keys))
+        return histories(conn, keys, recorded_by)
+
+    monkeypatch.setattr(readmodel, "histories", spy)
+    batches = 0
+    for i in range(0, len(history), 9):
+        with engine.begin() as conn:
+            project(conn, history[i : i + 9])
+        batches += 1
+    assert dump_read_model(engine) == expected
+    assert 1 <= len(reads) <= 6 < batches
+
+
+def test_get_pathway_reads_rows_only_and_as_of_replays(engine: Engine) -> None:
+    """The answer now comes from the read model's rows, the medication list at any clinical
+    time too: not one statement touches the event history. `as_of` replays it."""
+    history = long_history(40)
+    with engine.begin() as conn:
+        project(conn, history)
+    statements: list[str] = []
+
+    def spy(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", spy)
+    try:
+        view = views.get_pathway(engine, KEY)
+        earlier = views.get_pathway(engine, KEY, medications_at=HISTORY_T0 + timedelta(hours=120))
+        assert statements and not [s for s in statements if "pathway_events" in s]
+        replayed = views.get_pathway(engine, KEY, as_of=datetime.now(UTC))
+        assert [s for s in statements if "pathway_events" in s]
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", spy)
+    assert view is not None and earlier is not None and replayed is not None
+    assert view.stays and view.messages and view.payments
+    assert (view.stays, view.messages, view.payments) == (
+        replayed.stays,
+        replayed.messages,
+        replayed.payments,
+    )
+    assert [dict(r) for r in view.timeline] == [dict(r) for r in replayed.timeline]
+    assert view.medications == replayed.medications
+    assert earlier.medications == medication_list(history, HISTORY_T0 + timedelta(hours=120))
+    assert earlier.medications is not None and view.medications is not None
+    assert list(earlier.medications.entries) == list(view.medications.entries)

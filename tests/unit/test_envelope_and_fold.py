@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from services.pathway.fold import fold
+from services.pathway.folding.pathway import fold
 from services.referrals.application import ReferralsApplication
 from services.referrals.domain import CancerMilestone, CancerPathway, Priority, Treatment
 from shared.apprec import AppRecStatus

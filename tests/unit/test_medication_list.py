@@ -3,18 +3,27 @@ together (in-memory store)."""
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.application import AggregateNotFoundError
 
+from services.medications import domain
 from services.medications.application import MedicationsApplication
 from services.medications.domain import (
+    TOKEN_WIDTH,
+    Change,
     Entry,
     EntryState,
+    MedicationList,
     MedicationListView,
     ReconciliationSource,
+    add_token,
+    change_of,
+    fold,
+    has_token,
     medication_list_id,
 )
 from shared.actors import Actor
@@ -353,3 +362,93 @@ def test_a_reconciliation_finding_no_medications_starts_an_empty_list(
         ctx(MUNICIPALITY, "rec", at(3)), PATIENT, [ReconciliationSource.NEXT_OF_KIN], None
     )
     assert view.entries == {} and view.last_reconciliation is not None
+
+
+# --- the list now, kept change by change ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_list_kept_change_by_change_equals_the_fold_of_its_history(
+    app: MedicationsApplication, seed: int
+) -> None:
+    """Commands at random clinical times, many of them reported late: whatever each command
+    answers (or refuses), the list the aggregate keeps (and answers with) is the fold of the
+    recorded changes, and so is every past list."""
+    rng = random.Random(seed)
+    entries = [
+        prescribe(app, f"rx-{k}", at(1 + k), drug=d)[1] for k, d in enumerate((METFORMIN, WARFARIN))
+    ]
+    for i in range(120):
+        when = at(3 + i // 6, rng.randrange(24))
+        c = ctx((GP, HOSPITAL, MUNICIPALITY)[i % 3], f"c-{i}", when)
+        target = rng.choice(entries)
+        kind = rng.randrange(7)
+        try:
+            if kind == 0:
+                view = app.change_dose(c, PATIENT, target, f"{i} mg", None)
+            elif kind == 1:
+                view = app.pause(c, PATIENT, target, f"pause {i}")
+            elif kind == 2:
+                view = app.resume(c, PATIENT, target)
+            elif kind == 3 and rng.random() < 0.2:
+                view = app.discontinue(c, PATIENT, target, f"stopp {i}")
+            elif kind == 4:
+                view = app.reconcile(c, PATIENT, [ReconciliationSource.PATIENT], f"runde {i}")
+            elif kind == 5 and rng.random() < 0.3:
+                view, new = prescribe(app, f"rx-late-{i}", when, drug=("N02BE01", f"P{i}"))
+                entries.append(new)
+            else:
+                continue
+        except (InvalidTransition, InvalidArgument):
+            continue
+        folded = fold(view.list_id, PATIENT, stored_changes(app))
+        assert view == folded
+        assert list(view.entries) == list(folded.entries)  # prescription order
+    for day in range(1, 25):
+        assert app.get_list(PATIENT, as_of=at(day)) == fold(
+            medication_list_id(PATIENT), PATIENT, stored_changes(app), at(day)
+        )
+
+
+def stored_changes(app: MedicationsApplication) -> list[Change]:
+    return [change_of(e) for e in app.repository.event_store.get(medication_list_id(PATIENT))]
+
+
+def test_the_list_keeps_no_history_only_the_list_now(app: MedicationsApplication) -> None:
+    _, metformin = prescribe(app)
+    for i in range(30):
+        app.change_dose(ctx(GP, f"d-{i}", at(2 + i % 20, i % 24)), PATIENT, metformin, f"{i}", None)
+    aggregate = app.load(MedicationList, medication_list_id(PATIENT), "list")
+    assert set(vars(aggregate)) == {
+        "_id",
+        "_version",
+        "_pending_events",
+        "_created_on",
+        "_modified_on",
+        "patient",
+        "now",
+        "handled",
+    }
+    assert len("".join(aggregate.handled)) == TOKEN_WIDTH * 31  # per command (the first: 2 events)
+
+
+def test_a_token_is_found_only_at_a_tokens_place() -> None:
+    pages: list[str] = []
+    for token in ("abcdef", "ghijkl", "ghijkl", "mnopqr"):
+        add_token(pages, token)
+    assert pages == ["abcdefghijklmnopqr"]  # a command's second event adds nothing
+    assert has_token(pages, "ghijkl") and not has_token(pages, "defghi")
+
+
+def test_a_token_shared_with_another_command_costs_a_read_and_the_command_runs(
+    app: MedicationsApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every command's token the same: each new command seems handled, the store has no
+    result for it, and it runs; a repeated one still answers with its first result."""
+    monkeypatch.setattr(domain, "handled_token", lambda key: "AAAAAA")
+    _, metformin = prescribe(app)
+    paused = app.pause(ctx(GP, "p", at(2)), PATIENT, metformin, "Kontrast")
+    resumed = app.resume(ctx(GP, "r", at(3)), PATIENT, metformin)
+    assert entry(resumed, metformin).state is EntryState.ACTIVE and resumed.version == 4
+    assert app.pause(ctx(GP, "p", at(2)), PATIENT, metformin, "Kontrast") == paused
+    assert events_in(app) == 4

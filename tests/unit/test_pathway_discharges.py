@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from services.pathway.discharges import fold_discharge, payment_periods
-from services.pathway.fold import derive_rows, fold
+from services.pathway.folding.discharges import fold_discharge, payment_periods
+from services.pathway.folding.pathway import fold
+from services.pathway.rows import derive_rows
 from shared import rules
 from shared.events import Envelope, Payload
 from shared.events import discharges as dc

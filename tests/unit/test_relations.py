@@ -9,7 +9,8 @@ from uuid import UUID
 from services.admissions.application import AdmissionsApplication
 from services.admissions.domain import AdmissionType, CloseReason
 from services.medications.application import MedicationsApplication
-from services.pathway.fold import derive_rows, fold
+from services.pathway.folding.pathway import fold
+from services.pathway.rows import derive_rows
 from services.referrals.application import ReferralsApplication
 from services.referrals.domain import Priority
 from services.registry.application import RegistryApplication

@@ -374,6 +374,56 @@ class GetPathwayRequest(_message.Message):
 Global___GetPathwayRequest: _TypeAlias = GetPathwayRequest  # noqa: Y015
 
 @_typing.final
+class ExportFhirRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    purpose: _common_pb2.AccessPurpose.ValueType
+    """Why the caller exports the pathway; recorded in the audit log. Required."""
+    @_builtins.property
+    def patient(self) -> _common_pb2.PatientIdentifier: ...
+    def __init__(
+        self,
+        *,
+        patient: _common_pb2.PatientIdentifier | None = ...,
+        purpose: _common_pb2.AccessPurpose.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["patient", b"patient"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["patient", b"patient", "purpose", b"purpose"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportFhirRequest: _TypeAlias = ExportFhirRequest  # noqa: Y015
+
+@_typing.final
+class ExportFhirResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUNDLE_JSON_FIELD_NUMBER: _builtins.int
+    FHIR_VERSION_FIELD_NUMBER: _builtins.int
+    bundle_json: _builtins.str
+    """The Bundle as FHIR JSON (media type application/fhir+json; fhirVersion=4.3). It holds
+    personal health data: store and log it as the patient's record, never in plain logs.
+    """
+    fhir_version: _builtins.str
+    """The FHIR version of the Bundle: "4.3.0" (R4B)."""
+    def __init__(
+        self,
+        *,
+        bundle_json: _builtins.str = ...,
+        fhir_version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_json", b"bundle_json", "fhir_version", b"fhir_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportFhirResponse: _TypeAlias = ExportFhirResponse  # noqa: Y015
+
+@_typing.final
 class TimelineEntry(_message.Message):
     """One thing that happened in the patient's pathway."""
 

@@ -36,6 +36,7 @@ class PathwayServiceStub:
     ListPathways: INVALID_ARGUMENT (also a foreign page token), PERMISSION_DENIED, UNAVAILABLE.
     WatchPathway: INVALID_ARGUMENT, PERMISSION_DENIED (also ending an open stream when access
     ends), UNAVAILABLE.
+    ExportFhir: as GetPathway.
     """
 
     def __init__(self, channel):
@@ -59,6 +60,11 @@ class PathwayServiceStub:
                 request_serializer=carepath_dot_v1_dot_pathway__pb2.WatchPathwayRequest.SerializeToString,
                 response_deserializer=carepath_dot_v1_dot_pathway__pb2.PathwayChange.FromString,
                 _registered_method=True)
+        self.ExportFhir = channel.unary_unary(
+                '/carepath.v1.PathwayService/ExportFhir',
+                request_serializer=carepath_dot_v1_dot_pathway__pb2.ExportFhirRequest.SerializeToString,
+                response_deserializer=carepath_dot_v1_dot_pathway__pb2.ExportFhirResponse.FromString,
+                _registered_method=True)
 
 
 class PathwayServiceServicer:
@@ -72,6 +78,7 @@ class PathwayServiceServicer:
     ListPathways: INVALID_ARGUMENT (also a foreign page token), PERMISSION_DENIED, UNAVAILABLE.
     WatchPathway: INVALID_ARGUMENT, PERMISSION_DENIED (also ending an open stream when access
     ends), UNAVAILABLE.
+    ExportFhir: as GetPathway.
     """
 
     def GetPathway(self, request, context):
@@ -105,6 +112,19 @@ class PathwayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportFhir(self, request, context):
+        """The patient's pathway as a FHIR R4B Bundle (type collection) for another system to take
+        in: the Patient with its Norwegian identifier, the pathway as an EpisodeOfCare, each
+        referral a ServiceRequest, each stay an Encounter, each message a Communication with its
+        receipt, each open task a Task with its due time, each medication a MedicationStatement,
+        who did what as Provenance (docs/fhir.md). Exactly what GetPathway shows the same caller,
+        under the same access rule and audited the same way: PERMISSION_DENIED and NOT_FOUND as
+        GetPathway.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PathwayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -122,6 +142,11 @@ def add_PathwayServiceServicer_to_server(servicer, server):
                     servicer.WatchPathway,
                     request_deserializer=carepath_dot_v1_dot_pathway__pb2.WatchPathwayRequest.FromString,
                     response_serializer=carepath_dot_v1_dot_pathway__pb2.PathwayChange.SerializeToString,
+            ),
+            'ExportFhir': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportFhir,
+                    request_deserializer=carepath_dot_v1_dot_pathway__pb2.ExportFhirRequest.FromString,
+                    response_serializer=carepath_dot_v1_dot_pathway__pb2.ExportFhirResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -142,6 +167,7 @@ class PathwayService:
     ListPathways: INVALID_ARGUMENT (also a foreign page token), PERMISSION_DENIED, UNAVAILABLE.
     WatchPathway: INVALID_ARGUMENT, PERMISSION_DENIED (also ending an open stream when access
     ends), UNAVAILABLE.
+    ExportFhir: as GetPathway.
     """
 
     @staticmethod
@@ -215,6 +241,33 @@ class PathwayService:
             '/carepath.v1.PathwayService/WatchPathway',
             carepath_dot_v1_dot_pathway__pb2.WatchPathwayRequest.SerializeToString,
             carepath_dot_v1_dot_pathway__pb2.PathwayChange.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportFhir(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carepath.v1.PathwayService/ExportFhir',
+            carepath_dot_v1_dot_pathway__pb2.ExportFhirRequest.SerializeToString,
+            carepath_dot_v1_dot_pathway__pb2.ExportFhirResponse.FromString,
             options,
             channel_credentials,
             insecure,

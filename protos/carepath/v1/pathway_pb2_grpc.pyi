@@ -39,6 +39,7 @@ class PathwayServiceStub:
       ListPathways: INVALID_ARGUMENT (also a foreign page token), PERMISSION_DENIED, UNAVAILABLE.
       WatchPathway: INVALID_ARGUMENT, PERMISSION_DENIED (also ending an open stream when access
       ends), UNAVAILABLE.
+      ExportFhir: as GetPathway.
     """
 
     @_typing.overload
@@ -64,6 +65,15 @@ class PathwayServiceStub:
     changed. Access is checked again with every change: a block or an ended relationship ends
     what the stream shows.
     """
+    ExportFhir: _grpc.UnaryUnaryMultiCallable[_pathway_pb2.ExportFhirRequest, _pathway_pb2.ExportFhirResponse]
+    """The patient's pathway as a FHIR R4B Bundle (type collection) for another system to take
+    in: the Patient with its Norwegian identifier, the pathway as an EpisodeOfCare, each
+    referral a ServiceRequest, each stay an Encounter, each message a Communication with its
+    receipt, each open task a Task with its due time, each medication a MedicationStatement,
+    who did what as Provenance (docs/fhir.md). Exactly what GetPathway shows the same caller,
+    under the same access rule and audited the same way: PERMISSION_DENIED and NOT_FOUND as
+    GetPathway.
+    """
 
 @_typing.type_check_only
 class PathwayServiceAsyncStub(PathwayServiceStub):
@@ -77,6 +87,7 @@ class PathwayServiceAsyncStub(PathwayServiceStub):
       ListPathways: INVALID_ARGUMENT (also a foreign page token), PERMISSION_DENIED, UNAVAILABLE.
       WatchPathway: INVALID_ARGUMENT, PERMISSION_DENIED (also ending an open stream when access
       ends), UNAVAILABLE.
+      ExportFhir: as GetPathway.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -99,6 +110,15 @@ class PathwayServiceAsyncStub(PathwayServiceStub):
     changed. Access is checked again with every change: a block or an ended relationship ends
     what the stream shows.
     """
+    ExportFhir: _aio.UnaryUnaryMultiCallable[_pathway_pb2.ExportFhirRequest, _pathway_pb2.ExportFhirResponse]  # type: ignore[assignment]
+    """The patient's pathway as a FHIR R4B Bundle (type collection) for another system to take
+    in: the Patient with its Norwegian identifier, the pathway as an EpisodeOfCare, each
+    referral a ServiceRequest, each stay an Encounter, each message a Communication with its
+    receipt, each open task a Task with its due time, each medication a MedicationStatement,
+    who did what as Provenance (docs/fhir.md). Exactly what GetPathway shows the same caller,
+    under the same access rule and audited the same way: PERMISSION_DENIED and NOT_FOUND as
+    GetPathway.
+    """
 
 class PathwayServiceServicer(metaclass=_abc_1.ABCMeta):
     """Read side for coordinators, systems and citizens. Every call passes the access policy (a
@@ -111,6 +131,7 @@ class PathwayServiceServicer(metaclass=_abc_1.ABCMeta):
       ListPathways: INVALID_ARGUMENT (also a foreign page token), PERMISSION_DENIED, UNAVAILABLE.
       WatchPathway: INVALID_ARGUMENT, PERMISSION_DENIED (also ending an open stream when access
       ends), UNAVAILABLE.
+      ExportFhir: as GetPathway.
     """
 
     @_abc_1.abstractmethod
@@ -148,6 +169,21 @@ class PathwayServiceServicer(metaclass=_abc_1.ABCMeta):
         of the municipality's list) changes. Read the pathway again with GetPathway to see what
         changed. Access is checked again with every change: a block or an ended relationship ends
         what the stream shows.
+        """
+
+    @_abc_1.abstractmethod
+    def ExportFhir(
+        self,
+        request: _pathway_pb2.ExportFhirRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_pathway_pb2.ExportFhirResponse, _abc.Awaitable[_pathway_pb2.ExportFhirResponse]]:
+        """The patient's pathway as a FHIR R4B Bundle (type collection) for another system to take
+        in: the Patient with its Norwegian identifier, the pathway as an EpisodeOfCare, each
+        referral a ServiceRequest, each stay an Encounter, each message a Communication with its
+        receipt, each open task a Task with its due time, each medication a MedicationStatement,
+        who did what as Provenance (docs/fhir.md). Exactly what GetPathway shows the same caller,
+        under the same access rule and audited the same way: PERMISSION_DENIED and NOT_FOUND as
+        GetPathway.
         """
 
 def add_PathwayServiceServicer_to_server(servicer: PathwayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

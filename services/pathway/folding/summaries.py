@@ -52,8 +52,9 @@ class Summariser:
     medication names so later changes can name the medication). Never clinical free text:
     reasons stay in the event data."""
 
-    def __init__(self) -> None:
-        self._medications: dict[str, str] = {}
+    def __init__(self, medications: dict[str, str] | None = None) -> None:
+        #: Entry id → the medication's name; the fold keeps it between batches.
+        self._medications = {} if medications is None else medications
 
     def __call__(self, envelope: Envelope) -> str:
         if isinstance(envelope.data, med.MedicationListEvent):

@@ -1,0 +1,161 @@
+"""What the fold derives, as plain data: the referrals, stays and discharges folded so far,
+their PLO messages, the open tasks and where the patient is (pure, no I/O). The folds that
+build them live beside this module, one per kind of aggregate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from shared import rules
+from shared.times import utc_iso
+
+
+@dataclass
+class PloMessage:
+    name: str  # Norwegian name of the message, e.g. "Epikrise"
+    to_her_id: str
+    to_kind: str
+    sent_at: str
+    event_id: str  # the event that sent it (the mark on the pathway's timeline)
+    status: str | None = None  # the receiver's AppRec (OK, REJECTED, OK_ERROR_IN_PART)
+
+    @property
+    def answered(self) -> bool:
+        return self.status is not None
+
+
+OPEN_REFERRAL_STATES = frozenset({"SENT", "RECEIVED", "FORWARDED", "ACCEPTED"})
+#: A cancer pathway stops being followed when its referral is declined or withdrawn.
+CANCER_PATHWAY_ENDED = frozenset({"REJECTED", "CANCELLED", "RECEIPT_REJECTED"})
+CANCER_MILESTONES = tuple(m.upper() for m in rules.CANCER_MILESTONES)
+
+
+@dataclass(frozen=True)
+class CancerMilestoneStatus:
+    """One milestone of a cancer pathway: its segment's start, due time and standard days, and
+    when it was reached (UTC ISO strings; None while unknown)."""
+
+    milestone: str
+    segment_start: str | None
+    due: str | None
+    reached_at: str | None
+    standard_days: int
+    treatment: str | None
+
+
+@dataclass
+class ReferralView:
+    referral_id: str
+    state: str
+    priority: str
+    cancer_pathway: str | None
+    sender_her_id: str
+    receiver_her_id: str
+    sent_at: str
+    updated_at: str
+    waiting_since: str  # clinical time the current wait began (sent, forwarded, received)
+    cancer_started_at: str | None = None  # the first receipt: the cancer pathway's clock
+    cancer_reached: dict[str, str] = field(default_factory=dict)  # milestone → clinical time
+    cancer_treatment: str | None = None
+    messages: list[PloMessage] = field(default_factory=list)  # sent, then each forward
+    #: Each receiving hospital in turn: (HER-id, since, until the forward; None: still it).
+    receivers: list[tuple[str, str, str | None]] = field(default_factory=list)
+    closed_at: str | None = None  # clinical time it stopped being open
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_REFERRAL_STATES
+
+    def cancer_milestones(self) -> list[CancerMilestoneStatus]:
+        """Every milestone of the referral's cancer pathway against its standard time; each
+        segment starts when the previous milestone is reached (the receipt for the first)."""
+        if not self.cancer_pathway or not self.cancer_started_at:
+            return []
+        statuses = []
+        start: str | None = self.cancer_started_at
+        for milestone in CANCER_MILESTONES:
+            treatment = self.cancer_treatment if milestone == "TREATMENT_START" else None
+            days, due = 0, None
+            if milestone != "TREATMENT_START" or treatment:
+                days = rules.cancer_segment_days(self.cancer_pathway, milestone, treatment)
+                if start:
+                    begun = datetime.fromisoformat(start)
+                    due = utc_iso(
+                        rules.cancer_segment_due(self.cancer_pathway, milestone, begun, treatment)
+                    )
+            reached = self.cancer_reached.get(milestone)
+            statuses.append(CancerMilestoneStatus(milestone, start, due, reached, days, treatment))
+            start = reached
+        return statuses
+
+
+@dataclass
+class StayView:
+    stay_id: str
+    hospital_her_id: str  # the responsible hospital now
+    ward: str
+    admitted_at: str
+    since: str  # admitted, or moved to the current hospital/ward
+    existing_service_user: bool
+    closed_at: str | None = None
+    health_information_sent: bool = False
+    messages: dict[str, PloMessage] = field(default_factory=dict)
+    #: Every hospital responsible in turn, with when it became responsible.
+    hospitals: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class ReadyPeriod:
+    ready_at: str
+    answered_at: str | None = None
+    can_receive: bool | None = None
+    receive_on: str | None = None  # ISO date
+    ended_at: str | None = None  # withdrawn (avmelding) or discharged
+
+
+@dataclass
+class DischargeView:
+    discharge_id: str
+    stay_id: str
+    hospital_her_id: str
+    municipality_her_id: str
+    periods: list[ReadyPeriod] = field(default_factory=list)
+    discharged_at: str | None = None
+    destination: str | None = None
+    destination_her_id: str | None = None
+    messages: dict[str, PloMessage] = field(default_factory=dict)
+
+    @property
+    def ready(self) -> ReadyPeriod | None:
+        """The readiness period still running, if any."""
+        if self.periods and self.periods[-1].ended_at is None:
+            return self.periods[-1]
+        return None
+
+
+@dataclass(frozen=True)
+class Task:
+    """Something waiting on an organisation, with its due time (UTC ISO strings)."""
+
+    task_id: str
+    kind: str
+    description: str
+    waiting_on_her_id: str
+    waiting_on_kind: str
+    since: str
+    due: str
+    aggregate_id: str
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where the patient is: kind (HOSPITAL, …; UNSPECIFIED when unknown), where, since."""
+
+    kind: str
+    her_id: str | None
+    ward: str | None
+    since: str | None
+
+
+UNKNOWN = Location("UNSPECIFIED", None, None, None)

@@ -1,0 +1,136 @@
+"""Open tasks: what each organisation owes the pathway, with its due time, from the folded
+referrals, stays and discharges (pure, no I/O)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from services.pathway.folding.model import (
+    CANCER_PATHWAY_ENDED,
+    DischargeView,
+    PloMessage,
+    ReferralView,
+    StayView,
+    Task,
+)
+from services.pathway.folding.summaries import (
+    CANCER_MILESTONE_NAMES,
+    CANCER_PATHWAY_NAMES,
+    TREATMENT_NAMES,
+)
+from shared import rules
+from shared.times import utc_iso
+
+
+def receipt_tasks(messages: dict[str, PloMessage], aggregate_id: str) -> list[Task]:
+    """Every message still without its application receipt waits on its receiver."""
+    return [
+        Task(
+            task_id=f"{message_id}:MESSAGE_RECEIPT",
+            kind="MESSAGE_RECEIPT",
+            description=f"{m.name} venter på applikasjonskvittering",
+            waiting_on_her_id=m.to_her_id,
+            waiting_on_kind=m.to_kind,
+            since=m.sent_at,
+            due=utc_iso(rules.receipt_due(datetime.fromisoformat(m.sent_at))),
+            aggregate_id=aggregate_id,
+        )
+        for message_id, m in sorted(messages.items())
+        if not m.answered
+    ]
+
+
+def stay_tasks(stay: StayView) -> list[Task]:
+    tasks = receipt_tasks(stay.messages, stay.stay_id)
+    if stay.existing_service_user and not stay.health_information_sent and not stay.closed_at:
+        admitted = datetime.fromisoformat(stay.admitted_at)
+        tasks.append(
+            Task(
+                task_id=f"{stay.stay_id}:HEALTH_INFORMATION",
+                kind="HEALTH_INFORMATION",
+                description="Helseopplysninger til kommunen innen 24 timer etter innleggelse",
+                waiting_on_her_id=stay.hospital_her_id,
+                waiting_on_kind="HOSPITAL",
+                since=stay.admitted_at,
+                due=utc_iso(rules.health_information_due(admitted)),
+                aggregate_id=stay.stay_id,
+            )
+        )
+    return tasks
+
+
+def discharge_tasks(d: DischargeView) -> list[Task]:
+    tasks = receipt_tasks(d.messages, d.discharge_id)
+    ready = d.ready
+    if ready is not None and ready.answered_at is None:
+        tasks.append(
+            Task(
+                task_id=f"{d.discharge_id}:READINESS_ANSWER:{ready.ready_at}",
+                kind="READINESS_ANSWER",
+                description="Kommunen må svare om og når den kan ta imot utskrivningsklar pasient",
+                waiting_on_her_id=d.municipality_her_id,
+                waiting_on_kind="MUNICIPALITY",
+                since=ready.ready_at,
+                due=utc_iso(rules.readiness_answer_due(datetime.fromisoformat(ready.ready_at))),
+                aggregate_id=d.discharge_id,
+            )
+        )
+    return tasks
+
+
+def referral_tasks(r: ReferralView) -> list[Task]:
+    tasks = assessment_tasks(r)
+    if r.state in CANCER_PATHWAY_ENDED or not r.cancer_pathway:
+        return tasks
+    name = CANCER_PATHWAY_NAMES[r.cancer_pathway]
+    for m in r.cancer_milestones():
+        if m.reached_at is None and m.segment_start and m.due:
+            what = CANCER_MILESTONE_NAMES[m.milestone]
+            cure = f" ({TREATMENT_NAMES[m.treatment]})" if m.treatment else ""
+            tasks.append(
+                Task(
+                    task_id=f"{r.referral_id}:CANCER_{m.milestone}",
+                    kind=f"CANCER_{m.milestone}",
+                    description=f"Pakkeforløp {name}: {what}{cure} innen {m.standard_days} dager",
+                    waiting_on_her_id=r.receiver_her_id,
+                    waiting_on_kind="HOSPITAL",
+                    since=m.segment_start,
+                    due=m.due,
+                    aggregate_id=r.referral_id,
+                )
+            )
+    return tasks
+
+
+def assessment_tasks(r: ReferralView) -> list[Task]:
+    since = datetime.fromisoformat(r.waiting_since)
+
+    def task(kind: str, description: str, due: datetime) -> Task:
+        return Task(
+            task_id=f"{r.referral_id}:{kind}",
+            kind=kind,
+            description=description,
+            waiting_on_her_id=r.receiver_her_id,
+            waiting_on_kind="HOSPITAL",
+            since=r.waiting_since,
+            due=utc_iso(due),
+            aggregate_id=r.referral_id,
+        )
+
+    if r.state in ("SENT", "FORWARDED"):
+        return [
+            task(
+                "REFERRAL_RECEIPT",
+                "Henvisningen venter på applikasjonskvittering fra sykehuset",
+                rules.receipt_due(since),
+            )
+        ]
+    if r.state != "RECEIVED":
+        return []
+    return [
+        task(
+            "REFERRAL_ASSESSMENT",
+            "Henvisningen må vurderes og pasienten informeres",
+            rules.referral_assessment_due(since),
+        )
+    ]

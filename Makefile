@@ -24,9 +24,10 @@ proto-check: proto ## fail when the committed generated code differs from the .p
 	@git diff --exit-code --stat -- protos || \
 		(echo "generated protobuf code is stale: run 'make proto' and commit" >&2; exit 1)
 
-docs: $(STAMP) ## generate docs/access.md (access table) and docs/events.md + docs/events/ (event contract)
+docs: $(STAMP) ## generate docs/access.md (access table), docs/events.md + docs/events/ (event contract) and docs/asyncapi*.yaml (the vendor exchange)
 	$(PY) -m shared.access.doc > docs/access.md
 	$(PY) -m shared.events.doc docs
+	$(PY) -m services.streams.asyncapi docs
 
 # `make run` and `make token` (only these) turn on the local development issuer: an ES256 key
 # pair and its JWKS in var/dev-issuer, which every process started by honcho trusts.

@@ -61,7 +61,7 @@ def admitted(ward: str = "Medisinsk post 3") -> PatientAdmitted:
         ward=ward,
         admission_type="ACUTE",
         referral_id=None,
-        municipality_her_id="4201",
+        home_municipality_her_id="4201",
         municipal_services_likely=True,
         existing_service_user=False,
     )
@@ -122,7 +122,7 @@ MALFORMATIONS = [
     Malformation("year 9999", _set("occurred_at", "9999-01-01T00:00:00+00:00"), "occurred_at"),
     Malformation("negative year", _set("recorded_at", "-0001-01-01T00:00:00+00:00"), "recorded_at"),
     Malformation("unknown type", _set("event_type", "PatientTeleported"), "unknown event_type"),
-    Malformation("unknown version", _set("schema_version", 2), "unknown schema_version 2"),
+    Malformation("unknown version", _set("schema_version", 3), "unknown schema_version 3"),
     Malformation("empty data", _set("data", {}), "data.hospital_her_id: Field required"),
     Malformation(
         "oversized string",
@@ -133,7 +133,7 @@ MALFORMATIONS = [
     Malformation("bad patient number", _set("patient.value", "12345678901"), "patient"),
     Malformation(
         "type not its routing key",
-        _set("event_type", "StayClosed"),
+        lambda raw: raw.update(event_type="StayClosed", schema_version=1),
         "event_type StayClosed was published with routing key 'PatientAdmitted'",
     ),
     Malformation(

@@ -16,7 +16,7 @@ def patient_admitted(e: Any) -> ev.PatientAdmitted:
         ward=e.ward,
         admission_type=e.admission_type,
         referral_id=e.referral_id,
-        municipality_her_id=e.municipality_her_id,
+        home_municipality_her_id=e.home_municipality_her_id,
         municipal_services_likely=e.municipal_services_likely,
         existing_service_user=e.existing_service_user,
     )

@@ -81,6 +81,27 @@ class AdmissionNoticeAlreadySent(InvalidTransition):
 class Stay(MessageReceipts, CarepathAggregate):
     """One hospital stay of one patient, from admission to discharge."""
 
+    # Its creation is declared with its class version (eventsourcing's upcasting): at version
+    # 2 the home municipality is stored as `home_municipality_her_id`, as the public
+    # PatientAdmitted version 2 names it. Stays admitted before were stored with
+    # `municipality_her_id` and no class version (1); the upcaster renames it as each is read.
+
+    class PatientAdmitted(CarepathAggregate.Created):
+        meta: dict[str, Any]
+        hospital_her_id: str
+        ward: str
+        admission_type: str
+        referral_id: str | None
+        home_municipality_her_id: str
+        municipal_services_likely: bool
+        existing_service_user: bool
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["home_municipality_her_id"] = state.pop("municipality_her_id")
+
     @classmethod
     def admit(
         cls,
@@ -105,7 +126,7 @@ class Stay(MessageReceipts, CarepathAggregate):
             ward=ward,
             admission_type=admission_type.value,
             referral_id=str(referral_id) if referral_id else None,
-            municipality_her_id=municipality_her_id,
+            home_municipality_her_id=municipality_her_id,
             municipal_services_likely=municipal_services_likely,
             existing_service_user=existing_service_user,
         )
@@ -114,7 +135,7 @@ class Stay(MessageReceipts, CarepathAggregate):
     def create_id(meta: dict[str, Any], hospital_her_id: str, **_: Any) -> UUID:
         return stay_id_for(hospital_her_id, meta["command_id"])
 
-    @event("PatientAdmitted")
+    @event(PatientAdmitted)
     def __init__(
         self,
         meta: dict[str, Any],
@@ -122,7 +143,7 @@ class Stay(MessageReceipts, CarepathAggregate):
         ward: str,
         admission_type: str,
         referral_id: str | None,
-        municipality_her_id: str,
+        home_municipality_her_id: str,
         municipal_services_likely: bool,
         existing_service_user: bool,
     ) -> None:
@@ -133,7 +154,7 @@ class Stay(MessageReceipts, CarepathAggregate):
         self.ward = ward
         self.admission_type = AdmissionType(admission_type)
         self.referral_id = referral_id
-        self.municipality_her_id = municipality_her_id
+        self.municipality_her_id = home_municipality_her_id
         self.municipal_services_likely = municipal_services_likely
         self.existing_service_user = existing_service_user
         self.state = StayState.OPEN

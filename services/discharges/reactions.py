@@ -72,7 +72,7 @@ class DischargeStays:
             event.aggregate_id,
             event.patient,
             admitted.hospital_her_id,
-            admitted.municipality_her_id,
+            admitted.home_municipality_her_id,
         )
         log.debug("stay known: %s", event.event_id)
 

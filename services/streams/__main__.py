@@ -9,7 +9,8 @@ python -m services.streams deliver
 python -m services.streams stream
 python -m services.streams migrate
 python -m services.streams subscriptions create NAME --vendor-her-id H --purpose HEALTH_CARE \\
-    --served 4201 [--event-type PatientAdmitted ...] [--source admissions ...] [--free-text]
+    --served 4201 [--event-type PatientAdmitted ...] [--source admissions ...] [--free-text] \\
+    [--contract-version 2]
 python -m services.streams subscriptions list [--include-deleted]
 python -m services.streams subscriptions pause|resume|delete NAME
 
@@ -122,6 +123,7 @@ def _describe(s: Subscription, broker: VendorBroker) -> dict[str, object]:
         "queue": s.queue,
         "broker_user": broker.user(s.name),
         "version": s.version,
+        "contract_version": s.contract_version,
     }
 
 
@@ -139,6 +141,12 @@ def run_subscriptions(app: StreamsApplication, argv: list[str]) -> None:
     create.add_argument("--event-type", action="append", default=[], help="(repeatable)")
     create.add_argument("--source", action="append", default=[], help="(repeatable)")
     create.add_argument("--free-text", action="store_true")
+    create.add_argument(
+        "--contract-version",
+        type=int,
+        default=0,
+        help="the vendor contract version it receives (default: the current one)",
+    )
     listing = commands.add_parser("list", help="every subscription, as JSON lines")
     listing.add_argument("--include-deleted", action="store_true")
     for name in ("pause", "resume", "delete"):
@@ -168,7 +176,7 @@ def run_subscriptions(app: StreamsApplication, argv: list[str]) -> None:
             subscription, password = subscriptions.create(
                 ctx, args.name, args.vendor_her_id, args.vendor_orgnr,
                 SubscriptionPurpose(args.purpose), args.event_type, args.source, args.served,
-                args.free_text,
+                args.free_text, args.contract_version,
             )  # fmt: skip
             print(json.dumps({**_describe(subscription, broker), "broker_password": password}))
             print(

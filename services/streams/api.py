@@ -58,6 +58,7 @@ def subscription_to_pb(s: Subscription, broker: VendorBroker) -> streams_pb2.Sub
         broker_user=broker.user(s.name),
         created_at=api.timestamp(s.created_at),
         version=s.version,
+        contract_version=s.contract_version,
     )
 
 
@@ -106,6 +107,7 @@ class Subscriptions:
         sources: list[str],
         served_her_ids: list[str],
         free_text: bool,
+        contract_version: int = 0,
     ) -> tuple[Subscription, str]:
         if bool(vendor_her_id.strip()) == bool(vendor_orgnr.strip()):
             raise InvalidArgument("vendor_her_id", "give the vendor's HER-id or its orgnr")
@@ -131,7 +133,7 @@ class Subscriptions:
                 raise InvalidArgument(field, "must be a municipality, GP office or hospital")
             served.append(organisation)
         subscription = self.app.create_subscription(
-            ctx, name, vendor, purpose, event_types, sources, served, free_text
+            ctx, name, vendor, purpose, event_types, sources, served, free_text, contract_version
         )
         password = new_password()
         self._broker(
@@ -196,6 +198,7 @@ class SubscriptionAdminServicer(streams_pb2_grpc.SubscriptionAdminServiceService
             [s.strip() for s in request.sources],
             list(request.served_her_ids),
             request.free_text,
+            request.contract_version,
         )
         return streams_pb2.CreatedSubscription(
             subscription=self._pb(subscription), broker_password=password

@@ -56,6 +56,7 @@ class StreamsApplication(CarepathApplication):
         sources: list[str],
         served: list[Organisation],
         free_text: bool,
+        contract_version: int = 0,
     ) -> Subscription:
         """ALREADY_EXISTS (naming `name`) when the name is taken, deleted ones included; a
         retry of the same command returns the first result."""
@@ -72,7 +73,15 @@ class StreamsApplication(CarepathApplication):
             ctx,
             SUBSCRIPTION,
             lambda: Subscription.create(
-                ctx, name, vendor, purpose, event_types, sources, served, free_text
+                ctx,
+                name,
+                vendor,
+                purpose,
+                event_types,
+                sources,
+                served,
+                free_text,
+                contract_version,
             ),
         )
 

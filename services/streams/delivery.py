@@ -41,7 +41,7 @@ from sqlalchemy.engine import Engine
 
 from services.streams import streamlog
 from services.streams.application import StreamsApplication
-from services.streams.filters import VENDOR_CONTRACT, Route
+from services.streams.filters import Route, vendor_contract
 from services.streams.provisioning import VENDOR_EXCHANGE
 from services.streams.selection import Selection, message_bytes
 from shared import amqp, events, ops
@@ -169,7 +169,7 @@ class Delivery:
                 (
                     s.route.queue,
                     message_bytes(s.body),
-                    _properties(s.envelope, s.position, self._own_user),
+                    _properties(s.envelope, s.position, self._own_user, s.route),
                 )
             )
             if s.entry is not None:
@@ -218,7 +218,9 @@ class Delivery:
         self._publisher.close()
 
 
-def _properties(envelope: Envelope, position: int, user: str) -> pika.BasicProperties:
+def _properties(
+    envelope: Envelope, position: int, user: str, route: Route
+) -> pika.BasicProperties:
     """The vendor trusts the message because `user_id` is carepath's streams user (RabbitMQ
     refuses any other on this connection)."""
     return pika.BasicProperties(
@@ -230,5 +232,8 @@ def _properties(envelope: Envelope, position: int, user: str) -> pika.BasicPrope
         correlation_id=envelope.correlation_id,
         app_id=envelope.source,
         user_id=user,
-        headers={POSITION_HEADER: position, CONTRACT_HEADER: VENDOR_CONTRACT},
+        headers={
+            POSITION_HEADER: position,
+            CONTRACT_HEADER: vendor_contract(route.contract_version),
+        },
     )

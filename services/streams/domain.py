@@ -7,6 +7,10 @@ care relationship with the patient under the access policy and no block of it ho
 whether free text may be delivered. Its state is ACTIVE, PAUSED or DELETED; every change is
 an event. Deleting is for good: the name is not taken again (its history stays).
 
+Each subscription states the version of the vendor contract it receives
+(`contract_version`, shared.events.catalogue.CONTRACT_VERSIONS): the current one unless named.
+A subscription created before versions were stated received version 1, and reads so.
+
 Each public method checks the rule, then triggers a past-tense event; the `@event` methods
 only apply state, so replaying history never re-checks rules.
 """
@@ -24,6 +28,7 @@ from eventsourcing.domain import event
 from services.streams.purposes import SubscriptionPurpose
 from shared.domain import CarepathAggregate, CommandContext
 from shared.errors import InvalidArgument, InvalidTransition
+from shared.events.catalogue import CONTRACT_VERSIONS, CURRENT_CONTRACT
 
 __all__ = [
     "NAME",
@@ -72,6 +77,16 @@ def queue_of(name: str) -> str:
     return f"vendor.{name}"
 
 
+def check_contract_version(version: int) -> int:
+    """A vendor contract version carepath serves (0: the current one)."""
+    if version == 0:
+        return CURRENT_CONTRACT
+    if version not in CONTRACT_VERSIONS:
+        served = ", ".join(str(v) for v in sorted(CONTRACT_VERSIONS))
+        raise InvalidArgument("contract_version", f"must be one of {served} (0: the current)")
+    return version
+
+
 def check_name(name: str) -> str:
     if not NAME.fullmatch(name):
         raise InvalidArgument(
@@ -94,8 +109,10 @@ class Subscription(CarepathAggregate):
         sources: list[str],
         served: list[Organisation],
         free_text: bool,
+        contract_version: int = 0,
     ) -> Subscription:
         check_name(name)
+        version = check_contract_version(contract_version)
         if not served:
             raise InvalidArgument(
                 "served_her_ids", "name at least one organisation the subscription serves"
@@ -109,6 +126,7 @@ class Subscription(CarepathAggregate):
             sources=sorted(set(sources)),
             served=[o.as_dict() for o in sorted(served, key=lambda o: o.her_id)],
             free_text=free_text,
+            contract_version=version,
         )
 
     @staticmethod
@@ -126,6 +144,7 @@ class Subscription(CarepathAggregate):
         sources: list[str],
         served: list[dict[str, Any]],
         free_text: bool,
+        contract_version: int = 1,
     ) -> None:
         self.name = name
         self.vendor = Organisation.from_dict(vendor)
@@ -134,6 +153,7 @@ class Subscription(CarepathAggregate):
         self.sources: tuple[str, ...] = tuple(sources)
         self.served: tuple[Organisation, ...] = tuple(Organisation.from_dict(o) for o in served)
         self.free_text = free_text
+        self.contract_version = contract_version
         self.state = SubscriptionState.ACTIVE
         self.created_at: str = meta["occurred_at"]
         self._handled(meta)

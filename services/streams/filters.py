@@ -18,12 +18,17 @@ from pydantic import BaseModel
 from services.streams.domain import Organisation, Subscription, SubscriptionState
 from services.streams.purposes import PURPOSES, SubscriptionPurpose
 from shared.access.model import Basis
-from shared.events import Envelope
+from shared.events import CURRENT_CONTRACT, Envelope, downcast, schema_version_in
 from shared.events.base import MAX_TEXT
 
-#: The version of the vendor message (the envelope below plus `position`, `subscription`,
-#: `omitted`); each event's own `schema_version` versions its `data`.
-VENDOR_CONTRACT = "carepath.vendor/1"
+
+def vendor_contract(version: int) -> str:
+    """The name of a version of the vendor contract (the message below plus `position`,
+    `subscription`, `omitted`, and each event type at its schema version in that version:
+    shared.events.catalogue.CONTRACT_VERSIONS), as the message's `contract` and its
+    `x-carepath-contract` header say it."""
+    return f"carepath.vendor/{version}"
+
 
 #: Events never delivered to a vendor: a patient's blocks (sperring) serve carepath's access
 #: policy, and who is blocked is itself for no other system.
@@ -43,6 +48,8 @@ class Route:
     served: tuple[Organisation, ...]
     free_text: bool
     state: SubscriptionState
+    #: The vendor contract version it receives.
+    contract_version: int = CURRENT_CONTRACT
 
     @classmethod
     def of(cls, s: Subscription) -> Route:
@@ -56,6 +63,7 @@ class Route:
             served=s.served,
             free_text=s.free_text,
             state=s.state,
+            contract_version=s.contract_version,
         )
 
     def wants(self, envelope: Envelope) -> bool:
@@ -180,13 +188,16 @@ def minimised(envelope: Envelope, route: Route) -> tuple[dict[str, Any], list[st
 def vendor_body(
     envelope: Envelope, route: Route, position: int
 ) -> tuple[dict[str, Any], list[str]]:
-    """The message a subscription's queue gets: the minimised envelope with the event's stable
-    position in carepath's stream, the subscription and what was omitted."""
+    """The message a subscription's queue gets: the minimised envelope, at the schema version
+    of its event type in the subscription's contract version, with the event's stable position
+    in carepath's stream, the subscription, the contract version and what was omitted."""
     message, omitted = minimised(envelope, route)
+    version = schema_version_in(route.contract_version, envelope.source, envelope.event_type)
+    message = downcast(message, version)
     return {
         **message,
         "position": position,
         "subscription": route.name,
-        "contract": VENDOR_CONTRACT,
+        "contract": vendor_contract(route.contract_version),
         "omitted": omitted,
     }, omitted

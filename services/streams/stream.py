@@ -40,7 +40,7 @@ from carepath.v1 import streams_pb2, streams_pb2_grpc
 from services.streams import streamlog
 from services.streams.application import StreamsApplication
 from services.streams.domain import SubscriptionState
-from services.streams.filters import VENDOR_CONTRACT, Route
+from services.streams.filters import Route, vendor_contract
 from services.streams.selection import Selection, message_bytes
 from shared.access.enforce import AccessControl, Call, Refused
 from shared.access.policy import deny
@@ -215,7 +215,7 @@ class EventStreamServicer(streams_pb2_grpc.EventStreamServiceServicer):
                         event_type=s.envelope.event_type,
                         source=s.envelope.source,
                         recorded_at=recorded,
-                        contract=VENDOR_CONTRACT,
+                        contract=vendor_contract(route.contract_version),
                         body=message_bytes(s.body),
                     )
                 )

@@ -8,11 +8,30 @@ Consumers read `envelope.data` as the typed payload class of its event type, by 
 """
 
 from shared.events.base import Contract, Payload
-from shared.events.catalogue import BY_SOURCE, PAYLOADS, SOURCES, current_payload
-from shared.events.envelope import UPCASTS, ContractError, Envelope, parse, validate
+from shared.events.catalogue import (
+    BY_SOURCE,
+    CONTRACT_VERSIONS,
+    CURRENT_CONTRACT,
+    PAYLOADS,
+    SOURCES,
+    current_payload,
+    schema_version_in,
+)
+from shared.events.envelope import (
+    DOWNCASTS,
+    UPCASTS,
+    ContractError,
+    Envelope,
+    downcast,
+    parse,
+    validate,
+)
 
 __all__ = [
     "BY_SOURCE",
+    "CONTRACT_VERSIONS",
+    "CURRENT_CONTRACT",
+    "DOWNCASTS",
     "PAYLOADS",
     "SOURCES",
     "UPCASTS",
@@ -21,6 +40,8 @@ __all__ = [
     "Envelope",
     "Payload",
     "current_payload",
+    "downcast",
     "parse",
+    "schema_version_in",
     "validate",
 ]

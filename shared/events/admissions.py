@@ -25,7 +25,39 @@ class PatientAdmitted(StayEvent):
     """A hospital admitted the patient: a stay opens.
 
     For an existing municipal service user, Helseopplysninger are due to the home municipality
-    within 24 hours."""
+    within 24 hours.
+
+    Version 2 renamed `municipality_her_id` to `home_municipality_her_id` (docs/events.md,
+    "Versions"); a version 1 event reads as version 2 with the same value."""
+
+    schema_version: ClassVar[int] = 2
+
+    hospital_her_id: HerId
+    """The admitting hospital, responsible for the stay until a transfer."""
+    ward: Ward
+    """The ward (post) the patient lies on."""
+    admission_type: Literal["ACUTE", "ELECTIVE"]
+    """ACUTE (øyeblikkelig hjelp) or ELECTIVE (planned, usually for a referral)."""
+    referral_id: Uuid | None
+    """The referral this elective admission gives the care of, if any."""
+    home_municipality_her_id: HerId
+    """The patient's home municipality as the hospital gave it: the stay's messages
+    (admission notice, Helseopplysninger, readiness notice) go to it. Informative only for
+    everything else: who may see the patient, and who pays for days ready for discharge (the
+    municipality the patient stays in, oppholdskommunen), follow the registers, never this
+    field."""
+    municipal_services_likely: bool
+    """Whether the hospital expects the patient to need municipal services after discharge."""
+    existing_service_user: bool
+    """Whether the patient already receives municipal care services (the 24-hour
+    Helseopplysninger deadline applies)."""
+
+
+class PatientAdmittedV1(StayEvent):
+    """A hospital admitted the patient: a stay opens (version 1, as published before
+    version 2; still delivered to vendor subscriptions that receive contract version 1).
+
+    Its `municipality_her_id` is version 2's `home_municipality_her_id`."""
 
     hospital_her_id: HerId
     """The admitting hospital, responsible for the stay until a transfer."""
@@ -43,6 +75,10 @@ class PatientAdmitted(StayEvent):
     existing_service_user: bool
     """Whether the patient already receives municipal care services (the 24-hour
     Helseopplysninger deadline applies)."""
+
+    @classmethod
+    def event_type(cls) -> str:
+        return "PatientAdmitted"
 
 
 class AdmissionNoticeSent(StayEvent):
@@ -110,6 +146,7 @@ class StayClosed(StayEvent):
 
 EVENTS: tuple[type[Payload], ...] = (
     PatientAdmitted,
+    PatientAdmittedV1,
     AdmissionNoticeSent,
     AdmissionReportReceived,
     HealthInformationSent,

@@ -31,3 +31,23 @@ def current_payload(source: str, event_type: str) -> type[Payload]:
     if not versions:
         raise KeyError(f"{source} publishes no {event_type}")
     return max(versions, key=lambda cls: cls.schema_version)
+
+
+#: The vendor contract's versions (what a vendor subscription states it receives): per version,
+#: the schema version of each event type where it differs from the newest. Version 1 is the
+#: contract as first published to vendors; version 2 has PatientAdmitted version 2
+#: (`home_municipality_her_id`). The delivery downcasts (shared.events.envelope.DOWNCASTS) for
+#: a subscription on an earlier version; a new version is added here with its event type's
+#: new schema version and the downcast back.
+CONTRACT_VERSIONS: dict[int, dict[tuple[str, str], int]] = {
+    1: {("admissions", "PatientAdmitted"): 1},
+    2: {},
+}
+#: The version a new subscription receives unless it names another.
+CURRENT_CONTRACT = max(CONTRACT_VERSIONS)
+
+
+def schema_version_in(contract: int, source: str, event_type: str) -> int:
+    """The schema version of an event type in a vendor contract version."""
+    newest = current_payload(source, event_type).schema_version
+    return CONTRACT_VERSIONS[contract].get((source, event_type), newest)

@@ -45,8 +45,31 @@ declaration is dead-lettered by the relay with the reason.
 
 Versions: a change a consumer could trip on is a new `schema_version` of that event type, and
 consumers upcast older versions on read (`shared.events.envelope.UPCASTS`). Every event type is
-at version 1 but the directory's `OrganisationRegistered` and `OrganisationChanged`, at version 2
-(they gained `orgnr`; a version 1 event reads as version 2 with `orgnr` null).
+at version 1 but these, at version 2:
+
+- the directory's `OrganisationRegistered` and `OrganisationChanged` gained `orgnr` (a version 1
+  event reads as version 2 with `orgnr` null);
+- `PatientAdmitted` renamed `municipality_her_id` to `home_municipality_her_id` (a version 1
+  event reads as version 2 with the same value). Why: the field holds the patient's home
+  municipality *as the admitting hospital gave it*, to which the stay's messages go. Named
+  `municipality_her_id`, a vendor reads it as *the* municipality of the patient — the one that
+  serves or pays — but since 2019 the municipality that pays for days ready for discharge is the
+  one the patient stays in (oppholdskommunen), and who may see the patient follows the
+  registers, never this field; three other events carry a `municipality_her_id` that means
+  another thing (the residence, the temporary stay, the municipality notified of readiness). A
+  rename is the smallest change a consumer trips on (a v1 reader finds its field missing), so
+  it shows the whole path once: a new schema version, the upcast for stored and queued events,
+  a downcast for vendors still on the old contract.
+
+Vendor subscriptions state the *contract version* they receive (`contract_version`, README
+"For vendors"): version 1 is the contract as first published to vendors (`PatientAdmitted`
+version 1), version 2 the current one (`PatientAdmitted` version 2); every other event type is
+the same in both. A subscription created without naming one receives the current version; the
+vendor delivery brings each event down to the subscription's version
+(`shared.events.envelope.DOWNCASTS`: only steps that lose nothing are declared), and each
+vendor message names its version (`contract: carepath.vendor/<N>`). The vendor exchange is
+described for AsyncAPI tools in `docs/asyncapi.yaml` (generated from the same declaration).
+The older versions of an event type are listed below with their own schema.
 
 Inside each service, its stored domain events evolve the same way: a stored event whose shape
 changes gets a new `class_version` on its event class and an `upcast_v<N>_v<N+1>` step

@@ -254,11 +254,42 @@ def _without_orgnr(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "schema_version": 2, "data": data}
 
 
+def _renamed(data: Any, old: str, new: str) -> Any:
+    """`data` with the field `old` named `new` (in its place; anything else as it was)."""
+    if not isinstance(data, dict):
+        return data
+    return {(new if name == old else name): value for name, value in data.items()}
+
+
+def _home_municipality_named(raw: dict[str, Any]) -> dict[str, Any]:
+    """PatientAdmitted version 2 names the home municipality for what it is."""
+    data = _renamed(raw.get("data"), "municipality_her_id", "home_municipality_her_id")
+    return {**raw, "schema_version": 2, "data": data}
+
+
+def _home_municipality_unnamed(raw: dict[str, Any]) -> dict[str, Any]:
+    """PatientAdmitted version 2 → 1, for subscriptions that receive contract version 1."""
+    data = _renamed(raw.get("data"), "home_municipality_her_id", "municipality_her_id")
+    return {**raw, "schema_version": 1, "data": data}
+
+
+Step = Callable[[dict[str, Any]], dict[str, Any]]
+
 #: Upcasts: (source, event_type, version) → the step that turns that version's raw envelope
 #: into the next version's; consumers only ever see the newest shape.
-UPCASTS: dict[tuple[str, str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
+UPCASTS: dict[tuple[str, str, int], Step] = {
     ("registry", "OrganisationRegistered", 1): _without_orgnr,
     ("registry", "OrganisationChanged", 1): _without_orgnr,
+    ("admissions", "PatientAdmitted", 1): _home_municipality_named,
+}
+
+#: Downcasts: (source, event_type, version) → the step that turns that version's raw
+#: envelope into the previous version's, where no information is lost on the way (a renamed
+#: field). Only the vendor delivery uses them, for a subscription that receives an earlier
+#: contract version (shared.events.catalogue.CONTRACT_VERSIONS); carepath's own consumers
+#: read the newest.
+DOWNCASTS: dict[tuple[str, str, int], Step] = {
+    ("admissions", "PatientAdmitted", 2): _home_municipality_unnamed,
 }
 
 
@@ -272,6 +303,17 @@ def upcast(raw: dict[str, Any]) -> dict[str, Any]:
         if step is None:
             return raw
         raw = step(raw)
+
+
+def downcast(raw: dict[str, Any], version: int) -> dict[str, Any]:
+    """Bring a newest-version envelope back to `version` of its event type (ValueError when
+    no downcast leads there)."""
+    while raw["schema_version"] > version:
+        step = DOWNCASTS.get((raw["source"], raw["event_type"], raw["schema_version"]))
+        if step is None:
+            raise ValueError(f"{raw['event_type']} version {raw['schema_version']} has no downcast")
+        raw = step(raw)
+    return raw
 
 
 def describe(exc: ValidationError, prefix: str = "") -> str:

@@ -28,6 +28,8 @@ import sqlalchemy as sa
 from pika.exceptions import ChannelClosedByBroker, ProbableAuthenticationError
 
 from carepath.v1 import (
+    admissions_pb2,
+    admissions_pb2_grpc,
     common_pb2,
     medications_pb2,
     medications_pb2_grpc,
@@ -49,7 +51,7 @@ from shared.broker import Tenant
 from shared.grpc_server import Server
 from shared.ids import FNR_SYSTEM
 from shared.sql import engine
-from tests.conftest import GP, MUNICIPALITY, OTHER_MUNICIPALITY
+from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_MUNICIPALITY
 from tests.support import (
     LOOPBACK,
     REGISTER_ADAPTER,
@@ -104,6 +106,23 @@ class World:
                 reason=reason,
             ),
             metadata=auth(doctor),
+        )
+
+    def admit(self, hospital: Actor, patient: dict[str, str]) -> None:
+        stub = admissions_pb2_grpc.AdmissionServiceStub(
+            self.system.channel(self.system.servers["admissions"])
+        )
+        stub.AdmitPatient(
+            admissions_pb2.AdmitPatientRequest(
+                metadata=meta(f"admit-{uuid.uuid4()}", hours=-2),
+                patient=common_pb2.PatientIdentifier(**patient),
+                ward="Medisinsk sengepost 3",
+                admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
+                municipality_her_id=MUNICIPALITY.her_id,
+                municipal_services_likely=True,
+                existing_service_user=False,
+            ),
+            metadata=auth(hospital),
         )
 
 
@@ -211,6 +230,7 @@ def received(world: World, name: str, count: int, timeout: float = 30) -> list[d
             message = json.loads(body)
             message["_user_id"] = props.user_id
             message["_position_header"] = (props.headers or {}).get("x-carepath-position")
+            message["_contract_header"] = (props.headers or {}).get("x-carepath-contract")
             got.append(message)
         return len(got) >= count
 
@@ -258,7 +278,7 @@ def test_a_municipalitys_vendor_gets_only_its_patients_events_minimised(world: W
     assert ehr["actor"]["hpr"] == MUNICIPALITY.hpr  # a record system needs who prescribed
     assert ehr["_user_id"] == world.broker.user("streams")
     assert ehr["position"] == ehr["_position_header"] > 0
-    assert ehr["contract"] == "carepath.vendor/1"
+    assert ehr["contract"] == ehr["_contract_header"] == "carepath.vendor/2"  # the current
 
     (plan,) = received(world, "fjordvik-plan", 1)
     assert plan["event_id"] == ehr["event_id"] and plan["position"] == ehr["position"]
@@ -430,6 +450,7 @@ def test_an_operator_manages_subscriptions_over_grpc(world: World) -> None:
         ({"served_her_ids": [VENDOR[0]]}, "served_her_ids[0]"),
         ({"event_types": ["PatientTeleported"]}, "event_types[0]"),
         ({"sources": ["billing"]}, "sources[0]"),
+        ({"contract_version": 3}, "contract_version"),
     ],
 )
 def test_bad_input_is_invalid_argument_naming_the_field(
@@ -569,3 +590,37 @@ def test_a_message_that_cannot_be_trusted_is_dead_lettered_and_delivery_goes_on(
     headers = wait_for(parked, 30, "the forged message among the dead letters")
     assert "untrusted sender on medications.events: 'guest'" in headers["x-carepath-reason"]
     connection.close()
+
+
+def test_each_subscription_receives_patient_admitted_at_its_contract_version(
+    world: World,
+) -> None:
+    """PatientAdmitted version 2 names the home municipality `home_municipality_her_id`: a
+    subscription on the current contract (created without naming one) receives version 2, one
+    that asked for contract version 1 receives the same event as version 1."""
+    stub = admin(world)
+    current = stub.CreateSubscription(
+        create_request("admitted-current", event_types=["PatientAdmitted"]),
+        metadata=auth(OPERATOR),
+    )
+    older = stub.CreateSubscription(
+        create_request("admitted-v1", event_types=["PatientAdmitted"], contract_version=1),
+        metadata=auth(OPERATOR),
+    )
+    assert (current.subscription.contract_version, older.subscription.contract_version) == (2, 1)
+    world.passwords["admitted-current"] = current.broker_password
+    world.passwords["admitted-v1"] = older.broker_password
+
+    world.admit(HOSPITAL, P3)
+
+    (v2,) = received(world, "admitted-current", 1)
+    assert (v2["event_type"], v2["schema_version"]) == ("PatientAdmitted", 2)
+    assert v2["contract"] == v2["_contract_header"] == "carepath.vendor/2"
+    assert v2["data"]["home_municipality_her_id"] == MUNICIPALITY.her_id
+    assert "municipality_her_id" not in v2["data"]
+    (v1,) = received(world, "admitted-v1", 1)
+    assert (v1["event_type"], v1["schema_version"]) == ("PatientAdmitted", 1)
+    assert v1["contract"] == v1["_contract_header"] == "carepath.vendor/1"
+    assert v1["data"]["municipality_her_id"] == MUNICIPALITY.her_id
+    assert "home_municipality_her_id" not in v1["data"]
+    assert (v1["event_id"], v1["position"]) == (v2["event_id"], v2["position"])

@@ -11,11 +11,14 @@ from collections.abc import Iterator
 from uuid import UUID
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from services.discharges.known_stays import KnownStays
+from services.pathway import readmodel
 from shared.broker import Tenant
 from shared.config import StoreSettings
+from shared.events import Envelope, downcast
 from shared.events import referrals as rf
 from shared.events.admissions import MAX_WARD
 from tests.processes import nameko
@@ -139,3 +142,40 @@ def test_a_reaction_dead_letters_a_malformed_message_and_reacts_to_the_next(
     wait_for(lambda: stay_view.get(UUID(good.aggregate_id)), what="the good stay known")
     ((reason, _body),) = wait_for(lambda: dead_letters(amqp_uri), what="the malformed one parked")
     assert m.reason in reason
+
+
+def _as_version_1(sent: Envelope) -> bytes:
+    """A PatientAdmitted as the admissions relay published it before version 2."""
+    return json.dumps(downcast(json.loads(sent.to_json()), 1)).encode()
+
+
+def test_a_patient_admitted_of_version_1_still_queued_is_projected_as_version_2(
+    engine: Engine, broker: Tenant, amqp_uri: str
+) -> None:
+    """Published before the upgrade, waiting in the projector's queue: upcast, not
+    dead-lettered; the read model keeps it as version 2."""
+    empty_dead_letters(amqp_uri)
+    sent = envelope(admitted())
+    with projecting(engine, broker, amqp_uri):
+        publish(broker, "admissions", [("PatientAdmitted", _as_version_1(sent))])
+        wait_for(lambda: stored(engine, [sent.event_id]), what="the admission projected")
+    assert dead_letters(amqp_uri) == []
+    events = readmodel.events
+    with engine.connect() as conn:
+        kept = conn.execute(
+            sa.select(events.c.envelope).where(events.c.event_id == sent.event_id)
+        ).scalar_one()
+    assert json.loads(kept)["schema_version"] == 2
+    assert Envelope.from_stored(kept) == sent
+
+
+def test_a_patient_admitted_of_version_1_still_queued_is_reacted_to_as_version_2(
+    stay_view: KnownStays, broker: Tenant, amqp_uri: str
+) -> None:
+    """The discharges' reaction reads the home municipality by its version 2 name."""
+    empty_dead_letters(amqp_uri)
+    sent = envelope(admitted())
+    publish(broker, "admissions", [("PatientAdmitted", _as_version_1(sent))])
+    known = wait_for(lambda: stay_view.get(UUID(sent.aggregate_id)), what="the stay known")
+    assert known.municipality_her_id == "4201"
+    assert dead_letters(amqp_uri) == []

@@ -11,6 +11,7 @@ The fixture of 402824b was written by tests/fixtures/stores/make_fixture.py at t
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import common_pb2, medications_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2
 from services.admissions.application import AdmissionsApplication
-from services.admissions.domain import StayState
+from services.admissions.domain import Stay, StayState
 from services.bootstrap import DOMAIN_SERVICES
 from services.discharges.application import DischargesApplication
 from services.discharges.domain import Destination, DischargeState
@@ -44,6 +45,7 @@ from shared.actors import Actor, OrgKind
 from shared.domain import CommandContext
 from shared.events import parse
 from shared.events import registry as registry_events
+from shared.events.admissions import PatientAdmitted
 from shared.ids import FNR_SYSTEM
 from shared.outbox import iter_all_envelopes
 from shared.snapshots import CarepathSnapshot
@@ -245,6 +247,43 @@ def test_the_notification_logs_read_as_the_newest_contract(stores: dict[str, Any
         if e.event_type == "OrganisationRegistered"
     ]
     assert {(o.her_id, o.orgnr) for o in directory} >= {("4201", "883016610"), ("59", "819935181")}
+
+
+def test_the_stored_patient_admitted_of_version_1_comes_out_as_version_2(
+    stores: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """402824b stored the stay's PatientAdmitted without a class version and with
+    `municipality_her_id` (version 1): the event class's upcaster renames it as it is read,
+    the stay holds its home municipality, and the relay publishes PatientAdmitted version 2
+    with `home_municipality_her_id`."""
+    admissions: AdmissionsApplication = stores["admissions"]
+    (stored,) = [
+        e
+        for e in admissions.recorder.select_events(STAY)
+        if e.topic.endswith("Stay.PatientAdmitted")
+    ]
+    state = json.loads(stored.state)
+    assert ("class_version" in state, state["municipality_her_id"]) == (False, "4201")
+
+    upcast = Stay.PatientAdmitted.upcast_v1_v2
+    calls: list[dict[str, Any]] = []
+
+    def counted(state: dict[str, Any]) -> None:
+        upcast(state)
+        calls.append(dict(state))
+
+    monkeypatch.setattr(Stay.PatientAdmitted, "upcast_v1_v2", staticmethod(counted))
+    stay = admissions.get_stay(STAY)
+    assert [c["home_municipality_her_id"] for c in calls] == [MUNICIPALITY.her_id]
+    assert all("municipality_her_id" not in c for c in calls)
+    assert stay.municipality_her_id == MUNICIPALITY.her_id
+
+    (admitted,) = [
+        e for e in iter_all_envelopes("admissions", admissions) if e.event_type == "PatientAdmitted"
+    ]
+    assert admitted.schema_version == 2
+    assert admitted.payload(PatientAdmitted).home_municipality_her_id == MUNICIPALITY.her_id
+    assert json.loads(admitted.to_json())["data"]["home_municipality_her_id"] == "4201"
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ purpose and its free-text choice allow; and the subscription's own rules."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from services.streams.application import StreamsApplication
@@ -13,7 +15,8 @@ from services.streams.purposes import PURPOSES, SubscriptionPurpose
 from shared.access.model import Basis, Purpose
 from shared.actors import Actor, OrgKind
 from shared.errors import AlreadyExists, InvalidArgument, InvalidTransition
-from shared.events import PAYLOADS, Envelope
+from shared.events import CURRENT_CONTRACT, PAYLOADS, Envelope
+from shared.events.admissions import PatientAdmitted, PatientAdmittedV1
 from shared.events.medications import MedicationPrescribed
 from shared.events.referrals import ReferralReceiptRecorded
 from shared.events.registry import AccessBlocked, FastlegeAssigned
@@ -65,10 +68,11 @@ def route(
     sources: frozenset[str] = frozenset(),
     served: tuple[Organisation, ...] = (FJORDVIK,),
     state: SubscriptionState = SubscriptionState.ACTIVE,
+    contract_version: int = CURRENT_CONTRACT,
 ) -> Route:
     return Route(
         "fjordvik-ehr", "vendor.fjordvik-ehr", VENDOR, purpose, event_types, sources, served,
-        free_text, state,
+        free_text, state, contract_version,
     )  # fmt: skip
 
 
@@ -138,10 +142,43 @@ def test_an_apprecs_error_texts_are_left_out_and_its_codes_kept() -> None:
 def test_the_vendor_message_carries_its_position_subscription_and_contract() -> None:
     body, _ = vendor_body(PRESCRIBED, route(), 42)
     assert (body["position"], body["subscription"], body["contract"]) == (
-        42, "fjordvik-ehr", "carepath.vendor/1",
+        42, "fjordvik-ehr", f"carepath.vendor/{CURRENT_CONTRACT}",
     )  # fmt: skip
     assert body["event_id"] == PRESCRIBED.event_id
     assert body["schema_version"] == 1
+
+
+ADMITTED = envelope(
+    PatientAdmitted(
+        hospital_her_id="59",
+        ward="Medisinsk post 3",
+        admission_type="ACUTE",
+        referral_id=None,
+        home_municipality_her_id="4201",
+        municipal_services_likely=True,
+        existing_service_user=False,
+    )
+)
+
+
+def test_a_subscription_on_contract_version_2_gets_patient_admitted_version_2() -> None:
+    body, _ = vendor_body(ADMITTED, route(contract_version=2), 7)
+    assert (body["contract"], body["schema_version"]) == ("carepath.vendor/2", 2)
+    assert body["data"]["home_municipality_her_id"] == "4201"
+    assert "municipality_her_id" not in body["data"]
+
+
+def test_a_subscription_on_contract_version_1_gets_patient_admitted_as_version_1() -> None:
+    """The delivery downcasts for a subscription on an older contract version; event types
+    that did not change between the versions are delivered as they are."""
+    body, _ = vendor_body(ADMITTED, route(contract_version=1), 7)
+    assert (body["contract"], body["schema_version"]) == ("carepath.vendor/1", 1)
+    assert body["data"]["municipality_her_id"] == "4201"
+    assert "home_municipality_her_id" not in body["data"]
+    PatientAdmittedV1.model_validate(body["data"])
+    unchanged, _ = vendor_body(PRESCRIBED, route(contract_version=1), 8)
+    assert (unchanged["contract"], unchanged["schema_version"]) == ("carepath.vendor/1", 1)
+    assert unchanged["data"] == vendor_body(PRESCRIBED, route(contract_version=2), 8)[0]["data"]
 
 
 def test_a_subscription_wants_its_event_types_and_sources_and_never_a_patients_blocks() -> None:
@@ -226,3 +263,45 @@ def test_a_name_must_be_fit_for_a_queue_and_a_broker_user(
     with pytest.raises(InvalidArgument) as caught:
         create(app, "c1", name)
     assert caught.value.field == "name"
+
+
+def test_a_subscription_receives_the_current_contract_version_unless_it_names_one(
+    app: StreamsApplication,
+) -> None:
+    assert create(app, "c1").contract_version == CURRENT_CONTRACT
+    older = app.create_subscription(
+        ctx(OPERATOR, "c2"), "nordkyst-ehr", VENDOR, SubscriptionPurpose.HEALTH_CARE, [], [],
+        [NORDKYST], False, 1,
+    )  # fmt: skip
+    assert app.get_subscription("nordkyst-ehr").contract_version == older.contract_version == 1
+    assert Route.of(older).contract_version == 1
+
+
+@pytest.mark.parametrize("version", [3, 99])
+def test_a_contract_version_carepath_does_not_serve_is_refused(
+    app: StreamsApplication, version: int
+) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        app.create_subscription(
+            ctx(OPERATOR, "c1"), "fjordvik-ehr", VENDOR, SubscriptionPurpose.HEALTH_CARE, [], [],
+            [FJORDVIK], False, version,
+        )  # fmt: skip
+    assert caught.value.field == "contract_version"
+
+
+def test_a_subscription_stored_before_versions_were_stated_receives_version_1(
+    app: StreamsApplication,
+) -> None:
+    """Its SubscriptionCreated has no `contract_version`: it was delivered PatientAdmitted
+    version 1, and goes on so until the operator creates it anew."""
+    create(app, "c1")
+    with app.recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
+        cursor.execute("SELECT state FROM stored_events WHERE originator_version = 1")
+        (state,) = cursor.fetchone()
+        stored = json.loads(state)
+        del stored["contract_version"]
+        cursor.execute(
+            "UPDATE stored_events SET state = ? WHERE originator_version = 1",
+            (json.dumps(stored).encode(),),
+        )
+    assert app.get_subscription("fjordvik-ehr").contract_version == 1

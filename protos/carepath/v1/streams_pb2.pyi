@@ -99,6 +99,7 @@ class CreateSubscriptionRequest(_message.Message):
     SOURCES_FIELD_NUMBER: _builtins.int
     SERVED_HER_IDS_FIELD_NUMBER: _builtins.int
     FREE_TEXT_FIELD_NUMBER: _builtins.int
+    CONTRACT_VERSION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """3–40 lower-case letters, digits or hyphens, starting with a letter; names the queue
     `vendor.<name>` and the broker user. At most 128 characters (shared/limits.toml).
@@ -116,6 +117,14 @@ class CreateSubscriptionRequest(_message.Message):
     free_text: _builtins.bool
     """Clinical free text (reasons, notes, AppRec descriptions) may be delivered; otherwise it is
     left out and named in the message's `omitted`.
+    """
+    contract_version: _builtins.int
+    """The version of the vendor contract the subscription receives (docs/events.md,
+    "Versions"; docs/asyncapi.yaml): 1 or 2; 0 (unset): the current version. Each event is
+    delivered at its event type's schema version in that contract version (version 1 has
+    PatientAdmitted version 1, `municipality_her_id`; version 2 has PatientAdmitted version 2,
+    `home_municipality_her_id`); every message names it (`contract`: `carepath.vendor/<N>`).
+    Any other number is INVALID_ARGUMENT (`contract_version`).
     """
     @_builtins.property
     def metadata(self) -> _common_pb2.CommandMetadata: ...
@@ -149,10 +158,11 @@ class CreateSubscriptionRequest(_message.Message):
         sources: _abc.Iterable[_builtins.str] | None = ...,
         served_her_ids: _abc.Iterable[_builtins.str] | None = ...,
         free_text: _builtins.bool = ...,
+        contract_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_types", b"event_types", "free_text", b"free_text", "metadata", b"metadata", "name", b"name", "served_her_ids", b"served_her_ids", "sources", b"sources", "subscription_purpose", b"subscription_purpose", "vendor_her_id", b"vendor_her_id", "vendor_orgnr", b"vendor_orgnr"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_version", b"contract_version", "event_types", b"event_types", "free_text", b"free_text", "metadata", b"metadata", "name", b"name", "served_her_ids", b"served_her_ids", "sources", b"sources", "subscription_purpose", b"subscription_purpose", "vendor_her_id", b"vendor_her_id", "vendor_orgnr", b"vendor_orgnr"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -238,6 +248,7 @@ class Subscription(_message.Message):
     BROKER_USER_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    CONTRACT_VERSION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     vendor_name: _builtins.str
     """The vendor organisation's name in the directory."""
@@ -249,6 +260,10 @@ class Subscription(_message.Message):
     broker_user: _builtins.str
     version: _builtins.int
     """The subscription's version: the number of changes it has had."""
+    contract_version: _builtins.int
+    """The vendor contract version it receives (never 0 here; subscriptions created before
+    versions were stated receive version 1).
+    """
     @_builtins.property
     def vendor(self) -> _common_pb2.Organisation: ...
     @_builtins.property
@@ -275,10 +290,11 @@ class Subscription(_message.Message):
         broker_user: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
+        contract_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "vendor", b"vendor"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["broker_user", b"broker_user", "created_at", b"created_at", "event_types", b"event_types", "free_text", b"free_text", "name", b"name", "queue", b"queue", "served", b"served", "sources", b"sources", "state", b"state", "subscription_purpose", b"subscription_purpose", "vendor", b"vendor", "vendor_name", b"vendor_name", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["broker_user", b"broker_user", "contract_version", b"contract_version", "created_at", b"created_at", "event_types", b"event_types", "free_text", b"free_text", "name", b"name", "queue", b"queue", "served", b"served", "sources", b"sources", "state", b"state", "subscription_purpose", b"subscription_purpose", "vendor", b"vendor", "vendor_name", b"vendor_name", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -399,7 +415,9 @@ class StreamEvent(_message.Message):
     pathway).
     """
     contract: _builtins.str
-    """The version of the message in `body` (carepath.vendor/1)."""
+    """The version of the message in `body`: the subscription's contract version
+    (`carepath.vendor/<contract_version>`).
+    """
     body: _builtins.bytes
     """The message, byte for byte the JSON a subscription's queue gets (README "For vendors"):
     the minimised envelope with `position`, `subscription`, `contract` and `omitted`.

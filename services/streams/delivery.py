@@ -218,9 +218,7 @@ class Delivery:
         self._publisher.close()
 
 
-def _properties(
-    envelope: Envelope, position: int, user: str, route: Route
-) -> pika.BasicProperties:
+def _properties(envelope: Envelope, position: int, user: str, route: Route) -> pika.BasicProperties:
     """The vendor trusts the message because `user_id` is carepath's streams user (RabbitMQ
     refuses any other on this connection)."""
     return pika.BasicProperties(

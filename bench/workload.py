@@ -562,7 +562,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--workload",
-        choices=["mixed", "referrals", "history", "rebuild", "scale"],
+        choices=["mixed", "referrals", "history", "rebuild", "scale", "streams"],
         default="mixed",
     )
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
@@ -586,6 +586,11 @@ def main() -> None:
         from bench import history
 
         history.run(args.backend, min(args.commands, 100))
+        return
+    if args.workload == "streams":  # the vendors' streams: bench/streams.py
+        from bench import streams
+
+        streams.run(args.backend, args.commands if "--commands" in sys.argv else 2000)
         return
     if args.workload == "rebuild":
         from bench import rebuild

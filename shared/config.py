@@ -37,6 +37,8 @@ DEFAULT_GRPC_ADDRESSES = {
     "medications": "127.0.0.1:50054",
     "registry": "127.0.0.1:50055",
     "streams": "127.0.0.1:50056",
+    # The vendors' event stream (grpc.aio: `python -m services.streams stream`).
+    "streams_stream": "127.0.0.1:50057",
 }
 
 
@@ -415,6 +417,10 @@ POOLS: dict[str, Pool] = {
     # The vendor delivery (services/streams): its stream log (one writer), the access facts it
     # filters by (one query per served organisation and batch).
     "stream-log": Pool(0, 1),
+    # The event stream server (services/streams/stream.py): its worker threads read the
+    # stream log (a page per open stream at a time, and the head watcher) — as many threads
+    # as connections; the access facts and the audit log have their pools above.
+    "stream-serve": Pool(1, 4),
 }
 
 
@@ -533,3 +539,41 @@ def nameko_amqp_ssl(uri: str) -> dict[str, str] | None:
         "server_hostname": urlsplit(uri).hostname,
     }
     return {k: str(v) for k, v in options.items() if v is not None}
+
+
+#: The event stream's defaults (`STREAM_HEARTBEAT_SECONDS`, `STREAM_PAGE_SIZE`,
+#: `STREAM_POLL_SECONDS`, `STREAM_MAX_OPEN`): a heartbeat after 15 s without an event; pages
+#: of 200 events (what one stream holds in the server at most); the stream log's head looked
+#: at ten times a second (one query per process, whatever the streams; a live event waits at
+#: most this after the delivery numbered it); at most 5,000 open streams per process (more
+#: are answered RESOURCE_EXHAUSTED).
+STREAM_DEFAULTS = {"heartbeat": 15.0, "page": 200, "poll": 0.1, "max_open": 5000}
+
+
+def _positive(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {text!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be more than 0")
+    return value
+
+
+def stream_heartbeat_seconds() -> float:
+    return _positive("STREAM_HEARTBEAT_SECONDS", STREAM_DEFAULTS["heartbeat"])
+
+
+def stream_page_size() -> int:
+    return int(_positive("STREAM_PAGE_SIZE", STREAM_DEFAULTS["page"]))
+
+
+def stream_poll_seconds() -> float:
+    return _positive("STREAM_POLL_SECONDS", STREAM_DEFAULTS["poll"])
+
+
+def stream_max_open() -> int:
+    return int(_positive("STREAM_MAX_OPEN", STREAM_DEFAULTS["max_open"]))

@@ -182,7 +182,7 @@ class CarepathInterceptor(grpc.ServerInterceptor):
             raise Unauthenticated("missing bearer token in 'authorization' metadata")
         return self._verify(header[7:].strip())
 
-    def _record(self, call: Call, outcome: str) -> None:
+    def record(self, call: Call, outcome: str) -> None:
         try:
             self._access.record(call, outcome)
         except Exception as exc:
@@ -193,7 +193,7 @@ class CarepathInterceptor(grpc.ServerInterceptor):
                 "AUDIT_UNAVAILABLE",
             ) from exc
 
-    def _admit(self, method: str, request: Any, context: grpc.ServicerContext) -> Call:
+    def admit(self, method: str, request: Any, context: grpc.ServicerContext) -> Call:
         """Authenticate and decide; a refusal is recorded and raised as `Failure`."""
         try:
             actor = self._authenticate(context)
@@ -204,19 +204,19 @@ class CarepathInterceptor(grpc.ServerInterceptor):
         name = method.rsplit(".", 1)[-1]
         if rule is None:
             call = self._access.refused(name, actor, metadata, "no access rule for this call")
-            self._record(call, grpc.StatusCode.PERMISSION_DENIED.name)
+            self.record(call, grpc.StatusCode.PERMISSION_DENIED.name)
             raise Failure(grpc.StatusCode.PERMISSION_DENIED, enforce.REFUSAL, "NO_ACCESS")
         try:
             limits.check(request)  # bounds before anything reads the request
             return self._access.admit(rule, actor, request, metadata)
         except Refused as refused:
             log.debug("%s refused: %s", name, refused.call.decision.reason)
-            self._record(refused.call, grpc.StatusCode.PERMISSION_DENIED.name)
+            self.record(refused.call, grpc.StatusCode.PERMISSION_DENIED.name)
             raise failure(method, refused) from None
         except Exception as exc:
             failed = failure(method, exc)
             call = self._access.refused(name, actor, metadata, str(failed))
-            self._record(call, failed.code.name)
+            self.record(call, failed.code.name)
             raise failed from exc
 
     def intercept_service(
@@ -240,7 +240,7 @@ class CarepathInterceptor(grpc.ServerInterceptor):
 
             def admitted(request: Any, context: grpc.ServicerContext) -> Any:
                 try:
-                    call = self._admit(method, request, context)
+                    call = self.admit(method, request, context)
                 except Failure as failed:
                     abort(context, failed)
                 token = enforce.enter(call)
@@ -249,9 +249,9 @@ class CarepathInterceptor(grpc.ServerInterceptor):
                         reply = behavior(request, context)
                     except Exception as exc:
                         mapped = failure(method, exc)
-                        self._record(call, mapped.code.name)
+                        self.record(call, mapped.code.name)
                         raise mapped from exc
-                    self._record(call, grpc.StatusCode.OK.name)
+                    self.record(call, grpc.StatusCode.OK.name)
                     return reply
                 except Failure as failed:
                     abort(context, failed)
@@ -263,19 +263,19 @@ class CarepathInterceptor(grpc.ServerInterceptor):
         def streaming(behavior: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
             def wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 try:
-                    call = self._admit(method, request, context)
+                    call = self.admit(method, request, context)
                 except Failure as failed:
                     abort(context, failed)
                 token = enforce.enter(call)
                 try:
                     try:
-                        self._record(call, grpc.StatusCode.OK.name)  # the stream is opened
+                        self.record(call, grpc.StatusCode.OK.name)  # the stream is opened
                         yield from behavior(request, context)
                     except Failure:
                         raise
                     except Exception as exc:
                         mapped = failure(method, exc)
-                        self._record(call, mapped.code.name)
+                        self.record(call, mapped.code.name)
                         raise mapped from exc
                 except Failure as failed:
                     abort(context, failed)

@@ -115,6 +115,7 @@ def system_env(urls: Mapping[str, str], broker: Tenant, workdir: Path) -> dict[s
                 "medications",
                 "registry",
                 "streams",
+                "streams_stream",
             )
         },
         "VIEWER_HTTP_ADDRESS": f"127.0.0.1:{free_port()}",

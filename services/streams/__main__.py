@@ -1,10 +1,12 @@
 """Streams service processes: `serve` (SubscriptionAdminService over gRPC), `deliver` (the
-vendor delivery: every service's events → each subscription's queue), `migrate` (its tables:
+vendor delivery: every service's events → each subscription's queue), `stream` (the vendors'
+EventStreamService, a grpc.aio server: services/streams/stream.py), `migrate` (its tables:
 the subscriptions' event store and the stream log) and `subscriptions` (the operator's
 command line).
 
 python -m services.streams serve
 python -m services.streams deliver
+python -m services.streams stream
 python -m services.streams migrate
 python -m services.streams subscriptions create NAME --vendor-her-id H --purpose HEALTH_CARE \\
     --served 4201 [--event-type PatientAdmitted ...] [--source admissions ...] [--free-text] \\
@@ -19,6 +21,7 @@ organisation's HER-id) and puts every command on the audit log as the gRPC calls
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import sys
@@ -26,13 +29,13 @@ import uuid
 from datetime import UTC, datetime
 
 from services.bootstrap import STREAMS
-from services.streams import api
+from services.streams import api, stream
 from services.streams.application import StreamsApplication
 from services.streams.delivery import Delivery
 from services.streams.domain import Subscription
 from services.streams.provisioning import VendorBroker
 from services.streams.purposes import SubscriptionPurpose
-from shared import config, ops
+from shared import bootstrap, config, ops
 from shared.access.enforce import AccessControl
 from shared.access.model import OPERATOR_ROLE, Basis, Purpose
 from shared.actors import Actor, OrgKind
@@ -41,7 +44,7 @@ from shared.domain import CommandContext
 from shared.errors import DomainError
 from shared.grpc_server import Failure
 from shared.ids import HerId
-from shared.process import service_main
+from shared.process import follow_health, server_tls, service_main, token_verifier
 from shared.retry import until_available
 from shared.signals import stop_event
 from shared.sql import engine
@@ -67,6 +70,40 @@ def run_delivery(app: StreamsApplication, argv: list[str]) -> None:
     ops.OPS.check("broker", lambda: delivery.consuming)
     ops.OPS.start("streams-deliver")
     delivery.run(stop)
+    ops.OPS.stop()
+    access.close()
+    log_engine.dispose()
+    app.close()
+
+
+def run_stream(app: StreamsApplication, argv: list[str]) -> None:
+    """Serve EventStreamService until SIGTERM/SIGINT (open streams get GRPC_GRACE_SECONDS)."""
+    asyncio.run(_serve_stream(app))
+
+
+async def _serve_stream(app: StreamsApplication) -> None:
+    tokens = token_verifier()
+    access = bootstrap.access_control("streams-stream", {})
+    pool = config.pool("stream-serve")
+    log_engine = engine(config.database_url("streams"), pool)
+    settings = stream.StreamSettings(
+        heartbeat=config.stream_heartbeat_seconds(),
+        page=config.stream_page_size(),
+        poll=config.stream_poll_seconds(),
+    )
+    address = config.grpc_address("streams_stream")
+    grace = config.grpc_grace_seconds()
+    served = await stream.start(
+        app, log_engine, access, tokens, settings, address, pool.size, server_tls(),
+        config.stream_max_open(),
+    )  # fmt: skip
+    log.info("EventStreamService listening on %s", address)
+    ops.OPS.check("store", app.recorder.max_notification_id)
+    ops.OPS.check("stream log", ops.database(log_engine))
+    follow_health(served.server, "streams-stream", access, tokens)  # type: ignore[arg-type]
+    await asyncio.to_thread(stop_event().wait)
+    log.info("shutting down")
+    await served.stop(grace)
     ops.OPS.stop()
     access.close()
     log_engine.dispose()
@@ -177,7 +214,10 @@ def run_subscriptions(app: StreamsApplication, argv: list[str]) -> None:
 
 
 def main() -> None:
-    service_main(STREAMS, {"deliver": run_delivery, "subscriptions": run_subscriptions})
+    service_main(
+        STREAMS,
+        {"deliver": run_delivery, "stream": run_stream, "subscriptions": run_subscriptions},
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ carepath's dead-letter and retry exchanges). Batch at every hop:
    does, `shared.amqp.sender_refusal`) and it passes the event contract
    (`shared.events.parse`); anything else is dead-lettered with the reason, at once;
 2. the batch's events get their positions in the stream log (one transaction);
-3. per subscription that wants an event (event type, source; never a patient's blocks), the
+3. (services/streams/selection.py, the same decision as the gRPC stream's) per
+   subscription that wants an event (event type, source; never a patient's blocks), the
    patients its served organisations may see now are asked of the access facts, once per
    organisation and batch (`FactStore.members`: a care relationship under the access policy,
    no block of that organisation by the patient — who lives where comes from the registry,
@@ -28,10 +29,8 @@ process. Subscriptions are read from the streams store again whenever it changed
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -42,19 +41,15 @@ from sqlalchemy.engine import Engine
 
 from services.streams import streamlog
 from services.streams.application import StreamsApplication
-from services.streams.filters import Route, Visible, seen_by, vendor_body, vendor_contract
+from services.streams.filters import Route, vendor_contract
 from services.streams.provisioning import VENDOR_EXCHANGE
-from services.streams.purposes import PURPOSES
+from services.streams.selection import Selection, message_bytes
 from shared import amqp, events, ops
 from shared.access.facts import FactStore
-from shared.access.model import Purpose
-from shared.access.table import CLINICAL_READERS
-from shared.actors import Actor, OrgKind
 from shared.amqp import BatchPublisher, PublishError
 from shared.audit.log import AuditLog, Entry
 from shared.events import Envelope
 from shared.retry import UNAVAILABLE, Backoff
-from shared.times import utc_iso
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +57,7 @@ QUEUE = "streams.delivery"
 #: Arguments of the delivery queue, as the definitions declare it: one consumer at a time, so
 #: the stream log has one writer and positions follow commit order.
 QUEUE_ARGUMENTS = {**amqp.QUEUE_ARGUMENTS, "x-single-active-consumer": True}
-#: The `call` of a delivery's audit row: `VendorDelivery/<subscription>`.
-AUDIT_CALL = "VendorDelivery"
 POSITION_HEADER = "x-carepath-position"
-#: How long a batch waits for the projector to fold its own events into the access facts.
-FACTS_WAIT = 10.0
 CONTRACT_HEADER = "x-carepath-contract"
 
 
@@ -88,12 +79,11 @@ class Delivery:
     ) -> None:
         self._app = app
         self._log = log_engine
-        self._facts = facts
+        self._selection = Selection(facts, clock)
         self._audit = audit
         self._uri = uri
         self._queue = queue
         self._max_batch = max_batch
-        self._clock = clock
         self._own_user = pika.URLParameters(uri).credentials.username
         self._publisher = BatchPublisher(uri, "streams", exchange=VENDOR_EXCHANGE)
         self._routes: list[Route] = []
@@ -164,97 +154,27 @@ class Delivery:
     def plan(
         self, checked: Sequence[Envelope]
     ) -> tuple[list[tuple[str, bytes, pika.BasicProperties]], list[Entry]]:
-        """The messages of a batch of checked events, and their audit rows."""
+        """The messages of a batch of checked events, and their audit rows (the decision is
+        `Selection.select`'s, the same as the gRPC stream's)."""
         routes = self.routes()
         wanted = [(e, [r for r in routes if r.wants(e)]) for e in checked]
         wanted = [(e, rs) for e, rs in wanted if rs]
         if not wanted:
             return [], []
         positions = streamlog.append(self._log, [e for e, _ in wanted])
-        self._await_facts([e.event_id for e, _ in wanted if e.patient])
-        now = self._clock()
-        visible = self._visible(wanted, now)
-        keys = {k for e, _ in wanted if (k := _patient_key(e)) is not None}
-        vendors = {r.vendor.her_id for _, rs in wanted for r in rs}
-        vendor_blocked = {
-            her_id: frozenset(self._facts.blocked(her_id, keys)) for her_id in vendors
-        }
-        at = utc_iso(now)
         messages: list[tuple[str, bytes, pika.BasicProperties]] = []
         entries: list[Entry] = []
-        for envelope, candidates in wanted:
-            key = _patient_key(envelope)
-            for route in candidates:
-                seen = None
-                if key is not None:
-                    seen = seen_by(route, key, visible, vendor_blocked[route.vendor.her_id])
-                    if seen is None:
-                        continue
-                position = positions[envelope.event_id]
-                body, _ = vendor_body(envelope, route, position)
-                properties = _properties(envelope, position, self._own_user, route)
-                messages.append((route.queue, _json(body), properties))
-                if seen is not None:
-                    organisation, basis = seen
-                    entries.append(
-                        Entry(
-                            at=at,
-                            request_id=envelope.event_id[:64],
-                            actor_her_id=organisation.her_id,
-                            actor_kind=organisation.kind,
-                            actor_hpr=None,
-                            patient_key=key,
-                            call=f"{AUDIT_CALL}/{route.name}",
-                            outcome="DELIVERED",
-                            basis=basis.value,
-                            purpose=Purpose(PURPOSES[route.purpose].audit_purpose).value,
-                        )
-                    )
+        for s in self._selection.select(wanted, positions):
+            messages.append(
+                (
+                    s.route.queue,
+                    message_bytes(s.body),
+                    _properties(s.envelope, s.position, self._own_user, s.route),
+                )
+            )
+            if s.entry is not None:
+                entries.append(s.entry)
         return messages, entries
-
-    def _await_facts(self, event_ids: Sequence[str]) -> None:
-        """Decide on facts that include the batch's own events: an event may itself make an
-        organisation a party (a message's receiver, a stay's hospital), and the projector
-        folds it into the access facts in parallel. Waited for up to FACTS_WAIT seconds;
-        then the facts as they are decide (a WARNING says so: the projector is behind).
-        Facts another service's earlier event creates are not waited for (no order across
-        services; README, "For vendors")."""
-        pending = set(event_ids)
-        delay, waited = 0.02, 0.0
-        while pending:
-            pending -= self._facts.applied(pending)
-            if not pending or waited >= FACTS_WAIT:
-                break
-            time.sleep(delay)
-            waited += delay
-            delay = min(delay * 2, 1.0)
-        if pending:
-            log.warning(
-                "deciding on the access facts without %d events the projector has not folded",
-                len(pending),
-            )
-
-    def _visible(self, wanted: Sequence[tuple[Envelope, list[Route]]], now: datetime) -> Visible:
-        """Per served organisation, which of the batch's patients it may see now."""
-        keys_of: dict[str, set[str]] = {}
-        kinds: dict[str, str] = {}
-        for envelope, routes in wanted:
-            key = _patient_key(envelope)
-            if key is None:
-                continue
-            for route in routes:
-                for organisation in route.served:
-                    keys_of.setdefault(organisation.her_id, set()).add(key)
-                    kinds[organisation.her_id] = organisation.kind
-        return {
-            her_id: self._facts.members(
-                Actor(her_id=her_id, org_kind=OrgKind(kinds[her_id])),
-                sorted(keys),
-                CLINICAL_READERS,
-                now,
-            )
-            for her_id, keys in keys_of.items()
-        }
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -296,15 +216,6 @@ class Delivery:
                     with contextlib.suppress(AMQPError, OSError):
                         connection.close()
         self._publisher.close()
-
-
-def _patient_key(envelope: Envelope) -> str | None:
-    p = envelope.patient
-    return f"{p['system']}|{p['value']}" if p else None
-
-
-def _json(body: dict[str, object]) -> bytes:
-    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
 
 def _properties(envelope: Envelope, position: int, user: str, route: Route) -> pika.BasicProperties:

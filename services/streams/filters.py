@@ -6,6 +6,7 @@ the delivery process and handed in), and the event as the subscription may have 
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -124,9 +125,15 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def free_text_paths(cls: type[BaseModel]) -> Iterator[tuple[str, ...]]:
+@functools.cache
+def free_text_paths(cls: type[BaseModel]) -> tuple[tuple[str, ...], ...]:
     """Where a payload class carries clinical free text: ("reason",), ("errors", "*",
-    "description")."""
+    "description"). Found once per class (reading the type hints is most of what minimising
+    an event would otherwise cost)."""
+    return tuple(_free_text_paths(cls))
+
+
+def _free_text_paths(cls: type[BaseModel]) -> Iterator[tuple[str, ...]]:
     hints = typing.get_type_hints(cls, include_extras=True)
     for name in cls.model_fields:
         annotation = hints[name]

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from shared.events import Envelope
 from shared.sql import create_tables
+from shared.times import utc_iso
 
 metadata = sa.MetaData()
 
@@ -29,6 +30,7 @@ stream_events = sa.Table(
     sa.Column("source", sa.String(40), nullable=False),
     sa.Column("event_type", sa.String(100), nullable=False),
     sa.Column("patient_key", sa.String(120), nullable=True),
+    # shared.times.utc_iso (sortable as text: a stream from a time compares it).
     sa.Column("recorded_at", sa.String(40), nullable=False),
     # The public envelope as checked (shared.events), not yet minimised for anyone.
     sa.Column("envelope", sa.Text, nullable=False),
@@ -60,7 +62,7 @@ def append(engine: Engine, envelopes: Sequence[Envelope]) -> dict[str, int]:
                         "patient_key": (
                             f"{e.patient['system']}|{e.patient['value']}" if e.patient else None
                         ),
-                        "recorded_at": e.recorded_at,
+                        "recorded_at": utc_iso(e.recorded_at),
                         "envelope": e.to_json().decode(),
                     }
                     for e in new.values()
@@ -85,3 +87,30 @@ def head(engine: Engine) -> int:
     """The newest position (0: none yet)."""
     with engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.max(stream_events.c.position))).scalar() or 0)
+
+
+def page(engine: Engine, after: int, limit: int) -> list[tuple[int, str]]:
+    """At most `limit` events after position `after`, in position order: (position, the
+    stored envelope's JSON)."""
+    t = stream_events
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(t.c.position, t.c.envelope)
+            .where(t.c.position > after)
+            .order_by(t.c.position)
+            .limit(limit)
+        )
+        return [(int(position), envelope) for position, envelope in rows]
+
+
+def before_time(engine: Engine, recorded_at: str) -> int:
+    """The position just before the first event recorded at or after `recorded_at` (a stored
+    time, shared.times.utc_iso): a stream from that time begins after it."""
+    t = stream_events
+    with engine.connect() as conn:
+        first = conn.execute(
+            sa.select(sa.func.min(t.c.position)).where(t.c.recorded_at >= recorded_at)
+        ).scalar()
+    if first is None:
+        return head(engine)
+    return int(first) - 1

@@ -223,6 +223,12 @@ def _rules() -> list[Rule]:
                 ("DeleteSubscription", WRITE),
             )
         ),
+        # Which subscription is the caller's own is the stream's to check (services/streams/
+        # stream.py: the subscription's vendor organisation, else refused as here).
+        rule("EventStreamService", "Subscribe", READ, {REGISTRY, *CARE},
+             (B.OWN_ORGANISATION,), Target.none(),
+             "the subscription's vendor organisation: its own subscription's events",
+             blockable=False),
     ]  # fmt: skip
 
 

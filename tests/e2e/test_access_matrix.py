@@ -38,6 +38,7 @@ about a patient is on the audit log with the ground its cell is named after.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -75,6 +76,7 @@ from services.discharges.application import DischargesApplication
 from services.medications.application import MedicationsApplication
 from services.medications.domain import ReconciliationSource
 from services.pathway import readmodel
+from services.streams import stream
 from services.streams.provisioning import VendorBroker
 from shared import bootstrap
 from shared import broker as rabbitmq
@@ -88,6 +90,7 @@ from shared.broker import Tenant
 from shared.domain import CommandContext
 from shared.grpc_server import Server
 from shared.ids import FNR_SYSTEM
+from shared.sql import engine
 from shared.times import OSLO
 from tests import support
 from tests.conftest import (
@@ -481,6 +484,13 @@ EXPECTED: dict[str, dict[str, grpc.StatusCode]] = {
         "unrelated": DENIED, "blocked": OK, "emergency": DENIED,
         "citizen-self": DENIED, "citizen-other": DENIED,
     },
+    # The stream is the subscription's vendor organisation's alone (services/streams/
+    # stream.py checks the subscription is its own once the policy has admitted the kind).
+    "EventStreamService/Subscribe": {
+        "OWN_ORGANISATION": OK,
+        "unrelated": DENIED, "blocked": OK, "emergency": DENIED,
+        "citizen-self": DENIED, "citizen-other": DENIED,
+    },
 }
 # fmt: on
 
@@ -529,9 +539,10 @@ class Clients:
     access: registry_pb2_grpc.AccessServiceStub
     pathway: pathway_pb2_grpc.PathwayServiceStub
     streams: streams_pb2_grpc.SubscriptionAdminServiceStub
+    events: streams_pb2_grpc.EventStreamServiceStub
 
     @classmethod
-    def of(cls, system: Harness, streams: Server) -> Clients:
+    def of(cls, system: Harness, streams: Server, events_port: int) -> Clients:
         """Stubs of the system's servers, and of the streams service's (`streams`: not a
         source of the pathway, so served beside the system)."""
 
@@ -548,6 +559,9 @@ class Clients:
             access=registry_pb2_grpc.AccessServiceStub(registry),
             pathway=pathway_pb2_grpc.PathwayServiceStub(system.channel(system.pathway_server)),
             streams=streams_pb2_grpc.SubscriptionAdminServiceStub(system.channel(streams)),
+            events=streams_pb2_grpc.EventStreamServiceStub(
+                grpc.insecure_channel(f"127.0.0.1:{events_port}")
+            ),
         )
 
 
@@ -561,6 +575,7 @@ STUB_OF = {
     "AccessService": "access",
     "PathwayService": "pathway",
     "SubscriptionAdminService": "streams",
+    "EventStreamService": "events",
 }
 
 
@@ -1376,6 +1391,11 @@ SCENES: dict[str, dict[str, Scene]] = {
     "SubscriptionAdminService/PauseSubscription": operator_scenes(a_subscription),
     "SubscriptionAdminService/ResumeSubscription": operator_scenes(a_paused_subscription),
     "SubscriptionAdminService/DeleteSubscription": operator_scenes(a_subscription),
+    "EventStreamService/Subscribe": {
+        "OWN_ORGANISATION": Scene(VENDOR, a_subscription),
+        "blocked": Scene(VENDOR, chain(a_subscription, blocks(VENDOR))),
+        **for_everyone(a_subscription, OrgKind.HOSPITAL),
+    },
 }
 
 
@@ -1596,6 +1616,9 @@ REQUESTS: dict[str, Callable[[Story, Actor], Message]] = {
     "SubscriptionAdminService/DeleteSubscription": lambda s, _: streams_pb2.SubscriptionCommand(
         metadata=s.meta(), name=s.subscription
     ),
+    "EventStreamService/Subscribe": lambda s, _: streams_pb2.SubscribeRequest(
+        subscription=s.subscription
+    ),
 }
 
 
@@ -1615,6 +1638,15 @@ class Matrix:
         request = REQUESTS[rpc](story, caller)
         if rpc == "PathwayService/WatchPathway":
             return self.watch(story, request, caller)
+        if rpc == "EventStreamService/Subscribe":  # granted: its first item (a heartbeat)
+            stream = self.world.clients.events.Subscribe(request, metadata=auth(caller), timeout=30)
+            try:
+                next(stream)
+            except grpc.RpcError as err:
+                return err.code(), err.details() or ""
+            finally:
+                stream.cancel()
+            return OK, ""
         service, method = rpc.split("/")
         stub = getattr(self.world.clients, STUB_OF[service])
         try:
@@ -1739,8 +1771,12 @@ def matrix(
     base = tmp_path_factory.mktemp("access-matrix")
     urls = {name: f"sqlite:///{base}/{name}.sqlite" for name in (*STORES, STREAMS.name)}
     queue = projector_queue("matrix")
-    with running_system(urls, broker, queue) as system, streams_server(broker, urls) as streams:
-        world = World(system, Clients.of(system, streams), datetime.now(UTC).replace(microsecond=0))
+    with (
+        running_system(urls, broker, queue) as system,
+        streams_server(broker, urls, system) as (streams, events_port),
+    ):
+        clients = Clients.of(system, streams, events_port)
+        world = World(system, clients, datetime.now(UTC).replace(microsecond=0))
         world.now -= timedelta(minutes=1)
         the_directory_knows_the_vendor(world)
         yield Matrix(world, tell(world))
@@ -1748,20 +1784,39 @@ def matrix(
 
 
 @contextmanager
-def streams_server(broker: Tenant, urls: dict[str, str]) -> Iterator[Server]:
+def streams_server(
+    broker: Tenant, urls: dict[str, str], system: Harness
+) -> Iterator[tuple[Server, int]]:
     """The streams service's gRPC server (services/bootstrap.py's STREAMS, built as its
     `serve` process builds it), provisioning on this session's vhost with its users' prefix
     (AMQP_URI, AMQP_USER_PREFIX), as a process configured for it does. The broker user of
     every subscription not deleted is deleted afterwards; the queues go with the session's
     vhost (one rabbitmqctl call each rather than VendorBroker.delete's three: they take
-    seconds each)."""
+    seconds each). Beside it the event stream server (grpc.aio, on a loop of its own, as
+    `python -m services.streams stream` composes it; heartbeats every 0.2 s); its port."""
     app = bootstrap.application(STREAMS.application, url=urls["streams"])
+    loop = asyncio.new_event_loop()
+    looping = threading.Thread(target=loop.run_forever, daemon=True)
+    looping.start()
+    log_engine = engine(urls["streams"])
+    started = asyncio.run_coroutine_threadsafe(
+        stream.start(
+            app, log_engine, system.access["pathway"].for_service({}), system.tokens["pathway"],
+            stream.StreamSettings(heartbeat=0.2, page=50, poll=0.05), "127.0.0.1:0", 2,
+        ),
+        loop,
+    )  # fmt: skip
+    events = started.result(30)
     patch = pytest.MonkeyPatch()
     patch.setenv("AMQP_URI", broker.address)
     try:
         with grpc_server(STREAMS.name, STREAMS.api, app, urls) as server:
-            yield server
+            yield server, events.server.port
     finally:
+        asyncio.run_coroutine_threadsafe(events.stop(0), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        looping.join(10)
+        log_engine.dispose()
         vendors = VendorBroker(broker.vhost, broker.prefix)
         for s in app.subscriptions():
             rabbitmq.ctl("delete_user", vendors.user(s.name))

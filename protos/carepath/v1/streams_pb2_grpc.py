@@ -304,3 +304,137 @@ class SubscriptionAdminService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class EventStreamServiceStub:
+    """--- The event stream (gRPC) -------------------------------------------------------------------
+
+    The same events as a subscription's queue, over a server stream a vendor opens whenever it
+    likes: history first (from a position or a time), then live events as they come, with no
+    gap and no duplicate between the two. Each event carries its position in carepath's stream
+    (`stream_events`, numbered once, stable for good): a vendor keeps the last position it has
+    filed and, after any disconnect, opens the stream again with `from_position` set to it; the
+    stream resumes exactly after it. What a subscription receives is decided exactly as for its
+    queue (event types, sources, the access policy for its served organisations now, the
+    patient's blocks, minimisation for its purpose), and every delivery of a patient's event is
+    on the audit log. README "For vendors" shows a client.
+
+    Who may call: the subscription's vendor organisation only (its HER-id in the token, or its
+    organisation number). Anyone else naming the subscription — another vendor, a care
+    organisation — is answered PERMISSION_DENIED, the same whether or not it exists, and the
+    refusal is on the audit log. Errors: INVALID_ARGUMENT (a negative position, no name);
+    FAILED_PRECONDITION (reason SUBSCRIPTION_NOT_ACTIVE) when the subscription is paused or
+    deleted — at the start, or as the stream's end when it is paused while open (open it again
+    once resumed, from the last position); UNAVAILABLE (reconnect from the last position) when a
+    database cannot be reached or the server stops.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Subscribe = channel.unary_stream(
+                '/carepath.v1.EventStreamService/Subscribe',
+                request_serializer=carepath_dot_v1_dot_streams__pb2.SubscribeRequest.SerializeToString,
+                response_deserializer=carepath_dot_v1_dot_streams__pb2.SubscribeResponse.FromString,
+                _registered_method=True)
+
+
+class EventStreamServiceServicer:
+    """--- The event stream (gRPC) -------------------------------------------------------------------
+
+    The same events as a subscription's queue, over a server stream a vendor opens whenever it
+    likes: history first (from a position or a time), then live events as they come, with no
+    gap and no duplicate between the two. Each event carries its position in carepath's stream
+    (`stream_events`, numbered once, stable for good): a vendor keeps the last position it has
+    filed and, after any disconnect, opens the stream again with `from_position` set to it; the
+    stream resumes exactly after it. What a subscription receives is decided exactly as for its
+    queue (event types, sources, the access policy for its served organisations now, the
+    patient's blocks, minimisation for its purpose), and every delivery of a patient's event is
+    on the audit log. README "For vendors" shows a client.
+
+    Who may call: the subscription's vendor organisation only (its HER-id in the token, or its
+    organisation number). Anyone else naming the subscription — another vendor, a care
+    organisation — is answered PERMISSION_DENIED, the same whether or not it exists, and the
+    refusal is on the audit log. Errors: INVALID_ARGUMENT (a negative position, no name);
+    FAILED_PRECONDITION (reason SUBSCRIPTION_NOT_ACTIVE) when the subscription is paused or
+    deleted — at the start, or as the stream's end when it is paused while open (open it again
+    once resumed, from the last position); UNAVAILABLE (reconnect from the last position) when a
+    database cannot be reached or the server stops.
+    """
+
+    def Subscribe(self, request, context):
+        """History from the given point, then live events, until the caller cancels. A quiet stream
+        gets a heartbeat every STREAM_HEARTBEAT_SECONDS (default 15 s).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_EventStreamServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Subscribe': grpc.unary_stream_rpc_method_handler(
+                    servicer.Subscribe,
+                    request_deserializer=carepath_dot_v1_dot_streams__pb2.SubscribeRequest.FromString,
+                    response_serializer=carepath_dot_v1_dot_streams__pb2.SubscribeResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'carepath.v1.EventStreamService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('carepath.v1.EventStreamService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class EventStreamService:
+    """--- The event stream (gRPC) -------------------------------------------------------------------
+
+    The same events as a subscription's queue, over a server stream a vendor opens whenever it
+    likes: history first (from a position or a time), then live events as they come, with no
+    gap and no duplicate between the two. Each event carries its position in carepath's stream
+    (`stream_events`, numbered once, stable for good): a vendor keeps the last position it has
+    filed and, after any disconnect, opens the stream again with `from_position` set to it; the
+    stream resumes exactly after it. What a subscription receives is decided exactly as for its
+    queue (event types, sources, the access policy for its served organisations now, the
+    patient's blocks, minimisation for its purpose), and every delivery of a patient's event is
+    on the audit log. README "For vendors" shows a client.
+
+    Who may call: the subscription's vendor organisation only (its HER-id in the token, or its
+    organisation number). Anyone else naming the subscription — another vendor, a care
+    organisation — is answered PERMISSION_DENIED, the same whether or not it exists, and the
+    refusal is on the audit log. Errors: INVALID_ARGUMENT (a negative position, no name);
+    FAILED_PRECONDITION (reason SUBSCRIPTION_NOT_ACTIVE) when the subscription is paused or
+    deleted — at the start, or as the stream's end when it is paused while open (open it again
+    once resumed, from the last position); UNAVAILABLE (reconnect from the last position) when a
+    database cannot be reached or the server stops.
+    """
+
+    @staticmethod
+    def Subscribe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/carepath.v1.EventStreamService/Subscribe',
+            carepath_dot_v1_dot_streams__pb2.SubscribeRequest.SerializeToString,
+            carepath_dot_v1_dot_streams__pb2.SubscribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -158,3 +158,100 @@ class SubscriptionAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         """For good: the queues (and with them the binding) and the broker user are removed."""
 
 def add_SubscriptionAdminServiceServicer_to_server(servicer: SubscriptionAdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class EventStreamServiceStub:
+    """--- The event stream (gRPC) -------------------------------------------------------------------
+
+    The same events as a subscription's queue, over a server stream a vendor opens whenever it
+    likes: history first (from a position or a time), then live events as they come, with no
+    gap and no duplicate between the two. Each event carries its position in carepath's stream
+    (`stream_events`, numbered once, stable for good): a vendor keeps the last position it has
+    filed and, after any disconnect, opens the stream again with `from_position` set to it; the
+    stream resumes exactly after it. What a subscription receives is decided exactly as for its
+    queue (event types, sources, the access policy for its served organisations now, the
+    patient's blocks, minimisation for its purpose), and every delivery of a patient's event is
+    on the audit log. README "For vendors" shows a client.
+
+    Who may call: the subscription's vendor organisation only (its HER-id in the token, or its
+    organisation number). Anyone else naming the subscription — another vendor, a care
+    organisation — is answered PERMISSION_DENIED, the same whether or not it exists, and the
+    refusal is on the audit log. Errors: INVALID_ARGUMENT (a negative position, no name);
+    FAILED_PRECONDITION (reason SUBSCRIPTION_NOT_ACTIVE) when the subscription is paused or
+    deleted — at the start, or as the stream's end when it is paused while open (open it again
+    once resumed, from the last position); UNAVAILABLE (reconnect from the last position) when a
+    database cannot be reached or the server stops.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> EventStreamServiceAsyncStub: ...
+    Subscribe: _grpc.UnaryStreamMultiCallable[_streams_pb2.SubscribeRequest, _streams_pb2.SubscribeResponse]
+    """History from the given point, then live events, until the caller cancels. A quiet stream
+    gets a heartbeat every STREAM_HEARTBEAT_SECONDS (default 15 s).
+    """
+
+@_typing.type_check_only
+class EventStreamServiceAsyncStub(EventStreamServiceStub):
+    """--- The event stream (gRPC) -------------------------------------------------------------------
+
+    The same events as a subscription's queue, over a server stream a vendor opens whenever it
+    likes: history first (from a position or a time), then live events as they come, with no
+    gap and no duplicate between the two. Each event carries its position in carepath's stream
+    (`stream_events`, numbered once, stable for good): a vendor keeps the last position it has
+    filed and, after any disconnect, opens the stream again with `from_position` set to it; the
+    stream resumes exactly after it. What a subscription receives is decided exactly as for its
+    queue (event types, sources, the access policy for its served organisations now, the
+    patient's blocks, minimisation for its purpose), and every delivery of a patient's event is
+    on the audit log. README "For vendors" shows a client.
+
+    Who may call: the subscription's vendor organisation only (its HER-id in the token, or its
+    organisation number). Anyone else naming the subscription — another vendor, a care
+    organisation — is answered PERMISSION_DENIED, the same whether or not it exists, and the
+    refusal is on the audit log. Errors: INVALID_ARGUMENT (a negative position, no name);
+    FAILED_PRECONDITION (reason SUBSCRIPTION_NOT_ACTIVE) when the subscription is paused or
+    deleted — at the start, or as the stream's end when it is paused while open (open it again
+    once resumed, from the last position); UNAVAILABLE (reconnect from the last position) when a
+    database cannot be reached or the server stops.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    Subscribe: _aio.UnaryStreamMultiCallable[_streams_pb2.SubscribeRequest, _streams_pb2.SubscribeResponse]  # type: ignore[assignment]
+    """History from the given point, then live events, until the caller cancels. A quiet stream
+    gets a heartbeat every STREAM_HEARTBEAT_SECONDS (default 15 s).
+    """
+
+class EventStreamServiceServicer(metaclass=_abc_1.ABCMeta):
+    """--- The event stream (gRPC) -------------------------------------------------------------------
+
+    The same events as a subscription's queue, over a server stream a vendor opens whenever it
+    likes: history first (from a position or a time), then live events as they come, with no
+    gap and no duplicate between the two. Each event carries its position in carepath's stream
+    (`stream_events`, numbered once, stable for good): a vendor keeps the last position it has
+    filed and, after any disconnect, opens the stream again with `from_position` set to it; the
+    stream resumes exactly after it. What a subscription receives is decided exactly as for its
+    queue (event types, sources, the access policy for its served organisations now, the
+    patient's blocks, minimisation for its purpose), and every delivery of a patient's event is
+    on the audit log. README "For vendors" shows a client.
+
+    Who may call: the subscription's vendor organisation only (its HER-id in the token, or its
+    organisation number). Anyone else naming the subscription — another vendor, a care
+    organisation — is answered PERMISSION_DENIED, the same whether or not it exists, and the
+    refusal is on the audit log. Errors: INVALID_ARGUMENT (a negative position, no name);
+    FAILED_PRECONDITION (reason SUBSCRIPTION_NOT_ACTIVE) when the subscription is paused or
+    deleted — at the start, or as the stream's end when it is paused while open (open it again
+    once resumed, from the last position); UNAVAILABLE (reconnect from the last position) when a
+    database cannot be reached or the server stops.
+    """
+
+    @_abc_1.abstractmethod
+    def Subscribe(
+        self,
+        request: _streams_pb2.SubscribeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_streams_pb2.SubscribeResponse], _abc.AsyncIterator[_streams_pb2.SubscribeResponse]]:
+        """History from the given point, then live events, until the caller cancels. A quiet stream
+        gets a heartbeat every STREAM_HEARTBEAT_SECONDS (default 15 s).
+        """
+
+def add_EventStreamServiceServicer_to_server(servicer: EventStreamServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

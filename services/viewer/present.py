@@ -279,6 +279,7 @@ CALL = {
     "SubscriptionAdminService/PauseSubscription": "Stanset et abonnement for et fagsystem",
     "SubscriptionAdminService/ResumeSubscription": "Startet et abonnement for et fagsystem igjen",
     "SubscriptionAdminService/DeleteSubscription": "Slettet et abonnement for et fagsystem",
+    "EventStreamService/Subscribe": "Åpnet en hendelsesstrøm for et fagsystem",
 }
 #: A vendor subscription's delivery of an event about the citizen (services/streams): the call
 #: is `VendorDelivery/<subscription>`, the organisation the one whose system received it.

@@ -261,8 +261,8 @@ def stored_ids(urls: dict[str, str]) -> set[str]:
     from shared.outbox import iter_all_envelopes
 
     found: set[str] = set()
-    for name, (app_class, _api) in DOMAIN_SERVICES.items():
-        app = app_class.from_url(urls[name])
+    for name, service in DOMAIN_SERVICES.items():
+        app = service.application.from_url(urls[name])
         try:
             found |= {envelope.event_id for envelope in iter_all_envelopes(name, app)}
         finally:

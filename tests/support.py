@@ -6,6 +6,7 @@ the whole path in threads (`running_system`). Real subprocesses: tests/processes
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import importlib.util
 import shutil
@@ -26,6 +27,7 @@ from typing import Any, TypeVar, cast
 
 import grpc
 import pika
+import pytest
 import sqlalchemy as sa
 from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import trace
@@ -53,7 +55,10 @@ from services.pathway import migrate, projector, readmodel
 from services.referrals.application import ReferralsApplication
 from services.registry.application import RegistryApplication
 from services.registry.importer import import_facts, read_file
+from services.streams import stream
+from services.streams.provisioning import VendorBroker
 from shared import amqp, bootstrap, config, grpc_client
+from shared import broker as rabbitmq
 from shared.access.enforce import AccessControl
 from shared.access.model import Basis, relationships
 from shared.actors import Actor, OrgKind
@@ -69,6 +74,7 @@ from shared.ids import FNR_SYSTEM
 from shared.issuer import Issuer, open_issuer
 from shared.outbox import OutboxRelay, PositionStore
 from shared.revocation import RevocationList
+from shared.sql import engine
 from shared.store import CarepathApplication
 
 T = TypeVar("T")
@@ -651,3 +657,45 @@ def load_demo(system: Harness, demo: ModuleType) -> int:
         Basis.RESIDENCE_MUNICIPALITY,
     )
     return int(demo.load(demo_clients(system, demo), ISSUER))
+
+
+@contextmanager
+def streams_server(
+    broker: Tenant, urls: dict[str, str], system: Harness
+) -> Iterator[tuple[Server, int]]:
+    """The streams service's gRPC server (services/bootstrap.py's STREAMS, built as its
+    `serve` process builds it), provisioning on this session's vhost with its users' prefix
+    (AMQP_URI, AMQP_USER_PREFIX), as a process configured for it does. The broker user of
+    every subscription not deleted is deleted afterwards; the queues go with the session's
+    vhost (one rabbitmqctl call each rather than VendorBroker.delete's three: they take
+    seconds each). Beside it the event stream server (grpc.aio, on a loop of its own, as
+    `python -m services.streams stream` composes it; heartbeats every 0.2 s); its port."""
+    STREAMS = bootstrap_services.STREAMS
+    app = bootstrap.application(STREAMS.application, url=urls["streams"])
+    loop = asyncio.new_event_loop()
+    looping = threading.Thread(target=loop.run_forever, daemon=True)
+    looping.start()
+    log_engine = engine(urls["streams"])
+    started = asyncio.run_coroutine_threadsafe(
+        stream.start(
+            app, log_engine, system.access["pathway"].for_service({}), system.tokens["pathway"],
+            stream.StreamSettings(heartbeat=0.2, page=50, poll=0.05), "127.0.0.1:0", 2,
+        ),
+        loop,
+    )  # fmt: skip
+    events = started.result(30)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("AMQP_URI", broker.address)
+    try:
+        with grpc_server(STREAMS.name, STREAMS.api, app, urls) as server:
+            yield server, events.server.port
+    finally:
+        asyncio.run_coroutine_threadsafe(events.stop(0), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        looping.join(10)
+        log_engine.dispose()
+        vendors = VendorBroker(broker.vhost, broker.prefix)
+        for s in app.subscriptions():
+            rabbitmq.ctl("delete_user", vendors.user(s.name))
+        patch.undo()
+        app.close()

@@ -38,12 +38,10 @@ about a patient is on the audit log with the ground its cell is named after.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -76,10 +74,6 @@ from services.discharges.application import DischargesApplication
 from services.medications.application import MedicationsApplication
 from services.medications.domain import ReconciliationSource
 from services.pathway import readmodel
-from services.streams import stream
-from services.streams.provisioning import VendorBroker
-from shared import bootstrap
-from shared import broker as rabbitmq
 from shared.access.enforce import REFUSAL
 from shared.access.model import OPERATOR_ROLE, RELATIONSHIPS, Basis, organisations, relationships
 from shared.access.model import blocks as access_blocks
@@ -90,7 +84,6 @@ from shared.broker import Tenant
 from shared.domain import CommandContext
 from shared.grpc_server import Server
 from shared.ids import FNR_SYSTEM
-from shared.sql import engine
 from shared.times import OSLO
 from tests import support
 from tests.conftest import (
@@ -107,10 +100,10 @@ from tests.support import (
     Harness,
     auth,
     drain_queue,
-    grpc_server,
     make_fnr,
     projector_queue,
     running_system,
+    streams_server,
     wait_for,
 )
 
@@ -1781,47 +1774,6 @@ def matrix(
         the_directory_knows_the_vendor(world)
         yield Matrix(world, tell(world))
     drain_queue(amqp_uri, queue)
-
-
-@contextmanager
-def streams_server(
-    broker: Tenant, urls: dict[str, str], system: Harness
-) -> Iterator[tuple[Server, int]]:
-    """The streams service's gRPC server (services/bootstrap.py's STREAMS, built as its
-    `serve` process builds it), provisioning on this session's vhost with its users' prefix
-    (AMQP_URI, AMQP_USER_PREFIX), as a process configured for it does. The broker user of
-    every subscription not deleted is deleted afterwards; the queues go with the session's
-    vhost (one rabbitmqctl call each rather than VendorBroker.delete's three: they take
-    seconds each). Beside it the event stream server (grpc.aio, on a loop of its own, as
-    `python -m services.streams stream` composes it; heartbeats every 0.2 s); its port."""
-    app = bootstrap.application(STREAMS.application, url=urls["streams"])
-    loop = asyncio.new_event_loop()
-    looping = threading.Thread(target=loop.run_forever, daemon=True)
-    looping.start()
-    log_engine = engine(urls["streams"])
-    started = asyncio.run_coroutine_threadsafe(
-        stream.start(
-            app, log_engine, system.access["pathway"].for_service({}), system.tokens["pathway"],
-            stream.StreamSettings(heartbeat=0.2, page=50, poll=0.05), "127.0.0.1:0", 2,
-        ),
-        loop,
-    )  # fmt: skip
-    events = started.result(30)
-    patch = pytest.MonkeyPatch()
-    patch.setenv("AMQP_URI", broker.address)
-    try:
-        with grpc_server(STREAMS.name, STREAMS.api, app, urls) as server:
-            yield server, events.server.port
-    finally:
-        asyncio.run_coroutine_threadsafe(events.stop(0), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        looping.join(10)
-        log_engine.dispose()
-        vendors = VendorBroker(broker.vhost, broker.prefix)
-        for s in app.subscriptions():
-            rabbitmq.ctl("delete_user", vendors.user(s.name))
-        patch.undo()
-        app.close()
 
 
 def the_directory_knows_the_vendor(world: World) -> None:

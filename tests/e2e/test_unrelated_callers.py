@@ -34,7 +34,9 @@ from carepath.v1 import (
     referrals_pb2,
     referrals_pb2_grpc,
     registry_pb2,
+    streams_pb2,
 )
+from shared import grpc_client
 from shared.access.model import Basis
 from shared.access.policy import Rule, TargetKind
 from shared.access.table import RULES
@@ -50,7 +52,15 @@ from tests.conftest import (
     OTHER_MUNICIPALITY,
     STORES,
 )
-from tests.support import Harness, auth, drain_queue, make_fnr, projector_queue, running_system
+from tests.support import (
+    Harness,
+    auth,
+    drain_queue,
+    make_fnr,
+    projector_queue,
+    running_system,
+    streams_server,
+)
 
 KNOWN = [make_fnr(9, 9, 39, 100 + 10 * i) for i in range(3)]
 STRANGER = make_fnr(8, 8, 58, 100)
@@ -87,9 +97,12 @@ def world(
     """The system with three patients the registers know (their municipality and fastlege are
     MUNICIPALITY and GP), a referral and a stay of each: real ids for the generator."""
     tmp = tmp_path_factory.mktemp("unrelated")
-    urls = {name: f"sqlite:///{tmp}/{name}.sqlite" for name in STORES}
+    urls = {name: f"sqlite:///{tmp}/{name}.sqlite" for name in (*STORES, "streams")}
     queue = projector_queue("unrelated")
-    with running_system(urls, broker, queue) as system:
+    with (
+        running_system(urls, broker, queue) as system,
+        streams_server(broker, urls, system) as (streams, events_port),
+    ):
         ids: list[str] = []
         referrals = referrals_pb2_grpc.ReferralServiceStub(system.channel(system.referrals_server))
         admissions = admissions_pb2_grpc.AdmissionServiceStub(
@@ -123,7 +136,8 @@ def world(
                 metadata=auth(HOSPITAL),
             )
             ids += [sent.referral_id, stay.stay_id]
-        yield {"system": system, "ids": ids}
+        ports = {"streams": streams.port, "events": events_port}
+        yield {"system": system, "ids": ids, "ports": ports}
     drain_queue(amqp_uri, queue)
 
 
@@ -155,6 +169,10 @@ def _scalar(field: FieldDescriptor, ids: list[str]) -> st.SearchStrategy[Any]:
         return st.integers(-(2**31), 2**31 - 1)
     if t in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64):
         return st.integers(-(2**63), 2**63 - 1)
+    if t == FieldDescriptor.TYPE_UINT32:
+        return st.integers(0, 2**32 - 1)
+    if t == FieldDescriptor.TYPE_UINT64:
+        return st.integers(0, 2**64 - 1)
     if t == FieldDescriptor.TYPE_BYTES:
         return st.binary(max_size=20)
     raise NotImplementedError(field.full_name)
@@ -218,6 +236,8 @@ SERVICES = {
     "PathwayService": (pathway_pb2, "pathway"),
     "RegistryService": (registry_pb2, "registry"),
     "AccessService": (registry_pb2, "registry"),
+    "SubscriptionAdminService": (streams_pb2, "streams"),
+    "EventStreamService": (streams_pb2, "events"),
 }
 
 
@@ -250,8 +270,11 @@ def test_an_unrelated_caller_is_never_let_in_and_never_breaks_anything(
     system: Harness = world["system"]
     rule = RULES[method]
     proto, service = SERVICES[rule.service]
-    server = system.pathway_server if service == "pathway" else system.servers[service]
-    channel = system.channel(server)
+    if service in world["ports"]:  # the streams service's servers (the stream's is grpc.aio)
+        channel = grpc_client.channel(f"127.0.0.1:{world['ports'][service]}", system.client_tls)
+    else:
+        server = system.pathway_server if service == "pathway" else system.servers[service]
+        channel = system.channel(server)
     descriptor = proto.DESCRIPTOR.services_by_name[rule.service].methods_by_name[rule.method]
     request_class = getattr(proto, descriptor.input_type.name)
     streaming = descriptor.server_streaming

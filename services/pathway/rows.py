@@ -8,7 +8,7 @@ timeline and the medication versions (readmodel.APPENDED) grow by what a batch a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from services.pathway.folding.discharges import payment_spans
 from services.pathway.folding.medications import EntryVersion, ReconciliationVersion
@@ -153,6 +153,12 @@ def _payment_rows(key: str, pathway: PatientPathway) -> list[Row]:
     ]
 
 
+def _actor(actor: Mapping[str, str]) -> dict[str, str]:
+    """An actor as stored (JSON): its keys sorted, for an actor's keys come in the message's
+    order live and in the store's order on a rebuild, and the two must store the same text."""
+    return dict(sorted(actor.items()))
+
+
 def medication_rows(key: str, versions: Sequence[EntryVersion | ReconciliationVersion]) -> Rows:
     """The rows the medication versions add (readmodel.APPENDED)."""
     entries: list[Row] = []
@@ -166,7 +172,7 @@ def medication_rows(key: str, versions: Sequence[EntryVersion | ReconciliationVe
                     "patient_key": key,
                     "seq": v.seq,
                     "valid_from": v.valid_from,
-                    "reconciled_by": dict(rec.reconciled_by),
+                    "reconciled_by": _actor(rec.reconciled_by),
                     "sources": list(rec.sources),
                     "note": rec.note,
                 }
@@ -188,9 +194,9 @@ def medication_rows(key: str, versions: Sequence[EntryVersion | ReconciliationVe
                 "source_her_id": e.source_her_id,
                 "source_kind": e.source_kind,
                 "prescribed_at": utc_iso(e.prescribed_at),
-                "prescribed_by": dict(e.prescribed_by),
+                "prescribed_by": _actor(e.prescribed_by),
                 "last_changed_at": utc_iso(e.last_changed_at),
-                "last_changed_by": dict(e.last_changed_by),
+                "last_changed_by": _actor(e.last_changed_by),
                 "state": e.state.value,
                 "state_reason": e.state_reason,
             }

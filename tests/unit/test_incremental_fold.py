@@ -6,6 +6,7 @@ And the folding package reads no other service."""
 from __future__ import annotations
 
 import ast
+import json
 import random
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -277,3 +278,14 @@ def test_the_folding_package_reads_no_other_service() -> None:
                     "services.pathway.folding"
                 )
                 assert not sideways, f"{module.name} imports {name}"
+
+
+def test_an_actor_is_stored_with_the_same_text_whatever_order_its_keys_came_in() -> None:
+    """Live, an actor's keys come in the message's order; on a rebuild, in the store's: the
+    medication rows must be the same text either way, or a rebuild differs from the live model
+    (the chaos run found this on PostgreSQL's JSON columns)."""
+    from services.pathway.rows import _actor
+
+    live = _actor({"her_id": "8134021", "org_kind": "GP", "hpr": "9144900"})
+    rebuilt = _actor({"her_id": "8134021", "hpr": "9144900", "org_kind": "GP"})
+    assert json.dumps(live) == json.dumps(rebuilt)

@@ -79,6 +79,9 @@ def main() -> None:
     print(f"\n{args.rounds} rounds, end-to-end ratio per round: {rounds}")
     print(f"{'median of':<24}  {args.base:>10}  {'this tree':>10}  ratio")
     for name in ROWS.values():
+        if any(name not in r for r in (*base, *ours)):
+            print(f"{name:<24}  (not printed by both benchmarks)")
+            continue
         b = statistics.median(r[name] for r in base)
         o = statistics.median(r[name] for r in ours)
         print(f"{name:<24}  {b:>10.0f}  {o:>10.0f}  {o / b:.2f}")

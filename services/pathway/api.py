@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import grpc
 from sqlalchemy.engine import Engine
 
 from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2, registry_pb2
-from services.pathway import fhir, views
+from services.pathway import fhir, statistics, views
 from services.pathway.feed import ChangeFeed
 from services.pathway.folding.discharges import PaymentSpan
+from services.pathway.statistics import Month
 from shared import api, pages, rules
 from shared.access.enforce import AccessControl, Resolver, current_call
 from shared.access.facts import FactStore
@@ -151,6 +152,66 @@ def _payment_to_pb(row: Any, today: date) -> pathway_pb2.PaymentPeriod:
     except rules.MissingRule as exc:
         pb.amount_unavailable_reason = str(exc)
     return pb
+
+
+def _month(
+    request: pathway_pb2.StatisticsRequest, field: Literal["from_month", "to_month"]
+) -> Month:
+    if not request.HasField(field):
+        raise InvalidArgument(field, "is required (a year and a month)")
+    pb = getattr(request, field)
+    if not 2000 <= pb.year <= 2100:
+        raise InvalidArgument(field, "year must be between 2000 and 2100")
+    if not 1 <= pb.month <= 12:
+        raise InvalidArgument(field, "month must be between 1 and 12")
+    return Month(pb.year, pb.month)
+
+
+def _share(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def _waiting_days_to_pb(
+    cell: views.WaitingDays, month: Month, threshold: int
+) -> pathway_pb2.WaitingDaysStatistics:
+    """A month's overliggerdøgn and their amount at the year's daily rate (or why not)."""
+    shown, hidden = statistics.suppressed(cell, views.WaitingDays(), threshold)
+    pb = pathway_pb2.WaitingDaysStatistics(
+        suppressed=hidden, patients=shown.patients, days=shown.days
+    )
+    if not hidden:
+        try:
+            pb.amount_nok = rules.daily_rate(month.year) * shown.days
+        except rules.MissingRule as exc:
+            pb.amount_unavailable_reason = str(exc)
+    return pb
+
+
+def _messages_to_pb(cell: views.MessagesAnswered, threshold: int) -> pathway_pb2.MessageStatistics:
+    shown, hidden = statistics.suppressed(cell, views.MessagesAnswered(), threshold)
+    return pathway_pb2.MessageStatistics(
+        suppressed=hidden,
+        patients=shown.patients,
+        messages=shown.messages,
+        answered_in_time=shown.in_time,
+        answered_late=shown.late,
+        unanswered_overdue=shown.overdue,
+        pending=shown.pending,
+        share_in_time=_share(shown.in_time, shown.in_time + shown.late + shown.overdue),
+    )
+
+
+def _cancer_to_pb(
+    cell: views.CancerPathwaysTreated, threshold: int
+) -> pathway_pb2.CancerPathwayStatistics:
+    shown, hidden = statistics.suppressed(cell, views.CancerPathwaysTreated(), threshold)
+    return pathway_pb2.CancerPathwayStatistics(
+        suppressed=hidden,
+        patients=shown.patients,
+        pathways=shown.pathways,
+        within_standard=shown.within_standard,
+        share_within_standard=_share(shown.within_standard, shown.pathways),
+    )
 
 
 #: How long a WatchPathway stream waits for a change before it checks that its caller is
@@ -350,6 +411,45 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         named = {call.actor.her_id, *(i.location.her_id for i in reply.items)}
         named |= {t.waiting_on.her_id for i in reply.items for t in i.tasks}
         reply.organisations.extend(_directory(self._access.facts, named - {""}))
+        return reply
+
+    def Statistics(
+        self, request: pathway_pb2.StatisticsRequest, context: grpc.ServicerContext
+    ) -> pathway_pb2.StatisticsResponse:
+        """The municipality's numbers per month: the policy admitted the municipality itself
+        or an operator (the HER-id is checked there); one query per measure; every figure
+        resting on a few patients suppressed before it leaves."""
+        municipality = api.her_id(request.municipality_her_id, "municipality_her_id")
+        moment = datetime.now(UTC)
+        today = moment.astimezone(OSLO).date()
+        first, last = _month(request, "from_month"), _month(request, "to_month")
+        months = statistics.month_range(first, last, today)
+        days = views.waiting_days(self._engine, municipality, months, today)
+        messages = views.messages_answered(self._engine, municipality, months, moment)
+        cancer = views.cancer_pathways_treated(self._engine, municipality, months)
+        threshold = statistics.small_count_threshold()
+        reply = pathway_pb2.StatisticsResponse(
+            municipality_her_id=municipality,
+            suppression_threshold=threshold,
+            as_of=api.timestamp(moment),
+        )
+        for month in months:
+            reply.months.append(
+                pathway_pb2.MonthStatistics(
+                    month=pathway_pb2.YearMonth(year=month.year, month=month.month),
+                    waiting_days=_waiting_days_to_pb(
+                        days.get(month, views.WaitingDays()), month, threshold
+                    ),
+                    messages=_messages_to_pb(
+                        messages.get(month, views.MessagesAnswered()), threshold
+                    ),
+                    cancer_pathways=_cancer_to_pb(
+                        cancer.get(month, views.CancerPathwaysTreated()), threshold
+                    ),
+                )
+            )
+        for entry in _directory(self._access.facts, {municipality}):
+            reply.municipality.CopyFrom(entry)
         return reply
 
     def WatchPathway(

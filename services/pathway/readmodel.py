@@ -129,6 +129,10 @@ messages = sa.Table(
     sa.Column("to_kind", sa.String(20), nullable=False),
     sa.Column("sent_at", sa.String(32), nullable=False),
     sa.Column("status", sa.String(20), nullable=True),
+    # When the receiver's AppRec came (clinical time), and when it was due (message_receipt).
+    sa.Column("answered_at", sa.String(32), nullable=True),
+    sa.Column("receipt_due", sa.String(32), nullable=True),
+    sa.Index("ix_pathway_messages_receiver", "to_her_id", "sent_at"),
 )
 
 #: Each readiness period the municipality pays for: its first day and, once known, the first
@@ -144,6 +148,8 @@ payments = sa.Table(
     sa.Column("payer_her_id", sa.String(20), nullable=True),
     sa.Column("ready_on", sa.String(10), nullable=False),
     sa.Column("ends_on", sa.String(10), nullable=True),
+    sa.Index("ix_pathway_payments_payer", "payer_her_id", "ready_on"),
+    sa.Index("ix_pathway_payments_municipality", "municipality_her_id", "ready_on"),
 )
 
 #: The shared medication list: one row per list, its entries in list order, and each entry's

@@ -9,6 +9,7 @@ timeline and the medication versions (readmodel.APPENDED) grow by what a batch a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from services.pathway.folding.discharges import payment_spans
 from services.pathway.folding.medications import EntryVersion, ReconciliationVersion
@@ -21,6 +22,7 @@ from services.pathway.folding.pathway import (
     replay,
 )
 from services.pathway.relations import block_rows, relationship_rows
+from shared import rules
 from shared.access.model import blocks, relationships
 from shared.events import Envelope
 from shared.times import utc_iso
@@ -83,7 +85,12 @@ def _pathway_rows(key: str, state: PatientState, pathway: PatientPathway) -> Row
             for s in pathway.stays
         ],
         "pathway_messages": [
-            {"patient_key": key, "position": position, **vars(m)}
+            {
+                "patient_key": key,
+                "position": position,
+                **vars(m),
+                "receipt_due": utc_iso(rules.receipt_due(datetime.fromisoformat(m.sent_at))),
+            }
             for position, m in enumerate(pathway.messages)
         ],
         "pathway_payments": _payment_rows(key, pathway),

@@ -4,19 +4,24 @@ states and, to fold a patient again, their stored events)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from services.pathway import readmodel as rm
 from services.pathway.folding.medications import medication_list
+from services.pathway.folding.model import CANCER_MILESTONES
 from services.pathway.rows import derive_rows
+from services.pathway.statistics import Month
 from shared.access.model import Basis, blocks, relationships
 from shared.actors import Actor
 from shared.medication_list import Entry, EntryState, MedicationListView, Reconciliation
@@ -282,3 +287,195 @@ def unannounced_breaches(engine: Engine, now: datetime, limit: int = 500) -> lis
     )
     with engine.connect() as conn:
         return list(conn.execute(query).mappings())
+
+
+# --- a municipality's monthly numbers (PathwayService/Statistics) ---------------------------
+# One query per measure over the whole month range, grouped by month in SQL: the months are a
+# small table of their own (one row per month, built from `Month`), joined with the rows that
+# fall in each. Months without any row are left out here (the API shows them as zeros).
+
+
+@dataclass(frozen=True)
+class WaitingDays:
+    """A month's overliggerdøgn: the patients with a paid day in it, and the days."""
+
+    patients: int = 0
+    days: int = 0
+
+
+@dataclass(frozen=True)
+class MessagesAnswered:
+    """A month's PLO messages to the municipality, by how each was answered (AppRec)."""
+
+    patients: int = 0
+    messages: int = 0
+    in_time: int = 0
+    late: int = 0
+    overdue: int = 0  # not answered, past due
+    pending: int = 0  # not answered, not yet due
+
+
+@dataclass(frozen=True)
+class CancerPathwaysTreated:
+    """A month's cancer pathways that reached the start of treatment, and how many in time."""
+
+    patients: int = 0
+    pathways: int = 0
+    within_standard: int = 0
+
+
+class days_between(FunctionElement[int]):
+    """Whole days from one ISO date (text) to another: `end - start`."""
+
+    type = sa.Integer()
+    inherit_cache = True
+
+
+@compiles(days_between, "sqlite")
+def _days_between_sqlite(element: days_between, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST(julianday({end}) - julianday({start}) AS INTEGER)"
+
+
+@compiles(days_between, "postgresql")
+def _days_between_postgresql(element: days_between, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(CAST({end} AS DATE) - CAST({start} AS DATE))"
+
+
+def _months(months: Sequence[Month], **columns: Callable[[Month], str]) -> sa.Subquery:
+    """The months as a table: `month` (its label) and the named columns (text)."""
+    named = {"month": lambda m: m.label, **columns}
+
+    def row(m: Month) -> sa.Select[Any]:
+        cells: list[sa.ColumnElement[Any]] = [
+            sa.cast(sa.literal(value(m)), sa.String).label(n) for n, value in named.items()
+        ]
+        return sa.select(*cells)
+
+    return sa.union_all(*(row(m) for m in months)).subquery("months")
+
+
+def _by_month(conn: Connection, query: sa.Select[Any]) -> dict[str, Row]:
+    return {row["month"]: row for row in conn.execute(query).mappings()}
+
+
+def _count(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+
+def waiting_days(
+    engine: Engine, municipality: str, months: Sequence[Month], today: date
+) -> dict[Month, WaitingDays]:
+    """The overliggerdøgn the municipality pays for, per month: each readiness period whose
+    payer is the municipality (the registers' oppholdskommune on the ready day, else the
+    discharge's municipality, as GetPathway's payments say), each day in the month it falls in;
+    a period still running counts up to `today` (not included, as PaymentSpan.on)."""
+    p = rm.payments
+    mo = _months(
+        months,
+        first=lambda m: m.first_day.isoformat(),
+        after=lambda m: m.next().first_day.isoformat(),
+    )
+    end = sa.func.coalesce(p.c.ends_on, today.isoformat())
+    start_in = sa.case((p.c.ready_on > mo.c.first, p.c.ready_on), else_=mo.c.first)
+    end_in = sa.case((end < mo.c.after, end), else_=mo.c.after)
+    payer = sa.or_(
+        p.c.payer_her_id == municipality,
+        sa.and_(p.c.payer_her_id.is_(None), p.c.municipality_her_id == municipality),
+    )
+    overlaps = sa.and_(p.c.ready_on < mo.c.after, end > mo.c.first, p.c.ready_on < end)
+    query = (
+        sa.select(
+            mo.c.month,
+            sa.func.count(sa.distinct(p.c.patient_key)).label("patients"),
+            sa.func.sum(days_between(start_in, end_in)).label("days"),
+        )
+        .select_from(mo.join(p, overlaps))
+        .where(payer)
+        .group_by(mo.c.month)
+    )
+    with snapshot(engine) as conn:
+        found = _by_month(conn, query)
+    return {
+        m: WaitingDays(int(r["patients"]), int(r["days"] or 0))
+        for m in months
+        if (r := found.get(m.label)) is not None
+    }
+
+
+def messages_answered(
+    engine: Engine, municipality: str, months: Sequence[Month], now: datetime
+) -> dict[Month, MessagesAnswered]:
+    """The PLO messages sent to the municipality, per month sent (Oslo), by how it answered
+    each: with an AppRec by its due time (rules.toml message_receipt), later, or not yet (past
+    due at `now`, or still within it)."""
+    m = rm.messages
+    mo = _months(months, starts=lambda x: x.starts_at, ends=lambda x: x.next().starts_at)
+    stamp = utc_iso(now)
+    answered = m.c.answered_at.is_not(None)
+    query = (
+        sa.select(
+            mo.c.month,
+            sa.func.count(sa.distinct(m.c.patient_key)).label("patients"),
+            sa.func.count().label("messages"),
+            _count(sa.and_(answered, m.c.answered_at <= m.c.receipt_due)).label("in_time"),
+            _count(sa.and_(answered, m.c.answered_at > m.c.receipt_due)).label("late"),
+            _count(sa.and_(~answered, m.c.receipt_due < stamp)).label("overdue"),
+            _count(sa.and_(~answered, m.c.receipt_due >= stamp)).label("pending"),
+        )
+        .select_from(mo.join(m, sa.and_(m.c.sent_at >= mo.c.starts, m.c.sent_at < mo.c.ends)))
+        .where(m.c.to_her_id == municipality)
+        .group_by(mo.c.month)
+    )
+    with snapshot(engine) as conn:
+        found = _by_month(conn, query)
+    return {
+        x: MessagesAnswered(
+            *(int(r[k]) for k in ("patients", "messages", "in_time", "late", "overdue", "pending"))
+        )
+        for x in months
+        if (r := found.get(x.label)) is not None
+    }
+
+
+#: Where the start of treatment is in a referral's `cancer_milestones` (rows.py).
+_TREATMENT = CANCER_MILESTONES.index("TREATMENT_START")
+
+
+def cancer_pathways_treated(
+    engine: Engine, municipality: str, months: Sequence[Month]
+) -> dict[Month, CancerPathwaysTreated]:
+    """The cancer pathways of the municipality's residents (the registers' residence when
+    treatment started) that reached the start of treatment, per month (Oslo), and how many
+    started by the time the read model holds as the standard (the milestone's due time)."""
+    r, rel = rm.referrals, relationships
+    milestones = r.c.cancer_milestones
+    reached = milestones[(_TREATMENT, "reached_at")].as_string()
+    due = milestones[(_TREATMENT, "due")].as_string()
+    resident = sa.select(rel.c.patient_key).where(
+        rel.c.patient_key == r.c.patient_key,
+        rel.c.her_id == municipality,
+        rel.c.basis == Basis.RESIDENCE_MUNICIPALITY.value,
+        rel.c.valid_from <= reached,
+        sa.or_(rel.c.valid_to.is_(None), rel.c.valid_to > reached),
+    )
+    mo = _months(months, starts=lambda x: x.starts_at, ends=lambda x: x.next().starts_at)
+    query = (
+        sa.select(
+            mo.c.month,
+            sa.func.count(sa.distinct(r.c.patient_key)).label("patients"),
+            sa.func.count().label("pathways"),
+            _count(reached <= due).label("within_standard"),
+        )
+        .select_from(mo.join(r, sa.and_(reached >= mo.c.starts, reached < mo.c.ends)))
+        .where(r.c.cancer_pathway.is_not(None), resident.exists())
+        .group_by(mo.c.month)
+    )
+    with snapshot(engine) as conn:
+        found = _by_month(conn, query)
+    return {
+        x: CancerPathwaysTreated(int(f["patients"]), int(f["pathways"]), int(f["within_standard"]))
+        for x in months
+        if (f := found.get(x.label)) is not None
+    }

@@ -230,6 +230,7 @@ CALL = {
     "PathwayService/ExportFhir": "Hentet pasientforløpet ditt som FHIR-eksport",
     "PathwayService/ListPathways": "Så deg på kommunens arbeidsliste",
     "PathwayService/WatchPathway": "Fulgte med på endringer i forløpet ditt",
+    "PathwayService/Statistics": "Så kommunens styringstall (ingen enkeltpersoner er navngitt)",
     "ReferralService/SendReferral": "Sendte en henvisning",
     "ReferralService/RecordReferralReceipt": "Kvitterte for en henvisning",
     "ReferralService/AcceptReferral": "Vurderte en henvisning og ga deg rett til helsehjelp",
@@ -314,6 +315,7 @@ PURPOSE = {
     common_pb2.ACCESS_PURPOSE_ACCESS_REVIEW: "Kontroll av tilgang",
     common_pb2.ACCESS_PURPOSE_ACCESS_MANAGEMENT: "Styring av hvem som får se opplysningene",
     common_pb2.ACCESS_PURPOSE_SERVICE_PLANNING: "Planlegging av tjenester (uten å vite hvem du er)",
+    common_pb2.ACCESS_PURPOSE_STATISTICS: "Styringstall for kommunen (uten å vite hvem du er)",
 }
 EMERGENCY_REASON = {
     common_pb2.EMERGENCY_REASON_LIFE_THREATENING: "Livet eller helsen din var i fare",

@@ -191,7 +191,7 @@ class AccessControl:
         call = Call(_request_id(metadata), rule.name, actor, rule.purpose, deny("not decided"))
         try:
             call.purpose = _purpose(rule, request, metadata)
-            patient, parties = self._target(rule, actor, request)
+            patient, parties, organisation = self._target(rule, actor, request)
         except _NoSuchResource:
             call.decision = deny("no such resource")
             raise Refused(call) from None
@@ -200,7 +200,7 @@ class AccessControl:
             raise Refused(call) from None
         call.patient = patient
         now = self.clock()
-        facts = Facts()
+        facts = Facts(organisation=organisation)
         if call.patient_key is not None:
             facts = self.facts.gather(rule, actor, call.patient_key, parties, now)
         call.decision = decide(rule, actor, patient, facts, utc_iso(now))
@@ -210,7 +210,9 @@ class AccessControl:
 
     def _target(
         self, rule: Rule, actor: Actor, request: Message
-    ) -> tuple[dict[str, str] | None, list[Relationship]]:
+    ) -> tuple[dict[str, str] | None, list[Relationship], str | None]:
+        """The patient a call is about with the resource's own parties, or the organisation
+        it names (an ORGANISATION target, which the policy decides on)."""
         target, kind = rule.target, rule.target.kind
         if kind is TargetKind.PATIENT_OR_OWN_ORGANISATION:
             if request.HasField(target.field):
@@ -223,18 +225,20 @@ class AccessControl:
             else:
                 raise InvalidArgument("target", f"give a {target.field} or a {target.own_field}")
         if kind is TargetKind.PATIENT:
-            return api.patient(request, target.field), []
+            return api.patient(request, target.field), [], None
         if kind is TargetKind.RESOURCE:
             resource_id = api.uuid_field(getattr(request, target.field), target.field)
             resource = self.resolvers[target.resource](resource_id)
             if resource is None:
                 raise _NoSuchResource
-            return resource.patient, resource.parties
+            return resource.patient, resource.parties, None
+        if kind is TargetKind.ORGANISATION:
+            return None, [], api.her_id(getattr(request, target.field), target.field)
         if kind is TargetKind.OWN_ORGANISATION:
             her_id = api.her_id(getattr(request, target.field), target.field)
             if her_id != actor.her_id:
                 raise _NotOwnOrganisation
-        return None, []
+        return None, [], None
 
     def entries(self, call: Call, outcome: str) -> list[Entry]:
         """The audit rows of a call: one per patient shown, else one for the call."""

@@ -76,6 +76,9 @@ class Purpose(enum.StrEnum):
     #: A vendor subscription for capacity and logistics planning (services/streams): events
     #: without the patient's identifier.
     SERVICE_PLANNING = "SERVICE_PLANNING"
+    #: Managing and improving the services from aggregated, suppressed numbers
+    #: (PathwayService/Statistics): no one is named.
+    STATISTICS = "STATISTICS"
 
 
 class EmergencyReason(enum.StrEnum):

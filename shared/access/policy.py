@@ -17,7 +17,14 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from shared.access.model import RELATIONSHIPS, Basis, Purpose, Relationship, system_roles
+from shared.access.model import (
+    OPERATOR_ROLE,
+    RELATIONSHIPS,
+    Basis,
+    Purpose,
+    Relationship,
+    system_roles,
+)
 from shared.actors import CARE_KINDS, Actor, OrgKind
 
 
@@ -36,6 +43,9 @@ class TargetKind(enum.StrEnum):
     OWN_ORGANISATION = "OWN_ORGANISATION"
     #: A patient (`field`) or the caller's own organisation (`own_field`), whichever is given.
     PATIENT_OR_OWN_ORGANISATION = "PATIENT_OR_OWN_ORGANISATION"
+    #: An organisation of one kind named in the request (`field`), not a patient: the rule's
+    #: bases say whose — the caller's own (OWN_ORGANISATION), or any (OPERATOR).
+    ORGANISATION = "ORGANISATION"
     #: No patient: the organisation directory, the caller's organisation's own review list.
     NONE = "NONE"
 
@@ -46,6 +56,8 @@ class Target:
     field: str = ""
     resource: str = ""
     own_field: str = ""
+    #: The kind of organisation an ORGANISATION target names.
+    org_kind: OrgKind | None = None
 
     @classmethod
     def patient(cls, field: str = "patient") -> Target:
@@ -64,6 +76,10 @@ class Target:
         return cls(TargetKind.PATIENT_OR_OWN_ORGANISATION, field, own_field=own_field)
 
     @classmethod
+    def organisation(cls, field: str, kind: OrgKind) -> Target:
+        return cls(TargetKind.ORGANISATION, field, org_kind=kind)
+
+    @classmethod
     def none(cls) -> Target:
         return cls(TargetKind.NONE)
 
@@ -77,6 +93,9 @@ class Target:
                 return f"own organisation (`{self.field}`)"
             case TargetKind.PATIENT_OR_OWN_ORGANISATION:
                 return f"patient (`{self.field}`) or own organisation (`{self.own_field}`)"
+            case TargetKind.ORGANISATION:
+                kind = self.org_kind.value.lower() if self.org_kind else "organisation"
+                return f"a {kind} (`{self.field}`), no patient"
         return "no patient"
 
 
@@ -126,6 +145,8 @@ class Facts:
     relationships: Sequence[Relationship] = ()
     blocked: bool = False
     emergency: EmergencyGrant | None = None
+    #: The HER-id an ORGANISATION target names (a call about an organisation, no patient).
+    organisation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +188,12 @@ def decide(
     refused = check_caller(rule, actor)
     if refused is not None:
         return refused
+    if rule.target.kind is TargetKind.ORGANISATION:
+        for basis in rule.bases:
+            ground = _organisation_ground(basis, actor, rule.target, facts.organisation)
+            if ground is not None:
+                return Decision(True, basis, ground)
+        return deny("another organisation's numbers")
     if patient is None:
         return Decision(True, rule.bases[0], "no patient: the caller's kind and role suffice")
     if rule.blockable and facts.blocked:
@@ -202,4 +229,20 @@ def _ground(
     if basis is Basis.EMERGENCY:
         in_force = facts.emergency is not None and actor.hpr
         return "emergency access in force" if in_force else None
+    return None
+
+
+def _organisation_ground(
+    basis: Basis, actor: Actor, target: Target, organisation: str | None
+) -> str | None:
+    """Why `basis` lets the caller ask about the organisation the request names; None when it
+    does not. Its own: the caller is that organisation, and of the kind the call is about (a
+    register or vendor organisation naming itself is not a municipality). Any: carepath's
+    operators (a REGISTRY organisation whose token has the role OPERATOR)."""
+    if basis is Basis.OWN_ORGANISATION:
+        own = organisation == actor.her_id and actor.org_kind is target.org_kind
+        return "the caller's own organisation" if own else None
+    if basis is Basis.OPERATOR:
+        operator = actor.org_kind is OrgKind.REGISTRY and OPERATOR_ROLE in actor.roles
+        return "one of carepath's operators" if operator else None
     return None

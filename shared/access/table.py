@@ -175,6 +175,12 @@ def _rules() -> list[Rule]:
              "a municipality's worklist: the patients it has a relationship with now "
              "(residence, temporary residence, message receiver)",
              person=True, purpose=P.CARE_COORDINATION, purpose_required=True),
+        rule(pathway, "Statistics", READ, {MUNICIPALITY, REGISTRY},
+             (B.OWN_ORGANISATION, B.OPERATOR),
+             Target.organisation("municipality_her_id", MUNICIPALITY),
+             "a municipality's own monthly numbers; carepath's operators: any municipality's "
+             "(aggregates, small counts suppressed: no patient is named)",
+             blockable=False, purpose=P.STATISTICS),
         rule(pathway, "WatchPathway", READ, {*CARE, CITIZEN}, (*clinical_read, B.SELF),
              Target.patient_or_own_organisation("patient", "municipality_her_id"),
              "as GetPathway for one patient, as ListPathways for a municipality",

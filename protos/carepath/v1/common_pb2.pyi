@@ -140,6 +140,10 @@ class _AccessPurposeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AccessP
     """Capacity and logistics planning from a vendor subscription, without the patient's
     identifier (services/streams).
     """
+    ACCESS_PURPOSE_STATISTICS: _AccessPurpose.ValueType  # 50
+    """Managing, planning and improving the services from aggregated numbers in which no one
+    is named and small counts are suppressed (styringsdata; PathwayService/Statistics).
+    """
 
 class AccessPurpose(_AccessPurpose, metaclass=_AccessPurposeEnumTypeWrapper):
     """Why personal health data is touched. Recorded with every call in the audit log, so the
@@ -167,6 +171,10 @@ ACCESS_PURPOSE_ACCESS_MANAGEMENT: AccessPurpose.ValueType  # 7
 ACCESS_PURPOSE_SERVICE_PLANNING: AccessPurpose.ValueType  # 8
 """Capacity and logistics planning from a vendor subscription, without the patient's
 identifier (services/streams).
+"""
+ACCESS_PURPOSE_STATISTICS: AccessPurpose.ValueType  # 50
+"""Managing, planning and improving the services from aggregated numbers in which no one
+is named and small counts are suppressed (styringsdata; PathwayService/Statistics).
 """
 Global___AccessPurpose: _TypeAlias = AccessPurpose  # noqa: Y015
 

@@ -970,3 +970,277 @@ class StayPeriod(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StayPeriod: _TypeAlias = StayPeriod  # noqa: Y015
+
+@_typing.final
+class YearMonth(_message.Message):
+    """A calendar month (Europe/Oslo)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """2000–2100."""
+    month: _builtins.int
+    """1–12."""
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+        month: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["month", b"month", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___YearMonth: _TypeAlias = YearMonth  # noqa: Y015
+
+@_typing.final
+class StatisticsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MUNICIPALITY_HER_ID_FIELD_NUMBER: _builtins.int
+    FROM_MONTH_FIELD_NUMBER: _builtins.int
+    TO_MONTH_FIELD_NUMBER: _builtins.int
+    municipality_her_id: _builtins.str
+    """HER-id of the municipality whose numbers to give: the caller's own organisation, or any
+    municipality of the directory for carepath's operators.
+    """
+    @_builtins.property
+    def from_month(self) -> Global___YearMonth:
+        """The first month, required."""
+
+    @_builtins.property
+    def to_month(self) -> Global___YearMonth:
+        """The last month (included), required: not before `from_month`, at most 36 months after
+        it, and not after the current month.
+        """
+
+    def __init__(
+        self,
+        *,
+        municipality_her_id: _builtins.str = ...,
+        from_month: Global___YearMonth | None = ...,
+        to_month: Global___YearMonth | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["from_month", b"from_month", "to_month", b"to_month"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_month", b"from_month", "municipality_her_id", b"municipality_her_id", "to_month", b"to_month"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatisticsRequest: _TypeAlias = StatisticsRequest  # noqa: Y015
+
+@_typing.final
+class WaitingDaysStatistics(_message.Message):
+    """Overliggerdøgn: days a patient declared ready for discharge (utskrivningsklar) waited in
+    hospital for the municipality, which the municipality pays for (forskrift om kommunal
+    betaling for utskrivningsklare pasienter). The payer is the municipality the registers say
+    the patient lived or stayed in on the ready day. A day is counted in the month it falls in;
+    a period still running counts up to today.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUPPRESSED_FIELD_NUMBER: _builtins.int
+    PATIENTS_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    AMOUNT_NOK_FIELD_NUMBER: _builtins.int
+    AMOUNT_UNAVAILABLE_REASON_FIELD_NUMBER: _builtins.int
+    suppressed: _builtins.bool
+    """The figures rest on 1–4 patients: every count below is left out (0), never shown."""
+    patients: _builtins.int
+    """Patients with at least one paid day in the month."""
+    days: _builtins.int
+    """Paid days (døgn) in the month."""
+    amount_nok: _builtins.int
+    """What they cost the municipality, NOK, at the year's daily rate."""
+    amount_unavailable_reason: _builtins.str
+    """Why the amount is missing (no daily rate for the year in rules.toml); empty when known."""
+    def __init__(
+        self,
+        *,
+        suppressed: _builtins.bool = ...,
+        patients: _builtins.int = ...,
+        days: _builtins.int = ...,
+        amount_nok: _builtins.int = ...,
+        amount_unavailable_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_nok", b"amount_nok", "amount_unavailable_reason", b"amount_unavailable_reason", "days", b"days", "patients", b"patients", "suppressed", b"suppressed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WaitingDaysStatistics: _TypeAlias = WaitingDaysStatistics  # noqa: Y015
+
+@_typing.final
+class MessageStatistics(_message.Message):
+    """PLO messages sent to the municipality in the month (by when they were sent), and whether
+    the municipality answered each with an application receipt (AppRec) within the
+    message_receipt rule (rules.toml).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUPPRESSED_FIELD_NUMBER: _builtins.int
+    PATIENTS_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    ANSWERED_IN_TIME_FIELD_NUMBER: _builtins.int
+    ANSWERED_LATE_FIELD_NUMBER: _builtins.int
+    UNANSWERED_OVERDUE_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    SHARE_IN_TIME_FIELD_NUMBER: _builtins.int
+    suppressed: _builtins.bool
+    """The figures rest on 1–4 patients: every count below is left out (0), never shown."""
+    patients: _builtins.int
+    """Patients the messages were about."""
+    messages: _builtins.int
+    """Messages sent to the municipality."""
+    answered_in_time: _builtins.int
+    """Answered with an AppRec by the time it was due."""
+    answered_late: _builtins.int
+    """Answered, but after it was due."""
+    unanswered_overdue: _builtins.int
+    """Not answered, and past due."""
+    pending: _builtins.int
+    """Not answered, not yet due (not counted in the share)."""
+    share_in_time: _builtins.float
+    """answered_in_time / (answered_in_time + answered_late + unanswered_overdue); 0 when none."""
+    def __init__(
+        self,
+        *,
+        suppressed: _builtins.bool = ...,
+        patients: _builtins.int = ...,
+        messages: _builtins.int = ...,
+        answered_in_time: _builtins.int = ...,
+        answered_late: _builtins.int = ...,
+        unanswered_overdue: _builtins.int = ...,
+        pending: _builtins.int = ...,
+        share_in_time: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered_in_time", b"answered_in_time", "answered_late", b"answered_late", "messages", b"messages", "patients", b"patients", "pending", b"pending", "share_in_time", b"share_in_time", "suppressed", b"suppressed", "unanswered_overdue", b"unanswered_overdue"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MessageStatistics: _TypeAlias = MessageStatistics  # noqa: Y015
+
+@_typing.final
+class CancerPathwayStatistics(_message.Message):
+    """Cancer patient pathways (pakkeforløp) of the municipality's residents (the registers'
+    residence when treatment started) that reached the start of treatment in the month, and
+    how many of them within the standard time (Helsedirektoratet's target: 70 %).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUPPRESSED_FIELD_NUMBER: _builtins.int
+    PATIENTS_FIELD_NUMBER: _builtins.int
+    PATHWAYS_FIELD_NUMBER: _builtins.int
+    WITHIN_STANDARD_FIELD_NUMBER: _builtins.int
+    SHARE_WITHIN_STANDARD_FIELD_NUMBER: _builtins.int
+    suppressed: _builtins.bool
+    """The figures rest on 1–4 patients: every count below is left out (0), never shown."""
+    patients: _builtins.int
+    """Patients whose pathway reached treatment in the month."""
+    pathways: _builtins.int
+    """Pathways that reached the start of treatment in the month."""
+    within_standard: _builtins.int
+    """Of those, within the standard time."""
+    share_within_standard: _builtins.float
+    """within_standard / pathways; 0 when none."""
+    def __init__(
+        self,
+        *,
+        suppressed: _builtins.bool = ...,
+        patients: _builtins.int = ...,
+        pathways: _builtins.int = ...,
+        within_standard: _builtins.int = ...,
+        share_within_standard: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pathways", b"pathways", "patients", b"patients", "share_within_standard", b"share_within_standard", "suppressed", b"suppressed", "within_standard", b"within_standard"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancerPathwayStatistics: _TypeAlias = CancerPathwayStatistics  # noqa: Y015
+
+@_typing.final
+class MonthStatistics(_message.Message):
+    """One month's numbers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MONTH_FIELD_NUMBER: _builtins.int
+    WAITING_DAYS_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    CANCER_PATHWAYS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def month(self) -> Global___YearMonth: ...
+    @_builtins.property
+    def waiting_days(self) -> Global___WaitingDaysStatistics: ...
+    @_builtins.property
+    def messages(self) -> Global___MessageStatistics: ...
+    @_builtins.property
+    def cancer_pathways(self) -> Global___CancerPathwayStatistics: ...
+    def __init__(
+        self,
+        *,
+        month: Global___YearMonth | None = ...,
+        waiting_days: Global___WaitingDaysStatistics | None = ...,
+        messages: Global___MessageStatistics | None = ...,
+        cancer_pathways: Global___CancerPathwayStatistics | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancer_pathways", b"cancer_pathways", "messages", b"messages", "month", b"month", "waiting_days", b"waiting_days"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancer_pathways", b"cancer_pathways", "messages", b"messages", "month", b"month", "waiting_days", b"waiting_days"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MonthStatistics: _TypeAlias = MonthStatistics  # noqa: Y015
+
+@_typing.final
+class StatisticsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MUNICIPALITY_HER_ID_FIELD_NUMBER: _builtins.int
+    MONTHS_FIELD_NUMBER: _builtins.int
+    SUPPRESSION_THRESHOLD_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    MUNICIPALITY_FIELD_NUMBER: _builtins.int
+    municipality_her_id: _builtins.str
+    suppression_threshold: _builtins.int
+    """A figure resting on at least one and fewer than this many patients is suppressed."""
+    @_builtins.property
+    def months(self) -> _containers.RepeatedCompositeFieldContainer[Global___MonthStatistics]:
+        """Every month asked for, in order (a month without anything has zeros, not suppressed)."""
+
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """When the numbers were read (a running period counts up to this day)."""
+
+    @_builtins.property
+    def municipality(self) -> _registry_pb2.OrganisationEntry:
+        """The municipality as the directory names it (absent when the directory does not know it)."""
+
+    def __init__(
+        self,
+        *,
+        municipality_her_id: _builtins.str = ...,
+        months: _abc.Iterable[Global___MonthStatistics] | None = ...,
+        suppression_threshold: _builtins.int = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+        municipality: _registry_pb2.OrganisationEntry | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "municipality", b"municipality"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "months", b"months", "municipality", b"municipality", "municipality_her_id", b"municipality_her_id", "suppression_threshold", b"suppression_threshold"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatisticsResponse: _TypeAlias = StatisticsResponse  # noqa: Y015

@@ -37,6 +37,8 @@ class PathwayServiceStub:
     WatchPathway: INVALID_ARGUMENT, PERMISSION_DENIED (also ending an open stream when access
     ends), UNAVAILABLE.
     ExportFhir: as GetPathway.
+    Statistics: INVALID_ARGUMENT (a month range that is missing, backwards, too long or in the
+    future), PERMISSION_DENIED, UNAVAILABLE.
     """
 
     def __init__(self, channel):
@@ -65,6 +67,11 @@ class PathwayServiceStub:
                 request_serializer=carepath_dot_v1_dot_pathway__pb2.ExportFhirRequest.SerializeToString,
                 response_deserializer=carepath_dot_v1_dot_pathway__pb2.ExportFhirResponse.FromString,
                 _registered_method=True)
+        self.Statistics = channel.unary_unary(
+                '/carepath.v1.PathwayService/Statistics',
+                request_serializer=carepath_dot_v1_dot_pathway__pb2.StatisticsRequest.SerializeToString,
+                response_deserializer=carepath_dot_v1_dot_pathway__pb2.StatisticsResponse.FromString,
+                _registered_method=True)
 
 
 class PathwayServiceServicer:
@@ -79,6 +86,8 @@ class PathwayServiceServicer:
     WatchPathway: INVALID_ARGUMENT, PERMISSION_DENIED (also ending an open stream when access
     ends), UNAVAILABLE.
     ExportFhir: as GetPathway.
+    Statistics: INVALID_ARGUMENT (a month range that is missing, backwards, too long or in the
+    future), PERMISSION_DENIED, UNAVAILABLE.
     """
 
     def GetPathway(self, request, context):
@@ -125,6 +134,19 @@ class PathwayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Statistics(self, request, context):
+        """A municipality's numbers per calendar month (Oslo time), for managing its services
+        (styringsdata): the overliggerdøgn it pays for and their amount, the PLO messages sent to
+        it answered with an application receipt in time, and its residents' cancer pathways that
+        reached treatment within the standard time. Aggregates only: no patient is named, and a
+        month's figure that rests on 1 to 4 patients (rules.toml [statistics]) is suppressed
+        (prikket), as public health statistics are. For the municipality itself (its own numbers
+        only) and for carepath's operators (role OPERATOR); audited like every call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PathwayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -148,6 +170,11 @@ def add_PathwayServiceServicer_to_server(servicer, server):
                     request_deserializer=carepath_dot_v1_dot_pathway__pb2.ExportFhirRequest.FromString,
                     response_serializer=carepath_dot_v1_dot_pathway__pb2.ExportFhirResponse.SerializeToString,
             ),
+            'Statistics': grpc.unary_unary_rpc_method_handler(
+                    servicer.Statistics,
+                    request_deserializer=carepath_dot_v1_dot_pathway__pb2.StatisticsRequest.FromString,
+                    response_serializer=carepath_dot_v1_dot_pathway__pb2.StatisticsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'carepath.v1.PathwayService', rpc_method_handlers)
@@ -168,6 +195,8 @@ class PathwayService:
     WatchPathway: INVALID_ARGUMENT, PERMISSION_DENIED (also ending an open stream when access
     ends), UNAVAILABLE.
     ExportFhir: as GetPathway.
+    Statistics: INVALID_ARGUMENT (a month range that is missing, backwards, too long or in the
+    future), PERMISSION_DENIED, UNAVAILABLE.
     """
 
     @staticmethod
@@ -268,6 +297,33 @@ class PathwayService:
             '/carepath.v1.PathwayService/ExportFhir',
             carepath_dot_v1_dot_pathway__pb2.ExportFhirRequest.SerializeToString,
             carepath_dot_v1_dot_pathway__pb2.ExportFhirResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Statistics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carepath.v1.PathwayService/Statistics',
+            carepath_dot_v1_dot_pathway__pb2.StatisticsRequest.SerializeToString,
+            carepath_dot_v1_dot_pathway__pb2.StatisticsResponse.FromString,
             options,
             channel_credentials,
             insecure,

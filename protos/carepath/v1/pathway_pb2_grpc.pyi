@@ -40,6 +40,8 @@ class PathwayServiceStub:
       WatchPathway: INVALID_ARGUMENT, PERMISSION_DENIED (also ending an open stream when access
       ends), UNAVAILABLE.
       ExportFhir: as GetPathway.
+      Statistics: INVALID_ARGUMENT (a month range that is missing, backwards, too long or in the
+      future), PERMISSION_DENIED, UNAVAILABLE.
     """
 
     @_typing.overload
@@ -74,6 +76,15 @@ class PathwayServiceStub:
     under the same access rule and audited the same way: PERMISSION_DENIED and NOT_FOUND as
     GetPathway.
     """
+    Statistics: _grpc.UnaryUnaryMultiCallable[_pathway_pb2.StatisticsRequest, _pathway_pb2.StatisticsResponse]
+    """A municipality's numbers per calendar month (Oslo time), for managing its services
+    (styringsdata): the overliggerdøgn it pays for and their amount, the PLO messages sent to
+    it answered with an application receipt in time, and its residents' cancer pathways that
+    reached treatment within the standard time. Aggregates only: no patient is named, and a
+    month's figure that rests on 1 to 4 patients (rules.toml [statistics]) is suppressed
+    (prikket), as public health statistics are. For the municipality itself (its own numbers
+    only) and for carepath's operators (role OPERATOR); audited like every call.
+    """
 
 @_typing.type_check_only
 class PathwayServiceAsyncStub(PathwayServiceStub):
@@ -88,6 +99,8 @@ class PathwayServiceAsyncStub(PathwayServiceStub):
       WatchPathway: INVALID_ARGUMENT, PERMISSION_DENIED (also ending an open stream when access
       ends), UNAVAILABLE.
       ExportFhir: as GetPathway.
+      Statistics: INVALID_ARGUMENT (a month range that is missing, backwards, too long or in the
+      future), PERMISSION_DENIED, UNAVAILABLE.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -119,6 +132,15 @@ class PathwayServiceAsyncStub(PathwayServiceStub):
     under the same access rule and audited the same way: PERMISSION_DENIED and NOT_FOUND as
     GetPathway.
     """
+    Statistics: _aio.UnaryUnaryMultiCallable[_pathway_pb2.StatisticsRequest, _pathway_pb2.StatisticsResponse]  # type: ignore[assignment]
+    """A municipality's numbers per calendar month (Oslo time), for managing its services
+    (styringsdata): the overliggerdøgn it pays for and their amount, the PLO messages sent to
+    it answered with an application receipt in time, and its residents' cancer pathways that
+    reached treatment within the standard time. Aggregates only: no patient is named, and a
+    month's figure that rests on 1 to 4 patients (rules.toml [statistics]) is suppressed
+    (prikket), as public health statistics are. For the municipality itself (its own numbers
+    only) and for carepath's operators (role OPERATOR); audited like every call.
+    """
 
 class PathwayServiceServicer(metaclass=_abc_1.ABCMeta):
     """Read side for coordinators, systems and citizens. Every call passes the access policy (a
@@ -132,6 +154,8 @@ class PathwayServiceServicer(metaclass=_abc_1.ABCMeta):
       WatchPathway: INVALID_ARGUMENT, PERMISSION_DENIED (also ending an open stream when access
       ends), UNAVAILABLE.
       ExportFhir: as GetPathway.
+      Statistics: INVALID_ARGUMENT (a month range that is missing, backwards, too long or in the
+      future), PERMISSION_DENIED, UNAVAILABLE.
     """
 
     @_abc_1.abstractmethod
@@ -184,6 +208,21 @@ class PathwayServiceServicer(metaclass=_abc_1.ABCMeta):
         who did what as Provenance (docs/fhir.md). Exactly what GetPathway shows the same caller,
         under the same access rule and audited the same way: PERMISSION_DENIED and NOT_FOUND as
         GetPathway.
+        """
+
+    @_abc_1.abstractmethod
+    def Statistics(
+        self,
+        request: _pathway_pb2.StatisticsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_pathway_pb2.StatisticsResponse, _abc.Awaitable[_pathway_pb2.StatisticsResponse]]:
+        """A municipality's numbers per calendar month (Oslo time), for managing its services
+        (styringsdata): the overliggerdøgn it pays for and their amount, the PLO messages sent to
+        it answered with an application receipt in time, and its residents' cancer pathways that
+        reached treatment within the standard time. Aggregates only: no patient is named, and a
+        month's figure that rests on 1 to 4 patients (rules.toml [statistics]) is suppressed
+        (prikket), as public health statistics are. For the municipality itself (its own numbers
+        only) and for carepath's operators (role OPERATOR); audited like every call.
         """
 
 def add_PathwayServiceServicer_to_server(servicer: PathwayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -26,7 +26,7 @@ from services.pathway.folding.pathway import Folded, PatientState
 from services.pathway.folding.registers import BlockChange, Registration
 from shared.medication_list import Entry, EntryState, MedicationListView
 
-FORMAT = 1
+FORMAT = 2  # 2: a PLO message keeps when it was answered (answered_at)
 
 
 def _plain(value: Any) -> Any:

@@ -66,7 +66,7 @@ def step_discharge(view: DischargeView | None, e: Envelope) -> DischargeView | N
         case dc.MessageReceiptRecorded(message_id=message_id, status=status) if (
             message_id in view.messages
         ):
-            view.messages[message_id].status = status
+            view.messages[message_id].receipt(status, when)
     return view
 
 

@@ -19,6 +19,13 @@ class PloMessage:
     sent_at: str
     event_id: str  # the event that sent it (the mark on the pathway's timeline)
     status: str | None = None  # the receiver's AppRec (OK, REJECTED, OK_ERROR_IN_PART)
+    answered_at: str | None = None  # clinical time of that AppRec (the first one)
+
+    def receipt(self, status: str, when: str) -> None:
+        """The receiver's AppRec at clinical time `when` (a repeated one keeps the first
+        time: the message was answered then)."""
+        self.status = status
+        self.answered_at = self.answered_at or when
 
     @property
     def answered(self) -> bool:

@@ -36,7 +36,7 @@ def step_referral(view: ReferralView | None, e: Envelope) -> ReferralView | None
         case rf.ReferralReceiptRecorded(status=status):
             view.state = "RECEIPT_REJECTED" if status == "REJECTED" else "RECEIVED"
             view.waiting_since = utc_iso(e.occurred_at)
-            view.messages[-1].status = status
+            view.messages[-1].receipt(status, utc_iso(e.occurred_at))
             if view.state == "RECEIVED" and view.cancer_started_at is None:
                 view.cancer_started_at = utc_iso(e.occurred_at)
         case rf.ReferralAccepted():

@@ -46,7 +46,7 @@ def step_stay(view: StayView | None, e: Envelope) -> StayView | None:
         case adm.MessageReceiptRecorded(message_id=message_id, status=status) if (
             message_id in view.messages
         ):
-            view.messages[message_id].status = status
+            view.messages[message_id].receipt(status, when)
         case adm.PatientTransferred(to_hospital_her_id=hospital, to_ward=ward):
             view.hospital_her_id, view.ward, view.since = hospital, ward, when
             view.hospitals.append((hospital, when))

@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from services.viewer.guard import Guard
-from services.viewer.pages import citizen, common, live, patient, signin, worklist
+from services.viewer.pages import citizen, common, live, patient, signin, statistics, worklist
 from services.viewer.web import HERE, Settings, Web
 
 
@@ -54,6 +54,7 @@ def create_app(settings: Settings) -> ASGIApp:
             *worklist.ROUTES,
             *patient.ROUTES,
             *live.ROUTES,
+            *statistics.ROUTES,
             *citizen.ROUTES,
             Mount("/statisk", StaticFiles(directory=HERE / "static"), name="static"),
         ],

@@ -174,3 +174,22 @@ def test_only_supervisors_review_emergency_accesses() -> None:
     assert not decide(review, HOSPITAL, None, Facts(), NOW).allowed
     supervisor = Actor(her_id="59", org_kind=OrgKind.HOSPITAL, roles=frozenset({"SUPERVISOR"}))
     assert decide(review, supervisor, None, Facts(), NOW).basis is Basis.SUPERVISOR
+
+
+def test_a_municipalitys_numbers_are_its_own_and_carepaths_operators() -> None:
+    """Statistics names an organisation, not a patient: the municipality itself (of the kind
+    the call is about), or an operator for any; a register organisation naming itself and
+    another municipality are refused."""
+    statistics = rule("PathwayService/Statistics")
+    operator = Actor(her_id="112374", org_kind=OrgKind.REGISTRY, roles=frozenset({"OPERATOR"}))
+    register = Actor(her_id="112374", org_kind=OrgKind.REGISTRY)
+
+    def asks(actor: Actor, her_id: str) -> tuple[bool, Basis | None]:
+        decision = decide(statistics, actor, None, Facts(organisation=her_id), NOW)
+        return decision.allowed, decision.basis
+
+    assert asks(MUNICIPALITY, MUNICIPALITY.her_id) == (True, Basis.OWN_ORGANISATION)
+    assert asks(OTHER_MUNICIPALITY, MUNICIPALITY.her_id) == (False, None)
+    assert asks(operator, MUNICIPALITY.her_id) == (True, Basis.OPERATOR)
+    assert asks(register, register.her_id) == (False, None)
+    assert asks(HOSPITAL, HOSPITAL.her_id) == (False, None)

@@ -18,5 +18,7 @@ sessions, templates) from the application's state (`services.viewer.web.web_of`)
               /pasient/{ref}/innhold     the same page's body, re-fetched on a change
     live      /pasient/{ref}/hendelser   server-sent events: one per change of the pathway
               /arbeidsliste/hendelser    server-sent events: one per change of a listed patient
+    statistics /statistikk               the municipality's numbers per month: charts and a
+                                         table (`fra=`/`til=` months in the address)
     citizen   /innbygger, /innbygger/... the citizen's own page and its sign-in and sign-out
 """

@@ -246,8 +246,12 @@ def unrelated_callers(rule: Rule) -> list[Actor]:
 
 
 def _own_list(rule: Rule, request: Message, caller: Actor) -> bool:
-    """A municipality asking for its own worklist (allowed: it is not unrelated to it)."""
+    """A municipality asking for its own worklist or its own numbers (allowed: it is not
+    unrelated to them)."""
     target = rule.target
+    if target.kind is TargetKind.ORGANISATION:
+        own = str(getattr(request, target.field)).strip() == caller.her_id
+        return own and caller.org_kind is target.org_kind
     if target.kind is TargetKind.OWN_ORGANISATION:
         field = target.field
     elif target.kind is TargetKind.PATIENT_OR_OWN_ORGANISATION:

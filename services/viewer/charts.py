@@ -64,16 +64,14 @@ def percent(share: float) -> str:
 
 
 def _nice_top(highest: float) -> float:
-    """A round top for the value axis at or above `highest`."""
-    if highest <= 0:
-        return 1.0
-    step = 1.0
-    while step * 10 < highest:
-        step *= 10
-    for factor in (1, 2, 2.5, 5, 10):
-        if step * factor >= highest:
-            return step * factor
-    return step * 10
+    """A round top for a count axis at or above `highest`, in four round steps of at least
+    one (0–4, 0–8, 0–10, 0–20, 0–40, …)."""
+    scale = 1.0
+    while True:
+        for step in (1.0, 2.0, 2.5, 5.0):
+            if step * scale * 4 >= highest:
+                return step * scale * 4
+        scale *= 10
 
 
 @dataclass(frozen=True)
@@ -111,8 +109,8 @@ def column_chart(
     for i, p in enumerate(points):
         x = LEFT + slot * i + slot * 0.15
         width = slot * 0.7
-        if p.suppressed:
-            height, written = plot_h * 0.25, SUPPRESSED
+        if p.suppressed:  # a hatched band the plot's height: no value, never mistaken for one
+            height, written = plot_h, SUPPRESSED
             title_text = f"{month_name(p.month)}: skjult (for få pasienter til å vise tallet)"
         else:
             height = plot_h * min((p.value or 0.0) / top, 1.0)
@@ -141,8 +139,11 @@ def _description(what: str, points: Sequence[Point], shown: Sequence[Point]) -> 
     if shown:
         high = max(shown, key=lambda p: p.value or 0.0)
         low = min(shown, key=lambda p: p.value or 0.0)
-        text += f" Høyest {month_name(high.month)} ({high.text})"
-        text += f", lavest {month_name(low.month)} ({low.text})."
+        if high.value == low.value:
+            text += f" Alle viste måneder: {high.text}."
+        else:
+            text += f" Høyest {month_name(high.month)} ({high.text})"
+            text += f", lavest {month_name(low.month)} ({low.text})."
     hidden = sum(1 for p in points if p.suppressed)
     if hidden:
         text += f" {hidden} måned(er) er skjult fordi tallet bygger på for få pasienter."

@@ -110,7 +110,7 @@ def column_chart(
         x = LEFT + slot * i + slot * 0.15
         width = slot * 0.7
         if p.suppressed:  # a hatched band the plot's height: no value, never mistaken for one
-            height, written = plot_h, SUPPRESSED
+            height, written = float(plot_h), SUPPRESSED
             title_text = f"{month_name(p.month)}: skjult (for få pasienter til å vise tallet)"
         else:
             height = plot_h * min((p.value or 0.0) / top, 1.0)

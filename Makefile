@@ -32,6 +32,9 @@ docs: $(STAMP) ## generate docs/access.md (access table), docs/events.md + docs/
 # `make run` and `make token` (only these) turn on the local development issuer: an ES256 key
 # pair and its JWKS in var/dev-issuer, which every process started by honcho trusts.
 run token: export CAREPATH_DEV_ISSUER = 1
+# ... and accept the synthetic identifiers of the national test population (month + 80) that
+# the demo's patient has; a production process refuses them (shared/ids.py).
+run token: export CAREPATH_TEST_DATA = allow
 
 run: $(STAMP) ## start everything on the embedded default (SQLite under var/, local RabbitMQ)
 	@bash infra/ensure-rabbitmq.sh

@@ -52,7 +52,7 @@ import sqlalchemy as sa
 from bench import workload as bench
 from services.pathway import readmodel as rm
 from shared.broker import Tenant
-from tests.support import DOMAIN_SERVICES
+from tests.support import DOMAIN_SERVICES, allow_test_data
 from tests.throwaway import PostgresCluster, RabbitNode
 
 log = logging.getLogger("chaos")
@@ -561,6 +561,7 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=180, help="seconds to wait for it all")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    allow_test_data()  # its patients are synthetic (make_fnr), here and in the system it starts
     logging.getLogger("pika").setLevel(logging.CRITICAL)  # the run's own probes of the broker
     plan = PLANS[args.plan]
     plan = Plan(

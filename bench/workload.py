@@ -72,6 +72,7 @@ from shared.store import CarepathApplication
 from tests.processes import Command, launched
 from tests.support import (
     admin_uri,
+    allow_test_data,
     free_port,
     make_fnr,
     open_tenant,
@@ -582,6 +583,7 @@ def main() -> None:
         "(bench/profile.py); raw stacks are kept in DIR",
     )
     args = parser.parse_args()
+    allow_test_data()  # its patients are synthetic (make_fnr), here and in the system it starts
     if args.workload == "history":  # one patient, in process: no system, no broker
         from bench import history
 

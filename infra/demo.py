@@ -1,9 +1,9 @@
 """Demo data and a small pathway client for `make run`.
 
     python infra/demo.py load [--then-wait]   # load the demo patient, print its pathway
-    python infra/demo.py show --patient 12034248069 [--system urn:oid:...]
+    python infra/demo.py show --patient 12834248024 [--system urn:oid:...]
 
-The demo is an 84-year-old (synthetic fødselsnummer) whose GP refers her to hospital A under
+The demo is an 84-year-old whose GP refers her to hospital A under
 the colorectal cancer pathway; A's receipt reports an error in part, A forwards the referral
 to hospital B, B receives and accepts it with a planned date and follows the cancer pathway to
 surgery. A second, earlier referral was cancelled by the GP. In November she is admitted
@@ -21,6 +21,7 @@ projection within moments; the demo retries a command its caller is refused unti
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -54,9 +55,12 @@ from shared.issuer import Issuer, dev_issuer
 from shared.signals import stop_event
 from shared.times import OSLO
 
-PATIENT = "12034248069"
 #: The synthetic register extract `make run` imports before the demo loads.
 REGISTRY_FILE = Path(__file__).with_name("demo-registry.json")
+#: The demo's patient, as the extract names her: a synthetic fødselsnummer (month + 80, the
+#: national test population's convention; shared/ids.py), which `make run` allows
+#: (CAREPATH_TEST_DATA=allow) and a production process refuses.
+PATIENT: str = json.loads(REGISTRY_FILE.read_text())["patients"][0]["patient"]["value"]
 GP = Actor(her_id="8134021", org_kind=OrgKind.GP, hpr="9144900")
 NURSING_HOME = "88001"  # a municipal short-term place
 T = TypeVar("T")

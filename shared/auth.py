@@ -526,6 +526,7 @@ def _directory_orgnr(her_id: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from shared.bootstrap import test_data_policy
     from shared.issuer import dev_issuer
 
     parser = argparse.ArgumentParser(
@@ -559,7 +560,14 @@ def main(argv: list[str] | None = None) -> None:
     elif args.kind == OrgKind.CITIZEN:
         if not args.pid:
             parser.error("--kind CITIZEN needs --pid")
-        actor = Actor.citizen(args.pid)
+        try:
+            test_data_policy()  # a synthetic --pid only where test data is allowed
+        except ConfigError as exc:
+            sys.exit(f"carepath: {exc}")
+        try:
+            actor = Actor.citizen(args.pid)
+        except IdentifierError as exc:
+            parser.error(f"--pid {exc}")
     else:
         if not args.her_id or not args.kind:
             parser.error("give --her-id and --kind (or --orgnr, or --kind CITIZEN --pid)")

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from shared import config
+from shared import config, ids
 from shared.access.enforce import AccessControl, Resolver
 from shared.amqp import BatchPublisher
 from shared.auth import TokenVerifier
@@ -59,6 +59,19 @@ class DomainService(Generic[A]):
     @property
     def name(self) -> str:
         return self.application.name
+
+
+def test_data_policy(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether this process accepts synthetic test identifiers (shared.ids), from its
+    configuration (`CAREPATH_TEST_DATA`, `config.test_data_allowed`), applied once for the whole
+    process: every process at its start (shared.process.start_process), a test session at its
+    start (tests/conftest.py). Returns the setting; says so at WARNING when test data is
+    allowed, since no production process should. Raises ConfigError for a wrong value."""
+    allowed = config.test_data_allowed(environ)
+    ids.allow_synthetic_numbers(allowed)
+    if allowed:
+        log.warning("synthetic test identifiers are accepted (CAREPATH_TEST_DATA=allow)")
+    return allowed
 
 
 def application(app_class: type[A], role: str = "store-serve", url: str | None = None) -> A:

@@ -270,6 +270,17 @@ def dev_issuer_enabled(environ: Mapping[str, str] | None = None) -> bool:
     return (os.environ if environ is None else environ).get("CAREPATH_DEV_ISSUER") == "1"
 
 
+def test_data_allowed(environ: Mapping[str, str] | None = None) -> bool:
+    """`CAREPATH_TEST_DATA=allow` (set by `make run` and the tests, never by default): the
+    process accepts the synthetic identifiers of the national test population (fødselsnumre
+    and D-numbers with month + 80, shared/ids.py). Unset, as in production, they are refused
+    with the field named. Any other value is a mistake the process says in one line."""
+    value = (os.environ if environ is None else environ).get("CAREPATH_TEST_DATA", "").strip()
+    if value not in ("", "allow"):
+        raise ConfigError(f"CAREPATH_TEST_DATA must be 'allow' or unset, not {value!r}")
+    return value == "allow"
+
+
 @dataclass(frozen=True)
 class TokenSettings:
     """Whom access tokens must come from and how they are checked (shared/auth.py)."""

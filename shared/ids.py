@@ -6,10 +6,11 @@ in a national identity number can attach a referral to the wrong person, so valu
 once, here, and afterwards travel as typed, immutable objects that are valid by construction.
 
 Everything here is pure: no I/O, no logging, no clock except the "birth date is in the future"
-check that python-stdnum performs. Error messages are short reasons for the caller to prefix
-with a field name; they never contain the identifier itself, because a national identity number
-is personal data and error messages end up in logs and API responses. For the same reason
-``str()``/``repr()`` of a :class:`NationalId` masks the value.
+check, and one process-wide switch, whether synthetic test numbers are accepted
+(:func:`allow_synthetic_numbers`, set once when the process starts). Error messages are short
+reasons for the caller to prefix with a field name; they never contain the identifier itself,
+because a national identity number is personal data and error messages end up in logs and API
+responses. For the same reason ``str()``/``repr()`` of a :class:`NationalId` masks the value.
 
 National identity numbers (11 digits ``DDMMYY III K1 K2``)
 ----------------------------------------------------------
@@ -34,14 +35,32 @@ National identity numbers (11 digits ``DDMMYY III K1 K2``)
   are still checked, with 29 February allowed when YY is divisible by 4 (as Skatteetaten's
   validator does). Skatteetaten's change covers only fødselsnumre and D-numbers, so H- and
   FH-numbers (assigned by health services) must satisfy the classic rule.
-* Synthetic test numbers from Skatteetaten's Tenor test data set have month + 80; they are
-  rejected so test data cannot leak into production. (NAV's synthetic numbers use month + 40
-  and are indistinguishable from H-numbers.)
+* Synthetic numbers. The national test population (Skatteetaten's synthetic Folkeregister,
+  "Test-Norge", searched with Tenor) has fødselsnumre and D-numbers with 80 added to the month
+  (81–92); the check digits are computed over the number as written, by either rule, and the
+  number keeps its kind (a D-number's day + 40 too) and its birth date (month − 80). Sources:
+  Skatteetaten, "Testdata for nye årsversjoner i nytt testmiljø" (2022-01-11, repository
+  Skatteetaten/api-dokumentasjon, "syntetiske fødselsnumre vil ha +80 på måned", pointing to
+  https://skatteetaten.github.io/folkeregisteret-api-dokumentasjon/test-for-konsumenter/);
+  NAV's Dolly documentation on Test-Norge ("syntetiske fnr/dnr hvor det er lagt til 80 på
+  måned", navikt/testnorge ``docs/applications/dolly/testnorge.md``); Skatteetaten's validator
+  page, whose "Valider som syntetisk nummer (for testformål)" is likewise an explicit choice
+  (``src/dokumenter/foedselsEllerDNummerValidator.html``). A synthetic number is never a real
+  person's, and a real one is never synthetic, so the two cannot be confused; but test data must
+  not enter a production system, so synthetic numbers are refused unless the process allows
+  test data: :func:`allow_synthetic_numbers`, which the composition root calls once at process
+  start from the setting ``CAREPATH_TEST_DATA=allow`` (shared.config.test_data_allowed; set by
+  `make run` and the tests, never by default). The kinds and FHIR systems are those of the real
+  numbers: a synthetic fødselsnummer is a fødselsnummer (``FNR_SYSTEM``), and
+  :attr:`NationalId.synthetic` tells it apart. There are no synthetic H- or FH-numbers (health
+  services assign those). (NAV's older synthetic numbers use month + 40 and are
+  indistinguishable from H-numbers.)
 
-python-stdnum (``stdnum.no.fodselsnummer``) computes the classic check digits and validates the
-classic fødselsnummer, D- and H-numbers (check digits, century from the individual number,
-calendar date, not in the future). It rejects FH-numbers, the 2032 rule and synthetic numbers
-and cannot say which kind a number is, so only those parts are implemented here.
+python-stdnum (``stdnum.no.fodselsnummer``) computes the classic check digits and the birth date
+of the classic fødselsnummer, D- and H-numbers (century from the individual number, calendar
+date); it rejects FH-numbers, the 2032 rule and synthetic numbers and cannot say which kind a
+number is, so only those parts are implemented here. A synthetic number's birth date is
+python-stdnum's of the same digits with month − 80.
 """
 
 from __future__ import annotations
@@ -65,6 +84,7 @@ __all__ = [
     "HNR_SYSTEM",
     "HPR_SYSTEM",
     "ORGNR_SYSTEM",
+    "SYNTHETIC_MONTH_OFFSET",
     "CheckDigitRule",
     "HerId",
     "HprNumber",
@@ -72,7 +92,9 @@ __all__ = [
     "NationalId",
     "NationalIdKind",
     "Orgnr",
+    "allow_synthetic_numbers",
     "parse_patient_identifier",
+    "synthetic_numbers_allowed",
 ]
 
 FNR_SYSTEM: Final = "urn:oid:2.16.578.1.12.4.1.4.1"  # fødselsnummer
@@ -88,6 +110,32 @@ CheckDigitRule = Literal["classic", "2032"]
 _ONLY_DIGITS: Final = re.compile(r"[0-9]*")  # ASCII only: str.isdigit() also accepts "٣" and "²"
 _K1_WEIGHTS: Final = (3, 7, 6, 1, 8, 9, 4, 5, 2)
 _REMAINDERS_2032: Final = frozenset({1, 2, 3})  # in addition to the classic remainder 0
+#: What the national test population adds to the month of a fødselsnummer or D-number.
+SYNTHETIC_MONTH_OFFSET: Final = 80
+_SYNTHETIC_MONTHS: Final = range(SYNTHETIC_MONTH_OFFSET + 1, SYNTHETIC_MONTH_OFFSET + 13)
+
+
+class _TestData:
+    """Whether this process accepts synthetic test numbers: off unless the process's
+    configuration allows test data (one switch, `allow_synthetic_numbers`)."""
+
+    synthetic_allowed = False
+
+
+def allow_synthetic_numbers(allowed: bool) -> None:
+    """Accept synthetic test numbers (month + 80) from now on, or refuse them again.
+
+    Called once at process start by the composition root (shared.bootstrap.test_data_policy,
+    from ``CAREPATH_TEST_DATA``); a test session turns it on as `make run` does. The cache of
+    :func:`parse_patient_identifier` is cleared, since its answers depend on it.
+    """
+    _TestData.synthetic_allowed = allowed
+    parse_patient_identifier.cache_clear()
+
+
+def synthetic_numbers_allowed() -> bool:
+    """Whether this process accepts synthetic test numbers (`allow_synthetic_numbers`)."""
+    return _TestData.synthetic_allowed
 
 
 class IdentifierError(ValueError):
@@ -183,13 +231,21 @@ class NationalId:
         """
         if self.kind is NationalIdKind.FH_NUMBER or self.rule == "2032":
             return None
-        return _stdnum_fnr.get_birth_date(self.value)
+        return _stdnum_fnr.get_birth_date(_calendar_digits(self.value))
+
+    @property
+    def synthetic(self) -> bool:
+        """Whether this is a synthetic test number of the national test population (a
+        fødselsnummer or D-number with month + 80): test data, never a real person's."""
+        return _is_synthetic(self.value)
 
     def __repr__(self) -> str:
-        return f"NationalId(kind={self.kind.value}, rule={self.rule}, value=***********)"
+        synthetic = ", synthetic" if self.synthetic else ""
+        return f"NationalId(kind={self.kind.value}, rule={self.rule}{synthetic}, value=***********)"
 
     def __str__(self) -> str:
-        return f"{self.kind.value} ***********"
+        synthetic = " (synthetic)" if self.synthetic else ""
+        return f"{self.kind.value}{synthetic} ***********"
 
 
 @functools.lru_cache(maxsize=4096)  # a call checks its patient twice (policy, then command)
@@ -305,18 +361,35 @@ def _classify_national_id(value: object) -> tuple[NationalIdKind, CheckDigitRule
     kind = _kind_from_structure(value)
     rule = _check_digit_rule(value, kind)
     if rule == "classic" and kind is not NationalIdKind.FH_NUMBER:
-        _validate_classic_with_stdnum(value)
+        _validate_birth_date_with_stdnum(value)
     return kind, rule
+
+
+def _is_synthetic(value: str) -> bool:
+    """A fødselsnummer or D-number of the national test population: month + 80."""
+    return value[0] not in "89" and int(value[2:4]) in _SYNTHETIC_MONTHS
+
+
+def _calendar_digits(value: str) -> str:
+    """`value` with a synthetic number's month made the calendar month (month − 80): the digits
+    python-stdnum reads the birth date from. Other numbers are returned as they are."""
+    if not _is_synthetic(value):
+        return value
+    return f"{value[:2]}{int(value[2:4]) - SYNTHETIC_MONTH_OFFSET:02d}{value[4:]}"
 
 
 def _kind_from_structure(value: str) -> NationalIdKind:
     """Tell the kind from the first digits and check the day and month they encode."""
     if value[0] in "89":
         return NationalIdKind.FH_NUMBER
+    if _is_synthetic(value):
+        if not _TestData.synthetic_allowed:
+            raise IdentifierError(
+                "is a synthetic test number (month + 80), which this system does not accept"
+            )
+        value = _calendar_digits(value)
     day_digits = int(value[0:2])
     month_digits = int(value[2:4])
-    if 81 <= month_digits <= 92:
-        raise IdentifierError("synthetic test numbers are not accepted")
     is_d_number = 41 <= day_digits <= 71
     is_h_number = 41 <= month_digits <= 52
     if not (1 <= day_digits <= 31 or is_d_number):
@@ -377,14 +450,18 @@ def _k1_remainder(value: str) -> int:
     return (weighted + int(value[9])) % 11
 
 
-def _validate_classic_with_stdnum(value: str) -> None:
-    """Run python-stdnum's validation and translate its errors into specific reasons."""
+def _validate_birth_date_with_stdnum(value: str) -> None:
+    """What python-stdnum's validation adds to the checks above, on the calendar digits (a
+    synthetic number's month − 80, whose check digits python-stdnum would not recompute): the
+    century from the individual number, the calendar date in it, and a birth date not in the
+    future. Its errors become specific reasons."""
+    calendar_digits = _calendar_digits(value)
     try:
-        _stdnum_fnr.validate(value)
+        born = _stdnum_fnr.get_birth_date(calendar_digits)
     except InvalidComponent as exc:
-        raise IdentifierError(_reason_for_invalid_component(exc, value)) from exc
-    except ValidationError as exc:  # format and check digits were checked above already
-        raise IdentifierError("is not a valid national identity number") from exc
+        raise IdentifierError(_reason_for_invalid_component(exc, calendar_digits)) from exc
+    if born > datetime.date.today():
+        raise IdentifierError("birth date is in the future")
 
 
 def _reason_for_invalid_component(exc: InvalidComponent, value: str) -> str:
@@ -392,8 +469,6 @@ def _reason_for_invalid_component(exc: InvalidComponent, value: str) -> str:
     text = str(exc).lower()
     if "century" in text:
         return "individual number (digits 7–9) does not fit the birth year in any century"
-    if "not been born" in text:
-        return "birth date is in the future"
     if value[2:4] in ("02", "42") and value[0:2] in ("29", "69"):
         return "day 29 does not exist in month 2 of the birth year"
     return "birth date does not exist"

@@ -95,6 +95,18 @@ def setup_logging(process: str) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
+def start_process(process: str) -> None:
+    """What every process does first: its logs and traces (`setup_logging`), then the
+    process-wide settings of the composition root: whether synthetic test identifiers are
+    accepted (`bootstrap.test_data_policy`; refused unless `CAREPATH_TEST_DATA=allow`). A wrong
+    setting: the process says why in one line and exits non-zero."""
+    setup_logging(process)
+    try:
+        bootstrap.test_data_policy()
+    except config.ConfigError as exc:
+        sys.exit(f"carepath: {exc}")
+
+
 def token_verifier() -> TokenVerifier:
     """The process's token verifier, from its configured issuer; without one (or with an
     unsafe key) the process says why in one line and exits non-zero."""
@@ -135,7 +147,7 @@ def service_main(
     args, rest = parser.parse_known_args()
     if rest and args.process not in commands:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    setup_logging(f"{name}-{args.process}")
+    start_process(f"{name}-{args.process}")
     log = logging.getLogger(name)
     # Each process's PostgreSQL pool is sized for its role (shared.config.POOLS).
     role = {"serve": "store-serve", "relay": "store-relay"}.get(args.process, "store-tool")

@@ -19,18 +19,18 @@ from nameko.cli.run import import_service, run  # noqa: E402
 from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY  # noqa: E402
 
 from shared import config, ops, reactions  # noqa: E402
-from shared.process import setup_logging  # noqa: E402
+from shared.process import start_process  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m shared.run_reactions services.<service>.reactions`: `nameko run` of the module,
     connected as the service's broker user, with JSON messages, the logs and traces of every process
-    (shared.process.setup_logging)."""
+    (shared.process.start_process)."""
     parser = argparse.ArgumentParser(prog="python -m shared.run_reactions")
     parser.add_argument("module", help="services.<service>.reactions")
     args = parser.parse_args(argv)
     service = args.module.split(".")[1]
-    setup_logging(f"{service}-reactions")
+    start_process(f"{service}-reactions")
     logging.getLogger(__name__).info("running %s", args.module)
     uri = config.amqp_uri(service)
     settings: dict[str, object] = {AMQP_URI_CONFIG_KEY: uri, "serializer": "json"}

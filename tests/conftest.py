@@ -17,7 +17,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from shared.actors import Actor, OrgKind
 from shared.broker import Tenant
-from tests.support import admin_uri, open_tenant, recorded_spans
+from tests.support import admin_uri, allow_test_data, open_tenant, recorded_spans
+
+# The tests' patients are synthetic (tests.support.make_fnr: month + 80), which a process
+# accepts only where test data is allowed: this session, as `make run` does, and through its
+# environment every process a test starts. A test of a production process removes it.
+allow_test_data()
 
 TEST_VHOST = "carepath-test"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/carepath_test"

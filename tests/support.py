@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import importlib.util
+import os
 import shutil
 import socket
 import subprocess
@@ -70,7 +71,7 @@ from shared.config import ClientTLS, ServerTLS
 from shared.directory import OrganisationDirectory
 from shared.domain import CommandContext
 from shared.grpc_server import Server
-from shared.ids import FNR_SYSTEM
+from shared.ids import FNR_SYSTEM, SYNTHETIC_MONTH_OFFSET
 from shared.issuer import Issuer, open_issuer
 from shared.outbox import OutboxRelay, PositionStore
 from shared.revocation import RevocationList
@@ -155,11 +156,47 @@ def ctx(
     return CommandContext(command_id or fresh_command_id(), occurred_at, actor, correlation_id)
 
 
-def make_fnr(day: int, month: int, year2: int, individual: int) -> str:
-    """A synthetic, valid fødselsnummer: the first individual number from `individual` on
-    whose check digits exist (python-stdnum computes them)."""
+def allow_test_data() -> None:
+    """Accept the synthetic identifiers `make_fnr` makes, here and in every process started
+    from here on (they inherit the environment), as `make run` does: CAREPATH_TEST_DATA=allow,
+    applied as a process applies it at its start (shared.bootstrap.test_data_policy). The test
+    session (tests/conftest.py) and the benchmarks call it first."""
+    os.environ["CAREPATH_TEST_DATA"] = "allow"
+    bootstrap.test_data_policy()
+
+
+def make_fnr(day: int, month: int, year2: int, individual: int, *, synthetic: bool = True) -> str:
+    """A valid fødselsnummer born `day`.`month`.`year2` (a D-number when `day` is + 40), with
+    the first individual number from `individual` on whose check digits exist (python-stdnum
+    computes them). Synthetic, as the national test population's numbers are: month + 80
+    (shared/ids.py), never a real person's, accepted where test data is allowed (the tests and
+    `make run`: CAREPATH_TEST_DATA=allow). `synthetic=False` gives the classic number of the
+    same birth date, only for what predates synthetic numbers (the committed fixture stores)."""
+    if not 1 <= month <= 12:
+        raise ValueError("month is the calendar month, 1–12 (make_hnr makes an H-number)")
+    return _with_check_digits(
+        day, month + SYNTHETIC_MONTH_OFFSET if synthetic else month, year2, individual
+    )
+
+
+def not_a_number(day: int, month: int, year2: int, individual: int) -> str:
+    """Eleven digits that are no one's number: `make_fnr`'s with the last check digit wrong
+    (what a mistyped number looks like)."""
+    number = make_fnr(day, month, year2, individual)
+    return number[:-1] + str((int(number[-1]) + 1) % 10)
+
+
+def make_hnr(day: int, month: int, year2: int, individual: int) -> str:
+    """A valid H-number (month + 40), as a health institution assigns one to a patient whose
+    national number is not known; the national test population has no synthetic H-numbers."""
+    if not 1 <= month <= 12:
+        raise ValueError("month is the calendar month, 1–12")
+    return _with_check_digits(day, month + 40, year2, individual)
+
+
+def _with_check_digits(day: int, month_digits: int, year2: int, individual: int) -> str:
     for ind in range(individual, 1000):
-        nine = f"{day:02d}{month:02d}{year2:02d}{ind:03d}"
+        nine = f"{day:02d}{month_digits:02d}{year2:02d}{ind:03d}"
         k1 = fodselsnummer.calc_check_digit1(nine)
         if len(k1) == 1:
             k2 = fodselsnummer.calc_check_digit2(nine + k1)

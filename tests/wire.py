@@ -23,7 +23,14 @@ from shared.events import Envelope, Payload
 from shared.events.admissions import PatientAdmitted
 from shared.events.discharges import PatientDischarged
 from shared.ids import FNR_SYSTEM
-from tests.support import drain_queue, make_fnr, projector_queue, run_projector, wait_for
+from tests.support import (
+    drain_queue,
+    make_fnr,
+    not_a_number,
+    projector_queue,
+    run_projector,
+    wait_for,
+)
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(17, 5, 52, 331)}
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -130,7 +137,9 @@ MALFORMATIONS = [
         "data.ward: String should have at most 200",
     ),
     Malformation("unknown field", _set("data.note", "hei"), "data.note: Extra inputs"),
-    Malformation("bad patient number", _set("patient.value", "12345678901"), "patient"),
+    Malformation(
+        "bad patient number", _set("patient.value", not_a_number(17, 5, 52, 331)), "patient"
+    ),
     Malformation(
         "type not its routing key",
         lambda raw: raw.update(event_type="StayClosed", schema_version=1),

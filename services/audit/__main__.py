@@ -12,7 +12,7 @@ import sys
 
 from shared import config, sql
 from shared.audit import log as audit
-from shared.process import setup_logging
+from shared.process import start_process
 
 logger = logging.getLogger("audit")
 
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.audit")
     parser.add_argument("command", choices=["migrate", "verify"])
     args = parser.parse_args(argv)
-    setup_logging(f"audit-{args.command}")
+    start_process(f"audit-{args.command}")
     engine = sql.engine(config.database_url("audit"))
     try:
         audit.migrate(engine)

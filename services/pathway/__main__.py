@@ -15,7 +15,7 @@ from services.pathway import api, migrate, readmodel
 from services.pathway.projector import QUEUE, Projector, refold_stale
 from services.pathway.rebuild import rebuild
 from shared import amqp, bootstrap, config, ops
-from shared.process import follow_health, server_tls, setup_logging, token_verifier
+from shared.process import follow_health, server_tls, start_process, token_verifier
 from shared.retry import until_available
 from shared.signals import stop_event
 from shared.store import CarepathApplication
@@ -39,7 +39,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.pathway")
     parser.add_argument("process", choices=["project", "serve", "migrate", "rebuild"])
     args = parser.parse_args()
-    setup_logging(f"{SERVICE}-{args.process}")
+    start_process(f"{SERVICE}-{args.process}")
     # Each process's PostgreSQL pool is sized for its role (shared.config.POOLS).
     role = {"serve": "serve", "project": "project"}.get(args.process, "tool")
     engine = readmodel.create_engine(config.database_url(SERVICE), role)

@@ -33,7 +33,7 @@ from services.viewer.session import DEFAULT_IDLE_SECONDS, DEFAULT_MAX_SECONDS
 from services.viewer.web import Settings
 from shared import config, ops
 from shared.issuer import dev_issuer
-from shared.process import setup_logging, token_verifier
+from shared.process import start_process, token_verifier
 
 log = logging.getLogger("services.viewer")
 
@@ -49,7 +49,7 @@ def seconds(name: str, default: float) -> float:
 
 
 def main() -> None:
-    setup_logging("viewer")
+    start_process("viewer")
     host, _, port = config.http_address("viewer").rpartition(":")
     settings = Settings(
         pathway_address=config.grpc_address("pathway"),

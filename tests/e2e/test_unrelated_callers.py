@@ -57,6 +57,7 @@ from tests.support import (
     auth,
     drain_queue,
     make_fnr,
+    not_a_number,
     projector_queue,
     running_system,
     streams_server,
@@ -149,7 +150,7 @@ def _text(name: str, ids: list[str]) -> st.SearchStrategy[str]:
     if "her_id" in name or "hpr" in name:
         shaped += [st.sampled_from([GP.her_id, MUNICIPALITY.her_id, "59", "4301", "0", "1" * 12])]
     if name == "value":
-        shaped += [st.sampled_from([*KNOWN, "12345678901"])]
+        shaped += [st.sampled_from([*KNOWN, not_a_number(1, 1, 90, 100)])]
     if name == "system":
         shaped += [st.sampled_from([FNR_SYSTEM, DNR_SYSTEM, HNR_SYSTEM])]
     return st.one_of(*shaped)

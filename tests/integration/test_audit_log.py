@@ -18,10 +18,12 @@ import sqlalchemy as sa
 from shared import sql
 from shared.audit import log as audit
 from shared.audit.log import AuditLog, Entry
-from tests.support import ROOT
+from tests.support import ROOT, make_fnr
+
+PATIENT = f"urn:oid:2.16.578.1.12.4.1.4.1|{make_fnr(12, 3, 42, 480)}"
 
 
-def entry(n: int, patient: str = "urn:oid:2.16.578.1.12.4.1.4.1|12034248069") -> Entry:
+def entry(n: int, patient: str = PATIENT) -> Entry:
     return Entry(
         at=f"2026-11-29T12:00:{n % 60:02d}.000000Z",
         request_id=f"req-{n}",

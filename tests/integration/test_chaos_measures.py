@@ -11,10 +11,11 @@ import sqlalchemy as sa
 from bench import chaos
 from services.pathway import migrate
 from services.pathway import readmodel as rm
+from tests.support import make_fnr
 
 EVENT = {
     "event_id": "r-1:1",
-    "patient_key": "fnr|01018012345",
+    "patient_key": f"fnr|{make_fnr(1, 1, 80, 123)}",
     "source": "referrals",
     "event_type": "ReferralSent",
     "aggregate_id": "r-1",

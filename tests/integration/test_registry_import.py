@@ -43,7 +43,7 @@ def test_the_demo_extract_becomes_register_facts_once(
     app = RegistryApplication.from_url(backend["registry"])
     try:
         recorded = events_in(app)
-        patient = {"system": FNR_SYSTEM, "value": "12034248069"}
+        patient = {"system": FNR_SYSTEM, "value": make_fnr(12, 3, 42, 480)}  # the demo's
         registration = app.get_registration(patient)
         (home,) = registration.residence_periods()
         (fastlege,) = registration.fastlege_periods()

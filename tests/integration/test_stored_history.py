@@ -49,13 +49,16 @@ from shared.events.admissions import PatientAdmitted
 from shared.ids import FNR_SYSTEM
 from shared.outbox import iter_all_envelopes
 from shared.snapshots import CarepathSnapshot
-from tests.support import REGISTER_ADAPTER, auth, grpc_server
+from tests.support import REGISTER_ADAPTER, auth, grpc_server, make_fnr
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "stores"
 #: The stores main wrote at 402824b (make_fixture.py there).
 AT_402824B = FIXTURES / "2026-11-30-402824b"
 
-PATIENT = {"system": FNR_SYSTEM, "value": "12034248069"}
+#: The fixtures' patient, the demo's of their time: a classic number (they predate synthetic
+#: ones), which stays in them since ids derived from it are stored too (the medication list's,
+#: the registration's, uuid5 of the number).
+PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(12, 3, 42, 480, synthetic=False)}
 GP = Actor(her_id="8134021", org_kind=OrgKind.GP, hpr="9144900")
 HOSPITAL_A = Actor(her_id="59", org_kind=OrgKind.HOSPITAL, hpr="4210953")
 HOSPITAL_B = "90234"

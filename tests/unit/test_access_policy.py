@@ -22,7 +22,7 @@ from shared.actors import Actor, OrgKind
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_GP, OTHER_MUNICIPALITY
 from tests.support import ROOT, make_fnr
 
-PATIENT = {"system": "urn:oid:2.16.578.1.12.4.1.4.1", "value": "12034248069"}
+PATIENT = {"system": "urn:oid:2.16.578.1.12.4.1.4.1", "value": make_fnr(12, 3, 42, 480)}
 NOW = "2026-11-29T12:00:00.000000Z"
 YESTERDAY = "2026-11-28T12:00:00.000000Z"
 LAST_YEAR = "2025-11-29T12:00:00.000000Z"

@@ -37,9 +37,11 @@ from shared.auth import (
 from shared.config import ConfigError
 from shared.directory import OrganisationDirectory
 from shared.issuer import Issuer, open_issuer
+from tests.support import make_fnr
 
 GP = Actor(her_id="8134021", org_kind=OrgKind.GP, hpr="9144900")
 HOSPITAL = Actor(her_id="59", org_kind=OrgKind.HOSPITAL, hpr="4210953")
+CITIZEN = make_fnr(12, 3, 42, 480)
 ISS = "https://helseid-sts.test.example"
 AUD = "test:carepath"
 
@@ -108,11 +110,11 @@ def test_a_token_names_the_organisation_and_the_person(issuer: Issuer, verify: T
 def test_a_citizens_token_names_the_person_by_helseids_pid_claim(
     issuer: Issuer, verify: TokenVerifier
 ) -> None:
-    token = issuer.mint(Actor.citizen("12034248069"))
+    token = issuer.mint(Actor.citizen(CITIZEN))
     assert jwt.decode(token, options={"verify_signature": False})[
         "helseid://claims/identity/pid"
-    ] == ("12034248069")
-    assert verify(token) == Actor.citizen("12034248069")
+    ] == (CITIZEN)
+    assert verify(token) == Actor.citizen(CITIZEN)
 
 
 def test_the_hpr_number_travels_in_helseids_claim(issuer: Issuer) -> None:
@@ -200,7 +202,7 @@ def test_a_token_naming_no_organisation_at_all_is_refused(
 def test_a_citizen_token_with_an_organisation_number_is_refused(
     issuer: Issuer, verify: TokenVerifier
 ) -> None:
-    token = issuer.mint(Actor.citizen("12034248069"), **{ORGNR_CHILD_CLAIM: "983974899"})
+    token = issuer.mint(Actor.citizen(CITIZEN), **{ORGNR_CHILD_CLAIM: "983974899"})
     refused(verify, token, "names no organisation number")
 
 

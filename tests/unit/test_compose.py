@@ -151,6 +151,15 @@ def test_every_long_running_container_has_a_healthcheck(rendered: dict[str, Any]
             assert svc["environment"]["OPS_HOST"] == "0.0.0.0", name  # for the scraper
 
 
+def test_no_production_container_accepts_test_data(rendered: dict[str, Any]) -> None:
+    """Synthetic identifiers are for `make run` and the tests: in production every process
+    refuses them (shared/ids.py), so no container sets CAREPATH_TEST_DATA, nor the development
+    issuer."""
+    for name, svc in carepath_containers(rendered).items():
+        assert "CAREPATH_TEST_DATA" not in svc.get("environment", {}), name
+        assert "CAREPATH_DEV_ISSUER" not in svc.get("environment", {}), name
+
+
 def test_one_migrate_job_that_every_carepath_process_waits_for(rendered: dict[str, Any]) -> None:
     job = rendered["migrate"]
     assert job["command"] == ["python", "-m", "services", "migrate"]

@@ -16,7 +16,7 @@ from carepath.v1 import common_pb2, medications_pb2, pathway_pb2, referrals_pb2,
 from services.pathway import fhir
 from shared.api import timestamp as ts
 from shared.ids import DNR_SYSTEM, FNR_SYSTEM, HER_SYSTEM, HNR_SYSTEM, HPR_SYSTEM, ORGNR_SYSTEM
-from tests.support import make_fnr
+from tests.support import make_fnr, make_hnr
 
 AS_OF = datetime(2024, 11, 20, 9, 0, tzinfo=UTC)
 GP, HOSPITAL, MUNICIPALITY = "8134021", "59", "4201"
@@ -256,7 +256,7 @@ def _references(value: Any) -> list[str]:
     [
         (make_fnr(12, 3, 42, 480), FNR_SYSTEM, "Fødselsnummer"),
         (make_fnr(52, 3, 42, 480), DNR_SYSTEM, "D-nummer"),  # day + 40
-        (make_fnr(12, 43, 42, 480), HNR_SYSTEM, "H-nummer"),  # month + 40
+        (make_hnr(12, 3, 42, 480), HNR_SYSTEM, "H-nummer"),  # month + 40
     ],
 )
 def test_the_patient_carries_the_identifier_system_of_its_kind(

@@ -10,10 +10,13 @@ from __future__ import annotations
 import datetime
 import random
 import traceback
+from collections.abc import Iterator
 
 import pytest
 from stdnum.no import fodselsnummer as stdnum_fnr
 
+from shared import bootstrap
+from shared.config import ConfigError
 from shared.ids import (
     DNR_SYSTEM,
     FNR_SYSTEM,
@@ -25,7 +28,9 @@ from shared.ids import (
     IdentifierError,
     NationalId,
     NationalIdKind,
+    allow_synthetic_numbers,
     parse_patient_identifier,
+    synthetic_numbers_allowed,
 )
 
 FNR = NationalIdKind.FODSELSNUMMER
@@ -66,6 +71,25 @@ def with_last_digit_changed(value: str) -> str:
 
 def date(year: int, month: int, day: int) -> datetime.date:
     return datetime.date(year, month, day)
+
+
+@pytest.fixture
+def production() -> Iterator[None]:
+    """As in a production process: synthetic test numbers refused (the test session allows
+    them, tests/conftest.py); the session's setting afterwards."""
+    before = synthetic_numbers_allowed()
+    allow_synthetic_numbers(False)
+    yield
+    allow_synthetic_numbers(before)
+
+
+@pytest.fixture
+def test_data() -> Iterator[None]:
+    """As in a process where test data is allowed (`make run`, the tests)."""
+    before = synthetic_numbers_allowed()
+    allow_synthetic_numbers(True)
+    yield
+    allow_synthetic_numbers(before)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -200,10 +224,6 @@ INVALID = [
     pytest.param(number("01", "01", "45", "600"), "individual number (digits 7–9) does not fit",
                  id="individual 600 with year 45 fits no century"),
     # structure
-    pytest.param(number("01", "81", "90", "000"), "synthetic test numbers are not accepted",
-                 id="synthetic (Tenor, month + 80)"),
-    pytest.param(number("41", "81", "90", "000"), "synthetic test numbers are not accepted",
-                 id="synthetic D-number"),
     pytest.param(number("41", "41", "90", "001"), "cannot be both a D-number",
                  id="day + 40 and month + 40"),
 ]  # fmt: skip
@@ -259,9 +279,11 @@ def test_invalid_cases_agree_with_stdnum(
     assert stdnum_fnr.is_valid(value) == (case_id in STRICTER_THAN_STDNUM)
 
 
+@pytest.mark.usefixtures("production")
 def test_classic_rule_agrees_with_stdnum_on_many_generated_numbers() -> None:
     """For every first-nine-digit pattern a fødselsnummer, D- or H-number can start with, try
-    all ten K1 digits: shared.ids accepts under the classic rule exactly what stdnum accepts."""
+    all ten K1 digits: shared.ids accepts under the classic rule exactly what stdnum accepts
+    (in production: python-stdnum knows no synthetic numbers)."""
     rng = random.Random(2032)
     compared = 0
     for _ in range(400):
@@ -452,3 +474,188 @@ def test_register_numbers_invalid(
 def test_register_number_must_be_a_string(cls: type[HerId] | type[HprNumber]) -> None:
     with pytest.raises(IdentifierError, match="must be a string"):
         cls.parse(123)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------------------------
+# Synthetic numbers of the national test population (month + 80): refused in production,
+# accepted where test data is allowed, and then checked as strictly as real ones
+# ----------------------------------------------------------------------------------------------
+#                                DD    MM    YY    III
+SYNTHETIC = [
+    pytest.param(number("01", "81", "90", "000"), FNR, "classic", date(1990, 1, 1),
+                 id="synthetic fnr, January (81)"),
+    pytest.param(number("24", "92", "65", "501"), FNR, "classic", date(1865, 12, 24),
+                 id="synthetic fnr, December (92), 1800s"),
+    pytest.param(number("29", "82", "00", "500"), FNR, "classic", date(2000, 2, 29),
+                 id="synthetic fnr, 29 February 2000"),
+    pytest.param(number("41", "81", "90", "000"), DNR, "classic", date(1990, 1, 1),
+                 id="synthetic D-number (day + 40, month + 80)"),
+    pytest.param(number("30", "90", "82", "900", k1_remainder=1), FNR, "2032", None,
+                 id="synthetic fnr, 2032 rule"),
+    pytest.param(number("45", "86", "10", "500", k1_remainder=2), DNR, "2032", None,
+                 id="synthetic D-number, 2032 rule"),
+]  # fmt: skip
+
+
+@pytest.mark.usefixtures("production")
+@pytest.mark.parametrize(("value", "kind", "rule", "birth_date"), SYNTHETIC)
+def test_a_synthetic_number_is_refused_where_test_data_is_not_allowed(
+    value: str, kind: NationalIdKind, rule: str, birth_date: datetime.date | None
+) -> None:
+    system = FNR_SYSTEM if kind is FNR else DNR_SYSTEM
+    for parse in (lambda: NationalId.parse(value), lambda: parse_patient_identifier(system, value)):
+        with pytest.raises(IdentifierError) as raised:
+            parse()
+        assert str(raised.value) == (
+            "is a synthetic test number (month + 80), which this system does not accept"
+        )
+        assert not _leaks(value, "".join(traceback.format_exception(raised.value)))
+
+
+@pytest.mark.usefixtures("test_data")
+@pytest.mark.parametrize(("value", "kind", "rule", "birth_date"), SYNTHETIC)
+def test_a_synthetic_number_keeps_its_kind_and_birth_date_where_test_data_is_allowed(
+    value: str, kind: NationalIdKind, rule: str, birth_date: datetime.date | None
+) -> None:
+    national_id = NationalId.parse(value)
+    assert (national_id.kind, national_id.rule, national_id.birth_date) == (kind, rule, birth_date)
+    assert national_id.synthetic
+    assert national_id.system == (FNR_SYSTEM if kind is FNR else DNR_SYSTEM)
+    assert parse_patient_identifier(national_id.system, value) == national_id
+    for text in (str(national_id), repr(national_id)):
+        assert "synthetic" in text
+        assert not _leaks(value, text), text
+
+
+SYNTHETIC_INVALID = [
+    pytest.param(number("30", "82", "90", "000"), "day 30 does not exist in month 2",
+                 id="30 February"),
+    pytest.param(number("29", "82", "99", "000"), "day 29 does not exist in month 2 of a non-leap",
+                 id="29 February 1999"),
+    pytest.param(number("29", "82", "00", "100"), "day 29 does not exist in month 2 of the birth",
+                 id="29 February 1900 (found by python-stdnum)"),
+    pytest.param(number("01", "81", "45", "600"), "individual number (digits 7–9) does not fit",
+                 id="individual 600 with year 45 fits no century"),
+    pytest.param(number("01", "80", "90", "000"), "month 80 is not a valid month", id="month 80"),
+    pytest.param(number("01", "93", "90", "000"), "month 93 is not a valid month", id="month 93"),
+    pytest.param(number("72", "81", "90", "000"), "day 72 is not a valid day", id="day 72"),
+    pytest.param(number("01", "81", "90", "000", k1_remainder=4), "first check digit is wrong",
+                 id="bad K1"),
+    pytest.param(with_last_digit_changed(number("01", "81", "90", "000")),
+                 "second check digit is wrong", id="bad K2"),
+]  # fmt: skip
+
+
+@pytest.mark.usefixtures("test_data")
+@pytest.mark.parametrize(("value", "reason"), SYNTHETIC_INVALID)
+def test_a_synthetic_number_is_checked_as_strictly_as_a_real_one(value: str, reason: str) -> None:
+    with pytest.raises(IdentifierError) as raised:
+        NationalId.parse(value)
+    assert reason in str(raised.value)
+    assert not _leaks(value, "".join(traceback.format_exception(raised.value)))
+
+
+@pytest.mark.usefixtures("test_data")
+@pytest.mark.skipif(datetime.date.today() >= date(2039, 12, 31), reason="no longer in the future")
+def test_a_synthetic_birth_date_in_the_future_is_rejected() -> None:
+    with pytest.raises(IdentifierError, match="birth date is in the future"):
+        NationalId.parse(number("31", "92", "39", "900"))  # 31 December 2039
+
+
+@pytest.mark.usefixtures("test_data")
+def test_synthetic_numbers_agree_with_stdnum_on_the_real_number_of_the_same_birth_date() -> None:
+    """For many birth dates and individual numbers, the synthetic number (month + 80, check
+    digits computed over it) is accepted exactly when python-stdnum accepts the real number
+    with the same digits, and both give the same birth date."""
+    rng = random.Random(80)
+    compared = 0
+    for _ in range(3000):
+        day, month = rng.randint(1, 71), rng.randint(1, 12)
+        rest = f"{rng.randint(0, 99):02d}{rng.randint(0, 999):03d}"
+        try:
+            real = number(f"{day:02d}", f"{month:02d}", rest[:2], rest[2:])
+            synthetic = number(f"{day:02d}", f"{month + 80:02d}", rest[:2], rest[2:])
+        except AssertionError:
+            continue  # no check digit fits one of them
+        try:
+            parsed: NationalId | None = NationalId.parse(synthetic)
+        except IdentifierError:
+            parsed = None
+        if stdnum_fnr.is_valid(real):
+            assert parsed is not None, synthetic
+            assert parsed.birth_date == stdnum_fnr.get_birth_date(real)
+        else:
+            assert parsed is None, synthetic
+        compared += 1
+    assert compared > 1000
+
+
+@pytest.mark.parametrize("allowed", [False, True], ids=["production", "test data allowed"])
+@pytest.mark.parametrize(("value", "kind", "rule", "birth_date"), VALID)
+def test_real_numbers_are_the_same_whether_test_data_is_allowed_or_not(
+    value: str,
+    kind: NationalIdKind,
+    rule: str,
+    birth_date: datetime.date | None,
+    allowed: bool,
+) -> None:
+    before = synthetic_numbers_allowed()
+    allow_synthetic_numbers(allowed)
+    try:
+        national_id = NationalId.parse(value)
+    finally:
+        allow_synthetic_numbers(before)
+    assert (national_id.kind, national_id.rule, national_id.birth_date) == (kind, rule, birth_date)
+    assert not national_id.synthetic
+
+
+@pytest.mark.usefixtures("production")
+def test_an_fh_number_with_80_plus_in_its_third_and_fourth_digit_is_no_synthetic_number() -> None:
+    value = number("9", "1", "85", "12346")
+    assert NationalId.parse(value).kind is FHN
+    assert not NationalId.parse(value).synthetic
+
+
+def test_switching_applies_to_identifiers_checked_before() -> None:
+    """parse_patient_identifier caches its answers; switching clears them."""
+    value = number("01", "81", "90", "000")
+    before = synthetic_numbers_allowed()
+    try:
+        allow_synthetic_numbers(True)
+        assert parse_patient_identifier(FNR_SYSTEM, value).synthetic
+        allow_synthetic_numbers(False)
+        with pytest.raises(IdentifierError, match="synthetic"):
+            parse_patient_identifier(FNR_SYSTEM, value)
+    finally:
+        allow_synthetic_numbers(before)
+
+
+@pytest.mark.parametrize(
+    ("environ", "allowed"),
+    [({}, False), ({"CAREPATH_TEST_DATA": ""}, False), ({"CAREPATH_TEST_DATA": "allow"}, True)],
+    ids=["unset (production)", "empty", "allow"],
+)
+def test_the_process_setting_switches_synthetic_numbers(
+    environ: dict[str, str], allowed: bool
+) -> None:
+    """What every process applies at its start (shared.process.start_process)."""
+    value = number("01", "81", "90", "000")
+    before = synthetic_numbers_allowed()
+    try:
+        assert bootstrap.test_data_policy(environ) is allowed
+        assert synthetic_numbers_allowed() is allowed
+        if allowed:
+            assert NationalId.parse(value).synthetic
+        else:
+            with pytest.raises(IdentifierError, match="synthetic"):
+                NationalId.parse(value)
+    finally:
+        allow_synthetic_numbers(before)
+
+
+@pytest.mark.parametrize("wrong", ["yes", "1", "ALLOW", "true"])
+def test_a_wrong_test_data_setting_is_a_configuration_error(wrong: str) -> None:
+    before = synthetic_numbers_allowed()
+    with pytest.raises(ConfigError, match="CAREPATH_TEST_DATA must be 'allow' or unset"):
+        bootstrap.test_data_policy({"CAREPATH_TEST_DATA": wrong})
+    assert synthetic_numbers_allowed() is before

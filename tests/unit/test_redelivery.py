@@ -11,7 +11,9 @@ import pytest
 from shared import amqp
 from shared.deadletters import letter, refusal
 from shared.events import ContractError
+from tests.support import make_fnr
 
+PATIENT = make_fnr(9, 9, 49, 480)
 QUEUE = "evt-discharges-PatientDischarged--admissions_reactions.handle_patient_discharged"
 
 
@@ -68,7 +70,7 @@ def test_retries_wait_longer_up_to_the_last_level() -> None:
 def body(event_id: str = "a1:3") -> bytes:
     return json.dumps(
         {"event_id": event_id, "event_type": "PatientDischarged", "source": "discharges",
-         "patient": {"value": "12345678901"}}
+         "patient": {"value": PATIENT}}
     ).encode()  # fmt: skip
 
 
@@ -81,7 +83,7 @@ def test_a_consumers_letter_lists_its_event_reason_attempts_and_consumer_never_t
         QUEUE, "a1:3", "PatientDischarged", "discharges", "8",
     )  # fmt: skip
     assert "database is locked" in one.reason
-    assert "12345678901" not in one.line()
+    assert PATIENT not in one.line()
     assert refusal(one) is None
 
 

@@ -10,9 +10,10 @@ from starlette.requests import Request
 from services.viewer.guard import same_origin
 from services.viewer.session import Sessions
 from shared.actors import Actor, OrgKind
+from tests.support import make_fnr
 
 COORDINATOR = Actor(her_id="4201", org_kind=OrgKind.MUNICIPALITY, hpr="1203921")
-PATIENT = ("pasient", "urn:oid:2.16.578.1.12.4.1.4.1", "12034248069")
+PATIENT = ("pasient", "urn:oid:2.16.578.1.12.4.1.4.1", make_fnr(12, 3, 42, 480))
 OWN = "https://viewer.example.no"
 
 

@@ -155,6 +155,17 @@ def ctx(
     return CommandContext(command_id or fresh_command_id(), occurred_at, actor, correlation_id)
 
 
+#: A readiness notice (Melding om utskrivningsklar pasient) that says everything the
+#: municipality's duty to pay needs (rules.toml [discharge_payment.conditions.readiness_notice]):
+#: the fields of DeclareReadyForDischargeRequest and of the discharges' ReadinessContent.
+READINESS_NOTICE: dict[str, str] = {
+    "status": "Innleggelsesårsak (pneumoni) behandlet; ingen nye problemstillinger.",
+    "functional_level": "Går med rullator; trenger hjelp til personlig stell, som før.",
+    "expected_course": "Stabil; videre mobilisering over 2–3 uker.",
+    "follow_up_needs": "Hjemmesykepleie morgen og kveld; fastlege kontrollerer CRP om en uke.",
+}
+
+
 def make_fnr(day: int, month: int, year2: int, individual: int) -> str:
     """A synthetic, valid fødselsnummer: the first individual number from `individual` on
     whose check digits exist (python-stdnum computes them)."""

@@ -4,6 +4,7 @@ states and, to fold a patient again, their stored events)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ class PathwayView:
     messages: Sequence[Row]  # in the order sent
     payments: Sequence[Row]  # readiness periods (rows.answer_rows)
     medications: MedicationListView | None  # at the clinical time asked for
+    #: The daily rates by year (payment_rates) when the patient has payment periods, else {}.
+    rates: Mapping[int, int] = dataclasses.field(default_factory=dict)
 
 
 def get_pathway(
@@ -83,6 +86,7 @@ def get_pathway(
             query = sa.select(table).where(table.c.patient_key == key).order_by(*order)
             return list(conn.execute(query).mappings())
 
+        payments = rows(rm.payments, rm.payments.c.position)
         return PathwayView(
             patient=patient,
             timeline=rows(rm.timeline, rm.timeline.c.position),
@@ -92,8 +96,9 @@ def get_pathway(
             tasks=rows(rm.tasks, rm.tasks.c.due, rm.tasks.c.task_id),
             stays=rows(rm.stays, rm.stays.c.admitted_at, rm.stays.c.stay_id),
             messages=rows(rm.messages, rm.messages.c.position),
-            payments=rows(rm.payments, rm.payments.c.position),
+            payments=payments,
             medications=_medication_list(conn, key, medications_at),
+            rates=payment_rates(conn) if payments else {},
         )
 
 
@@ -103,6 +108,7 @@ def _replayed(
     """The pathway as known at `as_of`, replayed from the events recorded by then."""
     with snapshot(engine) as conn:
         history = rm.histories(conn, [key], as_of)[key]
+        rates = payment_rates(conn)
     derived = derive_rows(key, history)
     if "pathway_patients" not in derived:
         return None
@@ -119,7 +125,24 @@ def _replayed(
         messages=derived["pathway_messages"],
         payments=derived["pathway_payments"],
         medications=medication_list(history, medications_at),
+        rates=rates,
     )
+
+
+def payment_rates(conn: Connection) -> dict[int, int]:
+    """The daily rate of each year the payment_rates table holds (NOK per døgn)."""
+    table = rm.payment_rates
+    return {
+        int(year): int(nok)
+        for year, nok in conn.execute(sa.select(table.c.year, table.c.daily_rate_nok))
+    }
+
+
+def payment_rate_rows(engine: Engine) -> list[Row]:
+    """Every rate with its source and who added it when, by year (the operator's list)."""
+    with engine.connect() as conn:
+        query = sa.select(rm.payment_rates).order_by(rm.payment_rates.c.year)
+        return list(conn.execute(query).mappings())
 
 
 def _entry(row: Row) -> Entry:

@@ -26,7 +26,7 @@ from services.pathway.folding.pathway import Folded, PatientState
 from services.pathway.folding.registers import BlockChange, Registration
 from shared.medication_list import Entry, EntryState, MedicationListView
 
-FORMAT = 1
+FORMAT = 2  # 2: the stay's municipal_services_likely, the readiness notice's missing content
 
 
 def _plain(value: Any) -> Any:

@@ -6,6 +6,7 @@ Envelopes are built as the admissions and discharges services publish them."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -13,10 +14,12 @@ import pytest
 from services.discharges.domain import READINESS_CONTENT, Discharge
 from services.pathway.folding.discharges import NotPayable, not_payable_text, payment_spans
 from services.pathway.folding.pathway import fold
+from services.pathway.rows import derive_rows
 from shared import rules
 from shared.events import Envelope, Payload
 from shared.events import admissions as adm
 from shared.events import discharges as dc
+from shared.events import registry as reg
 from shared.events.envelope import downcast, upcast
 from shared.ids import FNR_SYSTEM
 from tests.support import READINESS_NOTICE, make_fnr
@@ -228,3 +231,35 @@ def test_a_stored_version_1_readiness_event_reads_with_its_content_unrecorded() 
     state: dict[str, object] = {"stay_id": STAY, "message_id": READY_NOTICE}
     Discharge.PatientDeclaredReadyForDischarge.upcast_v1_v2(state)
     assert state["content"] == dict.fromkeys(READINESS_CONTENT)
+
+
+# --- who pays ------------------------------------------------------------------------------------
+
+REGISTRY_ACTOR = {"her_id": "112374", "org_kind": "REGISTRY"}
+
+
+def registered(version: int, data: Payload) -> Envelope:
+    e = envelope("6f1c1f7e-5a54-5b38-9a0c-2b1f3f8d0199", version, data, ADMITTED_AT)
+    return dataclasses.replace(e, actor=REGISTRY_ACTOR)
+
+
+def payer(*register: Envelope) -> object:
+    (row,) = derive_rows("k", [*register, *stay(IN_TIME, IN_TIME), ready()])["pathway_payments"]
+    return row["payer_her_id"]
+
+
+def test_the_municipality_the_patient_stays_in_pays_not_the_one_the_event_names() -> None:
+    # The hospital notified 4201 (the home municipality it was given); the registers say the
+    # patient lives in 4301 and stays in 5001 from October: the oppholdskommune pays.
+    lives = registered(
+        1, reg.ResidenceRecorded(municipality_her_id="4301", valid_from="2020-01-01")
+    )
+    stays_in = registered(
+        2,
+        reg.TemporaryResidenceRecorded(
+            municipality_her_id="5001", valid_from="2024-10-01", valid_to=None
+        ),
+    )
+    assert payer(lives, stays_in) == "5001"
+    assert payer(lives) == "4301"  # no temporary stay recorded: where the patient lives
+    assert payer() is None  # the registers do not know: no payer, never the event's 4201

@@ -29,7 +29,7 @@ from typing import Any
 from services.admissions.application import AdmissionsApplication
 from services.admissions.domain import AdmissionType, CloseReason, PatientStays, Stay
 from services.discharges.application import DischargesApplication
-from services.discharges.domain import Destination, Discharge, KnownStay
+from services.discharges.domain import Destination, Discharge, KnownStay, ReadinessContent
 from services.medications.application import MedicationsApplication
 from services.medications.domain import MedicationList
 from services.referrals.application import ReferralsApplication
@@ -43,7 +43,7 @@ from shared.events import Envelope
 from shared.ids import FNR_SYSTEM
 from shared.outbox import to_envelope
 from shared.store import CarepathApplication
-from tests.support import make_fnr
+from tests.support import READINESS_NOTICE, make_fnr
 
 GP = Actor(her_id="8134021", org_kind=OrgKind.GP, hpr="9144900")
 HOSPITAL = Actor(her_id="59", org_kind=OrgKind.HOSPITAL, hpr="4210953")
@@ -116,7 +116,7 @@ def course(i: int, who: dict[str, str]) -> dict[str, list[CarepathAggregate]]:
 
     known = KnownStay(stay.id, who, HOSPITAL.her_id, MUNICIPALITY.her_id, "OPEN")
     discharge = Discharge.open(ctx(HOSPITAL, 12, 250), known)
-    discharge.declare_ready(ctx(HOSPITAL, 12, 250), known)
+    discharge.declare_ready(ctx(HOSPITAL, 12, 250), known, ReadinessContent(**READINESS_NOTICE))
     discharge.answer_readiness(
         ctx(MUNICIPALITY, 13, 252), True, (start + timedelta(hours=300)).date()
     )

@@ -304,7 +304,14 @@ def load(clients: Clients, issuer: Issuer) -> int:
     ready = once_related(
         lambda: discharges.DeclareReadyForDischarge(
             discharges_pb2.DeclareReadyForDischargeRequest(
-                metadata=meta("ready", at(2024, 11, 15, 10, 0)), stay_id=sid
+                metadata=meta("ready", at(2024, 11, 15, 10, 0)),
+                stay_id=sid,
+                # What the regulation asks the readiness notice to say (the municipality's
+                # duty to pay depends on it): status, functional level, course, follow-up.
+                status="Pneumoni behandlet; ingen nye problemstillinger.",
+                functional_level="Går med rullator; trenger hjelp til personlig stell.",
+                expected_course="Stabil; videre mobilisering over 2–3 uker.",
+                follow_up_needs="Korttidsplass for opptrening; fastlege kontrollerer CRP.",
             ),
             metadata=creds[HOSPITAL_A.her_id],
         )
@@ -406,7 +413,8 @@ def show(reply: pathway_pb2.Pathway) -> None:
         print(f"  medication: {m.medication.name} {m.dose} ({state})")
     for p in reply.payments:
         amount = f"{p.amount_nok} NOK" if not p.amount_unavailable_reason else "amount unknown"
-        print(f"  utskrivningsklar: {p.days} payment day(s), {amount}")
+        owed = "" if p.payable else f" (not payable: {p.not_payable_text})"
+        print(f"  utskrivningsklar: {p.days} payment day(s), {amount}{owed}")
     for t in reply.tasks:
         due = t.due.ToDatetime(tzinfo=UTC).astimezone(OSLO).strftime("%Y-%m-%d %H:%M")
         flag = "OVERDUE" if t.breached else "open"

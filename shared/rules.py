@@ -8,6 +8,7 @@ never from a hand-kept list.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -112,11 +113,19 @@ def cancer_segment_due(
     return end_of_day(day + timedelta(days=days))
 
 
-def daily_rate(year: int) -> int:
+def published_rates() -> dict[int, int]:
+    """The daily rates rules.toml holds (NOK per døgn by year): the seed of the read model's
+    payment_rates table, where an operator adds later years without a release."""
     rates = rules()["discharge_payment"]["daily_rate_nok"]
-    if str(year) not in rates:
-        raise MissingRule(f"no daily rate for utskrivningsklare pasienter in {year}")
-    return int(rates[str(year)])
+    return {int(year): int(nok) for year, nok in rates.items()}
+
+
+def daily_rate(year: int, rates: Mapping[int, int] | None = None) -> int:
+    """The rate of `year` in `rates` (rules.toml's when None); MissingRule when it has none."""
+    known = published_rates() if rates is None else rates
+    if year not in known:
+        raise MissingRule(str(rules()["discharge_payment"]["unpublished_reason"]).format(year=year))
+    return known[year]
 
 
 @dataclass(frozen=True)
@@ -131,14 +140,45 @@ class PaymentDays:
         return sum(self.days_by_year.values())
 
 
-def payment_days(ready_on: date, received_on: date) -> PaymentDays:
-    """A patient ready on `ready_on` and received by the municipality on `received_on` costs
-    one day for each day from the ready day up to, not including, the day received (ready on
-    Friday, received on Tuesday: Friday–Monday, 4 days), each at its own year's rate."""
+def days_by_year(first: date, until: date) -> dict[int, int]:
+    """The calendar days from `first` up to, not including, `until`, counted per year."""
     by_year: dict[int, int] = {}
-    day = ready_on
-    while day < received_on:
+    day = first
+    while day < until:
         by_year[day.year] = by_year.get(day.year, 0) + 1
         day += timedelta(days=1)
-    amount = sum(daily_rate(year) * n for year, n in by_year.items())
+    return by_year
+
+
+def payment_days(
+    ready_on: date, received_on: date, rates: Mapping[int, int] | None = None
+) -> PaymentDays:
+    """A patient ready on `ready_on` and received by the municipality on `received_on` costs
+    one døgn for each day from the ready day up to, not including, the day received (ready on
+    Friday, received on Tuesday: Friday–Monday, 4 days), each at its own year's rate (from
+    `rates`, rules.toml's when None; MissingRule when a year has none)."""
+    by_year = days_by_year(ready_on, received_on)
+    amount = sum(daily_rate(year, rates) * n for year, n in by_year.items())
     return PaymentDays(by_year, amount)
+
+
+def payment_until(ready_on: date, ends_on: date | None, today: date) -> date:
+    """The first day not paid of a readiness period: its end once known; while it runs, the
+    day after today, for today's døgn counts (rules.toml [discharge_payment.counting])."""
+    if ends_on is not None:
+        return ends_on
+    return max(today + timedelta(days=1), ready_on)
+
+
+def admission_notice_due(admitted_at: datetime) -> datetime:
+    """When the admission notice (and the status and course it carries, in PLO terms the first
+    Helseopplysninger) is due for a patient expected to need municipal services."""
+    hours = rules()["discharge_payment"]["conditions"]["admission_notice"]["hours"]
+    return admitted_at + timedelta(hours=int(hours))
+
+
+def readiness_notice_content() -> dict[str, str]:
+    """The content a readiness notice must carry for the duty to pay: item → Norwegian name,
+    in the order the rules list them."""
+    notice = rules()["discharge_payment"]["conditions"]["readiness_notice"]
+    return {item: str(notice["names"][item]) for item in notice["required"]}

@@ -156,6 +156,17 @@ def ctx(
     return CommandContext(command_id or fresh_command_id(), occurred_at, actor, correlation_id)
 
 
+#: A readiness notice (Melding om utskrivningsklar pasient) that says everything the
+#: municipality's duty to pay needs (rules.toml [discharge_payment.conditions.readiness_notice]):
+#: the fields of DeclareReadyForDischargeRequest and of the discharges' ReadinessContent.
+READINESS_NOTICE: dict[str, str] = {
+    "status": "Innleggelsesårsak (pneumoni) behandlet; ingen nye problemstillinger.",
+    "functional_level": "Går med rullator; trenger hjelp til personlig stell, som før.",
+    "expected_course": "Stabil; videre mobilisering over 2–3 uker.",
+    "follow_up_needs": "Hjemmesykepleie morgen og kveld; fastlege kontrollerer CRP om en uke.",
+}
+
+
 def allow_test_data() -> None:
     """Accept the synthetic identifiers `make_fnr` makes, here and in every process started
     from here on (they inherit the environment), as `make run` does: CAREPATH_TEST_DATA=allow,

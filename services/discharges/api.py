@@ -11,7 +11,7 @@ import grpc
 
 from carepath.v1 import discharges_pb2, discharges_pb2_grpc
 from services.discharges.application import DischargesApplication
-from services.discharges.domain import Destination, Discharge, MessageType
+from services.discharges.domain import Destination, Discharge, MessageType, ReadinessContent
 from shared import api
 from shared.access.enforce import AccessControl, Resolver, Resource
 from shared.access.model import Basis, Relationship, grace_after_end
@@ -96,7 +96,13 @@ class DischargeServicer(discharges_pb2_grpc.DischargeServiceServicer):
     ) -> discharges_pb2.Discharge:
         ctx = api.command_context(request, current_actor())
         stay_id = api.uuid_field(request.stay_id, "stay_id")
-        return discharge_to_pb(self._app.declare_ready(ctx, stay_id))
+        content = ReadinessContent(
+            status=request.status.strip() or None,
+            functional_level=request.functional_level.strip() or None,
+            expected_course=request.expected_course.strip() or None,
+            follow_up_needs=request.follow_up_needs.strip() or None,
+        )
+        return discharge_to_pb(self._app.declare_ready(ctx, stay_id, content))
 
     def AnswerReadiness(
         self, request: discharges_pb2.AnswerReadinessRequest, context: grpc.ServicerContext

@@ -14,6 +14,7 @@ from services.discharges.domain import (
     Destination,
     Discharge,
     KnownStay,
+    ReadinessContent,
     discharge_id_for,
     require_open_stay,
 )
@@ -64,12 +65,15 @@ class DischargesApplication(CarepathApplication):
             create=lambda: Discharge.open(ctx, require_open_stay(known, stay_id, action)),
         )
 
-    def declare_ready(self, ctx: CommandContext, stay_id: UUID) -> Discharge:
+    def declare_ready(
+        self, ctx: CommandContext, stay_id: UUID, content: ReadinessContent | None = None
+    ) -> Discharge:
+        said = content or ReadinessContent()
         return self._open_or_change(
             ctx,
             stay_id,
             "declare the patient ready for discharge",
-            lambda d, stay: d.declare_ready(ctx, stay),
+            lambda d, stay: d.declare_ready(ctx, stay, said),
         )
 
     def answer_readiness(

@@ -16,6 +16,7 @@ def patient_declared_ready(e: Any) -> ev.PatientDeclaredReadyForDischarge:
         hospital_her_id=e.hospital_her_id,
         municipality_her_id=e.municipality_her_id,
         message_id=e.message_id,
+        **e.content,
     )
 
 

@@ -34,8 +34,28 @@ __all__ = [
     "DischargeState",
     "KnownStay",
     "MessageType",
+    "ReadinessContent",
     "discharge_id_for",
 ]
+
+
+#: What a readiness notice says, item by item (the public event's version 2 fields; rules.toml
+#: [discharge_payment.conditions.readiness_notice] names the items the duty to pay needs).
+READINESS_CONTENT = ("status", "functional_level", "expected_course", "follow_up_needs")
+
+
+@dataclass(frozen=True)
+class ReadinessContent:
+    """The content of a readiness notice: clinical free text per item, None where the notice
+    does not say."""
+
+    status: str | None = None
+    functional_level: str | None = None
+    expected_course: str | None = None
+    follow_up_needs: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return dataclasses.asdict(self)
 
 
 class DischargeState(enum.StrEnum):
@@ -166,9 +186,31 @@ class Discharge(MessageReceipts, CarepathAggregate):
 
     # --- commands: readiness -------------------------------------------------------------------
 
-    def declare_ready(self, ctx: CommandContext, stay: KnownStay | None) -> None:
-        """Melding om utskrivningsklar pasient to the home municipality. Again after a
-        withdrawal: a new readiness period."""
+    class PatientDeclaredReadyForDischarge(CarepathAggregate.Event):
+        """Declared with its class version (eventsourcing's upcasting): at version 2 the
+        readiness notice carries its content; stored before, without it and without a class
+        version (1), it reads with none recorded."""
+
+        meta: dict[str, Any]
+        stay_id: str
+        hospital_her_id: str
+        municipality_her_id: str
+        message_id: str
+        content: dict[str, str | None]
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state.setdefault("content", dict.fromkeys(READINESS_CONTENT))
+
+    def declare_ready(
+        self, ctx: CommandContext, stay: KnownStay | None, content: ReadinessContent
+    ) -> None:
+        """Melding om utskrivningsklar pasient to the home municipality, with what the notice
+        says (an item left out is recorded as such: the notice is sent all the same, and the
+        pathway marks the period not payable). Again after a withdrawal: a new readiness
+        period."""
         action = "declare the patient ready for discharge"
         known = require_open_stay(stay, UUID(self.stay_id), action)
         require_hospital(ctx, known, action)
@@ -180,9 +222,10 @@ class Discharge(MessageReceipts, CarepathAggregate):
             hospital_her_id=ctx.actor.her_id,
             municipality_her_id=known.municipality_her_id,
             message_id=self._message_id(ctx),
+            content=content.as_dict(),
         )
 
-    @event("PatientDeclaredReadyForDischarge")
+    @event(PatientDeclaredReadyForDischarge)
     def _declared_ready(
         self,
         meta: dict[str, Any],
@@ -190,6 +233,7 @@ class Discharge(MessageReceipts, CarepathAggregate):
         hospital_her_id: str,
         municipality_her_id: str,
         message_id: str,
+        content: dict[str, str | None],
     ) -> None:
         self.state = DischargeState.READY
         self.hospital_her_id = hospital_her_id

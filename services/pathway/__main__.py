@@ -1,8 +1,10 @@
 """Pathway processes: `project` (RabbitMQ → read model), `serve` (PathwayService over gRPC),
 `migrate` (schema to the newest revision, then every patient without a current fold state
-folded once), `rebuild` (read model from the services' stores).
+folded once), `rebuild` (read model from the services' stores), `rates` (the operator's daily
+rates for utskrivningsklare pasienter: services/pathway/rates.py).
 
     python -m services.pathway project|serve|migrate|rebuild
+    python -m services.pathway rates add --year 2025 --nok N --source "…" | rates list
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import argparse
 import logging
 import os
 
-from services.pathway import api, migrate, readmodel
+from services.pathway import api, migrate, rates, readmodel
 from services.pathway.projector import QUEUE, Projector, refold_stale
 from services.pathway.rebuild import rebuild
 from shared import amqp, bootstrap, config, ops
@@ -37,8 +39,10 @@ def source_stores() -> dict[str, CarepathApplication]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.pathway")
-    parser.add_argument("process", choices=["project", "serve", "migrate", "rebuild"])
-    args = parser.parse_args()
+    parser.add_argument("process", choices=["project", "serve", "migrate", "rebuild", "rates"])
+    args, rest = parser.parse_known_args()
+    if rest and args.process != "rates":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     start_process(f"{SERVICE}-{args.process}")
     # Each process's PostgreSQL pool is sized for its role (shared.config.POOLS).
     role = {"serve": "serve", "project": "project"}.get(args.process, "tool")
@@ -51,6 +55,8 @@ def main() -> None:
         stale = refold_stale(engine)
         if stale:
             log.info("folded %d patients again from their stored events", stale)
+    elif args.process == "rates":
+        rates.main(engine, rest)
     elif args.process == "rebuild":
         count = rebuild(engine, source_stores())
         log.info("rebuilt the read model from %d events", count)

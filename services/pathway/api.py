@@ -4,7 +4,7 @@ which replays the history recorded by then."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2, registry_pb2
 from services.pathway import fhir, statistics, views
 from services.pathway.feed import ChangeFeed
-from services.pathway.folding.discharges import PaymentSpan
+from services.pathway.folding.discharges import NotPayable, PaymentSpan, not_payable_text
 from services.pathway.statistics import Month
 from shared import api, pages, rules
 from shared.access.enforce import AccessControl, Resolver, current_call
@@ -128,29 +128,51 @@ def _worklist_filter(request: pathway_pb2.ListPathwaysRequest) -> views.Worklist
     )
 
 
-def _payment_to_pb(row: Any, today: date) -> pathway_pb2.PaymentPeriod:
-    """A stored readiness period as it stands on `today` (a running one counts up to it). The
-    payer is the municipality the registers say the patient stayed or lived in on the ready
-    day (since 2019 the oppholdskommune pays); the discharge's municipality when unknown."""
+def _payment_to_pb(row: Any, today: date, rates: Mapping[int, int]) -> pathway_pb2.PaymentPeriod:
+    """A stored readiness period as it stands on `today` (a running one counts today's døgn),
+    priced with the rates of the payment_rates table as they are now (a rate an operator adds
+    prices its year's stored days at once). The payer is the municipality the registers say
+    the patient stayed or lived in on the ready day (since 2019 the oppholdskommune pays) —
+    empty when they do not know, never the municipality the event named."""
+    not_payable = [NotPayable(code) for code in row["not_payable"].split(",") if code]
+    missing = [item for item in row["missing_content"].split(",") if item]
     span = PaymentSpan(
         stay_id=row["stay_id"],
         municipality_her_id=row["municipality_her_id"],
         ready_on=date.fromisoformat(row["ready_on"]),
         ends_on=date.fromisoformat(row["ends_on"]) if row["ends_on"] else None,
+        not_payable=tuple(not_payable),
+        missing_content=tuple(missing),
     )
     period = span.on(today)
     pb = pathway_pb2.PaymentPeriod(
         stay_id=period.stay_id,
-        municipality_her_id=row["payer_her_id"] or period.municipality_her_id,
+        municipality_her_id=row["payer_her_id"] or "",
         ready_on=api.date_to_pb(period.ready_on),
         until=api.date_to_pb(period.until),
         days=(period.until - period.ready_on).days,
         ongoing=period.ongoing,
+        payable=span.payable,
+        not_payable_reasons=[
+            pathway_pb2.NotPayableReason.Value(f"NOT_PAYABLE_REASON_{r.value}") for r in not_payable
+        ],
+        not_payable_text=not_payable_text(not_payable, missing),
     )
+    by_year = rules.days_by_year(period.ready_on, period.until)
+    for year, days in sorted(by_year.items()):
+        rate = rates.get(year)
+        pb.years.add(
+            year=year,
+            days=days,
+            daily_rate_nok=rate or 0,
+            amount_nok=(rate or 0) * days,
+            rate_known=rate is not None,
+        )
     try:
-        pb.amount_nok = rules.payment_days(period.ready_on, period.until).amount_nok
+        pb.amount_nok = rules.payment_days(period.ready_on, period.until, rates).amount_nok
     except rules.MissingRule as exc:
         pb.amount_unavailable_reason = str(exc)
+    pb.amount_owed_nok = pb.amount_nok if span.payable else 0
     return pb
 
 
@@ -172,16 +194,17 @@ def _share(part: int, whole: int) -> float:
 
 
 def _waiting_days_to_pb(
-    cell: views.WaitingDays, month: Month, threshold: int
+    cell: views.WaitingDays, month: Month, threshold: int, rates: Mapping[int, int]
 ) -> pathway_pb2.WaitingDaysStatistics:
-    """A month's overliggerdøgn and their amount at the year's daily rate (or why not)."""
+    """A month's overliggerdøgn and their amount at the year's daily rate from the rates table
+    (or why not)."""
     shown, hidden = statistics.suppressed(cell, views.WaitingDays(), threshold)
     pb = pathway_pb2.WaitingDaysStatistics(
         suppressed=hidden, patients=shown.patients, days=shown.days
     )
     if not hidden:
         try:
-            pb.amount_nok = rules.daily_rate(month.year) * shown.days
+            pb.amount_nok = rules.daily_rate(month.year, rates) * shown.days
         except rules.MissingRule as exc:
             pb.amount_unavailable_reason = str(exc)
     return pb
@@ -345,7 +368,7 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         reply.location.CopyFrom(_location_to_pb(view.patient))
         reply.municipality_her_id = view.patient["municipality_her_id"] or ""
         today = moment.astimezone(OSLO).date()
-        reply.payments.extend(_payment_to_pb(p, today) for p in view.payments)
+        reply.payments.extend(_payment_to_pb(p, today, view.rates) for p in view.payments)
         reply.messages.extend(_message_to_pb(m) for m in view.messages)
         reply.stays.extend(_stay_to_pb(s) for s in view.stays)
         if view.medications is not None:
@@ -428,6 +451,9 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         messages = views.messages_answered(self._engine, municipality, months, moment)
         cancer = views.cancer_pathways_treated(self._engine, municipality, months)
         threshold = statistics.small_count_threshold()
+        rates = {
+            row["year"]: row["daily_rate_nok"] for row in views.payment_rate_rows(self._engine)
+        }
         reply = pathway_pb2.StatisticsResponse(
             municipality_her_id=municipality,
             suppression_threshold=threshold,
@@ -438,7 +464,7 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
                 pathway_pb2.MonthStatistics(
                     month=pathway_pb2.YearMonth(year=month.year, month=month.month),
                     waiting_days=_waiting_days_to_pb(
-                        days.get(month, views.WaitingDays()), month, threshold
+                        days.get(month, views.WaitingDays()), month, threshold, rates
                     ),
                     messages=_messages_to_pb(
                         messages.get(month, views.MessagesAnswered()), threshold

@@ -148,8 +148,27 @@ payments = sa.Table(
     sa.Column("payer_her_id", sa.String(20), nullable=True),
     sa.Column("ready_on", sa.String(10), nullable=False),
     sa.Column("ends_on", sa.String(10), nullable=True),
+    # The regulation's conditions the period fails, as codes in their order, comma-separated
+    # (folding.discharges.NotPayable; empty: payable), and the readiness notice's missing items.
+    sa.Column("not_payable", sa.String(200), nullable=False, server_default=""),
+    sa.Column("missing_content", sa.String(200), nullable=False, server_default=""),
     sa.Index("ix_pathway_payments_payer", "payer_her_id", "ready_on"),
     sa.Index("ix_pathway_payments_municipality", "municipality_her_id", "ready_on"),
+)
+
+#: The daily rate of each year (NOK per døgn): reference data, not derived from events (a
+#: rebuild keeps it). Seeded from rules.toml by migration 0014; an operator adds a year with
+#: `python -m services.pathway rates add` (audited). GetPathway prices the stored days with
+#: it when it answers, so a rate added later prices its year's days at once.
+payment_rates = sa.Table(
+    "payment_rates",
+    metadata,
+    sa.Column("year", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("daily_rate_nok", sa.Integer, nullable=False),
+    sa.Column("source", sa.String(500), nullable=False),
+    # Who added it: "rules.toml" for the seed, else the operator's HER-id; and when (UTC).
+    sa.Column("added_by", sa.String(20), nullable=False),
+    sa.Column("added_at", sa.String(32), nullable=False),
 )
 
 #: The shared medication list: one row per list, its entries in list order, and each entry's

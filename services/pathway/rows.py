@@ -144,8 +144,10 @@ def _referral_row(key: str, r: ReferralView) -> Row:
 
 def _payment_rows(key: str, pathway: PatientPathway) -> list[Row]:
     """Each readiness period, with its payer: the municipality the registers say the patient
-    stayed or lived in on the ready day (computed here, so a later register event rewrites it)."""
-    spans = [span for d in pathway.discharges for span in payment_spans(d)]
+    stayed or lived in on the ready day (computed here, so a later register event rewrites it),
+    and the regulation's conditions it fails (from the discharge and its stay)."""
+    stays = {s.stay_id: s for s in pathway.stays}
+    spans = [span for d in pathway.discharges for span in payment_spans(d, stays.get(d.stay_id))]
     return [
         {
             "patient_key": key,
@@ -155,6 +157,8 @@ def _payment_rows(key: str, pathway: PatientPathway) -> list[Row]:
             "payer_her_id": pathway.register.municipality_on(span.ready_on),
             "ready_on": span.ready_on.isoformat(),
             "ends_on": span.ends_on.isoformat() if span.ends_on else None,
+            "not_payable": ",".join(span.not_payable),
+            "missing_content": ",".join(span.missing_content),
         }
         for position, span in enumerate(spans)
     ]

@@ -4,10 +4,11 @@ states and, to fold a patient again, their stored events)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -58,6 +59,8 @@ class PathwayView:
     messages: Sequence[Row]  # in the order sent
     payments: Sequence[Row]  # readiness periods (rows.answer_rows)
     medications: MedicationListView | None  # at the clinical time asked for
+    #: The daily rates by year (payment_rates) when the patient has payment periods, else {}.
+    rates: Mapping[int, int] = dataclasses.field(default_factory=dict)
 
 
 def get_pathway(
@@ -88,6 +91,7 @@ def get_pathway(
             query = sa.select(table).where(table.c.patient_key == key).order_by(*order)
             return list(conn.execute(query).mappings())
 
+        payments = rows(rm.payments, rm.payments.c.position)
         return PathwayView(
             patient=patient,
             timeline=rows(rm.timeline, rm.timeline.c.position),
@@ -97,8 +101,9 @@ def get_pathway(
             tasks=rows(rm.tasks, rm.tasks.c.due, rm.tasks.c.task_id),
             stays=rows(rm.stays, rm.stays.c.admitted_at, rm.stays.c.stay_id),
             messages=rows(rm.messages, rm.messages.c.position),
-            payments=rows(rm.payments, rm.payments.c.position),
+            payments=payments,
             medications=_medication_list(conn, key, medications_at),
+            rates=payment_rates(conn) if payments else {},
         )
 
 
@@ -108,6 +113,7 @@ def _replayed(
     """The pathway as known at `as_of`, replayed from the events recorded by then."""
     with snapshot(engine) as conn:
         history = rm.histories(conn, [key], as_of)[key]
+        rates = payment_rates(conn)
     derived = derive_rows(key, history)
     if "pathway_patients" not in derived:
         return None
@@ -124,7 +130,24 @@ def _replayed(
         messages=derived["pathway_messages"],
         payments=derived["pathway_payments"],
         medications=medication_list(history, medications_at),
+        rates=rates,
     )
+
+
+def payment_rates(conn: Connection) -> dict[int, int]:
+    """The daily rate of each year the payment_rates table holds (NOK per døgn)."""
+    table = rm.payment_rates
+    return {
+        int(year): int(nok)
+        for year, nok in conn.execute(sa.select(table.c.year, table.c.daily_rate_nok))
+    }
+
+
+def payment_rate_rows(engine: Engine) -> list[Row]:
+    """Every rate with its source and who added it when, by year (the operator's list)."""
+    with engine.connect() as conn:
+        query = sa.select(rm.payment_rates).order_by(rm.payment_rates.c.year)
+        return list(conn.execute(query).mappings())
 
 
 def _entry(row: Row) -> Entry:
@@ -367,23 +390,20 @@ def _count(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
 def waiting_days(
     engine: Engine, municipality: str, months: Sequence[Month], today: date
 ) -> dict[Month, WaitingDays]:
-    """The overliggerdøgn the municipality pays for, per month: each readiness period whose
-    payer is the municipality (the registers' oppholdskommune on the ready day, else the
-    discharge's municipality, as GetPathway's payments say), each day in the month it falls in;
-    a period still running counts up to `today` (not included, as PaymentSpan.on)."""
+    """The overliggerdøgn the municipality pays for, per month: each payable readiness period
+    (the regulation's conditions met: `not_payable` empty) whose payer is the municipality (the
+    registers' oppholdskommune, as GetPathway's payments say), each day in the month it falls
+    in; a period still running counts today's døgn too (rules.payment_until)."""
     p = rm.payments
     mo = _months(
         months,
         first=lambda m: m.first_day.isoformat(),
         after=lambda m: m.next().first_day.isoformat(),
     )
-    end = sa.func.coalesce(p.c.ends_on, today.isoformat())
+    end = sa.func.coalesce(p.c.ends_on, (today + timedelta(days=1)).isoformat())
     start_in = sa.case((p.c.ready_on > mo.c.first, p.c.ready_on), else_=mo.c.first)
     end_in = sa.case((end < mo.c.after, end), else_=mo.c.after)
-    payer = sa.or_(
-        p.c.payer_her_id == municipality,
-        sa.and_(p.c.payer_her_id.is_(None), p.c.municipality_her_id == municipality),
-    )
+    payer = sa.and_(p.c.payer_her_id == municipality, p.c.not_payable == "")
     overlaps = sa.and_(p.c.ready_on < mo.c.after, end > mo.c.first, p.c.ready_on < end)
     query = (
         sa.select(

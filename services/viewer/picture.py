@@ -228,6 +228,8 @@ def waiting_bar(period: pathway_pb2.PaymentPeriod, axis: Axis, y: float, names: 
     begin = _midnight(period.ready_on)
     until = _midnight(period.until)
     amount = kroner(period.amount_nok) if not period.amount_unavailable_reason else "beløp ukjent"
+    if not period.payable:
+        amount += " (ikke betalingspliktig)"
     payer = (
         f", betales av {names.name(period.municipality_her_id, MUNICIPALITY)}"
         if period.municipality_her_id
@@ -240,7 +242,9 @@ def waiting_bar(period: pathway_pb2.PaymentPeriod, axis: Axis, y: float, names: 
         css="waiting",
         label=f"Utskrivningsklar: {period.days} døgn, {amount}",
         title=f"Utskrivningsklar fra {day(period.ready_on)}: {period.days} døgn à "
-        f"kommunal betaling, {amount}" + payer,
+        f"kommunal betaling, {amount}"
+        + payer
+        + (f". {period.not_payable_text}" if not period.payable else ""),
         open_end=period.ongoing,
     )
 

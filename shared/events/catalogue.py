@@ -36,12 +36,17 @@ def current_payload(source: str, event_type: str) -> type[Payload]:
 #: The vendor contract's versions (what a vendor subscription states it receives): per version,
 #: the schema version of each event type where it differs from the newest. Version 1 is the
 #: contract as first published to vendors; version 2 has PatientAdmitted version 2
-#: (`home_municipality_her_id`). The delivery downcasts (shared.events.envelope.DOWNCASTS) for
+#: (`home_municipality_her_id`); version 3 has PatientDeclaredReadyForDischarge version 2 (the
+#: readiness notice's content). The delivery downcasts (shared.events.envelope.DOWNCASTS) for
 #: a subscription on an earlier version; a new version is added here with its event type's
 #: new schema version and the downcast back.
 CONTRACT_VERSIONS: dict[int, dict[tuple[str, str], int]] = {
-    1: {("admissions", "PatientAdmitted"): 1},
-    2: {},
+    1: {
+        ("admissions", "PatientAdmitted"): 1,
+        ("discharges", "PatientDeclaredReadyForDischarge"): 1,
+    },
+    2: {("discharges", "PatientDeclaredReadyForDischarge"): 1},
+    3: {},
 }
 #: The version a new subscription receives unless it names another.
 CURRENT_CONTRACT = max(CONTRACT_VERSIONS)

@@ -28,7 +28,14 @@ class PatientDeclaredReadyForDischarge(DischargeEvent):
     sent *Melding om utskrivningsklar pasient* to the home municipality.
 
     A readiness period starts: the municipality must answer, and from this day it pays for each
-    day it cannot receive the patient."""
+    day it cannot receive the patient — if the notice carries what the regulation requires (the
+    four content fields below; rules.toml [discharge_payment.conditions]).
+
+    Version 2 added the notice's content (`status`, `functional_level`, `expected_course`,
+    `follow_up_needs`); a version 1 event reads as version 2 with each of them null (not
+    recorded)."""
+
+    schema_version: ClassVar[int] = 2
 
     stay_id: Uuid
     """The hospital stay (admissions' aggregate id)."""
@@ -38,6 +45,36 @@ class PatientDeclaredReadyForDischarge(DischargeEvent):
     """The municipality notified (the stay's home municipality)."""
     message_id: Uuid
     """The readiness notice's id; its application receipt names it."""
+    status: Text | None
+    """The patient's status: the problems at admission and those found since, clarified (or
+    why one is left open). Clinical free text; null when the notice did not say."""
+    functional_level: Text | None
+    """The patient's overall functional level, its change and expected development. Clinical
+    free text; null when the notice did not say."""
+    expected_course: Text | None
+    """The expected course from here. Clinical free text; null when the notice did not say."""
+    follow_up_needs: Text | None
+    """The follow-up the patient needs from the municipality and others. Clinical free text;
+    null when the notice did not say."""
+
+
+class PatientDeclaredReadyForDischargeV1(DischargeEvent):
+    """The responsible hospital declared the patient ready for discharge (version 1, as
+    published before version 2; still delivered to vendor subscriptions that receive contract
+    versions 1 and 2). Version 2 adds the notice's content."""
+
+    stay_id: Uuid
+    """The hospital stay (admissions' aggregate id)."""
+    hospital_her_id: HerId
+    """The hospital responsible for the stay."""
+    municipality_her_id: HerId
+    """The municipality notified (the stay's home municipality)."""
+    message_id: Uuid
+    """The readiness notice's id; its application receipt names it."""
+
+    @classmethod
+    def event_type(cls) -> str:
+        return "PatientDeclaredReadyForDischarge"
 
 
 class MunicipalityAnsweredReadiness(DischargeEvent):
@@ -98,6 +135,7 @@ class MessageReceiptRecorded(DischargeEvent):
 
 EVENTS: tuple[type[Payload], ...] = (
     PatientDeclaredReadyForDischarge,
+    PatientDeclaredReadyForDischargeV1,
     MunicipalityAnsweredReadiness,
     ReadinessWithdrawn,
     PatientDischarged,

@@ -49,6 +49,9 @@ at version 1 but these, at version 2:
 
 - the directory's `OrganisationRegistered` and `OrganisationChanged` gained `orgnr` (a version 1
   event reads as version 2 with `orgnr` null);
+- `PatientDeclaredReadyForDischarge` gained the readiness notice's content (`status`,
+  `functional_level`, `expected_course`, `follow_up_needs`), on which the municipality's duty
+  to pay depends (a version 1 event reads as version 2 with each null: not recorded);
 - `PatientAdmitted` renamed `municipality_her_id` to `home_municipality_her_id` (a version 1
   event reads as version 2 with the same value). Why: the field holds the patient's home
   municipality *as the admitting hospital gave it*, to which the stay's messages go. Named
@@ -63,10 +66,12 @@ at version 1 but these, at version 2:
 
 Vendor subscriptions state the *contract version* they receive (`contract_version`, README
 "For vendors"): version 1 is the contract as first published to vendors (`PatientAdmitted`
-version 1), version 2 the current one (`PatientAdmitted` version 2); every other event type is
-the same in both. A subscription created without naming one receives the current version; the
-vendor delivery brings each event down to the subscription's version
-(`shared.events.envelope.DOWNCASTS`: only steps that lose nothing are declared), and each
+version 1), version 2 has `PatientAdmitted` version 2, version 3 the current one also
+`PatientDeclaredReadyForDischarge` version 2; every other event type is the same in all. A
+subscription created without naming one receives the current version; the vendor delivery
+brings each event down to the subscription's version (`shared.events.envelope.DOWNCASTS`:
+only steps that lose nothing the older version carried are declared — the readiness notice's
+content is clinical free text versions 1 and 2 never had), and each
 vendor message names its version (`contract: carepath.vendor/<N>`). The vendor exchange is
 described for AsyncAPI tools in `docs/asyncapi.yaml` (generated from the same declaration).
 The older versions of an event type are listed below with their own schema.

@@ -275,12 +275,36 @@ def _home_municipality_unnamed(raw: dict[str, Any]) -> dict[str, Any]:
 
 Step = Callable[[dict[str, Any]], dict[str, Any]]
 
+
 #: Upcasts: (source, event_type, version) → the step that turns that version's raw envelope
 #: into the next version's; consumers only ever see the newest shape.
+def _readiness_content_unrecorded(raw: dict[str, Any]) -> dict[str, Any]:
+    """PatientDeclaredReadyForDischarge version 1 carried no content: none recorded then."""
+    data = raw.get("data")
+    if isinstance(data, dict):
+        data = {**data, **dict.fromkeys(READINESS_CONTENT)}
+    return {**raw, "schema_version": 2, "data": data}
+
+
+def _readiness_content_left_out(raw: dict[str, Any]) -> dict[str, Any]:
+    """PatientDeclaredReadyForDischarge version 2 → 1, for subscriptions on contract versions
+    1 and 2: the notice's content is clinical free text those versions never carried (as a
+    subscription without free text never receives it), so the step takes nothing from what
+    they had."""
+    data = raw.get("data")
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k not in READINESS_CONTENT}
+    return {**raw, "schema_version": 1, "data": data}
+
+
+#: The readiness notice's content fields (PatientDeclaredReadyForDischarge version 2).
+READINESS_CONTENT = ("status", "functional_level", "expected_course", "follow_up_needs")
+
 UPCASTS: dict[tuple[str, str, int], Step] = {
     ("registry", "OrganisationRegistered", 1): _without_orgnr,
     ("registry", "OrganisationChanged", 1): _without_orgnr,
     ("admissions", "PatientAdmitted", 1): _home_municipality_named,
+    ("discharges", "PatientDeclaredReadyForDischarge", 1): _readiness_content_unrecorded,
 }
 
 #: Downcasts: (source, event_type, version) → the step that turns that version's raw
@@ -290,6 +314,7 @@ UPCASTS: dict[tuple[str, str, int], Step] = {
 #: read the newest.
 DOWNCASTS: dict[tuple[str, str, int], Step] = {
     ("admissions", "PatientAdmitted", 2): _home_municipality_unnamed,
+    ("discharges", "PatientDeclaredReadyForDischarge", 2): _readiness_content_left_out,
 }
 
 

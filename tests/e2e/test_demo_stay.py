@@ -94,6 +94,8 @@ def test_the_demo_stay_tells_the_whole_story_and_rebuilds_identically(
         (payment,) = reply.payments
         assert (payment.days, payment.amount_nok, payment.ongoing) == (4, 4 * 5745, False)
         assert (payment.ready_on.day, payment.until.day) == (15, 19)
+        # The notices went within 24 hours and the readiness notice says what it must: owed.
+        assert payment.payable and payment.amount_owed_nok == 4 * 5745
         assert [r.state for r in reply.summary.referrals] == [
             referrals_pb2.REFERRAL_STATE_ACCEPTED,
             referrals_pb2.REFERRAL_STATE_CANCELLED,

@@ -278,7 +278,7 @@ def test_a_municipalitys_vendor_gets_only_its_patients_events_minimised(world: W
     assert ehr["actor"]["hpr"] == MUNICIPALITY.hpr  # a record system needs who prescribed
     assert ehr["_user_id"] == world.broker.user("streams")
     assert ehr["position"] == ehr["_position_header"] > 0
-    assert ehr["contract"] == ehr["_contract_header"] == "carepath.vendor/2"  # the current
+    assert ehr["contract"] == ehr["_contract_header"] == "carepath.vendor/3"  # the current
 
     (plan,) = received(world, "fjordvik-plan", 1)
     assert plan["event_id"] == ehr["event_id"] and plan["position"] == ehr["position"]
@@ -450,7 +450,7 @@ def test_an_operator_manages_subscriptions_over_grpc(world: World) -> None:
         ({"served_her_ids": [VENDOR[0]]}, "served_her_ids[0]"),
         ({"event_types": ["PatientTeleported"]}, "event_types[0]"),
         ({"sources": ["billing"]}, "sources[0]"),
-        ({"contract_version": 3}, "contract_version"),
+        ({"contract_version": 4}, "contract_version"),
     ],
 )
 def test_bad_input_is_invalid_argument_naming_the_field(
@@ -607,7 +607,7 @@ def test_each_subscription_receives_patient_admitted_at_its_contract_version(
         create_request("admitted-v1", event_types=["PatientAdmitted"], contract_version=1),
         metadata=auth(OPERATOR),
     )
-    assert (current.subscription.contract_version, older.subscription.contract_version) == (2, 1)
+    assert (current.subscription.contract_version, older.subscription.contract_version) == (3, 1)
     world.passwords["admitted-current"] = current.broker_password
     world.passwords["admitted-v1"] = older.broker_password
 
@@ -615,7 +615,7 @@ def test_each_subscription_receives_patient_admitted_at_its_contract_version(
 
     (v2,) = received(world, "admitted-current", 1)
     assert (v2["event_type"], v2["schema_version"]) == ("PatientAdmitted", 2)
-    assert v2["contract"] == v2["_contract_header"] == "carepath.vendor/2"
+    assert v2["contract"] == v2["_contract_header"] == "carepath.vendor/3"
     assert v2["data"]["home_municipality_her_id"] == MUNICIPALITY.her_id
     assert "municipality_her_id" not in v2["data"]
     (v1,) = received(world, "admitted-v1", 1)

@@ -434,6 +434,12 @@ def test_a_rebuild_from_the_stored_history_tells_the_whole_pathway(
     assert reply.location.her_id == NURSING_HOME
     (payment,) = reply.payments
     assert (payment.days, payment.ongoing) == (4, False)
+    # stored before the readiness notice carried its content (PatientDeclaredReadyForDischarge
+    # version 1): it reads with none recorded, so the conditions cannot be shown met
+    assert not payment.payable
+    assert list(payment.not_payable_reasons) == [
+        pathway_pb2.NOT_PAYABLE_REASON_READINESS_NOTICE_INCOMPLETE
+    ]
     # the messages and their receipts
     receipts = {m.name: m.receipt for m in reply.messages}
     assert receipts["Henvisning"] == common_pb2.APP_REC_STATUS_OK_ERROR_IN_PART

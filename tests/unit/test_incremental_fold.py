@@ -33,7 +33,7 @@ from shared.events import discharges as dc
 from shared.ids import FNR_SYSTEM
 from shared.outbox import iter_all_envelopes
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_GP, OTHER_HOSPITAL
-from tests.support import REGISTER_ADAPTER, make_fnr
+from tests.support import READINESS_NOTICE, REGISTER_ADAPTER, make_fnr
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(9, 9, 49, 480)}
 KEY = f"{PATIENT['system']}|{PATIENT['value']}"
@@ -80,6 +80,7 @@ def discharge_events(stay_id: str) -> list[Envelope]:
                 hospital_her_id=HOSPITAL.her_id,
                 municipality_her_id=MUNICIPALITY.her_id,
                 message_id=notice,
+                **READINESS_NOTICE,
             ),
             60,
             hospital,

@@ -14,7 +14,7 @@ from shared.events import Envelope, Payload
 from shared.events import discharges as dc
 from shared.ids import FNR_SYSTEM
 from shared.times import utc_iso
-from tests.support import make_fnr
+from tests.support import READINESS_NOTICE, make_fnr
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(12, 3, 42, 480)}
 HOSPITAL = {"her_id": "59", "org_kind": "HOSPITAL"}
@@ -44,7 +44,11 @@ FRIDAY = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
 READY = event(
     1,
     dc.PatientDeclaredReadyForDischarge(
-        stay_id=STAY, hospital_her_id="59", municipality_her_id="4201", message_id=NOTICE
+        stay_id=STAY,
+        hospital_her_id="59",
+        municipality_her_id="4201",
+        message_id=NOTICE,
+        **READINESS_NOTICE,
     ),
     FRIDAY,
     HOSPITAL,
@@ -86,11 +90,12 @@ def test_ready_on_friday_received_on_tuesday_costs_the_municipality_four_days() 
     assert rules.payment_days(period.ready_on, period.until).amount_nok == 4 * 5745
 
 
-def test_while_the_municipality_cannot_receive_the_days_run_until_today() -> None:
+def test_while_the_municipality_cannot_receive_the_days_run_through_today() -> None:
+    # Ready Friday 1 March, still waiting on Sunday 3 March: Friday, Saturday and today's døgn.
     view = fold_discharge([READY, CANNOT])
     assert view is not None
     (period,) = payment_periods(view, today=date(2024, 3, 3))
-    assert period.ongoing and (period.until - period.ready_on).days == 2
+    assert period.ongoing and (period.until - period.ready_on).days == 3
 
 
 def test_a_withdrawal_ends_the_payment_period() -> None:

@@ -17,6 +17,10 @@ from shared.actors import Actor, OrgKind
 from shared.errors import AlreadyExists, InvalidArgument, InvalidTransition
 from shared.events import CURRENT_CONTRACT, PAYLOADS, Envelope
 from shared.events.admissions import PatientAdmitted, PatientAdmittedV1
+from shared.events.discharges import (
+    PatientDeclaredReadyForDischarge,
+    PatientDeclaredReadyForDischargeV1,
+)
 from shared.events.medications import MedicationPrescribed
 from shared.events.referrals import ReferralReceiptRecorded
 from shared.events.registry import AccessBlocked, FastlegeAssigned
@@ -181,6 +185,36 @@ def test_a_subscription_on_contract_version_1_gets_patient_admitted_as_version_1
     assert unchanged["data"] == vendor_body(PRESCRIBED, route(contract_version=2), 8)[0]["data"]
 
 
+READY = envelope(
+    PatientDeclaredReadyForDischarge(
+        stay_id=ENTRY,
+        hospital_her_id="59",
+        municipality_her_id="4201",
+        message_id=ENTRY,
+        status="Pneumoni behandlet",
+        functional_level="Går med rullator",
+        expected_course="Stabil",
+        follow_up_needs="Hjemmesykepleie",
+    )
+)
+
+
+def test_the_readiness_notices_content_is_free_text_a_subscription_must_be_allowed() -> None:
+    content = ("status", "functional_level", "expected_course", "follow_up_needs")
+    allowed, _ = vendor_body(READY, route(free_text=True), 9)
+    assert (allowed["contract"], allowed["schema_version"]) == ("carepath.vendor/3", 2)
+    assert allowed["data"]["functional_level"] == "Går med rullator"
+    minimised, _ = vendor_body(READY, route(), 9)
+    assert not set(content) & set(minimised["data"])
+    assert minimised["omitted"] == [f"data.{item}" for item in content]
+
+
+def test_a_subscription_on_contract_version_2_gets_the_readiness_notice_as_version_1() -> None:
+    body, _ = vendor_body(READY, route(contract_version=2, free_text=True), 9)
+    assert (body["contract"], body["schema_version"]) == ("carepath.vendor/2", 1)
+    PatientDeclaredReadyForDischargeV1.model_validate(body["data"])
+
+
 def test_a_subscription_wants_its_event_types_and_sources_and_never_a_patients_blocks() -> None:
     assert route().wants(PRESCRIBED)
     assert route(event_types=frozenset({"MedicationPrescribed"})).wants(PRESCRIBED)
@@ -277,7 +311,7 @@ def test_a_subscription_receives_the_current_contract_version_unless_it_names_on
     assert Route.of(older).contract_version == 1
 
 
-@pytest.mark.parametrize("version", [3, 99])
+@pytest.mark.parametrize("version", [4, 99])
 def test_a_contract_version_carepath_does_not_serve_is_refused(
     app: StreamsApplication, version: int
 ) -> None:

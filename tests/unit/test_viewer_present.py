@@ -170,10 +170,30 @@ def test_the_payment_bar_names_the_paying_municipality() -> None:
         until=common_pb2.Date(year=2024, month=11, day=19),
         days=4,
         amount_nok=22980,
+        payable=True,
     )
     pic = picture(reply, datetime(2024, 11, 20, tzinfo=UTC))
     waiting = next(b for b in pic.bars if b.css == "waiting")
     assert waiting.title.endswith("betales av Fjordvik kommune")
+
+
+def test_the_payment_bar_says_why_a_period_is_not_payable() -> None:
+    reply = named(stay_pathway(False))
+    reply.payments.add(
+        municipality_her_id="4201",
+        ready_on=common_pb2.Date(year=2024, month=11, day=15),
+        until=common_pb2.Date(year=2024, month=11, day=19),
+        days=4,
+        amount_nok=22980,
+        payable=False,
+        not_payable_reasons=[pathway_pb2.NOT_PAYABLE_REASON_ADMISSION_NOTICE_LATE],
+        not_payable_text="Melding om innlagt pasient ble sendt senere enn 24 timer etter "
+        "innleggelsen.",
+    )
+    pic = picture(reply, datetime(2024, 11, 20, tzinfo=UTC))
+    waiting = next(b for b in pic.bars if b.css == "waiting")
+    assert "ikke betalingspliktig" in waiting.label
+    assert waiting.title.endswith("senere enn 24 timer etter innleggelsen.")
 
 
 def test_where_the_patient_is_names_the_institution_and_the_ward() -> None:

@@ -26,41 +26,41 @@ from carepath.v1 import common_pb2 as carepath_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63\x61repath/v1/discharges.proto\x12\x0b\x63\x61repath.v1\x1a\x18\x63\x61repath/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"b\n\x1f\x44\x65\x63lareReadyForDischargeRequest\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1c.carepath.v1.CommandMetadata\x12\x0f\n\x07stay_id\x18\x02 \x01(\t\"\x95\x01\n\x16\x41nswerReadinessRequest\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1c.carepath.v1.CommandMetadata\x12\x0f\n\x07stay_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63\x61n_receive\x18\x03 \x01(\x08\x12%\n\nreceive_on\x18\x04 \x01(\x0b\x32\x11.carepath.v1.Date\"k\n\x18WithdrawReadinessRequest\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1c.carepath.v1.CommandMetadata\x12\x0f\n\x07stay_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xae\x01\n\x17\x44ischargePatientRequest\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1c.carepath.v1.CommandMetadata\x12\x0f\n\x07stay_id\x18\x02 \x01(\t\x12\x36\n\x0b\x64\x65stination\x18\x03 \x01(\x0e\x32!.carepath.v1.DischargeDestination\x12\x1a\n\x12\x64\x65stination_her_id\x18\x04 \x01(\t\"j\n\x14SendEpicrisisRequest\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1c.carepath.v1.CommandMetadata\x12\x0f\n\x07stay_id\x18\x02 \x01(\t\x12\x11\n\tto_her_id\x18\x03 \x01(\t\"\xa1\x01\n$RecordDischargeMessageReceiptRequest\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1c.carepath.v1.CommandMetadata\x12\x0f\n\x07stay_id\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12$\n\x07receipt\x18\x04 \x01(\x0b\x32\x13.carepath.v1.AppRec\"&\n\x13GetDischargeRequest\x12\x0f\n\x07stay_id\x18\x01 \x01(\t\"~\n\x0fReadinessAnswer\x12\x13\n\x0b\x63\x61n_receive\x18\x01 \x01(\x08\x12%\n\nreceive_on\x18\x02 \x01(\x0b\x32\x11.carepath.v1.Date\x12/\n\x0b\x61nswered_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xce\x01\n\x0fReadinessPeriod\x12,\n\x08ready_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12,\n\x06\x61nswer\x18\x03 \x01(\x0b\x32\x1c.carepath.v1.ReadinessAnswer\x12\x30\n\x0cwithdrawn_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11withdrawal_reason\x18\x05 \x01(\t\"\x9f\x02\n\x10\x44ischargeMessage\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12/\n\x04type\x18\x02 \x01(\x0e\x32!.carepath.v1.DischargeMessageType\x12\x13\n\x0b\x66rom_her_id\x18\x03 \x01(\t\x12\x11\n\tto_her_id\x18\x04 \x01(\t\x12+\n\x07sent_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nunanswered\x18\x06 \x01(\x08\x12$\n\x07receipt\x18\x07 \x01(\x0b\x32\x13.carepath.v1.AppRec\x12\x37\n\x13receipt_recorded_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc7\x03\n\tDischarge\x12\x14\n\x0c\x64ischarge_id\x18\x01 \x01(\t\x12\x0f\n\x07stay_id\x18\x02 \x01(\t\x12/\n\x07patient\x18\x03 \x01(\x0b\x32\x1e.carepath.v1.PatientIdentifier\x12*\n\x05state\x18\x04 \x01(\x0e\x32\x1b.carepath.v1.DischargeState\x12\x17\n\x0fhospital_her_id\x18\x05 \x01(\t\x12\x1b\n\x13municipality_her_id\x18\x06 \x01(\t\x12\x37\n\x11readiness_periods\x18\x07 \x03(\x0b\x32\x1c.carepath.v1.ReadinessPeriod\x12\x36\n\x0b\x64\x65stination\x18\x08 \x01(\x0e\x32!.carepath.v1.DischargeDestination\x12\x1a\n\x12\x64\x65stination_her_id\x18\t \x01(\t\x12\x31\n\rdischarged_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x08messages\x18\x0b \x03(\x0b\x32\x1d.carepath.v1.DischargeMessage\x12\x0f\n\x07version\x18\x0c \x01(\x03*\x8b\x01\n\x0e\x44ischargeState\x12\x1f\n\x1b\x44ISCHARGE_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x44ISCHARGE_STATE_NOT_READY\x10\x01\x12\x19\n\x15\x44ISCHARGE_STATE_READY\x10\x02\x12\x1e\n\x1a\x44ISCHARGE_STATE_DISCHARGED\x10\x03*\x9a\x02\n\x14\x44ischargeDestination\x12%\n!DISCHARGE_DESTINATION_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x44ISCHARGE_DESTINATION_HOME\x10\x01\x12,\n(DISCHARGE_DESTINATION_HOME_WITH_SERVICES\x10\x02\x12\x31\n-DISCHARGE_DESTINATION_SHORT_TERM_NURSING_HOME\x10\x03\x12\x30\n,DISCHARGE_DESTINATION_LONG_TERM_NURSING_HOME\x10\x04\x12(\n$DISCHARGE_DESTINATION_OTHER_HOSPITAL\x10\x05*\xbe\x01\n\x14\x44ischargeMessageType\x12&\n\"DISCHARGE_MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12+\n\'DISCHARGE_MESSAGE_TYPE_READINESS_NOTICE\x10\x01\x12+\n\'DISCHARGE_MESSAGE_TYPE_DISCHARGE_REPORT\x10\x02\x12$\n DISCHARGE_MESSAGE_TYPE_EPICRISIS\x10\x03\x32\xe3\x04\n\x10\x44ischargeService\x12`\n\x18\x44\x65\x63lareReadyForDischarge\x12,.carepath.v1.DeclareReadyForDischargeRequest\x1a\x16.carepath.v1.Discharge\x12N\n\x0f\x41nswerReadiness\x12#.carepath.v1.AnswerReadinessRequest\x1a\x16.carepath.v1.Discharge\x12R\n\x11WithdrawReadiness\x12%.carepath.v1.WithdrawReadinessRequest\x1a\x16.carepath.v1.Discharge\x12P\n\x10\x44ischargePatient\x12$.carepath.v1.DischargePatientRequest\x1a\x16.carepath.v1.Discharge\x12J\n\rSendEpicrisis\x12!.carepath.v1.SendEpicrisisRequest\x1a\x16.carepath.v1.Discharge\x12\x61\n\x14RecordMessageReceipt\x12\x31.carepath.v1.RecordDischargeMessageReceiptRequest\x1a\x16.carepath.v1.Discharge\x12H\n\x0cGetDischarge\x12 .carepath.v1.GetDischargeRequest\x1a\x16.carepath.v1.Dischargeb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63\x61repath/v1/discharges.proto\x12\x0b\x63\x61repath.v1\x1a\x18\x63\x61repath/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbe\x01\n\x1f\x44\x65\x63lareReadyForDischargeRequest\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1c.carepath.v1.CommandMetadata\x12\x0f\n\x07stay_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x18\n\x10\x66unctional_level\x18\x04 \x01(\t\x12\x17\n\x0f\x65xpected_course\x18\x05 \x01(\t\x12\x17\n\x0f\x66ollow_up_needs\x18\x06 \x01(\t\"\x95\x01\n\x16\x41nswerReadinessRequest\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1c.carepath.v1.CommandMetadata\x12\x0f\n\x07stay_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63\x61n_receive\x18\x03 \x01(\x08\x12%\n\nreceive_on\x18\x04 \x01(\x0b\x32\x11.carepath.v1.Date\"k\n\x18WithdrawReadinessRequest\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1c.carepath.v1.CommandMetadata\x12\x0f\n\x07stay_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xae\x01\n\x17\x44ischargePatientRequest\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1c.carepath.v1.CommandMetadata\x12\x0f\n\x07stay_id\x18\x02 \x01(\t\x12\x36\n\x0b\x64\x65stination\x18\x03 \x01(\x0e\x32!.carepath.v1.DischargeDestination\x12\x1a\n\x12\x64\x65stination_her_id\x18\x04 \x01(\t\"j\n\x14SendEpicrisisRequest\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1c.carepath.v1.CommandMetadata\x12\x0f\n\x07stay_id\x18\x02 \x01(\t\x12\x11\n\tto_her_id\x18\x03 \x01(\t\"\xa1\x01\n$RecordDischargeMessageReceiptRequest\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1c.carepath.v1.CommandMetadata\x12\x0f\n\x07stay_id\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12$\n\x07receipt\x18\x04 \x01(\x0b\x32\x13.carepath.v1.AppRec\"&\n\x13GetDischargeRequest\x12\x0f\n\x07stay_id\x18\x01 \x01(\t\"~\n\x0fReadinessAnswer\x12\x13\n\x0b\x63\x61n_receive\x18\x01 \x01(\x08\x12%\n\nreceive_on\x18\x02 \x01(\x0b\x32\x11.carepath.v1.Date\x12/\n\x0b\x61nswered_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xce\x01\n\x0fReadinessPeriod\x12,\n\x08ready_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12,\n\x06\x61nswer\x18\x03 \x01(\x0b\x32\x1c.carepath.v1.ReadinessAnswer\x12\x30\n\x0cwithdrawn_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11withdrawal_reason\x18\x05 \x01(\t\"\x9f\x02\n\x10\x44ischargeMessage\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12/\n\x04type\x18\x02 \x01(\x0e\x32!.carepath.v1.DischargeMessageType\x12\x13\n\x0b\x66rom_her_id\x18\x03 \x01(\t\x12\x11\n\tto_her_id\x18\x04 \x01(\t\x12+\n\x07sent_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nunanswered\x18\x06 \x01(\x08\x12$\n\x07receipt\x18\x07 \x01(\x0b\x32\x13.carepath.v1.AppRec\x12\x37\n\x13receipt_recorded_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc7\x03\n\tDischarge\x12\x14\n\x0c\x64ischarge_id\x18\x01 \x01(\t\x12\x0f\n\x07stay_id\x18\x02 \x01(\t\x12/\n\x07patient\x18\x03 \x01(\x0b\x32\x1e.carepath.v1.PatientIdentifier\x12*\n\x05state\x18\x04 \x01(\x0e\x32\x1b.carepath.v1.DischargeState\x12\x17\n\x0fhospital_her_id\x18\x05 \x01(\t\x12\x1b\n\x13municipality_her_id\x18\x06 \x01(\t\x12\x37\n\x11readiness_periods\x18\x07 \x03(\x0b\x32\x1c.carepath.v1.ReadinessPeriod\x12\x36\n\x0b\x64\x65stination\x18\x08 \x01(\x0e\x32!.carepath.v1.DischargeDestination\x12\x1a\n\x12\x64\x65stination_her_id\x18\t \x01(\t\x12\x31\n\rdischarged_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x08messages\x18\x0b \x03(\x0b\x32\x1d.carepath.v1.DischargeMessage\x12\x0f\n\x07version\x18\x0c \x01(\x03*\x8b\x01\n\x0e\x44ischargeState\x12\x1f\n\x1b\x44ISCHARGE_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x44ISCHARGE_STATE_NOT_READY\x10\x01\x12\x19\n\x15\x44ISCHARGE_STATE_READY\x10\x02\x12\x1e\n\x1a\x44ISCHARGE_STATE_DISCHARGED\x10\x03*\x9a\x02\n\x14\x44ischargeDestination\x12%\n!DISCHARGE_DESTINATION_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x44ISCHARGE_DESTINATION_HOME\x10\x01\x12,\n(DISCHARGE_DESTINATION_HOME_WITH_SERVICES\x10\x02\x12\x31\n-DISCHARGE_DESTINATION_SHORT_TERM_NURSING_HOME\x10\x03\x12\x30\n,DISCHARGE_DESTINATION_LONG_TERM_NURSING_HOME\x10\x04\x12(\n$DISCHARGE_DESTINATION_OTHER_HOSPITAL\x10\x05*\xbe\x01\n\x14\x44ischargeMessageType\x12&\n\"DISCHARGE_MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12+\n\'DISCHARGE_MESSAGE_TYPE_READINESS_NOTICE\x10\x01\x12+\n\'DISCHARGE_MESSAGE_TYPE_DISCHARGE_REPORT\x10\x02\x12$\n DISCHARGE_MESSAGE_TYPE_EPICRISIS\x10\x03\x32\xe3\x04\n\x10\x44ischargeService\x12`\n\x18\x44\x65\x63lareReadyForDischarge\x12,.carepath.v1.DeclareReadyForDischargeRequest\x1a\x16.carepath.v1.Discharge\x12N\n\x0f\x41nswerReadiness\x12#.carepath.v1.AnswerReadinessRequest\x1a\x16.carepath.v1.Discharge\x12R\n\x11WithdrawReadiness\x12%.carepath.v1.WithdrawReadinessRequest\x1a\x16.carepath.v1.Discharge\x12P\n\x10\x44ischargePatient\x12$.carepath.v1.DischargePatientRequest\x1a\x16.carepath.v1.Discharge\x12J\n\rSendEpicrisis\x12!.carepath.v1.SendEpicrisisRequest\x1a\x16.carepath.v1.Discharge\x12\x61\n\x14RecordMessageReceipt\x12\x31.carepath.v1.RecordDischargeMessageReceiptRequest\x1a\x16.carepath.v1.Discharge\x12H\n\x0cGetDischarge\x12 .carepath.v1.GetDischargeRequest\x1a\x16.carepath.v1.Dischargeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'carepath.v1.discharges_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DISCHARGESTATE']._serialized_start=2040
-  _globals['_DISCHARGESTATE']._serialized_end=2179
-  _globals['_DISCHARGEDESTINATION']._serialized_start=2182
-  _globals['_DISCHARGEDESTINATION']._serialized_end=2464
-  _globals['_DISCHARGEMESSAGETYPE']._serialized_start=2467
-  _globals['_DISCHARGEMESSAGETYPE']._serialized_end=2657
-  _globals['_DECLAREREADYFORDISCHARGEREQUEST']._serialized_start=104
-  _globals['_DECLAREREADYFORDISCHARGEREQUEST']._serialized_end=202
-  _globals['_ANSWERREADINESSREQUEST']._serialized_start=205
-  _globals['_ANSWERREADINESSREQUEST']._serialized_end=354
-  _globals['_WITHDRAWREADINESSREQUEST']._serialized_start=356
-  _globals['_WITHDRAWREADINESSREQUEST']._serialized_end=463
-  _globals['_DISCHARGEPATIENTREQUEST']._serialized_start=466
-  _globals['_DISCHARGEPATIENTREQUEST']._serialized_end=640
-  _globals['_SENDEPICRISISREQUEST']._serialized_start=642
-  _globals['_SENDEPICRISISREQUEST']._serialized_end=748
-  _globals['_RECORDDISCHARGEMESSAGERECEIPTREQUEST']._serialized_start=751
-  _globals['_RECORDDISCHARGEMESSAGERECEIPTREQUEST']._serialized_end=912
-  _globals['_GETDISCHARGEREQUEST']._serialized_start=914
-  _globals['_GETDISCHARGEREQUEST']._serialized_end=952
-  _globals['_READINESSANSWER']._serialized_start=954
-  _globals['_READINESSANSWER']._serialized_end=1080
-  _globals['_READINESSPERIOD']._serialized_start=1083
-  _globals['_READINESSPERIOD']._serialized_end=1289
-  _globals['_DISCHARGEMESSAGE']._serialized_start=1292
-  _globals['_DISCHARGEMESSAGE']._serialized_end=1579
-  _globals['_DISCHARGE']._serialized_start=1582
-  _globals['_DISCHARGE']._serialized_end=2037
-  _globals['_DISCHARGESERVICE']._serialized_start=2660
-  _globals['_DISCHARGESERVICE']._serialized_end=3271
+  _globals['_DISCHARGESTATE']._serialized_start=2133
+  _globals['_DISCHARGESTATE']._serialized_end=2272
+  _globals['_DISCHARGEDESTINATION']._serialized_start=2275
+  _globals['_DISCHARGEDESTINATION']._serialized_end=2557
+  _globals['_DISCHARGEMESSAGETYPE']._serialized_start=2560
+  _globals['_DISCHARGEMESSAGETYPE']._serialized_end=2750
+  _globals['_DECLAREREADYFORDISCHARGEREQUEST']._serialized_start=105
+  _globals['_DECLAREREADYFORDISCHARGEREQUEST']._serialized_end=295
+  _globals['_ANSWERREADINESSREQUEST']._serialized_start=298
+  _globals['_ANSWERREADINESSREQUEST']._serialized_end=447
+  _globals['_WITHDRAWREADINESSREQUEST']._serialized_start=449
+  _globals['_WITHDRAWREADINESSREQUEST']._serialized_end=556
+  _globals['_DISCHARGEPATIENTREQUEST']._serialized_start=559
+  _globals['_DISCHARGEPATIENTREQUEST']._serialized_end=733
+  _globals['_SENDEPICRISISREQUEST']._serialized_start=735
+  _globals['_SENDEPICRISISREQUEST']._serialized_end=841
+  _globals['_RECORDDISCHARGEMESSAGERECEIPTREQUEST']._serialized_start=844
+  _globals['_RECORDDISCHARGEMESSAGERECEIPTREQUEST']._serialized_end=1005
+  _globals['_GETDISCHARGEREQUEST']._serialized_start=1007
+  _globals['_GETDISCHARGEREQUEST']._serialized_end=1045
+  _globals['_READINESSANSWER']._serialized_start=1047
+  _globals['_READINESSANSWER']._serialized_end=1173
+  _globals['_READINESSPERIOD']._serialized_start=1176
+  _globals['_READINESSPERIOD']._serialized_end=1382
+  _globals['_DISCHARGEMESSAGE']._serialized_start=1385
+  _globals['_DISCHARGEMESSAGE']._serialized_end=1672
+  _globals['_DISCHARGE']._serialized_start=1675
+  _globals['_DISCHARGE']._serialized_end=2130
+  _globals['_DISCHARGESERVICE']._serialized_start=2753
+  _globals['_DISCHARGESERVICE']._serialized_end=3364
 # @@protoc_insertion_point(module_scope)

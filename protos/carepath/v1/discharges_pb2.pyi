@@ -117,8 +117,34 @@ class DeclareReadyForDischargeRequest(_message.Message):
 
     METADATA_FIELD_NUMBER: _builtins.int
     STAY_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    FUNCTIONAL_LEVEL_FIELD_NUMBER: _builtins.int
+    EXPECTED_COURSE_FIELD_NUMBER: _builtins.int
+    FOLLOW_UP_NEEDS_FIELD_NUMBER: _builtins.int
     stay_id: _builtins.str
     """The stay (Stay.stay_id of the admissions service)."""
+    status: _builtins.str
+    """What the readiness notice says. The municipality's duty to pay depends on the notice
+    carrying all four (forskrift om kommunal betaling for utskrivningsklare pasienter §§ 9–10;
+    shared/rules.toml): a notice without one is still sent and recorded, and the pathway marks
+    its readiness period not payable, naming what is missing. Clinical free text, never logged;
+    empty (or only spaces) means the notice does not say.
+    The patient's status: the problems at admission and those found since, clarified (or why
+    one is left open).
+    At most 10 000 characters (shared/limits.toml).
+    """
+    functional_level: _builtins.str
+    """The patient's overall functional level, its change from before and expected development.
+    At most 10 000 characters (shared/limits.toml).
+    """
+    expected_course: _builtins.str
+    """The expected course from here.
+    At most 10 000 characters (shared/limits.toml).
+    """
+    follow_up_needs: _builtins.str
+    """The follow-up the patient needs from the municipality (and others) after discharge.
+    At most 10 000 characters (shared/limits.toml).
+    """
     @_builtins.property
     def metadata(self) -> _common_pb2.CommandMetadata:
         """occurred_at: the moment the patient became ready for discharge."""
@@ -128,10 +154,14 @@ class DeclareReadyForDischargeRequest(_message.Message):
         *,
         metadata: _common_pb2.CommandMetadata | None = ...,
         stay_id: _builtins.str = ...,
+        status: _builtins.str = ...,
+        functional_level: _builtins.str = ...,
+        expected_course: _builtins.str = ...,
+        follow_up_needs: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "stay_id", b"stay_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_course", b"expected_course", "follow_up_needs", b"follow_up_needs", "functional_level", b"functional_level", "metadata", b"metadata", "status", b"status", "stay_id", b"stay_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

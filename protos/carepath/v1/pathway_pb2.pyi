@@ -92,6 +92,46 @@ investigation.
 """
 Global___TaskKind: _TypeAlias = TaskKind  # noqa: Y015
 
+class _NotPayableReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _NotPayableReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NotPayableReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    NOT_PAYABLE_REASON_UNSPECIFIED: _NotPayableReason.ValueType  # 0
+    NOT_PAYABLE_REASON_ADMISSION_NOTICE_MISSING: _NotPayableReason.ValueType  # 1
+    """§ 8: a patient expected to need municipal services, and no Melding om innlagt pasient."""
+    NOT_PAYABLE_REASON_ADMISSION_NOTICE_LATE: _NotPayableReason.ValueType  # 2
+    """§ 8: Melding om innlagt pasient sent later than 24 hours after admission."""
+    NOT_PAYABLE_REASON_HEALTH_INFORMATION_MISSING: _NotPayableReason.ValueType  # 3
+    """§ 8: no Helseopplysninger (the patient's status and expected course) sent."""
+    NOT_PAYABLE_REASON_HEALTH_INFORMATION_LATE: _NotPayableReason.ValueType  # 4
+    """§ 8: the first Helseopplysninger sent later than 24 hours after admission."""
+    NOT_PAYABLE_REASON_READINESS_NOTICE_INCOMPLETE: _NotPayableReason.ValueType  # 5
+    """§§ 9–10: the readiness notice lacks required content (status, functional level, expected
+    course, follow-up needs; not_payable_text names which).
+    """
+
+class NotPayableReason(_NotPayableReason, metaclass=_NotPayableReasonEnumTypeWrapper):
+    """Why a readiness period is not payable: a condition of the municipality's duty to pay that
+    the hospital did not meet.
+    """
+
+NOT_PAYABLE_REASON_UNSPECIFIED: NotPayableReason.ValueType  # 0
+NOT_PAYABLE_REASON_ADMISSION_NOTICE_MISSING: NotPayableReason.ValueType  # 1
+"""§ 8: a patient expected to need municipal services, and no Melding om innlagt pasient."""
+NOT_PAYABLE_REASON_ADMISSION_NOTICE_LATE: NotPayableReason.ValueType  # 2
+"""§ 8: Melding om innlagt pasient sent later than 24 hours after admission."""
+NOT_PAYABLE_REASON_HEALTH_INFORMATION_MISSING: NotPayableReason.ValueType  # 3
+"""§ 8: no Helseopplysninger (the patient's status and expected course) sent."""
+NOT_PAYABLE_REASON_HEALTH_INFORMATION_LATE: NotPayableReason.ValueType  # 4
+"""§ 8: the first Helseopplysninger sent later than 24 hours after admission."""
+NOT_PAYABLE_REASON_READINESS_NOTICE_INCOMPLETE: NotPayableReason.ValueType  # 5
+"""§§ 9–10: the readiness notice lacks required content (status, functional level, expected
+course, follow-up needs; not_payable_text names which).
+"""
+Global___NotPayableReason: _TypeAlias = NotPayableReason  # noqa: Y015
+
 class _LocationKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -626,7 +666,11 @@ Global___PathwaySummary: _TypeAlias = PathwaySummary  # noqa: Y015
 class PaymentPeriod(_message.Message):
     """Days the municipality pays for a patient ready for discharge (utskrivningsklar) that it
     could not yet receive: from the ready day up to, not including, the day it can receive the
-    patient (or the withdrawal or discharge), each day at its calendar year's rate.
+    patient (or the withdrawal or discharge), each døgn at its calendar year's rate — when the
+    hospital met the regulation's conditions (forskrift om kommunal betaling for
+    utskrivningsklare pasienter §§ 8–10, 13; shared/rules.toml [discharge_payment]). The payer is
+    the municipality the patient stayed in (oppholdskommunen) on the ready day, from the
+    registers; never a municipality an event names.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -639,22 +683,60 @@ class PaymentPeriod(_message.Message):
     AMOUNT_NOK_FIELD_NUMBER: _builtins.int
     ONGOING_FIELD_NUMBER: _builtins.int
     AMOUNT_UNAVAILABLE_REASON_FIELD_NUMBER: _builtins.int
+    PAYABLE_FIELD_NUMBER: _builtins.int
+    NOT_PAYABLE_REASONS_FIELD_NUMBER: _builtins.int
+    NOT_PAYABLE_TEXT_FIELD_NUMBER: _builtins.int
+    YEARS_FIELD_NUMBER: _builtins.int
+    AMOUNT_OWED_NOK_FIELD_NUMBER: _builtins.int
     stay_id: _builtins.str
     """The hospital stay."""
     municipality_her_id: _builtins.str
-    """The paying municipality."""
+    """The paying municipality: where the registers say the patient stayed (temporary residence
+    where recorded, else residence) on the ready day. Empty when the registers do not know.
+    """
     days: _builtins.int
+    """Døgn counted (until − ready_on), whether payable or not."""
     amount_nok: _builtins.int
-    """Amount in whole NOK at the daily rates of rules.toml (0 with amount_unavailable_reason)."""
+    """The counted døgn at their years' rates in whole NOK, whether payable or not (0 with
+    amount_unavailable_reason). What the municipality owes is amount_owed_nok.
+    """
     ongoing: _builtins.bool
     """True while the patient still waits in hospital."""
     amount_unavailable_reason: _builtins.str
-    """Set when a year's rate is not published yet: the amount is then not computed."""
+    """Set when a counted year has no daily rate yet (Helsedirektoratet publishes each year's;
+    an operator adds it): the amount is then not computed. Norwegian, names the year.
+    """
+    payable: _builtins.bool
+    """Whether the municipality owes the period: the hospital met every condition of the
+    regulation (not_payable_reasons is empty).
+    """
+    not_payable_text: _builtins.str
+    """The same in Norwegian for people, naming what the readiness notice lacks (empty when
+    payable).
+    """
+    amount_owed_nok: _builtins.int
+    """What the municipality owes in whole NOK: amount_nok when payable, else 0 (0 too while an
+    amount is unavailable).
+    """
     @_builtins.property
-    def ready_on(self) -> _common_pb2.Date: ...
+    def ready_on(self) -> _common_pb2.Date:
+        """The first døgn counted: the day the patient was declared ready (Oslo calendar day)."""
+
     @_builtins.property
     def until(self) -> _common_pb2.Date:
-        """First day not paid (today while the period is still running)."""
+        """First day not counted: the day the municipality can receive the patient, the avmelding or
+        the discharge; while the period runs, tomorrow (today's døgn counts).
+        """
+
+    @_builtins.property
+    def not_payable_reasons(self) -> _containers.RepeatedScalarFieldContainer[Global___NotPayableReason.ValueType]:
+        """The conditions the hospital did not meet, in the regulation's order (empty when payable)."""
+
+    @_builtins.property
+    def years(self) -> _containers.RepeatedCompositeFieldContainer[Global___PaymentYear]:
+        """The counted døgn per calendar year with that year's rate (oldest first): a period over New
+        Year prices each døgn at its own year's rate.
+        """
 
     def __init__(
         self,
@@ -667,14 +749,56 @@ class PaymentPeriod(_message.Message):
         amount_nok: _builtins.int = ...,
         ongoing: _builtins.bool = ...,
         amount_unavailable_reason: _builtins.str = ...,
+        payable: _builtins.bool = ...,
+        not_payable_reasons: _abc.Iterable[Global___NotPayableReason.ValueType] | None = ...,
+        not_payable_text: _builtins.str = ...,
+        years: _abc.Iterable[Global___PaymentYear] | None = ...,
+        amount_owed_nok: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ready_on", b"ready_on", "until", b"until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_nok", b"amount_nok", "amount_unavailable_reason", b"amount_unavailable_reason", "days", b"days", "municipality_her_id", b"municipality_her_id", "ongoing", b"ongoing", "ready_on", b"ready_on", "stay_id", b"stay_id", "until", b"until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_nok", b"amount_nok", "amount_owed_nok", b"amount_owed_nok", "amount_unavailable_reason", b"amount_unavailable_reason", "days", b"days", "municipality_her_id", b"municipality_her_id", "not_payable_reasons", b"not_payable_reasons", "not_payable_text", b"not_payable_text", "ongoing", b"ongoing", "payable", b"payable", "ready_on", b"ready_on", "stay_id", b"stay_id", "until", b"until", "years", b"years"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PaymentPeriod: _TypeAlias = PaymentPeriod  # noqa: Y015
+
+@_typing.final
+class PaymentYear(_message.Message):
+    """The døgn of a payment period in one calendar year."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    DAILY_RATE_NOK_FIELD_NUMBER: _builtins.int
+    AMOUNT_NOK_FIELD_NUMBER: _builtins.int
+    RATE_KNOWN_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    days: _builtins.int
+    """Døgn of the period in this year."""
+    daily_rate_nok: _builtins.int
+    """The year's rate per døgn in whole NOK (payment_rates; 0 when the year has none yet)."""
+    amount_nok: _builtins.int
+    """days × daily_rate_nok (0 when the year has no rate yet)."""
+    rate_known: _builtins.bool
+    """False when the year has no rate yet (amount_unavailable_reason on the period says so)."""
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+        days: _builtins.int = ...,
+        daily_rate_nok: _builtins.int = ...,
+        amount_nok: _builtins.int = ...,
+        rate_known: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_nok", b"amount_nok", "daily_rate_nok", b"daily_rate_nok", "days", b"days", "rate_known", b"rate_known", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaymentYear: _TypeAlias = PaymentYear  # noqa: Y015
 
 @_typing.final
 class Location(_message.Message):

@@ -120,10 +120,11 @@ class CreateSubscriptionRequest(_message.Message):
     """
     contract_version: _builtins.int
     """The version of the vendor contract the subscription receives (docs/events.md,
-    "Versions"; docs/asyncapi.yaml): 1 or 2; 0 (unset): the current version. Each event is
+    "Versions"; docs/asyncapi.yaml): 1, 2 or 3; 0 (unset): the current version. Each event is
     delivered at its event type's schema version in that contract version (version 1 has
     PatientAdmitted version 1, `municipality_her_id`; version 2 has PatientAdmitted version 2,
-    `home_municipality_her_id`); every message names it (`contract`: `carepath.vendor/<N>`).
+    `home_municipality_her_id`; version 3 has PatientDeclaredReadyForDischarge version 2, with
+    the readiness notice's content); every message names it (`contract`: `carepath.vendor/<N>`).
     Any other number is INVALID_ARGUMENT (`contract_version`).
     """
     @_builtins.property

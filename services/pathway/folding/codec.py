@@ -26,7 +26,8 @@ from services.pathway.folding.pathway import Folded, PatientState
 from services.pathway.folding.registers import BlockChange, Registration
 from shared.medication_list import Entry, EntryState, MedicationListView
 
-FORMAT = 2  # 2: a PLO message keeps when it was answered (answered_at)
+FORMAT = 3  # 2: a PLO message keeps when it was answered (answered_at); 3: the stay's
+# municipal_services_likely, the readiness notice's missing content
 
 
 def _plain(value: Any) -> Any:

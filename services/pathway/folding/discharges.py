@@ -3,11 +3,15 @@ answer, payment periods, the destination and the discharge messages (pure, no I/
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from services.pathway.folding.model import DischargeView, PloMessage, ReadyPeriod
+from services.pathway.folding.model import DischargeView, PloMessage, ReadyPeriod, StayView
+from services.pathway.folding.stays import MESSAGE_NAMES
+from shared import rules
 from shared.events import Envelope
+from shared.events import admissions as adm
 from shared.events import discharges as dc
 from shared.times import OSLO, utc_iso
 
@@ -35,7 +39,9 @@ def step_discharge(view: DischargeView | None, e: Envelope) -> DischargeView | N
             municipality_her_id=municipality, message_id=message_id
         ):
             view.municipality_her_id = municipality
-            view.periods.append(ReadyPeriod(ready_at=when))
+            said = e.data
+            missing = [item for item in rules.readiness_notice_content() if not getattr(said, item)]
+            view.periods.append(ReadyPeriod(ready_at=when, missing_content=missing))
             view.messages[message_id] = PloMessage(
                 "Melding om utskrivningsklar pasient",
                 municipality,
@@ -84,9 +90,42 @@ def _day(iso: str) -> date:
     return datetime.fromisoformat(iso).astimezone(OSLO).date()
 
 
+class NotPayable(enum.StrEnum):
+    """Why the municipality does not owe a readiness period (proto `NotPayableReason` without
+    its prefix), in the order of the regulation's conditions (rules.toml
+    [discharge_payment.conditions])."""
+
+    ADMISSION_NOTICE_MISSING = "ADMISSION_NOTICE_MISSING"
+    ADMISSION_NOTICE_LATE = "ADMISSION_NOTICE_LATE"
+    HEALTH_INFORMATION_MISSING = "HEALTH_INFORMATION_MISSING"
+    HEALTH_INFORMATION_LATE = "HEALTH_INFORMATION_LATE"
+    READINESS_NOTICE_INCOMPLETE = "READINESS_NOTICE_INCOMPLETE"
+
+
+#: Each reason in Norwegian, for the people who read the period (coordinators, the invoice).
+_LATE = "ble sendt senere enn {hours} timer etter innleggelsen"
+NOT_PAYABLE_TEXT = {
+    NotPayable.ADMISSION_NOTICE_MISSING: "Melding om innlagt pasient er ikke sendt",
+    NotPayable.ADMISSION_NOTICE_LATE: "Melding om innlagt pasient " + _LATE,
+    NotPayable.HEALTH_INFORMATION_MISSING: "Helseopplysninger (status, antatt forløp) mangler",
+    NotPayable.HEALTH_INFORMATION_LATE: "Helseopplysninger (status, antatt forløp) " + _LATE,
+    NotPayable.READINESS_NOTICE_INCOMPLETE: "Meldingen om utskrivningsklar pasient mangler "
+    "{missing}",
+}
+
+
+def not_payable_text(reasons: list[NotPayable], missing_content: list[str]) -> str:
+    """The reasons a period is not payable, in Norwegian ("" when it is payable)."""
+    hours = rules.rules()["discharge_payment"]["conditions"]["admission_notice"]["hours"]
+    names = rules.readiness_notice_content()
+    missing = ", ".join(names.get(item, item) for item in missing_content)
+    texts = [NOT_PAYABLE_TEXT[r].format(hours=hours, missing=missing) for r in reasons]
+    return "; ".join(texts) + ("." if texts else "")
+
+
 @dataclass(frozen=True)
 class PaymentPeriod:
-    """Days the municipality pays for one readiness period (see rules.payment_days)."""
+    """Days of one readiness period as it stands on a day (see rules.payment_days)."""
 
     stay_id: str
     municipality_her_id: str
@@ -98,38 +137,87 @@ class PaymentPeriod:
 @dataclass(frozen=True)
 class PaymentSpan:
     """One readiness period as the read model stores it: its first day and, once known, the
-    first day not paid (None: still running, so it runs until "today" when it is read)."""
+    first day not paid (None: still running, so it runs through "today" when it is read), and
+    the regulation's conditions it fails (none: payable)."""
 
     stay_id: str
     municipality_her_id: str
     ready_on: date
     ends_on: date | None
+    not_payable: tuple[NotPayable, ...] = ()
+    missing_content: tuple[str, ...] = ()
+
+    @property
+    def payable(self) -> bool:
+        return not self.not_payable
 
     def on(self, today: date) -> PaymentPeriod:
-        """The period as it stands on `today` (pure arithmetic, no fold)."""
-        if self.ends_on is not None:
-            return PaymentPeriod(
-                self.stay_id, self.municipality_her_id, self.ready_on, self.ends_on, False
-            )
-        until = max(today, self.ready_on)
-        return PaymentPeriod(self.stay_id, self.municipality_her_id, self.ready_on, until, True)
+        """The period as it stands on `today` (pure arithmetic, no fold): a running one counts
+        today's døgn (rules.payment_until)."""
+        until = rules.payment_until(self.ready_on, self.ends_on, today)
+        ongoing = self.ends_on is None
+        return PaymentPeriod(self.stay_id, self.municipality_her_id, self.ready_on, until, ongoing)
 
 
-def payment_spans(view: DischargeView) -> list[PaymentSpan]:
+_NOTICE = MESSAGE_NAMES[adm.AdmissionNoticeSent][0]
+_HEALTH_INFORMATION = MESSAGE_NAMES[adm.HealthInformationSent][0]
+
+
+def _notice_conditions(stay: StayView | None) -> list[NotPayable]:
+    """§ 8: a patient the hospital expects to need municipal services is announced to the
+    municipality within the hours of the rules, with status and course — in PLO terms the
+    admission notice and the first Helseopplysninger. None are asked for when the hospital
+    expected no municipal services (and none when the stay is not known yet: the fold waits)."""
+    if stay is None or not (stay.municipal_services_likely or stay.existing_service_user):
+        return []
+    due = rules.admission_notice_due(datetime.fromisoformat(stay.admitted_at))
+    failed = []
+    for name, missing, late in (
+        (_NOTICE, NotPayable.ADMISSION_NOTICE_MISSING, NotPayable.ADMISSION_NOTICE_LATE),
+        (
+            _HEALTH_INFORMATION,
+            NotPayable.HEALTH_INFORMATION_MISSING,
+            NotPayable.HEALTH_INFORMATION_LATE,
+        ),
+    ):
+        sent = sorted(m.sent_at for m in stay.messages.values() if m.name == name)
+        if not sent:
+            failed.append(missing)
+        elif datetime.fromisoformat(sent[0]) > due:
+            failed.append(late)
+    return failed
+
+
+def payment_spans(view: DischargeView, stay: StayView | None = None) -> list[PaymentSpan]:
     """From the ready day until the first of: the day the municipality said it can receive
-    the patient, the withdrawal (avmelding), the discharge — or, while still waiting, open."""
+    the patient, the withdrawal (avmelding), the discharge — or, while still waiting, open.
+    Each with the conditions of the regulation it fails: the stay's admission notice and
+    health information (§ 8), the readiness notice's content (§§ 9–10)."""
+    notices = _notice_conditions(stay)
     spans = []
     for p in view.periods:
         ready_on = _day(p.ready_at)
         ends = [_day(p.ended_at)] if p.ended_at else []
         if p.can_receive and p.receive_on:
             ends.append(max(ready_on, date.fromisoformat(p.receive_on)))
+        failed = list(notices)
+        if p.missing_content:
+            failed.append(NotPayable.READINESS_NOTICE_INCOMPLETE)
         spans.append(
-            PaymentSpan(view.stay_id, view.municipality_her_id, ready_on, min(ends, default=None))
+            PaymentSpan(
+                view.stay_id,
+                view.municipality_her_id,
+                ready_on,
+                min(ends, default=None),
+                tuple(failed),
+                tuple(p.missing_content),
+            )
         )
     return spans
 
 
-def payment_periods(view: DischargeView, today: date) -> list[PaymentPeriod]:
+def payment_periods(
+    view: DischargeView, today: date, stay: StayView | None = None
+) -> list[PaymentPeriod]:
     """Every readiness period of the discharge as it stands on `today`."""
-    return [span.on(today) for span in payment_spans(view)]
+    return [span.on(today) for span in payment_spans(view, stay)]

@@ -106,6 +106,9 @@ class StayView:
     since: str  # admitted, or moved to the current hospital/ward
     existing_service_user: bool
     closed_at: str | None = None
+    #: Whether the hospital expected municipal services after discharge at admission (the
+    #: admission notice is then a condition of the municipality's duty to pay).
+    municipal_services_likely: bool = False
     health_information_sent: bool = False
     messages: dict[str, PloMessage] = field(default_factory=dict)
     #: Every hospital responsible in turn, with when it became responsible.
@@ -119,6 +122,8 @@ class ReadyPeriod:
     can_receive: bool | None = None
     receive_on: str | None = None  # ISO date
     ended_at: str | None = None  # withdrawn (avmelding) or discharged
+    #: The items the readiness notice did not say (rules.readiness_notice_content's keys).
+    missing_content: list[str] = field(default_factory=list)
 
 
 @dataclass

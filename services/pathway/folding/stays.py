@@ -29,6 +29,7 @@ def step_stay(view: StayView | None, e: Envelope) -> StayView | None:
             admitted_at=when,
             since=when,
             existing_service_user=admitted.existing_service_user,
+            municipal_services_likely=admitted.municipal_services_likely,
             hospitals=[(admitted.hospital_her_id, when)],
         )
     if view is None:  # later events arrived before the admission: wait for it

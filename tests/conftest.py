@@ -84,6 +84,7 @@ STORES = (
     "discharges",
     "medications",
     "registry",
+    "municipal",
     "pathway",
     "audit",
     "revocations",

@@ -157,6 +157,16 @@ def test_discharged_home_with_home_nursing_started_the_next_day(system: Harness)
     with pytest.raises(grpc.RpcError) as refused:
         ward.municipal.DecideService(decide, metadata=auth(OTHER_MUNICIPALITY))
     assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    # a place in an institution names its institution; a refused command records nothing
+    place = municipal_pb2.DecideServiceRequest()
+    place.CopyFrom(decide)
+    place.metadata.command_id = "vedtak-without-place"
+    place.kind = municipal_pb2.MUNICIPAL_SERVICE_KIND_SHORT_TERM_STAY
+    with pytest.raises(grpc.RpcError) as invalid:
+        ward.municipal.DecideService(place, metadata=auth(MUNICIPALITY))
+    assert invalid.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "institution_her_id" in (invalid.value.details() or "")
+    assert events_in(system.apps["municipal"]) == 0
     service = ward.municipal.DecideService(decide, metadata=auth(MUNICIPALITY))
     assert service.state == municipal_pb2.MUNICIPAL_SERVICE_STATE_DECIDED
     start = municipal_pb2.StartServiceRequest(

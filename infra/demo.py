@@ -8,7 +8,8 @@ the colorectal cancer pathway; A's receipt reports an error in part, A forwards 
 to hospital B, B receives and accepts it with a planned date and follows the cancer pathway to
 surgery. A second, earlier referral was cancelled by the GP. In November she is admitted
 acutely, declared ready for discharge on a Friday, and the municipality receives her on Tuesday
-in a short-term nursing-home place; a medication changed in hospital is reconciled by the GP.
+in a short-term nursing-home place (korttidsopphold), which the municipality decided the day
+before and starts when she arrives; a medication changed in hospital is reconciled by the GP.
 Command ids are fixed, so loading twice changes nothing.
 
 The patient and the organisations come from the registers first: `make run` imports the
@@ -42,6 +43,8 @@ from carepath.v1 import (
     discharges_pb2_grpc,
     medications_pb2,
     medications_pb2_grpc,
+    municipal_pb2,
+    municipal_pb2_grpc,
     pathway_pb2,
     pathway_pb2_grpc,
     referrals_pb2,
@@ -108,6 +111,7 @@ class Clients:
     admissions: admissions_pb2_grpc.AdmissionServiceStub
     medications: medications_pb2_grpc.MedicationServiceStub
     discharges: discharges_pb2_grpc.DischargeServiceStub
+    municipal: municipal_pb2_grpc.MunicipalServiceStub
 
 
 def load(clients: Clients, issuer: Issuer) -> int:
@@ -331,6 +335,17 @@ def load(clients: Clients, issuer: Issuer) -> int:
         ),
         metadata=creds[COORDINATOR.her_id],
     )
+    # The municipality decides the short-term place (vedtak om korttidsopphold) for Tuesday.
+    place = clients.municipal.DecideService(
+        municipal_pb2.DecideServiceRequest(
+            metadata=meta("vedtak-korttid", at(2024, 11, 18, 10, 0)),
+            patient=patient,
+            kind=municipal_pb2.MUNICIPAL_SERVICE_KIND_SHORT_TERM_STAY,
+            starts_on=common_pb2.Date(year=2024, month=11, day=19),
+            institution_her_id=NURSING_HOME,
+        ),
+        metadata=creds[COORDINATOR.her_id],
+    )
     discharges.DischargePatient(
         discharges_pb2.DischargePatientRequest(
             metadata=meta("discharge", at(2024, 11, 19, 11, 0)),
@@ -347,6 +362,13 @@ def load(clients: Clients, issuer: Issuer) -> int:
             ),
             metadata=creds[HOSPITAL_A.her_id],
         )
+    # She arrives at the nursing home in the afternoon: the short-term place starts.
+    place = clients.municipal.StartService(
+        municipal_pb2.StartServiceRequest(
+            metadata=meta("korttid-start", at(2024, 11, 19, 14, 0)), service_id=place.service_id
+        ),
+        metadata=creds[COORDINATOR.her_id],
+    )
     # The GP reconciles the list after discharge.
     listed = medications.ReconcileMedicationList(
         medications_pb2.ReconcileMedicationListRequest(
@@ -361,7 +383,7 @@ def load(clients: Clients, issuer: Issuer) -> int:
         ),
         metadata=creds[GP.her_id],
     )
-    events = first.version + 1 + second.version + stay.version + listed.version
+    events = first.version + 1 + second.version + stay.version + listed.version + place.version
     events -= 1  # the stay's index event is internal (never published)
     events += ready.version - 1  # so is the discharge's opening event
     return events + 1  # the reaction in admissions closes the stay
@@ -415,6 +437,14 @@ def show(reply: pathway_pb2.Pathway) -> None:
         amount = f"{p.amount_nok} NOK" if not p.amount_unavailable_reason else "amount unknown"
         owed = "" if p.payable else f" (not payable: {p.not_payable_text})"
         print(f"  utskrivningsklar: {p.days} payment day(s), {amount}{owed}")
+    for s in reply.municipal_services:
+        kind = municipal_pb2.MunicipalServiceKind.Name(s.kind).removeprefix(
+            "MUNICIPAL_SERVICE_KIND_"
+        )
+        state = municipal_pb2.MunicipalServiceState.Name(s.state).removeprefix(
+            "MUNICIPAL_SERVICE_STATE_"
+        )
+        print(f"  municipal service: {kind} ({state}) at HER {s.institution_her_id}".rstrip())
     for t in reply.tasks:
         due = t.due.ToDatetime(tzinfo=UTC).astimezone(OSLO).strftime("%Y-%m-%d %H:%M")
         flag = "OVERDUE" if t.breached else "open"
@@ -453,6 +483,9 @@ def main() -> None:
         discharges=discharges_pb2_grpc.DischargeServiceStub(
             wait_healthy(config.grpc_address("discharges"))
         ),
+        municipal=municipal_pb2_grpc.MunicipalServiceStub(
+            wait_healthy(config.grpc_address("municipal"))
+        ),
     )
     expected = load(clients, issuer)
     deadline = time.monotonic() + 60
@@ -481,6 +514,7 @@ def main() -> None:
                 "discharges",
                 "medications",
                 "registry",
+                "municipal",
             )
         )
         + f"  Show the demo pathway:  .venv/bin/python infra/demo.py show --patient {PATIENT}\n"

@@ -21,6 +21,7 @@ STORES = (
     "discharges",
     "medications",
     "registry",
+    "municipal",
     "streams",
     "pathway",
     "audit",

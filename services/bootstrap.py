@@ -15,6 +15,8 @@ from services.discharges import api as discharges_api
 from services.discharges.application import DischargesApplication
 from services.medications import api as medications_api
 from services.medications.application import MedicationsApplication
+from services.municipal import api as municipal_api
+from services.municipal.application import MunicipalApplication
 from services.referrals import api as referrals_api
 from services.referrals.application import ReferralsApplication
 from services.registry import api as registry_api
@@ -28,11 +30,13 @@ ADMISSIONS = DomainService(AdmissionsApplication, admissions_api)
 DISCHARGES = DomainService(DischargesApplication, discharges_api)
 MEDICATIONS = DomainService(MedicationsApplication, medications_api)
 REGISTRY = DomainService(RegistryApplication, registry_api)
+MUNICIPAL = DomainService(MunicipalApplication, municipal_api)
 #: The vendors' subscriptions: a service with a store of its own, not a source of the pathway.
 STREAMS = DomainService(StreamsApplication, streams_api)
 
 #: The domain services whose events make the pathway, by name, in the order their stores are
 #: read on a rebuild (and every test system runs them).
 DOMAIN_SERVICES: dict[str, DomainService] = {  # type: ignore[type-arg]
-    service.name: service for service in (REFERRALS, ADMISSIONS, DISCHARGES, MEDICATIONS, REGISTRY)
+    service.name: service
+    for service in (REFERRALS, ADMISSIONS, DISCHARGES, MEDICATIONS, REGISTRY, MUNICIPAL)
 }

@@ -89,6 +89,7 @@ STORES = (
     "discharges",
     "medications",
     "registry",
+    "municipal",
     "pathway",
     "audit",
     "revocations",

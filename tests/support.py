@@ -46,6 +46,7 @@ from carepath.v1 import (
     common_pb2,
     discharges_pb2_grpc,
     medications_pb2_grpc,
+    municipal_pb2_grpc,
     referrals_pb2_grpc,
     registry_pb2,
     registry_pb2_grpc,
@@ -690,6 +691,7 @@ def demo_clients(system: Harness, demo: ModuleType) -> Any:
         admissions=stub(admissions_pb2_grpc.AdmissionServiceStub, "admissions"),
         medications=stub(medications_pb2_grpc.MedicationServiceStub, "medications"),
         discharges=stub(discharges_pb2_grpc.DischargeServiceStub, "discharges"),
+        municipal=stub(municipal_pb2_grpc.MunicipalServiceStub, "municipal"),
     )
 
 

@@ -11,7 +11,14 @@ from typing import Any, Literal
 import grpc
 from sqlalchemy.engine import Engine
 
-from carepath.v1 import common_pb2, pathway_pb2, pathway_pb2_grpc, referrals_pb2, registry_pb2
+from carepath.v1 import (
+    common_pb2,
+    municipal_pb2,
+    pathway_pb2,
+    pathway_pb2_grpc,
+    referrals_pb2,
+    registry_pb2,
+)
 from services.pathway import fhir, statistics, views
 from services.pathway.feed import ChangeFeed
 from services.pathway.folding.discharges import NotPayable, PaymentSpan, not_payable_text
@@ -95,6 +102,33 @@ def _stay_to_pb(s: Any) -> pathway_pb2.StayPeriod:
     return pb
 
 
+def _service_to_pb(s: Any) -> pathway_pb2.MunicipalServicePeriod:
+    pb = pathway_pb2.MunicipalServicePeriod(
+        service_id=s["service_id"],
+        kind=_enum(municipal_pb2.MunicipalServiceKind, "MUNICIPAL_SERVICE_KIND", s["kind"]),
+        state=_enum(municipal_pb2.MunicipalServiceState, "MUNICIPAL_SERVICE_STATE", s["state"]),
+        municipality_her_id=s["municipality_her_id"],
+        institution_her_id=s["institution_her_id"] or "",
+        decided_at=api.timestamp(s["decided_at"]),
+        starts_on=api.date_to_pb(date.fromisoformat(s["starts_on"])),
+        end_reason=_enum(municipal_pb2.ServiceEndReason, "SERVICE_END_REASON", s["end_reason"]),
+    )
+    for field in ("started_at", "ended_at"):
+        if s[field]:
+            getattr(pb, field).CopyFrom(api.timestamp(s[field]))
+    return pb
+
+
+def _service_kind(kind: municipal_pb2.MunicipalServiceKind.ValueType) -> str | None:
+    """A service-kind filter as the read model names it (None: no filter)."""
+    if not kind:
+        return None
+    if kind not in municipal_pb2.MunicipalServiceKind.values():
+        raise InvalidArgument("service_kind", "is not a known kind of municipal service")
+    name: str = municipal_pb2.MunicipalServiceKind.Name(kind)
+    return name.removeprefix("MUNICIPAL_SERVICE_KIND_")
+
+
 def _location_to_pb(patient: Any) -> pathway_pb2.Location:
     pb = pathway_pb2.Location(
         kind=_enum(pathway_pb2.LocationKind, "LOCATION_KIND", patient["location_kind"]),
@@ -125,6 +159,7 @@ def _worklist_filter(request: pathway_pb2.ListPathwaysRequest) -> views.Worklist
         ),
         only_ready_for_discharge=request.only_ready_for_discharge,
         patient_prefix=query,
+        service_kind=_service_kind(request.service_kind),
     )
 
 
@@ -285,6 +320,8 @@ def _named_in(pathway: pathway_pb2.Pathway) -> set[str]:
     named |= {m.to.her_id for m in pathway.messages}
     named |= {s.hospital_her_id for s in pathway.stays}
     named |= {p.municipality_her_id for p in pathway.payments}
+    named |= {s.municipality_her_id for s in pathway.municipal_services}
+    named |= {s.institution_her_id for s in pathway.municipal_services}
     r = pathway.relations
     named |= {
         r.residence_municipality_her_id,
@@ -371,6 +408,9 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         reply.payments.extend(_payment_to_pb(p, today, view.rates) for p in view.payments)
         reply.messages.extend(_message_to_pb(m) for m in view.messages)
         reply.stays.extend(_stay_to_pb(s) for s in view.stays)
+        reply.municipal_services.extend(_service_to_pb(s) for s in view.services)
+        if view.patient["died_at"]:
+            reply.died_at.CopyFrom(api.timestamp(view.patient["died_at"]))
         if view.medications is not None:
             reply.medications.CopyFrom(medication_list_to_pb(view.medications))
         reply.tasks.extend(_task_to_pb(t, utc_iso(moment)) for t in view.tasks)
@@ -405,7 +445,7 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
             self._engine, call.actor, MUNICIPALITY_MEMBERSHIP, moment, where, size + 1, offset
         )
         page, more = rows[:size], len(rows) > size
-        keys = [r["patient_key"] for r, _ in page]
+        keys = [item.patient["patient_key"] for item in page]
         call.disclosed.update(
             self._access.facts.members(call.actor, keys, MUNICIPALITY_MEMBERSHIP, moment)
         )
@@ -413,8 +453,9 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         reply = pathway_pb2.ListPathwaysResponse(
             next_page_token=pages.next_token(request, offset + size) if more else ""
         )
-        for r, tasks in page:
-            open_tasks = [_task_to_pb(t, now) for t in tasks]
+        for listed in page:
+            r = listed.patient
+            open_tasks = [_task_to_pb(t, now) for t in listed.tasks]
             item = pathway_pb2.PathwayListItem(
                 patient=_patient_of(r["patient_key"]),
                 open_tasks=int(r["open_tasks"]),
@@ -423,7 +464,13 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
                 last_event_at=api.timestamp(r["last_occurred_at"]),
                 location=_location_to_pb(r),
                 tasks=open_tasks,
+                services=[
+                    municipal_pb2.MunicipalServiceKind.Value(f"MUNICIPAL_SERVICE_KIND_{kind}")
+                    for kind in listed.services
+                ],
             )
+            if r["died_at"]:
+                item.died_at.CopyFrom(api.timestamp(r["died_at"]))
             if r["next_due"]:
                 item.next_due.CopyFrom(api.timestamp(r["next_due"]))
             if r["ready_for_discharge_since"]:

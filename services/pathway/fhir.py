@@ -261,6 +261,8 @@ def _patient(b: _Bundle) -> str:
             }
         ],
     }
+    if b.pathway.HasField("died_at"):  # the registers' death (RegistryService.RecordDeath)
+        resource["deceasedDateTime"] = _instant(b.pathway.died_at)
     relations = b.pathway.relations
     if relations.fastlege_her_id:
         resource["generalPractitioner"] = [b.organisation(relations.fastlege_her_id)]

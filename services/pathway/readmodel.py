@@ -56,6 +56,8 @@ patients = sa.Table(
     sa.Column("location_since", sa.String(32), nullable=True),
     # Start of the readiness period still running (utskrivningsklar, not yet discharged).
     sa.Column("ready_for_discharge_since", sa.String(32), nullable=True),
+    # The moment of death, from the registers (NULL: not dead as far as carepath knows).
+    sa.Column("died_at", sa.String(32), nullable=True),
 )
 
 timeline = sa.Table(
@@ -171,6 +173,24 @@ payment_rates = sa.Table(
     sa.Column("added_at", sa.String(32), nullable=False),
 )
 
+#: Each municipal service of the patient (vedtak, start, end); a death ends the running ones.
+municipal_services = sa.Table(
+    "pathway_municipal_services",
+    metadata,
+    sa.Column("patient_key", sa.String(120), primary_key=True),
+    sa.Column("service_id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),  # DECIDED | STARTED | ENDED
+    sa.Column("municipality_her_id", sa.String(20), nullable=False),
+    sa.Column("institution_her_id", sa.String(20), nullable=True),
+    sa.Column("decided_at", sa.String(32), nullable=False),
+    sa.Column("starts_on", sa.String(10), nullable=False),
+    sa.Column("started_at", sa.String(32), nullable=True),
+    sa.Column("ended_at", sa.String(32), nullable=True),
+    sa.Column("end_reason", sa.String(30), nullable=True),
+    sa.Index("ix_pathway_municipal_services_running", "kind", "state"),
+)
+
 #: The shared medication list: one row per list, its entries in list order, and each entry's
 #: versions (one per change, valid from the change's clinical time) and the reconciliations,
 #: so the list at any clinical time is read, not folded.
@@ -264,6 +284,7 @@ REWRITTEN = (
     stays,
     messages,
     payments,
+    municipal_services,
     medication_lists,
     patient_states,
     access_model.relationships,

@@ -94,6 +94,22 @@ def _pathway_rows(key: str, state: PatientState, pathway: PatientPathway) -> Row
             for position, m in enumerate(pathway.messages)
         ],
         "pathway_payments": _payment_rows(key, pathway),
+        "pathway_municipal_services": [
+            {
+                "patient_key": key,
+                "service_id": s.service_id,
+                "kind": s.kind,
+                "state": s.state,
+                "municipality_her_id": s.municipality_her_id,
+                "institution_her_id": s.institution_her_id,
+                "decided_at": s.decided_at,
+                "starts_on": s.starts_on,
+                "started_at": s.started_at,
+                "ended_at": s.ended_at,
+                "end_reason": s.end_reason,
+            }
+            for s in pathway.services
+        ],
     }
     if state.medications is not None:
         view = state.medications.view
@@ -123,6 +139,7 @@ def _patient_row(key: str, state: PatientState, pathway: PatientPathway) -> Row:
         "ready_for_discharge_since": max(
             (d.ready.ready_at for d in pathway.discharges if d.ready), default=None
         ),
+        "died_at": pathway.death.at if pathway.death else None,
     }
 
 

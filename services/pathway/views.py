@@ -58,6 +58,7 @@ class PathwayView:
     stays: Sequence[Row]  # in order of admission
     messages: Sequence[Row]  # in the order sent
     payments: Sequence[Row]  # readiness periods (rows.answer_rows)
+    services: Sequence[Row]  # municipal services, the earliest decision first
     medications: MedicationListView | None  # at the clinical time asked for
     #: The daily rates by year (payment_rates) when the patient has payment periods, else {}.
     rates: Mapping[int, int] = dataclasses.field(default_factory=dict)
@@ -102,6 +103,11 @@ def get_pathway(
             stays=rows(rm.stays, rm.stays.c.admitted_at, rm.stays.c.stay_id),
             messages=rows(rm.messages, rm.messages.c.position),
             payments=payments,
+            services=rows(
+                rm.municipal_services,
+                rm.municipal_services.c.decided_at,
+                rm.municipal_services.c.service_id,
+            ),
             medications=_medication_list(conn, key, medications_at),
             rates=payment_rates(conn) if payments else {},
         )
@@ -129,6 +135,7 @@ def _replayed(
         stays=ordered("pathway_stays", "admitted_at", "stay_id"),
         messages=derived["pathway_messages"],
         payments=derived["pathway_payments"],
+        services=ordered("pathway_municipal_services", "decided_at", "service_id"),
         medications=medication_list(history, medications_at),
         rates=rates,
     )
@@ -225,6 +232,17 @@ class WorklistFilter:
     location_kind: str | None = None
     only_ready_for_discharge: bool = False
     patient_prefix: str = ""
+    service_kind: str | None = None  # only patients receiving this municipal service now
+
+
+@dataclass(frozen=True)
+class WorklistItem:
+    """One patient of the worklist: the patient row, the open tasks (the earliest due first)
+    and the kinds of municipal service the patient receives now."""
+
+    patient: Row
+    tasks: list[Row]
+    services: list[str]
 
 
 def list_pathways(
@@ -235,11 +253,13 @@ def list_pathways(
     where: WorklistFilter,
     limit: int,
     offset: int,
-) -> list[tuple[Row, list[Row]]]:
+) -> list[WorklistItem]:
     """The patients of the reader's organisation — those it has one of `member_bases` with
     now, unless the patient has blocked the organisation or the reader — with their open tasks
-    (one snapshot, so the two agree), the earliest due task first (overdue lead)."""
+    and running municipal services (one snapshot, so they agree), the earliest due task first
+    (overdue lead)."""
     p, t, r, b = rm.patients, rm.tasks, relationships, blocks
+    ms = rm.municipal_services
     stamp = utc_iso(now)
     member = sa.select(r.c.patient_key).where(
         r.c.patient_key == p.c.patient_key,
@@ -268,15 +288,31 @@ def list_pathways(
         query = query.where(p.c.ready_for_discharge_since.is_not(None))
     if where.patient_prefix:
         query = query.where(p.c.value.startswith(where.patient_prefix, autoescape=True))
+    if where.service_kind:
+        running = sa.select(ms.c.patient_key).where(
+            ms.c.patient_key == p.c.patient_key,
+            ms.c.kind == where.service_kind,
+            ms.c.state == "STARTED",
+        )
+        query = query.where(running.exists())
     query = query.order_by(p.c.next_due.is_(None), p.c.next_due, p.c.patient_key)
     with snapshot(engine) as conn:
         rows = list(conn.execute(query.limit(limit).offset(offset)).mappings())
         tasks: dict[str, list[Row]] = {r["patient_key"]: [] for r in rows}
+        services: dict[str, list[str]] = {r["patient_key"]: [] for r in rows}
         if tasks:
             of_page = t.c.patient_key.in_(list(tasks))
             for task in conn.execute(sa.select(t).where(of_page).order_by(t.c.due, t.c.task_id)):
                 tasks[task.patient_key].append(task._mapping)
-    return [(row, tasks[row["patient_key"]]) for row in rows]
+            running = sa.select(ms.c.patient_key, ms.c.kind).where(
+                ms.c.patient_key.in_(list(tasks)), ms.c.state == "STARTED"
+            )
+            for key, kind in conn.execute(running.order_by(ms.c.patient_key, ms.c.kind)):
+                if kind not in services[key]:
+                    services[key].append(kind)
+    return [
+        WorklistItem(row, tasks[row["patient_key"]], services[row["patient_key"]]) for row in rows
+    ]
 
 
 def latest_change(engine: Engine) -> int:

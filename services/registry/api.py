@@ -64,6 +64,10 @@ def registration_to_pb(
                 gp_hpr_number=period.hpr or "",
             )
         )
+    death = r.__dict__.get("death")
+    if death is not None:
+        pb.died_at.CopyFrom(api.timestamp(death["occurred_at"]))
+        pb.death_recorded_by.CopyFrom(api.actor_to_pb(death["actor"]))
     return pb
 
 
@@ -116,6 +120,13 @@ def _page(request: Any) -> tuple[int, int | None]:
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     def __init__(self, app: RegistryApplication) -> None:
         self._app = app
+
+    def RecordDeath(
+        self, request: registry_pb2.RecordDeathRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.Registration:
+        ctx = api.command_context(request, current_call().actor)
+        patient = api.patient(request)
+        return registration_to_pb(patient, self._app.record_death(ctx, patient))
 
     def RecordResidence(
         self, request: registry_pb2.RecordResidenceRequest, context: grpc.ServicerContext

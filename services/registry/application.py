@@ -86,6 +86,11 @@ class RegistryApplication(CarepathApplication):
             lambda r: r.assign_fastlege(ctx, gp_her_id, gp_hpr, valid_from, valid_to),
         )
 
+    def record_death(self, ctx: CommandContext, patient: dict[str, str]) -> Registration:
+        """The patient died (a patient the registers have not named yet gets a registration
+        holding the death)."""
+        return self._registration(ctx, patient, lambda r: r.record_death(ctx))
+
     def get_registration(self, patient: dict[str, str]) -> Registration:
         return self.load(Registration, registration_id_for(patient), REGISTRATION)
 

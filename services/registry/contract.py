@@ -46,6 +46,10 @@ def organisation_changed(e: Any) -> ev.OrganisationChanged:
     )
 
 
+def patient_died(e: Any) -> ev.PatientDied:
+    return ev.PatientDied(died_on=e.died_on)
+
+
 def access_blocked(e: Any) -> ev.AccessBlocked:
     return ev.AccessBlocked(block_id=e.block_id, her_id=e.her_id, hpr=e.hpr)
 
@@ -58,6 +62,7 @@ CONTRACT: Contract = {
     "ResidenceRecorded": residence_recorded,
     "TemporaryResidenceRecorded": temporary_residence_recorded,
     "FastlegeAssigned": fastlege_assigned,
+    "PatientDied": patient_died,
     "OrganisationRegistered": organisation_registered,
     "OrganisationChanged": organisation_changed,
     "AccessBlocked": access_blocked,

@@ -29,6 +29,7 @@ from shared.actors import OrgKind
 from shared.domain import CarepathAggregate, CommandContext, command_key
 from shared.errors import AlreadyExists, InvalidArgument, InvalidTransition, NotFound
 from shared.registers import Period, Record, separate, successive
+from shared.times import OSLO
 
 __all__ = [
     "AccessBlocks",
@@ -105,6 +106,9 @@ class Registration(CarepathAggregate):
         self.residence: list[Record] = []
         self.temporary_residence: list[Record] = []
         self.fastlege: list[Record] = []
+        #: The death, once recorded: its metadata (the moment is its occurred_at, the recorder
+        #: its actor).
+        self.death: dict[str, Any] | None = None
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -198,6 +202,20 @@ class Registration(CarepathAggregate):
         self.fastlege.append(
             Record(gp_her_id, date.fromisoformat(valid_from), _day(valid_to), gp_hpr)
         )
+        self._handled(meta)
+
+    def record_death(self, ctx: CommandContext) -> None:
+        """The patient died at ctx.occurred_at (recorded once: a second recording, by anyone,
+        is ALREADY_EXISTS; the same command again is answered with its first result by the
+        application)."""
+        if self.__dict__.get("death") is not None:
+            raise AlreadyExists("the patient's death is recorded already")
+        died_on = ctx.occurred_at.astimezone(OSLO).date()
+        self._died(meta=ctx.meta(self.patient), died_on=died_on.isoformat())
+
+    @event("PatientDied")
+    def _died(self, meta: dict[str, Any], died_on: str) -> None:
+        self.death = {**meta, "died_on": died_on}
         self._handled(meta)
 
 

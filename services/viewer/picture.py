@@ -25,6 +25,7 @@ from services.viewer.present import (
     HOSPITAL,
     MUNICIPALITY,
     RECEIPT,
+    SERVICE,
     SHORT_MONTHS,
     Directory,
     day,
@@ -84,6 +85,9 @@ class Picture:
     left: int = 0  # where the time axis starts (the lane names stand before it)
     #: Per lane, the organisations it stands for, by name.
     who: list[tuple[str, str]] = field(default_factory=list)
+    #: Where the patient's death is drawn, across every lane (None: alive, or outside).
+    death_x: float | None = None
+    death_title: str = ""
 
 
 @dataclass
@@ -108,6 +112,7 @@ class Axis:
         `window_days`: only that many days up to the latest event); None when there is none."""
         moments = [oslo(e.occurred_at) for e in reply.timeline]
         moments += [oslo(t.due) for t in reply.tasks]
+        moments += [oslo(s.decided_at) for s in reply.municipal_services]
         if not moments:
             return None
         start = min(moments) - MARGIN
@@ -148,6 +153,9 @@ def picture(
         return pic
     if axis.shown(now):
         pic.now_x = axis.x(now)
+    if reply.HasField("died_at") and axis.shown(oslo(reply.died_at)):
+        pic.death_x = axis.x(oslo(reply.died_at))
+        pic.death_title = f"Pasienten døde {when(reply.died_at)}"
     pic.ticks = month_ticks(axis) or [
         Tick(axis.x(axis.start), day(axis.start)),
         Tick(axis.x(axis.end), day(axis.end)),
@@ -164,10 +172,13 @@ def picture(
 
 
 def municipality_lane(reply: pathway_pb2.Pathway, axis: Axis, y: float, names: Directory) -> Lane:
-    """The utskrivningsklar waiting periods (the municipality pays for them), the
-    municipality's events and the deadlines waiting on it."""
+    """The utskrivningsklar waiting periods (the municipality pays for them), the services it
+    gives (from their start to their end), the municipality's events and the deadlines waiting
+    on it."""
+    services = (service_bar(s, axis, y, names) for s in reply.municipal_services)
     return Lane(
-        bars=[waiting_bar(period, axis, y, names) for period in reply.payments],
+        bars=[waiting_bar(period, axis, y, names) for period in reply.payments]
+        + [bar for bar in services if bar is not None],
         marks=event_marks(reply, MUNICIPALITY, axis, y, names)
         + deadline_marks(reply, MUNICIPALITY, axis, y, names),
     )
@@ -220,6 +231,37 @@ def stay_bar(stay: pathway_pb2.StayPeriod, axis: Axis, y: float, names: Director
         title=f"Innlagt {when(stay.admitted_at)}, {stay.ward}, "
         f"{names.name(stay.hospital_her_id, HOSPITAL)}; {state}",
         open_end=not closed,
+    )
+
+
+def service_bar(
+    service: pathway_pb2.MunicipalServicePeriod, axis: Axis, y: float, names: Directory
+) -> Bar | None:
+    """A municipal service from its start, running to the end of the picture while it lasts
+    (None: not started, or over before the picture starts)."""
+    if not service.HasField("started_at"):
+        return None
+    begin = oslo(service.started_at)
+    ended = service.HasField("ended_at")
+    finish = oslo(service.ended_at) if ended else axis.end
+    if finish < axis.start:
+        return None
+    name = SERVICE[service.kind]
+    where = (
+        f", {names.name(service.institution_her_id, MUNICIPALITY)}"
+        if service.institution_her_id
+        else ""
+    )
+    state = f"sluttet {when(service.ended_at)}" if ended else "pågår"
+    return Bar(
+        x=axis.x(begin),
+        y=y - 9,
+        width=max(axis.x(finish) - axis.x(begin), 4),
+        css="service",
+        label=name,
+        title=f"{name}{where}: vedtatt {day(service.decided_at)}, startet "
+        f"{when(service.started_at)}; {state}",
+        open_end=not ended,
     )
 
 
@@ -359,11 +401,15 @@ def lane_organisations(reply: pathway_pb2.Pathway, names: Directory) -> list[tup
 def description(reply: pathway_pb2.Pathway, axis: Axis) -> str:
     """The picture in words, for those who cannot see it."""
     breached = sum(1 for t in reply.tasks if t.breached)
+    started = sum(1 for s in reply.municipal_services if s.HasField("started_at"))
+    services = f"{count(started, 'kommunal tjeneste', 'kommunale tjenester')}, " if started else ""
+    died = f" Pasienten døde {when(reply.died_at)}." if reply.HasField("died_at") else ""
     return (
         f"Pasientforløp fra {day(axis.start + MARGIN)} til {day(axis.end - MARGIN)}: "
         f"{len(reply.stays)} sykehusopphold, "
         f"{count(len(reply.messages), 'melding', 'meldinger')}, "
-        f"{count(len(reply.tasks), 'åpen frist', 'åpne frister')}, {breached} overskredet."
+        f"{services}{count(len(reply.tasks), 'åpen frist', 'åpne frister')}, "
+        f"{breached} overskredet.{died}"
     )
 
 

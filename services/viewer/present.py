@@ -14,7 +14,14 @@ from datetime import UTC, date, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from carepath.v1 import common_pb2, medications_pb2, pathway_pb2, referrals_pb2, registry_pb2
+from carepath.v1 import (
+    common_pb2,
+    medications_pb2,
+    municipal_pb2,
+    pathway_pb2,
+    referrals_pb2,
+    registry_pb2,
+)
 from services.pathway.folding.summaries import CANCER_MILESTONE_NAMES
 from shared.ids import IdentifierError, NationalId
 from shared.times import OSLO
@@ -52,6 +59,29 @@ LOCATION = {
     pathway_pb2.LOCATION_KIND_HOSPITAL: "Innlagt på sykehus",
     pathway_pb2.LOCATION_KIND_SHORT_TERM_NURSING_HOME: "Korttidsplass på sykehjem",
     pathway_pb2.LOCATION_KIND_LONG_TERM_NURSING_HOME: "Langtidsplass på sykehjem",
+    pathway_pb2.LOCATION_KIND_IN_REHABILITATION: "Rehabiliteringsopphold",
+    pathway_pb2.LOCATION_KIND_DECEASED: "Død",
+}
+#: The municipal services, in Norwegian.
+SERVICE = {
+    municipal_pb2.MUNICIPAL_SERVICE_KIND_HOME_NURSING: "Hjemmesykepleie",
+    municipal_pb2.MUNICIPAL_SERVICE_KIND_PRACTICAL_ASSISTANCE: "Praktisk bistand",
+    municipal_pb2.MUNICIPAL_SERVICE_KIND_SHORT_TERM_STAY: "Korttidsopphold",
+    municipal_pb2.MUNICIPAL_SERVICE_KIND_LONG_TERM_STAY: "Langtidsopphold",
+    municipal_pb2.MUNICIPAL_SERVICE_KIND_REHABILITATION: "Rehabiliteringsopphold",
+    municipal_pb2.MUNICIPAL_SERVICE_KIND_DAY_ACTIVITY: "Dagtilbud",
+}
+SERVICE_STATE = {
+    municipal_pb2.MUNICIPAL_SERVICE_STATE_DECIDED: "Vedtatt, ikke startet",
+    municipal_pb2.MUNICIPAL_SERVICE_STATE_STARTED: "Pågår",
+    municipal_pb2.MUNICIPAL_SERVICE_STATE_ENDED: "Avsluttet",
+}
+SERVICE_END = {
+    municipal_pb2.SERVICE_END_REASON_NO_LONGER_NEEDED: "ikke lenger behov",
+    municipal_pb2.SERVICE_END_REASON_REPLACED: "erstattet av annen tjeneste",
+    municipal_pb2.SERVICE_END_REASON_PATIENT_DECLINED: "pasienten takket nei",
+    municipal_pb2.SERVICE_END_REASON_MOVED: "pasienten flyttet",
+    municipal_pb2.SERVICE_END_REASON_PATIENT_DIED: "pasienten døde",
 }
 RECEIPT = {
     common_pb2.APP_REC_STATUS_UNSPECIFIED: ("Ikke kvittert", "pending"),
@@ -269,6 +299,11 @@ CALL = {
     "RegistryService/GetRegistration": "Så registeropplysningene dine",
     "RegistryService/RegisterOrganisation": "Registrerte en virksomhet i Adresseregisteret",
     "RegistryService/ListOrganisations": "Slo opp virksomheter i Adresseregisteret",
+    "RegistryService/RecordDeath": "Registrerte dødsfallet",
+    "MunicipalService/DecideService": "Fattet vedtak om en kommunal tjeneste til deg",
+    "MunicipalService/StartService": "Startet en kommunal tjeneste til deg",
+    "MunicipalService/EndService": "Avsluttet en kommunal tjeneste til deg",
+    "MunicipalService/GetService": "Så en kommunal tjeneste til deg",
     "AccessService/BlockAccess": "Sperret tilgang til opplysningene dine",
     "AccessService/LiftBlock": "Opphevet en sperring",
     "AccessService/GetBlocks": "Så sperringene dine",

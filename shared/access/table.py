@@ -52,6 +52,18 @@ PATIENT = Target.patient()
 REFERRAL = Target.resource_of("referral", "referral_id")
 STAY = Target.resource_of("stay", "stay_id")
 DISCHARGE = Target.resource_of("discharge", "stay_id")
+MUNICIPAL_SERVICE = Target.resource_of("municipal_service", "service_id")
+#: Who may decide, start and end a municipal service: the municipality the patient lives or
+#: stays in now, by the registers (never a municipality merely sent a message).
+SERVICE_MUNICIPALITY = (B.RESIDENCE_MUNICIPALITY, B.TEMPORARY_RESIDENCE_MUNICIPALITY)
+#: Who may record a patient's death: a hospital with the patient's stay, the municipality the
+#: patient lives or stays in, the register adapter (Folkeregisteret).
+DEATH_RECORDERS = (
+    B.STAY_HOSPITAL,
+    B.RESIDENCE_MUNICIPALITY,
+    B.TEMPORARY_RESIDENCE_MUNICIPALITY,
+    B.REGISTER_KEEPER,
+)
 
 
 def _rules() -> list[Rule]:
@@ -91,6 +103,7 @@ def _rules() -> list[Rule]:
     discharges, medications = "DischargeService", "MedicationService"
     pathway, registry, access = "PathwayService", "RegistryService", "AccessService"
     streams = "SubscriptionAdminService"
+    municipal = "MunicipalService"
     clinical_read = (*CLINICAL_READERS, B.EMERGENCY)
     return [
         # --- referrals -----------------------------------------------------------------------
@@ -163,6 +176,17 @@ def _rules() -> list[Rule]:
         ),
         rule(medications, "GetMedicationList", READ, CARE, clinical_read, PATIENT,
              "whoever cares for the patient", person=True),
+        # --- municipal services ------------------------------------------------------------
+        rule(municipal, "DecideService", WRITE, {MUNICIPALITY}, SERVICE_MUNICIPALITY, PATIENT,
+             "the municipality the patient lives or stays in decides (vedtak)"),
+        rule(municipal, "StartService", WRITE, {MUNICIPALITY}, SERVICE_MUNICIPALITY,
+             MUNICIPAL_SERVICE, "the deciding municipality, while the patient lives or stays "
+             "there"),
+        rule(municipal, "EndService", WRITE, {MUNICIPALITY}, SERVICE_MUNICIPALITY,
+             MUNICIPAL_SERVICE, "the deciding municipality, while the patient lives or stays "
+             "there"),
+        rule(municipal, "GetService", READ, CARE, clinical_read, MUNICIPAL_SERVICE,
+             "whoever cares for the patient", person=True),
         # --- pathway -------------------------------------------------------------------------
         rule(pathway, "GetPathway", READ, {*CARE, CITIZEN}, (*clinical_read, B.SELF), PATIENT,
              "whoever cares for the patient; the citizen themself", person=True,
@@ -191,6 +215,9 @@ def _rules() -> list[Rule]:
                  "the register adapter", purpose=P.REGISTER_MAINTENANCE)
             for method in ("RecordResidence", "RecordTemporaryResidence", "AssignFastlege")
         ),
+        rule(registry, "RecordDeath", WRITE, {HOSPITAL, MUNICIPALITY, REGISTRY}, DEATH_RECORDERS,
+             PATIENT, "a doctor of a hospital with the patient's stay or of the municipality "
+             "the patient lives or stays in; the register adapter", person=True),
         rule(registry, "RegisterOrganisation", WRITE, {REGISTRY}, (B.REGISTER_KEEPER,),
              Target.none(), "the register adapter", purpose=P.REGISTER_MAINTENANCE),
         rule(registry, "GetRegistration", READ, {REGISTRY, CITIZEN},

@@ -99,6 +99,16 @@ class OrganisationChanged(RegistryEvent):
     """Its organisation number in Enhetsregisteret, if any (null: it has none now)."""
 
 
+class PatientDied(RegistryEvent):
+    """The patient died (a register fact, recorded once): the event's occurred_at is the moment
+    of death. Recorded by a doctor of a hospital with the patient's stay, of the municipality
+    the patient lives or stays in, or by the register adapter (Folkeregisteret); the envelope's
+    actor says which."""
+
+    died_on: Day
+    """The day of death (Europe/Oslo): the last day a readiness period can be paid for."""
+
+
 class AccessBlocked(RegistryEvent):
     """The patient blocked (sperret) an organisation or a person from their data."""
 
@@ -121,6 +131,7 @@ EVENTS: tuple[type[Payload], ...] = (
     ResidenceRecorded,
     TemporaryResidenceRecorded,
     FastlegeAssigned,
+    PatientDied,
     OrganisationRegistered,
     OrganisationChanged,
     AccessBlocked,

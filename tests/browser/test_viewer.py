@@ -10,7 +10,7 @@ artifacts/screenshots/ (or $CAREPATH_ARTIFACTS) for people to look at; they are 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -61,6 +61,7 @@ def test_the_worklist_lists_the_demo_patient_as_overdue(page: Page, demo: Demo) 
     expect(row).to_contain_text("84 år")
     expect(row).to_contain_text("Fjordvik helsehus, korttidsavdeling")  # where, by name
     expect(row).to_contain_text("venter på Fjordvik kommune")
+    expect(row.locator(".badge.service")).to_have_text("Korttidsopphold")  # running now
     expect(row).not_to_contain_text("Kommune 4201")
     expect(page.locator("header.top")).to_contain_text("Fjordvik kommune, koordinator HPR 1203921")
     screenshot(page, "arbeidsliste")
@@ -71,6 +72,12 @@ def test_the_worklist_lists_the_demo_patient_as_overdue(page: Page, demo: Demo) 
     page.get_by_label("Innlagt nå").check()
     page.get_by_role("button", name="Vis", exact=True).click()
     expect(page.get_by_text("Ingen pasienter i denne visningen.")).to_be_visible()
+    page.get_by_label("På korttidsopphold").check()  # where she is, by the municipal service
+    page.get_by_role("button", name="Vis", exact=True).click()
+    expect(page.locator(f"tr[data-patient='{demo.patient}']")).to_be_visible()
+    page.get_by_label("Har hjemmesykepleie").check()
+    page.get_by_role("button", name="Vis", exact=True).click()
+    expect(page.locator(f"tr[data-patient='{demo.patient}']")).to_have_count(0)
     page.get_by_label("Alle pasienter").check()
     page.get_by_label("Søk på fødselsnummer eller D-nummer").fill(demo.patient[:6])
     page.get_by_role("button", name="Vis", exact=True).click()
@@ -90,6 +97,10 @@ def test_opening_the_patient_shows_three_lanes_and_the_stay_bar(page: Page, demo
     expect(stay.locator("title")).to_contain_text("Medisinsk sengepost 3")
     expect(picture.locator("g.bar.waiting title")).to_contain_text("4 døgn")
     expect(picture.locator("g.bar.waiting title")).to_contain_text("22\u00a0980\u00a0kr")
+    service = picture.locator("g.bar.service")  # the short-term place, in the Kommune lane
+    expect(service).to_have_count(1)
+    expect(service.locator("title")).to_contain_text("Korttidsopphold, Fjordvik helsehus")
+    expect(page.locator("table.services")).to_contain_text("Pågår")
     expect(picture.locator("g.mark.message.ok").first).to_be_attached()
     expect(picture.locator("g.mark.message.pending").first).to_be_attached()
     expect(picture.locator("g.mark.deadline.breached").first).to_be_attached()
@@ -229,6 +240,70 @@ def test_a_newly_admitted_patient_appears_on_the_open_worklist_without_a_reload(
     expect(row).to_contain_text("Helseopplysninger til kommunen innen 24 timer")
     expect(row).to_contain_text("Sykehuset Fjordvik")
     assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
+
+
+def test_a_patient_who_died_has_a_banner_a_mark_on_the_picture_and_no_open_tasks(
+    page: Page, demo: Demo
+) -> None:
+    deceased = make_fnr(3, 3, 31, 270)
+    demo.system.register({"system": FNR_SYSTEM, "value": deceased}, municipality="4201")
+    patient = common_pb2.PatientIdentifier(system=FNR_SYSTEM, value=deceased)
+    admitted, died = Timestamp(), Timestamp()
+    admitted.FromDatetime(datetime.now(UTC) - timedelta(days=3))
+    died.FromDatetime(datetime.now(UTC) - timedelta(hours=5))
+    admissions = admissions_pb2_grpc.AdmissionServiceStub(
+        demo.system.channel(demo.system.servers["admissions"])
+    )
+    hospital = bearer_metadata(ISSUER.mint(demo.demo.HOSPITAL_A))
+    admissions.AdmitPatient(
+        admissions_pb2.AdmitPatientRequest(
+            metadata=common_pb2.CommandMetadata(command_id="viewer-dies", occurred_at=admitted),
+            patient=patient,
+            ward="Medisinsk sengepost 1",
+            admission_type=admissions_pb2.ADMISSION_TYPE_ACUTE,
+            municipality_her_id="4201",
+            existing_service_user=True,
+        ),
+        metadata=hospital,
+    )
+    registry = registry_pb2_grpc.RegistryServiceStub(
+        demo.system.channel(demo.system.servers["registry"])
+    )
+    wait_for(lambda: _recorded_death(registry, patient, died, hospital), what="the hospital's stay")
+    sign_in(page, demo)
+    page.get_by_label("Døde").check()
+    page.get_by_role("button", name="Vis", exact=True).click()
+    row = page.locator(f"tr[data-patient='{deceased}']")
+    expect(row).to_contain_text("Død", timeout=20_000)
+    expect(row).to_contain_text("Ingenting venter")
+    open_patient(page, demo, deceased)
+    expect(page.get_by_role("heading", name="Pasienten er død")).to_be_visible()
+    expect(page.locator("svg#forlop g.death title")).to_contain_text("Pasienten døde")
+    expect(page.get_by_text("Ingen åpne oppgaver.")).to_be_visible()
+    expect(page.locator("header.patient .where")).to_contain_text("Død")
+    screenshot(page, "pasient-dod")
+
+
+def _recorded_death(
+    registry: registry_pb2_grpc.RegistryServiceStub,
+    patient: common_pb2.PatientIdentifier,
+    died: Timestamp,
+    hospital: tuple[tuple[str, str]],
+) -> bool:
+    """The hospital records the death once its stay has reached the access policy."""
+    try:
+        registry.RecordDeath(
+            registry_pb2.RecordDeathRequest(
+                metadata=common_pb2.CommandMetadata(command_id="viewer-death", occurred_at=died),
+                patient=patient,
+            ),
+            metadata=hospital,
+        )
+    except grpc.RpcError as exc:
+        if exc.code() is grpc.StatusCode.PERMISSION_DENIED:
+            return False
+        raise
+    return True
 
 
 def test_the_patient_page_names_every_organisation_from_the_directory(

@@ -60,6 +60,8 @@ from carepath.v1 import (
     discharges_pb2_grpc,
     medications_pb2,
     medications_pb2_grpc,
+    municipal_pb2,
+    municipal_pb2_grpc,
     pathway_pb2,
     pathway_pb2_grpc,
     referrals_pb2,
@@ -73,6 +75,8 @@ from services.bootstrap import STREAMS
 from services.discharges.application import DischargesApplication
 from services.medications.application import MedicationsApplication
 from services.medications.domain import ReconciliationSource
+from services.municipal.application import MunicipalApplication
+from services.municipal.domain import ServiceKind
 from services.pathway import readmodel
 from shared.access.enforce import REFUSAL
 from shared.access.model import OPERATOR_ROLE, RELATIONSHIPS, Basis, organisations, relationships
@@ -364,6 +368,29 @@ EXPECTED: dict[str, dict[str, grpc.StatusCode]] = {
         "unrelated": DENIED, "expired": DENIED, "blocked": DENIED, "emergency": OK,
         "citizen-self": DENIED, "citizen-other": DENIED,
     },
+    # --- municipal services ----------------------------------------------------------------
+    "MunicipalService/DecideService": {
+        "RESIDENCE_MUNICIPALITY": OK, "TEMPORARY_RESIDENCE_MUNICIPALITY": OK,
+        "unrelated": DENIED, "expired": DENIED, "blocked": OK, "emergency": DENIED,
+        "citizen-self": DENIED, "citizen-other": DENIED,
+    },
+    "MunicipalService/StartService": {
+        "RESIDENCE_MUNICIPALITY": OK, "TEMPORARY_RESIDENCE_MUNICIPALITY": OK,
+        "unrelated": DENIED, "expired": DENIED, "blocked": OK, "emergency": DENIED,
+        "citizen-self": DENIED, "citizen-other": DENIED,
+    },
+    "MunicipalService/EndService": {
+        "RESIDENCE_MUNICIPALITY": OK, "TEMPORARY_RESIDENCE_MUNICIPALITY": OK,
+        "unrelated": DENIED, "expired": DENIED, "blocked": OK, "emergency": DENIED,
+        "citizen-self": DENIED, "citizen-other": DENIED,
+    },
+    "MunicipalService/GetService": {
+        "FASTLEGE": OK, "REFERRAL_SENDER": OK, "RESIDENCE_MUNICIPALITY": OK,
+        "TEMPORARY_RESIDENCE_MUNICIPALITY": OK, "MESSAGE_RECEIVER": OK,
+        "REFERRAL_RECEIVER": OK, "STAY_HOSPITAL": OK,
+        "unrelated": DENIED, "expired": DENIED, "blocked": DENIED, "emergency": OK,
+        "citizen-self": DENIED, "citizen-other": DENIED,
+    },
     # --- pathway ---------------------------------------------------------------------------
     "PathwayService/GetPathway": {
         "FASTLEGE": OK, "REFERRAL_SENDER": OK, "RESIDENCE_MUNICIPALITY": OK,
@@ -412,6 +439,12 @@ EXPECTED: dict[str, dict[str, grpc.StatusCode]] = {
     "RegistryService/AssignFastlege": {
         "REGISTER_KEEPER": OK,
         "unrelated": DENIED, "blocked": OK, "emergency": DENIED,
+        "citizen-self": DENIED, "citizen-other": DENIED,
+    },
+    "RegistryService/RecordDeath": {
+        "STAY_HOSPITAL": OK, "RESIDENCE_MUNICIPALITY": OK,
+        "TEMPORARY_RESIDENCE_MUNICIPALITY": OK, "REGISTER_KEEPER": OK,
+        "unrelated": DENIED, "expired": DENIED, "blocked": OK, "emergency": DENIED,
         "citizen-self": DENIED, "citizen-other": DENIED,
     },
     "RegistryService/RegisterOrganisation": {
@@ -535,6 +568,7 @@ class Clients:
     admissions: admissions_pb2_grpc.AdmissionServiceStub
     discharges: discharges_pb2_grpc.DischargeServiceStub
     medications: medications_pb2_grpc.MedicationServiceStub
+    municipal: municipal_pb2_grpc.MunicipalServiceStub
     registry: registry_pb2_grpc.RegistryServiceStub
     access: registry_pb2_grpc.AccessServiceStub
     pathway: pathway_pb2_grpc.PathwayServiceStub
@@ -555,6 +589,7 @@ class Clients:
             admissions=admissions_pb2_grpc.AdmissionServiceStub(channel("admissions")),
             discharges=discharges_pb2_grpc.DischargeServiceStub(channel("discharges")),
             medications=medications_pb2_grpc.MedicationServiceStub(channel("medications")),
+            municipal=municipal_pb2_grpc.MunicipalServiceStub(channel("municipal")),
             registry=registry_pb2_grpc.RegistryServiceStub(registry),
             access=registry_pb2_grpc.AccessServiceStub(registry),
             pathway=pathway_pb2_grpc.PathwayServiceStub(system.channel(system.pathway_server)),
@@ -571,6 +606,7 @@ STUB_OF = {
     "AdmissionService": "admissions",
     "DischargeService": "discharges",
     "MedicationService": "medications",
+    "MunicipalService": "municipal",
     "RegistryService": "registry",
     "AccessService": "access",
     "PathwayService": "pathway",
@@ -616,6 +652,7 @@ class Story:
     entry: str = ""
     block: str = ""
     subscription: str = ""
+    service: str = ""  # a municipal service
     fnr: str = field(init=False)
     patient: dict[str, str] = field(init=False)
     key: str = field(init=False)
@@ -905,6 +942,17 @@ class Story:
                 uuid.UUID(self.entry),
                 "Pause før operasjon",
             )
+
+    def service_decided(self, municipality: Actor) -> None:
+        """The municipality decided home nursing for the patient (by its application: the
+        cell's call is what the policy is asked about)."""
+        app = self.world.system.apps["municipal"]
+        assert isinstance(app, MunicipalApplication)
+        decided = app.decide(
+            self.context(municipality, self.world.ago(hours=3)), self.patient,
+            ServiceKind.HOME_NURSING, self.world.today, None,
+        )  # fmt: skip
+        self.service = str(decided.id)
 
     def has_pathway(self) -> None:
         self.has_medication()
@@ -1296,6 +1344,38 @@ def a_paused_subscription(s: Story) -> None:
     s.subscription_paused()
 
 
+def decided_by(municipality: Actor) -> Step:
+    return lambda s: s.service_decided(municipality)
+
+
+def a_service(s: Story) -> None:
+    if not s.service:
+        s.service_decided(MUNICIPALITY)
+
+
+def service_municipality_scenes(needs_service: bool) -> dict[str, Scene]:
+    """The municipality the patient lives or stays in, by the registers, decides and (the
+    deciding one) starts and ends — with `needs_service`, a service it decided. It expires
+    when the patient moves away."""
+
+    def then(municipality: Actor) -> Step:
+        return decided_by(municipality) if needs_service else nothing
+
+    return {
+        "RESIDENCE_MUNICIPALITY": Scene(
+            MUNICIPALITY, chain(lives_in_municipality, then(MUNICIPALITY))
+        ),
+        "TEMPORARY_RESIDENCE_MUNICIPALITY": Scene(
+            OTHER_MUNICIPALITY, chain(stays_in_other_municipality, then(OTHER_MUNICIPALITY))
+        ),
+        "expired": Scene(MUNICIPALITY, chain(moved_away, then(MUNICIPALITY))),
+        "blocked": Scene(
+            MUNICIPALITY, chain(lives_in_municipality, then(MUNICIPALITY), blocks(MUNICIPALITY))
+        ),
+        **for_everyone(chain(lives_in_municipality, then(MUNICIPALITY)), OrgKind.MUNICIPALITY),
+    }
+
+
 CLINICAL = RULES["/carepath.v1.ReferralService/GetReferral"].bases
 PRESCRIBERS = RULES["/carepath.v1.MedicationService/PrescribeMedication"].bases
 ER_DOCTOR = EMERGENCY_DOCTORS[OrgKind.HOSPITAL]
@@ -1353,6 +1433,10 @@ SCENES: dict[str, dict[str, Scene]] = {
     "MedicationService/DiscontinueMedication": relationship_scenes(PRESCRIBERS, a_medication),
     "MedicationService/ReconcileMedicationList": relationship_scenes(PRESCRIBERS, nothing),
     "MedicationService/GetMedicationList": relationship_scenes(CLINICAL, a_medication),
+    "MunicipalService/DecideService": service_municipality_scenes(needs_service=False),
+    "MunicipalService/StartService": service_municipality_scenes(needs_service=True),
+    "MunicipalService/EndService": service_municipality_scenes(needs_service=True),
+    "MunicipalService/GetService": relationship_scenes(CLINICAL, a_service),
     "PathwayService/GetPathway": relationship_scenes(CLINICAL, a_pathway),
     "PathwayService/ExportFhir": relationship_scenes(CLINICAL, a_pathway),
     "PathwayService/ListPathways": {
@@ -1370,6 +1454,15 @@ SCENES: dict[str, dict[str, Scene]] = {
     "RegistryService/RecordResidence": keeper_scenes(),
     "RegistryService/RecordTemporaryResidence": keeper_scenes(),
     "RegistryService/AssignFastlege": keeper_scenes(),
+    "RegistryService/RecordDeath": {
+        "STAY_HOSPITAL": Scene(HOSPITAL, admitted),
+        "RESIDENCE_MUNICIPALITY": Scene(MUNICIPALITY, lives_in_municipality),
+        "TEMPORARY_RESIDENCE_MUNICIPALITY": Scene(OTHER_MUNICIPALITY, stays_in_other_municipality),
+        "REGISTER_KEEPER": Scene(REGISTER_ADAPTER, nothing),
+        "expired": Scene(HOSPITAL, admitted_and_closed_long_ago),
+        "blocked": Scene(HOSPITAL, chain(admitted, blocks(HOSPITAL))),
+        **for_everyone(nothing, OrgKind.HOSPITAL),
+    },
     "RegistryService/RegisterOrganisation": keeper_scenes(),
     "RegistryService/GetRegistration": keeper_scenes(the_municipalitys_patient),
     "RegistryService/ListOrganisations": {
@@ -1567,6 +1660,26 @@ REQUESTS: dict[str, Callable[[Story, Actor], Message]] = {
     ),
     "PathwayService/WatchPathway": lambda s, caller: pathway_pb2.WatchPathwayRequest(
         patient=s.pb, purpose=purpose(caller)
+    ),
+    "MunicipalService/DecideService": lambda s, _: municipal_pb2.DecideServiceRequest(
+        metadata=s.meta(),
+        patient=s.pb,
+        kind=municipal_pb2.MUNICIPAL_SERVICE_KIND_HOME_NURSING,
+        starts_on=date_pb(s.world.today),
+    ),
+    "MunicipalService/StartService": lambda s, _: municipal_pb2.StartServiceRequest(
+        metadata=s.meta(), service_id=s.service
+    ),
+    "MunicipalService/EndService": lambda s, _: municipal_pb2.EndServiceRequest(
+        metadata=s.meta(),
+        service_id=s.service,
+        reason=municipal_pb2.SERVICE_END_REASON_PATIENT_DECLINED,
+    ),
+    "MunicipalService/GetService": lambda s, _: municipal_pb2.GetServiceRequest(
+        service_id=s.service
+    ),
+    "RegistryService/RecordDeath": lambda s, _: registry_pb2.RecordDeathRequest(
+        metadata=s.meta(), patient=s.pb
     ),
     "RegistryService/RecordResidence": lambda s, _: registry_pb2.RecordResidenceRequest(
         metadata=s.meta(),

@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import (
     common_pb2,
+    municipal_pb2,
     pathway_pb2,
     pathway_pb2_grpc,
     referrals_pb2,
@@ -91,6 +92,13 @@ def test_the_demo_stay_tells_the_whole_story_and_rebuilds_identically(
         assert "StayClosed" in types  # closed in admissions by the reaction to the discharge
         assert reply.location.kind == pathway_pb2.LOCATION_KIND_SHORT_TERM_NURSING_HOME
         assert reply.location.her_id == demo.NURSING_HOME
+        [place] = reply.municipal_services  # decided the day before, started on arrival
+        assert (place.kind, place.state, place.institution_her_id) == (
+            municipal_pb2.MUNICIPAL_SERVICE_KIND_SHORT_TERM_STAY,
+            municipal_pb2.MUNICIPAL_SERVICE_STATE_STARTED,
+            demo.NURSING_HOME,
+        )
+        assert reply.location.since == place.started_at
         (payment,) = reply.payments
         assert (payment.days, payment.amount_nok, payment.ongoing) == (4, 4 * 5745, False)
         assert (payment.ready_on.day, payment.until.day) == (15, 19)

@@ -30,6 +30,8 @@ from carepath.v1 import (
     common_pb2,
     discharges_pb2,
     medications_pb2,
+    municipal_pb2,
+    municipal_pb2_grpc,
     pathway_pb2,
     referrals_pb2,
     referrals_pb2_grpc,
@@ -96,7 +98,8 @@ def world(
     broker: Tenant, amqp_uri: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
     """The system with three patients the registers know (their municipality and fastlege are
-    MUNICIPALITY and GP), a referral and a stay of each: real ids for the generator."""
+    MUNICIPALITY and GP), a referral, a stay and a municipal service of each: real ids for the
+    generator."""
     tmp = tmp_path_factory.mktemp("unrelated")
     urls = {name: f"sqlite:///{tmp}/{name}.sqlite" for name in (*STORES, "streams")}
     queue = projector_queue("unrelated")
@@ -108,6 +111,9 @@ def world(
         referrals = referrals_pb2_grpc.ReferralServiceStub(system.channel(system.referrals_server))
         admissions = admissions_pb2_grpc.AdmissionServiceStub(
             system.channel(system.servers["admissions"])
+        )
+        municipal = municipal_pb2_grpc.MunicipalServiceStub(
+            system.channel(system.servers["municipal"])
         )
         for value in KNOWN:
             patient = {"system": FNR_SYSTEM, "value": value}
@@ -136,7 +142,17 @@ def world(
                 ),
                 metadata=auth(HOSPITAL),
             )
-            ids += [sent.referral_id, stay.stay_id]
+            meta.command_id = f"m-{value}"
+            service = municipal.DecideService(
+                municipal_pb2.DecideServiceRequest(
+                    metadata=meta,
+                    patient=pb,
+                    kind=municipal_pb2.MUNICIPAL_SERVICE_KIND_HOME_NURSING,
+                    starts_on=common_pb2.Date(year=2099, month=1, day=1),
+                ),
+                metadata=auth(MUNICIPALITY),
+            )
+            ids += [sent.referral_id, stay.stay_id, service.service_id]
         ports = {"streams": streams.port, "events": events_port}
         yield {"system": system, "ids": ids, "ports": ports}
     drain_queue(amqp_uri, queue)
@@ -234,6 +250,7 @@ SERVICES = {
     "AdmissionService": (admissions_pb2, "admissions"),
     "DischargeService": (discharges_pb2, "discharges"),
     "MedicationService": (medications_pb2, "medications"),
+    "MunicipalService": (municipal_pb2, "municipal"),
     "PathwayService": (pathway_pb2, "pathway"),
     "RegistryService": (registry_pb2, "registry"),
     "AccessService": (registry_pb2, "registry"),

@@ -11,11 +11,16 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from services.admissions.application import AdmissionsApplication
+from services.admissions.domain import AdmissionType
+from services.municipal.application import MunicipalApplication
+from services.municipal.domain import ServiceKind
 from services.pathway import migrate, readmodel, views
 from services.pathway.folding.medications import medication_list
 from services.pathway.projector import project
 from services.referrals.application import ReferralsApplication
 from services.referrals.domain import CancerPathway, Priority
+from services.registry.application import RegistryApplication
 from shared.amqp import DEAD_LETTER_QUEUE, BatchPublisher
 from shared.apprec import AppRecStatus
 from shared.broker import Tenant
@@ -23,8 +28,9 @@ from shared.domain import CommandContext
 from shared.events import Envelope
 from shared.ids import FNR_SYSTEM
 from shared.outbox import iter_all_envelopes
-from tests.conftest import GP, HOSPITAL
+from tests.conftest import GP, HOSPITAL, MUNICIPALITY
 from tests.support import (
+    REGISTER_ADAPTER,
     drain_queue,
     dump_read_model,
     make_fnr,
@@ -88,6 +94,70 @@ def test_duplicated_and_reordered_delivery_leaves_the_same_read_model(
         publisher.close()
         wait_for(lambda: events_stored(engine) == len(envelopes), what="every event projected")
         wait_for(lambda: projector.projected >= len(delivered), what="duplicates consumed")
+    finally:
+        stop.set()
+    assert dump_read_model(engine) == expected
+    drain_queue(amqp_uri, queue)
+
+
+def municipal_pathways(patients: int) -> dict[str, list[Envelope]]:
+    """Patients admitted, given a municipal service that starts, and (every other one) dying
+    in hospital: each service's events, as its relay publishes them."""
+    popo = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+    registry = RegistryApplication(env=popo)
+    admissions = AdmissionsApplication(env=popo)
+    municipal = MunicipalApplication(env=popo)
+    for p in range(patients):
+        patient = {"system": FNR_SYSTEM, "value": make_fnr(1 + p % 28, 2, 36, 160)}
+
+        def c(actor, cid, h, p=p):  # type: ignore[no-untyped-def]
+            return CommandContext(f"m{p}-{cid}", T0 + timedelta(hours=h), actor, "c")
+
+        registry.record_residence(
+            c(REGISTER_ADAPTER, "r", 0), patient, MUNICIPALITY.her_id, date(2000, 1, 1)
+        )
+        service = municipal.decide(
+            c(MUNICIPALITY, "d", 1), patient, ServiceKind.HOME_NURSING, date(2026, 2, 3), None
+        )
+        municipal.start(c(MUNICIPALITY, "s", 25), service.id)
+        admissions.admit_patient(
+            c(HOSPITAL, "a", 48), patient, "Med 1", AdmissionType.ACUTE, None,
+            MUNICIPALITY.her_id, True, True,
+        )  # fmt: skip
+        if p % 2:
+            registry.record_death(c(HOSPITAL, "death", 60), patient)
+    return {
+        app.name: list(iter_all_envelopes(app.name, app))
+        for app in (registry, admissions, municipal)
+    }
+
+
+def test_services_and_deaths_delivered_twice_and_out_of_order_leave_the_same_read_model(
+    engine: Engine, broker: Tenant, amqp_uri: str, tmp_path: object
+) -> None:
+    """A death may arrive before the admission it ends, and a service's start before its
+    decision: the read model is the one of the events applied once each, in order."""
+    by_source = municipal_pathways(12)
+    expected = reference([e for events in by_source.values() for e in events], tmp_path)
+    died = [p for p in expected["pathway_patients"] if "DECEASED" in p]
+    assert len(died) == 6
+    queue = projector_queue("it")
+    projector, stop = run_projector(engine, broker, queue)
+    total = sum(len(events) for events in by_source.values())
+    try:
+        assert projector.ready.wait(30), "the projector consumes its queue"
+        rng = random.Random(5)
+        delivered = 0
+        for source, events in by_source.items():
+            batch = events + rng.sample(events, len(events) // 2)
+            rng.shuffle(batch)
+            publisher = BatchPublisher(broker.uri(source), source)
+            for i in range(0, len(batch), 9):
+                publisher.publish(batch[i : i + 9])
+            publisher.close()
+            delivered += len(batch)
+        wait_for(lambda: events_stored(engine) == total, what="every event projected")
+        wait_for(lambda: projector.projected >= delivered, what="duplicates consumed")
     finally:
         stop.set()
     assert dump_read_model(engine) == expected

@@ -117,6 +117,7 @@ PUBLISHED = {
         AccessBlocked=1,
         AccessBlockLifted=1,
     ),
+    "municipal": Counter(),  # no municipal service at 402824b: its store opens empty
 }
 
 

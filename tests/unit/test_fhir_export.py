@@ -294,6 +294,15 @@ def test_organisations_and_people_carry_her_id_orgnr_and_hpr() -> None:
     assert [g.identifier.value for g in patient.generalPractitioner] == [GP, GP_HPR]
 
 
+def test_a_patient_who_died_is_deceased_at_the_registers_moment_of_death() -> None:
+    pathway = rich_pathway()
+    pathway.died_at.FromDatetime(datetime(2026, 3, 5, 13, 0, tzinfo=UTC))
+    (patient,) = resources(fhir.bundle(pathway))["Patient"]
+    assert patient.deceasedDateTime == datetime(2026, 3, 5, 13, 0, tzinfo=UTC)
+    (alive,) = resources(fhir.bundle(rich_pathway()))["Patient"]
+    assert alive.deceasedDateTime is None
+
+
 def test_the_pathway_is_an_episode_managed_by_the_municipality() -> None:
     (episode,) = resources(fhir.bundle(rich_pathway()))["EpisodeOfCare"]
     assert episode.status == "active"

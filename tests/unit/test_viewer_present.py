@@ -8,7 +8,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from carepath.v1 import common_pb2, pathway_pb2, referrals_pb2, registry_pb2
+from carepath.v1 import common_pb2, municipal_pb2, pathway_pb2, referrals_pb2, registry_pb2
 from services.viewer import present
 from services.viewer.picture import RIGHT, picture
 from shared import rules
@@ -71,6 +71,28 @@ def test_an_open_stay_is_a_bar_in_the_hospital_lane_running_to_the_end() -> None
     assert bar.css == "stay" and bar.open_end and bar.y == hospital_y - 9
     assert bar.x + bar.width == pic.width - RIGHT
     assert "Medisin 3" in bar.title and "pågår" in bar.title
+
+
+def test_a_started_service_is_a_bar_in_the_kommune_lane_and_a_death_a_line_across() -> None:
+    reply = stay_pathway(False)
+    reply.municipal_services.add(
+        service_id="m",
+        kind=municipal_pb2.MUNICIPAL_SERVICE_KIND_HOME_NURSING,
+        state=municipal_pb2.MUNICIPAL_SERVICE_STATE_ENDED,
+        municipality_her_id="4201",
+        decided_at=ts(2024, 11, 12, 14, 0),
+        started_at=ts(2024, 11, 12, 18, 0),
+        ended_at=ts(2024, 11, 13, 6, 0),
+        end_reason=municipal_pb2.SERVICE_END_REASON_PATIENT_DIED,
+    )
+    reply.died_at.CopyFrom(ts(2024, 11, 13, 6, 0))
+    pic = picture(reply, datetime(2024, 11, 14, tzinfo=UTC))
+    (service,) = [b for b in pic.bars if b.css == "service"]
+    kommune_y = dict((name, y) for y, name in pic.lanes)["Kommune"]
+    assert service.y == kommune_y - 9 and not service.open_end
+    assert "Hjemmesykepleie" in service.title and "sluttet" in service.title
+    assert pic.death_x is not None and "døde" in pic.death_title
+    assert "Pasienten døde" in pic.description
 
 
 def test_messages_are_marked_by_receipt_and_deadlines_turn_red_when_breached() -> None:

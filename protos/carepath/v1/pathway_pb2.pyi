@@ -7,6 +7,7 @@ GP and hospital, reconstructed from every service's events.
 
 from carepath.v1 import common_pb2 as _common_pb2
 from carepath.v1 import medications_pb2 as _medications_pb2
+from carepath.v1 import municipal_pb2 as _municipal_pb2
 from carepath.v1 import referrals_pb2 as _referrals_pb2
 from carepath.v1 import registry_pb2 as _registry_pb2
 from collections import abc as _abc
@@ -59,6 +60,10 @@ class _TaskKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskKind.Val
     """Cancer pathway: the first treatment must start within its limit from the end of the
     investigation.
     """
+    TASK_KIND_SERVICE_START: _TaskKind.ValueType  # 30
+    """A decided municipal service (vedtak) waits to be started by the deciding municipality by
+    the end of the day it was decided to start on.
+    """
 
 class TaskKind(_TaskKind, metaclass=_TaskKindEnumTypeWrapper):
     """What an open task is about."""
@@ -89,6 +94,10 @@ first appointment.
 TASK_KIND_CANCER_TREATMENT_START: TaskKind.ValueType  # 8
 """Cancer pathway: the first treatment must start within its limit from the end of the
 investigation.
+"""
+TASK_KIND_SERVICE_START: TaskKind.ValueType  # 30
+"""A decided municipal service (vedtak) waits to be started by the deciding municipality by
+the end of the day it was decided to start on.
 """
 Global___TaskKind: _TypeAlias = TaskKind  # noqa: Y015
 
@@ -145,6 +154,10 @@ class _LocationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Location
     LOCATION_KIND_HOSPITAL: _LocationKind.ValueType  # 3
     LOCATION_KIND_SHORT_TERM_NURSING_HOME: _LocationKind.ValueType  # 4
     LOCATION_KIND_LONG_TERM_NURSING_HOME: _LocationKind.ValueType  # 5
+    LOCATION_KIND_IN_REHABILITATION: _LocationKind.ValueType  # 10
+    """In a rehabilitation institution (a municipal rehabilitation stay)."""
+    LOCATION_KIND_DECEASED: _LocationKind.ValueType  # 11
+    """The patient has died (the registers' death; `since` is the moment of death)."""
 
 class LocationKind(_LocationKind, metaclass=_LocationKindEnumTypeWrapper):
     """Kinds of places a patient can be."""
@@ -156,6 +169,10 @@ LOCATION_KIND_HOME_WITH_SERVICES: LocationKind.ValueType  # 2
 LOCATION_KIND_HOSPITAL: LocationKind.ValueType  # 3
 LOCATION_KIND_SHORT_TERM_NURSING_HOME: LocationKind.ValueType  # 4
 LOCATION_KIND_LONG_TERM_NURSING_HOME: LocationKind.ValueType  # 5
+LOCATION_KIND_IN_REHABILITATION: LocationKind.ValueType  # 10
+"""In a rehabilitation institution (a municipal rehabilitation stay)."""
+LOCATION_KIND_DECEASED: LocationKind.ValueType  # 11
+"""The patient has died (the registers' death; `since` is the moment of death)."""
 Global___LocationKind: _TypeAlias = LocationKind  # noqa: Y015
 
 @_typing.final
@@ -172,6 +189,7 @@ class ListPathwaysRequest(_message.Message):
     LOCATION_KIND_FIELD_NUMBER: _builtins.int
     ONLY_READY_FOR_DISCHARGE_FIELD_NUMBER: _builtins.int
     PATIENT_QUERY_FIELD_NUMBER: _builtins.int
+    SERVICE_KIND_FIELD_NUMBER: _builtins.int
     municipality_her_id: _builtins.str
     """HER-id of the municipality whose patients to list (must be the caller's organisation)."""
     only_with_open_tasks: _builtins.bool
@@ -197,6 +215,10 @@ class ListPathwaysRequest(_message.Message):
     """Only patients whose identifier starts with these digits (1–11 digits; empty: all).
     At most 11 characters (shared/limits.toml).
     """
+    service_kind: _municipal_pb2.MunicipalServiceKind.ValueType
+    """Only patients who receive this municipal service now (started, not ended; UNSPECIFIED:
+    any or none).
+    """
     def __init__(
         self,
         *,
@@ -210,10 +232,11 @@ class ListPathwaysRequest(_message.Message):
         location_kind: Global___LocationKind.ValueType = ...,
         only_ready_for_discharge: _builtins.bool = ...,
         patient_query: _builtins.str = ...,
+        service_kind: _municipal_pb2.MunicipalServiceKind.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["location_kind", b"location_kind", "municipality_her_id", b"municipality_her_id", "only_overdue", b"only_overdue", "only_ready_for_discharge", b"only_ready_for_discharge", "only_with_open_tasks", b"only_with_open_tasks", "page_size", b"page_size", "page_token", b"page_token", "patient_query", b"patient_query", "purpose", b"purpose", "waiting_on", b"waiting_on"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["location_kind", b"location_kind", "municipality_her_id", b"municipality_her_id", "only_overdue", b"only_overdue", "only_ready_for_discharge", b"only_ready_for_discharge", "only_with_open_tasks", b"only_with_open_tasks", "page_size", b"page_size", "page_token", b"page_token", "patient_query", b"patient_query", "purpose", b"purpose", "service_kind", b"service_kind", "waiting_on", b"waiting_on"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -234,6 +257,8 @@ class PathwayListItem(_message.Message):
     LOCATION_FIELD_NUMBER: _builtins.int
     TASKS_FIELD_NUMBER: _builtins.int
     READY_FOR_DISCHARGE_SINCE_FIELD_NUMBER: _builtins.int
+    SERVICES_FIELD_NUMBER: _builtins.int
+    DIED_AT_FIELD_NUMBER: _builtins.int
     open_tasks: _builtins.int
     overdue_tasks: _builtins.int
     """Open tasks whose due time has passed."""
@@ -260,6 +285,14 @@ class PathwayListItem(_message.Message):
     def ready_for_discharge_since(self) -> _timestamp_pb2.Timestamp:
         """Start of the readiness for discharge still running; unset when not ready."""
 
+    @_builtins.property
+    def services(self) -> _containers.RepeatedScalarFieldContainer[_municipal_pb2.MunicipalServiceKind.ValueType]:
+        """The municipal services the patient receives now (started, not ended), each kind once."""
+
+    @_builtins.property
+    def died_at(self) -> _timestamp_pb2.Timestamp:
+        """The moment of death (registers), when the patient has died; unset otherwise."""
+
     def __init__(
         self,
         *,
@@ -272,10 +305,12 @@ class PathwayListItem(_message.Message):
         location: Global___Location | None = ...,
         tasks: _abc.Iterable[Global___OpenTask] | None = ...,
         ready_for_discharge_since: _timestamp_pb2.Timestamp | None = ...,
+        services: _abc.Iterable[_municipal_pb2.MunicipalServiceKind.ValueType] | None = ...,
+        died_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["last_event_at", b"last_event_at", "location", b"location", "next_due", b"next_due", "patient", b"patient", "ready_for_discharge_since", b"ready_for_discharge_since"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["died_at", b"died_at", "last_event_at", b"last_event_at", "location", b"location", "next_due", b"next_due", "patient", b"patient", "ready_for_discharge_since", b"ready_for_discharge_since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_event_at", b"last_event_at", "location", b"location", "next_due", b"next_due", "open_referrals", b"open_referrals", "open_tasks", b"open_tasks", "overdue_tasks", b"overdue_tasks", "patient", b"patient", "ready_for_discharge_since", b"ready_for_discharge_since", "tasks", b"tasks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["died_at", b"died_at", "last_event_at", b"last_event_at", "location", b"location", "next_due", b"next_due", "open_referrals", b"open_referrals", "open_tasks", b"open_tasks", "overdue_tasks", b"overdue_tasks", "patient", b"patient", "ready_for_discharge_since", b"ready_for_discharge_since", "services", b"services", "tasks", b"tasks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -908,6 +943,8 @@ class Pathway(_message.Message):
     RELATIONS_FIELD_NUMBER: _builtins.int
     ORGANISATIONS_FIELD_NUMBER: _builtins.int
     ACCESS_BASIS_FIELD_NUMBER: _builtins.int
+    MUNICIPAL_SERVICES_FIELD_NUMBER: _builtins.int
+    DIED_AT_FIELD_NUMBER: _builtins.int
     municipality_her_id: _builtins.str
     """HER-id of the municipality the patient lives in, from the registers (empty when unknown)."""
     access_basis: _common_pb2.AccessBasis.ValueType
@@ -958,6 +995,16 @@ class Pathway(_message.Message):
     def organisations(self) -> _containers.RepeatedCompositeFieldContainer[_registry_pb2.OrganisationEntry]:
         """The directory's entry of every organisation the answer names (unknown ones left out)."""
 
+    @_builtins.property
+    def municipal_services(self) -> _containers.RepeatedCompositeFieldContainer[Global___MunicipalServicePeriod]:
+        """The municipal services decided for the patient (vedtak), their start and end, oldest
+        decision first (at as_of). A patient's death ends the ones still running.
+        """
+
+    @_builtins.property
+    def died_at(self) -> _timestamp_pb2.Timestamp:
+        """The moment of death, when the registers say the patient has died; unset otherwise."""
+
     def __init__(
         self,
         *,
@@ -975,14 +1022,77 @@ class Pathway(_message.Message):
         relations: Global___CareRelations | None = ...,
         organisations: _abc.Iterable[_registry_pb2.OrganisationEntry] | None = ...,
         access_basis: _common_pb2.AccessBasis.ValueType = ...,
+        municipal_services: _abc.Iterable[Global___MunicipalServicePeriod] | None = ...,
+        died_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "location", b"location", "medications", b"medications", "patient", b"patient", "relations", b"relations", "summary", b"summary"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "died_at", b"died_at", "location", b"location", "medications", b"medications", "patient", b"patient", "relations", b"relations", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_basis", b"access_basis", "as_of", b"as_of", "location", b"location", "medications", b"medications", "messages", b"messages", "municipality_her_id", b"municipality_her_id", "organisations", b"organisations", "patient", b"patient", "payments", b"payments", "relations", b"relations", "stays", b"stays", "summary", b"summary", "tasks", b"tasks", "timeline", b"timeline"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_basis", b"access_basis", "as_of", b"as_of", "died_at", b"died_at", "location", b"location", "medications", b"medications", "messages", b"messages", "municipal_services", b"municipal_services", "municipality_her_id", b"municipality_her_id", "organisations", b"organisations", "patient", b"patient", "payments", b"payments", "relations", b"relations", "stays", b"stays", "summary", b"summary", "tasks", b"tasks", "timeline", b"timeline"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Pathway: _TypeAlias = Pathway  # noqa: Y015
+
+@_typing.final
+class MunicipalServicePeriod(_message.Message):
+    """A municipal service as the pathway sees it (services/municipal)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICE_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    MUNICIPALITY_HER_ID_FIELD_NUMBER: _builtins.int
+    INSTITUTION_HER_ID_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    STARTS_ON_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    ENDED_AT_FIELD_NUMBER: _builtins.int
+    END_REASON_FIELD_NUMBER: _builtins.int
+    service_id: _builtins.str
+    kind: _municipal_pb2.MunicipalServiceKind.ValueType
+    state: _municipal_pb2.MunicipalServiceState.ValueType
+    municipality_her_id: _builtins.str
+    """The deciding municipality."""
+    institution_her_id: _builtins.str
+    """The institution, for a place in one; empty otherwise."""
+    end_reason: _municipal_pb2.ServiceEndReason.ValueType
+    """Why it ended (PATIENT_DIED when the death ended it)."""
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def starts_on(self) -> _common_pb2.Date:
+        """The day it was decided to start on."""
+
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """Unset while not started."""
+
+    @_builtins.property
+    def ended_at(self) -> _timestamp_pb2.Timestamp:
+        """Unset while it runs (or waits to start); the moment of death when the patient died."""
+
+    def __init__(
+        self,
+        *,
+        service_id: _builtins.str = ...,
+        kind: _municipal_pb2.MunicipalServiceKind.ValueType = ...,
+        state: _municipal_pb2.MunicipalServiceState.ValueType = ...,
+        municipality_her_id: _builtins.str = ...,
+        institution_her_id: _builtins.str = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+        starts_on: _common_pb2.Date | None = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        ended_at: _timestamp_pb2.Timestamp | None = ...,
+        end_reason: _municipal_pb2.ServiceEndReason.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "ended_at", b"ended_at", "started_at", b"started_at", "starts_on", b"starts_on"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "end_reason", b"end_reason", "ended_at", b"ended_at", "institution_her_id", b"institution_her_id", "kind", b"kind", "municipality_her_id", b"municipality_her_id", "service_id", b"service_id", "started_at", b"started_at", "starts_on", b"starts_on", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MunicipalServicePeriod: _TypeAlias = MunicipalServicePeriod  # noqa: Y015
 
 @_typing.final
 class CareRelations(_message.Message):

@@ -33,6 +33,30 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class RecordDeathRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METADATA_FIELD_NUMBER: _builtins.int
+    PATIENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def metadata(self) -> _common_pb2.CommandMetadata: ...
+    @_builtins.property
+    def patient(self) -> _common_pb2.PatientIdentifier: ...
+    def __init__(
+        self,
+        *,
+        metadata: _common_pb2.CommandMetadata | None = ...,
+        patient: _common_pb2.PatientIdentifier | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "patient", b"patient"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "patient", b"patient"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordDeathRequest: _TypeAlias = RecordDeathRequest  # noqa: Y015
+
+@_typing.final
 class RecordResidenceRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -334,6 +358,8 @@ class Registration(_message.Message):
     TEMPORARY_RESIDENCE_FIELD_NUMBER: _builtins.int
     FASTLEGE_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    DIED_AT_FIELD_NUMBER: _builtins.int
+    DEATH_RECORDED_BY_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     @_builtins.property
     def patient(self) -> _common_pb2.PatientIdentifier: ...
@@ -343,6 +369,14 @@ class Registration(_message.Message):
     def temporary_residence(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResidencePeriod]: ...
     @_builtins.property
     def fastlege(self) -> _containers.RepeatedCompositeFieldContainer[Global___FastlegePeriod]: ...
+    @_builtins.property
+    def died_at(self) -> _timestamp_pb2.Timestamp:
+        """The moment of death, when the patient has died (RecordDeath); unset otherwise."""
+
+    @_builtins.property
+    def death_recorded_by(self) -> _common_pb2.Actor:
+        """Who recorded the death (organisation and, for a doctor, HPR-number)."""
+
     def __init__(
         self,
         *,
@@ -351,10 +385,12 @@ class Registration(_message.Message):
         temporary_residence: _abc.Iterable[Global___ResidencePeriod] | None = ...,
         fastlege: _abc.Iterable[Global___FastlegePeriod] | None = ...,
         version: _builtins.int = ...,
+        died_at: _timestamp_pb2.Timestamp | None = ...,
+        death_recorded_by: _common_pb2.Actor | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["patient", b"patient"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["death_recorded_by", b"death_recorded_by", "died_at", b"died_at", "patient", b"patient"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fastlege", b"fastlege", "patient", b"patient", "residence", b"residence", "temporary_residence", b"temporary_residence", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["death_recorded_by", b"death_recorded_by", "died_at", b"died_at", "fastlege", b"fastlege", "patient", b"patient", "residence", b"residence", "temporary_residence", b"temporary_residence", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -40,6 +40,8 @@ class RegistryServiceStub:
     RegisterOrganisation: INVALID_ARGUMENT, ALREADY_EXISTS (`orgnr` held by another
     organisation), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
     GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
+    RecordDeath: INVALID_ARGUMENT, ALREADY_EXISTS (a death is recorded already),
+    PERMISSION_DENIED, ABORTED, UNAVAILABLE.
     """
 
     def __init__(self, channel):
@@ -78,6 +80,11 @@ class RegistryServiceStub:
                 request_serializer=carepath_dot_v1_dot_registry__pb2.ListOrganisationsRequest.SerializeToString,
                 response_deserializer=carepath_dot_v1_dot_registry__pb2.ListOrganisationsResponse.FromString,
                 _registered_method=True)
+        self.RecordDeath = channel.unary_unary(
+                '/carepath.v1.RegistryService/RecordDeath',
+                request_serializer=carepath_dot_v1_dot_registry__pb2.RecordDeathRequest.SerializeToString,
+                response_deserializer=carepath_dot_v1_dot_registry__pb2.Registration.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -95,6 +102,8 @@ class RegistryServiceServicer:
     RegisterOrganisation: INVALID_ARGUMENT, ALREADY_EXISTS (`orgnr` held by another
     organisation), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
     GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
+    RecordDeath: INVALID_ARGUMENT, ALREADY_EXISTS (a death is recorded already),
+    PERMISSION_DENIED, ABORTED, UNAVAILABLE.
     """
 
     def RecordResidence(self, request, context):
@@ -152,6 +161,18 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordDeath(self, request, context):
+        """The patient died (a register fact, recorded once): the moment of death is
+        metadata.occurred_at. Recorded by a doctor of a hospital with the patient's stay, of the
+        municipality the patient lives or stays in (legevakt, sykehjemslege), or by the register
+        adapter (Folkeregisteret). On the pathway every open task closes, open stays, readiness
+        (payment) periods and municipal services end at the death, and the location says deceased.
+        The same command again returns the first result; another recording is ALREADY_EXISTS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -185,6 +206,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     request_deserializer=carepath_dot_v1_dot_registry__pb2.ListOrganisationsRequest.FromString,
                     response_serializer=carepath_dot_v1_dot_registry__pb2.ListOrganisationsResponse.SerializeToString,
             ),
+            'RecordDeath': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordDeath,
+                    request_deserializer=carepath_dot_v1_dot_registry__pb2.RecordDeathRequest.FromString,
+                    response_serializer=carepath_dot_v1_dot_registry__pb2.Registration.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'carepath.v1.RegistryService', rpc_method_handlers)
@@ -208,6 +234,8 @@ class RegistryService:
     RegisterOrganisation: INVALID_ARGUMENT, ALREADY_EXISTS (`orgnr` held by another
     organisation), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
     GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
+    RecordDeath: INVALID_ARGUMENT, ALREADY_EXISTS (a death is recorded already),
+    PERMISSION_DENIED, ABORTED, UNAVAILABLE.
     """
 
     @staticmethod
@@ -362,6 +390,33 @@ class RegistryService:
             '/carepath.v1.RegistryService/ListOrganisations',
             carepath_dot_v1_dot_registry__pb2.ListOrganisationsRequest.SerializeToString,
             carepath_dot_v1_dot_registry__pb2.ListOrganisationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordDeath(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carepath.v1.RegistryService/RecordDeath',
+            carepath_dot_v1_dot_registry__pb2.RecordDeathRequest.SerializeToString,
+            carepath_dot_v1_dot_registry__pb2.Registration.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,8 @@ class RegistryServiceStub:
       RegisterOrganisation: INVALID_ARGUMENT, ALREADY_EXISTS (`orgnr` held by another
       organisation), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
       GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
+      RecordDeath: INVALID_ARGUMENT, ALREADY_EXISTS (a death is recorded already),
+      PERMISSION_DENIED, ABORTED, UNAVAILABLE.
     """
 
     @_typing.overload
@@ -90,6 +92,14 @@ class RegistryServiceStub:
     """Organisations of the directory by HER-id (unknown ones are left out). Every
     authenticated caller: the directory holds no personal data.
     """
+    RecordDeath: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RecordDeathRequest, _registry_pb2.Registration]
+    """The patient died (a register fact, recorded once): the moment of death is
+    metadata.occurred_at. Recorded by a doctor of a hospital with the patient's stay, of the
+    municipality the patient lives or stays in (legevakt, sykehjemslege), or by the register
+    adapter (Folkeregisteret). On the pathway every open task closes, open stays, readiness
+    (payment) periods and municipal services end at the death, and the location says deceased.
+    The same command again returns the first result; another recording is ALREADY_EXISTS.
+    """
 
 @_typing.type_check_only
 class RegistryServiceAsyncStub(RegistryServiceStub):
@@ -107,6 +117,8 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
       RegisterOrganisation: INVALID_ARGUMENT, ALREADY_EXISTS (`orgnr` held by another
       organisation), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
       GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
+      RecordDeath: INVALID_ARGUMENT, ALREADY_EXISTS (a death is recorded already),
+      PERMISSION_DENIED, ABORTED, UNAVAILABLE.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -141,6 +153,14 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     """Organisations of the directory by HER-id (unknown ones are left out). Every
     authenticated caller: the directory holds no personal data.
     """
+    RecordDeath: _aio.UnaryUnaryMultiCallable[_registry_pb2.RecordDeathRequest, _registry_pb2.Registration]  # type: ignore[assignment]
+    """The patient died (a register fact, recorded once): the moment of death is
+    metadata.occurred_at. Recorded by a doctor of a hospital with the patient's stay, of the
+    municipality the patient lives or stays in (legevakt, sykehjemslege), or by the register
+    adapter (Folkeregisteret). On the pathway every open task closes, open stays, readiness
+    (payment) periods and municipal services end at the death, and the location says deceased.
+    The same command again returns the first result; another recording is ALREADY_EXISTS.
+    """
 
 class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     """Register facts. Commands are idempotent on metadata.command_id and return the patient's
@@ -157,6 +177,8 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
       RegisterOrganisation: INVALID_ARGUMENT, ALREADY_EXISTS (`orgnr` held by another
       organisation), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
       GetRegistration, ListOrganisations: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
+      RecordDeath: INVALID_ARGUMENT, ALREADY_EXISTS (a death is recorded already),
+      PERMISSION_DENIED, ABORTED, UNAVAILABLE.
     """
 
     @_abc_1.abstractmethod
@@ -224,6 +246,20 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_registry_pb2.ListOrganisationsResponse, _abc.Awaitable[_registry_pb2.ListOrganisationsResponse]]:
         """Organisations of the directory by HER-id (unknown ones are left out). Every
         authenticated caller: the directory holds no personal data.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordDeath(
+        self,
+        request: _registry_pb2.RecordDeathRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.Registration, _abc.Awaitable[_registry_pb2.Registration]]:
+        """The patient died (a register fact, recorded once): the moment of death is
+        metadata.occurred_at. Recorded by a doctor of a hospital with the patient's stay, of the
+        municipality the patient lives or stays in (legevakt, sykehjemslege), or by the register
+        adapter (Folkeregisteret). On the pathway every open task closes, open stays, readiness
+        (payment) periods and municipal services end at the death, and the location says deceased.
+        The same command again returns the first result; another recording is ALREADY_EXISTS.
         """
 
 def add_RegistryServiceServicer_to_server(servicer: RegistryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -16,7 +16,9 @@ from uuid import UUID
 
 from services.pathway.folding.medications import MedicationProjection
 from services.pathway.folding.model import (
+    Death,
     DischargeView,
+    MunicipalServiceView,
     PloMessage,
     ReadyPeriod,
     ReferralView,
@@ -26,8 +28,10 @@ from services.pathway.folding.pathway import Folded, PatientState
 from services.pathway.folding.registers import BlockChange, Registration
 from shared.medication_list import Entry, EntryState, MedicationListView
 
-FORMAT = 3  # 2: a PLO message keeps when it was answered (answered_at); 3: the stay's
-# municipal_services_likely, the readiness notice's missing content
+#: 2: a PLO message keeps when it was answered (answered_at); 3: the stay's
+#: municipal_services_likely, the readiness notice's missing content; 4: the municipal
+#: services and the death.
+FORMAT = 4
 
 
 def _plain(value: Any) -> Any:
@@ -51,6 +55,8 @@ def dump(state: PatientState) -> str:
         "referrals": _aggregates(state.referrals),
         "stays": _aggregates(state.stays),
         "discharges": _aggregates(state.discharges),
+        "services": _aggregates(state.services),
+        "death": None if state.death is None else dataclasses.astuple(state.death),
         "medications": None if medications is None else _medication_list(medications.view),
         "registrations": [dataclasses.astuple(r) for r in state.registrations],
         "blocks": [dataclasses.astuple(b) for b in state.blocks],
@@ -95,6 +101,8 @@ def load(text: str) -> PatientState:
         referrals=_load_aggregates(plain["referrals"], _referral),
         stays=_load_aggregates(plain["stays"], _stay),
         discharges=_load_aggregates(plain["discharges"], _discharge),
+        services=_load_aggregates(plain["services"], lambda d: MunicipalServiceView(**d)),
+        death=None if plain["death"] is None else Death(*plain["death"]),
         medications=None if meds is None else MedicationProjection(_load_list(meds)),
         registrations=[Registration(*r) for r in plain["registrations"]],
         blocks=[BlockChange(*b) for b in plain["blocks"]],

@@ -4,7 +4,7 @@ answer, payment periods, the destination and the discharge messages (pure, no I/
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from services.pathway.folding.model import DischargeView, PloMessage, ReadyPeriod, StayView
@@ -74,6 +74,16 @@ def step_discharge(view: DischargeView | None, e: Envelope) -> DischargeView | N
         ):
             view.messages[message_id].receipt(status, when)
     return view
+
+
+def at_death(view: DischargeView, died_at: str) -> DischargeView:
+    """The discharge as the patient's death leaves it: a readiness period still running ends
+    at the death, as at a discharge (the day of death is the first day not paid)."""
+    ready = view.ready
+    if ready is None or ready.ready_at > died_at:
+        return view
+    periods = [*view.periods[:-1], replace(ready, ended_at=died_at)]
+    return replace(view, periods=periods)
 
 
 def fold_discharge(history: list[Envelope]) -> DischargeView | None:

@@ -146,6 +146,50 @@ class DischargeView:
         return None
 
 
+#: The municipal services that are a place in an institution, and the location each gives.
+INSTITUTION_LOCATIONS = {
+    "SHORT_TERM_STAY": "SHORT_TERM_NURSING_HOME",
+    "LONG_TERM_STAY": "LONG_TERM_NURSING_HOME",
+    "REHABILITATION": "IN_REHABILITATION",
+}
+
+
+@dataclass
+class MunicipalServiceView:
+    """A municipal service: decided (vedtak), started, ended (UTC ISO strings; None while not
+    yet)."""
+
+    service_id: str
+    kind: str  # HOME_NURSING | PRACTICAL_ASSISTANCE | SHORT_TERM_STAY | ... (shared.events)
+    municipality_her_id: str
+    institution_her_id: str | None
+    decided_at: str
+    starts_on: str  # ISO date
+    started_at: str | None = None
+    ended_at: str | None = None
+    end_reason: str | None = None
+
+    @property
+    def state(self) -> str:
+        if self.ended_at is not None:
+            return "ENDED"
+        return "STARTED" if self.started_at is not None else "DECIDED"
+
+    @property
+    def running(self) -> bool:
+        """The patient receives it now."""
+        return self.started_at is not None and self.ended_at is None
+
+
+@dataclass(frozen=True)
+class Death:
+    """The registers' death: its moment (UTC ISO), day (Oslo) and the event that recorded it."""
+
+    at: str
+    on: str  # ISO date
+    event_id: str
+
+
 @dataclass(frozen=True)
 class Task:
     """Something waiting on an organisation, with its due time (UTC ISO strings)."""

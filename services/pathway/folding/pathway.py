@@ -13,22 +13,25 @@ so the caller replays the patient's history instead (correctness first).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from services.pathway.folding.discharges import step_discharge
+from services.pathway.folding.discharges import at_death, step_discharge
 from services.pathway.folding.location import location
 from services.pathway.folding.medications import SOURCE as MEDICATIONS
 from services.pathway.folding.medications import MedicationProjection
 from services.pathway.folding.model import (
     UNKNOWN,
+    Death,
     DischargeView,
     Location,
+    MunicipalServiceView,
     PloMessage,
     ReferralView,
     StayView,
     Task,
 )
+from services.pathway.folding.municipal import step_service
 from services.pathway.folding.referrals import step_referral
 from services.pathway.folding.registers import (
     SOURCE as REGISTRY,
@@ -44,8 +47,14 @@ from services.pathway.folding.registers import (
 )
 from services.pathway.folding.stays import step_stay
 from services.pathway.folding.summaries import Summariser
-from services.pathway.folding.tasks import discharge_tasks, referral_tasks, stay_tasks
+from services.pathway.folding.tasks import (
+    discharge_tasks,
+    referral_tasks,
+    service_tasks,
+    stay_tasks,
+)
 from shared.events import Envelope
+from shared.events import registry as reg
 from shared.times import utc_iso
 
 TimelineKey = tuple[str, str, str, int]
@@ -60,6 +69,12 @@ def timeline_order(envelope: Envelope) -> TimelineKey:
         envelope.aggregate_id,
         envelope.aggregate_version,
     )
+
+
+def is_clinical(envelope: Envelope) -> bool:
+    """Whether the event is on the timeline: every service's, and of the registry's only the
+    death (a register fact that is also the pathway's last event)."""
+    return envelope.source != REGISTRY or isinstance(envelope.data, reg.PatientDied)
 
 
 class NotInOrder(Exception):
@@ -80,6 +95,7 @@ STEPS: dict[str, tuple[str, Callable[[Any, Envelope], Any]]] = {
     "referrals": ("referrals", step_referral),
     "admissions": ("stays", step_stay),
     "discharges": ("discharges", step_discharge),
+    "municipal": ("services", step_service),
 }
 
 
@@ -95,16 +111,18 @@ class PatientState:
     referrals: dict[str, Folded] = field(default_factory=dict)
     stays: dict[str, Folded] = field(default_factory=dict)
     discharges: dict[str, Folded] = field(default_factory=dict)
+    services: dict[str, Folded] = field(default_factory=dict)  # municipal services
     medications: MedicationProjection | None = None
     registrations: list[Registration] = field(default_factory=list)
     blocks: list[BlockChange] = field(default_factory=list)
+    death: Death | None = None  # the registers' (recorded once)
 
     def add(self, envelopes: Iterable[Envelope]) -> list[TimelineEntry]:
         """Apply new events (not yet applied, deduplicated) on top of this state; returns the
         new timeline entries, which follow the stored ones. Raises NotInOrder, leaving the
         state untouched, when the result would differ from a replay."""
         everything = list(envelopes)
-        clinical = sorted((e for e in everything if e.source != REGISTRY), key=timeline_order)
+        clinical = sorted((e for e in everything if is_clinical(e)), key=timeline_order)
         self._check_order(clinical)
         for e in everything:
             if e.source == REGISTRY:
@@ -156,6 +174,10 @@ class PatientState:
         if block is not None:
             self.blocks.append(block)
             self.blocks.sort(key=lambda b: b.place)
+        if isinstance(e.data, reg.PatientDied):
+            death = Death(utc_iso(e.occurred_at), e.data.died_on, e.event_id)
+            if self.death is None or death.at < self.death.at:
+                self.death = death
 
     def _extend_timeline(self, ordered: list[Envelope]) -> list[TimelineEntry]:
         """The clinical events, in timeline order after the last one: their summaries, and the
@@ -183,7 +205,7 @@ def replay(envelopes: Iterable[Envelope]) -> tuple[PatientState, list[TimelineEn
     for e in everything:
         if e.source == REGISTRY:
             state._register(e)
-    ordered = sorted((e for e in everything if e.source != REGISTRY), key=timeline_order)
+    ordered = sorted((e for e in everything if is_clinical(e)), key=timeline_order)
     by_aggregate: dict[str, list[Envelope]] = {}
     for e in ordered:
         if e.source in STEPS:
@@ -208,6 +230,9 @@ class PatientPathway:
     register: RegisterFacts = field(default_factory=lambda: facts_of([]))
     blocks: list[BlockChange] = field(default_factory=list)  # the blocks in force
     medications: MedicationProjection | None = None
+    #: The municipal services, the earliest decision first.
+    services: list[MunicipalServiceView] = field(default_factory=list)
+    death: Death | None = None
 
     @property
     def municipality_her_id(self) -> str | None:
@@ -227,25 +252,55 @@ class PatientPathway:
         return sum(1 for r in self.referrals if r.is_open)
 
 
+def _at_death(
+    death: Death,
+    stays: list[StayView],
+    discharges: list[DischargeView],
+    services: list[MunicipalServiceView],
+) -> tuple[list[StayView], list[DischargeView], list[MunicipalServiceView]]:
+    """What the patient's death ends, as the pathway shows it (copies; the folded state keeps
+    what the services recorded): open stays close at the death, a running readiness period
+    ends there (no payment after it), and so does every municipal service not yet ended."""
+    stays = [s if s.closed_at else replace(s, closed_at=death.at) for s in stays]
+    discharges = [at_death(d, death.at) for d in discharges]
+    services = [
+        s if s.ended_at else replace(s, ended_at=death.at, end_reason="PATIENT_DIED")
+        for s in services
+    ]
+    return stays, discharges, services
+
+
 def pathway_of(state: PatientState, timeline: list[TimelineEntry] | None = None) -> PatientPathway:
-    """The pathway a state holds (with `timeline`, the entries the caller has)."""
+    """The pathway a state holds (with `timeline`, the entries the caller has). After the
+    registers' death no task is open: everything waiting on anyone for the patient is over."""
     views = [f.view for f in state.referrals.values() if f.view is not None]
     stays = [f.view for f in state.stays.values() if f.view is not None]
     discharges = [f.view for f in state.discharges.values() if f.view is not None]
+    services = sorted(
+        (f.view for f in state.services.values() if f.view is not None),
+        key=lambda s: (s.decided_at, s.service_id),
+    )
     referrals = sorted(views, key=lambda v: (v.sent_at, v.referral_id), reverse=True)
+    if state.death is not None:
+        stays, discharges, services = _at_death(state.death, stays, discharges, services)
     tasks = [t for r in referrals for t in referral_tasks(r)]
     tasks += [t for s in stays for t in stay_tasks(s)]
     tasks += [t for d in discharges for t in discharge_tasks(d)]
+    tasks += [t for s in services for t in service_tasks(s)]
+    if state.death is not None:
+        tasks = []
     return PatientPathway(
         timeline=timeline or [],
         referrals=referrals,
         tasks=sorted(tasks, key=lambda t: (t.due, t.task_id)),
-        location=location(stays, discharges),
+        location=location(stays, discharges, services, state.death),
         discharges=discharges,
         stays=stays,
         register=facts_of(state.registrations),
         blocks=active_blocks(state.blocks),
         medications=state.medications,
+        services=services,
+        death=state.death,
     )
 
 

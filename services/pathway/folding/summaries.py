@@ -6,7 +6,9 @@ from shared.events import Envelope, Payload
 from shared.events import admissions as adm
 from shared.events import discharges as dc
 from shared.events import medications as med
+from shared.events import municipal as mun
 from shared.events import referrals as rf
+from shared.events import registry as reg
 
 DESTINATION_NAMES = {
     "HOME": "hjemmet",
@@ -42,6 +44,23 @@ TREATMENT_NAMES = {
     "SURGERY": "kirurgi",
     "DRUGS": "medikamentell behandling",
     "RADIOTHERAPY": "strålebehandling",
+}
+
+#: Norwegian names of the municipal services, for people.
+SERVICE_NAMES = {
+    "HOME_NURSING": "hjemmesykepleie",
+    "PRACTICAL_ASSISTANCE": "praktisk bistand",
+    "SHORT_TERM_STAY": "korttidsopphold",
+    "LONG_TERM_STAY": "langtidsopphold",
+    "REHABILITATION": "rehabiliteringsopphold",
+    "DAY_ACTIVITY": "dagtilbud",
+}
+END_REASON_NAMES = {
+    "NO_LONGER_NEEDED": "ikke lenger behov",
+    "REPLACED": "erstattet av annen tjeneste",
+    "PATIENT_DECLINED": "pasienten takket nei",
+    "MOVED": "pasienten flyttet",
+    "PATIENT_DIED": "pasienten døde",
 }
 
 LEVEL_NAMES = {"MUNICIPALITY": "kommunen", "GP": "fastlegen", "HOSPITAL": "sykehuset"}
@@ -142,6 +161,15 @@ def _summary(data: Payload, actor: dict[str, str]) -> str:
             return f"Utskrevet til {DESTINATION_NAMES.get(destination, destination)}"
         case dc.EpicrisisSent(to_her_id=to_her_id):
             return f"Epikrise sendt til {to_her_id}"
+        case mun.MunicipalServiceDecided(kind=kind, starts_on=starts_on):
+            return f"Kommunen fattet vedtak om {SERVICE_NAMES[kind]} fra {starts_on}"
+        case mun.MunicipalServiceStarted():
+            return "Kommunal tjeneste startet"
+        case mun.MunicipalServiceEnded(reason=reason, started=started):
+            what = "avsluttet" if started else "vedtak trukket tilbake"
+            return f"Kommunal tjeneste {what}: {END_REASON_NAMES[reason]}"
+        case reg.PatientDied():
+            return "Pasienten døde"
         case _:
             who = LEVEL_NAMES.get(actor.get("org_kind", ""), "ukjent")
             return f"{data.event_type()} ({who})"

@@ -3,11 +3,12 @@ referrals, stays and discharges (pure, no I/O)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from services.pathway.folding.model import (
     CANCER_PATHWAY_ENDED,
     DischargeView,
+    MunicipalServiceView,
     PloMessage,
     ReferralView,
     StayView,
@@ -16,10 +17,11 @@ from services.pathway.folding.model import (
 from services.pathway.folding.summaries import (
     CANCER_MILESTONE_NAMES,
     CANCER_PATHWAY_NAMES,
+    SERVICE_NAMES,
     TREATMENT_NAMES,
 )
 from shared import rules
-from shared.times import utc_iso
+from shared.times import day_after, utc_iso
 
 
 def receipt_tasks(messages: dict[str, PloMessage], aggregate_id: str) -> list[Task]:
@@ -132,5 +134,24 @@ def assessment_tasks(r: ReferralView) -> list[Task]:
             "REFERRAL_ASSESSMENT",
             "Henvisningen må vurderes og pasienten informeres",
             rules.referral_assessment_due(since),
+        )
+    ]
+
+
+def service_tasks(s: MunicipalServiceView) -> list[Task]:
+    """A decided service waits on its municipality to start it by the end of the day it was
+    decided to start on (the decision's own date: no rule of rules.toml)."""
+    if s.state != "DECIDED":
+        return []
+    return [
+        Task(
+            task_id=f"{s.service_id}:SERVICE_START",
+            kind="SERVICE_START",
+            description=f"Vedtatt {SERVICE_NAMES[s.kind]} skal starte {s.starts_on}",
+            waiting_on_her_id=s.municipality_her_id,
+            waiting_on_kind="MUNICIPALITY",
+            since=s.decided_at,
+            due=day_after(date.fromisoformat(s.starts_on)),
+            aggregate_id=s.service_id,
         )
     ]

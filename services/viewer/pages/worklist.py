@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from carepath.v1 import common_pb2, pathway_pb2
+from carepath.v1 import common_pb2, municipal_pb2, pathway_pb2
 from services.viewer import present
 from services.viewer.pages.common import PURPOSE, call, signed_in
 from services.viewer.pages.patient import patient_reference
@@ -44,6 +44,35 @@ VIEWS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "innlagt": ("Innlagt nå", {"location_kind": pathway_pb2.LOCATION_KIND_HOSPITAL}),
     "utskrivningsklar": ("Utskrivningsklare", {"only_ready_for_discharge": True}),
+    "hjemmesykepleie": (
+        "Har hjemmesykepleie",
+        {"service_kind": municipal_pb2.MUNICIPAL_SERVICE_KIND_HOME_NURSING},
+    ),
+    "praktisk-bistand": (
+        "Har praktisk bistand",
+        {"service_kind": municipal_pb2.MUNICIPAL_SERVICE_KIND_PRACTICAL_ASSISTANCE},
+    ),
+    "dagtilbud": (
+        "Har dagtilbud",
+        {"service_kind": municipal_pb2.MUNICIPAL_SERVICE_KIND_DAY_ACTIVITY},
+    ),
+    "hjemme-med-tjenester": (
+        "Hjemme med tjenester",
+        {"location_kind": pathway_pb2.LOCATION_KIND_HOME_WITH_SERVICES},
+    ),
+    "korttid": (
+        "På korttidsopphold",
+        {"location_kind": pathway_pb2.LOCATION_KIND_SHORT_TERM_NURSING_HOME},
+    ),
+    "langtid": (
+        "På langtidsopphold",
+        {"location_kind": pathway_pb2.LOCATION_KIND_LONG_TERM_NURSING_HOME},
+    ),
+    "rehabilitering": (
+        "På rehabiliteringsopphold",
+        {"location_kind": pathway_pb2.LOCATION_KIND_IN_REHABILITATION},
+    ),
+    "dode": ("Døde", {"location_kind": pathway_pb2.LOCATION_KIND_DECEASED}),
     "alle": ("Alle pasienter", {}),
 }
 

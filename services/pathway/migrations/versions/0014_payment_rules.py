@@ -22,7 +22,7 @@ from shared import rules
 from shared.times import utc_iso
 
 revision = "0014"
-down_revision = "0011"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

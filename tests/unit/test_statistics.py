@@ -38,8 +38,11 @@ def insert(engine: Engine, table: Any, rows: list[dict[str, Any]]) -> None:
         conn.execute(table.insert(), rows)
 
 
-def payment(key: str, ready_on: str, ends_on: str | None, payer: str | None) -> dict[str, Any]:
+def payment(
+    key: str, ready_on: str, ends_on: str | None, payer: str | None, not_payable: str = ""
+) -> dict[str, Any]:
     return {
+        "not_payable": not_payable,
         "patient_key": key,
         "position": 0,
         "stay_id": f"stay-{key[-4:]}",
@@ -55,7 +58,8 @@ def test_a_waiting_period_over_a_month_end_counts_each_day_in_its_own_month(
 ) -> None:
     """Ready on 30 January, received on 3 February: 30 and 31 January, 1 and 2 February. A
     period of another payer (the patient stayed in another municipality) is not ours; a period
-    with no payer known is the discharge's municipality's; one still running counts to today."""
+    whose payer the registers do not know is no one's, and a period the regulation's conditions
+    make not payable is not counted; one still running counts today's døgn too."""
     insert(
         engine,
         readmodel.payments,
@@ -64,13 +68,16 @@ def test_a_waiting_period_over_a_month_end_counts_each_day_in_its_own_month(
             payment(KEYS[1], "2026-02-10", "2026-02-12", None),
             payment(KEYS[2], "2026-01-05", "2026-01-09", OTHER_MUNICIPALITY.her_id),
             payment(KEYS[3], "2026-03-28", None, MUNICIPALITY.her_id),
+            payment(
+                KEYS[4], "2026-02-20", "2026-02-25", MUNICIPALITY.her_id, "ADMISSION_NOTICE_LATE"
+            ),
         ],
     )
     found = views.waiting_days(engine, MUNICIPALITY.her_id, QUARTER, today=date(2026, 3, 31))
     assert found == {
         JAN: views.WaitingDays(patients=1, days=2),
-        FEB: views.WaitingDays(patients=2, days=4),
-        MAR: views.WaitingDays(patients=1, days=3),  # 28, 29, 30 March; today not yet
+        FEB: views.WaitingDays(patients=1, days=2),
+        MAR: views.WaitingDays(patients=1, days=4),  # 28–31 March: today's døgn counts
     }
     assert views.waiting_days(engine, OTHER_MUNICIPALITY.her_id, QUARTER, date(2026, 3, 31)) == {
         JAN: views.WaitingDays(patients=1, days=4)

@@ -23,7 +23,7 @@ from shared.events import discharges as dc
 from shared.ids import FNR_SYSTEM
 from shared.outbox import iter_all_envelopes
 from tests.conftest import HOSPITAL, MUNICIPALITY, OTHER_MUNICIPALITY
-from tests.support import REGISTER_ADAPTER, make_fnr
+from tests.support import READINESS_NOTICE, REGISTER_ADAPTER, make_fnr
 
 PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(14, 3, 38, 510)}
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
@@ -140,6 +140,7 @@ class Story:
                         hospital_her_id=HOSPITAL.her_id,
                         municipality_her_id=MUNICIPALITY.her_id,
                         message_id="7a2d2f7e-5a54-5b38-9a0c-2b1f3f8d0b02",
+                        **READINESS_NOTICE,
                     ),
                     hours,
                     HOSPITAL,

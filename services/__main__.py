@@ -21,6 +21,7 @@ STORES = (
     "discharges",
     "medications",
     "registry",
+    "correspondence",
     "streams",
     "pathway",
     "audit",

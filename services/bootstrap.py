@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from services.admissions import api as admissions_api
 from services.admissions.application import AdmissionsApplication
+from services.correspondence import api as correspondence_api
+from services.correspondence.application import CorrespondenceApplication
 from services.discharges import api as discharges_api
 from services.discharges.application import DischargesApplication
 from services.medications import api as medications_api
@@ -28,11 +30,20 @@ ADMISSIONS = DomainService(AdmissionsApplication, admissions_api)
 DISCHARGES = DomainService(DischargesApplication, discharges_api)
 MEDICATIONS = DomainService(MedicationsApplication, medications_api)
 REGISTRY = DomainService(RegistryApplication, registry_api)
+CORRESPONDENCE = DomainService(CorrespondenceApplication, correspondence_api)
 #: The vendors' subscriptions: a service with a store of its own, not a source of the pathway.
 STREAMS = DomainService(StreamsApplication, streams_api)
 
 #: The domain services whose events make the pathway, by name, in the order their stores are
 #: read on a rebuild (and every test system runs them).
 DOMAIN_SERVICES: dict[str, DomainService] = {  # type: ignore[type-arg]
-    service.name: service for service in (REFERRALS, ADMISSIONS, DISCHARGES, MEDICATIONS, REGISTRY)
+    service.name: service
+    for service in (
+        REFERRALS,
+        ADMISSIONS,
+        DISCHARGES,
+        MEDICATIONS,
+        REGISTRY,
+        CORRESPONDENCE,
+    )
 }

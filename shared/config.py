@@ -21,7 +21,15 @@ DEFAULT_AMQP_URI = "amqp://127.0.0.1:5672/%2F"
 #: a test session provisions users of its own under a random prefix).
 DEFAULT_AMQP_USER_PREFIX = "carepath-"
 #: The services with a broker user: the relays' publishers and the consumers.
-BROKER_SERVICES = ("referrals", "admissions", "discharges", "medications", "registry", "pathway")
+BROKER_SERVICES = (
+    "referrals",
+    "admissions",
+    "discharges",
+    "medications",
+    "registry",
+    "correspondence",
+    "pathway",
+)
 #: Every broker user provisioned with the services (`<prefix><account>`): the services', the
 #: dead-letter operator's (`python -m shared.deadletters`), which publishes no events, and the
 #: vendor delivery's (`python -m services.streams deliver`), which reads every service's events
@@ -39,6 +47,7 @@ DEFAULT_GRPC_ADDRESSES = {
     "streams": "127.0.0.1:50056",
     # The vendors' event stream (grpc.aio: `python -m services.streams stream`).
     "streams_stream": "127.0.0.1:50057",
+    "correspondence": "127.0.0.1:50058",
 }
 
 

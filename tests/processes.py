@@ -39,6 +39,7 @@ STORES = (
     "discharges",
     "medications",
     "registry",
+    "correspondence",
     "streams",
     "pathway",
     "audit",
@@ -114,6 +115,7 @@ def system_env(urls: Mapping[str, str], broker: Tenant, workdir: Path) -> dict[s
                 "discharges",
                 "medications",
                 "registry",
+                "correspondence",
                 "streams",
                 "streams_stream",
             )

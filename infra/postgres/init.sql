@@ -10,6 +10,7 @@ CREATE DATABASE discharges;
 CREATE DATABASE medications;
 CREATE DATABASE pathway;
 CREATE DATABASE registry;
+CREATE DATABASE correspondence;
 CREATE DATABASE streams;
 CREATE DATABASE audit;
 CREATE DATABASE revocations;

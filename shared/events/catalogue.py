@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
-from shared.events import admissions, discharges, medications, pathway, referrals, registry
+from shared.events import (
+    admissions,
+    correspondence,
+    discharges,
+    medications,
+    pathway,
+    referrals,
+    registry,
+)
 from shared.events.base import Payload
 
 #: The services that publish events, in catalogue order; each publishes on `<source>.events`.
-SOURCES = ("referrals", "admissions", "discharges", "medications", "registry", "pathway")
+SOURCES = (
+    "referrals",
+    "admissions",
+    "discharges",
+    "medications",
+    "registry",
+    "correspondence",
+    "pathway",
+)
 
 #: Each service's payload classes, in the order of its catalogue.
 BY_SOURCE: dict[str, tuple[type[Payload], ...]] = {
@@ -15,6 +31,7 @@ BY_SOURCE: dict[str, tuple[type[Payload], ...]] = {
     "discharges": discharges.EVENTS,
     "medications": medications.EVENTS,
     "registry": registry.EVENTS,
+    "correspondence": correspondence.EVENTS,
     "pathway": pathway.EVENTS,
 }
 

@@ -69,6 +69,7 @@ def test_the_compose_file_names_its_secrets() -> None:
             "DISCHARGES",
             "MEDICATIONS",
             "REGISTRY",
+            "CORRESPONDENCE",
             "PATHWAY",
             "DEADLETTERS",
             "STREAMS",

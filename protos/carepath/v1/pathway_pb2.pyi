@@ -40,8 +40,8 @@ class _TaskKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskKind.Val
     TASK_KIND_CANCER_FIRST_APPOINTMENT: _TaskKind.ValueType  # 3
     """Cancer pathway: the first appointment must be within the pathway's limit from receipt."""
     TASK_KIND_MESSAGE_RECEIPT: _TaskKind.ValueType  # 4
-    """A PLO message of a stay (admission notice, admission report, health information) waits
-    for the receiver's application receipt.
+    """A PLO message (of a stay, a discharge, or between municipality and GP) waits for the
+    receiver's application receipt.
     """
     TASK_KIND_HEALTH_INFORMATION: _TaskKind.ValueType  # 5
     """Helseopplysninger to the municipality are due within 24 hours of admission for patients
@@ -59,6 +59,11 @@ class _TaskKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskKind.Val
     """Cancer pathway: the first treatment must start within its limit from the end of the
     investigation.
     """
+    TASK_KIND_CORRESPONDENCE_ANSWER: _TaskKind.ValueType  # 20
+    """A Forespørsel between the municipality and the GP waits for its answer (Svar på
+    forespørsel, or Medisinske opplysninger from the GP) by the deadline of rules.toml
+    [correspondence_answer].
+    """
 
 class TaskKind(_TaskKind, metaclass=_TaskKindEnumTypeWrapper):
     """What an open task is about."""
@@ -71,8 +76,8 @@ TASK_KIND_REFERRAL_ASSESSMENT: TaskKind.ValueType  # 2
 TASK_KIND_CANCER_FIRST_APPOINTMENT: TaskKind.ValueType  # 3
 """Cancer pathway: the first appointment must be within the pathway's limit from receipt."""
 TASK_KIND_MESSAGE_RECEIPT: TaskKind.ValueType  # 4
-"""A PLO message of a stay (admission notice, admission report, health information) waits
-for the receiver's application receipt.
+"""A PLO message (of a stay, a discharge, or between municipality and GP) waits for the
+receiver's application receipt.
 """
 TASK_KIND_HEALTH_INFORMATION: TaskKind.ValueType  # 5
 """Helseopplysninger to the municipality are due within 24 hours of admission for patients
@@ -89,6 +94,11 @@ first appointment.
 TASK_KIND_CANCER_TREATMENT_START: TaskKind.ValueType  # 8
 """Cancer pathway: the first treatment must start within its limit from the end of the
 investigation.
+"""
+TASK_KIND_CORRESPONDENCE_ANSWER: TaskKind.ValueType  # 20
+"""A Forespørsel between the municipality and the GP waits for its answer (Svar på
+forespørsel, or Medisinske opplysninger from the GP) by the deadline of rules.toml
+[correspondence_answer].
 """
 Global___TaskKind: _TypeAlias = TaskKind  # noqa: Y015
 

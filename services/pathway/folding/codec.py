@@ -16,6 +16,7 @@ from uuid import UUID
 
 from services.pathway.folding.medications import MedicationProjection
 from services.pathway.folding.model import (
+    CorrespondenceView,
     DischargeView,
     PloMessage,
     ReadyPeriod,
@@ -50,6 +51,7 @@ def dump(state: PatientState) -> str:
         "referrals": _aggregates(state.referrals),
         "stays": _aggregates(state.stays),
         "discharges": _aggregates(state.discharges),
+        "correspondence": _aggregates(state.correspondence),
         "medications": None if medications is None else _medication_list(medications.view),
         "registrations": [dataclasses.astuple(r) for r in state.registrations],
         "blocks": [dataclasses.astuple(b) for b in state.blocks],
@@ -94,6 +96,8 @@ def load(text: str) -> PatientState:
         referrals=_load_aggregates(plain["referrals"], _referral),
         stays=_load_aggregates(plain["stays"], _stay),
         discharges=_load_aggregates(plain["discharges"], _discharge),
+        # A state stored before the correspondence service existed has none.
+        correspondence=_load_aggregates(plain.get("correspondence", []), _correspondence),
         medications=None if meds is None else MedicationProjection(_load_list(meds)),
         registrations=[Registration(*r) for r in plain["registrations"]],
         blocks=[BlockChange(*b) for b in plain["blocks"]],
@@ -120,6 +124,11 @@ def _discharge(d: dict[str, Any]) -> DischargeView:
     d["periods"] = [ReadyPeriod(**p) for p in d["periods"]]
     d["messages"] = {k: PloMessage(**m) for k, m in d["messages"].items()}
     return DischargeView(**d)
+
+
+def _correspondence(d: dict[str, Any]) -> CorrespondenceView:
+    d["messages"] = {k: PloMessage(**m) for k, m in d["messages"].items()}
+    return CorrespondenceView(**d)
 
 
 def _load_list(d: dict[str, Any]) -> MedicationListView:

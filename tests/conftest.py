@@ -84,6 +84,7 @@ STORES = (
     "discharges",
     "medications",
     "registry",
+    "correspondence",
     "pathway",
     "audit",
     "revocations",

@@ -43,6 +43,7 @@ from stdnum.no import fodselsnummer
 from carepath.v1 import (
     admissions_pb2_grpc,
     common_pb2,
+    correspondence_pb2_grpc,
     discharges_pb2_grpc,
     medications_pb2_grpc,
     referrals_pb2_grpc,
@@ -642,6 +643,7 @@ def demo_clients(system: Harness, demo: ModuleType) -> Any:
         admissions=stub(admissions_pb2_grpc.AdmissionServiceStub, "admissions"),
         medications=stub(medications_pb2_grpc.MedicationServiceStub, "medications"),
         discharges=stub(discharges_pb2_grpc.DischargeServiceStub, "discharges"),
+        correspondence=stub(correspondence_pb2_grpc.CorrespondenceServiceStub, "correspondence"),
     )
 
 

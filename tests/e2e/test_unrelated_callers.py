@@ -28,6 +28,8 @@ from carepath.v1 import (
     admissions_pb2,
     admissions_pb2_grpc,
     common_pb2,
+    correspondence_pb2,
+    correspondence_pb2_grpc,
     discharges_pb2,
     medications_pb2,
     pathway_pb2,
@@ -95,7 +97,8 @@ def world(
     broker: Tenant, amqp_uri: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
     """The system with three patients the registers know (their municipality and fastlege are
-    MUNICIPALITY and GP), a referral and a stay of each: real ids for the generator."""
+    MUNICIPALITY and GP), a referral, a stay and the municipality's Forespørsel to the
+    fastlege of each: real ids for the generator."""
     tmp = tmp_path_factory.mktemp("unrelated")
     urls = {name: f"sqlite:///{tmp}/{name}.sqlite" for name in (*STORES, "streams")}
     queue = projector_queue("unrelated")
@@ -107,6 +110,9 @@ def world(
         referrals = referrals_pb2_grpc.ReferralServiceStub(system.channel(system.referrals_server))
         admissions = admissions_pb2_grpc.AdmissionServiceStub(
             system.channel(system.servers["admissions"])
+        )
+        correspondence = correspondence_pb2_grpc.CorrespondenceServiceStub(
+            system.channel(system.servers["correspondence"])
         )
         for value in KNOWN:
             patient = {"system": FNR_SYSTEM, "value": value}
@@ -135,7 +141,18 @@ def world(
                 ),
                 metadata=auth(HOSPITAL),
             )
-            ids += [sent.referral_id, stay.stay_id]
+            meta.command_id = f"c-{value}"
+            asked = correspondence.SendMessage(
+                correspondence_pb2.SendCorrespondenceMessageRequest(
+                    metadata=meta,
+                    patient=pb,
+                    message_type=correspondence_pb2.CORRESPONDENCE_MESSAGE_TYPE_REQUEST,
+                    text="Ber om medisinske opplysninger",
+                ),
+                metadata=auth(MUNICIPALITY),
+            )
+            ids += [sent.referral_id, stay.stay_id, asked.correspondence_id]
+            ids += [m.message_id for m in asked.messages]
         ports = {"streams": streams.port, "events": events_port}
         yield {"system": system, "ids": ids, "ports": ports}
     drain_queue(amqp_uri, queue)
@@ -232,6 +249,7 @@ SERVICES = {
     "ReferralService": (referrals_pb2, "referrals"),
     "AdmissionService": (admissions_pb2, "admissions"),
     "DischargeService": (discharges_pb2, "discharges"),
+    "CorrespondenceService": (correspondence_pb2, "correspondence"),
     "MedicationService": (medications_pb2, "medications"),
     "PathwayService": (pathway_pb2, "pathway"),
     "RegistryService": (registry_pb2, "registry"),

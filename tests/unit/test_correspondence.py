@@ -16,7 +16,7 @@ from shared.ids import FNR_SYSTEM
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_GP, OTHER_MUNICIPALITY
 from tests.support import ctx, make_fnr
 
-PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(14, 2, 41, 520)}
+PATIENT = {"system": FNR_SYSTEM, "value": make_fnr(14, 2, 41, 420)}
 MONDAY = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
 #: The patient lives in MUNICIPALITY, stays in OTHER_MUNICIPALITY, and is on GP's list.
 REGISTERED = Registered(GP.her_id, (OTHER_MUNICIPALITY.her_id, MUNICIPALITY.her_id))

@@ -9,10 +9,11 @@ timeline and the medication versions (readmodel.APPENDED) grow by what a batch a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from services.pathway.folding.discharges import payment_spans
 from services.pathway.folding.medications import EntryVersion, ReconciliationVersion
-from services.pathway.folding.model import ReferralView
+from services.pathway.folding.model import CorrespondenceView, ReferralView
 from services.pathway.folding.pathway import (
     PatientPathway,
     PatientState,
@@ -21,6 +22,7 @@ from services.pathway.folding.pathway import (
     replay,
 )
 from services.pathway.relations import block_rows, relationship_rows
+from shared import rules
 from shared.access.model import blocks, relationships
 from shared.events import Envelope
 from shared.times import utc_iso
@@ -87,6 +89,7 @@ def _pathway_rows(key: str, state: PatientState, pathway: PatientPathway) -> Row
             for position, m in enumerate(pathway.messages)
         ],
         "pathway_payments": _payment_rows(key, pathway),
+        "pathway_correspondence": [_correspondence_row(key, c) for c in pathway.correspondence],
     }
     if state.medications is not None:
         view = state.medications.view
@@ -132,6 +135,24 @@ def _referral_row(key: str, r: ReferralView) -> Row:
         "updated_at": r.updated_at,
         "is_open": r.is_open,
         "cancer_milestones": [vars(m) for m in r.cancer_milestones()] or None,
+    }
+
+
+def _correspondence_row(key: str, c: CorrespondenceView) -> Row:
+    due = None
+    if c.request_message_id is not None:  # a Forespørsel: its answer is due
+        due = utc_iso(rules.correspondence_answer_due(datetime.fromisoformat(c.sent_at)))
+    return {
+        "patient_key": key,
+        "correspondence_id": c.correspondence_id,
+        "message_type": c.message_type,
+        "from_her_id": c.from_her_id,
+        "from_kind": c.from_kind,
+        "to_her_id": c.to_her_id,
+        "to_kind": c.to_kind,
+        "sent_at": c.sent_at,
+        "answer_due": due,
+        "answered_at": c.answered_at,
     }
 
 

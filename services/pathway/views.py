@@ -51,6 +51,7 @@ class PathwayView:
     tasks: Sequence[Row]
     stays: Sequence[Row]  # in order of admission
     messages: Sequence[Row]  # in the order sent
+    correspondence: Sequence[Row]  # municipality ↔ GP, in the order opened
     payments: Sequence[Row]  # readiness periods (rows.answer_rows)
     medications: MedicationListView | None  # at the clinical time asked for
 
@@ -92,6 +93,11 @@ def get_pathway(
             tasks=rows(rm.tasks, rm.tasks.c.due, rm.tasks.c.task_id),
             stays=rows(rm.stays, rm.stays.c.admitted_at, rm.stays.c.stay_id),
             messages=rows(rm.messages, rm.messages.c.position),
+            correspondence=rows(
+                rm.correspondence,
+                rm.correspondence.c.sent_at,
+                rm.correspondence.c.correspondence_id,
+            ),
             payments=rows(rm.payments, rm.payments.c.position),
             medications=_medication_list(conn, key, medications_at),
         )
@@ -117,6 +123,7 @@ def _replayed(
         tasks=derived["pathway_tasks"],
         stays=ordered("pathway_stays", "admitted_at", "stay_id"),
         messages=derived["pathway_messages"],
+        correspondence=ordered("pathway_correspondence", "sent_at", "correspondence_id"),
         payments=derived["pathway_payments"],
         medications=medication_list(history, medications_at),
     )

@@ -147,6 +147,11 @@ def test_a_forespørsel_answered_late_breaches_its_deadline_and_closes_when_the_
 
     done = pathway_when(pathway, patient, closed, "the answer in the pathway")
     assert [m.name for m in done.messages] == ["Forespørsel", "Svar på forespørsel"]
+    (summary,) = done.correspondence
+    assert (summary.name, summary.late, summary.HasField("answered_at")) == (
+        "Forespørsel", True, True,
+    )  # fmt: skip
+    assert getattr(summary, "from").her_id == MUNICIPALITY.her_id
     assert [e.summary for e in done.timeline] == [
         "Kommunen sendte forespørsel til fastlegen",
         "Fastlegen svarte på forespørselen: svar på forespørsel",
@@ -200,6 +205,8 @@ def test_before_a_nursing_home_place_the_municipality_asks_the_gp_for_medisinske
 
     reply = pathway_when(pathway, patient, everything, "the correspondence in the pathway")
     assert not reply.tasks  # answered, and each message receipted
+    (summary,) = reply.correspondence
+    assert (summary.to.her_id, summary.late) == (GP.her_id, False)  # answered in time
     assert [(m.name, m.to.her_id, m.receipt) for m in reply.messages] == [
         ("Forespørsel", GP.her_id, common_pb2.APP_REC_STATUS_OK),
         ("Medisinske opplysninger", MUNICIPALITY.her_id, common_pb2.APP_REC_STATUS_OK),

@@ -114,7 +114,14 @@ def test_a_state_stored_before_the_correspondence_existed_still_loads() -> None:
     assert codec.load(plain).correspondence == {}
 
 
-def test_the_rows_hold_the_messages_and_the_task() -> None:
+def test_the_rows_hold_the_messages_the_task_and_when_the_request_was_answered() -> None:
     rows = derive_rows("key", [SENT, RECEIPTED])
     assert [m["name"] for m in rows["pathway_messages"]] == ["Forespørsel"]
     assert [t["kind"] for t in rows["pathway_tasks"]] == ["CORRESPONDENCE_ANSWER"]
+    (waiting,) = rows["pathway_correspondence"]
+    assert (waiting["answer_due"], waiting["answered_at"]) == (
+        utc_iso(rules.correspondence_answer_due(ASKED)), None,
+    )  # fmt: skip
+    (answered,) = derive_rows("key", [SENT, RECEIPTED, ANSWERED])["pathway_correspondence"]
+    assert answered["answered_at"] == utc_iso(ANSWERED.occurred_at)
+    assert answered["answered_at"] > answered["answer_due"]  # two days late

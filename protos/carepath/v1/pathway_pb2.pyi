@@ -794,6 +794,7 @@ class Pathway(_message.Message):
     RELATIONS_FIELD_NUMBER: _builtins.int
     ORGANISATIONS_FIELD_NUMBER: _builtins.int
     ACCESS_BASIS_FIELD_NUMBER: _builtins.int
+    CORRESPONDENCE_FIELD_NUMBER: _builtins.int
     municipality_her_id: _builtins.str
     """HER-id of the municipality the patient lives in, from the registers (empty when unknown)."""
     access_basis: _common_pb2.AccessBasis.ValueType
@@ -844,6 +845,14 @@ class Pathway(_message.Message):
     def organisations(self) -> _containers.RepeatedCompositeFieldContainer[_registry_pb2.OrganisationEntry]:
         """The directory's entry of every organisation the answer names (unknown ones left out)."""
 
+    @_builtins.property
+    def correspondence(self) -> _containers.RepeatedCompositeFieldContainer[Global___CorrespondenceSummary]:
+        """The correspondence between the municipality and the GP (Forespørsel and its answer,
+        Medisinske opplysninger, Helseopplysninger til lege, Orientering om tjenestetilbud,
+        Dialogmelding), oldest first (at as_of); each message itself, with its receipt, is in
+        `messages`.
+        """
+
     def __init__(
         self,
         *,
@@ -861,14 +870,72 @@ class Pathway(_message.Message):
         relations: Global___CareRelations | None = ...,
         organisations: _abc.Iterable[_registry_pb2.OrganisationEntry] | None = ...,
         access_basis: _common_pb2.AccessBasis.ValueType = ...,
+        correspondence: _abc.Iterable[Global___CorrespondenceSummary] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "location", b"location", "medications", b"medications", "patient", b"patient", "relations", b"relations", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_basis", b"access_basis", "as_of", b"as_of", "location", b"location", "medications", b"medications", "messages", b"messages", "municipality_her_id", b"municipality_her_id", "organisations", b"organisations", "patient", b"patient", "payments", b"payments", "relations", b"relations", "stays", b"stays", "summary", b"summary", "tasks", b"tasks", "timeline", b"timeline"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_basis", b"access_basis", "as_of", b"as_of", "correspondence", b"correspondence", "location", b"location", "medications", b"medications", "messages", b"messages", "municipality_her_id", b"municipality_her_id", "organisations", b"organisations", "patient", b"patient", "payments", b"payments", "relations", b"relations", "stays", b"stays", "summary", b"summary", "tasks", b"tasks", "timeline", b"timeline"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Pathway: _TypeAlias = Pathway  # noqa: Y015
+
+@_typing.final
+class CorrespondenceSummary(_message.Message):
+    """One conversation between the municipality and the GP as the pathway shows it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CORRESPONDENCE_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    FROM_FIELD_NUMBER: _builtins.int
+    TO_FIELD_NUMBER: _builtins.int
+    SENT_AT_FIELD_NUMBER: _builtins.int
+    ANSWER_DUE_FIELD_NUMBER: _builtins.int
+    ANSWERED_AT_FIELD_NUMBER: _builtins.int
+    LATE_FIELD_NUMBER: _builtins.int
+    correspondence_id: _builtins.str
+    """The correspondence (CorrespondenceService's id)."""
+    name: _builtins.str
+    """Norwegian name of the message that opened it, e.g. "Forespørsel", "Dialogmelding"."""
+    late: _builtins.bool
+    """A Forespørsel answered after its due time, or unanswered and past it (at the answer's
+    moment: now, or as_of).
+    """
+    @_builtins.property
+    def to(self) -> _common_pb2.Organisation: ...
+    @_builtins.property
+    def sent_at(self) -> _timestamp_pb2.Timestamp:
+        """Clinical time it was sent."""
+
+    @_builtins.property
+    def answer_due(self) -> _timestamp_pb2.Timestamp:
+        """A Forespørsel: when its answer is due (rules.toml [correspondence_answer]); unset for
+        messages that expect no answer.
+        """
+
+    @_builtins.property
+    def answered_at(self) -> _timestamp_pb2.Timestamp:
+        """A Forespørsel: clinical time it was answered; unset while it waits."""
+
+    def __init__(
+        self,
+        *,
+        correspondence_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        to: _common_pb2.Organisation | None = ...,
+        sent_at: _timestamp_pb2.Timestamp | None = ...,
+        answer_due: _timestamp_pb2.Timestamp | None = ...,
+        answered_at: _timestamp_pb2.Timestamp | None = ...,
+        late: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer_due", b"answer_due", "answered_at", b"answered_at", "from", b"from", "sent_at", b"sent_at", "to", b"to"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_due", b"answer_due", "answered_at", b"answered_at", "correspondence_id", b"correspondence_id", "from", b"from", "late", b"late", "name", b"name", "sent_at", b"sent_at", "to", b"to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CorrespondenceSummary: _TypeAlias = CorrespondenceSummary  # noqa: Y015
 
 @_typing.final
 class CareRelations(_message.Message):

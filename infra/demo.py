@@ -359,7 +359,7 @@ def load(clients: Clients, issuer: Issuer) -> int:
     # Before a long-term place is decided, the municipality asks the fastlege; the GP answers.
     asked = clients.correspondence.SendMessage(
         correspondence_pb2.SendCorrespondenceMessageRequest(
-            metadata=meta("forespørsel", at(2024, 11, 25, 10, 0)),
+            metadata=meta("foresporsel", at(2024, 11, 25, 10, 0)),
             patient=patient,
             message_type=correspondence_pb2.CORRESPONDENCE_MESSAGE_TYPE_REQUEST,
             text="Vurderer langtidsplass. Hvordan er kognisjon og gangfunksjon etter oppholdet?",
@@ -369,7 +369,7 @@ def load(clients: Clients, issuer: Issuer) -> int:
     cid = asked.correspondence_id
     clients.correspondence.RecordMessageReceipt(
         correspondence_pb2.RecordCorrespondenceMessageReceiptRequest(
-            metadata=meta("forespørsel-kvittering", at(2024, 11, 25, 10, 5)),
+            metadata=meta("foresporsel-kvittering", at(2024, 11, 25, 10, 5)),
             correspondence_id=cid,
             message_id=asked.messages[0].message_id,
             receipt=common_pb2.AppRec(status=common_pb2.APP_REC_STATUS_OK),

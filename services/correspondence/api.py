@@ -28,14 +28,20 @@ MESSAGE_TYPE_FROM_PB = {
 MESSAGE_TYPE_TO_PB = {t: pb for pb, t in MESSAGE_TYPE_FROM_PB.items()}
 
 
-def registered(relations: Iterable[Relationship]) -> Registered:
+def registered(relations: Iterable[Relationship], units: Iterable[Any] = ()) -> Registered:
     """The register facts among a patient's relationships now: the fastlege's office, and the
-    municipalities the patient stays in (first) and lives in."""
+    municipalities the patient stays in (first) and lives in; and where the directory puts the
+    municipal services among `units` (directory rows: her_id, kind, parent_her_id)."""
     held = list(relations)
     fastlege = next((r.her_id for r in held if r.basis is Basis.FASTLEGE), None)
     staying = [r.her_id for r in held if r.basis is Basis.TEMPORARY_RESIDENCE_MUNICIPALITY]
     living = [r.her_id for r in held if r.basis is Basis.RESIDENCE_MUNICIPALITY]
-    return Registered(fastlege, tuple(dict.fromkeys(staying + living)))
+    unit_of = tuple(
+        (u.her_id, u.parent_her_id)
+        for u in units
+        if u.kind == OrgKind.MUNICIPALITY.value and u.parent_her_id
+    )
+    return Registered(fastlege, tuple(dict.fromkeys(staying + living)), unit_of)
 
 
 def _organisation(her_id: str, kind: OrgKind) -> common_pb2.Organisation:
@@ -77,8 +83,10 @@ class CorrespondenceServicer(correspondence_pb2_grpc.CorrespondenceServiceServic
         self._app = app
         self._access = access
 
-    def _registered(self, patient_key: str) -> Registered:
-        return registered(self._access.facts.relations(patient_key, self._access.clock()))
+    def _registered(self, patient_key: str, named: str | None) -> Registered:
+        facts = self._access.facts
+        units = facts.organisations([named]) if named else []
+        return registered(facts.relations(patient_key, self._access.clock()), units)
 
     def SendMessage(
         self,
@@ -92,7 +100,7 @@ class CorrespondenceServicer(correspondence_pb2_grpc.CorrespondenceServiceServic
         to_her_id = api.her_id(request.to_her_id, "to_her_id") if request.to_her_id else None
         key = current_call().patient_key or ""
         correspondence = self._app.send_message(
-            ctx, patient, kind, text, self._registered(key), to_her_id
+            ctx, patient, kind, text, self._registered(key, to_her_id), to_her_id
         )
         return correspondence_to_pb(correspondence)
 

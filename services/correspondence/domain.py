@@ -13,9 +13,10 @@ Each message is answered by its receiver's application receipt (AppRec, `Message
 
 Who may write to whom is the registers' to say, never the request's: the receiver of a
 municipality's message is the patient's fastlege (Fastlegeregisteret); the receiver of a GP's
-message is a municipality the patient lives or stays in (Folkeregisteret). The caller hands the
-rules what the registers say now (`Registered`); a sender that is not a party of the right kind
-is refused.
+message is a municipality the patient lives or stays in (Folkeregisteret), or one of that
+municipality's services the GP names — a legevakt, a home-nursing district — which the
+organisation directory (Adresseregisteret) lists under it. The caller hands the rules what the
+registers say now (`Registered`); a sender that is not a party of the right kind is refused.
 
 One `Correspondence` is one conversation: the message that opens it and, for a request, its
 answer. Each public method checks the rule and who may act, then triggers a past-tense event;
@@ -89,10 +90,19 @@ class NoMunicipality(InvalidTransition):
 @dataclass(frozen=True, slots=True)
 class Registered:
     """What the registers say about the patient now: the fastlege's office (None: none) and
-    the municipalities the patient stays in (oppholdskommune) and lives in, in that order."""
+    the municipalities the patient stays in (oppholdskommune) and lives in, in that order; and,
+    for a receiver the GP names that is not one of them, the municipality the organisation
+    directory puts it under (`unit_of`: a legevakt or another municipal service)."""
 
     fastlege_her_id: str | None
     municipalities: tuple[str, ...]
+    unit_of: tuple[tuple[str, str], ...] = ()
+
+    def serves_the_patient(self, her_id: str) -> bool:
+        """A municipality the patient stays or lives in, or a service the directory lists
+        under one of them."""
+        parent = dict(self.unit_of).get(her_id)
+        return her_id in self.municipalities or parent in self.municipalities
 
 
 def correspondence_id_for(sender_her_id: str, command_id: str) -> UUID:
@@ -132,9 +142,11 @@ def receiver_of(
         raise NoMunicipality()
     if to_her_id is None:
         return registered.municipalities[0], OrgKind.MUNICIPALITY
-    if to_her_id not in registered.municipalities:
+    if not registered.serves_the_patient(to_her_id):
         raise InvalidArgument(
-            "to_her_id", "is not a municipality the registers say the patient lives or stays in"
+            "to_her_id",
+            "is neither a municipality the registers say the patient lives or stays in nor one "
+            "of its services in the organisation directory",
         )
     return to_her_id, OrgKind.MUNICIPALITY
 

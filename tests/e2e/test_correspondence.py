@@ -17,14 +17,18 @@ from carepath.v1 import (
     correspondence_pb2_grpc,
     pathway_pb2,
     pathway_pb2_grpc,
+    registry_pb2,
+    registry_pb2_grpc,
 )
 from services.viewer.picture import LANE_HEIGHT, LANES, TOP, picture
 from services.viewer.present import GP as GP_LANE
 from services.viewer.present import MUNICIPALITY as MUNICIPALITY_LANE
+from shared.actors import Actor, OrgKind
 from shared.broker import Tenant
 from shared.ids import FNR_SYSTEM
-from tests.conftest import GP, MUNICIPALITY, OTHER_GP
+from tests.conftest import GP, MUNICIPALITY, OTHER_GP, OTHER_MUNICIPALITY
 from tests.support import (
+    REGISTER_ADAPTER,
     Harness,
     auth,
     drain_queue,
@@ -233,3 +237,81 @@ def test_before_a_nursing_home_place_the_municipality_asks_the_gp_for_medisinske
             metadata=auth(OTHER_GP),
         )
     assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+
+
+#: The municipality's emergency clinic: the organisation directory lists it under MUNICIPALITY.
+LEGEVAKT = Actor(her_id="4201990", org_kind=OrgKind.MUNICIPALITY, hpr="1203998")
+#: Another municipality's legevakt, listed under OTHER_MUNICIPALITY.
+OTHER_LEGEVAKT = Actor(her_id="4301990", org_kind=OrgKind.MUNICIPALITY, hpr="6611998")
+
+
+def in_the_directory(system: Harness, unit: Actor, parent: Actor, name: str) -> None:
+    """The register adapter records the unit in the directory, under its municipality."""
+    registry = registry_pb2_grpc.RegistryServiceStub(system.channel(system.servers["registry"]))
+    registry.RegisterOrganisation(
+        registry_pb2.RegisterOrganisationRequest(
+            metadata=meta(),
+            her_id=unit.her_id,
+            kind=common_pb2.ORGANISATION_KIND_MUNICIPALITY,
+            name=name,
+            parent_her_id=parent.her_id,
+        ),
+        metadata=auth(REGISTER_ADAPTER),
+    )
+    wait(
+        lambda: system.access["correspondence"].facts.organisations([unit.her_id]),
+        what=f"{name} in the directory",
+    )
+
+
+def test_the_fastlege_asks_the_legevakt_of_the_patients_municipality_and_the_legevakt_answers(
+    system: Harness,
+) -> None:
+    patient = registered(system, 13)
+    in_the_directory(system, LEGEVAKT, MUNICIPALITY, "Fjordvik legevakt")
+    in_the_directory(system, OTHER_LEGEVAKT, OTHER_MUNICIPALITY, "Nabodal legevakt")
+    correspondence, pathway = clients(system)
+
+    def ask(legevakt: Actor) -> correspondence_pb2.Correspondence:
+        return correspondence.SendMessage(
+            correspondence_pb2.SendCorrespondenceMessageRequest(
+                metadata=meta(hours=-5),
+                patient=patient,
+                message_type=REQUEST,
+                text="Pasienten var hos dere i natt: hva ble gjort, og trengs kontroll hos meg?",
+                to_her_id=legevakt.her_id,
+            ),
+            metadata=auth(GP),
+        )
+
+    with pytest.raises(grpc.RpcError) as elsewhere:  # not a service of her municipality
+        ask(OTHER_LEGEVAKT)
+    assert elsewhere.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    asked = ask(LEGEVAKT)
+    assert asked.receiver.her_id == LEGEVAKT.her_id
+    cid, (request,) = asked.correspondence_id, asked.messages
+    correspondence.RecordMessageReceipt(
+        correspondence_pb2.RecordCorrespondenceMessageReceiptRequest(
+            metadata=meta(hours=-5), correspondence_id=cid, message_id=request.message_id,
+            receipt=OK_RECEIPT,
+        ),
+        metadata=auth(LEGEVAKT),
+    )  # fmt: skip
+    correspondence.AnswerRequest(
+        correspondence_pb2.AnswerCorrespondenceRequestRequest(
+            metadata=meta(hours=-4), correspondence_id=cid, message_type=REQUEST_ANSWER,
+            text="Pneumoni, startet amoksicillin. Kontroll hos fastlege om tre dager.",
+        ),
+        metadata=auth(LEGEVAKT),
+    )  # fmt: skip
+
+    def answered(reply: pathway_pb2.Pathway) -> bool:
+        return len(reply.messages) == 2 and not any(t.kind == ANSWER_DUE for t in reply.tasks)
+
+    reply = pathway_when(pathway, patient, answered, "the legevakt's answer in the pathway")
+    assert [(m.name, m.to.her_id, m.to.kind) for m in reply.messages] == [
+        ("Forespørsel", LEGEVAKT.her_id, common_pb2.ORGANISATION_KIND_MUNICIPALITY),
+        ("Svar på forespørsel", GP.her_id, common_pb2.ORGANISATION_KIND_GP),
+    ]
+    names = {o.her_id: o.name for o in reply.organisations}
+    assert names[LEGEVAKT.her_id] == "Fjordvik legevakt"

@@ -10,6 +10,7 @@ import pytest
 
 from services.correspondence.application import CorrespondenceApplication
 from services.correspondence.domain import MessageType, NoFastlege, Registered
+from shared.actors import Actor, OrgKind
 from shared.apprec import AppRecStatus
 from shared.errors import InvalidArgument, InvalidTransition, NotFound, NotPermitted
 from shared.ids import FNR_SYSTEM
@@ -159,3 +160,32 @@ def test_each_message_is_receipted_by_its_receiver_once(app: CorrespondenceAppli
     assert all(m["receipt"]["status"] == "OK" for m in c.messages.values())
     with pytest.raises(InvalidTransition):
         app.record_message_receipt(ctx(GP, "r3", MONDAY), cid, request, AppRecStatus.OK, [])
+
+
+LEGEVAKT = "4201990"  # the directory lists it under MUNICIPALITY (a municipal service)
+
+
+def test_the_fastlege_writes_to_the_legevakt_of_the_patients_municipality_which_answers(
+    app: CorrespondenceApplication,
+) -> None:
+    with_unit = Registered(GP.her_id, (MUNICIPALITY.her_id,), ((LEGEVAKT, MUNICIPALITY.her_id),))
+    c = app.send_message(
+        ctx(GP, "to-lv", MONDAY), PATIENT, MessageType.REQUEST,
+        "Var pasienten på legevakt i natt? Hva ble gitt?", with_unit, LEGEVAKT,
+    )  # fmt: skip
+    assert (c.receiver, c.receiver_kind.value) == (LEGEVAKT, "MUNICIPALITY")
+    legevakt = Actor(her_id=LEGEVAKT, org_kind=OrgKind.MUNICIPALITY, hpr="1203999")
+    done = app.answer_request(
+        ctx(legevakt, "svar", MONDAY), c.id, MessageType.REQUEST_ANSWER, "Ja, fikk antibiotika"
+    )
+    assert not done.awaits_answer
+
+
+def test_a_service_of_another_municipality_is_no_receiver(app: CorrespondenceApplication) -> None:
+    elsewhere = Registered(
+        GP.her_id, (MUNICIPALITY.her_id,), ((LEGEVAKT, OTHER_MUNICIPALITY.her_id),)
+    )
+    with pytest.raises(InvalidArgument, match="to_her_id"):
+        app.send_message(
+            ctx(GP, "x", MONDAY), PATIENT, MessageType.DIALOGUE, "t", elsewhere, LEGEVAKT
+        )

@@ -85,7 +85,8 @@ class SendCorrespondenceMessageRequest(_message.Message):
     """
     to_her_id: _builtins.str
     """The fastlege only: which of the patient's municipalities (residence or temporary
-    residence, from the registers) receives it; empty for the default. Must be empty when a
+    residence, from the registers), or which of their services in the organisation directory
+    (e.g. the legevakt), receives it; empty for the default. Must be empty when a
     municipality sends (it writes to the registered fastlege).
     """
     @_builtins.property

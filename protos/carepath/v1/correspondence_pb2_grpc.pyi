@@ -38,7 +38,10 @@ class CorrespondenceServiceStub:
 
     Who writes to whom comes from the registers, never from the request: a municipality the
     patient lives or stays in (Folkeregisteret) writes to the patient's fastlege
-    (Fastlegeregisteret); the fastlege writes to a municipality the patient lives or stays in.
+    (Fastlegeregisteret); the fastlege writes to a municipality the patient lives or stays in,
+    or to one of its services that the organisation directory (Adresseregisteret) lists under
+    it — the legevakt (municipal emergency clinic), a home-nursing district — which then
+    receipts and answers like the municipality.
     The request's receiver answers it; each message's receiver records that message's receipt.
     Who may read: whoever cares for the patient (docs/access.md).
 
@@ -80,7 +83,10 @@ class CorrespondenceServiceAsyncStub(CorrespondenceServiceStub):
 
     Who writes to whom comes from the registers, never from the request: a municipality the
     patient lives or stays in (Folkeregisteret) writes to the patient's fastlege
-    (Fastlegeregisteret); the fastlege writes to a municipality the patient lives or stays in.
+    (Fastlegeregisteret); the fastlege writes to a municipality the patient lives or stays in,
+    or to one of its services that the organisation directory (Adresseregisteret) lists under
+    it — the legevakt (municipal emergency clinic), a home-nursing district — which then
+    receipts and answers like the municipality.
     The request's receiver answers it; each message's receiver records that message's receipt.
     Who may read: whoever cares for the patient (docs/access.md).
 
@@ -118,7 +124,10 @@ class CorrespondenceServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Who writes to whom comes from the registers, never from the request: a municipality the
     patient lives or stays in (Folkeregisteret) writes to the patient's fastlege
-    (Fastlegeregisteret); the fastlege writes to a municipality the patient lives or stays in.
+    (Fastlegeregisteret); the fastlege writes to a municipality the patient lives or stays in,
+    or to one of its services that the organisation directory (Adresseregisteret) lists under
+    it — the legevakt (municipal emergency clinic), a home-nursing district — which then
+    receipts and answers like the municipality.
     The request's receiver answers it; each message's receiver records that message's receipt.
     Who may read: whoever cares for the patient (docs/access.md).
 

@@ -10,6 +10,9 @@ surgery. A second, earlier referral was cancelled by the GP. In November she is 
 acutely, declared ready for discharge on a Friday, and the municipality receives her on Tuesday
 in a short-term nursing-home place (korttidsopphold), which the municipality decided the day
 before and starts when she arrives; a medication changed in hospital is reconciled by the GP.
+Before a long-term place is decided, the municipality asks her fastlege (a Forespørsel, to
+the GP the registers name) and the GP answers two days later (Svar på forespørsel), each
+message receipted by its receiver.
 Command ids are fixed, so loading twice changes nothing.
 
 The patient and the organisations come from the registers first: `make run` imports the
@@ -39,6 +42,8 @@ from carepath.v1 import (
     admissions_pb2,
     admissions_pb2_grpc,
     common_pb2,
+    correspondence_pb2,
+    correspondence_pb2_grpc,
     discharges_pb2,
     discharges_pb2_grpc,
     medications_pb2,
@@ -112,6 +117,7 @@ class Clients:
     medications: medications_pb2_grpc.MedicationServiceStub
     discharges: discharges_pb2_grpc.DischargeServiceStub
     municipal: municipal_pb2_grpc.MunicipalServiceStub
+    correspondence: correspondence_pb2_grpc.CorrespondenceServiceStub
 
 
 def load(clients: Clients, issuer: Issuer) -> int:
@@ -383,7 +389,46 @@ def load(clients: Clients, issuer: Issuer) -> int:
         ),
         metadata=creds[GP.her_id],
     )
+    # Before a long-term place is decided, the municipality asks the fastlege; the GP answers.
+    asked = clients.correspondence.SendMessage(
+        correspondence_pb2.SendCorrespondenceMessageRequest(
+            metadata=meta("foresporsel", at(2024, 11, 25, 10, 0)),
+            patient=patient,
+            message_type=correspondence_pb2.CORRESPONDENCE_MESSAGE_TYPE_REQUEST,
+            text="Vurderer langtidsplass. Hvordan er kognisjon og gangfunksjon etter oppholdet?",
+        ),
+        metadata=creds[COORDINATOR.her_id],
+    )
+    cid = asked.correspondence_id
+    clients.correspondence.RecordMessageReceipt(
+        correspondence_pb2.RecordCorrespondenceMessageReceiptRequest(
+            metadata=meta("foresporsel-kvittering", at(2024, 11, 25, 10, 5)),
+            correspondence_id=cid,
+            message_id=asked.messages[0].message_id,
+            receipt=common_pb2.AppRec(status=common_pb2.APP_REC_STATUS_OK),
+        ),
+        metadata=creds[GP.her_id],
+    )
+    answered = clients.correspondence.AnswerRequest(
+        correspondence_pb2.AnswerCorrespondenceRequestRequest(
+            metadata=meta("svar", at(2024, 11, 27, 14, 0)),
+            correspondence_id=cid,
+            message_type=correspondence_pb2.CORRESPONDENCE_MESSAGE_TYPE_REQUEST_ANSWER,
+            text="Lett kognitiv svikt, går med rullator innendørs; falltendens.",
+        ),
+        metadata=creds[GP.her_id],
+    )
+    answered = clients.correspondence.RecordMessageReceipt(
+        correspondence_pb2.RecordCorrespondenceMessageReceiptRequest(
+            metadata=meta("svar-kvittering", at(2024, 11, 27, 14, 5)),
+            correspondence_id=cid,
+            message_id=answered.messages[-1].message_id,
+            receipt=common_pb2.AppRec(status=common_pb2.APP_REC_STATUS_OK),
+        ),
+        metadata=creds[COORDINATOR.her_id],
+    )
     events = first.version + 1 + second.version + stay.version + listed.version + place.version
+    events += answered.version  # every event of the correspondence is published
     events -= 1  # the stay's index event is internal (never published)
     events += ready.version - 1  # so is the discharge's opening event
     return events + 1  # the reaction in admissions closes the stay
@@ -486,6 +531,9 @@ def main() -> None:
         municipal=municipal_pb2_grpc.MunicipalServiceStub(
             wait_healthy(config.grpc_address("municipal"))
         ),
+        correspondence=correspondence_pb2_grpc.CorrespondenceServiceStub(
+            wait_healthy(config.grpc_address("correspondence"))
+        ),
     )
     expected = load(clients, issuer)
     deadline = time.monotonic() + 60
@@ -515,6 +563,7 @@ def main() -> None:
                 "medications",
                 "registry",
                 "municipal",
+                "correspondence",
             )
         )
         + f"  Show the demo pathway:  .venv/bin/python infra/demo.py show --patient {PATIENT}\n"

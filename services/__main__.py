@@ -22,6 +22,7 @@ STORES = (
     "medications",
     "registry",
     "municipal",
+    "correspondence",
     "streams",
     "pathway",
     "audit",

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from services.admissions import api as admissions_api
 from services.admissions.application import AdmissionsApplication
+from services.correspondence import api as correspondence_api
+from services.correspondence.application import CorrespondenceApplication
 from services.discharges import api as discharges_api
 from services.discharges.application import DischargesApplication
 from services.medications import api as medications_api
@@ -31,6 +33,7 @@ DISCHARGES = DomainService(DischargesApplication, discharges_api)
 MEDICATIONS = DomainService(MedicationsApplication, medications_api)
 REGISTRY = DomainService(RegistryApplication, registry_api)
 MUNICIPAL = DomainService(MunicipalApplication, municipal_api)
+CORRESPONDENCE = DomainService(CorrespondenceApplication, correspondence_api)
 #: The vendors' subscriptions: a service with a store of its own, not a source of the pathway.
 STREAMS = DomainService(StreamsApplication, streams_api)
 
@@ -38,5 +41,13 @@ STREAMS = DomainService(StreamsApplication, streams_api)
 #: read on a rebuild (and every test system runs them).
 DOMAIN_SERVICES: dict[str, DomainService] = {  # type: ignore[type-arg]
     service.name: service
-    for service in (REFERRALS, ADMISSIONS, DISCHARGES, MEDICATIONS, REGISTRY, MUNICIPAL)
+    for service in (
+        REFERRALS,
+        ADMISSIONS,
+        DISCHARGES,
+        MEDICATIONS,
+        REGISTRY,
+        MUNICIPAL,
+        CORRESPONDENCE,
+    )
 }

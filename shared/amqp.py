@@ -58,7 +58,15 @@ for _noisy in ("pika.adapters", "pika.connection", "pika.channel"):
 
 DEAD_LETTER_EXCHANGE = "carepath.dlx"
 DEAD_LETTER_QUEUE = "carepath.dead-letter"
-SERVICES = ("referrals", "admissions", "discharges", "medications", "registry", "municipal")
+SERVICES = (
+    "referrals",
+    "admissions",
+    "discharges",
+    "medications",
+    "registry",
+    "municipal",
+    "correspondence",
+)
 #: Arguments of every consumer's queue, as infra/rabbitmq/definitions.json declares them: a
 #: quorum queue that dead-letters a message returned more than 10 times (a consumer that
 #: crashes on it again and again) to carepath.dlx.

@@ -4,6 +4,7 @@ receipts and the PLO messages they answer (shared.apprec), and the parties those
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -31,6 +32,10 @@ M = TypeVar("M")
 
 #: Clocks differ between systems; clinical times this far ahead of ours are still accepted.
 CLOCK_SKEW = timedelta(minutes=5)
+#: A command id and a correlation id become the events' causation and correlation ids, which
+#: the public envelope allows only as printable ASCII without spaces (shared/events/envelope.py):
+#: a command whose id is anything else is refused here, or its events could never be published.
+_REFERENCE = re.compile(r"[\x21-\x7e]+")
 
 ORG_KIND_TO_PB = {
     OrgKind.MUNICIPALITY: common_pb2.ORGANISATION_KIND_MUNICIPALITY,
@@ -56,6 +61,11 @@ def command_context(
     if occurred > now + CLOCK_SKEW:
         raise InvalidArgument(f"{field}.occurred_at", "is in the future")
     correlation = meta.correlation_id.strip() or command_id
+    for name, value in (("command_id", command_id), ("correlation_id", correlation)):
+        if not _REFERENCE.fullmatch(value):
+            raise InvalidArgument(
+                f"{field}.{name}", "must be printable ASCII without spaces (letters, digits, -_.:)"
+            )
     tracing.handling(command_id, correlation)
     return CommandContext(
         command_id=command_id,

@@ -28,6 +28,7 @@ BROKER_SERVICES = (
     "medications",
     "registry",
     "municipal",
+    "correspondence",
     "pathway",
 )
 #: Every broker user provisioned with the services (`<prefix><account>`): the services', the
@@ -48,6 +49,7 @@ DEFAULT_GRPC_ADDRESSES = {
     "municipal": "127.0.0.1:50058",
     # The vendors' event stream (grpc.aio: `python -m services.streams stream`).
     "streams_stream": "127.0.0.1:50057",
+    "correspondence": "127.0.0.1:50059",
 }
 
 

@@ -64,6 +64,12 @@ def readiness_answer_due(ready_at: datetime) -> datetime:
     return ready_at + timedelta(hours=int(rules()["readiness_answer"]["hours"]))
 
 
+def correspondence_answer_due(asked_at: datetime) -> datetime:
+    """When a Forespørsel between municipality and GP sent at `asked_at` must be answered."""
+    days = int(rules()["correspondence_answer"]["working_days"])
+    return end_of_day(add_working_days(asked_at.astimezone(OSLO).date(), days))
+
+
 def receipt_due(sent_at: datetime) -> datetime:
     return sent_at + timedelta(hours=int(rules()["message_receipt"]["hours"]))
 

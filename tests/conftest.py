@@ -90,6 +90,7 @@ STORES = (
     "medications",
     "registry",
     "municipal",
+    "correspondence",
     "pathway",
     "audit",
     "revocations",

@@ -40,6 +40,7 @@ STORES = (
     "medications",
     "registry",
     "municipal",
+    "correspondence",
     "streams",
     "pathway",
     "audit",
@@ -116,6 +117,7 @@ def system_env(urls: Mapping[str, str], broker: Tenant, workdir: Path) -> dict[s
                 "medications",
                 "registry",
                 "municipal",
+                "correspondence",
                 "streams",
                 "streams_stream",
             )

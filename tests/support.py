@@ -44,6 +44,7 @@ from stdnum.no import fodselsnummer
 from carepath.v1 import (
     admissions_pb2_grpc,
     common_pb2,
+    correspondence_pb2_grpc,
     discharges_pb2_grpc,
     medications_pb2_grpc,
     municipal_pb2_grpc,
@@ -692,6 +693,7 @@ def demo_clients(system: Harness, demo: ModuleType) -> Any:
         medications=stub(medications_pb2_grpc.MedicationServiceStub, "medications"),
         discharges=stub(discharges_pb2_grpc.DischargeServiceStub, "discharges"),
         municipal=stub(municipal_pb2_grpc.MunicipalServiceStub, "municipal"),
+        correspondence=stub(correspondence_pb2_grpc.CorrespondenceServiceStub, "correspondence"),
     )
 
 

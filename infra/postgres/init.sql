@@ -11,6 +11,7 @@ CREATE DATABASE medications;
 CREATE DATABASE pathway;
 CREATE DATABASE registry;
 CREATE DATABASE municipal;
+CREATE DATABASE correspondence;
 CREATE DATABASE streams;
 CREATE DATABASE audit;
 CREATE DATABASE revocations;

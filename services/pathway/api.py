@@ -22,6 +22,7 @@ from carepath.v1 import (
 from services.pathway import fhir, statistics, views
 from services.pathway.feed import ChangeFeed
 from services.pathway.folding.discharges import NotPayable, PaymentSpan, not_payable_text
+from services.pathway.folding.summaries import CORRESPONDENCE_NAMES
 from services.pathway.statistics import Month
 from shared import api, pages, rules
 from shared.access.enforce import AccessControl, Resolver, current_call
@@ -88,6 +89,25 @@ def _message_to_pb(m: Any) -> pathway_pb2.MessageStatus:
         sent_at=api.timestamp(m["sent_at"]),
         receipt=_enum(common_pb2.AppRecStatus, "APP_REC_STATUS", m["status"]),
     )
+
+
+def _correspondence_to_pb(c: Any, now: str) -> pathway_pb2.CorrespondenceSummary:
+    def organisation(her_id: str, kind: str) -> common_pb2.Organisation:
+        return common_pb2.Organisation(her_id=her_id, kind=LEVEL_TO_PB[kind])
+
+    pb = pathway_pb2.CorrespondenceSummary(
+        correspondence_id=c["correspondence_id"],
+        name=CORRESPONDENCE_NAMES[c["message_type"]],
+        to=organisation(c["to_her_id"], c["to_kind"]),
+        sent_at=api.timestamp(c["sent_at"]),
+    )
+    getattr(pb, "from").CopyFrom(organisation(c["from_her_id"], c["from_kind"]))
+    if c["answer_due"]:
+        pb.answer_due.CopyFrom(api.timestamp(c["answer_due"]))
+        pb.late = (c["answered_at"] or now) > c["answer_due"]
+    if c["answered_at"]:
+        pb.answered_at.CopyFrom(api.timestamp(c["answered_at"]))
+    return pb
 
 
 def _stay_to_pb(s: Any) -> pathway_pb2.StayPeriod:
@@ -318,6 +338,7 @@ def _named_in(pathway: pathway_pb2.Pathway) -> set[str]:
     named |= {r.receiver_her_id for r in pathway.summary.referrals}
     named |= {t.waiting_on.her_id for t in pathway.tasks}
     named |= {m.to.her_id for m in pathway.messages}
+    named |= {getattr(c, "from").her_id for c in pathway.correspondence}
     named |= {s.hospital_her_id for s in pathway.stays}
     named |= {p.municipality_her_id for p in pathway.payments}
     named |= {s.municipality_her_id for s in pathway.municipal_services}
@@ -407,6 +428,9 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         today = moment.astimezone(OSLO).date()
         reply.payments.extend(_payment_to_pb(p, today, view.rates) for p in view.payments)
         reply.messages.extend(_message_to_pb(m) for m in view.messages)
+        reply.correspondence.extend(
+            _correspondence_to_pb(c, utc_iso(moment)) for c in view.correspondence
+        )
         reply.stays.extend(_stay_to_pb(s) for s in view.stays)
         reply.municipal_services.extend(_service_to_pb(s) for s in view.services)
         if view.patient["died_at"]:

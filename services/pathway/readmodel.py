@@ -137,6 +137,25 @@ messages = sa.Table(
     sa.Index("ix_pathway_messages_receiver", "to_her_id", "sent_at"),
 )
 
+#: Each correspondence between the municipality and the GP (services/correspondence): who wrote
+#: to whom and when, and for a Forespørsel its answer deadline and when it was answered (what
+#: "answered in time" is counted from; indexed by receiver for the numbers per organisation).
+correspondence = sa.Table(
+    "pathway_correspondence",
+    metadata,
+    sa.Column("patient_key", sa.String(120), primary_key=True),
+    sa.Column("correspondence_id", sa.String(64), primary_key=True),
+    sa.Column("message_type", sa.String(40), nullable=False),
+    sa.Column("from_her_id", sa.String(20), nullable=False),
+    sa.Column("from_kind", sa.String(20), nullable=False),
+    sa.Column("to_her_id", sa.String(20), nullable=False),
+    sa.Column("to_kind", sa.String(20), nullable=False),
+    sa.Column("sent_at", sa.String(32), nullable=False),
+    sa.Column("answer_due", sa.String(32), nullable=True),
+    sa.Column("answered_at", sa.String(32), nullable=True),
+    sa.Index("ix_pathway_correspondence_to", "to_her_id", "sent_at"),
+)
+
 #: Each readiness period the municipality pays for: its first day and, once known, the first
 #: day not paid (NULL: still running, so the days are counted up to the day it is read).
 payments = sa.Table(
@@ -283,6 +302,7 @@ REWRITTEN = (
     tasks,
     stays,
     messages,
+    correspondence,
     payments,
     municipal_services,
     medication_lists,

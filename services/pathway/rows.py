@@ -13,7 +13,7 @@ from datetime import datetime
 
 from services.pathway.folding.discharges import payment_spans
 from services.pathway.folding.medications import EntryVersion, ReconciliationVersion
-from services.pathway.folding.model import ReferralView
+from services.pathway.folding.model import CorrespondenceView, ReferralView
 from services.pathway.folding.pathway import (
     PatientPathway,
     PatientState,
@@ -110,6 +110,7 @@ def _pathway_rows(key: str, state: PatientState, pathway: PatientPathway) -> Row
             }
             for s in pathway.services
         ],
+        "pathway_correspondence": [_correspondence_row(key, c) for c in pathway.correspondence],
     }
     if state.medications is not None:
         view = state.medications.view
@@ -156,6 +157,24 @@ def _referral_row(key: str, r: ReferralView) -> Row:
         "updated_at": r.updated_at,
         "is_open": r.is_open,
         "cancer_milestones": [vars(m) for m in r.cancer_milestones()] or None,
+    }
+
+
+def _correspondence_row(key: str, c: CorrespondenceView) -> Row:
+    due = None
+    if c.request_message_id is not None:  # a Forespørsel: its answer is due
+        due = utc_iso(rules.correspondence_answer_due(datetime.fromisoformat(c.sent_at)))
+    return {
+        "patient_key": key,
+        "correspondence_id": c.correspondence_id,
+        "message_type": c.message_type,
+        "from_her_id": c.from_her_id,
+        "from_kind": c.from_kind,
+        "to_her_id": c.to_her_id,
+        "to_kind": c.to_kind,
+        "sent_at": c.sent_at,
+        "answer_due": due,
+        "answered_at": c.answered_at,
     }
 
 

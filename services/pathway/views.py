@@ -57,6 +57,7 @@ class PathwayView:
     tasks: Sequence[Row]
     stays: Sequence[Row]  # in order of admission
     messages: Sequence[Row]  # in the order sent
+    correspondence: Sequence[Row]  # municipality ↔ GP, in the order opened
     payments: Sequence[Row]  # readiness periods (rows.answer_rows)
     services: Sequence[Row]  # municipal services, the earliest decision first
     medications: MedicationListView | None  # at the clinical time asked for
@@ -108,6 +109,11 @@ def get_pathway(
                 rm.municipal_services.c.decided_at,
                 rm.municipal_services.c.service_id,
             ),
+            correspondence=rows(
+                rm.correspondence,
+                rm.correspondence.c.sent_at,
+                rm.correspondence.c.correspondence_id,
+            ),
             medications=_medication_list(conn, key, medications_at),
             rates=payment_rates(conn) if payments else {},
         )
@@ -134,6 +140,7 @@ def _replayed(
         tasks=derived["pathway_tasks"],
         stays=ordered("pathway_stays", "admitted_at", "stay_id"),
         messages=derived["pathway_messages"],
+        correspondence=ordered("pathway_correspondence", "sent_at", "correspondence_id"),
         payments=derived["pathway_payments"],
         services=ordered("pathway_municipal_services", "decided_at", "service_id"),
         medications=medication_list(history, medications_at),

@@ -64,6 +64,10 @@ DEATH_RECORDERS = (
     B.TEMPORARY_RESIDENCE_MUNICIPALITY,
     B.REGISTER_KEEPER,
 )
+CORRESPONDENCE = Target.resource_of("correspondence", "correspondence_id")
+#: Who may write to the other level about a patient: the fastlege, and a municipality the
+#: patient stays or lives in (the receiver is the registers' too: services/correspondence).
+CORRESPONDENTS = (B.FASTLEGE, B.TEMPORARY_RESIDENCE_MUNICIPALITY, B.RESIDENCE_MUNICIPALITY)
 
 
 def _rules() -> list[Rule]:
@@ -104,6 +108,7 @@ def _rules() -> list[Rule]:
     pathway, registry, access = "PathwayService", "RegistryService", "AccessService"
     streams = "SubscriptionAdminService"
     municipal = "MunicipalService"
+    correspondence = "CorrespondenceService"
     clinical_read = (*CLINICAL_READERS, B.EMERGENCY)
     return [
         # --- referrals -----------------------------------------------------------------------
@@ -161,6 +166,18 @@ def _rules() -> list[Rule]:
              (B.RECEIPT_DUE,), DISCHARGE, "the receiver of a message of the discharge"),
         rule(discharges, "GetDischarge", READ, CARE, clinical_read, DISCHARGE,
              "whoever cares for the patient", person=True),
+        # --- correspondence between municipality and GP -------------------------------------
+        rule(correspondence, "SendMessage", WRITE, {GP, MUNICIPALITY}, CORRESPONDENTS, PATIENT,
+             "the patient's fastlege; a municipality the patient stays or lives in (each writes "
+             "to the other as the registers name it)", person=True),
+        rule(correspondence, "AnswerRequest", WRITE, {GP, MUNICIPALITY}, (B.MESSAGE_RECEIVER,),
+             CORRESPONDENCE, "the receiver of the Forespørsel", person=True),
+        rule(correspondence, "RecordMessageReceipt", WRITE, {GP, MUNICIPALITY},
+             (B.RECEIPT_DUE,), CORRESPONDENCE,
+             "the receiver of a message of the correspondence"),
+        rule(correspondence, "GetCorrespondence", READ, CARE,
+             clinical_read, CORRESPONDENCE,
+             "whoever cares for the patient; the receivers of its messages", person=True),
         # --- medications ---------------------------------------------------------------------
         *(
             rule(medications, method, WRITE, CARE, PRESCRIBERS, PATIENT,

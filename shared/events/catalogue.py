@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shared.events import (
     admissions,
+    correspondence,
     discharges,
     medications,
     municipal,
@@ -21,6 +22,7 @@ SOURCES = (
     "medications",
     "registry",
     "municipal",
+    "correspondence",
     "pathway",
 )
 
@@ -32,6 +34,7 @@ BY_SOURCE: dict[str, tuple[type[Payload], ...]] = {
     "medications": medications.EVENTS,
     "registry": registry.EVENTS,
     "municipal": municipal.EVENTS,
+    "correspondence": correspondence.EVENTS,
     "pathway": pathway.EVENTS,
 }
 

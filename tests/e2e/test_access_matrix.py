@@ -56,6 +56,8 @@ from carepath.v1 import (
     admissions_pb2,
     admissions_pb2_grpc,
     common_pb2,
+    correspondence_pb2,
+    correspondence_pb2_grpc,
     discharges_pb2,
     discharges_pb2_grpc,
     medications_pb2,
@@ -324,6 +326,29 @@ EXPECTED: dict[str, dict[str, grpc.StatusCode]] = {
         "unrelated": DENIED, "expired": DENIED, "blocked": DENIED, "emergency": OK,
         "citizen-self": DENIED, "citizen-other": DENIED,
     },
+    # --- correspondence between municipality and GP ---------------------------------------
+    "CorrespondenceService/SendMessage": {
+        "FASTLEGE": OK, "TEMPORARY_RESIDENCE_MUNICIPALITY": OK, "RESIDENCE_MUNICIPALITY": OK,
+        "unrelated": DENIED, "expired": DENIED, "blocked": OK, "emergency": DENIED,
+        "citizen-self": DENIED, "citizen-other": DENIED,
+    },
+    "CorrespondenceService/AnswerRequest": {
+        "MESSAGE_RECEIVER": OK,
+        "unrelated": DENIED, "expired": FAILED, "blocked": OK, "emergency": DENIED,
+        "citizen-self": DENIED, "citizen-other": DENIED,
+    },
+    "CorrespondenceService/RecordMessageReceipt": {
+        "RECEIPT_DUE": OK,
+        "unrelated": DENIED, "expired": FAILED, "blocked": OK, "emergency": DENIED,
+        "citizen-self": DENIED, "citizen-other": DENIED,
+    },
+    "CorrespondenceService/GetCorrespondence": {
+        "FASTLEGE": OK, "REFERRAL_SENDER": OK, "RESIDENCE_MUNICIPALITY": OK,
+        "TEMPORARY_RESIDENCE_MUNICIPALITY": OK, "MESSAGE_RECEIVER": OK,
+        "REFERRAL_RECEIVER": OK, "STAY_HOSPITAL": OK,
+        "unrelated": DENIED, "expired": DENIED, "blocked": DENIED, "emergency": OK,
+        "citizen-self": DENIED, "citizen-other": DENIED,
+    },
     # --- medications -----------------------------------------------------------------------
     "MedicationService/PrescribeMedication": {
         "FASTLEGE": OK, "STAY_HOSPITAL": OK, "REFERRAL_RECEIVER": OK,
@@ -567,6 +592,7 @@ class Clients:
     referrals: referrals_pb2_grpc.ReferralServiceStub
     admissions: admissions_pb2_grpc.AdmissionServiceStub
     discharges: discharges_pb2_grpc.DischargeServiceStub
+    correspondence: correspondence_pb2_grpc.CorrespondenceServiceStub
     medications: medications_pb2_grpc.MedicationServiceStub
     municipal: municipal_pb2_grpc.MunicipalServiceStub
     registry: registry_pb2_grpc.RegistryServiceStub
@@ -588,6 +614,9 @@ class Clients:
             referrals=referrals_pb2_grpc.ReferralServiceStub(channel("referrals")),
             admissions=admissions_pb2_grpc.AdmissionServiceStub(channel("admissions")),
             discharges=discharges_pb2_grpc.DischargeServiceStub(channel("discharges")),
+            correspondence=correspondence_pb2_grpc.CorrespondenceServiceStub(
+                channel("correspondence")
+            ),
             medications=medications_pb2_grpc.MedicationServiceStub(channel("medications")),
             municipal=municipal_pb2_grpc.MunicipalServiceStub(channel("municipal")),
             registry=registry_pb2_grpc.RegistryServiceStub(registry),
@@ -605,6 +634,7 @@ STUB_OF = {
     "ReferralService": "referrals",
     "AdmissionService": "admissions",
     "DischargeService": "discharges",
+    "CorrespondenceService": "correspondence",
     "MedicationService": "medications",
     "MunicipalService": "municipal",
     "RegistryService": "registry",
@@ -649,6 +679,7 @@ class Story:
     stay: str = ""
     stay_municipality: Actor | None = None
     message: str = ""
+    correspondence: str = ""
     entry: str = ""
     block: str = ""
     subscription: str = ""
@@ -914,6 +945,47 @@ class Story:
                 receipt=common_pb2.AppRec(status=common_pb2.APP_REC_STATUS_OK),
             ),
             metadata=auth(GP),
+        )
+
+    # --- the correspondence between municipality and GP ---------------------------------------
+
+    def municipality_asks_the_fastlege(self) -> None:
+        """The municipality the patient lives in sends the fastlege a Forespørsel."""
+        assert self.residence is not None
+        sent = self.c.correspondence.SendMessage(
+            correspondence_pb2.SendCorrespondenceMessageRequest(
+                metadata=self.meta(self.world.ago(hours=3)),
+                patient=self.pb,
+                message_type=correspondence_pb2.CORRESPONDENCE_MESSAGE_TYPE_REQUEST,
+                text="Søknad om sykehjemsplass: ber om oppdaterte medisinske opplysninger",
+            ),
+            metadata=auth(self.residence),
+        )
+        self.correspondence = sent.correspondence_id
+        self.message = sent.messages[0].message_id
+
+    def fastlege_answers(self) -> None:
+        assert self.fastlege is not None
+        self.c.correspondence.AnswerRequest(
+            correspondence_pb2.AnswerCorrespondenceRequestRequest(
+                metadata=self.meta(self.world.ago(hours=1)),
+                correspondence_id=self.correspondence,
+                message_type=correspondence_pb2.CORRESPONDENCE_MESSAGE_TYPE_MEDICAL_INFORMATION,
+                text="Hjertesvikt NYHA III, KOLS; legemiddelliste vedlagt",
+            ),
+            metadata=auth(self.fastlege),
+        )
+
+    def fastlege_receipts_the_request(self) -> None:
+        assert self.fastlege is not None
+        self.c.correspondence.RecordMessageReceipt(
+            correspondence_pb2.RecordCorrespondenceMessageReceiptRequest(
+                metadata=self.meta(self.world.ago(hours=2)),
+                correspondence_id=self.correspondence,
+                message_id=self.message,
+                receipt=common_pb2.AppRec(status=common_pb2.APP_REC_STATUS_OK),
+            ),
+            metadata=auth(self.fastlege),
         )
 
     # --- the medication list (recorded earlier, straight into the service's application) ------
@@ -1315,6 +1387,23 @@ def notice_sent(s: Story) -> None:
     s.hospital_sends_admission_notice()
 
 
+def registered_with_both(s: Story) -> None:
+    """The registers name the patient's fastlege (GP) and municipality (MUNICIPALITY), unless
+    the story named them already."""
+    if s.fastlege is None:
+        s.has_fastlege(GP)
+    if s.residence is None:
+        s.lives_in(MUNICIPALITY)
+
+
+def a_request_to_the_fastlege(s: Story) -> Iterator[None]:
+    """The municipality asks the fastlege (once the access facts know both: the service
+    reads the receiver from them)."""
+    registered_with_both(s)
+    yield
+    s.municipality_asks_the_fastlege()
+
+
 def a_medication(s: Story) -> None:
     s.has_medication()
 
@@ -1426,6 +1515,28 @@ SCENES: dict[str, dict[str, Scene]] = {
         GP, epicrisis_sent, lambda s: s.gp_answers_the_epicrisis()
     ),
     "DischargeService/GetDischarge": relationship_scenes(CLINICAL, ready_for_discharge),
+    "CorrespondenceService/SendMessage": {
+        "FASTLEGE": Scene(GP, chain(has_fastlege, lives_in_municipality)),
+        "TEMPORARY_RESIDENCE_MUNICIPALITY": Scene(
+            OTHER_MUNICIPALITY, chain(stays_in_other_municipality, has_fastlege)
+        ),
+        "RESIDENCE_MUNICIPALITY": Scene(MUNICIPALITY, chain(lives_in_municipality, has_fastlege)),
+        "expired": Scene(OTHER_GP, chain(fastlege_ended, lives_in_municipality)),
+        "blocked": Scene(GP, chain(has_fastlege, lives_in_municipality, blocks(GP))),
+        **for_everyone(chain(has_fastlege, lives_in_municipality), OrgKind.GP),
+    },
+    "CorrespondenceService/AnswerRequest": {
+        "MESSAGE_RECEIVER": Scene(GP, a_request_to_the_fastlege),
+        "expired": Scene(GP, chain(a_request_to_the_fastlege, lambda s: s.fastlege_answers())),
+        "blocked": Scene(GP, chain(a_request_to_the_fastlege, blocks(GP))),
+        **for_everyone(a_request_to_the_fastlege, OrgKind.GP),
+    },
+    "CorrespondenceService/RecordMessageReceipt": receipt_scenes(
+        GP, a_request_to_the_fastlege, lambda s: s.fastlege_receipts_the_request()
+    ),
+    "CorrespondenceService/GetCorrespondence": relationship_scenes(
+        CLINICAL, a_request_to_the_fastlege
+    ),
     "MedicationService/PrescribeMedication": relationship_scenes(PRESCRIBERS, nothing),
     "MedicationService/ChangeDose": relationship_scenes(PRESCRIBERS, a_medication),
     "MedicationService/PauseMedication": relationship_scenes(PRESCRIBERS, a_medication),
@@ -1616,6 +1727,33 @@ REQUESTS: dict[str, Callable[[Story, Actor], Message]] = {
     ),
     "DischargeService/GetDischarge": lambda s, _: discharges_pb2.GetDischargeRequest(
         stay_id=s.stay
+    ),
+    "CorrespondenceService/SendMessage": lambda s, _: (
+        correspondence_pb2.SendCorrespondenceMessageRequest(
+            metadata=s.meta(),
+            patient=s.pb,
+            message_type=correspondence_pb2.CORRESPONDENCE_MESSAGE_TYPE_DIALOGUE,
+            text="Pasienten har fått trygghetsalarm",
+        )
+    ),
+    "CorrespondenceService/AnswerRequest": lambda s, _: (
+        correspondence_pb2.AnswerCorrespondenceRequestRequest(
+            metadata=s.meta(),
+            correspondence_id=s.correspondence,
+            message_type=correspondence_pb2.CORRESPONDENCE_MESSAGE_TYPE_REQUEST_ANSWER,
+            text="Ingen endringer siden forrige epikrise",
+        )
+    ),
+    "CorrespondenceService/RecordMessageReceipt": lambda s, _: (
+        correspondence_pb2.RecordCorrespondenceMessageReceiptRequest(
+            metadata=s.meta(),
+            correspondence_id=s.correspondence,
+            message_id=s.message,
+            receipt=OK_RECEIPT,
+        )
+    ),
+    "CorrespondenceService/GetCorrespondence": lambda s, _: (
+        correspondence_pb2.GetCorrespondenceRequest(correspondence_id=s.correspondence)
     ),
     "MedicationService/PrescribeMedication": lambda s, _: (
         medications_pb2.PrescribeMedicationRequest(

@@ -116,6 +116,10 @@ def test_the_demo_stay_tells_the_whole_story_and_rebuilds_identically(
         assert receipts["Melding om innlagt pasient"] == common_pb2.APP_REC_STATUS_OK
         assert receipts["Henvisning"] == common_pb2.APP_REC_STATUS_OK_ERROR_IN_PART
         assert receipts["Epikrise"] == common_pb2.APP_REC_STATUS_UNSPECIFIED  # unanswered
+        # the municipality's Forespørsel to the fastlege and the GP's Svar, both receipted
+        assert receipts["Forespørsel"] == common_pb2.APP_REC_STATUS_OK
+        assert receipts["Svar på forespørsel"] == common_pb2.APP_REC_STATUS_OK
+        assert not [t for t in reply.tasks if t.kind == pathway_pb2.TASK_KIND_CORRESPONDENCE_ANSWER]
         (stay,) = reply.stays
         assert stay.admitted_at.ToDatetime().day == 12 and stay.closed_at.ToDatetime().day == 19
         doses = {e.medication.name: e.dose for e in reply.medications.entries}

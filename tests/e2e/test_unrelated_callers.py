@@ -28,6 +28,8 @@ from carepath.v1 import (
     admissions_pb2,
     admissions_pb2_grpc,
     common_pb2,
+    correspondence_pb2,
+    correspondence_pb2_grpc,
     discharges_pb2,
     medications_pb2,
     municipal_pb2,
@@ -98,8 +100,8 @@ def world(
     broker: Tenant, amqp_uri: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
     """The system with three patients the registers know (their municipality and fastlege are
-    MUNICIPALITY and GP), a referral, a stay and a municipal service of each: real ids for the
-    generator."""
+    MUNICIPALITY and GP), a referral, a stay, a municipal service and the municipality's
+    Forespørsel to the fastlege of each: real ids for the generator."""
     tmp = tmp_path_factory.mktemp("unrelated")
     urls = {name: f"sqlite:///{tmp}/{name}.sqlite" for name in (*STORES, "streams")}
     queue = projector_queue("unrelated")
@@ -114,6 +116,9 @@ def world(
         )
         municipal = municipal_pb2_grpc.MunicipalServiceStub(
             system.channel(system.servers["municipal"])
+        )
+        correspondence = correspondence_pb2_grpc.CorrespondenceServiceStub(
+            system.channel(system.servers["correspondence"])
         )
         for value in KNOWN:
             patient = {"system": FNR_SYSTEM, "value": value}
@@ -152,7 +157,18 @@ def world(
                 ),
                 metadata=auth(MUNICIPALITY),
             )
-            ids += [sent.referral_id, stay.stay_id, service.service_id]
+            meta.command_id = f"c-{value}"
+            asked = correspondence.SendMessage(
+                correspondence_pb2.SendCorrespondenceMessageRequest(
+                    metadata=meta,
+                    patient=pb,
+                    message_type=correspondence_pb2.CORRESPONDENCE_MESSAGE_TYPE_REQUEST,
+                    text="Ber om medisinske opplysninger",
+                ),
+                metadata=auth(MUNICIPALITY),
+            )
+            ids += [sent.referral_id, stay.stay_id, service.service_id, asked.correspondence_id]
+            ids += [m.message_id for m in asked.messages]
         ports = {"streams": streams.port, "events": events_port}
         yield {"system": system, "ids": ids, "ports": ports}
     drain_queue(amqp_uri, queue)
@@ -249,6 +265,7 @@ SERVICES = {
     "ReferralService": (referrals_pb2, "referrals"),
     "AdmissionService": (admissions_pb2, "admissions"),
     "DischargeService": (discharges_pb2, "discharges"),
+    "CorrespondenceService": (correspondence_pb2, "correspondence"),
     "MedicationService": (medications_pb2, "medications"),
     "MunicipalService": (municipal_pb2, "municipal"),
     "PathwayService": (pathway_pb2, "pathway"),

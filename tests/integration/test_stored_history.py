@@ -242,7 +242,8 @@ def test_the_medication_list_loads_from_the_stored_snapshots_and_takes_new_comma
 def test_the_notification_logs_read_as_the_newest_contract(stores: dict[str, Any]) -> None:
     for source, app in stores.items():
         envelopes = list(iter_all_envelopes(source, app))
-        assert Counter(e.event_type for e in envelopes) == PUBLISHED[source], source
+        # A service younger than the fixture (correspondence) opens an empty store.
+        assert Counter(e.event_type for e in envelopes) == PUBLISHED.get(source, Counter()), source
         for envelope in envelopes:  # as the relay publishes them, they pass every consumer's check
             assert parse(envelope.to_json(), f"{source}.events", envelope.event_type) == envelope
     directory = [

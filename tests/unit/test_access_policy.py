@@ -7,6 +7,7 @@ import pytest
 
 from carepath.v1 import (
     admissions_pb2,
+    correspondence_pb2,
     discharges_pb2,
     medications_pb2,
     municipal_pb2,
@@ -47,6 +48,7 @@ def test_every_call_of_every_service_has_exactly_one_rule() -> None:
         for module in (
             referrals_pb2,
             admissions_pb2,
+            correspondence_pb2,
             discharges_pb2,
             medications_pb2,
             municipal_pb2,
@@ -195,3 +197,20 @@ def test_a_municipalitys_numbers_are_its_own_and_carepaths_operators() -> None:
     assert asks(operator, MUNICIPALITY.her_id) == (True, Basis.OPERATOR)
     assert asks(register, register.her_id) == (False, None)
     assert asks(HOSPITAL, HOSPITAL.her_id) == (False, None)
+
+
+def test_the_municipality_and_the_fastlege_write_to_each_other_on_their_register_relationship() -> (
+    None
+):
+    send = rule("CorrespondenceService/SendMessage")
+    for actor, basis in ((GP, Basis.FASTLEGE), (MUNICIPALITY, Basis.RESIDENCE_MUNICIPALITY)):
+        decision = decide(send, actor, PATIENT, related(actor, basis), NOW)
+        assert decision.allowed and decision.basis is basis
+    assert not decide(
+        send, OTHER_GP, PATIENT, related(OTHER_GP, Basis.REFERRAL_SENDER), NOW
+    ).allowed
+    assert not decide(send, HOSPITAL, PATIENT, related(HOSPITAL, Basis.STAY_HOSPITAL), NOW).allowed
+    answer = rule("CorrespondenceService/AnswerRequest")
+    receiver = Facts(relationships=[Relationship.party(GP.her_id, Basis.MESSAGE_RECEIVER)])
+    assert decide(answer, GP, PATIENT, receiver, NOW).allowed
+    assert not decide(answer, GP, PATIENT, related(GP, Basis.FASTLEGE), NOW).allowed

@@ -70,6 +70,7 @@ def test_the_compose_file_names_its_secrets() -> None:
             "MEDICATIONS",
             "REGISTRY",
             "MUNICIPAL",
+            "CORRESPONDENCE",
             "PATHWAY",
             "DEADLETTERS",
             "STREAMS",

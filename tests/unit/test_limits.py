@@ -13,6 +13,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from carepath.v1 import (
     admissions_pb2,
     common_pb2,
+    correspondence_pb2,
     discharges_pb2,
     medications_pb2,
     pathway_pb2,
@@ -25,6 +26,7 @@ from shared.errors import InvalidArgument
 PROTOS = Path(__file__).resolve().parents[2] / "protos" / "carepath" / "v1"
 MODULES = (
     admissions_pb2,
+    correspondence_pb2,
     discharges_pb2,
     medications_pb2,
     pathway_pb2,

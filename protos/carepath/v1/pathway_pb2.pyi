@@ -41,8 +41,8 @@ class _TaskKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskKind.Val
     TASK_KIND_CANCER_FIRST_APPOINTMENT: _TaskKind.ValueType  # 3
     """Cancer pathway: the first appointment must be within the pathway's limit from receipt."""
     TASK_KIND_MESSAGE_RECEIPT: _TaskKind.ValueType  # 4
-    """A PLO message of a stay (admission notice, admission report, health information) waits
-    for the receiver's application receipt.
+    """A PLO message (of a stay, a discharge, or between municipality and GP) waits for the
+    receiver's application receipt.
     """
     TASK_KIND_HEALTH_INFORMATION: _TaskKind.ValueType  # 5
     """Helseopplysninger to the municipality are due within 24 hours of admission for patients
@@ -60,6 +60,11 @@ class _TaskKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskKind.Val
     """Cancer pathway: the first treatment must start within its limit from the end of the
     investigation.
     """
+    TASK_KIND_CORRESPONDENCE_ANSWER: _TaskKind.ValueType  # 20
+    """A Forespørsel between the municipality and the GP waits for its answer (Svar på
+    forespørsel, or Medisinske opplysninger from the GP) by the deadline of rules.toml
+    [correspondence_answer].
+    """
     TASK_KIND_SERVICE_START: _TaskKind.ValueType  # 30
     """A decided municipal service (vedtak) waits to be started by the deciding municipality by
     the end of the day it was decided to start on.
@@ -76,8 +81,8 @@ TASK_KIND_REFERRAL_ASSESSMENT: TaskKind.ValueType  # 2
 TASK_KIND_CANCER_FIRST_APPOINTMENT: TaskKind.ValueType  # 3
 """Cancer pathway: the first appointment must be within the pathway's limit from receipt."""
 TASK_KIND_MESSAGE_RECEIPT: TaskKind.ValueType  # 4
-"""A PLO message of a stay (admission notice, admission report, health information) waits
-for the receiver's application receipt.
+"""A PLO message (of a stay, a discharge, or between municipality and GP) waits for the
+receiver's application receipt.
 """
 TASK_KIND_HEALTH_INFORMATION: TaskKind.ValueType  # 5
 """Helseopplysninger to the municipality are due within 24 hours of admission for patients
@@ -94,6 +99,11 @@ first appointment.
 TASK_KIND_CANCER_TREATMENT_START: TaskKind.ValueType  # 8
 """Cancer pathway: the first treatment must start within its limit from the end of the
 investigation.
+"""
+TASK_KIND_CORRESPONDENCE_ANSWER: TaskKind.ValueType  # 20
+"""A Forespørsel between the municipality and the GP waits for its answer (Svar på
+forespørsel, or Medisinske opplysninger from the GP) by the deadline of rules.toml
+[correspondence_answer].
 """
 TASK_KIND_SERVICE_START: TaskKind.ValueType  # 30
 """A decided municipal service (vedtak) waits to be started by the deciding municipality by
@@ -945,6 +955,7 @@ class Pathway(_message.Message):
     ACCESS_BASIS_FIELD_NUMBER: _builtins.int
     MUNICIPAL_SERVICES_FIELD_NUMBER: _builtins.int
     DIED_AT_FIELD_NUMBER: _builtins.int
+    CORRESPONDENCE_FIELD_NUMBER: _builtins.int
     municipality_her_id: _builtins.str
     """HER-id of the municipality the patient lives in, from the registers (empty when unknown)."""
     access_basis: _common_pb2.AccessBasis.ValueType
@@ -1005,6 +1016,14 @@ class Pathway(_message.Message):
     def died_at(self) -> _timestamp_pb2.Timestamp:
         """The moment of death, when the registers say the patient has died; unset otherwise."""
 
+    @_builtins.property
+    def correspondence(self) -> _containers.RepeatedCompositeFieldContainer[Global___CorrespondenceSummary]:
+        """The correspondence between the municipality and the GP (Forespørsel and its answer,
+        Medisinske opplysninger, Helseopplysninger til lege, Orientering om tjenestetilbud,
+        Dialogmelding), oldest first (at as_of); each message itself, with its receipt, is in
+        `messages`.
+        """
+
     def __init__(
         self,
         *,
@@ -1024,10 +1043,11 @@ class Pathway(_message.Message):
         access_basis: _common_pb2.AccessBasis.ValueType = ...,
         municipal_services: _abc.Iterable[Global___MunicipalServicePeriod] | None = ...,
         died_at: _timestamp_pb2.Timestamp | None = ...,
+        correspondence: _abc.Iterable[Global___CorrespondenceSummary] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "died_at", b"died_at", "location", b"location", "medications", b"medications", "patient", b"patient", "relations", b"relations", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_basis", b"access_basis", "as_of", b"as_of", "died_at", b"died_at", "location", b"location", "medications", b"medications", "messages", b"messages", "municipal_services", b"municipal_services", "municipality_her_id", b"municipality_her_id", "organisations", b"organisations", "patient", b"patient", "payments", b"payments", "relations", b"relations", "stays", b"stays", "summary", b"summary", "tasks", b"tasks", "timeline", b"timeline"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_basis", b"access_basis", "as_of", b"as_of", "correspondence", b"correspondence", "died_at", b"died_at", "location", b"location", "medications", b"medications", "messages", b"messages", "municipal_services", b"municipal_services", "municipality_her_id", b"municipality_her_id", "organisations", b"organisations", "patient", b"patient", "payments", b"payments", "relations", b"relations", "stays", b"stays", "summary", b"summary", "tasks", b"tasks", "timeline", b"timeline"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1093,6 +1113,63 @@ class MunicipalServicePeriod(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MunicipalServicePeriod: _TypeAlias = MunicipalServicePeriod  # noqa: Y015
+
+@_typing.final
+class CorrespondenceSummary(_message.Message):
+    """One conversation between the municipality and the GP as the pathway shows it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CORRESPONDENCE_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    FROM_FIELD_NUMBER: _builtins.int
+    TO_FIELD_NUMBER: _builtins.int
+    SENT_AT_FIELD_NUMBER: _builtins.int
+    ANSWER_DUE_FIELD_NUMBER: _builtins.int
+    ANSWERED_AT_FIELD_NUMBER: _builtins.int
+    LATE_FIELD_NUMBER: _builtins.int
+    correspondence_id: _builtins.str
+    """The correspondence (CorrespondenceService's id)."""
+    name: _builtins.str
+    """Norwegian name of the message that opened it, e.g. "Forespørsel", "Dialogmelding"."""
+    late: _builtins.bool
+    """A Forespørsel answered after its due time, or unanswered and past it (at the answer's
+    moment: now, or as_of).
+    """
+    @_builtins.property
+    def to(self) -> _common_pb2.Organisation: ...
+    @_builtins.property
+    def sent_at(self) -> _timestamp_pb2.Timestamp:
+        """Clinical time it was sent."""
+
+    @_builtins.property
+    def answer_due(self) -> _timestamp_pb2.Timestamp:
+        """A Forespørsel: when its answer is due (rules.toml [correspondence_answer]); unset for
+        messages that expect no answer.
+        """
+
+    @_builtins.property
+    def answered_at(self) -> _timestamp_pb2.Timestamp:
+        """A Forespørsel: clinical time it was answered; unset while it waits."""
+
+    def __init__(
+        self,
+        *,
+        correspondence_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        to: _common_pb2.Organisation | None = ...,
+        sent_at: _timestamp_pb2.Timestamp | None = ...,
+        answer_due: _timestamp_pb2.Timestamp | None = ...,
+        answered_at: _timestamp_pb2.Timestamp | None = ...,
+        late: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer_due", b"answer_due", "answered_at", b"answered_at", "from", b"from", "sent_at", b"sent_at", "to", b"to"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_due", b"answer_due", "answered_at", b"answered_at", "correspondence_id", b"correspondence_id", "from", b"from", "late", b"late", "name", b"name", "sent_at", b"sent_at", "to", b"to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CorrespondenceSummary: _TypeAlias = CorrespondenceSummary  # noqa: Y015
 
 @_typing.final
 class CareRelations(_message.Message):

@@ -16,6 +16,7 @@ from uuid import UUID
 
 from services.pathway.folding.medications import MedicationProjection
 from services.pathway.folding.model import (
+    CorrespondenceView,
     Death,
     DischargeView,
     MunicipalServiceView,
@@ -57,6 +58,7 @@ def dump(state: PatientState) -> str:
         "discharges": _aggregates(state.discharges),
         "services": _aggregates(state.services),
         "death": None if state.death is None else dataclasses.astuple(state.death),
+        "correspondence": _aggregates(state.correspondence),
         "medications": None if medications is None else _medication_list(medications.view),
         "registrations": [dataclasses.astuple(r) for r in state.registrations],
         "blocks": [dataclasses.astuple(b) for b in state.blocks],
@@ -103,6 +105,8 @@ def load(text: str) -> PatientState:
         discharges=_load_aggregates(plain["discharges"], _discharge),
         services=_load_aggregates(plain["services"], lambda d: MunicipalServiceView(**d)),
         death=None if plain["death"] is None else Death(*plain["death"]),
+        # A state stored before the correspondence service existed has none.
+        correspondence=_load_aggregates(plain.get("correspondence", []), _correspondence),
         medications=None if meds is None else MedicationProjection(_load_list(meds)),
         registrations=[Registration(*r) for r in plain["registrations"]],
         blocks=[BlockChange(*b) for b in plain["blocks"]],
@@ -129,6 +133,11 @@ def _discharge(d: dict[str, Any]) -> DischargeView:
     d["periods"] = [ReadyPeriod(**p) for p in d["periods"]]
     d["messages"] = {k: PloMessage(**m) for k, m in d["messages"].items()}
     return DischargeView(**d)
+
+
+def _correspondence(d: dict[str, Any]) -> CorrespondenceView:
+    d["messages"] = {k: PloMessage(**m) for k, m in d["messages"].items()}
+    return CorrespondenceView(**d)
 
 
 def _load_list(d: dict[str, Any]) -> MedicationListView:

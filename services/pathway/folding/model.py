@@ -190,6 +190,28 @@ class Death:
     event_id: str
 
 
+@dataclass
+class CorrespondenceView:
+    """One correspondence between the municipality and the GP: the message that opened it
+    (sender and receiver from the event, which the service took from the registers) and, for
+    a Forespørsel, when it was answered."""
+
+    correspondence_id: str
+    message_type: str
+    from_her_id: str
+    from_kind: str
+    to_her_id: str
+    to_kind: str
+    sent_at: str
+    request_message_id: str | None = None  # set for a Forespørsel
+    answered_at: str | None = None
+    messages: dict[str, PloMessage] = field(default_factory=dict)
+
+    @property
+    def awaits_answer(self) -> bool:
+        return self.request_message_id is not None and self.answered_at is None
+
+
 @dataclass(frozen=True)
 class Task:
     """Something waiting on an organisation, with its due time (UTC ISO strings)."""

@@ -16,12 +16,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from services.pathway.folding.correspondence import step_correspondence
 from services.pathway.folding.discharges import at_death, step_discharge
 from services.pathway.folding.location import location
 from services.pathway.folding.medications import SOURCE as MEDICATIONS
 from services.pathway.folding.medications import MedicationProjection
 from services.pathway.folding.model import (
     UNKNOWN,
+    CorrespondenceView,
     Death,
     DischargeView,
     Location,
@@ -48,6 +50,7 @@ from services.pathway.folding.registers import (
 from services.pathway.folding.stays import step_stay
 from services.pathway.folding.summaries import Summariser
 from services.pathway.folding.tasks import (
+    correspondence_tasks,
     discharge_tasks,
     referral_tasks,
     service_tasks,
@@ -96,6 +99,7 @@ STEPS: dict[str, tuple[str, Callable[[Any, Envelope], Any]]] = {
     "admissions": ("stays", step_stay),
     "discharges": ("discharges", step_discharge),
     "municipal": ("services", step_service),
+    "correspondence": ("correspondence", step_correspondence),
 }
 
 
@@ -112,6 +116,7 @@ class PatientState:
     stays: dict[str, Folded] = field(default_factory=dict)
     discharges: dict[str, Folded] = field(default_factory=dict)
     services: dict[str, Folded] = field(default_factory=dict)  # municipal services
+    correspondence: dict[str, Folded] = field(default_factory=dict)
     medications: MedicationProjection | None = None
     registrations: list[Registration] = field(default_factory=list)
     blocks: list[BlockChange] = field(default_factory=list)
@@ -226,6 +231,8 @@ class PatientPathway:
     location: Location = UNKNOWN
     discharges: list[DischargeView] = field(default_factory=list)
     stays: list[StayView] = field(default_factory=list)
+    #: The municipality's and the GP's correspondence, oldest first.
+    correspondence: list[CorrespondenceView] = field(default_factory=list)
     #: What the registers say (residence, temporary residence, fastlege), never the events.
     register: RegisterFacts = field(default_factory=lambda: facts_of([]))
     blocks: list[BlockChange] = field(default_factory=list)  # the blocks in force
@@ -245,6 +252,7 @@ class PatientPathway:
         found = [m for r in self.referrals for m in r.messages]
         found += [m for s in self.stays for m in s.messages.values()]
         found += [m for d in self.discharges for m in d.messages.values()]
+        found += [m for c in self.correspondence for m in c.messages.values()]
         return sorted(found, key=lambda m: (m.sent_at, m.event_id))
 
     @property
@@ -280,12 +288,17 @@ def pathway_of(state: PatientState, timeline: list[TimelineEntry] | None = None)
         (f.view for f in state.services.values() if f.view is not None),
         key=lambda s: (s.decided_at, s.service_id),
     )
+    correspondence = sorted(
+        (f.view for f in state.correspondence.values() if f.view is not None),
+        key=lambda c: (c.sent_at, c.correspondence_id),
+    )
     referrals = sorted(views, key=lambda v: (v.sent_at, v.referral_id), reverse=True)
     if state.death is not None:
         stays, discharges, services = _at_death(state.death, stays, discharges, services)
     tasks = [t for r in referrals for t in referral_tasks(r)]
     tasks += [t for s in stays for t in stay_tasks(s)]
     tasks += [t for d in discharges for t in discharge_tasks(d)]
+    tasks += [t for c in correspondence for t in correspondence_tasks(c)]
     tasks += [t for s in services for t in service_tasks(s)]
     if state.death is not None:
         tasks = []
@@ -296,6 +309,7 @@ def pathway_of(state: PatientState, timeline: list[TimelineEntry] | None = None)
         location=location(stays, discharges, services, state.death),
         discharges=discharges,
         stays=stays,
+        correspondence=correspondence,
         register=facts_of(state.registrations),
         blocks=active_blocks(state.blocks),
         medications=state.medications,

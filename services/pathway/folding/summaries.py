@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shared.events import Envelope, Payload
 from shared.events import admissions as adm
+from shared.events import correspondence as co
 from shared.events import discharges as dc
 from shared.events import medications as med
 from shared.events import municipal as mun
@@ -61,6 +62,16 @@ END_REASON_NAMES = {
     "PATIENT_DECLINED": "pasienten takket nei",
     "MOVED": "pasienten flyttet",
     "PATIENT_DIED": "pasienten døde",
+}
+
+#: The PLO messages between municipality and GP (shared.events.correspondence), in Norwegian.
+CORRESPONDENCE_NAMES = {
+    "REQUEST": "Forespørsel",
+    "REQUEST_ANSWER": "Svar på forespørsel",
+    "MEDICAL_INFORMATION": "Medisinske opplysninger",
+    "HEALTH_INFORMATION_TO_GP": "Helseopplysninger til lege",
+    "SERVICE_NOTICE": "Orientering om tjenestetilbud",
+    "DIALOGUE": "Dialogmelding",
 }
 
 LEVEL_NAMES = {"MUNICIPALITY": "kommunen", "GP": "fastlegen", "HOSPITAL": "sykehuset"}
@@ -143,7 +154,18 @@ def _summary(data: Payload, actor: dict[str, str]) -> str:
         case adm.HealthInformationSent(to_her_id=to_her_id, first=first):
             update = "" if first else " (oppdatering)"
             return f"Helseopplysninger sendt til kommune {to_her_id}{update}"
-        case adm.MessageReceiptRecorded(status=status) | dc.MessageReceiptRecorded(status=status):
+        case co.CorrespondenceMessageSent(message_type=kind, from_kind=sender):
+            whom = "fastlegen" if sender == "MUNICIPALITY" else "kommunen"
+            who = LEVEL_NAMES.get(sender, "ukjent").capitalize()
+            return f"{who} sendte {CORRESPONDENCE_NAMES[kind].lower()} til {whom}"
+        case co.CorrespondenceRequestAnswered(message_type=kind, to_kind=asker):
+            who = "Fastlegen" if asker == "MUNICIPALITY" else "Kommunen"
+            return f"{who} svarte på forespørselen: {CORRESPONDENCE_NAMES[kind].lower()}"
+        case (
+            adm.MessageReceiptRecorded(status=status)
+            | dc.MessageReceiptRecorded(status=status)
+            | co.MessageReceiptRecorded(status=status)
+        ):
             return f"Applikasjonskvittering {status} registrert"
         case adm.PatientTransferred(to_hospital_her_id=hospital, to_ward=ward):
             return f"Overflyttet til sykehus {hospital}, {ward}"

@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from services.pathway.folding.model import (
     CANCER_PATHWAY_ENDED,
+    CorrespondenceView,
     DischargeView,
     MunicipalServiceView,
     PloMessage,
@@ -75,6 +76,28 @@ def discharge_tasks(d: DischargeView) -> list[Task]:
                 since=ready.ready_at,
                 due=utc_iso(rules.readiness_answer_due(datetime.fromisoformat(ready.ready_at))),
                 aggregate_id=d.discharge_id,
+            )
+        )
+    return tasks
+
+
+def correspondence_tasks(c: CorrespondenceView) -> list[Task]:
+    """Each message without its receipt, and a Forespørsel without its answer: waiting on its
+    receiver until the deadline of rules.toml [correspondence_answer]."""
+    tasks = receipt_tasks(c.messages, c.correspondence_id)
+    if c.awaits_answer:
+        asked = datetime.fromisoformat(c.sent_at)
+        who = "Fastlegen" if c.to_kind == "GP" else "Kommunen"
+        tasks.append(
+            Task(
+                task_id=f"{c.correspondence_id}:CORRESPONDENCE_ANSWER",
+                kind="CORRESPONDENCE_ANSWER",
+                description=f"{who} må svare på forespørselen",
+                waiting_on_her_id=c.to_her_id,
+                waiting_on_kind=c.to_kind,
+                since=c.sent_at,
+                due=utc_iso(rules.correspondence_answer_due(asked)),
+                aggregate_id=c.correspondence_id,
             )
         )
     return tasks

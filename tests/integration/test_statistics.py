@@ -21,7 +21,7 @@ from carepath.v1 import pathway_pb2, pathway_pb2_grpc
 from services.admissions.application import AdmissionsApplication
 from services.admissions.domain import AdmissionType, message_id_for
 from services.discharges.application import DischargesApplication
-from services.discharges.domain import Destination
+from services.discharges.domain import Destination, ReadinessContent
 from services.pathway import api as pathway_api
 from services.pathway import migrate, projector, readmodel
 from services.referrals.application import ReferralsApplication
@@ -36,7 +36,7 @@ from shared.domain import CommandContext
 from shared.ids import FNR_SYSTEM
 from shared.outbox import iter_all_envelopes
 from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_MUNICIPALITY
-from tests.support import REGISTER_ADAPTER, auth, grpc_server, make_fnr
+from tests.support import READINESS_NOTICE, REGISTER_ADAPTER, auth, grpc_server, make_fnr
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 JAN_20 = datetime(2026, 1, 20, 9, 0, tzinfo=UTC)
@@ -77,9 +77,16 @@ def winter() -> list[Any]:
                 ctx(municipality, answered or 1.5), stay.id,
                 message_id_for(stay.id, notice.command_id), AppRecStatus.OK, [],
             )  # fmt: skip
+        info = ctx(HOSPITAL, 2)  # the first Helseopplysninger, in time (the payment's § 8)
+        admissions.send_health_information(info, stay.id)
+        admissions.record_message_receipt(
+            ctx(municipality, 2.5), stay.id,
+            message_id_for(stay.id, info.command_id), AppRecStatus.OK, [],
+        )  # fmt: skip
         if i == 5:
             continue  # still in hospital, never declared ready
-        discharges.declare_ready(ctx(HOSPITAL, 8 * 24), stay.id)  # 28 January
+        notice_of_readiness = ReadinessContent(**READINESS_NOTICE)  # all the regulation asks
+        discharges.declare_ready(ctx(HOSPITAL, 8 * 24), stay.id, notice_of_readiness)  # 28 Jan
         discharges.discharge(ctx(HOSPITAL, 13 * 24 + 1), stay.id, Destination.HOME, None)  # 2 Feb
     cancer = referrals.send_referral(
         ctx(GP, -18 * 24), OURS[0], HOSPITAL.her_id, "Blod i avføringen", Priority.URGENT,
@@ -146,8 +153,10 @@ def test_a_municipality_sees_its_winter_month_by_month(
     statistics: Served,
 ) -> None:
     """January: five patients ready on the 28th wait four døgn each (28–31), the sixth never
-    declared ready; eleven messages to the municipality — six admission notices (four answered
-    within two hours, one late, one never) and five readiness notices nobody answered.
+    declared ready (each period payable: notices in time, a complete readiness notice);
+    seventeen messages to the municipality — six admission notices (four answered within two
+    hours, one late, one never), six Helseopplysninger answered in time and five readiness
+    notices nobody answered.
     February: the same five wait one døgn more (received on the 2nd, so the 1st), and the one
     cancer pathway that started treatment rests on one patient: suppressed."""
     stub, _ = statistics
@@ -166,9 +175,9 @@ def test_a_municipality_sees_its_winter_month_by_month(
     except rules.MissingRule as missing:
         assert jan.waiting_days.amount_unavailable_reason == str(missing)
     m = jan.messages
-    assert (m.patients, m.messages, m.answered_in_time, m.answered_late) == (6, 11, 4, 1)
+    assert (m.patients, m.messages, m.answered_in_time, m.answered_late) == (6, 17, 10, 1)
     assert (m.unanswered_overdue, m.pending, m.suppressed) == (6, 0, False)
-    assert m.share_in_time == pytest.approx(4 / 11)
+    assert m.share_in_time == pytest.approx(10 / 17)
     assert feb.messages == pathway_pb2.MessageStatistics()  # nothing sent in February
     assert feb.cancer_pathways == pathway_pb2.CancerPathwayStatistics(suppressed=True)
     assert jan.cancer_pathways == pathway_pb2.CancerPathwayStatistics()  # a true zero: shown

@@ -577,3 +577,24 @@ def stream_poll_seconds() -> float:
 
 def stream_max_open() -> int:
     return int(_positive("STREAM_MAX_OPEN", STREAM_DEFAULTS["max_open"]))
+
+
+#: carepath's own operating organisation (its HER-id in the directory, as the register
+#: adapter's): the default of OPERATOR_HER_IDS.
+DEFAULT_OPERATOR_HER_IDS = ("112374",)
+
+
+def operator_her_ids(environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """OPERATOR_HER_IDS: the HER-ids (comma-separated) of the organisations whose tokens'
+    OPERATOR role counts — carepath's own. A token issuer that wrongly gives another
+    organisation (a vendor) the role does not make it an operator (the access policy,
+    `shared.access.policy.check_caller`)."""
+    env = os.environ if environ is None else environ
+    text = env.get("OPERATOR_HER_IDS", "").strip()
+    if not text:
+        return frozenset(DEFAULT_OPERATOR_HER_IDS)
+    her_ids = frozenset(part.strip() for part in text.split(",") if part.strip())
+    bad = sorted(h for h in her_ids if not h.isdigit())
+    if bad:
+        raise ConfigError(f"OPERATOR_HER_IDS must be HER-ids (digits), not {', '.join(bad)}")
+    return her_ids

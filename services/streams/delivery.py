@@ -43,7 +43,7 @@ from services.streams import streamlog
 from services.streams.application import StreamsApplication
 from services.streams.filters import Route, vendor_contract
 from services.streams.provisioning import VENDOR_EXCHANGE
-from services.streams.selection import Selection, message_bytes
+from services.streams.selection import Selection, content_type, message_of
 from shared import amqp, events, ops
 from shared.access.facts import FactStore
 from shared.amqp import BatchPublisher, PublishError
@@ -164,11 +164,12 @@ class Delivery:
         positions = streamlog.append(self._log, [e for e, _ in wanted])
         messages: list[tuple[str, bytes, pika.BasicProperties]] = []
         entries: list[Entry] = []
+        now = datetime.now(UTC)
         for s in self._selection.select(wanted, positions):
             messages.append(
                 (
                     s.route.queue,
-                    message_bytes(s.body),
+                    message_of(s, now),
                     _properties(s.envelope, s.position, self._own_user, s.route),
                 )
             )
@@ -220,13 +221,14 @@ class Delivery:
 
 def _properties(envelope: Envelope, position: int, user: str, route: Route) -> pika.BasicProperties:
     """The vendor trusts the message because `user_id` is carepath's streams user (RabbitMQ
-    refuses any other on this connection)."""
+    refuses any other on this connection). `content_type` says the subscription's format
+    (`application/json`, or FHIR R5 notifications' `application/fhir+json; fhirVersion=5.0`)."""
     return pika.BasicProperties(
         message_id=envelope.event_id,
         type=envelope.event_type,
         timestamp=int(envelope.recorded.timestamp()),
         delivery_mode=2,
-        content_type="application/json",
+        content_type=content_type(route),
         correlation_id=envelope.correlation_id,
         app_id=envelope.source,
         user_id=user,

@@ -15,7 +15,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from services.streams.domain import Organisation, Subscription, SubscriptionState
+from services.streams.domain import (
+    NotificationFormat,
+    Organisation,
+    Subscription,
+    SubscriptionState,
+)
 from services.streams.purposes import PURPOSES, SubscriptionPurpose
 from shared.access.model import Basis
 from shared.events import CURRENT_CONTRACT, Envelope, downcast, schema_version_in
@@ -50,6 +55,8 @@ class Route:
     state: SubscriptionState
     #: The vendor contract version it receives.
     contract_version: int = CURRENT_CONTRACT
+    #: The native envelope, or FHIR R5 notifications wrapping it.
+    notification_format: NotificationFormat = NotificationFormat.NATIVE
 
     @classmethod
     def of(cls, s: Subscription) -> Route:
@@ -64,6 +71,7 @@ class Route:
             free_text=s.free_text,
             state=s.state,
             contract_version=s.contract_version,
+            notification_format=s.notification_format,
         )
 
     def wants(self, envelope: Envelope) -> bool:

@@ -15,7 +15,7 @@ from carepath.v1 import (
     streams_pb2,
 )
 from shared.access.doc import render
-from shared.access.model import Basis, Relationship
+from shared.access.model import OPERATOR_ROLE, Basis, Relationship
 from shared.access.policy import EmergencyGrant, Facts, decide
 from shared.access.table import RULES, rule_for
 from shared.actors import Actor, OrgKind
@@ -174,3 +174,16 @@ def test_only_supervisors_review_emergency_accesses() -> None:
     assert not decide(review, HOSPITAL, None, Facts(), NOW).allowed
     supervisor = Actor(her_id="59", org_kind=OrgKind.HOSPITAL, roles=frozenset({"SUPERVISOR"}))
     assert decide(review, supervisor, None, Facts(), NOW).basis is Basis.SUPERVISOR
+
+
+def test_the_operator_role_counts_only_in_carepaths_own_organisations_token() -> None:
+    """A token issuer that wrongly gives a vendor the OPERATOR role makes it no operator:
+    the subscriptions are managed by carepath's own operating organisations alone."""
+    manage = rule("SubscriptionAdminService/CreateSubscription")
+    operators = frozenset({"112374"})
+    carepath = Actor("112374", OrgKind.REGISTRY, roles=frozenset({OPERATOR_ROLE}))
+    vendor = Actor("7766001", OrgKind.REGISTRY, roles=frozenset({OPERATOR_ROLE}))
+    assert decide(manage, carepath, None, Facts(), NOW, operators).allowed
+    refused = decide(manage, vendor, None, Facts(), NOW, operators)
+    assert not refused.allowed and "own operating organisation" in refused.reason
+    assert not decide(manage, carepath, None, Facts(), NOW).allowed  # none named: no one

@@ -324,9 +324,7 @@ class AccessControl:
             return False
         now = self.clock()
         facts = self.facts.gather(rule, call.actor, call.patient_key or "", [], now)
-        return decide(
-            rule, call.actor, call.patient, facts, utc_iso(now), self.operators
-        ).allowed
+        return decide(rule, call.actor, call.patient, facts, utc_iso(now), self.operators).allowed
 
     def record_disclosed(self, call: Call, members: Mapping[str, Basis]) -> None:
         """A stream showed these patients: one row each, committed before they are sent."""

@@ -52,8 +52,9 @@ purpose needs them; `omitted` names what was left out), with the event's `positi
 carepath's stream (stable, increasing; dedupe on `event_id` or `position`), the subscription's
 name and the contract version. A subscription created with the notification format FHIR_R5
 receives each event instead as a FHIR R5 `subscription-notification` Bundle
-(`FhirNotification`) whose focus Binary is that very message. A patient's events reach the subscription only while one of the
-organisations it serves has a care relationship with the patient and no block holds.
+(`FhirNotification`) whose focus Binary is that very message. A patient's events reach the
+subscription only while one of the organisations it serves has a care relationship with the
+patient and no block holds.
 
 Versions: this document is contract version {version} (`contract`: `{contract}`). Each
 subscription states the version it receives; an event type that changed between versions is

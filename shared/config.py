@@ -10,7 +10,7 @@ import json
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -598,3 +598,34 @@ def operator_her_ids(environ: Mapping[str, str] | None = None) -> frozenset[str]
     if bad:
         raise ConfigError(f"OPERATOR_HER_IDS must be HER-ids (digits), not {', '.join(bad)}")
     return her_ids
+
+
+@dataclass(frozen=True)
+class BrokerAdmin:
+    """The RabbitMQ management HTTP API and the administrator the streams service provisions
+    vendor subscriptions with (services/streams/provisioning.py): BROKER_ADMIN_URL (default
+    http://127.0.0.1:15672), BROKER_ADMIN_USER and BROKER_ADMIN_PASSWORD (or
+    BROKER_ADMIN_PASSWORD_FILE: a mounted secret). Given to the streams service's admin
+    process only. With none set: the local broker's `guest`, which RabbitMQ lets in from
+    loopback only (make run, the tests)."""
+
+    url: str
+    user: str
+    password: str = field(repr=False)
+
+
+def broker_admin(environ: Mapping[str, str] | None = None) -> BrokerAdmin:
+    env = os.environ if environ is None else environ
+    url = env.get("BROKER_ADMIN_URL", "").strip() or "http://127.0.0.1:15672"
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ConfigError(f"BROKER_ADMIN_URL must be an http(s) URL, not {url!r}")
+    password = env.get("BROKER_ADMIN_PASSWORD", "")
+    secret = env.get("BROKER_ADMIN_PASSWORD_FILE", "").strip()
+    if secret:
+        password = Path(secret).read_text().strip()
+    user = env.get("BROKER_ADMIN_USER", "").strip()
+    if not user:
+        user, password = "guest", password or "guest"
+    if not password:
+        raise ConfigError("BROKER_ADMIN_USER is set: set BROKER_ADMIN_PASSWORD(_FILE) too")
+    return BrokerAdmin(url.rstrip("/"), user, password)

@@ -9,7 +9,9 @@ carepath's dead-letter and retry exchanges). Batch at every hop:
    `user_id` is the broker user of the service whose exchange it came from (as the projector
    does, `shared.amqp.sender_refusal`) and it passes the event contract
    (`shared.events.parse`); anything else is dead-lettered with the reason, at once;
-2. the batch's events get their positions in the stream log (one transaction);
+2. the batch's events get their positions in the stream log (one transaction) — every event
+   a vendor may receive, wanted by a subscription now or not, so the stream log is the whole
+   history a subscription created later replays;
 3. (services/streams/selection.py, the same decision as the gRPC stream's) per
    subscription that wants an event (event type, source; never a patient's blocks), the
    patients its served organisations may see now are asked of the access facts, once per
@@ -41,7 +43,7 @@ from sqlalchemy.engine import Engine
 
 from services.streams import streamlog
 from services.streams.application import StreamsApplication
-from services.streams.filters import Route, vendor_contract
+from services.streams.filters import Route, loggable, vendor_contract
 from services.streams.provisioning import VENDOR_EXCHANGE
 from services.streams.selection import Selection, content_type, message_of
 from shared import amqp, events, ops
@@ -157,11 +159,14 @@ class Delivery:
         """The messages of a batch of checked events, and their audit rows (the decision is
         `Selection.select`'s, the same as the gRPC stream's)."""
         routes = self.routes()
+        # Every event a vendor may ever receive is numbered, whether or not a subscription
+        # wants it now: a subscription created later replays the whole history from its
+        # stream (a patient's blocks are never delivered, so never logged).
+        positions = streamlog.append(self._log, [e for e in checked if loggable(e)])
         wanted = [(e, [r for r in routes if r.wants(e)]) for e in checked]
         wanted = [(e, rs) for e, rs in wanted if rs]
         if not wanted:
             return [], []
-        positions = streamlog.append(self._log, [e for e, _ in wanted])
         messages: list[tuple[str, bytes, pika.BasicProperties]] = []
         entries: list[Entry] = []
         now = datetime.now(UTC)

@@ -40,6 +40,12 @@ def vendor_contract(version: int) -> str:
 NEVER_DELIVERED = frozenset({("registry", "AccessBlocked"), ("registry", "AccessBlockLifted")})
 
 
+def loggable(envelope: Envelope) -> bool:
+    """The event belongs in carepath's stream log (services/streams/streamlog.py): every
+    event a subscription could ever receive."""
+    return (envelope.source, envelope.event_type) not in NEVER_DELIVERED
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """A subscription as the delivery process uses it."""
@@ -79,7 +85,7 @@ class Route:
         subscription still wants its events: they wait in its queue until it resumes."""
         if self.state is SubscriptionState.DELETED:
             return False
-        if (envelope.source, envelope.event_type) in NEVER_DELIVERED:
+        if not loggable(envelope):
             return False
         if self.event_types and envelope.event_type not in self.event_types:
             return False

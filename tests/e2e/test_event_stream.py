@@ -35,7 +35,7 @@ from shared.actors import Actor, OrgKind
 from shared.audit.log import accesses
 from shared.events import Envelope
 from shared.sql import engine
-from tests.conftest import MUNICIPALITY, OTHER_MUNICIPALITY
+from tests.conftest import HOSPITAL, MUNICIPALITY, OTHER_MUNICIPALITY
 from tests.e2e.test_vendor_streams import (  # noqa: F401 - `world` is the module's fixture
     OPERATOR,
     OTHER_VENDOR,
@@ -373,3 +373,29 @@ def test_a_fhir_subscriptions_stream_handshakes_notifies_and_resumes_after_an_ev
         assert beat.eventsSinceSubscriptionStart == response.heartbeat.position >= positions[1]
         break
     resumed.cancel()  # type: ignore[attr-defined]
+
+
+def test_a_subscription_created_later_replays_an_event_no_subscription_wanted_then(
+    world: World,  # noqa: F811
+    streams: Streams,
+) -> None:
+    """The delivery numbers every event a vendor may receive, not only those a subscription
+    wants at the time: no subscription here wants PatientAdmitted when P3 is admitted, and one
+    created afterwards finds the admission in its history."""
+    world.admit(HOSPITAL, P3)
+    t = streamlog.stream_events
+
+    def admitted() -> str | None:
+        with streams.log.connect() as conn:
+            found = conn.execute(
+                sa.select(t.c.event_id).where(t.c.event_type == "PatientAdmitted")
+            ).first()
+        return None if found is None else str(found.event_id)
+
+    event_id = wait_for(admitted, 30, "the admission in the stream log")
+    subscribe(world, "stream-later", MUNICIPALITY.her_id, event_types=("PatientAdmitted",))
+    responses = streams.open("stream-later", after=0)
+    got = until_heartbeat(responses)
+    responses.cancel()  # type: ignore[attr-defined]
+    assert [e.event_id for e in got] == [event_id]
+    assert json.loads(got[0].body)["patient"] == P3

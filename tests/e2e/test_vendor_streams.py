@@ -565,6 +565,9 @@ def test_an_operator_manages_subscriptions_from_the_command_line(world: World) -
         ]
     assert {"SubscriptionAdminService/CreateSubscription",
             "SubscriptionAdminService/DeleteSubscription"} <= set(calls)  # fmt: skip
+    # the command line acts only as one of carepath's own operating organisations
+    vendor = cli(world, "--operator-her-id", VENDOR[0], "list")
+    assert vendor.returncode != 0 and "OPERATOR_HER_IDS" in vendor.stderr
 
 
 def test_a_message_that_cannot_be_trusted_is_dead_lettered_and_delivery_goes_on(

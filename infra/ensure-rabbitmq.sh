@@ -46,7 +46,25 @@ find_cmd() {
     return 1
 }
 
-tcp_open "$host" "$port" && exit 0
+# The management HTTP API: services/streams provisions vendor subscriptions through it (one way
+# everywhere: docker-compose's broker enables it by infra/rabbitmq/enabled_plugins). On a local
+# broker whose API port is closed, enable the plugin: an online change, no restart.
+management_port=${BROKER_MANAGEMENT_PORT:-15672}
+management() {
+    case $host in
+        127.* | localhost | ::1) ;;
+        *) return 0 ;;
+    esac
+    tcp_open "$host" "$management_port" && return 0
+    local plugins
+    plugins=$(find_cmd rabbitmq-plugins) ||
+        die "the management API is off at $host:$management_port and rabbitmq-plugins is missing"
+    say "enabling RabbitMQ's management API (rabbitmq-plugins enable rabbitmq_management)"
+    run_limited 120 "$plugins" enable rabbitmq_management ||
+        die "rabbitmq-plugins enable rabbitmq_management failed (run it as root or rabbitmq)"
+}
+
+tcp_open "$host" "$port" && { management; exit 0; }
 
 case $host in
     127.* | localhost | ::1) ;;
@@ -60,7 +78,7 @@ if ! server=$(find_cmd rabbitmq-server); then
         apt_install rabbitmq-server
         server=$(find_cmd rabbitmq-server) || die "$missing"
         # The package's maintainer scripts may already have started it.
-        tcp_open "$host" "$port" && exit 0
+        tcp_open "$host" "$port" && { management; exit 0; }
     else
         die "$missing"
     fi
@@ -85,6 +103,7 @@ while ((SECONDS < deadline)); do
         ((left > 0)) || left=1
         if [[ -z $ctl ]] || run_limited $((left + 5)) "$ctl" -q await_startup --timeout "$left"; then
             say "RabbitMQ is up at $where"
+            management
             exit 0
         fi
     fi

@@ -10,7 +10,7 @@ import json
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -599,3 +599,55 @@ def stream_poll_seconds() -> float:
 
 def stream_max_open() -> int:
     return int(_positive("STREAM_MAX_OPEN", STREAM_DEFAULTS["max_open"]))
+
+
+#: carepath's own operating organisation (its HER-id in the directory, as the register
+#: adapter's): the default of OPERATOR_HER_IDS.
+DEFAULT_OPERATOR_HER_IDS = ("112374",)
+
+
+def operator_her_ids(environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """OPERATOR_HER_IDS: the HER-ids (comma-separated) of the organisations whose tokens'
+    OPERATOR role counts — carepath's own. A token issuer that wrongly gives another
+    organisation (a vendor) the role does not make it an operator (the access policy,
+    `shared.access.policy.check_caller`)."""
+    env = os.environ if environ is None else environ
+    text = env.get("OPERATOR_HER_IDS", "").strip()
+    if not text:
+        return frozenset(DEFAULT_OPERATOR_HER_IDS)
+    her_ids = frozenset(part.strip() for part in text.split(",") if part.strip())
+    bad = sorted(h for h in her_ids if not h.isdigit())
+    if bad:
+        raise ConfigError(f"OPERATOR_HER_IDS must be HER-ids (digits), not {', '.join(bad)}")
+    return her_ids
+
+
+@dataclass(frozen=True)
+class BrokerAdmin:
+    """The RabbitMQ management HTTP API and the administrator the streams service provisions
+    vendor subscriptions with (services/streams/provisioning.py): BROKER_ADMIN_URL (default
+    http://127.0.0.1:15672), BROKER_ADMIN_USER and BROKER_ADMIN_PASSWORD (or
+    BROKER_ADMIN_PASSWORD_FILE: a mounted secret). Given to the streams service's admin
+    process only. With none set: the local broker's `guest`, which RabbitMQ lets in from
+    loopback only (make run, the tests)."""
+
+    url: str
+    user: str
+    password: str = field(repr=False)
+
+
+def broker_admin(environ: Mapping[str, str] | None = None) -> BrokerAdmin:
+    env = os.environ if environ is None else environ
+    url = env.get("BROKER_ADMIN_URL", "").strip() or "http://127.0.0.1:15672"
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ConfigError(f"BROKER_ADMIN_URL must be an http(s) URL, not {url!r}")
+    password = env.get("BROKER_ADMIN_PASSWORD", "")
+    secret = env.get("BROKER_ADMIN_PASSWORD_FILE", "").strip()
+    if secret:
+        password = Path(secret).read_text().strip()
+    user = env.get("BROKER_ADMIN_USER", "").strip()
+    if not user:
+        user, password = "guest", password or "guest"
+    if not password:
+        raise ConfigError("BROKER_ADMIN_USER is set: set BROKER_ADMIN_PASSWORD(_FILE) too")
+    return BrokerAdmin(url.rstrip("/"), user, password)

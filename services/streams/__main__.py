@@ -10,7 +10,7 @@ python -m services.streams stream
 python -m services.streams migrate
 python -m services.streams subscriptions create NAME --vendor-her-id H --purpose HEALTH_CARE \\
     --served 4201 [--event-type PatientAdmitted ...] [--source admissions ...] [--free-text] \\
-    [--contract-version 2]
+    [--contract-version 2] [--notification-format FHIR_R5]
 python -m services.streams subscriptions list [--include-deleted]
 python -m services.streams subscriptions pause|resume|delete NAME
 
@@ -32,7 +32,7 @@ from services.bootstrap import STREAMS
 from services.streams import api, stream
 from services.streams.application import StreamsApplication
 from services.streams.delivery import Delivery
-from services.streams.domain import Subscription
+from services.streams.domain import NotificationFormat, Subscription
 from services.streams.provisioning import VendorBroker
 from services.streams.purposes import SubscriptionPurpose
 from shared import bootstrap, config, ops
@@ -124,6 +124,7 @@ def _describe(s: Subscription, broker: VendorBroker) -> dict[str, object]:
         "broker_user": broker.user(s.name),
         "version": s.version,
         "contract_version": s.contract_version,
+        "notification_format": s.notification_format.value,
     }
 
 
@@ -147,14 +148,26 @@ def run_subscriptions(app: StreamsApplication, argv: list[str]) -> None:
         default=0,
         help="the vendor contract version it receives (default: the current one)",
     )
+    create.add_argument(
+        "--notification-format",
+        choices=[f.value for f in NotificationFormat],
+        default=NotificationFormat.NATIVE.value,
+        help="the native envelope (default) or FHIR R5 notifications (docs/fhir.md)",
+    )
     listing = commands.add_parser("list", help="every subscription, as JSON lines")
     listing.add_argument("--include-deleted", action="store_true")
     for name in ("pause", "resume", "delete"):
         commands.add_parser(name).add_argument("name")
     args = parser.parse_args(argv)
 
+    operator_her_id = HerId.parse(args.operator_her_id).value
+    if operator_her_id not in config.operator_her_ids():
+        sys.exit(
+            f"carepath: {operator_her_id} is not one of carepath's operating organisations "
+            "(OPERATOR_HER_IDS)"
+        )
     operator = Actor(
-        her_id=HerId.parse(args.operator_her_id).value,
+        her_id=operator_her_id,
         org_kind=OrgKind.REGISTRY,
         roles=frozenset({OPERATOR_ROLE}),
     )
@@ -177,6 +190,7 @@ def run_subscriptions(app: StreamsApplication, argv: list[str]) -> None:
                 ctx, args.name, args.vendor_her_id, args.vendor_orgnr,
                 SubscriptionPurpose(args.purpose), args.event_type, args.source, args.served,
                 args.free_text, args.contract_version,
+                NotificationFormat(args.notification_format),
             )  # fmt: skip
             print(json.dumps({**_describe(subscription, broker), "broker_password": password}))
             print(

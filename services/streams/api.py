@@ -12,7 +12,12 @@ import sqlalchemy as sa
 
 from carepath.v1 import common_pb2, streams_pb2, streams_pb2_grpc
 from services.streams.application import StreamsApplication
-from services.streams.domain import Organisation, Subscription, SubscriptionState
+from services.streams.domain import (
+    NotificationFormat,
+    Organisation,
+    Subscription,
+    SubscriptionState,
+)
 from services.streams.provisioning import VendorBroker, new_password
 from services.streams.purposes import SubscriptionPurpose
 from shared import api
@@ -34,6 +39,14 @@ PURPOSE_TO_PB = {p: pb for pb, p in PURPOSE_FROM_PB.items()}
 STATE_TO_PB = {
     s: streams_pb2.SubscriptionState.Value(f"SUBSCRIPTION_STATE_{s.value}")
     for s in SubscriptionState
+}
+FORMAT_TO_PB = {
+    f: streams_pb2.NotificationFormat.Value(f"NOTIFICATION_FORMAT_{f.value}")
+    for f in NotificationFormat
+}
+FORMAT_FROM_PB = {
+    **{pb: f for f, pb in FORMAT_TO_PB.items()},
+    streams_pb2.NOTIFICATION_FORMAT_UNSPECIFIED: NotificationFormat.NATIVE,
 }
 #: Every event type a vendor can be sent (a source's catalogue).
 EVENT_TYPES = {cls.event_type() for classes in BY_SOURCE.values() for cls in classes}
@@ -59,6 +72,7 @@ def subscription_to_pb(s: Subscription, broker: VendorBroker) -> streams_pb2.Sub
         created_at=api.timestamp(s.created_at),
         version=s.version,
         contract_version=s.contract_version,
+        notification_format=FORMAT_TO_PB[s.notification_format],
     )
 
 
@@ -108,6 +122,7 @@ class Subscriptions:
         served_her_ids: list[str],
         free_text: bool,
         contract_version: int = 0,
+        notification_format: NotificationFormat = NotificationFormat.NATIVE,
     ) -> tuple[Subscription, str]:
         if bool(vendor_her_id.strip()) == bool(vendor_orgnr.strip()):
             raise InvalidArgument("vendor_her_id", "give the vendor's HER-id or its orgnr")
@@ -133,8 +148,9 @@ class Subscriptions:
                 raise InvalidArgument(field, "must be a municipality, GP office or hospital")
             served.append(organisation)
         subscription = self.app.create_subscription(
-            ctx, name, vendor, purpose, event_types, sources, served, free_text, contract_version
-        )
+            ctx, name, vendor, purpose, event_types, sources, served, free_text, contract_version,
+            notification_format,
+        )  # fmt: skip
         password = new_password()
         self._broker(
             lambda: self.broker.provision(
@@ -188,6 +204,8 @@ class SubscriptionAdminServicer(streams_pb2_grpc.SubscriptionAdminServiceService
             raise InvalidArgument(
                 "subscription_purpose", "is required (a coded SubscriptionPurpose)"
             )
+        if request.notification_format not in FORMAT_FROM_PB:
+            raise InvalidArgument("notification_format", "is not a known NotificationFormat")
         subscription, password = self._subscriptions.create(
             ctx,
             request.name.strip(),
@@ -199,6 +217,7 @@ class SubscriptionAdminServicer(streams_pb2_grpc.SubscriptionAdminServiceService
             list(request.served_her_ids),
             request.free_text,
             request.contract_version,
+            FORMAT_FROM_PB[request.notification_format],
         )
         return streams_pb2.CreatedSubscription(
             subscription=self._pb(subscription), broker_password=password

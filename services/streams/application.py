@@ -12,6 +12,7 @@ from uuid import UUID
 from services.streams import streamlog
 from services.streams.contract import CONTRACT, INTERNAL
 from services.streams.domain import (
+    NotificationFormat,
     Organisation,
     Subscription,
     SubscriptionState,
@@ -57,6 +58,7 @@ class StreamsApplication(CarepathApplication):
         served: list[Organisation],
         free_text: bool,
         contract_version: int = 0,
+        notification_format: NotificationFormat = NotificationFormat.NATIVE,
     ) -> Subscription:
         """ALREADY_EXISTS (naming `name`) when the name is taken, deleted ones included; a
         retry of the same command returns the first result."""
@@ -82,6 +84,7 @@ class StreamsApplication(CarepathApplication):
                 served,
                 free_text,
                 contract_version,
+                notification_format,
             ),
         )
 

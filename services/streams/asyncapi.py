@@ -23,6 +23,8 @@ import yaml
 from services.streams.delivery import CONTRACT_HEADER, POSITION_HEADER
 from services.streams.domain import NAME
 from services.streams.filters import NEVER_DELIVERED, free_text_paths, vendor_contract
+from services.streams.notifications import CONTENT_TYPE as FHIR_CONTENT_TYPE
+from services.streams.notifications import NATIVE_CONTENT_TYPE, TOPIC
 from services.streams.provisioning import VENDOR_EXCHANGE, dead_letter_queue
 from shared.events import BY_SOURCE, CONTRACT_VERSIONS, CURRENT_CONTRACT, Payload
 from shared.events.catalogue import schema_version_in
@@ -48,8 +50,11 @@ Each message is one event: the envelope of docs/events.md, minimised for the sub
 (free text left out unless allowed, the patient's identifier and HPR-numbers only where the
 purpose needs them; `omitted` names what was left out), with the event's `position` in
 carepath's stream (stable, increasing; dedupe on `event_id` or `position`), the subscription's
-name and the contract version. A patient's events reach the subscription only while one of the
-organisations it serves has a care relationship with the patient and no block holds.
+name and the contract version. A subscription created with the notification format FHIR_R5
+receives each event instead as a FHIR R5 `subscription-notification` Bundle
+(`FhirNotification`) whose focus Binary is that very message. A patient's events reach the
+subscription only while one of the organisations it serves has a care relationship with the
+patient and no block holds.
 
 Versions: this document is contract version {version} (`contract`: `{contract}`). Each
 subscription states the version it receives; an event type that changed between versions is
@@ -163,6 +168,81 @@ def _rewrite(value: Any, names: dict[str, str]) -> Any:
     return value
 
 
+def fhir_notification_schema() -> dict[str, Any]:
+    """The outline of a FHIR R5 event notification as carepath sends it (the full rules are
+    FHIR R5's Bundle and SubscriptionStatus; carepath validates each with fhir.resources)."""
+    number = {"type": "string", "pattern": "^[1-9][0-9]*$"}
+    status = {
+        "type": "object",
+        "required": ["resourceType", "type", "subscription", "notificationEvent"],
+        "properties": {
+            "resourceType": {"const": "SubscriptionStatus"},
+            "status": {"enum": ["active", "off"]},
+            "type": {"const": "event-notification"},
+            "eventsSinceSubscriptionStart": number,
+            "subscription": {
+                "type": "object",
+                "properties": {"reference": {"type": "string", "pattern": "^Subscription/"}},
+            },
+            "topic": {"const": TOPIC},
+            "notificationEvent": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["eventNumber", "focus"],
+                    "properties": {
+                        "eventNumber": number,
+                        "timestamp": {"type": "string", "format": "date-time"},
+                        "focus": {
+                            "type": "object",
+                            "properties": {
+                                "reference": {"type": "string", "pattern": "^urn:uuid:"},
+                                "type": {"const": "Binary"},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    }
+    binary = {
+        "type": "object",
+        "required": ["resourceType", "contentType", "data"],
+        "properties": {
+            "resourceType": {"const": "Binary"},
+            "contentType": {"const": NATIVE_CONTENT_TYPE},
+            "data": {"type": "string", "contentEncoding": "base64"},
+        },
+    }
+    return {
+        "type": "object",
+        "description": "A FHIR R5 Bundle (application/fhir+json; fhirVersion=5.0).",
+        "required": ["resourceType", "type", "timestamp", "entry"],
+        "properties": {
+            "resourceType": {"const": "Bundle"},
+            "id": {"type": "string"},
+            "type": {"const": "subscription-notification"},
+            "timestamp": {"type": "string", "format": "date-time"},
+            "entry": {
+                "type": "array",
+                "description": "The SubscriptionStatus first, then the Binary its focus names.",
+                "minItems": 2,
+                "maxItems": 2,
+                "items": {
+                    "type": "object",
+                    "required": ["fullUrl", "resource"],
+                    "properties": {
+                        "fullUrl": {"type": "string", "pattern": "^urn:uuid:"},
+                        "resource": {"oneOf": [status, binary]},
+                    },
+                },
+            },
+        },
+    }
+
+
 def document(version: int = CURRENT_CONTRACT) -> dict[str, Any]:
     classes = delivered(version)
     bodies = {"VendorMessage": envelope_schema(version)}
@@ -201,6 +281,23 @@ def document(version: int = CURRENT_CONTRACT) -> dict[str, Any]:
             },
             "bindings": {"amqp": {"messageType": cls.event_type(), "bindingVersion": AMQP_BINDING}},
         }
+    schemas["FhirNotification"] = fhir_notification_schema()
+    messages["FhirNotification"] = {
+        "name": "FhirNotification",
+        "title": "A FHIR R5 event notification (subscriptions in the FHIR_R5 format)",
+        "summary": "One event, as FHIR R5 topic-based subscriptions notify it.",
+        "description": "A Bundle of type `subscription-notification`: its first entry is a "
+        "SubscriptionStatus (`type` event-notification, `notificationEvent[0].eventNumber` = "
+        "the event's `position`, `eventsSinceSubscriptionStart` the same, `focus` the "
+        "Bundle's second entry), its second a Binary (`application/json`) whose `data` is, "
+        "base64-encoded, the native message above for the same subscription (minimised and "
+        "filtered alike). R5 writes the integer64 numbers as JSON strings. docs/fhir.md, "
+        '"Notifications".',
+        "contentType": FHIR_CONTENT_TYPE,
+        "headers": {"$ref": "#/components/schemas/VendorHeaders"},
+        "payload": {"$ref": "#/components/schemas/FhirNotification"},
+        "bindings": {"amqp": {"messageType": "FhirNotification", "bindingVersion": AMQP_BINDING}},
+    }
     schemas["VendorHeaders"] = {
         "type": "object",
         "description": "The message's AMQP headers. Its properties: `message_id` is the "
@@ -231,7 +328,7 @@ def document(version: int = CURRENT_CONTRACT) -> dict[str, Any]:
                 "security": [{"vendorUser": []}],
             }
         },
-        "defaultContentType": "application/json",
+        "defaultContentType": NATIVE_CONTENT_TYPE,
         "channels": {
             "vendor.{subscription}": {
                 "description": f"The subscription's own quorum queue, bound from the exchange "

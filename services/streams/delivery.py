@@ -9,7 +9,9 @@ carepath's dead-letter and retry exchanges). Batch at every hop:
    `user_id` is the broker user of the service whose exchange it came from (as the projector
    does, `shared.amqp.sender_refusal`) and it passes the event contract
    (`shared.events.parse`); anything else is dead-lettered with the reason, at once;
-2. the batch's events get their positions in the stream log (one transaction);
+2. the batch's events get their positions in the stream log (one transaction) — every event
+   a vendor may receive, wanted by a subscription now or not, so the stream log is the whole
+   history a subscription created later replays;
 3. (services/streams/selection.py, the same decision as the gRPC stream's) per
    subscription that wants an event (event type, source; never a patient's blocks), the
    patients its served organisations may see now are asked of the access facts, once per
@@ -41,9 +43,9 @@ from sqlalchemy.engine import Engine
 
 from services.streams import streamlog
 from services.streams.application import StreamsApplication
-from services.streams.filters import Route, vendor_contract
+from services.streams.filters import Route, loggable, vendor_contract
 from services.streams.provisioning import VENDOR_EXCHANGE
-from services.streams.selection import Selection, message_bytes
+from services.streams.selection import Selection, content_type, message_of
 from shared import amqp, events, ops
 from shared.access.facts import FactStore
 from shared.amqp import BatchPublisher, PublishError
@@ -157,18 +159,22 @@ class Delivery:
         """The messages of a batch of checked events, and their audit rows (the decision is
         `Selection.select`'s, the same as the gRPC stream's)."""
         routes = self.routes()
+        # Every event a vendor may ever receive is numbered, whether or not a subscription
+        # wants it now: a subscription created later replays the whole history from its
+        # stream (a patient's blocks are never delivered, so never logged).
+        positions = streamlog.append(self._log, [e for e in checked if loggable(e)])
         wanted = [(e, [r for r in routes if r.wants(e)]) for e in checked]
         wanted = [(e, rs) for e, rs in wanted if rs]
         if not wanted:
             return [], []
-        positions = streamlog.append(self._log, [e for e, _ in wanted])
         messages: list[tuple[str, bytes, pika.BasicProperties]] = []
         entries: list[Entry] = []
+        now = datetime.now(UTC)
         for s in self._selection.select(wanted, positions):
             messages.append(
                 (
                     s.route.queue,
-                    message_bytes(s.body),
+                    message_of(s, now),
                     _properties(s.envelope, s.position, self._own_user, s.route),
                 )
             )
@@ -220,13 +226,14 @@ class Delivery:
 
 def _properties(envelope: Envelope, position: int, user: str, route: Route) -> pika.BasicProperties:
     """The vendor trusts the message because `user_id` is carepath's streams user (RabbitMQ
-    refuses any other on this connection)."""
+    refuses any other on this connection). `content_type` says the subscription's format
+    (`application/json`, or FHIR R5 notifications' `application/fhir+json; fhirVersion=5.0`)."""
     return pika.BasicProperties(
         message_id=envelope.event_id,
         type=envelope.event_type,
         timestamp=int(envelope.recorded.timestamp()),
         delivery_mode=2,
-        content_type="application/json",
+        content_type=content_type(route),
         correlation_id=envelope.correlation_id,
         app_id=envelope.source,
         user_id=user,

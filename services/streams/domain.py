@@ -32,6 +32,7 @@ from shared.events.catalogue import CONTRACT_VERSIONS, CURRENT_CONTRACT
 
 __all__ = [
     "NAME",
+    "NotificationFormat",
     "Organisation",
     "Subscription",
     "SubscriptionState",
@@ -49,6 +50,18 @@ class SubscriptionState(enum.StrEnum):
     ACTIVE = "ACTIVE"
     PAUSED = "PAUSED"
     DELETED = "DELETED"
+
+
+class NotificationFormat(enum.StrEnum):
+    """What each message a subscription receives looks like (proto `NotificationFormat`
+    without its prefix)."""
+
+    #: carepath's own vendor envelope (README "For vendors", docs/events.md).
+    NATIVE = "NATIVE"
+    #: FHIR R5 topic-based subscription notifications: a Bundle of type
+    #: `subscription-notification` whose SubscriptionStatus numbers the event, and the native
+    #: message inside it as a Binary (services/streams/notifications.py, docs/fhir.md).
+    FHIR_R5 = "FHIR_R5"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +123,7 @@ class Subscription(CarepathAggregate):
         served: list[Organisation],
         free_text: bool,
         contract_version: int = 0,
+        notification_format: NotificationFormat = NotificationFormat.NATIVE,
     ) -> Subscription:
         check_name(name)
         version = check_contract_version(contract_version)
@@ -127,6 +141,7 @@ class Subscription(CarepathAggregate):
             served=[o.as_dict() for o in sorted(served, key=lambda o: o.her_id)],
             free_text=free_text,
             contract_version=version,
+            notification_format=notification_format.value,
         )
 
     @staticmethod
@@ -145,6 +160,7 @@ class Subscription(CarepathAggregate):
         served: list[dict[str, Any]],
         free_text: bool,
         contract_version: int = 1,
+        notification_format: str = NotificationFormat.NATIVE.value,
     ) -> None:
         self.name = name
         self.vendor = Organisation.from_dict(vendor)
@@ -154,6 +170,8 @@ class Subscription(CarepathAggregate):
         self.served: tuple[Organisation, ...] = tuple(Organisation.from_dict(o) for o in served)
         self.free_text = free_text
         self.contract_version = contract_version
+        #: Subscriptions created before formats were stated receive the native envelope.
+        self.notification_format = NotificationFormat(notification_format)
         self.state = SubscriptionState.ACTIVE
         self.created_at: str = meta["occurred_at"]
         self._handled(meta)

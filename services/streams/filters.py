@@ -15,7 +15,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from services.streams.domain import Organisation, Subscription, SubscriptionState
+from services.streams.domain import (
+    NotificationFormat,
+    Organisation,
+    Subscription,
+    SubscriptionState,
+)
 from services.streams.purposes import PURPOSES, SubscriptionPurpose
 from shared.access.model import Basis
 from shared.events import CURRENT_CONTRACT, Envelope, downcast, schema_version_in
@@ -35,6 +40,12 @@ def vendor_contract(version: int) -> str:
 NEVER_DELIVERED = frozenset({("registry", "AccessBlocked"), ("registry", "AccessBlockLifted")})
 
 
+def loggable(envelope: Envelope) -> bool:
+    """The event belongs in carepath's stream log (services/streams/streamlog.py): every
+    event a subscription could ever receive."""
+    return (envelope.source, envelope.event_type) not in NEVER_DELIVERED
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """A subscription as the delivery process uses it."""
@@ -50,6 +61,8 @@ class Route:
     state: SubscriptionState
     #: The vendor contract version it receives.
     contract_version: int = CURRENT_CONTRACT
+    #: The native envelope, or FHIR R5 notifications wrapping it.
+    notification_format: NotificationFormat = NotificationFormat.NATIVE
 
     @classmethod
     def of(cls, s: Subscription) -> Route:
@@ -64,6 +77,7 @@ class Route:
             free_text=s.free_text,
             state=s.state,
             contract_version=s.contract_version,
+            notification_format=s.notification_format,
         )
 
     def wants(self, envelope: Envelope) -> bool:
@@ -71,7 +85,7 @@ class Route:
         subscription still wants its events: they wait in its queue until it resumes."""
         if self.state is SubscriptionState.DELETED:
             return False
-        if (envelope.source, envelope.event_type) in NEVER_DELIVERED:
+        if not loggable(envelope):
             return False
         if self.event_types and envelope.event_type not in self.event_types:
             return False

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from services.streams import notifications
+from services.streams.domain import NotificationFormat
 from services.streams.filters import Route, Visible, seen_by, vendor_body
 from services.streams.purposes import PURPOSES
 from shared.access.facts import FactStore
@@ -54,6 +56,31 @@ class Selected:
 def message_bytes(body: dict[str, Any]) -> bytes:
     """A vendor message's JSON, the same bytes on the queue and on the stream."""
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+
+def content_type(route: Route) -> str:
+    """The media type of the subscription's messages (its format)."""
+    if route.notification_format is NotificationFormat.FHIR_R5:
+        return notifications.CONTENT_TYPE
+    return notifications.NATIVE_CONTENT_TYPE
+
+
+def message_of(selected: Selected, now: datetime) -> bytes:
+    """What the subscription is sent for one selected event, on the queue and on the stream
+    alike: its native message, or (FHIR_R5) the event notification carrying that message."""
+    native = message_bytes(selected.body)
+    route = selected.route
+    if route.notification_format is NotificationFormat.NATIVE:
+        return native
+    return notifications.event_notification(
+        route.name,
+        route.state,
+        selected.envelope.event_id,
+        selected.position,
+        selected.envelope.recorded,
+        native,
+        now,
+    )
 
 
 def patient_key(envelope: Envelope) -> str | None:

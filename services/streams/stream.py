@@ -37,14 +37,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.engine import Engine
 
 from carepath.v1 import streams_pb2, streams_pb2_grpc
-from services.streams import streamlog
+from services.streams import notifications, streamlog
 from services.streams.application import StreamsApplication
-from services.streams.domain import SubscriptionState
+from services.streams.domain import NotificationFormat, SubscriptionState
 from services.streams.filters import Route, vendor_contract
-from services.streams.selection import Selection, message_bytes
-from shared.access.enforce import AccessControl, Call, Refused
-from shared.access.policy import deny
-from shared.actors import Actor
+from services.streams.selection import Selection, content_type, message_of
+from shared.access.enforce import AccessControl, Call, Owner
 from shared.audit.log import AuditLog
 from shared.auth import TokenVerifier
 from shared.config import ServerTLS
@@ -71,14 +69,13 @@ class StreamSettings:
     poll: float
 
 
-def owns(actor: Actor, route: Route) -> bool:
-    """The caller is the subscription's vendor organisation (its HER-id, or the organisation
-    number HelseID names it by)."""
-    vendor = route.vendor
-    return actor.her_id == vendor.her_id or bool(actor.orgnr and actor.orgnr == vendor.orgnr)
-
-
-def not_active(route: Route) -> Failure:
+def not_active(route: Route | None) -> Failure:
+    if route is None:
+        return Failure(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "the subscription is deleted",
+            "SUBSCRIPTION_NOT_ACTIVE",
+        )
     return Failure(
         grpc.StatusCode.FAILED_PRECONDITION,
         f"the subscription is {route.state.value.lower()}: open the stream again once it is "
@@ -113,14 +110,22 @@ class Watcher:
         return head, {s.name: Route.of(s) for s in self._app.subscriptions(True)}
 
     def refresh(self) -> None:
-        """Read now (blocking: on a worker thread or before serving)."""
-        head, routes = self._read()
-        self.head = max(self.head, head)
-        if routes is not None:
-            self._routes = routes
+        """The subscriptions now (blocking: on a worker thread or before serving). The heads
+        are left for `run` to notice, so it still wakes the waiting streams for the change."""
+        self._routes = {s.name: Route.of(s) for s in self._app.subscriptions(True)}
 
     def route(self, name: str) -> Route | None:
         return self._routes.get(name)
+
+    def owner(self, name: str) -> Owner | None:
+        """The subscription's vendor organisation, for the access policy (the Subscribe rule's
+        target, `TargetKind.OWNED`): on the admission's worker thread, so a subscription
+        created a moment ago is read from the store."""
+        route = self.route(name)
+        if route is None:
+            self.refresh()
+            route = self.route(name)
+        return None if route is None else Owner(route.vendor.her_id, route.vendor.orgnr)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -172,22 +177,18 @@ class EventStreamServicer(streams_pb2_grpc.EventStreamServiceServicer):
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def check(self, call: Call, request: streams_pb2.SubscribeRequest) -> None:
-        """Before the stream opens (the admission's thread, shared.grpc_aio): the caller is
-        the subscription's vendor — else refused as any call without access is, the same
-        whether or not the subscription exists — and the subscription is active."""
-        name = request.subscription.strip()
-        if not name:
-            raise InvalidArgument("subscription", "is required")
+        """Before the stream opens (the admission's thread, shared.grpc_aio), once the access
+        policy has admitted the caller as the subscription's vendor (the rule's OWNED target,
+        `Watcher.owner`; anyone else is refused and audited there, the same whether or not
+        the subscription exists): the position is one, and the subscription is active."""
         if request.WhichOneof("from") == "from_position" and request.from_position < 0:
             raise InvalidArgument("from_position", "must be 0 or more")
+        name = request.subscription.strip()
         route = self._watcher.route(name)
-        if route is None:
-            self._watcher.refresh()  # created a moment ago
+        if route is None or route.state is not SubscriptionState.ACTIVE:
+            self._watcher.refresh()  # resumed a moment ago, before the watcher's next look
             route = self._watcher.route(name)
-        if route is None or not owns(call.actor, route):
-            call.decision = deny("not the subscription's vendor organisation")
-            raise Refused(call)
-        if route.state is not SubscriptionState.ACTIVE:
+        if route is None or route.state is not SubscriptionState.ACTIVE:
             raise not_active(route)
 
     def _start(self, request: streams_pb2.SubscribeRequest) -> int:
@@ -198,12 +199,16 @@ class EventStreamServicer(streams_pb2_grpc.EventStreamServiceServicer):
 
     def _page(self, route: Route, rows: Sequence[tuple[int, str]]) -> list[Any]:
         """The page's events as the subscription receives them, on the audit log."""
-        envelopes = [(position, Envelope.from_json(text)) for position, text in rows]
+        # The log holds envelopes the delivery checked against the contract: typed again
+        # without checking the envelope's fields a second time (half the cost of a page).
+        envelopes = [(position, Envelope.from_stored(text)) for position, text in rows]
         wanted = [(e, [route]) for _, e in envelopes if route.wants(e)]
         positions = {e.event_id: position for position, e in envelopes}
         selected = self._selection.select(wanted, positions)
         self._audit.record([s.entry for s in selected if s.entry is not None])
         out = []
+        now = datetime.now(UTC)
+        kind = content_type(route)
         for s in selected:
             recorded = Timestamp()
             recorded.FromDatetime(s.envelope.recorded)
@@ -216,17 +221,36 @@ class EventStreamServicer(streams_pb2_grpc.EventStreamServiceServicer):
                         source=s.envelope.source,
                         recorded_at=recorded,
                         contract=vendor_contract(route.contract_version),
-                        body=message_bytes(s.body),
+                        body=message_of(s, now),
+                        content_type=kind,
                     )
                 )
             )
         return out
 
-    def _heartbeat(self, position: int) -> streams_pb2.SubscribeResponse:
+    def _heartbeat(self, route: Route, position: int) -> streams_pb2.SubscribeResponse:
+        now = datetime.now(UTC)
         at = Timestamp()
-        at.FromDatetime(datetime.now(UTC))
+        at.FromDatetime(now)
+        notification = b""
+        if route.notification_format is NotificationFormat.FHIR_R5:
+            notification = notifications.status_notification(
+                route.name, route.state, notifications.HEARTBEAT, position, now
+            )
         return streams_pb2.SubscribeResponse(
-            heartbeat=streams_pb2.Heartbeat(position=position, at=at)
+            heartbeat=streams_pb2.Heartbeat(position=position, at=at, notification=notification)
+        )
+
+    def _handshake(self, route: Route, position: int) -> streams_pb2.SubscribeResponse:
+        """A FHIR_R5 subscription's stream opens with R5's `handshake` notification."""
+        now = datetime.now(UTC)
+        at = Timestamp()
+        at.FromDatetime(now)
+        notification = notifications.status_notification(
+            route.name, route.state, notifications.HANDSHAKE, position, now
+        )
+        return streams_pb2.SubscribeResponse(
+            handshake=streams_pb2.Handshake(position=position, at=at, notification=notification)
         )
 
     async def Subscribe(
@@ -237,18 +261,13 @@ class EventStreamServicer(streams_pb2_grpc.EventStreamServiceServicer):
         loop = asyncio.get_running_loop()
         quiet_since = loop.time()
         settings = self._settings
+        opened = self._watcher.route(name)
+        if opened is not None and opened.notification_format is NotificationFormat.FHIR_R5:
+            yield self._handshake(opened, after)
         while True:
             route = self._watcher.route(name)
             if route is None or route.state is not SubscriptionState.ACTIVE:
-                raise (
-                    not_active(route)
-                    if route is not None
-                    else Failure(
-                        grpc.StatusCode.FAILED_PRECONDITION,
-                        "the subscription is deleted",
-                        "SUBSCRIPTION_NOT_ACTIVE",
-                    )
-                )
+                raise not_active(route)
             rows = await self._db(streamlog.page, self._log, after, settings.page)
             if rows:
                 page = await self._db(self._page, route, rows)
@@ -268,7 +287,7 @@ class EventStreamServicer(streams_pb2_grpc.EventStreamServiceServicer):
                 continue
             remaining = settings.heartbeat - (loop.time() - quiet_since)
             if remaining <= 0:
-                yield self._heartbeat(after)
+                yield self._heartbeat(route, after)
                 quiet_since = loop.time()
                 continue
             await self._watcher.wait(after, remaining)
@@ -307,6 +326,7 @@ async def start(
     watcher = Watcher(app, log_engine, settings.poll, executor)
     await asyncio.get_running_loop().run_in_executor(executor, watcher.refresh)
     selection = Selection(access.facts, lambda: datetime.now(UTC))
+    access = access.with_owners({"subscription": watcher.owner})
     servicer = EventStreamServicer(watcher, log_engine, selection, access.audit, settings, executor)
 
     def register(server: grpc.aio.Server) -> None:

@@ -1,8 +1,10 @@
-"""carepath's stream of public events, as the vendor delivery has seen them: each event once,
+"""carepath's stream of public events, as the vendor delivery has seen them: every event a
+vendor may receive (wanted by a subscription then or not; never a patient's blocks), each once,
 with its position — a number given in the order the delivery first took the event, stable
 for good (a redelivered or replayed event keeps its first position), so a vendor can name
 "the last event I have" and a later stream (gRPC, catch-up from a position) can replay from
-here. Stored beside the subscriptions, in the streams service's own database.
+here, a subscription created later included. Stored beside the subscriptions, in the streams
+service's own database.
 
 One writer: the delivery queue is single-active-consumer (infra/rabbitmq/definitions.json),
 so positions are handed out in commit order.

@@ -41,10 +41,14 @@ OTHER_GROUNDS = {
     Basis.REGISTER_KEEPER: "a REGISTRY caller (the integration adapter bringing the registers in)",
     Basis.ORGANISATION_DIRECTORY: "any authenticated caller: the directory holds no personal data",
     Basis.SUPERVISOR: "a care organisation's supervisor (token role SUPERVISOR), its own org only",
-    Basis.OWN_ORGANISATION: "a municipality's own worklist (each patient listed on its own basis)",
+    Basis.OWN_ORGANISATION: (
+        "a municipality's own worklist (each patient listed on its own basis); a vendor's own "
+        "event subscription (the organisation the subscription names as its vendor)"
+    ),
     Basis.OPERATOR: (
-        "one of carepath's operators (token role OPERATOR, an organisation of kind REGISTRY: "
-        "carepath's own operating organisation in the directory) managing vendor subscriptions"
+        "one of carepath's operators (token role OPERATOR, an organisation of kind REGISTRY "
+        "named in OPERATOR_HER_IDS: carepath's own operating organisation) managing vendor "
+        "subscriptions; the role in any other organisation's token counts for nothing"
     ),
 }
 
@@ -62,9 +66,13 @@ DECISIONS = """\
 - Calls without a valid token are answered `UNAUTHENTICATED` and not put on the audit log (they
   name no one); everything else is.
 - Vendor subscriptions are managed by carepath's operators only: a REGISTRY caller (carepath's
-  own operating organisation, as the register adapter is) whose token has the role OPERATOR.
-  Care organisations and vendors cannot create or change one; a subscription's deliveries are
-  then decided per patient by the served organisations' relationships (services/streams).
+  own operating organisation, as the register adapter is, named in `OPERATOR_HER_IDS`) whose
+  token has the role OPERATOR. Care organisations and vendors cannot create or change one, not
+  even with a token wrongly carrying the role; a subscription's deliveries are then decided
+  per patient by the served organisations' relationships (services/streams). A subscription's
+  event stream is its vendor organisation's alone: the streams service resolves the named
+  subscription to its vendor (target "own subscription"), and anyone else is refused alike
+  whether or not the subscription exists.
 - The stay window (30 days) and the emergency access duration (4 hours) are documented defaults
   (see the sources above).
 """

@@ -55,6 +55,23 @@ class Resource:
 Resolver = Callable[[UUID], Resource | None]
 
 
+@dataclass(frozen=True)
+class Owner:
+    """The organisation that owns a resource (a vendor's subscription): its HER-id, and the
+    organisation number HelseID names it by, where the directory has one."""
+
+    her_id: str
+    orgnr: str | None = None
+
+    def is_(self, actor: Actor) -> bool:
+        return actor.her_id == self.her_id or bool(actor.orgnr and actor.orgnr == self.orgnr)
+
+
+#: A service's lookup of the owner of one kind of owned resource by its name; None when it
+#: does not exist.
+OwnerResolver = Callable[[str], Owner | None]
+
+
 class Refused(Exception):
     """The policy said no (→ PERMISSION_DENIED). Carries the admitted-so-far call for the
     audit row."""
@@ -136,11 +153,16 @@ class AccessControl:
         audit: AuditLog,
         resolvers: Mapping[str, Resolver] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        owners: Mapping[str, OwnerResolver] | None = None,
+        operators: frozenset[str] | None = None,
     ) -> None:
         self.facts = facts
         self.audit = audit
         self.resolvers = dict(resolvers or {})
         self.clock = clock
+        self.owners = dict(owners or {})
+        #: carepath's own operating organisations (OPERATOR_HER_IDS).
+        self.operators = config.operator_her_ids() if operators is None else operators
 
     @classmethod
     def from_config(
@@ -171,7 +193,21 @@ class AccessControl:
     def for_service(self, resolvers: Mapping[str, Resolver]) -> AccessControl:
         """The same facts and audit log for another service's resolvers (several servers in
         one process share one of each)."""
-        return AccessControl(self.facts, self.audit, resolvers, self.clock)
+        return AccessControl(
+            self.facts, self.audit, resolvers, self.clock, self.owners, self.operators
+        )
+
+    def with_owners(self, owners: Mapping[str, OwnerResolver]) -> AccessControl:
+        """The same, with the service's lookups of who owns its owned resources (the rules
+        whose target is `TargetKind.OWNED`)."""
+        return AccessControl(
+            self.facts,
+            self.audit,
+            self.resolvers,
+            self.clock,
+            {**self.owners, **owners},
+            self.operators,
+        )
 
     def close(self) -> None:
         self.audit.close()
@@ -198,12 +234,15 @@ class AccessControl:
         except _NotOwnOrganisation:
             call.decision = deny("another organisation's list")
             raise Refused(call) from None
+        except _NotOwner:
+            call.decision = deny(f"not the owning organisation of the {rule.target.resource}")
+            raise Refused(call) from None
         call.patient = patient
         now = self.clock()
         facts = Facts(organisation=organisation)
         if call.patient_key is not None:
             facts = self.facts.gather(rule, actor, call.patient_key, parties, now)
-        call.decision = decide(rule, actor, patient, facts, utc_iso(now))
+        call.decision = decide(rule, actor, patient, facts, utc_iso(now), self.operators)
         if not call.decision.allowed:
             raise Refused(call)
         return call
@@ -234,6 +273,14 @@ class AccessControl:
             return resource.patient, resource.parties, None
         if kind is TargetKind.ORGANISATION:
             return None, [], api.her_id(getattr(request, target.field), target.field)
+        if kind is TargetKind.OWNED:
+            name = str(getattr(request, target.field)).strip()
+            if not name:
+                raise InvalidArgument(target.field, "is required")
+            owner = self.owners[target.resource](name)
+            if owner is None or not owner.is_(actor):
+                raise _NotOwner
+            return None, [], None
         if kind is TargetKind.OWN_ORGANISATION:
             her_id = api.her_id(getattr(request, target.field), target.field)
             if her_id != actor.her_id:
@@ -281,7 +328,7 @@ class AccessControl:
             return False
         now = self.clock()
         facts = self.facts.gather(rule, call.actor, call.patient_key or "", [], now)
-        return decide(rule, call.actor, call.patient, facts, utc_iso(now)).allowed
+        return decide(rule, call.actor, call.patient, facts, utc_iso(now), self.operators).allowed
 
     def record_disclosed(self, call: Call, members: Mapping[str, Basis]) -> None:
         """A stream showed these patients: one row each, committed before they are sent."""
@@ -296,4 +343,8 @@ class _NoSuchResource(Exception):
 
 
 class _NotOwnOrganisation(Exception):
+    pass
+
+
+class _NotOwner(Exception):
     pass

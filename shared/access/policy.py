@@ -46,6 +46,11 @@ class TargetKind(enum.StrEnum):
     #: An organisation of one kind named in the request (`field`), not a patient: the rule's
     #: bases say whose — the caller's own (OWN_ORGANISATION), or any (OPERATOR).
     ORGANISATION = "ORGANISATION"
+    #: A resource an organisation owns (a vendor's event subscription), named in the request
+    #: (`field`) and resolved by the service (`resource`) to its owner: only the owning
+    #: organisation may call; for anyone else — the resource known or not — the call is
+    #: refused alike. About no patient.
+    OWNED = "OWNED"
     #: No patient: the organisation directory, the caller's organisation's own review list.
     NONE = "NONE"
 
@@ -80,6 +85,10 @@ class Target:
         return cls(TargetKind.ORGANISATION, field, org_kind=kind)
 
     @classmethod
+    def owned(cls, resource: str, field: str) -> Target:
+        return cls(TargetKind.OWNED, field, resource=resource)
+
+    @classmethod
     def none(cls) -> Target:
         return cls(TargetKind.NONE)
 
@@ -96,6 +105,8 @@ class Target:
             case TargetKind.ORGANISATION:
                 kind = self.org_kind.value.lower() if self.org_kind else "organisation"
                 return f"a {kind} (`{self.field}`), no patient"
+            case TargetKind.OWNED:
+                return f"own {self.resource} (`{self.field}`)"
         return "no patient"
 
 
@@ -163,12 +174,18 @@ def deny(reason: str) -> Decision:
     return Decision(False, None, reason)
 
 
-def check_caller(rule: Rule, actor: Actor) -> Decision | None:
-    """What the caller alone decides (kind, person, roles): a refusal, or None to go on."""
+def check_caller(
+    rule: Rule, actor: Actor, operators: frozenset[str] = frozenset()
+) -> Decision | None:
+    """What the caller alone decides (kind, person, roles): a refusal, or None to go on.
+    A call on the OPERATOR ground is for carepath's own operating organisations
+    (`operators`, shared.config.operator_her_ids) whatever roles a token claims."""
     if actor.org_kind not in rule.callers:
         return deny(f"a {actor.org_kind.value} caller may not call {rule.name}")
     if rule.roles and not actor.roles & rule.roles:
         return deny(f"{rule.name} needs the role {', '.join(sorted(rule.roles))}")
+    if Basis.OPERATOR in rule.bases and actor.her_id not in operators:
+        return deny(f"{rule.name} is for carepath's own operating organisation only")
     if rule.person and actor.org_kind in CARE_KINDS and not actor.hpr:
         system = rule.action is Action.READ and actor.roles & system_roles()
         if not system:
@@ -182,10 +199,12 @@ def decide(
     patient: dict[str, str] | None,
     facts: Facts,
     now: str,
+    operators: frozenset[str] = frozenset(),
 ) -> Decision:
     """Allow or deny `actor` calling `rule` about `patient` (None for calls about no
-    patient) at stored time `now`, on the gathered `facts`."""
-    refused = check_caller(rule, actor)
+    patient) at stored time `now`, on the gathered `facts`; `operators` are the HER-ids of
+    carepath's own operating organisations (none given: no one is an operator)."""
+    refused = check_caller(rule, actor, operators)
     if refused is not None:
         return refused
     if rule.target.kind is TargetKind.ORGANISATION:

@@ -273,10 +273,10 @@ def _rules() -> list[Rule]:
                 ("DeleteSubscription", WRITE),
             )
         ),
-        # Which subscription is the caller's own is the stream's to check (services/streams/
-        # stream.py: the subscription's vendor organisation, else refused as here).
+        # The subscription named is resolved to its vendor organisation by the streams
+        # service (services/streams/stream.py, `Watcher.owner`); anyone else is refused here.
         rule("EventStreamService", "Subscribe", READ, {REGISTRY, *CARE},
-             (B.OWN_ORGANISATION,), Target.none(),
+             (B.OWN_ORGANISATION,), Target.owned("subscription", "subscription"),
              "the subscription's vendor organisation: its own subscription's events",
              blockable=False),
     ]  # fmt: skip

@@ -45,12 +45,21 @@ PAYLOADS: dict[tuple[str, str, int], type[Payload]] = {
 }
 
 
+#: The newest version's payload class of each event type, found once (the vendor stream asks
+#: for every event it sends).
+_NEWEST: dict[tuple[str, str], type[Payload]] = {}
+for (_source, _type, _), _cls in PAYLOADS.items():
+    _known = _NEWEST.get((_source, _type))
+    if _known is None or _cls.schema_version > _known.schema_version:
+        _NEWEST[(_source, _type)] = _cls
+
+
 def current_payload(source: str, event_type: str) -> type[Payload]:
     """The newest version's payload class of an event type (KeyError when there is none)."""
-    versions = [cls for (s, t, _), cls in PAYLOADS.items() if (s, t) == (source, event_type)]
-    if not versions:
-        raise KeyError(f"{source} publishes no {event_type}")
-    return max(versions, key=lambda cls: cls.schema_version)
+    try:
+        return _NEWEST[(source, event_type)]
+    except KeyError:
+        raise KeyError(f"{source} publishes no {event_type}") from None
 
 
 #: The vendor contract's versions (what a vendor subscription states it receives): per version,

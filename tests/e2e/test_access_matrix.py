@@ -542,8 +542,8 @@ EXPECTED: dict[str, dict[str, grpc.StatusCode]] = {
         "unrelated": DENIED, "blocked": OK, "emergency": DENIED,
         "citizen-self": DENIED, "citizen-other": DENIED,
     },
-    # The stream is the subscription's vendor organisation's alone (services/streams/
-    # stream.py checks the subscription is its own once the policy has admitted the kind).
+    # The stream is the subscription's vendor organisation's alone (the policy's OWNED target:
+    # the streams service resolves the subscription to its vendor).
     "EventStreamService/Subscribe": {
         "OWN_ORGANISATION": OK,
         "unrelated": DENIED, "blocked": OK, "emergency": DENIED,
@@ -2088,7 +2088,12 @@ def test_the_matrix_has_a_row_for_every_call_and_a_cell_for_every_situation() ->
 
 def recorded_ground(rule: Rule, situation: str) -> str | None:
     """The ground a granted cell's call must be on the audit log with (None: not checked)."""
-    if rule.target.kind in (TargetKind.NONE, TargetKind.OWN_ORGANISATION, TargetKind.ORGANISATION):
+    if rule.target.kind in (
+        TargetKind.NONE,
+        TargetKind.OWN_ORGANISATION,
+        TargetKind.ORGANISATION,
+        TargetKind.OWNED,
+    ):
         return None  # no patient: the log's rows name none
     if situation in Basis.__members__:
         return situation

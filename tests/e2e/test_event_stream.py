@@ -22,17 +22,20 @@ from typing import Any
 import grpc
 import pytest
 import sqlalchemy as sa
+from fhir.resources.bundle import Bundle
+from fhir.resources.subscriptionstatus import SubscriptionStatus
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import streams_pb2, streams_pb2_grpc
 from services.registry.domain import RegistryKind
-from services.streams import stream, streamlog
+from services.streams import notifications, stream, streamlog
+from services.streams.domain import NotificationFormat
 from services.streams.stream import StreamServer, StreamSettings
 from shared.actors import Actor, OrgKind
 from shared.audit.log import accesses
 from shared.events import Envelope
 from shared.sql import engine
-from tests.conftest import MUNICIPALITY, OTHER_MUNICIPALITY
+from tests.conftest import HOSPITAL, MUNICIPALITY, OTHER_MUNICIPALITY
 from tests.e2e.test_vendor_streams import (  # noqa: F401 - `world` is the module's fixture
     OPERATOR,
     OTHER_VENDOR,
@@ -317,3 +320,82 @@ def test_a_stream_from_a_time_begins_with_the_first_event_recorded_then(
     got = until_heartbeat(responses)
     responses.cancel()
     assert [e.event_id for e in got] == [message["event_id"]]
+
+
+def status_of(notification: bytes) -> SubscriptionStatus:
+    """The SubscriptionStatus of a notification Bundle (validated as FHIR R5)."""
+    bundle = Bundle.model_validate_json(notification)
+    assert bundle.type == "subscription-notification"
+    status = (bundle.entry or [])[0].resource
+    assert isinstance(status, SubscriptionStatus)
+    return status
+
+
+def test_a_fhir_subscriptions_stream_handshakes_notifies_and_resumes_after_an_event_number(
+    world: World,  # noqa: F811
+    streams: Streams,
+) -> None:
+    """R5's shape on the stream: a handshake when it opens, each event an event-notification
+    numbered with its position (the queue's same number), heartbeats as heartbeat
+    notifications, and R5's `$events` recovery as `from_position` = the last eventNumber."""
+    subscribe(
+        world, "stream-fhir", MUNICIPALITY.her_id, notification_format=NotificationFormat.FHIR_R5
+    )
+    world.prescribe(MUNICIPALITY, P3, "FHIR første")
+    world.prescribe(MUNICIPALITY, P1, "FHIR andre")
+    positions = [m["_position_header"] for m in received(world, "stream-fhir", 2)]
+    start = positions[0] - 1
+
+    responses = streams.open("stream-fhir", after=start)
+    opened = next(responses)
+    assert opened.WhichOneof("item") == "handshake" and opened.handshake.position == start
+    handshake = status_of(opened.handshake.notification)
+    assert (handshake.type, handshake.eventsSinceSubscriptionStart) == ("handshake", start)
+    (first,) = events(responses, 1)
+    responses.cancel()  # type: ignore[attr-defined]
+    assert first.content_type == notifications.CONTENT_TYPE
+    status = status_of(first.body)
+    (event,) = status.notificationEvent or []
+    assert (status.type, event.eventNumber) == ("event-notification", positions[0])
+    assert first.position == positions[0]
+    carried = notifications.native_message(first.body)
+    assert carried["patient"] == P3 and carried["position"] == positions[0]
+    assert "reason" not in carried["data"]  # minimised as the native message is
+
+    resumed = streams.open("stream-fhir", after=event.eventNumber)  # $events recovery
+    assert next(resumed).WhichOneof("item") == "handshake"
+    (second,) = events(resumed, 1)
+    assert status_of(second.body).notificationEvent[0].eventNumber == positions[1]  # type: ignore[index]
+    for response in resumed:  # nothing more: a heartbeat notification
+        assert response.WhichOneof("item") == "heartbeat", "nothing twice"
+        beat = status_of(response.heartbeat.notification)
+        assert beat.type == "heartbeat" and not beat.notificationEvent
+        assert beat.eventsSinceSubscriptionStart == response.heartbeat.position >= positions[1]
+        break
+    resumed.cancel()  # type: ignore[attr-defined]
+
+
+def test_a_subscription_created_later_replays_an_event_no_subscription_wanted_then(
+    world: World,  # noqa: F811
+    streams: Streams,
+) -> None:
+    """The delivery numbers every event a vendor may receive, not only those a subscription
+    wants at the time: no subscription here wants PatientAdmitted when P3 is admitted, and one
+    created afterwards finds the admission in its history."""
+    world.admit(HOSPITAL, P3)
+    t = streamlog.stream_events
+
+    def admitted() -> str | None:
+        with streams.log.connect() as conn:
+            found = conn.execute(
+                sa.select(t.c.event_id).where(t.c.event_type == "PatientAdmitted")
+            ).first()
+        return None if found is None else str(found.event_id)
+
+    event_id = wait_for(admitted, 30, "the admission in the stream log")
+    subscribe(world, "stream-later", MUNICIPALITY.her_id, event_types=("PatientAdmitted",))
+    responses = streams.open("stream-later", after=0)
+    got = until_heartbeat(responses)
+    responses.cancel()  # type: ignore[attr-defined]
+    assert [e.event_id for e in got] == [event_id]
+    assert json.loads(got[0].body)["patient"] == P3

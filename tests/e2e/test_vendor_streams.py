@@ -25,6 +25,8 @@ import grpc
 import pika
 import pytest
 import sqlalchemy as sa
+from fhir.resources.bundle import Bundle
+from fhir.resources.subscriptionstatus import SubscriptionStatus
 from pika.exceptions import ChannelClosedByBroker, ProbableAuthenticationError
 
 from carepath.v1 import (
@@ -41,6 +43,8 @@ from services.streams import api as streams_api
 from services.streams.application import StreamsApplication
 from services.streams.delivery import QUEUE as DELIVERY_QUEUE
 from services.streams.delivery import Delivery
+from services.streams.domain import NotificationFormat
+from services.streams.notifications import native_message
 from services.streams.provisioning import VENDOR_EXCHANGE, VendorBroker
 from services.streams.purposes import SubscriptionPurpose
 from shared import bootstrap, config
@@ -211,10 +215,12 @@ def subscribe(
     event_types: tuple[str, ...] = ("MedicationPrescribed",),
     free_text: bool = False,
     vendor: str = VENDOR[0],
+    notification_format: NotificationFormat = NotificationFormat.NATIVE,
 ) -> None:
     _, password = world.subscriptions.create(
-        ctx(OPERATOR), name, vendor, "", purpose, list(event_types), [], [served], free_text
-    )
+        ctx(OPERATOR), name, vendor, "", purpose, list(event_types), [], [served], free_text,
+        notification_format=notification_format,
+    )  # fmt: skip
     world.passwords[name] = password
 
 
@@ -228,6 +234,7 @@ def received(world: World, name: str, count: int, timeout: float = 30) -> list[d
         method, props, body = channel.basic_get(f"vendor.{name}", auto_ack=True)
         if method is not None:
             message = json.loads(body)
+            message["_content_type"] = props.content_type
             message["_user_id"] = props.user_id
             message["_position_header"] = (props.headers or {}).get("x-carepath-position")
             message["_contract_header"] = (props.headers or {}).get("x-carepath-contract")
@@ -478,7 +485,9 @@ def test_duplicates_unknowns_and_callers_without_the_operator_role(world: World)
     with pytest.raises(grpc.RpcError) as caught:
         stub.PauseSubscription(unknown, metadata=auth(OPERATOR))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-    for caller in (MUNICIPALITY, Actor("112374", OrgKind.REGISTRY)):
+    # a vendor whose token wrongly carries the OPERATOR role is no operator (OPERATOR_HER_IDS)
+    vendor_as_operator = Actor(VENDOR[0], OrgKind.REGISTRY, roles=frozenset({OPERATOR_ROLE}))
+    for caller in (MUNICIPALITY, Actor("112374", OrgKind.REGISTRY), vendor_as_operator):
         with pytest.raises(grpc.RpcError) as caught:
             stub.ListSubscriptions(streams_pb2.ListSubscriptionsRequest(), metadata=auth(caller))
         assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -491,7 +500,11 @@ def test_duplicates_unknowns_and_callers_without_the_operator_role(world: World)
             )
         ).all()
     refused = {(r.actor_her_id, r.outcome) for r in rows if r.outcome == "PERMISSION_DENIED"}
-    assert {(MUNICIPALITY.her_id, "PERMISSION_DENIED"), ("112374", "PERMISSION_DENIED")} <= refused
+    assert {
+        (MUNICIPALITY.her_id, "PERMISSION_DENIED"),
+        ("112374", "PERMISSION_DENIED"),
+        (VENDOR[0], "PERMISSION_DENIED"),
+    } <= refused
     assert ("112374", "OK", "OPERATOR") in {(r.actor_her_id, r.outcome, r.basis) for r in rows}
 
 
@@ -552,6 +565,9 @@ def test_an_operator_manages_subscriptions_from_the_command_line(world: World) -
         ]
     assert {"SubscriptionAdminService/CreateSubscription",
             "SubscriptionAdminService/DeleteSubscription"} <= set(calls)  # fmt: skip
+    # the command line acts only as one of carepath's own operating organisations
+    vendor = cli(world, "--operator-her-id", VENDOR[0], "list")
+    assert vendor.returncode != 0 and "OPERATOR_HER_IDS" in vendor.stderr
 
 
 def test_a_message_that_cannot_be_trusted_is_dead_lettered_and_delivery_goes_on(
@@ -624,3 +640,47 @@ def test_each_subscription_receives_patient_admitted_at_its_contract_version(
     assert v1["data"]["municipality_her_id"] == MUNICIPALITY.her_id
     assert "home_municipality_her_id" not in v1["data"]
     assert (v1["event_id"], v1["position"]) == (v2["event_id"], v2["position"])
+
+
+def test_a_fhir_subscription_gets_r5_event_notifications_carrying_the_minimised_message(
+    world: World,
+) -> None:
+    """The same event to a NATIVE and a FHIR_R5 subscription of the same purpose: the FHIR one
+    gets a `subscription-notification` Bundle (validated as R5) numbering the event with its
+    stream position, whose focus is the native message byte for byte — minimised alike — and
+    the other municipality's patient reaches neither."""
+    subscribe(world, "fhir-native", MUNICIPALITY.her_id)
+    subscribe(
+        world, "fhir-r5", MUNICIPALITY.her_id,
+        notification_format=NotificationFormat.FHIR_R5,
+    )  # fmt: skip
+    world.prescribe(OTHER_MUNICIPALITY, P2, "Ikke Fjordviks pasient")
+    world.prescribe(MUNICIPALITY, P3, "Insulinoppstart, fritekst")
+    (native,) = received(world, "fhir-native", 1)
+    connection = world.vendor("fhir-r5")
+    channel = connection.channel()
+    got: list[tuple[Any, bytes]] = []
+    wait_for(
+        lambda: (
+            (got.append(m[1:]) if (m := channel.basic_get("vendor.fhir-r5", True))[0] else 0) or got
+        ),
+        30,
+        "the FHIR notification",
+    )
+    connection.close()
+    ((props, body),) = got
+    assert props.content_type == "application/fhir+json; fhirVersion=5.0"
+    assert props.headers["x-carepath-position"] == native["position"]
+    bundle = Bundle.model_validate_json(body)
+    assert bundle.type == "subscription-notification"
+    status = (bundle.entry or [])[0].resource
+    assert isinstance(status, SubscriptionStatus)
+    assert (status.type, status.status) == ("event-notification", "active")
+    assert status.subscription.reference == "Subscription/fhir-r5"
+    (event,) = status.notificationEvent or []
+    assert event.eventNumber == status.eventsSinceSubscriptionStart == native["position"]
+    carried = native_message(body)
+    assert carried["patient"] == P3 and "reason" not in carried["data"]
+    expected = {k: v for k, v in native.items() if not k.startswith("_")}
+    assert carried == {**expected, "subscription": "fhir-r5"}
+    assert queued(world, "fhir-r5") == 0

@@ -17,7 +17,7 @@ from carepath.v1 import (
     streams_pb2,
 )
 from shared.access.doc import render
-from shared.access.model import Basis, Relationship
+from shared.access.model import OPERATOR_ROLE, Basis, Relationship
 from shared.access.policy import EmergencyGrant, Facts, decide
 from shared.access.table import RULES, rule_for
 from shared.actors import Actor, OrgKind
@@ -189,7 +189,9 @@ def test_a_municipalitys_numbers_are_its_own_and_carepaths_operators() -> None:
     register = Actor(her_id="112374", org_kind=OrgKind.REGISTRY)
 
     def asks(actor: Actor, her_id: str) -> tuple[bool, Basis | None]:
-        decision = decide(statistics, actor, None, Facts(organisation=her_id), NOW)
+        decision = decide(
+            statistics, actor, None, Facts(organisation=her_id), NOW, frozenset({"112374"})
+        )
         return decision.allowed, decision.basis
 
     assert asks(MUNICIPALITY, MUNICIPALITY.her_id) == (True, Basis.OWN_ORGANISATION)
@@ -214,3 +216,16 @@ def test_the_municipality_and_the_fastlege_write_to_each_other_on_their_register
     receiver = Facts(relationships=[Relationship.party(GP.her_id, Basis.MESSAGE_RECEIVER)])
     assert decide(answer, GP, PATIENT, receiver, NOW).allowed
     assert not decide(answer, GP, PATIENT, related(GP, Basis.FASTLEGE), NOW).allowed
+
+
+def test_the_operator_role_counts_only_in_carepaths_own_organisations_token() -> None:
+    """A token issuer that wrongly gives a vendor the OPERATOR role makes it no operator:
+    the subscriptions are managed by carepath's own operating organisations alone."""
+    manage = rule("SubscriptionAdminService/CreateSubscription")
+    operators = frozenset({"112374"})
+    carepath = Actor("112374", OrgKind.REGISTRY, roles=frozenset({OPERATOR_ROLE}))
+    vendor = Actor("7766001", OrgKind.REGISTRY, roles=frozenset({OPERATOR_ROLE}))
+    assert decide(manage, carepath, None, Facts(), NOW, operators).allowed
+    refused = decide(manage, vendor, None, Facts(), NOW, operators)
+    assert not refused.allowed and "own operating organisation" in refused.reason
+    assert not decide(manage, carepath, None, Facts(), NOW).allowed  # none named: no one

@@ -6,7 +6,9 @@ delivery sends a subscription is what the document says it receives."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -17,9 +19,10 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from services.streams.asyncapi import delivered, document, message_name, path_of, render
-from services.streams.domain import SubscriptionState
+from services.streams.domain import NotificationFormat, SubscriptionState
 from services.streams.filters import Route, vendor_body
 from services.streams.purposes import SubscriptionPurpose
+from services.streams.selection import Selected, message_of
 from shared.events import CONTRACT_VERSIONS, CURRENT_CONTRACT, Envelope
 from shared.events.admissions import PatientAdmitted
 from shared.events.referrals import ReferralReceiptRecorded, ReferralSent
@@ -56,7 +59,8 @@ def test_every_event_type_a_vendor_can_receive_has_its_message_and_blocks_have_n
     assert f"{admitted}.v1" in document(1)["components"]["messages"]
     assert not {"registry.AccessBlocked.v1", "registry.AccessBlockLifted.v1"} & names
     assert {"admissions.MessageReceiptRecorded.v1", "discharges.MessageReceiptRecorded.v1"} <= names
-    assert len(names) == len(delivered(CURRENT_CONTRACT))
+    assert "FhirNotification" in names  # what a FHIR_R5 subscription receives instead
+    assert len(names) == len(delivered(CURRENT_CONTRACT)) + 1
 
 
 @cache
@@ -127,3 +131,14 @@ def test_a_version_1_patient_admitted_is_not_a_version_2_message() -> None:
     name = message_name(PatientAdmitted)
     assert errors(2, {**as_v1, "contract": "carepath.vendor/2"}, name) != []
     assert errors(1, as_v2, "admissions.PatientAdmitted.v1") != []
+
+
+@pytest.mark.parametrize("version", sorted(CONTRACT_VERSIONS))
+def test_a_fhir_notification_the_delivery_sends_is_what_the_document_describes(
+    version: int,
+) -> None:
+    fhir = dataclasses.replace(route(version), notification_format=NotificationFormat.FHIR_R5)
+    body, _ = vendor_body(SENT, fhir, 42)
+    sent = message_of(Selected(fhir, SENT, 42, body, None), datetime.now(UTC))
+    assert errors(version, json.loads(sent), "FhirNotification") == []
+    assert errors(version, {**json.loads(sent), "type": "history"}, "FhirNotification") != []

@@ -231,3 +231,38 @@ def test_an_account_added_later_gets_a_password_and_the_others_keep_theirs(
     assert passwords[DEADLETTERS_USER] not in older.values()
     assert config.development_amqp_passwords() == passwords
     assert (tmp_path / "amqp-passwords.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_streams_administrator_may_touch_vendor_queues_only() -> None:
+    """carepath-streams-admin provisions vendor subscriptions through the management API (its
+    administrator tag lets it manage their users); on the vhost it may declare and delete only
+    vendor queues and bind them only from carepath.vendor."""
+    (admin,) = [p for p in DEFINITIONS["permissions"] if p["user"] == "carepath-streams-admin"]
+    exchanges = [e["name"] for e in DEFINITIONS["exchanges"]]
+    queues = [q["name"] for q in DEFINITIONS["queues"]]
+    assert [q for q in queues if may(admin["configure"], q) or may(admin["write"], q)] == []
+    assert may(admin["configure"], "vendor.fjordvik-ehr")
+    assert may(admin["configure"], "vendor.fjordvik-ehr.dead-letter")
+    assert may(admin["write"], "vendor.fjordvik-ehr")
+    assert [e for e in exchanges if may(admin["read"], e)] == ["carepath.vendor"]
+    assert "streams-admin" not in {u["name"].split("-", 1)[-1] for u in render("/t", "t-", {
+        s: "x" for s in config.BROKER_ACCOUNTS})["users"]}  # fmt: skip
+
+
+def test_the_streams_administrator_comes_from_its_settings(tmp_path: Any) -> None:
+    assert config.broker_admin({}) == config.BrokerAdmin("http://127.0.0.1:15672", "guest", "guest")
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n")
+    given = config.broker_admin(
+        {
+            "BROKER_ADMIN_URL": "http://rabbitmq:15672/",
+            "BROKER_ADMIN_USER": "carepath-streams-admin",
+            "BROKER_ADMIN_PASSWORD_FILE": str(secret),
+        }
+    )
+    assert given == config.BrokerAdmin("http://rabbitmq:15672", "carepath-streams-admin", "s3cret")
+    assert "s3cret" not in repr(given)
+    with pytest.raises(config.ConfigError):
+        config.broker_admin({"BROKER_ADMIN_USER": "carepath-streams-admin"})
+    with pytest.raises(config.ConfigError):
+        config.broker_admin({"BROKER_ADMIN_URL": "amqp://rabbitmq"})

@@ -74,6 +74,7 @@ def test_the_compose_file_names_its_secrets() -> None:
             "PATHWAY",
             "DEADLETTERS",
             "STREAMS",
+            "STREAMS_ADMIN",
         )
     }
     assert {"POSTGRES_PASSWORD", "AMQP_PASSWORD_OPERATOR", *broker_users} <= set(required_secrets())

@@ -26,39 +26,43 @@ from carepath.v1 import common_pb2 as carepath_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63\x61repath/v1/streams.proto\x12\x0b\x63\x61repath.v1\x1a\x18\x63\x61repath/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb1\x02\n\x19\x43reateSubscriptionRequest\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1c.carepath.v1.CommandMetadata\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rvendor_her_id\x18\x03 \x01(\t\x12\x14\n\x0cvendor_orgnr\x18\x04 \x01(\t\x12>\n\x14subscription_purpose\x18\x05 \x01(\x0e\x32 .carepath.v1.SubscriptionPurpose\x12\x13\n\x0b\x65vent_types\x18\x06 \x03(\t\x12\x0f\n\x07sources\x18\x07 \x03(\t\x12\x16\n\x0eserved_her_ids\x18\x08 \x03(\t\x12\x11\n\tfree_text\x18\t \x01(\x08\x12\x18\n\x10\x63ontract_version\x18\n \x01(\r\"S\n\x13SubscriptionCommand\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1c.carepath.v1.CommandMetadata\x12\x0c\n\x04name\x18\x02 \x01(\t\"3\n\x18ListSubscriptionsRequest\x12\x17\n\x0finclude_deleted\x18\x01 \x01(\x08\"M\n\x19ListSubscriptionsResponse\x12\x30\n\rsubscriptions\x18\x01 \x03(\x0b\x32\x19.carepath.v1.Subscription\"\xae\x03\n\x0cSubscription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x06vendor\x18\x02 \x01(\x0b\x32\x19.carepath.v1.Organisation\x12\x13\n\x0bvendor_name\x18\x03 \x01(\t\x12>\n\x14subscription_purpose\x18\x04 \x01(\x0e\x32 .carepath.v1.SubscriptionPurpose\x12\x13\n\x0b\x65vent_types\x18\x05 \x03(\t\x12\x0f\n\x07sources\x18\x06 \x03(\t\x12)\n\x06served\x18\x07 \x03(\x0b\x32\x19.carepath.v1.Organisation\x12\x11\n\tfree_text\x18\x08 \x01(\x08\x12-\n\x05state\x18\t \x01(\x0e\x32\x1e.carepath.v1.SubscriptionState\x12\r\n\x05queue\x18\n \x01(\t\x12\x13\n\x0b\x62roker_user\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\r \x01(\x03\x12\x18\n\x10\x63ontract_version\x18\x0e \x01(\r\"_\n\x13\x43reatedSubscription\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.carepath.v1.Subscription\x12\x17\n\x0f\x62roker_password\x18\x02 \x01(\t\"z\n\x10SubscribeRequest\x12\x14\n\x0csubscription\x18\x01 \x01(\t\x12\x17\n\rfrom_position\x18\x02 \x01(\x03H\x00\x12/\n\tfrom_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x42\x06\n\x04\x66rom\"s\n\x11SubscribeResponse\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x18.carepath.v1.StreamEventH\x00\x12+\n\theartbeat\x18\x02 \x01(\x0b\x32\x16.carepath.v1.HeartbeatH\x00\x42\x06\n\x04item\"\xa6\x01\n\x0bStreamEvent\x12\x10\n\x08position\x18\x01 \x01(\x03\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x12\n\nevent_type\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12/\n\x0brecorded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63ontract\x18\x06 \x01(\t\x12\x0c\n\x04\x62ody\x18\x07 \x01(\x0c\"E\n\tHeartbeat\x12\x10\n\x08position\x18\x01 \x01(\x03\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xb8\x01\n\x13SubscriptionPurpose\x12$\n SUBSCRIPTION_PURPOSE_UNSPECIFIED\x10\x00\x12$\n SUBSCRIPTION_PURPOSE_HEALTH_CARE\x10\x01\x12*\n&SUBSCRIPTION_PURPOSE_CARE_COORDINATION\x10\x02\x12)\n%SUBSCRIPTION_PURPOSE_SERVICE_PLANNING\x10\x03*\x95\x01\n\x11SubscriptionState\x12\"\n\x1eSUBSCRIPTION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19SUBSCRIPTION_STATE_ACTIVE\x10\x01\x12\x1d\n\x19SUBSCRIPTION_STATE_PAUSED\x10\x02\x12\x1e\n\x1aSUBSCRIPTION_STATE_DELETED\x10\x03\x32\xd6\x03\n\x18SubscriptionAdminService\x12^\n\x12\x43reateSubscription\x12&.carepath.v1.CreateSubscriptionRequest\x1a .carepath.v1.CreatedSubscription\x12\x62\n\x11ListSubscriptions\x12%.carepath.v1.ListSubscriptionsRequest\x1a&.carepath.v1.ListSubscriptionsResponse\x12P\n\x11PauseSubscription\x12 .carepath.v1.SubscriptionCommand\x1a\x19.carepath.v1.Subscription\x12Q\n\x12ResumeSubscription\x12 .carepath.v1.SubscriptionCommand\x1a\x19.carepath.v1.Subscription\x12Q\n\x12\x44\x65leteSubscription\x12 .carepath.v1.SubscriptionCommand\x1a\x19.carepath.v1.Subscription2b\n\x12\x45ventStreamService\x12L\n\tSubscribe\x12\x1d.carepath.v1.SubscribeRequest\x1a\x1e.carepath.v1.SubscribeResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63\x61repath/v1/streams.proto\x12\x0b\x63\x61repath.v1\x1a\x18\x63\x61repath/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x02\n\x19\x43reateSubscriptionRequest\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1c.carepath.v1.CommandMetadata\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rvendor_her_id\x18\x03 \x01(\t\x12\x14\n\x0cvendor_orgnr\x18\x04 \x01(\t\x12>\n\x14subscription_purpose\x18\x05 \x01(\x0e\x32 .carepath.v1.SubscriptionPurpose\x12\x13\n\x0b\x65vent_types\x18\x06 \x03(\t\x12\x0f\n\x07sources\x18\x07 \x03(\t\x12\x16\n\x0eserved_her_ids\x18\x08 \x03(\t\x12\x11\n\tfree_text\x18\t \x01(\x08\x12\x18\n\x10\x63ontract_version\x18\n \x01(\r\x12<\n\x13notification_format\x18\x0b \x01(\x0e\x32\x1f.carepath.v1.NotificationFormat\"S\n\x13SubscriptionCommand\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1c.carepath.v1.CommandMetadata\x12\x0c\n\x04name\x18\x02 \x01(\t\"3\n\x18ListSubscriptionsRequest\x12\x17\n\x0finclude_deleted\x18\x01 \x01(\x08\"M\n\x19ListSubscriptionsResponse\x12\x30\n\rsubscriptions\x18\x01 \x03(\x0b\x32\x19.carepath.v1.Subscription\"\xec\x03\n\x0cSubscription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x06vendor\x18\x02 \x01(\x0b\x32\x19.carepath.v1.Organisation\x12\x13\n\x0bvendor_name\x18\x03 \x01(\t\x12>\n\x14subscription_purpose\x18\x04 \x01(\x0e\x32 .carepath.v1.SubscriptionPurpose\x12\x13\n\x0b\x65vent_types\x18\x05 \x03(\t\x12\x0f\n\x07sources\x18\x06 \x03(\t\x12)\n\x06served\x18\x07 \x03(\x0b\x32\x19.carepath.v1.Organisation\x12\x11\n\tfree_text\x18\x08 \x01(\x08\x12-\n\x05state\x18\t \x01(\x0e\x32\x1e.carepath.v1.SubscriptionState\x12\r\n\x05queue\x18\n \x01(\t\x12\x13\n\x0b\x62roker_user\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\r \x01(\x03\x12\x18\n\x10\x63ontract_version\x18\x0e \x01(\r\x12<\n\x13notification_format\x18\x0f \x01(\x0e\x32\x1f.carepath.v1.NotificationFormat\"_\n\x13\x43reatedSubscription\x12/\n\x0csubscription\x18\x01 \x01(\x0b\x32\x19.carepath.v1.Subscription\x12\x17\n\x0f\x62roker_password\x18\x02 \x01(\t\"z\n\x10SubscribeRequest\x12\x14\n\x0csubscription\x18\x01 \x01(\t\x12\x17\n\rfrom_position\x18\x02 \x01(\x03H\x00\x12/\n\tfrom_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x42\x06\n\x04\x66rom\"\xa0\x01\n\x11SubscribeResponse\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x18.carepath.v1.StreamEventH\x00\x12+\n\theartbeat\x18\x02 \x01(\x0b\x32\x16.carepath.v1.HeartbeatH\x00\x12+\n\thandshake\x18\x03 \x01(\x0b\x32\x16.carepath.v1.HandshakeH\x00\x42\x06\n\x04item\"\xbc\x01\n\x0bStreamEvent\x12\x10\n\x08position\x18\x01 \x01(\x03\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x12\n\nevent_type\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12/\n\x0brecorded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63ontract\x18\x06 \x01(\t\x12\x0c\n\x04\x62ody\x18\x07 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x08 \x01(\t\"[\n\tHeartbeat\x12\x10\n\x08position\x18\x01 \x01(\x03\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cnotification\x18\x03 \x01(\x0c\"[\n\tHandshake\x12\x10\n\x08position\x18\x01 \x01(\x03\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cnotification\x18\x03 \x01(\x0c*\xb8\x01\n\x13SubscriptionPurpose\x12$\n SUBSCRIPTION_PURPOSE_UNSPECIFIED\x10\x00\x12$\n SUBSCRIPTION_PURPOSE_HEALTH_CARE\x10\x01\x12*\n&SUBSCRIPTION_PURPOSE_CARE_COORDINATION\x10\x02\x12)\n%SUBSCRIPTION_PURPOSE_SERVICE_PLANNING\x10\x03*z\n\x12NotificationFormat\x12#\n\x1fNOTIFICATION_FORMAT_UNSPECIFIED\x10\x00\x12\x1e\n\x1aNOTIFICATION_FORMAT_NATIVE\x10\x01\x12\x1f\n\x1bNOTIFICATION_FORMAT_FHIR_R5\x10\x02*\x95\x01\n\x11SubscriptionState\x12\"\n\x1eSUBSCRIPTION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19SUBSCRIPTION_STATE_ACTIVE\x10\x01\x12\x1d\n\x19SUBSCRIPTION_STATE_PAUSED\x10\x02\x12\x1e\n\x1aSUBSCRIPTION_STATE_DELETED\x10\x03\x32\xd6\x03\n\x18SubscriptionAdminService\x12^\n\x12\x43reateSubscription\x12&.carepath.v1.CreateSubscriptionRequest\x1a .carepath.v1.CreatedSubscription\x12\x62\n\x11ListSubscriptions\x12%.carepath.v1.ListSubscriptionsRequest\x1a&.carepath.v1.ListSubscriptionsResponse\x12P\n\x11PauseSubscription\x12 .carepath.v1.SubscriptionCommand\x1a\x19.carepath.v1.Subscription\x12Q\n\x12ResumeSubscription\x12 .carepath.v1.SubscriptionCommand\x1a\x19.carepath.v1.Subscription\x12Q\n\x12\x44\x65leteSubscription\x12 .carepath.v1.SubscriptionCommand\x1a\x19.carepath.v1.Subscription2b\n\x12\x45ventStreamService\x12L\n\tSubscribe\x12\x1d.carepath.v1.SubscribeRequest\x1a\x1e.carepath.v1.SubscribeResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'carepath.v1.streams_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SUBSCRIPTIONPURPOSE']._serialized_start=1638
-  _globals['_SUBSCRIPTIONPURPOSE']._serialized_end=1822
-  _globals['_SUBSCRIPTIONSTATE']._serialized_start=1825
-  _globals['_SUBSCRIPTIONSTATE']._serialized_end=1974
+  _globals['_SUBSCRIPTIONPURPOSE']._serialized_start=1945
+  _globals['_SUBSCRIPTIONPURPOSE']._serialized_end=2129
+  _globals['_NOTIFICATIONFORMAT']._serialized_start=2131
+  _globals['_NOTIFICATIONFORMAT']._serialized_end=2253
+  _globals['_SUBSCRIPTIONSTATE']._serialized_start=2256
+  _globals['_SUBSCRIPTIONSTATE']._serialized_end=2405
   _globals['_CREATESUBSCRIPTIONREQUEST']._serialized_start=102
-  _globals['_CREATESUBSCRIPTIONREQUEST']._serialized_end=407
-  _globals['_SUBSCRIPTIONCOMMAND']._serialized_start=409
-  _globals['_SUBSCRIPTIONCOMMAND']._serialized_end=492
-  _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_start=494
-  _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_end=545
-  _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_start=547
-  _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_end=624
-  _globals['_SUBSCRIPTION']._serialized_start=627
-  _globals['_SUBSCRIPTION']._serialized_end=1057
-  _globals['_CREATEDSUBSCRIPTION']._serialized_start=1059
-  _globals['_CREATEDSUBSCRIPTION']._serialized_end=1154
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=1156
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=1278
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=1280
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=1395
-  _globals['_STREAMEVENT']._serialized_start=1398
-  _globals['_STREAMEVENT']._serialized_end=1564
-  _globals['_HEARTBEAT']._serialized_start=1566
-  _globals['_HEARTBEAT']._serialized_end=1635
-  _globals['_SUBSCRIPTIONADMINSERVICE']._serialized_start=1977
-  _globals['_SUBSCRIPTIONADMINSERVICE']._serialized_end=2447
-  _globals['_EVENTSTREAMSERVICE']._serialized_start=2449
-  _globals['_EVENTSTREAMSERVICE']._serialized_end=2547
+  _globals['_CREATESUBSCRIPTIONREQUEST']._serialized_end=469
+  _globals['_SUBSCRIPTIONCOMMAND']._serialized_start=471
+  _globals['_SUBSCRIPTIONCOMMAND']._serialized_end=554
+  _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_start=556
+  _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_end=607
+  _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_start=609
+  _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_end=686
+  _globals['_SUBSCRIPTION']._serialized_start=689
+  _globals['_SUBSCRIPTION']._serialized_end=1181
+  _globals['_CREATEDSUBSCRIPTION']._serialized_start=1183
+  _globals['_CREATEDSUBSCRIPTION']._serialized_end=1278
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=1280
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=1402
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=1405
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=1565
+  _globals['_STREAMEVENT']._serialized_start=1568
+  _globals['_STREAMEVENT']._serialized_end=1756
+  _globals['_HEARTBEAT']._serialized_start=1758
+  _globals['_HEARTBEAT']._serialized_end=1849
+  _globals['_HANDSHAKE']._serialized_start=1851
+  _globals['_HANDSHAKE']._serialized_end=1942
+  _globals['_SUBSCRIPTIONADMINSERVICE']._serialized_start=2408
+  _globals['_SUBSCRIPTIONADMINSERVICE']._serialized_end=2878
+  _globals['_EVENTSTREAMSERVICE']._serialized_start=2880
+  _globals['_EVENTSTREAMSERVICE']._serialized_end=2978
 # @@protoc_insertion_point(module_scope)

@@ -65,6 +65,42 @@ SUBSCRIPTION_PURPOSE_SERVICE_PLANNING: SubscriptionPurpose.ValueType  # 3
 """Capacity and logistics planning: neither the patient's identifier nor HPR-numbers."""
 Global___SubscriptionPurpose: _TypeAlias = SubscriptionPurpose  # noqa: Y015
 
+class _NotificationFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _NotificationFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NotificationFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    NOTIFICATION_FORMAT_UNSPECIFIED: _NotificationFormat.ValueType  # 0
+    """Not stated: NATIVE."""
+    NOTIFICATION_FORMAT_NATIVE: _NotificationFormat.ValueType  # 1
+    """carepath's vendor envelope (README "For vendors"), `application/json`."""
+    NOTIFICATION_FORMAT_FHIR_R5: _NotificationFormat.ValueType  # 2
+    """FHIR R5 topic-based subscription notifications, `application/fhir+json; fhirVersion=5.0`:
+    a Bundle of type `subscription-notification` whose first entry is a SubscriptionStatus
+    (`type` event-notification, `notificationEvent.eventNumber` = the event's position in
+    carepath's stream, `focus` = the Bundle's Binary entry holding the native message,
+    minimised and filtered exactly as the native format's). On the gRPC stream heartbeats
+    and the opening handshake come as `heartbeat` and `handshake` notifications too.
+    """
+
+class NotificationFormat(_NotificationFormat, metaclass=_NotificationFormatEnumTypeWrapper):
+    """What each message a subscription receives looks like (docs/fhir.md, "Notifications")."""
+
+NOTIFICATION_FORMAT_UNSPECIFIED: NotificationFormat.ValueType  # 0
+"""Not stated: NATIVE."""
+NOTIFICATION_FORMAT_NATIVE: NotificationFormat.ValueType  # 1
+"""carepath's vendor envelope (README "For vendors"), `application/json`."""
+NOTIFICATION_FORMAT_FHIR_R5: NotificationFormat.ValueType  # 2
+"""FHIR R5 topic-based subscription notifications, `application/fhir+json; fhirVersion=5.0`:
+a Bundle of type `subscription-notification` whose first entry is a SubscriptionStatus
+(`type` event-notification, `notificationEvent.eventNumber` = the event's position in
+carepath's stream, `focus` = the Bundle's Binary entry holding the native message,
+minimised and filtered exactly as the native format's). On the gRPC stream heartbeats
+and the opening handshake come as `heartbeat` and `handshake` notifications too.
+"""
+Global___NotificationFormat: _TypeAlias = NotificationFormat  # noqa: Y015
+
 class _SubscriptionState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -100,6 +136,7 @@ class CreateSubscriptionRequest(_message.Message):
     SERVED_HER_IDS_FIELD_NUMBER: _builtins.int
     FREE_TEXT_FIELD_NUMBER: _builtins.int
     CONTRACT_VERSION_FIELD_NUMBER: _builtins.int
+    NOTIFICATION_FORMAT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """3–40 lower-case letters, digits or hyphens, starting with a letter; names the queue
     `vendor.<name>` and the broker user. At most 128 characters (shared/limits.toml).
@@ -127,6 +164,8 @@ class CreateSubscriptionRequest(_message.Message):
     the readiness notice's content); every message names it (`contract`: `carepath.vendor/<N>`).
     Any other number is INVALID_ARGUMENT (`contract_version`).
     """
+    notification_format: Global___NotificationFormat.ValueType
+    """The messages' format: the native envelope (unset) or FHIR R5 notifications wrapping it."""
     @_builtins.property
     def metadata(self) -> _common_pb2.CommandMetadata: ...
     @_builtins.property
@@ -160,10 +199,11 @@ class CreateSubscriptionRequest(_message.Message):
         served_her_ids: _abc.Iterable[_builtins.str] | None = ...,
         free_text: _builtins.bool = ...,
         contract_version: _builtins.int = ...,
+        notification_format: Global___NotificationFormat.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_version", b"contract_version", "event_types", b"event_types", "free_text", b"free_text", "metadata", b"metadata", "name", b"name", "served_her_ids", b"served_her_ids", "sources", b"sources", "subscription_purpose", b"subscription_purpose", "vendor_her_id", b"vendor_her_id", "vendor_orgnr", b"vendor_orgnr"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_version", b"contract_version", "event_types", b"event_types", "free_text", b"free_text", "metadata", b"metadata", "name", b"name", "notification_format", b"notification_format", "served_her_ids", b"served_her_ids", "sources", b"sources", "subscription_purpose", b"subscription_purpose", "vendor_her_id", b"vendor_her_id", "vendor_orgnr", b"vendor_orgnr"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -250,6 +290,7 @@ class Subscription(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     CONTRACT_VERSION_FIELD_NUMBER: _builtins.int
+    NOTIFICATION_FORMAT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     vendor_name: _builtins.str
     """The vendor organisation's name in the directory."""
@@ -264,6 +305,10 @@ class Subscription(_message.Message):
     contract_version: _builtins.int
     """The vendor contract version it receives (never 0 here; subscriptions created before
     versions were stated receive version 1).
+    """
+    notification_format: Global___NotificationFormat.ValueType
+    """The messages' format (never UNSPECIFIED here; subscriptions created before formats were
+    stated receive NATIVE).
     """
     @_builtins.property
     def vendor(self) -> _common_pb2.Organisation: ...
@@ -292,10 +337,11 @@ class Subscription(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
         contract_version: _builtins.int = ...,
+        notification_format: Global___NotificationFormat.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "vendor", b"vendor"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["broker_user", b"broker_user", "contract_version", b"contract_version", "created_at", b"created_at", "event_types", b"event_types", "free_text", b"free_text", "name", b"name", "queue", b"queue", "served", b"served", "sources", b"sources", "state", b"state", "subscription_purpose", b"subscription_purpose", "vendor", b"vendor", "vendor_name", b"vendor_name", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["broker_user", b"broker_user", "contract_version", b"contract_version", "created_at", b"created_at", "event_types", b"event_types", "free_text", b"free_text", "name", b"name", "notification_format", b"notification_format", "queue", b"queue", "served", b"served", "sources", b"sources", "state", b"state", "subscription_purpose", b"subscription_purpose", "vendor", b"vendor", "vendor_name", b"vendor_name", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -338,7 +384,8 @@ class SubscribeRequest(_message.Message):
     """
     from_position: _builtins.int
     """The last position the caller has: the stream begins with the first event after it
-    (0: from the start).
+    (0: from the start). A FHIR_R5 subscriber gives the last `eventNumber` it filed: this is
+    R5's `$events` recovery (events after that number), then live.
     """
     @_builtins.property
     def from_time(self) -> _timestamp_pb2.Timestamp:
@@ -370,21 +417,29 @@ class SubscribeResponse(_message.Message):
 
     EVENT_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
+    HANDSHAKE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def event(self) -> Global___StreamEvent: ...
     @_builtins.property
     def heartbeat(self) -> Global___Heartbeat: ...
+    @_builtins.property
+    def handshake(self) -> Global___Handshake:
+        """The stream's first item for a FHIR_R5 subscription (R5's `handshake` notification:
+        the stream is open); native subscriptions get none.
+        """
+
     def __init__(
         self,
         *,
         event: Global___StreamEvent | None = ...,
         heartbeat: Global___Heartbeat | None = ...,
+        handshake: Global___Handshake | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "heartbeat", b"heartbeat", "item", b"item"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "handshake", b"handshake", "heartbeat", b"heartbeat", "item", b"item"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "heartbeat", b"heartbeat", "item", b"item"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "handshake", b"handshake", "heartbeat", b"heartbeat", "item", b"item"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["event", "heartbeat"]  # noqa: Y015
+    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["event", "heartbeat", "handshake"]  # noqa: Y015
     _WhichOneofArgType_item: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_item) -> _WhichOneofReturnType_item | None: ...
 
@@ -403,6 +458,7 @@ class StreamEvent(_message.Message):
     RECORDED_AT_FIELD_NUMBER: _builtins.int
     CONTRACT_FIELD_NUMBER: _builtins.int
     BODY_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
     position: _builtins.int
     """Its position in carepath's stream: increasing along the stream, stable for good. Give
     the last one you filed as `from_position` to resume after it.
@@ -421,7 +477,12 @@ class StreamEvent(_message.Message):
     """
     body: _builtins.bytes
     """The message, byte for byte the JSON a subscription's queue gets (README "For vendors"):
-    the minimised envelope with `position`, `subscription`, `contract` and `omitted`.
+    the minimised envelope with `position`, `subscription`, `contract` and `omitted`; for a
+    FHIR_R5 subscription the event-notification Bundle carrying that message (`content_type`).
+    """
+    content_type: _builtins.str
+    """The media type of `body`: `application/json` (NATIVE) or
+    `application/fhir+json; fhirVersion=5.0` (FHIR_R5), as the queue's `content_type`.
     """
     @_builtins.property
     def recorded_at(self) -> _timestamp_pb2.Timestamp:
@@ -437,10 +498,11 @@ class StreamEvent(_message.Message):
         recorded_at: _timestamp_pb2.Timestamp | None = ...,
         contract: _builtins.str = ...,
         body: _builtins.bytes = ...,
+        content_type: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["recorded_at", b"recorded_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "contract", b"contract", "event_id", b"event_id", "event_type", b"event_type", "position", b"position", "recorded_at", b"recorded_at", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "content_type", b"content_type", "contract", b"contract", "event_id", b"event_id", "event_type", b"event_type", "position", b"position", "recorded_at", b"recorded_at", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -454,10 +516,15 @@ class Heartbeat(_message.Message):
 
     POSITION_FIELD_NUMBER: _builtins.int
     AT_FIELD_NUMBER: _builtins.int
+    NOTIFICATION_FIELD_NUMBER: _builtins.int
     position: _builtins.int
     """The newest position the server has examined for this stream (events after the last one
     sent that the subscription does not receive are skipped). Resuming from the last event's
     position is always right; from this one skips only events not for the subscription.
+    """
+    notification: _builtins.bytes
+    """FHIR_R5 subscriptions: the `heartbeat` notification Bundle (its
+    `eventsSinceSubscriptionStart` is `position`); empty for NATIVE ones.
     """
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
@@ -466,11 +533,42 @@ class Heartbeat(_message.Message):
         *,
         position: _builtins.int = ...,
         at: _timestamp_pb2.Timestamp | None = ...,
+        notification: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "position", b"position"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "notification", b"notification", "position", b"position"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Heartbeat: _TypeAlias = Heartbeat  # noqa: Y015
+
+@_typing.final
+class Handshake(_message.Message):
+    """A FHIR_R5 subscription's stream has opened: R5's `handshake` notification."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POSITION_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    NOTIFICATION_FIELD_NUMBER: _builtins.int
+    position: _builtins.int
+    """Where the stream begins: the position it resumes after."""
+    notification: _builtins.bytes
+    """The `handshake` notification Bundle (`eventsSinceSubscriptionStart` = `position`)."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        position: _builtins.int = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        notification: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "notification", b"notification", "position", b"position"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Handshake: _TypeAlias = Handshake  # noqa: Y015

@@ -184,7 +184,7 @@ def check_caller(
         return deny(f"a {actor.org_kind.value} caller may not call {rule.name}")
     if rule.roles and not actor.roles & rule.roles:
         return deny(f"{rule.name} needs the role {', '.join(sorted(rule.roles))}")
-    if Basis.OPERATOR in rule.bases and actor.her_id not in operators:
+    if set(rule.bases) == {Basis.OPERATOR} and not is_operator(actor, operators):
         return deny(f"{rule.name} is for carepath's own operating organisation only")
     if rule.person and actor.org_kind in CARE_KINDS and not actor.hpr:
         system = rule.action is Action.READ and actor.roles & system_roles()
@@ -209,7 +209,7 @@ def decide(
         return refused
     if rule.target.kind is TargetKind.ORGANISATION:
         for basis in rule.bases:
-            ground = _organisation_ground(basis, actor, rule.target, facts.organisation)
+            ground = _organisation_ground(basis, actor, rule.target, facts.organisation, operators)
             if ground is not None:
                 return Decision(True, basis, ground)
         return deny("another organisation's numbers")
@@ -251,17 +251,30 @@ def _ground(
     return None
 
 
+def is_operator(actor: Actor, operators: frozenset[str]) -> bool:
+    """One of carepath's operators: a REGISTRY organisation whose token has the role OPERATOR
+    and that is one of carepath's own operating organisations (`operators`)."""
+    return (
+        actor.org_kind is OrgKind.REGISTRY
+        and OPERATOR_ROLE in actor.roles
+        and actor.her_id in operators
+    )
+
+
 def _organisation_ground(
-    basis: Basis, actor: Actor, target: Target, organisation: str | None
+    basis: Basis,
+    actor: Actor,
+    target: Target,
+    organisation: str | None,
+    operators: frozenset[str],
 ) -> str | None:
     """Why `basis` lets the caller ask about the organisation the request names; None when it
     does not. Its own: the caller is that organisation, and of the kind the call is about (a
     register or vendor organisation naming itself is not a municipality). Any: carepath's
-    operators (a REGISTRY organisation whose token has the role OPERATOR)."""
+    operators (`is_operator`)."""
     if basis is Basis.OWN_ORGANISATION:
         own = organisation == actor.her_id and actor.org_kind is target.org_kind
         return "the caller's own organisation" if own else None
     if basis is Basis.OPERATOR:
-        operator = actor.org_kind is OrgKind.REGISTRY and OPERATOR_ROLE in actor.roles
-        return "one of carepath's operators" if operator else None
+        return "one of carepath's operators" if is_operator(actor, operators) else None
     return None

@@ -197,6 +197,8 @@ def test_a_municipalitys_numbers_are_its_own_and_carepaths_operators() -> None:
     assert asks(MUNICIPALITY, MUNICIPALITY.her_id) == (True, Basis.OWN_ORGANISATION)
     assert asks(OTHER_MUNICIPALITY, MUNICIPALITY.her_id) == (False, None)
     assert asks(operator, MUNICIPALITY.her_id) == (True, Basis.OPERATOR)
+    vendor = Actor(her_id="7766001", org_kind=OrgKind.REGISTRY, roles=frozenset({"OPERATOR"}))
+    assert asks(vendor, MUNICIPALITY.her_id) == (False, None)  # the role, not carepath's own
     assert asks(register, register.her_id) == (False, None)
     assert asks(HOSPITAL, HOSPITAL.her_id) == (False, None)
 

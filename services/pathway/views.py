@@ -251,6 +251,72 @@ def list_pathways(
     return [(row, tasks[row["patient_key"]]) for row in rows]
 
 
+@dataclass(frozen=True)
+class CancerShare:
+    """One hospital's pathway (pakkeforløp) in a period, as Helsedirektoratet counts it: the
+    pathways whose treatment started in the period (measured), those within the standard total
+    from the referral received, and those ended without treatment (not in the share)."""
+
+    hospital_her_id: str
+    cancer_pathway: str
+    measured: int
+    within_standard: int
+    ended_without_treatment: int
+
+    @property
+    def share(self) -> float:
+        """within_standard / measured; 0.0 when none was measured."""
+        return self.within_standard / self.measured if self.measured else 0.0
+
+
+def cancer_pathway_shares(
+    engine: Engine,
+    start: datetime,
+    end: datetime,
+    hospital_her_ids: Sequence[str] | None = None,
+    municipality_her_id: str | None = None,
+) -> list[CancerShare]:
+    """The share of cancer pathways within standard per hospital and pathway for treatment
+    starts (and ends without treatment) in [start, end): counts only, no patient named.
+
+    `hospital_her_ids` narrows to those hospitals (the referral's receiving hospital, who
+    measured it); `municipality_her_id` to patients the registers say live there (the
+    municipality's figures). None: every hospital, every municipality."""
+    r, p = rm.referrals, rm.patients
+    since, until = utc_iso(start), utc_iso(end)
+    treated = r.c.cancer_treatment_started_at
+    measured = sa.and_(treated >= since, treated < until)
+    ended = sa.and_(r.c.cancer_ended_at >= since, r.c.cancer_ended_at < until)
+
+    def count(condition: Any) -> Any:
+        return sa.func.sum(sa.case((condition, 1), else_=0))
+
+    query = (
+        sa.select(
+            r.c.receiver_her_id,
+            r.c.cancer_pathway,
+            count(measured),
+            count(sa.and_(measured, r.c.cancer_within_standard.is_(True))),
+            count(ended),
+        )
+        .where(r.c.cancer_pathway.is_not(None), sa.or_(measured, ended))
+        .group_by(r.c.receiver_her_id, r.c.cancer_pathway)
+        .order_by(r.c.receiver_her_id, r.c.cancer_pathway)
+    )
+    if hospital_her_ids is not None:
+        query = query.where(r.c.receiver_her_id.in_(list(hospital_her_ids)))
+    if municipality_her_id is not None:
+        lives_there = sa.select(p.c.patient_key).where(
+            p.c.patient_key == r.c.patient_key, p.c.municipality_her_id == municipality_her_id
+        )
+        query = query.where(lives_there.exists())
+    with engine.connect() as conn:
+        return [
+            CancerShare(her_id, pathway, int(m or 0), int(w or 0), int(e or 0))
+            for her_id, pathway, m, w, e in conn.execute(query)
+        ]
+
+
 def latest_change(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.max(rm.changes.c.sequence))).scalar() or 0)

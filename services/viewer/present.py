@@ -230,6 +230,7 @@ CALL = {
     "PathwayService/ExportFhir": "Hentet pasientforløpet ditt som FHIR-eksport",
     "PathwayService/ListPathways": "Så deg på kommunens arbeidsliste",
     "PathwayService/WatchPathway": "Fulgte med på endringer i forløpet ditt",
+    "PathwayService/ListCancerPathwayShares": "Telte sykehusets pakkeforløp (uten navn)",
     "ReferralService/SendReferral": "Sendte en henvisning",
     "ReferralService/RecordReferralReceipt": "Kvitterte for en henvisning",
     "ReferralService/AcceptReferral": "Vurderte en henvisning og ga deg rett til helsehjelp",
@@ -237,6 +238,8 @@ CALL = {
     "ReferralService/ForwardReferral": "Sendte en henvisning videre",
     "ReferralService/CompleteReferral": "Avsluttet en henvisning",
     "ReferralService/RecordCancerPathwayMilestone": "Registrerte et steg i pakkeforløpet",
+    "ReferralService/EndCancerPathway": "Avsluttet pakkeforløpet uten behandling",
+    "ReferralService/ResendReferral": "Rettet og sendte en avvist henvisning på nytt",
     "ReferralService/CancelReferral": "Trakk tilbake en henvisning",
     "ReferralService/GetReferral": "Så en henvisning",
     "AdmissionService/AdmitPatient": "Registrerte at du ble lagt inn",
@@ -314,6 +317,7 @@ PURPOSE = {
     common_pb2.ACCESS_PURPOSE_ACCESS_REVIEW: "Kontroll av tilgang",
     common_pb2.ACCESS_PURPOSE_ACCESS_MANAGEMENT: "Styring av hvem som får se opplysningene",
     common_pb2.ACCESS_PURPOSE_SERVICE_PLANNING: "Planlegging av tjenester (uten å vite hvem du er)",
+    common_pb2.ACCESS_PURPOSE_QUALITY_IMPROVEMENT: "Kvalitetsforbedring (tall uten navn)",
 }
 EMERGENCY_REASON = {
     common_pb2.EMERGENCY_REASON_LIFE_THREATENING: "Livet eller helsen din var i fare",

@@ -76,6 +76,8 @@ class Purpose(enum.StrEnum):
     #: A vendor subscription for capacity and logistics planning (services/streams): events
     #: without the patient's identifier.
     SERVICE_PLANNING = "SERVICE_PLANNING"
+    #: A hospital following up its own quality figures (counts, no patient named).
+    QUALITY_IMPROVEMENT = "QUALITY_IMPROVEMENT"
 
 
 class EmergencyReason(enum.StrEnum):

@@ -98,8 +98,11 @@ def test_epicrisis_to_gp_and_municipality_each_answered_by_its_receiver(
 def test_a_discharge_without_readiness_is_allowed(app: DischargesApplication) -> None:
     d = app.discharge(ctx(HOSPITAL, "out", FRIDAY), STAY, Destination.HOME_WITH_SERVICES, None)
     assert d.readiness_periods == []
-    (report,) = d.messages.values()
-    assert report["to_her_id"] == MUNICIPALITY.her_id
+    # The Utskrivningsrapport to the home nursing service, and Melding om utskrevet pasient to
+    # the municipality that will care for the patient.
+    by_type = {m["type"]: m for m in d.messages.values()}
+    assert set(by_type) == {MessageType.DISCHARGE_REPORT, MessageType.DISCHARGE_NOTICE}
+    assert {m["to_her_id"] for m in by_type.values()} == {MUNICIPALITY.her_id}
 
 
 def test_readiness_for_a_stay_not_known_yet_is_refused_as_transient(

@@ -68,6 +68,7 @@ DISCHARGED = event(
         destination="SHORT_TERM_NURSING_HOME",
         destination_her_id="88001",
         report_message_id=REPORT,
+        notice_message_id=None,
     ),
     datetime(2024, 3, 5, 11, 0, tzinfo=UTC),
     HOSPITAL,
@@ -95,7 +96,10 @@ def test_while_the_municipality_cannot_receive_the_days_run_until_today() -> Non
 
 def test_a_withdrawal_ends_the_payment_period() -> None:
     withdrawn = event(
-        3, dc.ReadinessWithdrawn(reason="Feber"), datetime(2024, 3, 2, 8, 0, tzinfo=UTC), HOSPITAL
+        3,
+        dc.ReadinessWithdrawn(reason="Feber", message_id=None),
+        datetime(2024, 3, 2, 8, 0, tzinfo=UTC),
+        HOSPITAL,
     )
     view = fold_discharge([READY, CANNOT, withdrawn])
     assert view is not None

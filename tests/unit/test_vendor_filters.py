@@ -277,7 +277,7 @@ def test_a_subscription_receives_the_current_contract_version_unless_it_names_on
     assert Route.of(older).contract_version == 1
 
 
-@pytest.mark.parametrize("version", [3, 99])
+@pytest.mark.parametrize("version", [4, 99])
 def test_a_contract_version_carepath_does_not_serve_is_refused(
     app: StreamsApplication, version: int
 ) -> None:

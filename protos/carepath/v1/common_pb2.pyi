@@ -140,6 +140,10 @@ class _AccessPurposeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AccessP
     """Capacity and logistics planning from a vendor subscription, without the patient's
     identifier (services/streams).
     """
+    ACCESS_PURPOSE_QUALITY_IMPROVEMENT: _AccessPurpose.ValueType  # 45
+    """A hospital following up its own quality figures (kvalitetsforbedring), e.g. the share of
+    its cancer pathways within standard time: counts, no patient named.
+    """
 
 class AccessPurpose(_AccessPurpose, metaclass=_AccessPurposeEnumTypeWrapper):
     """Why personal health data is touched. Recorded with every call in the audit log, so the
@@ -167,6 +171,10 @@ ACCESS_PURPOSE_ACCESS_MANAGEMENT: AccessPurpose.ValueType  # 7
 ACCESS_PURPOSE_SERVICE_PLANNING: AccessPurpose.ValueType  # 8
 """Capacity and logistics planning from a vendor subscription, without the patient's
 identifier (services/streams).
+"""
+ACCESS_PURPOSE_QUALITY_IMPROVEMENT: AccessPurpose.ValueType  # 45
+"""A hospital following up its own quality figures (kvalitetsforbedring), e.g. the share of
+its cancer pathways within standard time: counts, no patient named.
 """
 Global___AccessPurpose: _TypeAlias = AccessPurpose  # noqa: Y015
 

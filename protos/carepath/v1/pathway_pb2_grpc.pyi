@@ -74,6 +74,14 @@ class PathwayServiceStub:
     under the same access rule and audited the same way: PERMISSION_DENIED and NOT_FOUND as
     GetPathway.
     """
+    ListCancerPathwayShares: _grpc.UnaryUnaryMultiCallable[_pathway_pb2.ListCancerPathwaySharesRequest, _pathway_pb2.ListCancerPathwaySharesResponse]
+    """A hospital's cancer pathways as Helsedirektoratet measures them: per pathway (pakkeforløp),
+    how many reached treatment start in the period, how many of those within the standard
+    total from the referral received (a segment may have run late), the share (target 70 %),
+    and how many ended without treatment (not in the share). Counts only: no patient is named.
+    Caller must be the hospital itself (its own numbers), with a purpose.
+      INVALID_ARGUMENT (the period), PERMISSION_DENIED, UNAVAILABLE.
+    """
 
 @_typing.type_check_only
 class PathwayServiceAsyncStub(PathwayServiceStub):
@@ -118,6 +126,14 @@ class PathwayServiceAsyncStub(PathwayServiceStub):
     who did what as Provenance (docs/fhir.md). Exactly what GetPathway shows the same caller,
     under the same access rule and audited the same way: PERMISSION_DENIED and NOT_FOUND as
     GetPathway.
+    """
+    ListCancerPathwayShares: _aio.UnaryUnaryMultiCallable[_pathway_pb2.ListCancerPathwaySharesRequest, _pathway_pb2.ListCancerPathwaySharesResponse]  # type: ignore[assignment]
+    """A hospital's cancer pathways as Helsedirektoratet measures them: per pathway (pakkeforløp),
+    how many reached treatment start in the period, how many of those within the standard
+    total from the referral received (a segment may have run late), the share (target 70 %),
+    and how many ended without treatment (not in the share). Counts only: no patient is named.
+    Caller must be the hospital itself (its own numbers), with a purpose.
+      INVALID_ARGUMENT (the period), PERMISSION_DENIED, UNAVAILABLE.
     """
 
 class PathwayServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -184,6 +200,20 @@ class PathwayServiceServicer(metaclass=_abc_1.ABCMeta):
         who did what as Provenance (docs/fhir.md). Exactly what GetPathway shows the same caller,
         under the same access rule and audited the same way: PERMISSION_DENIED and NOT_FOUND as
         GetPathway.
+        """
+
+    @_abc_1.abstractmethod
+    def ListCancerPathwayShares(
+        self,
+        request: _pathway_pb2.ListCancerPathwaySharesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_pathway_pb2.ListCancerPathwaySharesResponse, _abc.Awaitable[_pathway_pb2.ListCancerPathwaySharesResponse]]:
+        """A hospital's cancer pathways as Helsedirektoratet measures them: per pathway (pakkeforløp),
+        how many reached treatment start in the period, how many of those within the standard
+        total from the referral received (a segment may have run late), the share (target 70 %),
+        and how many ended without treatment (not in the share). Counts only: no patient is named.
+        Caller must be the hospital itself (its own numbers), with a purpose.
+          INVALID_ARGUMENT (the period), PERMISSION_DENIED, UNAVAILABLE.
         """
 
 def add_PathwayServiceServicer_to_server(servicer: PathwayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

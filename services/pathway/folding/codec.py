@@ -24,9 +24,11 @@ from services.pathway.folding.model import (
 )
 from services.pathway.folding.pathway import Folded, PatientState
 from services.pathway.folding.registers import BlockChange, Registration
-from shared.medication_list import Entry, EntryState, MedicationListView
+from shared.medication_list import Entry, EntryState, MedicationListView, Reconciliation
 
-FORMAT = 1
+#: 2: referrals keep their cancer pathway's end and resends; the medication list its latest
+#: reconciliation (the GP's reconciliation task after a discharge reads it).
+FORMAT = 2
 
 
 def _plain(value: Any) -> Any:
@@ -78,7 +80,19 @@ def _medication_list(view: MedicationListView) -> dict[str, Any]:
              "last_changed_by": dict(e.last_changed_by)}
             for e in view.entries.values()
         ],
+        "last_reconciliation": _reconciliation(view.last_reconciliation),
     }  # fmt: skip
+
+
+def _reconciliation(rec: Reconciliation | None) -> dict[str, Any] | None:
+    if rec is None:
+        return None
+    return {
+        "reconciled_at": rec.reconciled_at,
+        "reconciled_by": dict(rec.reconciled_by),
+        "sources": list(rec.sources),
+        "note": rec.note,
+    }
 
 
 def load(text: str) -> PatientState:
@@ -129,4 +143,12 @@ def _load_list(d: dict[str, Any]) -> MedicationListView:
         e["last_changed_at"] = datetime.fromisoformat(e["last_changed_at"])
         e["state"] = EntryState(e["state"])
         view.entries[e["entry_id"]] = Entry(**e)
+    rec = d.get("last_reconciliation")
+    if rec is not None:
+        view.last_reconciliation = Reconciliation(
+            reconciled_at=datetime.fromisoformat(rec["reconciled_at"]),
+            reconciled_by=rec["reconciled_by"],
+            sources=tuple(rec["sources"]),
+            note=rec["note"],
+        )
     return view

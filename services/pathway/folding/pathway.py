@@ -44,7 +44,12 @@ from services.pathway.folding.registers import (
 )
 from services.pathway.folding.stays import step_stay
 from services.pathway.folding.summaries import Summariser
-from services.pathway.folding.tasks import discharge_tasks, referral_tasks, stay_tasks
+from services.pathway.folding.tasks import (
+    discharge_tasks,
+    reconciliation_tasks,
+    referral_tasks,
+    stay_tasks,
+)
 from shared.events import Envelope
 from shared.times import utc_iso
 
@@ -236,6 +241,8 @@ def pathway_of(state: PatientState, timeline: list[TimelineEntry] | None = None)
     tasks = [t for r in referrals for t in referral_tasks(r)]
     tasks += [t for s in stays for t in stay_tasks(s)]
     tasks += [t for d in discharges for t in discharge_tasks(d)]
+    register = facts_of(state.registrations)
+    tasks += reconciliation_tasks(discharges, register, _last_reconciled_at(state))
     return PatientPathway(
         timeline=timeline or [],
         referrals=referrals,
@@ -243,10 +250,17 @@ def pathway_of(state: PatientState, timeline: list[TimelineEntry] | None = None)
         location=location(stays, discharges),
         discharges=discharges,
         stays=stays,
-        register=facts_of(state.registrations),
+        register=register,
         blocks=active_blocks(state.blocks),
         medications=state.medications,
     )
+
+
+def _last_reconciled_at(state: PatientState) -> str | None:
+    """Clinical time of the medication list's latest reconciliation (None: never)."""
+    if state.medications is None or state.medications.view.last_reconciliation is None:
+        return None
+    return utc_iso(state.medications.view.last_reconciliation.reconciled_at)
 
 
 def fold(envelopes: Iterable[Envelope]) -> PatientPathway:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from services.pathway.folding.discharges import fold_discharge, payment_periods
 from services.pathway.folding import codec
+from services.pathway.folding.discharges import fold_discharge, payment_periods
 from services.pathway.folding.pathway import fold, pathway_of, replay
 from services.pathway.rows import derive_rows
 from shared import rules

@@ -381,7 +381,7 @@ def test_ending_a_pathway_needs_the_receiving_hospital_a_note_for_other_and_a_ca
         app.end_cancer_pathway(
             ctx(OTHER_HOSPITAL, "e1", T0, hours=5), r.id, CancerPathwayEndReason.PATIENT_DIED, None
         )
-    with pytest.raises(InvalidArgument, match="^note"):
+    with pytest.raises(InvalidArgument, match=r"^note"):
         app.end_cancer_pathway(
             ctx(HOSPITAL, "e2", T0, hours=5), r.id, CancerPathwayEndReason.OTHER, None
         )

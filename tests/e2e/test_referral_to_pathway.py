@@ -465,8 +465,12 @@ def test_an_overdue_assessment_and_cancer_pathway_limit_are_flagged_as_breached(
         pathway_pb2.TASK_KIND_CANCER_FIRST_APPOINTMENT,
     }
     assert all(t.breached for t in reply.tasks)
-    # the earliest due first: the colorectal first appointment (9 days) before assessment
-    assert reply.tasks[0].kind == pathway_pb2.TASK_KIND_CANCER_FIRST_APPOINTMENT
+    # the earliest due first: the assessment (3 working days, cancer suspected) before the
+    # colorectal first appointment (9 calendar days)
+    assert [t.kind for t in reply.tasks] == [
+        pathway_pb2.TASK_KIND_REFERRAL_ASSESSMENT,
+        pathway_pb2.TASK_KIND_CANCER_FIRST_APPOINTMENT,
+    ]
 
 
 def test_as_of_answers_what_was_known_then(

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from carepath.v1 import common_pb2, medications_pb2, pathway_pb2, referrals_pb2, registry_pb2
-from services.pathway.folding.summaries import CANCER_MILESTONE_NAMES
+from services.pathway.folding.summaries import CANCER_END_REASON_NAMES, CANCER_MILESTONE_NAMES
 from shared.ids import IdentifierError, NationalId
 from shared.times import OSLO
 
@@ -70,6 +70,11 @@ CANCER_MILESTONE = {
         f"CANCER_PATHWAY_MILESTONE_{name}"
     ): text.capitalize()
     for name, text in CANCER_MILESTONE_NAMES.items()
+}
+#: Why a cancer pathway ended without treatment, keyed by the API's enum.
+CANCER_END_REASON = {
+    referrals_pb2.CancerPathwayEndReason.Value(f"CANCER_PATHWAY_END_REASON_{name}"): text
+    for name, text in CANCER_END_REASON_NAMES.items()
 }
 
 

@@ -198,6 +198,8 @@ def test_a_suspected_cancer_referral_assessed_within_its_shorter_deadline(
     due = task.due.ToDatetime(tzinfo=UTC).astimezone(OSLO)
     assert 3 <= (due.date() - received_day).days <= 7  # 3 working days (weekend, holidays)
     assert not task.breached and "3 virkedager" in task.description
+    total = reply.summary.referrals[0].cancer_total  # the pathway's clock runs from the receipt
+    assert (total.elapsed_days, total.standard_total_days, total.measured) == (1, 0, False)
     planned = (NOW + timedelta(days=5)).astimezone(OSLO).date()
     referrals.AcceptReferral(
         M.AcceptReferralRequest(

@@ -49,11 +49,30 @@ def end_of_day(day: date) -> datetime:
     )
 
 
-def referral_assessment_due(received_at: datetime) -> datetime:
-    """When the hospital must have assessed a referral received at `received_at`."""
-    days = int(rules()["referral_assessment"]["working_days"])
+def referral_assessment_days(serious_illness_suspected: bool = False) -> int:
+    """Working days the hospital has to assess a referral: fewer when serious or
+    life-threatening illness is suspected (an urgent referral, a cancer pathway)."""
+    table = rules()["referral_assessment"]
+    if serious_illness_suspected:
+        table = table["serious_illness_suspected"]
+    return int(table["working_days"])
+
+
+def referral_assessment_due(
+    received_at: datetime, serious_illness_suspected: bool = False
+) -> datetime:
+    """When the hospital must have assessed a referral received at `received_at` (the end of
+    the Oslo day of the last working day)."""
+    days = referral_assessment_days(serious_illness_suspected)
     received_day = received_at.astimezone(OSLO).date()
     return end_of_day(add_working_days(received_day, days))
+
+
+def referral_resend_due(rejected_at: datetime) -> datetime:
+    """When the GP office should have corrected and resent a referral whose receipt was
+    REJECTED (end of the Oslo day of the last working day)."""
+    days = int(rules()["referral_resend"]["working_days"])
+    return end_of_day(add_working_days(rejected_at.astimezone(OSLO).date(), days))
 
 
 def health_information_due(admitted_at: datetime) -> datetime:
@@ -117,6 +136,40 @@ def cancer_segment_due(
     day = segment_start.astimezone(OSLO).date()
     days = cancer_segment_days(pathway, milestone, treatment)
     return end_of_day(day + timedelta(days=days))
+
+
+def cancer_total_days(pathway: str, treatment: str) -> int:
+    """The pathway's standard total in calendar days from the referral received to the start
+    of `treatment` ("fra henvisning mottatt til start behandling"), as Helsedirektoratet
+    measures a pathway."""
+    totals = _cancer_limits(pathway).get("total", {})
+    if treatment.lower() not in totals:
+        raise MissingRule(f"no standard total to start {treatment!r} in pathway {pathway!r}")
+    return int(totals[treatment.lower()])
+
+
+def cancer_elapsed_days(started_at: datetime, treatment_started_at: datetime) -> int:
+    """Calendar days from the pathway's start to the treatment's start, counted between their
+    Oslo dates (the day of receipt is day 0)."""
+    start = started_at.astimezone(OSLO).date()
+    return (treatment_started_at.astimezone(OSLO).date() - start).days
+
+
+def cancer_target_share() -> float:
+    """The national target: the share of measured pathways within their standard total."""
+    return float(rules()["cancer_pathways"]["target_share"])
+
+
+def cancer_pathway_end_reasons() -> list[str]:
+    """The coded reasons a cancer pathway may end without treatment (pakkeforløp slutt)."""
+    return list(rules()["cancer_pathway_end"]["reasons"])
+
+
+def medication_reconciliation_due(discharged_at: datetime) -> datetime:
+    """When the fastlege's reconciliation of the medication list is due after a discharge
+    (the end of that Oslo day)."""
+    days = int(rules()["medication_reconciliation"]["days_after_discharge"])
+    return end_of_day(discharged_at.astimezone(OSLO).date() + timedelta(days=days))
 
 
 def published_rates() -> dict[int, int]:

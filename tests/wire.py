@@ -80,6 +80,7 @@ def discharged(stay_id: str | None = None) -> PatientDischarged:
         destination="HOME",
         destination_her_id=None,
         report_message_id=None,
+        notice_message_id=None,
     )
 
 

@@ -40,6 +40,8 @@ MESSAGE_TYPE_TO_PB = {
     MessageType.READINESS_NOTICE: discharges_pb2.DISCHARGE_MESSAGE_TYPE_READINESS_NOTICE,
     MessageType.DISCHARGE_REPORT: discharges_pb2.DISCHARGE_MESSAGE_TYPE_DISCHARGE_REPORT,
     MessageType.EPICRISIS: discharges_pb2.DISCHARGE_MESSAGE_TYPE_EPICRISIS,
+    MessageType.WITHDRAWAL_NOTICE: discharges_pb2.DISCHARGE_MESSAGE_TYPE_WITHDRAWAL_NOTICE,
+    MessageType.DISCHARGE_NOTICE: discharges_pb2.DISCHARGE_MESSAGE_TYPE_DISCHARGE_NOTICE,
 }
 
 
@@ -173,7 +175,14 @@ SERVICE_NAMES = (discharges_pb2.DESCRIPTOR.services_by_name["DischargeService"].
 
 
 #: The discharge's messages that go to the municipality (their receiver cares for the patient).
-MUNICIPAL_MESSAGES = frozenset({MessageType.READINESS_NOTICE, MessageType.DISCHARGE_REPORT})
+MUNICIPAL_MESSAGES = frozenset(
+    {
+        MessageType.READINESS_NOTICE,
+        MessageType.DISCHARGE_REPORT,
+        MessageType.WITHDRAWAL_NOTICE,
+        MessageType.DISCHARGE_NOTICE,
+    }
+)
 
 
 def resolvers(app: DischargesApplication) -> dict[str, Resolver]:

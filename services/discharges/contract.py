@@ -25,7 +25,7 @@ def municipality_answered_readiness(e: Any) -> ev.MunicipalityAnsweredReadiness:
 
 
 def readiness_withdrawn(e: Any) -> ev.ReadinessWithdrawn:
-    return ev.ReadinessWithdrawn(reason=e.reason)
+    return ev.ReadinessWithdrawn(reason=e.reason, message_id=getattr(e, "message_id", None))
 
 
 def patient_discharged(e: Any) -> ev.PatientDischarged:
@@ -34,6 +34,7 @@ def patient_discharged(e: Any) -> ev.PatientDischarged:
         destination=e.destination,
         destination_her_id=e.destination_her_id,
         report_message_id=e.report_message_id,
+        notice_message_id=getattr(e, "notice_message_id", None),
     )
 
 

@@ -96,6 +96,8 @@ class MessageType(enum.StrEnum):
     READINESS_NOTICE = "READINESS_NOTICE"  # Melding om utskrivningsklar pasient
     DISCHARGE_REPORT = "DISCHARGE_REPORT"  # Utskrivningsrapport
     EPICRISIS = "EPICRISIS"  # Epikrise
+    WITHDRAWAL_NOTICE = "WITHDRAWAL_NOTICE"  # Avmelding av utskrivningsklar pasient
+    DISCHARGE_NOTICE = "DISCHARGE_NOTICE"  # Melding om utskrevet pasient
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,13 +297,22 @@ class Discharge(MessageReceipts, CarepathAggregate):
             raise InvalidTransition("the patient", self.state.value, action)
         if ctx.occurred_at < datetime.fromisoformat(period["ready_at"]):
             raise InvalidArgument("metadata.occurred_at", "must not be before the readiness")
-        self._withdrawn(meta=ctx.meta(self.patient), reason=reason)
+        self._withdrawn(
+            meta=ctx.meta(self.patient), reason=reason, message_id=self._message_id(ctx)
+        )
 
     @event("ReadinessWithdrawn")
-    def _withdrawn(self, meta: dict[str, Any], reason: str) -> None:
+    def _withdrawn(self, meta: dict[str, Any], reason: str, message_id: str | None = None) -> None:
+        """The Avmelding goes to the municipality the readiness was notified to, and waits for
+        its receipt (events stored before it was a message have no message id)."""
         self.state = DischargeState.NOT_READY
-        self.readiness_periods[-1]["withdrawn_at"] = meta["occurred_at"]
-        self.readiness_periods[-1]["withdrawal_reason"] = reason
+        period = self.readiness_periods[-1]
+        period["withdrawn_at"] = meta["occurred_at"]
+        period["withdrawal_reason"] = reason
+        if message_id is not None:
+            self._add_message(
+                meta, message_id, MessageType.WITHDRAWAL_NOTICE, period["municipality_her_id"]
+            )
         self._handled(meta)
 
     def _as_known_stay(self) -> KnownStay:
@@ -335,12 +346,21 @@ class Discharge(MessageReceipts, CarepathAggregate):
         if period and ctx.occurred_at < datetime.fromisoformat(period["ready_at"]):
             raise InvalidArgument("metadata.occurred_at", "must not be before the readiness")
         report_message_id = self._message_id(ctx) if destination in NEEDS_REPORT else None
+        # Melding om utskrevet pasient: to the municipality that was told of the patient (a
+        # readiness notice) or will care for them (a destination with municipal care).
+        notified = bool(self.readiness_periods) or destination in NEEDS_REPORT
+        notice_message_id = (
+            str(message_id_for(self.id, ctx.actor.her_id, f"notice:{ctx.command_id}"))
+            if notified and self.municipality_her_id
+            else None
+        )
         self._discharged(
             meta=ctx.meta(self.patient),
             stay_id=self.stay_id,
             destination=destination.value,
             destination_her_id=destination_her_id,
             report_message_id=report_message_id,
+            notice_message_id=notice_message_id,
         )
 
     @event("PatientDischarged")
@@ -351,6 +371,7 @@ class Discharge(MessageReceipts, CarepathAggregate):
         destination: str,
         destination_her_id: str | None,
         report_message_id: str | None,
+        notice_message_id: str | None = None,
     ) -> None:
         self.state = DischargeState.DISCHARGED
         self.hospital_her_id = meta["actor"]["her_id"]
@@ -361,6 +382,10 @@ class Discharge(MessageReceipts, CarepathAggregate):
             # To the nursing home, else to the home municipality's nursing service.
             to = destination_her_id or self.municipality_her_id
             self._add_message(meta, report_message_id, MessageType.DISCHARGE_REPORT, to)
+        if notice_message_id is not None:
+            self._add_message(
+                meta, notice_message_id, MessageType.DISCHARGE_NOTICE, self.municipality_her_id
+            )
         self._handled(meta)
 
     def send_epicrisis(self, ctx: CommandContext, to_her_id: str) -> None:

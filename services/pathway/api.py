@@ -5,7 +5,7 @@ which replays the history recorded by then."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 import grpc
@@ -63,6 +63,43 @@ def _milestone_to_pb(m: dict[str, Any], now: str) -> pathway_pb2.CancerMilestone
         if m[field]:
             getattr(pb, field).CopyFrom(api.timestamp(m[field]))
     return pb
+
+
+def _cancer_total_to_pb(t: dict[str, Any], now: datetime) -> pathway_pb2.CancerPathwayTotal:
+    """The pathway by its total; while the treatment has not started (and the pathway runs),
+    the days so far at the answer's moment."""
+    pb = pathway_pb2.CancerPathwayTotal(
+        standard_total_days=t["standard_total_days"] or 0,
+        measured=t["within_standard"] is not None,
+        within_standard=bool(t["within_standard"]),
+        end_reason=_enum(
+            referrals_pb2.CancerPathwayEndReason, "CANCER_PATHWAY_END_REASON", t["end_reason"]
+        ),
+    )
+    if t["elapsed_days"] is not None:
+        pb.elapsed_days = t["elapsed_days"]
+    elif not t["end_reason"]:
+        pb.elapsed_days = max(
+            0, rules.cancer_elapsed_days(datetime.fromisoformat(t["started_at"]), now)
+        )
+    for field in ("started_at", "treatment_started_at", "total_due", "ended_at"):
+        if t[field]:
+            getattr(pb, field).CopyFrom(api.timestamp(t[field]))
+    return pb
+
+
+def _share_to_pb(share: views.CancerShare) -> pathway_pb2.CancerPathwayShare:
+    target = rules.cancer_target_share()
+    return pathway_pb2.CancerPathwayShare(
+        hospital_her_id=share.hospital_her_id,
+        cancer_pathway=_enum(referrals_pb2.CancerPathway, "CANCER_PATHWAY", share.cancer_pathway),
+        measured=share.measured,
+        within_standard=share.within_standard,
+        share=share.share,
+        target_share=target,
+        target_met=share.measured > 0 and share.share >= target,
+        ended_without_treatment=share.ended_without_treatment,
+    )
 
 
 def _task_to_pb(t: Any, now: str) -> pathway_pb2.OpenTask:
@@ -421,6 +458,11 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
                     cancer_milestones=[
                         _milestone_to_pb(m, utc_iso(moment)) for m in r["cancer_milestones"] or []
                     ],
+                    cancer_total=(
+                        _cancer_total_to_pb(r["cancer_total"], moment)
+                        if r["cancer_total"]
+                        else None
+                    ),
                 )
             )
         reply.location.CopyFrom(_location_to_pb(view.patient))
@@ -548,6 +590,24 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         for entry in _directory(self._access.facts, {municipality}):
             reply.municipality.CopyFrom(entry)
         return reply
+
+    def ListCancerPathwayShares(
+        self, request: pathway_pb2.ListCancerPathwaySharesRequest, context: grpc.ServicerContext
+    ) -> pathway_pb2.ListCancerPathwaySharesResponse:
+        """The caller's own hospital's figures (the policy admitted it as that hospital)."""
+        for field in ("from_day", "to_day"):
+            if not request.HasField(field):
+                raise InvalidArgument(field, "is required")
+        first = api.date_from_pb(request.from_day, "from_day")
+        last = api.date_from_pb(request.to_day, "to_day")
+        if last < first:
+            raise InvalidArgument("to_day", "must not be before from_day")
+        start = datetime.combine(first, time.min, OSLO)
+        end = datetime.combine(last + timedelta(days=1), time.min, OSLO)
+        shares = views.cancer_pathway_shares(
+            self._engine, start, end, hospital_her_ids=[request.hospital_her_id]
+        )
+        return pathway_pb2.ListCancerPathwaySharesResponse(shares=[_share_to_pb(s) for s in shares])
 
     def WatchPathway(
         self, request: pathway_pb2.WatchPathwayRequest, context: grpc.ServicerContext

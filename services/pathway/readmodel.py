@@ -92,6 +92,19 @@ referrals = sa.Table(
     sa.Column("is_open", sa.Boolean, nullable=False),
     # Cancer pathways: every milestone against its standard time (fold.CancerMilestoneStatus).
     sa.Column("cancer_milestones", sa.JSON, nullable=True),
+    # Cancer pathways measured by their total (folding.model.CancerPathwayTotal), and the
+    # columns the share within standard per hospital and pathway is counted on (views.py).
+    sa.Column("cancer_total", sa.JSON, nullable=True),
+    sa.Column("cancer_treatment_started_at", sa.String(32), nullable=True),
+    sa.Column("cancer_within_standard", sa.Boolean, nullable=True),
+    sa.Column("cancer_end_reason", sa.String(30), nullable=True),
+    sa.Column("cancer_ended_at", sa.String(32), nullable=True),
+    # Times the GP corrected and resent the referral after a rejected receipt.
+    sa.Column("resent", sa.Integer, nullable=False, server_default="0"),
+    sa.Index(
+        "ix_pathway_referrals_cancer_treatment", "receiver_her_id", "cancer_treatment_started_at"
+    ),
+    sa.Index("ix_pathway_referrals_cancer_ended", "receiver_her_id", "cancer_ended_at"),
 )
 
 tasks = sa.Table(

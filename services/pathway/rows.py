@@ -157,6 +157,22 @@ def _referral_row(key: str, r: ReferralView) -> Row:
         "updated_at": r.updated_at,
         "is_open": r.is_open,
         "cancer_milestones": [vars(m) for m in r.cancer_milestones()] or None,
+        **_cancer_total_columns(r),
+        "resent": r.resent,
+    }
+
+
+def _cancer_total_columns(r: ReferralView) -> Row:
+    """The pathway by its total, and what the share within standard is counted on: the
+    treatment's start and whether it was within the standard total (measured pathways), or
+    the end without treatment (not measured)."""
+    total = r.cancer_total()
+    return {
+        "cancer_total": vars(total) if total else None,
+        "cancer_treatment_started_at": total.treatment_started_at if total else None,
+        "cancer_within_standard": total.within_standard if total else None,
+        "cancer_end_reason": r.cancer_end_reason,
+        "cancer_ended_at": r.cancer_ended_at,
     }
 
 

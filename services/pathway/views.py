@@ -20,7 +20,6 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from services.pathway import readmodel as rm
 from services.pathway.folding.medications import medication_list
-from services.pathway.folding.model import CANCER_MILESTONES
 from services.pathway.rows import derive_rows
 from services.pathway.statistics import Month
 from shared.access.model import Basis, blocks, relationships
@@ -322,6 +321,72 @@ def list_pathways(
     ]
 
 
+@dataclass(frozen=True)
+class CancerShare:
+    """One hospital's pathway (pakkeforløp) in a period, as Helsedirektoratet counts it: the
+    pathways whose treatment started in the period (measured), those within the standard total
+    from the referral received, and those ended without treatment (not in the share)."""
+
+    hospital_her_id: str
+    cancer_pathway: str
+    measured: int
+    within_standard: int
+    ended_without_treatment: int
+
+    @property
+    def share(self) -> float:
+        """within_standard / measured; 0.0 when none was measured."""
+        return self.within_standard / self.measured if self.measured else 0.0
+
+
+def cancer_pathway_shares(
+    engine: Engine,
+    start: datetime,
+    end: datetime,
+    hospital_her_ids: Sequence[str] | None = None,
+    municipality_her_id: str | None = None,
+) -> list[CancerShare]:
+    """The share of cancer pathways within standard per hospital and pathway for treatment
+    starts (and ends without treatment) in [start, end): counts only, no patient named.
+
+    `hospital_her_ids` narrows to those hospitals (the referral's receiving hospital, who
+    measured it); `municipality_her_id` to patients the registers say live there (the
+    municipality's figures). None: every hospital, every municipality."""
+    r, p = rm.referrals, rm.patients
+    since, until = utc_iso(start), utc_iso(end)
+    treated = r.c.cancer_treatment_started_at
+    measured = sa.and_(treated >= since, treated < until)
+    ended = sa.and_(r.c.cancer_ended_at >= since, r.c.cancer_ended_at < until)
+
+    def count(condition: Any) -> Any:
+        return sa.func.sum(sa.case((condition, 1), else_=0))
+
+    query = (
+        sa.select(
+            r.c.receiver_her_id,
+            r.c.cancer_pathway,
+            count(measured),
+            count(sa.and_(measured, r.c.cancer_within_standard.is_(True))),
+            count(ended),
+        )
+        .where(r.c.cancer_pathway.is_not(None), sa.or_(measured, ended))
+        .group_by(r.c.receiver_her_id, r.c.cancer_pathway)
+        .order_by(r.c.receiver_her_id, r.c.cancer_pathway)
+    )
+    if hospital_her_ids is not None:
+        query = query.where(r.c.receiver_her_id.in_(list(hospital_her_ids)))
+    if municipality_her_id is not None:
+        lives_there = sa.select(p.c.patient_key).where(
+            p.c.patient_key == r.c.patient_key, p.c.municipality_her_id == municipality_her_id
+        )
+        query = query.where(lives_there.exists())
+    with engine.connect() as conn:
+        return [
+            CancerShare(her_id, pathway, int(m or 0), int(w or 0), int(e or 0))
+            for her_id, pathway, m, w, e in conn.execute(query)
+        ]
+
+
 def latest_change(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.max(rm.changes.c.sequence))).scalar() or 0)
@@ -502,20 +567,16 @@ def messages_answered(
     }
 
 
-#: Where the start of treatment is in a referral's `cancer_milestones` (rows.py).
-_TREATMENT = CANCER_MILESTONES.index("TREATMENT_START")
-
-
 def cancer_pathways_treated(
     engine: Engine, municipality: str, months: Sequence[Month]
 ) -> dict[Month, CancerPathwaysTreated]:
     """The cancer pathways of the municipality's residents (the registers' residence when
-    treatment started) that reached the start of treatment, per month (Oslo), and how many
-    started by the time the read model holds as the standard (the milestone's due time)."""
+    treatment started) that reached the start of treatment, per month (Oslo), and how many of
+    them within the standard total from the referral received, as Helsedirektoratet measures a
+    pathway (the projector's `cancer_within_standard`; a segment may have run late). A pathway
+    ended without treatment is not measured."""
     r, rel = rm.referrals, relationships
-    milestones = r.c.cancer_milestones
-    reached = milestones[(_TREATMENT, "reached_at")].as_string()
-    due = milestones[(_TREATMENT, "due")].as_string()
+    reached = r.c.cancer_treatment_started_at
     resident = sa.select(rel.c.patient_key).where(
         rel.c.patient_key == r.c.patient_key,
         rel.c.her_id == municipality,
@@ -529,10 +590,10 @@ def cancer_pathways_treated(
             mo.c.month,
             sa.func.count(sa.distinct(r.c.patient_key)).label("patients"),
             sa.func.count().label("pathways"),
-            _count(reached <= due).label("within_standard"),
+            _count(r.c.cancer_within_standard.is_(True)).label("within_standard"),
         )
         .select_from(mo.join(r, sa.and_(reached >= mo.c.starts, reached < mo.c.ends)))
-        .where(r.c.cancer_pathway.is_not(None), resident.exists())
+        .where(r.c.cancer_pathway.is_not(None), reached.is_not(None), resident.exists())
         .group_by(mo.c.month)
     )
     with snapshot(engine) as conn:

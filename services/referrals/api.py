@@ -13,6 +13,7 @@ from services.referrals.application import ReferralsApplication
 from services.referrals.domain import (
     CancerMilestone,
     CancerPathway,
+    CancerPathwayEndReason,
     Priority,
     Referral,
     Treatment,
@@ -56,6 +57,11 @@ TREATMENT_FROM_PB = {
     referrals_pb2.CancerTreatment.Value(f"CANCER_TREATMENT_{t}"): t for t in Treatment
 }
 TREATMENT_TO_PB = {v: k for k, v in TREATMENT_FROM_PB.items()}
+END_REASON_FROM_PB = {
+    referrals_pb2.CancerPathwayEndReason.Value(f"CANCER_PATHWAY_END_REASON_{r}"): r
+    for r in CancerPathwayEndReason
+}
+END_REASON_TO_PB = {v: k for k, v in END_REASON_FROM_PB.items()}
 
 
 def referral_to_pb(referral: Referral) -> referrals_pb2.Referral:
@@ -73,6 +79,7 @@ def referral_to_pb(referral: Referral) -> referrals_pb2.Referral:
         receiver_her_id=referral.receiver_her_id,
         sent_at=api.timestamp(referral.sent_at),
         version=referral.version,
+        resent=referral.resent,
     )
     if referral.received_at:
         pb.received_at.CopyFrom(api.timestamp(referral.received_at))
@@ -87,6 +94,9 @@ def referral_to_pb(referral: Referral) -> referrals_pb2.Referral:
         )
     if referral.cancer_treatment:
         pb.cancer_treatment = TREATMENT_TO_PB[referral.cancer_treatment]
+    if referral.cancer_end_reason and referral.cancer_ended_at:
+        pb.cancer_end_reason = END_REASON_TO_PB[referral.cancer_end_reason]
+        pb.cancer_ended_at.CopyFrom(api.timestamp(referral.cancer_ended_at))
     return pb
 
 
@@ -180,6 +190,35 @@ class ReferralServicer(referrals_pb2_grpc.ReferralServiceServicer):
             ctx, referral_id, MILESTONE_FROM_PB[request.milestone], treatment
         )
         return referral_to_pb(referral)
+
+    def EndCancerPathway(
+        self, request: referrals_pb2.EndCancerPathwayRequest, context: grpc.ServicerContext
+    ) -> referrals_pb2.Referral:
+        ctx = api.command_context(request, current_actor())
+        referral_id = _referral_id(request)
+        if request.reason not in END_REASON_FROM_PB:
+            raise InvalidArgument(
+                "reason",
+                "is required (CANCER_NOT_CONFIRMED, PATIENT_DECLINED, PATIENT_DIED or OTHER)",
+            )
+        note = request.note.strip() or None
+        referral = self._app.end_cancer_pathway(
+            ctx, referral_id, END_REASON_FROM_PB[request.reason], note
+        )
+        return referral_to_pb(referral)
+
+    def ResendReferral(
+        self, request: referrals_pb2.ResendReferralRequest, context: grpc.ServicerContext
+    ) -> referrals_pb2.Referral:
+        ctx = api.command_context(request, current_actor())
+        referral_id = _referral_id(request)
+        reason = api.text(request.reason, "reason")
+        receiver = (
+            api.her_id(request.receiver_her_id, "receiver_her_id")
+            if request.receiver_her_id
+            else None
+        )
+        return referral_to_pb(self._app.resend(ctx, referral_id, reason, receiver))
 
     def CancelReferral(
         self, request: referrals_pb2.CancelReferralRequest, context: grpc.ServicerContext

@@ -9,6 +9,7 @@ from services.referrals.contract import CONTRACT
 from services.referrals.domain import (
     CancerMilestone,
     CancerPathway,
+    CancerPathwayEndReason,
     Priority,
     Referral,
     Treatment,
@@ -91,6 +92,24 @@ class ReferralsApplication(CarepathApplication):
             ctx,
             WHAT,
             lambda r: r.record_cancer_milestone(ctx, milestone, treatment),
+        )
+
+    def end_cancer_pathway(
+        self,
+        ctx: CommandContext,
+        referral_id: UUID,
+        reason: CancerPathwayEndReason,
+        note: str | None,
+    ) -> Referral:
+        return self.change(
+            Referral, referral_id, ctx, WHAT, lambda r: r.end_cancer_pathway(ctx, reason, note)
+        )
+
+    def resend(
+        self, ctx: CommandContext, referral_id: UUID, reason: str, receiver_her_id: str | None
+    ) -> Referral:
+        return self.change(
+            Referral, referral_id, ctx, WHAT, lambda r: r.resend(ctx, reason, receiver_her_id)
         )
 
     def cancel(self, ctx: CommandContext, referral_id: UUID, reason: str) -> Referral:

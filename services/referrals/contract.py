@@ -51,6 +51,18 @@ def cancer_pathway_milestone_reached(e: Any) -> ev.CancerPathwayMilestoneReached
     return ev.CancerPathwayMilestoneReached(milestone=e.milestone, treatment=e.treatment)
 
 
+def cancer_pathway_ended(e: Any) -> ev.CancerPathwayEnded:
+    return ev.CancerPathwayEnded(reason=e.reason, note=e.note)
+
+
+def referral_resent(e: Any) -> ev.ReferralResent:
+    return ev.ReferralResent(
+        previous_receiver_her_id=e.previous_receiver_her_id,
+        receiver_her_id=e.receiver_her_id,
+        reason=e.reason,
+    )
+
+
 CONTRACT: Contract = {
     "ReferralSent": referral_sent,
     "ReferralReceiptRecorded": referral_receipt_recorded,
@@ -60,4 +72,6 @@ CONTRACT: Contract = {
     "ReferralCompleted": referral_completed,
     "ReferralCancelled": referral_cancelled,
     "CancerPathwayMilestoneReached": cancer_pathway_milestone_reached,
+    "CancerPathwayEnded": cancer_pathway_ended,
+    "ReferralResent": referral_resent,
 }

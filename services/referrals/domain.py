@@ -66,6 +66,15 @@ class Treatment(enum.StrEnum):
     RADIOTHERAPY = "RADIOTHERAPY"
 
 
+class CancerPathwayEndReason(enum.StrEnum):
+    """Why a cancer pathway ended without treatment (pakkeforløp slutt; rules.toml)."""
+
+    CANCER_NOT_CONFIRMED = "CANCER_NOT_CONFIRMED"
+    PATIENT_DECLINED = "PATIENT_DECLINED"
+    PATIENT_DIED = "PATIENT_DIED"
+    OTHER = "OTHER"
+
+
 #: States in which the cancer pathway runs: it starts when the hospital receives the referral
 #: and goes on after the referral is completed (treatment usually follows an admission).
 CANCER_PATHWAY_RUNNING = frozenset(
@@ -132,6 +141,9 @@ class Referral(CarepathAggregate):
         self.cancer_started_at: str | None = None
         self.cancer_milestones: dict[str, str] = {}
         self.cancer_treatment: Treatment | None = None
+        self.cancer_end_reason: CancerPathwayEndReason | None = None
+        self.cancer_ended_at: str | None = None
+        self.resent = 0
         self._handled(meta)
 
     # --- rules -------------------------------------------------------------------------------
@@ -245,6 +257,70 @@ class Referral(CarepathAggregate):
         self.state = ReferralState.CANCELLED
         self._handled(meta)
 
+    def resend(self, ctx: CommandContext, reason: str, receiver_her_id: str | None) -> None:
+        """The referring GP office corrects a referral whose receipt was REJECTED and sends it
+        again (to the same hospital, or the one named): a new message awaiting its receipt."""
+        if ctx.actor.org_kind is not OrgKind.GP or ctx.actor.her_id != self.sender_her_id:
+            raise NotPermitted("only the referring GP office may correct and resend the referral")
+        self._require_state(frozenset({ReferralState.RECEIPT_REJECTED}), "resend")
+        receiver = receiver_her_id or self.receiver_her_id
+        if receiver == ctx.actor.her_id:
+            raise InvalidArgument("receiver_her_id", "must differ from the sender's HER-id")
+        self._resent(
+            meta=ctx.meta(self.patient),
+            previous_receiver_her_id=self.receiver_her_id,
+            receiver_her_id=receiver,
+            reason=reason,
+        )
+
+    @event("ReferralResent")
+    def _resent(
+        self, meta: dict[str, Any], previous_receiver_her_id: str, receiver_her_id: str, reason: str
+    ) -> None:
+        self.state = ReferralState.SENT
+        self.receiver_her_id = receiver_her_id
+        self.reason = reason
+        self.resent += 1
+        self._handled(meta)
+
+    def end_cancer_pathway(
+        self, ctx: CommandContext, reason: CancerPathwayEndReason, note: str | None
+    ) -> None:
+        """The receiving hospital ends the cancer pathway without treatment (pakkeforløp
+        slutt) with a coded reason; the referral itself goes on."""
+        self._require_receiver(ctx, "end the cancer pathway")
+        self._require_running_pathway("end the cancer pathway")
+        if CancerMilestone.TREATMENT_START.value in self.cancer_milestones:
+            raise InvalidTransition(
+                "the cancer pathway", "with its treatment started", "end without treatment"
+            )
+        if reason is CancerPathwayEndReason.OTHER and not note:
+            raise InvalidArgument("note", "is required when the reason is OTHER")
+        self._require_not_before_milestones(ctx)
+        self._cancer_pathway_ended(meta=ctx.meta(self.patient), reason=reason.value, note=note)
+
+    @event("CancerPathwayEnded")
+    def _cancer_pathway_ended(self, meta: dict[str, Any], reason: str, note: str | None) -> None:
+        self.cancer_end_reason = CancerPathwayEndReason(reason)
+        self.cancer_ended_at = meta["occurred_at"]
+        self._handled(meta)
+
+    def _require_running_pathway(self, action: str) -> None:
+        if self.cancer_pathway is None:
+            raise InvalidTransition("the referral", "without a cancer pathway", action)
+        if self.cancer_end_reason is not None:
+            raise InvalidTransition(
+                "the cancer pathway", f"ended ({self.cancer_end_reason.value})", action
+            )
+        self._require_state(CANCER_PATHWAY_RUNNING, action)
+
+    def _require_not_before_milestones(self, ctx: CommandContext) -> None:
+        times = [self.cancer_started_at, *self.cancer_milestones.values()]
+        if ctx.occurred_at < max(datetime.fromisoformat(t) for t in times if t):
+            raise InvalidArgument(
+                "metadata.occurred_at", "must not be before the pathway's previous milestone"
+            )
+
     def record_cancer_milestone(
         self, ctx: CommandContext, milestone: CancerMilestone, treatment: Treatment | None
     ) -> None:
@@ -252,22 +328,15 @@ class Referral(CarepathAggregate):
         pathway. Milestones come in order, once each; the investigation ends with the first
         treatment chosen (its standard time sets the last segment's limit)."""
         self._require_receiver(ctx, "record a cancer-pathway milestone")
-        if self.cancer_pathway is None:
-            raise InvalidTransition(
-                "the referral", "without a cancer pathway", "record a milestone"
-            )
-        self._require_state(CANCER_PATHWAY_RUNNING, "record a cancer-pathway milestone")
+        self._require_running_pathway("record a cancer-pathway milestone")
+        assert self.cancer_pathway is not None
         expected = next((m for m in CancerMilestone if m.value not in self.cancer_milestones), None)
         if milestone is not expected:
             reached = ", ".join(self.cancer_milestones) or "none"
             raise InvalidTransition(
                 "the cancer pathway", f"at milestones reached: {reached}", f"record {milestone}"
             )
-        times = [self.cancer_started_at, *self.cancer_milestones.values()]
-        if ctx.occurred_at < max(datetime.fromisoformat(t) for t in times if t):
-            raise InvalidArgument(
-                "metadata.occurred_at", "must not be before the pathway's previous milestone"
-            )
+        self._require_not_before_milestones(ctx)
         allowed = rules.cancer_treatments(self.cancer_pathway.value)
         if milestone is CancerMilestone.INVESTIGATION_COMPLETED and treatment is None:
             raise InvalidArgument(

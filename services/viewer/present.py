@@ -22,7 +22,7 @@ from carepath.v1 import (
     referrals_pb2,
     registry_pb2,
 )
-from services.pathway.folding.summaries import CANCER_MILESTONE_NAMES
+from services.pathway.folding.summaries import CANCER_END_REASON_NAMES, CANCER_MILESTONE_NAMES
 from shared.ids import IdentifierError, NationalId
 from shared.times import OSLO
 
@@ -100,6 +100,11 @@ CANCER_MILESTONE = {
         f"CANCER_PATHWAY_MILESTONE_{name}"
     ): text.capitalize()
     for name, text in CANCER_MILESTONE_NAMES.items()
+}
+#: Why a cancer pathway ended without treatment, keyed by the API's enum.
+CANCER_END_REASON = {
+    referrals_pb2.CancerPathwayEndReason.Value(f"CANCER_PATHWAY_END_REASON_{name}"): text
+    for name, text in CANCER_END_REASON_NAMES.items()
 }
 
 
@@ -261,6 +266,7 @@ CALL = {
     "PathwayService/ListPathways": "Så deg på kommunens arbeidsliste",
     "PathwayService/WatchPathway": "Fulgte med på endringer i forløpet ditt",
     "PathwayService/Statistics": "Så kommunens styringstall (ingen enkeltpersoner er navngitt)",
+    "PathwayService/ListCancerPathwayShares": "Telte sykehusets pakkeforløp (uten navn)",
     "ReferralService/SendReferral": "Sendte en henvisning",
     "ReferralService/RecordReferralReceipt": "Kvitterte for en henvisning",
     "ReferralService/AcceptReferral": "Vurderte en henvisning og ga deg rett til helsehjelp",
@@ -268,6 +274,8 @@ CALL = {
     "ReferralService/ForwardReferral": "Sendte en henvisning videre",
     "ReferralService/CompleteReferral": "Avsluttet en henvisning",
     "ReferralService/RecordCancerPathwayMilestone": "Registrerte et steg i pakkeforløpet",
+    "ReferralService/EndCancerPathway": "Avsluttet pakkeforløpet uten behandling",
+    "ReferralService/ResendReferral": "Rettet og sendte en avvist henvisning på nytt",
     "ReferralService/CancelReferral": "Trakk tilbake en henvisning",
     "ReferralService/GetReferral": "Så en henvisning",
     "AdmissionService/AdmitPatient": "Registrerte at du ble lagt inn",
@@ -355,6 +363,7 @@ PURPOSE = {
     common_pb2.ACCESS_PURPOSE_ACCESS_MANAGEMENT: "Styring av hvem som får se opplysningene",
     common_pb2.ACCESS_PURPOSE_SERVICE_PLANNING: "Planlegging av tjenester (uten å vite hvem du er)",
     common_pb2.ACCESS_PURPOSE_STATISTICS: "Styringstall for kommunen (uten å vite hvem du er)",
+    common_pb2.ACCESS_PURPOSE_QUALITY_IMPROVEMENT: "Kvalitetsforbedring (tall uten navn)",
 }
 EMERGENCY_REASON = {
     common_pb2.EMERGENCY_REASON_LIFE_THREATENING: "Livet eller helsen din var i fare",

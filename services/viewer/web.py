@@ -194,6 +194,7 @@ class Web:
             SERVICE_END=present.SERVICE_END,
             MEDICATION_STATE=present.MEDICATION_STATE,
             CANCER_MILESTONE=present.CANCER_MILESTONE,
+            CANCER_END_REASON=present.CANCER_END_REASON,
             MUNICIPALITY=present.MUNICIPALITY,
             age=present.age,
             no_names=present.Directory(),

@@ -79,6 +79,8 @@ class Purpose(enum.StrEnum):
     #: Managing and improving the services from aggregated, suppressed numbers
     #: (PathwayService/Statistics): no one is named.
     STATISTICS = "STATISTICS"
+    #: A hospital following up its own quality figures (counts, no patient named).
+    QUALITY_IMPROVEMENT = "QUALITY_IMPROVEMENT"
 
 
 class EmergencyReason(enum.StrEnum):

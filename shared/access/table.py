@@ -127,6 +127,12 @@ def _rules() -> list[Rule]:
         rule(referrals, "RecordCancerPathwayMilestone", WRITE, {HOSPITAL},
              (B.REFERRAL_RECEIVER,), REFERRAL,
              "the receiving hospital records a cancer-pathway milestone"),
+        rule(referrals, "EndCancerPathway", WRITE, {HOSPITAL}, (B.REFERRAL_RECEIVER,),
+             REFERRAL, "a doctor of the receiving hospital ends the cancer pathway without "
+             "treatment", person=True),
+        rule(referrals, "ResendReferral", WRITE, {GP}, (B.REFERRAL_SENDER,), REFERRAL,
+             "the referring GP office corrects and resends a referral whose receipt was "
+             "rejected", person=True),
         rule(referrals, "CancelReferral", WRITE, {GP}, (B.REFERRAL_SENDER,), REFERRAL,
              "the referring GP office withdraws"),
         rule(referrals, "GetReferral", READ, CARE, clinical_read, REFERRAL,
@@ -222,6 +228,10 @@ def _rules() -> list[Rule]:
              "a municipality's own monthly numbers; carepath's operators: any municipality's "
              "(aggregates, small counts suppressed: no patient is named)",
              blockable=False, purpose=P.STATISTICS),
+        rule(pathway, "ListCancerPathwayShares", READ, {HOSPITAL}, (B.OWN_ORGANISATION,),
+             Target.own_organisation("hospital_her_id"),
+             "a hospital's own cancer-pathway figures: counts, no patient named",
+             blockable=False, purpose=P.QUALITY_IMPROVEMENT, purpose_required=True),
         rule(pathway, "WatchPathway", READ, {*CARE, CITIZEN}, (*clinical_read, B.SELF),
              Target.patient_or_own_organisation("patient", "municipality_her_id"),
              "as GetPathway for one patient, as ListPathways for a municipality",

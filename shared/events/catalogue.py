@@ -66,15 +66,22 @@ def current_payload(source: str, event_type: str) -> type[Payload]:
 #: the schema version of each event type where it differs from the newest. Version 1 is the
 #: contract as first published to vendors; version 2 has PatientAdmitted version 2
 #: (`home_municipality_her_id`); version 3 has PatientDeclaredReadyForDischarge version 2 (the
-#: readiness notice's content). The delivery downcasts (shared.events.envelope.DOWNCASTS) for
+#: readiness notice's content) and ReadinessWithdrawn and PatientDischarged version 2 (the
+#: Avmelding and the Melding om utskrevet pasient as messages with receipts). The delivery
+#: downcasts (shared.events.envelope.DOWNCASTS) for
 #: a subscription on an earlier version; a new version is added here with its event type's
 #: new schema version and the downcast back.
+_DISCHARGE_MESSAGES_V1 = {
+    ("discharges", "ReadinessWithdrawn"): 1,
+    ("discharges", "PatientDischarged"): 1,
+}
 CONTRACT_VERSIONS: dict[int, dict[tuple[str, str], int]] = {
     1: {
         ("admissions", "PatientAdmitted"): 1,
         ("discharges", "PatientDeclaredReadyForDischarge"): 1,
+        **_DISCHARGE_MESSAGES_V1,
     },
-    2: {("discharges", "PatientDeclaredReadyForDischarge"): 1},
+    2: {("discharges", "PatientDeclaredReadyForDischarge"): 1, **_DISCHARGE_MESSAGES_V1},
     3: {},
 }
 #: The version a new subscription receives unless it names another.

@@ -92,8 +92,26 @@ class ReadinessWithdrawn(DischargeEvent):
     """Avmelding: the patient needs more hospital care; the readiness period ends (no payment
     for the days after)."""
 
+    schema_version: ClassVar[int] = 2
+
     reason: Text
     """Why: clinical free text from the hospital."""
+    message_id: Uuid | None
+    """The *Avmelding av utskrivningsklar pasient* sent to the notified municipality, which
+    answers it with an application receipt (version 2; None for withdrawals recorded before
+    it was tracked as a message)."""
+
+
+class ReadinessWithdrawnV1(DischargeEvent):
+    """Avmelding (version 1, as published before version 2; still delivered to vendor
+    subscriptions that receive contract version 1 or 2): without the message id."""
+
+    reason: Text
+    """Why: clinical free text from the hospital."""
+
+    @classmethod
+    def event_type(cls) -> str:
+        return "ReadinessWithdrawn"
 
 
 class PatientDischarged(DischargeEvent):
@@ -106,9 +124,35 @@ class PatientDischarged(DischargeEvent):
     """Where the patient goes."""
     destination_her_id: HerId | None
     """The receiving nursing home or hospital, for the destinations that name one."""
+    schema_version: ClassVar[int] = 2
+
     report_message_id: Uuid | None
     """The *Utskrivningsrapport* sent to municipal care with the discharge, when the destination
     needs one."""
+    notice_message_id: Uuid | None
+    """The *Melding om utskrevet pasient* sent to the municipality that was notified of the
+    patient (a readiness notice) or will care for them; answered with an application receipt
+    (version 2; None when no municipality is told, or for discharges recorded before it)."""
+
+
+class PatientDischargedV1(DischargeEvent):
+    """The patient was discharged (version 1, as published before version 2; still delivered
+    to vendor subscriptions that receive contract version 1 or 2): without the Melding om
+    utskrevet pasient's message id."""
+
+    stay_id: Uuid
+    """The hospital stay (admissions' aggregate id)."""
+    destination: Destination
+    """Where the patient goes."""
+    destination_her_id: HerId | None
+    """The receiving nursing home or hospital, for the destinations that name one."""
+    report_message_id: Uuid | None
+    """The *Utskrivningsrapport* sent to municipal care with the discharge, when the destination
+    needs one."""
+
+    @classmethod
+    def event_type(cls) -> str:
+        return "PatientDischarged"
 
 
 class EpicrisisSent(DischargeEvent):
@@ -138,7 +182,9 @@ EVENTS: tuple[type[Payload], ...] = (
     PatientDeclaredReadyForDischargeV1,
     MunicipalityAnsweredReadiness,
     ReadinessWithdrawn,
+    ReadinessWithdrawnV1,
     PatientDischarged,
+    PatientDischargedV1,
     EpicrisisSent,
     MessageReceiptRecorded,
 )

@@ -273,6 +273,32 @@ def _home_municipality_unnamed(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "schema_version": 1, "data": data}
 
 
+def _with_field(field: str) -> Step:
+    """Version 2 of a discharge event names the PLO message it sent (for its receipt):
+    events of version 1 sent none that was tracked, so the field is None."""
+
+    def step(raw: dict[str, Any]) -> dict[str, Any]:
+        data = raw.get("data")
+        if isinstance(data, dict):
+            data = {**data, field: None}
+        return {**raw, "schema_version": 2, "data": data}
+
+    return step
+
+
+def _without_field(field: str) -> Step:
+    """Version 2 → 1 of a discharge event, for subscriptions that receive an earlier contract:
+    without the message id version 1 never had."""
+
+    def step(raw: dict[str, Any]) -> dict[str, Any]:
+        data = raw.get("data")
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k != field}
+        return {**raw, "schema_version": 1, "data": data}
+
+    return step
+
+
 Step = Callable[[dict[str, Any]], dict[str, Any]]
 
 
@@ -305,6 +331,8 @@ UPCASTS: dict[tuple[str, str, int], Step] = {
     ("registry", "OrganisationChanged", 1): _without_orgnr,
     ("admissions", "PatientAdmitted", 1): _home_municipality_named,
     ("discharges", "PatientDeclaredReadyForDischarge", 1): _readiness_content_unrecorded,
+    ("discharges", "ReadinessWithdrawn", 1): _with_field("message_id"),
+    ("discharges", "PatientDischarged", 1): _with_field("notice_message_id"),
 }
 
 #: Downcasts: (source, event_type, version) → the step that turns that version's raw
@@ -315,6 +343,8 @@ UPCASTS: dict[tuple[str, str, int], Step] = {
 DOWNCASTS: dict[tuple[str, str, int], Step] = {
     ("admissions", "PatientAdmitted", 2): _home_municipality_unnamed,
     ("discharges", "PatientDeclaredReadyForDischarge", 2): _readiness_content_left_out,
+    ("discharges", "ReadinessWithdrawn", 2): _without_field("message_id"),
+    ("discharges", "PatientDischarged", 2): _without_field("notice_message_id"),
 }
 
 

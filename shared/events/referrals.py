@@ -12,6 +12,9 @@ Priority = Literal["ROUTINE", "URGENT"]
 CancerPathway = Literal["BREAST", "COLORECTAL", "LYMPHOMA"]
 CancerMilestone = Literal["FIRST_APPOINTMENT", "INVESTIGATION_COMPLETED", "TREATMENT_START"]
 Treatment = Literal["SURGERY", "DRUGS", "RADIOTHERAPY"]
+CancerPathwayEndReason = Literal[
+    "CANCER_NOT_CONFIRMED", "PATIENT_DECLINED", "PATIENT_DIED", "OTHER"
+]
 
 
 class ReferralEvent(Payload):
@@ -103,6 +106,29 @@ class CancerPathwayMilestoneReached(ReferralEvent):
     the last segment's limit); None at the first appointment."""
 
 
+class CancerPathwayEnded(ReferralEvent):
+    """The receiving hospital ended the referral's cancer pathway without treatment
+    (pakkeforløp slutt). Its milestone deadlines stop and it is not measured against the
+    standard total (only pathways that reach treatment start are); the referral goes on."""
+
+    reason: CancerPathwayEndReason
+    """CANCER_NOT_CONFIRMED (no cancer found), PATIENT_DECLINED, PATIENT_DIED or OTHER."""
+    note: Text | None
+    """Free text on the ending (required with OTHER): clinical text."""
+
+
+class ReferralResent(ReferralEvent):
+    """The referring GP office corrected a referral whose receipt was REJECTED and sent it
+    again: a new message that waits for the receiving hospital's receipt."""
+
+    previous_receiver_her_id: HerId
+    """The hospital whose system rejected the referral."""
+    receiver_her_id: HerId
+    """The hospital the corrected referral is sent to (often the same)."""
+    reason: Text
+    """The corrected referral text: clinical free text from the GP."""
+
+
 EVENTS: tuple[type[Payload], ...] = (
     ReferralSent,
     ReferralReceiptRecorded,
@@ -112,4 +138,6 @@ EVENTS: tuple[type[Payload], ...] = (
     ReferralCompleted,
     ReferralCancelled,
     CancerPathwayMilestoneReached,
+    CancerPathwayEnded,
+    ReferralResent,
 )

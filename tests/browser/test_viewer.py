@@ -107,6 +107,7 @@ def test_opening_the_patient_shows_three_lanes_and_the_stay_bar(page: Page, demo
     expect(page.get_by_role("heading", name="Åpne oppgaver")).to_be_visible()
     expect(page.locator("table.events")).to_contain_text("Innlagt akutt på sykehus 59")
     expect(page.get_by_text("Utredning avsluttet (12 dager)")).to_be_visible()
+    expect(page.get_by_text("Samlet forløpstid fra henvisning mottatt")).to_be_visible()
     screenshot(page, "pasient")
     page.get_by_role("link", name="Siste måned").click()
     expect(page.locator("svg#forlop g.bar.stay")).to_have_count(1)

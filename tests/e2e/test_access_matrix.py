@@ -159,6 +159,10 @@ SOMEONE_ELSE = Actor.citizen(make_fnr(30, 6, 85, 120))
 # Notes on the cells whose answer is not the obvious one:
 # - CancelReferral/expired is FAILED_PRECONDITION: a referral's sender stays a party of its own
 #   referral whatever its state (the resolver's parties), so the closed referral itself refuses.
+#   ResendReferral/expired likewise: an assessed (declined) referral is not one whose receipt
+#   was rejected, so the referral refuses the resend.
+# - ListCancerPathwayShares names no patient: a hospital reads its own counts (OWN_ORGANISATION),
+#   a block does not refuse it (blocked: OK), and any other caller is refused.
 #   Likewise RecordMessageReceipt/expired: a message's receiver stays its receiver (a retried
 #   receipt returns the first), so a second receipt is refused by the answered message.
 # - AdmitPatient lets every hospital admit (ADMITTING_HOSPITAL): the unrelated and the
@@ -222,6 +226,16 @@ EXPECTED: dict[str, dict[str, grpc.StatusCode]] = {
     "ReferralService/RecordCancerPathwayMilestone": {
         "REFERRAL_RECEIVER": OK,
         "unrelated": DENIED, "expired": DENIED, "blocked": OK, "emergency": DENIED,
+        "citizen-self": DENIED, "citizen-other": DENIED,
+    },
+    "ReferralService/EndCancerPathway": {
+        "REFERRAL_RECEIVER": OK,
+        "unrelated": DENIED, "expired": DENIED, "blocked": OK, "emergency": DENIED,
+        "citizen-self": DENIED, "citizen-other": DENIED,
+    },
+    "ReferralService/ResendReferral": {
+        "REFERRAL_SENDER": OK,
+        "unrelated": DENIED, "expired": FAILED, "blocked": OK, "emergency": DENIED,
         "citizen-self": DENIED, "citizen-other": DENIED,
     },
     "ReferralService/CancelReferral": {
@@ -440,6 +454,11 @@ EXPECTED: dict[str, dict[str, grpc.StatusCode]] = {
     # no one, so a patient's block does not stop them (the patient is counted, not shown).
     "PathwayService/Statistics": {
         "OWN_ORGANISATION": OK, "OPERATOR": OK,
+        "unrelated": DENIED, "blocked": OK, "emergency": DENIED,
+        "citizen-self": DENIED, "citizen-other": DENIED,
+    },
+    "PathwayService/ListCancerPathwayShares": {
+        "OWN_ORGANISATION": OK,
         "unrelated": DENIED, "blocked": OK, "emergency": DENIED,
         "citizen-self": DENIED, "citizen-other": DENIED,
     },
@@ -794,6 +813,21 @@ class Story:
                 metadata=self.meta(self.world.ago(hours=4)),
                 referral_id=self.referral,
                 receipt=common_pb2.AppRec(status=common_pb2.APP_REC_STATUS_OK),
+            ),
+            metadata=auth(self.receiver),
+        )
+
+    def hospital_system_rejects_the_message(self) -> None:
+        """The receiving hospital's system answers the referral with AppRec REJECTED."""
+        assert self.receiver is not None
+        self.c.referrals.RecordReferralReceipt(
+            referrals_pb2.RecordReferralReceiptRequest(
+                metadata=self.meta(self.world.ago(hours=4)),
+                referral_id=self.referral,
+                receipt=common_pb2.AppRec(
+                    status=common_pb2.APP_REC_STATUS_REJECTED,
+                    errors=[common_pb2.AppRecError(code="E10", description="Ugyldig format")],
+                ),
             ),
             metadata=auth(self.receiver),
         )
@@ -1346,6 +1380,11 @@ def rejected(s: Story) -> Iterator[None]:
     s.hospital_rejects()
 
 
+def receipt_rejected(s: Story) -> Iterator[None]:
+    yield from referred(s)
+    s.hospital_system_rejects_the_message()
+
+
 def forwarded(s: Story) -> Iterator[None]:
     yield from received(s)
     s.hospital_forwards()
@@ -1484,6 +1523,13 @@ SCENES: dict[str, dict[str, Scene]] = {
     "ReferralService/RecordCancerPathwayMilestone": receiving_hospital_scenes(
         cancer_referral_received
     ),
+    "ReferralService/EndCancerPathway": receiving_hospital_scenes(cancer_referral_received),
+    "ReferralService/ResendReferral": {
+        "REFERRAL_SENDER": Scene(GP, receipt_rejected),
+        "expired": Scene(GP, rejected),
+        "blocked": Scene(GP, chain(receipt_rejected, blocks(GP))),
+        **for_everyone(receipt_rejected, OrgKind.GP),
+    },
     "ReferralService/CancelReferral": {
         "REFERRAL_SENDER": Scene(GP, referred),
         "expired": Scene(GP, rejected),
@@ -1560,6 +1606,11 @@ SCENES: dict[str, dict[str, Scene]] = {
         "OPERATOR": Scene(OPERATOR, the_municipalitys_patient),
         "blocked": Scene(MUNICIPALITY, chain(the_municipalitys_patient, blocks(MUNICIPALITY))),
         **for_everyone(the_municipalitys_patient, OrgKind.MUNICIPALITY),
+    },
+    "PathwayService/ListCancerPathwayShares": {
+        "OWN_ORGANISATION": Scene(RECEIVING_HOSPITAL, nothing),
+        "blocked": Scene(RECEIVING_HOSPITAL, blocks(RECEIVING_HOSPITAL)),
+        **for_everyone(nothing, OrgKind.HOSPITAL),
     },
     "PathwayService/WatchPathway": relationship_scenes(CLINICAL, nothing),
     "RegistryService/RecordResidence": keeper_scenes(),
@@ -1664,6 +1715,16 @@ REQUESTS: dict[str, Callable[[Story, Actor], Message]] = {
             referral_id=s.referral,
             milestone=referrals_pb2.CANCER_PATHWAY_MILESTONE_FIRST_APPOINTMENT,
         )
+    ),
+    "ReferralService/EndCancerPathway": lambda s, _: referrals_pb2.EndCancerPathwayRequest(
+        metadata=s.meta(),
+        referral_id=s.referral,
+        reason=referrals_pb2.CANCER_PATHWAY_END_REASON_PATIENT_DECLINED,
+    ),
+    "ReferralService/ResendReferral": lambda s, _: referrals_pb2.ResendReferralRequest(
+        metadata=s.meta(),
+        referral_id=s.referral,
+        reason="Brystsmerter ved anstrengelse, ønsker vurdering (rettet)",
     ),
     "ReferralService/CancelReferral": lambda s, _: referrals_pb2.CancelReferralRequest(
         metadata=s.meta(), referral_id=s.referral, reason="Pasienten er bedre"
@@ -1795,6 +1856,14 @@ REQUESTS: dict[str, Callable[[Story, Actor], Message]] = {
     ),
     "PathwayService/Statistics": lambda s, _: pathway_pb2.StatisticsRequest(
         municipality_her_id=MUNICIPALITY.her_id, from_month=this_month(s), to_month=this_month(s)
+    ),
+    "PathwayService/ListCancerPathwayShares": lambda s, _: (
+        pathway_pb2.ListCancerPathwaySharesRequest(
+            hospital_her_id=RECEIVING_HOSPITAL.her_id,
+            from_day=date_pb(s.world.today - timedelta(days=30)),
+            to_day=date_pb(s.world.today),
+            purpose=common_pb2.ACCESS_PURPOSE_QUALITY_IMPROVEMENT,
+        )
     ),
     "PathwayService/WatchPathway": lambda s, caller: pathway_pb2.WatchPathwayRequest(
         patient=s.pb, purpose=purpose(caller)

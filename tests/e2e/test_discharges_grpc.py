@@ -130,6 +130,7 @@ def test_ready_answered_discharged_with_report_and_epicrisis_read_back_by_the_mu
     assert [(m.type, m.unanswered) for m in seen.messages] == [
         (discharges_pb2.DISCHARGE_MESSAGE_TYPE_READINESS_NOTICE, True),
         (discharges_pb2.DISCHARGE_MESSAGE_TYPE_DISCHARGE_REPORT, True),
+        (discharges_pb2.DISCHARGE_MESSAGE_TYPE_DISCHARGE_NOTICE, True),
         (discharges_pb2.DISCHARGE_MESSAGE_TYPE_EPICRISIS, False),
     ]
 

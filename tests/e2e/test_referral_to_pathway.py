@@ -425,7 +425,13 @@ def test_a_received_referral_waits_on_the_hospital_for_assessment_within_ten_wor
     pathway: pathway_pb2_grpc.PathwayServiceStub,
 ) -> None:
     sent = referrals.SendReferral(
-        send_request("fresh", metadata=meta("fresh", hours=-2), cancer_pathway=0), metadata=auth(GP)
+        send_request(
+            "fresh",
+            metadata=meta("fresh", hours=-2),
+            cancer_pathway=0,
+            priority=referrals_pb2.REFERRAL_PRIORITY_ROUTINE,
+        ),
+        metadata=auth(GP),
     )
     receive(referrals, sent.referral_id, hours_ago=1)
     reply = wait_for(pathway_with(pathway, 2), what="the receipt")
@@ -459,8 +465,12 @@ def test_an_overdue_assessment_and_cancer_pathway_limit_are_flagged_as_breached(
         pathway_pb2.TASK_KIND_CANCER_FIRST_APPOINTMENT,
     }
     assert all(t.breached for t in reply.tasks)
-    # the earliest due first: the colorectal first appointment (9 days) before assessment
-    assert reply.tasks[0].kind == pathway_pb2.TASK_KIND_CANCER_FIRST_APPOINTMENT
+    # the earliest due first: the assessment (3 working days, cancer suspected) before the
+    # colorectal first appointment (9 calendar days)
+    assert [t.kind for t in reply.tasks] == [
+        pathway_pb2.TASK_KIND_REFERRAL_ASSESSMENT,
+        pathway_pb2.TASK_KIND_CANCER_FIRST_APPOINTMENT,
+    ]
 
 
 def test_as_of_answers_what_was_known_then(
@@ -556,6 +566,7 @@ def test_a_referral_received_the_day_before_easter_is_due_after_the_easter_holid
             "easter",
             metadata=meta_at("easter", datetime(2026, 4, 2, 9, tzinfo=OSLO)),
             cancer_pathway=0,
+            priority=referrals_pb2.REFERRAL_PRIORITY_ROUTINE,
         ),
         metadata=auth(GP),
     )

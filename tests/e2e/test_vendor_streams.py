@@ -52,6 +52,7 @@ from shared.access.model import OPERATOR_ROLE, blocks, organisations
 from shared.actors import Actor, OrgKind
 from shared.audit.log import AuditLog, accesses
 from shared.broker import Tenant
+from shared.events import CURRENT_CONTRACT
 from shared.grpc_server import Server
 from shared.ids import FNR_SYSTEM
 from shared.sql import engine
@@ -623,7 +624,10 @@ def test_each_subscription_receives_patient_admitted_at_its_contract_version(
         create_request("admitted-v1", event_types=["PatientAdmitted"], contract_version=1),
         metadata=auth(OPERATOR),
     )
-    assert (current.subscription.contract_version, older.subscription.contract_version) == (3, 1)
+    assert (current.subscription.contract_version, older.subscription.contract_version) == (
+        CURRENT_CONTRACT,
+        1,
+    )
     world.passwords["admitted-current"] = current.broker_password
     world.passwords["admitted-v1"] = older.broker_password
 

@@ -330,6 +330,7 @@ def discharged(stay_id: uuid.UUID, actor: Actor) -> Envelope:
             destination="HOME",
             destination_her_id=None,
             report_message_id=None,
+            notice_message_id=None,
         ),
     )
 

@@ -68,6 +68,7 @@ def discharged(stay_id: uuid.UUID) -> Envelope:
         data=PatientDischarged(
             stay_id=str(stay_id), destination="HOME", destination_her_id=None,
             report_message_id=None,
+            notice_message_id=None,
         ),
     )  # fmt: skip
 

@@ -178,6 +178,7 @@ def test_a_discharge_that_cannot_close_its_stay_is_dead_lettered_with_the_reason
             destination="HOME",
             destination_her_id=None,
             report_message_id=None,
+            notice_message_id=None,
         ),
     )
     try:

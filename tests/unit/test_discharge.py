@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, date, datetime
 
 import pytest
 
 from services.discharges.application import DischargesApplication
+from services.discharges.contract import CONTRACT
 from services.discharges.domain import Destination, DischargeState, MessageType
 from services.discharges.known_stays import KnownStays
 from shared.apprec import AppRecStatus
@@ -98,8 +100,11 @@ def test_epicrisis_to_gp_and_municipality_each_answered_by_its_receiver(
 def test_a_discharge_without_readiness_is_allowed(app: DischargesApplication) -> None:
     d = app.discharge(ctx(HOSPITAL, "out", FRIDAY), STAY, Destination.HOME_WITH_SERVICES, None)
     assert d.readiness_periods == []
-    (report,) = d.messages.values()
-    assert report["to_her_id"] == MUNICIPALITY.her_id
+    # The Utskrivningsrapport to the home nursing service, and Melding om utskrevet pasient to
+    # the municipality that will care for the patient.
+    by_type = {m["type"]: m for m in d.messages.values()}
+    assert set(by_type) == {MessageType.DISCHARGE_REPORT, MessageType.DISCHARGE_NOTICE}
+    assert {m["to_her_id"] for m in by_type.values()} == {MUNICIPALITY.her_id}
 
 
 def test_readiness_for_a_stay_not_known_yet_is_refused_as_transient(
@@ -185,3 +190,51 @@ def test_an_older_admissions_event_never_overwrites_a_newer_state() -> None:
         HOSPITAL.her_id,
         MUNICIPALITY.her_id,
     )
+
+
+def test_the_avmelding_goes_to_the_notified_municipality_and_waits_for_its_receipt(
+    app: DischargesApplication,
+) -> None:
+    app.declare_ready(ctx(HOSPITAL, "ready", FRIDAY), STAY)
+    d = app.withdraw_readiness(ctx(HOSPITAL, "avmeld", FRIDAY, days=1), STAY, "ny pneumoni")
+    (avmelding,) = [m for m in d.messages.values() if m["type"] == MessageType.WITHDRAWAL_NOTICE]
+    assert (avmelding["to_her_id"], avmelding["receipt"]) == (MUNICIPALITY.her_id, None)
+    with pytest.raises(NotPermitted):
+        app.record_message_receipt(
+            ctx(OTHER_MUNICIPALITY, "r0", FRIDAY, days=1.1),
+            STAY,
+            uuid.UUID(avmelding["message_id"]),
+            AppRecStatus.OK,
+            [],
+        )
+    d = app.record_message_receipt(
+        ctx(MUNICIPALITY, "r1", FRIDAY, days=1.1),
+        STAY,
+        uuid.UUID(avmelding["message_id"]),
+        AppRecStatus.OK,
+        [],
+    )
+    assert d.messages[avmelding["message_id"]]["receipt"]["status"] == "OK"
+
+
+def test_a_withdrawal_stored_before_the_avmelding_was_a_message_still_replays(
+    app: DischargesApplication,
+) -> None:
+    """Stored ReadinessWithdrawn events have no message id: they replay as a withdrawal
+    without a message, and the relay publishes them with none (version 2's null)."""
+    app.declare_ready(ctx(HOSPITAL, "ready", FRIDAY), STAY)
+    d = app.withdraw_readiness(ctx(HOSPITAL, "avmeld", FRIDAY, days=1), STAY, "ny pneumoni")
+    transcoder = app.mapper.transcoder
+    aggregate = None
+    for stored in app.recorder.select_events(d.id):
+        state = transcoder.decode(stored.state)
+        if stored.topic.endswith(".ReadinessWithdrawn"):
+            del state["message_id"]
+        old = dataclasses.replace(stored, state=transcoder.encode(state))
+        domain_event = app.mapper.to_domain_event(old)
+        aggregate = domain_event.mutate(aggregate)  # type: ignore[arg-type]
+        if stored.topic.endswith(".ReadinessWithdrawn"):
+            assert CONTRACT["ReadinessWithdrawn"](domain_event).message_id is None  # type: ignore[attr-defined]
+    assert aggregate is not None
+    assert aggregate.state is DischargeState.NOT_READY
+    assert [m["type"] for m in aggregate.messages.values()] == [MessageType.READINESS_NOTICE]

@@ -150,7 +150,8 @@ def test_the_read_models_own_copy_reads_back_as_the_same_typed_event() -> None:
 def test_an_older_version_is_upcast_before_it_is_checked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The hook itself, on an event type with one version (a made-up version 0)."""
+    """The hook itself, with a made-up version 0 before PatientDischarged's version 1 (which
+    is upcast on to version 2: no Melding om utskrevet pasient was tracked then)."""
 
     def from_v0(raw: dict[str, Any]) -> dict[str, Any]:
         data = dict(raw["data"])
@@ -162,8 +163,9 @@ def test_an_older_version_is_upcast_before_it_is_checked(
     raw["schema_version"] = 0
     raw["data"]["to"] = raw["data"].pop("destination")
     upcast = parse(json.dumps(raw), "discharges.events", "PatientDischarged")
-    assert upcast.schema_version == 1
+    assert upcast.schema_version == 2
     assert upcast.payload(PatientDischarged).destination == "HOME"
+    assert upcast.payload(PatientDischarged).notice_message_id is None
 
 
 def test_a_patient_admitted_of_version_1_reads_as_version_2_with_the_home_municipality() -> None:

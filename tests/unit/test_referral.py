@@ -13,6 +13,7 @@ from services.referrals.application import ReferralsApplication
 from services.referrals.domain import (
     CancerMilestone,
     CancerPathway,
+    CancerPathwayEndReason,
     Priority,
     ReferralState,
     Treatment,
@@ -284,3 +285,115 @@ def test_only_the_receiving_hospital_records_milestones_of_a_cancer_referral(
     sent = send(app, "send-4")
     with pytest.raises(InvalidTransition, match="is SENT"):
         app.record_cancer_milestone(ctx(HOSPITAL, "s1", T0, hours=5), sent.id, FIRST, None)
+
+
+REJECTED_FORMAT = [{"code": "E10", "description": "Ugyldig meldingsformat"}]
+
+
+def test_a_rejected_referral_is_corrected_and_resent_as_the_same_referral(
+    app: ReferralsApplication,
+) -> None:
+    r = send(app)
+    app.record_receipt(
+        ctx(HOSPITAL, "rcpt", T0, hours=1), r.id, AppRecStatus.REJECTED, REJECTED_FORMAT
+    )
+    r = app.resend(ctx(GP, "resend", T0, hours=3), r.id, "Blod i avføringen, Hb 9,1", None)
+    assert (r.state, r.receiver_her_id, r.resent) == (ReferralState.SENT, HOSPITAL.her_id, 1)
+    assert r.reason == "Blod i avføringen, Hb 9,1"
+    # The corrected message waits for its own receipt, and the pathway starts on that one.
+    r = app.record_receipt(ctx(HOSPITAL, "rcpt-2", T0, hours=4), r.id, AppRecStatus.OK, [])
+    assert r.state is ReferralState.RECEIVED
+    assert r.cancer_started_at == (T0 + timedelta(hours=4)).isoformat()
+
+
+def test_a_rejected_referral_may_be_resent_to_another_hospital(
+    app: ReferralsApplication,
+) -> None:
+    r = send(app)
+    app.record_receipt(
+        ctx(HOSPITAL, "rcpt", T0, hours=1), r.id, AppRecStatus.REJECTED, REJECTED_FORMAT
+    )
+    r = app.resend(ctx(GP, "resend", T0, hours=2), r.id, "Blod i avføringen", OTHER_HOSPITAL.her_id)
+    assert r.receiver_her_id == OTHER_HOSPITAL.her_id
+    with pytest.raises(NotPermitted):  # the first hospital is no longer the receiver
+        app.record_receipt(ctx(HOSPITAL, "rcpt-2", T0, hours=3), r.id, AppRecStatus.OK, [])
+    r = app.record_receipt(ctx(OTHER_HOSPITAL, "rcpt-3", T0, hours=3), r.id, AppRecStatus.OK, [])
+    assert r.state is ReferralState.RECEIVED
+
+
+def test_only_the_referring_gp_resends_and_only_a_rejected_referral(
+    app: ReferralsApplication,
+) -> None:
+    r = send(app)
+    with pytest.raises(InvalidTransition, match="is SENT"):
+        app.resend(ctx(GP, "resend-early", T0, hours=1), r.id, "Rettet", None)
+    app.record_receipt(
+        ctx(HOSPITAL, "rcpt", T0, hours=1), r.id, AppRecStatus.REJECTED, REJECTED_FORMAT
+    )
+    before = events_in(app)
+    with pytest.raises(NotPermitted):
+        app.resend(ctx(OTHER_GP, "resend-other", T0, hours=2), r.id, "Rettet", None)
+    with pytest.raises(InvalidArgument, match="receiver_her_id"):
+        app.resend(ctx(GP, "resend-self", T0, hours=2), r.id, "Rettet", GP.her_id)
+    assert events_in(app) == before
+
+
+def test_a_cancer_pathway_ends_without_treatment_with_a_coded_reason(
+    app: ReferralsApplication,
+) -> None:
+    r = received(app)
+    app.record_cancer_milestone(ctx(HOSPITAL, "m1", T0, hours=48), r.id, FIRST, None)
+    r = app.end_cancer_pathway(
+        ctx(HOSPITAL, "end", T0, hours=100), r.id, CancerPathwayEndReason.CANCER_NOT_CONFIRMED, None
+    )
+    assert r.cancer_end_reason is CancerPathwayEndReason.CANCER_NOT_CONFIRMED
+    assert r.cancer_ended_at == (T0 + timedelta(hours=100)).isoformat()
+    assert r.state is ReferralState.RECEIVED  # the referral itself goes on
+    with pytest.raises(InvalidTransition, match="ended"):
+        app.record_cancer_milestone(
+            ctx(HOSPITAL, "m2", T0, hours=120), r.id, DONE, Treatment.SURGERY
+        )
+    with pytest.raises(InvalidTransition, match="ended"):
+        app.end_cancer_pathway(
+            ctx(HOSPITAL, "end-2", T0, hours=130), r.id, CancerPathwayEndReason.OTHER, "x"
+        )
+
+
+def test_a_pathway_cannot_end_without_treatment_once_treatment_started(
+    app: ReferralsApplication,
+) -> None:
+    r = received(app)
+    app.record_cancer_milestone(ctx(HOSPITAL, "m1", T0, hours=48), r.id, FIRST, None)
+    app.record_cancer_milestone(ctx(HOSPITAL, "m2", T0, hours=96), r.id, DONE, Treatment.DRUGS)
+    app.record_cancer_milestone(ctx(HOSPITAL, "m3", T0, hours=150), r.id, START, None)
+    with pytest.raises(InvalidTransition, match="treatment started"):
+        app.end_cancer_pathway(
+            ctx(HOSPITAL, "end", T0, hours=160), r.id, CancerPathwayEndReason.PATIENT_DECLINED, None
+        )
+
+
+def test_ending_a_pathway_needs_the_receiving_hospital_a_note_for_other_and_a_cancer_pathway(
+    app: ReferralsApplication,
+) -> None:
+    r = received(app)
+    before = events_in(app)
+    with pytest.raises(NotPermitted):
+        app.end_cancer_pathway(
+            ctx(OTHER_HOSPITAL, "e1", T0, hours=5), r.id, CancerPathwayEndReason.PATIENT_DIED, None
+        )
+    with pytest.raises(InvalidArgument, match=r"^note"):
+        app.end_cancer_pathway(
+            ctx(HOSPITAL, "e2", T0, hours=5), r.id, CancerPathwayEndReason.OTHER, None
+        )
+    with pytest.raises(InvalidArgument, match="occurred_at"):
+        app.end_cancer_pathway(
+            ctx(HOSPITAL, "e3", T0, hours=-1), r.id, CancerPathwayEndReason.PATIENT_DIED, None
+        )
+    plain = send(app, "send-plain", cancer_pathway=None, priority=Priority.ROUTINE)
+    app.record_receipt(ctx(HOSPITAL, "rcpt-p", T0, hours=1), plain.id, AppRecStatus.OK, [])
+    before = events_in(app)
+    with pytest.raises(InvalidTransition, match="without a cancer pathway"):
+        app.end_cancer_pathway(
+            ctx(HOSPITAL, "e4", T0, hours=5), plain.id, CancerPathwayEndReason.PATIENT_DIED, None
+        )
+    assert events_in(app) == before

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -66,3 +66,54 @@ def test_every_rule_cites_its_source() -> None:
     for section in ("referral_assessment", "health_information", "discharge_payment"):
         assert data[section]["source"]
     assert data["cancer_pathways"]["source"]
+
+
+def test_a_referral_suspecting_serious_illness_is_assessed_in_fewer_working_days() -> None:
+    # Received Wednesday 29 April 2026: 3 working days are 30 April, 4 May (1 May is a
+    # holiday, then the weekend) and 5 May; the ordinary 10 run to 15 May.
+    received = datetime(2026, 4, 29, 12, 0, tzinfo=UTC)
+    assert rules.referral_assessment_days(True) < rules.referral_assessment_days(False)
+    assert rules.referral_assessment_due(received, serious_illness_suspected=True).date() == date(
+        2026, 5, 5
+    )
+    assert rules.referral_assessment_due(received).date() == date(2026, 5, 15)
+    assert rules.rules()["referral_assessment"]["serious_illness_suspected"]["source"]
+
+
+@pytest.mark.parametrize("pathway", ["BREAST", "COLORECTAL", "LYMPHOMA"])
+def test_each_standard_total_is_the_sum_of_its_segments(pathway: str) -> None:
+    """Helsedirektoratet publishes the totals ("fra henvisning mottatt til start behandling");
+    in each pathway they are the sums of the three segments."""
+    for treatment in rules.cancer_treatments(pathway):
+        segments = sum(
+            rules.cancer_segment_days(pathway, m, treatment if m == "treatment_start" else None)
+            for m in rules.CANCER_MILESTONES
+        )
+        assert rules.cancer_total_days(pathway, treatment) == segments
+
+
+def test_the_colorectal_totals_are_helsedirektoratets() -> None:
+    assert rules.cancer_total_days("COLORECTAL", "SURGERY") == 35
+    assert rules.cancer_total_days("COLORECTAL", "drugs") == 35
+    assert rules.cancer_total_days("COLORECTAL", "radiotherapy") == 39
+    with pytest.raises(rules.MissingRule):
+        rules.cancer_total_days("LYMPHOMA", "surgery")
+
+
+def test_a_pathways_days_are_counted_between_oslo_dates() -> None:
+    received = datetime(2026, 9, 1, 21, 30, tzinfo=UTC)  # 23:30 in Oslo, 1 September
+    started = datetime(2026, 10, 5, 22, 30, tzinfo=UTC)  # 00:30 in Oslo, 6 October
+    assert rules.cancer_elapsed_days(received, started) == 35
+
+
+def test_the_gps_reconciliation_is_due_days_after_the_discharge_and_cites_its_source() -> None:
+    due = rules.medication_reconciliation_due(datetime(2026, 3, 6, 12, 0, tzinfo=UTC))
+    days = rules.rules()["medication_reconciliation"]["days_after_discharge"]
+    assert due.date() == date(2026, 3, 6) + timedelta(days=days)
+    assert "documented default" in rules.rules()["medication_reconciliation"]["source"]
+    assert rules.cancer_pathway_end_reasons() == [
+        "CANCER_NOT_CONFIRMED",
+        "PATIENT_DECLINED",
+        "PATIENT_DIED",
+        "OTHER",
+    ]

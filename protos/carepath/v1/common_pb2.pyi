@@ -140,6 +140,10 @@ class _AccessPurposeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AccessP
     """Capacity and logistics planning from a vendor subscription, without the patient's
     identifier (services/streams).
     """
+    ACCESS_PURPOSE_QUALITY_IMPROVEMENT: _AccessPurpose.ValueType  # 45
+    """A hospital following up its own quality figures (kvalitetsforbedring), e.g. the share of
+    its cancer pathways within standard time: counts, no patient named.
+    """
     ACCESS_PURPOSE_STATISTICS: _AccessPurpose.ValueType  # 50
     """Managing, planning and improving the services from aggregated numbers in which no one
     is named and small counts are suppressed (styringsdata; PathwayService/Statistics).
@@ -171,6 +175,10 @@ ACCESS_PURPOSE_ACCESS_MANAGEMENT: AccessPurpose.ValueType  # 7
 ACCESS_PURPOSE_SERVICE_PLANNING: AccessPurpose.ValueType  # 8
 """Capacity and logistics planning from a vendor subscription, without the patient's
 identifier (services/streams).
+"""
+ACCESS_PURPOSE_QUALITY_IMPROVEMENT: AccessPurpose.ValueType  # 45
+"""A hospital following up its own quality figures (kvalitetsforbedring), e.g. the share of
+its cancer pathways within standard time: counts, no patient named.
 """
 ACCESS_PURPOSE_STATISTICS: AccessPurpose.ValueType  # 50
 """Managing, planning and improving the services from aggregated numbers in which no one

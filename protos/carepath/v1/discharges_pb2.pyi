@@ -98,6 +98,14 @@ class _DischargeMessageTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_
     """Utskrivningsrapport: hospital → municipal nursing service (or the nursing home)."""
     DISCHARGE_MESSAGE_TYPE_EPICRISIS: _DischargeMessageType.ValueType  # 3
     """Epikrise: hospital → the patient's GP or the home municipality."""
+    DISCHARGE_MESSAGE_TYPE_WITHDRAWAL_NOTICE: _DischargeMessageType.ValueType  # 4
+    """Avmelding av utskrivningsklar pasient: hospital → the municipality notified of the
+    readiness, when the readiness is withdrawn; answered with an AppRec.
+    """
+    DISCHARGE_MESSAGE_TYPE_DISCHARGE_NOTICE: _DischargeMessageType.ValueType  # 5
+    """Melding om utskrevet pasient: hospital → the municipality notified of the patient (or that
+    will care for them) on the discharge day; answered with an AppRec.
+    """
 
 class DischargeMessageType(_DischargeMessageType, metaclass=_DischargeMessageTypeEnumTypeWrapper):
     """The PLO messages of a discharge."""
@@ -109,6 +117,14 @@ DISCHARGE_MESSAGE_TYPE_DISCHARGE_REPORT: DischargeMessageType.ValueType  # 2
 """Utskrivningsrapport: hospital → municipal nursing service (or the nursing home)."""
 DISCHARGE_MESSAGE_TYPE_EPICRISIS: DischargeMessageType.ValueType  # 3
 """Epikrise: hospital → the patient's GP or the home municipality."""
+DISCHARGE_MESSAGE_TYPE_WITHDRAWAL_NOTICE: DischargeMessageType.ValueType  # 4
+"""Avmelding av utskrivningsklar pasient: hospital → the municipality notified of the
+readiness, when the readiness is withdrawn; answered with an AppRec.
+"""
+DISCHARGE_MESSAGE_TYPE_DISCHARGE_NOTICE: DischargeMessageType.ValueType  # 5
+"""Melding om utskrevet pasient: hospital → the municipality notified of the patient (or that
+will care for them) on the discharge day; answered with an AppRec.
+"""
 Global___DischargeMessageType: _TypeAlias = DischargeMessageType  # noqa: Y015
 
 @_typing.final

@@ -159,7 +159,8 @@ class DischargeServiceServicer:
     def WithdrawReadiness(self, request, context):
         """The responsible hospital withdraws the readiness (avmelding av utskrivningsklar pasient): the
         patient needs more hospital care. Ends the readiness period; no payment is due for the days
-        after it.
+        after it. The Avmelding is a message to the notified municipality, which records its
+        application receipt (RecordMessageReceipt).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -169,8 +170,9 @@ class DischargeServiceServicer:
         """The responsible hospital discharges the patient (utskrevet). Once per stay; allowed whether
         or not the patient was declared ready (a discharge without readiness is normal for patients
         who need no municipal services). For HOME_WITH_SERVICES and the nursing homes the
-        Utskrivningsrapport is sent to the municipal nursing service. The admissions service closes
-        the stay in reaction.
+        Utskrivningsrapport is sent to the municipal nursing service. Melding om utskrevet pasient
+        goes to the municipality when it was notified of the readiness or will care for the patient;
+        it records its receipt. The admissions service closes the stay in reaction.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -83,14 +83,16 @@ class DischargeServiceStub:
     WithdrawReadiness: _grpc.UnaryUnaryMultiCallable[_discharges_pb2.WithdrawReadinessRequest, _discharges_pb2.Discharge]
     """The responsible hospital withdraws the readiness (avmelding av utskrivningsklar pasient): the
     patient needs more hospital care. Ends the readiness period; no payment is due for the days
-    after it.
+    after it. The Avmelding is a message to the notified municipality, which records its
+    application receipt (RecordMessageReceipt).
     """
     DischargePatient: _grpc.UnaryUnaryMultiCallable[_discharges_pb2.DischargePatientRequest, _discharges_pb2.Discharge]
     """The responsible hospital discharges the patient (utskrevet). Once per stay; allowed whether
     or not the patient was declared ready (a discharge without readiness is normal for patients
     who need no municipal services). For HOME_WITH_SERVICES and the nursing homes the
-    Utskrivningsrapport is sent to the municipal nursing service. The admissions service closes
-    the stay in reaction.
+    Utskrivningsrapport is sent to the municipal nursing service. Melding om utskrevet pasient
+    goes to the municipality when it was notified of the readiness or will care for the patient;
+    it records its receipt. The admissions service closes the stay in reaction.
     """
     SendEpicrisis: _grpc.UnaryUnaryMultiCallable[_discharges_pb2.SendEpicrisisRequest, _discharges_pb2.Discharge]
     """The hospital that discharged the patient sends the epikrise to one recipient (the patient's
@@ -152,14 +154,16 @@ class DischargeServiceAsyncStub(DischargeServiceStub):
     WithdrawReadiness: _aio.UnaryUnaryMultiCallable[_discharges_pb2.WithdrawReadinessRequest, _discharges_pb2.Discharge]  # type: ignore[assignment]
     """The responsible hospital withdraws the readiness (avmelding av utskrivningsklar pasient): the
     patient needs more hospital care. Ends the readiness period; no payment is due for the days
-    after it.
+    after it. The Avmelding is a message to the notified municipality, which records its
+    application receipt (RecordMessageReceipt).
     """
     DischargePatient: _aio.UnaryUnaryMultiCallable[_discharges_pb2.DischargePatientRequest, _discharges_pb2.Discharge]  # type: ignore[assignment]
     """The responsible hospital discharges the patient (utskrevet). Once per stay; allowed whether
     or not the patient was declared ready (a discharge without readiness is normal for patients
     who need no municipal services). For HOME_WITH_SERVICES and the nursing homes the
-    Utskrivningsrapport is sent to the municipal nursing service. The admissions service closes
-    the stay in reaction.
+    Utskrivningsrapport is sent to the municipal nursing service. Melding om utskrevet pasient
+    goes to the municipality when it was notified of the readiness or will care for the patient;
+    it records its receipt. The admissions service closes the stay in reaction.
     """
     SendEpicrisis: _aio.UnaryUnaryMultiCallable[_discharges_pb2.SendEpicrisisRequest, _discharges_pb2.Discharge]  # type: ignore[assignment]
     """The hospital that discharged the patient sends the epikrise to one recipient (the patient's
@@ -236,7 +240,8 @@ class DischargeServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_discharges_pb2.Discharge, _abc.Awaitable[_discharges_pb2.Discharge]]:
         """The responsible hospital withdraws the readiness (avmelding av utskrivningsklar pasient): the
         patient needs more hospital care. Ends the readiness period; no payment is due for the days
-        after it.
+        after it. The Avmelding is a message to the notified municipality, which records its
+        application receipt (RecordMessageReceipt).
         """
 
     @_abc_1.abstractmethod
@@ -248,8 +253,9 @@ class DischargeServiceServicer(metaclass=_abc_1.ABCMeta):
         """The responsible hospital discharges the patient (utskrevet). Once per stay; allowed whether
         or not the patient was declared ready (a discharge without readiness is normal for patients
         who need no municipal services). For HOME_WITH_SERVICES and the nursing homes the
-        Utskrivningsrapport is sent to the municipal nursing service. The admissions service closes
-        the stay in reaction.
+        Utskrivningsrapport is sent to the municipal nursing service. Melding om utskrevet pasient
+        goes to the municipality when it was notified of the readiness or will care for the patient;
+        it records its receipt. The admissions service closes the stay in reaction.
         """
 
     @_abc_1.abstractmethod

@@ -37,7 +37,9 @@ class _TaskKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskKind.Val
     TASK_KIND_REFERRAL_RECEIPT: _TaskKind.ValueType  # 1
     """A referral waits for the receiving hospital's application receipt (AppRec)."""
     TASK_KIND_REFERRAL_ASSESSMENT: _TaskKind.ValueType  # 2
-    """A received referral waits for assessment (10 working days from receipt)."""
+    """A received referral waits for assessment: 10 working days from receipt, fewer when
+    serious illness is suspected (an URGENT referral or a cancer pathway; rules.toml).
+    """
     TASK_KIND_CANCER_FIRST_APPOINTMENT: _TaskKind.ValueType  # 3
     """Cancer pathway: the first appointment must be within the pathway's limit from receipt."""
     TASK_KIND_MESSAGE_RECEIPT: _TaskKind.ValueType  # 4
@@ -69,6 +71,15 @@ class _TaskKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskKind.Val
     """A decided municipal service (vedtak) waits to be started by the deciding municipality by
     the end of the day it was decided to start on.
     """
+    TASK_KIND_MEDICATION_RECONCILIATION: _TaskKind.ValueType  # 50
+    """After a discharge the patient's fastlege reconciles the shared medication list
+    (legemiddelsamstemming), due a number of days after the discharge (rules.toml); closed by
+    a reconciliation recorded at or after the discharge.
+    """
+    TASK_KIND_REFERRAL_RESEND: _TaskKind.ValueType  # 51
+    """A referral the hospital's system rejected (AppRec REJECTED) waits on the referring GP
+    office to correct and resend it (or cancel it).
+    """
 
 class TaskKind(_TaskKind, metaclass=_TaskKindEnumTypeWrapper):
     """What an open task is about."""
@@ -77,7 +88,9 @@ TASK_KIND_UNSPECIFIED: TaskKind.ValueType  # 0
 TASK_KIND_REFERRAL_RECEIPT: TaskKind.ValueType  # 1
 """A referral waits for the receiving hospital's application receipt (AppRec)."""
 TASK_KIND_REFERRAL_ASSESSMENT: TaskKind.ValueType  # 2
-"""A received referral waits for assessment (10 working days from receipt)."""
+"""A received referral waits for assessment: 10 working days from receipt, fewer when
+serious illness is suspected (an URGENT referral or a cancer pathway; rules.toml).
+"""
 TASK_KIND_CANCER_FIRST_APPOINTMENT: TaskKind.ValueType  # 3
 """Cancer pathway: the first appointment must be within the pathway's limit from receipt."""
 TASK_KIND_MESSAGE_RECEIPT: TaskKind.ValueType  # 4
@@ -108,6 +121,15 @@ forespørsel, or Medisinske opplysninger from the GP) by the deadline of rules.t
 TASK_KIND_SERVICE_START: TaskKind.ValueType  # 30
 """A decided municipal service (vedtak) waits to be started by the deciding municipality by
 the end of the day it was decided to start on.
+"""
+TASK_KIND_MEDICATION_RECONCILIATION: TaskKind.ValueType  # 50
+"""After a discharge the patient's fastlege reconciles the shared medication list
+(legemiddelsamstemming), due a number of days after the discharge (rules.toml); closed by
+a reconciliation recorded at or after the discharge.
+"""
+TASK_KIND_REFERRAL_RESEND: TaskKind.ValueType  # 51
+"""A referral the hospital's system rejected (AppRec REJECTED) waits on the referring GP
+office to correct and resend it (or cancel it).
 """
 Global___TaskKind: _TypeAlias = TaskKind  # noqa: Y015
 
@@ -184,6 +206,114 @@ LOCATION_KIND_IN_REHABILITATION: LocationKind.ValueType  # 10
 LOCATION_KIND_DECEASED: LocationKind.ValueType  # 11
 """The patient has died (the registers' death; `since` is the moment of death)."""
 Global___LocationKind: _TypeAlias = LocationKind  # noqa: Y015
+
+@_typing.final
+class ListCancerPathwaySharesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOSPITAL_HER_ID_FIELD_NUMBER: _builtins.int
+    FROM_DAY_FIELD_NUMBER: _builtins.int
+    TO_DAY_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    hospital_her_id: _builtins.str
+    """HER-id of the hospital whose pathways to count (must be the caller's organisation)."""
+    purpose: _common_pb2.AccessPurpose.ValueType
+    """Why the numbers are read (audited). Required."""
+    @_builtins.property
+    def from_day(self) -> _common_pb2.Date:
+        """First day (Oslo) of the period: pathways whose treatment started, or that ended without
+        treatment, on or after it. Required.
+        """
+
+    @_builtins.property
+    def to_day(self) -> _common_pb2.Date:
+        """Last day (Oslo) of the period, included. Required; not before from_day."""
+
+    def __init__(
+        self,
+        *,
+        hospital_her_id: _builtins.str = ...,
+        from_day: _common_pb2.Date | None = ...,
+        to_day: _common_pb2.Date | None = ...,
+        purpose: _common_pb2.AccessPurpose.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["from_day", b"from_day", "to_day", b"to_day"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_day", b"from_day", "hospital_her_id", b"hospital_her_id", "purpose", b"purpose", "to_day", b"to_day"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCancerPathwaySharesRequest: _TypeAlias = ListCancerPathwaySharesRequest  # noqa: Y015
+
+@_typing.final
+class CancerPathwayShare(_message.Message):
+    """One cancer pathway (pakkeforløp) of one hospital in a period."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOSPITAL_HER_ID_FIELD_NUMBER: _builtins.int
+    CANCER_PATHWAY_FIELD_NUMBER: _builtins.int
+    MEASURED_FIELD_NUMBER: _builtins.int
+    WITHIN_STANDARD_FIELD_NUMBER: _builtins.int
+    SHARE_FIELD_NUMBER: _builtins.int
+    TARGET_SHARE_FIELD_NUMBER: _builtins.int
+    TARGET_MET_FIELD_NUMBER: _builtins.int
+    ENDED_WITHOUT_TREATMENT_FIELD_NUMBER: _builtins.int
+    hospital_her_id: _builtins.str
+    cancer_pathway: _referrals_pb2.CancerPathway.ValueType
+    measured: _builtins.int
+    """Pathways whose first treatment started in the period (the measured ones)."""
+    within_standard: _builtins.int
+    """Of those, the ones whose total from the referral received was within the standard total."""
+    share: _builtins.float
+    """within_standard / measured (0 when none was measured)."""
+    target_share: _builtins.float
+    """The national target share (rules.toml), e.g. 0.70."""
+    target_met: _builtins.bool
+    """True when share >= target_share (false when none was measured)."""
+    ended_without_treatment: _builtins.int
+    """Pathways ended without treatment in the period (pakkeforløp slutt): not in the share."""
+    def __init__(
+        self,
+        *,
+        hospital_her_id: _builtins.str = ...,
+        cancer_pathway: _referrals_pb2.CancerPathway.ValueType = ...,
+        measured: _builtins.int = ...,
+        within_standard: _builtins.int = ...,
+        share: _builtins.float = ...,
+        target_share: _builtins.float = ...,
+        target_met: _builtins.bool = ...,
+        ended_without_treatment: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancer_pathway", b"cancer_pathway", "ended_without_treatment", b"ended_without_treatment", "hospital_her_id", b"hospital_her_id", "measured", b"measured", "share", b"share", "target_met", b"target_met", "target_share", b"target_share", "within_standard", b"within_standard"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancerPathwayShare: _TypeAlias = CancerPathwayShare  # noqa: Y015
+
+@_typing.final
+class ListCancerPathwaySharesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHARES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def shares(self) -> _containers.RepeatedCompositeFieldContainer[Global___CancerPathwayShare]:
+        """One row per pathway with anything to count, in the order of CancerPathway."""
+
+    def __init__(
+        self,
+        *,
+        shares: _abc.Iterable[Global___CancerPathwayShare] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["shares", b"shares"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCancerPathwaySharesResponse: _TypeAlias = ListCancerPathwaySharesResponse  # noqa: Y015
 
 @_typing.final
 class ListPathwaysRequest(_message.Message):
@@ -584,6 +714,7 @@ class ReferralSummary(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     OPEN_FIELD_NUMBER: _builtins.int
     CANCER_MILESTONES_FIELD_NUMBER: _builtins.int
+    CANCER_TOTAL_FIELD_NUMBER: _builtins.int
     referral_id: _builtins.str
     state: _referrals_pb2.ReferralState.ValueType
     priority: _referrals_pb2.ReferralPriority.ValueType
@@ -604,6 +735,10 @@ class ReferralSummary(_message.Message):
         order, from the hospital's receipt of the referral.
         """
 
+    @_builtins.property
+    def cancer_total(self) -> Global___CancerPathwayTotal:
+        """Cancer pathways only: the pathway measured as Helsedirektoratet measures it, by its total."""
+
     def __init__(
         self,
         *,
@@ -617,14 +752,87 @@ class ReferralSummary(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         open: _builtins.bool = ...,
         cancer_milestones: _abc.Iterable[Global___CancerMilestoneStatus] | None = ...,
+        cancer_total: Global___CancerPathwayTotal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancer_total", b"cancer_total", "sent_at", b"sent_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancer_milestones", b"cancer_milestones", "cancer_pathway", b"cancer_pathway", "open", b"open", "priority", b"priority", "receiver_her_id", b"receiver_her_id", "referral_id", b"referral_id", "sender_her_id", b"sender_her_id", "sent_at", b"sent_at", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancer_milestones", b"cancer_milestones", "cancer_pathway", b"cancer_pathway", "cancer_total", b"cancer_total", "open", b"open", "priority", b"priority", "receiver_her_id", b"receiver_her_id", "referral_id", b"referral_id", "sender_her_id", b"sender_her_id", "sent_at", b"sent_at", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReferralSummary: _TypeAlias = ReferralSummary  # noqa: Y015
+
+@_typing.final
+class CancerPathwayTotal(_message.Message):
+    """A cancer pathway's total time from the referral received (start pakkeforløp) to the start of
+    the first treatment, against the pathway's standard total for that treatment (the sum of its
+    segments, rules.toml). A pathway within its total is within standard even when one segment
+    ran late.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    TREATMENT_STARTED_AT_FIELD_NUMBER: _builtins.int
+    ELAPSED_DAYS_FIELD_NUMBER: _builtins.int
+    STANDARD_TOTAL_DAYS_FIELD_NUMBER: _builtins.int
+    TOTAL_DUE_FIELD_NUMBER: _builtins.int
+    MEASURED_FIELD_NUMBER: _builtins.int
+    WITHIN_STANDARD_FIELD_NUMBER: _builtins.int
+    END_REASON_FIELD_NUMBER: _builtins.int
+    ENDED_AT_FIELD_NUMBER: _builtins.int
+    elapsed_days: _builtins.int
+    """Calendar days from the start to the treatment's start (Oslo dates); while the treatment
+    has not started, days so far (at the answer's moment); 0 when ended without treatment.
+    """
+    standard_total_days: _builtins.int
+    """The standard total for the treatment decided (0 before the treatment is decided)."""
+    measured: _builtins.bool
+    """True once the treatment has started (the pathway is measured)."""
+    within_standard: _builtins.bool
+    """Measured and elapsed_days <= standard_total_days."""
+    end_reason: _referrals_pb2.CancerPathwayEndReason.ValueType
+    """Why the pathway ended without treatment (UNSPECIFIED otherwise); such a pathway is not
+    measured.
+    """
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """The referral received by the hospital (the first OK receipt): the pathway's start."""
+
+    @_builtins.property
+    def treatment_started_at(self) -> _timestamp_pb2.Timestamp:
+        """Start of the first treatment; unset while not started."""
+
+    @_builtins.property
+    def total_due(self) -> _timestamp_pb2.Timestamp:
+        """End of the Oslo day the treatment must start by to be within the standard total (unset
+        before the treatment is decided).
+        """
+
+    @_builtins.property
+    def ended_at(self) -> _timestamp_pb2.Timestamp:
+        """When it ended without treatment."""
+
+    def __init__(
+        self,
+        *,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        treatment_started_at: _timestamp_pb2.Timestamp | None = ...,
+        elapsed_days: _builtins.int = ...,
+        standard_total_days: _builtins.int = ...,
+        total_due: _timestamp_pb2.Timestamp | None = ...,
+        measured: _builtins.bool = ...,
+        within_standard: _builtins.bool = ...,
+        end_reason: _referrals_pb2.CancerPathwayEndReason.ValueType = ...,
+        ended_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ended_at", b"ended_at", "started_at", b"started_at", "total_due", b"total_due", "treatment_started_at", b"treatment_started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["elapsed_days", b"elapsed_days", "end_reason", b"end_reason", "ended_at", b"ended_at", "measured", b"measured", "standard_total_days", b"standard_total_days", "started_at", b"started_at", "total_due", b"total_due", "treatment_started_at", b"treatment_started_at", "within_standard", b"within_standard"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancerPathwayTotal: _TypeAlias = CancerPathwayTotal  # noqa: Y015
 
 @_typing.final
 class CancerMilestoneStatus(_message.Message):

@@ -72,6 +72,11 @@ class PathwayServiceStub:
                 request_serializer=carepath_dot_v1_dot_pathway__pb2.StatisticsRequest.SerializeToString,
                 response_deserializer=carepath_dot_v1_dot_pathway__pb2.StatisticsResponse.FromString,
                 _registered_method=True)
+        self.ListCancerPathwayShares = channel.unary_unary(
+                '/carepath.v1.PathwayService/ListCancerPathwayShares',
+                request_serializer=carepath_dot_v1_dot_pathway__pb2.ListCancerPathwaySharesRequest.SerializeToString,
+                response_deserializer=carepath_dot_v1_dot_pathway__pb2.ListCancerPathwaySharesResponse.FromString,
+                _registered_method=True)
 
 
 class PathwayServiceServicer:
@@ -147,6 +152,18 @@ class PathwayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListCancerPathwayShares(self, request, context):
+        """A hospital's cancer pathways as Helsedirektoratet measures them: per pathway (pakkeforløp),
+        how many reached treatment start in the period, how many of those within the standard
+        total from the referral received (a segment may have run late), the share (target 70 %),
+        and how many ended without treatment (not in the share). Counts only: no patient is named.
+        Caller must be the hospital itself (its own numbers), with a purpose.
+        INVALID_ARGUMENT (the period), PERMISSION_DENIED, UNAVAILABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PathwayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -174,6 +191,11 @@ def add_PathwayServiceServicer_to_server(servicer, server):
                     servicer.Statistics,
                     request_deserializer=carepath_dot_v1_dot_pathway__pb2.StatisticsRequest.FromString,
                     response_serializer=carepath_dot_v1_dot_pathway__pb2.StatisticsResponse.SerializeToString,
+            ),
+            'ListCancerPathwayShares': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCancerPathwayShares,
+                    request_deserializer=carepath_dot_v1_dot_pathway__pb2.ListCancerPathwaySharesRequest.FromString,
+                    response_serializer=carepath_dot_v1_dot_pathway__pb2.ListCancerPathwaySharesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -324,6 +346,33 @@ class PathwayService:
             '/carepath.v1.PathwayService/Statistics',
             carepath_dot_v1_dot_pathway__pb2.StatisticsRequest.SerializeToString,
             carepath_dot_v1_dot_pathway__pb2.StatisticsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCancerPathwayShares(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carepath.v1.PathwayService/ListCancerPathwayShares',
+            carepath_dot_v1_dot_pathway__pb2.ListCancerPathwaySharesRequest.SerializeToString,
+            carepath_dot_v1_dot_pathway__pb2.ListCancerPathwaySharesResponse.FromString,
             options,
             channel_credentials,
             insecure,

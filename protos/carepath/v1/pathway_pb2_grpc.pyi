@@ -85,6 +85,14 @@ class PathwayServiceStub:
     (prikket), as public health statistics are. For the municipality itself (its own numbers
     only) and for carepath's operators (role OPERATOR); audited like every call.
     """
+    ListCancerPathwayShares: _grpc.UnaryUnaryMultiCallable[_pathway_pb2.ListCancerPathwaySharesRequest, _pathway_pb2.ListCancerPathwaySharesResponse]
+    """A hospital's cancer pathways as Helsedirektoratet measures them: per pathway (pakkeforløp),
+    how many reached treatment start in the period, how many of those within the standard
+    total from the referral received (a segment may have run late), the share (target 70 %),
+    and how many ended without treatment (not in the share). Counts only: no patient is named.
+    Caller must be the hospital itself (its own numbers), with a purpose.
+      INVALID_ARGUMENT (the period), PERMISSION_DENIED, UNAVAILABLE.
+    """
 
 @_typing.type_check_only
 class PathwayServiceAsyncStub(PathwayServiceStub):
@@ -140,6 +148,14 @@ class PathwayServiceAsyncStub(PathwayServiceStub):
     month's figure that rests on 1 to 4 patients (rules.toml [statistics]) is suppressed
     (prikket), as public health statistics are. For the municipality itself (its own numbers
     only) and for carepath's operators (role OPERATOR); audited like every call.
+    """
+    ListCancerPathwayShares: _aio.UnaryUnaryMultiCallable[_pathway_pb2.ListCancerPathwaySharesRequest, _pathway_pb2.ListCancerPathwaySharesResponse]  # type: ignore[assignment]
+    """A hospital's cancer pathways as Helsedirektoratet measures them: per pathway (pakkeforløp),
+    how many reached treatment start in the period, how many of those within the standard
+    total from the referral received (a segment may have run late), the share (target 70 %),
+    and how many ended without treatment (not in the share). Counts only: no patient is named.
+    Caller must be the hospital itself (its own numbers), with a purpose.
+      INVALID_ARGUMENT (the period), PERMISSION_DENIED, UNAVAILABLE.
     """
 
 class PathwayServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -223,6 +239,20 @@ class PathwayServiceServicer(metaclass=_abc_1.ABCMeta):
         month's figure that rests on 1 to 4 patients (rules.toml [statistics]) is suppressed
         (prikket), as public health statistics are. For the municipality itself (its own numbers
         only) and for carepath's operators (role OPERATOR); audited like every call.
+        """
+
+    @_abc_1.abstractmethod
+    def ListCancerPathwayShares(
+        self,
+        request: _pathway_pb2.ListCancerPathwaySharesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_pathway_pb2.ListCancerPathwaySharesResponse, _abc.Awaitable[_pathway_pb2.ListCancerPathwaySharesResponse]]:
+        """A hospital's cancer pathways as Helsedirektoratet measures them: per pathway (pakkeforløp),
+        how many reached treatment start in the period, how many of those within the standard
+        total from the referral received (a segment may have run late), the share (target 70 %),
+        and how many ended without treatment (not in the share). Counts only: no patient is named.
+        Caller must be the hospital itself (its own numbers), with a purpose.
+          INVALID_ARGUMENT (the period), PERMISSION_DENIED, UNAVAILABLE.
         """
 
 def add_PathwayServiceServicer_to_server(servicer: PathwayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

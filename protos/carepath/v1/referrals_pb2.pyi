@@ -156,6 +156,38 @@ CANCER_TREATMENT_DRUGS: CancerTreatment.ValueType  # 2
 CANCER_TREATMENT_RADIOTHERAPY: CancerTreatment.ValueType  # 3
 Global___CancerTreatment: _TypeAlias = CancerTreatment  # noqa: Y015
 
+class _CancerPathwayEndReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CancerPathwayEndReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CancerPathwayEndReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CANCER_PATHWAY_END_REASON_UNSPECIFIED: _CancerPathwayEndReason.ValueType  # 0
+    CANCER_PATHWAY_END_REASON_CANCER_NOT_CONFIRMED: _CancerPathwayEndReason.ValueType  # 1
+    """The investigation found no cancer (no disease, or another disease than cancer)."""
+    CANCER_PATHWAY_END_REASON_PATIENT_DECLINED: _CancerPathwayEndReason.ValueType  # 2
+    """The patient declines further investigation or treatment."""
+    CANCER_PATHWAY_END_REASON_PATIENT_DIED: _CancerPathwayEndReason.ValueType  # 3
+    """The patient died during the pathway."""
+    CANCER_PATHWAY_END_REASON_OTHER: _CancerPathwayEndReason.ValueType  # 4
+    """Another reason, described in the note."""
+
+class CancerPathwayEndReason(_CancerPathwayEndReason, metaclass=_CancerPathwayEndReasonEnumTypeWrapper):
+    """Why a cancer pathway ended without treatment (pakkeforløp slutt; Helsedirektoratet's
+    kodeveileder: clinical decision without cancer, or the pathway stopped).
+    """
+
+CANCER_PATHWAY_END_REASON_UNSPECIFIED: CancerPathwayEndReason.ValueType  # 0
+CANCER_PATHWAY_END_REASON_CANCER_NOT_CONFIRMED: CancerPathwayEndReason.ValueType  # 1
+"""The investigation found no cancer (no disease, or another disease than cancer)."""
+CANCER_PATHWAY_END_REASON_PATIENT_DECLINED: CancerPathwayEndReason.ValueType  # 2
+"""The patient declines further investigation or treatment."""
+CANCER_PATHWAY_END_REASON_PATIENT_DIED: CancerPathwayEndReason.ValueType  # 3
+"""The patient died during the pathway."""
+CANCER_PATHWAY_END_REASON_OTHER: CancerPathwayEndReason.ValueType  # 4
+"""Another reason, described in the note."""
+Global___CancerPathwayEndReason: _TypeAlias = CancerPathwayEndReason  # noqa: Y015
+
 @_typing.final
 class SendReferralRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -379,6 +411,77 @@ class RecordCancerPathwayMilestoneRequest(_message.Message):
 Global___RecordCancerPathwayMilestoneRequest: _TypeAlias = RecordCancerPathwayMilestoneRequest  # noqa: Y015
 
 @_typing.final
+class EndCancerPathwayRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METADATA_FIELD_NUMBER: _builtins.int
+    REFERRAL_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    referral_id: _builtins.str
+    reason: Global___CancerPathwayEndReason.ValueType
+    """Required."""
+    note: _builtins.str
+    """Free text: required with OTHER, optional otherwise. Clinical text: never logged.
+    At most 10 000 characters (shared/limits.toml).
+    """
+    @_builtins.property
+    def metadata(self) -> _common_pb2.CommandMetadata:
+        """occurred_at: when the pathway was ended (the clinical decision); not before the pathway's
+        latest milestone.
+        """
+
+    def __init__(
+        self,
+        *,
+        metadata: _common_pb2.CommandMetadata | None = ...,
+        referral_id: _builtins.str = ...,
+        reason: Global___CancerPathwayEndReason.ValueType = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "note", b"note", "reason", b"reason", "referral_id", b"referral_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndCancerPathwayRequest: _TypeAlias = EndCancerPathwayRequest  # noqa: Y015
+
+@_typing.final
+class ResendReferralRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METADATA_FIELD_NUMBER: _builtins.int
+    REFERRAL_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    RECEIVER_HER_ID_FIELD_NUMBER: _builtins.int
+    referral_id: _builtins.str
+    reason: _builtins.str
+    """The corrected referral text (problem, question to the specialist). 1–10 000 characters.
+    Clinical text: never logged.
+    At most 10 000 characters (shared/limits.toml).
+    """
+    receiver_her_id: _builtins.str
+    """HER-id of the hospital to send it to; empty: the same hospital as before."""
+    @_builtins.property
+    def metadata(self) -> _common_pb2.CommandMetadata: ...
+    def __init__(
+        self,
+        *,
+        metadata: _common_pb2.CommandMetadata | None = ...,
+        referral_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        receiver_her_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "reason", b"reason", "receiver_her_id", b"receiver_her_id", "referral_id", b"referral_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResendReferralRequest: _TypeAlias = ResendReferralRequest  # noqa: Y015
+
+@_typing.final
 class CancelReferralRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -446,6 +549,9 @@ class Referral(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     CANCER_MILESTONES_FIELD_NUMBER: _builtins.int
     CANCER_TREATMENT_FIELD_NUMBER: _builtins.int
+    CANCER_END_REASON_FIELD_NUMBER: _builtins.int
+    CANCER_ENDED_AT_FIELD_NUMBER: _builtins.int
+    RESENT_FIELD_NUMBER: _builtins.int
     referral_id: _builtins.str
     """Stable id (UUID), derived from the sender's HER-id and the send command's command_id."""
     state: Global___ReferralState.ValueType
@@ -459,6 +565,12 @@ class Referral(_message.Message):
     """Version of the referral's history (number of recorded events)."""
     cancer_treatment: Global___CancerTreatment.ValueType
     """Cancer pathways only: the first treatment decided (or started)."""
+    cancer_end_reason: Global___CancerPathwayEndReason.ValueType
+    """Cancer pathways only: why the pathway ended without treatment (UNSPECIFIED while it runs
+    or after treatment started).
+    """
+    resent: _builtins.int
+    """How many times the GP corrected and resent the referral after a rejected receipt."""
     @_builtins.property
     def patient(self) -> _common_pb2.PatientIdentifier: ...
     @_builtins.property
@@ -481,6 +593,10 @@ class Referral(_message.Message):
     def cancer_milestones(self) -> _containers.RepeatedCompositeFieldContainer[Global___CancerPathwayMilestoneReached]:
         """Cancer pathways only: the milestones reached so far, in order."""
 
+    @_builtins.property
+    def cancer_ended_at(self) -> _timestamp_pb2.Timestamp:
+        """Clinical time the pathway was ended without treatment (unset otherwise)."""
+
     def __init__(
         self,
         *,
@@ -498,10 +614,13 @@ class Referral(_message.Message):
         version: _builtins.int = ...,
         cancer_milestones: _abc.Iterable[Global___CancerPathwayMilestoneReached] | None = ...,
         cancer_treatment: Global___CancerTreatment.ValueType = ...,
+        cancer_end_reason: Global___CancerPathwayEndReason.ValueType = ...,
+        cancer_ended_at: _timestamp_pb2.Timestamp | None = ...,
+        resent: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["last_receipt", b"last_receipt", "patient", b"patient", "planned_date", b"planned_date", "received_at", b"received_at", "sent_at", b"sent_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancer_ended_at", b"cancer_ended_at", "last_receipt", b"last_receipt", "patient", b"patient", "planned_date", b"planned_date", "received_at", b"received_at", "sent_at", b"sent_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancer_milestones", b"cancer_milestones", "cancer_pathway", b"cancer_pathway", "cancer_treatment", b"cancer_treatment", "last_receipt", b"last_receipt", "patient", b"patient", "planned_date", b"planned_date", "priority", b"priority", "received_at", b"received_at", "receiver_her_id", b"receiver_her_id", "referral_id", b"referral_id", "sender_her_id", b"sender_her_id", "sent_at", b"sent_at", "state", b"state", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancer_end_reason", b"cancer_end_reason", "cancer_ended_at", b"cancer_ended_at", "cancer_milestones", b"cancer_milestones", "cancer_pathway", b"cancer_pathway", "cancer_treatment", b"cancer_treatment", "last_receipt", b"last_receipt", "patient", b"patient", "planned_date", b"planned_date", "priority", b"priority", "received_at", b"received_at", "receiver_her_id", b"receiver_her_id", "referral_id", b"referral_id", "resent", b"resent", "sender_her_id", b"sender_her_id", "sent_at", b"sent_at", "state", b"state", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

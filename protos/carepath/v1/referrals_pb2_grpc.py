@@ -42,8 +42,9 @@ class ReferralServiceStub:
     ErrorInfo reasons and the retry policy: common.proto.
     SendReferral: INVALID_ARGUMENT, PERMISSION_DENIED (not a GP office), ABORTED, UNAVAILABLE.
     RecordReferralReceipt, AcceptReferral, RejectReferral, ForwardReferral, CompleteReferral,
-    RecordCancerPathwayMilestone, CancelReferral: INVALID_ARGUMENT, FAILED_PRECONDITION
-    (referral state, milestone order), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+    RecordCancerPathwayMilestone, EndCancerPathway, ResendReferral, CancelReferral:
+    INVALID_ARGUMENT, FAILED_PRECONDITION (referral state, milestone order, pathway ended),
+    PERMISSION_DENIED, ABORTED, UNAVAILABLE.
     GetReferral: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
@@ -88,6 +89,16 @@ class ReferralServiceStub:
                 request_serializer=carepath_dot_v1_dot_referrals__pb2.RecordCancerPathwayMilestoneRequest.SerializeToString,
                 response_deserializer=carepath_dot_v1_dot_referrals__pb2.Referral.FromString,
                 _registered_method=True)
+        self.EndCancerPathway = channel.unary_unary(
+                '/carepath.v1.ReferralService/EndCancerPathway',
+                request_serializer=carepath_dot_v1_dot_referrals__pb2.EndCancerPathwayRequest.SerializeToString,
+                response_deserializer=carepath_dot_v1_dot_referrals__pb2.Referral.FromString,
+                _registered_method=True)
+        self.ResendReferral = channel.unary_unary(
+                '/carepath.v1.ReferralService/ResendReferral',
+                request_serializer=carepath_dot_v1_dot_referrals__pb2.ResendReferralRequest.SerializeToString,
+                response_deserializer=carepath_dot_v1_dot_referrals__pb2.Referral.FromString,
+                _registered_method=True)
         self.CancelReferral = channel.unary_unary(
                 '/carepath.v1.ReferralService/CancelReferral',
                 request_serializer=carepath_dot_v1_dot_referrals__pb2.CancelReferralRequest.SerializeToString,
@@ -117,8 +128,9 @@ class ReferralServiceServicer:
     ErrorInfo reasons and the retry policy: common.proto.
     SendReferral: INVALID_ARGUMENT, PERMISSION_DENIED (not a GP office), ABORTED, UNAVAILABLE.
     RecordReferralReceipt, AcceptReferral, RejectReferral, ForwardReferral, CompleteReferral,
-    RecordCancerPathwayMilestone, CancelReferral: INVALID_ARGUMENT, FAILED_PRECONDITION
-    (referral state, milestone order), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+    RecordCancerPathwayMilestone, EndCancerPathway, ResendReferral, CancelReferral:
+    INVALID_ARGUMENT, FAILED_PRECONDITION (referral state, milestone order, pathway ended),
+    PERMISSION_DENIED, ABORTED, UNAVAILABLE.
     GetReferral: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
@@ -178,6 +190,29 @@ class ReferralServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EndCancerPathway(self, request, context):
+        """The receiving hospital ends the referral's cancer pathway without treatment (pakkeforløp
+        slutt) with a coded reason: cancer not confirmed, the patient declines, the patient died,
+        or another reason. Its milestone deadlines stop, and it leaves the measure of time to
+        treatment (Helsedirektoratet measures only pathways that reach treatment start). The
+        referral itself goes on (a patient without cancer may still need the hospital's care).
+        FAILED_PRECONDITION for a referral without a cancer pathway, a pathway whose treatment has
+        started, or one already ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResendReferral(self, request, context):
+        """The referring GP office corrects a referral the hospital's system rejected (AppRec
+        REJECTED) and sends it again: the same referral, with corrected content and, if the
+        rejection named the wrong hospital, a new receiver; a new message that waits for its
+        receipt (state SENT). FAILED_PRECONDITION unless the referral is RECEIPT_REJECTED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CancelReferral(self, request, context):
         """The referring GP withdraws the referral (CANCELLED).
         """
@@ -230,6 +265,16 @@ def add_ReferralServiceServicer_to_server(servicer, server):
                     request_deserializer=carepath_dot_v1_dot_referrals__pb2.RecordCancerPathwayMilestoneRequest.FromString,
                     response_serializer=carepath_dot_v1_dot_referrals__pb2.Referral.SerializeToString,
             ),
+            'EndCancerPathway': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndCancerPathway,
+                    request_deserializer=carepath_dot_v1_dot_referrals__pb2.EndCancerPathwayRequest.FromString,
+                    response_serializer=carepath_dot_v1_dot_referrals__pb2.Referral.SerializeToString,
+            ),
+            'ResendReferral': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResendReferral,
+                    request_deserializer=carepath_dot_v1_dot_referrals__pb2.ResendReferralRequest.FromString,
+                    response_serializer=carepath_dot_v1_dot_referrals__pb2.Referral.SerializeToString,
+            ),
             'CancelReferral': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelReferral,
                     request_deserializer=carepath_dot_v1_dot_referrals__pb2.CancelReferralRequest.FromString,
@@ -265,8 +310,9 @@ class ReferralService:
     ErrorInfo reasons and the retry policy: common.proto.
     SendReferral: INVALID_ARGUMENT, PERMISSION_DENIED (not a GP office), ABORTED, UNAVAILABLE.
     RecordReferralReceipt, AcceptReferral, RejectReferral, ForwardReferral, CompleteReferral,
-    RecordCancerPathwayMilestone, CancelReferral: INVALID_ARGUMENT, FAILED_PRECONDITION
-    (referral state, milestone order), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+    RecordCancerPathwayMilestone, EndCancerPathway, ResendReferral, CancelReferral:
+    INVALID_ARGUMENT, FAILED_PRECONDITION (referral state, milestone order, pathway ended),
+    PERMISSION_DENIED, ABORTED, UNAVAILABLE.
     GetReferral: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
@@ -448,6 +494,60 @@ class ReferralService:
             target,
             '/carepath.v1.ReferralService/RecordCancerPathwayMilestone',
             carepath_dot_v1_dot_referrals__pb2.RecordCancerPathwayMilestoneRequest.SerializeToString,
+            carepath_dot_v1_dot_referrals__pb2.Referral.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndCancerPathway(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carepath.v1.ReferralService/EndCancerPathway',
+            carepath_dot_v1_dot_referrals__pb2.EndCancerPathwayRequest.SerializeToString,
+            carepath_dot_v1_dot_referrals__pb2.Referral.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResendReferral(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carepath.v1.ReferralService/ResendReferral',
+            carepath_dot_v1_dot_referrals__pb2.ResendReferralRequest.SerializeToString,
             carepath_dot_v1_dot_referrals__pb2.Referral.FromString,
             options,
             channel_credentials,

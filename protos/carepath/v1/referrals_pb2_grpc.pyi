@@ -45,8 +45,9 @@ class ReferralServiceStub:
     ErrorInfo reasons and the retry policy: common.proto.
       SendReferral: INVALID_ARGUMENT, PERMISSION_DENIED (not a GP office), ABORTED, UNAVAILABLE.
       RecordReferralReceipt, AcceptReferral, RejectReferral, ForwardReferral, CompleteReferral,
-      RecordCancerPathwayMilestone, CancelReferral: INVALID_ARGUMENT, FAILED_PRECONDITION
-      (referral state, milestone order), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      RecordCancerPathwayMilestone, EndCancerPathway, ResendReferral, CancelReferral:
+      INVALID_ARGUMENT, FAILED_PRECONDITION (referral state, milestone order, pathway ended),
+      PERMISSION_DENIED, ABORTED, UNAVAILABLE.
       GetReferral: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
@@ -78,6 +79,21 @@ class ReferralServiceStub:
     milestone was reached; it may not precede the previous one. FAILED_PRECONDITION for a
     referral without a cancer pathway or a milestone out of order.
     """
+    EndCancerPathway: _grpc.UnaryUnaryMultiCallable[_referrals_pb2.EndCancerPathwayRequest, _referrals_pb2.Referral]
+    """The receiving hospital ends the referral's cancer pathway without treatment (pakkeforløp
+    slutt) with a coded reason: cancer not confirmed, the patient declines, the patient died,
+    or another reason. Its milestone deadlines stop, and it leaves the measure of time to
+    treatment (Helsedirektoratet measures only pathways that reach treatment start). The
+    referral itself goes on (a patient without cancer may still need the hospital's care).
+    FAILED_PRECONDITION for a referral without a cancer pathway, a pathway whose treatment has
+    started, or one already ended.
+    """
+    ResendReferral: _grpc.UnaryUnaryMultiCallable[_referrals_pb2.ResendReferralRequest, _referrals_pb2.Referral]
+    """The referring GP office corrects a referral the hospital's system rejected (AppRec
+    REJECTED) and sends it again: the same referral, with corrected content and, if the
+    rejection named the wrong hospital, a new receiver; a new message that waits for its
+    receipt (state SENT). FAILED_PRECONDITION unless the referral is RECEIPT_REJECTED.
+    """
     CancelReferral: _grpc.UnaryUnaryMultiCallable[_referrals_pb2.CancelReferralRequest, _referrals_pb2.Referral]
     """The referring GP withdraws the referral (CANCELLED)."""
     GetReferral: _grpc.UnaryUnaryMultiCallable[_referrals_pb2.GetReferralRequest, _referrals_pb2.Referral]
@@ -101,8 +117,9 @@ class ReferralServiceAsyncStub(ReferralServiceStub):
     ErrorInfo reasons and the retry policy: common.proto.
       SendReferral: INVALID_ARGUMENT, PERMISSION_DENIED (not a GP office), ABORTED, UNAVAILABLE.
       RecordReferralReceipt, AcceptReferral, RejectReferral, ForwardReferral, CompleteReferral,
-      RecordCancerPathwayMilestone, CancelReferral: INVALID_ARGUMENT, FAILED_PRECONDITION
-      (referral state, milestone order), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      RecordCancerPathwayMilestone, EndCancerPathway, ResendReferral, CancelReferral:
+      INVALID_ARGUMENT, FAILED_PRECONDITION (referral state, milestone order, pathway ended),
+      PERMISSION_DENIED, ABORTED, UNAVAILABLE.
       GetReferral: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
@@ -131,6 +148,21 @@ class ReferralServiceAsyncStub(ReferralServiceStub):
     milestone was reached; it may not precede the previous one. FAILED_PRECONDITION for a
     referral without a cancer pathway or a milestone out of order.
     """
+    EndCancerPathway: _aio.UnaryUnaryMultiCallable[_referrals_pb2.EndCancerPathwayRequest, _referrals_pb2.Referral]  # type: ignore[assignment]
+    """The receiving hospital ends the referral's cancer pathway without treatment (pakkeforløp
+    slutt) with a coded reason: cancer not confirmed, the patient declines, the patient died,
+    or another reason. Its milestone deadlines stop, and it leaves the measure of time to
+    treatment (Helsedirektoratet measures only pathways that reach treatment start). The
+    referral itself goes on (a patient without cancer may still need the hospital's care).
+    FAILED_PRECONDITION for a referral without a cancer pathway, a pathway whose treatment has
+    started, or one already ended.
+    """
+    ResendReferral: _aio.UnaryUnaryMultiCallable[_referrals_pb2.ResendReferralRequest, _referrals_pb2.Referral]  # type: ignore[assignment]
+    """The referring GP office corrects a referral the hospital's system rejected (AppRec
+    REJECTED) and sends it again: the same referral, with corrected content and, if the
+    rejection named the wrong hospital, a new receiver; a new message that waits for its
+    receipt (state SENT). FAILED_PRECONDITION unless the referral is RECEIPT_REJECTED.
+    """
     CancelReferral: _aio.UnaryUnaryMultiCallable[_referrals_pb2.CancelReferralRequest, _referrals_pb2.Referral]  # type: ignore[assignment]
     """The referring GP withdraws the referral (CANCELLED)."""
     GetReferral: _aio.UnaryUnaryMultiCallable[_referrals_pb2.GetReferralRequest, _referrals_pb2.Referral]  # type: ignore[assignment]
@@ -153,8 +185,9 @@ class ReferralServiceServicer(metaclass=_abc_1.ABCMeta):
     ErrorInfo reasons and the retry policy: common.proto.
       SendReferral: INVALID_ARGUMENT, PERMISSION_DENIED (not a GP office), ABORTED, UNAVAILABLE.
       RecordReferralReceipt, AcceptReferral, RejectReferral, ForwardReferral, CompleteReferral,
-      RecordCancerPathwayMilestone, CancelReferral: INVALID_ARGUMENT, FAILED_PRECONDITION
-      (referral state, milestone order), PERMISSION_DENIED, ABORTED, UNAVAILABLE.
+      RecordCancerPathwayMilestone, EndCancerPathway, ResendReferral, CancelReferral:
+      INVALID_ARGUMENT, FAILED_PRECONDITION (referral state, milestone order, pathway ended),
+      PERMISSION_DENIED, ABORTED, UNAVAILABLE.
       GetReferral: INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE.
     """
 
@@ -222,6 +255,33 @@ class ReferralServiceServicer(metaclass=_abc_1.ABCMeta):
         ACCEPTED or COMPLETED (the pathway outlives the referral). metadata.occurred_at is when the
         milestone was reached; it may not precede the previous one. FAILED_PRECONDITION for a
         referral without a cancer pathway or a milestone out of order.
+        """
+
+    @_abc_1.abstractmethod
+    def EndCancerPathway(
+        self,
+        request: _referrals_pb2.EndCancerPathwayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_referrals_pb2.Referral, _abc.Awaitable[_referrals_pb2.Referral]]:
+        """The receiving hospital ends the referral's cancer pathway without treatment (pakkeforløp
+        slutt) with a coded reason: cancer not confirmed, the patient declines, the patient died,
+        or another reason. Its milestone deadlines stop, and it leaves the measure of time to
+        treatment (Helsedirektoratet measures only pathways that reach treatment start). The
+        referral itself goes on (a patient without cancer may still need the hospital's care).
+        FAILED_PRECONDITION for a referral without a cancer pathway, a pathway whose treatment has
+        started, or one already ended.
+        """
+
+    @_abc_1.abstractmethod
+    def ResendReferral(
+        self,
+        request: _referrals_pb2.ResendReferralRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_referrals_pb2.Referral, _abc.Awaitable[_referrals_pb2.Referral]]:
+        """The referring GP office corrects a referral the hospital's system rejected (AppRec
+        REJECTED) and sends it again: the same referral, with corrected content and, if the
+        rejection named the wrong hospital, a new receiver; a new message that waits for its
+        receipt (state SENT). FAILED_PRECONDITION unless the referral is RECEIPT_REJECTED.
         """
 
     @_abc_1.abstractmethod

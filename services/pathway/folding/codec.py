@@ -27,12 +27,13 @@ from services.pathway.folding.model import (
 )
 from services.pathway.folding.pathway import Folded, PatientState
 from services.pathway.folding.registers import BlockChange, Registration
-from shared.medication_list import Entry, EntryState, MedicationListView
+from shared.medication_list import Entry, EntryState, MedicationListView, Reconciliation
 
 #: 2: a PLO message keeps when it was answered (answered_at); 3: the stay's
 #: municipal_services_likely, the readiness notice's missing content; 4: the municipal
-#: services and the death.
-FORMAT = 4
+#: services and the death; 5: referrals keep their cancer pathway's end and resends, the
+#: medication list its latest reconciliation (the GP's reconciliation task after a discharge).
+FORMAT = 5
 
 
 def _plain(value: Any) -> Any:
@@ -87,7 +88,19 @@ def _medication_list(view: MedicationListView) -> dict[str, Any]:
              "last_changed_by": dict(e.last_changed_by)}
             for e in view.entries.values()
         ],
+        "last_reconciliation": _reconciliation(view.last_reconciliation),
     }  # fmt: skip
+
+
+def _reconciliation(rec: Reconciliation | None) -> dict[str, Any] | None:
+    if rec is None:
+        return None
+    return {
+        "reconciled_at": rec.reconciled_at,
+        "reconciled_by": dict(rec.reconciled_by),
+        "sources": list(rec.sources),
+        "note": rec.note,
+    }
 
 
 def load(text: str) -> PatientState:
@@ -147,4 +160,12 @@ def _load_list(d: dict[str, Any]) -> MedicationListView:
         e["last_changed_at"] = datetime.fromisoformat(e["last_changed_at"])
         e["state"] = EntryState(e["state"])
         view.entries[e["entry_id"]] = Entry(**e)
+    rec = d.get("last_reconciliation")
+    if rec is not None:
+        view.last_reconciliation = Reconciliation(
+            reconciled_at=datetime.fromisoformat(rec["reconciled_at"]),
+            reconciled_by=rec["reconciled_by"],
+            sources=tuple(rec["sources"]),
+            note=rec["note"],
+        )
     return view

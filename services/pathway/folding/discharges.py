@@ -53,8 +53,16 @@ def step_discharge(view: DischargeView | None, e: Envelope) -> DischargeView | N
             period = view.ready
             period.answered_at, period.can_receive = when, answer.can_receive
             period.receive_on = answer.receive_on
-        case dc.ReadinessWithdrawn() if view.ready:
+        case dc.ReadinessWithdrawn(message_id=message_id) if view.ready:
             view.ready.ended_at = when
+            if message_id:  # the Avmelding, to the municipality notified of the readiness
+                view.messages[message_id] = PloMessage(
+                    "Avmelding av utskrivningsklar pasient",
+                    view.municipality_her_id,
+                    "MUNICIPALITY",
+                    when,
+                    e.event_id,
+                )
         case dc.PatientDischarged() as discharged:
             if view.ready:
                 view.ready.ended_at = when
@@ -65,6 +73,14 @@ def step_discharge(view: DischargeView | None, e: Envelope) -> DischargeView | N
                 to = discharged.destination_her_id or view.municipality_her_id
                 view.messages[discharged.report_message_id] = PloMessage(
                     "Utskrivningsrapport", to, "MUNICIPALITY", when, e.event_id
+                )
+            if discharged.notice_message_id and view.municipality_her_id:
+                view.messages[discharged.notice_message_id] = PloMessage(
+                    "Melding om utskrevet pasient",
+                    view.municipality_her_id,
+                    "MUNICIPALITY",
+                    when,
+                    e.event_id,
                 )
         case dc.EpicrisisSent(message_id=message_id, to_her_id=to_her_id):
             kind = "MUNICIPALITY" if to_her_id == view.municipality_her_id else "GP"

@@ -5,10 +5,10 @@ build them live beside this module, one per kind of aggregate."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared import rules
-from shared.times import utc_iso
+from shared.times import OSLO, utc_iso
 
 
 @dataclass
@@ -51,6 +51,23 @@ class CancerMilestoneStatus:
     treatment: str | None
 
 
+@dataclass(frozen=True)
+class CancerPathwayTotal:
+    """A cancer pathway measured as Helsedirektoratet measures it: calendar days from the
+    referral received to the first treatment's start against the standard total for that
+    treatment (UTC ISO strings; None while unknown). `within_standard` is None until the
+    treatment has started (only then is the pathway measured)."""
+
+    started_at: str
+    treatment_started_at: str | None
+    elapsed_days: int | None  # None while the treatment has not started
+    standard_total_days: int | None  # None before the treatment is decided
+    total_due: str | None
+    within_standard: bool | None
+    end_reason: str | None
+    ended_at: str | None
+
+
 @dataclass
 class ReferralView:
     referral_id: str
@@ -65,6 +82,9 @@ class ReferralView:
     cancer_started_at: str | None = None  # the first receipt: the cancer pathway's clock
     cancer_reached: dict[str, str] = field(default_factory=dict)  # milestone → clinical time
     cancer_treatment: str | None = None
+    cancer_end_reason: str | None = None  # ended without treatment (pakkeforløp slutt)
+    cancer_ended_at: str | None = None
+    resent: int = 0  # times corrected and resent after a rejected receipt
     messages: list[PloMessage] = field(default_factory=list)  # sent, then each forward
     #: Each receiving hospital in turn: (HER-id, since, until the forward; None: still it).
     receivers: list[tuple[str, str, str | None]] = field(default_factory=list)
@@ -73,6 +93,50 @@ class ReferralView:
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_REFERRAL_STATES
+
+    @property
+    def cancer_pathway_running(self) -> bool:
+        """The pathway's deadlines run: started, not ended without treatment, the referral
+        neither declined nor withdrawn."""
+        return bool(
+            self.cancer_pathway
+            and self.cancer_started_at
+            and self.cancer_end_reason is None
+            and self.state not in CANCER_PATHWAY_ENDED
+        )
+
+    @property
+    def serious_illness_suspected(self) -> bool:
+        """An URGENT referral or one into a cancer pathway: assessed sooner (§ 2-2)."""
+        return self.priority == "URGENT" or self.cancer_pathway is not None
+
+    def cancer_total(self) -> CancerPathwayTotal | None:
+        """The pathway's total from the referral received against its standard total for
+        the treatment decided; within standard when the treatment started within it, even if
+        a segment ran late."""
+        if not self.cancer_pathway or not self.cancer_started_at:
+            return None
+        started = datetime.fromisoformat(self.cancer_started_at)
+        treatment_at = self.cancer_reached.get("TREATMENT_START")
+        standard = due = None
+        if self.cancer_treatment:
+            standard = rules.cancer_total_days(self.cancer_pathway, self.cancer_treatment)
+            first_day = started.astimezone(OSLO).date()
+            due = utc_iso(rules.end_of_day(first_day + timedelta(days=standard)))
+        elapsed = within = None
+        if treatment_at is not None:
+            elapsed = rules.cancer_elapsed_days(started, datetime.fromisoformat(treatment_at))
+            within = standard is not None and elapsed <= standard
+        return CancerPathwayTotal(
+            started_at=self.cancer_started_at,
+            treatment_started_at=treatment_at,
+            elapsed_days=elapsed,
+            standard_total_days=standard,
+            total_due=due,
+            within_standard=within,
+            end_reason=self.cancer_end_reason,
+            ended_at=self.cancer_ended_at,
+        )
 
     def cancer_milestones(self) -> list[CancerMilestoneStatus]:
         """Every milestone of the referral's cancer pathway against its standard time; each

@@ -52,6 +52,7 @@ from services.pathway.folding.summaries import Summariser
 from services.pathway.folding.tasks import (
     correspondence_tasks,
     discharge_tasks,
+    reconciliation_tasks,
     referral_tasks,
     service_tasks,
     stay_tasks,
@@ -300,6 +301,8 @@ def pathway_of(state: PatientState, timeline: list[TimelineEntry] | None = None)
     tasks += [t for d in discharges for t in discharge_tasks(d)]
     tasks += [t for c in correspondence for t in correspondence_tasks(c)]
     tasks += [t for s in services for t in service_tasks(s)]
+    register = facts_of(state.registrations)
+    tasks += reconciliation_tasks(discharges, register, _last_reconciled_at(state))
     if state.death is not None:
         tasks = []
     return PatientPathway(
@@ -310,12 +313,19 @@ def pathway_of(state: PatientState, timeline: list[TimelineEntry] | None = None)
         discharges=discharges,
         stays=stays,
         correspondence=correspondence,
-        register=facts_of(state.registrations),
+        register=register,
         blocks=active_blocks(state.blocks),
         medications=state.medications,
         services=services,
         death=state.death,
     )
+
+
+def _last_reconciled_at(state: PatientState) -> str | None:
+    """Clinical time of the medication list's latest reconciliation (None: never)."""
+    if state.medications is None or state.medications.view.last_reconciliation is None:
+        return None
+    return utc_iso(state.medications.view.last_reconciliation.reconciled_at)
 
 
 def fold(envelopes: Iterable[Envelope]) -> PatientPathway:

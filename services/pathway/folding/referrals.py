@@ -66,6 +66,29 @@ def step_referral(view: ReferralView | None, e: Envelope) -> ReferralView | None
         case rf.CancerPathwayMilestoneReached(milestone=milestone, treatment=treatment):
             view.cancer_reached[milestone] = utc_iso(e.occurred_at)
             view.cancer_treatment = treatment or view.cancer_treatment
+        case rf.CancerPathwayEnded(reason=reason):
+            view.cancer_end_reason = reason
+            view.cancer_ended_at = utc_iso(e.occurred_at)
+        case rf.ReferralResent(receiver_her_id=to_her_id):
+            # The same referral, corrected: a new message waiting for its receipt, and the
+            # referral open again (its parties' relationships run on).
+            view.state = "SENT"
+            view.resent += 1
+            view.waiting_since = utc_iso(e.occurred_at)
+            view.closed_at = None
+            her_id, since, until = view.receivers[-1]
+            view.receivers[-1] = (her_id, since, until or view.waiting_since)
+            view.receivers.append((to_her_id, view.waiting_since, None))
+            view.receiver_her_id = to_her_id
+            view.messages.append(
+                PloMessage(
+                    "Henvisning (rettet og sendt på nytt)",
+                    to_her_id,
+                    "HOSPITAL",
+                    view.waiting_since,
+                    e.event_id,
+                )
+            )
     view.updated_at = max(view.updated_at, utc_iso(e.occurred_at))
     if not view.is_open and view.closed_at is None:
         view.closed_at = utc_iso(e.occurred_at)

@@ -41,6 +41,12 @@ class RegisterFacts:
                 return held[-1].her_id
         return None
 
+    def fastlege_on(self, day: date) -> str | None:
+        """The GP office Fastlegeregisteret names as the patient's fastlege on `day` (None:
+        none known)."""
+        held = [p for p in self.fastlege if p.holds_on(day)]
+        return held[-1].her_id if held else None
+
     @property
     def home_municipality(self) -> str | None:
         """The latest residence the registers name (None: unknown)."""

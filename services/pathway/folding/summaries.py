@@ -74,6 +74,13 @@ CORRESPONDENCE_NAMES = {
     "DIALOGUE": "Dialogmelding",
 }
 
+CANCER_END_REASON_NAMES = {
+    "CANCER_NOT_CONFIRMED": "kreft ikke påvist",
+    "PATIENT_DECLINED": "pasienten ønsker ikke videre utredning eller behandling",
+    "PATIENT_DIED": "pasienten døde",
+    "OTHER": "annen grunn",
+}
+
 LEVEL_NAMES = {"MUNICIPALITY": "kommunen", "GP": "fastlegen", "HOSPITAL": "sykehuset"}
 
 
@@ -144,6 +151,10 @@ def _summary(data: Payload, actor: dict[str, str]) -> str:
             line = f"Pakkeforløp: {CANCER_MILESTONE_NAMES[milestone]}"
             cure = TREATMENT_NAMES.get(treatment or "")
             return f"{line} ({cure})" if cure else line
+        case rf.CancerPathwayEnded(reason=reason):
+            return f"Pakkeforløp avsluttet uten behandling: {CANCER_END_REASON_NAMES[reason]}"
+        case rf.ReferralResent(receiver_her_id=receiver):
+            return f"Fastlegen rettet henvisningen og sendte den på nytt til sykehus {receiver}"
         case adm.PatientAdmitted() as admitted:
             how = "akutt" if admitted.admission_type == "ACUTE" else "planlagt"
             return f"Innlagt {how} på sykehus {admitted.hospital_her_id}, {admitted.ward}"

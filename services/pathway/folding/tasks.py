@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from services.pathway.folding.model import (
-    CANCER_PATHWAY_ENDED,
     CorrespondenceView,
     DischargeView,
     MunicipalServiceView,
@@ -15,6 +14,7 @@ from services.pathway.folding.model import (
     StayView,
     Task,
 )
+from services.pathway.folding.registers import RegisterFacts
 from services.pathway.folding.summaries import (
     CANCER_MILESTONE_NAMES,
     CANCER_PATHWAY_NAMES,
@@ -22,7 +22,7 @@ from services.pathway.folding.summaries import (
     TREATMENT_NAMES,
 )
 from shared import rules
-from shared.times import day_after, utc_iso
+from shared.times import OSLO, day_after, utc_iso
 
 
 def receipt_tasks(messages: dict[str, PloMessage], aggregate_id: str) -> list[Task]:
@@ -105,8 +105,9 @@ def correspondence_tasks(c: CorrespondenceView) -> list[Task]:
 
 def referral_tasks(r: ReferralView) -> list[Task]:
     tasks = assessment_tasks(r)
-    if r.state in CANCER_PATHWAY_ENDED or not r.cancer_pathway:
+    if not r.cancer_pathway_running:
         return tasks
+    assert r.cancer_pathway is not None
     name = CANCER_PATHWAY_NAMES[r.cancer_pathway]
     for m in r.cancer_milestones():
         if m.reached_at is None and m.segment_start and m.due:
@@ -130,13 +131,13 @@ def referral_tasks(r: ReferralView) -> list[Task]:
 def assessment_tasks(r: ReferralView) -> list[Task]:
     since = datetime.fromisoformat(r.waiting_since)
 
-    def task(kind: str, description: str, due: datetime) -> Task:
+    def task(kind: str, description: str, due: datetime, on: str = "HOSPITAL") -> Task:
         return Task(
             task_id=f"{r.referral_id}:{kind}",
             kind=kind,
             description=description,
-            waiting_on_her_id=r.receiver_her_id,
-            waiting_on_kind="HOSPITAL",
+            waiting_on_her_id=r.sender_her_id if on == "GP" else r.receiver_her_id,
+            waiting_on_kind=on,
             since=r.waiting_since,
             due=utc_iso(due),
             aggregate_id=r.referral_id,
@@ -150,13 +151,25 @@ def assessment_tasks(r: ReferralView) -> list[Task]:
                 rules.receipt_due(since),
             )
         ]
+    if r.state == "RECEIPT_REJECTED":
+        return [
+            task(
+                "REFERRAL_RESEND",
+                "Henvisningen ble avvist ved mottak: fastlegen må rette og sende den på nytt",
+                rules.referral_resend_due(since),
+                on="GP",
+            )
+        ]
     if r.state != "RECEIVED":
         return []
+    serious = r.serious_illness_suspected
+    days = rules.referral_assessment_days(serious)
+    sooner = " (mistanke om alvorlig sykdom)" if serious else ""
     return [
         task(
             "REFERRAL_ASSESSMENT",
-            "Henvisningen må vurderes og pasienten informeres",
-            rules.referral_assessment_due(since),
+            f"Henvisningen må vurderes og pasienten informeres innen {days} virkedager{sooner}",
+            rules.referral_assessment_due(since, serious),
         )
     ]
 
@@ -178,3 +191,34 @@ def service_tasks(s: MunicipalServiceView) -> list[Task]:
             aggregate_id=s.service_id,
         )
     ]
+
+
+def reconciliation_tasks(
+    discharges: list[DischargeView], register: RegisterFacts, last_reconciled_at: str | None
+) -> list[Task]:
+    """After each discharge the patient's fastlege (from the registers, on the discharge day)
+    reconciles the medication list; a reconciliation recorded at or after the discharge closes
+    it. Without a known fastlege there is no one to wait on, so no task."""
+    tasks = []
+    for d in discharges:
+        if d.discharged_at is None:
+            continue
+        if last_reconciled_at is not None and last_reconciled_at >= d.discharged_at:
+            continue
+        discharged = datetime.fromisoformat(d.discharged_at)
+        gp = register.fastlege_on(discharged.astimezone(OSLO).date())
+        if gp is None:
+            continue
+        tasks.append(
+            Task(
+                task_id=f"{d.discharge_id}:MEDICATION_RECONCILIATION",
+                kind="MEDICATION_RECONCILIATION",
+                description="Fastlegen må samstemme legemiddellisten etter utskrivning",
+                waiting_on_her_id=gp,
+                waiting_on_kind="GP",
+                since=d.discharged_at,
+                due=utc_iso(rules.medication_reconciliation_due(discharged)),
+                aggregate_id=d.discharge_id,
+            )
+        )
+    return tasks

@@ -56,7 +56,7 @@ from shared.events import CURRENT_CONTRACT
 from shared.grpc_server import Server
 from shared.ids import FNR_SYSTEM
 from shared.sql import engine
-from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_MUNICIPALITY
+from tests.conftest import GP, HOSPITAL, MUNICIPALITY, OTHER_MUNICIPALITY, STORES
 from tests.support import (
     LOOPBACK,
     REGISTER_ADAPTER,
@@ -150,13 +150,7 @@ def world(
     broker: Tenant, amqp_uri: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
     tmp: Path = tmp_path_factory.mktemp("streams")
-    urls = {
-        name: f"sqlite:///{tmp}/{name}.sqlite"
-        for name in (
-            "referrals", "admissions", "discharges", "medications", "registry", "pathway",
-            "audit", "revocations", "streams",
-        )
-    }  # fmt: skip
+    urls = {name: f"sqlite:///{tmp}/{name}.sqlite" for name in (*STORES, "streams")}
     purge_queues(amqp_uri, [DELIVERY_QUEUE])
     queue = projector_queue("streams")
     with running_system(urls, broker, queue) as system:

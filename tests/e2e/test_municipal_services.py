@@ -212,7 +212,7 @@ def test_a_patient_who_dies_while_ready_for_discharge(system: Harness) -> None:
         ),
         metadata=auth(MUNICIPALITY),
     )
-    waiting = ward.read(lambda p: len(p.municipal_services) == 1)
+    waiting = ward.read(lambda p: len(p.municipal_services) == 1 and len(p.payments) == 1)
     assert {t.kind for t in waiting.tasks} >= {
         pathway_pb2.TASK_KIND_READINESS_ANSWER,
         pathway_pb2.TASK_KIND_SERVICE_START,

@@ -157,7 +157,8 @@ def test_a_municipality_sees_its_winter_month_by_month(
     seventeen messages to the municipality — six admission notices (four answered within two
     hours, one late, one never), six Helseopplysninger answered in time and five readiness
     notices nobody answered.
-    February: the same five wait one døgn more (received on the 2nd, so the 1st), and the one
+    February: the same five wait one døgn more (received on the 2nd, so the 1st), their five
+    Melding om utskrevet pasient go unanswered, and the one
     cancer pathway that started treatment rests on one patient: suppressed."""
     stub, _ = statistics
     reply = ask(stub, MUNICIPALITY, MUNICIPALITY.her_id, 1, 3)
@@ -178,7 +179,10 @@ def test_a_municipality_sees_its_winter_month_by_month(
     assert (m.patients, m.messages, m.answered_in_time, m.answered_late) == (6, 17, 10, 1)
     assert (m.unanswered_overdue, m.pending, m.suppressed) == (6, 0, False)
     assert m.share_in_time == pytest.approx(10 / 17)
-    assert feb.messages == pathway_pb2.MessageStatistics()  # nothing sent in February
+    # the five Melding om utskrevet pasient of 2 February, which nobody receipted
+    assert feb.messages == pathway_pb2.MessageStatistics(
+        patients=5, messages=5, unanswered_overdue=5
+    )
     assert feb.cancer_pathways == pathway_pb2.CancerPathwayStatistics(suppressed=True)
     assert jan.cancer_pathways == pathway_pb2.CancerPathwayStatistics()  # a true zero: shown
     assert (mar.waiting_days.patients, mar.waiting_days.days) == (0, 0)

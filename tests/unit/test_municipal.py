@@ -159,6 +159,7 @@ class Story:
                         destination=destination,  # type: ignore[arg-type]
                         destination_her_id=None,
                         report_message_id=None,
+                        notice_message_id=None,
                     ),
                     hours,
                     HOSPITAL,

@@ -132,6 +132,8 @@ def test_messages_to_the_municipality_count_by_how_they_were_answered(engine: En
 
 
 def cancer_referral(key: str, reached_at: str | None, due: str) -> dict[str, Any]:
+    """A colorectal pathway whose treatment started at `reached_at` (None: not yet), its
+    standard total from the referral received due at `due` (the projector's measure)."""
     milestones = [
         {"milestone": "FIRST_APPOINTMENT", "reached_at": t("01-10 09:00")},
         {"milestone": "INVESTIGATION_COMPLETED", "reached_at": t("01-20 09:00")},
@@ -149,6 +151,8 @@ def cancer_referral(key: str, reached_at: str | None, due: str) -> dict[str, Any
         "updated_at": t("01-02 09:00"),
         "is_open": True,
         "cancer_milestones": milestones,
+        "cancer_treatment_started_at": reached_at,
+        "cancer_within_standard": None if reached_at is None else reached_at <= due,
     }
 
 

@@ -12,8 +12,9 @@ from carepath.v1 import municipal_pb2, municipal_pb2_grpc
 from services.municipal.application import MunicipalApplication
 from services.municipal.domain import EndReason, MunicipalService, ServiceKind, ServiceState
 from shared import api
-from shared.access.enforce import AccessControl, Resolver, Resource
-from shared.errors import InvalidArgument, NotFound
+from shared.access.enforce import AccessControl, Resolver, Resource, current_call
+from shared.access.facts import FactStore
+from shared.errors import InvalidArgument, InvalidTransition, NotFound
 from shared.grpc_server import current_actor
 
 KIND_FROM_PB = {
@@ -57,8 +58,16 @@ def service_to_pb(s: MunicipalService) -> municipal_pb2.MunicipalServiceRecord:
 
 
 class MunicipalServicer(municipal_pb2_grpc.MunicipalServiceServicer):
-    def __init__(self, app: MunicipalApplication) -> None:
+    def __init__(self, app: MunicipalApplication, facts: FactStore) -> None:
         self._app = app
+        self._facts = facts
+
+    def _alive(self, action: str) -> None:
+        """Care is not decided or started for a patient the registers say has died (the death
+        is a register fact, as the pathway's read model holds it: never the request's word)."""
+        key = current_call().patient_key
+        if key is not None and self._facts.died_at(key) is not None:
+            raise InvalidTransition("the patient", "dead by the registers", action)
 
     def DecideService(
         self, request: municipal_pb2.DecideServiceRequest, context: grpc.ServicerContext
@@ -75,6 +84,7 @@ class MunicipalServicer(municipal_pb2_grpc.MunicipalServiceServicer):
             if request.institution_her_id
             else None
         )
+        self._alive("decide a municipal service")
         service = self._app.decide(ctx, patient, KIND_FROM_PB[request.kind], starts_on, institution)
         return service_to_pb(service)
 
@@ -82,6 +92,7 @@ class MunicipalServicer(municipal_pb2_grpc.MunicipalServiceServicer):
         self, request: municipal_pb2.StartServiceRequest, context: grpc.ServicerContext
     ) -> municipal_pb2.MunicipalServiceRecord:
         ctx = api.command_context(request, current_actor())
+        self._alive("start a municipal service")
         return service_to_pb(self._app.start(ctx, _service_id(request)))
 
     def EndService(
@@ -118,6 +129,8 @@ def resolvers(app: MunicipalApplication) -> dict[str, Resolver]:
 
 def register(app: MunicipalApplication, access: AccessControl) -> Any:
     def _register(server: grpc.Server) -> None:
-        municipal_pb2_grpc.add_MunicipalServiceServicer_to_server(MunicipalServicer(app), server)
+        municipal_pb2_grpc.add_MunicipalServiceServicer_to_server(
+            MunicipalServicer(app, access.facts), server
+        )
 
     return _register

@@ -28,6 +28,7 @@ from shared.access.model import (
     Relationship,
     applied_events,
     blocks,
+    deaths,
     emergency_duration,
     organisations,
     relationships,
@@ -196,6 +197,12 @@ class FactStore:
                 )
                 found.update(conn.execute(query).scalars())
         return found
+
+    def died_at(self, patient_key: str) -> str | None:
+        """When the registers say the patient died (UTC ISO), or None (alive, or unknown)."""
+        with self.engine.connect() as conn:
+            query = sa.select(deaths.c.died_at).where(deaths.c.patient_key == patient_key)
+            return conn.execute(query).scalar()
 
     def relations(self, patient_key: str, now: datetime) -> list[Relationship]:
         """Every relationship of the patient that holds now (for the pathway's register

@@ -170,6 +170,11 @@ blocks = sa.Table(
 #: delivery) waits until the event is there. Read only, never created from here.
 applied_events = sa.table("pathway_events", sa.column("event_id"))
 
+#: The registers' death of a patient as the projector keeps it (services/pathway/readmodel.py,
+#: table `pathway_patients`): a service refuses to start care for a patient who has died. Read
+#: only, never created from here.
+deaths = sa.table("pathway_patients", sa.column("patient_key"), sa.column("died_at"))
+
 organisations = sa.Table(
     "registry_organisations",
     metadata,

@@ -267,3 +267,23 @@ def test_a_patient_who_dies_while_ready_for_discharge(system: Harness) -> None:
     )
     [item] = [i for i in listed.items if i.patient.value == patient.value]
     assert item.died_at == dead.died_at and item.open_tasks == 0
+    # no care is decided or started for her any more: the death is the registers'
+    for refused in (
+        lambda: ward.municipal.DecideService(
+            municipal_pb2.DecideServiceRequest(
+                metadata=meta(),
+                patient=patient,
+                kind=municipal_pb2.MUNICIPAL_SERVICE_KIND_HOME_NURSING,
+                starts_on=common_pb2.Date(year=2099, month=1, day=2),
+            ),
+            metadata=auth(MUNICIPALITY),
+        ),
+        lambda: ward.municipal.StartService(
+            municipal_pb2.StartServiceRequest(metadata=meta(), service_id=place.service_id),
+            metadata=auth(MUNICIPALITY),
+        ),
+    ):
+        with pytest.raises(grpc.RpcError) as error:
+            refused()
+        assert error.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+        assert "dead by the registers" in (error.value.details() or "")

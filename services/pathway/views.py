@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -53,6 +53,17 @@ class PathwayView:
     messages: Sequence[Row]  # in the order sent
     payments: Sequence[Row]  # readiness periods (rows.answer_rows)
     medications: MedicationListView | None  # at the clinical time asked for
+    #: True when a page of the timeline was asked for and the timeline goes on after it.
+    timeline_goes_on: bool = False
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    """A page of the timeline: `size` entries from timeline position `start` on (positions are
+    the timeline's key, in its order; the next page starts after the page's last position)."""
+
+    start: int
+    size: int
 
 
 def get_pathway(
@@ -60,16 +71,24 @@ def get_pathway(
     key: str,
     as_of: datetime | None = None,
     medications_at: datetime | None = None,
+    page: TimelinePage | None = None,
 ) -> PathwayView | None:
     """The patient's pathway now, from the read model's rows only (no fold: its size is the
     answer's, not the patient's history) with the medication list at clinical time
-    `medications_at` (None: now).
+    `medications_at` (None: now), and the whole timeline or one `page` of it (read by the
+    timeline's key, so a page costs the same however long the patient's history is).
 
     `as_of` (recorded time) asks what was known at a past moment: that answer REPLAYS the
     patient's history — only the events recorded by then, folded exactly as the projector
     folds them into exactly the same rows — so it costs a fold of the history."""
     if as_of is not None:
-        return _replayed(engine, key, as_of, medications_at)
+        view = _replayed(engine, key, as_of, medications_at)
+        if view is None or page is None:
+            return view
+        entries = [r for r in view.timeline if r["position"] >= page.start][: page.size + 1]
+        return replace(
+            view, timeline=entries[: page.size], timeline_goes_on=len(entries) > page.size
+        )
     with snapshot(engine) as conn:
         patient = (
             conn.execute(sa.select(rm.patients).where(rm.patients.c.patient_key == key))
@@ -83,9 +102,16 @@ def get_pathway(
             query = sa.select(table).where(table.c.patient_key == key).order_by(*order)
             return list(conn.execute(query).mappings())
 
+        t = rm.timeline
+        query = sa.select(t).where(t.c.patient_key == key).order_by(t.c.position)
+        if page is not None:  # one more than the page: whether the timeline goes on
+            query = query.where(t.c.position >= page.start).limit(page.size + 1)
+        timeline = list(conn.execute(query).mappings())
+        goes_on = page is not None and len(timeline) > page.size
         return PathwayView(
             patient=patient,
-            timeline=rows(rm.timeline, rm.timeline.c.position),
+            timeline=timeline[: page.size] if page is not None else timeline,
+            timeline_goes_on=goes_on,
             referrals=rows(
                 rm.referrals, rm.referrals.c.sent_at.desc(), rm.referrals.c.referral_id.desc()
             ),
@@ -240,7 +266,7 @@ def list_pathways(
         query = query.where(p.c.ready_for_discharge_since.is_not(None))
     if where.patient_prefix:
         query = query.where(p.c.value.startswith(where.patient_prefix, autoescape=True))
-    query = query.order_by(p.c.next_due.is_(None), p.c.next_due, p.c.patient_key)
+    query = query.order_by(*rm.WORKLIST_ORDER)
     with snapshot(engine) as conn:
         rows = list(conn.execute(query.limit(limit).offset(offset)).mappings())
         tasks: dict[str, list[Row]] = {r["patient_key"]: [] for r in rows}

@@ -12,21 +12,23 @@ from zoneinfo import ZoneInfo
 OSLO = ZoneInfo("Europe/Oslo")
 
 
-#: A stored time already normalised (from year 1000 on: strftime writes earlier years short).
-_NORMALISED = re.compile(r"[1-9]\d{3}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+#: A time in UTC as text, normalised or as isoformat writes it (from year 1000 on: strftime
+#: writes earlier years short): its date and time, its fraction (6 digits) if any.
+_UTC_TEXT = re.compile(r"([1-9]\d{3}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d{6})?(?:Z|\+00:00)")
 
 
 def utc_iso(value: str | datetime) -> str:
     """Normalise a timestamp to 'YYYY-MM-DDTHH:MM:SS.ffffffZ' (sortable as text).
 
     Called for every time of every event the projector and a rebuild store, so the common
-    cases take a short way to the same text: a string already in that form is checked to be a
-    real moment and returned as it is; a datetime from year 1000 on is written by isoformat,
-    several times cheaper than strftime."""
+    cases take a short way to the same text: a string already in UTC (normalised, or as
+    isoformat writes a UTC time) is checked to be a real moment and rewritten as text; a
+    datetime from year 1000 on is written by isoformat, cheaper than strftime."""
     if isinstance(value, str):
-        if _NORMALISED.fullmatch(value):
+        utc = _UTC_TEXT.fullmatch(value)
+        if utc is not None:
             datetime.fromisoformat(value)  # refuses an impossible date or time as before
-            return value
+            return f"{utc[1]}{utc[2] or '.000000'}Z"
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)

@@ -28,7 +28,13 @@ def test_every_form_of_a_moment_is_stored_as_the_same_text() -> None:
         )
         offset = timezone(timedelta(minutes=pick.choice((0, 60, 120, -300, 330))))
         local = moment.astimezone(offset)
-        forms = (local, local.replace(tzinfo=None), local.isoformat(), _long_way(local))
+        forms = (
+            local,
+            local.replace(tzinfo=None),
+            local.isoformat(),
+            moment.isoformat(),
+            _long_way(local),
+        )
         for form in forms:
             assert utc_iso(form) == _long_way(form)
 
@@ -36,9 +42,14 @@ def test_every_form_of_a_moment_is_stored_as_the_same_text() -> None:
 def test_a_normalised_text_is_stored_as_it_is() -> None:
     assert utc_iso("2025-12-31T23:00:00.000000Z") == "2025-12-31T23:00:00.000000Z"
     assert utc_iso("2026-01-01T00:00:00+01:00") == "2025-12-31T23:00:00.000000Z"
+    assert utc_iso("2025-12-31T23:00:00+00:00") == "2025-12-31T23:00:00.000000Z"
+    assert utc_iso("2025-12-31T23:00:00.5+00:00") == "2025-12-31T23:00:00.500000Z"
 
 
-@pytest.mark.parametrize("text", ["2025-13-01T00:00:00.000000Z", "2025-02-30T08:00:00.000000Z"])
+@pytest.mark.parametrize(
+    "text",
+    ["2025-13-01T00:00:00.000000Z", "2025-02-30T08:00:00.000000Z", "2025-02-29T08:00:00+00:00"],
+)
 def test_an_impossible_moment_is_refused_even_in_the_normalised_form(text: str) -> None:
     with pytest.raises(ValueError):
         utc_iso(text)

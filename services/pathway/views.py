@@ -185,20 +185,26 @@ def _medication_list(
     if stamp is not None:
         latest = latest.where(at.c.valid_from <= stamp)
     latest = latest.order_by(at.c.valid_from.desc(), at.c.seq.desc()).limit(1).correlate(e)
-    query = (
-        sa.select(v)
-        .join(e, sa.and_(e.c.patient_key == v.c.patient_key, e.c.entry_id == v.c.entry_id))
-        .where(e.c.patient_key == key, v.c.seq == latest.scalar_subquery())
-        .order_by(e.c.position)
-    )
+    # Two steps, so each is a seek: the version of each entry (from the entry, one index seek
+    # each), then those versions by primary key. As one join the planners walk every version
+    # of the patient and test each, which costs the list's whole history.
+    current = conn.execute(
+        sa.select(e.c.entry_id, e.c.position, latest.scalar_subquery()).where(
+            e.c.patient_key == key
+        )
+    ).all()
+    order = {entry_id: position for entry_id, position, _ in current}
+    wanted = [(entry_id, seq) for entry_id, _, seq in current if seq is not None]
+    query = sa.select(v).where(v.c.patient_key == key, sa.tuple_(v.c.entry_id, v.c.seq).in_(wanted))
     view = MedicationListView(
         list_id=UUID(found["list_id"]),
         patient=dict(zip(("system", "value"), key.split("|", 1), strict=True)),
         version=int(found["version"]),
         as_of=clinical_at,
     )
-    for row in conn.execute(query).mappings():
-        view.entries[row["entry_id"]] = _entry(row)
+    versions = list(conn.execute(query).mappings()) if wanted else []
+    for version in sorted(versions, key=lambda version: order[version["entry_id"]]):
+        view.entries[version["entry_id"]] = _entry(version)
     rec = sa.select(r).where(r.c.patient_key == key)
     if stamp is not None:
         rec = rec.where(r.c.valid_from <= stamp)

@@ -18,7 +18,9 @@ one commit at the end is the rebuild's only disk sync.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -59,11 +61,31 @@ def _chunks(keys: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield keys[i : i + size]
 
 
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Python's cycle collector off while the rebuild runs: every envelope it reads stays
+    alive until its patient is folded, and each full collection walks all of them again (with
+    the collector on, a rebuild of 100,000 events spent a third of its CPU there). Reference
+    counting still frees what the rebuild lets go of; the collector is on again after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def rebuild(
     engine: Engine, stores: Mapping[str, CarepathApplication], patients: int = PATIENTS
 ) -> int:
     """Clear the event-derived tables, then store every event of every store and fold each
     patient once from them; returns the events stored."""
+    with _no_cycle_collection():
+        return _rebuild(engine, stores, patients)
+
+
+def _rebuild(engine: Engine, stores: Mapping[str, CarepathApplication], patients: int) -> int:
     by_patient = read_all(stores)
     total = 0
     with engine.begin() as conn:

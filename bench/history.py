@@ -19,7 +19,8 @@ model through the relay and the projector, and the patient's register facts (the
 office as fastlege) through `project()`. Measured:
 - command → visible: from a `ChangeDose`'s answer (in process, as above) until its event is
   in the read model, one command after another;
-- `GetPathway` p50/p99 for the patient, by the GP, over gRPC (token, policy, audit log).
+- `GetPathway` p50/p99 for the patient, by the GP, over gRPC (token, policy, audit log): the
+  answer with the first page of the timeline (`TIMELINE_PAGE` entries), as a screen reads it.
 
     make bench BENCH_ARGS="--workload history"                     # SQLite
     make bench BENCH_ARGS="--workload history --backend postgres --commands 50"
@@ -75,6 +76,8 @@ T0 = datetime(2016, 1, 4, 9, 0, tzinfo=UTC)
 OFF = 10**9
 #: Events per saved command while growing the list.
 CHUNK = 50
+#: Timeline entries per GetPathway (a screen's page; the rest by next_timeline_page_token).
+TIMELINE_PAGE = 50
 
 
 def ctx(i: int) -> CommandContext:
@@ -194,6 +197,7 @@ def measure_read(
             request = pathway_pb2.GetPathwayRequest(
                 patient=common_pb2.PatientIdentifier(**PATIENT),
                 purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION,
+                page_size=TIMELINE_PAGE,
             )
             token = bearer_metadata(ISSUER.mint(GP))
             reads = []

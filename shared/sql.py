@@ -13,7 +13,7 @@ import select
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -197,6 +197,52 @@ def engine(url: str, pool: config.Pool | None = None) -> sa.Engine:
         cursor.close()
 
     return created
+
+
+#: Rows a bulk insert sends to SQLite in one executemany (bounds the tuples held at once).
+BULK_ROWS = 10_000
+
+
+def bulk_insert(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert `rows` (every row with the columns of the first, as SQLAlchemy's executemany
+    takes them) in the connection's transaction, without SQLAlchemy's per-row parameter
+    compilation: each value passes its column type's bind processor (JSON, booleans as the
+    dialect stores them), then PostgreSQL takes the rows by COPY and SQLite by one prepared
+    statement's executemany. The same rows as `conn.execute(table.insert(), rows)` — a
+    projector batch, a rebuild's hundreds of thousands — at a fraction of the CPU."""
+    if not rows:
+        return
+    keys = list(rows[0])
+    dialect = conn.dialect
+    processors = [table.c[k].type.dialect_impl(dialect).bind_processor(dialect) for k in keys]
+    plain = all(process is None for process in processors)
+
+    def values(row: Mapping[str, Any]) -> tuple[Any, ...]:
+        if plain:
+            return tuple(row[k] for k in keys)
+        return tuple(
+            row[k] if process is None else process(row[k])
+            for k, process in zip(keys, processors, strict=True)
+        )
+
+    driver = conn.connection.driver_connection
+    columns = ", ".join(dialect.identifier_preparer.quote(k) for k in keys)
+    name = dialect.identifier_preparer.format_table(table)
+    if dialect.name == "postgresql":
+        assert isinstance(driver, psycopg.Connection)
+        with driver.cursor() as cursor, cursor.copy(f"COPY {name} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(values(row))
+        return
+    statement = f"INSERT INTO {name} ({columns}) VALUES ({', '.join('?' * len(keys))})"
+    lite = conn.connection.dbapi_connection
+    assert lite is not None
+    sqlite_cursor = lite.cursor()
+    try:
+        for i in range(0, len(rows), BULK_ROWS):
+            sqlite_cursor.executemany(statement, [values(row) for row in rows[i : i + BULK_ROWS]])
+    finally:
+        sqlite_cursor.close()
 
 
 @contextmanager

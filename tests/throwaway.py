@@ -56,6 +56,17 @@ def postgres_bin(name: str) -> str:
     return path
 
 
+#: Times a node's first start picks fresh ports when one of its ports was taken.
+PORT_ATTEMPTS = 5
+#: What a node that could not bind its AMQP listener or its distribution port prints as it
+#: exits (`rabbit_networking`'s boot error, Erlang's `inet_tcp_dist`).
+PORT_TAKEN = ("could_not_start_listener", "eaddrinuse")
+
+
+class PortTaken(AssertionError):
+    """The node exited because a port it was given was taken by the time it bound it."""
+
+
 class RabbitNode:
     """A RabbitMQ node in `directory` serving `vhost`: plaintext AMQP on loopback, or with
     `tls` only AMQPS requiring a client certificate signed by that authority. `start()` waits
@@ -67,20 +78,6 @@ class RabbitNode:
         self.tls = tls
         directory.mkdir(parents=True, exist_ok=True)
         self.node = f"carepath-{uuid.uuid4().hex[:8]}@localhost"
-        self.port, dist_port = free_port(), free_port()
-        conf = directory / "rabbitmq.conf"
-        if tls is None:
-            conf.write_text(f"listeners.tcp.default = 127.0.0.1:{self.port}\n")
-        else:
-            conf.write_text(
-                "listeners.tcp = none\n"
-                f"listeners.ssl.default = 127.0.0.1:{self.port}\n"
-                f"ssl_options.cacertfile = {tls.ca}\n"
-                f"ssl_options.certfile = {tls.server_cert}\n"
-                f"ssl_options.keyfile = {tls.server_key}\n"
-                "ssl_options.verify = verify_peer\n"
-                "ssl_options.fail_if_no_peer_cert = true\n"
-            )
         self.prefix = f"n{uuid.uuid4().hex[:6]}-"
         self.passwords = {s: secrets.token_urlsafe(18) for s in config.BROKER_ACCOUNTS}
         definitions = render(vhost, self.prefix, self.passwords)
@@ -91,16 +88,37 @@ class RabbitNode:
             {"user": ADMIN_USER, "vhost": vhost, "configure": ".*", "write": ".*", "read": ".*"}
         )
         (directory / "definitions.json").write_text(json.dumps(definitions))
-        with conf.open("a") as f:
-            f.write(f"load_definitions = {directory / 'definitions.json'}\n")
         (directory / "enabled_plugins").write_text("[].\n")  # no management listener
         (directory / "rabbitmq-env.conf").write_text("")  # not the machine's env file
+        self.server: subprocess.Popen[bytes] | None = None
+        self.started = False
+        self._listen_on(free_port(), free_port())
+
+    def _listen_on(self, port: int, dist_port: int) -> None:
+        """The node's configuration for these ports (AMQP or AMQPS, and Erlang distribution)."""
+        directory, tls = self.directory, self.tls
+        self.port = port
+        conf = directory / "rabbitmq.conf"
+        if tls is None:
+            conf.write_text(f"listeners.tcp.default = 127.0.0.1:{port}\n")
+        else:
+            conf.write_text(
+                "listeners.tcp = none\n"
+                f"listeners.ssl.default = 127.0.0.1:{port}\n"
+                f"ssl_options.cacertfile = {tls.ca}\n"
+                f"ssl_options.certfile = {tls.server_cert}\n"
+                f"ssl_options.keyfile = {tls.server_key}\n"
+                "ssl_options.verify = verify_peer\n"
+                "ssl_options.fail_if_no_peer_cert = true\n"
+            )
+        with conf.open("a") as f:
+            f.write(f"load_definitions = {directory / 'definitions.json'}\n")
         self.env = {
             **os.environ,
             "HOME": str(directory),  # its own Erlang cookie, created there
             "RABBITMQ_NODENAME": self.node,
             "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
-            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_NODE_PORT": str(port),
             "RABBITMQ_DIST_PORT": str(dist_port),
             "RABBITMQ_CONFIG_FILE": str(conf),
             "RABBITMQ_CONF_ENV_FILE": str(directory / "rabbitmq-env.conf"),
@@ -114,9 +132,8 @@ class RabbitNode:
             "ERL_EPMD_ADDRESS": "127.0.0.1",
         }
         self.env.pop("RABBITMQ_ENABLED_PLUGINS", None)
-        self.server: subprocess.Popen[bytes] | None = None
         scheme = "amqp" if tls is None else "amqps"
-        self.address = f"{scheme}://localhost:{self.port}/{vhost}"
+        self.address = f"{scheme}://localhost:{port}/{self.vhost}"
 
     @property
     def tenant(self) -> Tenant:
@@ -128,7 +145,25 @@ class RabbitNode:
         return config.with_credentials(self.address, ADMIN_USER, ADMIN_PASSWORD)
 
     def start(self, timeout: float = 120) -> None:
-        with (self.directory / "server.out").open("ab") as log:
+        """Start the node and wait until it accepts the administrator. The ports were free
+        when they were picked, not necessarily now: on its first start a node whose listener
+        could not bind (another process took the port meanwhile) is started again on fresh
+        ports. A restart keeps its ports (its clients know the address), so there it fails."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                self._start(timeout)
+            except PortTaken:
+                if self.started or attempt == PORT_ATTEMPTS:
+                    raise
+                self._listen_on(free_port(), free_port())
+                continue
+            self.started = True
+            return
+
+    def _start(self, timeout: float) -> None:
+        out = self.directory / "server.out"
+        offset = out.stat().st_size if out.exists() else 0
+        with out.open("ab") as log:
             self.server = subprocess.Popen(
                 [rabbitmq_bin("rabbitmq-server")],
                 env=self.env,
@@ -139,7 +174,13 @@ class RabbitNode:
 
         def accepts() -> bool:
             if server.poll() is not None:
-                raise AssertionError(f"the broker node exited; see {self.directory}/server.out")
+                self.server = None
+                with out.open("rb") as f:
+                    f.seek(offset)
+                    said = f.read().decode(errors="replace")
+                if any(sign in said for sign in PORT_TAKEN):
+                    raise PortTaken(f"{self.node}: a port was taken ({self.port})")
+                raise AssertionError(f"the broker node exited; see {out}")
             try:
                 amqp.connect(self.admin_uri, "node-probe").close()
             except Exception:

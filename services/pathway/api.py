@@ -333,6 +333,8 @@ def _cancer_to_pb(
 #: still there (the change feed itself is read by one poller, services/pathway/feed.py).
 WATCH_WAIT_SECONDS = 1.0
 MAX_PAGE_SIZE = 200
+#: Timeline entries GetPathway answers at most per page (page_size).
+MAX_TIMELINE_PAGE = 500
 #: Each WatchPathway stream holds a server thread while it is open (no database connection:
 #: it waits on the shared change feed).
 MAX_WORKERS = 128
@@ -416,11 +418,21 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
             if request.HasField("medications_at")
             else None
         )
-        view = views.get_pathway(self._engine, key, as_of, medications_at)
+        if not 0 <= request.page_size <= MAX_TIMELINE_PAGE:
+            raise InvalidArgument("page_size", f"must be between 0 and {MAX_TIMELINE_PAGE}")
+        page = None
+        if request.page_size:
+            page = views.TimelinePage(pages.position(request) or 0, request.page_size)
+        elif request.page_token:
+            raise InvalidArgument("page_token", "needs a page_size (a page of the timeline)")
+        view = views.get_pathway(self._engine, key, as_of, medications_at, page)
         if view is None:
             raise NotFound("no pathway for this patient")
         moment = as_of or datetime.now(UTC)
         reply = pathway_pb2.Pathway(patient=api.patient_to_pb(patient), as_of=api.timestamp(moment))
+        if page is not None and view.timeline_goes_on:
+            after = int(view.timeline[-1]["position"]) + 1
+            reply.next_timeline_page_token = pages.next_token(request, after)
         for row in view.timeline:
             actor = {"her_id": row["actor_her_id"], "org_kind": row["level"]}
             if row["actor_hpr"]:

@@ -45,7 +45,7 @@ from services.pathway.folding import codec
 from services.pathway.folding.pathway import NotInOrder, PatientState
 from services.pathway.folding.registers import organisations
 from services.pathway.rows import Row, answer_rows, replayed, timeline_rows
-from shared import amqp, events, limits, ops, tracing
+from shared import amqp, events, limits, ops, sql, tracing
 from shared.events import Envelope
 from shared.retry import UNAVAILABLE, Backoff
 from shared.rules import MissingRule
@@ -73,6 +73,11 @@ def _event_row(e: Envelope) -> dict[str, object]:
         "recorded_at": utc_iso(e.recorded_at),
         "envelope": rm.envelope_text(e),
     }
+
+
+def event_rows(envelopes: Sequence[Envelope]) -> list[dict[str, object]]:
+    """The `pathway_events` rows of these events."""
+    return [_event_row(e) for e in envelopes]
 
 
 def _chunks(items: Sequence[str], size: int = 500) -> list[Sequence[str]]:
@@ -113,13 +118,14 @@ class _Writes:
         for name, table_rows in rows.items():
             self.rows[name].extend(table_rows)
 
-    def write(self, conn: Connection) -> None:
-        for table in rm.DERIVED:
+    def write(self, conn: Connection, fresh: bool = False) -> None:
+        """Delete the replaced patients' rows, then insert the new ones; `fresh`: the tables
+        hold none of these patients' rows (a rebuild's emptied tables), nothing to delete."""
+        for table in () if fresh else rm.DERIVED:
             for chunk in _chunks(self.cleared[table.name]):
                 conn.execute(table.delete().where(table.c.patient_key.in_(chunk)))
         for table in rm.DERIVED:
-            if self.rows[table.name]:
-                conn.execute(table.insert(), self.rows[table.name])
+            sql.bulk_insert(conn, table, self.rows[table.name])
 
 
 def apply(conn: Connection, new: Mapping[str, Sequence[Envelope]]) -> None:
@@ -168,16 +174,22 @@ def apply(conn: Connection, new: Mapping[str, Sequence[Envelope]]) -> None:
 
 
 def refold(conn: Connection, keys: Sequence[str]) -> None:
-    """Fold these patients again from all of their stored events (a rebuild, a patient whose
-    stored state is missing or of another format)."""
-    writes = _Writes()
+    """Fold these patients again from all of their stored events (a patient whose stored
+    state is missing or of another format)."""
     for chunk in _chunks(keys):
-        for key, history in rm.histories(conn, chunk).items():
-            if key == rm.DIRECTORY_KEY:
-                refold_directory(conn, history)
-                continue
-            writes.replace(key, _with_state(key, *replayed(key, history)), rm.DERIVED)
-    writes.write(conn)
+        histories = rm.histories(conn, chunk)
+        directory = histories.pop(rm.DIRECTORY_KEY, None)
+        if directory is not None:
+            refold_directory(conn, directory)
+        replayed_writes(histories).write(conn)
+
+
+def replayed_writes(histories: Mapping[str, Sequence[Envelope]]) -> _Writes:
+    """Every row of these patients, each folded from all of their events (a replay)."""
+    writes = _Writes()
+    for key, history in histories.items():
+        writes.replace(key, _with_state(key, *replayed(key, history)), rm.DERIVED)
+    return writes
 
 
 def refold_stale(engine: Engine, chunk: int = 500) -> int:
@@ -229,7 +241,7 @@ def store_events(conn: Connection, envelopes: Sequence[Envelope]) -> dict[str, l
         )
     new = [e for event_id, e in unique.items() if event_id not in known]
     if new:
-        conn.execute(rm.events.insert(), [_event_row(e) for e in new])
+        sql.bulk_insert(conn, rm.events, event_rows(new))
     by_patient: dict[str, list[Envelope]] = {}
     for e in new:
         by_patient.setdefault(rm.patient_key(e.patient), []).append(e)

@@ -60,6 +60,12 @@ patients = sa.Table(
     sa.Column("died_at", sa.String(32), nullable=True),
 )
 
+#: The worklist's order (ListPathways): the earliest due task first, patients with no open
+#: task last, then by key. Indexed as it is written (migration 0017), so a page is read by
+#: walking the index, not by sorting every patient.
+WORKLIST_ORDER = (patients.c.next_due.is_(None), patients.c.next_due, patients.c.patient_key)
+sa.Index("ix_pathway_patients_worklist", *WORKLIST_ORDER)
+
 timeline = sa.Table(
     "pathway_timeline",
     metadata,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -62,6 +62,17 @@ class PathwayView:
     medications: MedicationListView | None  # at the clinical time asked for
     #: The daily rates by year (payment_rates) when the patient has payment periods, else {}.
     rates: Mapping[int, int] = dataclasses.field(default_factory=dict)
+    #: True when a page of the timeline was asked for and the timeline goes on after it.
+    timeline_goes_on: bool = False
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    """A page of the timeline: `size` entries from timeline position `start` on (positions are
+    the timeline's key, in its order; the next page starts after the page's last position)."""
+
+    start: int
+    size: int
 
 
 def get_pathway(
@@ -69,16 +80,24 @@ def get_pathway(
     key: str,
     as_of: datetime | None = None,
     medications_at: datetime | None = None,
+    page: TimelinePage | None = None,
 ) -> PathwayView | None:
     """The patient's pathway now, from the read model's rows only (no fold: its size is the
     answer's, not the patient's history) with the medication list at clinical time
-    `medications_at` (None: now).
+    `medications_at` (None: now), and the whole timeline or one `page` of it (read by the
+    timeline's key, so a page costs the same however long the patient's history is).
 
     `as_of` (recorded time) asks what was known at a past moment: that answer REPLAYS the
     patient's history — only the events recorded by then, folded exactly as the projector
     folds them into exactly the same rows — so it costs a fold of the history."""
     if as_of is not None:
-        return _replayed(engine, key, as_of, medications_at)
+        view = _replayed(engine, key, as_of, medications_at)
+        if view is None or page is None:
+            return view
+        entries = [r for r in view.timeline if r["position"] >= page.start][: page.size + 1]
+        return replace(
+            view, timeline=entries[: page.size], timeline_goes_on=len(entries) > page.size
+        )
     with snapshot(engine) as conn:
         patient = (
             conn.execute(sa.select(rm.patients).where(rm.patients.c.patient_key == key))
@@ -93,9 +112,16 @@ def get_pathway(
             return list(conn.execute(query).mappings())
 
         payments = rows(rm.payments, rm.payments.c.position)
+        t = rm.timeline
+        query = sa.select(t).where(t.c.patient_key == key).order_by(t.c.position)
+        if page is not None:  # one more than the page: whether the timeline goes on
+            query = query.where(t.c.position >= page.start).limit(page.size + 1)
+        timeline = list(conn.execute(query).mappings())
+        goes_on = page is not None and len(timeline) > page.size
         return PathwayView(
             patient=patient,
-            timeline=rows(rm.timeline, rm.timeline.c.position),
+            timeline=timeline[: page.size] if page is not None else timeline,
+            timeline_goes_on=goes_on,
             referrals=rows(
                 rm.referrals, rm.referrals.c.sent_at.desc(), rm.referrals.c.referral_id.desc()
             ),
@@ -200,20 +226,26 @@ def _medication_list(
     if stamp is not None:
         latest = latest.where(at.c.valid_from <= stamp)
     latest = latest.order_by(at.c.valid_from.desc(), at.c.seq.desc()).limit(1).correlate(e)
-    query = (
-        sa.select(v)
-        .join(e, sa.and_(e.c.patient_key == v.c.patient_key, e.c.entry_id == v.c.entry_id))
-        .where(e.c.patient_key == key, v.c.seq == latest.scalar_subquery())
-        .order_by(e.c.position)
-    )
+    # Two steps, so each is a seek: the version of each entry (from the entry, one index seek
+    # each), then those versions by primary key. As one join the planners walk every version
+    # of the patient and test each, which costs the list's whole history.
+    current = conn.execute(
+        sa.select(e.c.entry_id, e.c.position, latest.scalar_subquery()).where(
+            e.c.patient_key == key
+        )
+    ).all()
+    order = {entry_id: position for entry_id, position, _ in current}
+    wanted = [(entry_id, seq) for entry_id, _, seq in current if seq is not None]
+    query = sa.select(v).where(v.c.patient_key == key, sa.tuple_(v.c.entry_id, v.c.seq).in_(wanted))
     view = MedicationListView(
         list_id=UUID(found["list_id"]),
         patient=dict(zip(("system", "value"), key.split("|", 1), strict=True)),
         version=int(found["version"]),
         as_of=clinical_at,
     )
-    for row in conn.execute(query).mappings():
-        view.entries[row["entry_id"]] = _entry(row)
+    versions = list(conn.execute(query).mappings()) if wanted else []
+    for version in sorted(versions, key=lambda version: order[version["entry_id"]]):
+        view.entries[version["entry_id"]] = _entry(version)
     rec = sa.select(r).where(r.c.patient_key == key)
     if stamp is not None:
         rec = rec.where(r.c.valid_from <= stamp)
@@ -301,7 +333,7 @@ def list_pathways(
             ms.c.state == "STARTED",
         )
         query = query.where(running.exists())
-    query = query.order_by(p.c.next_due.is_(None), p.c.next_due, p.c.patient_key)
+    query = query.order_by(*rm.WORKLIST_ORDER)
     with snapshot(engine) as conn:
         rows = list(conn.execute(query.limit(limit).offset(offset)).mappings())
         tasks: dict[str, list[Row]] = {r["patient_key"]: [] for r in rows}

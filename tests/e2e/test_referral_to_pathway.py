@@ -654,3 +654,46 @@ def test_a_colorectal_pathway_shows_each_segment_against_its_standard_time(
     assert task.waiting_on.her_id == HOSPITAL.her_id and not task.breached
     assert timedelta(days=8) < task.due.ToDatetime(tzinfo=UTC) - NOW < timedelta(days=10)
     assert "kirurgi" in task.description
+
+
+def test_a_long_timeline_is_read_a_page_at_a_time_and_the_pages_make_the_whole(
+    system: Harness,
+    referrals: referrals_pb2_grpc.ReferralServiceStub,
+    pathway: pathway_pb2_grpc.PathwayServiceStub,
+) -> None:
+    """A home-care patient's years of events need not come in one answer: with page_size the
+    timeline comes a page at a time (the rest of the answer whole on every page), and the
+    pages, followed by their tokens, are exactly the whole timeline."""
+    for i in range(3):
+        sent = referrals.SendReferral(
+            send_request(f"send-{i}", metadata=meta(f"send-{i}", hours=-50 + i)), metadata=auth(GP)
+        )
+        receive(referrals, sent.referral_id, hours_ago=40 - i)
+    whole = wait_for(pathway_with(pathway, 6), what="three referrals and their receipts")
+    request = pathway_pb2.GetPathwayRequest(
+        patient=PATIENT, purpose=common_pb2.ACCESS_PURPOSE_CARE_COORDINATION, page_size=4
+    )
+    first = pathway.GetPathway(request, metadata=auth(GP))
+    assert len(first.timeline) == 4 and first.next_timeline_page_token
+    assert first.tasks == whole.tasks and first.summary == whole.summary
+    request.page_token, request.page_size = first.next_timeline_page_token, 2
+    second = pathway.GetPathway(request, metadata=auth(GP))
+    assert len(second.timeline) == 2 and not second.next_timeline_page_token
+    assert [*first.timeline, *second.timeline] == list(whole.timeline)
+    assert not whole.next_timeline_page_token  # no page_size: the whole timeline, no token
+
+    other = pathway_pb2.GetPathwayRequest()
+    other.CopyFrom(request)
+    other.medications_at.FromDatetime(datetime.now(UTC))  # another request: not its token
+    refused = [
+        other,
+        pathway_pb2.GetPathwayRequest(
+            patient=PATIENT, purpose=request.purpose, page_token=request.page_token
+        ),
+        pathway_pb2.GetPathwayRequest(patient=PATIENT, purpose=request.purpose, page_size=501),
+    ]
+    for bad, field in zip(refused, ("page_token", "page_token", "page_size"), strict=True):
+        with pytest.raises(grpc.RpcError) as err:
+            pathway.GetPathway(bad, metadata=auth(GP))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in (err.value.details() or "")

@@ -10,6 +10,7 @@ started again (the machine's broker is never touched)."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -329,3 +330,26 @@ def test_readiness_follows_the_broker(tmp_path: Path) -> None:
             assert probe(ports["relay"]) == 0
     finally:
         node.stop()
+
+
+def test_a_broker_node_whose_port_was_taken_meanwhile_starts_on_a_fresh_one(
+    tmp_path: Path,
+) -> None:
+    """The throwaway node's port is free when picked, not necessarily when the node binds it
+    (another test, another helper's process): its first start then fails with
+    could_not_start_listener, and it is started again on fresh ports instead of failing the
+    test that needed a broker."""
+    node = RabbitNode(tmp_path / "rabbitmq", "carepath-ops")
+    taken = node.port
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        node.start(timeout=90)
+        try:
+            assert node.port != taken
+            assert f":{node.port}/" in node.tenant.address
+            amqp.connect(node.admin_uri, "node-probe").close()
+            said = (tmp_path / "rabbitmq" / "server.out").read_text(errors="replace")
+            assert "could_not_start_listener" in said or "eaddrinuse" in said
+        finally:
+            node.stop()

@@ -556,8 +556,21 @@ class GetPathwayRequest(_message.Message):
     PURPOSE_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
     MEDICATIONS_AT_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     purpose: _common_pb2.AccessPurpose.ValueType
     """Why the caller reads the pathway; recorded in the audit log. Required."""
+    page_size: _builtins.int
+    """Optional: at most this many timeline entries in the answer (1–500), from the start of the
+    timeline or from page_token on, so a patient with years of home-care events is read a page
+    at a time; the rest of the answer (summary, tasks, medications, messages, stays, payments)
+    is whole on every page. 0: the whole timeline in one answer.
+    """
+    page_token: _builtins.str
+    """From the previous answer's next_timeline_page_token; empty for the first page. Valid only
+    for the same request (the other fields unchanged; page_size may differ): anything else is
+    refused with INVALID_ARGUMENT naming page_token.
+    """
     @_builtins.property
     def patient(self) -> _common_pb2.PatientIdentifier: ...
     @_builtins.property
@@ -579,10 +592,12 @@ class GetPathwayRequest(_message.Message):
         purpose: _common_pb2.AccessPurpose.ValueType = ...,
         as_of: _timestamp_pb2.Timestamp | None = ...,
         medications_at: _timestamp_pb2.Timestamp | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "medications_at", b"medications_at", "patient", b"patient"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "medications_at", b"medications_at", "patient", b"patient", "purpose", b"purpose"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "medications_at", b"medications_at", "page_size", b"page_size", "page_token", b"page_token", "patient", b"patient", "purpose", b"purpose"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1164,15 +1179,22 @@ class Pathway(_message.Message):
     MUNICIPAL_SERVICES_FIELD_NUMBER: _builtins.int
     DIED_AT_FIELD_NUMBER: _builtins.int
     CORRESPONDENCE_FIELD_NUMBER: _builtins.int
+    NEXT_TIMELINE_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     municipality_her_id: _builtins.str
     """HER-id of the municipality the patient lives in, from the registers (empty when unknown)."""
     access_basis: _common_pb2.AccessBasis.ValueType
     """The ground the caller was given access on (e.g. EMERGENCY for akuttilgang)."""
+    next_timeline_page_token: _builtins.str
+    """When the request set page_size and the timeline goes on after this page: the page_token
+    of the next page. Empty on the last page and when the whole timeline was asked for.
+    """
     @_builtins.property
     def patient(self) -> _common_pb2.PatientIdentifier: ...
     @_builtins.property
     def timeline(self) -> _containers.RepeatedCompositeFieldContainer[Global___TimelineEntry]:
-        """Every event of the patient ordered by clinical time (then source, aggregate, version)."""
+        """Every event of the patient ordered by clinical time (then source, aggregate, version);
+        with the request's page_size, one page of them (next_timeline_page_token: the rest).
+        """
 
     @_builtins.property
     def summary(self) -> Global___PathwaySummary: ...
@@ -1252,10 +1274,11 @@ class Pathway(_message.Message):
         municipal_services: _abc.Iterable[Global___MunicipalServicePeriod] | None = ...,
         died_at: _timestamp_pb2.Timestamp | None = ...,
         correspondence: _abc.Iterable[Global___CorrespondenceSummary] | None = ...,
+        next_timeline_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "died_at", b"died_at", "location", b"location", "medications", b"medications", "patient", b"patient", "relations", b"relations", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_basis", b"access_basis", "as_of", b"as_of", "correspondence", b"correspondence", "died_at", b"died_at", "location", b"location", "medications", b"medications", "messages", b"messages", "municipal_services", b"municipal_services", "municipality_her_id", b"municipality_her_id", "organisations", b"organisations", "patient", b"patient", "payments", b"payments", "relations", b"relations", "stays", b"stays", "summary", b"summary", "tasks", b"tasks", "timeline", b"timeline"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_basis", b"access_basis", "as_of", b"as_of", "correspondence", b"correspondence", "died_at", b"died_at", "location", b"location", "medications", b"medications", "messages", b"messages", "municipal_services", b"municipal_services", "municipality_her_id", b"municipality_her_id", "next_timeline_page_token", b"next_timeline_page_token", "organisations", b"organisations", "patient", b"patient", "payments", b"payments", "relations", b"relations", "stays", b"stays", "summary", b"summary", "tasks", b"tasks", "timeline", b"timeline"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

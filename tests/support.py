@@ -10,6 +10,7 @@ import asyncio
 import atexit
 import importlib.util
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -249,10 +250,26 @@ def events_in(app: CarepathApplication) -> int:
     return app.recorder.max_notification_id() or 0
 
 
+#: Ports handed out by `free_port` in this process (never the same one twice).
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port free now, for a server started later. Taken below Linux's ephemeral
+    range (32768–60999, where the kernel picks the local ports of outgoing connections: one of
+    those could take a port handed out from there before its server binds it), and never one
+    this process handed out before."""
+    while True:
+        port = random.randrange(20000, 32000)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
 
 
 #: The local broker's administrator (Debian's rabbitmq-server: guest, from loopback only).

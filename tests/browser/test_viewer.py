@@ -380,7 +380,8 @@ def test_a_citizen_sees_their_own_pathway_and_who_has_looked_at_it(page: Page, d
     expect(page.get_by_text(f"Fødselsnummer {demo.patient[:6]} {demo.patient[6:]}")).to_be_visible()
     where = page.get_by_role("region", name="Hvor du er nå")
     expect(where).to_contain_text("Korttidsplass på sykehjem: Fjordvik helsehus, korttidsavdeling")
-    expect(where).to_contain_text("Siden 19. nov. 2024 kl. 11:00")  # Oslo time
+    # the short-term place, from the municipality's start of it on her arrival (Oslo time)
+    expect(where).to_contain_text("Siden 19. nov. 2024 kl. 14:00")
     registers = page.get_by_role("region", name="Fastlege og kommune")
     expect(fact(registers, "Fastlege")).to_contain_text("Fjordvik legesenter")
     expect(fact(registers, "Bostedskommune")).to_have_text("Fjordvik kommune")

@@ -576,9 +576,7 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):
         messages = views.messages_answered(self._engine, municipality, months, moment)
         cancer = views.cancer_pathways_treated(self._engine, municipality, months)
         threshold = statistics.small_count_threshold()
-        rates = {
-            row["year"]: row["daily_rate_nok"] for row in views.payment_rate_rows(self._engine)
-        }
+        rates = views.daily_rates(self._engine)
         reply = pathway_pb2.StatisticsResponse(
             municipality_her_id=municipality,
             suppression_threshold=threshold,

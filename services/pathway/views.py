@@ -182,6 +182,12 @@ def payment_rates(conn: Connection) -> dict[int, int]:
     }
 
 
+def daily_rates(engine: Engine) -> dict[int, int]:
+    """`payment_rates` on a connection of its own (a read that needs only the rates)."""
+    with engine.connect() as conn:
+        return payment_rates(conn)
+
+
 def payment_rate_rows(engine: Engine) -> list[Row]:
     """Every rate with its source and who added it when, by year (the operator's list)."""
     with engine.connect() as conn:
